@@ -1,0 +1,265 @@
+/* rndz-addr.c: compact socket addresses
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include "rndz-addr-private.h"
+#include "rndz-types.h"
+#include "rndz-i18n-private.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const guint8 v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static gboolean
+parse_port (const char *text,
+            guint16    *port)
+{
+  guint64 value;
+
+  if (!g_ascii_isdigit (text[0]) || strlen (text) > 5)
+    return FALSE;
+  if (!g_ascii_string_to_unsigned (text, 10, 1, G_MAXUINT16, &value, NULL))
+    return FALSE;
+
+  *port = (guint16) value;
+  return TRUE;
+}
+
+/*
+ * rndz_addr_parse:
+ *
+ * Parses "198.51.100.7:4000" or "[2001:db8::1]:4000". Host names are not
+ * accepted: on the wire an address is always numeric, and the port must
+ * not be 0.
+ */
+gboolean
+rndz_addr_parse (RndzAddr    *addr,
+                 const char  *text,
+                 GError     **error)
+{
+  char host[INET6_ADDRSTRLEN + 1];
+  const char *port_text;
+  gsize host_len;
+
+  memset (addr, 0, sizeof *addr);
+
+  if (text[0] == '[')
+    {
+      const char *end = strchr (text, ']');
+
+      if (end == NULL || end[1] != ':')
+        goto invalid;
+      host_len = end - text - 1;
+      if (host_len == 0 || host_len >= sizeof host)
+        goto invalid;
+      memcpy (host, text + 1, host_len);
+      host[host_len] = '\0';
+      if (inet_pton (AF_INET6, host, addr->bytes) != 1)
+        goto invalid;
+      addr->family = 6;
+      port_text = end + 2;
+    }
+  else
+    {
+      const char *colon = strchr (text, ':');
+
+      if (colon == NULL)
+        goto invalid;
+      host_len = colon - text;
+      if (host_len == 0 || host_len >= sizeof host)
+        goto invalid;
+      memcpy (host, text, host_len);
+      host[host_len] = '\0';
+      if (inet_pton (AF_INET, host, addr->bytes) != 1)
+        goto invalid;
+      addr->family = 4;
+      port_text = colon + 1;
+    }
+
+  if (!parse_port (port_text, &addr->port))
+    goto invalid;
+
+  /* A v4-mapped IPv6 address is the same peer as its IPv4 address */
+  if (addr->family == 6 && memcmp (addr->bytes, v4_mapped_prefix, 12) == 0)
+    {
+      memmove (addr->bytes, addr->bytes + 12, 4);
+      memset (addr->bytes + 4, 0, 12);
+      addr->family = 4;
+    }
+
+  return TRUE;
+
+invalid:
+  memset (addr, 0, sizeof *addr);
+  g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD,
+               _("Invalid address “%s”: expected ADDRESS:PORT or [IPV6-ADDRESS]:PORT"),
+               text);
+  return FALSE;
+}
+
+char *
+rndz_addr_format (const RndzAddr *addr,
+                  char            buf[RNDZ_ADDR_STRLEN])
+{
+  char host[INET6_ADDRSTRLEN];
+
+  switch (addr->family)
+    {
+    case 4:
+      inet_ntop (AF_INET, addr->bytes, host, sizeof host);
+      g_snprintf (buf, RNDZ_ADDR_STRLEN, "%s:%u", host, addr->port);
+      break;
+    case 6:
+      inet_ntop (AF_INET6, addr->bytes, host, sizeof host);
+      g_snprintf (buf, RNDZ_ADDR_STRLEN, "[%s]:%u", host, addr->port);
+      break;
+    default:
+      g_strlcpy (buf, "(none)", RNDZ_ADDR_STRLEN);
+      break;
+    }
+
+  return buf;
+}
+
+gboolean
+rndz_addr_from_sockaddr (RndzAddr              *addr,
+                         const struct sockaddr *sa,
+                         gsize                  len)
+{
+  memset (addr, 0, sizeof *addr);
+
+  if (sa->sa_family == AF_INET && len >= sizeof (struct sockaddr_in))
+    {
+      const struct sockaddr_in *sin = (const struct sockaddr_in *) sa;
+
+      addr->family = 4;
+      addr->port = ntohs (sin->sin_port);
+      memcpy (addr->bytes, &sin->sin_addr, 4);
+      return TRUE;
+    }
+
+  if (sa->sa_family == AF_INET6 && len >= sizeof (struct sockaddr_in6))
+    {
+      const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *) sa;
+
+      addr->port = ntohs (sin6->sin6_port);
+      if (memcmp (&sin6->sin6_addr, v4_mapped_prefix, 12) == 0)
+        {
+          addr->family = 4;
+          memcpy (addr->bytes, ((const guint8 *) &sin6->sin6_addr) + 12, 4);
+        }
+      else
+        {
+          addr->family = 6;
+          memcpy (addr->bytes, &sin6->sin6_addr, 16);
+        }
+      return TRUE;
+    }
+
+  return FALSE;
+}
+
+/*
+ * rndz_addr_to_sockaddr:
+ * @socket_family: the family of the socket the address is for; an IPv4
+ *   address sent from an IPv6 (dual-stack) socket is written v4-mapped
+ *
+ * Returns: the length of the address in @ss, or 0 if @addr cannot be
+ *   reached from a socket of @socket_family
+ */
+gsize
+rndz_addr_to_sockaddr (const RndzAddr          *addr,
+                       GSocketFamily            socket_family,
+                       struct sockaddr_storage *ss)
+{
+  memset (ss, 0, sizeof *ss);
+
+  if (addr->family == 4 && socket_family == G_SOCKET_FAMILY_IPV4)
+    {
+      struct sockaddr_in *sin = (struct sockaddr_in *) ss;
+
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons (addr->port);
+      memcpy (&sin->sin_addr, addr->bytes, 4);
+      return sizeof *sin;
+    }
+
+  if ((addr->family == 4 || addr->family == 6) &&
+      socket_family == G_SOCKET_FAMILY_IPV6)
+    {
+      struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
+      guint8 *bytes = (guint8 *) &sin6->sin6_addr;
+
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons (addr->port);
+      if (addr->family == 4)
+        {
+          memcpy (bytes, v4_mapped_prefix, 12);
+          memcpy (bytes + 12, addr->bytes, 4);
+        }
+      else
+        memcpy (bytes, addr->bytes, 16);
+      return sizeof *sin6;
+    }
+
+  return 0;
+}
+
+gboolean
+rndz_addr_from_socket_address (RndzAddr       *addr,
+                               GSocketAddress *address)
+{
+  struct sockaddr_storage ss;
+  gssize len;
+
+  memset (addr, 0, sizeof *addr);
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return FALSE;
+
+  len = g_socket_address_get_native_size (address);
+  if (len <= 0 || !g_socket_address_to_native (address, &ss, sizeof ss, NULL))
+    return FALSE;
+
+  return rndz_addr_from_sockaddr (addr, (struct sockaddr *) &ss, len);
+}
+
+GSocketAddress *
+rndz_addr_to_socket_address (const RndzAddr *addr)
+{
+  struct sockaddr_storage ss;
+  gsize len;
+
+  len = rndz_addr_to_sockaddr (addr,
+                               addr->family == 4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6,
+                               &ss);
+  if (len == 0)
+    return NULL;
+
+  return g_socket_address_new_from_native (&ss, len);
+}
+
+gboolean
+rndz_addr_equal (const RndzAddr *a,
+                 const RndzAddr *b)
+{
+  return a->family == b->family && a->port == b->port &&
+         memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
+}
+
+guint
+rndz_addr_hash (const RndzAddr *addr)
+{
+  guint h = addr->family * 65599u + addr->port;
+  gsize n = addr->family == 4 ? 4 : 16;
+
+  for (gsize i = 0; i < n; i++)
+    h = h * 31u + addr->bytes[i];
+
+  return h;
+}

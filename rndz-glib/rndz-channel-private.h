@@ -1,0 +1,56 @@
+/* rndz-channel-private.h: sockets, and framed messages over TCP
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+#include "rndz-message-private.h"
+
+G_BEGIN_DECLS
+
+GSocket *rndz_socket_new_bound        (GSocketAddress  *local,
+                                       GSocketType      type,
+                                       GError         **error);
+void     rndz_socket_set_nodelay      (GSocket         *socket);
+GSocket *rndz_socket_new_for_family   (GSocketFamily    family,
+                                       GSocketType      type,
+                                       GError         **error);
+
+/*
+ * RndzChannel:
+ *
+ * A connected, non-blocking TCP socket that carries framed messages: a
+ * bounded input buffer (one frame of the largest allowed size), a bounded
+ * output queue, and one read source on a given main context. Used for the
+ * server's connections and the client's connections to the server.
+ */
+typedef struct _RndzChannel RndzChannel;
+
+/* @msg is NULL when the channel failed or was closed by the other side;
+ * @error says why. No more callbacks follow that one. */
+typedef void (*RndzChannelFunc) (RndzChannel       *channel,
+                                 const RndzMessage *msg,
+                                 const GError      *error,
+                                 gpointer           user_data);
+
+RndzChannel *rndz_channel_new         (GSocket         *socket,
+                                       GMainContext    *context,
+                                       gsize            max_size,
+                                       RndzChannelFunc  func,
+                                       gpointer         user_data);
+RndzChannel *rndz_channel_ref         (RndzChannel     *channel);
+void         rndz_channel_unref       (RndzChannel     *channel);
+gboolean     rndz_channel_send        (RndzChannel     *channel,
+                                       const RndzMessage *msg,
+                                       GError         **error);
+void         rndz_channel_close       (RndzChannel     *channel);
+gboolean     rndz_channel_is_closed   (RndzChannel     *channel);
+GSocket *    rndz_channel_get_socket  (RndzChannel     *channel);
+const RndzAddr *rndz_channel_get_remote (RndzChannel   *channel);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzChannel, rndz_channel_unref)
+
+G_END_DECLS

@@ -1,0 +1,32 @@
+/* rndz-error.c: error domains and translations
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <glib/gi18n-lib.h>
+
+#include "rndz-types.h"
+#include "rndz-i18n-private.h"
+
+G_DEFINE_QUARK (rndz-error-quark, rndz_error)
+G_DEFINE_QUARK (rndz-protocol-error-quark, rndz_protocol_error)
+
+/* The text domain is bound the first time the library needs a message,
+ * not in a constructor: an application that never hits an error never
+ * pays for it. */
+const char *
+rndz_gettext (const char *msgid)
+{
+  static gsize initialized = 0;
+
+  if (g_once_init_enter (&initialized))
+    {
+      bindtextdomain (GETTEXT_PACKAGE, RNDZ_LOCALEDIR);
+      bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+      g_once_init_leave (&initialized, 1);
+    }
+
+  return g_dgettext (GETTEXT_PACKAGE, msgid);
+}

@@ -1,0 +1,98 @@
+/* rndz-message-private.h: the rendezvous protocol's messages and frames
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+#include "rndz-addr-private.h"
+
+G_BEGIN_DECLS
+
+#define RNDZ_PROTOCOL_VERSION 1
+
+/* Limits of doc/protocol.md */
+#define RNDZ_ID_MAX_LEN 64
+#define RNDZ_MESSAGE_DEFAULT_MAX_SIZE 1400
+#define RNDZ_MESSAGE_MIN_MAX_SIZE 512
+#define RNDZ_MESSAGE_MAX_MAX_SIZE G_MAXUINT16
+#define RNDZ_FRAME_HEADER_SIZE 2
+#define RNDZ_MESSAGE_MAX_DEPTH 8
+
+typedef enum
+{
+  RNDZ_MESSAGE_INVALID = 0,
+  RNDZ_MESSAGE_PING,
+  RNDZ_MESSAGE_PONG,
+  RNDZ_MESSAGE_ISYNC,
+  RNDZ_MESSAGE_FSYNC,
+  RNDZ_MESSAGE_RSYNC,
+  RNDZ_MESSAGE_REDIRECT,
+  RNDZ_MESSAGE_BYE,
+  RNDZ_MESSAGE_ERROR,
+} RndzMessageType;
+
+/* The "code" of an error message */
+typedef enum
+{
+  RNDZ_WIRE_ERROR_UNKNOWN = 0,
+  RNDZ_WIRE_ERROR_PEER_NOT_FOUND,
+  RNDZ_WIRE_ERROR_PEER_NO_ANSWER,
+  RNDZ_WIRE_ERROR_SERVER_FULL,
+  RNDZ_WIRE_ERROR_BAD_REQUEST,
+} RndzWireError;
+
+/*
+ * RndzMessage:
+ *
+ * One decoded message. It lives on the stack and owns no memory; which
+ * fields are set depends on @type (see doc/protocol.md):
+ *
+ *   ping      id
+ *   pong      addr (the sender as the server sees it)
+ *   isync     id (requester), target
+ *   fsync     id (requester), addr (the requester as the server sees it)
+ *   rsync     id (answering peer), target (requester)
+ *   redirect  id (target), addr (the target as the server sees it)
+ *   bye       id
+ *   error     code
+ */
+typedef struct
+{
+  RndzMessageType type;
+  guint32 tid;
+  RndzWireError code;
+  char id[RNDZ_ID_MAX_LEN + 1];
+  char target[RNDZ_ID_MAX_LEN + 1];
+  RndzAddr addr;
+} RndzMessage;
+
+const char *rndz_message_type_to_string (RndzMessageType type);
+
+gboolean    rndz_id_is_valid            (const char        *id,
+                                         gssize             len);
+
+void        rndz_message_init           (RndzMessage       *msg,
+                                         RndzMessageType    type,
+                                         guint32            tid);
+gboolean    rndz_message_decode         (RndzMessage       *msg,
+                                         const char        *data,
+                                         gsize              len,
+                                         gsize              max_size,
+                                         GError           **error);
+gsize       rndz_message_encode         (const RndzMessage *msg,
+                                         char              *buf,
+                                         gsize              size);
+gsize       rndz_message_encode_frame   (const RndzMessage *msg,
+                                         char              *buf,
+                                         gsize              size);
+gssize      rndz_frame_peek             (const guint8      *buf,
+                                         gsize              len,
+                                         gsize              max_size,
+                                         GError           **error);
+GError *    rndz_wire_error_to_gerror   (RndzWireError      code,
+                                         const char        *peer_id);
+
+G_END_DECLS

@@ -1,0 +1,563 @@
+/* rndz-message.c: the rendezvous protocol's messages and frames
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "rndz-message-private.h"
+#include "rndz-types.h"
+#include "rndz-i18n-private.h"
+
+static const char * const type_names[] = {
+  [RNDZ_MESSAGE_INVALID] = NULL,
+  [RNDZ_MESSAGE_PING] = "ping",
+  [RNDZ_MESSAGE_PONG] = "pong",
+  [RNDZ_MESSAGE_ISYNC] = "isync",
+  [RNDZ_MESSAGE_FSYNC] = "fsync",
+  [RNDZ_MESSAGE_RSYNC] = "rsync",
+  [RNDZ_MESSAGE_REDIRECT] = "redirect",
+  [RNDZ_MESSAGE_BYE] = "bye",
+  [RNDZ_MESSAGE_ERROR] = "error",
+};
+
+static const char * const wire_error_names[] = {
+  [RNDZ_WIRE_ERROR_UNKNOWN] = "failed",
+  [RNDZ_WIRE_ERROR_PEER_NOT_FOUND] = "peer-not-found",
+  [RNDZ_WIRE_ERROR_PEER_NO_ANSWER] = "peer-no-answer",
+  [RNDZ_WIRE_ERROR_SERVER_FULL] = "server-full",
+  [RNDZ_WIRE_ERROR_BAD_REQUEST] = "bad-request",
+};
+
+/* Which fields each message type carries */
+enum
+{
+  FIELD_ID = 1 << 0,
+  FIELD_TARGET = 1 << 1,
+  FIELD_ADDR = 1 << 2,
+  FIELD_CODE = 1 << 3,
+};
+
+static const guint type_fields[] = {
+  [RNDZ_MESSAGE_INVALID] = 0,
+  [RNDZ_MESSAGE_PING] = FIELD_ID,
+  [RNDZ_MESSAGE_PONG] = FIELD_ADDR,
+  [RNDZ_MESSAGE_ISYNC] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_FSYNC] = FIELD_ID | FIELD_ADDR,
+  [RNDZ_MESSAGE_RSYNC] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_REDIRECT] = FIELD_ID | FIELD_ADDR,
+  [RNDZ_MESSAGE_BYE] = FIELD_ID,
+  [RNDZ_MESSAGE_ERROR] = FIELD_CODE,
+};
+
+const char *
+rndz_message_type_to_string (RndzMessageType type)
+{
+  if (type <= RNDZ_MESSAGE_INVALID || type > RNDZ_MESSAGE_ERROR)
+    return "invalid";
+  return type_names[type];
+}
+
+/*
+ * rndz_id_is_valid:
+ * @len: the length of @id in bytes, or -1 if it is nul-terminated
+ *
+ * A peer id is 1 to 64 bytes of UTF-8 without control characters.
+ */
+gboolean
+rndz_id_is_valid (const char *id,
+                  gssize      len)
+{
+  const char *p;
+
+  if (len < 0)
+    len = strlen (id);
+  if (len < 1 || len > RNDZ_ID_MAX_LEN)
+    return FALSE;
+  if (!g_utf8_validate_len (id, len, NULL))
+    return FALSE;
+
+  for (p = id; p < id + len; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      return FALSE;
+
+  return TRUE;
+}
+
+void
+rndz_message_init (RndzMessage     *msg,
+                   RndzMessageType  type,
+                   guint32          tid)
+{
+  memset (msg, 0, sizeof *msg);
+  msg->type = type;
+  msg->tid = tid;
+}
+
+/* Decoding */
+
+static gboolean
+invalid_field (GError     **error,
+               const char  *type,
+               const char  *field)
+{
+  g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD,
+               _("Invalid or missing field “%s” in a “%s” message"), field, type);
+  return FALSE;
+}
+
+/* json-glib 1.6 recurses once per nesting level and has no limit of its
+ * own; refuse deep input before it sees it. */
+static gboolean
+nesting_is_shallow (const char *data,
+                    gsize       len)
+{
+  gboolean in_string = FALSE;
+  int depth = 0;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = data[i];
+
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            in_string = FALSE;
+        }
+      else if (c == '"')
+        in_string = TRUE;
+      else if (c == '{' || c == '[')
+        {
+          if (++depth > RNDZ_MESSAGE_MAX_DEPTH)
+            return FALSE;
+        }
+      else if (c == '}' || c == ']')
+        depth--;
+    }
+
+  return TRUE;
+}
+
+/* Returns the integer member @name, or -1 if it is missing, not an
+ * integer, or out of [0, max]. */
+static gint64
+get_uint_member (JsonObject *object,
+                 const char *name,
+                 gint64      max)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  gint64 value;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_INT64)
+    return -1;
+
+  value = json_node_get_int (node);
+  if (value < 0 || value > max)
+    return -1;
+
+  return value;
+}
+
+static const char *
+get_string_member (JsonObject *object,
+                   const char *name)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+
+  return json_node_get_string (node);
+}
+
+static gboolean
+decode_id (JsonObject *object,
+           const char *name,
+           char        out[RNDZ_ID_MAX_LEN + 1])
+{
+  const char *value = get_string_member (object, name);
+
+  if (value == NULL || !rndz_id_is_valid (value, -1))
+    return FALSE;
+
+  g_strlcpy (out, value, RNDZ_ID_MAX_LEN + 1);
+  return TRUE;
+}
+
+static RndzWireError
+wire_error_from_string (const char *code)
+{
+  for (guint i = 1; i < G_N_ELEMENTS (wire_error_names); i++)
+    if (g_str_equal (code, wire_error_names[i]))
+      return i;
+
+  /* A code from a later version of the protocol */
+  return RNDZ_WIRE_ERROR_UNKNOWN;
+}
+
+static gboolean
+decode_object (RndzMessage  *msg,
+               JsonObject   *object,
+               GError      **error)
+{
+  const char *type_name, *text;
+  gint64 version, tid;
+  guint fields;
+
+  version = get_uint_member (object, "v", G_MAXINT32);
+  if (version < 0)
+    return invalid_field (error, "?", "v");
+  if (version < RNDZ_PROTOCOL_VERSION)
+    {
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION,
+                   _("Unsupported protocol version %" G_GINT64_FORMAT), version);
+      return FALSE;
+    }
+
+  type_name = get_string_member (object, "type");
+  if (type_name == NULL)
+    return invalid_field (error, "?", "type");
+  for (guint i = 1; i < G_N_ELEMENTS (type_names); i++)
+    if (g_str_equal (type_name, type_names[i]))
+      msg->type = i;
+  if (msg->type == RNDZ_MESSAGE_INVALID)
+    {
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE,
+                   _("Unknown message type “%s”"), type_name);
+      return FALSE;
+    }
+  type_name = type_names[msg->type];
+
+  tid = get_uint_member (object, "tid", G_MAXUINT32);
+  if (tid < 0)
+    return invalid_field (error, type_name, "tid");
+  msg->tid = (guint32) tid;
+
+  fields = type_fields[msg->type];
+
+  if ((fields & FIELD_ID) && !decode_id (object, "id", msg->id))
+    return invalid_field (error, type_name, "id");
+
+  if ((fields & FIELD_TARGET) && !decode_id (object, "target", msg->target))
+    return invalid_field (error, type_name, "target");
+
+  if (fields & FIELD_ADDR)
+    {
+      text = get_string_member (object, "addr");
+      if (text == NULL || !rndz_addr_parse (&msg->addr, text, NULL))
+        return invalid_field (error, type_name, "addr");
+    }
+
+  if (fields & FIELD_CODE)
+    {
+      text = get_string_member (object, "code");
+      if (text == NULL)
+        return invalid_field (error, type_name, "code");
+      msg->code = wire_error_from_string (text);
+    }
+
+  return TRUE;
+}
+
+/*
+ * rndz_message_decode:
+ * @max_size: the largest message accepted, in bytes
+ *
+ * Decodes one message: the payload of a TCP frame or a UDP datagram. All
+ * bounds are checked before json-glib parses anything. Fields that the
+ * message type does not define are ignored.
+ */
+gboolean
+rndz_message_decode (RndzMessage  *msg,
+                     const char   *data,
+                     gsize         len,
+                     gsize         max_size,
+                     GError      **error)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(GError) local_error = NULL;
+  JsonNode *root;
+
+  memset (msg, 0, sizeof *msg);
+
+  if (len > max_size)
+    {
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TOO_LARGE,
+                   _("Message of %" G_GSIZE_FORMAT " bytes is larger than the limit of %" G_GSIZE_FORMAT " bytes"),
+                   len, max_size);
+      return FALSE;
+    }
+
+  if (len == 0)
+    {
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TRUNCATED,
+                           _("Empty message"));
+      return FALSE;
+    }
+
+  if (!g_utf8_validate_len (data, len, NULL))
+    {
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_ENCODING,
+                           _("Message is not valid UTF-8"));
+      return FALSE;
+    }
+
+  if (!nesting_is_shallow (data, len))
+    {
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                           _("Message is nested too deeply"));
+      return FALSE;
+    }
+
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, data, len, &local_error))
+    {
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                   _("Message is not valid JSON: %s"), local_error->message);
+      return FALSE;
+    }
+
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                           _("Message is not a JSON object"));
+      return FALSE;
+    }
+
+  if (!decode_object (msg, json_node_get_object (root), error))
+    {
+      msg->type = RNDZ_MESSAGE_INVALID;
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Encoding
+ *
+ * Messages are small and flat, so they are written straight into the
+ * caller's buffer rather than built as a JsonNode tree first: no
+ * allocation on the server's hot path. decode() is the reference for
+ * what is valid; the tests check that every encoded message decodes.
+ */
+
+typedef struct
+{
+  char *buf;
+  gsize size;
+  gsize len;
+  gboolean overflow;
+} Writer;
+
+static void
+put (Writer     *w,
+     const char *text,
+     gsize       len)
+{
+  if (w->overflow || w->len + len >= w->size)
+    {
+      w->overflow = TRUE;
+      return;
+    }
+  memcpy (w->buf + w->len, text, len);
+  w->len += len;
+}
+
+static void
+put_str (Writer     *w,
+         const char *text)
+{
+  put (w, text, strlen (text));
+}
+
+static void
+put_json_string (Writer     *w,
+                 const char *text)
+{
+  put (w, "\"", 1);
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      guchar c = *p;
+
+      if (c == '"' || c == '\\')
+        {
+          char esc[2] = { '\\', c };
+          put (w, esc, 2);
+        }
+      else if (c < 0x20 || c == 0x7f)
+        {
+          char esc[8];
+          g_snprintf (esc, sizeof esc, "\\u%04x", c);
+          put_str (w, esc);
+        }
+      else
+        put (w, (const char *) &c, 1);
+    }
+  put (w, "\"", 1);
+}
+
+static void
+put_member (Writer     *w,
+            const char *name,
+            const char *value)
+{
+  put (w, ",\"", 2);
+  put_str (w, name);
+  put (w, "\":", 2);
+  put_json_string (w, value);
+}
+
+/*
+ * rndz_message_encode:
+ *
+ * Writes @msg as JSON into @buf, nul-terminated.
+ *
+ * Returns: the length written, without the nul, or 0 if it does not fit
+ */
+gsize
+rndz_message_encode (const RndzMessage *msg,
+                     char              *buf,
+                     gsize              size)
+{
+  Writer w = { buf, size, 0, FALSE };
+  char number[32];
+  guint fields;
+
+  g_return_val_if_fail (msg->type > RNDZ_MESSAGE_INVALID &&
+                        msg->type <= RNDZ_MESSAGE_ERROR, 0);
+
+  fields = type_fields[msg->type];
+
+  g_snprintf (number, sizeof number, "{\"v\":%d,\"type\":\"", RNDZ_PROTOCOL_VERSION);
+  put_str (&w, number);
+  put_str (&w, type_names[msg->type]);
+  g_snprintf (number, sizeof number, "\",\"tid\":%u", msg->tid);
+  put_str (&w, number);
+
+  if (fields & FIELD_ID)
+    put_member (&w, "id", msg->id);
+  if (fields & FIELD_TARGET)
+    put_member (&w, "target", msg->target);
+  if (fields & FIELD_ADDR)
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+      put_member (&w, "addr", rndz_addr_format (&msg->addr, addr));
+    }
+  if (fields & FIELD_CODE)
+    put_member (&w, "code", wire_error_names[msg->code]);
+
+  put (&w, "}", 1);
+
+  if (w.overflow)
+    return 0;
+
+  buf[w.len] = '\0';
+  return w.len;
+}
+
+/*
+ * rndz_message_encode_frame:
+ *
+ * Writes @msg as a TCP frame: a two-byte big-endian length, then the JSON.
+ *
+ * Returns: the length of the whole frame, or 0 if it does not fit
+ */
+gsize
+rndz_message_encode_frame (const RndzMessage *msg,
+                           char              *buf,
+                           gsize              size)
+{
+  gsize len;
+
+  if (size <= RNDZ_FRAME_HEADER_SIZE)
+    return 0;
+
+  len = rndz_message_encode (msg, buf + RNDZ_FRAME_HEADER_SIZE,
+                             MIN (size - RNDZ_FRAME_HEADER_SIZE, G_MAXUINT16 + 1));
+  if (len == 0)
+    return 0;
+
+  buf[0] = (len >> 8) & 0xff;
+  buf[1] = len & 0xff;
+  return len + RNDZ_FRAME_HEADER_SIZE;
+}
+
+/*
+ * rndz_frame_peek:
+ * @buf: bytes received so far
+ * @max_size: the largest payload accepted
+ *
+ * Returns: the payload length of the complete frame at the start of
+ *   @buf; 0 if more bytes are needed; -1 with @error set if the frame
+ *   is empty or announces more than @max_size bytes
+ */
+gssize
+rndz_frame_peek (const guint8  *buf,
+                 gsize          len,
+                 gsize          max_size,
+                 GError       **error)
+{
+  gsize payload;
+
+  if (len < RNDZ_FRAME_HEADER_SIZE)
+    return 0;
+
+  payload = ((gsize) buf[0] << 8) | buf[1];
+  if (payload == 0)
+    {
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TRUNCATED,
+                           _("Empty frame"));
+      return -1;
+    }
+  if (payload > max_size)
+    {
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TOO_LARGE,
+                   _("Frame of %" G_GSIZE_FORMAT " bytes is larger than the limit of %" G_GSIZE_FORMAT " bytes"),
+                   payload, max_size);
+      return -1;
+    }
+
+  if (len < RNDZ_FRAME_HEADER_SIZE + payload)
+    return 0;
+
+  return payload;
+}
+
+/*
+ * rndz_wire_error_to_gerror:
+ *
+ * Turns the code of an error message from the server into a #GError in
+ * the %RNDZ_ERROR domain.
+ */
+GError *
+rndz_wire_error_to_gerror (RndzWireError  code,
+                           const char    *peer_id)
+{
+  switch (code)
+    {
+    case RNDZ_WIRE_ERROR_PEER_NOT_FOUND:
+      return g_error_new (RNDZ_ERROR, RNDZ_ERROR_PEER_NOT_FOUND,
+                          _("Peer “%s” is not registered with the server"), peer_id);
+    case RNDZ_WIRE_ERROR_PEER_NO_ANSWER:
+      return g_error_new (RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER,
+                          _("Peer “%s” did not answer the connection request"), peer_id);
+    case RNDZ_WIRE_ERROR_SERVER_FULL:
+      return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_SERVER_FULL,
+                                  _("The server is full"));
+    case RNDZ_WIRE_ERROR_BAD_REQUEST:
+      return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_BAD_REQUEST,
+                                  _("The server did not accept the request"));
+    case RNDZ_WIRE_ERROR_UNKNOWN:
+    default:
+      return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,
+                                  _("The server reported a failure"));
+    }
+}

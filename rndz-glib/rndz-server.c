@@ -1,0 +1,1507 @@
+/* rndz-server.c: the rendezvous server
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+/**
+ * RndzServer:
+ *
+ * A rendezvous server: it observes the public address of every peer that
+ * registers with it and forwards connection requests between peers.
+ *
+ * The server serves TCP and UDP on one port. A peer registers by sending
+ * `ping` messages with its id, at least once per
+ * [property@Rndz.Server:peer-timeout]; a peer that wants to reach another
+ * one sends `isync`, which the server forwards to the target as `fsync`
+ * together with the requester's observed address. The target punches a hole
+ * towards that address and answers `rsync`; the server then tells the
+ * requester the target's observed address with `redirect`. The protocol is
+ * described in `doc/protocol.md`.
+ *
+ * All sockets and timers of a server are attached to the
+ * [struct@GLib.MainContext] that was the thread-default one when the server
+ * was created; use the server from that context's thread only.
+ *
+ * The server never trusts what it reads: every message is bounded and
+ * validated before it is parsed, malformed TCP input closes only the
+ * connection it came on, malformed datagrams are dropped, and every table
+ * the server keeps has a limit.
+ *
+ * Since: 1.0
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "rndz-server.h"
+#include "rndz-enum-types.h"
+#include "rndz-channel-private.h"
+#include "rndz-message-private.h"
+#include "rndz-i18n-private.h"
+
+#define DEFAULT_PEER_TIMEOUT 60
+#define DEFAULT_FORWARD_TIMEOUT 5
+#define DEFAULT_REGISTER_TIMEOUT 10
+#define DEFAULT_MAX_PEERS 100000
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define LISTEN_BACKLOG 128
+/* Datagrams read per wake-up, so TCP connections get their turn */
+#define UDP_BATCH 64
+/* Outstanding forwarded requests; more is a flood, not a workload */
+#define MAX_PENDING 4096
+
+typedef struct _ServerConn ServerConn;
+
+/* A registered peer. Kept small: a server may hold a million of them. */
+typedef struct
+{
+  char *id;
+  RndzAddr addr;
+  guint8 transport;
+  gint64 last_seen;
+  GList link;            /* in RndzServer.expiry, oldest first */
+  ServerConn *conn;      /* TCP only */
+} Peer;
+
+/* A TCP connection accepted by the server */
+struct _ServerConn
+{
+  RndzServer *server;
+  RndzChannel *channel;
+  Peer *peer;            /* the peer registered on it, if any */
+  gint64 opened;
+  GList link;            /* in RndzServer.unregistered while peer == NULL */
+};
+
+/* An isync forwarded to its target, waiting for the target's rsync */
+typedef struct
+{
+  guint32 server_tid;
+  guint32 requester_tid;
+  RndzTransport transport;
+  RndzAddr requester_addr;
+  ServerConn *requester_conn;   /* TCP; NULL once that connection closed */
+  char requester_id[RNDZ_ID_MAX_LEN + 1];
+  char target_id[RNDZ_ID_MAX_LEN + 1];
+  gint64 deadline;
+  GList link;                   /* in RndzServer.pending, by deadline */
+} Pending;
+
+/* Key of the UDP retransmission table: the same isync sent again */
+typedef struct
+{
+  RndzAddr addr;
+  guint32 tid;
+} RequestKey;
+
+struct _RndzServer
+{
+  GObject parent_instance;
+
+  GMainContext *context;
+
+  GSocket *udp_socket;
+  GSocket *tcp_socket;
+  GSocketFamily family;
+  GSource *udp_source;
+  GSource *tcp_source;
+  GSource *timer;
+
+  /* Registry, one table per transport: id → Peer */
+  GHashTable *peers[2];
+  GQueue expiry;
+
+  GHashTable *conns;           /* ServerConn set */
+  GQueue unregistered;
+
+  GHashTable *pending;         /* server tid → Pending */
+  GHashTable *pending_by_request; /* RequestKey → Pending, UDP only */
+  GQueue pending_queue;
+  guint32 next_tid;
+
+  guint peer_timeout;
+  guint forward_timeout;
+  guint register_timeout;
+  guint max_peers;
+  guint max_connections;
+  guint max_message_size;
+};
+
+enum
+{
+  PROP_0,
+  PROP_PEER_TIMEOUT,
+  PROP_FORWARD_TIMEOUT,
+  PROP_REGISTER_TIMEOUT,
+  PROP_MAX_PEERS,
+  PROP_MAX_CONNECTIONS,
+  PROP_MAX_MESSAGE_SIZE,
+  PROP_PEER_COUNT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_PEER_REGISTERED,
+  SIGNAL_PEER_REMOVED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (RndzServer, rndz_server, G_TYPE_OBJECT)
+
+static void server_conn_close (ServerConn *conn);
+static void server_schedule (RndzServer *server, gint64 deadline);
+
+/* Sending */
+
+static void
+server_send_udp (RndzServer        *server,
+                 const RndzAddr    *to,
+                 const RndzMessage *msg)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  struct sockaddr_storage ss;
+  gsize len, sslen;
+
+  len = rndz_message_encode (msg, buf, sizeof buf);
+  sslen = rndz_addr_to_sockaddr (to, server->family, &ss);
+  if (len == 0 || sslen == 0 || server->udp_socket == NULL)
+    return;
+
+  /* Best effort, like UDP itself: a full socket buffer drops the reply
+   * and the peer asks again. */
+  if (sendto (g_socket_get_fd (server->udp_socket), buf, len, MSG_DONTWAIT,
+              (struct sockaddr *) &ss, sslen) < 0)
+    g_debug ("UDP send failed: %s", g_strerror (errno));
+}
+
+static void
+server_send_tcp (ServerConn        *conn,
+                 const RndzMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!rndz_channel_send (conn->channel, msg, &error))
+    {
+      g_debug ("Closing connection: %s", error->message);
+      server_conn_close (conn);
+    }
+}
+
+/* Sends @msg to whoever sent a message on @transport from @addr / @conn */
+static void
+server_reply (RndzServer        *server,
+              RndzTransport      transport,
+              const RndzAddr    *addr,
+              ServerConn        *conn,
+              const RndzMessage *msg)
+{
+  if (transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, addr, msg);
+  else if (conn != NULL)
+    server_send_tcp (conn, msg);
+}
+
+static void
+server_reply_error (RndzServer     *server,
+                    RndzTransport   transport,
+                    const RndzAddr *addr,
+                    ServerConn     *conn,
+                    guint32         tid,
+                    RndzWireError   code)
+{
+  RndzMessage reply;
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, tid);
+  reply.code = code;
+  server_reply (server, transport, addr, conn, &reply);
+}
+
+/* Registry */
+
+static void
+peer_free (Peer *peer)
+{
+  g_free (peer->id);
+  g_free (peer);
+}
+
+/* A connection is in the unregistered queue exactly when it carries no
+ * registration; this is the one place that moves it in or out. */
+static void
+conn_set_peer (RndzServer *server,
+               ServerConn *conn,
+               Peer       *peer)
+{
+  if (conn->peer == peer)
+    return;
+
+  if (conn->peer != NULL)
+    conn->peer->conn = NULL;
+  else
+    g_queue_unlink (&server->unregistered, &conn->link);
+
+  conn->peer = peer;
+  if (peer != NULL)
+    {
+      peer->conn = conn;
+      return;
+    }
+
+  conn->opened = g_get_monotonic_time ();
+  g_queue_push_tail_link (&server->unregistered, &conn->link);
+  server_schedule (server, conn->opened + server->register_timeout * G_USEC_PER_SEC);
+}
+
+/* Forgets @peer. Its TCP connection, if any, stays open but unregistered:
+ * callers close it when that is what they mean. */
+static void
+server_remove_peer (RndzServer *server,
+                    Peer       *peer)
+{
+  g_autofree char *id = g_strdup (peer->id);
+  RndzTransport transport = peer->transport;
+
+  g_debug ("Removing %s peer “%s”", transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", id);
+
+  if (peer->conn != NULL)
+    conn_set_peer (server, peer->conn, NULL);
+
+  g_queue_unlink (&server->expiry, &peer->link);
+  g_hash_table_remove (server->peers[transport], peer->id);
+
+  g_signal_emit (server, signals[SIGNAL_PEER_REMOVED], 0, id, transport);
+  g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+}
+
+/* Forgets @peer and closes its TCP connection */
+static void
+server_drop_peer (RndzServer *server,
+                  Peer       *peer)
+{
+  ServerConn *conn = peer->conn;
+
+  server_remove_peer (server, peer);
+  if (conn != NULL)
+    server_conn_close (conn);
+}
+
+static void
+emit_registered (RndzServer *server,
+                 Peer       *peer)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+
+  if (!g_signal_has_handler_pending (server, signals[SIGNAL_PEER_REGISTERED], 0, FALSE))
+    return;
+
+  address = rndz_addr_to_socket_address (&peer->addr);
+  g_signal_emit (server, signals[SIGNAL_PEER_REGISTERED], 0,
+                 peer->id, (RndzTransport) peer->transport, address);
+}
+
+static void
+server_touch_peer (RndzServer *server,
+                   Peer       *peer)
+{
+  peer->last_seen = g_get_monotonic_time ();
+  g_queue_unlink (&server->expiry, &peer->link);
+  g_queue_push_tail_link (&server->expiry, &peer->link);
+  server_schedule (server, peer->last_seen + server->peer_timeout * G_USEC_PER_SEC);
+}
+
+static void
+handle_ping (RndzServer        *server,
+             RndzTransport      transport,
+             const RndzAddr    *from,
+             ServerConn        *conn,
+             const RndzMessage *msg)
+{
+  GHashTable *table = server->peers[transport];
+  RndzMessage reply;
+  Peer *peer;
+  gboolean changed = FALSE;
+
+  /* A connection carries one registration: a ping for another id first
+   * drops the old one. */
+  if (conn != NULL && conn->peer != NULL && !g_str_equal (conn->peer->id, msg->id))
+    server_remove_peer (server, conn->peer);
+
+  peer = g_hash_table_lookup (table, msg->id);
+  if (peer == NULL)
+    {
+      if (g_hash_table_size (server->peers[0]) + g_hash_table_size (server->peers[1]) >= server->max_peers)
+        {
+          g_debug ("Refusing “%s”: %u peers registered", msg->id, server->max_peers);
+          server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+          return;
+        }
+
+      peer = g_new0 (Peer, 1);
+      peer->id = g_strdup (msg->id);
+      peer->transport = transport;
+      peer->link.data = peer;
+      g_hash_table_insert (table, peer->id, peer);
+      changed = TRUE;
+    }
+
+  if (!rndz_addr_equal (&peer->addr, from))
+    {
+      peer->addr = *from;
+      changed = TRUE;
+    }
+
+  if (transport == RNDZ_TRANSPORT_TCP && peer->conn != conn)
+    {
+      /* A newer registration of the same id replaces the old one */
+      ServerConn *old = peer->conn;
+
+      if (old != NULL)
+        {
+          conn_set_peer (server, old, NULL);
+          server_conn_close (old);
+        }
+      conn_set_peer (server, conn, peer);
+      changed = TRUE;
+    }
+
+  server_touch_peer (server, peer);
+
+  if (changed)
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+
+      g_debug ("Registered %s peer “%s” at %s",
+               transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP",
+               peer->id, rndz_addr_format (&peer->addr, addr));
+      emit_registered (server, peer);
+      g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+    }
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
+  reply.addr = *from;
+  server_reply (server, transport, from, conn, &reply);
+}
+
+/* Is @peer the one that sent a message from @from / @conn? */
+static gboolean
+peer_matches_source (Peer           *peer,
+                     const RndzAddr *from,
+                     ServerConn     *conn)
+{
+  if (peer->transport == RNDZ_TRANSPORT_TCP)
+    return peer->conn == conn;
+  return rndz_addr_equal (&peer->addr, from);
+}
+
+static void
+handle_bye (RndzServer        *server,
+            RndzTransport      transport,
+            const RndzAddr    *from,
+            ServerConn        *conn,
+            const RndzMessage *msg)
+{
+  Peer *peer = g_hash_table_lookup (server->peers[transport], msg->id);
+
+  /* Only the registered peer itself may unregister */
+  if (peer == NULL || !peer_matches_source (peer, from, conn))
+    return;
+
+  server_remove_peer (server, peer);
+}
+
+/* Forwarding */
+
+static guint
+request_key_hash (gconstpointer key)
+{
+  const RequestKey *k = key;
+
+  return rndz_addr_hash (&k->addr) ^ k->tid;
+}
+
+static gboolean
+request_key_equal (gconstpointer a,
+                   gconstpointer b)
+{
+  const RequestKey *ka = a, *kb = b;
+
+  return ka->tid == kb->tid && rndz_addr_equal (&ka->addr, &kb->addr);
+}
+
+static void
+pending_free (RndzServer *server,
+              Pending    *pending)
+{
+  if (pending->transport == RNDZ_TRANSPORT_UDP)
+    {
+      RequestKey key = { pending->requester_addr, pending->requester_tid };
+      g_hash_table_remove (server->pending_by_request, &key);
+    }
+  g_queue_unlink (&server->pending_queue, &pending->link);
+  g_hash_table_remove (server->pending, GUINT_TO_POINTER (pending->server_tid));
+  g_free (pending);
+}
+
+static void
+send_fsync (RndzServer *server,
+            Peer       *target,
+            Pending    *pending)
+{
+  RndzMessage fsync;
+
+  rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, pending->server_tid);
+  g_strlcpy (fsync.id, pending->requester_id, sizeof fsync.id);
+  fsync.addr = pending->requester_addr;
+
+  if (target->transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, &target->addr, &fsync);
+  else
+    server_send_tcp (target->conn, &fsync);
+}
+
+static guint32
+server_new_tid (RndzServer *server)
+{
+  do
+    server->next_tid++;
+  while (server->next_tid == 0 ||
+         g_hash_table_contains (server->pending, GUINT_TO_POINTER (server->next_tid)));
+
+  return server->next_tid;
+}
+
+static void
+handle_isync (RndzServer        *server,
+              RndzTransport      transport,
+              const RndzAddr    *from,
+              ServerConn        *conn,
+              const RndzMessage *msg)
+{
+  Peer *target = g_hash_table_lookup (server->peers[transport], msg->target);
+  Pending *pending;
+
+  if (target == NULL)
+    {
+      g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
+      server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      return;
+    }
+
+  /* The same isync again: the fsync or the reply to it was lost */
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      RequestKey key = { *from, msg->tid };
+
+      pending = g_hash_table_lookup (server->pending_by_request, &key);
+      if (pending != NULL)
+        {
+          send_fsync (server, target, pending);
+          return;
+        }
+    }
+
+  if (g_hash_table_size (server->pending) >= MAX_PENDING)
+    {
+      server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return;
+    }
+
+  pending = g_new0 (Pending, 1);
+  pending->server_tid = server_new_tid (server);
+  pending->requester_tid = msg->tid;
+  pending->transport = transport;
+  pending->requester_addr = *from;
+  pending->requester_conn = conn;
+  g_strlcpy (pending->requester_id, msg->id, sizeof pending->requester_id);
+  g_strlcpy (pending->target_id, msg->target, sizeof pending->target_id);
+  pending->deadline = g_get_monotonic_time () + server->forward_timeout * G_USEC_PER_SEC;
+  pending->link.data = pending;
+
+  g_hash_table_insert (server->pending, GUINT_TO_POINTER (pending->server_tid), pending);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      RequestKey *key = g_new (RequestKey, 1);
+
+      key->addr = *from;
+      key->tid = msg->tid;
+      g_hash_table_insert (server->pending_by_request, key, pending);
+    }
+  g_queue_push_tail_link (&server->pending_queue, &pending->link);
+  server_schedule (server, pending->deadline);
+
+  g_debug ("Forwarding request of “%s” to “%s”", msg->id, msg->target);
+  send_fsync (server, target, pending);
+}
+
+static void
+handle_rsync (RndzServer        *server,
+              RndzTransport      transport,
+              const RndzAddr    *from,
+              ServerConn        *conn,
+              const RndzMessage *msg)
+{
+  Pending *pending = g_hash_table_lookup (server->pending, GUINT_TO_POINTER (msg->tid));
+  RndzMessage redirect;
+  Peer *target;
+
+  if (pending == NULL || pending->transport != transport ||
+      !g_str_equal (pending->target_id, msg->id) ||
+      !g_str_equal (pending->requester_id, msg->target))
+    return;
+
+  /* Only the target itself may answer for the target */
+  target = g_hash_table_lookup (server->peers[transport], msg->id);
+  if (target == NULL || !peer_matches_source (target, from, conn))
+    return;
+
+  server_touch_peer (server, target);
+
+  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, pending->requester_tid);
+  g_strlcpy (redirect.id, target->id, sizeof redirect.id);
+  redirect.addr = target->addr;
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, &pending->requester_addr, &redirect);
+  else if (pending->requester_conn != NULL)
+    server_send_tcp (pending->requester_conn, &redirect);
+
+  pending_free (server, pending);
+}
+
+static void
+server_handle_message (RndzServer        *server,
+                       RndzTransport      transport,
+                       const RndzAddr    *from,
+                       ServerConn        *conn,
+                       const RndzMessage *msg)
+{
+  switch (msg->type)
+    {
+    case RNDZ_MESSAGE_PING:
+      handle_ping (server, transport, from, conn, msg);
+      break;
+    case RNDZ_MESSAGE_ISYNC:
+      handle_isync (server, transport, from, conn, msg);
+      break;
+    case RNDZ_MESSAGE_RSYNC:
+      handle_rsync (server, transport, from, conn, msg);
+      break;
+    case RNDZ_MESSAGE_BYE:
+      handle_bye (server, transport, from, conn, msg);
+      break;
+    case RNDZ_MESSAGE_PONG:
+    case RNDZ_MESSAGE_FSYNC:
+    case RNDZ_MESSAGE_REDIRECT:
+    case RNDZ_MESSAGE_ERROR:
+    case RNDZ_MESSAGE_INVALID:
+    default:
+      /* Messages a server sends, not receives */
+      break;
+    }
+}
+
+/* UDP */
+
+static gboolean
+udp_read_cb (GSocket      *socket,
+             GIOCondition  condition,
+             gpointer      user_data)
+{
+  RndzServer *server = user_data;
+  int fd = g_socket_get_fd (socket);
+  /* One byte more than allowed, to tell an oversize datagram */
+  char buf[RNDZ_MESSAGE_MAX_MAX_SIZE + 1];
+
+  for (guint i = 0; i < UDP_BATCH && server->udp_socket != NULL; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      struct sockaddr_storage ss;
+      socklen_t sslen = sizeof ss;
+      RndzMessage msg;
+      RndzAddr from;
+      gssize n;
+
+      n = recvfrom (fd, buf, MIN (sizeof buf, server->max_message_size + 1),
+                    MSG_DONTWAIT, (struct sockaddr *) &ss, &sslen);
+      if (n < 0)
+        {
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            g_debug ("UDP receive failed: %s", g_strerror (errno));
+          /* ICMP errors for earlier sends surface here; keep reading */
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+          continue;
+        }
+
+      if (!rndz_addr_from_sockaddr (&from, (struct sockaddr *) &ss, sslen) || from.port == 0)
+        continue;
+
+      if (!rndz_message_decode (&msg, buf, n, server->max_message_size, &error))
+        {
+          char addr[RNDZ_ADDR_STRLEN];
+
+          g_debug ("Dropping datagram from %s: %s", rndz_addr_format (&from, addr), error->message);
+          continue;
+        }
+
+      server_handle_message (server, RNDZ_TRANSPORT_UDP, &from, NULL, &msg);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* TCP */
+
+static void
+server_conn_close (ServerConn *conn)
+{
+  RndzServer *server = conn->server;
+  GList *l;
+
+  if (!g_hash_table_steal (server->conns, conn))
+    return;
+
+  if (conn->peer != NULL)
+    server_remove_peer (server, conn->peer);
+  g_queue_unlink (&server->unregistered, &conn->link);
+
+  /* Bounded by MAX_PENDING */
+  for (l = server->pending_queue.head; l != NULL; l = l->next)
+    {
+      Pending *pending = l->data;
+
+      if (pending->requester_conn == conn)
+        pending->requester_conn = NULL;
+    }
+
+  rndz_channel_close (conn->channel);
+  g_clear_pointer (&conn->channel, rndz_channel_unref);
+  g_free (conn);
+}
+
+static void
+conn_message_cb (RndzChannel       *channel,
+                 const RndzMessage *msg,
+                 const GError      *error,
+                 gpointer           user_data)
+{
+  ServerConn *conn = user_data;
+
+  if (msg == NULL)
+    {
+      g_debug ("Closing TCP connection: %s", error->message);
+      server_conn_close (conn);
+      return;
+    }
+
+  server_handle_message (conn->server, RNDZ_TRANSPORT_TCP,
+                         rndz_channel_get_remote (channel), conn, msg);
+}
+
+static void
+server_add_conn (RndzServer *server,
+                 GSocket    *socket)
+{
+  ServerConn *conn = g_new0 (ServerConn, 1);
+
+  conn->server = server;
+  conn->opened = g_get_monotonic_time ();
+  conn->link.data = conn;
+  conn->channel = rndz_channel_new (socket, server->context, server->max_message_size,
+                                    conn_message_cb, conn);
+  g_hash_table_add (server->conns, conn);
+  g_queue_push_tail_link (&server->unregistered, &conn->link);
+  server_schedule (server, conn->opened + server->register_timeout * G_USEC_PER_SEC);
+}
+
+static gboolean
+tcp_accept_cb (GSocket      *socket,
+               GIOCondition  condition,
+               gpointer      user_data)
+{
+  RndzServer *server = user_data;
+
+  for (guint i = 0; i < UDP_BATCH; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) client = NULL;
+
+      client = g_socket_accept (socket, NULL, &error);
+      if (client == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_debug ("Accept failed: %s", error->message);
+          break;
+        }
+
+      /* Refused at once rather than left to hang in the backlog */
+      if (g_hash_table_size (server->conns) >= server->max_connections)
+        {
+          g_debug ("Refusing TCP connection: %u open", server->max_connections);
+          g_socket_close (client, NULL);
+          continue;
+        }
+
+      server_add_conn (server, client);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Timers
+ *
+ * The server has one timer, whatever the number of peers: expiry,
+ * forwarded requests and unregistered connections are each kept in a
+ * queue ordered by deadline (they all share one timeout), and the timer
+ * is armed for the earliest head. A peer that pings moves to the tail of
+ * its queue without touching the timer; when the timer finds nothing due
+ * it simply re-arms.
+ */
+
+static void
+server_schedule (RndzServer *server,
+                 gint64      deadline)
+{
+  gint64 ready;
+
+  if (server->timer == NULL)
+    return;
+
+  ready = g_source_get_ready_time (server->timer);
+  if (ready < 0 || deadline < ready)
+    g_source_set_ready_time (server->timer, deadline);
+}
+
+static gboolean
+timer_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs timer_funcs = {
+  .dispatch = timer_dispatch,
+};
+
+static gboolean
+server_expire (gpointer user_data)
+{
+  RndzServer *server = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = -1;
+  GList *head;
+
+  g_source_set_ready_time (server->timer, -1);
+
+  while ((head = server->pending_queue.head) != NULL)
+    {
+      Pending *pending = head->data;
+
+      if (pending->deadline > now)
+        {
+          next = pending->deadline;
+          break;
+        }
+
+      g_debug ("“%s” did not answer the request of “%s”", pending->target_id, pending->requester_id);
+      server_reply_error (server, pending->transport, &pending->requester_addr,
+                          pending->requester_conn, pending->requester_tid,
+                          RNDZ_WIRE_ERROR_PEER_NO_ANSWER);
+      pending_free (server, pending);
+    }
+  if (next >= 0)
+    server_schedule (server, next);
+
+  while ((head = server->expiry.head) != NULL)
+    {
+      Peer *peer = head->data;
+      gint64 deadline = peer->last_seen + server->peer_timeout * G_USEC_PER_SEC;
+
+      if (deadline > now)
+        {
+          server_schedule (server, deadline);
+          break;
+        }
+      server_drop_peer (server, peer);
+    }
+
+  while ((head = server->unregistered.head) != NULL)
+    {
+      ServerConn *conn = head->data;
+      gint64 deadline = conn->opened + server->register_timeout * G_USEC_PER_SEC;
+
+      if (deadline > now)
+        {
+          server_schedule (server, deadline);
+          break;
+        }
+      g_debug ("Closing TCP connection that did not register in time");
+      server_conn_close (conn);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Listening */
+
+static GSource *
+add_socket_source (RndzServer   *server,
+                   GSocket      *socket,
+                   GSocketSourceFunc func,
+                   const char   *name)
+{
+  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
+
+  g_source_set_callback (source, G_SOURCE_FUNC (func), server, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, server->context);
+  return source;
+}
+
+/* Binds a TCP and a UDP socket to the same port. With port 0 the kernel
+ * picks the TCP port; the UDP one may be taken already, so try again a
+ * few times. */
+static gboolean
+bind_sockets (RndzServer      *server,
+              GSocketAddress  *address,
+              GSocket        **tcp_out,
+              GSocket        **udp_out,
+              GError         **error)
+{
+  GInetSocketAddress *inet = G_INET_SOCKET_ADDRESS (address);
+  GSocketFamily family = g_socket_address_get_family (address);
+  gboolean any_port = g_inet_socket_address_get_port (inet) == 0;
+
+  for (guint attempt = 0; ; attempt++)
+    {
+      g_autoptr(GSocket) tcp = NULL;
+      g_autoptr(GSocket) udp = NULL;
+      g_autoptr(GSocketAddress) bound = NULL;
+      g_autoptr(GError) local_error = NULL;
+
+      tcp = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+      if (tcp == NULL)
+        return FALSE;
+      g_socket_set_blocking (tcp, FALSE);
+      g_socket_set_listen_backlog (tcp, LISTEN_BACKLOG);
+      /* SO_REUSEADDR only for TCP (TIME_WAIT); never SO_REUSEPORT, which
+       * would let a second server share the port silently. */
+      if (!g_socket_bind (tcp, address, TRUE, error) || !g_socket_listen (tcp, error))
+        return FALSE;
+
+      bound = g_socket_get_local_address (tcp, error);
+      if (bound == NULL)
+        return FALSE;
+
+      udp = g_socket_new (family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, error);
+      if (udp == NULL)
+        return FALSE;
+      g_socket_set_blocking (udp, FALSE);
+      if (g_socket_bind (udp, bound, FALSE, &local_error))
+        {
+          *tcp_out = g_steal_pointer (&tcp);
+          *udp_out = g_steal_pointer (&udp);
+          return TRUE;
+        }
+
+      if (!any_port || attempt >= 16 ||
+          !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+    }
+}
+
+/**
+ * rndz_server_listen:
+ * @server: a #RndzServer
+ * @address: the address to serve on: an IPv4 or IPv6 address and a port,
+ *   or port 0 to let the system pick one
+ * @error: return location for a #GError
+ *
+ * Starts serving TCP and UDP on @address, both on the same port. To serve
+ * IPv4 and IPv6 on one socket, listen on the IPv6 any address `::`.
+ *
+ * With port 0, read the chosen port back with rndz_server_get_port().
+ *
+ * Returns: %TRUE if the server is now serving
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_server_listen (RndzServer      *server,
+                    GSocketAddress  *address,
+                    GError         **error)
+{
+  g_autoptr(GSocket) tcp = NULL;
+  g_autoptr(GSocket) udp = NULL;
+
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
+  g_return_val_if_fail (G_IS_INET_SOCKET_ADDRESS (address), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (server->udp_socket != NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           _("The server is already listening"));
+      return FALSE;
+    }
+
+  if (!bind_sockets (server, address, &tcp, &udp, error))
+    return FALSE;
+
+  server->family = g_socket_get_family (udp);
+  server->tcp_socket = g_steal_pointer (&tcp);
+  server->udp_socket = g_steal_pointer (&udp);
+  server->udp_source = add_socket_source (server, server->udp_socket, udp_read_cb,
+                                          "[rndz] server UDP");
+  server->tcp_source = add_socket_source (server, server->tcp_socket, tcp_accept_cb,
+                                          "[rndz] server TCP");
+
+  server->timer = g_source_new (&timer_funcs, sizeof (GSource));
+  g_source_set_callback (server->timer, server_expire, server, NULL);
+  g_source_set_static_name (server->timer, "[rndz] server timer");
+  g_source_set_ready_time (server->timer, -1);
+  g_source_attach (server->timer, server->context);
+
+  g_debug ("Listening on port %u", rndz_server_get_port (server));
+  return TRUE;
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+/**
+ * rndz_server_stop:
+ * @server: a #RndzServer
+ *
+ * Stops serving: closes the listening sockets and every connection, and
+ * forgets every registered peer (emitting [signal@Rndz.Server::peer-removed]
+ * for each). The server can listen again afterwards.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_stop (RndzServer *server)
+{
+  g_autoptr(GList) conns = NULL;
+
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  clear_source (&server->udp_source);
+  clear_source (&server->tcp_source);
+  clear_source (&server->timer);
+
+  while (server->pending_queue.head != NULL)
+    pending_free (server, server->pending_queue.head->data);
+
+  while (server->expiry.head != NULL)
+    server_remove_peer (server, server->expiry.head->data);
+
+  conns = g_hash_table_get_keys (server->conns);
+  for (GList *l = conns; l != NULL; l = l->next)
+    server_conn_close (l->data);
+
+  if (server->udp_socket != NULL)
+    g_socket_close (server->udp_socket, NULL);
+  if (server->tcp_socket != NULL)
+    g_socket_close (server->tcp_socket, NULL);
+  g_clear_object (&server->udp_socket);
+  g_clear_object (&server->tcp_socket);
+}
+
+/**
+ * rndz_server_get_local_address:
+ * @server: a #RndzServer
+ *
+ * Returns: (transfer full) (nullable): the address the server listens on,
+ *   or %NULL if it does not listen
+ *
+ * Since: 1.0
+ */
+GSocketAddress *
+rndz_server_get_local_address (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), NULL);
+
+  if (server->udp_socket == NULL)
+    return NULL;
+
+  return g_socket_get_local_address (server->udp_socket, NULL);
+}
+
+/**
+ * rndz_server_get_port:
+ * @server: a #RndzServer
+ *
+ * Returns: the port the server listens on, or 0 if it does not listen
+ *
+ * Since: 1.0
+ */
+guint16
+rndz_server_get_port (RndzServer *server)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  address = rndz_server_get_local_address (server);
+  if (address == NULL)
+    return 0;
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+}
+
+/**
+ * rndz_server_get_peer_count:
+ * @server: a #RndzServer
+ *
+ * Returns: the number of registered peers, over both transports
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_peer_count (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return g_hash_table_size (server->peers[RNDZ_TRANSPORT_UDP]) +
+         g_hash_table_size (server->peers[RNDZ_TRANSPORT_TCP]);
+}
+
+/* Properties */
+
+#define DEFINE_UINT_PROPERTY(name, field, PROP, min)                     \
+  guint                                                                 \
+  rndz_server_get_##name (RndzServer *server)                           \
+  {                                                                     \
+    g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);                  \
+    return server->field;                                               \
+  }                                                                     \
+                                                                        \
+  void                                                                  \
+  rndz_server_set_##name (RndzServer *server,                           \
+                          guint       value)                            \
+  {                                                                     \
+    g_return_if_fail (RNDZ_IS_SERVER (server));                         \
+    g_return_if_fail (value >= (min));                                  \
+    if (server->field == value)                                         \
+      return;                                                           \
+    server->field = value;                                              \
+    g_object_notify_by_pspec (G_OBJECT (server), properties[PROP]);     \
+  }
+
+/**
+ * rndz_server_get_peer_timeout:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:peer-timeout]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_peer_timeout:
+ * @server: a #RndzServer
+ * @seconds: the new timeout, at least 1
+ *
+ * Sets [property@Rndz.Server:peer-timeout].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (peer_timeout, peer_timeout, PROP_PEER_TIMEOUT, 1)
+
+/**
+ * rndz_server_get_forward_timeout:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:forward-timeout]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_forward_timeout:
+ * @server: a #RndzServer
+ * @seconds: the new timeout, at least 1
+ *
+ * Sets [property@Rndz.Server:forward-timeout].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (forward_timeout, forward_timeout, PROP_FORWARD_TIMEOUT, 1)
+
+/**
+ * rndz_server_get_register_timeout:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:register-timeout]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_register_timeout:
+ * @server: a #RndzServer
+ * @seconds: the new timeout, at least 1
+ *
+ * Sets [property@Rndz.Server:register-timeout].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (register_timeout, register_timeout, PROP_REGISTER_TIMEOUT, 1)
+
+/**
+ * rndz_server_get_max_peers:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:max-peers]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_max_peers:
+ * @server: a #RndzServer
+ * @max_peers: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:max-peers].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1)
+
+/**
+ * rndz_server_get_max_connections:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:max-connections]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_max_connections:
+ * @server: a #RndzServer
+ * @max_connections: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:max-connections].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_connections, max_connections, PROP_MAX_CONNECTIONS, 1)
+
+/**
+ * rndz_server_get_max_message_size:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:max-message-size]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_max_message_size:
+ * @server: a #RndzServer
+ * @size: the new limit in bytes, from 512 to 1400
+ *
+ * Sets [property@Rndz.Server:max-message-size]. The new limit applies to
+ * datagrams at once and to connections accepted afterwards.
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_max_message_size (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->max_message_size;
+}
+
+void
+rndz_server_set_max_message_size (RndzServer *server,
+                                  guint       size)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (size >= RNDZ_MESSAGE_MIN_MAX_SIZE && size <= RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
+
+  if (server->max_message_size == size)
+    return;
+
+  server->max_message_size = size;
+  g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_MAX_MESSAGE_SIZE]);
+}
+
+static void
+rndz_server_get_property (GObject    *object,
+                          guint       prop_id,
+                          GValue     *value,
+                          GParamSpec *pspec)
+{
+  RndzServer *server = RNDZ_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_PEER_TIMEOUT:
+      g_value_set_uint (value, server->peer_timeout);
+      break;
+    case PROP_FORWARD_TIMEOUT:
+      g_value_set_uint (value, server->forward_timeout);
+      break;
+    case PROP_REGISTER_TIMEOUT:
+      g_value_set_uint (value, server->register_timeout);
+      break;
+    case PROP_MAX_PEERS:
+      g_value_set_uint (value, server->max_peers);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, server->max_connections);
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, server->max_message_size);
+      break;
+    case PROP_PEER_COUNT:
+      g_value_set_uint (value, rndz_server_get_peer_count (server));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+rndz_server_set_property (GObject      *object,
+                          guint         prop_id,
+                          const GValue *value,
+                          GParamSpec   *pspec)
+{
+  RndzServer *server = RNDZ_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_PEER_TIMEOUT:
+      rndz_server_set_peer_timeout (server, g_value_get_uint (value));
+      break;
+    case PROP_FORWARD_TIMEOUT:
+      rndz_server_set_forward_timeout (server, g_value_get_uint (value));
+      break;
+    case PROP_REGISTER_TIMEOUT:
+      rndz_server_set_register_timeout (server, g_value_get_uint (value));
+      break;
+    case PROP_MAX_PEERS:
+      rndz_server_set_max_peers (server, g_value_get_uint (value));
+      break;
+    case PROP_MAX_CONNECTIONS:
+      rndz_server_set_max_connections (server, g_value_get_uint (value));
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      rndz_server_set_max_message_size (server, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+rndz_server_dispose (GObject *object)
+{
+  RndzServer *server = RNDZ_SERVER (object);
+
+  rndz_server_stop (server);
+
+  G_OBJECT_CLASS (rndz_server_parent_class)->dispose (object);
+}
+
+static void
+rndz_server_finalize (GObject *object)
+{
+  RndzServer *server = RNDZ_SERVER (object);
+
+  g_hash_table_unref (server->peers[RNDZ_TRANSPORT_UDP]);
+  g_hash_table_unref (server->peers[RNDZ_TRANSPORT_TCP]);
+  g_hash_table_unref (server->conns);
+  g_hash_table_unref (server->pending);
+  g_hash_table_unref (server->pending_by_request);
+  g_main_context_unref (server->context);
+
+  G_OBJECT_CLASS (rndz_server_parent_class)->finalize (object);
+}
+
+static void
+rndz_server_class_init (RndzServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags flags = G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->get_property = rndz_server_get_property;
+  object_class->set_property = rndz_server_set_property;
+  object_class->dispose = rndz_server_dispose;
+  object_class->finalize = rndz_server_finalize;
+
+  /**
+   * RndzServer:peer-timeout:
+   *
+   * Seconds after its last ping that a peer is forgotten.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PEER_TIMEOUT] =
+    g_param_spec_uint ("peer-timeout", NULL, NULL,
+                       1, G_MAXUINT32 / 2, DEFAULT_PEER_TIMEOUT, flags);
+
+  /**
+   * RndzServer:forward-timeout:
+   *
+   * Seconds a forwarded connection request may wait for the target's
+   * answer before the requester is told that the peer did not answer.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_FORWARD_TIMEOUT] =
+    g_param_spec_uint ("forward-timeout", NULL, NULL,
+                       1, 3600, DEFAULT_FORWARD_TIMEOUT, flags);
+
+  /**
+   * RndzServer:register-timeout:
+   *
+   * Seconds a TCP connection may stay open without registering a peer.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_REGISTER_TIMEOUT] =
+    g_param_spec_uint ("register-timeout", NULL, NULL,
+                       1, 3600, DEFAULT_REGISTER_TIMEOUT, flags);
+
+  /**
+   * RndzServer:max-peers:
+   *
+   * The largest number of registered peers, over both transports. Further
+   * registrations are answered with a `server-full` error.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_PEERS] =
+    g_param_spec_uint ("max-peers", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_MAX_PEERS, flags);
+
+  /**
+   * RndzServer:max-connections:
+   *
+   * The largest number of simultaneous TCP connections. Further
+   * connections are closed as soon as they are accepted.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_CONNECTIONS] =
+    g_param_spec_uint ("max-connections", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_MAX_CONNECTIONS, flags);
+
+  /**
+   * RndzServer:max-message-size:
+   *
+   * The largest message accepted, in bytes. Larger datagrams are dropped
+   * and larger frames close their connection.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_MESSAGE_SIZE] =
+    g_param_spec_uint ("max-message-size", NULL, NULL,
+                       RNDZ_MESSAGE_MIN_MAX_SIZE, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
+                       RNDZ_MESSAGE_DEFAULT_MAX_SIZE, flags);
+
+  /**
+   * RndzServer:peer-count:
+   *
+   * The number of registered peers, over both transports.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PEER_COUNT] =
+    g_param_spec_uint ("peer-count", NULL, NULL,
+                       0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * RndzServer::peer-registered:
+   * @server: the server
+   * @id: the peer's id
+   * @transport: the transport it registered on
+   * @address: the peer's address as the server sees it
+   *
+   * Emitted when a peer registers, or when a registered peer shows up at a
+   * new address or on a new connection.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_PEER_REGISTERED] =
+    g_signal_new ("peer-registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 3,
+                  G_TYPE_STRING, RNDZ_TYPE_TRANSPORT, G_TYPE_SOCKET_ADDRESS);
+
+  /**
+   * RndzServer::peer-removed:
+   * @server: the server
+   * @id: the peer's id
+   * @transport: the transport it was registered on
+   *
+   * Emitted when a peer said bye, timed out, lost its TCP connection, or
+   * the server stopped.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_PEER_REMOVED] =
+    g_signal_new ("peer-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  G_TYPE_STRING, RNDZ_TYPE_TRANSPORT);
+}
+
+static void
+rndz_server_init (RndzServer *server)
+{
+  server->context = g_main_context_ref_thread_default ();
+  server->peers[RNDZ_TRANSPORT_UDP] = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                             NULL, (GDestroyNotify) peer_free);
+  server->peers[RNDZ_TRANSPORT_TCP] = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                             NULL, (GDestroyNotify) peer_free);
+  server->conns = g_hash_table_new (NULL, NULL);
+  server->pending = g_hash_table_new (NULL, NULL);
+  server->pending_by_request = g_hash_table_new_full (request_key_hash, request_key_equal,
+                                                      g_free, NULL);
+  server->next_tid = g_random_int ();
+
+  server->peer_timeout = DEFAULT_PEER_TIMEOUT;
+  server->forward_timeout = DEFAULT_FORWARD_TIMEOUT;
+  server->register_timeout = DEFAULT_REGISTER_TIMEOUT;
+  server->max_peers = DEFAULT_MAX_PEERS;
+  server->max_connections = DEFAULT_MAX_CONNECTIONS;
+  server->max_message_size = RNDZ_MESSAGE_DEFAULT_MAX_SIZE;
+}
+
+/**
+ * rndz_server_new:
+ *
+ * Creates a rendezvous server. Its sockets and timers will be attached to
+ * the thread-default main context of the calling thread. Call
+ * rndz_server_listen() to start serving.
+ *
+ * Returns: (transfer full): a new #RndzServer
+ *
+ * Since: 1.0
+ */
+RndzServer *
+rndz_server_new (void)
+{
+  return g_object_new (RNDZ_TYPE_SERVER, NULL);
+}

@@ -1,0 +1,70 @@
+/* rndz-server.h: the rendezvous server
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#if !defined(__RNDZ_H_INSIDE__) && !defined(RNDZ_COMPILATION)
+#error "Only <rndz-glib/rndz.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include <rndz-glib/rndz-types.h>
+
+G_BEGIN_DECLS
+
+#define RNDZ_TYPE_SERVER (rndz_server_get_type ())
+
+RNDZ_AVAILABLE_IN_1_0
+G_DECLARE_FINAL_TYPE (RndzServer, rndz_server, RNDZ, SERVER, GObject)
+
+RNDZ_AVAILABLE_IN_1_0
+RndzServer     *rndz_server_new                  (void);
+
+RNDZ_AVAILABLE_IN_1_0
+gboolean        rndz_server_listen               (RndzServer      *server,
+                                                  GSocketAddress  *address,
+                                                  GError         **error);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_stop                 (RndzServer      *server);
+
+RNDZ_AVAILABLE_IN_1_0
+GSocketAddress *rndz_server_get_local_address    (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+guint16         rndz_server_get_port             (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_peer_count       (RndzServer      *server);
+
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_peer_timeout     (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_peer_timeout     (RndzServer      *server,
+                                                  guint            seconds);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_forward_timeout  (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_forward_timeout  (RndzServer      *server,
+                                                  guint            seconds);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_register_timeout (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_register_timeout (RndzServer      *server,
+                                                  guint            seconds);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_max_peers        (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_max_peers        (RndzServer      *server,
+                                                  guint            max_peers);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_max_connections  (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_max_connections  (RndzServer      *server,
+                                                  guint            max_connections);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_max_message_size (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_max_message_size (RndzServer      *server,
+                                                  guint            size);
+
+G_END_DECLS

@@ -1,0 +1,113 @@
+/* rndz-types.h: enumerations and error domains shared by client and server
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#if !defined(__RNDZ_H_INSIDE__) && !defined(RNDZ_COMPILATION)
+#error "Only <rndz-glib/rndz.h> can be included directly."
+#endif
+
+#include <glib.h>
+#include <rndz-glib/rndz-version-macros.h>
+
+G_BEGIN_DECLS
+
+/**
+ * RndzTransport:
+ * @RNDZ_TRANSPORT_UDP: datagrams over UDP
+ * @RNDZ_TRANSPORT_TCP: a stream over TCP
+ *
+ * The transport a peer uses to reach the rendezvous server and its peers.
+ *
+ * Since: 1.0
+ */
+typedef enum {
+  RNDZ_TRANSPORT_UDP,
+  RNDZ_TRANSPORT_TCP,
+} RndzTransport;
+
+/**
+ * RndzError:
+ * @RNDZ_ERROR_FAILED: a generic failure
+ * @RNDZ_ERROR_PEER_NOT_FOUND: no peer with the requested id is registered
+ *   with any of the servers
+ * @RNDZ_ERROR_PEER_NO_ANSWER: the peer is registered, but did not answer the
+ *   connection request that the server forwarded to it
+ * @RNDZ_ERROR_SERVER_UNREACHABLE: none of the rendezvous servers could be
+ *   reached (the name did not resolve, or the server refused the connection)
+ * @RNDZ_ERROR_SERVER_FULL: the server refused the registration because it
+ *   serves as many peers as it may
+ * @RNDZ_ERROR_BAD_REQUEST: the server did not accept a request
+ *
+ * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
+ *
+ * Timeouts and cancellation are reported as %G_IO_ERROR_TIMED_OUT and
+ * %G_IO_ERROR_CANCELLED in the %G_IO_ERROR domain.
+ *
+ * Since: 1.0
+ */
+typedef enum {
+  RNDZ_ERROR_FAILED,
+  RNDZ_ERROR_PEER_NOT_FOUND,
+  RNDZ_ERROR_PEER_NO_ANSWER,
+  RNDZ_ERROR_SERVER_UNREACHABLE,
+  RNDZ_ERROR_SERVER_FULL,
+  RNDZ_ERROR_BAD_REQUEST,
+} RndzError;
+
+/**
+ * RNDZ_ERROR:
+ *
+ * Error domain for rendezvous failures. Errors in this domain are from the
+ * [enum@Rndz.Error] enumeration.
+ *
+ * Since: 1.0
+ */
+#define RNDZ_ERROR (rndz_error_quark ())
+
+RNDZ_AVAILABLE_IN_1_0
+GQuark rndz_error_quark (void);
+
+/**
+ * RndzProtocolError:
+ * @RNDZ_PROTOCOL_ERROR_TOO_LARGE: the message is larger than allowed
+ * @RNDZ_PROTOCOL_ERROR_TRUNCATED: the message or frame is incomplete
+ * @RNDZ_PROTOCOL_ERROR_INVALID_ENCODING: the message is not valid UTF-8
+ * @RNDZ_PROTOCOL_ERROR_INVALID_JSON: the message is not a JSON object
+ * @RNDZ_PROTOCOL_ERROR_INVALID_FIELD: a field is missing, has the wrong
+ *   type or an invalid value
+ * @RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE: the message type is not known
+ * @RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION: the protocol version is not
+ *   supported
+ *
+ * Error codes for the %RNDZ_PROTOCOL_ERROR domain: messages that do not
+ * follow the rendezvous protocol.
+ *
+ * Since: 1.0
+ */
+typedef enum {
+  RNDZ_PROTOCOL_ERROR_TOO_LARGE,
+  RNDZ_PROTOCOL_ERROR_TRUNCATED,
+  RNDZ_PROTOCOL_ERROR_INVALID_ENCODING,
+  RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+  RNDZ_PROTOCOL_ERROR_INVALID_FIELD,
+  RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE,
+  RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION,
+} RndzProtocolError;
+
+/**
+ * RNDZ_PROTOCOL_ERROR:
+ *
+ * Error domain for malformed protocol messages. Errors in this domain are
+ * from the [enum@Rndz.ProtocolError] enumeration.
+ *
+ * Since: 1.0
+ */
+#define RNDZ_PROTOCOL_ERROR (rndz_protocol_error_quark ())
+
+RNDZ_AVAILABLE_IN_1_0
+GQuark rndz_protocol_error_quark (void);
+
+G_END_DECLS
