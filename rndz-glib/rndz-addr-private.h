@@ -42,7 +42,8 @@ gsize           rndz_addr_to_sockaddr           (const RndzAddr        *addr,
                                                  struct sockaddr_storage *ss);
 gboolean        rndz_addr_from_socket_address   (RndzAddr              *addr,
                                                  GSocketAddress        *address);
-GSocketAddress *rndz_addr_to_socket_address     (const RndzAddr        *addr);
+GSocketAddress *rndz_addr_to_socket_address     (const RndzAddr        *addr,
+                                                 GSocketFamily          socket_family);
 gboolean        rndz_addr_equal                 (const RndzAddr        *a,
                                                  const RndzAddr        *b);
 guint           rndz_addr_hash                  (const RndzAddr        *addr);

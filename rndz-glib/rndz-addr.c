@@ -229,15 +229,22 @@ rndz_addr_from_socket_address (RndzAddr       *addr,
   return rndz_addr_from_sockaddr (addr, (struct sockaddr *) &ss, len);
 }
 
+/*
+ * rndz_addr_to_socket_address:
+ * @socket_family: the family of the socket the address is for, or
+ *   %G_SOCKET_FAMILY_INVALID for the address's own family
+ */
 GSocketAddress *
-rndz_addr_to_socket_address (const RndzAddr *addr)
+rndz_addr_to_socket_address (const RndzAddr *addr,
+                             GSocketFamily   socket_family)
 {
   struct sockaddr_storage ss;
   gsize len;
 
-  len = rndz_addr_to_sockaddr (addr,
-                               addr->family == 4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6,
-                               &ss);
+  if (socket_family == G_SOCKET_FAMILY_INVALID)
+    socket_family = addr->family == 4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6;
+
+  len = rndz_addr_to_sockaddr (addr, socket_family, &ss);
   if (len == 0)
     return NULL;
 

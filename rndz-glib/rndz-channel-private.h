@@ -19,6 +19,33 @@ GSocket *rndz_socket_new_for_family   (GSocketFamily    family,
                                        GSocketType      type,
                                        GError         **error);
 
+GSource *rndz_timeout_add             (GMainContext    *context,
+                                       guint            ms,
+                                       GSourceFunc      func,
+                                       gpointer         user_data);
+void     rndz_source_clear            (GSource        **source);
+
+/*
+ * RndzConnectAttempt:
+ *
+ * A non-blocking TCP connect of a bound socket. The callback runs once, on
+ * the given context, with the error if the connect failed; never from
+ * within rndz_connect_attempt_new() itself. Freeing the attempt before
+ * then cancels it (the socket stays with the caller).
+ */
+typedef struct _RndzConnectAttempt RndzConnectAttempt;
+
+typedef void (*RndzConnectFunc) (GSocket      *socket,
+                                 const GError *error,
+                                 gpointer      user_data);
+
+RndzConnectAttempt *rndz_connect_attempt_new  (GSocket         *socket,
+                                               const RndzAddr  *to,
+                                               GMainContext    *context,
+                                               RndzConnectFunc  func,
+                                               gpointer         user_data);
+void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
+
 /*
  * RndzChannel:
  *

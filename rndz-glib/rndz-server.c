@@ -302,7 +302,7 @@ emit_registered (RndzServer *server,
   if (!g_signal_has_handler_pending (server, signals[SIGNAL_PEER_REGISTERED], 0, FALSE))
     return;
 
-  address = rndz_addr_to_socket_address (&peer->addr);
+  address = rndz_addr_to_socket_address (&peer->addr, G_SOCKET_FAMILY_INVALID);
   g_signal_emit (server, signals[SIGNAL_PEER_REGISTERED], 0,
                  peer->id, (RndzTransport) peer->transport, address);
 }

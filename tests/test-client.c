@@ -1,8 +1,986 @@
-/* placeholder, replaced by the real test */
-#include <glib.h>
+/* test-client.c: RndzClient end to end, against an in-process server
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include <rndz-glib/rndz.h>
+#include <string.h>
+
+#include "rndz-message-private.h"
+
+typedef struct
+{
+  RndzServer *server;
+  char *server_addr;
+  gboolean ipv6;
+} Fixture;
+
+typedef struct
+{
+  gboolean ipv6;
+  RndzTransport transport;
+} TestData;
+
+static const TestData data_ipv4 = { FALSE, RNDZ_TRANSPORT_UDP };
+static const TestData data_ipv6 = { TRUE, RNDZ_TRANSPORT_UDP };
+static const TestData data_udp = { FALSE, RNDZ_TRANSPORT_UDP };
+static const TestData data_tcp = { FALSE, RNDZ_TRANSPORT_TCP };
+
+static RndzTransport
+transport_of (gconstpointer user_data)
+{
+  return ((const TestData *) user_data)->transport;
+}
+
+/* Runs the default context until *done, failing after @timeout_ms */
+static void
+run_until (gboolean *done,
+           guint     timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (!*done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("Timed out after %u ms", timeout_ms);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (200);
+    }
+}
+
+static void
+run_for (guint ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (500);
+    }
+}
+
+static gboolean
+have_ipv6 (void)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM, 0, NULL);
+  return socket != NULL && g_socket_bind (socket, address, FALSE, NULL);
+}
+
+static char *
+server_address_string (gboolean ipv6,
+                       guint16  port)
+{
+  return ipv6 ? g_strdup_printf ("[::1]:%u", port) : g_strdup_printf ("127.0.0.1:%u", port);
+}
+
+static void
+fixture_start_server (Fixture *fixture,
+                      guint16  port)
+{
+  g_autoptr(GInetAddress) loopback = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GError) error = NULL;
+
+  loopback = g_inet_address_new_loopback (fixture->ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4);
+  address = g_inet_socket_address_new (loopback, port);
+  g_assert_true (rndz_server_listen (fixture->server, address, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  const TestData *data = user_data;
+
+  fixture->ipv6 = data != NULL && data->ipv6;
+  if (fixture->ipv6 && !have_ipv6 ())
+    {
+      g_test_skip ("IPv6 loopback is not available");
+      return;
+    }
+
+  fixture->server = rndz_server_new ();
+  rndz_server_set_forward_timeout (fixture->server, 1);
+  fixture_start_server (fixture, 0);
+  fixture->server_addr = server_address_string (fixture->ipv6, rndz_server_get_port (fixture->server));
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_clear_object (&fixture->server);
+  g_clear_pointer (&fixture->server_addr, g_free);
+  /* Let closed sockets' sources go */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static RndzClient *
+new_client (Fixture    *fixture,
+            const char *id)
+{
+  const char *servers[] = { fixture->server_addr, NULL };
+
+  return rndz_client_new (id, servers);
+}
+
+/* Async helpers: each stores its result and sets a flag */
+
+typedef struct
+{
+  gboolean done;
+  GObject *object;
+  GError *error;
+  char *peer_id;
+} Result;
+
+static void
+result_clear (Result *result)
+{
+  g_clear_object (&result->object);
+  g_clear_error (&result->error);
+  g_clear_pointer (&result->peer_id, g_free);
+  result->done = FALSE;
+}
+
+static void
+listen_udp_cb (GObject      *source,
+               GAsyncResult *res,
+               gpointer      user_data)
+{
+  Result *result = user_data;
+
+  result->object = (GObject *) rndz_client_listen_udp_finish (RNDZ_CLIENT (source), res, &result->error);
+  result->done = TRUE;
+}
+
+static void
+listen_tcp_cb (GObject      *source,
+               GAsyncResult *res,
+               gpointer      user_data)
+{
+  Result *result = user_data;
+
+  rndz_client_listen_tcp_finish (RNDZ_CLIENT (source), res, &result->error);
+  result->done = TRUE;
+}
+
+static void
+accept_cb (GObject      *source,
+           GAsyncResult *res,
+           gpointer      user_data)
+{
+  Result *result = user_data;
+
+  result->object = (GObject *) rndz_client_accept_finish (RNDZ_CLIENT (source), res,
+                                                          &result->peer_id, &result->error);
+  result->done = TRUE;
+}
+
+static void
+connect_udp_cb (GObject      *source,
+                GAsyncResult *res,
+                gpointer      user_data)
+{
+  Result *result = user_data;
+
+  result->object = (GObject *) rndz_client_connect_udp_finish (RNDZ_CLIENT (source), res, &result->error);
+  result->done = TRUE;
+}
+
+static void
+connect_tcp_cb (GObject      *source,
+                GAsyncResult *res,
+                gpointer      user_data)
+{
+  Result *result = user_data;
+
+  result->object = (GObject *) rndz_client_connect_tcp_finish (RNDZ_CLIENT (source), res, &result->error);
+  result->done = TRUE;
+}
+
+static GSocket *
+listen_udp (RndzClient *client)
+{
+  Result result = { 0 };
+
+  rndz_client_listen_udp_async (client, NULL, listen_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  g_assert_true (G_IS_SOCKET (result.object));
+  g_assert_cmpint (rndz_client_get_state (client), ==, RNDZ_CLIENT_STATE_REGISTERED);
+  return G_SOCKET (result.object);
+}
+
+static void
+listen_tcp (RndzClient *client)
+{
+  Result result = { 0 };
+
+  rndz_client_listen_tcp_async (client, NULL, listen_tcp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  g_assert_cmpint (rndz_client_get_state (client), ==, RNDZ_CLIENT_STATE_REGISTERED);
+}
+
+/* Receives one datagram on a non-blocking socket, within 5 s */
+static char *
+receive_datagram (GSocket         *socket,
+                  GSocketAddress **from)
+{
+  char buf[2048];
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_receive_from (socket, from, buf, sizeof buf - 1, NULL, &error);
+
+      if (n >= 0)
+        {
+          buf[n] = '\0';
+          return g_strdup (buf);
+        }
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (500);
+    }
+}
+
+static void
+peer_request_cb (RndzClient     *client,
+                 const char     *peer_id,
+                 GSocketAddress *address,
+                 gpointer        user_data)
+{
+  char **last = user_data;
+
+  g_assert_true (G_IS_INET_SOCKET_ADDRESS (address));
+  g_free (*last);
+  *last = g_strdup (peer_id);
+}
+
+static void
+test_udp_rendezvous (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GSocket) to_alice = NULL;
+  g_autoptr(GSocketAddress) from = NULL;
+  g_autoptr(GSocketAddress) bob_local = NULL;
+  g_autofree char *requester = NULL;
+  g_autofree char *hello = NULL;
+  g_autofree char *reply = NULL;
+  Result result = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A UDP rendezvous gives a connected socket; data flows both ways");
+  if (fixture->server == NULL)
+    return;
+
+  alice = new_client (fixture, "alice");
+  g_signal_connect (alice, "peer-request", G_CALLBACK (peer_request_cb), &requester);
+  listening = listen_udp (alice);
+  g_assert_cmpuint (rndz_client_get_local_port (alice), !=, 0);
+  g_assert_cmpint (rndz_client_get_last_pong (alice), >, 0);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  to_alice = G_SOCKET (g_steal_pointer (&result.object));
+  g_assert_true (g_socket_is_connected (to_alice));
+  g_assert_cmpstr (requester, ==, "bob");
+
+  g_assert_cmpint (g_socket_send (to_alice, "hello", 5, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  hello = receive_datagram (listening, &from);
+  g_assert_cmpstr (hello, ==, "hello");
+
+  /* It came from the port bob talked to the server from */
+  bob_local = g_socket_get_local_address (to_alice, &error);
+  g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (from)), ==,
+                    g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bob_local)));
+
+  g_assert_cmpint (g_socket_send_to (listening, from, "world", 5, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  reply = receive_datagram (to_alice, NULL);
+  g_assert_cmpstr (reply, ==, "world");
+
+  result_clear (&result);
+}
+
+static GIOStream *
+stream_of (GObject *object)
+{
+  return G_IO_STREAM (object);
+}
+
+static void
+exchange_over_streams (GIOStream  *a,
+                       GIOStream  *b)
+{
+  g_autoptr(GError) error = NULL;
+  char buf[16] = { 0 };
+  gsize n;
+
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (a), "ping!", 5, &n, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_input_stream_read_all (g_io_stream_get_input_stream (b), buf, 5, &n, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (buf, ==, "ping!");
+
+  memset (buf, 0, sizeof buf);
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (b), "pong!", 5, &n, NULL, &error));
+  g_assert_true (g_input_stream_read_all (g_io_stream_get_input_stream (a), buf, 5, &n, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (buf, ==, "pong!");
+}
+
+static void
+test_tcp_rendezvous (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autofree char *requester = NULL;
+  Result accepted = { 0 };
+  Result connected = { 0 };
+
+  g_test_summary ("A TCP rendezvous gives a connection on each side; data flows both ways");
+  if (fixture->server == NULL)
+    return;
+
+  alice = new_client (fixture, "alice");
+  g_signal_connect (alice, "peer-request", G_CALLBACK (peer_request_cb), &requester);
+  listen_tcp (alice);
+  rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &connected);
+  run_until (&connected.done, 5000);
+  g_assert_no_error (connected.error);
+  run_until (&accepted.done, 5000);
+  g_assert_no_error (accepted.error);
+  g_assert_cmpstr (accepted.peer_id, ==, "bob");
+  g_assert_cmpstr (requester, ==, "bob");
+
+  exchange_over_streams (stream_of (connected.object), stream_of (accepted.object));
+
+  result_clear (&accepted);
+  result_clear (&connected);
+}
+
+#define N_CONNECTORS 4
+
+static void
+test_udp_several_connectors (Fixture       *fixture,
+                             gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  RndzClient *connectors[N_CONNECTORS];
+  Result results[N_CONNECTORS] = { 0 };
+  guint seen = 0;
+
+  g_test_summary ("Several peers reach one UDP listener at once");
+  if (fixture->server == NULL)
+    return;
+
+  alice = new_client (fixture, "alice");
+  listening = listen_udp (alice);
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("peer-%u", i);
+
+      connectors[i] = new_client (fixture, id);
+      rndz_client_connect_udp_async (connectors[i], "alice", NULL, connect_udp_cb, &results[i]);
+    }
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("from %u", i);
+
+      run_until (&results[i].done, 5000);
+      g_assert_no_error (results[i].error);
+      g_socket_send (G_SOCKET (results[i].object), text, strlen (text), NULL, NULL);
+    }
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      g_autofree char *text = receive_datagram (listening, NULL);
+
+      g_assert_true (g_str_has_prefix (text, "from "));
+      seen |= 1u << atoi (text + 5);
+    }
+  g_assert_cmpuint (seen, ==, (1u << N_CONNECTORS) - 1);
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      result_clear (&results[i]);
+      g_object_unref (connectors[i]);
+    }
+}
+
+static void
+test_tcp_several_connectors (Fixture       *fixture,
+                             gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  RndzClient *connectors[N_CONNECTORS];
+  Result results[N_CONNECTORS] = { 0 };
+  GHashTable *ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  g_test_summary ("Several peers reach one TCP listener at once");
+  if (fixture->server == NULL)
+    return;
+
+  alice = new_client (fixture, "alice");
+  listen_tcp (alice);
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("peer-%u", i);
+
+      connectors[i] = new_client (fixture, id);
+      rndz_client_connect_tcp_async (connectors[i], "alice", NULL, connect_tcp_cb, &results[i]);
+    }
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      Result accepted = { 0 };
+
+      rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+      run_until (&accepted.done, 5000);
+      g_assert_no_error (accepted.error);
+      g_hash_table_add (ids, g_steal_pointer (&accepted.peer_id));
+      result_clear (&accepted);
+    }
+  g_assert_cmpuint (g_hash_table_size (ids), ==, N_CONNECTORS);
+
+  for (guint i = 0; i < N_CONNECTORS; i++)
+    {
+      run_until (&results[i].done, 5000);
+      g_assert_no_error (results[i].error);
+      result_clear (&results[i]);
+      g_object_unref (connectors[i]);
+    }
+  g_hash_table_unref (ids);
+}
+
+static void
+test_unknown_peer (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) bob = NULL;
+  Result result = { 0 };
+  gint64 start;
+
+  g_test_summary ("Asking for a peer nobody registered fails at once with PEER_NOT_FOUND");
+
+  bob = new_client (fixture, "bob");
+  start = g_get_monotonic_time ();
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "nobody", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "nobody", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_PEER_NOT_FOUND);
+  g_assert_null (result.object);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC / 2);
+  result_clear (&result);
+}
+
+/* A peer that registers and then goes away without a word */
+static GSocket *
+register_silent_peer (Fixture       *fixture,
+                      const char    *id,
+                      RndzTransport  transport)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) server = g_inet_socket_address_new (loopback, rndz_server_get_port (fixture->server));
+  g_autoptr(GError) error = NULL;
+  RndzMessage ping;
+  char buf[256];
+  gsize len;
+
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, 1);
+  g_strlcpy (ping.id, id, sizeof ping.id);
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+      len = rndz_message_encode (&ping, buf, sizeof buf);
+    }
+  else
+    {
+      socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, &error);
+      len = rndz_message_encode_frame (&ping, buf, sizeof buf);
+    }
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (socket, server, NULL, &error));
+  g_assert_cmpint (g_socket_send (socket, buf, len, NULL, &error), ==, (gssize) len);
+
+  while (rndz_server_get_peer_count (fixture->server) == 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  return g_steal_pointer (&socket);
+}
+
+static void
+test_vanished_listener (Fixture       *fixture,
+                        gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) ghost = NULL;
+  Result result = { 0 };
+  gint64 start;
+
+  g_test_summary ("A listener that vanished without bye fails fast with PEER_NO_ANSWER, "
+                  "not after the client's timeout");
+
+  ghost = register_silent_peer (fixture, "ghost", transport);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    g_socket_close (ghost, NULL);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_set_timeout (bob, 10);
+  start = g_get_monotonic_time ();
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "ghost", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER);
+  /* The server's forward timeout is 1 s here */
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
+  result_clear (&result);
+}
+
+static void
+test_timeout (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) ghost = NULL;
+  Result result = { 0 };
+  gint64 start;
+
+  g_test_summary ("The client's own timeout ends a rendezvous the server keeps waiting on");
+
+  rndz_server_set_forward_timeout (fixture->server, 30);
+  ghost = register_silent_peer (fixture, "ghost", RNDZ_TRANSPORT_UDP);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_set_timeout (bob, 1);
+  start = g_get_monotonic_time ();
+  rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, G_USEC_PER_SEC * 9 / 10);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 2 * G_USEC_PER_SEC);
+  result_clear (&result);
+}
+
+static gboolean
+cancel_cb (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_cancel (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) ghost = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  Result result = { 0 };
+  gint64 start;
+
+  g_test_summary ("Cancelling a rendezvous returns G_IO_ERROR_CANCELLED at once");
+
+  rndz_server_set_forward_timeout (fixture->server, 30);
+  ghost = register_silent_peer (fixture, "ghost", transport);
+
+  bob = new_client (fixture, "bob");
+  start = g_get_monotonic_time ();
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "ghost", cancellable, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "ghost", cancellable, connect_tcp_cb, &result);
+  g_timeout_add (100, cancel_cb, cancellable);
+  run_until (&result.done, 5000);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC);
+  result_clear (&result);
+}
+
+static void
+test_accept_cancel (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  Result accepted = { 0 };
+  Result second = { 0 };
+
+  g_test_summary ("A pending accept can be cancelled, and fails with CLOSED on stop");
+
+  alice = new_client (fixture, "alice");
+  listen_tcp (alice);
+  rndz_client_accept_async (alice, cancellable, accept_cb, &accepted);
+  g_timeout_add (50, cancel_cb, cancellable);
+  run_until (&accepted.done, 2000);
+  g_assert_error (accepted.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  rndz_client_accept_async (alice, NULL, accept_cb, &second);
+  rndz_client_stop (alice);
+  run_until (&second.done, 2000);
+  g_assert_error (second.error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+
+  result_clear (&accepted);
+  result_clear (&second);
+}
+
+static void
+count_removed_cb (RndzServer    *server,
+                  const char    *id,
+                  RndzTransport  transport,
+                  gpointer       user_data)
+{
+  guint *removed = user_data;
+
+  (*removed)++;
+}
+
+static void
+test_stop_says_bye (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  guint removed = 0;
+  gulong handler;
+  gint64 start;
+
+  g_test_summary ("Stopping a listener unregisters it from the server at once");
+
+  alice = new_client (fixture, "alice");
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    listen_tcp (alice);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 1);
+
+  handler = g_signal_connect (fixture->server, "peer-removed", G_CALLBACK (count_removed_cb), &removed);
+  start = g_get_monotonic_time ();
+  rndz_client_stop (alice);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_IDLE);
+  g_assert_cmpuint (rndz_client_get_local_port (alice), ==, 0);
+  while (removed == 0 && g_get_monotonic_time () - start < 2 * G_USEC_PER_SEC)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpuint (removed, ==, 1);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
+  g_signal_handler_disconnect (fixture->server, handler);
+
+  /* And it can listen again */
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      g_clear_object (&listening);
+      listening = listen_udp (alice);
+    }
+  else
+    listen_tcp (alice);
+}
+
+static void
+test_server_restart (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  guint16 port = rndz_server_get_port (fixture->server);
+  Result result = { 0 };
+  gint64 start;
+
+  g_test_summary ("A listener re-registers by itself when the server restarts");
+
+  alice = new_client (fixture, "alice");
+  rndz_client_set_keepalive_interval (alice, 1);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    listen_tcp (alice);
+
+  rndz_server_stop (fixture->server);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
+  run_for (transport == RNDZ_TRANSPORT_TCP ? 300 : 1500);
+  if (transport == RNDZ_TRANSPORT_TCP)
+    g_assert_cmpint (rndz_client_get_state (alice), !=, RNDZ_CLIENT_STATE_IDLE);
+
+  fixture_start_server (fixture, port);
+  start = g_get_monotonic_time ();
+  while (rndz_server_get_peer_count (fixture->server) == 0)
+    {
+      g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  run_for (100);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
+
+  bob = new_client (fixture, "bob");
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+}
+
+static guint16
+unused_port (void)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, NULL);
+  g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+test_two_servers_one_down (Fixture       *fixture,
+                           gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", unused_port ());
+  const char *servers[] = { dead, fixture->server_addr, NULL };
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  g_autoptr(GSocket) listening = NULL;
+  Result result = { 0 };
+  Result accepted = { 0 };
+
+  g_test_summary ("With two servers, one of them down, listening and connecting still work");
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      listening = listen_udp (alice);
+      rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+    }
+  else
+    {
+      listen_tcp (alice);
+      rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+      rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+    }
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  if (transport == RNDZ_TRANSPORT_TCP)
+    {
+      run_until (&accepted.done, 5000);
+      g_assert_no_error (accepted.error);
+      g_assert_cmpstr (accepted.peer_id, ==, "bob");
+    }
+  result_clear (&result);
+  result_clear (&accepted);
+}
+
+static void
+test_server_unreachable (Fixture       *fixture,
+                         gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", unused_port ());
+  const char *servers[] = { dead, NULL };
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  Result result = { 0 };
+  Result listened = { 0 };
+  gint64 start = g_get_monotonic_time ();
+
+  g_test_summary ("A server that is down is reported at once as SERVER_UNREACHABLE");
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+      rndz_client_listen_udp_async (alice, NULL, listen_udp_cb, &listened);
+    }
+  else
+    {
+      rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+      rndz_client_listen_tcp_async (alice, NULL, listen_tcp_cb, &listened);
+    }
+  run_until (&result.done, 5000);
+  run_until (&listened.done, 5000);
+  g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE);
+  g_assert_error (listened.error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_IDLE);
+  result_clear (&result);
+  result_clear (&listened);
+}
+
+static void
+test_bad_server_address (void)
+{
+  const char *servers[] = { "no port here", NULL };
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  Result result = { 0 };
+
+  g_test_summary ("A server address that does not parse is an error, not a crash");
+
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE);
+  result_clear (&result);
+}
+
+static void
+test_invalid_peer_id (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  Result result = { 0 };
+
+  g_test_summary ("An invalid peer id is refused with G_IO_ERROR_INVALID_ARGUMENT");
+
+  rndz_client_connect_udp_async (bob, "", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 1000);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  result_clear (&result);
+}
+
+static void
+test_listen_twice (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(GSocket) listening = NULL;
+  Result result = { 0 };
+
+  g_test_summary ("A client listens on one transport at a time");
+
+  listening = listen_udp (alice);
+  rndz_client_listen_tcp_async (alice, NULL, listen_tcp_cb, &result);
+  run_until (&result.done, 1000);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
+  result_clear (&result);
+}
+
+static gpointer
+sync_connect_thread (gpointer user_data)
+{
+  Fixture *fixture = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  char buf[8] = { 0 };
+  gsize n;
+
+  g_main_context_push_thread_default (context);
+  bob = new_client (fixture, "bob");
+  connection = rndz_client_connect_tcp (bob, "alice", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
+                                          buf, 3, &n, NULL, &error));
+  g_assert_cmpstr (buf, ==, "hi!");
+  g_clear_object (&bob);
+  g_main_context_pop_thread_default (context);
+  return NULL;
+}
+
+static void
+test_sync_api (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *peer_id = NULL;
+  GThread *thread;
+  gboolean done = FALSE;
+
+  g_test_summary ("The synchronous API works, from the context's thread and from another one");
+
+  g_assert_true (rndz_client_listen_tcp (alice, NULL, &error));
+  g_assert_no_error (error);
+
+  /* The connector runs its own context in its thread; this thread runs
+   * the server's and alice's while it blocks in accept. */
+  thread = g_thread_new ("connector", sync_connect_thread, fixture);
+  connection = rndz_client_accept (alice, &peer_id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (peer_id, ==, "bob");
+  g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
+                                            "hi!", 3, NULL, NULL, &error));
+  g_thread_join (thread);
+  (void) done;
+}
+
+static void
+add_transport_tests (const char *name,
+                     void      (*func) (Fixture *, gconstpointer))
+{
+  g_autofree char *udp = g_strdup_printf ("/client/udp/%s", name);
+  g_autofree char *tcp = g_strdup_printf ("/client/tcp/%s", name);
+
+  g_test_add (udp, Fixture, &data_udp, fixture_setup, func, fixture_teardown);
+  g_test_add (tcp, Fixture, &data_tcp, fixture_setup, func, fixture_teardown);
+}
+
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/client/udp/rendezvous-ipv4", Fixture, &data_ipv4, fixture_setup, test_udp_rendezvous, fixture_teardown);
+  g_test_add ("/client/udp/rendezvous-ipv6", Fixture, &data_ipv6, fixture_setup, test_udp_rendezvous, fixture_teardown);
+  g_test_add ("/client/tcp/rendezvous-ipv4", Fixture, &data_ipv4, fixture_setup, test_tcp_rendezvous, fixture_teardown);
+  g_test_add ("/client/tcp/rendezvous-ipv6", Fixture, &data_ipv6, fixture_setup, test_tcp_rendezvous, fixture_teardown);
+  g_test_add ("/client/udp/several-connectors", Fixture, NULL, fixture_setup, test_udp_several_connectors, fixture_teardown);
+  g_test_add ("/client/tcp/several-connectors", Fixture, NULL, fixture_setup, test_tcp_several_connectors, fixture_teardown);
+  add_transport_tests ("unknown-peer", test_unknown_peer);
+  add_transport_tests ("vanished-listener", test_vanished_listener);
+  add_transport_tests ("cancel", test_cancel);
+  add_transport_tests ("stop-says-bye", test_stop_says_bye);
+  add_transport_tests ("server-restart", test_server_restart);
+  add_transport_tests ("two-servers-one-down", test_two_servers_one_down);
+  add_transport_tests ("server-unreachable", test_server_unreachable);
+  g_test_add ("/client/udp/timeout", Fixture, NULL, fixture_setup, test_timeout, fixture_teardown);
+  g_test_add ("/client/tcp/accept-cancel", Fixture, NULL, fixture_setup, test_accept_cancel, fixture_teardown);
+  g_test_add ("/client/invalid-peer-id", Fixture, NULL, fixture_setup, test_invalid_peer_id, fixture_teardown);
+  g_test_add ("/client/listen-twice", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
+  g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
+  g_test_add_func ("/client/bad-server-address", test_bad_server_address);
+
   return g_test_run ();
 }

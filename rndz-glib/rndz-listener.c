@@ -1,0 +1,1160 @@
+/* rndz-listener.c: the listening side of RndzClient
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "rndz-client-private.h"
+#include "rndz-i18n-private.h"
+
+/* A listener binds one port P and talks to every server from it.
+ *
+ * UDP: the application's socket is bound to P and not connected; for each
+ * server there is one more socket bound to P and connected to that server,
+ * so the kernel hands the server's datagrams to it and everything else to
+ * the application's socket.
+ *
+ * TCP: a listening socket on P, and for each server a connection from P.
+ * When a server forwards a request, the listener connects from P towards
+ * the requester, who connects towards the listener at the same time: the
+ * two SYNs cross in the NATs (a simultaneous open). Without NATs in the
+ * way the requester's SYN may reach the listening socket instead; either
+ * way the connection is handed out by accept.
+ *
+ * Phases: resolving the servers → binding → registering (the listen
+ * operation returns on the first pong) → registered, with keepalives, and
+ * re-registration with backoff whenever a server stops answering.
+ */
+
+/* Requests answered recently, so that a retransmitted fsync punches once */
+#define RECENT_REQUESTS 32
+/* Connections that came in and wait for accept; more are closed */
+#define MAX_INCOMING 64
+#define PUNCH_RETRY_INITIAL_MS 50
+
+typedef struct _Link Link;
+
+/* The listener's relation with one server */
+struct _Link
+{
+  RndzListener *listener;
+  RndzAddr addr;
+
+  GSocket *socket;              /* UDP: connected to the server */
+  GSource *source;
+  RndzConnectAttempt *attempt;  /* TCP: connecting */
+  GSocket *connecting;
+  RndzChannel *channel;         /* TCP: connected */
+
+  gint64 last_ping;             /* monotonic */
+  gint64 last_pong;             /* monotonic, 0 if never */
+  gint64 next_action;           /* monotonic: ping, or reconnect */
+  guint backoff_ms;
+  GError *refused;              /* the server refused us; cleared by a pong */
+};
+
+/* A TCP connect towards a peer that asked for us */
+typedef struct
+{
+  RndzListener *listener;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  RndzAddr addr;
+  gint64 deadline;
+  GSocket *socket;
+  RndzConnectAttempt *attempt;
+  GSource *retry;
+  GSource *expire;
+  guint delay_ms;
+} Punch;
+
+/* An accept waiting for a connection */
+typedef struct
+{
+  RndzListener *listener;
+  GTask *task;
+  GSource *cancel_source;
+} Waiter;
+
+struct _RndzListener
+{
+  RndzClient *client;           /* owns the listener */
+  GMainContext *context;
+  RndzTransport transport;
+  gboolean stopped;
+
+  GCancellable *cancellable;
+  GTask *start_task;
+  GSource *start_timeout;
+  GSource *start_cancel;
+
+  GSocketFamily family;
+  GSocket *socket;              /* UDP: the application's; TCP: listening */
+  guint16 port;
+  GSource *accept_source;
+
+  GPtrArray *links;
+  GSource *timer;
+  RndzClientState state;
+
+  struct
+  {
+    RndzAddr addr;
+    guint32 tid;
+  } recent[RECENT_REQUESTS];
+  guint recent_next;
+
+  GHashTable *punches;          /* RndzAddr → Punch */
+  GQueue incoming;              /* RndzIncoming */
+  GQueue waiters;               /* Waiter */
+};
+
+static void listener_schedule (RndzListener *listener, gint64 when);
+static void listener_update_state (RndzListener *listener);
+static void link_connect (Link *link);
+
+static RndzListener *
+listener_ref (RndzListener *listener)
+{
+  return g_rc_box_acquire (listener);
+}
+
+static void listener_clear (RndzListener *listener);
+
+static void
+listener_unref (RndzListener *listener)
+{
+  g_rc_box_release_full (listener, (GDestroyNotify) listener_clear);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzListener, listener_unref)
+
+void
+rndz_incoming_free (RndzIncoming *incoming)
+{
+  if (incoming->connection != NULL)
+    {
+      g_io_stream_close (G_IO_STREAM (incoming->connection), NULL, NULL);
+      g_object_unref (incoming->connection);
+    }
+  g_free (incoming->peer_id);
+  g_free (incoming);
+}
+
+static guint
+keepalive_ms (RndzListener *listener)
+{
+  return rndz_client_get_keepalive_interval (listener->client) * 1000;
+}
+
+/* Sending to a server */
+
+static void
+link_send (Link              *link,
+           const RndzMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (link->channel != NULL)
+    {
+      if (!rndz_channel_send (link->channel, msg, &error))
+        g_debug ("Sending to the server failed: %s", error->message);
+    }
+  else if (link->socket != NULL)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gsize len = rndz_message_encode (msg, buf, sizeof buf);
+
+      if (g_socket_send (link->socket, buf, len, NULL, &error) < 0)
+        g_debug ("Sending to the server failed: %s", error->message);
+    }
+}
+
+static void
+link_send_ping (Link *link)
+{
+  RndzMessage ping;
+
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
+  g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
+  link_send (link, &ping);
+}
+
+static gboolean
+link_is_alive (Link   *link,
+               gint64  now)
+{
+  gint64 limit = 2 * (gint64) keepalive_ms (link->listener) * 1000 + G_USEC_PER_SEC;
+
+  return link->last_pong != 0 && now - link->last_pong <= limit;
+}
+
+/* Next retry of an unanswered ping or a failed connection */
+static gint64
+link_backoff (Link   *link,
+              gint64  now)
+{
+  gint64 when = now + (gint64) link->backoff_ms * 1000;
+
+  link->backoff_ms = MIN (link->backoff_ms * 2, keepalive_ms (link->listener));
+  return when;
+}
+
+/* The listen operation */
+
+static void
+listener_finish_start (RndzListener *listener,
+                       GError       *error)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&listener->start_task);
+
+  rndz_source_clear (&listener->start_timeout);
+  rndz_source_clear (&listener->start_cancel);
+
+  if (task == NULL)
+    {
+      g_clear_error (&error);
+      return;
+    }
+
+  if (error != NULL)
+    {
+      rndz_listener_free_resources (listener);
+      g_task_return_error (task, error);
+      return;
+    }
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP)
+    g_task_return_pointer (task, g_object_ref (listener->socket), g_object_unref);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+start_timeout_cb (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+
+  g_clear_pointer (&listener->start_timeout, g_source_unref);
+  listener_finish_start (listener,
+                         g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      _("No rendezvous server answered within %u seconds"),
+                                      rndz_client_get_timeout (listener->client)));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+start_cancelled_cb (GCancellable *cancellable,
+                    gpointer      user_data)
+{
+  RndzListener *listener = user_data;
+
+  g_clear_pointer (&listener->start_cancel, g_source_unref);
+  listener_finish_start (listener,
+                         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                              _("Operation was cancelled")));
+  return G_SOURCE_REMOVE;
+}
+
+/* Fails the listen at once if every server refused us */
+static void
+listener_check_refused (RndzListener *listener)
+{
+  if (listener->start_task == NULL || listener->links->len == 0)
+    return;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      if (link->refused == NULL)
+        return;
+    }
+
+  {
+    Link *first = g_ptr_array_index (listener->links, 0);
+
+    if (first->refused->domain == RNDZ_ERROR)
+      listener_finish_start (listener, g_error_copy (first->refused));
+    else
+      listener_finish_start (listener,
+                             g_error_new (RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE,
+                                          _("No rendezvous server could be reached: %s"),
+                                          first->refused->message));
+  }
+}
+
+static void
+link_refused (Link         *link,
+              const GError *error)
+{
+  g_clear_error (&link->refused);
+  link->refused = g_error_copy (error);
+  listener_check_refused (link->listener);
+}
+
+/* Forwarded requests */
+
+static gboolean
+listener_seen_request (RndzListener   *listener,
+                       const RndzAddr *addr,
+                       guint32         tid)
+{
+  for (guint i = 0; i < RECENT_REQUESTS; i++)
+    if (listener->recent[i].tid == tid && rndz_addr_equal (&listener->recent[i].addr, addr))
+      return TRUE;
+
+  listener->recent[listener->recent_next].addr = *addr;
+  listener->recent[listener->recent_next].tid = tid;
+  listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
+  return FALSE;
+}
+
+static void
+listener_deliver (RndzListener *listener,
+                  const char   *peer_id,
+                  GSocket      *socket)
+{
+  RndzIncoming *incoming = g_new0 (RndzIncoming, 1);
+  Waiter *waiter;
+
+  incoming->connection = g_socket_connection_factory_create_connection (socket);
+  incoming->peer_id = g_strdup (peer_id);
+  g_socket_set_blocking (socket, TRUE);
+
+  waiter = g_queue_pop_head (&listener->waiters);
+  if (waiter != NULL)
+    {
+      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
+
+      rndz_source_clear (&waiter->cancel_source);
+      g_free (waiter);
+      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
+      return;
+    }
+
+  if (listener->incoming.length >= MAX_INCOMING)
+    {
+      g_debug ("Closing the connection of “%s”: nobody accepts", peer_id);
+      rndz_incoming_free (incoming);
+      return;
+    }
+
+  g_queue_push_tail (&listener->incoming, incoming);
+}
+
+static void
+punch_free (Punch *punch)
+{
+  g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
+  rndz_source_clear (&punch->retry);
+  rndz_source_clear (&punch->expire);
+  if (punch->socket != NULL)
+    g_socket_close (punch->socket, NULL);
+  g_clear_object (&punch->socket);
+  g_free (punch);
+}
+
+static void punch_try (Punch *punch);
+
+static gboolean
+punch_retry_cb (gpointer user_data)
+{
+  Punch *punch = user_data;
+
+  g_clear_pointer (&punch->retry, g_source_unref);
+  punch_try (punch);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+punch_connected_cb (GSocket      *socket,
+                    const GError *error,
+                    gpointer      user_data)
+{
+  Punch *punch = user_data;
+  RndzListener *listener = punch->listener;
+
+  g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
+
+  if (error == NULL)
+    {
+      g_autoptr(GSocket) connected = g_steal_pointer (&punch->socket);
+      char peer_id[RNDZ_ID_MAX_LEN + 1];
+
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      g_hash_table_remove (listener->punches, &punch->addr);
+      listener_deliver (listener, peer_id, connected);
+      return;
+    }
+
+  /* The requester's SYN has not left its NAT yet, or it already reached
+   * our listening socket: try again until the deadline. */
+  g_socket_close (punch->socket, NULL);
+  g_clear_object (&punch->socket);
+  if (g_get_monotonic_time () + punch->delay_ms * 1000 > punch->deadline)
+    {
+      g_debug ("Giving up connecting to “%s”: %s", punch->peer_id, error->message);
+      g_hash_table_remove (listener->punches, &punch->addr);
+      return;
+    }
+
+  punch->retry = rndz_timeout_add (listener->context, punch->delay_ms, punch_retry_cb, punch);
+  punch->delay_ms = MIN (punch->delay_ms * 2, RNDZ_RETRY_MAX_MS);
+}
+
+static void
+punch_try (Punch *punch)
+{
+  RndzListener *listener = punch->listener;
+  g_autoptr(GError) error = NULL;
+
+  punch->socket = rndz_client_bind (listener->client, listener->family,
+                                    G_SOCKET_TYPE_STREAM, listener->port, &error);
+  if (punch->socket == NULL)
+    {
+      g_debug ("Cannot bind a socket towards “%s”: %s", punch->peer_id, error->message);
+      g_hash_table_remove (listener->punches, &punch->addr);
+      return;
+    }
+
+  punch->attempt = rndz_connect_attempt_new (punch->socket, &punch->addr, listener->context,
+                                             punch_connected_cb, punch);
+}
+
+static void
+link_reply_rsync (Link              *link,
+                  const RndzMessage *fsync)
+{
+  RndzMessage rsync;
+
+  rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
+  g_strlcpy (rsync.id, rndz_client_get_id (link->listener->client), sizeof rsync.id);
+  g_strlcpy (rsync.target, fsync->id, sizeof rsync.target);
+  link_send (link, &rsync);
+}
+
+/* A datagram from our port to the requester opens our NAT for it. It is
+ * an rsync, so a requester that does receive it can tell it apart. */
+static void
+punch_udp (RndzListener      *listener,
+           const RndzMessage *fsync)
+{
+  g_autoptr(GSocketAddress) to = NULL;
+  RndzMessage rsync;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
+  g_strlcpy (rsync.id, rndz_client_get_id (listener->client), sizeof rsync.id);
+  g_strlcpy (rsync.target, fsync->id, sizeof rsync.target);
+  len = rndz_message_encode (&rsync, buf, sizeof buf);
+
+  to = rndz_addr_to_socket_address (&fsync->addr, listener->family);
+  if (to != NULL)
+    g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+}
+
+/* A SYN that the other side's firewall drops is retried by the kernel for
+ * minutes: give up on our own deadline instead. */
+static gboolean
+punch_expire_cb (gpointer user_data)
+{
+  Punch *punch = user_data;
+
+  g_debug ("Giving up connecting to “%s”: timed out", punch->peer_id);
+  g_clear_pointer (&punch->expire, g_source_unref);
+  g_hash_table_remove (punch->listener->punches, &punch->addr);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+punch_tcp (RndzListener      *listener,
+           const RndzMessage *fsync)
+{
+  Punch *punch = g_new0 (Punch, 1);
+  gint64 timeout = rndz_client_get_timeout (listener->client) * G_USEC_PER_SEC;
+
+  punch->listener = listener;
+  g_strlcpy (punch->peer_id, fsync->id, sizeof punch->peer_id);
+  punch->addr = fsync->addr;
+  punch->deadline = g_get_monotonic_time () + timeout;
+  punch->delay_ms = PUNCH_RETRY_INITIAL_MS;
+  punch->expire = rndz_timeout_add (listener->context, timeout / 1000, punch_expire_cb, punch);
+  g_hash_table_insert (listener->punches, &punch->addr, punch);
+  punch_try (punch);
+}
+
+static void
+link_handle_fsync (Link              *link,
+                   const RndzMessage *fsync)
+{
+  RndzListener *listener = link->listener;
+  gboolean first;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP)
+    first = !listener_seen_request (listener, &fsync->addr, fsync->tid);
+  else
+    first = !g_hash_table_contains (listener->punches, &fsync->addr);
+
+  if (first)
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+
+      g_debug ("“%s” at %s asks for us", fsync->id, rndz_addr_format (&fsync->addr, addr));
+      if (listener->transport == RNDZ_TRANSPORT_UDP)
+        punch_udp (listener, fsync);
+      else
+        punch_tcp (listener, fsync);
+    }
+
+  /* Every copy is answered: the server resends when ours was lost */
+  link_reply_rsync (link, fsync);
+
+  if (first)
+    rndz_client_emit_peer_request (listener->client, fsync->id, &fsync->addr);
+}
+
+static void
+link_handle_message (Link              *link,
+                     const RndzMessage *msg)
+{
+  RndzListener *listener = link->listener;
+  gint64 now = g_get_monotonic_time ();
+
+  switch (msg->type)
+    {
+    case RNDZ_MESSAGE_PONG:
+      link->last_pong = now;
+      link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      g_clear_error (&link->refused);
+      link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
+      listener_schedule (listener, link->next_action);
+      rndz_client_update_state (listener->client, listener->state, g_get_real_time ());
+      listener_update_state (listener);
+      if (listener->start_task != NULL)
+        listener_finish_start (listener, NULL);
+      break;
+
+    case RNDZ_MESSAGE_FSYNC:
+      link_handle_fsync (link, msg);
+      break;
+
+    case RNDZ_MESSAGE_ERROR:
+      {
+        g_autoptr(GError) error = rndz_wire_error_to_gerror (msg->code, "");
+
+        g_debug ("The server refused the registration: %s", error->message);
+        link_refused (link, error);
+      }
+      break;
+
+    default:
+      break;
+    }
+}
+
+/* UDP links */
+
+static gboolean
+link_udp_read_cb (GSocket      *socket,
+                  GIOCondition  condition,
+                  gpointer      user_data)
+{
+  Link *link = user_data;
+  g_autoptr(RndzListener) listener = listener_ref (link->listener);
+
+  while (!listener->stopped && link->socket != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+      RndzMessage msg;
+      gssize n;
+
+      n = g_socket_receive (link->socket, buf, sizeof buf, NULL, &error);
+      if (n < 0)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            {
+              /* An ICMP error for an earlier ping: nobody serves there */
+              g_debug ("The server does not answer: %s", error->message);
+              link_refused (link, error);
+              continue;
+            }
+          break;
+        }
+
+      if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL))
+        continue;
+
+      link_handle_message (link, &msg);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+link_udp_open (Link    *link,
+               GError **error)
+{
+  RndzListener *listener = link->listener;
+  g_autoptr(GSocketAddress) server = NULL;
+
+  server = rndz_addr_to_socket_address (&link->addr, listener->family);
+  if (server == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("The server’s address family cannot be reached from the local address"));
+      return FALSE;
+    }
+
+  link->socket = rndz_client_bind (listener->client, listener->family,
+                                   G_SOCKET_TYPE_DATAGRAM, listener->port, error);
+  if (link->socket == NULL || !g_socket_connect (link->socket, server, NULL, error))
+    return FALSE;
+
+  link->source = g_socket_create_source (link->socket, G_IO_IN, NULL);
+  g_source_set_callback (link->source, G_SOURCE_FUNC (link_udp_read_cb), link, NULL);
+  g_source_set_static_name (link->source, "[rndz] listener UDP");
+  g_source_attach (link->source, listener->context);
+  return TRUE;
+}
+
+/* TCP links */
+
+static void
+link_tcp_close (Link *link)
+{
+  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+  if (link->connecting != NULL)
+    g_socket_close (link->connecting, NULL);
+  g_clear_object (&link->connecting);
+  if (link->channel != NULL)
+    rndz_channel_close (link->channel);
+  g_clear_pointer (&link->channel, rndz_channel_unref);
+}
+
+static void
+link_tcp_message_cb (RndzChannel       *channel,
+                     const RndzMessage *msg,
+                     const GError      *error,
+                     gpointer           user_data)
+{
+  Link *link = user_data;
+  g_autoptr(RndzListener) listener = listener_ref (link->listener);
+
+  if (listener->stopped)
+    return;
+
+  if (msg != NULL)
+    {
+      link_handle_message (link, msg);
+      return;
+    }
+
+  /* The server went away: connect again after a while */
+  g_debug ("Lost the connection to the server: %s", error->message);
+  link_tcp_close (link);
+  link->next_action = link_backoff (link, g_get_monotonic_time ());
+  listener_schedule (listener, link->next_action);
+  listener_update_state (listener);
+}
+
+static void
+link_tcp_connected_cb (GSocket      *socket,
+                       const GError *error,
+                       gpointer      user_data)
+{
+  Link *link = user_data;
+  RndzListener *listener = link->listener;
+  g_autoptr(GSocket) connected = g_steal_pointer (&link->connecting);
+  gint64 now = g_get_monotonic_time ();
+
+  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+
+  if (error != NULL)
+    {
+      g_debug ("Cannot connect to the server: %s", error->message);
+      g_socket_close (connected, NULL);
+      link->next_action = link_backoff (link, now);
+      listener_schedule (listener, link->next_action);
+      link_refused (link, error);
+      return;
+    }
+
+  link->channel = rndz_channel_new (connected, listener->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
+                                    link_tcp_message_cb, link);
+  link->last_ping = now;
+  link_send_ping (link);
+  link->next_action = link_backoff (link, now);
+  listener_schedule (listener, link->next_action);
+}
+
+static void
+link_connect (Link *link)
+{
+  RndzListener *listener = link->listener;
+  g_autoptr(GError) error = NULL;
+
+  link_tcp_close (link);
+  link->connecting = rndz_client_bind (listener->client, listener->family,
+                                       G_SOCKET_TYPE_STREAM, listener->port, &error);
+  if (link->connecting == NULL)
+    {
+      g_debug ("Cannot bind a socket for the server: %s", error->message);
+      link->next_action = link_backoff (link, g_get_monotonic_time ());
+      listener_schedule (listener, link->next_action);
+      return;
+    }
+
+  link->attempt = rndz_connect_attempt_new (link->connecting, &link->addr, listener->context,
+                                            link_tcp_connected_cb, link);
+}
+
+/* Listening socket */
+
+static gboolean
+accept_cb (GSocket      *socket,
+           GIOCondition  condition,
+           gpointer      user_data)
+{
+  RndzListener *listener = user_data;
+
+  for (guint i = 0; i < MAX_INCOMING && !listener->stopped; i++)
+    {
+      g_autoptr(GSocket) peer = NULL;
+      g_autoptr(GSocketAddress) remote = NULL;
+      RndzAddr addr;
+      Punch *punch;
+      char peer_id[RNDZ_ID_MAX_LEN + 1];
+
+      peer = g_socket_accept (socket, NULL, NULL);
+      if (peer == NULL)
+        break;
+
+      remote = g_socket_get_remote_address (peer, NULL);
+      punch = NULL;
+      if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
+        punch = g_hash_table_lookup (listener->punches, &addr);
+
+      /* Only peers that asked a server for us get in */
+      if (punch == NULL)
+        {
+          g_debug ("Closing a connection nobody asked the server for");
+          g_socket_close (peer, NULL);
+          continue;
+        }
+
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      g_hash_table_remove (listener->punches, &addr);
+      listener_deliver (listener, peer_id, peer);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Keepalive timer */
+
+static void
+listener_schedule (RndzListener *listener,
+                   gint64        when)
+{
+  gint64 ready;
+
+  if (listener->timer == NULL)
+    return;
+
+  ready = g_source_get_ready_time (listener->timer);
+  if (ready < 0 || when < ready)
+    g_source_set_ready_time (listener->timer, when);
+}
+
+static void
+listener_update_state (RndzListener *listener)
+{
+  gint64 now = g_get_monotonic_time ();
+  RndzClientState state = listener->state;
+  gboolean alive = FALSE;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    alive |= link_is_alive (g_ptr_array_index (listener->links, i), now);
+
+  if (alive)
+    state = RNDZ_CLIENT_STATE_REGISTERED;
+  else if (listener->state == RNDZ_CLIENT_STATE_REGISTERED)
+    state = RNDZ_CLIENT_STATE_RECONNECTING;
+
+  if (state != listener->state)
+    {
+      listener->state = state;
+      rndz_client_update_state (listener->client, state, 0);
+    }
+}
+
+static void
+link_tick (Link   *link,
+           gint64  now)
+{
+  RndzListener *listener = link->listener;
+
+  if (listener->transport == RNDZ_TRANSPORT_TCP && link->channel == NULL)
+    {
+      if (link->attempt == NULL)
+        link_connect (link);
+      return;
+    }
+
+  if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
+      !link_is_alive (link, now))
+    {
+      g_debug ("The server stopped answering: connecting again");
+      link->last_pong = 0;
+      link_connect (link);
+      return;
+    }
+
+  /* An unanswered ping is retried soon; an answered one waits for the
+   * keepalive interval. */
+  link->next_action = link->last_pong >= link->last_ping && link->last_pong != 0
+    ? now + (gint64) keepalive_ms (listener) * 1000
+    : link_backoff (link, now);
+  link->last_ping = now;
+  link_send_ping (link);
+}
+
+static gboolean
+timer_cb (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+  g_autoptr(RndzListener) self = listener_ref (listener);
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = G_MAXINT64;
+
+  g_source_set_ready_time (listener->timer, -1);
+
+  for (guint i = 0; i < listener->links->len && !listener->stopped; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      if (link->next_action <= now)
+        link_tick (link, now);
+      if (link->next_action > now)
+        next = MIN (next, link->next_action);
+    }
+
+  if (listener->stopped)
+    return G_SOURCE_CONTINUE;
+
+  listener_update_state (listener);
+  /* Also wake up when the registration would go stale */
+  next = MIN (next, now + (gint64) keepalive_ms (listener) * 1000);
+  listener_schedule (listener, next);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+timer_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs timer_funcs = {
+  .dispatch = timer_dispatch,
+};
+
+/* Starting */
+
+static void
+link_free (Link *link)
+{
+  rndz_source_clear (&link->source);
+  if (link->socket != NULL)
+    g_socket_close (link->socket, NULL);
+  g_clear_object (&link->socket);
+  link_tcp_close (link);
+  g_clear_error (&link->refused);
+  g_free (link);
+}
+
+static gboolean
+listener_bind (RndzListener  *listener,
+               GError       **error)
+{
+  g_autoptr(GSocketAddress) local = NULL;
+  GSocketType type = listener->transport == RNDZ_TRANSPORT_UDP ?
+    G_SOCKET_TYPE_DATAGRAM : G_SOCKET_TYPE_STREAM;
+
+  listener->socket = rndz_client_bind (listener->client, listener->family, type, 0, error);
+  if (listener->socket == NULL)
+    return FALSE;
+
+  if (listener->transport == RNDZ_TRANSPORT_TCP)
+    {
+      if (!g_socket_listen (listener->socket, error))
+        return FALSE;
+
+      listener->accept_source = g_socket_create_source (listener->socket, G_IO_IN, NULL);
+      g_source_set_callback (listener->accept_source, G_SOURCE_FUNC (accept_cb), listener, NULL);
+      g_source_set_static_name (listener->accept_source, "[rndz] listener accept");
+      g_source_attach (listener->accept_source, listener->context);
+    }
+
+  local = g_socket_get_local_address (listener->socket, error);
+  if (local == NULL)
+    return FALSE;
+
+  listener->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  return TRUE;
+}
+
+static void
+resolved_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(RndzListener) listener = user_data;
+  g_autoptr(GArray) servers = NULL;
+  g_autoptr(GError) error = NULL;
+
+  servers = rndz_resolve_servers_finish (RNDZ_CLIENT (source), result, &error);
+  if (listener->stopped)
+    return;
+
+  if (servers == NULL)
+    {
+      listener_finish_start (listener, g_steal_pointer (&error));
+      return;
+    }
+
+  listener->family = rndz_client_pick_family (listener->client, servers);
+  if (!listener_bind (listener, &error))
+    {
+      listener_finish_start (listener, g_steal_pointer (&error));
+      return;
+    }
+
+  for (guint i = 0; i < servers->len; i++)
+    {
+      Link *link = g_new0 (Link, 1);
+
+      link->listener = listener;
+      link->addr = g_array_index (servers, RndzAddr, i);
+      link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      g_ptr_array_add (listener->links, link);
+
+      if (listener->transport == RNDZ_TRANSPORT_UDP && !link_udp_open (link, &error))
+        {
+          g_debug ("Cannot use server %u: %s", i, error->message);
+          link->refused = g_steal_pointer (&error);
+          link->next_action = G_MAXINT64;
+        }
+    }
+
+  listener->timer = g_source_new (&timer_funcs, sizeof (GSource));
+  g_source_set_callback (listener->timer, timer_cb, listener, NULL);
+  g_source_set_static_name (listener->timer, "[rndz] listener keepalive");
+  g_source_set_ready_time (listener->timer, 0);
+  g_source_attach (listener->timer, listener->context);
+
+  listener->state = RNDZ_CLIENT_STATE_REGISTERING;
+  rndz_client_update_state (listener->client, listener->state, 0);
+  listener_check_refused (listener);
+}
+
+RndzListener *
+rndz_listener_new (RndzClient    *client,
+                   RndzTransport  transport)
+{
+  RndzListener *listener = g_rc_box_new0 (RndzListener);
+
+  listener->client = client;
+  listener->context = g_main_context_ref (rndz_client_get_context (client));
+  listener->transport = transport;
+  listener->cancellable = g_cancellable_new ();
+  listener->links = g_ptr_array_new_with_free_func ((GDestroyNotify) link_free);
+  listener->punches = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
+                                             (GEqualFunc) rndz_addr_equal,
+                                             NULL, (GDestroyNotify) punch_free);
+  listener->state = RNDZ_CLIENT_STATE_IDLE;
+  return listener;
+}
+
+void
+rndz_listener_start (RndzListener *listener,
+                     GTask        *task)
+{
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  guint timeout = rndz_client_get_timeout (listener->client);
+
+  listener->start_task = task;
+  listener->start_timeout = rndz_timeout_add (listener->context, timeout * 1000,
+                                              start_timeout_cb, listener);
+  if (cancellable != NULL)
+    {
+      listener->start_cancel = g_cancellable_source_new (cancellable);
+      g_source_set_callback (listener->start_cancel, G_SOURCE_FUNC (start_cancelled_cb),
+                             listener, NULL);
+      g_source_attach (listener->start_cancel, listener->context);
+    }
+
+  rndz_resolve_servers_async (listener->client, listener->cancellable,
+                              resolved_cb, listener_ref (listener));
+}
+
+/* Accepting */
+
+static gboolean
+waiter_cancelled_cb (GCancellable *cancellable,
+                     gpointer      user_data)
+{
+  Waiter *waiter = user_data;
+  g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
+
+  g_queue_remove (&waiter->listener->waiters, waiter);
+  g_clear_pointer (&waiter->cancel_source, g_source_unref);
+  g_free (waiter);
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("Operation was cancelled"));
+  return G_SOURCE_REMOVE;
+}
+
+void
+rndz_listener_accept (RndzListener *listener,
+                      GTask        *task)
+{
+  GCancellable *cancellable = g_task_get_cancellable (task);
+  RndzIncoming *incoming;
+  Waiter *waiter;
+
+  incoming = g_queue_pop_head (&listener->incoming);
+  if (incoming != NULL)
+    {
+      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
+      g_object_unref (task);
+      return;
+    }
+
+  waiter = g_new0 (Waiter, 1);
+  waiter->listener = listener;
+  waiter->task = task;
+  if (cancellable != NULL)
+    {
+      waiter->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (waiter->cancel_source, G_SOURCE_FUNC (waiter_cancelled_cb),
+                             waiter, NULL);
+      g_source_attach (waiter->cancel_source, listener->context);
+    }
+  g_queue_push_tail (&listener->waiters, waiter);
+}
+
+GSocket *
+rndz_listener_get_socket (RndzListener *listener)
+{
+  return listener->socket;
+}
+
+guint16
+rndz_listener_get_port (RndzListener *listener)
+{
+  return listener->stopped ? 0 : listener->port;
+}
+
+RndzTransport
+rndz_listener_get_transport (RndzListener *listener)
+{
+  return listener->transport;
+}
+
+gboolean
+rndz_listener_is_active (RndzListener *listener)
+{
+  return !listener->stopped;
+}
+
+/* Stopping */
+
+static void
+listener_say_bye (RndzListener *listener)
+{
+  RndzMessage bye;
+
+  rndz_message_init (&bye, RNDZ_MESSAGE_BYE, rndz_client_new_tid ());
+  g_strlcpy (bye.id, rndz_client_get_id (listener->client), sizeof bye.id);
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      if (link->last_pong != 0)
+        link_send (link, &bye);
+    }
+}
+
+/* Closes every socket and source of the listener; tasks still waiting
+ * fail. Safe to call from the listener's own callbacks: the memory goes
+ * with the last reference. */
+void
+rndz_listener_free_resources (RndzListener *listener)
+{
+  Waiter *waiter;
+
+  if (listener->stopped)
+    return;
+  listener->stopped = TRUE;
+
+  g_cancellable_cancel (listener->cancellable);
+  rndz_source_clear (&listener->timer);
+  rndz_source_clear (&listener->accept_source);
+
+  g_ptr_array_set_size (listener->links, 0);
+  g_hash_table_remove_all (listener->punches);
+  g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
+
+  if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
+    g_socket_close (listener->socket, NULL);
+
+  while ((waiter = g_queue_pop_head (&listener->waiters)) != NULL)
+    {
+      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
+
+      rndz_source_clear (&waiter->cancel_source);
+      g_free (waiter);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                               _("The client stopped listening"));
+    }
+
+  if (listener->state != RNDZ_CLIENT_STATE_IDLE)
+    {
+      listener->state = RNDZ_CLIENT_STATE_IDLE;
+      rndz_client_update_state (listener->client, RNDZ_CLIENT_STATE_IDLE, 0);
+    }
+}
+
+static void
+listener_clear (RndzListener *listener)
+{
+  rndz_listener_free_resources (listener);
+  g_ptr_array_unref (listener->links);
+  g_hash_table_unref (listener->punches);
+  g_clear_object (&listener->socket);
+  g_clear_object (&listener->cancellable);
+  g_main_context_unref (listener->context);
+}
+
+void
+rndz_listener_free (RndzListener *listener)
+{
+  if (!listener->stopped)
+    listener_say_bye (listener);
+
+  listener_finish_start (listener,
+                         g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                              _("The client stopped listening")));
+  rndz_listener_free_resources (listener);
+  listener_unref (listener);
+}
