@@ -68,6 +68,9 @@ RndzChannel *rndz_channel_new         (GSocket         *socket,
                                        gsize            max_size,
                                        RndzChannelFunc  func,
                                        gpointer         user_data);
+void         rndz_channel_set_callback (RndzChannel    *channel,
+                                       RndzChannelFunc  func,
+                                       gpointer         user_data);
 RndzChannel *rndz_channel_ref         (RndzChannel     *channel);
 void         rndz_channel_unref       (RndzChannel     *channel);
 gboolean     rndz_channel_send        (RndzChannel     *channel,
@@ -77,6 +80,8 @@ void         rndz_channel_close       (RndzChannel     *channel);
 gboolean     rndz_channel_is_closed   (RndzChannel     *channel);
 GSocket *    rndz_channel_get_socket  (RndzChannel     *channel);
 const RndzAddr *rndz_channel_get_remote (RndzChannel   *channel);
+void         rndz_channel_set_remote  (RndzChannel     *channel,
+                                       const RndzAddr  *remote);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzChannel, rndz_channel_unref)
 

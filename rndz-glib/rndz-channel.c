@@ -298,6 +298,15 @@ rndz_channel_new (GSocket         *socket,
   return channel;
 }
 
+void
+rndz_channel_set_callback (RndzChannel     *channel,
+                           RndzChannelFunc  func,
+                           gpointer         user_data)
+{
+  channel->func = func;
+  channel->user_data = user_data;
+}
+
 RndzChannel *
 rndz_channel_ref (RndzChannel *channel)
 {
@@ -396,6 +405,13 @@ const RndzAddr *
 rndz_channel_get_remote (RndzChannel *channel)
 {
   return &channel->remote;
+}
+
+void
+rndz_channel_set_remote (RndzChannel    *channel,
+                         const RndzAddr *remote)
+{
+  channel->remote = *remote;
 }
 
 /* Sources */

@@ -416,6 +416,8 @@ op_udp_send_isync (ConnectOp *op)
   gsize len;
 
   op_init_isync (op, &isync);
+  /* The server answers no datagram with a larger one */
+  isync.pad_to = rndz_message_max_reply_size (&isync);
   len = rndz_message_encode (&isync, buf, sizeof buf);
 
   for (guint i = 0; i < op->servers->len; i++)

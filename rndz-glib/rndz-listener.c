@@ -180,6 +180,9 @@ link_send_ping (Link *link)
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
   g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
+  /* The server answers no datagram with a larger one */
+  if (link->channel == NULL)
+    ping.pad_to = rndz_message_max_reply_size (&ping);
   link_send (link, &ping);
 }
 

@@ -67,6 +67,9 @@ typedef struct
   char id[RNDZ_ID_MAX_LEN + 1];
   char target[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
+
+  /* Encoding only: pad the message to at least this many bytes */
+  gsize pad_to;
 } RndzMessage;
 
 const char *rndz_message_type_to_string (RndzMessageType type);
@@ -92,6 +95,7 @@ gssize      rndz_frame_peek             (const guint8      *buf,
                                          gsize              len,
                                          gsize              max_size,
                                          GError           **error);
+gsize       rndz_message_max_reply_size (const RndzMessage *request);
 GError *    rndz_wire_error_to_gerror   (RndzWireError      code,
                                          const char        *peer_id);
 

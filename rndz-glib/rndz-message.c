@@ -454,6 +454,17 @@ rndz_message_encode (const RndzMessage *msg,
   if (fields & FIELD_CODE)
     put_member (&w, "code", wire_error_names[msg->code]);
 
+  /* ,"pad":"" is 9 bytes, then one byte per x, then the closing brace */
+  if (msg->pad_to > w.len + 1)
+    {
+      gsize n = msg->pad_to > w.len + 1 + 9 ? msg->pad_to - w.len - 1 - 9 : 0;
+
+      put_str (&w, ",\"pad\":\"");
+      for (gsize i = 0; i < n && !w.overflow; i++)
+        put (&w, "x", 1);
+      put (&w, "\"", 1);
+    }
+
   put (&w, "}", 1);
 
   if (w.overflow)
@@ -529,6 +540,43 @@ rndz_frame_peek (const guint8  *buf,
     return 0;
 
   return payload;
+}
+
+/*
+ * rndz_message_max_reply_size:
+ *
+ * The size of the largest message a server may send in answer to the
+ * datagram @request: a UDP request is padded to at least this size,
+ * since the server never answers a datagram with a larger one (it would
+ * make it an amplifier for spoofed requests).
+ */
+gsize
+rndz_message_max_reply_size (const RndzMessage *request)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage reply;
+  gsize size;
+
+  /* The longest address and transaction id there are */
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, G_MAXUINT32);
+  reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+  size = rndz_message_encode (&reply, buf, sizeof buf);
+
+  rndz_addr_parse (&reply.addr, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", NULL);
+  switch (request->type)
+    {
+    case RNDZ_MESSAGE_PING:
+      reply.type = RNDZ_MESSAGE_PONG;
+      break;
+    case RNDZ_MESSAGE_ISYNC:
+      reply.type = RNDZ_MESSAGE_REDIRECT;
+      g_strlcpy (reply.id, request->target, sizeof reply.id);
+      break;
+    default:
+      return size;
+    }
+
+  return MAX (size, rndz_message_encode (&reply, buf, sizeof buf));
 }
 
 /*

@@ -36,8 +36,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "rndz-server.h"
+#include "rndz-server-private.h"
 #include "rndz-enum-types.h"
+#include "rndz-ratelimit-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-message-private.h"
 #include "rndz-i18n-private.h"
@@ -47,6 +48,11 @@
 #define DEFAULT_REGISTER_TIMEOUT 10
 #define DEFAULT_MAX_PEERS 100000
 #define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_REQUEST_RATE 20
+/* Unregistered connections one address may hold: a single source cannot
+ * push everyone else out */
+#define MAX_UNREGISTERED_PER_ADDRESS 32
+#define RATE_LIMIT_BUCKETS 4096
 #define LISTEN_BACKLOG 128
 /* Datagrams read per wake-up, so TCP connections get their turn */
 #define UDP_BATCH 64
@@ -66,6 +72,15 @@ typedef struct
   ServerConn *conn;      /* TCP only */
 } Peer;
 
+/* Where a message came from: what a reply needs */
+typedef struct
+{
+  RndzTransport transport;
+  RndzAddr from;
+  ServerConn *conn;      /* TCP */
+  gsize len;             /* the request's size: a UDP reply may not exceed it */
+} Source;
+
 /* A TCP connection accepted by the server */
 struct _ServerConn
 {
@@ -81,6 +96,7 @@ typedef struct
 {
   guint32 server_tid;
   guint32 requester_tid;
+  gsize request_len;
   RndzTransport transport;
   RndzAddr requester_addr;
   ServerConn *requester_conn;   /* TCP; NULL once that connection closed */
@@ -116,11 +132,18 @@ struct _RndzServer
 
   GHashTable *conns;           /* ServerConn set */
   GQueue unregistered;
+  GHashTable *unregistered_by_addr; /* RndzAddr without port → count */
 
   GHashTable *pending;         /* server tid → Pending */
   GHashTable *pending_by_request; /* RequestKey → Pending, UDP only */
   GQueue pending_queue;
   guint32 next_tid;
+
+  RndzRateLimit *requester_limit;
+  RndzRateLimit *target_limit;
+  RndzServerStats stats;
+  RndzServerSendFunc send_func;
+  gpointer send_data;
 
   guint peer_timeout;
   guint forward_timeout;
@@ -128,6 +151,7 @@ struct _RndzServer
   guint max_peers;
   guint max_connections;
   guint max_message_size;
+  guint request_rate;
 };
 
 enum
@@ -139,6 +163,7 @@ enum
   PROP_MAX_PEERS,
   PROP_MAX_CONNECTIONS,
   PROP_MAX_MESSAGE_SIZE,
+  PROP_REQUEST_RATE,
   PROP_PEER_COUNT,
   N_PROPS
 };
@@ -161,18 +186,38 @@ static void server_schedule (RndzServer *server, gint64 deadline);
 
 /* Sending */
 
+/* @limit: the size of the request this answers; a larger reply is not
+ * sent, so that spoofed requests cannot turn the server into an
+ * amplifier. Clients pad their requests (see doc/protocol.md). */
 static void
 server_send_udp (RndzServer        *server,
                  const RndzAddr    *to,
-                 const RndzMessage *msg)
+                 const RndzMessage *msg,
+                 gsize              limit)
 {
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   struct sockaddr_storage ss;
   gsize len, sslen;
 
   len = rndz_message_encode (msg, buf, sizeof buf);
+  if (len == 0)
+    return;
+  if (len > limit)
+    {
+      server->stats.amplification++;
+      g_debug ("Not sending a %s of %" G_GSIZE_FORMAT " bytes for a request of %" G_GSIZE_FORMAT,
+               rndz_message_type_to_string (msg->type), len, limit);
+      return;
+    }
+
+  if (server->send_func != NULL)
+    {
+      server->send_func (to, buf, len, server->send_data);
+      return;
+    }
+
   sslen = rndz_addr_to_sockaddr (to, server->family, &ss);
-  if (len == 0 || sslen == 0 || server->udp_socket == NULL)
+  if (sslen == 0 || server->udp_socket == NULL)
     return;
 
   /* Best effort, like UDP itself: a full socket buffer drops the reply
@@ -195,33 +240,29 @@ server_send_tcp (ServerConn        *conn,
     }
 }
 
-/* Sends @msg to whoever sent a message on @transport from @addr / @conn */
+/* Sends @msg back to where @src came from */
 static void
 server_reply (RndzServer        *server,
-              RndzTransport      transport,
-              const RndzAddr    *addr,
-              ServerConn        *conn,
+              const Source      *src,
               const RndzMessage *msg)
 {
-  if (transport == RNDZ_TRANSPORT_UDP)
-    server_send_udp (server, addr, msg);
-  else if (conn != NULL)
-    server_send_tcp (conn, msg);
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, &src->from, msg, src->len);
+  else if (src->conn != NULL)
+    server_send_tcp (src->conn, msg);
 }
 
 static void
-server_reply_error (RndzServer     *server,
-                    RndzTransport   transport,
-                    const RndzAddr *addr,
-                    ServerConn     *conn,
-                    guint32         tid,
-                    RndzWireError   code)
+server_reply_error (RndzServer    *server,
+                    const Source  *src,
+                    guint32        tid,
+                    RndzWireError  code)
 {
   RndzMessage reply;
 
   rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, tid);
   reply.code = code;
-  server_reply (server, transport, addr, conn, &reply);
+  server_reply (server, src, &reply);
 }
 
 /* Registry */
@@ -235,6 +276,53 @@ peer_free (Peer *peer)
 
 /* A connection is in the unregistered queue exactly when it carries no
  * registration; this is the one place that moves it in or out. */
+static RndzAddr
+host_of (const RndzAddr *addr)
+{
+  RndzAddr host = *addr;
+
+  host.port = 0;
+  return host;
+}
+
+static guint
+unregistered_count (RndzServer     *server,
+                    const RndzAddr *addr)
+{
+  RndzAddr host = host_of (addr);
+
+  return GPOINTER_TO_UINT (g_hash_table_lookup (server->unregistered_by_addr, &host));
+}
+
+static void
+unregistered_push (RndzServer *server,
+                   ServerConn *conn)
+{
+  RndzAddr host = host_of (rndz_channel_get_remote (conn->channel));
+  guint count = unregistered_count (server, &host);
+
+  conn->opened = g_get_monotonic_time ();
+  g_queue_push_tail_link (&server->unregistered, &conn->link);
+  g_hash_table_insert (server->unregistered_by_addr, g_memdup2 (&host, sizeof host),
+                       GUINT_TO_POINTER (count + 1));
+  server_schedule (server, conn->opened + server->register_timeout * G_USEC_PER_SEC);
+}
+
+static void
+unregistered_remove (RndzServer *server,
+                     ServerConn *conn)
+{
+  RndzAddr host = host_of (rndz_channel_get_remote (conn->channel));
+  guint count = unregistered_count (server, &host);
+
+  g_queue_unlink (&server->unregistered, &conn->link);
+  if (count <= 1)
+    g_hash_table_remove (server->unregistered_by_addr, &host);
+  else
+    g_hash_table_insert (server->unregistered_by_addr, g_memdup2 (&host, sizeof host),
+                         GUINT_TO_POINTER (count - 1));
+}
+
 static void
 conn_set_peer (RndzServer *server,
                ServerConn *conn,
@@ -246,18 +334,13 @@ conn_set_peer (RndzServer *server,
   if (conn->peer != NULL)
     conn->peer->conn = NULL;
   else
-    g_queue_unlink (&server->unregistered, &conn->link);
+    unregistered_remove (server, conn);
 
   conn->peer = peer;
   if (peer != NULL)
-    {
-      peer->conn = conn;
-      return;
-    }
-
-  conn->opened = g_get_monotonic_time ();
-  g_queue_push_tail_link (&server->unregistered, &conn->link);
-  server_schedule (server, conn->opened + server->register_timeout * G_USEC_PER_SEC);
+    peer->conn = conn;
+  else
+    unregistered_push (server, conn);
 }
 
 /* Forgets @peer. Its TCP connection, if any, stays open but unregistered:
@@ -319,12 +402,11 @@ server_touch_peer (RndzServer *server,
 
 static void
 handle_ping (RndzServer        *server,
-             RndzTransport      transport,
-             const RndzAddr    *from,
-             ServerConn        *conn,
+             const Source      *src,
              const RndzMessage *msg)
 {
-  GHashTable *table = server->peers[transport];
+  GHashTable *table = server->peers[src->transport];
+  ServerConn *conn = src->conn;
   RndzMessage reply;
   Peer *peer;
   gboolean changed = FALSE;
@@ -337,28 +419,28 @@ handle_ping (RndzServer        *server,
   peer = g_hash_table_lookup (table, msg->id);
   if (peer == NULL)
     {
-      if (g_hash_table_size (server->peers[0]) + g_hash_table_size (server->peers[1]) >= server->max_peers)
+      if (rndz_server_get_peer_count (server) >= server->max_peers)
         {
           g_debug ("Refusing “%s”: %u peers registered", msg->id, server->max_peers);
-          server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+          server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
           return;
         }
 
       peer = g_new0 (Peer, 1);
       peer->id = g_strdup (msg->id);
-      peer->transport = transport;
+      peer->transport = src->transport;
       peer->link.data = peer;
       g_hash_table_insert (table, peer->id, peer);
       changed = TRUE;
     }
 
-  if (!rndz_addr_equal (&peer->addr, from))
+  if (!rndz_addr_equal (&peer->addr, &src->from))
     {
-      peer->addr = *from;
+      peer->addr = src->from;
       changed = TRUE;
     }
 
-  if (transport == RNDZ_TRANSPORT_TCP && peer->conn != conn)
+  if (src->transport == RNDZ_TRANSPORT_TCP && peer->conn != conn)
     {
       /* A newer registration of the same id replaces the old one */
       ServerConn *old = peer->conn;
@@ -379,39 +461,36 @@ handle_ping (RndzServer        *server,
       char addr[RNDZ_ADDR_STRLEN];
 
       g_debug ("Registered %s peer “%s” at %s",
-               transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP",
+               src->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP",
                peer->id, rndz_addr_format (&peer->addr, addr));
       emit_registered (server, peer);
       g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
     }
 
   rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
-  reply.addr = *from;
-  server_reply (server, transport, from, conn, &reply);
+  reply.addr = src->from;
+  server_reply (server, src, &reply);
 }
 
-/* Is @peer the one that sent a message from @from / @conn? */
+/* Is @peer the one that sent @src? */
 static gboolean
-peer_matches_source (Peer           *peer,
-                     const RndzAddr *from,
-                     ServerConn     *conn)
+peer_matches_source (Peer         *peer,
+                     const Source *src)
 {
   if (peer->transport == RNDZ_TRANSPORT_TCP)
-    return peer->conn == conn;
-  return rndz_addr_equal (&peer->addr, from);
+    return peer->conn == src->conn;
+  return rndz_addr_equal (&peer->addr, &src->from);
 }
 
 static void
 handle_bye (RndzServer        *server,
-            RndzTransport      transport,
-            const RndzAddr    *from,
-            ServerConn        *conn,
+            const Source      *src,
             const RndzMessage *msg)
 {
-  Peer *peer = g_hash_table_lookup (server->peers[transport], msg->id);
+  Peer *peer = g_hash_table_lookup (server->peers[src->transport], msg->id);
 
   /* Only the registered peer itself may unregister */
-  if (peer == NULL || !peer_matches_source (peer, from, conn))
+  if (peer == NULL || !peer_matches_source (peer, src))
     return;
 
   server_remove_peer (server, peer);
@@ -450,19 +529,32 @@ pending_free (RndzServer *server,
   g_free (pending);
 }
 
+/* Sends the request on to its target. This is the one message the server
+ * sends to someone who did not ask for it, so it is rate limited twice:
+ * by who asks, and by whom it goes to. */
 static void
 send_fsync (RndzServer *server,
             Peer       *target,
             Pending    *pending)
 {
+  gint64 now = g_get_monotonic_time ();
   RndzMessage fsync;
+
+  if (!rndz_rate_limit_take (server->requester_limit, &pending->requester_addr, now) ||
+      !rndz_rate_limit_take (server->target_limit, &target->addr, now))
+    {
+      server->stats.rate_limited++;
+      g_debug ("Not forwarding the request of “%s”: rate limited", pending->requester_id);
+      return;
+    }
 
   rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, pending->server_tid);
   g_strlcpy (fsync.id, pending->requester_id, sizeof fsync.id);
   fsync.addr = pending->requester_addr;
+  server->stats.forwarded++;
 
   if (target->transport == RNDZ_TRANSPORT_UDP)
-    server_send_udp (server, &target->addr, &fsync);
+    server_send_udp (server, &target->addr, &fsync, G_MAXSIZE);
   else
     server_send_tcp (target->conn, &fsync);
 }
@@ -480,25 +572,23 @@ server_new_tid (RndzServer *server)
 
 static void
 handle_isync (RndzServer        *server,
-              RndzTransport      transport,
-              const RndzAddr    *from,
-              ServerConn        *conn,
+              const Source      *src,
               const RndzMessage *msg)
 {
-  Peer *target = g_hash_table_lookup (server->peers[transport], msg->target);
+  Peer *target = g_hash_table_lookup (server->peers[src->transport], msg->target);
   Pending *pending;
 
   if (target == NULL)
     {
       g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
-      server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
       return;
     }
 
   /* The same isync again: the fsync or the reply to it was lost */
-  if (transport == RNDZ_TRANSPORT_UDP)
+  if (src->transport == RNDZ_TRANSPORT_UDP)
     {
-      RequestKey key = { *from, msg->tid };
+      RequestKey key = { src->from, msg->tid };
 
       pending = g_hash_table_lookup (server->pending_by_request, &key);
       if (pending != NULL)
@@ -510,27 +600,29 @@ handle_isync (RndzServer        *server,
 
   if (g_hash_table_size (server->pending) >= MAX_PENDING)
     {
-      server_reply_error (server, transport, from, conn, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      server->stats.rate_limited++;
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
       return;
     }
 
   pending = g_new0 (Pending, 1);
   pending->server_tid = server_new_tid (server);
   pending->requester_tid = msg->tid;
-  pending->transport = transport;
-  pending->requester_addr = *from;
-  pending->requester_conn = conn;
+  pending->request_len = src->len;
+  pending->transport = src->transport;
+  pending->requester_addr = src->from;
+  pending->requester_conn = src->conn;
   g_strlcpy (pending->requester_id, msg->id, sizeof pending->requester_id);
   g_strlcpy (pending->target_id, msg->target, sizeof pending->target_id);
   pending->deadline = g_get_monotonic_time () + server->forward_timeout * G_USEC_PER_SEC;
   pending->link.data = pending;
 
   g_hash_table_insert (server->pending, GUINT_TO_POINTER (pending->server_tid), pending);
-  if (transport == RNDZ_TRANSPORT_UDP)
+  if (src->transport == RNDZ_TRANSPORT_UDP)
     {
       RequestKey *key = g_new (RequestKey, 1);
 
-      key->addr = *from;
+      key->addr = src->from;
       key->tid = msg->tid;
       g_hash_table_insert (server->pending_by_request, key, pending);
     }
@@ -541,25 +633,35 @@ handle_isync (RndzServer        *server,
   send_fsync (server, target, pending);
 }
 
+/* Answers a pending request's requester, by the way it asked */
+static void
+pending_reply (RndzServer        *server,
+               Pending           *pending,
+               const RndzMessage *msg)
+{
+  if (pending->transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, &pending->requester_addr, msg, pending->request_len);
+  else if (pending->requester_conn != NULL)
+    server_send_tcp (pending->requester_conn, msg);
+}
+
 static void
 handle_rsync (RndzServer        *server,
-              RndzTransport      transport,
-              const RndzAddr    *from,
-              ServerConn        *conn,
+              const Source      *src,
               const RndzMessage *msg)
 {
   Pending *pending = g_hash_table_lookup (server->pending, GUINT_TO_POINTER (msg->tid));
   RndzMessage redirect;
   Peer *target;
 
-  if (pending == NULL || pending->transport != transport ||
+  if (pending == NULL || pending->transport != src->transport ||
       !g_str_equal (pending->target_id, msg->id) ||
       !g_str_equal (pending->requester_id, msg->target))
     return;
 
   /* Only the target itself may answer for the target */
-  target = g_hash_table_lookup (server->peers[transport], msg->id);
-  if (target == NULL || !peer_matches_source (target, from, conn))
+  target = g_hash_table_lookup (server->peers[src->transport], msg->id);
+  if (target == NULL || !peer_matches_source (target, src))
     return;
 
   server_touch_peer (server, target);
@@ -567,35 +669,31 @@ handle_rsync (RndzServer        *server,
   rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, pending->requester_tid);
   g_strlcpy (redirect.id, target->id, sizeof redirect.id);
   redirect.addr = target->addr;
-
-  if (transport == RNDZ_TRANSPORT_UDP)
-    server_send_udp (server, &pending->requester_addr, &redirect);
-  else if (pending->requester_conn != NULL)
-    server_send_tcp (pending->requester_conn, &redirect);
-
+  server->stats.redirected++;
+  pending_reply (server, pending, &redirect);
   pending_free (server, pending);
 }
 
 static void
 server_handle_message (RndzServer        *server,
-                       RndzTransport      transport,
-                       const RndzAddr    *from,
-                       ServerConn        *conn,
+                       const Source      *src,
                        const RndzMessage *msg)
 {
+  server->stats.messages++;
+
   switch (msg->type)
     {
     case RNDZ_MESSAGE_PING:
-      handle_ping (server, transport, from, conn, msg);
+      handle_ping (server, src, msg);
       break;
     case RNDZ_MESSAGE_ISYNC:
-      handle_isync (server, transport, from, conn, msg);
+      handle_isync (server, src, msg);
       break;
     case RNDZ_MESSAGE_RSYNC:
-      handle_rsync (server, transport, from, conn, msg);
+      handle_rsync (server, src, msg);
       break;
     case RNDZ_MESSAGE_BYE:
-      handle_bye (server, transport, from, conn, msg);
+      handle_bye (server, src, msg);
       break;
     case RNDZ_MESSAGE_PONG:
     case RNDZ_MESSAGE_FSYNC:
@@ -610,6 +708,36 @@ server_handle_message (RndzServer        *server,
 
 /* UDP */
 
+/*
+ * rndz_server_receive_datagram:
+ *
+ * Handles one datagram as if it had arrived from @from. The server's
+ * socket reads come here; so do fuzzers, without sockets.
+ */
+void
+rndz_server_receive_datagram (RndzServer     *server,
+                              const RndzAddr *from,
+                              const char     *data,
+                              gsize           len)
+{
+  g_autoptr(GError) error = NULL;
+  Source src = { RNDZ_TRANSPORT_UDP, *from, NULL, len };
+  RndzMessage msg;
+
+  if (from->port == 0 ||
+      !rndz_message_decode (&msg, data, len, server->max_message_size, &error))
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+
+      server->stats.malformed++;
+      g_debug ("Dropping datagram from %s: %s", rndz_addr_format (from, addr),
+               error != NULL ? error->message : "no source port");
+      return;
+    }
+
+  server_handle_message (server, &src, &msg);
+}
+
 static gboolean
 udp_read_cb (GSocket      *socket,
              GIOCondition  condition,
@@ -622,10 +750,8 @@ udp_read_cb (GSocket      *socket,
 
   for (guint i = 0; i < UDP_BATCH && server->udp_socket != NULL; i++)
     {
-      g_autoptr(GError) error = NULL;
       struct sockaddr_storage ss;
       socklen_t sslen = sizeof ss;
-      RndzMessage msg;
       RndzAddr from;
       gssize n;
 
@@ -633,26 +759,15 @@ udp_read_cb (GSocket      *socket,
                     MSG_DONTWAIT, (struct sockaddr *) &ss, &sslen);
       if (n < 0)
         {
-          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            g_debug ("UDP receive failed: %s", g_strerror (errno));
-          /* ICMP errors for earlier sends surface here; keep reading */
           if (errno == EAGAIN || errno == EWOULDBLOCK)
             break;
+          /* ICMP errors for earlier sends surface here; keep reading */
+          g_debug ("UDP receive failed: %s", g_strerror (errno));
           continue;
         }
 
-      if (!rndz_addr_from_sockaddr (&from, (struct sockaddr *) &ss, sslen) || from.port == 0)
-        continue;
-
-      if (!rndz_message_decode (&msg, buf, n, server->max_message_size, &error))
-        {
-          char addr[RNDZ_ADDR_STRLEN];
-
-          g_debug ("Dropping datagram from %s: %s", rndz_addr_format (&from, addr), error->message);
-          continue;
-        }
-
-      server_handle_message (server, RNDZ_TRANSPORT_UDP, &from, NULL, &msg);
+      if (rndz_addr_from_sockaddr (&from, (struct sockaddr *) &ss, sslen))
+        rndz_server_receive_datagram (server, &from, buf, n);
     }
 
   return G_SOURCE_CONTINUE;
@@ -671,7 +786,7 @@ server_conn_close (ServerConn *conn)
 
   if (conn->peer != NULL)
     server_remove_peer (server, conn->peer);
-  g_queue_unlink (&server->unregistered, &conn->link);
+  unregistered_remove (server, conn);
 
   /* Bounded by MAX_PENDING */
   for (l = server->pending_queue.head; l != NULL; l = l->next)
@@ -694,32 +809,80 @@ conn_message_cb (RndzChannel       *channel,
                  gpointer           user_data)
 {
   ServerConn *conn = user_data;
+  Source src = { RNDZ_TRANSPORT_TCP, *rndz_channel_get_remote (channel), conn, G_MAXSIZE };
 
   if (msg == NULL)
     {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+        conn->server->stats.malformed++;
       g_debug ("Closing TCP connection: %s", error->message);
       server_conn_close (conn);
       return;
     }
 
-  server_handle_message (conn->server, RNDZ_TRANSPORT_TCP,
-                         rndz_channel_get_remote (channel), conn, msg);
+  server_handle_message (conn->server, &src, msg);
 }
 
-static void
-server_add_conn (RndzServer *server,
-                 GSocket    *socket)
+/* Makes room for a new connection: a source may hold only so many
+ * connections that have not registered, and at the global limit the
+ * oldest of those goes. Registered peers are never pushed out. */
+static gboolean
+server_make_room (RndzServer     *server,
+                  const RndzAddr *remote)
 {
-  ServerConn *conn = g_new0 (ServerConn, 1);
+  ServerConn *oldest;
 
+  if (unregistered_count (server, remote) >= MAX_UNREGISTERED_PER_ADDRESS)
+    return FALSE;
+
+  if (g_hash_table_size (server->conns) < server->max_connections)
+    return TRUE;
+
+  oldest = g_queue_peek_head (&server->unregistered);
+  if (oldest == NULL)
+    return FALSE;
+
+  g_debug ("Closing the oldest silent connection to make room");
+  server->stats.evicted++;
+  server_conn_close (oldest);
+  return TRUE;
+}
+
+/*
+ * rndz_server_add_connection:
+ * @remote: the peer's address, or %NULL to read it from @socket
+ *
+ * Serves a connected TCP socket. Accepted sockets come here; fuzzers
+ * and tests may hand in one end of a socket pair.
+ */
+void
+rndz_server_add_connection (RndzServer     *server,
+                            GSocket        *socket,
+                            const RndzAddr *remote)
+{
+  ServerConn *conn;
+  RndzChannel *channel;
+
+  channel = rndz_channel_new (socket, server->context, server->max_message_size, NULL, NULL);
+  if (remote != NULL)
+    rndz_channel_set_remote (channel, remote);
+
+  if (!server_make_room (server, rndz_channel_get_remote (channel)))
+    {
+      g_debug ("Refusing TCP connection: too many open");
+      server->stats.refused_connections++;
+      rndz_channel_close (channel);
+      rndz_channel_unref (channel);
+      return;
+    }
+
+  conn = g_new0 (ServerConn, 1);
   conn->server = server;
-  conn->opened = g_get_monotonic_time ();
   conn->link.data = conn;
-  conn->channel = rndz_channel_new (socket, server->context, server->max_message_size,
-                                    conn_message_cb, conn);
+  conn->channel = channel;
+  rndz_channel_set_callback (channel, conn_message_cb, conn);
   g_hash_table_add (server->conns, conn);
-  g_queue_push_tail_link (&server->unregistered, &conn->link);
-  server_schedule (server, conn->opened + server->register_timeout * G_USEC_PER_SEC);
+  unregistered_push (server, conn);
 }
 
 static gboolean
@@ -742,15 +905,7 @@ tcp_accept_cb (GSocket      *socket,
           break;
         }
 
-      /* Refused at once rather than left to hang in the backlog */
-      if (g_hash_table_size (server->conns) >= server->max_connections)
-        {
-          g_debug ("Refusing TCP connection: %u open", server->max_connections);
-          g_socket_close (client, NULL);
-          continue;
-        }
-
-      server_add_conn (server, client);
+      rndz_server_add_connection (server, client, NULL);
     }
 
   return G_SOURCE_CONTINUE;
@@ -798,6 +953,7 @@ server_expire (gpointer user_data)
   RndzServer *server = user_data;
   gint64 now = g_get_monotonic_time ();
   gint64 next = -1;
+  RndzMessage reply;
   GList *head;
 
   g_source_set_ready_time (server->timer, -1);
@@ -813,9 +969,9 @@ server_expire (gpointer user_data)
         }
 
       g_debug ("“%s” did not answer the request of “%s”", pending->target_id, pending->requester_id);
-      server_reply_error (server, pending->transport, &pending->requester_addr,
-                          pending->requester_conn, pending->requester_tid,
-                          RNDZ_WIRE_ERROR_PEER_NO_ANSWER);
+      rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, pending->requester_tid);
+      reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+      pending_reply (server, pending, &reply);
       pending_free (server, pending);
     }
   if (next >= 0)
@@ -1243,6 +1399,65 @@ rndz_server_set_max_message_size (RndzServer *server,
   g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_MAX_MESSAGE_SIZE]);
 }
 
+/**
+ * rndz_server_get_request_rate:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:request-rate]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_request_rate (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->request_rate;
+}
+
+/**
+ * rndz_server_set_request_rate:
+ * @server: a #RndzServer
+ * @per_second: requests per second and address, at least 1
+ *
+ * Sets [property@Rndz.Server:request-rate].
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_request_rate (RndzServer *server,
+                              guint       per_second)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (per_second >= 1);
+
+  if (server->request_rate == per_second)
+    return;
+
+  server->request_rate = per_second;
+  rndz_rate_limit_set (server->requester_limit, per_second, 2 * per_second);
+  rndz_rate_limit_set (server->target_limit, per_second, 2 * per_second);
+  g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_REQUEST_RATE]);
+}
+
+/* Internal API */
+
+void
+rndz_server_get_stats (RndzServer      *server,
+                       RndzServerStats *stats)
+{
+  *stats = server->stats;
+}
+
+void
+rndz_server_set_udp_sender (RndzServer         *server,
+                            RndzServerSendFunc  func,
+                            gpointer            user_data)
+{
+  server->send_func = func;
+  server->send_data = user_data;
+}
+
 static void
 rndz_server_get_property (GObject    *object,
                           guint       prop_id,
@@ -1270,6 +1485,9 @@ rndz_server_get_property (GObject    *object,
       break;
     case PROP_MAX_MESSAGE_SIZE:
       g_value_set_uint (value, server->max_message_size);
+      break;
+    case PROP_REQUEST_RATE:
+      g_value_set_uint (value, server->request_rate);
       break;
     case PROP_PEER_COUNT:
       g_value_set_uint (value, rndz_server_get_peer_count (server));
@@ -1307,6 +1525,9 @@ rndz_server_set_property (GObject      *object,
     case PROP_MAX_MESSAGE_SIZE:
       rndz_server_set_max_message_size (server, g_value_get_uint (value));
       break;
+    case PROP_REQUEST_RATE:
+      rndz_server_set_request_rate (server, g_value_get_uint (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1332,6 +1553,9 @@ rndz_server_finalize (GObject *object)
   g_hash_table_unref (server->conns);
   g_hash_table_unref (server->pending);
   g_hash_table_unref (server->pending_by_request);
+  g_hash_table_unref (server->unregistered_by_addr);
+  rndz_rate_limit_free (server->requester_limit);
+  rndz_rate_limit_free (server->target_limit);
   g_main_context_unref (server->context);
 
   G_OBJECT_CLASS (rndz_server_parent_class)->finalize (object);
@@ -1420,6 +1644,21 @@ rndz_server_class_init (RndzServerClass *klass)
                        RNDZ_MESSAGE_DEFAULT_MAX_SIZE, flags);
 
   /**
+   * RndzServer:request-rate:
+   *
+   * Connection requests per second that the server forwards from one
+   * source address, and to one target address, with bursts of twice as
+   * many. A forwarded request makes the server send to a third party: the
+   * limit keeps the server from being used to flood anyone. An IPv6
+   * source counts by its /64 prefix.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_REQUEST_RATE] =
+    g_param_spec_uint ("request-rate", NULL, NULL,
+                       1, G_MAXUINT16, DEFAULT_REQUEST_RATE, flags);
+
+  /**
    * RndzServer:peer-count:
    *
    * The number of registered peers, over both transports.
@@ -1487,6 +1726,14 @@ rndz_server_init (RndzServer *server)
   server->max_peers = DEFAULT_MAX_PEERS;
   server->max_connections = DEFAULT_MAX_CONNECTIONS;
   server->max_message_size = RNDZ_MESSAGE_DEFAULT_MAX_SIZE;
+  server->request_rate = DEFAULT_REQUEST_RATE;
+  server->requester_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,
+                                                 2 * DEFAULT_REQUEST_RATE);
+  server->target_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,
+                                              2 * DEFAULT_REQUEST_RATE);
+  server->unregistered_by_addr = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
+                                                        (GEqualFunc) rndz_addr_equal,
+                                                        g_free, NULL);
 }
 
 /**

@@ -66,5 +66,10 @@ guint           rndz_server_get_max_message_size (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_max_message_size (RndzServer      *server,
                                                   guint            size);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_request_rate     (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_request_rate     (RndzServer      *server,
+                                                  guint            per_second);
 
 G_END_DECLS

@@ -1,0 +1,39 @@
+/* rndz-ratelimit-private.h: per-address token buckets in fixed memory
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include <glib.h>
+
+#include "rndz-addr-private.h"
+
+G_BEGIN_DECLS
+
+/*
+ * RndzRateLimit:
+ *
+ * Token buckets keyed by source address, in a fixed array: addresses that
+ * hash to the same slot share a bucket, which errs on the strict side and
+ * keeps memory constant whatever the number of sources. The port is
+ * ignored, and an IPv6 address counts by its /64, which one host usually
+ * owns whole. The hash is keyed with a random seed so that nobody can aim
+ * at someone else's bucket.
+ */
+typedef struct _RndzRateLimit RndzRateLimit;
+
+RndzRateLimit *rndz_rate_limit_new     (guint           n_buckets,
+                                        guint           per_second,
+                                        guint           burst);
+void           rndz_rate_limit_free    (RndzRateLimit  *limit);
+void           rndz_rate_limit_set     (RndzRateLimit  *limit,
+                                        guint           per_second,
+                                        guint           burst);
+gboolean       rndz_rate_limit_take    (RndzRateLimit  *limit,
+                                        const RndzAddr *addr,
+                                        gint64          now);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzRateLimit, rndz_rate_limit_free)
+
+G_END_DECLS

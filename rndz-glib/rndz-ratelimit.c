@@ -1,0 +1,98 @@
+/* rndz-ratelimit.c: per-address token buckets in fixed memory
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include "rndz-ratelimit-private.h"
+
+typedef struct
+{
+  gint64 updated;     /* monotonic µs */
+  gdouble tokens;
+} Bucket;
+
+struct _RndzRateLimit
+{
+  guint n_buckets;
+  gdouble per_second;
+  gdouble burst;
+  guint32 seed;
+  Bucket *buckets;
+};
+
+RndzRateLimit *
+rndz_rate_limit_new (guint n_buckets,
+                     guint per_second,
+                     guint burst)
+{
+  RndzRateLimit *limit = g_new0 (RndzRateLimit, 1);
+
+  g_return_val_if_fail (n_buckets > 0, NULL);
+
+  limit->n_buckets = n_buckets;
+  limit->seed = g_random_int ();
+  limit->buckets = g_new0 (Bucket, n_buckets);
+  rndz_rate_limit_set (limit, per_second, burst);
+  return limit;
+}
+
+void
+rndz_rate_limit_free (RndzRateLimit *limit)
+{
+  g_free (limit->buckets);
+  g_free (limit);
+}
+
+void
+rndz_rate_limit_set (RndzRateLimit *limit,
+                     guint          per_second,
+                     guint          burst)
+{
+  limit->per_second = per_second;
+  limit->burst = MAX (burst, 1);
+}
+
+static guint
+bucket_index (RndzRateLimit  *limit,
+              const RndzAddr *addr)
+{
+  /* FNV-1a over the seed and the address, without the port; /64 for v6 */
+  gsize n = addr->family == 4 ? 4 : 8;
+  guint32 h = 2166136261u ^ limit->seed;
+
+  h = (h ^ addr->family) * 16777619u;
+  for (gsize i = 0; i < n; i++)
+    h = (h ^ addr->bytes[i]) * 16777619u;
+
+  return h % limit->n_buckets;
+}
+
+/*
+ * rndz_rate_limit_take:
+ *
+ * Takes one token from @addr's bucket.
+ *
+ * Returns: %FALSE if the bucket is empty: the request must be refused
+ */
+gboolean
+rndz_rate_limit_take (RndzRateLimit  *limit,
+                      const RndzAddr *addr,
+                      gint64          now)
+{
+  Bucket *bucket = &limit->buckets[bucket_index (limit, addr)];
+
+  if (bucket->updated == 0)
+    bucket->tokens = limit->burst;
+  else if (now > bucket->updated)
+    bucket->tokens = MIN (limit->burst,
+                          bucket->tokens + (now - bucket->updated) * limit->per_second / G_USEC_PER_SEC);
+  bucket->updated = now;
+
+  if (bucket->tokens < 1.0)
+    return FALSE;
+
+  bucket->tokens -= 1.0;
+  return TRUE;
+}

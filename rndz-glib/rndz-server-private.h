@@ -1,0 +1,43 @@
+/* rndz-server-private.h: RndzServer internals for tests, fuzzers and tools
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include "rndz-server.h"
+#include "rndz-addr-private.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  guint64 messages;            /* valid messages handled */
+  guint64 malformed;           /* bad datagrams dropped, connections closed for bad input */
+  guint64 rate_limited;        /* requests refused by the rate limits */
+  guint64 amplification;       /* replies not sent: larger than their request */
+  guint64 forwarded;           /* fsyncs sent */
+  guint64 redirected;          /* rendezvous completed */
+  guint64 evicted;             /* silent connections closed to make room */
+  guint64 refused_connections; /* connections refused at the limit */
+} RndzServerStats;
+
+typedef void (*RndzServerSendFunc) (const RndzAddr *to,
+                                    const char     *data,
+                                    gsize           len,
+                                    gpointer        user_data);
+
+void     rndz_server_get_stats          (RndzServer         *server,
+                                         RndzServerStats    *stats);
+void     rndz_server_set_udp_sender     (RndzServer         *server,
+                                         RndzServerSendFunc  func,
+                                         gpointer            user_data);
+void     rndz_server_receive_datagram   (RndzServer         *server,
+                                         const RndzAddr     *from,
+                                         const char         *data,
+                                         gsize               len);
+void     rndz_server_add_connection     (RndzServer         *server,
+                                         GSocket            *socket,
+                                         const RndzAddr     *remote);
+
+G_END_DECLS
