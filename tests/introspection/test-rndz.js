@@ -1,0 +1,432 @@
+// test-rndz.js: Rndz from JavaScript (GJS), through GObject introspection
+//
+// SPDX-License-Identifier: MIT
+//
+// Runs a rendezvous server, a listener and a connector in one GLib.MainLoop
+// and checks that everything a GJS program needs works: the async methods
+// turned into promises with Gio._promisify(), the GIO objects they return,
+// the peer-request signal, the properties, and errors as GLib.Error with
+// the right domain and code.
+//
+// Prints TAP. Run as an ES module: gjs -m test-rndz.js, with GI_TYPELIB_PATH
+// and LD_LIBRARY_PATH pointing at the build tree (tests/introspection/
+// meson.build sets them).
+
+import GLib from 'gi://GLib?version=2.0';
+import GObject from 'gi://GObject?version=2.0';
+import Gio from 'gi://Gio?version=2.0';
+import Rndz from 'gi://Rndz?version=1.0';
+import System from 'system';
+
+// Every wait in this file is bounded by this
+const TIMEOUT_MS = 10000;
+
+// foo_async (..., callback) + foo_finish () become foo_async (...) returning
+// a promise, when no callback is given
+for (const method of ['listen_udp', 'listen_tcp', 'accept', 'connect_udp', 'connect_tcp'])
+    Gio._promisify(Rndz.Client.prototype, `${method}_async`, `${method}_finish`);
+Gio._promisify(Gio.InputStream.prototype, 'read_bytes_async', 'read_bytes_finish');
+Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async', 'write_bytes_finish');
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+class AssertionError extends Error {
+    get name() {
+        return 'AssertionError';
+    }
+}
+
+function assert(condition, message = 'assertion failed') {
+    if (!condition)
+        throw new AssertionError(message);
+}
+
+function assertEqual(a, b) {
+    if (a !== b)
+        throw new AssertionError(`${JSON.stringify(a)} !== ${JSON.stringify(b)}`);
+}
+
+function assertError(error, domain, code) {
+    assert(error instanceof GLib.Error, `${error} is not a GLib.Error`);
+    assert(error.matches(domain, code),
+        `expected ${domain} ${code}, got ${GLib.quark_to_string(error.domain)} ${error.code}: ${error.message}`);
+}
+
+// Resolves after @ms milliseconds of main loop
+function sleep(ms) {
+    return new Promise(resolve => {
+        GLib.timeout_add(GLib.PRIORITY_DEFAULT, ms, () => {
+            resolve();
+            return GLib.SOURCE_REMOVE;
+        });
+    });
+}
+
+// Rejects if @promise does not settle within TIMEOUT_MS
+function bounded(promise, what) {
+    let timeoutId = 0;
+    const timeout = new Promise((resolve, reject) => {
+        timeoutId = GLib.timeout_add(GLib.PRIORITY_DEFAULT, TIMEOUT_MS, () => {
+            timeoutId = 0;
+            reject(new AssertionError(`${what}: timed out after ${TIMEOUT_MS} ms`));
+            return GLib.SOURCE_REMOVE;
+        });
+    });
+    return Promise.race([promise, timeout]).finally(() => {
+        if (timeoutId !== 0)
+            GLib.source_remove(timeoutId);
+    });
+}
+
+// Resolves when a signal is emitted, with its arguments
+function nextSignal(object, signal) {
+    return new Promise(resolve => {
+        const id = object.connect(signal, (...args) => {
+            object.disconnect(id);
+            resolve(args.slice(1));
+        });
+    });
+}
+
+// Gio.Socket.receive() and receive_from() cannot be called from GJS 1.74
+// with GLib 2.74: their buffer is an (out caller-allocates) array. (GLib
+// 2.80 adds receive_bytes_from().) Instead: wait until the socket is
+// readable, peek at the sender with receive_message() and no buffers, then
+// read the datagram itself through the socket's GIOStream.
+class DatagramReader {
+    constructor(socket) {
+        this.socket = socket;
+        // Keep the connection: it owns the stream we read from
+        this.connection = socket.connection_factory_create_connection();
+        this.input = this.connection.get_input_stream();
+    }
+
+    readable() {
+        return new Promise(resolve => {
+            const source = this.socket.create_source(GLib.IOCondition.IN, null);
+            source.set_callback(() => {
+                resolve();
+                return GLib.SOURCE_REMOVE;
+            });
+            source.attach(null);
+        });
+    }
+
+    async receive() {
+        await this.readable();
+        const [, sender] = this.socket.receive_message([], Gio.SocketMsgFlags.PEEK, null);
+        const bytes = this.input.read_bytes(65536, null);
+        return [decoder.decode(bytes.toArray()), sender];
+    }
+}
+
+// Lets closed sockets' sources go before the next test
+function drain() {
+    const context = GLib.MainContext.default();
+    while (context.iteration(false))
+        ;
+}
+
+// A server on 127.0.0.1, port 0, and the clients of a test
+class Fixture {
+    constructor() {
+        this.server = Rndz.Server.new();
+        this.server.forward_timeout = 1;
+        const address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0);
+        assert(this.server.listen(address));
+        this.address = `127.0.0.1:${this.server.get_port()}`;
+        this.clients = [];
+    }
+
+    client(id) {
+        const client = Rndz.Client.new(id, [this.address]);
+        client.timeout = 5;
+        this.clients.push(client);
+        return client;
+    }
+
+    close() {
+        for (const client of this.clients)
+            client.stop();
+        this.server.stop();
+        drain();
+    }
+}
+
+async function withFixture(func) {
+    const fixture = new Fixture();
+    try {
+        await func(fixture);
+    } finally {
+        fixture.close();
+    }
+}
+
+// Tests
+
+const tests = [];
+
+function test(name, description, func) {
+    tests.push({name, description, func});
+}
+
+test('types', 'The typelib has the classes, enums, error domains and constants', () => {
+    assert(Rndz.Server.prototype instanceof GObject.Object);
+    assert(Rndz.Client.prototype instanceof GObject.Object);
+    assertEqual(Rndz.MAJOR_VERSION, 1);
+    assertEqual(typeof Rndz.VERSION_S, 'string');
+    assertEqual(GLib.quark_to_string(Rndz.error_quark()), 'rndz-error-quark');
+    assertEqual(GLib.quark_to_string(Rndz.protocol_error_quark()), 'rndz-protocol-error-quark');
+    assertEqual(Rndz.Error.PEER_NOT_FOUND, 1);
+    assertEqual(Rndz.ClientState.REGISTERED, 2);
+    assertEqual(Rndz.Transport.TCP, 1);
+});
+
+test('client-properties', 'Client properties and their accessors agree', () => {
+    const client = Rndz.Client.new('alice', ['127.0.0.1:1', '[::1]:2']);
+    assertEqual(client.id, 'alice');
+    assertEqual(client.get_id(), 'alice');
+    assertEqual(client.servers.join(' '), '127.0.0.1:1 [::1]:2');
+    assertEqual(client.get_servers().join(' '), '127.0.0.1:1 [::1]:2');
+    assertEqual(client.state, Rndz.ClientState.IDLE);
+    assertEqual(client.get_state(), Rndz.ClientState.IDLE);
+    assertEqual(client.local_port, 0);
+    assertEqual(client.last_pong, 0);
+    assertEqual(client.local_address, null);
+
+    const notified = [];
+    client.connect('notify::timeout', (object, pspec) => notified.push(pspec.name));
+    client.set_timeout(3);
+    assertEqual(client.timeout, 3);
+    assertEqual(notified.join(), 'timeout');
+    client.keepalive_interval = 7;
+    assertEqual(client.get_keepalive_interval(), 7);
+
+    client.set_local_address(Gio.InetSocketAddress.new_from_string('127.0.0.1', 0));
+    assertEqual(client.local_address.get_address().to_string(), '127.0.0.1');
+    client.local_address = null;
+    assertEqual(client.get_local_address(), null);
+
+    // Construction with properties, as GObject does it
+    const other = new Rndz.Client({id: 'bob', servers: ['localhost:8888'], timeout: 2});
+    assertEqual(other.get_id(), 'bob');
+    assertEqual(other.get_timeout(), 2);
+});
+
+test('server-listen', 'A server listens on port 0 and reports the port it got', () => {
+    const server = Rndz.Server.new();
+    assertEqual(server.get_port(), 0);
+    assertEqual(server.get_local_address(), null);
+    server.peer_timeout = 30;
+    assertEqual(server.get_peer_timeout(), 30);
+    server.set_max_peers(10);
+    assertEqual(server.max_peers, 10);
+
+    assert(server.listen(Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)));
+    const port = server.get_port();
+    assert(port > 0);
+    const address = server.get_local_address();
+    assert(address instanceof Gio.InetSocketAddress);
+    assertEqual(address.get_port(), port);
+    assertEqual(address.get_address().to_string(), '127.0.0.1');
+    assertEqual(server.peer_count, 0);
+
+    // Taken: the error is a GLib.Error of the G_IO_ERROR domain
+    const other = Rndz.Server.new();
+    let error = null;
+    try {
+        other.listen(address);
+    } catch (e) {
+        error = e;
+    }
+    assertError(error, Gio.IOErrorEnum, Gio.IOErrorEnum.ADDRESS_IN_USE);
+
+    server.stop();
+    assertEqual(server.get_port(), 0);
+});
+
+test('udp-rendezvous', 'UDP: listen, peer-request, state, connect, datagrams both ways', () => withFixture(async fixture => {
+    const listener = fixture.client('js-listener');
+    const connector = fixture.client('js-connector');
+    const states = [];
+    const requests = [];
+    const registered = [];
+
+    listener.connect('notify::state', object => states.push(object.state));
+    listener.connect('peer-request', (client, peerId, address) => requests.push([peerId, address]));
+    fixture.server.connect('peer-registered', (server, id, transport) => registered.push(`${id}/${transport}`));
+
+    const listening = await listener.listen_udp_async(null);
+    assert(listening instanceof Gio.Socket);
+    assertEqual(listener.state, Rndz.ClientState.REGISTERED);
+    assertEqual(states.join(), [Rndz.ClientState.REGISTERING, Rndz.ClientState.REGISTERED].join());
+    assertEqual(listener.local_port, listening.get_local_address().get_port());
+    assert(listener.last_pong > 0);
+    assert(registered.includes(`js-listener/${Rndz.Transport.UDP}`));
+
+    const connected = await connector.connect_udp_async('js-listener', null);
+    assert(connected instanceof Gio.Socket);
+    assert(connected.is_connected());
+    assertEqual(requests.length, 1);
+    assertEqual(requests[0][0], 'js-connector');
+
+    const listenerReader = new DatagramReader(listening);
+    const connectorReader = new DatagramReader(connected);
+
+    assertEqual(connected.send(encoder.encode('hello'), null), 5);
+    const [hello, sender] = await listenerReader.receive();
+    assertEqual(hello, 'hello');
+    // It comes from the port the connector talked to the server from, and
+    // the server saw the connector there too
+    const local = connected.get_local_address();
+    assertEqual(sender.get_port(), local.get_port());
+    assertEqual(requests[0][1].get_port(), local.get_port());
+
+    assertEqual(listening.send_to(sender, encoder.encode('world'), null), 5);
+    const [world] = await connectorReader.receive();
+    assertEqual(world, 'world');
+
+    listener.stop();
+    assertEqual(listener.state, Rndz.ClientState.IDLE);
+    assertEqual(listener.local_port, 0);
+    // The socket is the caller's: stop() leaves it open
+    assert(!listening.is_closed());
+}));
+
+test('tcp-rendezvous', 'TCP: listen, accept with the peer id, connect, streams both ways', () => withFixture(async fixture => {
+    const listener = fixture.client('js-listener');
+    const connector = fixture.client('js-connector');
+    const requests = [];
+
+    listener.connect('peer-request', (client, peerId) => requests.push(peerId));
+
+    assertEqual(await listener.listen_tcp_async(null), true);
+    assertEqual(listener.state, Rndz.ClientState.REGISTERED);
+
+    const [[accepted, peerId], connected] = await Promise.all([
+        listener.accept_async(null),
+        connector.connect_tcp_async('js-listener', null),
+    ]);
+    try {
+        assert(accepted instanceof Gio.SocketConnection);
+        assert(connected instanceof Gio.SocketConnection);
+        assert(connected.is_connected());
+        assertEqual(peerId, 'js-connector');
+        assertEqual(requests.join(), 'js-connector');
+
+        const written = await connected.get_output_stream().write_bytes_async(
+            new GLib.Bytes(encoder.encode('ping!')), GLib.PRIORITY_DEFAULT, null);
+        assertEqual(written, 5);
+        let bytes = await accepted.get_input_stream().read_bytes_async(5, GLib.PRIORITY_DEFAULT, null);
+        assertEqual(decoder.decode(bytes.toArray()), 'ping!');
+
+        await accepted.get_output_stream().write_bytes_async(
+            new GLib.Bytes(encoder.encode('pong!')), GLib.PRIORITY_DEFAULT, null);
+        bytes = await connected.get_input_stream().read_bytes_async(5, GLib.PRIORITY_DEFAULT, null);
+        assertEqual(decoder.decode(bytes.toArray()), 'pong!');
+    } finally {
+        accepted.close(null);
+        connected.close(null);
+    }
+}));
+
+test('peer-not-found', 'Reaching an unknown peer fails with Rndz.Error.PEER_NOT_FOUND', () => withFixture(async fixture => {
+    const connector = fixture.client('js-connector');
+    let error = null;
+    try {
+        await connector.connect_udp_async('nobody', null);
+    } catch (e) {
+        error = e;
+    }
+    assertError(error, Rndz.Error, Rndz.Error.PEER_NOT_FOUND);
+    assert(error.matches(Rndz.error_quark(), Rndz.Error.PEER_NOT_FOUND));
+    assertEqual(error.domain, Rndz.error_quark());
+    assertEqual(error.code, Rndz.Error.PEER_NOT_FOUND);
+    assert(error.message.length > 0);
+}));
+
+test('io-errors', 'Invalid ids, cancellation and misuse fail with G_IO_ERROR codes', () => withFixture(async fixture => {
+    const client = fixture.client('js-client');
+    const cancellable = new Gio.Cancellable();
+    cancellable.cancel();
+
+    const [invalid, cancelled] = await Promise.allSettled([
+        client.connect_tcp_async('', null),
+        client.listen_udp_async(cancellable),
+    ]);
+    assertEqual(invalid.status, 'rejected');
+    assertError(invalid.reason, Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_ARGUMENT);
+    assertEqual(cancelled.status, 'rejected');
+    assertError(cancelled.reason, Gio.IOErrorEnum, Gio.IOErrorEnum.CANCELLED);
+    assertEqual(client.state, Rndz.ClientState.IDLE);
+
+    // The synchronous API throws too
+    let error = null;
+    try {
+        client.accept(null);
+    } catch (e) {
+        error = e;
+    }
+    assertError(error, Gio.IOErrorEnum, Gio.IOErrorEnum.NOT_CONNECTED);
+}));
+
+test('server-unreachable', 'A server address that does not parse fails with SERVER_UNREACHABLE', async () => {
+    const client = Rndz.Client.new('js-client', ['no port here']);
+    let error = null;
+    try {
+        await client.listen_udp_async(null);
+    } catch (e) {
+        error = e;
+    }
+    assertError(error, Rndz.Error, Rndz.Error.SERVER_UNREACHABLE);
+    drain();
+});
+
+test('stop-says-bye', 'Stopping a listener removes it from the server', () => withFixture(async fixture => {
+    const listener = fixture.client('js-listener');
+    const removed = nextSignal(fixture.server, 'peer-removed');
+
+    const socket = await listener.listen_udp_async(null);
+    socket.close();
+    assertEqual(fixture.server.peer_count, 1);
+    listener.stop();
+
+    const [id, transport] = await removed;
+    assertEqual(id, 'js-listener');
+    assertEqual(transport, Rndz.Transport.UDP);
+    assertEqual(fixture.server.get_peer_count(), 0);
+}));
+
+async function main() {
+    print(`1..${tests.length}`);
+    let failed = 0;
+    for (const [index, {name, description, func}] of tests.entries()) {
+        try {
+            // eslint-disable-next-line no-await-in-loop
+            await bounded(Promise.resolve().then(func), name);
+            print(`ok ${index + 1} - ${name}: ${description}`);
+        } catch (e) {
+            failed++;
+            print(`not ok ${index + 1} - ${name}: ${description}`);
+            for (const line of `${e}\n${e.stack ?? ''}`.trim().split('\n'))
+                print(`# ${line}`);
+        }
+    }
+    return failed;
+}
+
+if (!Rndz.Server || !Rndz.Client) {
+    print('1..0 # SKIP Rndz was built without the client or the server');
+    System.exit(0);
+}
+
+const loop = new GLib.MainLoop(null, false);
+let status = 1;
+main().then(failed => {
+    status = failed > 0 ? 1 : 0;
+}).catch(e => {
+    print(`Bail out! ${e}`);
+}).finally(() => loop.quit());
+loop.run();
+System.exit(status);

@@ -1,0 +1,519 @@
+#!/usr/bin/python3
+# test-rndz.py: Rndz from Python, through GObject introspection
+#
+# SPDX-License-Identifier: MIT
+#
+# Runs a rendezvous server, a listener and a connector in one GLib.MainLoop
+# and checks that everything a Python program needs works: the async
+# methods with callbacks (PyGObject 3.42 cannot await), the GIO objects
+# they return, the peer-request signal, the properties, and errors as
+# GLib.Error with the right domain and code.
+#
+# Prints TAP. Needs GI_TYPELIB_PATH and LD_LIBRARY_PATH to point at the
+# build tree (tests/introspection/meson.build sets them).
+
+import sys
+import traceback
+
+import gi
+
+gi.require_version('GLib', '2.0')
+gi.require_version('GObject', '2.0')
+gi.require_version('Gio', '2.0')
+gi.require_version('Rndz', '1.0')
+
+from gi.repository import GLib, GObject, Gio, Rndz  # noqa: E402
+
+# Every wait in this file is bounded by this
+TIMEOUT_MS = 10000
+
+
+class Loop:
+    """A GLib.MainLoop that gives up after TIMEOUT_MS.
+
+    Exceptions raised in callbacks do not reach loop.run() in PyGObject:
+    they are printed and swallowed. Callbacks wrapped with callback() catch
+    them, quit the loop, and run() raises them again.
+    """
+
+    def __init__(self):
+        self.loop = GLib.MainLoop()
+        self.error = None
+        self.done = False
+
+    def callback(self, func):
+        def wrapper(*args):
+            try:
+                return func(*args)
+            except BaseException as e:  # noqa: B902 - reported by run()
+                self.fail(e)
+                return GLib.SOURCE_REMOVE
+        return wrapper
+
+    def fail(self, error):
+        if self.error is None:
+            self.error = error
+        self.loop.quit()
+
+    def quit(self):
+        self.done = True
+        self.loop.quit()
+
+    def run(self):
+        def on_timeout():
+            self.fail(AssertionError(f'timed out after {TIMEOUT_MS} ms'))
+            return GLib.SOURCE_REMOVE
+
+        timeout_id = GLib.timeout_add(TIMEOUT_MS, on_timeout)
+        self.loop.run()
+        if self.error is None:
+            GLib.source_remove(timeout_id)
+        if self.error is not None:
+            raise self.error
+        assert self.done
+
+
+def drain():
+    """Lets closed sockets' sources go before the next test."""
+    context = GLib.MainContext.default()
+    while context.iteration(False):
+        pass
+
+
+class Fixture:
+    """A server on 127.0.0.1, port 0, and the clients of a test."""
+
+    def __init__(self):
+        self.server = Rndz.Server.new()
+        self.server.props.forward_timeout = 1
+        address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)
+        assert self.server.listen(address)
+        self.address = f'127.0.0.1:{self.server.get_port()}'
+        self.clients = []
+
+    def client(self, id):
+        client = Rndz.Client.new(id, [self.address])
+        client.props.timeout = 5
+        self.clients.append(client)
+        return client
+
+    def close(self):
+        for client in self.clients:
+            client.stop()
+        self.server.stop()
+        drain()
+
+
+class DatagramReader:
+    """Reads datagrams, with their sender, from a non-blocking Gio.Socket.
+
+    Gio.Socket.receive() and receive_from() cannot be called from Python
+    with GLib 2.74: their buffer is an (out caller-allocates) array that
+    PyGObject 3.42 hands back empty. (GLib 2.80 adds receive_bytes_from().)
+    Instead: peek at the sender with receive_message() and no buffers,
+    then read the datagram itself through the socket's GIOStream.
+    """
+
+    def __init__(self, socket):
+        self.socket = socket
+        # Keep the connection: it owns the stream we read from
+        self.connection = socket.connection_factory_create_connection()
+        self.input = self.connection.get_input_stream()
+
+    def receive(self):
+        _, sender, _, _ = self.socket.receive_message([], Gio.SocketMsgFlags.PEEK, None)
+        data = self.input.read_bytes(65536, None).get_data()
+        return data, sender
+
+    def watch(self, loop, func):
+        """Calls func(data, sender) for every datagram, from the main loop."""
+        def on_readable(*args):
+            func(*self.receive())
+            return GLib.SOURCE_CONTINUE
+
+        # Socket sources call back with (socket, condition); PyGObject passes
+        # only the user data, which is why on_readable takes *args.
+        self.source = self.socket.create_source(GLib.IOCondition.IN, None)
+        self.source.set_callback(loop.callback(on_readable))
+        self.source.attach(None)
+
+    def close(self):
+        if getattr(self, 'source', None) is not None:
+            self.source.destroy()
+
+
+def assert_equal(a, b):
+    assert a == b, f'{a!r} != {b!r}'
+
+
+def assert_error(error, domain, code):
+    assert isinstance(error, GLib.Error), f'{error!r} is not a GLib.Error'
+    assert error.matches(domain, code), \
+        f'expected {GLib.quark_to_string(domain)} {int(code)}, ' \
+        f'got {error.domain} {error.code}: {error.message}'
+
+
+# Tests
+
+def test_types():
+    """The typelib has the classes, enums, error domains and constants"""
+    assert issubclass(Rndz.Server, GObject.Object)
+    assert issubclass(Rndz.Client, GObject.Object)
+    assert_equal(Rndz.MAJOR_VERSION, 1)
+    assert isinstance(Rndz.VERSION_S, str)
+    assert_equal(GLib.quark_to_string(Rndz.error_quark()), 'rndz-error-quark')
+    assert_equal(GLib.quark_to_string(Rndz.protocol_error_quark()),
+                 'rndz-protocol-error-quark')
+    assert_equal(int(Rndz.Error.PEER_NOT_FOUND), 1)
+    assert_equal(Rndz.Transport.TCP.value_nick, 'tcp')
+    assert_equal(Rndz.ClientState.REGISTERED.value_nick, 'registered')
+
+
+def test_client_properties():
+    """Client properties and their accessors agree"""
+    client = Rndz.Client.new('alice', ['127.0.0.1:1', '[::1]:2'])
+    assert_equal(client.props.id, 'alice')
+    assert_equal(client.get_id(), 'alice')
+    assert_equal(list(client.props.servers), ['127.0.0.1:1', '[::1]:2'])
+    assert_equal(list(client.get_servers()), ['127.0.0.1:1', '[::1]:2'])
+    assert_equal(client.props.state, Rndz.ClientState.IDLE)
+    assert_equal(client.get_state(), Rndz.ClientState.IDLE)
+    assert_equal(client.props.local_port, 0)
+    assert_equal(client.props.last_pong, 0)
+    assert client.props.local_address is None
+
+    notified = []
+    client.connect('notify::timeout', lambda obj, pspec: notified.append(pspec.name))
+    client.set_timeout(3)
+    assert_equal(client.props.timeout, 3)
+    assert_equal(notified, ['timeout'])
+    client.props.keepalive_interval = 7
+    assert_equal(client.get_keepalive_interval(), 7)
+
+    address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)
+    client.set_local_address(address)
+    assert_equal(client.props.local_address.get_address().to_string(), '127.0.0.1')
+    client.props.local_address = None
+    assert client.get_local_address() is None
+
+    # Construction with properties, as GObject does it
+    other = Rndz.Client(id='bob', servers=['localhost:8888'], timeout=2)
+    assert_equal(other.get_id(), 'bob')
+    assert_equal(other.get_timeout(), 2)
+
+
+def test_server_listen():
+    """A server listens on port 0 and reports the port it got"""
+    server = Rndz.Server.new()
+    assert_equal(server.get_port(), 0)
+    assert server.get_local_address() is None
+    server.props.peer_timeout = 30
+    assert_equal(server.get_peer_timeout(), 30)
+    server.set_max_peers(10)
+    assert_equal(server.props.max_peers, 10)
+
+    assert server.listen(Gio.InetSocketAddress.new_from_string('127.0.0.1', 0))
+    port = server.get_port()
+    assert port > 0
+    address = server.get_local_address()
+    assert isinstance(address, Gio.InetSocketAddress)
+    assert_equal(address.get_port(), port)
+    assert_equal(address.get_address().to_string(), '127.0.0.1')
+    assert_equal(server.props.peer_count, 0)
+
+    # Taken: the error is a GLib.Error of the G_IO_ERROR domain
+    other = Rndz.Server.new()
+    try:
+        other.listen(address)
+    except GLib.Error as e:
+        assert_error(e, Gio.io_error_quark(), Gio.IOErrorEnum.ADDRESS_IN_USE)
+    else:
+        raise AssertionError('listening twice on one port succeeded')
+
+    server.stop()
+    assert_equal(server.get_port(), 0)
+
+
+def test_udp_rendezvous():
+    """UDP: listen, peer-request, state, connect, datagrams both ways"""
+    fixture = Fixture()
+    loop = Loop()
+    listener = fixture.client('py-listener')
+    connector = fixture.client('py-connector')
+    states = []
+    requests = []
+    registered = []
+    readers = []
+    got = {}
+
+    listener.connect('notify::state', lambda obj, pspec: states.append(obj.props.state))
+    listener.connect('peer-request',
+                     lambda client, peer_id, address: requests.append((peer_id, address)))
+    fixture.server.connect('peer-registered',
+                           lambda server, id, transport, address: registered.append((id, transport)))
+
+    def on_listened(client, result):
+        socket = client.listen_udp_finish(result)
+        assert isinstance(socket, Gio.Socket)
+        assert_equal(client.props.state, Rndz.ClientState.REGISTERED)
+        assert_equal(client.props.local_port, socket.get_local_address().get_port())
+        assert client.props.last_pong > 0
+        assert ('py-listener', Rndz.Transport.UDP) in registered
+
+        got['listening'] = socket
+        reader = DatagramReader(socket)
+        readers.append(reader)
+        reader.watch(loop, on_listener_datagram)
+        connector.connect_udp_async('py-listener', None, loop.callback(on_connected))
+
+    def on_connected(client, result):
+        socket = client.connect_udp_finish(result)
+        assert isinstance(socket, Gio.Socket)
+        assert socket.is_connected()
+        assert_equal([peer_id for peer_id, _ in requests], ['py-connector'])
+        got['connected'] = socket
+
+        reader = DatagramReader(socket)
+        readers.append(reader)
+        reader.watch(loop, on_connector_datagram)
+        assert_equal(socket.send(b'hello', None), 5)
+
+    def on_listener_datagram(data, sender):
+        assert_equal(data, b'hello')
+        # It comes from the port the connector talked to the server from
+        local = got['connected'].get_local_address()
+        assert_equal(sender.get_port(), local.get_port())
+        # The server saw the connector at that same address
+        assert_equal(requests[0][1].get_port(), local.get_port())
+        assert_equal(got['listening'].send_to(sender, b'world', None), 5)
+
+    def on_connector_datagram(data, sender):
+        assert_equal(data, b'world')
+        loop.quit()
+
+    listener.listen_udp_async(None, loop.callback(on_listened))
+    try:
+        loop.run()
+        assert_equal(states[:2], [Rndz.ClientState.REGISTERING, Rndz.ClientState.REGISTERED])
+        listener.stop()
+        assert_equal(listener.props.state, Rndz.ClientState.IDLE)
+        assert_equal(listener.props.local_port, 0)
+        # The socket is the caller's: stop() leaves it open
+        assert not got['listening'].is_closed()
+    finally:
+        for reader in readers:
+            reader.close()
+        fixture.close()
+
+
+def test_tcp_rendezvous():
+    """TCP: listen, accept with the peer id, connect, streams both ways"""
+    fixture = Fixture()
+    loop = Loop()
+    listener = fixture.client('py-listener')
+    connector = fixture.client('py-connector')
+    requests = []
+    got = {}
+
+    listener.connect('peer-request', lambda client, peer_id, address: requests.append(peer_id))
+
+    def on_listened(client, result):
+        assert client.listen_tcp_finish(result) is True
+        assert_equal(client.props.state, Rndz.ClientState.REGISTERED)
+        client.accept_async(None, loop.callback(on_accepted))
+        connector.connect_tcp_async('py-listener', None, loop.callback(on_connected))
+
+    def on_accepted(client, result):
+        connection, peer_id = client.accept_finish(result)
+        assert isinstance(connection, Gio.SocketConnection)
+        assert_equal(peer_id, 'py-connector')
+        got['accepted'] = connection
+        # Echo what comes in
+        connection.get_input_stream().read_bytes_async(
+            5, GLib.PRIORITY_DEFAULT, None, loop.callback(on_accepted_read))
+
+    def on_accepted_read(stream, result):
+        data = stream.read_bytes_finish(result).get_data()
+        assert_equal(data, b'ping!')
+        got['accepted'].get_output_stream().write_all(b'pong!', None)
+
+    def on_connected(client, result):
+        connection = client.connect_tcp_finish(result)
+        assert isinstance(connection, Gio.SocketConnection)
+        assert connection.is_connected()
+        assert_equal(requests, ['py-connector'])
+        got['connected'] = connection
+        output = connection.get_output_stream()
+        output.write_bytes_async(GLib.Bytes.new(b'ping!'), GLib.PRIORITY_DEFAULT, None,
+                                 loop.callback(on_written))
+
+    def on_written(stream, result):
+        assert_equal(stream.write_bytes_finish(result), 5)
+        got['connected'].get_input_stream().read_bytes_async(
+            5, GLib.PRIORITY_DEFAULT, None, loop.callback(on_connected_read))
+
+    def on_connected_read(stream, result):
+        assert_equal(stream.read_bytes_finish(result).get_data(), b'pong!')
+        loop.quit()
+
+    listener.listen_tcp_async(None, loop.callback(on_listened))
+    try:
+        loop.run()
+    finally:
+        for connection in (got.get('accepted'), got.get('connected')):
+            if connection is not None:
+                connection.close(None)
+        fixture.close()
+
+
+def test_peer_not_found():
+    """Reaching an unknown peer fails with Rndz.Error.PEER_NOT_FOUND"""
+    fixture = Fixture()
+    loop = Loop()
+    connector = fixture.client('py-connector')
+    errors = []
+
+    def on_connected(client, result):
+        try:
+            client.connect_udp_finish(result)
+        except GLib.Error as e:
+            errors.append(e)
+        loop.quit()
+
+    connector.connect_udp_async('nobody', None, loop.callback(on_connected))
+    try:
+        loop.run()
+    finally:
+        fixture.close()
+
+    assert_equal(len(errors), 1)
+    error = errors[0]
+    assert_error(error, Rndz.error_quark(), Rndz.Error.PEER_NOT_FOUND)
+    assert_equal(error.domain, 'rndz-error-quark')
+    assert_equal(error.code, int(Rndz.Error.PEER_NOT_FOUND))
+    assert error.message
+
+
+def test_io_errors():
+    """Invalid ids, cancellation and misuse fail with G_IO_ERROR codes"""
+    fixture = Fixture()
+    loop = Loop()
+    client = fixture.client('py-client')
+    results = {}
+
+    def finish(name, finish_func):
+        def on_done(source, result):
+            try:
+                results[name] = finish_func(result)
+            except GLib.Error as e:
+                results[name] = e
+            if len(results) == 2:
+                loop.quit()
+        return loop.callback(on_done)
+
+    cancellable = Gio.Cancellable()
+    cancellable.cancel()
+    client.connect_tcp_async('', None, finish('invalid', client.connect_tcp_finish))
+    client.listen_udp_async(cancellable, finish('cancelled', client.listen_udp_finish))
+    try:
+        loop.run()
+        assert_error(results['invalid'], Gio.io_error_quark(), Gio.IOErrorEnum.INVALID_ARGUMENT)
+        assert_error(results['cancelled'], Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED)
+        assert_equal(client.props.state, Rndz.ClientState.IDLE)
+
+        # The synchronous API raises too
+        try:
+            client.accept(None)
+        except GLib.Error as e:
+            assert_error(e, Gio.io_error_quark(), Gio.IOErrorEnum.NOT_CONNECTED)
+        else:
+            raise AssertionError('accept() without listening succeeded')
+    finally:
+        fixture.close()
+
+
+def test_server_unreachable():
+    """A server address that does not parse fails with SERVER_UNREACHABLE"""
+    loop = Loop()
+    client = Rndz.Client.new('py-client', ['no port here'])
+    errors = []
+
+    def on_listened(source, result):
+        try:
+            source.listen_udp_finish(result)
+        except GLib.Error as e:
+            errors.append(e)
+        loop.quit()
+
+    client.listen_udp_async(None, loop.callback(on_listened))
+    loop.run()
+    assert_equal(len(errors), 1)
+    assert_error(errors[0], Rndz.error_quark(), Rndz.Error.SERVER_UNREACHABLE)
+    drain()
+
+
+def test_stop_says_bye():
+    """Stopping a listener removes it from the server"""
+    fixture = Fixture()
+    loop = Loop()
+    listener = fixture.client('py-listener')
+    removed = []
+
+    def on_removed(server, id, transport):
+        removed.append((id, transport))
+        loop.quit()
+
+    def on_listened(client, result):
+        socket = client.listen_udp_finish(result)
+        socket.close()
+        assert_equal(fixture.server.props.peer_count, 1)
+        client.stop()
+
+    fixture.server.connect('peer-removed', loop.callback(on_removed))
+    listener.listen_udp_async(None, loop.callback(on_listened))
+    try:
+        loop.run()
+        assert_equal(removed, [('py-listener', Rndz.Transport.UDP)])
+        assert_equal(fixture.server.get_peer_count(), 0)
+    finally:
+        fixture.close()
+
+
+TESTS = [
+    test_types,
+    test_client_properties,
+    test_server_listen,
+    test_udp_rendezvous,
+    test_tcp_rendezvous,
+    test_peer_not_found,
+    test_io_errors,
+    test_server_unreachable,
+    test_stop_says_bye,
+]
+
+
+def main():
+    if not hasattr(Rndz, 'Server') or not hasattr(Rndz, 'Client'):
+        print('1..0 # SKIP Rndz was built without the client or the server')
+        return 0
+
+    print(f'1..{len(TESTS)}', flush=True)
+    failed = 0
+    for number, test in enumerate(TESTS, 1):
+        name = test.__name__[len('test_'):].replace('_', '-')
+        try:
+            test()
+        except BaseException:  # noqa: B902 - reported as TAP
+            failed += 1
+            print(f'not ok {number} - {name}: {test.__doc__}')
+            for line in traceback.format_exc().splitlines():
+                print(f'# {line}')
+        else:
+            print(f'ok {number} - {name}: {test.__doc__}')
+        sys.stdout.flush()
+
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
