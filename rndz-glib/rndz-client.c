@@ -968,6 +968,8 @@ rndz_client_connect_tcp (RndzClient    *client,
  * rndz_client_get_id:
  * @client: a #RndzClient
  *
+ * Gets the id the client registers under, see [property@Rndz.Client:id].
+ *
  * Returns: the client's id, see [property@Rndz.Client:id]
  *
  * Since: 1.0
@@ -983,6 +985,8 @@ rndz_client_get_id (RndzClient *client)
 /**
  * rndz_client_get_servers:
  * @client: a #RndzClient
+ *
+ * Gets the rendezvous servers the client talks to.
  *
  * Returns: (transfer none) (array zero-terminated=1): the rendezvous
  *   servers, see [property@Rndz.Client:servers]
@@ -1000,6 +1004,8 @@ rndz_client_get_servers (RndzClient *client)
 /**
  * rndz_client_get_local_address:
  * @client: a #RndzClient
+ *
+ * Gets the local address the client binds, if one was set.
  *
  * Returns: (transfer none) (nullable): the local address to bind, see
  *   [property@Rndz.Client:local-address]
@@ -1038,6 +1044,8 @@ rndz_client_set_local_address (RndzClient         *client,
 /**
  * rndz_client_get_keepalive_interval:
  * @client: a #RndzClient
+ *
+ * Gets the seconds between the pings of a listening client.
  *
  * Returns: the keepalive interval in seconds, see
  *   [property@Rndz.Client:keepalive-interval]
@@ -1080,6 +1088,8 @@ rndz_client_set_keepalive_interval (RndzClient *client,
  * rndz_client_get_timeout:
  * @client: a #RndzClient
  *
+ * Gets the seconds that registering or reaching a peer may take.
+ *
  * Returns: the timeout in seconds, see [property@Rndz.Client:timeout]
  *
  * Since: 1.0
@@ -1120,6 +1130,8 @@ rndz_client_set_timeout (RndzClient *client,
  * rndz_client_get_state:
  * @client: a #RndzClient
  *
+ * Gets how the registration of a listening client fares.
+ *
  * Returns: the state of the client's registration, see
  *   [property@Rndz.Client:state]
  *
@@ -1136,6 +1148,8 @@ rndz_client_get_state (RndzClient *client)
 /**
  * rndz_client_get_last_pong:
  * @client: a #RndzClient
+ *
+ * Gets when a server last answered the listening client.
  *
  * Returns: the wall-clock time of the last answer of a server to the
  *   listening client, in microseconds since the epoch (as
@@ -1154,6 +1168,8 @@ rndz_client_get_last_pong (RndzClient *client)
 /**
  * rndz_client_get_local_port:
  * @client: a #RndzClient
+ *
+ * Gets the port the client listens on, see [property@Rndz.Client:local-port].
  *
  * Returns: the port the client listens on, or 0 if it does not listen
  *

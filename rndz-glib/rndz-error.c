@@ -10,7 +10,28 @@
 #include "rndz-types.h"
 #include "rndz-i18n-private.h"
 
+/**
+ * rndz_error_quark:
+ *
+ * Gets the error domain of rendezvous failures, %RNDZ_ERROR. Its codes
+ * are those of [error@Rndz.Error].
+ *
+ * Returns: the quark of the %RNDZ_ERROR domain
+ *
+ * Since: 1.0
+ */
 G_DEFINE_QUARK (rndz-error-quark, rndz_error)
+
+/**
+ * rndz_protocol_error_quark:
+ *
+ * Gets the error domain of malformed protocol messages,
+ * %RNDZ_PROTOCOL_ERROR. Its codes are those of [error@Rndz.ProtocolError].
+ *
+ * Returns: the quark of the %RNDZ_PROTOCOL_ERROR domain
+ *
+ * Since: 1.0
+ */
 G_DEFINE_QUARK (rndz-protocol-error-quark, rndz_protocol_error)
 
 /* The text domain is bound the first time the library needs a message,

@@ -1187,6 +1187,8 @@ rndz_server_stop (RndzServer *server)
  * rndz_server_get_local_address:
  * @server: a #RndzServer
  *
+ * Gets the address the server listens on, with the port it got.
+ *
  * Returns: (transfer full) (nullable): the address the server listens on,
  *   or %NULL if it does not listen
  *
@@ -1206,6 +1208,8 @@ rndz_server_get_local_address (RndzServer *server)
 /**
  * rndz_server_get_port:
  * @server: a #RndzServer
+ *
+ * Gets the port the server listens on, TCP and UDP alike.
  *
  * Returns: the port the server listens on, or 0 if it does not listen
  *
@@ -1228,6 +1232,8 @@ rndz_server_get_port (RndzServer *server)
 /**
  * rndz_server_get_peer_count:
  * @server: a #RndzServer
+ *
+ * Gets the number of registered peers, see [property@Rndz.Server:peer-count].
  *
  * Returns: the number of registered peers, over both transports
  *
@@ -1268,6 +1274,8 @@ rndz_server_get_peer_count (RndzServer *server)
  * rndz_server_get_peer_timeout:
  * @server: a #RndzServer
  *
+ * Gets [property@Rndz.Server:peer-timeout].
+ *
  * Returns: the value of [property@Rndz.Server:peer-timeout]
  *
  * Since: 1.0
@@ -1286,6 +1294,8 @@ DEFINE_UINT_PROPERTY (peer_timeout, peer_timeout, PROP_PEER_TIMEOUT, 1)
 /**
  * rndz_server_get_forward_timeout:
  * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:forward-timeout].
  *
  * Returns: the value of [property@Rndz.Server:forward-timeout]
  *
@@ -1306,6 +1316,8 @@ DEFINE_UINT_PROPERTY (forward_timeout, forward_timeout, PROP_FORWARD_TIMEOUT, 1)
  * rndz_server_get_register_timeout:
  * @server: a #RndzServer
  *
+ * Gets [property@Rndz.Server:register-timeout].
+ *
  * Returns: the value of [property@Rndz.Server:register-timeout]
  *
  * Since: 1.0
@@ -1324,6 +1336,8 @@ DEFINE_UINT_PROPERTY (register_timeout, register_timeout, PROP_REGISTER_TIMEOUT,
 /**
  * rndz_server_get_max_peers:
  * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:max-peers].
  *
  * Returns: the value of [property@Rndz.Server:max-peers]
  *
@@ -1344,6 +1358,8 @@ DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1)
  * rndz_server_get_max_connections:
  * @server: a #RndzServer
  *
+ * Gets [property@Rndz.Server:max-connections].
+ *
  * Returns: the value of [property@Rndz.Server:max-connections]
  *
  * Since: 1.0
@@ -1362,6 +1378,8 @@ DEFINE_UINT_PROPERTY (max_connections, max_connections, PROP_MAX_CONNECTIONS, 1)
 /**
  * rndz_server_get_max_message_size:
  * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:max-message-size].
  *
  * Returns: the value of [property@Rndz.Server:max-message-size]
  *
@@ -1402,6 +1420,8 @@ rndz_server_set_max_message_size (RndzServer *server,
 /**
  * rndz_server_get_request_rate:
  * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:request-rate].
  *
  * Returns: the value of [property@Rndz.Server:request-rate]
  *
