@@ -49,6 +49,7 @@ print_error (const char *format,
   message = g_strdup_vprintf (format, args);
   va_end (args);
 
+  /* Translators: the program name, then a message */
   g_printerr (_("%s: %s\n"), g_get_prgname (), message);
 }
 
@@ -72,6 +73,7 @@ print_note (const char *format,
   message = g_strdup_vprintf (format, args);
   va_end (args);
 
+  /* Translators: the program name, then a message */
   g_printerr (_("%s: %s\n"), g_get_prgname (), message);
 }
 
@@ -645,7 +647,7 @@ echo_datagrams_cb (GSocket      *socket,
         }
 
       sender_text = format_address (sender);
-      print_note (_("Echoing %" G_GSSIZE_FORMAT " bytes to %s"), received, sender_text);
+      print_note (_("Echoing %u bytes to %s"), (guint) received, sender_text);
 
       if (g_socket_send_to (socket, sender, (const char *) self->datagram, received,
                             NULL, &error) < 0)
@@ -668,7 +670,7 @@ listen_udp_cb (GObject      *object,
   socket = rndz_client_listen_udp_finish (self->client, result, &error);
   if (socket == NULL)
     {
-      client_fail (self, _("Cannot register with the rendezvous server: %s"), error->message);
+      client_fail (self, _("Cannot register as “%s”: %s"), self->id, error->message);
       return;
     }
   if (self->quitting)
@@ -741,7 +743,7 @@ echo_connection_read_cb (GObject      *object,
       return;
     }
 
-  print_note (_("Echoing %" G_GSSIZE_FORMAT " bytes to peer “%s”"), n_read, echo->peer_id);
+  print_note (_("Echoing %u bytes to peer “%s”"), (guint) n_read, echo->peer_id);
   self->pending++;
   g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (echo->connection)),
                                    echo->buffer, n_read, G_PRIORITY_DEFAULT,
@@ -789,9 +791,10 @@ accept_cb (GObject      *object,
       if (self->quitting)
         return;
 
+      print_error (_("Cannot accept a connection: %s"), error->message);
+
       /* Most failures concern one peer only: go on accepting, after a
        * pause so that a lasting failure does not spin. */
-      print_error (_("Cannot accept a connection: %s"), error->message);
       self->pending++;
       g_timeout_add (RESEND_INTERVAL_MS, accept_again_cb, self);
       return;
@@ -835,7 +838,7 @@ listen_tcp_cb (GObject      *object,
   self->pending--;
   if (!rndz_client_listen_tcp_finish (self->client, result, &error))
     {
-      client_fail (self, _("Cannot register with the rendezvous server: %s"), error->message);
+      client_fail (self, _("Cannot register as “%s”: %s"), self->id, error->message);
       return;
     }
   if (self->quitting)
@@ -898,8 +901,15 @@ receive_reply_cb (GSocket      *socket,
           return G_SOURCE_CONTINUE;
         }
 
-      if (received == 0)
-        continue;
+      /* Only the echo is the reply: a late punch of the peer (see
+       * RndzClient) or any other datagram is not. */
+      if ((gsize) received != self->message_len ||
+          memcmp (self->datagram, self->message, received) != 0)
+        {
+          print_note (_("Ignoring %u bytes that are not the echo of the message"),
+                      (guint) received);
+          continue;
+        }
 
       client_print_reply (self, self->datagram, received);
       return G_SOURCE_CONTINUE;
@@ -1354,7 +1364,7 @@ main (int    argc,
 
   if (show_version)
     {
-      g_print (_("%s %s\n"), g_get_prgname (), RNDZ_VERSION_S);
+      g_print ("%s %s\n", g_get_prgname (), RNDZ_VERSION_S);
       return EXIT_SUCCESS;
     }
 
