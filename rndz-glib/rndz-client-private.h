@@ -25,6 +25,8 @@ GSocket        *rndz_client_bind                (RndzClient          *client,
                                                  guint16              port,
                                                  GError             **error);
 guint32         rndz_client_new_tid             (void);
+void            rndz_client_sign                (RndzClient          *client,
+                                                 RndzMessage         *msg);
 void            rndz_client_update_state        (RndzClient          *client,
                                                  RndzClientState      state,
                                                  gint64               last_pong);

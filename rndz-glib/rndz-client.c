@@ -66,6 +66,8 @@ struct _RndzClient
   GInetSocketAddress *local_address;
   guint keepalive_interval;
   guint timeout;
+  GBytes *key;
+  gboolean require_auth;
 
   RndzClientState state;
   gint64 last_pong;
@@ -84,6 +86,8 @@ enum
   PROP_STATE,
   PROP_LAST_PONG,
   PROP_LOCAL_PORT,
+  PROP_KEY,
+  PROP_REQUIRE_AUTH,
   N_PROPS
 };
 
@@ -111,6 +115,15 @@ guint32
 rndz_client_new_tid (void)
 {
   return g_random_int ();
+}
+
+/* Adds the MAC that proves the message is ours, when we have a key */
+void
+rndz_client_sign (RndzClient  *client,
+                  RndzMessage *msg)
+{
+  if (client->key != NULL)
+    rndz_message_sign (msg, client->key, g_get_real_time () / 1000);
 }
 
 /*
@@ -1186,6 +1199,86 @@ rndz_client_get_local_port (RndzClient *client)
   return rndz_listener_get_port (client->listener);
 }
 
+/**
+ * rndz_client_get_key:
+ * @client: a #RndzClient
+ *
+ * Returns: (transfer none) (nullable): the key the client authenticates
+ *   with, see [property@Rndz.Client:key]
+ *
+ * Since: 1.0
+ */
+GBytes *
+rndz_client_get_key (RndzClient *client)
+{
+  g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
+
+  return client->key;
+}
+
+/**
+ * rndz_client_set_key:
+ * @client: a #RndzClient
+ * @key: (nullable): the key of the client's id, or %NULL
+ *
+ * Sets [property@Rndz.Client:key]. It applies to the next message.
+ *
+ * Since: 1.0
+ */
+void
+rndz_client_set_key (RndzClient *client,
+                     GBytes     *key)
+{
+  g_return_if_fail (RNDZ_IS_CLIENT (client));
+
+  if (key == client->key || (key != NULL && client->key != NULL && g_bytes_equal (key, client->key)))
+    return;
+
+  g_clear_pointer (&client->key, g_bytes_unref);
+  if (key != NULL)
+    client->key = g_bytes_ref (key);
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_KEY]);
+}
+
+/**
+ * rndz_client_get_require_auth:
+ * @client: a #RndzClient
+ *
+ * Returns: the value of [property@Rndz.Client:require-auth]
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_client_get_require_auth (RndzClient *client)
+{
+  g_return_val_if_fail (RNDZ_IS_CLIENT (client), FALSE);
+
+  return client->require_auth;
+}
+
+/**
+ * rndz_client_set_require_auth:
+ * @client: a #RndzClient
+ * @require_auth: whether peers must be authenticated by the server
+ *
+ * Sets [property@Rndz.Client:require-auth].
+ *
+ * Since: 1.0
+ */
+void
+rndz_client_set_require_auth (RndzClient *client,
+                              gboolean    require_auth)
+{
+  g_return_if_fail (RNDZ_IS_CLIENT (client));
+
+  require_auth = !!require_auth;
+  if (client->require_auth == require_auth)
+    return;
+
+  client->require_auth = require_auth;
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_REQUIRE_AUTH]);
+}
+
 static void
 rndz_client_get_property (GObject    *object,
                           guint       prop_id,
@@ -1220,6 +1313,12 @@ rndz_client_get_property (GObject    *object,
     case PROP_LOCAL_PORT:
       g_value_set_uint (value, rndz_client_get_local_port (client));
       break;
+    case PROP_KEY:
+      g_value_set_boxed (value, client->key);
+      break;
+    case PROP_REQUIRE_AUTH:
+      g_value_set_boolean (value, client->require_auth);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1249,6 +1348,12 @@ rndz_client_set_property (GObject      *object,
       break;
     case PROP_TIMEOUT:
       rndz_client_set_timeout (client, g_value_get_uint (value));
+      break;
+    case PROP_KEY:
+      rndz_client_set_key (client, g_value_get_boxed (value));
+      break;
+    case PROP_REQUIRE_AUTH:
+      rndz_client_set_require_auth (client, g_value_get_boolean (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1286,6 +1391,7 @@ rndz_client_finalize (GObject *object)
   g_free (client->id);
   g_strfreev (client->servers);
   g_clear_object (&client->local_address);
+  g_clear_pointer (&client->key, g_bytes_unref);
   g_main_context_unref (client->context);
 
   G_OBJECT_CLASS (rndz_client_parent_class)->finalize (object);
@@ -1393,6 +1499,31 @@ rndz_client_class_init (RndzClientClass *klass)
    */
   properties[PROP_LOCAL_PORT] =
     g_param_spec_uint ("local-port", NULL, NULL, 0, G_MAXUINT16, 0, ro);
+
+  /**
+   * RndzClient:key:
+   *
+   * The key of the client's id, for servers that require authentication:
+   * every message to a server then carries a timestamp, a nonce and an
+   * HMAC-SHA256 under this key. See rndz_derive_key().
+   *
+   * Since: 1.0
+   */
+  properties[PROP_KEY] =
+    g_param_spec_boxed ("key", NULL, NULL, G_TYPE_BYTES, rw);
+
+  /**
+   * RndzClient:require-auth:
+   *
+   * Whether a listening client only lets in peers that the server
+   * authenticated. Then the id that [signal@Rndz.Client::peer-request]
+   * and rndz_client_accept() give is the peer's proven id; other requests
+   * are ignored, and their senders get %RNDZ_ERROR_PEER_NO_ANSWER.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_REQUIRE_AUTH] =
+    g_param_spec_boolean ("require-auth", NULL, NULL, FALSE, rw);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 

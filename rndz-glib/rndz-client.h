@@ -70,6 +70,16 @@ RNDZ_AVAILABLE_IN_1_0
 gint64              rndz_client_get_last_pong          (RndzClient          *client);
 RNDZ_AVAILABLE_IN_1_0
 guint16             rndz_client_get_local_port         (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+GBytes             *rndz_client_get_key                (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_key                (RndzClient          *client,
+                                                        GBytes              *key);
+RNDZ_AVAILABLE_IN_1_0
+gboolean            rndz_client_get_require_auth       (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_require_auth       (RndzClient          *client,
+                                                        gboolean             require_auth);
 
 /* Listening */
 

@@ -278,6 +278,8 @@ op_init_isync (ConnectOp   *op,
   rndz_message_init (isync, RNDZ_MESSAGE_ISYNC, op->tid);
   g_strlcpy (isync->id, rndz_client_get_id (op->client), sizeof isync->id);
   g_strlcpy (isync->target, op->peer_id, sizeof isync->target);
+  /* Signed afresh for every copy: the server refuses a replayed MAC */
+  rndz_client_sign (op->client, isync);
 }
 
 /* UDP */
@@ -415,11 +417,6 @@ op_udp_send_isync (ConnectOp *op)
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
 
-  op_init_isync (op, &isync);
-  /* The server answers no datagram with a larger one */
-  isync.pad_to = rndz_message_max_reply_size (&isync);
-  len = rndz_message_encode (&isync, buf, sizeof buf);
-
   for (guint i = 0; i < op->servers->len; i++)
     {
       Server *server = g_ptr_array_index (op->servers, i);
@@ -427,6 +424,11 @@ op_udp_send_isync (ConnectOp *op)
 
       if (server->status != SERVER_PENDING || server->socket == NULL)
         continue;
+
+      op_init_isync (op, &isync);
+      /* The server answers no datagram with a larger one */
+      isync.pad_to = rndz_message_max_reply_size (&isync);
+      len = rndz_message_encode (&isync, buf, sizeof buf);
 
       if (g_socket_send (server->socket, buf, len, NULL, &error) < 0 &&
           !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))

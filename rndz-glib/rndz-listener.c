@@ -180,6 +180,7 @@ link_send_ping (Link *link)
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
   g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
+  rndz_client_sign (link->listener->client, &ping);
   /* The server answers no datagram with a larger one */
   if (link->channel == NULL)
     ping.pad_to = rndz_message_max_reply_size (&ping);
@@ -437,6 +438,7 @@ link_reply_rsync (Link              *link,
   rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
   g_strlcpy (rsync.id, rndz_client_get_id (link->listener->client), sizeof rsync.id);
   g_strlcpy (rsync.target, fsync->id, sizeof rsync.target);
+  rndz_client_sign (link->listener->client, &rsync);
   link_send (link, &rsync);
 }
 
@@ -497,6 +499,12 @@ link_handle_fsync (Link              *link,
 {
   RndzListener *listener = link->listener;
   gboolean first;
+
+  if (rndz_client_get_require_auth (listener->client) && !fsync->auth)
+    {
+      g_debug ("Ignoring “%s”: the server did not authenticate it", fsync->id);
+      return;
+    }
 
   if (listener->transport == RNDZ_TRANSPORT_UDP)
     first = !listener_seen_request (listener, &fsync->addr, fsync->tid);
@@ -1093,6 +1101,8 @@ listener_say_bye (RndzListener *listener)
     {
       Link *link = g_ptr_array_index (listener->links, i);
 
+      /* Each signature is good once */
+      rndz_client_sign (listener->client, &bye);
       if (link->last_pong != 0)
         link_send (link, &bye);
     }

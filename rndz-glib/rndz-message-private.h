@@ -20,6 +20,9 @@ G_BEGIN_DECLS
 #define RNDZ_MESSAGE_MAX_MAX_SIZE G_MAXUINT16
 #define RNDZ_FRAME_HEADER_SIZE 2
 #define RNDZ_MESSAGE_MAX_DEPTH 8
+#define RNDZ_NONCE_LEN 16
+#define RNDZ_MAC_HEX_LEN 64
+#define RNDZ_KEY_MAX_LEN 1024
 
 typedef enum
 {
@@ -68,6 +71,12 @@ typedef struct
   char target[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
 
+  /* Authentication (doc/protocol.md): set by rndz_message_sign() */
+  gint64 ts;                   /* milliseconds since the epoch */
+  char nonce[RNDZ_NONCE_LEN + 1];
+  char mac[RNDZ_MAC_HEX_LEN + 1];
+  gboolean auth;               /* fsync: the server authenticated the requester */
+
   /* Encoding only: pad the message to at least this many bytes */
   gsize pad_to;
 } RndzMessage;
@@ -96,6 +105,11 @@ gssize      rndz_frame_peek             (const guint8      *buf,
                                          gsize              max_size,
                                          GError           **error);
 gsize       rndz_message_max_reply_size (const RndzMessage *request);
+void        rndz_message_sign           (RndzMessage       *msg,
+                                         GBytes            *key,
+                                         gint64             now_ms);
+gboolean    rndz_message_verify         (const RndzMessage *msg,
+                                         GBytes            *key);
 GError *    rndz_wire_error_to_gerror   (RndzWireError      code,
                                          const char        *peer_id);
 

@@ -203,6 +203,55 @@ wire_error_from_string (const char *code)
 }
 
 static gboolean
+is_lower_hex (const char *text,
+              gsize       len)
+{
+  if (strlen (text) != len)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isxdigit (text[i]) || g_ascii_isupper (text[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* The optional authentication fields: all three or none */
+static gboolean
+decode_auth (RndzMessage  *msg,
+             JsonObject   *object,
+             const char   *type_name,
+             GError      **error)
+{
+  JsonNode *auth = json_object_get_member (object, "auth");
+  const char *nonce, *mac;
+  gint64 ts;
+
+  if (msg->type == RNDZ_MESSAGE_FSYNC && auth != NULL)
+    {
+      if (!JSON_NODE_HOLDS_VALUE (auth) || json_node_get_value_type (auth) != G_TYPE_BOOLEAN)
+        return invalid_field (error, type_name, "auth");
+      msg->auth = json_node_get_boolean (auth);
+    }
+
+  if (!json_object_has_member (object, "mac"))
+    return TRUE;
+
+  ts = get_uint_member (object, "ts", G_MAXINT64);
+  if (ts < 0)
+    return invalid_field (error, type_name, "ts");
+  nonce = get_string_member (object, "nonce");
+  if (nonce == NULL || !is_lower_hex (nonce, RNDZ_NONCE_LEN))
+    return invalid_field (error, type_name, "nonce");
+  mac = get_string_member (object, "mac");
+  if (mac == NULL || !is_lower_hex (mac, RNDZ_MAC_HEX_LEN))
+    return invalid_field (error, type_name, "mac");
+
+  msg->ts = ts;
+  g_strlcpy (msg->nonce, nonce, sizeof msg->nonce);
+  g_strlcpy (msg->mac, mac, sizeof msg->mac);
+  return TRUE;
+}
+
+static gboolean
 decode_object (RndzMessage  *msg,
                JsonObject   *object,
                GError      **error)
@@ -263,7 +312,7 @@ decode_object (RndzMessage  *msg,
       msg->code = wire_error_from_string (text);
     }
 
-  return TRUE;
+  return decode_auth (msg, object, type_name, error);
 }
 
 /*
@@ -453,6 +502,15 @@ rndz_message_encode (const RndzMessage *msg,
     }
   if (fields & FIELD_CODE)
     put_member (&w, "code", wire_error_names[msg->code]);
+  if (msg->type == RNDZ_MESSAGE_FSYNC && msg->auth)
+    put_str (&w, ",\"auth\":true");
+  if (msg->mac[0] != '\0')
+    {
+      g_snprintf (number, sizeof number, ",\"ts\":%" G_GINT64_FORMAT, msg->ts);
+      put_str (&w, number);
+      put_member (&w, "nonce", msg->nonce);
+      put_member (&w, "mac", msg->mac);
+    }
 
   /* ,"pad":"" is 9 bytes, then one byte per x, then the closing brace */
   if (msg->pad_to > w.len + 1)
@@ -540,6 +598,96 @@ rndz_frame_peek (const guint8  *buf,
     return 0;
 
   return payload;
+}
+
+/* Authentication
+ *
+ * The MAC covers the message's meaning, not its JSON: the fields joined
+ * with NUL bytes (which no field can contain), in a fixed order, absent
+ * ones empty. doc/protocol.md gives the same definition for other
+ * implementations.
+ */
+static char *
+compute_mac (const RndzMessage *msg,
+             GBytes            *key)
+{
+  g_autoptr(GHmac) hmac = NULL;
+  char number[32];
+  char addr[RNDZ_ADDR_STRLEN] = "";
+  guint fields = type_fields[msg->type];
+  const char *parts[8];
+  gsize key_len;
+  const guint8 *key_data = g_bytes_get_data (key, &key_len);
+
+  if (fields & FIELD_ADDR)
+    rndz_addr_format (&msg->addr, addr);
+
+  hmac = g_hmac_new (G_CHECKSUM_SHA256, key_data, key_len);
+  parts[0] = "rndz1";
+  parts[1] = type_names[msg->type];
+  parts[2] = NULL;                            /* tid */
+  parts[3] = (fields & FIELD_ID) ? msg->id : "";
+  parts[4] = (fields & FIELD_TARGET) ? msg->target : "";
+  parts[5] = addr;
+  parts[6] = NULL;                            /* ts */
+  parts[7] = msg->nonce;
+
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      const char *part = parts[i];
+
+      if (i == 2)
+        part = (g_snprintf (number, sizeof number, "%u", msg->tid), number);
+      else if (i == 6)
+        part = (g_snprintf (number, sizeof number, "%" G_GINT64_FORMAT, msg->ts), number);
+      if (i > 0)
+        g_hmac_update (hmac, (const guchar *) "", 1);
+      g_hmac_update (hmac, (const guchar *) part, strlen (part));
+    }
+
+  return g_strdup (g_hmac_get_string (hmac));
+}
+
+/*
+ * rndz_message_sign:
+ * @now_ms: the time, in milliseconds since the epoch
+ *
+ * Adds a timestamp, a fresh nonce and the MAC under @key.
+ */
+void
+rndz_message_sign (RndzMessage *msg,
+                   GBytes      *key,
+                   gint64       now_ms)
+{
+  g_autofree char *mac = NULL;
+
+  msg->ts = now_ms;
+  g_snprintf (msg->nonce, sizeof msg->nonce, "%08x%08x", g_random_int (), g_random_int ());
+  mac = compute_mac (msg, key);
+  g_strlcpy (msg->mac, mac, sizeof msg->mac);
+}
+
+/*
+ * rndz_message_verify:
+ *
+ * Checks the MAC of @msg under @key, in time independent of where they
+ * differ. Freshness (timestamp, replays) is the caller's to check.
+ */
+gboolean
+rndz_message_verify (const RndzMessage *msg,
+                     GBytes            *key)
+{
+  g_autofree char *expected = NULL;
+  guint8 diff = 0;
+
+  if (msg->mac[0] == '\0')
+    return FALSE;
+
+  expected = compute_mac (msg, key);
+  for (gsize i = 0; i < RNDZ_MAC_HEX_LEN; i++)
+    diff |= expected[i] ^ msg->mac[i];
+
+  return diff == 0;
 }
 
 /*

@@ -30,6 +30,9 @@ void           rndz_rate_limit_free    (RndzRateLimit  *limit);
 void           rndz_rate_limit_set     (RndzRateLimit  *limit,
                                         guint           per_second,
                                         guint           burst);
+gboolean       rndz_rate_limit_allows  (RndzRateLimit  *limit,
+                                        const RndzAddr *addr,
+                                        gint64          now);
 gboolean       rndz_rate_limit_take    (RndzRateLimit  *limit,
                                         const RndzAddr *addr,
                                         gint64          now);

@@ -69,6 +69,35 @@ bucket_index (RndzRateLimit  *limit,
   return h % limit->n_buckets;
 }
 
+static Bucket *
+bucket_refill (RndzRateLimit  *limit,
+               const RndzAddr *addr,
+               gint64          now)
+{
+  Bucket *bucket = &limit->buckets[bucket_index (limit, addr)];
+
+  if (bucket->updated == 0)
+    bucket->tokens = limit->burst;
+  else if (now > bucket->updated)
+    bucket->tokens = MIN (limit->burst,
+                          bucket->tokens + (now - bucket->updated) * limit->per_second / G_USEC_PER_SEC);
+  bucket->updated = now;
+  return bucket;
+}
+
+/*
+ * rndz_rate_limit_allows:
+ *
+ * Returns: whether @addr's bucket has a token, without taking it
+ */
+gboolean
+rndz_rate_limit_allows (RndzRateLimit  *limit,
+                        const RndzAddr *addr,
+                        gint64          now)
+{
+  return bucket_refill (limit, addr, now)->tokens >= 1.0;
+}
+
 /*
  * rndz_rate_limit_take:
  *
@@ -81,14 +110,7 @@ rndz_rate_limit_take (RndzRateLimit  *limit,
                       const RndzAddr *addr,
                       gint64          now)
 {
-  Bucket *bucket = &limit->buckets[bucket_index (limit, addr)];
-
-  if (bucket->updated == 0)
-    bucket->tokens = limit->burst;
-  else if (now > bucket->updated)
-    bucket->tokens = MIN (limit->burst,
-                          bucket->tokens + (now - bucket->updated) * limit->per_second / G_USEC_PER_SEC);
-  bucket->updated = now;
+  Bucket *bucket = bucket_refill (limit, addr, now);
 
   if (bucket->tokens < 1.0)
     return FALSE;

@@ -20,6 +20,7 @@ typedef struct
   guint64 redirected;          /* rendezvous completed */
   guint64 evicted;             /* silent connections closed to make room */
   guint64 refused_connections; /* connections refused at the limit */
+  guint64 auth_failed;         /* messages dropped for failed authentication */
 } RndzServerStats;
 
 typedef void (*RndzServerSendFunc) (const RndzAddr *to,

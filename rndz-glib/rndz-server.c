@@ -39,6 +39,7 @@
 #include "rndz-server-private.h"
 #include "rndz-enum-types.h"
 #include "rndz-ratelimit-private.h"
+#include "rndz-auth.h"
 #include "rndz-channel-private.h"
 #include "rndz-message-private.h"
 #include "rndz-i18n-private.h"
@@ -53,6 +54,13 @@
  * push everyone else out */
 #define MAX_UNREGISTERED_PER_ADDRESS 32
 #define RATE_LIMIT_BUCKETS 4096
+/* Authentication: how far a timestamp may be from the server's clock,
+ * how many failures per second an address may cause before its messages
+ * are dropped unread, and how many recent MACs are remembered against
+ * replays (a full cache refuses rather than forgets). */
+#define AUTH_WINDOW_MS (60 * 1000)
+#define AUTH_FAILURE_RATE 10
+#define REPLAY_CACHE_MAX 262144
 #define LISTEN_BACKLOG 128
 /* Datagrams read per wake-up, so TCP connections get their turn */
 #define UDP_BATCH 64
@@ -97,6 +105,7 @@ typedef struct
   guint32 server_tid;
   guint32 requester_tid;
   gsize request_len;
+  gboolean authenticated;
   RndzTransport transport;
   RndzAddr requester_addr;
   ServerConn *requester_conn;   /* TCP; NULL once that connection closed */
@@ -141,6 +150,13 @@ struct _RndzServer
 
   RndzRateLimit *requester_limit;
   RndzRateLimit *target_limit;
+
+  /* Authentication: off unless a secret or a key is set */
+  GBytes *secret;
+  GHashTable *keys;            /* id → GBytes */
+  RndzRateLimit *auth_failures;
+  GHashTable *replay;          /* MAC → expiry, in replay_queue's order */
+  GQueue replay_queue;
   RndzServerStats stats;
   RndzServerSendFunc send_func;
   gpointer send_data;
@@ -164,6 +180,7 @@ enum
   PROP_MAX_CONNECTIONS,
   PROP_MAX_MESSAGE_SIZE,
   PROP_REQUEST_RATE,
+  PROP_AUTH_REQUIRED,
   PROP_PEER_COUNT,
   N_PROPS
 };
@@ -551,6 +568,7 @@ send_fsync (RndzServer *server,
   rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, pending->server_tid);
   g_strlcpy (fsync.id, pending->requester_id, sizeof fsync.id);
   fsync.addr = pending->requester_addr;
+  fsync.auth = pending->authenticated;
   server->stats.forwarded++;
 
   if (target->transport == RNDZ_TRANSPORT_UDP)
@@ -609,6 +627,7 @@ handle_isync (RndzServer        *server,
   pending->server_tid = server_new_tid (server);
   pending->requester_tid = msg->tid;
   pending->request_len = src->len;
+  pending->authenticated = rndz_server_get_auth_required (server);
   pending->transport = src->transport;
   pending->requester_addr = src->from;
   pending->requester_conn = src->conn;
@@ -674,11 +693,113 @@ handle_rsync (RndzServer        *server,
   pending_free (server, pending);
 }
 
+/* Authentication */
+
+static GBytes *
+server_key_for (RndzServer *server,
+                const char *id)
+{
+  GBytes *key = g_hash_table_lookup (server->keys, id);
+
+  if (key != NULL)
+    return g_bytes_ref (key);
+  if (server->secret != NULL)
+    return rndz_derive_key (server->secret, id);
+  return NULL;
+}
+
+/* Remembers @mac until it could no longer pass the timestamp check.
+ * Returns FALSE if it was seen already, or if the cache is full. */
+static gboolean
+replay_remember (RndzServer *server,
+                 const char *mac,
+                 gint64      now)
+{
+  char *copy;
+
+  while (server->replay_queue.head != NULL)
+    {
+      char *oldest = server->replay_queue.head->data;
+      gint64 expiry = GPOINTER_TO_SIZE (g_hash_table_lookup (server->replay, oldest));
+
+      if (expiry > now)
+        break;
+      g_queue_pop_head (&server->replay_queue);
+      g_hash_table_remove (server->replay, oldest);
+    }
+
+  if (g_hash_table_contains (server->replay, mac) ||
+      g_hash_table_size (server->replay) >= REPLAY_CACHE_MAX)
+    return FALSE;
+
+  copy = g_strdup (mac);
+  g_hash_table_insert (server->replay, copy,
+                       GSIZE_TO_POINTER (now + 2 * (gint64) AUTH_WINDOW_MS * 1000));
+  g_queue_push_tail (&server->replay_queue, copy);
+  return TRUE;
+}
+
+/* With authentication on, a peer proves with a MAC under its id's key
+ * that it sent the message, recently, once. Failures get no answer: an
+ * answer would tell an attacker which of its guesses came close. */
+static gboolean
+server_authenticate (RndzServer        *server,
+                     const Source      *src,
+                     const RndzMessage *msg)
+{
+  g_autoptr(GBytes) key = NULL;
+  gint64 now = g_get_monotonic_time ();
+  gint64 now_ms = g_get_real_time () / 1000;
+  const char *why = NULL;
+
+  if (!rndz_server_get_auth_required (server))
+    return TRUE;
+
+  switch (msg->type)
+    {
+    case RNDZ_MESSAGE_PING:
+    case RNDZ_MESSAGE_ISYNC:
+    case RNDZ_MESSAGE_RSYNC:
+    case RNDZ_MESSAGE_BYE:
+      break;
+    default:
+      return TRUE;
+    }
+
+  /* A source that keeps failing is not even heard */
+  if (!rndz_rate_limit_allows (server->auth_failures, &src->from, now))
+    {
+      server->stats.auth_failed++;
+      return FALSE;
+    }
+
+  key = server_key_for (server, msg->id);
+  if (key == NULL)
+    why = "no key for this id";
+  else if (!rndz_message_verify (msg, key))
+    why = "wrong MAC";
+  else if (ABS (now_ms - msg->ts) > AUTH_WINDOW_MS)
+    why = "stale timestamp";
+  else if (!replay_remember (server, msg->mac, now))
+    why = "replayed";
+
+  if (why == NULL)
+    return TRUE;
+
+  server->stats.auth_failed++;
+  rndz_rate_limit_take (server->auth_failures, &src->from, now);
+  g_debug ("Dropping a %s for “%s”: %s", rndz_message_type_to_string (msg->type), msg->id, why);
+  return FALSE;
+}
+
 static void
 server_handle_message (RndzServer        *server,
                        const Source      *src,
                        const RndzMessage *msg)
 {
+  if (!server_authenticate (server, src, msg))
+    return;
+
   server->stats.messages++;
 
   switch (msg->type)
@@ -1460,6 +1581,146 @@ rndz_server_set_request_rate (RndzServer *server,
   g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_REQUEST_RATE]);
 }
 
+static void
+server_auth_changed (RndzServer *server,
+                     gboolean    was_required)
+{
+  if (was_required != rndz_server_get_auth_required (server))
+    g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_AUTH_REQUIRED]);
+}
+
+/**
+ * rndz_server_set_secret:
+ * @server: a #RndzServer
+ * @secret: (nullable): the secret, or %NULL for none
+ *
+ * Requires every peer to authenticate with the key rndz_derive_key()
+ * derives from @secret for its id. Keys added with rndz_server_add_key()
+ * take precedence for their ids. Without a secret and without keys,
+ * peers need not authenticate.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_secret (RndzServer *server,
+                        GBytes     *secret)
+{
+  gboolean was_required;
+
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  was_required = rndz_server_get_auth_required (server);
+  g_clear_pointer (&server->secret, g_bytes_unref);
+  if (secret != NULL && g_bytes_get_size (secret) > 0)
+    server->secret = g_bytes_ref (secret);
+  server_auth_changed (server, was_required);
+}
+
+/**
+ * rndz_server_add_key:
+ * @server: a #RndzServer
+ * @id: a peer id
+ * @key: the key of the peer @id
+ *
+ * Requires the peer @id to authenticate with @key, and turns
+ * authentication on for every peer: ids without a key (and without a
+ * secret to derive one) can no longer register.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_add_key (RndzServer *server,
+                     const char *id,
+                     GBytes     *key)
+{
+  gboolean was_required;
+
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (id != NULL && key != NULL);
+
+  was_required = rndz_server_get_auth_required (server);
+  g_hash_table_insert (server->keys, g_strdup (id), g_bytes_ref (key));
+  server_auth_changed (server, was_required);
+}
+
+/**
+ * rndz_server_load_keys:
+ * @server: a #RndzServer
+ * @path: (type filename): a file of keys
+ * @error: return location for a #GError
+ *
+ * Adds the keys of a file with one `ID HEXKEY` pair a line, as
+ * rndz_server_add_key() does. Empty lines and lines that start with `#`
+ * are skipped.
+ *
+ * Returns: %TRUE if every line was read, %FALSE with @error set otherwise
+ *   (no key is added then)
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_server_load_keys (RndzServer  *server,
+                       const char  *path,
+                       GError     **error)
+{
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GHashTable) keys = NULL;
+  GHashTableIter iter;
+  gpointer id, key;
+
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  if (!g_file_get_contents (path, &contents, NULL, error))
+    return FALSE;
+
+  keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_bytes_unref);
+  lines = g_strsplit (contents, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      g_auto(GStrv) fields = NULL;
+      GBytes *parsed;
+      char *line = g_strstrip (lines[i]);
+
+      if (line[0] == '\0' || line[0] == '#')
+        continue;
+
+      fields = g_strsplit_set (line, " \t", 2);
+      if (g_strv_length (fields) != 2 || !rndz_id_is_valid (fields[0], -1) ||
+          (parsed = rndz_key_from_hex (fields[1], &local_error)) == NULL)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       _("%s:%u: expected an id and a hexadecimal key"), path, i + 1);
+          return FALSE;
+        }
+      g_hash_table_insert (keys, g_strdup (fields[0]), parsed);
+    }
+
+  g_hash_table_iter_init (&iter, keys);
+  while (g_hash_table_iter_next (&iter, &id, &key))
+    rndz_server_add_key (server, id, key);
+
+  return TRUE;
+}
+
+/**
+ * rndz_server_get_auth_required:
+ * @server: a #RndzServer
+ *
+ * Returns: the value of [property@Rndz.Server:auth-required]
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_server_get_auth_required (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
+
+  return server->secret != NULL || g_hash_table_size (server->keys) > 0;
+}
+
 /* Internal API */
 
 void
@@ -1508,6 +1769,9 @@ rndz_server_get_property (GObject    *object,
       break;
     case PROP_REQUEST_RATE:
       g_value_set_uint (value, server->request_rate);
+      break;
+    case PROP_AUTH_REQUIRED:
+      g_value_set_boolean (value, rndz_server_get_auth_required (server));
       break;
     case PROP_PEER_COUNT:
       g_value_set_uint (value, rndz_server_get_peer_count (server));
@@ -1575,6 +1839,11 @@ rndz_server_finalize (GObject *object)
   g_hash_table_unref (server->pending_by_request);
   g_hash_table_unref (server->unregistered_by_addr);
   rndz_rate_limit_free (server->requester_limit);
+  rndz_rate_limit_free (server->auth_failures);
+  g_queue_clear (&server->replay_queue);
+  g_hash_table_unref (server->replay);
+  g_hash_table_unref (server->keys);
+  g_clear_pointer (&server->secret, g_bytes_unref);
   rndz_rate_limit_free (server->target_limit);
   g_main_context_unref (server->context);
 
@@ -1679,6 +1948,18 @@ rndz_server_class_init (RndzServerClass *klass)
                        1, G_MAXUINT16, DEFAULT_REQUEST_RATE, flags);
 
   /**
+   * RndzServer:auth-required:
+   *
+   * Whether peers must authenticate: true once a secret or a key is set
+   * (see rndz_server_set_secret()).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_AUTH_REQUIRED] =
+    g_param_spec_boolean ("auth-required", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
    * RndzServer:peer-count:
    *
    * The number of registered peers, over both transports.
@@ -1751,6 +2032,11 @@ rndz_server_init (RndzServer *server)
                                                  2 * DEFAULT_REQUEST_RATE);
   server->target_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,
                                               2 * DEFAULT_REQUEST_RATE);
+  server->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify) g_bytes_unref);
+  server->auth_failures = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, AUTH_FAILURE_RATE,
+                                               2 * AUTH_FAILURE_RATE);
+  server->replay = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   server->unregistered_by_addr = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                                         (GEqualFunc) rndz_addr_equal,
                                                         g_free, NULL);

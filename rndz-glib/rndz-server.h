@@ -67,6 +67,20 @@ RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_max_message_size (RndzServer      *server,
                                                   guint            size);
 RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_secret           (RndzServer      *server,
+                                                  GBytes          *secret);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_add_key              (RndzServer      *server,
+                                                  const char      *id,
+                                                  GBytes          *key);
+RNDZ_AVAILABLE_IN_1_0
+gboolean        rndz_server_load_keys            (RndzServer      *server,
+                                                  const char      *path,
+                                                  GError         **error);
+RNDZ_AVAILABLE_IN_1_0
+gboolean        rndz_server_get_auth_required    (RndzServer      *server);
+
+RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_request_rate     (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_request_rate     (RndzServer      *server,

@@ -12,6 +12,7 @@
 #include <rndz-glib/rndz-types.h>
 #include <rndz-glib/rndz-enum-types.h>
 #include <rndz-glib/rndz-features.h>
+#include <rndz-glib/rndz-auth.h>
 
 #ifdef RNDZ_HAVE_SERVER
 #include <rndz-glib/rndz-server.h>

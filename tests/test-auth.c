@@ -1,0 +1,619 @@
+/* test-auth.c: authenticated registration
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include <glib/gstdio.h>
+#include <rndz-glib/rndz.h>
+#include <string.h>
+
+#include "rndz-message-private.h"
+#include "rndz-server-private.h"
+
+#define SECRET "correct horse battery staple"
+
+static GBytes *
+secret_bytes (void)
+{
+  return g_bytes_new_static (SECRET, strlen (SECRET));
+}
+
+static GBytes *
+key_for (const char *id)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+
+  return rndz_derive_key (secret, id);
+}
+
+/* Vectors computed independently, with Python's hmac module, from the
+ * definition in doc/protocol.md */
+static void
+test_vectors (void)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
+  g_autoptr(GBytes) key = rndz_derive_key (secret, "alice");
+  g_autofree char *hex = rndz_key_to_hex (key);
+  g_autoptr(GBytes) parsed = NULL;
+  g_autoptr(GError) error = NULL;
+  RndzMessage msg;
+
+  g_test_summary ("Key derivation and the MAC input match the documented definition");
+
+  g_assert_cmpstr (hex, ==, "4360c67bc81025114044578d7c4e8e0f02fd0cae99f22d603390e8f9dc9888f8");
+  parsed = rndz_key_from_hex (hex, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (parsed, key));
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 42);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  msg.ts = 1700000000000;
+  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
+  g_strlcpy (msg.mac, "0c8f0a8dc2b6d2ddae1d5fe17a01d500b2dadf4e099578d31770f387daf49494", sizeof msg.mac);
+  g_assert_true (rndz_message_verify (&msg, key));
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 7);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  g_strlcpy (msg.target, "bob", sizeof msg.target);
+  msg.ts = 1700000000000;
+  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
+  g_strlcpy (msg.mac, "cba8314098973cc2f0ded40651ac266e1e751ca426255ca1352d2670debfc9a9", sizeof msg.mac);
+  g_assert_true (rndz_message_verify (&msg, key));
+
+  /* One bit of the target changed */
+  g_strlcpy (msg.target, "boc", sizeof msg.target);
+  g_assert_false (rndz_message_verify (&msg, key));
+
+  g_assert_null (rndz_key_from_hex ("abc", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  g_clear_error (&error);
+  g_assert_null (rndz_key_from_hex ("zz112233445566778899aabbccddeeff", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+}
+
+static void
+test_signed_roundtrip (void)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzMessage msg, decoded;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  g_test_summary ("A signed message survives encoding and decoding, with its MAC");
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, 9);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  g_strlcpy (msg.target, "b\"ob", sizeof msg.target);
+  rndz_message_sign (&msg, key, 1234567);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_true (rndz_message_decode (&decoded, buf, len, sizeof buf, NULL));
+  g_assert_cmpint (decoded.ts, ==, 1234567);
+  g_assert_cmpstr (decoded.nonce, ==, msg.nonce);
+  g_assert_cmpstr (decoded.mac, ==, msg.mac);
+  g_assert_true (rndz_message_verify (&decoded, key));
+}
+
+/* The server, driven without sockets */
+
+typedef struct
+{
+  RndzServer *server;
+  GArray *sent;   /* RndzMessage */
+} Fixture;
+
+static void
+capture_cb (const RndzAddr *to,
+            const char     *data,
+            gsize           len,
+            gpointer        user_data)
+{
+  Fixture *fixture = user_data;
+  RndzMessage msg;
+
+  g_assert_true (rndz_message_decode (&msg, data, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL));
+  g_array_append_val (fixture->sent, msg);
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+
+  fixture->server = rndz_server_new ();
+  fixture->sent = g_array_new (FALSE, FALSE, sizeof (RndzMessage));
+  rndz_server_set_udp_sender (fixture->server, capture_cb, fixture);
+  rndz_server_set_secret (fixture->server, secret);
+  g_assert_true (rndz_server_get_auth_required (fixture->server));
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_clear_object (&fixture->server);
+  g_array_unref (fixture->sent);
+}
+
+static void
+feed_encoded (Fixture    *fixture,
+              const char *from,
+              const char *data,
+              gsize       len)
+{
+  RndzAddr source;
+
+  g_assert_true (rndz_addr_parse (&source, from, NULL));
+  rndz_server_receive_datagram (fixture->server, &source, data, len);
+}
+
+/* Encodes @msg (padded) into @buf and feeds it */
+static gsize
+feed (Fixture     *fixture,
+      const char  *from,
+      RndzMessage *msg,
+      char        *buf,
+      gsize        size)
+{
+  gsize len;
+
+  msg->pad_to = rndz_message_max_reply_size (msg);
+  len = rndz_message_encode (msg, buf, size);
+  feed_encoded (fixture, from, buf, len);
+  return len;
+}
+
+static RndzMessage
+signed_ping (const char *id,
+             GBytes     *key,
+             gint64      now_ms)
+{
+  RndzMessage msg;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, g_random_int ());
+  g_strlcpy (msg.id, id, sizeof msg.id);
+  if (key != NULL)
+    rndz_message_sign (&msg, key, now_ms);
+  return msg;
+}
+
+static guint
+pongs (Fixture *fixture)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < fixture->sent->len; i++)
+    if (g_array_index (fixture->sent, RndzMessage, i).type == RNDZ_MESSAGE_PONG)
+      n++;
+  return n;
+}
+
+static gint64
+now_ms (void)
+{
+  return g_get_real_time () / 1000;
+}
+
+static void
+test_correct_key (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzMessage msg = signed_ping ("alice", key, now_ms ());
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+
+  g_test_summary ("A ping signed with the id's key registers it");
+
+  feed (fixture, "192.0.2.1:1000", &msg, buf, sizeof buf);
+  g_assert_cmpuint (pongs (fixture), ==, 1);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 1);
+}
+
+static void
+assert_refused (Fixture     *fixture,
+                const char  *from,
+                RndzMessage *msg)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzServerStats before, after;
+
+  rndz_server_get_stats (fixture->server, &before);
+  g_array_set_size (fixture->sent, 0);
+  feed (fixture, from, msg, buf, sizeof buf);
+  rndz_server_get_stats (fixture->server, &after);
+
+  /* No answer of any kind, and counted */
+  g_assert_cmpuint (fixture->sent->len, ==, 0);
+  g_assert_cmpuint (after.auth_failed, ==, before.auth_failed + 1);
+}
+
+static void
+test_wrong_and_missing_key (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autoptr(GBytes) wrong = key_for ("mallory");
+  RndzMessage unsigned_ping = signed_ping ("alice", NULL, 0);
+  RndzMessage wrong_ping = signed_ping ("alice", wrong, now_ms ());
+
+  g_test_summary ("A ping without a MAC, or signed with another id's key, gets no answer");
+
+  assert_refused (fixture, "192.0.2.1:1000", &unsigned_ping);
+  assert_refused (fixture, "192.0.2.1:1000", &wrong_ping);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
+}
+
+static void
+test_replay (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzMessage msg = signed_ping ("alice", key, now_ms ());
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzServerStats stats;
+  gsize len;
+
+  g_test_summary ("A captured message sent again is refused, from anywhere");
+
+  len = feed (fixture, "192.0.2.1:1000", &msg, buf, sizeof buf);
+  g_assert_cmpuint (pongs (fixture), ==, 1);
+
+  g_array_set_size (fixture->sent, 0);
+  feed_encoded (fixture, "192.0.2.1:1000", buf, len);
+  feed_encoded (fixture, "203.0.113.66:1000", buf, len);
+  g_assert_cmpuint (fixture->sent->len, ==, 0);
+  rndz_server_get_stats (fixture->server, &stats);
+  g_assert_cmpuint (stats.auth_failed, ==, 2);
+}
+
+static void
+test_tampered (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzMessage msg;
+
+  g_test_summary ("Changing any field of a signed message breaks its MAC");
+
+  msg = signed_ping ("alice", key, now_ms ());
+  msg.tid++;
+  assert_refused (fixture, "192.0.2.1:1000", &msg);
+
+  msg = signed_ping ("alice", key, now_ms ());
+  msg.ts++;
+  assert_refused (fixture, "192.0.2.1:1000", &msg);
+
+  msg = signed_ping ("alice", key, now_ms ());
+  msg.nonce[0] = msg.nonce[0] == 'a' ? 'b' : 'a';
+  assert_refused (fixture, "192.0.2.1:1000", &msg);
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 5);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  g_strlcpy (msg.target, "bob", sizeof msg.target);
+  rndz_message_sign (&msg, key, now_ms ());
+  g_strlcpy (msg.target, "carol", sizeof msg.target);
+  assert_refused (fixture, "192.0.2.1:1000", &msg);
+}
+
+static void
+test_expired (Fixture       *fixture,
+              gconstpointer  user_data)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzMessage old = signed_ping ("alice", key, now_ms () - 120 * 1000);
+  RndzMessage future = signed_ping ("alice", key, now_ms () + 120 * 1000);
+
+  g_test_summary ("A timestamp more than a minute off is refused");
+
+  assert_refused (fixture, "192.0.2.1:1000", &old);
+  assert_refused (fixture, "192.0.2.1:1000", &future);
+}
+
+static void
+test_hijack (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  g_autoptr(GBytes) alice_key = key_for ("alice");
+  g_autoptr(GBytes) mallory_key = key_for ("mallory");
+  RndzMessage alice = signed_ping ("alice", alice_key, now_ms ());
+  RndzMessage hijack = signed_ping ("alice", mallory_key, now_ms ());
+  RndzMessage bye;
+  RndzMessage isync;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  guint32 fsync_tid = 0;
+
+  g_test_summary ("A peer with a key of its own cannot take over another id: "
+                  "requests keep going to the real peer");
+
+  feed (fixture, "192.0.2.1:1000", &alice, buf, sizeof buf);
+  assert_refused (fixture, "203.0.113.66:6666", &hijack);
+
+  rndz_message_init (&bye, RNDZ_MESSAGE_BYE, 1);
+  g_strlcpy (bye.id, "alice", sizeof bye.id);
+  rndz_message_sign (&bye, mallory_key, now_ms ());
+  assert_refused (fixture, "192.0.2.1:1000", &bye);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 1);
+
+  /* Bob's request still goes to alice's own address */
+  {
+    g_autoptr(GBytes) bob_key = key_for ("bob");
+
+    rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, 3);
+    g_strlcpy (isync.id, "bob", sizeof isync.id);
+    g_strlcpy (isync.target, "alice", sizeof isync.target);
+    rndz_message_sign (&isync, bob_key, now_ms ());
+  }
+  g_array_set_size (fixture->sent, 0);
+  feed (fixture, "198.51.100.2:2000", &isync, buf, sizeof buf);
+  g_assert_cmpuint (fixture->sent->len, ==, 1);
+  g_assert_cmpint (g_array_index (fixture->sent, RndzMessage, 0).type, ==, RNDZ_MESSAGE_FSYNC);
+  g_assert_true (g_array_index (fixture->sent, RndzMessage, 0).auth);
+  fsync_tid = g_array_index (fixture->sent, RndzMessage, 0).tid;
+  g_assert_cmpuint (fsync_tid, !=, 0);
+
+  /* And mallory cannot answer it in alice's name */
+  {
+    RndzMessage rsync;
+
+    rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync_tid);
+    g_strlcpy (rsync.id, "alice", sizeof rsync.id);
+    g_strlcpy (rsync.target, "bob", sizeof rsync.target);
+    rndz_message_sign (&rsync, mallory_key, now_ms ());
+    assert_refused (fixture, "192.0.2.1:1000", &rsync);
+  }
+}
+
+static void
+test_legit_under_attack (Fixture       *fixture,
+                         gconstpointer  user_data)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  g_autoptr(GBytes) wrong = key_for ("mallory");
+  RndzServerStats stats;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+
+  g_test_summary ("The legitimate peer keeps working while an attacker floods the server "
+                  "with forged messages; the attacker's source is soon not even heard");
+
+  for (guint i = 0; i < 2000; i++)
+    {
+      RndzMessage forged = signed_ping ("alice", wrong, now_ms ());
+
+      feed (fixture, "203.0.113.66:6666", &forged, buf, sizeof buf);
+      if (i % 100 == 0)
+        {
+          RndzMessage real = signed_ping ("alice", key, now_ms ());
+          guint before = pongs (fixture);
+
+          feed (fixture, "192.0.2.1:1000", &real, buf, sizeof buf);
+          g_assert_cmpuint (pongs (fixture), ==, before + 1);
+        }
+    }
+
+  rndz_server_get_stats (fixture->server, &stats);
+  g_assert_cmpuint (stats.auth_failed, ==, 2000);
+  g_assert_cmpuint (pongs (fixture), ==, 20);
+}
+
+static void
+test_keys_file (void)
+{
+  g_autoptr(RndzServer) server = rndz_server_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *bad = NULL;
+  g_autoptr(GBytes) key = key_for ("alice");
+  g_autofree char *hex = rndz_key_to_hex (key);
+  g_autofree char *contents = g_strdup_printf ("# keys\n\nalice %s\nbob\t%s\n", hex, hex);
+  int fd;
+
+  g_test_summary ("Keys load from a file of ID HEXKEY lines; a bad line is an error");
+
+  fd = g_file_open_tmp ("rndz-keys-XXXXXX", &path, &error);
+  g_assert_no_error (error);
+  close (fd);
+  g_assert_true (g_file_set_contents (path, contents, -1, &error));
+  g_assert_false (rndz_server_get_auth_required (server));
+  g_assert_true (rndz_server_load_keys (server, path, &error));
+  g_assert_no_error (error);
+  g_assert_true (rndz_server_get_auth_required (server));
+
+  fd = g_file_open_tmp ("rndz-keys-XXXXXX", &bad, &error);
+  close (fd);
+  g_assert_true (g_file_set_contents (bad, "alice notakey\n", -1, &error));
+  g_assert_false (rndz_server_load_keys (server, bad, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+
+  g_unlink (path);
+  g_unlink (bad);
+}
+
+/* End to end, with real sockets */
+
+typedef struct
+{
+  gboolean done;
+  GObject *object;
+  GError *error;
+  char *peer_id;
+} Result;
+
+static void
+run_until (gboolean *done)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (!*done)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (200);
+    }
+}
+
+static void
+done_cb (GObject      *source,
+         GAsyncResult *res,
+         gpointer      user_data)
+{
+  Result *result = user_data;
+  gpointer tag = g_task_get_source_tag (G_TASK (res));
+
+  if (tag == rndz_client_listen_udp_async)
+    result->object = (GObject *) rndz_client_listen_udp_finish (RNDZ_CLIENT (source), res, &result->error);
+  else if (tag == rndz_client_listen_tcp_async)
+    rndz_client_listen_tcp_finish (RNDZ_CLIENT (source), res, &result->error);
+  else if (tag == rndz_client_connect_udp_async)
+    result->object = (GObject *) rndz_client_connect_udp_finish (RNDZ_CLIENT (source), res, &result->error);
+  else if (tag == rndz_client_connect_tcp_async)
+    result->object = (GObject *) rndz_client_connect_tcp_finish (RNDZ_CLIENT (source), res, &result->error);
+  else if (tag == rndz_client_accept_async)
+    result->object = (GObject *) rndz_client_accept_finish (RNDZ_CLIENT (source), res,
+                                                            &result->peer_id, &result->error);
+  result->done = TRUE;
+}
+
+static void
+result_clear (Result *result)
+{
+  g_clear_object (&result->object);
+  g_clear_error (&result->error);
+  g_clear_pointer (&result->peer_id, g_free);
+  result->done = FALSE;
+}
+
+static RndzServer *
+start_server (char **address)
+{
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  RndzServer *server = rndz_server_new ();
+
+  g_assert_true (rndz_server_listen (server, any, NULL));
+  rndz_server_set_forward_timeout (server, 1);
+  *address = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server));
+  return server;
+}
+
+static void
+listen_on (RndzClient    *client,
+           RndzTransport  transport,
+           Result        *result)
+{
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_listen_udp_async (client, NULL, done_cb, result);
+  else
+    rndz_client_listen_tcp_async (client, NULL, done_cb, result);
+  run_until (&result->done);
+}
+
+static void
+connect_to (RndzClient    *client,
+            RndzTransport  transport,
+            const char    *peer,
+            Result        *result)
+{
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (client, peer, NULL, done_cb, result);
+  else
+    rndz_client_connect_tcp_async (client, peer, NULL, done_cb, result);
+  run_until (&result->done);
+}
+
+static void
+test_end_to_end (gconstpointer user_data)
+{
+  RndzTransport transport = GPOINTER_TO_INT (user_data);
+  g_autofree char *address = NULL;
+  g_autoptr(RndzServer) server = start_server (&address);
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(GBytes) alice_key = key_for ("alice");
+  g_autoptr(GBytes) bob_key = key_for ("bob");
+  const char *servers[] = { address, NULL };
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  g_autoptr(RndzClient) mallory = rndz_client_new ("alice", servers);
+  Result listened = { 0 }, connected = { 0 }, accepted = { 0 }, hijack = { 0 };
+
+  g_test_summary ("With a server secret, peers with the right keys meet, a listener that "
+                  "requires authentication learns the proven id, and a client without "
+                  "the key cannot register");
+
+  rndz_server_set_secret (server, secret);
+  rndz_client_set_key (alice, alice_key);
+  rndz_client_set_require_auth (alice, TRUE);
+  rndz_client_set_key (bob, bob_key);
+
+  listen_on (alice, transport, &listened);
+  g_assert_no_error (listened.error);
+  if (transport == RNDZ_TRANSPORT_TCP)
+    rndz_client_accept_async (alice, NULL, done_cb, &accepted);
+
+  connect_to (bob, transport, "alice", &connected);
+  g_assert_no_error (connected.error);
+  if (transport == RNDZ_TRANSPORT_TCP)
+    {
+      run_until (&accepted.done);
+      g_assert_no_error (accepted.error);
+      g_assert_cmpstr (accepted.peer_id, ==, "bob");
+    }
+
+  /* Mallory, without alice's key, cannot register as alice */
+  rndz_client_set_timeout (mallory, 1);
+  rndz_client_set_key (mallory, bob_key);
+  listen_on (mallory, transport, &hijack);
+  g_assert_error (hijack.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
+  result_clear (&listened);
+  result_clear (&connected);
+  result_clear (&accepted);
+  result_clear (&hijack);
+}
+
+static void
+test_require_auth (gconstpointer user_data)
+{
+  RndzTransport transport = GPOINTER_TO_INT (user_data);
+  g_autofree char *address = NULL;
+  g_autoptr(RndzServer) server = start_server (&address);
+  const char *servers[] = { address, NULL };
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  Result listened = { 0 }, connected = { 0 };
+
+  g_test_summary ("A listener that requires authentication ignores requests the server "
+                  "could not authenticate; the requester fails with PEER_NO_ANSWER");
+
+  rndz_client_set_require_auth (alice, TRUE);
+  listen_on (alice, transport, &listened);
+  g_assert_no_error (listened.error);
+
+  connect_to (bob, transport, "alice", &connected);
+  g_assert_error (connected.error, RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER);
+
+  result_clear (&listened);
+  result_clear (&connected);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/auth/vectors", test_vectors);
+  g_test_add_func ("/auth/signed-roundtrip", test_signed_roundtrip);
+  g_test_add_func ("/auth/keys-file", test_keys_file);
+  g_test_add ("/auth/server/correct-key", Fixture, NULL, fixture_setup, test_correct_key, fixture_teardown);
+  g_test_add ("/auth/server/wrong-and-missing-key", Fixture, NULL, fixture_setup, test_wrong_and_missing_key, fixture_teardown);
+  g_test_add ("/auth/server/replay", Fixture, NULL, fixture_setup, test_replay, fixture_teardown);
+  g_test_add ("/auth/server/tampered", Fixture, NULL, fixture_setup, test_tampered, fixture_teardown);
+  g_test_add ("/auth/server/expired", Fixture, NULL, fixture_setup, test_expired, fixture_teardown);
+  g_test_add ("/auth/server/hijack", Fixture, NULL, fixture_setup, test_hijack, fixture_teardown);
+  g_test_add ("/auth/server/legit-under-attack", Fixture, NULL, fixture_setup, test_legit_under_attack, fixture_teardown);
+  g_test_add_data_func ("/auth/udp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_end_to_end);
+  g_test_add_data_func ("/auth/tcp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_TCP), test_end_to_end);
+  g_test_add_data_func ("/auth/udp/require-auth", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_require_auth);
+  g_test_add_data_func ("/auth/tcp/require-auth", GINT_TO_POINTER (RNDZ_TRANSPORT_TCP), test_require_auth);
+
+  return g_test_run ();
+}
