@@ -55,6 +55,10 @@ void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
  * server's connections and the client's connections to the server.
  */
 typedef struct _RndzChannel RndzChannel;
+typedef struct _RndzPoller RndzPoller;
+
+RndzPoller  *rndz_poller_new          (GMainContext    *context);
+void         rndz_poller_free         (RndzPoller      *poller);
 
 /* @msg is NULL when the channel failed or was closed by the other side;
  * @error says why. No more callbacks follow that one. */
@@ -65,6 +69,11 @@ typedef void (*RndzChannelFunc) (RndzChannel       *channel,
 
 RndzChannel *rndz_channel_new         (GSocket         *socket,
                                        GMainContext    *context,
+                                       gsize            max_size,
+                                       RndzChannelFunc  func,
+                                       gpointer         user_data);
+RndzChannel *rndz_channel_new_polled  (GSocket         *socket,
+                                       RndzPoller      *poller,
                                        gsize            max_size,
                                        RndzChannelFunc  func,
                                        gpointer         user_data);

@@ -9,7 +9,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <glib-unix.h>
 
 #include "rndz-channel-private.h"
 #include "rndz-types.h"
@@ -98,8 +101,12 @@ struct _RndzChannel
   RndzChannelFunc func;
   gpointer user_data;
 
+  /* Either one source per direction, or a registration with a poller */
   GSource *in_source;
   GSource *out_source;
+  RndzPoller *poller;
+  gboolean polled;
+  gboolean polled_out;
 
   guint8 *in_buf;
   gsize in_len;
@@ -108,9 +115,18 @@ struct _RndzChannel
   gboolean closed;
 };
 
+static void poller_remove (RndzPoller *poller, RndzChannel *channel);
+static void poller_watch (RndzPoller *poller, RndzChannel *channel, gboolean out);
+
 static void
 channel_stop (RndzChannel *channel)
 {
+  if (channel->poller != NULL)
+    {
+      RndzPoller *poller = g_steal_pointer (&channel->poller);
+
+      poller_remove (poller, channel);
+    }
   if (channel->in_source != NULL)
     {
       g_source_destroy (channel->in_source);
@@ -244,33 +260,61 @@ channel_flush (RndzChannel  *channel,
   return TRUE;
 }
 
+/* Returns TRUE while output is still queued */
+static gboolean
+channel_writable (RndzChannel *channel)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!channel_flush (channel, &error))
+    {
+      channel_fail (channel, error);
+      return FALSE;
+    }
+
+  return channel->out_buf->len > 0;
+}
+
 static gboolean
 channel_write_cb (GSocket      *socket,
                   GIOCondition  condition,
                   gpointer      user_data)
 {
   g_autoptr(RndzChannel) channel = rndz_channel_ref (user_data);
-  g_autoptr(GError) error = NULL;
 
-  if (!channel_flush (channel, &error))
-    {
-      channel_fail (channel, error);
-      return G_SOURCE_REMOVE;
-    }
-
-  if (channel->out_buf->len > 0)
+  if (channel_writable (channel))
     return G_SOURCE_CONTINUE;
 
   g_clear_pointer (&channel->out_source, g_source_unref);
   return G_SOURCE_REMOVE;
 }
 
-RndzChannel *
-rndz_channel_new (GSocket         *socket,
-                  GMainContext    *context,
-                  gsize            max_size,
-                  RndzChannelFunc  func,
-                  gpointer         user_data)
+/* Waits for the socket to take more output */
+static void
+channel_watch_out (RndzChannel *channel)
+{
+  if (channel->poller != NULL)
+    {
+      if (!channel->polled_out)
+        poller_watch (channel->poller, channel, TRUE);
+      return;
+    }
+
+  if (channel->out_source == NULL)
+    {
+      channel->out_source = g_socket_create_source (channel->socket, G_IO_OUT, NULL);
+      g_source_set_callback (channel->out_source, G_SOURCE_FUNC (channel_write_cb), channel, NULL);
+      g_source_set_static_name (channel->out_source, "[rndz] channel write");
+      g_source_attach (channel->out_source, channel->context);
+    }
+}
+
+static RndzChannel *
+channel_new (GSocket         *socket,
+             GMainContext    *context,
+             gsize            max_size,
+             RndzChannelFunc  func,
+             gpointer         user_data)
 {
   RndzChannel *channel = g_rc_box_new0 (RndzChannel);
   g_autoptr(GSocketAddress) remote = NULL;
@@ -290,11 +334,44 @@ rndz_channel_new (GSocket         *socket,
   g_socket_set_blocking (socket, FALSE);
   rndz_socket_set_nodelay (socket);
 
+  return channel;
+}
+
+RndzChannel *
+rndz_channel_new (GSocket         *socket,
+                  GMainContext    *context,
+                  gsize            max_size,
+                  RndzChannelFunc  func,
+                  gpointer         user_data)
+{
+  RndzChannel *channel = channel_new (socket, context, max_size, func, user_data);
+
   channel->in_source = g_socket_create_source (socket, G_IO_IN, NULL);
   g_source_set_callback (channel->in_source, G_SOURCE_FUNC (channel_read_cb), channel, NULL);
   g_source_set_static_name (channel->in_source, "[rndz] channel read");
   g_source_attach (channel->in_source, context);
 
+  return channel;
+}
+
+/**
+ * rndz_channel_new_polled:
+ *
+ * Like rndz_channel_new(), but the socket is watched by @poller rather
+ * than by sources of its own.
+ */
+RndzChannel *
+rndz_channel_new_polled (GSocket         *socket,
+                         RndzPoller      *poller,
+                         gsize            max_size,
+                         RndzChannelFunc  func,
+                         gpointer         user_data)
+{
+  RndzChannel *channel = channel_new (socket, g_source_get_context ((GSource *) poller),
+                                      max_size, func, user_data);
+
+  channel->poller = poller;
+  poller_watch (poller, channel, FALSE);
   return channel;
 }
 
@@ -366,13 +443,8 @@ rndz_channel_send (RndzChannel        *channel,
   if (!channel_flush (channel, error))
     return FALSE;
 
-  if (channel->out_buf->len > 0 && channel->out_source == NULL)
-    {
-      channel->out_source = g_socket_create_source (channel->socket, G_IO_OUT, NULL);
-      g_source_set_callback (channel->out_source, G_SOURCE_FUNC (channel_write_cb), channel, NULL);
-      g_source_set_static_name (channel->out_source, "[rndz] channel write");
-      g_source_attach (channel->out_source, channel->context);
-    }
+  if (channel->out_buf->len > 0)
+    channel_watch_out (channel);
 
   return TRUE;
 }
@@ -525,4 +597,127 @@ rndz_connect_attempt_free (RndzConnectAttempt *attempt)
   g_clear_error (&attempt->error);
   g_object_unref (attempt->socket);
   g_free (attempt);
+}
+
+/* Poller
+ *
+ * GLib's main loop polls every file descriptor of every source on every
+ * iteration: with ten thousand connections, each wake-up would cost ten
+ * thousand pollfds. A server's connections share one source instead,
+ * which polls a single epoll descriptor and asks it which sockets are
+ * ready. Each registered channel is referenced by the poller; a channel
+ * removed while a batch of events is being dispatched is released only
+ * after the batch, so events already fetched never point at freed
+ * memory.
+ */
+
+#define POLLER_BATCH 256
+
+struct _RndzPoller
+{
+  GSource source;
+  int epfd;
+  gboolean dispatching;
+  GPtrArray *released;
+};
+
+static gboolean
+poller_dispatch (GSource     *source,
+                 GSourceFunc  callback,
+                 gpointer     user_data)
+{
+  RndzPoller *poller = (RndzPoller *) source;
+  struct epoll_event events[POLLER_BATCH];
+  int n;
+
+  n = epoll_wait (poller->epfd, events, G_N_ELEMENTS (events), 0);
+  poller->dispatching = TRUE;
+
+  for (int i = 0; i < n; i++)
+    {
+      RndzChannel *channel = events[i].data.ptr;
+
+      if (!channel->closed && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        channel_read_cb (channel->socket, G_IO_IN, channel);
+      if (!channel->closed && (events[i].events & EPOLLOUT) &&
+          !channel_writable (channel) && !channel->closed && channel->poller != NULL)
+        poller_watch (poller, channel, FALSE);
+    }
+
+  poller->dispatching = FALSE;
+  g_ptr_array_set_size (poller->released, 0);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+poller_finalize (GSource *source)
+{
+  RndzPoller *poller = (RndzPoller *) source;
+
+  close (poller->epfd);
+  g_ptr_array_unref (poller->released);
+}
+
+static GSourceFuncs poller_funcs = {
+  .dispatch = poller_dispatch,
+  .finalize = poller_finalize,
+};
+
+RndzPoller *
+rndz_poller_new (GMainContext *context)
+{
+  RndzPoller *poller = (RndzPoller *) g_source_new (&poller_funcs, sizeof (RndzPoller));
+
+  poller->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  g_assert (poller->epfd >= 0);
+  poller->released = g_ptr_array_new_with_free_func ((GDestroyNotify) rndz_channel_unref);
+  g_source_add_unix_fd ((GSource *) poller, poller->epfd, G_IO_IN);
+  g_source_set_static_name ((GSource *) poller, "[rndz] connections");
+  g_source_attach ((GSource *) poller, context);
+  return poller;
+}
+
+void
+rndz_poller_free (RndzPoller *poller)
+{
+  g_source_destroy ((GSource *) poller);
+  g_source_unref ((GSource *) poller);
+}
+
+static void
+poller_watch (RndzPoller  *poller,
+              RndzChannel *channel,
+              gboolean     out)
+{
+  struct epoll_event event = { 0 };
+  int fd = g_socket_get_fd (channel->socket);
+
+  event.events = EPOLLIN | (out ? EPOLLOUT : 0);
+  event.data.ptr = channel;
+
+  if (channel->polled)
+    epoll_ctl (poller->epfd, EPOLL_CTL_MOD, fd, &event);
+  else if (epoll_ctl (poller->epfd, EPOLL_CTL_ADD, fd, &event) == 0)
+    {
+      /* The poller keeps a registered channel alive */
+      rndz_channel_ref (channel);
+      channel->polled = TRUE;
+    }
+  channel->polled_out = out;
+}
+
+static void
+poller_remove (RndzPoller  *poller,
+               RndzChannel *channel)
+{
+  if (!channel->polled)
+    return;
+
+  channel->polled = FALSE;
+  epoll_ctl (poller->epfd, EPOLL_CTL_DEL, g_socket_get_fd (channel->socket), NULL);
+
+  if (poller->dispatching)
+    g_ptr_array_add (poller->released, channel);
+  else
+    rndz_channel_unref (channel);
 }

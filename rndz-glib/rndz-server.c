@@ -134,6 +134,7 @@ struct _RndzServer
   GSource *udp_source;
   GSource *tcp_source;
   GSource *timer;
+  RndzPoller *poller;          /* all TCP connections */
 
   /* Registry, one table per transport: id → Peer */
   GHashTable *peers[2];
@@ -984,7 +985,9 @@ rndz_server_add_connection (RndzServer     *server,
   ServerConn *conn;
   RndzChannel *channel;
 
-  channel = rndz_channel_new (socket, server->context, server->max_message_size, NULL, NULL);
+  if (server->poller == NULL)
+    server->poller = rndz_poller_new (server->context);
+  channel = rndz_channel_new_polled (socket, server->poller, server->max_message_size, NULL, NULL);
   if (remote != NULL)
     rndz_channel_set_remote (channel, remote);
 
@@ -1295,6 +1298,7 @@ rndz_server_stop (RndzServer *server)
   conns = g_hash_table_get_keys (server->conns);
   for (GList *l = conns; l != NULL; l = l->next)
     server_conn_close (l->data);
+  g_clear_pointer (&server->poller, rndz_poller_free);
 
   if (server->udp_socket != NULL)
     g_socket_close (server->udp_socket, NULL);
