@@ -1,0 +1,52 @@
+#!/bin/bash
+# install-deps.sh: install what building and testing rndz-glib needs
+#
+# SPDX-License-Identifier: MIT
+#
+# Debian 12. Installs only the packages that are missing, and runs
+# apt-get update only when something is missing, so a second run does
+# nothing. Works as root, or through sudo otherwise.
+
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  meson ninja-build pkg-config gcc
+  libglib2.0-dev libglib2.0-dev-bin libjson-glib-dev
+  gettext
+  # introspection and its tests
+  gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0
+  python3 python3-gi gjs
+  # API reference and its check (meson test --suite doc)
+  gi-docgen
+  # tests: valgrind setup, network namespaces with NAT (tests/netns)
+  valgrind iproute2 iptables procps coreutils
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  if [ "$status" != installed ]; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+  exit 0
+fi
+
+if [ "$(id -u)" = 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null; then
+  SUDO=(sudo)
+else
+  echo "install-deps: missing packages (${missing[*]}), and neither root nor sudo to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
