@@ -1,0 +1,247 @@
+// echo.js: an echo service that peers reach through a rendezvous server
+//
+// SPDX-License-Identifier: MIT
+//
+// The JavaScript (GJS) twin of echo.c, with the same commands:
+//
+//   gjs -m echo.js server [ADDRESS:PORT]
+//       run a rendezvous server (default 0.0.0.0:8888)
+//   gjs -m echo.js listen SERVER:PORT ID [--tcp]
+//       register as ID and send back whatever peers send
+//   gjs -m echo.js connect SERVER:PORT ID PEER [MESSAGE] [--tcp]
+//       reach the peer PEER; send MESSAGE and print the echo, or, without
+//       MESSAGE, send each line you type and print what comes back
+//
+// rndz-glib is used through GObject introspection. Its calls are
+// asynchronous; Gio._promisify() turns each *_async()/*_finish() pair into
+// one method that returns a promise, so that the code reads top to bottom
+// with await. Errors are thrown as GLib.Error. Everything runs in one
+// GLib.MainLoop.
+//
+// Tell GJS where the library is if it is not installed:
+//
+//   GI_TYPELIB_PATH=_build/rndz-glib LD_LIBRARY_PATH=_build/rndz-glib \
+//       gjs -m examples/echo.js listen 127.0.0.1:8888 alice
+
+import GLib from 'gi://GLib?version=2.0';
+import Gio from 'gi://Gio?version=2.0';
+import Rndz from 'gi://Rndz?version=1.0';
+import System from 'system';
+
+for (const method of ['listen_udp', 'listen_tcp', 'accept', 'connect_udp', 'connect_tcp'])
+    Gio._promisify(Rndz.Client.prototype, `${method}_async`, `${method}_finish`);
+Gio._promisify(Gio.InputStream.prototype, 'read_bytes_async', 'read_bytes_finish');
+Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async', 'write_bytes_finish');
+Gio._promisify(Gio.DataInputStream.prototype, 'read_line_async', 'read_line_finish_utf8');
+
+const loop = new GLib.MainLoop(null, false);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// Datagrams
+//
+// With GLib older than 2.80, Gio.Socket.receive() and receive_from() cannot
+// be called from JavaScript (their buffer argument is not introspectable).
+// This class reads datagrams anyway: it waits until the socket is readable,
+// peeks at the sender with receive_message(), then reads the datagram
+// through a stream on the socket. Sending works as usual.
+class Datagrams {
+    constructor(socket) {
+        this.socket = socket;
+        // Keep the connection: the stream we read from belongs to it
+        this._connection = socket.connection_factory_create_connection();
+        this._input = this._connection.get_input_stream();
+    }
+
+    _readable() {
+        return new Promise(resolve => {
+            const source = this.socket.create_source(GLib.IOCondition.IN, null);
+            source.set_callback(() => {
+                resolve();
+                return GLib.SOURCE_REMOVE;
+            });
+            source.attach(null);
+        });
+    }
+
+    // Resolves to [data as a Uint8Array, the sender's Gio.SocketAddress]
+    async receive() {
+        await this._readable();
+        const [, sender] = this.socket.receive_message([], Gio.SocketMsgFlags.PEEK, null);
+        const bytes = this._input.read_bytes(65536, null);
+        return [bytes.toArray(), sender];
+    }
+}
+
+// The server
+
+function runServer(addressText) {
+    const colon = addressText.lastIndexOf(':');
+    const host = addressText.slice(0, colon).replace(/^\[|\]$/g, '');
+    const address = Gio.InetSocketAddress.new_from_string(host, Number(addressText.slice(colon + 1)));
+    if (address === null)
+        throw new Error(`"${addressText}" is not an IP address and a port`);
+
+    const server = Rndz.Server.new();
+    server.listen(address);
+    server.connect('peer-registered', (_server, id, transport, peerAddress) => {
+        const name = transport === Rndz.Transport.TCP ? 'TCP' : 'UDP';
+        print(`Peer "${id}" registered over ${name} from ${peerAddress.to_string()}`);
+    });
+    print(`Serving on port ${server.get_port()}`);
+
+    // Serve until Ctrl-C: a promise that never resolves
+    return new Promise(() => {});
+}
+
+// The listener
+
+async function echoConnection(connection) {
+    const input = connection.get_input_stream();
+    const output = connection.get_output_stream();
+
+    for (;;) {
+        const bytes = await input.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, null);
+        if (bytes.get_size() === 0)
+            break;  // the peer closed the connection
+        print(`Echoing ${bytes.get_size()} bytes`);
+        await output.write_bytes_async(bytes, GLib.PRIORITY_DEFAULT, null);
+    }
+    connection.close(null);
+}
+
+async function runListener(client, tcp) {
+    client.connect('peer-request', (_client, peerId, address) => {
+        // The peer is on its way: the library has already opened our NAT for it
+        print(`Peer "${peerId}" at ${address.to_string()} is coming`);
+    });
+
+    if (tcp) {
+        await client.listen_tcp_async(null);
+        print(`Registered as "${client.id}", listening on TCP port ${client.local_port}`);
+
+        // One connection per peer, each echoed until the peer closes it
+        for (;;) {
+            const [connection, peerId] = await client.accept_async(null);
+            print(`Peer "${peerId}" connected`);
+            echoConnection(connection).catch(e => printerr(`Connection failed: ${e.message}`));
+        }
+    } else {
+        const socket = await client.listen_udp_async(null);
+        print(`Registered as "${client.id}", listening on UDP port ${client.local_port}`);
+
+        // Every datagram goes back where it came from
+        const datagrams = new Datagrams(socket);
+        for (;;) {
+            const [data, sender] = await datagrams.receive();
+            print(`Echoing ${data.length} bytes`);
+            socket.send_to(sender, data, null);
+        }
+    }
+}
+
+// The connector
+
+function gotReply(data) {
+    const text = decoder.decode(data);
+    // Chat lines end with a newline already; a one-off MESSAGE does not
+    print(text.endsWith('\n') ? text.slice(0, -1) : text);
+}
+
+function timeout(seconds, message) {
+    return new Promise((resolve, reject) => {
+        GLib.timeout_add_seconds(GLib.PRIORITY_DEFAULT, seconds, () => {
+            reject(new Error(message));
+            return GLib.SOURCE_REMOVE;
+        });
+    });
+}
+
+async function runConnector(client, peerId, message, tcp) {
+    // Both transports behind two functions: send(data) and receive()
+    let send, receive;
+    if (tcp) {
+        const connection = await client.connect_tcp_async(peerId, null);
+        const input = connection.get_input_stream();
+        const output = connection.get_output_stream();
+        send = data => output.write_bytes_async(new GLib.Bytes(data), GLib.PRIORITY_DEFAULT, null);
+        receive = async () => {
+            const bytes = await input.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, null);
+            if (bytes.get_size() === 0)
+                throw new Error('The peer closed the connection');
+            return bytes.toArray();
+        };
+    } else {
+        // The socket is connected to the peer: send() needs no address
+        const socket = await client.connect_udp_async(peerId, null);
+        const datagrams = new Datagrams(socket);
+        send = async data => socket.send(data, null);
+        receive = async () => (await datagrams.receive())[0];
+    }
+
+    if (message !== null) {
+        await send(encoder.encode(message));
+        // UDP may lose the message or its echo: do not wait forever
+        gotReply(await Promise.race([receive(), timeout(10, 'No reply')]));
+        return;
+    }
+
+    // Chat: print whatever comes back, send each line typed
+    (async () => {
+        for (;;)
+            gotReply(await receive());
+    })().catch(e => {
+        printerr(e.message);
+        loop.quit();
+    });
+
+    const lines = Gio.DataInputStream.new(new Gio.UnixInputStream({fd: 0, close_fd: false}));
+    print('Connected: type lines to send, Ctrl-D to quit');
+    for (;;) {
+        const [line] = await lines.read_line_async(GLib.PRIORITY_DEFAULT, null);
+        if (line === null)
+            break;  // end of input
+        await send(encoder.encode(`${line}\n`));
+    }
+    // Give the last echo a moment
+    await new Promise(resolve => GLib.timeout_add(GLib.PRIORITY_DEFAULT, 500, () => resolve()));
+}
+
+const USAGE = `Usage: gjs -m echo.js server [ADDRESS:PORT]
+       gjs -m echo.js listen SERVER:PORT ID [--tcp]
+       gjs -m echo.js connect SERVER:PORT ID PEER [MESSAGE] [--tcp]`;
+
+function main(argv) {
+    const tcp = argv.includes('--tcp');
+    const args = argv.filter(arg => arg !== '--tcp');
+    const [command, server, id, peerId, message = null] = args;
+
+    if (command === 'server' && args.length <= 2)
+        return runServer(server ?? '0.0.0.0:8888');
+    // The client's sockets and timers belong to this thread's main context
+    if (command === 'listen' && args.length === 3)
+        return runListener(Rndz.Client.new(id, [server]), tcp);
+    if (command === 'connect' && (args.length === 4 || args.length === 5))
+        return runConnector(Rndz.Client.new(id, [server]), peerId, message, tcp);
+
+    printerr(USAGE);
+    return Promise.reject(null);
+}
+
+let status = 0;
+for (const signum of [2, 15]) {    // SIGINT, SIGTERM
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, () => {
+        loop.quit();
+        return GLib.SOURCE_CONTINUE;
+    });
+}
+
+main(ARGV).catch(e => {
+    // For example Rndz.Error.PEER_NOT_FOUND: no server knows the peer
+    if (e !== null)
+        printerr(e.message);
+    status = 1;
+}).finally(() => loop.quit());
+
+loop.run();
+System.exit(status);

@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+# echo.py: an echo service that peers reach through a rendezvous server
+#
+# SPDX-License-Identifier: MIT
+#
+# The Python twin of echo.c, with the same commands:
+#
+#   echo.py server [ADDRESS:PORT]
+#       run a rendezvous server (default 0.0.0.0:8888)
+#   echo.py listen SERVER:PORT ID [--tcp]
+#       register as ID and send back whatever peers send
+#   echo.py connect SERVER:PORT ID PEER [MESSAGE] [--tcp]
+#       reach the peer PEER; send MESSAGE and print the echo, or, without
+#       MESSAGE, send each line you type and print what comes back
+#
+# rndz-glib is used through GObject introspection (PyGObject). Its calls are
+# asynchronous: each *_async() method takes a callback, which calls the
+# matching *_finish() to get the result, or the error as a GLib.Error
+# exception. Everything runs in one GLib.MainLoop.
+#
+# Run it with the Python that has PyGObject (Debian: python3-gi), and tell
+# it where the library is if it is not installed:
+#
+#   GI_TYPELIB_PATH=_build/rndz-glib LD_LIBRARY_PATH=_build/rndz-glib \
+#       /usr/bin/python3 examples/echo.py listen 127.0.0.1:8888 alice
+
+import os
+import signal
+import socket
+import sys
+
+import gi
+
+gi.require_version('GLib', '2.0')
+gi.require_version('Gio', '2.0')
+gi.require_version('Rndz', '1.0')
+
+from gi.repository import GLib, Gio, Rndz  # noqa: E402
+
+loop = GLib.MainLoop()
+status = 0
+
+
+def quit(exit_status):
+    global status
+    status = exit_status
+    loop.quit()
+
+
+def python_socket(gsocket):
+    """A Python socket on the same file descriptor as a Gio.Socket.
+
+    With GLib older than 2.80, Gio.Socket.receive() and receive_from()
+    cannot be called from Python (their buffer argument is not
+    introspectable), so we read datagrams with Python's own socket module.
+    Sending works either way.
+    """
+    return socket.socket(fileno=os.dup(gsocket.get_fd()))
+
+
+def watch(sock, func):
+    """Calls func() whenever sock has something to read."""
+    def on_readable(fd, condition):
+        func()
+        return GLib.SOURCE_CONTINUE
+
+    GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, sock.fileno(), GLib.IOCondition.IN, on_readable)
+
+
+# The server
+
+def run_server(address_text):
+    host, _, port = address_text.rpartition(':')
+    address = Gio.InetSocketAddress.new_from_string(host.strip('[]'), int(port))
+    if address is None:
+        sys.exit(f'"{address_text}" is not an IP address and a port')
+
+    server = Rndz.Server.new()
+    try:
+        server.listen(address)
+    except GLib.Error as e:
+        sys.exit(f'Cannot serve on {address_text}: {e.message}')
+
+    def on_peer_registered(server, id, transport, address):
+        print(f'Peer "{id}" registered over {transport.value_nick.upper()} '
+              f'from {address.to_string()}', flush=True)
+
+    server.connect('peer-registered', on_peer_registered)
+    print(f'Serving on port {server.get_port()}', flush=True)
+    loop.run()
+
+
+# The listener
+
+def run_listener(client, tcp):
+    def on_peer_request(client, peer_id, address):
+        # The peer is on its way: the library has already opened our NAT for it
+        print(f'Peer "{peer_id}" at {address.to_string()} is coming', flush=True)
+
+    # UDP: every datagram goes back where it came from
+    def on_listening_udp(client, result):
+        try:
+            gsocket = client.listen_udp_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot register: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        print(f'Registered as "{client.props.id}", listening on UDP port '
+              f'{client.props.local_port}', flush=True)
+        sock = python_socket(gsocket)
+
+        def echo():
+            data, sender = sock.recvfrom(65536)
+            print(f'Echoing {len(data)} bytes', flush=True)
+            sock.sendto(data, sender)
+
+        watch(sock, echo)
+
+    # TCP: one connection per peer, each echoed until the peer closes it
+    def echo_connection(connection):
+        def on_read(stream, result):
+            data = stream.read_bytes_finish(result).get_data()
+            if not data:
+                connection.close(None)
+                return
+            print(f'Echoing {len(data)} bytes', flush=True)
+            connection.get_output_stream().write_all(data, None)
+            stream.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, None, on_read)
+
+        connection.get_input_stream().read_bytes_async(4096, GLib.PRIORITY_DEFAULT, None, on_read)
+
+    def on_accepted(client, result):
+        try:
+            connection, peer_id = client.accept_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot accept: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        print(f'Peer "{peer_id}" connected', flush=True)
+        echo_connection(connection)
+        # And wait for the next one
+        client.accept_async(None, on_accepted)
+
+    def on_listening_tcp(client, result):
+        try:
+            client.listen_tcp_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot register: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        print(f'Registered as "{client.props.id}", listening on TCP port '
+              f'{client.props.local_port}', flush=True)
+        client.accept_async(None, on_accepted)
+
+    client.connect('peer-request', on_peer_request)
+    if tcp:
+        client.listen_tcp_async(None, on_listening_tcp)
+    else:
+        client.listen_udp_async(None, on_listening_udp)
+    loop.run()
+    # Tell the servers we are gone
+    client.stop()
+
+
+# The connector
+
+def run_connector(client, peer_id, message, tcp):
+    def got_reply(data):
+        text = data.decode(errors='replace')
+        # Chat lines end with a newline already; a one-off MESSAGE does not
+        print(text, end='' if text.endswith('\n') else '\n', flush=True)
+        if message is not None:
+            quit(0)
+
+    def start_talking(send):
+        if message is not None:
+            send(message.encode())
+
+            # UDP may lose the message or its echo: do not wait forever
+            def on_no_reply():
+                print('No reply', file=sys.stderr)
+                quit(1)
+
+            GLib.timeout_add_seconds(10, on_no_reply)
+            return
+
+        # Chat: each line typed on standard input goes to the peer
+        lines = Gio.DataInputStream.new(Gio.UnixInputStream.new(0, False))
+
+        def on_line(stream, result):
+            line, _ = stream.read_line_finish_utf8(result)
+            if line is None:    # end of input: give the last echo a moment
+                GLib.timeout_add(500, quit, 0)
+                return
+            send((line + '\n').encode())
+            stream.read_line_async(GLib.PRIORITY_DEFAULT, None, on_line)
+
+        print('Connected: type lines to send, Ctrl-D to quit', flush=True)
+        lines.read_line_async(GLib.PRIORITY_DEFAULT, None, on_line)
+
+    def on_connected_udp(client, result):
+        try:
+            gsocket = client.connect_udp_finish(result)
+        except GLib.Error as e:
+            # For example Rndz.Error.PEER_NOT_FOUND: no server knows the peer
+            print(f'Cannot reach the peer: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        # The socket is connected to the peer: send() and recv() need no address
+        sock = python_socket(gsocket)
+        watch(sock, lambda: got_reply(sock.recv(65536)))
+        start_talking(sock.send)
+
+    def on_connected_tcp(client, result):
+        try:
+            connection = client.connect_tcp_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot reach the peer: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        def on_read(stream, result):
+            data = stream.read_bytes_finish(result).get_data()
+            if not data:
+                print('The peer closed the connection')
+                quit(1 if message is not None else 0)
+                return
+            got_reply(data)
+            stream.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, None, on_read)
+
+        connection.get_input_stream().read_bytes_async(4096, GLib.PRIORITY_DEFAULT, None, on_read)
+        start_talking(lambda data: connection.get_output_stream().write_all(data, None))
+
+    if tcp:
+        client.connect_tcp_async(peer_id, None, on_connected_tcp)
+    else:
+        client.connect_udp_async(peer_id, None, on_connected_udp)
+    loop.run()
+
+
+def usage():
+    sys.exit('Usage: echo.py server [ADDRESS:PORT]\n'
+             '       echo.py listen SERVER:PORT ID [--tcp]\n'
+             '       echo.py connect SERVER:PORT ID PEER [MESSAGE] [--tcp]')
+
+
+def main():
+    tcp = '--tcp' in sys.argv[1:]
+    args = [arg for arg in sys.argv[1:] if arg != '--tcp']
+    if not args:
+        usage()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, lambda: quit(0) or GLib.SOURCE_CONTINUE)
+
+    command = args[0]
+    if command == 'server' and len(args) <= 2:
+        run_server(args[1] if len(args) == 2 else '0.0.0.0:8888')
+    elif command == 'listen' and len(args) == 3:
+        # The client's sockets and timers belong to this thread's main context
+        run_listener(Rndz.Client.new(args[2], [args[1]]), tcp)
+    elif command == 'connect' and len(args) in (4, 5):
+        message = args[4] if len(args) == 5 else None
+        run_connector(Rndz.Client.new(args[2], [args[1]]), args[3], message, tcp)
+    else:
+        usage()
+
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
