@@ -1,0 +1,125 @@
+#!/bin/bash
+# test.sh: build rndz-glib and run its whole test suite
+#
+# SPDX-License-Identifier: MIT
+#
+# Usage: scripts/test.sh [MESON-TEST-ARGUMENTS…]
+#   e.g. scripts/test.sh --setup valgrind, or scripts/test.sh --suite unit
+#
+# Installs the dependencies, builds in _build (or $BUILD_DIR; created if
+# needed), runs "meson test" and ends with one line
+#
+#   N passed, N failed, N skipped
+#
+# counting test cases: the TAP results ("ok", "not ok", "# SKIP") that
+# each test printed, as meson's testlog.json recorded them. A test that
+# printed no TAP counts as one case with meson's verdict, and a TAP test
+# that meson failed (a crash, a timeout, a wrong plan) counts one failure
+# more when none of its cases failed. Exits non-zero if anything failed.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-_build}
+PYTHON=/usr/bin/python3
+
+cd "$ROOT"
+
+# What CI reads when the suite could not even run
+give_up ()
+{
+  echo "test.sh: $*" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+}
+
+echo "==> Installing the build and test dependencies"
+bash "$ROOT/scripts/install-deps.sh" || give_up "installing the dependencies failed"
+
+echo "==> Building in $BUILD_DIR"
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  meson setup "$BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true ||
+    give_up "meson setup failed"
+else
+  # The whole suite needs both halves of the library and the tests
+  meson configure "$BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true ||
+    give_up "meson configure failed"
+fi
+ninja -C "$BUILD_DIR" || give_up "the build failed"
+
+echo "==> Running the test suite"
+TESTLOG=$BUILD_DIR/meson-logs/testlog.json
+rm -f "$TESTLOG"
+status=0
+meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
+
+[ -f "$TESTLOG" ] || give_up "meson test wrote no $TESTLOG (exit status $status)"
+
+echo "==> Counting test cases"
+summary=$("$PYTHON" - "$TESTLOG" <<'EOF'
+import json
+import re
+import sys
+
+TAP = re.compile(r'^(not )?ok\b[^#]*(?:#\s*(\w+))?', re.IGNORECASE)
+PLAN = re.compile(r'^1\.\.\d+')
+MESON_OK = {'OK', 'EXPECTEDFAIL'}
+
+passed = failed = skipped = 0
+with open(sys.argv[1], encoding='utf-8', errors='replace') as log:
+    for line in log:
+        line = line.strip()
+        if not line:
+            continue
+        test = json.loads(line)
+        name = test.get('name', '?')
+        result = test.get('result', 'ERROR')
+        stdout = (test.get('stdout') or '').splitlines()
+        # Only a TAP stream has a plan: other tests' "ok" lines are not cases
+        if any(PLAN.match(l) for l in stdout):
+            cases = [m for m in (TAP.match(l) for l in stdout) if m]
+        else:
+            cases = []
+
+        t_passed = t_failed = t_skipped = 0
+        for m in cases:
+            directive = (m.group(2) or '').upper()
+            if m.group(1):                  # not ok
+                if directive == 'TODO':
+                    t_passed += 1           # an expected failure
+                else:
+                    t_failed += 1
+            elif directive == 'SKIP':
+                t_skipped += 1
+            elif directive == 'TODO':
+                t_failed += 1               # an unexpected pass
+            else:
+                t_passed += 1
+
+        if not cases:
+            if result in MESON_OK:
+                t_passed = 1
+            elif result == 'SKIP':
+                t_skipped = 1
+            else:
+                t_failed = 1
+        elif result not in MESON_OK and result != 'SKIP' and t_failed == 0:
+            t_failed = 1                    # crashed, timed out, bad plan
+
+        verdict = 'FAIL' if t_failed else result
+        print(f'  {name}: {verdict} ({t_passed} passed, {t_failed} failed, '
+              f'{t_skipped} skipped)', file=sys.stderr)
+        passed += t_passed
+        failed += t_failed
+        skipped += t_skipped
+
+print(f'{passed} passed, {failed} failed, {skipped} skipped')
+EOF
+) || give_up "cannot read $TESTLOG"
+
+echo "$summary"
+
+failed=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$summary")
+if [ "$status" != 0 ] || [ "${failed:-1}" != 0 ]; then
+  exit 1
+fi
