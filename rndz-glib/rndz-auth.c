@@ -97,6 +97,8 @@ invalid:
  * rndz_key_to_hex:
  * @key: a key
  *
+ * Formats a key as text, the inverse of rndz_key_from_hex().
+ *
  * Returns: (transfer full): @key in lower-case hexadecimal
  *
  * Since: 1.0

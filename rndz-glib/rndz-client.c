@@ -1203,6 +1203,8 @@ rndz_client_get_local_port (RndzClient *client)
  * rndz_client_get_key:
  * @client: a #RndzClient
  *
+ * Gets the key the client authenticates with, if one was set.
+ *
  * Returns: (transfer none) (nullable): the key the client authenticates
  *   with, see [property@Rndz.Client:key]
  *
@@ -1243,6 +1245,8 @@ rndz_client_set_key (RndzClient *client,
 /**
  * rndz_client_get_require_auth:
  * @client: a #RndzClient
+ *
+ * Gets whether a listening client lets in only peers that the server authenticated.
  *
  * Returns: the value of [property@Rndz.Client:require-auth]
  *

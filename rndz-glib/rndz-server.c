@@ -1713,6 +1713,8 @@ rndz_server_load_keys (RndzServer  *server,
  * rndz_server_get_auth_required:
  * @server: a #RndzServer
  *
+ * Gets whether peers must authenticate to this server.
+ *
  * Returns: the value of [property@Rndz.Server:auth-required]
  *
  * Since: 1.0
