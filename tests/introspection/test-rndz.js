@@ -398,6 +398,46 @@ test('stop-says-bye', 'Stopping a listener removes it from the server', () => wi
     assertEqual(fixture.server.get_peer_count(), 0);
 }));
 
+test('authenticated', 'Keys as GLib.Bytes: derived keys let peers in, no key does not', () => {
+    const secret = new GLib.Bytes(encoder.encode('not a good secret'));
+    const key = Rndz.derive_key(secret, 'js-listener');
+    assertEqual(key.get_size(), 32);
+    const text = Rndz.key_to_hex(key);
+    assertEqual(Rndz.key_to_hex(Rndz.key_from_hex(text)), text);
+    let error = null;
+    try {
+        Rndz.key_from_hex('not hex');
+    } catch (e) {
+        error = e;
+    }
+    assertError(error, Gio.IOErrorEnum, Gio.IOErrorEnum.INVALID_DATA);
+
+    return withFixture(async fixture => {
+        fixture.server.set_secret(secret);
+        assert(fixture.server.auth_required);
+        const listener = fixture.client('js-listener');
+        listener.set_key(key);
+        listener.require_auth = true;
+        assertEqual(Rndz.key_to_hex(listener.key), text);
+        const connector = fixture.client('js-connector');
+        connector.key = Rndz.derive_key(secret, 'js-connector');
+        const stranger = fixture.client('js-stranger');
+        stranger.timeout = 1;
+
+        (await listener.listen_udp_async(null)).close();
+        const [connected, rejected] = await Promise.allSettled([
+            connector.connect_udp_async('js-listener', null),
+            stranger.connect_udp_async('js-listener', null),
+        ]);
+        assertEqual(connected.status, 'fulfilled');
+        assert(connected.value instanceof Gio.Socket);
+        connected.value.close();
+        // Without a key, the server does not even answer
+        assertEqual(rejected.status, 'rejected');
+        assertError(rejected.reason, Gio.IOErrorEnum, Gio.IOErrorEnum.TIMED_OUT);
+    });
+});
+
 async function main() {
     print(`1..${tests.length}`);
     let failed = 0;

@@ -479,6 +479,63 @@ def test_stop_says_bye():
         fixture.close()
 
 
+def test_authenticated():
+    """Keys as GLib.Bytes: derived keys let peers in, no key does not"""
+    secret = GLib.Bytes.new(b'not a good secret')
+    key = Rndz.derive_key(secret, 'py-listener')
+    assert_equal(key.get_size(), 32)
+    text = Rndz.key_to_hex(key)
+    assert_equal(Rndz.key_from_hex(text).get_data(), key.get_data())
+    try:
+        Rndz.key_from_hex('not hex')
+    except GLib.Error as e:
+        assert_error(e, Gio.io_error_quark(), Gio.IOErrorEnum.INVALID_DATA)
+    else:
+        raise AssertionError('key_from_hex() accepted "not hex"')
+
+    fixture = Fixture()
+    fixture.server.set_secret(secret)
+    assert fixture.server.props.auth_required
+    loop = Loop()
+    listener = fixture.client('py-listener')
+    listener.set_key(key)
+    listener.props.require_auth = True
+    assert_equal(listener.props.key.get_data(), key.get_data())
+    connector = fixture.client('py-connector')
+    connector.props.key = Rndz.derive_key(secret, 'py-connector')
+    stranger = fixture.client('py-stranger')
+    stranger.props.timeout = 1
+    results = {}
+
+    def on_listened(client, result):
+        client.listen_udp_finish(result).close()
+        connector.connect_udp_async('py-listener', None, loop.callback(on_connected))
+        stranger.connect_udp_async('py-listener', None, loop.callback(on_stranger))
+
+    def on_connected(client, result):
+        results['connector'] = client.connect_udp_finish(result)
+        if len(results) == 2:
+            loop.quit()
+
+    def on_stranger(client, result):
+        try:
+            results['stranger'] = client.connect_udp_finish(result)
+        except GLib.Error as e:
+            results['stranger'] = e
+        if len(results) == 2:
+            loop.quit()
+
+    listener.listen_udp_async(None, loop.callback(on_listened))
+    try:
+        loop.run()
+        assert isinstance(results['connector'], Gio.Socket)
+        results['connector'].close()
+        # Without a key, the server does not even answer
+        assert_error(results['stranger'], Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT)
+    finally:
+        fixture.close()
+
+
 TESTS = [
     test_types,
     test_client_properties,
@@ -489,6 +546,7 @@ TESTS = [
     test_io_errors,
     test_server_unreachable,
     test_stop_says_bye,
+    test_authenticated,
 ]
 
 
