@@ -103,27 +103,55 @@ invalid:
   return FALSE;
 }
 
+/* Writes @value in decimal at @p; returns the end */
+static char *
+put_decimal (char  *p,
+             guint  value)
+{
+  char digits[10];
+  int n = 0;
+
+  do
+    digits[n++] = '0' + value % 10;
+  while ((value /= 10) != 0);
+
+  while (n > 0)
+    *p++ = digits[--n];
+
+  return p;
+}
+
+/* glibc's inet_ntop() goes through sprintf() for IPv4, which costs more
+ * than the rest of answering a ping; IPv4 is written by hand. */
 char *
 rndz_addr_format (const RndzAddr *addr,
                   char            buf[RNDZ_ADDR_STRLEN])
 {
-  char host[INET6_ADDRSTRLEN];
+  char *p = buf;
 
   switch (addr->family)
     {
     case 4:
-      inet_ntop (AF_INET, addr->bytes, host, sizeof host);
-      g_snprintf (buf, RNDZ_ADDR_STRLEN, "%s:%u", host, addr->port);
+      for (int i = 0; i < 4; i++)
+        {
+          p = put_decimal (p, addr->bytes[i]);
+          *p++ = i < 3 ? '.' : ':';
+        }
       break;
     case 6:
-      inet_ntop (AF_INET6, addr->bytes, host, sizeof host);
-      g_snprintf (buf, RNDZ_ADDR_STRLEN, "[%s]:%u", host, addr->port);
+      *p++ = '[';
+      inet_ntop (AF_INET6, addr->bytes, p, INET6_ADDRSTRLEN);
+      p += strlen (p);
+      *p++ = ']';
+      *p++ = ':';
       break;
     default:
       g_strlcpy (buf, "(none)", RNDZ_ADDR_STRLEN);
-      break;
+      return buf;
     }
 
+  p = put_decimal (p, addr->port);
+  *p = '\0';
   return buf;
 }
 
@@ -238,17 +266,28 @@ GSocketAddress *
 rndz_addr_to_socket_address (const RndzAddr *addr,
                              GSocketFamily   socket_family)
 {
-  struct sockaddr_storage ss;
-  gsize len;
+  g_autoptr(GInetAddress) inet = NULL;
+  guint8 mapped[16];
 
   if (socket_family == G_SOCKET_FAMILY_INVALID)
     socket_family = addr->family == 4 ? G_SOCKET_FAMILY_IPV4 : G_SOCKET_FAMILY_IPV6;
 
-  len = rndz_addr_to_sockaddr (addr, socket_family, &ss);
-  if (len == 0)
+  /* Built from bytes: g_socket_address_new_from_native() would turn a
+   * v4-mapped address back into IPv4, which an IPv6 socket cannot use */
+  if (addr->family == 4 && socket_family == G_SOCKET_FAMILY_IPV4)
+    inet = g_inet_address_new_from_bytes (addr->bytes, G_SOCKET_FAMILY_IPV4);
+  else if (addr->family == 4 && socket_family == G_SOCKET_FAMILY_IPV6)
+    {
+      memcpy (mapped, v4_mapped_prefix, 12);
+      memcpy (mapped + 12, addr->bytes, 4);
+      inet = g_inet_address_new_from_bytes (mapped, G_SOCKET_FAMILY_IPV6);
+    }
+  else if (addr->family == 6 && socket_family == G_SOCKET_FAMILY_IPV6)
+    inet = g_inet_address_new_from_bytes (addr->bytes, G_SOCKET_FAMILY_IPV6);
+  else
     return NULL;
 
-  return g_socket_address_new_from_native (&ss, len);
+  return g_inet_socket_address_new (inet, addr->port);
 }
 
 gboolean

@@ -81,6 +81,8 @@ typedef struct
   gsize pad_to;
 } RndzMessage;
 
+extern gboolean rndz_message_fast_path;
+
 const char *rndz_message_type_to_string (RndzMessageType type);
 
 gboolean    rndz_id_is_valid            (const char        *id,

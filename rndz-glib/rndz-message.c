@@ -109,80 +109,169 @@ invalid_field (GError     **error,
   return FALSE;
 }
 
-/* json-glib 1.6 recurses once per nesting level and has no limit of its
- * own; refuse deep input before it sees it. */
+/* json-glib 1.6 is more lenient than JSON, and hurts on some input: it
+ * recurses once per nesting level without a limit, keeps the first of
+ * several top-level values and leaks the others, turns \u0000 into a nul
+ * that cuts a string short, and reads comments and single-quoted
+ * strings, which could hide brackets from a scan that knows only JSON.
+ * So before it sees anything, a message must be one object, with only
+ * white space after it, no quote or slash outside double-quoted strings,
+ * no \u0000, and at most RNDZ_MESSAGE_MAX_DEPTH levels. */
 static gboolean
-nesting_is_shallow (const char *data,
-                    gsize       len)
+prescan_json (const char  *data,
+              gsize        len,
+              GError     **error)
 {
   gboolean in_string = FALSE;
   int depth = 0;
+  gsize i = 0;
 
-  for (gsize i = 0; i < len; i++)
+  while (i < len && g_ascii_isspace (data[i]))
+    i++;
+  if (i == len || data[i] != '{')
+    goto not_object;
+
+  for (; i < len; i++)
     {
       char c = data[i];
 
       if (in_string)
         {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
+          if (c == '"')
             in_string = FALSE;
+          else if (c == '\\')
+            {
+              if (i + 5 < len && data[i + 1] == 'u' && memcmp (data + i + 2, "0000", 4) == 0)
+                {
+                  g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                                       _("Message contains a nul character"));
+                  return FALSE;
+                }
+              i++;
+            }
+          continue;
         }
-      else if (c == '"')
-        in_string = TRUE;
-      else if (c == '{' || c == '[')
+
+      switch (c)
         {
+        case '"':
+          in_string = TRUE;
+          break;
+        case '{':
+        case '[':
           if (++depth > RNDZ_MESSAGE_MAX_DEPTH)
-            return FALSE;
+            {
+              g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                                   _("Message is nested too deeply"));
+              return FALSE;
+            }
+          break;
+        case '}':
+        case ']':
+          if (--depth == 0)
+            {
+              /* The end of the object: nothing but white space may follow */
+              for (i++; i < len; i++)
+                if (!g_ascii_isspace (data[i]))
+                  goto not_object;
+              return TRUE;
+            }
+          break;
+        case '\'':
+        case '/':
+          goto not_object;
+        default:
+          break;
         }
-      else if (c == '}' || c == ']')
-        depth--;
     }
 
+  /* Unterminated: json-glib says why */
   return TRUE;
+
+not_object:
+  g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                       _("Message is not a single JSON object"));
+  return FALSE;
 }
 
-/* Returns the integer member @name, or -1 if it is missing, not an
+/* The members a message may have, read into one table from either
+ * parser, so that validation is written once. */
+typedef enum
+{
+  KEY_V,
+  KEY_TYPE,
+  KEY_TID,
+  KEY_ID,
+  KEY_TARGET,
+  KEY_ADDR,
+  KEY_CODE,
+  KEY_AUTH,
+  KEY_TS,
+  KEY_NONCE,
+  KEY_MAC,
+  N_KEYS
+} Key;
+
+static const char * const key_names[N_KEYS] = {
+  "v", "type", "tid", "id", "target", "addr", "code", "auth", "ts", "nonce", "mac",
+};
+
+typedef enum
+{
+  VALUE_ABSENT = 0,
+  VALUE_OTHER,          /* null, a float, an array, an object */
+  VALUE_STRING,
+  VALUE_INT,
+  VALUE_BOOL,
+} ValueKind;
+
+/* Longest string the fast path keeps for a known member: longer ones are
+ * invalid anyway, and json-glib gets to say so. */
+#define FAST_STRING_MAX 128
+
+typedef struct
+{
+  ValueKind kind;
+  const char *str;
+  gint64 num;
+} Value;
+
+typedef struct
+{
+  Value values[N_KEYS];
+  char scratch[N_KEYS][FAST_STRING_MAX + 1];
+} Fields;
+
+/* Returns the integer member @key, or -1 if it is missing, not an
  * integer, or out of [0, max]. */
 static gint64
-get_uint_member (JsonObject *object,
-                 const char *name,
-                 gint64      max)
+get_uint (const Fields *fields,
+          Key           key,
+          gint64        max)
 {
-  JsonNode *node = json_object_get_member (object, name);
-  gint64 value;
+  const Value *value = &fields->values[key];
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_INT64)
+  if (value->kind != VALUE_INT || value->num < 0 || value->num > max)
     return -1;
 
-  value = json_node_get_int (node);
-  if (value < 0 || value > max)
-    return -1;
-
-  return value;
+  return value->num;
 }
 
 static const char *
-get_string_member (JsonObject *object,
-                   const char *name)
+get_string (const Fields *fields,
+            Key           key)
 {
-  JsonNode *node = json_object_get_member (object, name);
+  const Value *value = &fields->values[key];
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_STRING)
-    return NULL;
-
-  return json_node_get_string (node);
+  return value->kind == VALUE_STRING ? value->str : NULL;
 }
 
 static gboolean
-decode_id (JsonObject *object,
-           const char *name,
-           char        out[RNDZ_ID_MAX_LEN + 1])
+decode_id (const Fields *fields,
+           Key           key,
+           char          out[RNDZ_ID_MAX_LEN + 1])
 {
-  const char *value = get_string_member (object, name);
+  const char *value = get_string (fields, key);
 
   if (value == NULL || !rndz_id_is_valid (value, -1))
     return FALSE;
@@ -216,32 +305,32 @@ is_lower_hex (const char *text,
 
 /* The optional authentication fields: all three or none */
 static gboolean
-decode_auth (RndzMessage  *msg,
-             JsonObject   *object,
-             const char   *type_name,
-             GError      **error)
+decode_auth (RndzMessage   *msg,
+             const Fields  *fields,
+             const char    *type_name,
+             GError       **error)
 {
-  JsonNode *auth = json_object_get_member (object, "auth");
+  const Value *auth = &fields->values[KEY_AUTH];
   const char *nonce, *mac;
   gint64 ts;
 
-  if (msg->type == RNDZ_MESSAGE_FSYNC && auth != NULL)
+  if (msg->type == RNDZ_MESSAGE_FSYNC && auth->kind != VALUE_ABSENT)
     {
-      if (!JSON_NODE_HOLDS_VALUE (auth) || json_node_get_value_type (auth) != G_TYPE_BOOLEAN)
+      if (auth->kind != VALUE_BOOL)
         return invalid_field (error, type_name, "auth");
-      msg->auth = json_node_get_boolean (auth);
+      msg->auth = auth->num != 0;
     }
 
-  if (!json_object_has_member (object, "mac"))
+  if (fields->values[KEY_MAC].kind == VALUE_ABSENT)
     return TRUE;
 
-  ts = get_uint_member (object, "ts", G_MAXINT64);
+  ts = get_uint (fields, KEY_TS, G_MAXINT64);
   if (ts < 0)
     return invalid_field (error, type_name, "ts");
-  nonce = get_string_member (object, "nonce");
+  nonce = get_string (fields, KEY_NONCE);
   if (nonce == NULL || !is_lower_hex (nonce, RNDZ_NONCE_LEN))
     return invalid_field (error, type_name, "nonce");
-  mac = get_string_member (object, "mac");
+  mac = get_string (fields, KEY_MAC);
   if (mac == NULL || !is_lower_hex (mac, RNDZ_MAC_HEX_LEN))
     return invalid_field (error, type_name, "mac");
 
@@ -252,15 +341,15 @@ decode_auth (RndzMessage  *msg,
 }
 
 static gboolean
-decode_object (RndzMessage  *msg,
-               JsonObject   *object,
-               GError      **error)
+decode_fields (RndzMessage   *msg,
+               const Fields  *fields,
+               GError       **error)
 {
   const char *type_name, *text;
   gint64 version, tid;
-  guint fields;
+  guint members;
 
-  version = get_uint_member (object, "v", G_MAXINT32);
+  version = get_uint (fields, KEY_V, G_MAXINT32);
   if (version < 0)
     return invalid_field (error, "?", "v");
   if (version < RNDZ_PROTOCOL_VERSION)
@@ -270,7 +359,7 @@ decode_object (RndzMessage  *msg,
       return FALSE;
     }
 
-  type_name = get_string_member (object, "type");
+  type_name = get_string (fields, KEY_TYPE);
   if (type_name == NULL)
     return invalid_field (error, "?", "type");
   for (guint i = 1; i < G_N_ELEMENTS (type_names); i++)
@@ -278,41 +367,324 @@ decode_object (RndzMessage  *msg,
       msg->type = i;
   if (msg->type == RNDZ_MESSAGE_INVALID)
     {
+      g_autofree char *valid = g_utf8_make_valid (type_name, -1);
+
       g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE,
-                   _("Unknown message type “%s”"), type_name);
+                   _("Unknown message type “%s”"), valid);
       return FALSE;
     }
   type_name = type_names[msg->type];
 
-  tid = get_uint_member (object, "tid", G_MAXUINT32);
+  tid = get_uint (fields, KEY_TID, G_MAXUINT32);
   if (tid < 0)
     return invalid_field (error, type_name, "tid");
   msg->tid = (guint32) tid;
 
-  fields = type_fields[msg->type];
+  members = type_fields[msg->type];
 
-  if ((fields & FIELD_ID) && !decode_id (object, "id", msg->id))
+  if ((members & FIELD_ID) && !decode_id (fields, KEY_ID, msg->id))
     return invalid_field (error, type_name, "id");
 
-  if ((fields & FIELD_TARGET) && !decode_id (object, "target", msg->target))
+  if ((members & FIELD_TARGET) && !decode_id (fields, KEY_TARGET, msg->target))
     return invalid_field (error, type_name, "target");
 
-  if (fields & FIELD_ADDR)
+  if (members & FIELD_ADDR)
     {
-      text = get_string_member (object, "addr");
+      text = get_string (fields, KEY_ADDR);
       if (text == NULL || !rndz_addr_parse (&msg->addr, text, NULL))
         return invalid_field (error, type_name, "addr");
     }
 
-  if (fields & FIELD_CODE)
+  if (members & FIELD_CODE)
     {
-      text = get_string_member (object, "code");
+      text = get_string (fields, KEY_CODE);
       if (text == NULL)
         return invalid_field (error, type_name, "code");
       msg->code = wire_error_from_string (text);
     }
 
-  return decode_auth (msg, object, type_name, error);
+  return decode_auth (msg, fields, type_name, error);
+}
+
+/* Reads the known members of a parsed JsonObject. The strings stay owned
+ * by the parser. */
+static void
+fields_from_object (Fields     *fields,
+                    JsonObject *object)
+{
+  memset (fields->values, 0, sizeof fields->values);
+
+  for (guint k = 0; k < N_KEYS; k++)
+    {
+      JsonNode *node = json_object_get_member (object, key_names[k]);
+      Value *value = &fields->values[k];
+
+      if (node == NULL)
+        continue;
+
+      value->kind = VALUE_OTHER;
+      if (!JSON_NODE_HOLDS_VALUE (node))
+        continue;
+
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_STRING:
+          value->kind = VALUE_STRING;
+          value->str = json_node_get_string (node);
+          break;
+        case G_TYPE_INT64:
+          value->kind = VALUE_INT;
+          value->num = json_node_get_int (node);
+          break;
+        case G_TYPE_BOOLEAN:
+          value->kind = VALUE_BOOL;
+          value->num = json_node_get_boolean (node);
+          break;
+        default:
+          break;
+        }
+    }
+}
+
+/* The fast path
+ *
+ * json-glib's parser costs some 30,000 instructions a message, more than
+ * everything else the server does with a ping together. Peers send flat
+ * objects of plain strings, integers and booleans, and those are read
+ * here directly. This reader is deliberately narrow: on anything
+ * unusual (an escape in a string, a float, a nested value, a duplicate
+ * member, odd white space...) it gives up and json-glib parses the
+ * message, so it never accepts what json-glib would refuse. The tests
+ * compare both on random input.
+ */
+
+typedef struct
+{
+  const char *p;
+  const char *end;
+} Scanner;
+
+static void
+skip_ws (Scanner *sc)
+{
+  while (sc->p < sc->end &&
+         (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+    sc->p++;
+}
+
+/* A string without escapes or control characters; @start/@len point into
+ * the input */
+static gboolean
+scan_string (Scanner     *sc,
+             const char **start,
+             gsize       *len)
+{
+  const char *p;
+
+  if (sc->p >= sc->end || *sc->p != '"')
+    return FALSE;
+
+  for (p = sc->p + 1; p < sc->end; p++)
+    {
+      guchar c = *p;
+
+      if (c == '"')
+        {
+          *start = sc->p + 1;
+          *len = p - sc->p - 1;
+          sc->p = p + 1;
+          return TRUE;
+        }
+      if (c == '\\' || c < 0x20 || c == 0x7f)
+        return FALSE;
+    }
+
+  return FALSE;
+}
+
+static gboolean
+is_delimiter (Scanner *sc)
+{
+  return sc->p < sc->end &&
+         (*sc->p == ',' || *sc->p == '}' || *sc->p == ' ' ||
+          *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r');
+}
+
+static gboolean
+scan_literal (Scanner    *sc,
+              const char *word)
+{
+  gsize n = strlen (word);
+
+  if ((gsize) (sc->end - sc->p) < n || memcmp (sc->p, word, n) != 0)
+    return FALSE;
+  sc->p += n;
+  return is_delimiter (sc);
+}
+
+/* A plain integer: no sign, no leading zero, at most 18 digits */
+static gboolean
+scan_integer (Scanner *sc,
+              gint64  *out)
+{
+  gint64 value = 0;
+  guint digits = 0;
+
+  if (sc->p < sc->end && *sc->p == '0' && sc->p + 1 < sc->end &&
+      g_ascii_isdigit (sc->p[1]))
+    return FALSE;
+
+  while (sc->p < sc->end && g_ascii_isdigit (*sc->p))
+    {
+      if (++digits > 18)
+        return FALSE;
+      value = value * 10 + (*sc->p++ - '0');
+    }
+
+  *out = value;
+  return digits > 0 && is_delimiter (sc);
+}
+
+static gboolean
+scan_value (Scanner *sc,
+            Value   *value,
+            char    *scratch)
+{
+  const char *start;
+  gsize len;
+
+  if (sc->p >= sc->end)
+    return FALSE;
+
+  switch (*sc->p)
+    {
+    case '"':
+      if (!scan_string (sc, &start, &len))
+        return FALSE;
+      if (scratch != NULL)
+        {
+          if (len > FAST_STRING_MAX || memchr (start, '\0', len) != NULL)
+            return FALSE;
+          memcpy (scratch, start, len);
+          scratch[len] = '\0';
+          value->str = scratch;
+        }
+      value->kind = VALUE_STRING;
+      return TRUE;
+    case 't':
+      value->kind = VALUE_BOOL;
+      value->num = TRUE;
+      return scan_literal (sc, "true");
+    case 'f':
+      value->kind = VALUE_BOOL;
+      value->num = FALSE;
+      return scan_literal (sc, "false");
+    case 'n':
+      value->kind = VALUE_OTHER;
+      return scan_literal (sc, "null");
+    default:
+      value->kind = VALUE_INT;
+      return scan_integer (sc, &value->num);
+    }
+}
+
+static gboolean
+fields_from_flat_json (Fields     *fields,
+                       const char *data,
+                       gsize       len)
+{
+  Scanner sc = { data, data + len };
+  struct { const char *name; gsize len; } unknown_names[32];
+  guint n_unknown = 0;
+  guint members = 0;
+
+  memset (fields->values, 0, sizeof fields->values);
+
+  skip_ws (&sc);
+  if (sc.p >= sc.end || *sc.p++ != '{')
+    return FALSE;
+  skip_ws (&sc);
+
+  if (sc.p < sc.end && *sc.p == '}')
+    sc.p++;
+  else
+    for (;;)
+      {
+        const char *name;
+        gsize name_len;
+        Value unknown = { 0 };
+        Value *value = &unknown;
+        char *scratch = NULL;
+        guint k;
+
+        if (++members > 32 || !scan_string (&sc, &name, &name_len) || name_len == 0)
+          return FALSE;
+
+        for (k = 0; k < N_KEYS; k++)
+          if (strlen (key_names[k]) == name_len && memcmp (key_names[k], name, name_len) == 0)
+            break;
+
+        if (k < N_KEYS)
+          {
+            /* json-glib keeps the last of duplicate members; let it */
+            if (fields->values[k].kind != VALUE_ABSENT)
+              return FALSE;
+            value = &fields->values[k];
+            scratch = fields->scratch[k];
+          }
+        else
+          {
+            /* Unknown members must still be unique */
+            for (guint i = 0; i < n_unknown; i++)
+              if (unknown_names[i].len == name_len &&
+                  memcmp (unknown_names[i].name, name, name_len) == 0)
+                return FALSE;
+            unknown_names[n_unknown].name = name;
+            unknown_names[n_unknown].len = name_len;
+            n_unknown++;
+          }
+
+        skip_ws (&sc);
+        if (sc.p >= sc.end || *sc.p++ != ':')
+          return FALSE;
+        skip_ws (&sc);
+        if (!scan_value (&sc, value, scratch))
+          return FALSE;
+        skip_ws (&sc);
+
+        if (sc.p < sc.end && *sc.p == ',')
+          {
+            sc.p++;
+            skip_ws (&sc);
+            continue;
+          }
+        if (sc.p < sc.end && *sc.p == '}')
+          {
+            sc.p++;
+            break;
+          }
+        return FALSE;
+      }
+
+  skip_ws (&sc);
+  return sc.p == sc.end;
+}
+
+/* Tests turn the fast path off to compare it with json-glib */
+gboolean rndz_message_fast_path = TRUE;
+
+static gboolean
+finish_decode (RndzMessage   *msg,
+               const Fields  *fields,
+               GError       **error)
+{
+  if (!decode_fields (msg, fields, error))
+    {
+      msg->type = RNDZ_MESSAGE_INVALID;
+      return FALSE;
+    }
+
+  return TRUE;
 }
 
 /*
@@ -333,6 +705,7 @@ rndz_message_decode (RndzMessage  *msg,
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(GError) local_error = NULL;
   JsonNode *root;
+  Fields fields;
 
   memset (msg, 0, sizeof *msg);
 
@@ -358,12 +731,11 @@ rndz_message_decode (RndzMessage  *msg,
       return FALSE;
     }
 
-  if (!nesting_is_shallow (data, len))
-    {
-      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
-                           _("Message is nested too deeply"));
-      return FALSE;
-    }
+  if (!prescan_json (data, len, error))
+    return FALSE;
+
+  if (rndz_message_fast_path && fields_from_flat_json (&fields, data, len))
+    return finish_decode (msg, &fields, error);
 
   parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, data, len, &local_error))
@@ -381,13 +753,8 @@ rndz_message_decode (RndzMessage  *msg,
       return FALSE;
     }
 
-  if (!decode_object (msg, json_node_get_object (root), error))
-    {
-      msg->type = RNDZ_MESSAGE_INVALID;
-      return FALSE;
-    }
-
-  return TRUE;
+  fields_from_object (&fields, json_node_get_object (root));
+  return finish_decode (msg, &fields, error);
 }
 
 /* Encoding
@@ -454,6 +821,21 @@ put_json_string (Writer     *w,
 }
 
 static void
+put_number (Writer *w,
+            guint64 value)
+{
+  char digits[20];
+  int n = 0;
+
+  do
+    digits[n++] = '0' + value % 10;
+  while ((value /= 10) != 0);
+
+  while (n > 0 && !w->overflow)
+    put (w, &digits[--n], 1);
+}
+
+static void
 put_member (Writer     *w,
             const char *name,
             const char *value)
@@ -477,7 +859,6 @@ rndz_message_encode (const RndzMessage *msg,
                      gsize              size)
 {
   Writer w = { buf, size, 0, FALSE };
-  char number[32];
   guint fields;
 
   g_return_val_if_fail (msg->type > RNDZ_MESSAGE_INVALID &&
@@ -485,11 +866,12 @@ rndz_message_encode (const RndzMessage *msg,
 
   fields = type_fields[msg->type];
 
-  g_snprintf (number, sizeof number, "{\"v\":%d,\"type\":\"", RNDZ_PROTOCOL_VERSION);
-  put_str (&w, number);
+  put_str (&w, "{\"v\":");
+  put_number (&w, RNDZ_PROTOCOL_VERSION);
+  put_str (&w, ",\"type\":\"");
   put_str (&w, type_names[msg->type]);
-  g_snprintf (number, sizeof number, "\",\"tid\":%u", msg->tid);
-  put_str (&w, number);
+  put_str (&w, "\",\"tid\":");
+  put_number (&w, msg->tid);
 
   if (fields & FIELD_ID)
     put_member (&w, "id", msg->id);
@@ -506,8 +888,8 @@ rndz_message_encode (const RndzMessage *msg,
     put_str (&w, ",\"auth\":true");
   if (msg->mac[0] != '\0')
     {
-      g_snprintf (number, sizeof number, ",\"ts\":%" G_GINT64_FORMAT, msg->ts);
-      put_str (&w, number);
+      put_str (&w, ",\"ts\":");
+      put_number (&w, msg->ts);
       put_member (&w, "nonce", msg->nonce);
       put_member (&w, "mac", msg->mac);
     }
