@@ -258,6 +258,22 @@ server_send_tcp (ServerConn        *conn,
     }
 }
 
+/* Whether @reply may answer @src: over UDP, not if it is larger */
+static gboolean
+server_reply_fits (RndzServer        *server,
+                   const Source      *src,
+                   const RndzMessage *reply)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+
+  if (src->transport != RNDZ_TRANSPORT_UDP ||
+      rndz_message_encode (reply, buf, sizeof buf) <= src->len)
+    return TRUE;
+
+  server->stats.amplification++;
+  return FALSE;
+}
+
 /* Sends @msg back to where @src came from */
 static void
 server_reply (RndzServer        *server,
@@ -427,7 +443,13 @@ handle_ping (RndzServer        *server,
   ServerConn *conn = src->conn;
   RndzMessage reply;
   Peer *peer;
-  gboolean changed = FALSE;
+  gboolean created = FALSE, changed = FALSE;
+
+  /* A ping that could not be answered registers nothing either */
+  rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
+  reply.addr = src->from;
+  if (!server_reply_fits (server, src, &reply))
+    return;
 
   /* A connection carries one registration: a ping for another id first
    * drops the old one. */
@@ -449,7 +471,7 @@ handle_ping (RndzServer        *server,
       peer->transport = src->transport;
       peer->link.data = peer;
       g_hash_table_insert (table, peer->id, peer);
-      changed = TRUE;
+      created = changed = TRUE;
     }
 
   if (!rndz_addr_equal (&peer->addr, &src->from))
@@ -482,11 +504,10 @@ handle_ping (RndzServer        *server,
                src->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP",
                peer->id, rndz_addr_format (&peer->addr, addr));
       emit_registered (server, peer);
-      g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+      if (created)
+        g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
     }
 
-  rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
-  reply.addr = src->from;
   server_reply (server, src, &reply);
 }
 
@@ -547,24 +568,32 @@ pending_free (RndzServer *server,
   g_free (pending);
 }
 
-/* Sends the request on to its target. This is the one message the server
- * sends to someone who did not ask for it, so it is rate limited twice:
- * by who asks, and by whom it goes to. */
+/* An fsync is the one message the server sends to someone who did not
+ * ask for it, so it is rate limited twice: by who asks, and by whom it
+ * goes to. */
+static gboolean
+forward_allowed (RndzServer *server,
+                 Pending    *pending,
+                 Peer       *target)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (rndz_rate_limit_take (server->requester_limit, &pending->requester_addr, now) &&
+      rndz_rate_limit_take (server->target_limit, &target->addr, now))
+    return TRUE;
+
+  server->stats.rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited", pending->requester_id);
+  return FALSE;
+}
+
+/* Sends the request on to its target */
 static void
 send_fsync (RndzServer *server,
             Peer       *target,
             Pending    *pending)
 {
-  gint64 now = g_get_monotonic_time ();
   RndzMessage fsync;
-
-  if (!rndz_rate_limit_take (server->requester_limit, &pending->requester_addr, now) ||
-      !rndz_rate_limit_take (server->target_limit, &target->addr, now))
-    {
-      server->stats.rate_limited++;
-      g_debug ("Not forwarding the request of “%s”: rate limited", pending->requester_id);
-      return;
-    }
 
   rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, pending->server_tid);
   g_strlcpy (fsync.id, pending->requester_id, sizeof fsync.id);
@@ -604,17 +633,45 @@ handle_isync (RndzServer        *server,
       return;
     }
 
+  /* The request must be large enough for the redirect that ends it */
+  {
+    RndzMessage redirect;
+
+    rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
+    g_strlcpy (redirect.id, target->id, sizeof redirect.id);
+    redirect.addr = target->addr;
+    if (!server_reply_fits (server, src, &redirect))
+      return;
+  }
+
   /* The same isync again: the fsync or the reply to it was lost */
   if (src->transport == RNDZ_TRANSPORT_UDP)
     {
       RequestKey key = { src->from, msg->tid };
 
       pending = g_hash_table_lookup (server->pending_by_request, &key);
-      if (pending != NULL)
+      if (pending != NULL && !g_str_equal (pending->target_id, msg->target))
         {
-          send_fsync (server, target, pending);
+          /* A transaction id used again for another target */
+          server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
           return;
         }
+      if (pending != NULL)
+        {
+          if (forward_allowed (server, pending, target))
+            send_fsync (server, target, pending);
+          return;
+        }
+    }
+
+  /* Refused before it takes a place among the pending requests: a
+   * flood must not fill them */
+  if (!rndz_rate_limit_allows (server->requester_limit, &src->from, g_get_monotonic_time ()) ||
+      !rndz_rate_limit_allows (server->target_limit, &target->addr, g_get_monotonic_time ()))
+    {
+      server->stats.rate_limited++;
+      g_debug ("Not forwarding the request of “%s”: rate limited", msg->id);
+      return;
     }
 
   if (g_hash_table_size (server->pending) >= MAX_PENDING)
@@ -650,7 +707,8 @@ handle_isync (RndzServer        *server,
   server_schedule (server, pending->deadline);
 
   g_debug ("Forwarding request of “%s” to “%s”", msg->id, msg->target);
-  send_fsync (server, target, pending);
+  if (forward_allowed (server, pending, target))
+    send_fsync (server, target, pending);
 }
 
 /* Answers a pending request's requester, by the way it asked */
@@ -1375,6 +1433,15 @@ rndz_server_get_peer_count (RndzServer *server)
 
 /* Properties */
 
+/* Deadlines are computed from the timeouts when the timer fires: after a
+ * timeout changed, let it fire at once to find the new earliest one. */
+static void
+server_deadlines_changed (RndzServer *server)
+{
+  if (server->timer != NULL)
+    g_source_set_ready_time (server->timer, 0);
+}
+
 #define DEFINE_UINT_PROPERTY(name, field, PROP, min)                     \
   guint                                                                 \
   rndz_server_get_##name (RndzServer *server)                           \
@@ -1392,6 +1459,7 @@ rndz_server_get_peer_count (RndzServer *server)
     if (server->field == value)                                         \
       return;                                                           \
     server->field = value;                                              \
+    server_deadlines_changed (server);                                  \
     g_object_notify_by_pspec (G_OBJECT (server), properties[PROP]);     \
   }
 
