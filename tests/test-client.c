@@ -946,6 +946,45 @@ test_sync_api (Fixture       *fixture,
 }
 
 static void
+test_socket_receive_bytes (void)
+{
+  g_autoptr(GSocket) a = NULL;
+  g_autoptr(GSocket) b = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) a_addr = NULL;
+  g_autoptr(GSocketAddress) b_addr = NULL;
+  g_autoptr(GSocketAddress) from = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("rndz_socket_receive_bytes() returns a datagram, truncated to the "
+                  "size asked for, with its sender; WOULD_BLOCK when there is none");
+
+  a = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  b = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_true (g_socket_bind (a, any, FALSE, &error));
+  g_assert_true (g_socket_bind (b, any, FALSE, &error));
+  a_addr = g_socket_get_local_address (a, &error);
+  b_addr = g_socket_get_local_address (b, &error);
+  g_socket_set_blocking (a, FALSE);
+
+  bytes = rndz_socket_receive_bytes (a, 100, NULL, NULL, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_assert_null (bytes);
+  g_clear_error (&error);
+
+  g_socket_send_to (b, a_addr, "hello, world", 12, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_condition_timed_wait (a, G_IO_IN, 5 * G_USEC_PER_SEC, NULL, NULL));
+  bytes = rndz_socket_receive_bytes (a, 5, &from, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), "hello", 5);
+  g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (from)), ==,
+                    g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (b_addr)));
+}
+
+static void
 add_transport_tests (const char *name,
                      void      (*func) (Fixture *, gconstpointer))
 {
@@ -981,6 +1020,7 @@ main (int   argc,
   g_test_add ("/client/listen-twice", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
+  g_test_add_func ("/client/socket-receive-bytes", test_socket_receive_bytes);
 
   return g_test_run ();
 }
