@@ -516,9 +516,11 @@ register_silent_peer (Fixture       *fixture,
   RndzMessage ping;
   char buf[256];
   gsize len;
+  gint64 deadline;
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, 1);
   g_strlcpy (ping.id, id, sizeof ping.id);
+  ping.pad_to = rndz_message_max_reply_size (&ping);
 
   if (transport == RNDZ_TRANSPORT_UDP)
     {
@@ -534,8 +536,13 @@ register_silent_peer (Fixture       *fixture,
   g_assert_true (g_socket_connect (socket, server, NULL, &error));
   g_assert_cmpint (g_socket_send (socket, buf, len, NULL, &error), ==, (gssize) len);
 
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
   while (rndz_server_get_peer_count (fixture->server) == 0)
-    g_main_context_iteration (NULL, TRUE);
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (500);
+    }
 
   return g_steal_pointer (&socket);
 }
