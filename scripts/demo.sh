@@ -111,10 +111,17 @@ bash "$ROOT/scripts/install-deps.sh"
 step "Building in $BUILD_DIR"
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   meson setup "$BUILD_DIR"
-elif ! grep -q '^#define RNDZ_HAVE_CLIENT' "$BUILD_DIR/rndz-glib/rndz-features.h" 2>/dev/null ||
-     ! grep -q '^#define RNDZ_HAVE_SERVER' "$BUILD_DIR/rndz-glib/rndz-features.h" 2>/dev/null; then
-  # The demo needs both halves of the library
-  meson configure "$BUILD_DIR" -Dclient=true -Dserver=true
+else
+  # The demo needs both halves of the library; an unchanged configuration
+  # is left alone, so nothing is regenerated
+  off=$(meson introspect --buildoptions "$BUILD_DIR" | /usr/bin/python3 -c '
+import json, sys
+options = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+print(" ".join(n for n in ("client", "server") if options.get(n) is not True))
+')
+  if [ -n "$off" ]; then
+    meson configure "$BUILD_DIR" -Dclient=true -Dserver=true
+  fi
 fi
 ninja -C "$BUILD_DIR"
 RNDZ=$ROOT/$BUILD_DIR/tools/rndz

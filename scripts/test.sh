@@ -41,9 +41,17 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   meson setup "$BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true ||
     give_up "meson setup failed"
 else
-  # The whole suite needs both halves of the library and the tests
-  meson configure "$BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true ||
-    give_up "meson configure failed"
+  # The whole suite needs both halves of the library and the tests; an
+  # unchanged configuration is left alone, so nothing is regenerated
+  off=$(meson introspect --buildoptions "$BUILD_DIR" | "$PYTHON" -c '
+import json, sys
+options = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+print(" ".join(n for n in ("client", "server", "tests") if options.get(n) is not True))
+') || give_up "meson introspect failed on $BUILD_DIR"
+  if [ -n "$off" ]; then
+    meson configure "$BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true ||
+      give_up "meson configure failed"
+  fi
 fi
 ninja -C "$BUILD_DIR" || give_up "the build failed"
 
