@@ -34,14 +34,16 @@ impls=(c rndz)
 [ -n "$python" ] && impls+=(py)
 [ -n "$gjs" ] && impls+=(js)
 
-# run IMPL ARGS...: one example, as a command line
+# run IMPL ARGS...: one example, as a command line. It replaces the
+# shell it runs in (exec), so that $! of a background "listen" is the
+# program itself and cleanup's kill reaches it.
 run() {
   local impl=$1
   shift
   case $impl in
-    c) "$echo_c" "$@" ;;
-    py) "$python" "$srcdir/echo.py" "$@" ;;
-    js) "$gjs" -m "$srcdir/echo.js" "$@" ;;
+    c) exec "$echo_c" "$@" ;;
+    py) exec "$python" "$srcdir/echo.py" "$@" ;;
+    js) exec "$gjs" -m "$srcdir/echo.js" "$@" ;;
   esac
 }
 
@@ -50,7 +52,7 @@ listen() {
   local impl=$1 id=$2 server=$3
   shift 3
   if [ "$impl" = rndz ]; then
-    "$rndz" client --id "$id" --server-addr "$server" "$@"
+    exec "$rndz" client --id "$id" --server-addr "$server" "$@"
   else
     run "$impl" listen "$server" "$id" "$@"
   fi
