@@ -1,8 +1,333 @@
-/* placeholder, replaced by the real test */
-#include <glib.h>
+/* test-tool.c: the rndz program end to end, as separate processes
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+
+/* A program under test, with its output read line by line */
+typedef struct
+{
+  GSubprocess *process;
+  GDataInputStream *out;
+} Program;
+
+static const char *
+tool_path (void)
+{
+  const char *path = g_getenv ("RNDZ_TOOL");
+
+  return path != NULL ? path : "rndz";
+}
+
+static Program *
+program_start (const char * const *argv,
+               const char * const *env)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GError) error = NULL;
+  Program *program = g_new0 (Program, 1);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
+    g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
+
+  program->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  program->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (program->process));
+  return program;
+}
+
+typedef struct
+{
+  gboolean done;
+  char *line;
+} LineResult;
+
+static void
+line_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  LineResult *line = user_data;
+
+  line->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source),
+                                                          result, NULL, NULL);
+  line->done = TRUE;
+}
+
+/* The next line the program prints, within 10 s */
+static char *
+program_read_line (Program *program)
+{
+  LineResult line = { 0 };
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL, line_cb, &line);
+  while (!line.done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("No line from %s within 10 s", tool_path ());
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+
+  g_assert_nonnull (line.line);
+  return line.line;
+}
+
+static void
+wait_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  gboolean *done = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  *done = TRUE;
+}
+
+/* Sends @signum and waits, 5 s at most, for the program to exit.
+ * Returns its exit status, or -1 if a signal ended it. */
+static int
+program_stop (Program *program,
+              int      signum)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  gboolean done = FALSE;
+
+  g_subprocess_send_signal (program->process, signum);
+  g_subprocess_wait_async (program->process, NULL, wait_cb, &done);
+  while (!done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_subprocess_force_exit (program->process);
+          g_error ("%s did not exit within 5 s of signal %d", tool_path (), signum);
+        }
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+
+  if (!g_subprocess_get_if_exited (program->process))
+    return -1;
+  return g_subprocess_get_exit_status (program->process);
+}
+
+static void
+program_free (Program *program)
+{
+  if (g_subprocess_get_identifier (program->process) != NULL)
+    program_stop (program, SIGKILL);
+  g_object_unref (program->out);
+  g_object_unref (program->process);
+  g_free (program);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Program, program_free)
+
+/* Runs a program to its end (it bounds its own time); returns its
+ * status, and its output */
+static int
+run (const char * const  *argv,
+     const char * const  *env,
+     char               **out,
+     char               **err)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
+    g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
+  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (process, NULL, NULL, out, err, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  return g_subprocess_get_exit_status (process);
+}
+
+/* A server on a free loopback port; *address is "127.0.0.1:PORT" */
+static Program *
+start_server (char **address)
+{
+  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                         "--forward-timeout", "1", NULL };
+  Program *server = program_start (argv, NULL);
+  g_autofree char *line = program_read_line (server);
+  const char *prefix = "Listening on ";
+
+  g_assert_true (g_str_has_prefix (line, prefix));
+  *address = g_strdup (line + strlen (prefix));
+  g_assert_true (g_str_has_prefix (*address, "127.0.0.1:"));
+  return server;
+}
+
+static Program *
+start_listener (const char *address,
+                const char *id,
+                gboolean    tcp)
+{
+  const char *argv[] = { tool_path (), "client", "--id", id, "--server-addr", address,
+                         tcp ? "--tcp" : NULL, NULL };
+  Program *listener = program_start (argv, NULL);
+  g_autofree char *line = program_read_line (listener);
+  g_autofree char *expected = g_strdup_printf ("Registered as %s on port ", id);
+
+  g_assert_true (g_str_has_prefix (line, expected));
+  return listener;
+}
+
+static void
+test_rendezvous (gconstpointer user_data)
+{
+  gboolean tcp = GPOINTER_TO_INT (user_data);
+  g_autofree char *address = NULL;
+  g_autoptr(Program) server = start_server (&address);
+  g_autoptr(Program) listener = start_listener (address, "alice", tcp);
+
+  g_test_summary ("A server, a listener and a connector, each its own process: the "
+                  "connector's message comes back as the listener's echo");
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("bob-%u", i);
+      g_autofree char *message = g_strdup_printf ("hello from %s", id);
+      const char *argv[] = { tool_path (), "client", "--id", id, "--server-addr", address,
+                             "--remote-peer", "alice", "--message", message,
+                             tcp ? "--tcp" : NULL, NULL };
+      g_autofree char *out = NULL, *err = NULL;
+      g_autofree char *expected = g_strdup_printf ("%s\n", message);
+
+      g_assert_cmpint (run (argv, NULL, &out, &err), ==, 0);
+      g_assert_cmpstr (out, ==, expected);
+    }
+
+  /* Both stop cleanly on SIGTERM; the listener says bye first */
+  g_assert_cmpint (program_stop (listener, SIGTERM), ==, 0);
+  g_assert_cmpint (program_stop (server, SIGINT), ==, 0);
+}
+
+static void
+test_unknown_peer (gconstpointer user_data)
+{
+  gboolean tcp = GPOINTER_TO_INT (user_data);
+  g_autofree char *address = NULL;
+  g_autoptr(Program) server = start_server (&address);
+  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+                         "--remote-peer", "nobody", tcp ? "--tcp" : NULL, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 start = g_get_monotonic_time ();
+
+  g_test_summary ("Reaching an unknown peer fails at once with a clear message");
+
+  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_nonnull (strstr (err, "nobody"));
+  g_assert_nonnull (strstr (err, "not registered"));
+}
+
+static void
+test_vanished_listener (void)
+{
+  g_autofree char *address = NULL;
+  g_autoptr(Program) server = start_server (&address);
+  g_autoptr(Program) listener = start_listener (address, "alice", FALSE);
+  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+                         "--remote-peer", "alice", "--timeout", "5", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 start;
+
+  g_test_summary ("A listener killed without a word makes the connector fail promptly "
+                  "(the server's forward timeout), not hang");
+
+  g_assert_cmpint (program_stop (listener, SIGKILL), ==, -1);
+  start = g_get_monotonic_time ();
+  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 4 * G_USEC_PER_SEC);
+  g_assert_nonnull (strstr (err, "alice"));
+}
+
+static void
+test_server_down (void)
+{
+  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", "127.0.0.1:1",
+                         "--remote-peer", "alice", "--timeout", "3", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  gint64 start = g_get_monotonic_time ();
+
+  g_test_summary ("With no server there, the connector fails within its timeout, saying why");
+
+  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 4 * G_USEC_PER_SEC);
+  g_assert_cmpstr (err, !=, "");
+}
+
+static void
+test_command_line (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  const char *help[] = { tool_path (), "--help", NULL };
+  const char *version[] = { tool_path (), "--version", NULL };
+  const char *unknown[] = { tool_path (), "dance", NULL };
+  const char *no_id[] = { tool_path (), "client", "--server-addr", "127.0.0.1:1", NULL };
+  const char *bad_addr[] = { tool_path (), "server", "--listen-addr", "localhost", NULL };
+
+  g_test_summary ("Help and version go to stdout; usage errors to stderr, with status 1");
+
+  g_assert_cmpint (run (help, NULL, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "server"));
+  g_assert_nonnull (strstr (out, "client"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (version, NULL, &out, &err), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "rndz "));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (unknown, NULL, &out, &err), ==, 1);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_nonnull (strstr (err, "dance"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (no_id, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "--id"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (bad_addr, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "localhost"));
+}
+
 int
-main (int argc, char *argv[])
+main (int   argc,
+      char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
+
+  if (!g_file_test (tool_path (), G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("RNDZ_TOOL does not name the rndz program");
+      return g_test_run ();
+    }
+
+  g_test_add_data_func ("/tool/udp/rendezvous", GINT_TO_POINTER (FALSE), test_rendezvous);
+  g_test_add_data_func ("/tool/tcp/rendezvous", GINT_TO_POINTER (TRUE), test_rendezvous);
+  g_test_add_data_func ("/tool/udp/unknown-peer", GINT_TO_POINTER (FALSE), test_unknown_peer);
+  g_test_add_data_func ("/tool/tcp/unknown-peer", GINT_TO_POINTER (TRUE), test_unknown_peer);
+  g_test_add_func ("/tool/udp/vanished-listener", test_vanished_listener);
+  g_test_add_func ("/tool/server-down", test_server_down);
+  g_test_add_func ("/tool/command-line", test_command_line);
+
   return g_test_run ();
 }
