@@ -44,7 +44,10 @@ rndz_gettext (const char *msgid)
 
   if (g_once_init_enter (&initialized))
     {
-      bindtextdomain (GETTEXT_PACKAGE, RNDZ_LOCALEDIR);
+      /* RNDZ_LOCALEDIR runs translations from a build tree */
+      const char *dir = g_getenv ("RNDZ_LOCALEDIR");
+
+      bindtextdomain (GETTEXT_PACKAGE, dir != NULL ? dir : RNDZ_LOCALEDIR);
       bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
       g_once_init_leave (&initialized, 1);
     }

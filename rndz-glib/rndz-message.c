@@ -355,7 +355,7 @@ decode_fields (RndzMessage   *msg,
   if (version < RNDZ_PROTOCOL_VERSION)
     {
       g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION,
-                   _("Unsupported protocol version %" G_GINT64_FORMAT), version);
+                   _("Unsupported protocol version %ld"), (long) version);
       return FALSE;
     }
 
@@ -712,8 +712,9 @@ rndz_message_decode (RndzMessage  *msg,
   if (len > max_size)
     {
       g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TOO_LARGE,
-                   _("Message of %" G_GSIZE_FORMAT " bytes is larger than the limit of %" G_GSIZE_FORMAT " bytes"),
-                   len, max_size);
+                   /* Not G_GSIZE_FORMAT: xgettext would cut the string short */
+                   _("Message of %lu bytes is larger than the limit of %lu bytes"),
+                   (gulong) len, (gulong) max_size);
       return FALSE;
     }
 
@@ -971,8 +972,8 @@ rndz_frame_peek (const guint8  *buf,
   if (payload > max_size)
     {
       g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TOO_LARGE,
-                   _("Frame of %" G_GSIZE_FORMAT " bytes is larger than the limit of %" G_GSIZE_FORMAT " bytes"),
-                   payload, max_size);
+                   _("Frame of %lu bytes is larger than the limit of %lu bytes"),
+                   (gulong) payload, (gulong) max_size);
       return -1;
     }
 

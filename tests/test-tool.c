@@ -309,6 +309,111 @@ test_command_line (void)
   g_assert_nonnull (strstr (err, "localhost"));
 }
 
+static void
+test_auth (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("rndz-tool-XXXXXX", NULL);
+  g_autofree char *secret_file = g_build_filename (dir, "secret", NULL);
+  g_autofree char *key_file = g_build_filename (dir, "alice.key", NULL);
+  g_autofree char *alice_key = NULL, *bob_key = NULL, *err = NULL, *address = NULL;
+  const char *derive_alice[] = { tool_path (), "key", "--secret-file", secret_file, "--id", "alice", NULL };
+  const char *derive_bob[] = { tool_path (), "key", "--id", "bob", NULL };
+  const char *secret_env[] = { "RNDZ_SECRET", "a secret of the operator", NULL };
+  g_autoptr(Program) server = NULL;
+  g_autoptr(Program) listener = NULL;
+  g_autofree char *line = NULL;
+
+  g_test_summary ("With a server secret (from a file, or the environment), peers with "
+                  "keys from rndz key meet; a peer without one cannot register");
+
+  g_assert_true (g_file_set_contents (secret_file, "a secret of the operator\n", -1, NULL));
+  g_assert_cmpint (run (derive_alice, NULL, &alice_key, &err), ==, 0);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run (derive_bob, secret_env, &bob_key, &err), ==, 0);
+  g_assert_cmpuint (strlen (alice_key), ==, 65);
+  g_assert_cmpstr (alice_key, !=, bob_key);
+  g_strstrip (bob_key);
+  g_assert_true (g_file_set_contents (key_file, alice_key, -1, NULL));
+
+  {
+    const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                           "--secret-file", secret_file, NULL };
+
+    server = program_start (argv, NULL);
+    line = program_read_line (server);
+    g_assert_true (g_str_has_prefix (line, "Listening on "));
+    address = g_strdup (line + strlen ("Listening on "));
+  }
+
+  {
+    const char *argv[] = { tool_path (), "client", "--id", "alice", "--server-addr", address,
+                           "--key-file", key_file, "--require-auth", NULL };
+
+    listener = program_start (argv, NULL);
+    g_clear_pointer (&line, g_free);
+    line = program_read_line (listener);
+    g_assert_true (g_str_has_prefix (line, "Registered as alice"));
+  }
+
+  {
+    const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+                           "--remote-peer", "alice", "--message", "signed", NULL };
+    const char *env[] = { "RNDZ_KEY", bob_key, NULL };
+    g_autofree char *out = NULL, *err2 = NULL;
+
+    g_assert_cmpint (run (argv, env, &out, &err2), ==, 0);
+    g_assert_cmpstr (out, ==, "signed\n");
+  }
+
+  {
+    /* Without a key the server does not even answer: the timeout ends it */
+    const char *argv[] = { tool_path (), "client", "--id", "mallory", "--server-addr", address,
+                           "--remote-peer", "alice", "--timeout", "1", NULL };
+    g_autofree char *out = NULL, *err2 = NULL;
+
+    g_assert_cmpint (run (argv, NULL, &out, &err2), ==, 1);
+    g_assert_cmpstr (out, ==, "");
+  }
+
+  g_assert_cmpint (program_stop (listener, SIGTERM), ==, 0);
+  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_unlink (secret_file);
+  g_unlink (key_file);
+  g_rmdir (dir);
+}
+
+static void
+test_translation (void)
+{
+  const char *localedir = g_getenv ("RNDZ_BUILD_LOCALEDIR");
+  const char *help[] = { tool_path (), "--help", NULL };
+  const char *down[] = { tool_path (), "client", "--id", "bob", "--server-addr", "127.0.0.1:1",
+                         "--remote-peer", "alice", "--timeout", "2", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+
+  g_test_summary ("With LANGUAGE=de the tool and the library's errors speak German");
+
+  if (localedir == NULL)
+    {
+      g_test_skip ("RNDZ_BUILD_LOCALEDIR is not set");
+      return;
+    }
+
+  {
+    const char *env[] = { "RNDZ_LOCALEDIR", localedir, "LANGUAGE", "de", "LC_ALL", "C.UTF-8", NULL };
+
+    g_assert_cmpint (run (help, env, &out, &err), ==, 0);
+    g_assert_nonnull (strstr (out, "Aufruf"));
+    g_assert_nonnull (strstr (out, "Rendezvous-Server"));
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+
+    /* An error of the library itself */
+    g_assert_cmpint (run (down, env, &out, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "Kein Rendezvous-Server"));
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -328,6 +433,8 @@ main (int   argc,
   g_test_add_func ("/tool/udp/vanished-listener", test_vanished_listener);
   g_test_add_func ("/tool/server-down", test_server_down);
   g_test_add_func ("/tool/command-line", test_command_line);
+  g_test_add_func ("/tool/auth", test_auth);
+  g_test_add_func ("/tool/translation", test_translation);
 
   return g_test_run ();
 }

@@ -115,6 +115,45 @@ format_address (GSocketAddress *address)
 
 /* Reads a number for the option @option that sets the guint property
  * @property of @type, within the range the property accepts. */
+/* Secrets and keys come from files or the environment, never from the
+ * command line alone: other users can read a process's arguments. */
+static GBytes *
+read_secret (const char  *path,
+             const char  *variable,
+             GError     **error)
+{
+  g_autofree char *contents = NULL;
+  const char *value;
+  gsize len;
+
+  if (path != NULL)
+    {
+      if (!g_file_get_contents (path, &contents, &len, error))
+        return NULL;
+    }
+  else if ((value = g_getenv (variable)) != NULL && value[0] != '\0')
+    {
+      contents = g_strdup (value);
+      len = strlen (contents);
+    }
+  else
+    return NULL;
+
+  /* A file usually ends with a newline that is not part of the secret */
+  while (len > 0 && (contents[len - 1] == '\n' || contents[len - 1] == '\r'))
+    len--;
+
+  if (len == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   path != NULL ? _("The file “%s” is empty") : _("The variable %s is empty"),
+                   path != NULL ? path : variable);
+      return NULL;
+    }
+
+  return g_bytes_new (contents, len);
+}
+
 static gboolean
 parse_uint_option (const char  *option,
                    const char  *text,
@@ -181,6 +220,7 @@ enum
   LIMIT_MAX_PEERS,
   LIMIT_MAX_CONNECTIONS,
   LIMIT_MAX_MESSAGE_SIZE,
+  LIMIT_REQUEST_RATE,
   N_LIMITS
 };
 
@@ -191,10 +231,13 @@ static const char * const limit_names[N_LIMITS] = {
   "max-peers",
   "max-connections",
   "max-message-size",
+  "request-rate",
 };
 
 static char *server_listen_address = NULL;
 static char *server_limits[N_LIMITS] = { NULL, };
+static char *server_secret_file = NULL;
+static char *server_key_file = NULL;
 
 static const GOptionEntry server_entries[] = {
   { "listen-addr", 0, 0, G_OPTION_ARG_STRING, &server_listen_address,
@@ -210,6 +253,13 @@ static const GOptionEntry server_entries[] = {
     N_("Register at most N peers"), N_("N") },
   { "max-connections", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_CONNECTIONS],
     N_("Keep at most N TCP connections open"), N_("N") },
+  { "request-rate", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_REQUEST_RATE],
+    N_("Forward at most N connection requests a second from one address, and to one address"), N_("N") },
+  { "secret-file", 0, 0, G_OPTION_ARG_FILENAME, &server_secret_file,
+    N_("Require peers to authenticate with keys derived from the secret in FILE (or in the RNDZ_SECRET environment variable)"),
+    N_("FILE") },
+  { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &server_key_file,
+    N_("Require peers to authenticate with the keys in FILE, one “ID HEXKEY” a line"), N_("FILE") },
   { "max-message-size", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_MESSAGE_SIZE],
     N_("Accept messages of at most BYTES bytes"), N_("BYTES") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
@@ -306,6 +356,31 @@ apply_server_limits (RndzServer  *server,
 }
 
 static gboolean
+apply_server_auth (RndzServer  *server,
+                   GError     **error)
+{
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  secret = read_secret (server_secret_file, "RNDZ_SECRET", &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  if (secret != NULL)
+    rndz_server_set_secret (server, secret);
+
+  if (server_key_file != NULL && !rndz_server_load_keys (server, server_key_file, error))
+    return FALSE;
+
+  if (rndz_server_get_auth_required (server))
+    print_note (_("Peers must authenticate"));
+
+  return TRUE;
+}
+
+static gboolean
 server_quit_cb (gpointer user_data)
 {
   g_main_loop_quit (user_data);
@@ -354,7 +429,7 @@ server_main (int    argc,
     }
 
   server = rndz_server_new ();
-  if (!apply_server_limits (server, &error))
+  if (!apply_server_limits (server, &error) || !apply_server_auth (server, &error))
     {
       print_error ("%s", error->message);
       goto out;
@@ -384,6 +459,8 @@ server_main (int    argc,
 
 out:
   g_clear_pointer (&server_listen_address, g_free);
+  g_clear_pointer (&server_secret_file, g_free);
+  g_clear_pointer (&server_key_file, g_free);
   for (guint i = 0; i < N_LIMITS; i++)
     g_clear_pointer (&server_limits[i], g_free);
 
@@ -413,6 +490,8 @@ static char *client_remote_peer = NULL;
 static gboolean client_tcp = FALSE;
 static char *client_message = NULL;
 static char *client_timeout = NULL;
+static char *client_key_file = NULL;
+static gboolean client_require_auth = FALSE;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -429,6 +508,11 @@ static const GOptionEntry client_entries[] = {
     N_("The message to send to the remote peer (default: hello)"), N_("TEXT") },
   { "timeout", 0, 0, G_OPTION_ARG_STRING, &client_timeout,
     N_("Give up after SECONDS (default: 10)"), N_("SECONDS") },
+  { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &client_key_file,
+    N_("Authenticate with the hexadecimal key in FILE (or in the RNDZ_KEY environment variable)"),
+    N_("FILE") },
+  { "require-auth", 0, 0, G_OPTION_ARG_NONE, &client_require_auth,
+    N_("When listening, let in only peers that the server authenticated"), NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -486,6 +570,8 @@ typedef struct
   /* TCP, connecting */
   GSocketConnection *connection;
   GByteArray *reply;
+
+  GBytes *key;
 } Client;
 
 /* One TCP connection accepted while listening */
@@ -1149,6 +1235,26 @@ check_client_options (Client  *self,
                           MAX_TIMEOUT, &self->timeout, error))
     return FALSE;
 
+  {
+    g_autoptr(GBytes) text = NULL;
+    g_autoptr(GError) local_error = NULL;
+    g_autofree char *hex = NULL;
+
+    text = read_secret (client_key_file, "RNDZ_KEY", &local_error);
+    if (local_error != NULL)
+      {
+        g_propagate_error (error, g_steal_pointer (&local_error));
+        return FALSE;
+      }
+    if (text != NULL)
+      {
+        hex = g_strndup (g_bytes_get_data (text, NULL), g_bytes_get_size (text));
+        self->key = rndz_key_from_hex (hex, error);
+        if (self->key == NULL)
+          return FALSE;
+      }
+  }
+
   return TRUE;
 }
 
@@ -1193,6 +1299,8 @@ client_run (Client *self)
   self->cancellable = g_cancellable_new ();
   self->client = rndz_client_new (self->id, (const char * const *) servers->pdata);
   rndz_client_set_timeout (self->client, self->timeout);
+  rndz_client_set_key (self->client, self->key);
+  rndz_client_set_require_auth (self->client, client_require_auth);
 
   if (g_signal_lookup ("peer-request", RNDZ_TYPE_CLIENT) != 0)
     g_signal_connect (self->client, "peer-request", G_CALLBACK (client_peer_request_cb), self);
@@ -1280,11 +1388,64 @@ out:
   g_clear_pointer (&client_remote_peer, g_free);
   g_clear_pointer (&client_message, g_free);
   g_clear_pointer (&client_timeout, g_free);
+  g_clear_pointer (&client_key_file, g_free);
+  g_clear_pointer (&self.key, g_bytes_unref);
 
   return self.status;
 }
 
 #endif /* RNDZ_HAVE_CLIENT */
+
+
+/* Key mode */
+
+static char *key_secret_file = NULL;
+static char *key_id = NULL;
+
+static const GOptionEntry key_entries[] = {
+  { "secret-file", 0, 0, G_OPTION_ARG_FILENAME, &key_secret_file,
+    N_("The server’s secret, in FILE (or in the RNDZ_SECRET environment variable)"), N_("FILE") },
+  { "id", 0, 0, G_OPTION_ARG_STRING, &key_id,
+    N_("The id of the peer (required)"), N_("ID") },
+  { NULL }
+};
+
+static int
+key_main (int    argc,
+          char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(GBytes) key = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *hex = NULL;
+  int status = EXIT_FAILURE;
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context, _("Print the key of a peer, derived from the server’s secret, for the peer’s --key-file."));
+  g_option_context_add_main_entries (context, key_entries, GETTEXT_PACKAGE);
+
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    print_error ("%s", error->message);
+  else if (argc > 1)
+    print_error (_("Unexpected argument “%s”"), argv[1]);
+  else if (key_id == NULL)
+    print_error (_("The option --id is required"));
+  else if ((secret = read_secret (key_secret_file, "RNDZ_SECRET", &error)) == NULL)
+    print_error ("%s", error != NULL ? error->message
+                                     : _("No secret: give --secret-file or set RNDZ_SECRET"));
+  else
+    {
+      key = rndz_derive_key (secret, key_id);
+      hex = rndz_key_to_hex (key);
+      g_print ("%s\n", hex);
+      status = EXIT_SUCCESS;
+    }
+
+  g_clear_pointer (&key_secret_file, g_free);
+  g_clear_pointer (&key_id, g_free);
+  return status;
+}
 
 
 /* Choosing a mode */
@@ -1307,6 +1468,9 @@ run_mode (const char  *mode,
   /* Like gio(1): "rndz server" in the usage line and in errors */
   prgname = g_strdup_printf ("%s %s", g_get_prgname (), mode);
   g_set_prgname (prgname);
+
+  if (g_str_equal (mode, "key"))
+    return key_main (argc, argv);
 
   if (g_str_equal (mode, "server"))
     {
@@ -1335,7 +1499,9 @@ main (int    argc,
   g_autofree char *prgname = NULL;
 
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, RNDZ_LOCALEDIR);
+  /* RNDZ_LOCALEDIR runs translations from a build tree */
+  bindtextdomain (GETTEXT_PACKAGE, g_getenv ("RNDZ_LOCALEDIR") != NULL ? g_getenv ("RNDZ_LOCALEDIR")
+                                                                       : RNDZ_LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 
@@ -1350,7 +1516,8 @@ main (int    argc,
                                            "Modes:\n"
                                            "  server    Run a rendezvous server\n"
                                            "  client    Register with a rendezvous server and echo what peers send,\n"
-                                           "            or reach a peer through it and exchange a message"));
+                                           "            or reach a peer through it and exchange a message\n"
+                                           "  key       Print a peer’s key, derived from a server’s secret"));
   g_option_context_set_description (context, _("Run “rndz MODE --help” for the options of a mode."));
   g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
   /* Stop at the mode: what follows it is the mode's business */
@@ -1374,9 +1541,10 @@ main (int    argc,
       return EXIT_FAILURE;
     }
 
-  if (!g_str_equal (argv[1], "server") && !g_str_equal (argv[1], "client"))
+  if (!g_str_equal (argv[1], "server") && !g_str_equal (argv[1], "client") &&
+      !g_str_equal (argv[1], "key"))
     {
-      print_error (_("Unknown mode “%s”: expected “server” or “client”"), argv[1]);
+      print_error (_("Unknown mode “%s”: expected “server”, “client” or “key”"), argv[1]);
       return EXIT_FAILURE;
     }
 
