@@ -216,15 +216,15 @@ rndz_client_emit_peer_request (RndzClient     *client,
 
 /* Resolving the servers
  *
- * Every name is looked up at once; the result keeps the order the servers
- * were given in, so that "the first server" means the same thing for
- * every operation.
+ * Every name is looked up at once, and every address of a name is used:
+ * "localhost" may come first as ::1 while the server listens on
+ * 127.0.0.1 only. The result keeps the order the servers were given in,
+ * so that "the first server" means the same thing for every operation.
  */
 
 typedef struct
 {
-  RndzAddr *addrs;
-  gboolean *resolved;
+  GArray **addrs;         /* per server: RndzAddr */
   guint n_servers;
   guint outstanding;
   GError *first_error;
@@ -233,8 +233,9 @@ typedef struct
 static void
 resolve_data_free (ResolveData *data)
 {
+  for (guint i = 0; i < data->n_servers; i++)
+    g_clear_pointer (&data->addrs[i], g_array_unref);
   g_free (data->addrs);
-  g_free (data->resolved);
   g_clear_error (&data->first_error);
   g_free (data);
 }
@@ -243,6 +244,7 @@ typedef struct
 {
   GTask *task;
   guint index;
+  GSocketAddressEnumerator *enumerator;
 } ResolveItem;
 
 static void
@@ -256,8 +258,16 @@ resolve_finish_one (GTask *task)
 
   result = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
   for (guint i = 0; i < data->n_servers; i++)
-    if (data->resolved[i])
-      g_array_append_val (result, data->addrs[i]);
+    for (guint j = 0; j < data->addrs[i]->len; j++)
+      {
+        RndzAddr *addr = &g_array_index (data->addrs[i], RndzAddr, j);
+        gboolean seen = FALSE;
+
+        for (guint k = 0; k < result->len && !seen; k++)
+          seen = rndz_addr_equal (addr, &g_array_index (result, RndzAddr, k));
+        if (!seen)
+          g_array_append_val (result, *addr);
+      }
 
   if (result->len == 0)
     {
@@ -277,22 +287,37 @@ resolve_next_cb (GObject      *source,
                  gpointer      user_data)
 {
   ResolveItem *item = user_data;
-  g_autoptr(GTask) task = item->task;
-  ResolveData *data = g_task_get_task_data (task);
+  ResolveData *data = g_task_get_task_data (item->task);
   g_autoptr(GSocketAddress) address = NULL;
   g_autoptr(GError) error = NULL;
+  RndzAddr addr;
 
   address = g_socket_address_enumerator_next_finish (G_SOCKET_ADDRESS_ENUMERATOR (source),
                                                      result, &error);
-  if (address != NULL && rndz_addr_from_socket_address (&data->addrs[item->index], address))
-    data->resolved[item->index] = TRUE;
-  else if (data->first_error == NULL)
-    data->first_error = error != NULL ? g_steal_pointer (&error)
-                                      : g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                                             _("No address found"));
+  if (address != NULL)
+    {
+      if (rndz_addr_from_socket_address (&addr, address))
+        g_array_append_val (data->addrs[item->index], addr);
 
+      /* A name may have a few addresses; never more than a handful used */
+      if (data->addrs[item->index]->len < 8)
+        {
+          g_socket_address_enumerator_next_async (item->enumerator,
+                                                  g_task_get_cancellable (item->task),
+                                                  resolve_next_cb, item);
+          return;
+        }
+    }
+  else if (error != NULL && data->first_error == NULL)
+    data->first_error = g_steal_pointer (&error);
+  else if (data->addrs[item->index]->len == 0 && data->first_error == NULL)
+    data->first_error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                                             _("No address found"));
+
+  resolve_finish_one (item->task);
+  g_object_unref (item->enumerator);
+  g_object_unref (item->task);
   g_free (item);
-  resolve_finish_one (task);
 }
 
 void
@@ -310,18 +335,17 @@ rndz_resolve_servers_async (RndzClient          *client,
 
   data = g_new0 (ResolveData, 1);
   data->n_servers = n;
-  data->addrs = g_new0 (RndzAddr, n);
-  data->resolved = g_new0 (gboolean, n);
+  data->addrs = g_new0 (GArray *, n);
   data->outstanding = 1;    /* released below, once all are started */
   g_task_set_task_data (task, data, (GDestroyNotify) resolve_data_free);
 
   for (guint i = 0; i < n; i++)
     {
       g_autoptr(GSocketConnectable) connectable = NULL;
-      g_autoptr(GSocketAddressEnumerator) enumerator = NULL;
       g_autoptr(GError) error = NULL;
       ResolveItem *item;
 
+      data->addrs[i] = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
       connectable = g_network_address_parse (client->servers[i], 0, &error);
       if (connectable == NULL || g_network_address_get_port (G_NETWORK_ADDRESS (connectable)) == 0)
         {
@@ -335,9 +359,9 @@ rndz_resolve_servers_async (RndzClient          *client,
       item = g_new0 (ResolveItem, 1);
       item->task = g_object_ref (task);
       item->index = i;
+      item->enumerator = g_socket_connectable_enumerate (connectable);
       data->outstanding++;
-      enumerator = g_socket_connectable_enumerate (connectable);
-      g_socket_address_enumerator_next_async (enumerator, cancellable, resolve_next_cb, item);
+      g_socket_address_enumerator_next_async (item->enumerator, cancellable, resolve_next_cb, item);
     }
 
   resolve_finish_one (task);

@@ -953,6 +953,27 @@ test_sync_api (Fixture       *fixture,
 }
 
 static void
+test_hostname (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  g_autofree char *name = g_strdup_printf ("localhost:%u", rndz_server_get_port (fixture->server));
+  const char *servers[] = { name, NULL };
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
+  g_autoptr(GSocket) listening = NULL;
+  Result result = { 0 };
+
+  g_test_summary ("A server given by name is reached at whichever of its addresses "
+                  "serves: localhost may resolve to ::1 first");
+
+  listening = listen_udp (alice);
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+}
+
+static void
 test_socket_receive_bytes (void)
 {
   g_autoptr(GSocket) a = NULL;
@@ -1028,6 +1049,7 @@ main (int   argc,
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
   g_test_add_func ("/client/socket-receive-bytes", test_socket_receive_bytes);
+  g_test_add ("/client/udp/hostname", Fixture, &data_ipv4, fixture_setup, test_hostname, fixture_teardown);
 
   return g_test_run ();
 }
