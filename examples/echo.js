@@ -41,16 +41,11 @@ const decoder = new TextDecoder();
 // Datagrams
 //
 // With GLib older than 2.80, Gio.Socket.receive() and receive_from() cannot
-// be called from JavaScript (their buffer argument is not introspectable).
-// This class reads datagrams anyway: it waits until the socket is readable,
-// peeks at the sender with receive_message(), then reads the datagram
-// through a stream on the socket. Sending works as usual.
+// be called from JavaScript (their buffer argument is not introspectable):
+// Rndz.socket_receive_bytes() returns the datagram as GLib.Bytes instead.
 class Datagrams {
     constructor(socket) {
         this.socket = socket;
-        // Keep the connection: the stream we read from belongs to it
-        this._connection = socket.connection_factory_create_connection();
-        this._input = this._connection.get_input_stream();
     }
 
     _readable() {
@@ -67,8 +62,7 @@ class Datagrams {
     // Resolves to [data as a Uint8Array, the sender's Gio.SocketAddress]
     async receive() {
         await this._readable();
-        const [, sender] = this.socket.receive_message([], Gio.SocketMsgFlags.PEEK, null);
-        const bytes = this._input.read_bytes(65536, null);
+        const [bytes, sender] = Rndz.socket_receive_bytes(this.socket, 65536, null);
         return [bytes.toArray(), sender];
     }
 }

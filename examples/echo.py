@@ -24,9 +24,7 @@
 #   GI_TYPELIB_PATH=_build/rndz-glib LD_LIBRARY_PATH=_build/rndz-glib \
 #       /usr/bin/python3 examples/echo.py listen 127.0.0.1:8888 alice
 
-import os
 import signal
-import socket
 import sys
 
 import gi
@@ -47,24 +45,25 @@ def quit(exit_status):
     loop.quit()
 
 
-def python_socket(gsocket):
-    """A Python socket on the same file descriptor as a Gio.Socket.
+def receive(gsocket):
+    """Reads one datagram from a Gio.Socket: returns (bytes, sender).
 
     With GLib older than 2.80, Gio.Socket.receive() and receive_from()
     cannot be called from Python (their buffer argument is not
-    introspectable), so we read datagrams with Python's own socket module.
-    Sending works either way.
+    introspectable); Rndz.socket_receive_bytes() returns a GLib.Bytes.
     """
-    return socket.socket(fileno=os.dup(gsocket.get_fd()))
+    data, sender = Rndz.socket_receive_bytes(gsocket, 65536, None)
+    return data.get_data(), sender
 
 
-def watch(sock, func):
-    """Calls func() whenever sock has something to read."""
-    def on_readable(fd, condition):
-        func()
-        return GLib.SOURCE_CONTINUE
-
-    GLib.unix_fd_add_full(GLib.PRIORITY_DEFAULT, sock.fileno(), GLib.IOCondition.IN, on_readable)
+def watch(gsocket, func):
+    """Calls func() whenever gsocket has something to read."""
+    source = gsocket.create_source(GLib.IOCondition.IN, None)
+    # Socket sources call back with (socket, condition); PyGObject passes
+    # only the user data to the callback.
+    source.set_callback(lambda *args: func() or GLib.SOURCE_CONTINUE)
+    # The main context keeps an attached source alive
+    source.attach(None)
 
 
 # The server
@@ -108,14 +107,12 @@ def run_listener(client, tcp):
 
         print(f'Registered as "{client.props.id}", listening on UDP port '
               f'{client.props.local_port}', flush=True)
-        sock = python_socket(gsocket)
-
         def echo():
-            data, sender = sock.recvfrom(65536)
+            data, sender = receive(gsocket)
             print(f'Echoing {len(data)} bytes', flush=True)
-            sock.sendto(data, sender)
+            gsocket.send_to(sender, data, None)
 
-        watch(sock, echo)
+        watch(gsocket, echo)
 
     # TCP: one connection per peer, each echoed until the peer closes it
     def echo_connection(connection):
@@ -210,10 +207,9 @@ def run_connector(client, peer_id, message, tcp):
             quit(1)
             return
 
-        # The socket is connected to the peer: send() and recv() need no address
-        sock = python_socket(gsocket)
-        watch(sock, lambda: got_reply(sock.recv(65536)))
-        start_talking(sock.send)
+        # The socket is connected to the peer: send() needs no address
+        watch(gsocket, lambda: got_reply(receive(gsocket)[0]))
+        start_talking(lambda data: gsocket.send(data, None))
 
     def on_connected_tcp(client, result):
         try:

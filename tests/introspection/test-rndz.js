@@ -90,16 +90,11 @@ function nextSignal(object, signal) {
 }
 
 // Gio.Socket.receive() and receive_from() cannot be called from GJS 1.74
-// with GLib 2.74: their buffer is an (out caller-allocates) array. (GLib
-// 2.80 adds receive_bytes_from().) Instead: wait until the socket is
-// readable, peek at the sender with receive_message() and no buffers, then
-// read the datagram itself through the socket's GIOStream.
+// with GLib 2.74: their buffer is an (out caller-allocates) array.
+// Rndz.socket_receive_bytes() returns the datagram as GLib.Bytes instead.
 class DatagramReader {
     constructor(socket) {
         this.socket = socket;
-        // Keep the connection: it owns the stream we read from
-        this.connection = socket.connection_factory_create_connection();
-        this.input = this.connection.get_input_stream();
     }
 
     readable() {
@@ -115,8 +110,7 @@ class DatagramReader {
 
     async receive() {
         await this.readable();
-        const [, sender] = this.socket.receive_message([], Gio.SocketMsgFlags.PEEK, null);
-        const bytes = this.input.read_bytes(65536, null);
+        const [bytes, sender] = Rndz.socket_receive_bytes(this.socket, 65536, null);
         return [decoder.decode(bytes.toArray()), sender];
     }
 }

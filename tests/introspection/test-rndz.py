@@ -109,21 +109,16 @@ class DatagramReader:
 
     Gio.Socket.receive() and receive_from() cannot be called from Python
     with GLib 2.74: their buffer is an (out caller-allocates) array that
-    PyGObject 3.42 hands back empty. (GLib 2.80 adds receive_bytes_from().)
-    Instead: peek at the sender with receive_message() and no buffers,
-    then read the datagram itself through the socket's GIOStream.
+    PyGObject 3.42 hands back empty. Rndz.socket_receive_bytes() returns
+    the datagram as GLib.Bytes instead.
     """
 
     def __init__(self, socket):
         self.socket = socket
-        # Keep the connection: it owns the stream we read from
-        self.connection = socket.connection_factory_create_connection()
-        self.input = self.connection.get_input_stream()
 
     def receive(self):
-        _, sender, _, _ = self.socket.receive_message([], Gio.SocketMsgFlags.PEEK, None)
-        data = self.input.read_bytes(65536, None).get_data()
-        return data, sender
+        data, sender = Rndz.socket_receive_bytes(self.socket, 65536, None)
+        return data.get_data(), sender
 
     def watch(self, loop, func):
         """Calls func(data, sender) for every datagram, from the main loop."""
