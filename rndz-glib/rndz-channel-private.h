@@ -24,6 +24,12 @@ GSource *rndz_timeout_add             (GMainContext    *context,
                                        GSourceFunc      func,
                                        gpointer         user_data);
 void     rndz_source_clear            (GSource        **source);
+GSource *rndz_deadline_source_new     (GMainContext    *context,
+                                       const char      *name,
+                                       GSourceFunc      func,
+                                       gpointer         user_data);
+void     rndz_deadline_source_arm     (GSource         *source,
+                                       gint64           deadline);
 
 /*
  * RndzConnectAttempt:

@@ -512,6 +512,58 @@ rndz_source_clear (GSource **source)
     }
 }
 
+/* Deadline sources
+ *
+ * One timer for many deadlines: its owner keeps them in order, arms the
+ * source for the earliest, and on dispatch handles what is due and arms
+ * it again. Arming for a later deadline than the one set is a no-op, so
+ * callers need not know which deadline is the earliest.
+ */
+
+static gboolean
+deadline_dispatch (GSource     *source,
+                   GSourceFunc  callback,
+                   gpointer     user_data)
+{
+  /* Not armed again until the callback says when */
+  g_source_set_ready_time (source, -1);
+  return callback (user_data);
+}
+
+static GSourceFuncs deadline_funcs = {
+  .dispatch = deadline_dispatch,
+};
+
+GSource *
+rndz_deadline_source_new (GMainContext *context,
+                          const char   *name,
+                          GSourceFunc   func,
+                          gpointer      user_data)
+{
+  GSource *source = g_source_new (&deadline_funcs, sizeof (GSource));
+
+  g_source_set_callback (source, func, user_data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_set_ready_time (source, -1);
+  g_source_attach (source, context);
+  return source;
+}
+
+/* Makes @source fire at @deadline (monotonic µs) at the latest */
+void
+rndz_deadline_source_arm (GSource *source,
+                          gint64   deadline)
+{
+  gint64 ready;
+
+  if (source == NULL)
+    return;
+
+  ready = g_source_get_ready_time (source);
+  if (ready < 0 || deadline < ready)
+    g_source_set_ready_time (source, deadline);
+}
+
 /* Non-blocking connect */
 
 struct _RndzConnectAttempt

@@ -773,14 +773,7 @@ static void
 listener_schedule (RndzListener *listener,
                    gint64        when)
 {
-  gint64 ready;
-
-  if (listener->timer == NULL)
-    return;
-
-  ready = g_source_get_ready_time (listener->timer);
-  if (ready < 0 || when < ready)
-    g_source_set_ready_time (listener->timer, when);
+  rndz_deadline_source_arm (listener->timer, when);
 }
 
 static void
@@ -844,8 +837,6 @@ timer_cb (gpointer user_data)
   gint64 now = g_get_monotonic_time ();
   gint64 next = G_MAXINT64;
 
-  g_source_set_ready_time (listener->timer, -1);
-
   for (guint i = 0; i < listener->links->len && !listener->stopped; i++)
     {
       Link *link = g_ptr_array_index (listener->links, i);
@@ -865,18 +856,6 @@ timer_cb (gpointer user_data)
   listener_schedule (listener, next);
   return G_SOURCE_CONTINUE;
 }
-
-static gboolean
-timer_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
-{
-  return callback (user_data);
-}
-
-static GSourceFuncs timer_funcs = {
-  .dispatch = timer_dispatch,
-};
 
 /* Starting */
 
@@ -966,11 +945,9 @@ resolved_cb (GObject      *source,
         }
     }
 
-  listener->timer = g_source_new (&timer_funcs, sizeof (GSource));
-  g_source_set_callback (listener->timer, timer_cb, listener, NULL);
-  g_source_set_static_name (listener->timer, "[rndz] listener keepalive");
-  g_source_set_ready_time (listener->timer, 0);
-  g_source_attach (listener->timer, listener->context);
+  listener->timer = rndz_deadline_source_new (listener->context, "[rndz] listener keepalive",
+                                              timer_cb, listener);
+  rndz_deadline_source_arm (listener->timer, 0);
 
   listener->state = RNDZ_CLIENT_STATE_REGISTERING;
   rndz_client_update_state (listener->client, listener->state, 0);

@@ -1107,27 +1107,8 @@ static void
 server_schedule (RndzServer *server,
                  gint64      deadline)
 {
-  gint64 ready;
-
-  if (server->timer == NULL)
-    return;
-
-  ready = g_source_get_ready_time (server->timer);
-  if (ready < 0 || deadline < ready)
-    g_source_set_ready_time (server->timer, deadline);
+  rndz_deadline_source_arm (server->timer, deadline);
 }
-
-static gboolean
-timer_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
-{
-  return callback (user_data);
-}
-
-static GSourceFuncs timer_funcs = {
-  .dispatch = timer_dispatch,
-};
 
 static gboolean
 server_expire (gpointer user_data)
@@ -1137,8 +1118,6 @@ server_expire (gpointer user_data)
   gint64 next = -1;
   RndzMessage reply;
   GList *head;
-
-  g_source_set_ready_time (server->timer, -1);
 
   while ((head = server->pending_queue.head) != NULL)
     {
@@ -1306,11 +1285,8 @@ rndz_server_listen (RndzServer      *server,
   server->tcp_source = add_socket_source (server, server->tcp_socket, tcp_accept_cb,
                                           "[rndz] server TCP");
 
-  server->timer = g_source_new (&timer_funcs, sizeof (GSource));
-  g_source_set_callback (server->timer, server_expire, server, NULL);
-  g_source_set_static_name (server->timer, "[rndz] server timer");
-  g_source_set_ready_time (server->timer, -1);
-  g_source_attach (server->timer, server->context);
+  server->timer = rndz_deadline_source_new (server->context, "[rndz] server timer",
+                                            server_expire, server);
 
   g_debug ("Listening on port %u", rndz_server_get_port (server));
   return TRUE;
@@ -1438,8 +1414,7 @@ rndz_server_get_peer_count (RndzServer *server)
 static void
 server_deadlines_changed (RndzServer *server)
 {
-  if (server->timer != NULL)
-    g_source_set_ready_time (server->timer, 0);
+  rndz_deadline_source_arm (server->timer, 0);
 }
 
 #define DEFINE_UINT_PROPERTY(name, field, PROP, min)                     \
