@@ -267,6 +267,7 @@ class ChatWindow(Gtk.ApplicationWindow):
                           margin_start=12, margin_end=12, margin_top=4, margin_bottom=4)
         if kind == 'event':
             label.set_halign(Gtk.Align.CENTER)
+            label.set_justify(Gtk.Justification.CENTER)
             label.add_css_class('dim-label')
         else:
             label.set_halign(Gtk.Align.END if kind == 'outgoing' else Gtk.Align.START)
@@ -286,6 +287,10 @@ class ChatWindow(Gtk.ApplicationWindow):
         self.info_values['peer'].set_label(text)
 
     def set_chatting(self, chatting):
+        if not chatting:
+            # Take the focus away first: GTK 4.8 warns when a focused entry
+            # becomes insensitive
+            self.set_focus(None)
         self.entry.set_sensitive(chatting)
         self.send_button.set_sensitive(chatting)
         if chatting:
@@ -361,6 +366,7 @@ class ChatWindow(Gtk.ApplicationWindow):
             if not is_cancelled(e):
                 # For example Rndz.Error.PEER_NOT_FOUND: no server knows the peer
                 self.set_peer_text(f'{self.options.peer} (unreachable)')
+                self.info_values['path'].set_label('—')
                 self.report_error(f'Cannot reach {self.options.peer}', e.message)
             return
 

@@ -42,6 +42,8 @@ fi
 
 # Software rendering, no accessibility bus: nothing that Xvfb lacks
 export GSK_RENDERER=cairo LIBGL_ALWAYS_SOFTWARE=1 GTK_A11Y=none
+# A critical warning (a failed precondition in GTK or rndz-glib) is a failure
+export G_DEBUG=fatal-criticals
 export LC_ALL=C.UTF-8
 
 tmp=$(mktemp -d)
