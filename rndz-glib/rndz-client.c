@@ -451,6 +451,15 @@ check_can_listen (RndzClient  *client,
       return FALSE;
     }
 
+  /* No server would answer: say why at once rather than time out */
+  if (client->id == NULL || !rndz_id_is_valid (client->id, -1))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                               _("Invalid id “%s”: an id is 1 to 64 bytes of UTF-8 without control characters"),
+                               client->id != NULL ? client->id : "");
+      return FALSE;
+    }
+
   return TRUE;
 }
 

@@ -87,6 +87,25 @@ rndz_id_is_valid (const char *id,
   return TRUE;
 }
 
+/**
+ * rndz_is_valid_id:
+ * @id: a peer id
+ *
+ * Checks whether @id can be a peer's id: 1 to 64 bytes of UTF-8 without
+ * control characters.
+ *
+ * Returns: %TRUE if @id is valid
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_is_valid_id (const char *id)
+{
+  g_return_val_if_fail (id != NULL, FALSE);
+
+  return rndz_id_is_valid (id, -1);
+}
+
 void
 rndz_message_init (RndzMessage     *msg,
                    RndzMessageType  type,

@@ -110,4 +110,7 @@ typedef enum {
 RNDZ_AVAILABLE_IN_1_0
 GQuark rndz_protocol_error_quark (void);
 
+RNDZ_AVAILABLE_IN_1_0
+gboolean rndz_is_valid_id (const char *id);
+
 G_END_DECLS

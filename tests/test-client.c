@@ -884,6 +884,37 @@ test_invalid_peer_id (Fixture       *fixture,
 }
 
 static void
+test_invalid_own_id (Fixture       *fixture,
+                     gconstpointer  user_data)
+{
+  const char *servers[] = { fixture->server_addr, NULL };
+  g_autoptr(RndzClient) client = NULL;
+  Result result = { 0 };
+  gint64 start = g_get_monotonic_time ();
+  char long_id[66];
+
+  g_test_summary ("A client with an invalid id fails to listen at once, "
+                  "with G_IO_ERROR_INVALID_ARGUMENT; rndz_is_valid_id() tells beforehand");
+
+  memset (long_id, 'x', 65);
+  long_id[65] = '\0';
+  g_assert_false (rndz_is_valid_id (long_id));
+  g_assert_false (rndz_is_valid_id (""));
+  g_assert_false (rndz_is_valid_id ("tab\there"));
+  g_assert_true (rndz_is_valid_id ("日本"));
+
+  g_test_expect_message ("Rndz", G_LOG_LEVEL_CRITICAL, "*not a valid id*");
+  client = rndz_client_new (long_id, servers);
+  g_test_assert_expected_messages ();
+
+  rndz_client_listen_udp_async (client, NULL, listen_udp_cb, &result);
+  run_until (&result.done, 1000);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC / 2);
+  result_clear (&result);
+}
+
+static void
 test_listen_twice (Fixture       *fixture,
                    gconstpointer  user_data)
 {
@@ -1046,6 +1077,7 @@ main (int   argc,
   g_test_add ("/client/tcp/accept-cancel", Fixture, NULL, fixture_setup, test_accept_cancel, fixture_teardown);
   g_test_add ("/client/invalid-peer-id", Fixture, NULL, fixture_setup, test_invalid_peer_id, fixture_teardown);
   g_test_add ("/client/listen-twice", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
+  g_test_add ("/client/invalid-own-id", Fixture, NULL, fixture_setup, test_invalid_own_id, fixture_teardown);
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
   g_test_add_func ("/client/socket-receive-bytes", test_socket_receive_bytes);

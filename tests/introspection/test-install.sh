@@ -59,7 +59,7 @@ skip() {
   echo "ok $n - $1 # SKIP $2"
 }
 
-echo "1..9"
+echo "1..11"
 
 # 1. Install
 if ! DESTDIR=$dest "$meson" install -C "$builddir" --no-rebuild --quiet >"$tmp/log" 2>&1; then
@@ -195,5 +195,10 @@ if [ "$docs" = true ]; then
 else
   skip "the API reference in share/doc/rndz-glib-1.0" "-Ddocumentation=false"
 fi
+
+# 10, 11. The systemd unit and the manual page
+check "lib/systemd/system/rndz-server.service runs the installed rndz" \
+  grep -qx "ExecStart=$bindir/rndz server \\\$RNDZ_SERVER_ARGS" "$dest$prefix/lib/systemd/system/rndz-server.service"
+check "share/man/man1/rndz.1" test -s "$dest$datadir/man/man1/rndz.1"
 
 exit $failed
