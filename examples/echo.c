@@ -123,7 +123,8 @@ on_peer_request (RndzClient     *client,
 {
   g_autofree char *where = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (address));
 
-  /* The peer is on its way: the library has already opened our NAT for it */
+  /* The peer is on its way: the library now opens our NAT for it.
+   * (To turn peers away, connect to "authorize-peer" instead.) */
   g_print ("Peer \"%s\" at %s is coming\n", peer_id, where);
 }
 

@@ -30,7 +30,7 @@ void            rndz_client_sign                (RndzClient          *client,
 void            rndz_client_update_state        (RndzClient          *client,
                                                  RndzClientState      state,
                                                  gint64               last_pong);
-void            rndz_client_emit_peer_request   (RndzClient          *client,
+gboolean        rndz_client_emit_peer_request   (RndzClient          *client,
                                                  const char          *peer_id,
                                                  const RndzAddr      *addr);
 

@@ -95,6 +95,7 @@ static GParamSpec *properties[N_PROPS];
 
 enum
 {
+  SIGNAL_AUTHORIZE_PEER,
   SIGNAL_PEER_REQUEST,
   N_SIGNALS
 };
@@ -203,15 +204,25 @@ rndz_client_update_state (RndzClient      *client,
   g_object_thaw_notify (G_OBJECT (client));
 }
 
-void
+/* Asks the application about a forwarded request, then tells it.
+ * Returns TRUE if the peer may come in. */
+gboolean
 rndz_client_emit_peer_request (RndzClient     *client,
                                const char     *peer_id,
                                const RndzAddr *addr)
 {
   g_autoptr(GSocketAddress) address = NULL;
+  gboolean allowed = TRUE;
 
   address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
-  g_signal_emit (client, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address);
+
+  /* Without a handler everyone is let in */
+  if (g_signal_has_handler_pending (client, signals[SIGNAL_AUTHORIZE_PEER], 0, TRUE))
+    g_signal_emit (client, signals[SIGNAL_AUTHORIZE_PEER], 0, peer_id, address, &allowed);
+
+  if (allowed)
+    g_signal_emit (client, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address);
+  return allowed;
 }
 
 /* Resolving the servers
@@ -1571,13 +1582,39 @@ rndz_client_class_init (RndzClientClass *klass)
    * @address: the peer's address as the server sees it
    *
    * Emitted when a server forwards a request of another peer to reach this
-   * client, before that peer arrives.
+   * client, and [signal@Rndz.Client::authorize-peer] let it in, before
+   * that peer arrives.
    *
    * Since: 1.0
    */
   signals[SIGNAL_PEER_REQUEST] =
     g_signal_new ("peer-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
+
+  /**
+   * RndzClient::authorize-peer:
+   * @client: the listening client
+   * @peer_id: the id of the peer that asked to reach this client
+   * @address: the peer's address as the server sees it
+   *
+   * Emitted when a server forwards a request of another peer to reach this
+   * client, to decide whether to let it in. Without a handler, every peer
+   * may come in. With one, only the peers it returns %TRUE for: the
+   * others get no answer, nothing is opened for them, and they fail with
+   * %RNDZ_ERROR_PEER_NO_ANSWER. Retransmissions of a request are not
+   * asked about again.
+   *
+   * The id is the one the peer claims, unless the server authenticates
+   * peers and [property@Rndz.Client:require-auth] is set.
+   *
+   * Returns: %TRUE to let the peer in
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_AUTHORIZE_PEER] =
+    g_signal_new ("authorize-peer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_BOOLEAN, 2,
                   G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
 }
 

@@ -104,6 +104,7 @@ struct _RndzListener
   {
     RndzAddr addr;
     guint32 tid;
+    gboolean refused;
   } recent[RECENT_REQUESTS];
   guint recent_next;
 
@@ -302,19 +303,29 @@ link_refused (Link         *link,
 
 /* Forwarded requests */
 
-static gboolean
-listener_seen_request (RndzListener   *listener,
+/* Looks up a forwarded request among the recent ones; with @add, makes
+ * room for it if it is new. Returns its index, or -1. */
+static int
+listener_find_request (RndzListener   *listener,
                        const RndzAddr *addr,
-                       guint32         tid)
+                       guint32         tid,
+                       gboolean        add)
 {
-  for (guint i = 0; i < RECENT_REQUESTS; i++)
-    if (listener->recent[i].tid == tid && rndz_addr_equal (&listener->recent[i].addr, addr))
-      return TRUE;
+  int i;
 
-  listener->recent[listener->recent_next].addr = *addr;
-  listener->recent[listener->recent_next].tid = tid;
+  for (i = 0; i < RECENT_REQUESTS; i++)
+    if (listener->recent[i].tid == tid && rndz_addr_equal (&listener->recent[i].addr, addr))
+      return i;
+
+  if (!add)
+    return -1;
+
+  i = listener->recent_next;
+  listener->recent[i].addr = *addr;
+  listener->recent[i].tid = tid;
+  listener->recent[i].refused = FALSE;
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
-  return FALSE;
+  return i;
 }
 
 static void
@@ -480,8 +491,14 @@ static void
 punch_tcp (RndzListener      *listener,
            const RndzMessage *fsync)
 {
-  Punch *punch = g_new0 (Punch, 1);
   gint64 timeout = rndz_client_get_timeout (listener->client) * G_USEC_PER_SEC;
+  Punch *punch;
+
+  /* Already connecting towards that address */
+  if (g_hash_table_contains (listener->punches, &fsync->addr))
+    return;
+
+  punch = g_new0 (Punch, 1);
 
   punch->listener = listener;
   g_strlcpy (punch->peer_id, fsync->id, sizeof punch->peer_id);
@@ -498,7 +515,7 @@ link_handle_fsync (Link              *link,
                    const RndzMessage *fsync)
 {
   RndzListener *listener = link->listener;
-  gboolean first;
+  int request;
 
   if (rndz_client_get_require_auth (listener->client) && !fsync->auth)
     {
@@ -506,27 +523,37 @@ link_handle_fsync (Link              *link,
       return;
     }
 
-  if (listener->transport == RNDZ_TRANSPORT_UDP)
-    first = !listener_seen_request (listener, &fsync->addr, fsync->tid);
-  else
-    first = !g_hash_table_contains (listener->punches, &fsync->addr);
-
-  if (first)
+  request = listener_find_request (listener, &fsync->addr, fsync->tid, FALSE);
+  if (request < 0)
     {
       char addr[RNDZ_ADDR_STRLEN];
+      gboolean allowed;
 
       g_debug ("“%s” at %s asks for us", fsync->id, rndz_addr_format (&fsync->addr, addr));
-      if (listener->transport == RNDZ_TRANSPORT_UDP)
+      request = listener_find_request (listener, &fsync->addr, fsync->tid, TRUE);
+
+      /* The application decides first; its handler may even stop us */
+      allowed = rndz_client_emit_peer_request (listener->client, fsync->id, &fsync->addr);
+      if (listener->stopped)
+        return;
+      listener->recent[request].refused = !allowed;
+
+      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP)
         punch_udp (listener, fsync);
-      else
+      else if (allowed)
         punch_tcp (listener, fsync);
+    }
+
+  /* A refused request gets no answer: the requester learns nothing more
+   * than from a peer that went away */
+  if (listener->recent[request].refused)
+    {
+      g_debug ("The application refused “%s”", fsync->id);
+      return;
     }
 
   /* Every copy is answered: the server resends when ours was lost */
   link_reply_rsync (link, fsync);
-
-  if (first)
-    rndz_client_emit_peer_request (listener->client, fsync->id, &fsync->addr);
 }
 
 static void

@@ -883,6 +883,70 @@ test_invalid_peer_id (Fixture       *fixture,
   result_clear (&result);
 }
 
+static gboolean
+authorize_cb (RndzClient     *client,
+              const char     *peer_id,
+              GSocketAddress *address,
+              gpointer        user_data)
+{
+  guint *asked = user_data;
+
+  (*asked)++;
+  return !g_str_equal (peer_id, "mallory");
+}
+
+static void
+test_refuse (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(RndzClient) mallory = new_client (fixture, "mallory");
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  g_autoptr(GSocket) listening = NULL;
+  Result refused = { 0 }, welcome = { 0 }, accepted = { 0 };
+  guint asked = 0;
+
+  g_test_summary ("An authorize-peer handler that returns FALSE turns the peer away: it "
+                  "fails with PEER_NO_ANSWER, and others still get in");
+
+  g_signal_connect (alice, "authorize-peer", G_CALLBACK (authorize_cb), &asked);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    {
+      listen_tcp (alice);
+      rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+    }
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      rndz_client_connect_udp_async (mallory, "alice", NULL, connect_udp_cb, &refused);
+      rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &welcome);
+    }
+  else
+    {
+      rndz_client_connect_tcp_async (mallory, "alice", NULL, connect_tcp_cb, &refused);
+      rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &welcome);
+    }
+
+  run_until (&welcome.done, 5000);
+  g_assert_no_error (welcome.error);
+  run_until (&refused.done, 5000);
+  g_assert_error (refused.error, RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER);
+  if (transport == RNDZ_TRANSPORT_TCP)
+    {
+      run_until (&accepted.done, 5000);
+      g_assert_cmpstr (accepted.peer_id, ==, "bob");
+    }
+  /* Retransmitted requests do not ask the application again */
+  g_assert_cmpuint (asked, ==, 2);
+
+  result_clear (&refused);
+  result_clear (&welcome);
+  result_clear (&accepted);
+}
+
 static void
 test_invalid_own_id (Fixture       *fixture,
                      gconstpointer  user_data)
@@ -1072,6 +1136,7 @@ main (int   argc,
   add_transport_tests ("stop-says-bye", test_stop_says_bye);
   add_transport_tests ("server-restart", test_server_restart);
   add_transport_tests ("two-servers-one-down", test_two_servers_one_down);
+  add_transport_tests ("refuse", test_refuse);
   add_transport_tests ("server-unreachable", test_server_unreachable);
   g_test_add ("/client/udp/timeout", Fixture, NULL, fixture_setup, test_timeout, fixture_teardown);
   g_test_add ("/client/tcp/accept-cancel", Fixture, NULL, fixture_setup, test_accept_cancel, fixture_teardown);
