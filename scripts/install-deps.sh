@@ -25,6 +25,9 @@ PACKAGES=(
   gir1.2-gtk-4.0 xvfb xauth
   # tests: the manual page and the systemd unit (meson test --suite data)
   groff-base man-db systemd
+  # tests: the sanitizer build and the libFuzzer harnesses (tests/fuzz);
+  # libFuzzer's runtime is in libclang-rt-14-dev
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -16,6 +16,13 @@
 # printed no TAP counts as one case with meson's verdict, and a TAP test
 # that meson failed (a crash, a timeout, a wrong plan) counts one failure
 # more when none of its cases failed. Exits non-zero if anything failed.
+#
+# In CI (CI=true), or with RNDZ_TEST_SANITIZERS=1 (=0 turns it off), it
+# then also builds in _build-asan (or $SAN_BUILD_DIR) with clang,
+# AddressSanitizer, UndefinedBehaviorSanitizer and the libFuzzer
+# harnesses, and runs the suites unit, fuzz and stress there
+# (RNDZ_FUZZ_SECONDS per harness: 60 in CI, else 20; RNDZ_STRESS_SECONDS:
+# 20); their cases count in the same line. See doc/security.md.
 
 set -euo pipefail
 
@@ -62,10 +69,38 @@ status=0
 meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
 
 [ -f "$TESTLOG" ] || give_up "meson test wrote no $TESTLOG (exit status $status)"
+TESTLOGS=("$TESTLOG")
+
+# The sanitizer build: on in CI, or with RNDZ_TEST_SANITIZERS=1
+sanitizers=${RNDZ_TEST_SANITIZERS:-$([ "${CI:-}" = true ] && echo 1 || echo 0)}
+if [ "$sanitizers" != 0 ]; then
+  SAN_BUILD_DIR=${SAN_BUILD_DIR:-_build-asan}
+  echo "==> Building in $SAN_BUILD_DIR: clang, ASan, UBSan, libFuzzer"
+  if [ ! -f "$SAN_BUILD_DIR/build.ninja" ]; then
+    CC=clang meson setup "$SAN_BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true \
+      -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false ||
+      give_up "meson setup failed in $SAN_BUILD_DIR"
+  fi
+  ninja -C "$SAN_BUILD_DIR" || give_up "the build failed in $SAN_BUILD_DIR"
+
+  echo "==> Running the suites unit, fuzz and stress with the sanitizers"
+  SAN_TESTLOG=$SAN_BUILD_DIR/meson-logs/testlog.json
+  rm -f "$SAN_TESTLOG"
+  if [ "${CI:-}" = true ]; then
+    export RNDZ_FUZZ_SECONDS=${RNDZ_FUZZ_SECONDS:-60}
+  fi
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    meson test -C "$SAN_BUILD_DIR" --print-errorlogs --suite unit --suite fuzz --suite stress ||
+    status=$?
+  [ -f "$SAN_TESTLOG" ] || give_up "meson test wrote no $SAN_TESTLOG (exit status $status)"
+  TESTLOGS+=("$SAN_TESTLOG")
+fi
 
 echo "==> Counting test cases"
-summary=$("$PYTHON" - "$TESTLOG" <<'EOF'
+summary=$("$PYTHON" - "${TESTLOGS[@]}" <<'EOF'
+import fileinput
 import json
+import os
 import re
 import sys
 
@@ -74,13 +109,15 @@ PLAN = re.compile(r'^1\.\.\d+')
 MESON_OK = {'OK', 'EXPECTEDFAIL'}
 
 passed = failed = skipped = 0
-with open(sys.argv[1], encoding='utf-8', errors='replace') as log:
+with fileinput.input(sys.argv[1:], encoding='utf-8', errors='replace') as log:
     for line in log:
         line = line.strip()
         if not line:
             continue
         test = json.loads(line)
         name = test.get('name', '?')
+        if len(sys.argv) > 2:           # which build directory
+            name = os.path.basename(os.path.dirname(os.path.dirname(log.filename()))) + ' ' + name
         result = test.get('result', 'ERROR')
         stdout = (test.get('stdout') or '').splitlines()
         # Only a TAP stream has a plan: other tests' "ok" lines are not cases
@@ -123,7 +160,7 @@ with open(sys.argv[1], encoding='utf-8', errors='replace') as log:
 
 print(f'{passed} passed, {failed} failed, {skipped} skipped')
 EOF
-) || give_up "cannot read $TESTLOG"
+) || give_up "cannot read ${TESTLOGS[*]}"
 
 echo "$summary"
 
