@@ -1,0 +1,259 @@
+/* bench-cli.c: `rndz client --remote-peer` end to end, as a whole process
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Starts `rndz server --listen-addr 127.0.0.1:0` and two listeners,
+ * `rndz client --id …` over UDP and over TCP, then runs
+ * `rndz client --id … --server-addr … --remote-peer … --message …` again
+ * and again, and times each run from the spawn to the exit of the process,
+ * checking that it printed the echo. The baseline, in the same run: the
+ * wall time of `rndz --version` (starting a process that links GLib, GIO
+ * and json-glib, and exiting) and of /bin/true, spawned the same way.
+ *
+ *   bench-cli [-n ITERATIONS] [--pause-ms MS] [--check]
+ *
+ * Runs start at least --pause-ms apart (default 60): the server forwards
+ * at most 20 requests per second from one address (request-rate), and
+ * every run comes from 127.0.0.1.
+ *
+ * Targets: UDP under 10 ms, TCP under 15 ms (median).
+ */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+
+#define DEFAULT_ITERATIONS 100
+#define BASELINE_ITERATIONS 100
+#define RUN_TIMEOUT_S "5"
+
+extern char **environ;
+
+static gint opt_pause_ms = 60;
+
+static const GOptionEntry entries[] = {
+  { "pause-ms", 0, 0, G_OPTION_ARG_INT, &opt_pause_ms,
+    "Start runs at least MS apart (default 60)", "MS" },
+  { NULL }
+};
+
+/* Runs @argv to completion; returns the wall time in µs, or < 0. The
+ * first line of its output goes to @output. */
+static gdouble
+time_process (const char * const  *argv,
+              char               **output,
+              GError             **error)
+{
+  posix_spawn_file_actions_t actions;
+  int fds[2];
+  pid_t pid;
+  int status, err;
+  gint64 start_ns, end_ns;
+  char buf[4096];
+  gssize n, len = 0;
+
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "pipe: %s", g_strerror (errno));
+      return -1.0;
+    }
+
+  posix_spawn_file_actions_init (&actions);
+  posix_spawn_file_actions_adddup2 (&actions, fds[1], STDOUT_FILENO);
+  if (g_getenv ("BENCH_VERBOSE") == NULL)
+    posix_spawn_file_actions_addopen (&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+
+  start_ns = bench_now_ns ();
+  err = posix_spawn (&pid, argv[0], &actions, NULL, (char * const *) argv, environ);
+  posix_spawn_file_actions_destroy (&actions);
+  close (fds[1]);
+  if (err != 0)
+    {
+      close (fds[0]);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err), "spawn %s: %s", argv[0], g_strerror (err));
+      return -1.0;
+    }
+
+  bench_track_child (pid);
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  end_ns = bench_now_ns ();
+  bench_track_child (0);
+
+  /* The output is a line or two: the pipe holds it whole */
+  while ((n = read (fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+    len += n;
+  close (fds[0]);
+  buf[len] = '\0';
+  if (output != NULL)
+    *output = g_strndup (buf, strcspn (buf, "\n"));
+
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s %s exited with status %d",
+                   argv[0], argv[1] != NULL ? argv[1] : "", status);
+      return -1.0;
+    }
+
+  return (end_ns - start_ns) / 1000.0;
+}
+
+static void
+pause_until (gint64 next_start_ns)
+{
+  gint64 left = next_start_ns - bench_now_ns ();
+
+  if (left > 0)
+    g_usleep (left / 1000);
+}
+
+static gboolean
+measure_baseline (const char * const *argv,
+                  BenchSamples       *samples,
+                  GError            **error)
+{
+  for (guint i = 0; i < BASELINE_ITERATIONS; i++)
+    {
+      gdouble us = time_process (argv, NULL, error);
+
+      if (us < 0)
+        return FALSE;
+      bench_samples_add (samples, us);
+    }
+  return TRUE;
+}
+
+static gboolean
+measure_client (const char    *server_addr,
+                const char    *peer,
+                gboolean       tcp,
+                guint          n,
+                BenchSamples  *samples,
+                GError       **error)
+{
+  gint64 next_start_ns = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("bench-cli-%s-%u", tcp ? "tcp" : "udp", i);
+      g_autofree char *message = g_strdup_printf ("hello %u", i);
+      g_autofree char *output = NULL;
+      const char *argv[] = {
+        bench_tool_path (), "client", "--id", id, "--server-addr", server_addr,
+        "--remote-peer", peer, "--message", message, "--timeout", RUN_TIMEOUT_S,
+        tcp ? "--tcp" : NULL, NULL
+      };
+      gdouble us;
+
+      pause_until (next_start_ns);
+      next_start_ns = bench_now_ns () + (gint64) opt_pause_ms * 1000000;
+
+      us = time_process (argv, &output, error);
+      if (us < 0)
+        return FALSE;
+      if (g_strcmp0 (output, message) != 0)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "Run %u printed “%s”, not the echo “%s”", i, output, message);
+          return FALSE;
+        }
+      bench_samples_add (samples, us);
+    }
+  return TRUE;
+}
+
+static gboolean
+start_listener (BenchChild  *child,
+                const char  *server_addr,
+                const char  *id,
+                gboolean     tcp,
+                GError     **error)
+{
+  const char *argv[] = {
+    bench_tool_path (), "client", "--id", id, "--server-addr", server_addr,
+    tcp ? "--tcp" : NULL, NULL
+  };
+  g_autofree char *line = NULL;
+
+  if (!bench_spawn (child, argv, error))
+    return FALSE;
+  line = bench_child_read_line (child, 5000, error);
+  return line != NULL && bench_parse_registered_port (line) != 0;
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  const char *version_argv[] = { bench_tool_path (), "--version", NULL };
+  const char *true_argv[] = { "/bin/true", NULL };
+  const char *server_argv[] = { bench_tool_path (), "server", "--listen-addr", "127.0.0.1:0", NULL };
+  BenchChild server = { 0 }, udp_listener = { 0 }, tcp_listener = { 0 };
+  BenchSamples spawn_true, spawn_version, udp, tcp;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *server_addr = NULL;
+  guint n;
+  int status = EXIT_FAILURE;
+
+  bench_init (&argc, &argv, "rndz client --remote-peer, as a whole process", entries, 300);
+  n = bench_iterations (DEFAULT_ITERATIONS);
+
+  bench_header ("3. Command line end to end: rndz client --remote-peer");
+  g_print ("tool: %s\n", bench_tool_path ());
+  bench_samples_init (&spawn_true);
+  bench_samples_init (&spawn_version);
+  bench_samples_init (&udp);
+  bench_samples_init (&tcp);
+
+  if (!bench_spawn (&server, server_argv, &error) ||
+      (line = bench_child_read_line (&server, 5000, &error)) == NULL)
+    goto out;
+  server_addr = g_strdup_printf ("127.0.0.1:%u", bench_parse_port (line));
+
+  if (!start_listener (&udp_listener, server_addr, "bench-cli-udp", FALSE, &error) ||
+      !start_listener (&tcp_listener, server_addr, "bench-cli-tcp", TRUE, &error))
+    goto out;
+
+  if (!measure_baseline (true_argv, &spawn_true, &error) ||
+      !measure_baseline (version_argv, &spawn_version, &error) ||
+      !measure_client (server_addr, "bench-cli-udp", FALSE, n, &udp, &error) ||
+      !measure_client (server_addr, "bench-cli-tcp", TRUE, n, &tcp, &error))
+    goto out;
+
+  bench_report_header ("wall time per process, microseconds");
+  bench_report ("baseline: /bin/true", &spawn_true);
+  bench_report ("baseline: rndz --version", &spawn_version);
+  bench_report ("rndz client --remote-peer (UDP)", &udp);
+  bench_report ("rndz client --remote-peer --tcp", &tcp);
+  bench_figure ("UDP run minus rndz --version (medians)", "%.1f us",
+                bench_samples_median (&udp) - bench_samples_median (&spawn_version));
+  bench_figure ("TCP run minus rndz --version (medians)", "%.1f us",
+                bench_samples_median (&tcp) - bench_samples_median (&spawn_version));
+
+  bench_target (bench_samples_median (&udp) < 10000.0, "rndz client, UDP: median %.1f ms < 10 ms",
+                bench_samples_median (&udp) / 1000);
+  bench_target (bench_samples_median (&tcp) < 15000.0, "rndz client, TCP: median %.1f ms < 15 ms",
+                bench_samples_median (&tcp) / 1000);
+  status = bench_exit_status ();
+
+out:
+  if (error != NULL)
+    g_printerr ("bench-cli: %s\n", error->message);
+  bench_child_stop (&udp_listener);
+  bench_child_stop (&tcp_listener);
+  bench_child_stop (&server);
+  bench_samples_clear (&spawn_true);
+  bench_samples_clear (&spawn_version);
+  bench_samples_clear (&udp);
+  bench_samples_clear (&tcp);
+  return status;
+}
