@@ -108,7 +108,7 @@ struct _RndzChannel
   gboolean polled;
   gboolean polled_out;
 
-  guint8 *in_buf;
+  guint8 *in_buf;           /* only while a frame is incomplete */
   gsize in_len;
   GByteArray *out_buf;
 
@@ -209,6 +209,9 @@ channel_read_cb (GSocket      *socket,
       g_autoptr(GError) error = NULL;
       gssize n;
 
+      if (channel->in_buf == NULL)
+        channel->in_buf = g_malloc (capacity);
+
       n = g_socket_receive (channel->socket, (char *) channel->in_buf + channel->in_len,
                             capacity - channel->in_len, NULL, &error);
       if (n < 0)
@@ -232,6 +235,10 @@ channel_read_cb (GSocket      *socket,
       if (!channel_dispatch_frames (channel))
         break;
     }
+
+  /* Idle connections hold no buffer: a server may have ten thousand */
+  if (channel->in_len == 0)
+    g_clear_pointer (&channel->in_buf, g_free);
 
   return G_SOURCE_CONTINUE;
 }
@@ -324,7 +331,6 @@ channel_new (GSocket         *socket,
   channel->max_size = max_size;
   channel->func = func;
   channel->user_data = user_data;
-  channel->in_buf = g_malloc (RNDZ_FRAME_HEADER_SIZE + max_size);
   channel->out_buf = g_byte_array_new ();
 
   remote = g_socket_get_remote_address (socket, NULL);

@@ -213,14 +213,20 @@ rndz_client_emit_peer_request (RndzClient     *client,
 {
   g_autoptr(GSocketAddress) address = NULL;
   gboolean allowed = TRUE;
+  gboolean authorize, notify;
+
+  authorize = g_signal_has_handler_pending (client, signals[SIGNAL_AUTHORIZE_PEER], 0, TRUE);
+  notify = g_signal_has_handler_pending (client, signals[SIGNAL_PEER_REQUEST], 0, TRUE);
+  if (!authorize && !notify)
+    return TRUE;
 
   address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
 
   /* Without a handler everyone is let in */
-  if (g_signal_has_handler_pending (client, signals[SIGNAL_AUTHORIZE_PEER], 0, TRUE))
+  if (authorize)
     g_signal_emit (client, signals[SIGNAL_AUTHORIZE_PEER], 0, peer_id, address, &allowed);
 
-  if (allowed)
+  if (allowed && notify)
     g_signal_emit (client, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address);
   return allowed;
 }
@@ -357,6 +363,18 @@ rndz_resolve_servers_async (RndzClient          *client,
       ResolveItem *item;
 
       data->addrs[i] = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
+
+      /* A numeric address needs no resolver */
+      {
+        RndzAddr numeric;
+
+        if (rndz_addr_parse (&numeric, client->servers[i], NULL))
+          {
+            g_array_append_val (data->addrs[i], numeric);
+            continue;
+          }
+      }
+
       connectable = g_network_address_parse (client->servers[i], 0, &error);
       if (connectable == NULL || g_network_address_get_port (G_NETWORK_ADDRESS (connectable)) == 0)
         {

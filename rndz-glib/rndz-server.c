@@ -204,29 +204,14 @@ static void server_schedule (RndzServer *server, gint64 deadline);
 
 /* Sending */
 
-/* @limit: the size of the request this answers; a larger reply is not
- * sent, so that spoofed requests cannot turn the server into an
- * amplifier. Clients pad their requests (see doc/protocol.md). */
 static void
-server_send_udp (RndzServer        *server,
-                 const RndzAddr    *to,
-                 const RndzMessage *msg,
-                 gsize              limit)
+server_send_datagram (RndzServer     *server,
+                      const RndzAddr *to,
+                      const char     *buf,
+                      gsize           len)
 {
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   struct sockaddr_storage ss;
-  gsize len, sslen;
-
-  len = rndz_message_encode (msg, buf, sizeof buf);
-  if (len == 0)
-    return;
-  if (len > limit)
-    {
-      server->stats.amplification++;
-      g_debug ("Not sending a %s of %" G_GSIZE_FORMAT " bytes for a request of %" G_GSIZE_FORMAT,
-               rndz_message_type_to_string (msg->type), len, limit);
-      return;
-    }
+  gsize sslen;
 
   if (server->send_func != NULL)
     {
@@ -243,6 +228,32 @@ server_send_udp (RndzServer        *server,
   if (sendto (g_socket_get_fd (server->udp_socket), buf, len, MSG_DONTWAIT,
               (struct sockaddr *) &ss, sslen) < 0)
     g_debug ("UDP send failed: %s", g_strerror (errno));
+}
+
+/* @limit: the size of the request this answers; a larger reply is not
+ * sent, so that spoofed requests cannot turn the server into an
+ * amplifier. Clients pad their requests (see doc/protocol.md). */
+static void
+server_send_udp (RndzServer        *server,
+                 const RndzAddr    *to,
+                 const RndzMessage *msg,
+                 gsize              limit)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  len = rndz_message_encode (msg, buf, sizeof buf);
+  if (len == 0)
+    return;
+  if (len > limit)
+    {
+      server->stats.amplification++;
+      g_debug ("Not sending a %s of %" G_GSIZE_FORMAT " bytes for a request of %" G_GSIZE_FORMAT,
+               rndz_message_type_to_string (msg->type), len, limit);
+      return;
+    }
+
+  server_send_datagram (server, to, buf, len);
 }
 
 static void
@@ -442,14 +453,24 @@ handle_ping (RndzServer        *server,
   GHashTable *table = server->peers[src->transport];
   ServerConn *conn = src->conn;
   RndzMessage reply;
+  char pong[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize pong_len = 0;
   Peer *peer;
   gboolean created = FALSE, changed = FALSE;
 
-  /* A ping that could not be answered registers nothing either */
+  /* A ping that could not be answered registers nothing either. Over
+   * UDP the pong is encoded once, here, for the check and the send. */
   rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
   reply.addr = src->from;
-  if (!server_reply_fits (server, src, &reply))
-    return;
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    {
+      pong_len = rndz_message_encode (&reply, pong, sizeof pong);
+      if (pong_len == 0 || pong_len > src->len)
+        {
+          server->stats.amplification++;
+          return;
+        }
+    }
 
   /* A connection carries one registration: a ping for another id first
    * drops the old one. */
@@ -508,7 +529,10 @@ handle_ping (RndzServer        *server,
         g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
     }
 
-  server_reply (server, src, &reply);
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    server_send_datagram (server, &src->from, pong, pong_len);
+  else
+    server_reply (server, src, &reply);
 }
 
 /* Is @peer the one that sent @src? */
