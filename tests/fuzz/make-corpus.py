@@ -159,6 +159,12 @@ def server_corpus():
           op('connect', 3) + bytes([2]) + op('select', 3) + bytes([1]) +
           op('stream', 3, True) + bytes([7]) + b'\x00\x05{{{{{' +
           op('close', 2) + bytes([0]) + op('idle', 0))
+    # A peer that stops reading: its answers pile up past the server's
+    # output limit, and the server closes the connection
+    write(directory, 'seed-tcp-not-reading', defaults +
+          ping(2, 'alice', tcp=True) + op('pause', 2, True) +
+          op('burst', 2, True) + bytes([63]) + op('burst', 2, True) + bytes([63]) +
+          op('burst', 2, True) + bytes([63]) + op('pause', 2, True) + ping(2, 'alice', tcp=True))
     # Bad datagrams: raw bytes, oversize, cut short
     raw = MESSAGES['ping-padded']
     write(directory, 'seed-garbage', defaults +
