@@ -1270,7 +1270,7 @@ server_start (GError **error)
   /* Reaped here, not by GLib: its exit status is a verdict */
   if (!g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) argv->pdata,
                                          (const char * const *) envp,
-                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDIN_FROM_DEV_NULL,
+                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDIN_FROM_DEV_NULL | G_SPAWN_SEARCH_PATH,
                                          child_setup, NULL, -1, -1, err_fd, NULL, NULL, 0,
                                          &stress.pid, NULL, &out_fd, NULL, error))
     {
