@@ -20,6 +20,10 @@
  *      second; over TCP it reconnects if it loses the connection) until the
  *      redirect, whose address must be the listener's; then the listener
  *      says bye and the pair starts again under new ids;
+ *    - UDP pairs whose listener registers once and then neither answers
+ *      nor pings: its requester must get peer-no-answer after the
+ *      server's forward timeout, and peer-not-found once the peer timeout
+ *      has made the server forget the listener;
  *  - abuse, which must get nothing back and cost the server nothing lasting:
  *    malformed datagrams (random bytes, truncated and oversize messages,
  *    deep nesting, bad UTF-8, \u0000, unpadded pings that a pong would
@@ -85,6 +89,8 @@ typedef enum
   ROLE_TCP_PINGER,
   ROLE_TCP_LISTENER,
   ROLE_TCP_REQUESTER,
+  ROLE_GHOST,            /* registers once, then silent */
+  ROLE_GHOST_REQUESTER,
   ROLE_JUNK_UDP,
   ROLE_JUNK_TCP,
   ROLE_SILENT,
@@ -124,6 +130,8 @@ struct _Peer
   Peer *partner;
   gboolean partner_ready;  /* requesters: the listener is registered */
   gboolean leaving;        /* listeners: the rendezvous is done */
+  gint64 registered_at;    /* ghosts */
+  gboolean probing;        /* ghost requesters: the second question */
   guint8 in[FRAME_MAX + 64];
   gsize in_len;
   guint8 slow_frame[256];
@@ -138,6 +146,8 @@ typedef struct
   guint64 udp_rendezvous, udp_rendezvous_failed, tcp_rendezvous, tcp_rendezvous_failed;
   guint64 wrong_redirects, errors_received, registered_closed, tcp_reconnects;
   guint64 keepalive_lost;
+  guint64 ghost_no_answer, ghost_not_found, ghost_failed;
+  GArray *no_answer_time;               /* gint64 µs */
   GArray *udp_latency, *tcp_latency;   /* gint64 µs */
   /* Abuse */
   guint64 junk_datagrams, junk_replies, amplified, junk_frames, junk_closed, junk_not_closed;
@@ -156,6 +166,8 @@ typedef struct
   char *server_path;
   char *wrapper;
   guint register_timeout;
+  guint peer_timeout;
+  guint forward_timeout;
   guint junk_rate;
   guint seed;
   gboolean verbose;
@@ -351,6 +363,14 @@ send_stream (Peer       *peer,
 
 /* Messages */
 
+static gboolean
+is_udp (Peer *peer)
+{
+  return peer->role == ROLE_UDP_PINGER || peer->role == ROLE_UDP_LISTENER ||
+         peer->role == ROLE_UDP_REQUESTER || peer->role == ROLE_GHOST ||
+         peer->role == ROLE_GHOST_REQUESTER || peer->role == ROLE_JUNK_UDP;
+}
+
 static void
 send_message (Peer            *peer,
               RndzMessageType  type,
@@ -360,8 +380,7 @@ send_message (Peer            *peer,
 {
   RndzMessage msg;
   char buf[FRAME_MAX];
-  gboolean tcp = peer->role == ROLE_TCP_PINGER || peer->role == ROLE_TCP_LISTENER ||
-                 peer->role == ROLE_TCP_REQUESTER;
+  gboolean tcp = !is_udp (peer);
   gsize len;
 
   rndz_message_init (&msg, type, tid);
@@ -392,6 +411,7 @@ new_id (Peer *peer)
   static const char * const prefixes[] = {
     [ROLE_UDP_PINGER] = "up", [ROLE_UDP_LISTENER] = "ul", [ROLE_UDP_REQUESTER] = "ur",
     [ROLE_TCP_PINGER] = "tp", [ROLE_TCP_LISTENER] = "tl", [ROLE_TCP_REQUESTER] = "tr",
+    [ROLE_GHOST] = "gl", [ROLE_GHOST_REQUESTER] = "gr",
   };
 
   peer->gen++;
@@ -467,6 +487,23 @@ registered (Peer *peer)
 {
   gboolean first = peer->state == STATE_REGISTERING;
 
+  if (peer->role == ROLE_GHOST)
+    {
+      /* Registered, and from now on silent */
+      if (first)
+        {
+          stress.stats.registrations++;
+          peer->state = STATE_REGISTERED;
+          peer->registered_at = now ();
+          peer->partner->partner_ready = TRUE;
+          peer->partner->probing = FALSE;
+          if (!stress.draining)
+            peer->partner->next = now () + jitter (50 * MS);
+        }
+      peer->next = 0;
+      return;
+    }
+
   peer->state = STATE_REGISTERED;
   peer->ping_pending = FALSE;
   peer->next = now () + KEEPALIVE + jitter (G_USEC_PER_SEC);
@@ -510,13 +547,111 @@ rendezvous_done (Peer     *requester,
   requester->partner->next = now () + jitter (300 * MS);
 }
 
+/* Ghost pairs: the requester of a listener that never answers */
+
+static void
+ghost_restart (Peer *requester)
+{
+  Peer *ghost = requester->partner;
+
+  new_id (ghost);
+  new_id (requester);
+  ghost->state = STATE_IDLE;
+  ghost->next = stress.draining ? 0 : now () + jitter (500 * MS);
+  requester->state = STATE_WAITING;
+  requester->partner_ready = FALSE;
+  requester->probing = FALSE;
+  requester->next = 0;
+}
+
+static void
+ghost_failed (Peer       *requester,
+              const char *why)
+{
+  stress.stats.ghost_failed++;
+  problem ("%s asking for silent %s: %s", requester->id, requester->partner->id, why);
+  ghost_restart (requester);
+}
+
+static void
+ghost_ask (Peer *requester)
+{
+  requester->state = STATE_REQUESTING;
+  requester->started = now ();
+  requester->tid = new_tid ();
+  requester->retry = 200 * MS;
+  stress.stats.isyncs++;
+  send_message (requester, RNDZ_MESSAGE_ISYNC, requester->tid, requester->id, requester->partner->id);
+  requester->next = now () + requester->retry;
+}
+
+static void
+ghost_answer (Peer              *requester,
+              const RndzMessage *msg,
+              gsize              len)
+{
+  if (len > requester->last_len)
+    {
+      stress.stats.amplified++;
+      problem ("an answer of %zu bytes for an isync of %zu", (size_t) len, (size_t) requester->last_len);
+    }
+  if (msg->tid != requester->tid || requester->state != STATE_REQUESTING)
+    return;
+
+  if (msg->type == RNDZ_MESSAGE_REDIRECT)
+    ghost_failed (requester, "a redirect to a peer that never answered");
+  else if (msg->type != RNDZ_MESSAGE_ERROR)
+    ghost_failed (requester, "not an error");
+  else if (!requester->probing)
+    {
+      gint64 waited = now () - requester->started;
+
+      if (msg->code != RNDZ_WIRE_ERROR_PEER_NO_ANSWER)
+        {
+          ghost_failed (requester, "not peer-no-answer");
+          return;
+        }
+      if (waited < (gint64) stress.forward_timeout * G_USEC_PER_SEC - 100 * MS)
+        {
+          ghost_failed (requester, "peer-no-answer before the forward timeout");
+          return;
+        }
+      stress.stats.ghost_no_answer++;
+      g_array_append_val (stress.stats.no_answer_time, waited);
+      /* Then once the server must have forgotten it */
+      requester->probing = TRUE;
+      requester->state = STATE_WAITING;
+      requester->next = requester->partner->registered_at +
+                        (stress.peer_timeout + 2) * G_USEC_PER_SEC;
+    }
+  else if (msg->code != RNDZ_WIRE_ERROR_PEER_NOT_FOUND)
+    ghost_failed (requester, "still registered after the peer timeout");
+  else
+    {
+      stress.stats.ghost_not_found++;
+      ghost_restart (requester);
+    }
+}
+
 /* What a well-behaved peer does with a message from the server */
 static void
 handle_message (Peer              *peer,
                 const RndzMessage *msg,
                 gsize              len)
 {
-  gboolean udp = peer->role <= ROLE_UDP_REQUESTER;
+  gboolean udp = is_udp (peer);
+
+  if (peer->role == ROLE_GHOST_REQUESTER)
+    {
+      ghost_answer (peer, msg, len);
+      return;
+    }
+  if (peer->role == ROLE_GHOST && msg->type == RNDZ_MESSAGE_FSYNC)
+    {
+      /* Heard, and ignored */
+      stress.stats.fsyncs++;
+      return;
+    }
 
   switch (msg->type)
     {
@@ -1069,6 +1204,52 @@ on_timer (Peer *peer)
         peer->next = peer->started + OPERATION_TIMEOUT + MS;
       return;
 
+    case ROLE_GHOST:
+      /* A cycle starts only if its second question fits in the run */
+      if (peer->state == STATE_IDLE && !stress.draining &&
+          t + (gint64) (stress.peer_timeout + 3) * G_USEC_PER_SEC <= stress.end &&
+          udp_open (peer))
+        start_registering (peer);
+      else if (peer->state == STATE_REGISTERING)
+        {
+          if (t - peer->started > OPERATION_TIMEOUT)
+            {
+              stress.stats.registration_failures++;
+              problem ("%s got no pong within 10 s", peer->id);
+              peer->state = STATE_IDLE;
+              peer->next = t + G_USEC_PER_SEC;
+              return;
+            }
+          stress.stats.ping_retries++;
+          send_message (peer, RNDZ_MESSAGE_PING, peer->tid, peer->id, NULL);
+          peer->retry = MIN (peer->retry * 2, 2 * G_USEC_PER_SEC);
+          peer->next = t + peer->retry;
+        }
+      return;
+
+    case ROLE_GHOST_REQUESTER:
+      if (peer->state == STATE_WAITING)
+        {
+          /* The probe is due even while draining: it is in flight */
+          if (peer->partner_ready && (peer->probing || !stress.draining) && udp_open (peer))
+            ghost_ask (peer);
+          return;
+        }
+      if (peer->state == STATE_REQUESTING)
+        {
+          if (t - peer->started > (gint64) (stress.forward_timeout + 5) * G_USEC_PER_SEC)
+            {
+              ghost_failed (peer, peer->probing ? "no answer to the second isync" :
+                            "no peer-no-answer after the forward timeout");
+              return;
+            }
+          stress.stats.isync_retries++;
+          send_message (peer, RNDZ_MESSAGE_ISYNC, peer->tid, peer->id, peer->partner->id);
+          peer->retry = MIN (peer->retry * 2, G_USEC_PER_SEC);
+          peer->next = t + peer->retry;
+        }
+      return;
+
     case ROLE_JUNK_TCP:
     case ROLE_SILENT:
     case ROLE_SLOW:
@@ -1205,8 +1386,7 @@ on_event (Peer     *peer,
       return;
     }
 
-  if (peer->role == ROLE_UDP_PINGER || peer->role == ROLE_UDP_LISTENER ||
-      peer->role == ROLE_UDP_REQUESTER || peer->role == ROLE_JUNK_UDP)
+  if (is_udp (peer))
     read_datagrams (peer);
   else
     read_stream (peer);
@@ -1228,6 +1408,8 @@ server_start (GError **error)
   g_auto(GStrv) envp = g_get_environ ();
   g_autofree char *max_conns = NULL;
   g_autofree char *reg_timeout = NULL;
+  g_autofree char *peer_timeout = NULL;
+  g_autofree char *forward_timeout = NULL;
   g_autofree char *asan_options = NULL;
   const char *asan = g_environ_getenv (envp, "ASAN_OPTIONS");
   GString *line = g_string_new (NULL);
@@ -1249,6 +1431,8 @@ server_start (GError **error)
     }
   max_conns = g_strdup_printf ("%u", stress.n_peers * 2 + 1024);
   reg_timeout = g_strdup_printf ("%u", stress.register_timeout);
+  peer_timeout = g_strdup_printf ("%u", stress.peer_timeout);
+  forward_timeout = g_strdup_printf ("%u", stress.forward_timeout);
   g_ptr_array_add (argv, g_strdup (stress.server_path));
   g_ptr_array_add (argv, g_strdup ("server"));
   g_ptr_array_add (argv, g_strdup ("--listen-addr"));
@@ -1257,6 +1441,10 @@ server_start (GError **error)
   g_ptr_array_add (argv, g_strdup (max_conns));
   g_ptr_array_add (argv, g_strdup ("--register-timeout"));
   g_ptr_array_add (argv, g_strdup (reg_timeout));
+  g_ptr_array_add (argv, g_strdup ("--peer-timeout"));
+  g_ptr_array_add (argv, g_strdup (peer_timeout));
+  g_ptr_array_add (argv, g_strdup ("--forward-timeout"));
+  g_ptr_array_add (argv, g_strdup (forward_timeout));
   g_ptr_array_add (argv, NULL);
 
   envp = g_environ_setenv (envp, "LC_ALL", "C", TRUE);
@@ -1423,6 +1611,17 @@ create_peers (void)
       requester->state = STATE_WAITING;
     }
 
+  /* Silent listeners: one pair per 100 peers, 5 at least */
+  for (guint i = 0; i < MAX (5, n / 100); i++)
+    {
+      Peer *ghost = peer_new (ROLE_GHOST, NET_PEERS, index++);
+      Peer *requester = peer_new (ROLE_GHOST_REQUESTER, NET_PEERS, index++);
+
+      ghost->partner = requester;
+      requester->partner = ghost;
+      requester->state = STATE_WAITING;
+    }
+
   /* Abuse, a little of each whatever the number of peers */
   for (guint i = 0; i < 64; i++)
     g_ptr_array_add (stress.junk_udp, peer_new (ROLE_JUNK_UDP, NET_JUNK_UDP, i));
@@ -1439,11 +1638,11 @@ create_peers (void)
     {
       Peer *peer = g_ptr_array_index (stress.peers, i);
 
-      if (peer->role <= ROLE_TCP_REQUESTER)
+      if (peer->role <= ROLE_GHOST_REQUESTER)
         new_id (peer);
       if (peer->role == ROLE_JUNK_UDP)
         udp_open (peer);
-      else if (!is_requester (peer))
+      else if (!is_requester (peer) && peer->role != ROLE_GHOST_REQUESTER)
         peer->next = t + jitter (G_USEC_PER_SEC);
     }
 }
@@ -1550,6 +1749,7 @@ parse_args (int    *argc,
   g_autoptr(GError) error = NULL;
   const char *seconds = g_getenv ("RNDZ_STRESS_SECONDS");
   int duration = seconds != NULL ? atoi (seconds) : 20, peers = 1000, junk_rate = 500, register_timeout = 5, seed = 0;
+  int peer_timeout = 15, forward_timeout = 5;
   const GOptionEntry entries[] = {
     { "duration", 'd', 0, G_OPTION_ARG_INT, &duration, "Seconds of load (default $RNDZ_STRESS_SECONDS, or 20)", "SECONDS" },
     { "peers", 'n', 0, G_OPTION_ARG_INT, &peers, "Simulated well-behaved peers (default 1000)", "N" },
@@ -1560,6 +1760,10 @@ parse_args (int    *argc,
     { "junk-rate", 0, 0, G_OPTION_ARG_INT, &junk_rate, "Malformed datagrams a second (default 500)", "N" },
     { "register-timeout", 0, 0, G_OPTION_ARG_INT, &register_timeout,
       "The server's register timeout, in seconds (default 5)", "SECONDS" },
+    { "peer-timeout", 0, 0, G_OPTION_ARG_INT, &peer_timeout,
+      "The server's peer timeout, in seconds (default 15; pingers ping every 5 s)", "SECONDS" },
+    { "forward-timeout", 0, 0, G_OPTION_ARG_INT, &forward_timeout,
+      "The server's forward timeout, in seconds (default 5)", "SECONDS" },
     { "seed", 0, 0, G_OPTION_ARG_INT, &seed, "Random seed (default: the time)", "N" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &stress.verbose, "Print every problem as it happens", NULL },
     { NULL }
@@ -1574,7 +1778,8 @@ parse_args (int    *argc,
       return FALSE;
     }
   if (duration < 1 || duration > 24 * 3600 || peers < 10 || peers > 200000 ||
-      junk_rate < 0 || register_timeout < 1)
+      junk_rate < 0 || register_timeout < 1 || peer_timeout < 8 || forward_timeout < 1 ||
+      forward_timeout > 5)
     {
       g_printerr ("%s: an option is out of range\n", g_get_prgname ());
       return FALSE;
@@ -1591,6 +1796,8 @@ parse_args (int    *argc,
   stress.n_peers = peers;
   stress.junk_rate = junk_rate;
   stress.register_timeout = register_timeout;
+  stress.peer_timeout = peer_timeout;
+  stress.forward_timeout = forward_timeout;
   stress.seed = seed != 0 ? (guint) seed : (guint) time (NULL);
   return TRUE;
 }
@@ -1634,6 +1841,7 @@ main (int   argc,
   s->udp_latency = g_array_new (FALSE, FALSE, sizeof (gint64));
   s->tcp_latency = g_array_new (FALSE, FALSE, sizeof (gint64));
   s->silent_close_time = g_array_new (FALSE, FALSE, sizeof (gint64));
+  s->no_answer_time = g_array_new (FALSE, FALSE, sizeof (gint64));
   s->problems = g_ptr_array_new_with_free_func (g_free);
 
   g_print ("# rndz-stress: %u s, %u peers, %u malformed datagrams/s, seed %u, server %s%s%s\n",
@@ -1659,7 +1867,9 @@ main (int   argc,
       if (!stress.draining && t >= stress.end)
         {
           stress.draining = TRUE;
-          stress.drain_end = t + DRAIN_TIME;
+          /* A ghost's requester may still have its probe to make */
+          stress.drain_end = t + MAX (DRAIN_TIME, (gint64) (stress.peer_timeout + 2 +
+                                                           stress.forward_timeout + 5) * G_USEC_PER_SEC);
         }
       if (stress.draining)
         {
@@ -1672,7 +1882,9 @@ main (int   argc,
 
               busy = (is_requester (peer) && (peer->state == STATE_REQUESTING ||
                                               (peer->state == STATE_IDLE && peer->next != 0))) ||
-                     (peer->role <= ROLE_TCP_REQUESTER && peer->state == STATE_REGISTERING);
+                     (peer->role == ROLE_GHOST_REQUESTER &&
+                      (peer->state == STATE_REQUESTING || peer->probing)) ||
+                     (peer->role <= ROLE_GHOST && peer->state == STATE_REGISTERING);
             }
           if (!busy || t >= stress.drain_end)
             break;
@@ -1731,7 +1943,7 @@ main (int   argc,
   status = server_stop ();
 
   /* The verdicts */
-  g_print ("1..9\n");
+  g_print ("1..10\n");
   tap (TRUE, "the server started on port %u (pid %d)", ntohs (stress.server_addr.sin_port), stress.pid);
   tap (!stress.server_died, "the server stayed up for the whole run");
   tap (s->udp_rendezvous > 0 && s->udp_rendezvous_failed == 0 && s->wrong_redirects == 0,
@@ -1755,6 +1967,13 @@ main (int   argc,
        G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT " closed by the server in time, %"
        G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT " late",
        s->silent_opened, s->slow_opened, s->silent_closed, s->slow_closed, s->silent_late, s->slow_late);
+  if (stress.duration < stress.peer_timeout + 4)
+    g_print ("ok %u - timeouts # SKIP a run shorter than the peer timeout + 4 s\n", ++tap_count);
+  else
+    tap (s->ghost_failed == 0 && s->ghost_no_answer > 0 && s->ghost_not_found > 0,
+         "timeouts: %" G_GUINT64_FORMAT " requests for silent peers got peer-no-answer, %"
+         G_GUINT64_FORMAT " for expired ones peer-not-found, %" G_GUINT64_FORMAT " failed",
+         s->ghost_no_answer, s->ghost_not_found, s->ghost_failed);
   tap (status == 0, "the server exited with status 0 after SIGTERM (%s %d)",
        WIFSIGNALED (status) ? "signal" : "status",
        WIFSIGNALED (status) ? WTERMSIG (status) : WEXITSTATUS (status));
@@ -1777,6 +1996,9 @@ main (int   argc,
            percentile_ms (s->udp_latency, 0.5), percentile_ms (s->udp_latency, 0.99),
            percentile_ms (s->udp_latency, 1.0), percentile_ms (s->tcp_latency, 0.5),
            percentile_ms (s->tcp_latency, 0.99), percentile_ms (s->tcp_latency, 1.0));
+  g_print ("#   peer-no-answer after: p50 %.0f ms, max %.0f ms (forward timeout %u s)\n",
+           percentile_ms (s->no_answer_time, 0.5), percentile_ms (s->no_answer_time, 1.0),
+           stress.forward_timeout);
   g_print ("#   silent connections closed after: p50 %.0f ms, max %.0f ms (register timeout %u s)\n",
            percentile_ms (s->silent_close_time, 0.5), percentile_ms (s->silent_close_time, 1.0),
            stress.register_timeout);
