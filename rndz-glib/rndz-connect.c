@@ -351,7 +351,7 @@ server_udp_read_cb (GSocket      *socket,
 {
   Server *server = user_data;
   ConnectOp *op = server->op;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   while (!op_is_done (op) && server->socket != NULL)
     {
@@ -382,7 +382,7 @@ op_udp_read_cb (GSocket      *socket,
                 gpointer      user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   while (!op_is_done (op))
     {
@@ -444,7 +444,7 @@ static gboolean
 op_udp_retry_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->retry, g_source_unref);
   op_udp_send_isync (op);
@@ -528,7 +528,7 @@ static gboolean
 op_tcp_peer_retry_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->peer_retry, g_source_unref);
   op_tcp_connect_peer (op);
@@ -541,7 +541,7 @@ op_tcp_peer_connected_cb (GSocket      *socket,
                           gpointer      user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   g_autoptr(GSocket) peer_socket = g_steal_pointer (&op->peer_socket);
 
   g_clear_pointer (&op->peer_attempt, rndz_connect_attempt_free);
@@ -585,7 +585,7 @@ server_tcp_message_cb (RndzChannel       *channel,
 {
   Server *server = user_data;
   ConnectOp *op = server->op;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   if (msg == NULL)
     {
@@ -617,7 +617,7 @@ server_tcp_connected_cb (GSocket      *socket,
 {
   Server *server = user_data;
   ConnectOp *op = server->op;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   g_autoptr(GSocket) connected = g_steal_pointer (&server->connecting);
   g_autoptr(GError) send_error = NULL;
   RndzMessage isync;
@@ -673,7 +673,7 @@ static gboolean
 op_timeout_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->timeout, g_source_unref);
   op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
@@ -686,7 +686,7 @@ op_cancelled_cb (GCancellable *cancellable,
                  gpointer      user_data)
 {
   ConnectOp *op = user_data;
-  g_autoptr(GTask) hold = op_hold (op);
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->cancel, g_source_unref);
   op_return_error (op, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,

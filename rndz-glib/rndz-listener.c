@@ -860,7 +860,7 @@ static gboolean
 timer_cb (gpointer user_data)
 {
   RndzListener *listener = user_data;
-  g_autoptr(RndzListener) self = listener_ref (listener);
+  g_autoptr(RndzListener) self G_GNUC_UNUSED = listener_ref (listener);
   gint64 now = g_get_monotonic_time ();
   gint64 next = G_MAXINT64;
 

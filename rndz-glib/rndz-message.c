@@ -136,6 +136,33 @@ invalid_field (GError     **error,
  * So before it sees anything, a message must be one object, with only
  * white space after it, no quote or slash outside double-quoted strings,
  * no \u0000, and at most RNDZ_MESSAGE_MAX_DEPTH levels. */
+/* json-glib 1.6 reads escapes JSON does not have: octal ones (\0 cuts a
+ * string short), and unknown ones like \q. Only JSON's escapes pass, and
+ * not \u0000. @p points at the backslash. */
+static gboolean
+escape_is_json (const char  *p,
+                gsize        left,
+                GError     **error)
+{
+  if (left >= 2 && strchr ("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0')
+    return TRUE;
+
+  if (left >= 6 && p[1] == 'u' && g_ascii_isxdigit (p[2]) && g_ascii_isxdigit (p[3]) &&
+      g_ascii_isxdigit (p[4]) && g_ascii_isxdigit (p[5]))
+    {
+      if (memcmp (p + 2, "0000", 4) != 0)
+        return TRUE;
+
+      g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                           _("Message contains a nul character"));
+      return FALSE;
+    }
+
+  g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
+                       _("Message contains an invalid escape"));
+  return FALSE;
+}
+
 static gboolean
 prescan_json (const char  *data,
               gsize        len,
@@ -158,16 +185,10 @@ prescan_json (const char  *data,
         {
           if (c == '"')
             in_string = FALSE;
+          else if (c == '\\' && !escape_is_json (data + i, len - i, error))
+            return FALSE;
           else if (c == '\\')
-            {
-              if (i + 5 < len && data[i + 1] == 'u' && memcmp (data + i + 2, "0000", 4) == 0)
-                {
-                  g_set_error_literal (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
-                                       _("Message contains a nul character"));
-                  return FALSE;
-                }
-              i++;
-            }
+            i++;
           continue;
         }
 
@@ -760,8 +781,11 @@ rndz_message_decode (RndzMessage  *msg,
   parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, data, len, &local_error))
     {
+      /* json-glib may quote the input in its message: keep it UTF-8 */
+      g_autofree char *reason = g_utf8_make_valid (local_error->message, -1);
+
       g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_JSON,
-                   _("Message is not valid JSON: %s"), local_error->message);
+                   _("Message is not valid JSON: %s"), reason);
       return FALSE;
     }
 

@@ -321,12 +321,17 @@ peer_free (Peer *peer)
 
 /* A connection is in the unregistered queue exactly when it carries no
  * registration; this is the one place that moves it in or out. */
+/* The host an address belongs to, as the per-host limits count it: an
+ * IPv4 address whole, an IPv6 one by its /64, which one host usually
+ * owns whole (as the rate limits count) */
 static RndzAddr
 host_of (const RndzAddr *addr)
 {
   RndzAddr host = *addr;
 
   host.port = 0;
+  if (host.family == 6)
+    memset (host.bytes + 8, 0, 8);
   return host;
 }
 
