@@ -61,6 +61,8 @@
 #define AUTH_WINDOW_MS (60 * 1000)
 #define AUTH_FAILURE_RATE 10
 #define REPLAY_CACHE_MAX 262144
+/* One id's share: some 30 messages a second for two minutes */
+#define REPLAY_PER_ID_MAX 4096
 #define LISTEN_BACKLOG 128
 /* Datagrams read per wake-up, so TCP connections get their turn */
 #define UDP_BATCH 64
@@ -156,8 +158,9 @@ struct _RndzServer
   GBytes *secret;
   GHashTable *keys;            /* id → GBytes */
   RndzRateLimit *auth_failures;
-  GHashTable *replay;          /* MAC → expiry, in replay_queue's order */
-  GQueue replay_queue;
+  GHashTable *replay;          /* set of the MACs of replay_queue */
+  GQueue replay_queue;         /* ReplayEntry, oldest first */
+  GHashTable *replay_per_id;   /* id → entries in the queue */
   RndzServerStats stats;
   RndzServerSendFunc send_func;
   gpointer send_data;
@@ -796,34 +799,58 @@ server_key_for (RndzServer *server,
   return NULL;
 }
 
-/* Remembers @mac until it could no longer pass the timestamp check.
- * Returns FALSE if it was seen already, or if the cache is full. */
-static gboolean
-replay_remember (RndzServer *server,
-                 const char *mac,
-                 gint64      now)
+/* A MAC seen recently, kept until it could no longer pass the timestamp
+ * check */
+typedef struct
 {
-  char *copy;
+  gint64 expiry;
+  char mac[RNDZ_MAC_HEX_LEN + 1];
+  char id[RNDZ_ID_MAX_LEN + 1];
+} ReplayEntry;
 
-  while (server->replay_queue.head != NULL)
+static void
+replay_count (RndzServer *server,
+              const char *id,
+              int         delta)
+{
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (server->replay_per_id, id)) + delta;
+
+  if (count == 0)
+    g_hash_table_remove (server->replay_per_id, id);
+  else
+    g_hash_table_insert (server->replay_per_id, g_strdup (id), GUINT_TO_POINTER (count));
+}
+
+/* Returns FALSE if @msg's MAC was seen already, or if there is no room
+ * to remember it. Each id has a share of the cache, so that a peer with
+ * a valid key can exhaust only its own. */
+static gboolean
+replay_remember (RndzServer        *server,
+                 const RndzMessage *msg,
+                 gint64             now)
+{
+  ReplayEntry *entry;
+
+  while ((entry = g_queue_peek_head (&server->replay_queue)) != NULL && entry->expiry <= now)
     {
-      char *oldest = server->replay_queue.head->data;
-      gint64 expiry = GPOINTER_TO_SIZE (g_hash_table_lookup (server->replay, oldest));
-
-      if (expiry > now)
-        break;
       g_queue_pop_head (&server->replay_queue);
-      g_hash_table_remove (server->replay, oldest);
+      g_hash_table_remove (server->replay, entry->mac);
+      replay_count (server, entry->id, -1);
+      g_free (entry);
     }
 
-  if (g_hash_table_contains (server->replay, mac) ||
-      g_hash_table_size (server->replay) >= REPLAY_CACHE_MAX)
+  if (g_hash_table_contains (server->replay, msg->mac) ||
+      g_hash_table_size (server->replay) >= REPLAY_CACHE_MAX ||
+      GPOINTER_TO_UINT (g_hash_table_lookup (server->replay_per_id, msg->id)) >= REPLAY_PER_ID_MAX)
     return FALSE;
 
-  copy = g_strdup (mac);
-  g_hash_table_insert (server->replay, copy,
-                       GSIZE_TO_POINTER (now + 2 * (gint64) AUTH_WINDOW_MS * 1000));
-  g_queue_push_tail (&server->replay_queue, copy);
+  entry = g_new (ReplayEntry, 1);
+  entry->expiry = now + 2 * (gint64) AUTH_WINDOW_MS * 1000;
+  g_strlcpy (entry->mac, msg->mac, sizeof entry->mac);
+  g_strlcpy (entry->id, msg->id, sizeof entry->id);
+  g_hash_table_add (server->replay, entry->mac);
+  g_queue_push_tail (&server->replay_queue, entry);
+  replay_count (server, msg->id, +1);
   return TRUE;
 }
 
@@ -868,7 +895,7 @@ server_authenticate (RndzServer        *server,
     why = "wrong MAC";
   else if (ABS (now_ms - msg->ts) > AUTH_WINDOW_MS)
     why = "stale timestamp";
-  else if (!replay_remember (server, msg->mac, now))
+  else if (!replay_remember (server, msg, now))
     why = "replayed";
 
   if (why == NULL)
@@ -1918,8 +1945,9 @@ rndz_server_finalize (GObject *object)
   g_hash_table_unref (server->unregistered_by_addr);
   rndz_rate_limit_free (server->requester_limit);
   rndz_rate_limit_free (server->auth_failures);
-  g_queue_clear (&server->replay_queue);
+  g_queue_clear_full (&server->replay_queue, g_free);
   g_hash_table_unref (server->replay);
+  g_hash_table_unref (server->replay_per_id);
   g_hash_table_unref (server->keys);
   g_clear_pointer (&server->secret, g_bytes_unref);
   rndz_rate_limit_free (server->target_limit);
@@ -2114,7 +2142,8 @@ rndz_server_init (RndzServer *server)
                                         (GDestroyNotify) g_bytes_unref);
   server->auth_failures = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, AUTH_FAILURE_RATE,
                                                2 * AUTH_FAILURE_RATE);
-  server->replay = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  server->replay = g_hash_table_new (g_str_hash, g_str_equal);
+  server->replay_per_id = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   server->unregistered_by_addr = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                                         (GEqualFunc) rndz_addr_equal,
                                                         g_free, NULL);

@@ -363,6 +363,40 @@ test_hijack (Fixture       *fixture,
 }
 
 static void
+test_replay_share (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  g_autoptr(GBytes) mallory_key = key_for ("mallory");
+  g_autoptr(GBytes) alice_key = key_for ("alice");
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+  guint answered = 0;
+
+  g_test_summary ("A peer with a valid key can fill only its own share of the replay "
+                  "cache (4096 messages in two minutes); others keep being heard");
+
+  for (guint i = 0; i < 4200; i++)
+    {
+      guint before = pongs (fixture);
+
+      msg = signed_ping ("mallory", mallory_key, now_ms ());
+      /* Many sources, so that no rate limit gets in the way */
+      {
+        g_autofree char *from = g_strdup_printf ("10.%u.%u.%u:1000", i >> 16, (i >> 8) & 255, i & 255);
+
+        feed (fixture, from, &msg, buf, sizeof buf);
+      }
+      answered += pongs (fixture) - before;
+    }
+  g_assert_cmpuint (answered, ==, 4096);
+
+  msg = signed_ping ("alice", alice_key, now_ms ());
+  g_array_set_size (fixture->sent, 0);
+  feed (fixture, "192.0.2.1:1000", &msg, buf, sizeof buf);
+  g_assert_cmpuint (pongs (fixture), ==, 1);
+}
+
+static void
 test_legit_under_attack (Fixture       *fixture,
                          gconstpointer  user_data)
 {
@@ -610,6 +644,7 @@ main (int   argc,
   g_test_add ("/auth/server/expired", Fixture, NULL, fixture_setup, test_expired, fixture_teardown);
   g_test_add ("/auth/server/hijack", Fixture, NULL, fixture_setup, test_hijack, fixture_teardown);
   g_test_add ("/auth/server/legit-under-attack", Fixture, NULL, fixture_setup, test_legit_under_attack, fixture_teardown);
+  g_test_add ("/auth/server/replay-share", Fixture, NULL, fixture_setup, test_replay_share, fixture_teardown);
   g_test_add_data_func ("/auth/udp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_end_to_end);
   g_test_add_data_func ("/auth/tcp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_TCP), test_end_to_end);
   g_test_add_data_func ("/auth/udp/require-auth", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_require_auth);
