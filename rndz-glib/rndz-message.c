@@ -30,6 +30,7 @@ static const char * const wire_error_names[] = {
   [RNDZ_WIRE_ERROR_PEER_NO_ANSWER] = "peer-no-answer",
   [RNDZ_WIRE_ERROR_SERVER_FULL] = "server-full",
   [RNDZ_WIRE_ERROR_BAD_REQUEST] = "bad-request",
+  [RNDZ_WIRE_ERROR_ADDRESS_FAMILY] = "address-family",
 };
 
 /* Which fields each message type carries */
@@ -1177,6 +1178,9 @@ rndz_wire_error_to_gerror (RndzWireError  code,
     case RNDZ_WIRE_ERROR_BAD_REQUEST:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_BAD_REQUEST,
                                   _("The server did not accept the request"));
+    case RNDZ_WIRE_ERROR_ADDRESS_FAMILY:
+      return g_error_new (RNDZ_ERROR, RNDZ_ERROR_ADDRESS_FAMILY,
+                          _("Peer “%s” is registered over the other IP version"), peer_id);
     case RNDZ_WIRE_ERROR_UNKNOWN:
     default:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,

@@ -665,6 +665,15 @@ handle_isync (RndzServer        *server,
       return;
     }
 
+  /* A peer knows the other only by the address the server saw: across
+   * IPv4 and IPv6 they cannot meet (through a NAT, the requester's
+   * mapping for the other version was never opened) */
+  if (target->addr.family != src->from.family)
+    {
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      return;
+    }
+
   /* The request must be large enough for the redirect that ends it */
   {
     RndzMessage redirect;

@@ -40,6 +40,9 @@ typedef enum {
  * @RNDZ_ERROR_SERVER_FULL: the server refused the registration because it
  *   serves as many peers as it may
  * @RNDZ_ERROR_BAD_REQUEST: the server did not accept a request
+ * @RNDZ_ERROR_ADDRESS_FAMILY: the peer is registered over the other IP
+ *   version (IPv4 or IPv6) than the one used to ask for it, so the two
+ *   cannot reach each other
  *
  * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
  *
@@ -55,6 +58,7 @@ typedef enum {
   RNDZ_ERROR_SERVER_UNREACHABLE,
   RNDZ_ERROR_SERVER_FULL,
   RNDZ_ERROR_BAD_REQUEST,
+  RNDZ_ERROR_ADDRESS_FAMILY,
 } RndzError;
 
 /**

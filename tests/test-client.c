@@ -1068,6 +1068,118 @@ test_hostname (Fixture       *fixture,
   result_clear (&result);
 }
 
+/* Reaches @listener_id from a client of @id through @server_addr, and
+ * checks that data gets across */
+static void
+reach_and_exchange (RndzTransport  transport,
+                    const char    *server_addr,
+                    const char    *id,
+                    RndzClient    *listener,
+                    GSocket       *listening)
+{
+  const char *servers[] = { server_addr, NULL };
+  g_autoptr(RndzClient) client = rndz_client_new (id, servers);
+  g_autoptr(GError) error = NULL;
+  Result connected = { 0 }, accepted = { 0 };
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (client, rndz_client_get_id (listener), NULL,
+                                   connect_udp_cb, &connected);
+  else
+    {
+      rndz_client_accept_async (listener, NULL, accept_cb, &accepted);
+      rndz_client_connect_tcp_async (client, rndz_client_get_id (listener), NULL,
+                                     connect_tcp_cb, &connected);
+    }
+  run_until (&connected.done, 5000);
+  g_assert_no_error (connected.error);
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      g_autofree char *hello = NULL;
+
+      g_assert_cmpint (g_socket_send (G_SOCKET (connected.object), "hello", 5, NULL, &error), ==, 5);
+      g_assert_no_error (error);
+      hello = receive_datagram (listening, NULL);
+      g_assert_cmpstr (hello, ==, "hello");
+    }
+  else
+    {
+      run_until (&accepted.done, 5000);
+      g_assert_no_error (accepted.error);
+      exchange_over_streams (stream_of (connected.object), stream_of (accepted.object));
+    }
+
+  result_clear (&connected);
+  result_clear (&accepted);
+}
+
+static void
+test_dual_stack (gconstpointer user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzServer) server = rndz_server_new ();
+  g_autoptr(GInetAddress) any = g_inet_address_new_any (G_SOCKET_FAMILY_IPV6);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (any, 0);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) dave = NULL;
+  g_autoptr(RndzClient) carol = NULL;
+  g_autoptr(GSocket) alice_socket = NULL;
+  g_autoptr(GSocket) dave_socket = NULL;
+  g_autofree char *v4 = NULL, *v6 = NULL;
+  Result mixed = { 0 };
+  gint64 start;
+
+  g_test_summary ("One server on the IPv6 any address: IPv4 peers meet IPv4 peers, IPv6 "
+                  "peers meet IPv6 peers, and a request across the two fails at once "
+                  "with ADDRESS_FAMILY");
+
+  if (!have_ipv6 ())
+    {
+      g_test_skip ("IPv6 loopback is not available");
+      return;
+    }
+
+  g_assert_true (rndz_server_listen (server, address, &error));
+  g_assert_no_error (error);
+  v4 = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server));
+  v6 = g_strdup_printf ("[::1]:%u", rndz_server_get_port (server));
+
+  {
+    const char *v4_servers[] = { v4, NULL };
+    const char *v6_servers[] = { v6, NULL };
+
+    alice = rndz_client_new ("alice", v4_servers);
+    dave = rndz_client_new ("dave", v6_servers);
+    carol = rndz_client_new ("carol", v6_servers);
+  }
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    {
+      alice_socket = listen_udp (alice);
+      dave_socket = listen_udp (dave);
+    }
+  else
+    {
+      listen_tcp (alice);
+      listen_tcp (dave);
+    }
+
+  reach_and_exchange (transport, v4, "bob", alice, alice_socket);
+  reach_and_exchange (transport, v6, "erin", dave, dave_socket);
+
+  start = g_get_monotonic_time ();
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (carol, "alice", NULL, connect_udp_cb, &mixed);
+  else
+    rndz_client_connect_tcp_async (carol, "alice", NULL, connect_tcp_cb, &mixed);
+  run_until (&mixed.done, 5000);
+  g_assert_error (mixed.error, RNDZ_ERROR, RNDZ_ERROR_ADDRESS_FAMILY);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, G_USEC_PER_SEC / 2);
+  result_clear (&mixed);
+}
+
 static void
 test_socket_receive_bytes (void)
 {
@@ -1147,6 +1259,8 @@ main (int   argc,
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
   g_test_add_func ("/client/socket-receive-bytes", test_socket_receive_bytes);
   g_test_add ("/client/udp/hostname", Fixture, &data_ipv4, fixture_setup, test_hostname, fixture_teardown);
+  g_test_add_data_func ("/client/udp/dual-stack-server", &data_udp, test_dual_stack);
+  g_test_add_data_func ("/client/tcp/dual-stack-server", &data_tcp, test_dual_stack);
 
   return g_test_run ();
 }

@@ -78,7 +78,7 @@ random_message (char  *buf,
   random_id (msg.id);
   random_id (msg.target);
   rndz_addr_parse (&msg.addr, addrs[g_test_rand_int_range (0, G_N_ELEMENTS (addrs))], NULL);
-  msg.code = g_test_rand_int_range (0, RNDZ_WIRE_ERROR_BAD_REQUEST + 1);
+  msg.code = g_test_rand_int_range (0, RNDZ_WIRE_ERROR_ADDRESS_FAMILY + 1);
   msg.auth = g_test_rand_bit ();
   if (g_test_rand_bit ())
     {

@@ -139,7 +139,7 @@ test_redirect_no_larger (Fixture       *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 99);
   g_strlcpy (msg.id, "b", sizeof msg.id);
   g_strlcpy (msg.target, "a-rather-long-peer-name-to-make-the-redirect-long", sizeof msg.target);
-  isync_len = feed (fixture, "198.51.100.2:5000", &msg, TRUE);
+  isync_len = feed (fixture, "[2001:db8:2::2]:5000", &msg, TRUE);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
   g_assert_cmpint (g_array_index (fixture->sent, Sent, 0).msg.type, ==, RNDZ_MESSAGE_FSYNC);
   server_tid = g_array_index (fixture->sent, Sent, 0).msg.tid;
