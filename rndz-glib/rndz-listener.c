@@ -440,15 +440,24 @@ punch_try (Punch *punch)
                                              punch_connected_cb, punch);
 }
 
+/* Our answer to a forwarded request: to the server, and as the punch */
+static void
+init_rsync (RndzListener      *listener,
+            const RndzMessage *fsync,
+            RndzMessage       *rsync)
+{
+  rndz_message_init (rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
+  g_strlcpy (rsync->id, rndz_client_get_id (listener->client), sizeof rsync->id);
+  g_strlcpy (rsync->target, fsync->id, sizeof rsync->target);
+}
+
 static void
 link_reply_rsync (Link              *link,
                   const RndzMessage *fsync)
 {
   RndzMessage rsync;
 
-  rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
-  g_strlcpy (rsync.id, rndz_client_get_id (link->listener->client), sizeof rsync.id);
-  g_strlcpy (rsync.target, fsync->id, sizeof rsync.target);
+  init_rsync (link->listener, fsync, &rsync);
   rndz_client_sign (link->listener->client, &rsync);
   link_send (link, &rsync);
 }
@@ -464,9 +473,7 @@ punch_udp (RndzListener      *listener,
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
 
-  rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
-  g_strlcpy (rsync.id, rndz_client_get_id (listener->client), sizeof rsync.id);
-  g_strlcpy (rsync.target, fsync->id, sizeof rsync.target);
+  init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
   to = rndz_addr_to_socket_address (&fsync->addr, listener->family);
