@@ -23,6 +23,10 @@ G_BEGIN_DECLS
 #define RNDZ_NONCE_LEN 16
 #define RNDZ_MAC_HEX_LEN 64
 #define RNDZ_KEY_MAX_LEN 1024
+/* Local addresses a peer offers besides the one the server observes */
+#define RNDZ_MAX_CANDIDATES 4
+/* A relay session's token: 128 random bits in lowercase hex */
+#define RNDZ_TOKEN_LEN 32
 
 typedef enum
 {
@@ -35,7 +39,17 @@ typedef enum
   RNDZ_MESSAGE_REDIRECT,
   RNDZ_MESSAGE_BYE,
   RNDZ_MESSAGE_ERROR,
+  RNDZ_MESSAGE_CHECK,
+  RNDZ_MESSAGE_CONFIRM,
+  RNDZ_MESSAGE_USE,
+  RNDZ_MESSAGE_RELAY,
+  RNDZ_MESSAGE_SESSION,
+  RNDZ_MESSAGE_HELLO,
+  RNDZ_MESSAGE_WAIT,
+  RNDZ_MESSAGE_READY,
 } RndzMessageType;
+
+#define RNDZ_MESSAGE_LAST RNDZ_MESSAGE_READY
 
 /* The "code" of an error message */
 typedef enum
@@ -46,6 +60,7 @@ typedef enum
   RNDZ_WIRE_ERROR_SERVER_FULL,
   RNDZ_WIRE_ERROR_BAD_REQUEST,
   RNDZ_WIRE_ERROR_ADDRESS_FAMILY,
+  RNDZ_WIRE_ERROR_NO_RELAY,
 } RndzWireError;
 
 /*
@@ -54,14 +69,30 @@ typedef enum
  * One decoded message. It lives on the stack and owns no memory; which
  * fields are set depends on @type (see doc/protocol.md):
  *
- *   ping      id
+ *   ping      id, cands (optional)
  *   pong      addr (the sender as the server sees it)
- *   isync     id (requester), target
- *   fsync     id (requester), addr (the requester as the server sees it)
+ *   isync     id (requester), target, cands (optional)
+ *   fsync     id (requester), addr (the requester as the server sees it),
+ *             cands (optional: the requester's)
  *   rsync     id (answering peer), target (requester)
- *   redirect  id (target), addr (the target as the server sees it)
+ *   redirect  id (target), addr (the target as the server sees it),
+ *             cands (optional: the target's)
  *   bye       id
  *   error     code
+ *
+ * Connectivity checks, peer to peer (doc/protocol.md, "Paths"):
+ *
+ *   check     id (requester), target
+ *   confirm   id (target), target (requester)
+ *   use       id (requester), target: TCP, the connection chosen
+ *
+ * The relay:
+ *
+ *   relay     id (requester), target: requester → server
+ *   session   id (the other peer), token, port: server → both peers
+ *   hello     id, token: peer → the relay port
+ *   wait      (nothing): the relay waits for the other peer
+ *   ready     (nothing): both peers are there, the relay forwards
  */
 typedef struct
 {
@@ -71,12 +102,16 @@ typedef struct
   char id[RNDZ_ID_MAX_LEN + 1];
   char target[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
+  RndzAddr cands[RNDZ_MAX_CANDIDATES];
+  guint n_cands;
+  char token[RNDZ_TOKEN_LEN + 1];
+  guint16 port;
 
   /* Authentication (doc/protocol.md): set by rndz_message_sign() */
   gint64 ts;                   /* milliseconds since the epoch */
   char nonce[RNDZ_NONCE_LEN + 1];
   char mac[RNDZ_MAC_HEX_LEN + 1];
-  gboolean auth;               /* fsync: the server authenticated the requester */
+  gboolean auth;               /* fsync, session: the server authenticated the requester */
 
   /* Encoding only: pad the message to at least this many bytes */
   gsize pad_to;

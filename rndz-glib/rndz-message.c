@@ -22,6 +22,14 @@ static const char * const type_names[] = {
   [RNDZ_MESSAGE_REDIRECT] = "redirect",
   [RNDZ_MESSAGE_BYE] = "bye",
   [RNDZ_MESSAGE_ERROR] = "error",
+  [RNDZ_MESSAGE_CHECK] = "check",
+  [RNDZ_MESSAGE_CONFIRM] = "confirm",
+  [RNDZ_MESSAGE_USE] = "use",
+  [RNDZ_MESSAGE_RELAY] = "relay",
+  [RNDZ_MESSAGE_SESSION] = "session",
+  [RNDZ_MESSAGE_HELLO] = "hello",
+  [RNDZ_MESSAGE_WAIT] = "wait",
+  [RNDZ_MESSAGE_READY] = "ready",
 };
 
 static const char * const wire_error_names[] = {
@@ -31,6 +39,7 @@ static const char * const wire_error_names[] = {
   [RNDZ_WIRE_ERROR_SERVER_FULL] = "server-full",
   [RNDZ_WIRE_ERROR_BAD_REQUEST] = "bad-request",
   [RNDZ_WIRE_ERROR_ADDRESS_FAMILY] = "address-family",
+  [RNDZ_WIRE_ERROR_NO_RELAY] = "no-relay",
 };
 
 /* Which fields each message type carries */
@@ -40,24 +49,35 @@ enum
   FIELD_TARGET = 1 << 1,
   FIELD_ADDR = 1 << 2,
   FIELD_CODE = 1 << 3,
+  FIELD_CAND = 1 << 4,          /* optional */
+  FIELD_TOKEN = 1 << 5,
+  FIELD_PORT = 1 << 6,
 };
 
 static const guint type_fields[] = {
   [RNDZ_MESSAGE_INVALID] = 0,
-  [RNDZ_MESSAGE_PING] = FIELD_ID,
+  [RNDZ_MESSAGE_PING] = FIELD_ID | FIELD_CAND,
   [RNDZ_MESSAGE_PONG] = FIELD_ADDR,
-  [RNDZ_MESSAGE_ISYNC] = FIELD_ID | FIELD_TARGET,
-  [RNDZ_MESSAGE_FSYNC] = FIELD_ID | FIELD_ADDR,
+  [RNDZ_MESSAGE_ISYNC] = FIELD_ID | FIELD_TARGET | FIELD_CAND,
+  [RNDZ_MESSAGE_FSYNC] = FIELD_ID | FIELD_ADDR | FIELD_CAND,
   [RNDZ_MESSAGE_RSYNC] = FIELD_ID | FIELD_TARGET,
-  [RNDZ_MESSAGE_REDIRECT] = FIELD_ID | FIELD_ADDR,
+  [RNDZ_MESSAGE_REDIRECT] = FIELD_ID | FIELD_ADDR | FIELD_CAND,
   [RNDZ_MESSAGE_BYE] = FIELD_ID,
   [RNDZ_MESSAGE_ERROR] = FIELD_CODE,
+  [RNDZ_MESSAGE_CHECK] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_CONFIRM] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_USE] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_RELAY] = FIELD_ID | FIELD_TARGET,
+  [RNDZ_MESSAGE_SESSION] = FIELD_ID | FIELD_TOKEN | FIELD_PORT,
+  [RNDZ_MESSAGE_HELLO] = FIELD_ID | FIELD_TOKEN,
+  [RNDZ_MESSAGE_WAIT] = 0,
+  [RNDZ_MESSAGE_READY] = 0,
 };
 
 const char *
 rndz_message_type_to_string (RndzMessageType type)
 {
-  if (type <= RNDZ_MESSAGE_INVALID || type > RNDZ_MESSAGE_ERROR)
+  if (type <= RNDZ_MESSAGE_INVALID || type > RNDZ_MESSAGE_LAST)
     return "invalid";
   return type_names[type];
 }
@@ -250,11 +270,15 @@ typedef enum
   KEY_TS,
   KEY_NONCE,
   KEY_MAC,
+  KEY_CAND,
+  KEY_TOKEN,
+  KEY_PORT,
   N_KEYS
 } Key;
 
 static const char * const key_names[N_KEYS] = {
   "v", "type", "tid", "id", "target", "addr", "code", "auth", "ts", "nonce", "mac",
+  "cand", "token", "port",
 };
 
 typedef enum
@@ -268,7 +292,7 @@ typedef enum
 
 /* Longest string the fast path keeps for a known member: longer ones are
  * invalid anyway, and json-glib gets to say so. */
-#define FAST_STRING_MAX 128
+#define FAST_STRING_MAX 256
 
 typedef struct
 {
@@ -344,6 +368,54 @@ is_lower_hex (const char *text,
   return TRUE;
 }
 
+/* Candidates: one to RNDZ_MAX_CANDIDATES addresses, separated by single
+ * spaces */
+static gboolean
+decode_cands (RndzMessage *msg,
+              const char  *text)
+{
+  const char *p = text;
+
+  if (text == NULL)
+    return FALSE;
+
+  for (;;)
+    {
+      const char *end = strchr (p, ' ');
+      char addr[RNDZ_ADDR_STRLEN];
+      gsize len = end != NULL ? (gsize) (end - p) : strlen (p);
+
+      if (msg->n_cands == RNDZ_MAX_CANDIDATES || len == 0 || len >= sizeof addr)
+        return FALSE;
+      memcpy (addr, p, len);
+      addr[len] = '\0';
+      if (!rndz_addr_parse (&msg->cands[msg->n_cands], addr, NULL))
+        return FALSE;
+      msg->n_cands++;
+
+      if (end == NULL)
+        return TRUE;
+      p = end + 1;
+    }
+}
+
+/* The candidates as they are written on the wire */
+static char *
+format_cands (const RndzMessage *msg,
+              char               out[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN])
+{
+  out[0] = '\0';
+  for (guint i = 0; i < msg->n_cands && i < RNDZ_MAX_CANDIDATES; i++)
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+
+      if (i > 0)
+        strcat (out, " ");
+      strcat (out, rndz_addr_format (&msg->cands[i], addr));
+    }
+  return out;
+}
+
 /* The optional authentication fields: all three or none */
 static gboolean
 decode_auth (RndzMessage   *msg,
@@ -355,7 +427,8 @@ decode_auth (RndzMessage   *msg,
   const char *nonce, *mac;
   gint64 ts;
 
-  if (msg->type == RNDZ_MESSAGE_FSYNC && auth->kind != VALUE_ABSENT)
+  if ((msg->type == RNDZ_MESSAGE_FSYNC || msg->type == RNDZ_MESSAGE_SESSION) &&
+      auth->kind != VALUE_ABSENT)
     {
       if (auth->kind != VALUE_BOOL)
         return invalid_field (error, type_name, "auth");
@@ -442,6 +515,27 @@ decode_fields (RndzMessage   *msg,
       if (text == NULL)
         return invalid_field (error, type_name, "code");
       msg->code = wire_error_from_string (text);
+    }
+
+  if ((members & FIELD_CAND) && fields->values[KEY_CAND].kind != VALUE_ABSENT &&
+      !decode_cands (msg, get_string (fields, KEY_CAND)))
+    return invalid_field (error, type_name, "cand");
+
+  if (members & FIELD_TOKEN)
+    {
+      text = get_string (fields, KEY_TOKEN);
+      if (text == NULL || !is_lower_hex (text, RNDZ_TOKEN_LEN))
+        return invalid_field (error, type_name, "token");
+      g_strlcpy (msg->token, text, sizeof msg->token);
+    }
+
+  if (members & FIELD_PORT)
+    {
+      gint64 port = get_uint (fields, KEY_PORT, G_MAXUINT16);
+
+      if (port <= 0)
+        return invalid_field (error, type_name, "port");
+      msg->port = port;
     }
 
   return decode_auth (msg, fields, type_name, error);
@@ -907,7 +1001,7 @@ rndz_message_encode (const RndzMessage *msg,
   guint fields;
 
   g_return_val_if_fail (msg->type > RNDZ_MESSAGE_INVALID &&
-                        msg->type <= RNDZ_MESSAGE_ERROR, 0);
+                        msg->type <= RNDZ_MESSAGE_LAST, 0);
 
   fields = type_fields[msg->type];
 
@@ -929,7 +1023,19 @@ rndz_message_encode (const RndzMessage *msg,
     }
   if (fields & FIELD_CODE)
     put_member (&w, "code", wire_error_names[msg->code]);
-  if (msg->type == RNDZ_MESSAGE_FSYNC && msg->auth)
+  if ((fields & FIELD_CAND) && msg->n_cands > 0)
+    {
+      char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
+      put_member (&w, "cand", format_cands (msg, cands));
+    }
+  if (fields & FIELD_TOKEN)
+    put_member (&w, "token", msg->token);
+  if (fields & FIELD_PORT)
+    {
+      put_str (&w, ",\"port\":");
+      put_number (&w, msg->port);
+    }
+  if ((msg->type == RNDZ_MESSAGE_FSYNC || msg->type == RNDZ_MESSAGE_SESSION) && msg->auth)
     put_str (&w, ",\"auth\":true");
   if (msg->mac[0] != '\0')
     {
@@ -1072,6 +1178,16 @@ compute_mac (const RndzMessage *msg,
       g_hmac_update (hmac, (const guchar *) part, strlen (part));
     }
 
+  /* Candidates, when there are, are a ninth part */
+  if ((fields & FIELD_CAND) && msg->n_cands > 0)
+    {
+      char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
+
+      g_hmac_update (hmac, (const guchar *) "", 1);
+      format_cands (msg, cands);
+      g_hmac_update (hmac, (const guchar *) cands, strlen (cands));
+    }
+
   return g_strdup (g_hmac_get_string (hmac));
 }
 
@@ -1146,6 +1262,16 @@ rndz_message_max_reply_size (const RndzMessage *request)
     case RNDZ_MESSAGE_ISYNC:
       reply.type = RNDZ_MESSAGE_REDIRECT;
       g_strlcpy (reply.id, request->target, sizeof reply.id);
+      /* With as many of the longest candidates as there may be */
+      reply.n_cands = RNDZ_MAX_CANDIDATES;
+      for (guint i = 0; i < RNDZ_MAX_CANDIDATES; i++)
+        reply.cands[i] = reply.addr;
+      break;
+    case RNDZ_MESSAGE_RELAY:
+      reply.type = RNDZ_MESSAGE_SESSION;
+      g_strlcpy (reply.id, request->target, sizeof reply.id);
+      memset (reply.token, 'f', RNDZ_TOKEN_LEN);
+      reply.port = G_MAXUINT16;
       break;
     default:
       return size;
@@ -1181,6 +1307,9 @@ rndz_wire_error_to_gerror (RndzWireError  code,
     case RNDZ_WIRE_ERROR_ADDRESS_FAMILY:
       return g_error_new (RNDZ_ERROR, RNDZ_ERROR_ADDRESS_FAMILY,
                           _("Peer “%s” is registered over the other IP version"), peer_id);
+    case RNDZ_WIRE_ERROR_NO_RELAY:
+      return g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
+                          _("No path to peer “%s” works, and the server does not relay"), peer_id);
     case RNDZ_WIRE_ERROR_UNKNOWN:
     default:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,

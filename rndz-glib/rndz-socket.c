@@ -5,7 +5,7 @@
 
 #include "config.h"
 
-#include "rndz-socket.h"
+#include "rndz-socket-private.h"
 
 /**
  * rndz_socket_receive_bytes:
@@ -53,4 +53,52 @@ rndz_socket_receive_bytes (GSocket         *socket,
 
   buf = g_realloc (buf, MAX (n, 1));
   return g_bytes_new_take (g_steal_pointer (&buf), n);
+}
+
+static GQuark
+path_quark (void)
+{
+  static GQuark quark;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("rndz-path");
+  return quark;
+}
+
+/*
+ * rndz_socket_set_path:
+ *
+ * Records how @socket reaches its peer, for rndz_socket_get_path().
+ */
+void
+rndz_socket_set_path (GSocket  *socket,
+                      RndzPath  path)
+{
+  g_object_set_qdata (G_OBJECT (socket), path_quark (), GUINT_TO_POINTER (path));
+}
+
+/**
+ * rndz_socket_get_path:
+ * @socket: a #GSocket
+ *
+ * Tells how a socket that [class@Rndz.Client] made reaches its peer:
+ * directly, over a shared local network, or through the server's relay.
+ * For a #GSocketConnection, pass g_socket_connection_get_socket().
+ *
+ * The sockets of [method@Rndz.Client.connect_udp],
+ * [method@Rndz.Client.connect_tcp], [method@Rndz.Client.accept] and of the
+ * [signal@Rndz.Client::peer-relayed] signal know their path; any other
+ * socket, the listening one of [method@Rndz.Client.listen_udp] included,
+ * is %RNDZ_PATH_UNKNOWN.
+ *
+ * Returns: the path
+ *
+ * Since: 1.0
+ */
+RndzPath
+rndz_socket_get_path (GSocket *socket)
+{
+  g_return_val_if_fail (G_IS_SOCKET (socket), RNDZ_PATH_UNKNOWN);
+
+  return GPOINTER_TO_UINT (g_object_get_qdata (G_OBJECT (socket), path_quark ()));
 }

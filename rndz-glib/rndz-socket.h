@@ -10,7 +10,7 @@
 #endif
 
 #include <gio/gio.h>
-#include <rndz-glib/rndz-version-macros.h>
+#include <rndz-glib/rndz-types.h>
 
 G_BEGIN_DECLS
 
@@ -20,5 +20,8 @@ GBytes *rndz_socket_receive_bytes (GSocket         *socket,
                                    GSocketAddress **address,
                                    GCancellable    *cancellable,
                                    GError         **error);
+
+RNDZ_AVAILABLE_IN_1_0
+RndzPath rndz_socket_get_path      (GSocket         *socket);
 
 G_END_DECLS

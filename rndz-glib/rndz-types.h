@@ -29,6 +29,28 @@ typedef enum {
 } RndzTransport;
 
 /**
+ * RndzPath:
+ * @RNDZ_PATH_UNKNOWN: the socket was not made by rndz-glib
+ * @RNDZ_PATH_DIRECT: straight to the peer, at the address the server
+ *   observed for it (or one its NAT showed to us)
+ * @RNDZ_PATH_LOCAL: straight to the peer, at one of the local addresses it
+ *   announced: the two peers share a network
+ * @RNDZ_PATH_RELAYED: through the rendezvous server's relay, because no
+ *   direct path worked
+ *
+ * How a socket or connection made by [class@Rndz.Client] reaches its
+ * peer; see [func@Rndz.socket_get_path].
+ *
+ * Since: 1.0
+ */
+typedef enum {
+  RNDZ_PATH_UNKNOWN,
+  RNDZ_PATH_DIRECT,
+  RNDZ_PATH_LOCAL,
+  RNDZ_PATH_RELAYED,
+} RndzPath;
+
+/**
  * RndzError:
  * @RNDZ_ERROR_FAILED: a generic failure
  * @RNDZ_ERROR_PEER_NOT_FOUND: no peer with the requested id is registered
@@ -43,6 +65,9 @@ typedef enum {
  * @RNDZ_ERROR_ADDRESS_FAMILY: the peer is registered over the other IP
  *   version (IPv4 or IPv6) than the one used to ask for it, so the two
  *   cannot reach each other
+ * @RNDZ_ERROR_NO_PATH: the peer answered, but no direct path between the
+ *   two peers works, and no server offers to relay them (or the client's
+ *   [property@Rndz.Client:relay] is off). Since: 1.0
  *
  * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
  *
@@ -59,6 +84,7 @@ typedef enum {
   RNDZ_ERROR_SERVER_FULL,
   RNDZ_ERROR_BAD_REQUEST,
   RNDZ_ERROR_ADDRESS_FAMILY,
+  RNDZ_ERROR_NO_PATH,
 } RndzError;
 
 /**

@@ -356,7 +356,7 @@ test_encode_invalid_type (void)
   g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), ==, 0);
   g_test_assert_expected_messages ();
 
-  rndz_message_init (&msg, RNDZ_MESSAGE_ERROR + 1, 1);
+  rndz_message_init (&msg, RNDZ_MESSAGE_LAST + 1, 1);
   g_test_expect_message ("Rndz", G_LOG_LEVEL_CRITICAL, "*msg->type*");
   g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), ==, 0);
   g_test_assert_expected_messages ();
@@ -457,6 +457,10 @@ test_max_reply_size (void)
       rndz_message_init (&reply, RNDZ_MESSAGE_REDIRECT, G_MAXUINT32);
       g_strlcpy (reply.id, targets[i], sizeof reply.id);
       reply.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+      /* with the target's candidates, as many and as long as can be */
+      reply.n_cands = RNDZ_MAX_CANDIDATES;
+      for (guint c = 0; c < RNDZ_MAX_CANDIDATES; c++)
+        reply.cands[c] = reply.addr;
       redirect_len = rndz_message_encode (&reply, buf, sizeof buf);
       g_assert_cmpuint (redirect_len, ==, max);
 
@@ -486,7 +490,7 @@ test_type_names (void)
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_BYE), ==, "bye");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_ERROR), ==, "error");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_INVALID), ==, "invalid");
-  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_ERROR + 1), ==, "invalid");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_LAST + 1), ==, "invalid");
 }
 
 static void
@@ -1407,17 +1411,17 @@ static const MalformedCase malformed_cases[] = {
   { "v-object", "{\"v\":{},\"type\":\"ping\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
   { "v-too-big", "{\"v\":2147483648,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
   { "version-0", "{\"v\":0,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION },
-  { "version-0-unknown-type", "{\"v\":0,\"type\":\"hello\"}", -1, RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION },
+  { "version-0-unknown-type", "{\"v\":0,\"type\":\"greet\"}", -1, RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION },
   { "empty-object", "{}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
-  { "unknown-type-without-v", "{\"type\":\"hello\",\"tid\":1}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
+  { "unknown-type-without-v", "{\"type\":\"greet\",\"tid\":1}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
 
   /* type */
   { "type-missing", "{\"v\":1,\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
   { "type-number", "{\"v\":1,\"type\":1,\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
   { "type-null", "{\"v\":1,\"type\":null,\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
   { "type-array", "{\"v\":1,\"type\":[\"ping\"],\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_INVALID_FIELD },
-  { "type-unknown", "{\"v\":1,\"type\":\"hello\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
-  { "type-unknown-alone", "{\"v\":1,\"type\":\"hello\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
+  { "type-unknown", "{\"v\":1,\"type\":\"greet\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
+  { "type-unknown-alone", "{\"v\":1,\"type\":\"greet\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
   { "type-uppercase", "{\"v\":1,\"type\":\"PING\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
   { "type-empty", "{\"v\":1,\"type\":\"\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
   { "type-invalid", "{\"v\":1,\"type\":\"invalid\",\"tid\":7,\"id\":\"alice\"}", -1, RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
@@ -1970,7 +1974,7 @@ static const FieldValue code_values[] = {
 
 static const char *type_values[] = {
   NULL, "\"ping\"", "\"pong\"", "\"isync\"", "\"fsync\"", "\"rsync\"", "\"redirect\"",
-  "\"bye\"", "\"error\"", "\"hello\"", "7",
+  "\"bye\"", "\"error\"", "\"greet\"", "7",
 };
 
 static const FieldValue *
