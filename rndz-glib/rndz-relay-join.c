@@ -443,7 +443,7 @@ op_timeout_cb (gpointer user_data)
 
   g_clear_pointer (&op->timeout, g_source_unref);
   op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                    op->waiting ? _("Timed out waiting for the peer at the relay at %s")
+                                    op->waiting ? _("The peer did not join the relay at %s in time")
                                                 : _("Timed out joining the relay at %s"),
                                     rndz_addr_format (&op->relay, text)));
   return G_SOURCE_REMOVE;
