@@ -353,15 +353,15 @@ op_tcp_answer_cb (GObject      *source,
       return;
     }
 
+  /* Unlike over UDP, the tid is not checked: nothing but the relay can
+   * write on this connection, and the hello was the only thing sent on
+   * it */
   if (op_is_done (op))
     op_close_socket (op);
   else if (msg.type != RNDZ_MESSAGE_READY)
     op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_FAILED,
                                       _("The relay answered “%s” instead of “ready”"),
                                       rndz_message_type_to_string (msg.type)));
-  else if (msg.tid != op->tid)
-    op_return_error (op, g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,
-                                              _("The relay’s answer does not match the request")));
   else
     {
       /* Like the connections rndz_client_connect_tcp() returns */

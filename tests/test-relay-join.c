@@ -824,20 +824,19 @@ typedef struct
   gsize raw_len;
   const char *payload;
   RndzMessageType type;
-  guint32 tid_offset;
   gboolean protocol_error;       /* else RNDZ_ERROR */
   gint code;
 } BadAnswer;
 
 static const BadAnswer bad_answers[] = {
-  { "too-large", "\xff\xff{", 3, NULL, 0, 0, TRUE, RNDZ_PROTOCOL_ERROR_TOO_LARGE },
-  { "empty", "\0\0", 2, NULL, 0, 0, TRUE, RNDZ_PROTOCOL_ERROR_TRUNCATED },
-  { "not-json", NULL, 0, "hello", 0, 0, TRUE, RNDZ_PROTOCOL_ERROR_INVALID_JSON },
-  { "not-utf8", NULL, 0, "\xff\xfe\xfd", 0, 0, TRUE, RNDZ_PROTOCOL_ERROR_INVALID_ENCODING },
-  { "unknown-type", NULL, 0, "{\"v\":1,\"type\":\"greet\",\"tid\":7}", 0, 0, TRUE,
+  { "too-large", "\xff\xff{", 3, NULL, 0, TRUE, RNDZ_PROTOCOL_ERROR_TOO_LARGE },
+  { "empty", "\0\0", 2, NULL, 0, TRUE, RNDZ_PROTOCOL_ERROR_TRUNCATED },
+  { "not-json", NULL, 0, "hello", 0, TRUE, RNDZ_PROTOCOL_ERROR_INVALID_JSON },
+  { "not-utf8", NULL, 0, "\xff\xfe\xfd", 0, TRUE, RNDZ_PROTOCOL_ERROR_INVALID_ENCODING },
+  { "unknown-type", NULL, 0, "{\"v\":1,\"type\":\"greet\",\"tid\":7}", 0, TRUE,
     RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE },
-  { "wait", NULL, 0, NULL, RNDZ_MESSAGE_WAIT, 0, FALSE, RNDZ_ERROR_FAILED },
-  { "ready-other-tid", NULL, 0, NULL, RNDZ_MESSAGE_READY, 1, FALSE, RNDZ_ERROR_FAILED },
+  { "wait", NULL, 0, NULL, RNDZ_MESSAGE_WAIT, FALSE, RNDZ_ERROR_FAILED },
+  { "error", NULL, 0, NULL, RNDZ_MESSAGE_ERROR, FALSE, RNDZ_ERROR_FAILED },
 };
 
 static void
@@ -863,7 +862,7 @@ send_bad_answer (GSocket           *connection,
       len += RNDZ_FRAME_HEADER_SIZE;
     }
   else
-    len = encode_frame (bad->type, hello->tid + bad->tid_offset, frame, sizeof frame);
+    len = encode_frame (bad->type, hello->tid, frame, sizeof frame);
 
   send_all (connection, frame, len);
 }
