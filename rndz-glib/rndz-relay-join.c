@@ -347,7 +347,8 @@ op_tcp_answer_cb (GObject      *source,
                                                   _("The relay closed the connection before the session was ready")));
       else
         {
-          g_prefix_error (&error, _("Invalid answer from the relay: "));
+          if (error->domain == RNDZ_PROTOCOL_ERROR)
+            g_prefix_error (&error, _("Invalid answer from the relay: "));
           op_return_error (op, g_steal_pointer (&error));
         }
       return;
