@@ -35,6 +35,12 @@ assert_messages_equal (const RndzMessage *a,
   g_assert_cmpuint (a->addr.family, ==, b->addr.family);
   g_assert_cmpuint (a->addr.port, ==, b->addr.port);
   g_assert_cmpmem (a->addr.bytes, sizeof a->addr.bytes, b->addr.bytes, sizeof b->addr.bytes);
+  g_assert_cmpuint (a->n_cands, ==, b->n_cands);
+  for (guint i = 0; i < a->n_cands && i < RNDZ_MAX_CANDIDATES; i++)
+    g_assert_true (rndz_addr_equal (&a->cands[i], &b->cands[i]));
+  g_assert_cmpstr (a->token, ==, b->token);
+  g_assert_cmpuint (a->port, ==, b->port);
+  g_assert_cmpint (a->auth, ==, b->auth);
 }
 
 static void
@@ -81,6 +87,41 @@ addr_from_string (const char *text)
   return addr;
 }
 
+/* Sets the candidates of @msg from their wire form: addresses separated
+ * by single spaces */
+static void
+set_cands (RndzMessage *msg,
+           const char  *list)
+{
+  g_auto(GStrv) parts = g_strsplit (list, " ", -1);
+
+  msg->n_cands = 0;
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      g_assert_cmpuint (msg->n_cands, <, RNDZ_MAX_CANDIDATES);
+      msg->cands[msg->n_cands++] = addr_from_string (parts[i]);
+    }
+}
+
+/* Decodes @json and checks that it fails with INVALID_FIELD naming
+ * @field */
+static void
+assert_invalid_field (const char *json,
+                      const char *field)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *quoted = g_strdup_printf ("“%s”", field);
+  RndzMessage msg;
+  gboolean ok;
+
+  ok = rndz_message_decode (&msg, json, strlen (json), DEFAULT_MAX, &error);
+  g_assert_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD);
+  g_assert_false (ok);
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_INVALID);
+  if (strstr (error->message, quoted) == NULL)
+    g_error ("“%s” failed on another field than %s: %s", json, quoted, error->message);
+}
+
 /* A string of @n copies of @unit */
 static char *
 repeat (const char *unit,
@@ -109,7 +150,16 @@ typedef struct
   const char *addr;
   RndzWireError code;
   const char *json;
+  /* Fields of the candidates and the relay */
+  const char *cand;    /* the wire form, or NULL for none */
+  const char *token;
+  guint16 port;
+  gboolean auth;
 } MessageCase;
+
+#define TOKEN "5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c1"
+#define LONGEST_ADDR "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+#define LONGEST_CANDS LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR
 
 static const MessageCase message_cases[] = {
   /* The examples of doc/protocol.md */
@@ -168,6 +218,82 @@ static const MessageCase message_cases[] = {
     "0123456789012345678901234567890123456789012345678901234567890123", NULL, 0,
     "{\"v\":1,\"type\":\"isync\",\"tid\":13,\"id\":\"😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀\","
     "\"target\":\"0123456789012345678901234567890123456789012345678901234567890123\"}" },
+
+  /* Candidates: the examples of doc/protocol.md, then the limits */
+  { .name = "ping-cand", .type = RNDZ_MESSAGE_PING, .tid = 7, .id = "alice",
+    .cand = "192.168.1.20:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"cand\":\"192.168.1.20:4000\"}" },
+  { .name = "isync-cand", .type = RNDZ_MESSAGE_ISYNC, .tid = 42, .id = "bob", .target = "alice",
+    .cand = "192.168.1.30:51000",
+    .json = "{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+            "\"cand\":\"192.168.1.30:51000\"}" },
+  { .name = "fsync-cand", .type = RNDZ_MESSAGE_FSYNC, .tid = 3141592653u, .id = "bob",
+    .addr = "203.0.113.9:51000", .cand = "192.168.1.30:51000",
+    .json = "{\"v\":1,\"type\":\"fsync\",\"tid\":3141592653,\"id\":\"bob\","
+            "\"addr\":\"203.0.113.9:51000\",\"cand\":\"192.168.1.30:51000\"}" },
+  { .name = "fsync-cand-auth", .type = RNDZ_MESSAGE_FSYNC, .tid = 3141592653u, .id = "bob",
+    .addr = "203.0.113.9:51000", .cand = "192.168.1.30:51000", .auth = TRUE,
+    .json = "{\"v\":1,\"type\":\"fsync\",\"tid\":3141592653,\"id\":\"bob\","
+            "\"addr\":\"203.0.113.9:51000\",\"cand\":\"192.168.1.30:51000\",\"auth\":true}" },
+  { .name = "redirect-cand", .type = RNDZ_MESSAGE_REDIRECT, .tid = 42, .id = "alice",
+    .addr = "198.51.100.7:4000", .cand = "192.168.1.20:4000",
+    .json = "{\"v\":1,\"type\":\"redirect\",\"tid\":42,\"id\":\"alice\","
+            "\"addr\":\"198.51.100.7:4000\",\"cand\":\"192.168.1.20:4000\"}" },
+  { .name = "ping-cand-ipv6", .type = RNDZ_MESSAGE_PING, .tid = 8, .id = "alice",
+    .cand = "[2001:db8:1::20]:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":8,\"id\":\"alice\",\"cand\":\"[2001:db8:1::20]:4000\"}" },
+  { .name = "ping-cand-4-ipv4", .type = RNDZ_MESSAGE_PING, .tid = 9, .id = "alice",
+    .cand = "192.168.1.20:4000 10.0.0.5:4000 172.16.3.4:4000 100.64.0.9:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":9,\"id\":\"alice\","
+            "\"cand\":\"192.168.1.20:4000 10.0.0.5:4000 172.16.3.4:4000 100.64.0.9:4000\"}" },
+  { .name = "isync-cand-4-ipv6", .type = RNDZ_MESSAGE_ISYNC, .tid = 43, .id = "bob", .target = "alice",
+    .cand = "[2001:db8:1::30]:1 [fd00::30]:51000 [2001:db8:2::1:30]:65535 [::1:2:3:4]:80",
+    .json = "{\"v\":1,\"type\":\"isync\",\"tid\":43,\"id\":\"bob\",\"target\":\"alice\","
+            "\"cand\":\"[2001:db8:1::30]:1 [fd00::30]:51000 [2001:db8:2::1:30]:65535 [::1:2:3:4]:80\"}" },
+  { .name = "redirect-cand-4-longest", .type = RNDZ_MESSAGE_REDIRECT, .tid = G_MAXUINT32, .id = "alice",
+    .addr = LONGEST_ADDR, .cand = LONGEST_CANDS,
+    .json = "{\"v\":1,\"type\":\"redirect\",\"tid\":4294967295,\"id\":\"alice\","
+            "\"addr\":\"" LONGEST_ADDR "\",\"cand\":\"" LONGEST_CANDS "\"}" },
+
+  /* Connectivity checks */
+  { .name = "check", .type = RNDZ_MESSAGE_CHECK, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"check\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+  { .name = "confirm", .type = RNDZ_MESSAGE_CONFIRM, .tid = 42, .id = "alice", .target = "bob",
+    .json = "{\"v\":1,\"type\":\"confirm\",\"tid\":42,\"id\":\"alice\",\"target\":\"bob\"}" },
+  { .name = "use", .type = RNDZ_MESSAGE_USE, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"use\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+
+  /* The relay */
+  { .name = "relay", .type = RNDZ_MESSAGE_RELAY, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+  { .name = "session", .type = RNDZ_MESSAGE_SESSION, .tid = 42, .id = "alice", .token = TOKEN,
+    .port = 8889,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":42,\"id\":\"alice\","
+            "\"token\":\"" TOKEN "\",\"port\":8889}" },
+  { .name = "session-auth", .type = RNDZ_MESSAGE_SESSION, .tid = 3141592654u, .id = "bob",
+    .token = TOKEN, .port = 8889, .auth = TRUE,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":3141592654,\"id\":\"bob\","
+            "\"token\":\"" TOKEN "\",\"port\":8889,\"auth\":true}" },
+  { .name = "session-port-1", .type = RNDZ_MESSAGE_SESSION, .tid = 0, .id = "a",
+    .token = "00000000000000000000000000000000", .port = 1,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":0,\"id\":\"a\","
+            "\"token\":\"00000000000000000000000000000000\",\"port\":1}" },
+  { .name = "session-longest", .type = RNDZ_MESSAGE_SESSION, .tid = G_MAXUINT32, .id = "a\"b",
+    .token = "ffffffffffffffffffffffffffffffff", .port = 65535,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":4294967295,\"id\":\"a\\\"b\","
+            "\"token\":\"ffffffffffffffffffffffffffffffff\",\"port\":65535}" },
+  { .name = "hello", .type = RNDZ_MESSAGE_HELLO, .tid = 2718281828u, .id = "bob", .token = TOKEN,
+    .json = "{\"v\":1,\"type\":\"hello\",\"tid\":2718281828,\"id\":\"bob\","
+            "\"token\":\"" TOKEN "\"}" },
+  { .name = "wait", .type = RNDZ_MESSAGE_WAIT, .tid = 2718281828u,
+    .json = "{\"v\":1,\"type\":\"wait\",\"tid\":2718281828}" },
+  { .name = "ready", .type = RNDZ_MESSAGE_READY, .tid = 2718281828u,
+    .json = "{\"v\":1,\"type\":\"ready\",\"tid\":2718281828}" },
+  { .name = "error-no-relay", .type = RNDZ_MESSAGE_ERROR, .tid = 42, .code = RNDZ_WIRE_ERROR_NO_RELAY,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"no-relay\"}" },
+  { .name = "error-address-family", .type = RNDZ_MESSAGE_ERROR, .tid = 42,
+    .code = RNDZ_WIRE_ERROR_ADDRESS_FAMILY,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"address-family\"}" },
 };
 
 static void
@@ -182,6 +308,12 @@ message_from_case (RndzMessage       *msg,
   if (c->addr != NULL)
     msg->addr = addr_from_string (c->addr);
   msg->code = c->code;
+  if (c->cand != NULL)
+    set_cands (msg, c->cand);
+  if (c->token != NULL)
+    g_strlcpy (msg->token, c->token, sizeof msg->token);
+  msg->port = c->port;
+  msg->auth = c->auth;
 }
 
 static void
@@ -193,7 +325,8 @@ test_encode (gconstpointer data)
   gsize len;
 
   g_test_summary ("A message encodes to the exact JSON of doc/protocol.md: "
-                  "fields in the order v, type, tid, id, target, addr, code");
+                  "fields in the order v, type, tid, id, target, addr, code, "
+                  "cand, token, port, auth");
 
   message_from_case (&msg, c);
   len = rndz_message_encode (&msg, buf, sizeof buf);
@@ -1804,10 +1937,14 @@ decode_checked (const char *data,
   /* Whatever was accepted is a valid message that survives a round trip */
   g_assert_no_error (error);
   g_assert_cmpint (msg.type, >, RNDZ_MESSAGE_INVALID);
-  g_assert_cmpint (msg.type, <=, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (msg.type, <=, RNDZ_MESSAGE_LAST);
   g_assert_true (msg.id[0] == '\0' || rndz_id_is_valid (msg.id, -1));
   g_assert_true (msg.target[0] == '\0' || rndz_id_is_valid (msg.target, -1));
   g_assert_true (msg.addr.family == 0 || msg.addr.port != 0);
+  g_assert_cmpuint (msg.n_cands, <=, RNDZ_MAX_CANDIDATES);
+  for (guint i = 0; i < msg.n_cands; i++)
+    g_assert_cmpuint (msg.cands[i].port, !=, 0);
+  g_assert_true (msg.token[0] == '\0' || strlen (msg.token) == RNDZ_TOKEN_LEN);
 
   enc_len = rndz_message_encode (&msg, buf, sizeof buf);
   g_assert_cmpuint (enc_len, >, 0);
@@ -1910,6 +2047,12 @@ test_fuzz_mutations (void)
   g_ptr_array_add (corpus, g_strdup (PING_HEAD ",\"id\":\"a\",\"x\":[[[[[[[1]]]]]]],\"y\":{\"z\":\"[\\\"\"}}"));
   g_ptr_array_add (corpus, g_strdup ("{\"v\":2,\"type\":\"fsync\",\"tid\":1,\"id\":\"b\\u00e9\","
                                      "\"addr\":\"[::ffff:10.0.0.1]:9\",\"extra\":[1.5,-2,true,null]}"));
+  g_ptr_array_add (corpus, g_strdup ("{\"v\":1,\"type\":\"redirect\",\"tid\":5,\"id\":\"a\","
+                                     "\"addr\":\"[::ffff:10.0.0.1]:9\",\"cand\":\"[::ffff:10.0.0.2]:9 "
+                                     "[2001:DB8:0:0::1]:9 10.0.0.3:9\",\"auth\":true}"));
+  g_ptr_array_add (corpus, g_strdup ("{\"v\":1,\"type\":\"session\",\"tid\":5,\"id\":\"a\","
+                                     "\"token\":\"" TOKEN "\",\"port\":65535,\"auth\":false,"
+                                     "\"cand\":\"x\"}"));
 
   for (guint i = 0; i < iterations; i++)
     {
