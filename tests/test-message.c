@@ -2726,56 +2726,167 @@ static const FieldValue code_values[] = {
   { "\"whatever\"", TRUE }, { "\"\"", TRUE }, { "3", FALSE }, { "null", FALSE },
 };
 
-static const char *type_values[] = {
-  NULL, "\"ping\"", "\"pong\"", "\"isync\"", "\"fsync\"", "\"rsync\"", "\"redirect\"",
-  "\"bye\"", "\"error\"", "\"greet\"", "7",
+static const FieldValue cand_values[] = {
+  { NULL, TRUE }, { "\"192.168.1.20:4000\"", TRUE }, { "\"[fd00::20]:4000 10.0.0.1:1\"", TRUE },
+  { "\"" LONGEST_CANDS "\"", TRUE }, { "\"[::ffff:1.2.3.4]:5 1.2.3.4:5\"", TRUE },
+  { "\"\"", FALSE }, { "\"1.2.3.4:5 \"", FALSE }, { "\"1.2.3.4:5  1.2.3.4:6\"", FALSE },
+  { "\"1.2.3.4:1 1.2.3.4:2 1.2.3.4:3 1.2.3.4:4 1.2.3.4:5\"", FALSE }, { "\"host:80\"", FALSE },
+  { "\"1.2.3.4:0\"", FALSE }, { "7", FALSE }, { "null", FALSE },
+};
+static const FieldValue token_values[] = {
+  { NULL, FALSE }, { "\"" TOKEN "\"", TRUE }, { "\"00000000000000000000000000000000\"", TRUE },
+  { "\"5F1C0A9E3B7D42E8A6C4F0B2D9E8A7C1\"", FALSE }, { "\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c\"", FALSE },
+  { "\"\"", FALSE }, { "1", FALSE },
+};
+static const FieldValue port_values[] = {
+  { NULL, FALSE }, { "1", TRUE }, { "8889", TRUE }, { "65535", TRUE }, { "0", FALSE },
+  { "65536", FALSE }, { "\"80\"", FALSE }, { "80.0", FALSE }, { "-1", FALSE },
+};
+static const FieldValue auth_values[] = {
+  { NULL, TRUE }, { "true", TRUE }, { "false", TRUE }, { "\"true\"", FALSE }, { "1", FALSE },
+  { "null", FALSE },
 };
 
+/* Every type, then a missing type, an unknown one, and one that is not a
+ * string */
+static const struct {
+  const char *json;
+  RndzMessageType type;
+} type_values[] = {
+  { "\"ping\"", RNDZ_MESSAGE_PING }, { "\"pong\"", RNDZ_MESSAGE_PONG },
+  { "\"isync\"", RNDZ_MESSAGE_ISYNC }, { "\"fsync\"", RNDZ_MESSAGE_FSYNC },
+  { "\"rsync\"", RNDZ_MESSAGE_RSYNC }, { "\"redirect\"", RNDZ_MESSAGE_REDIRECT },
+  { "\"bye\"", RNDZ_MESSAGE_BYE }, { "\"error\"", RNDZ_MESSAGE_ERROR },
+  { "\"check\"", RNDZ_MESSAGE_CHECK }, { "\"confirm\"", RNDZ_MESSAGE_CONFIRM },
+  { "\"use\"", RNDZ_MESSAGE_USE }, { "\"relay\"", RNDZ_MESSAGE_RELAY },
+  { "\"session\"", RNDZ_MESSAGE_SESSION }, { "\"hello\"", RNDZ_MESSAGE_HELLO },
+  { "\"wait\"", RNDZ_MESSAGE_WAIT }, { "\"ready\"", RNDZ_MESSAGE_READY },
+  { NULL, RNDZ_MESSAGE_INVALID }, { "\"greet\"", RNDZ_MESSAGE_INVALID },
+  { "7", RNDZ_MESSAGE_INVALID },
+};
+
+/* The fields of each type, as the table of doc/protocol.md lists them */
+enum
+{
+  HAS_ID = 1 << 0,
+  HAS_TARGET = 1 << 1,
+  HAS_ADDR = 1 << 2,
+  HAS_CODE = 1 << 3,
+  HAS_CAND = 1 << 4,
+  HAS_TOKEN = 1 << 5,
+  HAS_PORT = 1 << 6,
+  HAS_AUTH = 1 << 7,
+};
+
+static guint
+model_fields (RndzMessageType type)
+{
+  switch (type)
+    {
+    case RNDZ_MESSAGE_PING:
+      return HAS_ID | HAS_CAND;
+    case RNDZ_MESSAGE_PONG:
+      return HAS_ADDR;
+    case RNDZ_MESSAGE_ISYNC:
+      return HAS_ID | HAS_TARGET | HAS_CAND;
+    case RNDZ_MESSAGE_FSYNC:
+      return HAS_ID | HAS_ADDR | HAS_CAND | HAS_AUTH;
+    case RNDZ_MESSAGE_REDIRECT:
+      return HAS_ID | HAS_ADDR | HAS_CAND;
+    case RNDZ_MESSAGE_BYE:
+      return HAS_ID;
+    case RNDZ_MESSAGE_ERROR:
+      return HAS_CODE;
+    case RNDZ_MESSAGE_RSYNC:
+    case RNDZ_MESSAGE_CHECK:
+    case RNDZ_MESSAGE_CONFIRM:
+    case RNDZ_MESSAGE_USE:
+    case RNDZ_MESSAGE_RELAY:
+      return HAS_ID | HAS_TARGET;
+    case RNDZ_MESSAGE_SESSION:
+      return HAS_ID | HAS_TOKEN | HAS_PORT | HAS_AUTH;
+    case RNDZ_MESSAGE_HELLO:
+      return HAS_ID | HAS_TOKEN;
+    case RNDZ_MESSAGE_WAIT:
+    case RNDZ_MESSAGE_READY:
+    case RNDZ_MESSAGE_INVALID:
+    default:
+      return 0;
+    }
+}
+
+/* Any value, or half of the time a valid one, so that messages with
+ * many fields still decode now and then */
 static const FieldValue *
 pick (const FieldValue *values,
       guint             n)
 {
-  return &values[g_test_rand_int_range (0, n)];
+  const FieldValue *value;
+  gboolean want_valid = g_test_rand_bit ();
+
+  do
+    value = &values[g_test_rand_int_range (0, n)];
+  while (want_valid && !value->valid);
+  return value;
 }
+
+#define N_FUZZ_MEMBERS 12
 
 static void
 test_fuzz_fields (void)
 {
-  guint iterations = g_test_thorough () ? 100000 : 10000;
+  guint iterations = g_test_thorough () ? 200000 : 20000;
   guint counts[RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION + 2] = { 0 };
+  guint decoded_types[RNDZ_MESSAGE_LAST + 1] = { 0 };
 
   g_test_summary ("Messages built from random valid and invalid fields fail "
-                  "with the error the protocol description predicts");
+                  "with the error, and name the field, that the protocol "
+                  "description predicts");
 
   for (guint i = 0; i < iterations; i++)
     {
-      const FieldValue *v = pick (v_values, G_N_ELEMENTS (v_values));
-      const FieldValue *tid = pick (tid_values, G_N_ELEMENTS (tid_values));
-      const FieldValue *id = pick (id_values, G_N_ELEMENTS (id_values));
-      const FieldValue *target = pick (id_values, G_N_ELEMENTS (id_values));
-      const FieldValue *addr = pick (addr_values, G_N_ELEMENTS (addr_values));
-      const FieldValue *code = pick (code_values, G_N_ELEMENTS (code_values));
+      const FieldValue *fields[] = {
+        pick (v_values, G_N_ELEMENTS (v_values)),
+        NULL,
+        pick (tid_values, G_N_ELEMENTS (tid_values)),
+        pick (id_values, G_N_ELEMENTS (id_values)),
+        pick (id_values, G_N_ELEMENTS (id_values)),
+        pick (addr_values, G_N_ELEMENTS (addr_values)),
+        pick (code_values, G_N_ELEMENTS (code_values)),
+        pick (cand_values, G_N_ELEMENTS (cand_values)),
+        pick (token_values, G_N_ELEMENTS (token_values)),
+        pick (port_values, G_N_ELEMENTS (port_values)),
+        pick (auth_values, G_N_ELEMENTS (auth_values)),
+      };
+      /* The order in which the decoder checks them */
+      const char *names[N_FUZZ_MEMBERS] = {
+        "v", "type", "tid", "id", "target", "addr", "code", "cand", "token", "port", "auth", "extra"
+      };
+      const guint needed[N_FUZZ_MEMBERS] = {
+        0, 0, 0, HAS_ID, HAS_TARGET, HAS_ADDR, HAS_CODE, HAS_CAND, HAS_TOKEN, HAS_PORT, HAS_AUTH, 0
+      };
       guint type_index = g_test_rand_int_range (0, G_N_ELEMENTS (type_values));
-      const char *names[] = { "v", "type", "tid", "id", "target", "addr", "code", "extra" };
-      const char *values[8];
+      RndzMessageType type = type_values[type_index].type;
+      guint members = model_fields (type);
+      const char *values[N_FUZZ_MEMBERS];
+      guint order[N_FUZZ_MEMBERS];
       g_autoptr(GString) json = g_string_new ("{");
       g_autoptr(GError) error = NULL;
-      guint order[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+      const char *expected_field = NULL;
       int expected = -1;   /* -1: success */
       RndzMessage msg;
       gboolean ok;
 
-      values[0] = v->json;
-      values[1] = type_values[type_index];
-      values[2] = tid->json;
-      values[3] = id->json;
-      values[4] = target->json;
-      values[5] = addr->json;
-      values[6] = code->json;
-      values[7] = g_test_rand_bit () ? "{\"nested\":[1,2,{\"x\":null}]}" : NULL;
+      for (guint k = 0; k < N_FUZZ_MEMBERS; k++)
+        {
+          order[k] = k;
+          values[k] = k < G_N_ELEMENTS (fields) && fields[k] != NULL ? fields[k]->json : NULL;
+        }
+      values[1] = type_values[type_index].json;
+      values[N_FUZZ_MEMBERS - 1] = g_test_rand_bit () ? "{\"nested\":[1,2,{\"x\":null}]}" : NULL;
 
       /* Members in random order */
-      for (guint k = 7; k > 0; k--)
+      for (guint k = N_FUZZ_MEMBERS - 1; k > 0; k--)
         {
           guint j = g_test_rand_int_range (0, k + 1);
           guint tmp = order[k];
@@ -2783,33 +2894,37 @@ test_fuzz_fields (void)
           order[k] = order[j];
           order[j] = tmp;
         }
-      for (guint k = 0; k < 8; k++)
+      for (guint k = 0; k < N_FUZZ_MEMBERS; k++)
         if (values[order[k]] != NULL)
           g_string_append_printf (json, "%s\"%s\":%s", json->len > 1 ? "," : "",
                                   names[order[k]], values[order[k]]);
       g_string_append_c (json, '}');
 
-      /* The model */
-      if (!v->valid)
-        expected = (v->json != NULL && g_str_equal (v->json, "0")) ?
-          RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION : RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
-      else if (type_index == 0 || type_index == 10)
-        expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
-      else if (type_index == 9)
-        expected = RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE;
-      else
+      /* The model: v, type, tid, then the fields of the type in order */
+      if (!fields[0]->valid)
         {
-          RndzMessageType type = type_index;
-          gboolean needs_id = type != RNDZ_MESSAGE_PONG && type != RNDZ_MESSAGE_ERROR;
-          gboolean needs_target = type == RNDZ_MESSAGE_ISYNC || type == RNDZ_MESSAGE_RSYNC;
-          gboolean needs_addr = type == RNDZ_MESSAGE_PONG || type == RNDZ_MESSAGE_FSYNC ||
-                                type == RNDZ_MESSAGE_REDIRECT;
-          gboolean needs_code = type == RNDZ_MESSAGE_ERROR;
-
-          if (!tid->valid || (needs_id && !id->valid) || (needs_target && !target->valid) ||
-              (needs_addr && !addr->valid) || (needs_code && !code->valid))
-            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
+          if (fields[0]->json != NULL && g_str_equal (fields[0]->json, "0"))
+            expected = RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION;
+          else
+            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "v";
         }
+      else if (type == RNDZ_MESSAGE_INVALID)
+        {
+          if (values[1] != NULL && g_str_equal (values[1], "\"greet\""))
+            expected = RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE;
+          else
+            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "type";
+        }
+      else if (!fields[2]->valid)
+        expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "tid";
+      else
+        for (guint k = 3; k < G_N_ELEMENTS (fields); k++)
+          if ((members & needed[k]) && !fields[k]->valid)
+            {
+              expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
+              expected_field = names[k];
+              break;
+            }
 
       ok = rndz_message_decode (&msg, json->str, json->len, DEFAULT_MAX, &error);
       if (expected < 0)
@@ -2818,8 +2933,13 @@ test_fuzz_fields (void)
             g_test_message ("%s", json->str);
           g_assert_no_error (error);
           g_assert_true (ok);
-          g_assert_cmpint (msg.type, ==, type_index);
+          g_assert_cmpint (msg.type, ==, type);
+          g_assert_true ((members & HAS_CAND) || msg.n_cands == 0);
+          g_assert_true ((members & HAS_TOKEN) || msg.token[0] == '\0');
+          g_assert_true ((members & HAS_PORT) || msg.port == 0);
+          g_assert_true ((members & HAS_AUTH) || !msg.auth);
           counts[G_N_ELEMENTS (counts) - 1]++;
+          decoded_types[type]++;
         }
       else
         {
@@ -2827,6 +2947,13 @@ test_fuzz_fields (void)
             g_test_message ("%s", json->str);
           g_assert_error (error, RNDZ_PROTOCOL_ERROR, expected);
           g_assert_false (ok);
+          if (expected_field != NULL)
+            {
+              g_autofree char *quoted = g_strdup_printf ("“%s”", expected_field);
+
+              if (strstr (error->message, quoted) == NULL)
+                g_error ("%s: expected an error on %s, got: %s", json->str, quoted, error->message);
+            }
           counts[expected]++;
         }
     }
@@ -2835,6 +2962,8 @@ test_fuzz_fields (void)
                   "%u unsupported version", iterations, counts[G_N_ELEMENTS (counts) - 1],
                   counts[RNDZ_PROTOCOL_ERROR_INVALID_FIELD], counts[RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE],
                   counts[RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION]);
+  for (RndzMessageType type = RNDZ_MESSAGE_PING; type <= RNDZ_MESSAGE_LAST; type++)
+    g_test_message ("%s: %u decoded", rndz_message_type_to_string (type), decoded_types[type]);
   g_assert_cmpuint (counts[G_N_ELEMENTS (counts) - 1], >, 0);
 }
 
