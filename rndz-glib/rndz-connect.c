@@ -293,6 +293,18 @@ op_add_path (ConnectOp      *op,
   return TRUE;
 }
 
+/* The address the server saw is direct, even when the peer offers it as
+ * a local one too (a public address without NAT, as IPv6 often has) */
+static void
+op_keep_observed_direct (ConnectOp      *op,
+                         const RndzAddr *observed)
+{
+  int i = op_find_path (op, observed);
+
+  if (i >= 0)
+    op->path_kinds[i] = RNDZ_PATH_DIRECT;
+}
+
 static void op_start_relay (ConnectOp *op);
 
 static gboolean
@@ -707,6 +719,7 @@ op_udp_redirected (ConnectOp         *op,
   added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
   for (guint i = 0; i < redirect->n_cands; i++)
     added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+  op_keep_observed_direct (op, &redirect->addr);
 
   op_found_peer (op);
   if (added)
@@ -1036,6 +1049,7 @@ op_tcp_redirected (ConnectOp         *op,
   op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
   for (guint i = 0; i < redirect->n_cands; i++)
     op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+  op_keep_observed_direct (op, &redirect->addr);
   op_found_peer (op);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)

@@ -98,7 +98,7 @@ decode_with (gboolean      fast,
           (!skip_error_utf8 && !g_utf8_validate (error->message, -1, NULL)))
         fail ("decode() wrote an error message that is not UTF-8", data, len, NULL, NULL);
     }
-  else if (outcome.msg.type <= RNDZ_MESSAGE_INVALID || outcome.msg.type > RNDZ_MESSAGE_ERROR)
+  else if (outcome.msg.type <= RNDZ_MESSAGE_INVALID || outcome.msg.type > RNDZ_MESSAGE_LAST)
     fail ("decode() accepted a message without a valid type", data, len, NULL, NULL);
   return outcome;
 }
