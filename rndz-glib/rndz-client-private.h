@@ -33,6 +33,13 @@ void            rndz_client_update_state        (RndzClient          *client,
 gboolean        rndz_client_emit_peer_request   (RndzClient          *client,
                                                  const char          *peer_id,
                                                  const RndzAddr      *addr);
+void            rndz_client_emit_peer_relayed   (RndzClient          *client,
+                                                 const char          *peer_id,
+                                                 GSocket             *socket);
+guint           rndz_client_get_candidates      (RndzClient          *client,
+                                                 GSocketFamily        family,
+                                                 guint16              port,
+                                                 RndzAddr             cands[RNDZ_MAX_CANDIDATES]);
 
 /* Server names resolved to an array of RndzAddr, in the order given.
  * Names that do not resolve are left out; it fails only if none does. */

@@ -46,7 +46,11 @@
 
 #include "config.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "rndz-client-private.h"
 #include "rndz-enum-types.h"
@@ -54,6 +58,7 @@
 
 #define DEFAULT_KEEPALIVE_INTERVAL 10
 #define DEFAULT_TIMEOUT 10
+#define DEFAULT_DIRECT_TIMEOUT_MS 3000
 
 struct _RndzClient
 {
@@ -68,6 +73,8 @@ struct _RndzClient
   guint timeout;
   GBytes *key;
   gboolean require_auth;
+  gboolean relay;
+  guint direct_timeout;
 
   RndzClientState state;
   gint64 last_pong;
@@ -88,6 +95,8 @@ enum
   PROP_LOCAL_PORT,
   PROP_KEY,
   PROP_REQUIRE_AUTH,
+  PROP_RELAY,
+  PROP_DIRECT_TIMEOUT,
   N_PROPS
 };
 
@@ -97,6 +106,7 @@ enum
 {
   SIGNAL_AUTHORIZE_PEER,
   SIGNAL_PEER_REQUEST,
+  SIGNAL_PEER_RELAYED,
   N_SIGNALS
 };
 
@@ -229,6 +239,95 @@ rndz_client_emit_peer_request (RndzClient     *client,
   if (allowed && notify)
     g_signal_emit (client, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address);
   return allowed;
+}
+
+/* Hands a UDP peer that came through the relay to the application */
+void
+rndz_client_emit_peer_relayed (RndzClient *client,
+                               const char *peer_id,
+                               GSocket    *socket)
+{
+  g_signal_emit (client, signals[SIGNAL_PEER_RELAYED], 0, peer_id, socket);
+}
+
+/*
+ * rndz_client_get_candidates:
+ * @port: the port the peer uses
+ * @cands: (out): at most RNDZ_MAX_CANDIDATES addresses
+ *
+ * The local addresses a peer offers besides the one the server observes:
+ * those of its interfaces in @family, but loopback and link-local ones
+ * (a link-local address needs a scope its peer cannot know). A client
+ * bound to one address offers that one only if it is not loopback.
+ *
+ * Returns: the number of candidates
+ */
+guint
+rndz_client_get_candidates (RndzClient    *client,
+                            GSocketFamily  family,
+                            guint16        port,
+                            RndzAddr       cands[RNDZ_MAX_CANDIDATES])
+{
+  struct ifaddrs *ifaddrs = NULL, *ifa;
+  guint n = 0;
+
+  if (client->local_address != NULL)
+    {
+      GInetAddress *inet = g_inet_socket_address_get_address (client->local_address);
+
+      if (g_inet_address_get_is_any (inet))
+        family = g_inet_address_get_family (inet);
+      else
+        {
+          g_autoptr(GSocketAddress) address = NULL;
+
+          if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
+            return 0;
+          address = g_inet_socket_address_new (inet, port);
+          return rndz_addr_from_socket_address (&cands[0], address) ? 1 : 0;
+        }
+    }
+
+  if (getifaddrs (&ifaddrs) < 0)
+    return 0;
+
+  for (ifa = ifaddrs; ifa != NULL && n < RNDZ_MAX_CANDIDATES; ifa = ifa->ifa_next)
+    {
+      g_autoptr(GSocketAddress) address = NULL;
+      GInetAddress *inet;
+      RndzAddr addr;
+      gboolean seen = FALSE;
+
+      if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
+        continue;
+      if (ifa->ifa_addr->sa_family != (family == G_SOCKET_FAMILY_IPV6 ? AF_INET6 : AF_INET))
+        continue;
+
+      address = g_socket_address_new_from_native (ifa->ifa_addr,
+                                                  family == G_SOCKET_FAMILY_IPV6 ?
+                                                  sizeof (struct sockaddr_in6) :
+                                                  sizeof (struct sockaddr_in));
+      if (address == NULL)
+        continue;
+      inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+      if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
+        continue;
+
+      {
+        g_autoptr(GSocketAddress) with_port = g_inet_socket_address_new (inet, port);
+
+        if (!rndz_addr_from_socket_address (&addr, with_port))
+          continue;
+      }
+
+      for (guint i = 0; i < n; i++)
+        seen |= rndz_addr_equal (&cands[i], &addr);
+      if (!seen)
+        cands[n++] = addr;
+    }
+
+  freeifaddrs (ifaddrs);
+  return n;
 }
 
 /* Resolving the servers
@@ -1345,6 +1444,88 @@ rndz_client_set_require_auth (RndzClient *client,
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_REQUIRE_AUTH]);
 }
 
+/**
+ * rndz_client_get_relay:
+ * @client: a #RndzClient
+ *
+ * Gets whether peers may be reached through the server's relay.
+ *
+ * Returns: the value of [property@Rndz.Client:relay]
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_client_get_relay (RndzClient *client)
+{
+  g_return_val_if_fail (RNDZ_IS_CLIENT (client), FALSE);
+
+  return client->relay;
+}
+
+/**
+ * rndz_client_set_relay:
+ * @client: a #RndzClient
+ * @relay: whether to use the server's relay when no direct path works
+ *
+ * Sets [property@Rndz.Client:relay].
+ *
+ * Since: 1.0
+ */
+void
+rndz_client_set_relay (RndzClient *client,
+                       gboolean    relay)
+{
+  g_return_if_fail (RNDZ_IS_CLIENT (client));
+
+  relay = !!relay;
+  if (client->relay == relay)
+    return;
+
+  client->relay = relay;
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_RELAY]);
+}
+
+/**
+ * rndz_client_get_direct_timeout:
+ * @client: a #RndzClient
+ *
+ * Gets how long direct paths are tried.
+ *
+ * Returns: the value of [property@Rndz.Client:direct-timeout], in milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+rndz_client_get_direct_timeout (RndzClient *client)
+{
+  g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
+
+  return client->direct_timeout;
+}
+
+/**
+ * rndz_client_set_direct_timeout:
+ * @client: a #RndzClient
+ * @milliseconds: how long to try direct paths, 100 to 3600000
+ *
+ * Sets [property@Rndz.Client:direct-timeout].
+ *
+ * Since: 1.0
+ */
+void
+rndz_client_set_direct_timeout (RndzClient *client,
+                                guint       milliseconds)
+{
+  g_return_if_fail (RNDZ_IS_CLIENT (client));
+  g_return_if_fail (milliseconds >= 100 && milliseconds <= 3600 * 1000);
+
+  if (client->direct_timeout == milliseconds)
+    return;
+
+  client->direct_timeout = milliseconds;
+  g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_DIRECT_TIMEOUT]);
+}
+
 static void
 rndz_client_get_property (GObject    *object,
                           guint       prop_id,
@@ -1385,6 +1566,12 @@ rndz_client_get_property (GObject    *object,
     case PROP_REQUIRE_AUTH:
       g_value_set_boolean (value, client->require_auth);
       break;
+    case PROP_RELAY:
+      g_value_set_boolean (value, client->relay);
+      break;
+    case PROP_DIRECT_TIMEOUT:
+      g_value_set_uint (value, client->direct_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1420,6 +1607,12 @@ rndz_client_set_property (GObject      *object,
       break;
     case PROP_REQUIRE_AUTH:
       rndz_client_set_require_auth (client, g_value_get_boolean (value));
+      break;
+    case PROP_RELAY:
+      rndz_client_set_relay (client, g_value_get_boolean (value));
+      break;
+    case PROP_DIRECT_TIMEOUT:
+      rndz_client_set_direct_timeout (client, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1591,6 +1784,34 @@ rndz_client_class_init (RndzClientClass *klass)
   properties[PROP_REQUIRE_AUTH] =
     g_param_spec_boolean ("require-auth", NULL, NULL, FALSE, rw);
 
+  /**
+   * RndzClient:relay:
+   *
+   * Whether a peer may be reached through the server's relay when no
+   * direct path works, if the server offers one. The application gets
+   * the same kind of socket either way; [func@Rndz.socket_get_path] tells
+   * which path it takes. A listening client with this off does not join
+   * relay sessions either.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY] =
+    g_param_spec_boolean ("relay", NULL, NULL, TRUE, rw);
+
+  /**
+   * RndzClient:direct-timeout:
+   *
+   * Milliseconds that reaching a peer tries direct paths (its observed
+   * address and its local ones) before it turns to the relay, or fails
+   * with %RNDZ_ERROR_NO_PATH. Within [property@Rndz.Client:timeout] in any
+   * case.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_DIRECT_TIMEOUT] =
+    g_param_spec_uint ("direct-timeout", NULL, NULL, 100, 3600 * 1000,
+                       DEFAULT_DIRECT_TIMEOUT_MS, rw);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -1630,6 +1851,26 @@ rndz_client_class_init (RndzClientClass *klass)
    *
    * Since: 1.0
    */
+  /**
+   * RndzClient::peer-relayed:
+   * @client: the listening client
+   * @peer_id: the id of the peer
+   * @socket: a UDP socket connected to the server's relay, that carries
+   *   this peer's datagrams and only those
+   *
+   * Emitted by a client listening over UDP when a peer that could not
+   * reach it directly comes through the server's relay. Its datagrams do
+   * not arrive on the socket of rndz_client_listen_udp() but on @socket:
+   * keep a reference to it to talk to the peer. (Over TCP, relayed peers
+   * come through rndz_client_accept() like the others.)
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_PEER_RELAYED] =
+    g_signal_new ("peer-relayed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                  G_TYPE_STRING, G_TYPE_SOCKET);
+
   signals[SIGNAL_AUTHORIZE_PEER] =
     g_signal_new ("authorize-peer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_BOOLEAN, 2,
@@ -1642,6 +1883,8 @@ rndz_client_init (RndzClient *client)
   client->context = g_main_context_ref_thread_default ();
   client->keepalive_interval = DEFAULT_KEEPALIVE_INTERVAL;
   client->timeout = DEFAULT_TIMEOUT;
+  client->relay = TRUE;
+  client->direct_timeout = DEFAULT_DIRECT_TIMEOUT_MS;
 }
 
 /**

@@ -80,6 +80,16 @@ gboolean            rndz_client_get_require_auth       (RndzClient          *cli
 RNDZ_AVAILABLE_IN_1_0
 void                rndz_client_set_require_auth       (RndzClient          *client,
                                                         gboolean             require_auth);
+RNDZ_AVAILABLE_IN_1_0
+gboolean            rndz_client_get_relay              (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_relay              (RndzClient          *client,
+                                                        gboolean             relay);
+RNDZ_AVAILABLE_IN_1_0
+guint               rndz_client_get_direct_timeout     (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_direct_timeout     (RndzClient          *client,
+                                                        guint                milliseconds);
 
 /* Listening */
 

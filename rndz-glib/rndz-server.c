@@ -77,9 +77,11 @@ typedef struct
   char *id;
   RndzAddr addr;
   guint8 transport;
+  guint8 n_cands;
   gint64 last_seen;
   GList link;            /* in RndzServer.expiry, oldest first */
   ServerConn *conn;      /* TCP only */
+  RndzAddr *cands;       /* its local addresses, if it gave any */
 } Peer;
 
 /* Where a message came from: what a reply needs */
@@ -110,6 +112,8 @@ typedef struct
   gboolean authenticated;
   RndzTransport transport;
   RndzAddr requester_addr;
+  RndzAddr requester_cands[RNDZ_MAX_CANDIDATES];
+  guint n_requester_cands;
   ServerConn *requester_conn;   /* TCP; NULL once that connection closed */
   char requester_id[RNDZ_ID_MAX_LEN + 1];
   char target_id[RNDZ_ID_MAX_LEN + 1];
@@ -319,6 +323,7 @@ static void
 peer_free (Peer *peer)
 {
   g_free (peer->id);
+  g_free (peer->cands);
   g_free (peer);
 }
 
@@ -509,6 +514,16 @@ handle_ping (RndzServer        *server,
       changed = TRUE;
     }
 
+  /* The local addresses it offers, for the requesters to try */
+  if (peer->n_cands != msg->n_cands ||
+      (msg->n_cands > 0 && memcmp (peer->cands, msg->cands, msg->n_cands * sizeof (RndzAddr)) != 0))
+    {
+      g_clear_pointer (&peer->cands, g_free);
+      peer->n_cands = msg->n_cands;
+      if (msg->n_cands > 0)
+        peer->cands = g_memdup2 (msg->cands, msg->n_cands * sizeof (RndzAddr));
+    }
+
   if (src->transport == RNDZ_TRANSPORT_TCP && peer->conn != conn)
     {
       /* A newer registration of the same id replaces the old one */
@@ -630,6 +645,8 @@ send_fsync (RndzServer *server,
   rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, pending->server_tid);
   g_strlcpy (fsync.id, pending->requester_id, sizeof fsync.id);
   fsync.addr = pending->requester_addr;
+  fsync.n_cands = pending->n_requester_cands;
+  memcpy (fsync.cands, pending->requester_cands, sizeof fsync.cands);
   fsync.auth = pending->authenticated;
   server->stats.forwarded++;
 
@@ -648,6 +665,15 @@ server_new_tid (RndzServer *server)
          g_hash_table_contains (server->pending, GUINT_TO_POINTER (server->next_tid)));
 
   return server->next_tid;
+}
+
+static void
+peer_get_cands (const Peer  *peer,
+                RndzMessage *msg)
+{
+  msg->n_cands = peer->n_cands;
+  if (peer->n_cands > 0)
+    memcpy (msg->cands, peer->cands, peer->n_cands * sizeof (RndzAddr));
 }
 
 static void
@@ -681,6 +707,7 @@ handle_isync (RndzServer        *server,
     rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
     g_strlcpy (redirect.id, target->id, sizeof redirect.id);
     redirect.addr = target->addr;
+    peer_get_cands (target, &redirect);
     if (!server_reply_fits (server, src, &redirect))
       return;
   }
@@ -729,6 +756,8 @@ handle_isync (RndzServer        *server,
   pending->authenticated = rndz_server_get_auth_required (server);
   pending->transport = src->transport;
   pending->requester_addr = src->from;
+  pending->n_requester_cands = msg->n_cands;
+  memcpy (pending->requester_cands, msg->cands, sizeof pending->requester_cands);
   pending->requester_conn = src->conn;
   g_strlcpy (pending->requester_id, msg->id, sizeof pending->requester_id);
   g_strlcpy (pending->target_id, msg->target, sizeof pending->target_id);
@@ -788,6 +817,7 @@ handle_rsync (RndzServer        *server,
   rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, pending->requester_tid);
   g_strlcpy (redirect.id, target->id, sizeof redirect.id);
   redirect.addr = target->addr;
+  peer_get_cands (target, &redirect);
   server->stats.redirected++;
   pending_reply (server, pending, &redirect);
   pending_free (server, pending);
