@@ -461,7 +461,11 @@ path_case ()
       TIMINGS+=("$description: $CONNECTED ms to connect, $ELAPSED ms in all")
     fi
   fi
-  result $status "$description (path $path, $CONNECTED ms)" "${todo:+TODO $todo}"
+  if [ $status = 0 ]; then
+    result 0 "$description (path $path, $CONNECTED ms)" "${todo:+TODO $todo}"
+  else
+    result 1 "$description (path $path, exit status $RC after $ELAPSED ms)" "${todo:+TODO $todo}"
+  fi
   if [ $status != 0 ]; then
     echo "# exit status $RC after $ELAPSED ms, path $path (expected $expect), stdout: $(head -c 200 "$TMP/$name.out")"
     grep -v -- '-DEBUG' "$TMP/$name.err" | head -n 5 | sed 's/^/# stderr: /'
