@@ -10,6 +10,8 @@
 
 #include "rndz-client-private.h"
 #include "rndz-i18n-private.h"
+#include "rndz-relay-join-private.h"
+#include "rndz-socket-private.h"
 
 /* Reaching a peer by id takes these phases:
  *
@@ -20,13 +22,21 @@
  *    once that nobody serves there; over TCP on one connection per
  *    server. UDP requests are sent again with growing delays until they
  *    are answered.
- * 4. The first redirect names the peer's address. Over UDP, the peer's
- *    own punch (an rsync datagram from its port) may arrive first and
- *    names it just as well.
- * 5. UDP: connect the operation's unconnected socket on P to the peer.
- *    TCP: connect from P to the peer while the peer connects from its
- *    port to us (a simultaneous open), again and again until it works or
- *    the timeout expires.
+ * 4. The first redirect names the peer's address as the server sees it,
+ *    and the local addresses the peer offers (its candidates). Over UDP,
+ *    the peer's own punch (an rsync datagram from its port) may arrive
+ *    first, or from yet another address, and adds that one.
+ * 5. Every path is verified before it is used, and the first that works
+ *    wins. UDP: checks go to every address of the peer, paced, and the
+ *    first confirm names the path; the operation's unconnected socket on
+ *    P is then connected to it. TCP: connect from P to every address
+ *    while the peer connects from its port to ours (simultaneous opens),
+ *    again and again; the first connection that opens gets a "use" frame
+ *    that tells the peer which one to keep.
+ * 6. If no path works within the direct timeout, the server that sent
+ *    the redirect is asked to relay (if the client allows it): its
+ *    session names a token and the relay port, which both peers join
+ *    (rndz-relay-join.c).
  *
  * Errors of the servers are collected: the operation fails early only
  * when every server has answered, and then with the most telling error.
@@ -42,6 +52,27 @@ typedef enum
 } ServerStatus;
 
 typedef struct _ConnectOp ConnectOp;
+
+/* The peer's addresses: observed, local, and seen (its punches) */
+#define MAX_PATHS (2 + RNDZ_MAX_CANDIDATES + 2)
+/* Checks: the first at once, then with growing gaps up to the maximum */
+#define CHECK_INITIAL_MS 50
+#define CHECK_MAX_MS 400
+/* A use is sent again after this: long enough that a slow answer is not
+ * taken for a lost one (a second use would reach the application) */
+#define USE_RETRY_MS 300
+
+/* TCP: connecting towards one of the peer's addresses */
+typedef struct
+{
+  ConnectOp *op;
+  RndzAddr addr;
+  RndzPath path;
+  GSocket *socket;
+  RndzConnectAttempt *attempt;
+  GSource *retry;
+  guint delay_ms;
+} PeerAttempt;
 
 typedef struct
 {
@@ -78,12 +109,23 @@ struct _ConnectOp
   GSocket *socket;                /* UDP: the result, unconnected until the end */
   GSource *source;
 
+  /* Our local addresses, offered to the peer */
+  RndzAddr cands[RNDZ_MAX_CANDIDATES];
+  guint n_cands;
+
   gboolean have_peer;
-  RndzAddr peer_addr;
-  GSocket *peer_socket;           /* TCP */
-  RndzConnectAttempt *peer_attempt;
-  GSource *peer_retry;
-  guint peer_delay_ms;
+  RndzAddr paths[MAX_PATHS];
+  RndzPath path_kinds[MAX_PATHS];
+  guint n_paths;
+  Server *redirected;             /* the server that answered */
+  GSource *direct_timeout;
+  GSource *check_timer;           /* UDP: checks, then uses */
+  guint check_ms;
+  int chosen;                     /* UDP: the path confirmed first, or -1 */
+  GPtrArray *attempts;            /* TCP: PeerAttempt */
+
+  gboolean relaying;
+  GCancellable *join_cancellable;
 };
 
 static void
@@ -110,6 +152,17 @@ server_free (Server *server)
   g_free (server);
 }
 
+static void
+peer_attempt_free (PeerAttempt *attempt)
+{
+  g_clear_pointer (&attempt->attempt, rndz_connect_attempt_free);
+  rndz_source_clear (&attempt->retry);
+  if (attempt->socket != NULL)
+    g_socket_close (attempt->socket, NULL);
+  g_clear_object (&attempt->socket);
+  g_free (attempt);
+}
+
 /* Releases everything but the result */
 static void
 op_stop (ConnectOp *op)
@@ -118,8 +171,13 @@ op_stop (ConnectOp *op)
   rndz_source_clear (&op->cancel);
   rndz_source_clear (&op->retry);
   rndz_source_clear (&op->source);
-  rndz_source_clear (&op->peer_retry);
-  g_clear_pointer (&op->peer_attempt, rndz_connect_attempt_free);
+  rndz_source_clear (&op->direct_timeout);
+  rndz_source_clear (&op->check_timer);
+  if (op->join_cancellable != NULL)
+    g_cancellable_cancel (op->join_cancellable);
+  if (op->attempts != NULL)
+    g_ptr_array_set_size (op->attempts, 0);
+  op->redirected = NULL;
   if (op->servers != NULL)
     g_ptr_array_set_size (op->servers, 0);
 }
@@ -129,12 +187,11 @@ op_free (ConnectOp *op)
 {
   op_stop (op);
   g_clear_pointer (&op->servers, g_ptr_array_unref);
+  g_clear_pointer (&op->attempts, g_ptr_array_unref);
+  g_clear_object (&op->join_cancellable);
   if (op->socket != NULL)
     g_socket_close (op->socket, NULL);
   g_clear_object (&op->socket);
-  if (op->peer_socket != NULL)
-    g_socket_close (op->peer_socket, NULL);
-  g_clear_object (&op->peer_socket);
   g_main_context_unref (op->context);
   g_free (op);
 }
@@ -171,25 +228,237 @@ op_return_error (ConnectOp *op,
 }
 
 static void
-op_return_udp (ConnectOp *op)
+op_return_udp (ConnectOp *op,
+               GSocket   *socket,
+               RndzPath   path)
 {
   g_autoptr(GTask) task = g_steal_pointer (&op->task);
 
   op_stop (op);
-  g_task_return_pointer (task, g_steal_pointer (&op->socket), g_object_unref);
+  rndz_socket_set_path (socket, path);
+  g_task_return_pointer (task, g_object_ref (socket), g_object_unref);
 }
 
 static void
 op_return_tcp (ConnectOp *op,
-               GSocket   *socket)
+               GSocket   *socket,
+               RndzPath   path)
 {
   g_autoptr(GTask) task = g_steal_pointer (&op->task);
   GSocketConnection *connection;
 
   op_stop (op);
   g_socket_set_blocking (socket, TRUE);
+  rndz_socket_set_path (socket, path);
   connection = g_socket_connection_factory_create_connection (socket);
   g_task_return_pointer (task, connection, g_object_unref);
+}
+
+/* Paths to the peer */
+
+static int
+op_find_path (ConnectOp      *op,
+              const RndzAddr *addr)
+{
+  for (guint i = 0; i < op->n_paths; i++)
+    if (rndz_addr_equal (&op->paths[i], addr))
+      return i;
+  return -1;
+}
+
+/* Returns TRUE if @addr is new */
+static gboolean
+op_add_path (ConnectOp      *op,
+             const RndzAddr *addr,
+             RndzPath        kind)
+{
+  if (op->n_paths == MAX_PATHS || op_find_path (op, addr) >= 0)
+    return FALSE;
+
+  /* Only addresses the socket can reach */
+  if (addr->family == 6 && op->family != G_SOCKET_FAMILY_IPV6)
+    return FALSE;
+
+  op->paths[op->n_paths] = *addr;
+  op->path_kinds[op->n_paths] = kind;
+  op->n_paths++;
+  return TRUE;
+}
+
+static void op_start_relay (ConnectOp *op);
+
+static gboolean
+op_direct_timeout_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->direct_timeout, g_source_unref);
+  rndz_source_clear (&op->check_timer);
+  if (op->attempts != NULL)
+    g_ptr_array_set_size (op->attempts, 0);
+
+  if (!rndz_client_get_relay (op->client) || op->redirected == NULL)
+    {
+      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
+                                        _("No direct path to peer “%s” works"), op->peer_id));
+      return G_SOURCE_REMOVE;
+    }
+
+  op_start_relay (op);
+  return G_SOURCE_REMOVE;
+}
+
+/* The peer is known: direct paths have a while to work */
+static void
+op_found_peer (ConnectOp *op)
+{
+  if (op->have_peer)
+    return;
+
+  op->have_peer = TRUE;
+  /* The redirect (or the punch) answered the isync */
+  rndz_source_clear (&op->retry);
+  op->direct_timeout = rndz_timeout_add (op->context, rndz_client_get_direct_timeout (op->client),
+                                         op_direct_timeout_cb, op);
+}
+
+static void
+op_init_peer_message (ConnectOp       *op,
+                      RndzMessageType  type,
+                      RndzMessage     *msg)
+{
+  rndz_message_init (msg, type, op->tid);
+  g_strlcpy (msg->id, rndz_client_get_id (op->client), sizeof msg->id);
+  g_strlcpy (msg->target, op->peer_id, sizeof msg->target);
+}
+
+/* The relay */
+
+static void
+op_join_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ConnectOp *op = g_task_get_task_data (task);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = rndz_relay_join_finish (result, &error);
+  if (op_is_done (op))
+    {
+      if (socket != NULL)
+        g_socket_close (socket, NULL);
+      return;
+    }
+
+  if (socket == NULL)
+    {
+      op_return_error (op, g_steal_pointer (&error));
+      return;
+    }
+
+  g_debug ("Reached “%s” through the relay", op->peer_id);
+  if (op->transport == RNDZ_TRANSPORT_UDP)
+    op_return_udp (op, socket, RNDZ_PATH_RELAYED);
+  else
+    op_return_tcp (op, socket, RNDZ_PATH_RELAYED);
+}
+
+static void
+op_handle_session (ConnectOp         *op,
+                   Server            *server,
+                   const RndzMessage *msg)
+{
+  RndzAddr relay = server->addr;
+  gint64 left;
+
+  if (!op->relaying || op->join_cancellable != NULL || !g_str_equal (msg->id, op->peer_id))
+    return;
+
+  rndz_source_clear (&op->retry);
+  relay.port = msg->port;
+  left = rndz_client_get_timeout (op->client) * 1000;
+  op->join_cancellable = g_cancellable_new ();
+  rndz_relay_join_async (op->transport, op->family, &relay, rndz_client_get_id (op->client),
+                         msg->token, left, op->context, op->join_cancellable,
+                         op_join_cb, op_hold (op));
+}
+
+/* The server's answer to the relay request, or its error */
+static void
+op_handle_relay_reply (ConnectOp         *op,
+                       Server            *server,
+                       const RndzMessage *msg)
+{
+  if (msg->type == RNDZ_MESSAGE_SESSION)
+    op_handle_session (op, server, msg);
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->join_cancellable == NULL)
+    op_return_error (op, rndz_wire_error_to_gerror (msg->code, op->peer_id));
+}
+
+static void
+op_send_relay (ConnectOp *op)
+{
+  Server *server = op->redirected;
+  g_autoptr(GError) error = NULL;
+  RndzMessage relay;
+
+  op_init_peer_message (op, RNDZ_MESSAGE_RELAY, &relay);
+  rndz_client_sign (op->client, &relay);
+
+  if (op->transport == RNDZ_TRANSPORT_TCP)
+    {
+      if (server->channel == NULL || !rndz_channel_send (server->channel, &relay, &error))
+        op_return_error (op, error != NULL ? g_steal_pointer (&error)
+                                           : g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
+                                                          _("No direct path to peer “%s” works"),
+                                                          op->peer_id));
+      return;
+    }
+  else
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gsize len;
+
+      relay.pad_to = rndz_message_max_reply_size (&relay);
+      len = rndz_message_encode (&relay, buf, sizeof buf);
+      if (server->socket != NULL)
+        g_socket_send (server->socket, buf, len, NULL, NULL);
+    }
+}
+
+static gboolean
+op_relay_retry_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->retry, g_source_unref);
+  op_send_relay (op);
+  if (op_is_done (op))
+    return G_SOURCE_REMOVE;
+
+  op->retry_ms = MIN (op->retry_ms * 2, RNDZ_RETRY_MAX_MS);
+  op->retry = rndz_timeout_add (op->context, op->retry_ms, op_relay_retry_cb, op);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+op_start_relay (ConnectOp *op)
+{
+  g_debug ("No direct path to “%s” works: asking for the relay", op->peer_id);
+  op->relaying = TRUE;
+  op->tid = rndz_client_new_tid ();
+
+  /* UDP: sent again until the session comes */
+  if (op->transport == RNDZ_TRANSPORT_UDP)
+    {
+      op->retry_ms = RNDZ_RETRY_INITIAL_MS;
+      op->retry = rndz_timeout_add (op->context, op->retry_ms, op_relay_retry_cb, op);
+    }
+  op_send_relay (op);
 }
 
 /* What every server said */
@@ -278,14 +547,16 @@ op_init_isync (ConnectOp   *op,
   rndz_message_init (isync, RNDZ_MESSAGE_ISYNC, op->tid);
   g_strlcpy (isync->id, rndz_client_get_id (op->client), sizeof isync->id);
   g_strlcpy (isync->target, op->peer_id, sizeof isync->target);
+  isync->n_cands = op->n_cands;
+  memcpy (isync->cands, op->cands, sizeof isync->cands);
   /* Signed afresh for every copy: the server refuses a replayed MAC */
   rndz_client_sign (op->client, isync);
 }
 
 /* UDP */
 
-/* The peer's punch may sit in the socket's queue still; it is not the
- * application's. Anything else stays for the application. */
+/* The peer's punches and confirms may sit in the socket's queue still;
+ * they are not the application's. Anything else stays for it. */
 static void
 op_udp_drain_punches (ConnectOp *op)
 {
@@ -299,7 +570,8 @@ op_udp_drain_punches (ConnectOp *op)
 
       n = g_socket_receive_message (op->socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, NULL);
       if (n < 0 || !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          msg.type != RNDZ_MESSAGE_RSYNC)
+          (msg.type != RNDZ_MESSAGE_RSYNC && msg.type != RNDZ_MESSAGE_CONFIRM &&
+           msg.type != RNDZ_MESSAGE_USE))
         return;
 
       g_socket_receive (op->socket, buf, sizeof buf, NULL, NULL);
@@ -308,7 +580,8 @@ op_udp_drain_punches (ConnectOp *op)
 
 static void
 op_udp_found (ConnectOp      *op,
-              const RndzAddr *addr)
+              const RndzAddr *addr,
+              RndzPath        path)
 {
   g_autoptr(GSocketAddress) peer = NULL;
   g_autoptr(GError) error = NULL;
@@ -326,7 +599,110 @@ op_udp_found (ConnectOp      *op,
     }
 
   op_udp_drain_punches (op);
-  op_return_udp (op);
+  op_return_udp (op, op->socket, path);
+  g_clear_object (&op->socket);
+}
+
+/* A check to every address of the peer, from P */
+static void
+op_udp_send_checks (ConnectOp *op)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage check;
+  gsize len;
+
+  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
+  len = rndz_message_encode (&check, buf, sizeof buf);
+
+  for (guint i = 0; i < op->n_paths; i++)
+    {
+      g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&op->paths[i], op->family);
+
+      if (to != NULL)
+        g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+    }
+}
+
+static gboolean
+op_udp_check_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->check_timer, g_source_unref);
+  op_udp_send_checks (op);
+  op->check_ms = MIN (op->check_ms * 2, CHECK_MAX_MS);
+  op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_check_cb, op);
+  return G_SOURCE_REMOVE;
+}
+
+/* New addresses are checked at once, and then with the others */
+static void
+op_udp_check_now (ConnectOp *op)
+{
+  if (op->relaying || op->chosen >= 0)
+    return;
+
+  rndz_source_clear (&op->check_timer);
+  op->check_ms = CHECK_INITIAL_MS;
+  op_udp_check_cb (op);
+}
+
+static void
+op_udp_send_use (ConnectOp *op)
+{
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&op->paths[op->chosen], op->family);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage use;
+  gsize len;
+
+  op_init_peer_message (op, RNDZ_MESSAGE_USE, &use);
+  len = rndz_message_encode (&use, buf, sizeof buf);
+  if (to != NULL)
+    g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+}
+
+static gboolean
+op_udp_use_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->check_timer, g_source_unref);
+  op_udp_send_use (op);
+  op->check_timer = rndz_timeout_add (op->context, USE_RETRY_MS, op_udp_use_cb, op);
+  return G_SOURCE_REMOVE;
+}
+
+/* The first path confirmed is the one: the peer is told to stop
+ * catching our datagrams there, and says when it has */
+static void
+op_udp_choose (ConnectOp *op,
+               int        path)
+{
+  op->chosen = path;
+  rndz_source_clear (&op->check_timer);
+  op_udp_use_cb (op);
+}
+
+static void
+op_udp_redirected (ConnectOp         *op,
+                   Server            *server,
+                   const RndzMessage *redirect)
+{
+  gboolean added;
+
+  if (op->redirected != NULL)
+    return;
+
+  op->redirected = server;
+  added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
+  for (guint i = 0; i < redirect->n_cands; i++)
+    added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+
+  op_found_peer (op);
+  if (added)
+    op_udp_check_now (op);
 }
 
 static void
@@ -338,9 +714,14 @@ server_udp_handle (Server            *server,
   if (msg->tid != op->tid)
     return;
 
-  if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
-    op_udp_found (op, &msg->addr);
-  else if (msg->type == RNDZ_MESSAGE_ERROR)
+  if (op->relaying)
+    {
+      if (server == op->redirected)
+        op_handle_relay_reply (op, server, msg);
+    }
+  else if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
+    op_udp_redirected (op, server, msg);
+  else if (msg->type == RNDZ_MESSAGE_ERROR && !op->have_peer)
     server_set_wire_error (server, msg->code);
 }
 
@@ -375,7 +756,7 @@ server_udp_read_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-/* Datagrams on the unconnected socket: the peer's punch */
+/* Datagrams on the unconnected socket: the peer's punches and confirms */
 static gboolean
 op_udp_read_cb (GSocket      *socket,
                 GIOCondition  condition,
@@ -396,13 +777,35 @@ op_udp_read_cb (GSocket      *socket,
       if (n < 0)
         break;
 
-      if (rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) &&
-          msg.type == RNDZ_MESSAGE_RSYNC &&
-          g_str_equal (msg.id, op->peer_id) &&
-          g_str_equal (msg.target, rndz_client_get_id (op->client)) &&
-          rndz_addr_from_socket_address (&addr, from))
+      if (op->relaying ||
+          !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
+          !g_str_equal (msg.id, op->peer_id) ||
+          !g_str_equal (msg.target, rndz_client_get_id (op->client)) ||
+          !rndz_addr_from_socket_address (&addr, from))
+        continue;
+
+      /* A punch shows an address of the peer, perhaps one its NAT
+       * picked for us alone: worth a check */
+      if (msg.type == RNDZ_MESSAGE_RSYNC && op_add_path (op, &addr, RNDZ_PATH_DIRECT))
         {
-          op_udp_found (op, &addr);
+          op_found_peer (op);
+          op_udp_check_now (op);
+        }
+
+      /* The answer to a check: only from an address we checked */
+      if (msg.type == RNDZ_MESSAGE_CONFIRM && msg.tid == op->tid && op->chosen < 0)
+        {
+          int i = op_find_path (op, &addr);
+
+          if (i >= 0)
+            op_udp_choose (op, i);
+        }
+
+      /* The answer to our use: the path is ours */
+      if (msg.type == RNDZ_MESSAGE_USE && msg.tid == op->tid && op->chosen >= 0 &&
+          rndz_addr_equal (&addr, &op->paths[op->chosen]))
+        {
+          op_udp_found (op, &addr, op->path_kinds[op->chosen]);
           break;
         }
     }
@@ -496,6 +899,7 @@ op_udp_start (ConnectOp *op)
       return;
     }
   op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  op->n_cands = rndz_client_get_candidates (op->client, op->family, op->port, op->cands);
 
   op->source = g_socket_create_source (op->socket, G_IO_IN, NULL);
   g_source_set_callback (op->source, G_SOURCE_FUNC (op_udp_read_cb), op, NULL);
@@ -522,59 +926,121 @@ op_udp_start (ConnectOp *op)
 
 /* TCP */
 
-static void op_tcp_connect_peer (ConnectOp *op);
+static void peer_attempt_try (PeerAttempt *attempt);
 
 static gboolean
-op_tcp_peer_retry_cb (gpointer user_data)
+peer_attempt_retry_cb (gpointer user_data)
 {
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  PeerAttempt *attempt = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (attempt->op);
 
-  g_clear_pointer (&op->peer_retry, g_source_unref);
-  op_tcp_connect_peer (op);
+  g_clear_pointer (&attempt->retry, g_source_unref);
+  peer_attempt_try (attempt);
   return G_SOURCE_REMOVE;
 }
 
-static void
-op_tcp_peer_connected_cb (GSocket      *socket,
-                          const GError *error,
-                          gpointer      user_data)
+/* Tells the peer that this connection is the one: it reads exactly this
+ * frame before it hands the connection to its application. */
+static gboolean
+op_tcp_send_use (ConnectOp  *op,
+                 GSocket    *socket,
+                 GError    **error)
 {
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  g_autoptr(GSocket) peer_socket = g_steal_pointer (&op->peer_socket);
+  char buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage use;
+  gsize len;
+  gssize sent;
 
-  g_clear_pointer (&op->peer_attempt, rndz_connect_attempt_free);
+  op_init_peer_message (op, RNDZ_MESSAGE_USE, &use);
+  len = rndz_message_encode_frame (&use, buf, sizeof buf);
 
-  if (error == NULL)
+  /* A fresh connection has room for a small frame in its send buffer */
+  sent = g_socket_send (socket, buf, len, NULL, error);
+  if (sent < 0)
+    return FALSE;
+  if ((gsize) sent != len)
     {
-      g_debug ("Connected to “%s”", op->peer_id);
-      op_return_tcp (op, peer_socket);
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           _("Could not send the whole frame"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+peer_attempt_connected_cb (GSocket      *socket,
+                           const GError *error,
+                           gpointer      user_data)
+{
+  PeerAttempt *attempt = user_data;
+  ConnectOp *op = attempt->op;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  g_autoptr(GSocket) connected = g_steal_pointer (&attempt->socket);
+  g_autoptr(GError) send_error = NULL;
+  char text[RNDZ_ADDR_STRLEN];
+
+  g_clear_pointer (&attempt->attempt, rndz_connect_attempt_free);
+
+  if (error == NULL && op_tcp_send_use (op, connected, &send_error))
+    {
+      g_debug ("Connected to “%s” at %s", op->peer_id, rndz_addr_format (&attempt->addr, text));
+      op_return_tcp (op, connected, attempt->path);
       return;
     }
 
   /* The peer's SYN has not opened its NAT for us yet: again, soon */
-  g_debug ("Connecting to “%s” failed, trying again: %s", op->peer_id, error->message);
-  g_socket_close (peer_socket, NULL);
-  op->peer_retry = rndz_timeout_add (op->context, op->peer_delay_ms, op_tcp_peer_retry_cb, op);
-  op->peer_delay_ms = MIN (op->peer_delay_ms * 2, RNDZ_RETRY_MAX_MS);
+  g_debug ("Connecting to “%s” at %s failed, trying again: %s", op->peer_id,
+           rndz_addr_format (&attempt->addr, text),
+           error != NULL ? error->message : send_error->message);
+  g_socket_close (connected, NULL);
+  attempt->retry = rndz_timeout_add (op->context, attempt->delay_ms, peer_attempt_retry_cb, attempt);
+  attempt->delay_ms = MIN (attempt->delay_ms * 2, RNDZ_RETRY_MAX_MS);
 }
 
 static void
-op_tcp_connect_peer (ConnectOp *op)
+peer_attempt_try (PeerAttempt *attempt)
 {
+  ConnectOp *op = attempt->op;
   g_autoptr(GError) error = NULL;
 
-  op->peer_socket = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_STREAM,
+  attempt->socket = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_STREAM,
                                       op->port, &error);
-  if (op->peer_socket == NULL)
+  if (attempt->socket == NULL)
     {
       op_return_error (op, g_steal_pointer (&error));
       return;
     }
 
-  op->peer_attempt = rndz_connect_attempt_new (op->peer_socket, &op->peer_addr, op->context,
-                                               op_tcp_peer_connected_cb, op);
+  attempt->attempt = rndz_connect_attempt_new (attempt->socket, &attempt->addr, op->context,
+                                               peer_attempt_connected_cb, attempt);
+}
+
+/* Connects towards every address of the peer at once */
+static void
+op_tcp_redirected (ConnectOp         *op,
+                   Server            *server,
+                   const RndzMessage *redirect)
+{
+  char text[RNDZ_ADDR_STRLEN];
+
+  g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
+  op->redirected = server;
+  op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
+  for (guint i = 0; i < redirect->n_cands; i++)
+    op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+  op_found_peer (op);
+
+  for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
+    {
+      PeerAttempt *attempt = g_new0 (PeerAttempt, 1);
+
+      attempt->op = op;
+      attempt->addr = op->paths[i];
+      attempt->path = op->path_kinds[i];
+      attempt->delay_ms = RNDZ_RETRY_INITIAL_MS / 4;
+      g_ptr_array_add (op->attempts, attempt);
+      peer_attempt_try (attempt);
+    }
 }
 
 static void
@@ -589,23 +1055,25 @@ server_tcp_message_cb (RndzChannel       *channel,
 
   if (msg == NULL)
     {
-      server_set_status (server, SERVER_UNREACHABLE, error);
+      if (op->relaying && server == op->redirected && op->join_cancellable == NULL)
+        op_return_error (op, g_error_copy (error));
+      else
+        server_set_status (server, SERVER_UNREACHABLE, error);
       return;
     }
 
-  if (msg->tid != op->tid || op->have_peer)
+  if (msg->tid != op->tid)
     return;
 
-  if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
+  if (op->relaying)
     {
-      char text[RNDZ_ADDR_STRLEN];
-
-      g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&msg->addr, text));
-      op->have_peer = TRUE;
-      op->peer_addr = msg->addr;
-      op->peer_delay_ms = RNDZ_RETRY_INITIAL_MS / 4;
-      op_tcp_connect_peer (op);
+      if (server == op->redirected)
+        op_handle_relay_reply (op, server, msg);
     }
+  else if (op->have_peer)
+    return;
+  else if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
+    op_tcp_redirected (op, server, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR)
     server_set_wire_error (server, msg->code);
 }
@@ -660,6 +1128,7 @@ op_tcp_start (ConnectOp *op)
 
           if (local != NULL)
             op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+          op->n_cands = rndz_client_get_candidates (op->client, op->family, op->port, op->cands);
         }
 
       server->attempt = rndz_connect_attempt_new (server->connecting, &server->addr, op->context,
@@ -744,6 +1213,8 @@ rndz_connect_start (RndzClient    *client,
   op->transport = transport;
   op->tid = rndz_client_new_tid ();
   op->servers = g_ptr_array_new_with_free_func ((GDestroyNotify) server_free);
+  op->attempts = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_attempt_free);
+  op->chosen = -1;
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);
 

@@ -9,7 +9,10 @@
 #include <string.h>
 
 #include "rndz-client-private.h"
+#include "rndz-frame-reader-private.h"
 #include "rndz-i18n-private.h"
+#include "rndz-relay-join-private.h"
+#include "rndz-socket-private.h"
 
 /* A listener binds one port P and talks to every server from it.
  *
@@ -25,6 +28,25 @@
  * way the requester's SYN may reach the listening socket instead; either
  * way the connection is handed out by accept.
  *
+ * Every ping offers the listener's local addresses (candidates), which
+ * the server passes on to requesters; a forwarded request brings the
+ * requester's. Paths are verified before use (doc/protocol.md, "Paths"):
+ *
+ * UDP: for each address of the requester, a check socket bound to P and
+ * connected to it punches, and catches the requester's checks from that
+ * address, which the application's socket must not see. The first check
+ * closes its socket, then the confirm goes out from the application's
+ * socket: what the peer sends next reaches the application.
+ *
+ * TCP: connections towards every address of the requester; one that
+ * opens (or that the listening socket accepts from a requester) is held
+ * until its first frame, a "use" from the requester, is read, and only
+ * then is handed out.
+ *
+ * When no direct path works the requester asks the server to relay: the
+ * server's session message names a token, and the listener joins the
+ * relay too (UDP: the peer-relayed signal; TCP: through accept).
+ *
  * Phases: resolving the servers → binding → registering (the listen
  * operation returns on the first pong) → registered, with keepalives, and
  * re-registration with backoff whenever a server stops answering.
@@ -35,6 +57,10 @@
 /* Connections that came in and wait for accept; more are closed */
 #define MAX_INCOMING 64
 #define PUNCH_RETRY_INITIAL_MS 50
+/* How long a connection may take to say it is the one */
+#define USE_TIMEOUT_MS 5000
+/* Relay sessions joined recently, so that a repeated session joins once */
+#define RECENT_SESSIONS 8
 
 typedef struct _Link Link;
 
@@ -63,6 +89,7 @@ typedef struct
   RndzListener *listener;
   char peer_id[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
+  RndzPath path;
   gint64 deadline;
   GSocket *socket;
   RndzConnectAttempt *attempt;
@@ -70,6 +97,26 @@ typedef struct
   GSource *expire;
   guint delay_ms;
 } Punch;
+
+/* UDP: a check socket, on P and connected to one address of a requester */
+typedef struct
+{
+  RndzListener *listener;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  RndzAddr addr;
+  GSocket *socket;
+  GSource *source;
+  GSource *expire;
+} Check;
+
+/* TCP: a connection waiting for its "use" frame, or a relay being joined */
+typedef struct
+{
+  RndzListener *listener;       /* a reference */
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  GSocket *socket;
+  RndzPath path;
+} Pending;
 
 /* An accept waiting for a connection */
 typedef struct
@@ -105,10 +152,15 @@ struct _RndzListener
     RndzAddr addr;
     guint32 tid;
     gboolean refused;
+    char peer_id[RNDZ_ID_MAX_LEN + 1];
   } recent[RECENT_REQUESTS];
   guint recent_next;
 
+  char sessions[RECENT_SESSIONS][RNDZ_TOKEN_LEN + 1];
+  guint sessions_next;
+
   GHashTable *punches;          /* RndzAddr → Punch */
+  GHashTable *checks;           /* RndzAddr → Check */
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
 };
@@ -181,6 +233,8 @@ link_send_ping (Link *link)
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
   g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
+  ping.n_cands = rndz_client_get_candidates (link->listener->client, link->listener->family,
+                                             link->listener->port, ping.cands);
   rndz_client_sign (link->listener->client, &ping);
   /* The server answers no datagram with a larger one */
   if (link->channel == NULL)
@@ -324,6 +378,7 @@ listener_find_request (RndzListener   *listener,
   listener->recent[i].addr = *addr;
   listener->recent[i].tid = tid;
   listener->recent[i].refused = FALSE;
+  listener->recent[i].peer_id[0] = '\0';
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
   return i;
 }
@@ -331,11 +386,13 @@ listener_find_request (RndzListener   *listener,
 static void
 listener_deliver (RndzListener *listener,
                   const char   *peer_id,
-                  GSocket      *socket)
+                  GSocket      *socket,
+                  RndzPath      path)
 {
   RndzIncoming *incoming = g_new0 (RndzIncoming, 1);
   Waiter *waiter;
 
+  rndz_socket_set_path (socket, path);
   incoming->connection = g_socket_connection_factory_create_connection (socket);
   incoming->peer_id = g_strdup (peer_id);
   g_socket_set_blocking (socket, TRUE);
@@ -359,6 +416,76 @@ listener_deliver (RndzListener *listener,
     }
 
   g_queue_push_tail (&listener->incoming, incoming);
+}
+
+/* TCP: the requester names the connection it keeps with a "use" frame.
+ * Exactly that frame is read: the bytes after it are the application's. */
+static void
+pending_free (Pending *pending)
+{
+  if (pending->socket != NULL)
+    g_socket_close (pending->socket, NULL);
+  g_clear_object (&pending->socket);
+  listener_unref (pending->listener);
+  g_free (pending);
+}
+
+static gboolean
+remove_punch_of (gpointer key,
+                 gpointer value,
+                 gpointer user_data)
+{
+  Punch *punch = value;
+
+  return g_str_equal (punch->peer_id, user_data);
+}
+
+static void
+use_read_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Pending *pending = user_data;
+  RndzListener *listener = pending->listener;
+  g_autoptr(GError) error = NULL;
+  RndzMessage msg;
+
+  if (!rndz_frame_read_finish (result, &msg, &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_debug ("Closing a connection of “%s”: %s", pending->peer_id, error->message);
+    }
+  else if (listener->stopped)
+    ;
+  else if (msg.type != RNDZ_MESSAGE_USE || !g_str_equal (msg.id, pending->peer_id) ||
+           !g_str_equal (msg.target, rndz_client_get_id (listener->client)))
+    g_debug ("Closing a connection of “%s”: it did not choose it", pending->peer_id);
+  else
+    {
+      g_autoptr(GSocket) socket = g_steal_pointer (&pending->socket);
+
+      /* The requester keeps this one: the others towards it are moot */
+      g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
+      listener_deliver (listener, pending->peer_id, socket, pending->path);
+    }
+
+  pending_free (pending);
+}
+
+static void
+listener_wait_for_use (RndzListener *listener,
+                       const char   *peer_id,
+                       GSocket      *socket,
+                       RndzPath      path)
+{
+  Pending *pending = g_new0 (Pending, 1);
+
+  pending->listener = listener_ref (listener);
+  g_strlcpy (pending->peer_id, peer_id, sizeof pending->peer_id);
+  pending->socket = g_object_ref (socket);
+  pending->path = path;
+  rndz_frame_read_async (socket, listener->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
+                         USE_TIMEOUT_MS, listener->cancellable, use_read_cb, pending);
 }
 
 static void
@@ -399,10 +526,11 @@ punch_connected_cb (GSocket      *socket,
     {
       g_autoptr(GSocket) connected = g_steal_pointer (&punch->socket);
       char peer_id[RNDZ_ID_MAX_LEN + 1];
+      RndzPath path = punch->path;
 
       g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
       g_hash_table_remove (listener->punches, &punch->addr);
-      listener_deliver (listener, peer_id, connected);
+      listener_wait_for_use (listener, peer_id, connected, path);
       return;
     }
 
@@ -462,23 +590,149 @@ link_reply_rsync (Link              *link,
   link_send (link, &rsync);
 }
 
+/* UDP check sockets */
+
+static void
+check_free (Check *check)
+{
+  rndz_source_clear (&check->source);
+  rndz_source_clear (&check->expire);
+  if (check->socket != NULL)
+    g_socket_close (check->socket, NULL);
+  g_clear_object (&check->socket);
+  g_free (check);
+}
+
+static gboolean
+check_expire_cb (gpointer user_data)
+{
+  Check *check = user_data;
+
+  g_clear_pointer (&check->expire, g_source_unref);
+  g_hash_table_remove (check->listener->checks, &check->addr);
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers a check or a use of the requester, from the check socket: the
+ * same port, so the same NAT mapping, as the application's socket */
+static void
+check_answer (Check             *check,
+              RndzMessageType    type,
+              const RndzMessage *msg)
+{
+  RndzListener *listener = check->listener;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage answer;
+  gsize len;
+
+  rndz_message_init (&answer, type, msg->tid);
+  g_strlcpy (answer.id, rndz_client_get_id (listener->client), sizeof answer.id);
+  g_strlcpy (answer.target, check->peer_id, sizeof answer.target);
+  len = rndz_message_encode (&answer, buf, sizeof buf);
+  g_socket_send (check->socket, buf, len, NULL, NULL);
+}
+
+static gboolean
+check_read_cb (GSocket      *socket,
+               GIOCondition  condition,
+               gpointer      user_data)
+{
+  Check *check = user_data;
+  g_autoptr(RndzListener) listener = listener_ref (check->listener);
+
+  for (;;)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+      char text[RNDZ_ADDR_STRLEN];
+      RndzMessage msg;
+      gssize n;
+
+      /* An ICMP error reads as an error too: go on */
+      n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+      if (n < 0 && g_socket_condition_check (socket, G_IO_IN) == 0)
+        break;
+      if (n < 0)
+        continue;
+
+      if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
+          !g_str_equal (msg.id, check->peer_id) ||
+          !g_str_equal (msg.target, rndz_client_get_id (listener->client)))
+        continue;
+
+      if (msg.type == RNDZ_MESSAGE_CHECK)
+        check_answer (check, RNDZ_MESSAGE_CONFIRM, &msg);
+      else if (msg.type == RNDZ_MESSAGE_USE)
+        {
+          /* The requester takes this path. The check socket answers and
+           * goes at once: the requester sends nothing more before our
+           * answer reaches it, and what it sends after reaches the
+           * application's socket. */
+          g_debug ("“%s” reaches us from %s", check->peer_id,
+                   rndz_addr_format (&check->addr, text));
+          check_answer (check, RNDZ_MESSAGE_USE, &msg);
+          g_hash_table_remove (listener->checks, &check->addr);
+          return G_SOURCE_REMOVE;
+        }
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
 /* A datagram from our port to the requester opens our NAT for it. It is
- * an rsync, so a requester that does receive it can tell it apart. */
+ * an rsync, so a requester that does receive it can tell it apart; it
+ * leaves from a check socket that then catches the requester's checks. */
 static void
 punch_udp (RndzListener      *listener,
-           const RndzMessage *fsync)
+           const RndzMessage *fsync,
+           const RndzAddr    *addr)
 {
   g_autoptr(GSocketAddress) to = NULL;
+  g_autoptr(GError) error = NULL;
+  guint timeout = rndz_client_get_timeout (listener->client);
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
+  Check *check;
+
+  to = rndz_addr_to_socket_address (addr, listener->family);
+  if (to == NULL)
+    return;
 
   init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
-  to = rndz_addr_to_socket_address (&fsync->addr, listener->family);
-  if (to != NULL)
-    g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+  check = g_hash_table_lookup (listener->checks, addr);
+  if (check == NULL)
+    {
+      GSocket *socket = rndz_client_bind (listener->client, listener->family,
+                                          G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+
+      if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
+        {
+          /* Without a check socket the punch still opens the NAT */
+          g_debug ("Cannot open a check socket: %s", error->message);
+          g_clear_object (&socket);
+          g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+          return;
+        }
+
+      check = g_new0 (Check, 1);
+      check->listener = listener;
+      check->addr = *addr;
+      check->socket = socket;
+      check->source = g_socket_create_source (socket, G_IO_IN, NULL);
+      g_source_set_callback (check->source, G_SOURCE_FUNC (check_read_cb), check, NULL);
+      g_source_set_static_name (check->source, "[rndz] listener check");
+      g_source_attach (check->source, listener->context);
+      g_hash_table_insert (listener->checks, &check->addr, check);
+    }
+
+  /* The latest request from there owns it, for as long as it may take */
+  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
+  rndz_source_clear (&check->expire);
+  check->expire = rndz_timeout_add (listener->context, timeout * 1000, check_expire_cb, check);
+
+  g_socket_send (check->socket, buf, len, NULL, NULL);
 }
 
 /* A SYN that the other side's firewall drops is retried by the kernel for
@@ -496,20 +750,23 @@ punch_expire_cb (gpointer user_data)
 
 static void
 punch_tcp (RndzListener      *listener,
-           const RndzMessage *fsync)
+           const RndzMessage *fsync,
+           const RndzAddr    *addr,
+           RndzPath           path)
 {
   gint64 timeout = rndz_client_get_timeout (listener->client) * G_USEC_PER_SEC;
   Punch *punch;
 
   /* Already connecting towards that address */
-  if (g_hash_table_contains (listener->punches, &fsync->addr))
+  if (g_hash_table_contains (listener->punches, addr))
     return;
 
   punch = g_new0 (Punch, 1);
 
   punch->listener = listener;
   g_strlcpy (punch->peer_id, fsync->id, sizeof punch->peer_id);
-  punch->addr = fsync->addr;
+  punch->addr = *addr;
+  punch->path = path;
   punch->deadline = g_get_monotonic_time () + timeout;
   punch->delay_ms = PUNCH_RETRY_INITIAL_MS;
   punch->expire = rndz_timeout_add (listener->context, timeout / 1000, punch_expire_cb, punch);
@@ -544,11 +801,22 @@ link_handle_fsync (Link              *link,
       if (listener->stopped)
         return;
       listener->recent[request].refused = !allowed;
+      g_strlcpy (listener->recent[request].peer_id, fsync->id,
+                 sizeof listener->recent[request].peer_id);
 
-      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP)
-        punch_udp (listener, fsync);
-      else if (allowed)
-        punch_tcp (listener, fsync);
+      /* Towards every address of the requester */
+      for (guint i = 0; allowed && i <= fsync->n_cands; i++)
+        {
+          const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
+          RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
+
+          if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
+            continue;
+          if (listener->transport == RNDZ_TRANSPORT_UDP)
+            punch_udp (listener, fsync, to);
+          else
+            punch_tcp (listener, fsync, to, path);
+        }
     }
 
   /* A refused request gets no answer: the requester learns nothing more
@@ -561,6 +829,84 @@ link_handle_fsync (Link              *link,
 
   /* Every copy is answered: the server resends when ours was lost */
   link_reply_rsync (link, fsync);
+}
+
+/* The relay */
+
+static void
+relay_joined_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Pending *pending = user_data;
+  RndzListener *listener = pending->listener;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = rndz_relay_join_finish (result, &error);
+  if (socket == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_debug ("Could not join the relay for “%s”: %s", pending->peer_id, error->message);
+    }
+  else if (listener->stopped)
+    g_socket_close (socket, NULL);
+  else if (listener->transport == RNDZ_TRANSPORT_TCP)
+    listener_deliver (listener, pending->peer_id, socket, RNDZ_PATH_RELAYED);
+  else
+    {
+      g_debug ("“%s” comes through the relay", pending->peer_id);
+      rndz_client_emit_peer_relayed (listener->client, pending->peer_id, socket);
+    }
+
+  pending_free (pending);
+}
+
+/* The requester found no direct path, and the server relays the two of
+ * us: join the relay, if the requester is one we let in. */
+static void
+link_handle_session (Link              *link,
+                     const RndzMessage *session)
+{
+  RndzListener *listener = link->listener;
+  gboolean allowed = FALSE;
+  RndzAddr relay = link->addr;
+  Pending *pending;
+
+  if (!rndz_client_get_relay (listener->client))
+    return;
+
+  if (rndz_client_get_require_auth (listener->client) && !session->auth)
+    {
+      g_debug ("Ignoring a relay for “%s”: the server did not authenticate it", session->id);
+      return;
+    }
+
+  for (guint i = 0; i < RECENT_REQUESTS; i++)
+    allowed |= g_str_equal (listener->recent[i].peer_id, session->id) &&
+               !listener->recent[i].refused;
+  if (!allowed)
+    {
+      g_debug ("Ignoring a relay for “%s”: no request of it", session->id);
+      return;
+    }
+
+  for (guint i = 0; i < RECENT_SESSIONS; i++)
+    if (g_str_equal (listener->sessions[i], session->token))
+      return;
+  g_strlcpy (listener->sessions[listener->sessions_next], session->token,
+             sizeof listener->sessions[0]);
+  listener->sessions_next = (listener->sessions_next + 1) % RECENT_SESSIONS;
+
+  g_debug ("Joining the relay for “%s”", session->id);
+  pending = g_new0 (Pending, 1);
+  pending->listener = listener_ref (listener);
+  g_strlcpy (pending->peer_id, session->id, sizeof pending->peer_id);
+  relay.port = session->port;
+  rndz_relay_join_async (listener->transport, listener->family, &relay,
+                         rndz_client_get_id (listener->client), session->token,
+                         rndz_client_get_timeout (listener->client) * 1000,
+                         listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
 static void
@@ -586,6 +932,10 @@ link_handle_message (Link              *link,
 
     case RNDZ_MESSAGE_FSYNC:
       link_handle_fsync (link, msg);
+      break;
+
+    case RNDZ_MESSAGE_SESSION:
+      link_handle_session (link, msg);
       break;
 
     case RNDZ_MESSAGE_ERROR:
@@ -773,6 +1123,7 @@ accept_cb (GSocket      *socket,
       g_autoptr(GSocket) peer = NULL;
       g_autoptr(GSocketAddress) remote = NULL;
       RndzAddr addr;
+      RndzPath path;
       Punch *punch;
       char peer_id[RNDZ_ID_MAX_LEN + 1];
 
@@ -794,8 +1145,9 @@ accept_cb (GSocket      *socket,
         }
 
       g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = punch->path;
       g_hash_table_remove (listener->punches, &addr);
-      listener_deliver (listener, peer_id, peer);
+      listener_wait_for_use (listener, peer_id, peer, path);
     }
 
   return G_SOURCE_CONTINUE;
@@ -1002,6 +1354,9 @@ rndz_listener_new (RndzClient    *client,
   listener->punches = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                              (GEqualFunc) rndz_addr_equal,
                                              NULL, (GDestroyNotify) punch_free);
+  listener->checks = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
+                                            (GEqualFunc) rndz_addr_equal,
+                                            NULL, (GDestroyNotify) check_free);
   listener->state = RNDZ_CLIENT_STATE_IDLE;
   return listener;
 }
@@ -1137,6 +1492,7 @@ rndz_listener_free_resources (RndzListener *listener)
 
   g_ptr_array_set_size (listener->links, 0);
   g_hash_table_remove_all (listener->punches);
+  g_hash_table_remove_all (listener->checks);
   g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
 
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
@@ -1165,6 +1521,7 @@ listener_clear (RndzListener *listener)
   rndz_listener_free_resources (listener);
   g_ptr_array_unref (listener->links);
   g_hash_table_unref (listener->punches);
+  g_hash_table_unref (listener->checks);
   g_clear_object (&listener->socket);
   g_clear_object (&listener->cancellable);
   g_main_context_unref (listener->context);

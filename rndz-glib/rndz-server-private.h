@@ -21,6 +21,9 @@ typedef struct
   guint64 evicted;             /* silent connections closed to make room */
   guint64 refused_connections; /* connections refused at the limit */
   guint64 auth_failed;         /* messages dropped for failed authentication */
+  guint64 relay_sessions;      /* relay sessions opened */
+  guint64 relay_bytes;         /* bytes relayed, both directions */
+  guint64 relay_dropped;       /* relay port: datagrams dropped, connections closed for bad input */
 } RndzServerStats;
 
 typedef void (*RndzServerSendFunc) (const RndzAddr *to,
@@ -40,5 +43,9 @@ void     rndz_server_receive_datagram   (RndzServer         *server,
 void     rndz_server_add_connection     (RndzServer         *server,
                                          GSocket            *socket,
                                          const RndzAddr     *remote);
+guint    rndz_server_get_relay_session_count (RndzServer    *server);
+/* Tests: how long a relay session waits to be joined; 0 for the default */
+void     rndz_server_set_relay_join_timeout  (RndzServer    *server,
+                                              guint          ms);
 
 G_END_DECLS

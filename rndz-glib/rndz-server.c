@@ -42,6 +42,7 @@
 #include "rndz-auth.h"
 #include "rndz-channel-private.h"
 #include "rndz-message-private.h"
+#include "rndz-relay-private.h"
 #include "rndz-i18n-private.h"
 
 #define DEFAULT_PEER_TIMEOUT 60
@@ -50,6 +51,10 @@
 #define DEFAULT_MAX_PEERS 100000
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_REQUEST_RATE 20
+#define DEFAULT_RELAY_MAX_SESSIONS 64
+#define DEFAULT_RELAY_RATE (1024 * 1024)
+#define DEFAULT_RELAY_IDLE_TIMEOUT 60
+#define MAX_RELAY_IDLE_TIMEOUT (7 * 24 * 3600)
 /* Unregistered connections one address may hold: a single source cannot
  * push everyone else out */
 #define MAX_UNREGISTERED_PER_ADDRESS 32
@@ -141,6 +146,7 @@ struct _RndzServer
   GSource *tcp_source;
   GSource *timer;
   RndzPoller *poller;          /* all TCP connections */
+  RndzRelay *relay;            /* while listening with a relay port */
 
   /* Registry, one table per transport: id → Peer */
   GHashTable *peers[2];
@@ -176,6 +182,11 @@ struct _RndzServer
   guint max_connections;
   guint max_message_size;
   guint request_rate;
+  guint relay_port;
+  guint relay_max_sessions;
+  guint relay_rate;
+  guint relay_idle_timeout;
+  guint relay_join_timeout_ms;
 };
 
 enum
@@ -188,6 +199,10 @@ enum
   PROP_MAX_CONNECTIONS,
   PROP_MAX_MESSAGE_SIZE,
   PROP_REQUEST_RATE,
+  PROP_RELAY_PORT,
+  PROP_RELAY_MAX_SESSIONS,
+  PROP_RELAY_RATE,
+  PROP_RELAY_IDLE_TIMEOUT,
   PROP_AUTH_REQUIRED,
   PROP_PEER_COUNT,
   N_PROPS
@@ -619,18 +634,46 @@ pending_free (RndzServer *server,
  * ask for it, so it is rate limited twice: by who asks, and by whom it
  * goes to. */
 static gboolean
+forward_take (RndzServer     *server,
+              const RndzAddr *requester,
+              const RndzAddr *target,
+              const char     *requester_id)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (rndz_rate_limit_take (server->requester_limit, requester, now) &&
+      rndz_rate_limit_take (server->target_limit, target, now))
+    return TRUE;
+
+  server->stats.rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited", requester_id);
+  return FALSE;
+}
+
+static gboolean
 forward_allowed (RndzServer *server,
                  Pending    *pending,
                  Peer       *target)
 {
+  return forward_take (server, &pending->requester_addr, &target->addr, pending->requester_id);
+}
+
+/* Whether a new request from @requester to @target may take a place in
+ * a table: checked before, so that a flood cannot fill it */
+static gboolean
+request_allowed (RndzServer     *server,
+                 const RndzAddr *requester,
+                 const RndzAddr *target,
+                 const char     *requester_id)
+{
   gint64 now = g_get_monotonic_time ();
 
-  if (rndz_rate_limit_take (server->requester_limit, &pending->requester_addr, now) &&
-      rndz_rate_limit_take (server->target_limit, &target->addr, now))
+  if (rndz_rate_limit_allows (server->requester_limit, requester, now) &&
+      rndz_rate_limit_allows (server->target_limit, target, now))
     return TRUE;
 
   server->stats.rate_limited++;
-  g_debug ("Not forwarding the request of “%s”: rate limited", pending->requester_id);
+  g_debug ("Not forwarding the request of “%s”: rate limited", requester_id);
   return FALSE;
 }
 
@@ -734,13 +777,8 @@ handle_isync (RndzServer        *server,
 
   /* Refused before it takes a place among the pending requests: a
    * flood must not fill them */
-  if (!rndz_rate_limit_allows (server->requester_limit, &src->from, g_get_monotonic_time ()) ||
-      !rndz_rate_limit_allows (server->target_limit, &target->addr, g_get_monotonic_time ()))
-    {
-      server->stats.rate_limited++;
-      g_debug ("Not forwarding the request of “%s”: rate limited", msg->id);
-      return;
-    }
+  if (!request_allowed (server, &src->from, &target->addr, msg->id))
+    return;
 
   if (g_hash_table_size (server->pending) >= MAX_PENDING)
     {
@@ -821,6 +859,105 @@ handle_rsync (RndzServer        *server,
   server->stats.redirected++;
   pending_reply (server, pending, &redirect);
   pending_free (server, pending);
+}
+
+/* Relay */
+
+/* Tells the target where to meet the requester: through its
+ * registration, as an fsync goes, and rate limited like one */
+static void
+send_session_to_target (RndzServer        *server,
+                        Peer              *target,
+                        RndzRelaySession  *session,
+                        const Source      *src,
+                        const RndzMessage *request)
+{
+  RndzMessage notice;
+
+  if (!forward_take (server, &src->from, &target->addr, request->id))
+    return;
+
+  rndz_message_init (&notice, RNDZ_MESSAGE_SESSION, rndz_relay_session_get_target_tid (session));
+  g_strlcpy (notice.id, request->id, sizeof notice.id);
+  g_strlcpy (notice.token, rndz_relay_session_get_token (session), sizeof notice.token);
+  notice.port = rndz_relay_get_port (server->relay);
+  notice.auth = rndz_server_get_auth_required (server);
+
+  if (target->transport == RNDZ_TRANSPORT_UDP)
+    server_send_udp (server, &target->addr, &notice, G_MAXSIZE);
+  else
+    server_send_tcp (target->conn, &notice);
+}
+
+static void
+handle_relay (RndzServer        *server,
+              const Source      *src,
+              const RndzMessage *msg)
+{
+  RndzRelaySession *session;
+  RndzMessage reply;
+  Peer *target;
+
+  if (server->relay == NULL)
+    {
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_NO_RELAY);
+      return;
+    }
+
+  /* The relay tells the two sides apart by their ids */
+  if (g_str_equal (msg->id, msg->target))
+    {
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return;
+    }
+
+  target = g_hash_table_lookup (server->peers[src->transport], msg->target);
+  if (target == NULL)
+    {
+      g_debug ("“%s” asked to relay to unknown peer “%s”", msg->id, msg->target);
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      return;
+    }
+  if (target->addr.family != src->from.family)
+    {
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      return;
+    }
+
+  /* The request must be large enough for the answer: a token has a
+   * fixed length, so a stand-in measures the real one */
+  rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, msg->tid);
+  g_strlcpy (reply.id, target->id, sizeof reply.id);
+  memset (reply.token, '0', RNDZ_TOKEN_LEN);
+  reply.port = rndz_relay_get_port (server->relay);
+  if (!server_reply_fits (server, src, &reply))
+    return;
+
+  /* The same request again: the same session */
+  session = rndz_relay_find_request (server->relay, src->transport, &src->from, msg->tid);
+  if (session != NULL && !g_str_equal (rndz_relay_session_get_target (session), msg->target))
+    {
+      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return;
+    }
+  if (session == NULL)
+    {
+      if (!request_allowed (server, &src->from, &target->addr, msg->id))
+        return;
+
+      session = rndz_relay_open (server->relay, src->transport, &src->from, msg->tid,
+                                 msg->id, msg->target, server_new_tid (server));
+      if (session == NULL)
+        {
+          g_debug ("Cannot relay for “%s”: no session left", msg->id);
+          server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+          return;
+        }
+    }
+
+  g_strlcpy (reply.token, rndz_relay_session_get_token (session), sizeof reply.token);
+  server_reply (server, src, &reply);
+  send_session_to_target (server, target, session, src, msg);
 }
 
 /* Authentication */
@@ -915,6 +1052,7 @@ server_authenticate (RndzServer        *server,
     case RNDZ_MESSAGE_ISYNC:
     case RNDZ_MESSAGE_RSYNC:
     case RNDZ_MESSAGE_BYE:
+    case RNDZ_MESSAGE_RELAY:
       break;
     default:
       return TRUE;
@@ -969,6 +1107,9 @@ server_handle_message (RndzServer        *server,
       break;
     case RNDZ_MESSAGE_BYE:
       handle_bye (server, src, msg);
+      break;
+    case RNDZ_MESSAGE_RELAY:
+      handle_relay (server, src, msg);
       break;
     case RNDZ_MESSAGE_PONG:
     case RNDZ_MESSAGE_FSYNC:
@@ -1346,6 +1487,11 @@ bind_sockets (RndzServer      *server,
  *
  * With port 0, read the chosen port back with rndz_server_get_port().
  *
+ * If [property@Rndz.Server:relay-port] is set, the server also serves TCP
+ * and UDP on that port of the same address, and relays between peers
+ * that cannot reach each other directly. If any of the sockets cannot be
+ * bound, none is: the server does not listen at all.
+ *
  * Returns: %TRUE if the server is now serving
  *
  * Since: 1.0
@@ -1357,6 +1503,8 @@ rndz_server_listen (RndzServer      *server,
 {
   g_autoptr(GSocket) tcp = NULL;
   g_autoptr(GSocket) udp = NULL;
+  g_autoptr(GSocket) relay_tcp = NULL;
+  g_autoptr(GSocket) relay_udp = NULL;
 
   g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
   g_return_val_if_fail (G_IS_INET_SOCKET_ADDRESS (address), FALSE);
@@ -1369,8 +1517,29 @@ rndz_server_listen (RndzServer      *server,
       return FALSE;
     }
 
+  if (server->relay_port != 0 &&
+      server->relay_port == g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("The relay port %u is the server’s port"), server->relay_port);
+      return FALSE;
+    }
+
   if (!bind_sockets (server, address, &tcp, &udp, error))
     return FALSE;
+
+  if (server->relay_port != 0)
+    {
+      GInetAddress *inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+      g_autoptr(GSocketAddress) relay_address = g_inet_socket_address_new (inet, server->relay_port);
+
+      /* The sockets of the main port close as this returns */
+      if (!bind_sockets (server, relay_address, &relay_tcp, &relay_udp, error))
+        {
+          g_prefix_error (error, _("Cannot listen on the relay port %u: "), server->relay_port);
+          return FALSE;
+        }
+    }
 
   server->family = g_socket_get_family (udp);
   server->tcp_socket = g_steal_pointer (&tcp);
@@ -1382,6 +1551,16 @@ rndz_server_listen (RndzServer      *server,
 
   server->timer = rndz_deadline_source_new (server->context, "[rndz] server timer",
                                             server_expire, server);
+
+  if (relay_udp != NULL)
+    {
+      server->relay = rndz_relay_new (server->context, relay_udp, relay_tcp, &server->stats);
+      rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
+                            server->relay_idle_timeout);
+      if (server->relay_join_timeout_ms != 0)
+        rndz_relay_set_join_timeout (server->relay, server->relay_join_timeout_ms);
+      g_debug ("Relaying on port %u", server->relay_port);
+    }
 
   g_debug ("Listening on port %u", rndz_server_get_port (server));
   return TRUE;
@@ -1403,7 +1582,8 @@ clear_source (GSource **source)
  *
  * Stops serving: closes the listening sockets and every connection, and
  * forgets every registered peer (emitting [signal@Rndz.Server::peer-removed]
- * for each). The server can listen again afterwards.
+ * for each). Relay sessions are closed, with their connections. The
+ * server can listen again afterwards.
  *
  * Since: 1.0
  */
@@ -1417,6 +1597,7 @@ rndz_server_stop (RndzServer *server)
   clear_source (&server->udp_source);
   clear_source (&server->tcp_source);
   clear_source (&server->timer);
+  g_clear_pointer (&server->relay, rndz_relay_free);
 
   while (server->pending_queue.head != NULL)
     pending_free (server, server->pending_queue.head->data);
@@ -1723,6 +1904,183 @@ rndz_server_set_request_rate (RndzServer *server,
   g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_REQUEST_RATE]);
 }
 
+/**
+ * rndz_server_get_relay_port:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-port].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-port]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_port (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_port;
+}
+
+/**
+ * rndz_server_set_relay_port:
+ * @server: a #RndzServer
+ * @port: the relay port, or 0 not to relay
+ *
+ * Sets [property@Rndz.Server:relay-port]. It takes effect the next time
+ * the server listens.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_port (RndzServer *server,
+                            guint       port)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (port <= G_MAXUINT16);
+
+  if (server->relay_port == port)
+    return;
+
+  server->relay_port = port;
+  g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_RELAY_PORT]);
+}
+
+static void
+server_relay_changed (RndzServer *server,
+                      guint       prop_id)
+{
+  if (server->relay != NULL)
+    rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
+                          server->relay_idle_timeout);
+  g_object_notify_by_pspec (G_OBJECT (server), properties[prop_id]);
+}
+
+/**
+ * rndz_server_get_relay_max_sessions:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-max-sessions].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-max-sessions]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_max_sessions (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_max_sessions;
+}
+
+/**
+ * rndz_server_set_relay_max_sessions:
+ * @server: a #RndzServer
+ * @max_sessions: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:relay-max-sessions]. A lower limit closes no
+ * session; it only refuses new ones until there are fewer.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_max_sessions (RndzServer *server,
+                                    guint       max_sessions)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (max_sessions >= 1);
+
+  if (server->relay_max_sessions == max_sessions)
+    return;
+
+  server->relay_max_sessions = max_sessions;
+  server_relay_changed (server, PROP_RELAY_MAX_SESSIONS);
+}
+
+/**
+ * rndz_server_get_relay_rate:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-rate].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-rate]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_rate (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_rate;
+}
+
+/**
+ * rndz_server_set_relay_rate:
+ * @server: a #RndzServer
+ * @bytes_per_second: the new limit, or 0 for none
+ *
+ * Sets [property@Rndz.Server:relay-rate]. The new rate applies at once,
+ * to the open sessions too.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_rate (RndzServer *server,
+                            guint       bytes_per_second)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  if (server->relay_rate == bytes_per_second)
+    return;
+
+  server->relay_rate = bytes_per_second;
+  server_relay_changed (server, PROP_RELAY_RATE);
+}
+
+/**
+ * rndz_server_get_relay_idle_timeout:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-idle-timeout].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-idle-timeout]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_idle_timeout (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_idle_timeout;
+}
+
+/**
+ * rndz_server_set_relay_idle_timeout:
+ * @server: a #RndzServer
+ * @seconds: the new timeout, at least 1
+ *
+ * Sets [property@Rndz.Server:relay-idle-timeout]. The new timeout applies
+ * at once, to the open sessions too.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_idle_timeout (RndzServer *server,
+                                    guint       seconds)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (seconds >= 1 && seconds <= MAX_RELAY_IDLE_TIMEOUT);
+
+  if (server->relay_idle_timeout == seconds)
+    return;
+
+  server->relay_idle_timeout = seconds;
+  server_relay_changed (server, PROP_RELAY_IDLE_TIMEOUT);
+}
+
 static void
 server_auth_changed (RndzServer *server,
                      gboolean    was_required)
@@ -1874,6 +2232,21 @@ rndz_server_get_stats (RndzServer      *server,
   *stats = server->stats;
 }
 
+guint
+rndz_server_get_relay_session_count (RndzServer *server)
+{
+  return server->relay != NULL ? rndz_relay_get_session_count (server->relay) : 0;
+}
+
+void
+rndz_server_set_relay_join_timeout (RndzServer *server,
+                                    guint       ms)
+{
+  server->relay_join_timeout_ms = ms;
+  if (server->relay != NULL)
+    rndz_relay_set_join_timeout (server->relay, ms != 0 ? ms : RNDZ_RELAY_JOIN_TIMEOUT_MS);
+}
+
 void
 rndz_server_set_udp_sender (RndzServer         *server,
                             RndzServerSendFunc  func,
@@ -1913,6 +2286,18 @@ rndz_server_get_property (GObject    *object,
       break;
     case PROP_REQUEST_RATE:
       g_value_set_uint (value, server->request_rate);
+      break;
+    case PROP_RELAY_PORT:
+      g_value_set_uint (value, server->relay_port);
+      break;
+    case PROP_RELAY_MAX_SESSIONS:
+      g_value_set_uint (value, server->relay_max_sessions);
+      break;
+    case PROP_RELAY_RATE:
+      g_value_set_uint (value, server->relay_rate);
+      break;
+    case PROP_RELAY_IDLE_TIMEOUT:
+      g_value_set_uint (value, server->relay_idle_timeout);
       break;
     case PROP_AUTH_REQUIRED:
       g_value_set_boolean (value, rndz_server_get_auth_required (server));
@@ -1955,6 +2340,18 @@ rndz_server_set_property (GObject      *object,
       break;
     case PROP_REQUEST_RATE:
       rndz_server_set_request_rate (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_PORT:
+      rndz_server_set_relay_port (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_MAX_SESSIONS:
+      rndz_server_set_relay_max_sessions (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_RATE:
+      rndz_server_set_relay_rate (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_IDLE_TIMEOUT:
+      rndz_server_set_relay_idle_timeout (server, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -2093,6 +2490,60 @@ rndz_server_class_init (RndzServerClass *klass)
                        1, G_MAXUINT16, DEFAULT_REQUEST_RATE, flags);
 
   /**
+   * RndzServer:relay-port:
+   *
+   * The port to relay on, TCP and UDP, at the address the server listens
+   * on; 0, the default, for no relay. Peers that cannot reach each other
+   * directly may ask the server to relay their traffic through this port
+   * (see `doc/protocol.md`): it costs the server bandwidth, so it is off
+   * unless set. A change takes effect the next time the server listens.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_PORT] =
+    g_param_spec_uint ("relay-port", NULL, NULL,
+                       0, G_MAXUINT16, 0, flags);
+
+  /**
+   * RndzServer:relay-max-sessions:
+   *
+   * The largest number of relay sessions open at once. Further relay
+   * requests are answered with a `server-full` error.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_MAX_SESSIONS] =
+    g_param_spec_uint ("relay-max-sessions", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RELAY_MAX_SESSIONS, flags);
+
+  /**
+   * RndzServer:relay-rate:
+   *
+   * The bytes per second that the relay forwards per session and
+   * direction, with bursts of a quarter of a second (at least 64 KiB); 0
+   * for no limit. Datagrams over the rate are dropped; a TCP connection
+   * over the rate is not read until it is within it again.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_RATE] =
+    g_param_spec_uint ("relay-rate", NULL, NULL,
+                       0, G_MAXUINT, DEFAULT_RELAY_RATE, flags);
+
+  /**
+   * RndzServer:relay-idle-timeout:
+   *
+   * Seconds without traffic after which a relay session is closed. A
+   * session that both peers did not join within ten seconds is closed
+   * too.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_IDLE_TIMEOUT] =
+    g_param_spec_uint ("relay-idle-timeout", NULL, NULL,
+                       1, MAX_RELAY_IDLE_TIMEOUT, DEFAULT_RELAY_IDLE_TIMEOUT, flags);
+
+  /**
    * RndzServer:auth-required:
    *
    * Whether peers must authenticate: true once a secret or a key is set
@@ -2173,6 +2624,9 @@ rndz_server_init (RndzServer *server)
   server->max_connections = DEFAULT_MAX_CONNECTIONS;
   server->max_message_size = RNDZ_MESSAGE_DEFAULT_MAX_SIZE;
   server->request_rate = DEFAULT_REQUEST_RATE;
+  server->relay_max_sessions = DEFAULT_RELAY_MAX_SESSIONS;
+  server->relay_rate = DEFAULT_RELAY_RATE;
+  server->relay_idle_timeout = DEFAULT_RELAY_IDLE_TIMEOUT;
   server->requester_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,
                                                  2 * DEFAULT_REQUEST_RATE);
   server->target_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,

@@ -86,4 +86,25 @@ RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_request_rate     (RndzServer      *server,
                                                   guint            per_second);
 
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_port       (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_port       (RndzServer      *server,
+                                                  guint            port);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_max_sessions (RndzServer    *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_max_sessions (RndzServer    *server,
+                                                    guint          max_sessions);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_rate       (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_rate       (RndzServer      *server,
+                                                  guint            bytes_per_second);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_idle_timeout (RndzServer    *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_idle_timeout (RndzServer    *server,
+                                                    guint          seconds);
+
 G_END_DECLS
