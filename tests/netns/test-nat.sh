@@ -400,6 +400,18 @@ result ()
   fi
 }
 
+# result_todo STATUS DESCRIPTION [TODO-REASON]: a test of what issue 9
+# adds; TODO-REASON, given while the tool does not have it yet, makes a
+# failure an expected one. A pass is a pass, never "ok # TODO".
+result_todo ()
+{
+  if [ "$1" = 0 ] || [ -z "${3:-}" ]; then
+    result "$1" "$2"
+  else
+    result "$1" "$2" "TODO $3"
+  fi
+}
+
 skip ()
 {
   T=$(( T + 1 ))
@@ -462,9 +474,9 @@ path_case ()
     fi
   fi
   if [ $status = 0 ]; then
-    result 0 "$description (path $path, $CONNECTED ms)" "${todo:+TODO $todo}"
+    result_todo 0 "$description (path $path, $CONNECTED ms)" "$todo"
   else
-    result 1 "$description (path $path, exit status $RC after $ELAPSED ms)" "${todo:+TODO $todo}"
+    result_todo 1 "$description (path $path, exit status $RC after $ELAPSED ms)" "$todo"
   fi
   if [ $status != 0 ]; then
     echo "# exit status $RC after $ELAPSED ms, path $path (expected $expect), stdout: $(head -c 200 "$TMP/$name.out")"
@@ -581,7 +593,7 @@ fails_promptly ()
      [ "$ELAPSED" -lt $(( limit * 1000 )) ]; then
     status=0
   fi
-  result $status "$description ($ELAPSED ms)" "${todo:+TODO $todo}"
+  result_todo $status "$description ($ELAPSED ms)" "$todo"
   grep -v -- '-DEBUG' "$TMP/$name.err" | head -n 3 | sed 's/^/# stderr: /'
   if [ $status != 0 ]; then
     echo "# exit status $RC after $ELAPSED ms (limit $limit s, timeout $timeout s), stdout: $(head -c 200 "$TMP/$name.out")"
@@ -859,14 +871,14 @@ relay_limits ()
        [ ! -s "$TMP/mallory-tcp4.rc" ]; then
       status=0
     fi
-    result $status "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed ($ELAPSED ms)" "${todo:+TODO $todo}"
+    result_todo $status "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed ($ELAPSED ms)" "$todo"
     grep -v -- '-DEBUG' "$TMP/niaj-udp4.err" | head -n 3 | sed 's/^/# stderr: /'
     if [ $status != 0 ]; then
       echo "# exit status $RC after $ELAPSED ms (limit $(( DIRECT_TIMEOUT + MARGIN )) s); first pair done already: $(cat "$TMP/mallory-tcp4.rc" 2>/dev/null || echo no)"
       diag "$TMP/niaj-udp4.err"
     fi
   else
-    result 1 "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed (the first was not connected)" "${todo:+TODO $todo}"
+    result_todo 1 "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed (the first was not connected)" "$todo"
   fi
 
   # The first pair's transfer stays within the rate: allowing one second's
@@ -884,10 +896,10 @@ relay_limits ()
       status=0
     fi
     RELAY_MEASURE="8192 bytes each way through the TCP relay limited to $RELAY_RATE B/s: $transfer ms after connecting ($rate B/s), connected after $connected ms"
-    result $status "relay limits: a relayed TCP echo of 8192 bytes with --relay-rate $RELAY_RATE takes $transfer ms ($rate B/s; at least $floor ms)" "${todo:+TODO $todo}"
+    result_todo $status "relay limits: a relayed TCP echo of 8192 bytes with --relay-rate $RELAY_RATE takes $transfer ms ($rate B/s; at least $floor ms)" "$todo"
     [ $status = 0 ] || { echo "# exit status $rc, path $(path_of mallory-tcp4)"; diag "$TMP/mallory-tcp4.err"; }
   else
-    result 1 "relay limits: a relayed TCP echo of 8192 bytes with --relay-rate $RELAY_RATE (did not end)" "${todo:+TODO $todo}"
+    result_todo 1 "relay limits: a relayed TCP echo of 8192 bytes with --relay-rate $RELAY_RATE (did not end)" "$todo"
     diag "$TMP/mallory-tcp4.err"
   fi
   bg_stop mallory-tcp4
