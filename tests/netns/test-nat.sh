@@ -461,8 +461,8 @@ path_case ()
 
   connector "$name" "$ns" "$timeout" --id "$name" --server-addr "$server" \
             --remote-peer "$peer" --message "$message" ${tcp:+"$tcp"}
+  path=$(path_of "$name")
   if [ "$RC" = 0 ] && [ "$(cat "$TMP/$name.out")" = "$message" ]; then
-    path=$(path_of "$name")
     if [ -z "$HAVE_PATH" ]; then
       HAVE_PATH=no
       [ "$path" != "?" ] && HAVE_PATH=yes
@@ -488,6 +488,8 @@ path_case ()
     report_row "$peers" "$server" "$tcp" "$path" "$CONNECTED"
   elif [ "$RC" = 0 ]; then
     report_row "$peers" "$server" "$tcp" "echo (path not said)" "$CONNECTED"
+  elif [ "$path" != "?" ]; then
+    report_row "$peers" "$server" "$tcp" "failed: $path, then no echo" "($ELAPSED)"
   else
     report_row "$peers" "$server" "$tcp" "failed" "($ELAPSED)"
   fi
@@ -612,7 +614,7 @@ not_run ()
 choose_iptables
 setup_topology
 
-N_TESTS=44
+N_TESTS=45
 echo "1..$N_TESTS"
 echo "# namespaces $PREFIX-*, firewall with $IPT and $IP6T"
 
@@ -980,9 +982,9 @@ if [ "$RANDOM_FULLY" = yes ]; then
   run nsx "$NS_RA" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
   ROUTER_A=symmetric
   relay_case "UDP through symmetric NATs on both sides: relayed" \
-    heidi-udp4r "$NS_PB" "$SERVER4R" alice relayed
+    judy-udp4r "$NS_PB" "$SERVER4R" alice relayed
   relay_case "TCP through symmetric NATs on both sides: relayed" \
-    heidi-tcp4r "$NS_PB" "$SERVER4R" alice relayed --tcp
+    judy-tcp4r "$NS_PB" "$SERVER4R" alice relayed --tcp
 
   run nsx "$NS_RB" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
   ROUTER_B=home
@@ -997,7 +999,7 @@ else
   for i in $(seq 13); do skip "$IPT has no MASQUERADE --random-fully"; done
 fi
 
-# 36-40. Routers that let unsolicited packets in for themselves (no INPUT
+# 36-41. Routers that let unsolicited packets in for themselves (no INPUT
 # filter on the WAN, only FORWARD): the router's own stack answers a punch
 # that arrives before its peer has sent anything (ICMP port unreachable,
 # TCP RST), and conntrack keeps an entry for it. That entry holds the
@@ -1015,6 +1017,10 @@ rendezvous "UDP rendezvous from pa to bob, router B without WAN input filter, ec
   ivan-udp4 "$NS_PA" "$SERVER4" bob
 not_yet "UDP from pb to alice, router B without WAN input filter" \
   heidi-udp4 "$NS_PB" "$SERVER4" alice "the punch reaches router B first and its conntrack entry makes MASQUERADE change pb's port (doc/nat-traversal.md)"
+RELAY=on
+relay_case "UDP from pb to alice, router B without WAN input filter, server with relay: direct or relayed" \
+  heidi-udp4r "$NS_PB" "$SERVER4R" alice 'direct|relayed'
+RELAY=off
 run nsx "$NS_RA" "$IPT" -D INPUT -i wan -j DROP
 ROUTER_A="no WAN input filter"
 # Both routers answer: every SYN meets a RST from the far router, unless
@@ -1024,7 +1030,7 @@ echo_or_clean_failure "TCP from pb to alice, neither router with WAN input filte
 run nsx "$NS_RA" "$IPT" -A INPUT -i wan -j DROP
 run nsx "$NS_RB" "$IPT" -A INPUT -i wan -j DROP
 
-# 41-42. Routers that reject what they do not expect, as OpenWrt does (TCP
+# 42-43. Routers that reject what they do not expect, as OpenWrt does (TCP
 # RST for TCP, ICMP port unreachable for the rest), on input and when
 # forwarding. Rejected packets leave no conntrack entry, so UDP gets
 # through; but a RST kills the TCP connect it answers, and the far side's
@@ -1051,7 +1057,7 @@ done
 ROUTER_A=home
 ROUTER_B=home
 
-# 43-44. Router A drops everything now that alice has registered: the
+# 44-45. Router A drops everything now that alice has registered: the
 # server forwards the request, which never arrives
 run nsx "$NS_RA" "$IPT" -I FORWARD 1 -j DROP
 fails_cleanly "UDP: a peer whose router drops everything fails with a clear error within the timeout" \
