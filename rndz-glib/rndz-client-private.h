@@ -52,6 +52,10 @@ GArray         *rndz_resolve_servers_finish     (RndzClient          *client,
                                                  GError             **error);
 
 /* rndz-connect.c */
+
+/* Tests turn direct paths off, to reach peers through the relay */
+extern gboolean rndz_connect_try_direct;
+
 void            rndz_connect_start              (RndzClient          *client,
                                                  RndzTransport        transport,
                                                  const char          *peer_id,

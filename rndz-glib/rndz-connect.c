@@ -266,13 +266,15 @@ op_find_path (ConnectOp      *op,
   return -1;
 }
 
+gboolean rndz_connect_try_direct = TRUE;
+
 /* Returns TRUE if @addr is new */
 static gboolean
 op_add_path (ConnectOp      *op,
              const RndzAddr *addr,
              RndzPath        kind)
 {
-  if (op->n_paths == MAX_PATHS || op_find_path (op, addr) >= 0)
+  if (!rndz_connect_try_direct || op->n_paths == MAX_PATHS || op_find_path (op, addr) >= 0)
     return FALSE;
 
   /* Only addresses the socket can reach */

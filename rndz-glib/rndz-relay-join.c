@@ -347,21 +347,22 @@ op_tcp_answer_cb (GObject      *source,
                                                   _("The relay closed the connection before the session was ready")));
       else
         {
-          g_prefix_error (&error, _("Invalid answer from the relay: "));
+          if (error->domain == RNDZ_PROTOCOL_ERROR)
+            g_prefix_error (&error, _("Invalid answer from the relay: "));
           op_return_error (op, g_steal_pointer (&error));
         }
       return;
     }
 
+  /* Unlike over UDP, the tid is not checked: nothing but the relay can
+   * write on this connection, and the hello was the only thing sent on
+   * it */
   if (op_is_done (op))
     op_close_socket (op);
   else if (msg.type != RNDZ_MESSAGE_READY)
     op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_FAILED,
                                       _("The relay answered “%s” instead of “ready”"),
                                       rndz_message_type_to_string (msg.type)));
-  else if (msg.tid != op->tid)
-    op_return_error (op, g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,
-                                              _("The relay’s answer does not match the request")));
   else
     {
       /* Like the connections rndz_client_connect_tcp() returns */
@@ -443,7 +444,7 @@ op_timeout_cb (gpointer user_data)
 
   g_clear_pointer (&op->timeout, g_source_unref);
   op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                    op->waiting ? _("Timed out waiting for the peer at the relay at %s")
+                                    op->waiting ? _("The peer did not join the relay at %s in time")
                                                 : _("Timed out joining the relay at %s"),
                                     rndz_addr_format (&op->relay, text)));
   return G_SOURCE_REMOVE;

@@ -1064,8 +1064,12 @@ relay_expire (gpointer user_data)
 
   for (l = relay->sessions.head; l != NULL; l = l_next)
     {
+      gint64 deadline;
+
       l_next = l->next;
-      next = MIN (next, session_tick (l->data, now));
+      /* Not inside MIN (), which evaluates it twice */
+      deadline = session_tick (l->data, now);
+      next = MIN (next, deadline);
     }
 
   while ((conn = g_queue_peek_head (&relay->hellos)) != NULL)

@@ -1536,7 +1536,7 @@ rndz_server_listen (RndzServer      *server,
       /* The sockets of the main port close as this returns */
       if (!bind_sockets (server, relay_address, &relay_tcp, &relay_udp, error))
         {
-          g_prefix_error (error, _("Cannot listen on the relay port %u: "), server->relay_port);
+          g_prefix_error (error, _("Relay port: "));
           return FALSE;
         }
     }

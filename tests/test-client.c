@@ -6,6 +6,7 @@
 #include <rndz-glib/rndz.h>
 #include <string.h>
 
+#include "rndz-client-private.h"
 #include "rndz-message-private.h"
 
 typedef struct
@@ -1230,6 +1231,256 @@ add_transport_tests (const char *name,
   g_test_add (tcp, Fixture, &data_tcp, fixture_setup, func, fixture_teardown);
 }
 
+
+/* Paths */
+
+static guint16 unused_port (void);
+
+/* Restarts the fixture's server with its relay on */
+static void
+fixture_enable_relay (Fixture *fixture)
+{
+  rndz_server_stop (fixture->server);
+  rndz_server_set_relay_port (fixture->server, unused_port ());
+  fixture_start_server (fixture, 0);
+  g_free (fixture->server_addr);
+  fixture->server_addr = server_address_string (fixture->ipv6, rndz_server_get_port (fixture->server));
+}
+
+static void
+peer_relayed_cb (RndzClient *client,
+                 const char *peer_id,
+                 GSocket    *socket,
+                 gpointer    user_data)
+{
+  Result *result = user_data;
+
+  g_assert_false (result->done);
+  result->object = g_object_ref (G_OBJECT (socket));
+  result->peer_id = g_strdup (peer_id);
+  result->done = TRUE;
+}
+
+static void
+test_udp_path_direct (Fixture       *fixture,
+                      gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GSocketAddress) from = NULL;
+  g_autofree char *first = NULL;
+  g_autoptr(GError) error = NULL;
+  Result result = { 0 };
+  RndzPath path;
+
+  g_test_summary ("A verified UDP path is direct or local, and the listener's socket "
+                  "sees the application's first datagram, not the checks");
+  if (fixture->server == NULL)
+    return;
+
+  alice = new_client (fixture, "alice");
+  listening = listen_udp (alice);
+  g_assert_cmpint (rndz_socket_get_path (listening), ==, RNDZ_PATH_UNKNOWN);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  path = rndz_socket_get_path (G_SOCKET (result.object));
+  g_assert_true (path == RNDZ_PATH_DIRECT || path == RNDZ_PATH_LOCAL);
+
+  g_assert_cmpint (g_socket_send (G_SOCKET (result.object), "first", 5, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  first = receive_datagram (listening, &from);
+  g_assert_cmpstr (first, ==, "first");
+
+  result_clear (&result);
+}
+
+static void
+test_udp_relayed (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *hello = NULL;
+  g_autofree char *reply = NULL;
+  Result relayed = { 0 };
+  Result result = { 0 };
+
+  g_test_summary ("Without a direct path, a UDP pair goes through the relay: both get "
+                  "sockets that carry only the application's datagrams");
+  if (fixture->server == NULL)
+    return;
+
+  fixture_enable_relay (fixture);
+  alice = new_client (fixture, "alice");
+  g_signal_connect (alice, "peer-relayed", G_CALLBACK (peer_relayed_cb), &relayed);
+  listening = listen_udp (alice);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_set_direct_timeout (bob, 200);
+  rndz_connect_try_direct = FALSE;
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  rndz_connect_try_direct = TRUE;
+  g_assert_no_error (result.error);
+  g_assert_cmpint (rndz_socket_get_path (G_SOCKET (result.object)), ==, RNDZ_PATH_RELAYED);
+  run_until (&relayed.done, 5000);
+  g_assert_cmpstr (relayed.peer_id, ==, "bob");
+  g_assert_cmpint (rndz_socket_get_path (G_SOCKET (relayed.object)), ==, RNDZ_PATH_RELAYED);
+
+  g_assert_cmpint (g_socket_send (G_SOCKET (result.object), "hello", 5, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  hello = receive_datagram (G_SOCKET (relayed.object), NULL);
+  g_assert_cmpstr (hello, ==, "hello");
+  g_assert_cmpint (g_socket_send (G_SOCKET (relayed.object), "world", 5, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  reply = receive_datagram (G_SOCKET (result.object), NULL);
+  g_assert_cmpstr (reply, ==, "world");
+
+  result_clear (&result);
+  result_clear (&relayed);
+}
+
+static void
+test_tcp_relayed (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  Result accepted = { 0 };
+  Result connected = { 0 };
+  GSocket *socket;
+
+  g_test_summary ("Without a direct path, a TCP pair goes through the relay: both get "
+                  "connections that carry the application's bytes");
+  if (fixture->server == NULL)
+    return;
+
+  fixture_enable_relay (fixture);
+  alice = new_client (fixture, "alice");
+  listen_tcp (alice);
+  rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_set_direct_timeout (bob, 200);
+  rndz_connect_try_direct = FALSE;
+  rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &connected);
+  run_until (&connected.done, 5000);
+  rndz_connect_try_direct = TRUE;
+  g_assert_no_error (connected.error);
+  run_until (&accepted.done, 5000);
+  g_assert_no_error (accepted.error);
+  g_assert_cmpstr (accepted.peer_id, ==, "bob");
+
+  socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (connected.object));
+  g_assert_cmpint (rndz_socket_get_path (socket), ==, RNDZ_PATH_RELAYED);
+  socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (accepted.object));
+  g_assert_cmpint (rndz_socket_get_path (socket), ==, RNDZ_PATH_RELAYED);
+
+  exchange_over_streams (stream_of (connected.object), stream_of (accepted.object));
+
+  result_clear (&accepted);
+  result_clear (&connected);
+}
+
+/* No relay (the server's, or the client's own choice): a clean error,
+ * as soon as the direct timeout is over */
+static void
+test_no_relay (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  gboolean server_relays = g_str_has_suffix (g_test_get_path (), "client-off");
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) listening = NULL;
+  Result result = { 0 };
+  gint64 start, elapsed_ms;
+
+  g_test_summary ("Without a direct path and without a relay, reaching a peer fails "
+                  "with RNDZ_ERROR_NO_PATH right after the direct timeout");
+  if (fixture->server == NULL)
+    return;
+
+  if (server_relays)
+    fixture_enable_relay (fixture);
+  alice = new_client (fixture, "alice");
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    listen_tcp (alice);
+
+  bob = new_client (fixture, "bob");
+  rndz_client_set_direct_timeout (bob, 300);
+  g_assert_true (rndz_client_get_relay (bob));
+  if (server_relays)
+    rndz_client_set_relay (bob, FALSE);
+  rndz_connect_try_direct = FALSE;
+  start = g_get_monotonic_time ();
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 5000);
+  rndz_connect_try_direct = TRUE;
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+
+  g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_NO_PATH);
+  g_assert_null (result.object);
+  g_assert_cmpint (elapsed_ms, >=, 300);
+  g_assert_cmpint (elapsed_ms, <, 2000);
+  result_clear (&result);
+}
+
+static void
+test_relay_properties (void)
+{
+  const char *servers[] = { "127.0.0.1:1", NULL };
+  g_autoptr(RndzClient) client = rndz_client_new ("props", servers);
+  gboolean relay;
+  guint direct_timeout;
+
+  g_test_summary ("The relay and direct-timeout properties have their defaults and notify");
+
+  g_object_get (client, "relay", &relay, "direct-timeout", &direct_timeout, NULL);
+  g_assert_true (relay);
+  g_assert_cmpuint (direct_timeout, ==, 3000);
+  g_object_set (client, "relay", FALSE, "direct-timeout", 500, NULL);
+  g_assert_false (rndz_client_get_relay (client));
+  g_assert_cmpuint (rndz_client_get_direct_timeout (client), ==, 500);
+}
+
+static void
+test_candidates (void)
+{
+  const char *servers[] = { "127.0.0.1:1", NULL };
+  g_autoptr(RndzClient) client = rndz_client_new ("cands", servers);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) bound = g_inet_socket_address_new (loopback, 0);
+  RndzAddr cands[RNDZ_MAX_CANDIDATES];
+  guint n;
+
+  g_test_summary ("Candidates are the local addresses with the given port, never loopback");
+
+  n = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands);
+  g_assert_cmpuint (n, <=, RNDZ_MAX_CANDIDATES);
+  for (guint i = 0; i < n; i++)
+    {
+      g_assert_cmpuint (cands[i].family, ==, 4);
+      g_assert_cmpuint (cands[i].port, ==, 4242);
+      g_assert_cmpuint (cands[i].bytes[0], !=, 127);
+    }
+
+  /* Bound to loopback: nothing to offer */
+  rndz_client_set_local_address (client, G_INET_SOCKET_ADDRESS (bound));
+  g_assert_cmpuint (rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1261,6 +1512,15 @@ main (int   argc,
   g_test_add ("/client/udp/hostname", Fixture, &data_ipv4, fixture_setup, test_hostname, fixture_teardown);
   g_test_add_data_func ("/client/udp/dual-stack-server", &data_udp, test_dual_stack);
   g_test_add_data_func ("/client/tcp/dual-stack-server", &data_tcp, test_dual_stack);
+  g_test_add ("/client/udp/path-direct", Fixture, NULL, fixture_setup, test_udp_path_direct, fixture_teardown);
+  g_test_add ("/client/udp/relayed", Fixture, NULL, fixture_setup, test_udp_relayed, fixture_teardown);
+  g_test_add ("/client/tcp/relayed", Fixture, NULL, fixture_setup, test_tcp_relayed, fixture_teardown);
+  g_test_add ("/client/udp/no-relay/server-off", Fixture, &data_udp, fixture_setup, test_no_relay, fixture_teardown);
+  g_test_add ("/client/tcp/no-relay/server-off", Fixture, &data_tcp, fixture_setup, test_no_relay, fixture_teardown);
+  g_test_add ("/client/udp/no-relay/client-off", Fixture, &data_udp, fixture_setup, test_no_relay, fixture_teardown);
+  g_test_add ("/client/tcp/no-relay/client-off", Fixture, &data_tcp, fixture_setup, test_no_relay, fixture_teardown);
+  g_test_add_func ("/client/relay-properties", test_relay_properties);
+  g_test_add_func ("/client/candidates", test_candidates);
 
   return g_test_run ();
 }

@@ -15,6 +15,8 @@
 
 #include <gio/gio.h>
 
+#include <rndz-glib/rndz.h>
+
 #include "rndz-addr-private.h"
 #include "rndz-message-private.h"
 #include "rndz-types.h"
@@ -35,6 +37,12 @@ assert_messages_equal (const RndzMessage *a,
   g_assert_cmpuint (a->addr.family, ==, b->addr.family);
   g_assert_cmpuint (a->addr.port, ==, b->addr.port);
   g_assert_cmpmem (a->addr.bytes, sizeof a->addr.bytes, b->addr.bytes, sizeof b->addr.bytes);
+  g_assert_cmpuint (a->n_cands, ==, b->n_cands);
+  for (guint i = 0; i < a->n_cands && i < RNDZ_MAX_CANDIDATES; i++)
+    g_assert_true (rndz_addr_equal (&a->cands[i], &b->cands[i]));
+  g_assert_cmpstr (a->token, ==, b->token);
+  g_assert_cmpuint (a->port, ==, b->port);
+  g_assert_cmpint (a->auth, ==, b->auth);
 }
 
 static void
@@ -81,6 +89,41 @@ addr_from_string (const char *text)
   return addr;
 }
 
+/* Sets the candidates of @msg from their wire form: addresses separated
+ * by single spaces */
+static void
+set_cands (RndzMessage *msg,
+           const char  *list)
+{
+  g_auto(GStrv) parts = g_strsplit (list, " ", -1);
+
+  msg->n_cands = 0;
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      g_assert_cmpuint (msg->n_cands, <, RNDZ_MAX_CANDIDATES);
+      msg->cands[msg->n_cands++] = addr_from_string (parts[i]);
+    }
+}
+
+/* Decodes @json and checks that it fails with INVALID_FIELD naming
+ * @field */
+static void
+assert_invalid_field (const char *json,
+                      const char *field)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *quoted = g_strdup_printf ("“%s”", field);
+  RndzMessage msg;
+  gboolean ok;
+
+  ok = rndz_message_decode (&msg, json, strlen (json), DEFAULT_MAX, &error);
+  g_assert_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD);
+  g_assert_false (ok);
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_INVALID);
+  if (strstr (error->message, quoted) == NULL)
+    g_error ("“%s” failed on another field than %s: %s", json, quoted, error->message);
+}
+
 /* A string of @n copies of @unit */
 static char *
 repeat (const char *unit,
@@ -109,7 +152,16 @@ typedef struct
   const char *addr;
   RndzWireError code;
   const char *json;
+  /* Fields of the candidates and the relay */
+  const char *cand;    /* the wire form, or NULL for none */
+  const char *token;
+  guint16 port;
+  gboolean auth;
 } MessageCase;
+
+#define TOKEN "5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c1"
+#define LONGEST_ADDR "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+#define LONGEST_CANDS LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR
 
 static const MessageCase message_cases[] = {
   /* The examples of doc/protocol.md */
@@ -168,6 +220,82 @@ static const MessageCase message_cases[] = {
     "0123456789012345678901234567890123456789012345678901234567890123", NULL, 0,
     "{\"v\":1,\"type\":\"isync\",\"tid\":13,\"id\":\"😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀\","
     "\"target\":\"0123456789012345678901234567890123456789012345678901234567890123\"}" },
+
+  /* Candidates: the examples of doc/protocol.md, then the limits */
+  { .name = "ping-cand", .type = RNDZ_MESSAGE_PING, .tid = 7, .id = "alice",
+    .cand = "192.168.1.20:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"cand\":\"192.168.1.20:4000\"}" },
+  { .name = "isync-cand", .type = RNDZ_MESSAGE_ISYNC, .tid = 42, .id = "bob", .target = "alice",
+    .cand = "192.168.1.30:51000",
+    .json = "{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+            "\"cand\":\"192.168.1.30:51000\"}" },
+  { .name = "fsync-cand", .type = RNDZ_MESSAGE_FSYNC, .tid = 3141592653u, .id = "bob",
+    .addr = "203.0.113.9:51000", .cand = "192.168.1.30:51000",
+    .json = "{\"v\":1,\"type\":\"fsync\",\"tid\":3141592653,\"id\":\"bob\","
+            "\"addr\":\"203.0.113.9:51000\",\"cand\":\"192.168.1.30:51000\"}" },
+  { .name = "fsync-cand-auth", .type = RNDZ_MESSAGE_FSYNC, .tid = 3141592653u, .id = "bob",
+    .addr = "203.0.113.9:51000", .cand = "192.168.1.30:51000", .auth = TRUE,
+    .json = "{\"v\":1,\"type\":\"fsync\",\"tid\":3141592653,\"id\":\"bob\","
+            "\"addr\":\"203.0.113.9:51000\",\"cand\":\"192.168.1.30:51000\",\"auth\":true}" },
+  { .name = "redirect-cand", .type = RNDZ_MESSAGE_REDIRECT, .tid = 42, .id = "alice",
+    .addr = "198.51.100.7:4000", .cand = "192.168.1.20:4000",
+    .json = "{\"v\":1,\"type\":\"redirect\",\"tid\":42,\"id\":\"alice\","
+            "\"addr\":\"198.51.100.7:4000\",\"cand\":\"192.168.1.20:4000\"}" },
+  { .name = "ping-cand-ipv6", .type = RNDZ_MESSAGE_PING, .tid = 8, .id = "alice",
+    .cand = "[2001:db8:1::20]:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":8,\"id\":\"alice\",\"cand\":\"[2001:db8:1::20]:4000\"}" },
+  { .name = "ping-cand-4-ipv4", .type = RNDZ_MESSAGE_PING, .tid = 9, .id = "alice",
+    .cand = "192.168.1.20:4000 10.0.0.5:4000 172.16.3.4:4000 100.64.0.9:4000",
+    .json = "{\"v\":1,\"type\":\"ping\",\"tid\":9,\"id\":\"alice\","
+            "\"cand\":\"192.168.1.20:4000 10.0.0.5:4000 172.16.3.4:4000 100.64.0.9:4000\"}" },
+  { .name = "isync-cand-4-ipv6", .type = RNDZ_MESSAGE_ISYNC, .tid = 43, .id = "bob", .target = "alice",
+    .cand = "[2001:db8:1::30]:1 [fd00::30]:51000 [2001:db8:2::1:30]:65535 [::1:2:3:4]:80",
+    .json = "{\"v\":1,\"type\":\"isync\",\"tid\":43,\"id\":\"bob\",\"target\":\"alice\","
+            "\"cand\":\"[2001:db8:1::30]:1 [fd00::30]:51000 [2001:db8:2::1:30]:65535 [::1:2:3:4]:80\"}" },
+  { .name = "redirect-cand-4-longest", .type = RNDZ_MESSAGE_REDIRECT, .tid = G_MAXUINT32, .id = "alice",
+    .addr = LONGEST_ADDR, .cand = LONGEST_CANDS,
+    .json = "{\"v\":1,\"type\":\"redirect\",\"tid\":4294967295,\"id\":\"alice\","
+            "\"addr\":\"" LONGEST_ADDR "\",\"cand\":\"" LONGEST_CANDS "\"}" },
+
+  /* Connectivity checks */
+  { .name = "check", .type = RNDZ_MESSAGE_CHECK, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"check\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+  { .name = "confirm", .type = RNDZ_MESSAGE_CONFIRM, .tid = 42, .id = "alice", .target = "bob",
+    .json = "{\"v\":1,\"type\":\"confirm\",\"tid\":42,\"id\":\"alice\",\"target\":\"bob\"}" },
+  { .name = "use", .type = RNDZ_MESSAGE_USE, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"use\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+
+  /* The relay */
+  { .name = "relay", .type = RNDZ_MESSAGE_RELAY, .tid = 42, .id = "bob", .target = "alice",
+    .json = "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
+  { .name = "session", .type = RNDZ_MESSAGE_SESSION, .tid = 42, .id = "alice", .token = TOKEN,
+    .port = 8889,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":42,\"id\":\"alice\","
+            "\"token\":\"" TOKEN "\",\"port\":8889}" },
+  { .name = "session-auth", .type = RNDZ_MESSAGE_SESSION, .tid = 3141592654u, .id = "bob",
+    .token = TOKEN, .port = 8889, .auth = TRUE,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":3141592654,\"id\":\"bob\","
+            "\"token\":\"" TOKEN "\",\"port\":8889,\"auth\":true}" },
+  { .name = "session-port-1", .type = RNDZ_MESSAGE_SESSION, .tid = 0, .id = "a",
+    .token = "00000000000000000000000000000000", .port = 1,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":0,\"id\":\"a\","
+            "\"token\":\"00000000000000000000000000000000\",\"port\":1}" },
+  { .name = "session-longest", .type = RNDZ_MESSAGE_SESSION, .tid = G_MAXUINT32, .id = "a\"b",
+    .token = "ffffffffffffffffffffffffffffffff", .port = 65535,
+    .json = "{\"v\":1,\"type\":\"session\",\"tid\":4294967295,\"id\":\"a\\\"b\","
+            "\"token\":\"ffffffffffffffffffffffffffffffff\",\"port\":65535}" },
+  { .name = "hello", .type = RNDZ_MESSAGE_HELLO, .tid = 2718281828u, .id = "bob", .token = TOKEN,
+    .json = "{\"v\":1,\"type\":\"hello\",\"tid\":2718281828,\"id\":\"bob\","
+            "\"token\":\"" TOKEN "\"}" },
+  { .name = "wait", .type = RNDZ_MESSAGE_WAIT, .tid = 2718281828u,
+    .json = "{\"v\":1,\"type\":\"wait\",\"tid\":2718281828}" },
+  { .name = "ready", .type = RNDZ_MESSAGE_READY, .tid = 2718281828u,
+    .json = "{\"v\":1,\"type\":\"ready\",\"tid\":2718281828}" },
+  { .name = "error-no-relay", .type = RNDZ_MESSAGE_ERROR, .tid = 42, .code = RNDZ_WIRE_ERROR_NO_RELAY,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"no-relay\"}" },
+  { .name = "error-address-family", .type = RNDZ_MESSAGE_ERROR, .tid = 42,
+    .code = RNDZ_WIRE_ERROR_ADDRESS_FAMILY,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"address-family\"}" },
 };
 
 static void
@@ -182,6 +310,12 @@ message_from_case (RndzMessage       *msg,
   if (c->addr != NULL)
     msg->addr = addr_from_string (c->addr);
   msg->code = c->code;
+  if (c->cand != NULL)
+    set_cands (msg, c->cand);
+  if (c->token != NULL)
+    g_strlcpy (msg->token, c->token, sizeof msg->token);
+  msg->port = c->port;
+  msg->auth = c->auth;
 }
 
 static void
@@ -193,7 +327,8 @@ test_encode (gconstpointer data)
   gsize len;
 
   g_test_summary ("A message encodes to the exact JSON of doc/protocol.md: "
-                  "fields in the order v, type, tid, id, target, addr, code");
+                  "fields in the order v, type, tid, id, target, addr, code, "
+                  "cand, token, port, auth");
 
   message_from_case (&msg, c);
   len = rndz_message_encode (&msg, buf, sizeof buf);
@@ -294,11 +429,13 @@ test_encode_longest (void)
   RndzMessageType types[] = {
     RNDZ_MESSAGE_PING, RNDZ_MESSAGE_PONG, RNDZ_MESSAGE_ISYNC, RNDZ_MESSAGE_FSYNC,
     RNDZ_MESSAGE_RSYNC, RNDZ_MESSAGE_REDIRECT, RNDZ_MESSAGE_BYE, RNDZ_MESSAGE_ERROR,
+    RNDZ_MESSAGE_CHECK, RNDZ_MESSAGE_CONFIRM, RNDZ_MESSAGE_USE, RNDZ_MESSAGE_RELAY,
+    RNDZ_MESSAGE_SESSION, RNDZ_MESSAGE_HELLO, RNDZ_MESSAGE_WAIT, RNDZ_MESSAGE_READY,
   };
 
-  g_test_summary ("Every valid message, with ids of 64 bytes that all need "
-                  "escaping and the longest address, fits the smallest "
-                  "allowed message size limit");
+  g_test_summary ("Every valid message without candidates, with ids of 64 bytes "
+                  "that all need escaping, the longest address, token and port, "
+                  "fits the smallest allowed message size limit");
 
   g_assert_true (rndz_id_is_valid (quotes, -1));
   g_assert_true (rndz_id_is_valid (backslashes, -1));
@@ -312,6 +449,9 @@ test_encode_longest (void)
       g_strlcpy (msg.target, backslashes, sizeof msg.target);
       msg.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
       msg.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+      g_strlcpy (msg.token, "ffffffffffffffffffffffffffffffff", sizeof msg.token);
+      msg.port = 65535;
+      msg.auth = TRUE;
 
       len = rndz_message_encode (&msg, buf, sizeof buf);
       g_test_message ("%s: %" G_GSIZE_FORMAT " bytes", rndz_message_type_to_string (types[i]), len);
@@ -489,6 +629,14 @@ test_type_names (void)
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_REDIRECT), ==, "redirect");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_BYE), ==, "bye");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_ERROR), ==, "error");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_CHECK), ==, "check");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_CONFIRM), ==, "confirm");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_USE), ==, "use");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_RELAY), ==, "relay");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_SESSION), ==, "session");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_HELLO), ==, "hello");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_WAIT), ==, "wait");
+  g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_READY), ==, "ready");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_INVALID), ==, "invalid");
   g_assert_cmpstr (rndz_message_type_to_string (RNDZ_MESSAGE_LAST + 1), ==, "invalid");
 }
@@ -504,6 +652,8 @@ test_wire_error (void)
     { RNDZ_WIRE_ERROR_PEER_NO_ANSWER, RNDZ_ERROR_PEER_NO_ANSWER },
     { RNDZ_WIRE_ERROR_SERVER_FULL, RNDZ_ERROR_SERVER_FULL },
     { RNDZ_WIRE_ERROR_BAD_REQUEST, RNDZ_ERROR_BAD_REQUEST },
+    { RNDZ_WIRE_ERROR_ADDRESS_FAMILY, RNDZ_ERROR_ADDRESS_FAMILY },
+    { RNDZ_WIRE_ERROR_NO_RELAY, RNDZ_ERROR_NO_PATH },
     { RNDZ_WIRE_ERROR_UNKNOWN, RNDZ_ERROR_FAILED },
   };
 
@@ -626,6 +776,22 @@ test_decode_resets (void)
   g_assert_cmpstr (msg.target, ==, "");
   decode_ok (&msg, message_cases[1].json);  /* pong */
   g_assert_cmpstr (msg.id, ==, "");
+
+  /* Candidates, token, port and auth do not linger either */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\","
+                   "\"cand\":\"10.0.0.1:1 10.0.0.2:2\"}");
+  g_assert_cmpuint (msg.n_cands, ==, 2);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\"}");
+  g_assert_cmpuint (msg.n_cands, ==, 0);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\","
+                   "\"port\":9,\"auth\":true}");
+  g_assert_true (msg.auth);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\","
+                   "\"port\":9}");
+  g_assert_false (msg.auth);
+  decode_ok (&msg, message_cases[0].json);  /* ping */
+  g_assert_cmpstr (msg.token, ==, "");
+  g_assert_cmpuint (msg.port, ==, 0);
 
   /* A failure leaves no type behind */
   memset (&msg, 0xaa, sizeof msg);
@@ -1779,6 +1945,584 @@ test_size_limit (void)
   assert_decode_fails ("", 0, 0, RNDZ_PROTOCOL_ERROR_TRUNCATED);
 }
 
+/* Candidates, connectivity checks and the relay */
+
+static void
+test_cand_v4_mapped (void)
+{
+  char buf[DEFAULT_MAX];
+  RndzMessage msg;
+
+  g_test_summary ("A v4-mapped candidate is the IPv4 address and is written in the "
+                  "IPv4 form; IPv6 candidates are written in the canonical form");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"cand\":"
+                   "\"[::ffff:192.168.1.20]:4000 [2001:0DB8:0000:0000:0000:0000:0000:0020]:4000 "
+                   "[::FFFF:c0a8:0115]:4001\"}");
+  g_assert_cmpuint (msg.n_cands, ==, 3);
+  g_assert_cmpuint (msg.cands[0].family, ==, 4);
+  g_assert_cmpuint (msg.cands[1].family, ==, 6);
+  g_assert_cmpuint (msg.cands[2].family, ==, 4);
+  g_assert_true (rndz_addr_equal (&msg.cands[2], &(RndzAddr) { 0 }) == FALSE);
+  {
+    RndzAddr expected = addr_from_string ("192.168.1.21:4001");
+
+    g_assert_true (rndz_addr_equal (&msg.cands[2], &expected));
+  }
+
+  g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), >, 0);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"cand\":"
+                            "\"192.168.1.20:4000 [2001:db8::20]:4000 192.168.1.21:4001\"}");
+}
+
+/* The longest text an address can have: a full, v4-mapped IPv6 form */
+#define LONGEST_FORM "[0000:0000:0000:0000:0000:ffff:255.255.255.255]:65535"
+
+static void
+test_cand_longest_form (void)
+{
+  const char *json = "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"" LONGEST_FORM "\","
+                     "\"cand\":\"" LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM "\"}";
+  const char *five = "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\","
+                     "\"cand\":\"" LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM
+                     " " LONGEST_FORM "\"}";
+  RndzAddr expected = addr_from_string ("255.255.255.255:65535");
+
+  g_test_summary ("Four candidates in the longest form an address may take (215 bytes) "
+                  "decode alike with the fast path and with json-glib; five are refused "
+                  "by both");
+
+  g_assert_cmpuint (strlen (LONGEST_FORM), ==, 53);
+
+  for (int fast = 0; fast <= 1; fast++)
+    {
+      RndzMessage msg;
+
+      rndz_message_fast_path = fast;
+      decode_ok (&msg, json);
+      assert_invalid_field (five, "cand");
+      rndz_message_fast_path = TRUE;
+
+      g_assert_cmpuint (msg.n_cands, ==, 4);
+      for (guint i = 0; i < 4; i++)
+        g_assert_true (rndz_addr_equal (&msg.cands[i], &expected));
+      g_assert_true (rndz_addr_equal (&msg.addr, &expected));
+    }
+}
+
+static void
+test_cand_absent (void)
+{
+  char buf[DEFAULT_MAX];
+  RndzMessage msg;
+
+  g_test_summary ("cand is optional: without it there are no candidates, and an "
+                  "encoder without candidates writes no cand field");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"isync\",\"tid\":1,\"id\":\"b\",\"target\":\"a\"}");
+  g_assert_cmpuint (msg.n_cands, ==, 0);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\"}");
+  g_assert_cmpuint (msg.n_cands, ==, 0);
+  g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), >, 0);
+  g_assert_null (strstr (buf, "cand"));
+}
+
+static void
+test_cand_ignored (void)
+{
+  const char *bases[] = {
+    "{\"v\":1,\"type\":\"pong\",\"tid\":1,\"addr\":\"1.2.3.4:5\"",
+    "{\"v\":1,\"type\":\"rsync\",\"tid\":1,\"id\":\"a\",\"target\":\"b\"",
+    "{\"v\":1,\"type\":\"bye\",\"tid\":1,\"id\":\"a\"",
+    "{\"v\":1,\"type\":\"error\",\"tid\":1,\"code\":\"no-relay\"",
+    "{\"v\":1,\"type\":\"check\",\"tid\":1,\"id\":\"b\",\"target\":\"a\"",
+    "{\"v\":1,\"type\":\"confirm\",\"tid\":1,\"id\":\"a\",\"target\":\"b\"",
+    "{\"v\":1,\"type\":\"use\",\"tid\":1,\"id\":\"b\",\"target\":\"a\"",
+    "{\"v\":1,\"type\":\"relay\",\"tid\":1,\"id\":\"b\",\"target\":\"a\"",
+    "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\",\"port\":9",
+    "{\"v\":1,\"type\":\"hello\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\"",
+    "{\"v\":1,\"type\":\"wait\",\"tid\":1",
+    "{\"v\":1,\"type\":\"ready\",\"tid\":1",
+  };
+  const char *cands[] = { "\"192.168.1.20:4000\"", "\"\"", "\"nowhere\"", "7", "null", "[\"1.2.3.4:5\"]" };
+  g_autoptr(GBytes) key = g_bytes_new_static ("0123456789abcdef", 16);
+  char buf[DEFAULT_MAX], plain[DEFAULT_MAX];
+  RndzMessage msg;
+
+  g_test_summary ("Types without candidates ignore a cand field, valid or not; the "
+                  "encoder and the MAC ignore candidates set on them");
+
+  for (guint i = 0; i < G_N_ELEMENTS (bases); i++)
+    for (guint c = 0; c < G_N_ELEMENTS (cands); c++)
+      {
+        g_autofree char *json = g_strdup_printf ("%s,\"cand\":%s}", bases[i], cands[c]);
+
+        decode_ok (&msg, json);
+        g_assert_cmpuint (msg.n_cands, ==, 0);
+      }
+
+  for (RndzMessageType type = RNDZ_MESSAGE_PING; type <= RNDZ_MESSAGE_LAST; type++)
+    {
+      gboolean has_cand = type == RNDZ_MESSAGE_PING || type == RNDZ_MESSAGE_ISYNC ||
+                          type == RNDZ_MESSAGE_FSYNC || type == RNDZ_MESSAGE_REDIRECT;
+      g_autofree char *mac = NULL;
+
+      rndz_message_init (&msg, type, 1);
+      g_strlcpy (msg.id, "a", sizeof msg.id);
+      g_strlcpy (msg.target, "b", sizeof msg.target);
+      msg.addr = addr_from_string ("1.2.3.4:5");
+      g_strlcpy (msg.token, TOKEN, sizeof msg.token);
+      msg.port = 9;
+      rndz_message_sign (&msg, key, 1700000000000);
+      g_assert_cmpuint (rndz_message_encode (&msg, plain, sizeof plain), >, 0);
+      mac = g_strdup (msg.mac);
+
+      set_cands (&msg, "192.168.1.20:4000");
+      g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), >, 0);
+      g_assert_true (rndz_message_verify (&msg, key) != has_cand);
+      if (has_cand)
+        continue;
+      g_assert_cmpstr (buf, ==, plain);
+      g_assert_cmpstr (msg.mac, ==, mac);
+    }
+}
+
+static void
+test_fields_ignored (void)
+{
+  char buf[DEFAULT_MAX];
+  RndzMessage msg;
+
+  g_test_summary ("token, port and auth are ignored, whatever their value, on types "
+                  "that do not define them, and never written there");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":1,\"id\":\"a\",\"token\":\"XYZ\","
+                   "\"port\":0,\"auth\":\"yes\"}");
+  g_assert_cmpstr (msg.token, ==, "");
+  g_assert_cmpuint (msg.port, ==, 0);
+  g_assert_false (msg.auth);
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"hello\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\","
+                   "\"port\":\"80\",\"auth\":true,\"target\":7,\"addr\":\"x\"}");
+  g_assert_cmpuint (msg.port, ==, 0);
+  g_assert_false (msg.auth);
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"relay\",\"tid\":1,\"id\":\"b\",\"target\":\"a\","
+                   "\"token\":1,\"port\":-1,\"auth\":null}");
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_RELAY);
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"wait\",\"tid\":1,\"id\":\"\",\"target\":null,"
+                   "\"token\":\"\",\"port\":0,\"auth\":0,\"code\":[]}");
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_WAIT);
+  g_assert_cmpstr (msg.id, ==, "");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ready\",\"tid\":1,\"id\":\"a\",\"token\":\"" TOKEN "\"}");
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_READY);
+  g_assert_cmpstr (msg.id, ==, "");
+  g_assert_cmpstr (msg.token, ==, "");
+
+  /* Set on a hello, a relay or a wait, they stay out of the JSON */
+  rndz_message_init (&msg, RNDZ_MESSAGE_HELLO, 5);
+  g_strlcpy (msg.id, "a", sizeof msg.id);
+  g_strlcpy (msg.token, TOKEN, sizeof msg.token);
+  msg.port = 80;
+  msg.auth = TRUE;
+  rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"hello\",\"tid\":5,\"id\":\"a\",\"token\":\"" TOKEN "\"}");
+
+  msg.type = RNDZ_MESSAGE_RELAY;
+  g_strlcpy (msg.target, "b", sizeof msg.target);
+  rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"relay\",\"tid\":5,\"id\":\"a\",\"target\":\"b\"}");
+
+  msg.type = RNDZ_MESSAGE_WAIT;
+  rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"wait\",\"tid\":5}");
+}
+
+static void
+test_session_auth (void)
+{
+  RndzMessage msg;
+
+  g_test_summary ("auth on a session is an optional boolean: true, false or absent");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"b\",\"token\":\"" TOKEN "\","
+                   "\"port\":8889,\"auth\":true}");
+  g_assert_true (msg.auth);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"b\",\"token\":\"" TOKEN "\","
+                   "\"port\":8889,\"auth\":false}");
+  g_assert_false (msg.auth);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"session\",\"tid\":1,\"id\":\"b\",\"token\":\"" TOKEN "\","
+                   "\"port\":8889}");
+  g_assert_false (msg.auth);
+}
+
+/* Vectors computed independently, with Python's hmac module, from the
+ * definition in doc/protocol.md (section Authentication) */
+static void
+test_mac_candidates (void)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("correct horse battery staple", 28);
+  g_autoptr(GBytes) alice = rndz_derive_key (secret, "alice");
+  g_autoptr(GBytes) bob = rndz_derive_key (secret, "bob");
+  g_autofree char *alice_hex = rndz_key_to_hex (alice);
+  char buf[DEFAULT_MAX];
+  RndzMessage msg, decoded;
+  gsize len;
+
+  g_test_summary ("Candidates are the ninth part of the MAC input: the documented "
+                  "vectors verify, and changing, reordering, adding or removing a "
+                  "candidate breaks the MAC");
+
+  g_assert_cmpstr (alice_hex, ==, "713bbae71e2e23ad88a645dfbffae4ac09cf3d856e0a776b3f4d037dad7395bb");
+
+  /* Without candidates, the eight parts as before */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\","
+                   "\"mac\":\"f8fd06c0813ea5c1dc6e46e0b418620d4017fb8162c2d75385ce4292827fa41a\"}");
+  g_assert_true (rndz_message_verify (&msg, alice));
+
+  /* The same MAC does not cover a message with candidates */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                   "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\","
+                   "\"mac\":\"f8fd06c0813ea5c1dc6e46e0b418620d4017fb8162c2d75385ce4292827fa41a\"}");
+  g_assert_false (rndz_message_verify (&msg, alice));
+
+  /* The vectors of doc/protocol.md */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                   "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\","
+                   "\"mac\":\"86f4040cee21100c4ef8e51ff3486e025b65684e2c1b6c2f7903f5e6b3e979c1\"}");
+  g_assert_true (rndz_message_verify (&msg, alice));
+  decode_ok (&msg, "{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                   "\"cand\":\"192.168.1.30:51000\",\"ts\":1700000000123,"
+                   "\"nonce\":\"8899aabbccddeeff\","
+                   "\"mac\":\"6d0a9ce496a903596370e70180209d46920e664cc16be6441c1140638eb7a156\"}");
+  g_assert_true (rndz_message_verify (&msg, bob));
+  decode_ok (&msg, "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                   "\"ts\":1700000005123,\"nonce\":\"8899aabbccddee00\","
+                   "\"mac\":\"2d74f22ada99b5571f56d77e450a883d9b61bc4c6574f9ca36b7cfd38210bca6\"}");
+  g_assert_true (rndz_message_verify (&msg, bob));
+  /* A relay is not an isync: the type is part of the input */
+  msg.type = RNDZ_MESSAGE_ISYNC;
+  g_assert_false (rndz_message_verify (&msg, bob));
+
+  /* The MAC covers the candidates as rndz-glib writes them, not as they
+   * were written on the wire */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                   "\"cand\":\"[::ffff:192.168.1.20]:4000 [::FFFF:10.8.0.3]:4000\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\","
+                   "\"mac\":\"86f4040cee21100c4ef8e51ff3486e025b65684e2c1b6c2f7903f5e6b3e979c1\"}");
+  g_assert_true (rndz_message_verify (&msg, alice));
+
+  /* Signed, sent, received, verified; then tampered with */
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 99);
+  g_strlcpy (msg.id, "bob", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  set_cands (&msg, "[2001:db8::30]:51000 [fd00::30]:51000 [fd00::31]:51000");
+  rndz_message_sign (&msg, bob, 1700000000000);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_true (rndz_message_decode (&decoded, buf, len, DEFAULT_MAX, NULL));
+  g_assert_true (rndz_message_verify (&decoded, bob));
+  g_assert_false (rndz_message_verify (&decoded, alice));
+
+  msg = decoded;
+  msg.cands[1].port++;
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.cands[2].bytes[15] ^= 1;
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.cands[0] = decoded.cands[1];
+  msg.cands[1] = decoded.cands[0];
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.n_cands--;
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.cands[msg.n_cands++] = addr_from_string ("[fd00::32]:51000");
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.n_cands = 0;
+  g_assert_false (rndz_message_verify (&msg, bob));
+}
+
+static void
+test_max_reply_size_relay (void)
+{
+  g_autofree char *quotes = repeat ("\"", RNDZ_ID_MAX_LEN);
+  const char *targets[] = { "a", "alice", "😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀", quotes };
+  const gsize expected[] = { 106, 110, 169, 233 };
+  char buf[DEFAULT_MAX];
+  RndzMessage request, reply;
+
+  g_test_summary ("A relay request padded to rndz_message_max_reply_size() is at "
+                  "least as large as the session or error that answers it: "
+                  "105 bytes plus the escaped target id");
+
+  for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
+    {
+      gsize max, len;
+
+      rndz_message_init (&request, RNDZ_MESSAGE_RELAY, 1);
+      g_strlcpy (request.id, "b", sizeof request.id);
+      g_strlcpy (request.target, targets[i], sizeof request.target);
+      max = rndz_message_max_reply_size (&request);
+      g_assert_cmpuint (max, ==, expected[i]);
+
+      /* The requester's session names the target, with the longest
+       * token, port and tid; it carries no auth */
+      rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, G_MAXUINT32);
+      g_strlcpy (reply.id, targets[i], sizeof reply.id);
+      g_strlcpy (reply.token, "ffffffffffffffffffffffffffffffff", sizeof reply.token);
+      reply.port = 65535;
+      g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, max);
+
+      for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_NO_RELAY; code++)
+        {
+          rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, G_MAXUINT32);
+          reply.code = code;
+          g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), <=, max);
+        }
+
+      request.pad_to = max;
+      len = rndz_message_encode (&request, buf, sizeof buf);
+      g_assert_cmpuint (len, ==, max);
+    }
+
+  /* The relay port's answers are never larger than a hello */
+  rndz_message_init (&request, RNDZ_MESSAGE_HELLO, 0);
+  g_strlcpy (request.id, "a", sizeof request.id);
+  g_strlcpy (request.token, TOKEN, sizeof request.token);
+  g_assert_cmpuint (rndz_message_encode (&request, buf, sizeof buf), ==, 82);
+  rndz_message_init (&reply, RNDZ_MESSAGE_WAIT, G_MAXUINT32);
+  g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, 38);
+  rndz_message_init (&reply, RNDZ_MESSAGE_READY, G_MAXUINT32);
+  g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, 39);
+}
+
+static void
+test_max_reply_size_isync_cands (void)
+{
+  char buf[DEFAULT_MAX];
+  RndzMessage request;
+  gsize max, len;
+
+  g_test_summary ("An isync must make room for a redirect with four of the longest "
+                  "candidates (308 bytes plus the escaped target id), whatever "
+                  "candidates the isync itself carries");
+
+  rndz_message_init (&request, RNDZ_MESSAGE_ISYNC, 42);
+  g_strlcpy (request.id, "bob", sizeof request.id);
+  g_strlcpy (request.target, "alice", sizeof request.target);
+  max = rndz_message_max_reply_size (&request);
+  g_assert_cmpuint (max, ==, 313);
+
+  set_cands (&request, LONGEST_CANDS);
+  g_assert_cmpuint (rndz_message_max_reply_size (&request), ==, max);
+  request.pad_to = max;
+  len = rndz_message_encode (&request, buf, sizeof buf);
+  g_assert_cmpuint (len, ==, max);
+  g_assert_nonnull (strstr (buf, "\"cand\":\"" LONGEST_CANDS "\",\"pad\":\"x"));
+
+  /* The example of doc/protocol.md */
+  set_cands (&request, "192.168.1.30:51000");
+  len = rndz_message_encode (&request, buf, sizeof buf);
+  g_assert_cmpuint (len, ==, 313);
+
+  /* A ping with candidates is already larger than any pong */
+  rndz_message_init (&request, RNDZ_MESSAGE_PING, 7);
+  g_strlcpy (request.id, "alice", sizeof request.id);
+  set_cands (&request, "192.168.1.20:4000");
+  request.pad_to = rndz_message_max_reply_size (&request);
+  g_assert_cmpuint (request.pad_to, ==, 95);
+  len = rndz_message_encode (&request, buf, sizeof buf);
+  g_assert_cmpuint (len, ==, 95);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                            "\"cand\":\"192.168.1.20:4000\",\"pad\":\"xxxxxxxxxxxxxxxxx\"}");
+}
+
+static void
+test_encode_longest_cands (void)
+{
+  g_autofree char *quotes = repeat ("\"", RNDZ_ID_MAX_LEN);
+  g_autofree char *backslashes = repeat ("\\", RNDZ_ID_MAX_LEN);
+  g_autofree char *plain = repeat ("x", RNDZ_ID_MAX_LEN);
+  g_autoptr(GBytes) key = g_bytes_new_static ("0123456789abcdef", 16);
+  char buf[DEFAULT_MAX];
+  struct {
+    RndzMessageType type;
+    gboolean escaped;
+    gsize expected;
+  } cases[] = {
+    { RNDZ_MESSAGE_PING, TRUE, 494 },
+    { RNDZ_MESSAGE_FSYNC, TRUE, 445 },
+    { RNDZ_MESSAGE_REDIRECT, TRUE, 436 },
+    { RNDZ_MESSAGE_RELAY, TRUE, 434 },
+    { RNDZ_MESSAGE_SESSION, TRUE, 245 },
+    { RNDZ_MESSAGE_ISYNC, FALSE, 507 },
+    { RNDZ_MESSAGE_ISYNC, TRUE, 635 },
+  };
+
+  g_test_summary ("With four of the longest IPv6 candidates, signed and padded, every "
+                  "message but an isync whose ids need escaping fits 512 bytes; that "
+                  "isync takes 635 (doc/protocol.md, Size limits)");
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      RndzMessage msg, decoded;
+      gsize len;
+
+      rndz_message_init (&msg, cases[i].type, G_MAXUINT32);
+      g_strlcpy (msg.id, cases[i].escaped ? quotes : plain, sizeof msg.id);
+      g_strlcpy (msg.target, cases[i].escaped ? backslashes : plain, sizeof msg.target);
+      msg.addr = addr_from_string (LONGEST_ADDR);
+      set_cands (&msg, LONGEST_CANDS);
+      g_strlcpy (msg.token, "ffffffffffffffffffffffffffffffff", sizeof msg.token);
+      msg.port = 65535;
+      msg.auth = TRUE;
+      msg.pad_to = rndz_message_max_reply_size (&msg);
+      /* Peers sign their requests; the server signs nothing */
+      if (cases[i].type == RNDZ_MESSAGE_PING || cases[i].type == RNDZ_MESSAGE_ISYNC ||
+          cases[i].type == RNDZ_MESSAGE_RELAY)
+        rndz_message_sign (&msg, key, 1700000000000);
+
+      len = rndz_message_encode (&msg, buf, sizeof buf);
+      g_test_message ("%s: %" G_GSIZE_FORMAT " bytes", rndz_message_type_to_string (cases[i].type), len);
+      g_assert_cmpuint (len, ==, cases[i].expected);
+      g_assert_true (rndz_message_decode (&decoded, buf, len, DEFAULT_MAX, NULL));
+      g_assert_cmpint (decoded.type, ==, cases[i].type);
+      /* What was decoded encodes to the same bytes */
+      {
+        char again[DEFAULT_MAX];
+
+        decoded.pad_to = msg.pad_to;
+        g_assert_cmpuint (rndz_message_encode (&decoded, again, sizeof again), ==, len);
+        g_assert_cmpstr (again, ==, buf);
+      }
+      if (len <= RNDZ_MESSAGE_MIN_MAX_SIZE)
+        g_assert_true (rndz_message_decode (&decoded, buf, len, RNDZ_MESSAGE_MIN_MAX_SIZE, NULL));
+      else
+        assert_decode_fails (buf, len, RNDZ_MESSAGE_MIN_MAX_SIZE, RNDZ_PROTOCOL_ERROR_TOO_LARGE);
+    }
+}
+
+/* Invalid or missing fields of the new types, each with the field the
+ * error names */
+
+typedef struct
+{
+  const char *name;
+  const char *json;
+  const char *field;
+} FieldErrorCase;
+
+#define SESSION_HEAD "{\"v\":1,\"type\":\"session\",\"tid\":7,\"id\":\"alice\""
+#define HELLO_HEAD "{\"v\":1,\"type\":\"hello\",\"tid\":7,\"id\":\"bob\""
+
+static const FieldErrorCase field_error_cases[] = {
+  /* cand, on each type that has it */
+  { "cand-empty", PING_HEAD ",\"id\":\"alice\",\"cand\":\"\"}", "cand" },
+  { "cand-space", PING_HEAD ",\"id\":\"alice\",\"cand\":\" \"}", "cand" },
+  { "cand-5", PING_HEAD ",\"id\":\"alice\",\"cand\":\"10.0.0.1:1 10.0.0.2:2 10.0.0.3:3 10.0.0.4:4 10.0.0.5:5\"}", "cand" },
+  { "cand-5-ipv6", "{\"v\":1,\"type\":\"isync\",\"tid\":7,\"id\":\"b\",\"target\":\"a\","
+    "\"cand\":\"[fd00::1]:1 [fd00::2]:2 [fd00::3]:3 [fd00::4]:4 [fd00::5]:5\"}", "cand" },
+  { "cand-double-space", PING_HEAD ",\"id\":\"alice\",\"cand\":\"10.0.0.1:1  10.0.0.2:2\"}", "cand" },
+  { "cand-leading-space", PING_HEAD ",\"id\":\"alice\",\"cand\":\" 10.0.0.1:1\"}", "cand" },
+  { "cand-trailing-space", PING_HEAD ",\"id\":\"alice\",\"cand\":\"10.0.0.1:1 \"}", "cand" },
+  { "cand-tab", PING_HEAD ",\"id\":\"alice\",\"cand\":\"10.0.0.1:1\\t10.0.0.2:2\"}", "cand" },
+  { "cand-comma", PING_HEAD ",\"id\":\"alice\",\"cand\":\"10.0.0.1:1,10.0.0.2:2\"}", "cand" },
+  { "cand-hostname", PING_HEAD ",\"id\":\"alice\",\"cand\":\"localhost:4000\"}", "cand" },
+  { "cand-hostname-second", "{\"v\":1,\"type\":\"isync\",\"tid\":7,\"id\":\"b\",\"target\":\"a\","
+    "\"cand\":\"192.168.1.20:4000 example.com:4000\"}", "cand" },
+  { "cand-port-0", "{\"v\":1,\"type\":\"fsync\",\"tid\":7,\"id\":\"b\",\"addr\":\"1.2.3.4:5\","
+    "\"cand\":\"192.168.1.20:0\"}", "cand" },
+  { "cand-port-65536", "{\"v\":1,\"type\":\"redirect\",\"tid\":7,\"id\":\"a\",\"addr\":\"1.2.3.4:5\","
+    "\"cand\":\"[fd00::1]:65536\"}", "cand" },
+  { "cand-no-port", PING_HEAD ",\"id\":\"alice\",\"cand\":\"192.168.1.20\"}", "cand" },
+  { "cand-no-brackets", PING_HEAD ",\"id\":\"alice\",\"cand\":\"fd00::20:4000\"}", "cand" },
+  { "cand-zone", PING_HEAD ",\"id\":\"alice\",\"cand\":\"[fe80::1%eth0]:4000\"}", "cand" },
+  { "cand-number", PING_HEAD ",\"id\":\"alice\",\"cand\":4000}", "cand" },
+  { "cand-null", PING_HEAD ",\"id\":\"alice\",\"cand\":null}", "cand" },
+  { "cand-array", PING_HEAD ",\"id\":\"alice\",\"cand\":[\"10.0.0.1:1\"]}", "cand" },
+  { "cand-bool", PING_HEAD ",\"id\":\"alice\",\"cand\":true}", "cand" },
+
+  /* token */
+  { "token-31", HELLO_HEAD ",\"token\":\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c\"}", "token" },
+  { "token-33", HELLO_HEAD ",\"token\":\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c10\"}", "token" },
+  { "token-uppercase", HELLO_HEAD ",\"token\":\"5F1C0A9E3B7D42E8A6C4F0B2D9E8A7C1\"}", "token" },
+  { "token-one-uppercase", SESSION_HEAD ",\"token\":\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7cA\",\"port\":9}", "token" },
+  { "token-non-hex", HELLO_HEAD ",\"token\":\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7cg\"}", "token" },
+  { "token-space", HELLO_HEAD ",\"token\":\"5f1c0a9e3b7d42e8 6c4f0b2d9e8a7c1\"}", "token" },
+  { "token-empty", HELLO_HEAD ",\"token\":\"\"}", "token" },
+  { "token-number", HELLO_HEAD ",\"token\":12345678901234567890123456789012}", "token" },
+  { "token-null", SESSION_HEAD ",\"token\":null,\"port\":9}", "token" },
+  { "token-missing", HELLO_HEAD "}", "token" },
+  { "session-no-token", SESSION_HEAD ",\"port\":9}", "token" },
+
+  /* port */
+  { "port-0", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":0}", "port" },
+  { "port-65536", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":65536}", "port" },
+  { "port-string", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":\"80\"}", "port" },
+  { "port-float", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":80.0}", "port" },
+  { "port-exponent", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":8e1}", "port" },
+  { "port-negative", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":-80}", "port" },
+  { "port-huge", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":18446744073709551697}", "port" },
+  { "port-null", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":null}", "port" },
+  { "port-bool", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":true}", "port" },
+  { "session-no-port", SESSION_HEAD ",\"token\":\"" TOKEN "\"}", "port" },
+
+  /* auth, on the two types that have it */
+  { "session-auth-string", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":9,\"auth\":\"true\"}", "auth" },
+  { "session-auth-number", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":9,\"auth\":1}", "auth" },
+  { "session-auth-null", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":9,\"auth\":null}", "auth" },
+  { "fsync-auth-number", "{\"v\":1,\"type\":\"fsync\",\"tid\":7,\"id\":\"b\",\"addr\":\"1.2.3.4:5\",\"auth\":1}", "auth" },
+
+  /* Every field each new type needs, missing or invalid in turn */
+  { "check-no-id", "{\"v\":1,\"type\":\"check\",\"tid\":7,\"target\":\"a\"}", "id" },
+  { "check-no-target", "{\"v\":1,\"type\":\"check\",\"tid\":7,\"id\":\"b\"}", "target" },
+  { "check-no-tid", "{\"v\":1,\"type\":\"check\",\"id\":\"b\",\"target\":\"a\"}", "tid" },
+  { "confirm-no-id", "{\"v\":1,\"type\":\"confirm\",\"tid\":7,\"target\":\"b\"}", "id" },
+  { "confirm-no-target", "{\"v\":1,\"type\":\"confirm\",\"tid\":7,\"id\":\"a\"}", "target" },
+  { "use-no-id", "{\"v\":1,\"type\":\"use\",\"tid\":7,\"target\":\"a\"}", "id" },
+  { "use-empty-target", "{\"v\":1,\"type\":\"use\",\"tid\":7,\"id\":\"b\",\"target\":\"\"}", "target" },
+  { "relay-no-id", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"target\":\"a\"}", "id" },
+  { "relay-no-target", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\"}", "target" },
+  { "relay-target-control", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\",\"target\":\"a\\n\"}", "target" },
+  { "session-no-id", "{\"v\":1,\"type\":\"session\",\"tid\":7,\"token\":\"" TOKEN "\",\"port\":9}", "id" },
+  { "hello-no-id", "{\"v\":1,\"type\":\"hello\",\"tid\":7,\"token\":\"" TOKEN "\"}", "id" },
+  { "hello-no-tid", "{\"v\":1,\"type\":\"hello\",\"id\":\"b\",\"token\":\"" TOKEN "\"}", "tid" },
+  { "wait-no-tid", "{\"v\":1,\"type\":\"wait\"}", "tid" },
+  { "ready-no-tid", "{\"v\":1,\"type\":\"ready\",\"id\":\"a\"}", "tid" },
+  { "ready-tid-string", "{\"v\":1,\"type\":\"ready\",\"tid\":\"1\"}", "tid" },
+
+  /* The order of the checks: id, target, addr, code, cand, token, port,
+   * auth, then ts, nonce, mac */
+  { "order-id-before-token", "{\"v\":1,\"type\":\"session\",\"tid\":7,\"id\":\"\",\"token\":\"x\",\"port\":0}", "id" },
+  { "order-token-before-port", SESSION_HEAD ",\"token\":\"x\",\"port\":0,\"auth\":7}", "token" },
+  { "order-port-before-auth", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":0,\"auth\":7}", "port" },
+  { "order-addr-before-cand", "{\"v\":1,\"type\":\"fsync\",\"tid\":7,\"id\":\"b\",\"addr\":\"x\",\"cand\":\"y\"}", "addr" },
+  { "order-cand-before-auth", "{\"v\":1,\"type\":\"fsync\",\"tid\":7,\"id\":\"b\",\"addr\":\"1.2.3.4:5\","
+    "\"cand\":\"y\",\"auth\":7}", "cand" },
+  { "order-cand-before-mac", PING_HEAD ",\"id\":\"alice\",\"cand\":\"y\",\"mac\":\"z\"}", "cand" },
+  { "order-target-before-mac", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\",\"mac\":\"z\"}", "target" },
+  { "relay-bad-nonce", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\",\"target\":\"a\",\"ts\":1,"
+    "\"nonce\":\"0011\",\"mac\":\"" TOKEN TOKEN "\"}", "nonce" },
+};
+
+static void
+test_field_error (gconstpointer data)
+{
+  const FieldErrorCase *c = data;
+  g_autofree char *summary = g_strdup_printf ("“%s” fails with INVALID_FIELD naming “%s”",
+                                              c->name, c->field);
+
+  g_test_summary (summary);
+  assert_invalid_field (c->json, c->field);
+}
+
 /* Random input */
 
 static gboolean
@@ -1804,10 +2548,14 @@ decode_checked (const char *data,
   /* Whatever was accepted is a valid message that survives a round trip */
   g_assert_no_error (error);
   g_assert_cmpint (msg.type, >, RNDZ_MESSAGE_INVALID);
-  g_assert_cmpint (msg.type, <=, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (msg.type, <=, RNDZ_MESSAGE_LAST);
   g_assert_true (msg.id[0] == '\0' || rndz_id_is_valid (msg.id, -1));
   g_assert_true (msg.target[0] == '\0' || rndz_id_is_valid (msg.target, -1));
   g_assert_true (msg.addr.family == 0 || msg.addr.port != 0);
+  g_assert_cmpuint (msg.n_cands, <=, RNDZ_MAX_CANDIDATES);
+  for (guint i = 0; i < msg.n_cands; i++)
+    g_assert_cmpuint (msg.cands[i].port, !=, 0);
+  g_assert_true (msg.token[0] == '\0' || strlen (msg.token) == RNDZ_TOKEN_LEN);
 
   enc_len = rndz_message_encode (&msg, buf, sizeof buf);
   g_assert_cmpuint (enc_len, >, 0);
@@ -1910,6 +2658,12 @@ test_fuzz_mutations (void)
   g_ptr_array_add (corpus, g_strdup (PING_HEAD ",\"id\":\"a\",\"x\":[[[[[[[1]]]]]]],\"y\":{\"z\":\"[\\\"\"}}"));
   g_ptr_array_add (corpus, g_strdup ("{\"v\":2,\"type\":\"fsync\",\"tid\":1,\"id\":\"b\\u00e9\","
                                      "\"addr\":\"[::ffff:10.0.0.1]:9\",\"extra\":[1.5,-2,true,null]}"));
+  g_ptr_array_add (corpus, g_strdup ("{\"v\":1,\"type\":\"redirect\",\"tid\":5,\"id\":\"a\","
+                                     "\"addr\":\"[::ffff:10.0.0.1]:9\",\"cand\":\"[::ffff:10.0.0.2]:9 "
+                                     "[2001:DB8:0:0::1]:9 10.0.0.3:9\",\"auth\":true}"));
+  g_ptr_array_add (corpus, g_strdup ("{\"v\":1,\"type\":\"session\",\"tid\":5,\"id\":\"a\","
+                                     "\"token\":\"" TOKEN "\",\"port\":65535,\"auth\":false,"
+                                     "\"cand\":\"x\"}"));
 
   for (guint i = 0; i < iterations; i++)
     {
@@ -1972,56 +2726,167 @@ static const FieldValue code_values[] = {
   { "\"whatever\"", TRUE }, { "\"\"", TRUE }, { "3", FALSE }, { "null", FALSE },
 };
 
-static const char *type_values[] = {
-  NULL, "\"ping\"", "\"pong\"", "\"isync\"", "\"fsync\"", "\"rsync\"", "\"redirect\"",
-  "\"bye\"", "\"error\"", "\"greet\"", "7",
+static const FieldValue cand_values[] = {
+  { NULL, TRUE }, { "\"192.168.1.20:4000\"", TRUE }, { "\"[fd00::20]:4000 10.0.0.1:1\"", TRUE },
+  { "\"" LONGEST_CANDS "\"", TRUE }, { "\"[::ffff:1.2.3.4]:5 1.2.3.4:5\"", TRUE },
+  { "\"\"", FALSE }, { "\"1.2.3.4:5 \"", FALSE }, { "\"1.2.3.4:5  1.2.3.4:6\"", FALSE },
+  { "\"1.2.3.4:1 1.2.3.4:2 1.2.3.4:3 1.2.3.4:4 1.2.3.4:5\"", FALSE }, { "\"host:80\"", FALSE },
+  { "\"1.2.3.4:0\"", FALSE }, { "7", FALSE }, { "null", FALSE },
+};
+static const FieldValue token_values[] = {
+  { NULL, FALSE }, { "\"" TOKEN "\"", TRUE }, { "\"00000000000000000000000000000000\"", TRUE },
+  { "\"5F1C0A9E3B7D42E8A6C4F0B2D9E8A7C1\"", FALSE }, { "\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c\"", FALSE },
+  { "\"\"", FALSE }, { "1", FALSE },
+};
+static const FieldValue port_values[] = {
+  { NULL, FALSE }, { "1", TRUE }, { "8889", TRUE }, { "65535", TRUE }, { "0", FALSE },
+  { "65536", FALSE }, { "\"80\"", FALSE }, { "80.0", FALSE }, { "-1", FALSE },
+};
+static const FieldValue auth_values[] = {
+  { NULL, TRUE }, { "true", TRUE }, { "false", TRUE }, { "\"true\"", FALSE }, { "1", FALSE },
+  { "null", FALSE },
 };
 
+/* Every type, then a missing type, an unknown one, and one that is not a
+ * string */
+static const struct {
+  const char *json;
+  RndzMessageType type;
+} type_values[] = {
+  { "\"ping\"", RNDZ_MESSAGE_PING }, { "\"pong\"", RNDZ_MESSAGE_PONG },
+  { "\"isync\"", RNDZ_MESSAGE_ISYNC }, { "\"fsync\"", RNDZ_MESSAGE_FSYNC },
+  { "\"rsync\"", RNDZ_MESSAGE_RSYNC }, { "\"redirect\"", RNDZ_MESSAGE_REDIRECT },
+  { "\"bye\"", RNDZ_MESSAGE_BYE }, { "\"error\"", RNDZ_MESSAGE_ERROR },
+  { "\"check\"", RNDZ_MESSAGE_CHECK }, { "\"confirm\"", RNDZ_MESSAGE_CONFIRM },
+  { "\"use\"", RNDZ_MESSAGE_USE }, { "\"relay\"", RNDZ_MESSAGE_RELAY },
+  { "\"session\"", RNDZ_MESSAGE_SESSION }, { "\"hello\"", RNDZ_MESSAGE_HELLO },
+  { "\"wait\"", RNDZ_MESSAGE_WAIT }, { "\"ready\"", RNDZ_MESSAGE_READY },
+  { NULL, RNDZ_MESSAGE_INVALID }, { "\"greet\"", RNDZ_MESSAGE_INVALID },
+  { "7", RNDZ_MESSAGE_INVALID },
+};
+
+/* The fields of each type, as the table of doc/protocol.md lists them */
+enum
+{
+  HAS_ID = 1 << 0,
+  HAS_TARGET = 1 << 1,
+  HAS_ADDR = 1 << 2,
+  HAS_CODE = 1 << 3,
+  HAS_CAND = 1 << 4,
+  HAS_TOKEN = 1 << 5,
+  HAS_PORT = 1 << 6,
+  HAS_AUTH = 1 << 7,
+};
+
+static guint
+model_fields (RndzMessageType type)
+{
+  switch (type)
+    {
+    case RNDZ_MESSAGE_PING:
+      return HAS_ID | HAS_CAND;
+    case RNDZ_MESSAGE_PONG:
+      return HAS_ADDR;
+    case RNDZ_MESSAGE_ISYNC:
+      return HAS_ID | HAS_TARGET | HAS_CAND;
+    case RNDZ_MESSAGE_FSYNC:
+      return HAS_ID | HAS_ADDR | HAS_CAND | HAS_AUTH;
+    case RNDZ_MESSAGE_REDIRECT:
+      return HAS_ID | HAS_ADDR | HAS_CAND;
+    case RNDZ_MESSAGE_BYE:
+      return HAS_ID;
+    case RNDZ_MESSAGE_ERROR:
+      return HAS_CODE;
+    case RNDZ_MESSAGE_RSYNC:
+    case RNDZ_MESSAGE_CHECK:
+    case RNDZ_MESSAGE_CONFIRM:
+    case RNDZ_MESSAGE_USE:
+    case RNDZ_MESSAGE_RELAY:
+      return HAS_ID | HAS_TARGET;
+    case RNDZ_MESSAGE_SESSION:
+      return HAS_ID | HAS_TOKEN | HAS_PORT | HAS_AUTH;
+    case RNDZ_MESSAGE_HELLO:
+      return HAS_ID | HAS_TOKEN;
+    case RNDZ_MESSAGE_WAIT:
+    case RNDZ_MESSAGE_READY:
+    case RNDZ_MESSAGE_INVALID:
+    default:
+      return 0;
+    }
+}
+
+/* Any value, or half of the time a valid one, so that messages with
+ * many fields still decode now and then */
 static const FieldValue *
 pick (const FieldValue *values,
       guint             n)
 {
-  return &values[g_test_rand_int_range (0, n)];
+  const FieldValue *value;
+  gboolean want_valid = g_test_rand_bit ();
+
+  do
+    value = &values[g_test_rand_int_range (0, n)];
+  while (want_valid && !value->valid);
+  return value;
 }
+
+#define N_FUZZ_MEMBERS 12
 
 static void
 test_fuzz_fields (void)
 {
-  guint iterations = g_test_thorough () ? 100000 : 10000;
+  guint iterations = g_test_thorough () ? 200000 : 20000;
   guint counts[RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION + 2] = { 0 };
+  guint decoded_types[RNDZ_MESSAGE_LAST + 1] = { 0 };
 
   g_test_summary ("Messages built from random valid and invalid fields fail "
-                  "with the error the protocol description predicts");
+                  "with the error, and name the field, that the protocol "
+                  "description predicts");
 
   for (guint i = 0; i < iterations; i++)
     {
-      const FieldValue *v = pick (v_values, G_N_ELEMENTS (v_values));
-      const FieldValue *tid = pick (tid_values, G_N_ELEMENTS (tid_values));
-      const FieldValue *id = pick (id_values, G_N_ELEMENTS (id_values));
-      const FieldValue *target = pick (id_values, G_N_ELEMENTS (id_values));
-      const FieldValue *addr = pick (addr_values, G_N_ELEMENTS (addr_values));
-      const FieldValue *code = pick (code_values, G_N_ELEMENTS (code_values));
+      const FieldValue *fields[] = {
+        pick (v_values, G_N_ELEMENTS (v_values)),
+        NULL,
+        pick (tid_values, G_N_ELEMENTS (tid_values)),
+        pick (id_values, G_N_ELEMENTS (id_values)),
+        pick (id_values, G_N_ELEMENTS (id_values)),
+        pick (addr_values, G_N_ELEMENTS (addr_values)),
+        pick (code_values, G_N_ELEMENTS (code_values)),
+        pick (cand_values, G_N_ELEMENTS (cand_values)),
+        pick (token_values, G_N_ELEMENTS (token_values)),
+        pick (port_values, G_N_ELEMENTS (port_values)),
+        pick (auth_values, G_N_ELEMENTS (auth_values)),
+      };
+      /* The order in which the decoder checks them */
+      const char *names[N_FUZZ_MEMBERS] = {
+        "v", "type", "tid", "id", "target", "addr", "code", "cand", "token", "port", "auth", "extra"
+      };
+      const guint needed[N_FUZZ_MEMBERS] = {
+        0, 0, 0, HAS_ID, HAS_TARGET, HAS_ADDR, HAS_CODE, HAS_CAND, HAS_TOKEN, HAS_PORT, HAS_AUTH, 0
+      };
       guint type_index = g_test_rand_int_range (0, G_N_ELEMENTS (type_values));
-      const char *names[] = { "v", "type", "tid", "id", "target", "addr", "code", "extra" };
-      const char *values[8];
+      RndzMessageType type = type_values[type_index].type;
+      guint members = model_fields (type);
+      const char *values[N_FUZZ_MEMBERS];
+      guint order[N_FUZZ_MEMBERS];
       g_autoptr(GString) json = g_string_new ("{");
       g_autoptr(GError) error = NULL;
-      guint order[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+      const char *expected_field = NULL;
       int expected = -1;   /* -1: success */
       RndzMessage msg;
       gboolean ok;
 
-      values[0] = v->json;
-      values[1] = type_values[type_index];
-      values[2] = tid->json;
-      values[3] = id->json;
-      values[4] = target->json;
-      values[5] = addr->json;
-      values[6] = code->json;
-      values[7] = g_test_rand_bit () ? "{\"nested\":[1,2,{\"x\":null}]}" : NULL;
+      for (guint k = 0; k < N_FUZZ_MEMBERS; k++)
+        {
+          order[k] = k;
+          values[k] = k < G_N_ELEMENTS (fields) && fields[k] != NULL ? fields[k]->json : NULL;
+        }
+      values[1] = type_values[type_index].json;
+      values[N_FUZZ_MEMBERS - 1] = g_test_rand_bit () ? "{\"nested\":[1,2,{\"x\":null}]}" : NULL;
 
       /* Members in random order */
-      for (guint k = 7; k > 0; k--)
+      for (guint k = N_FUZZ_MEMBERS - 1; k > 0; k--)
         {
           guint j = g_test_rand_int_range (0, k + 1);
           guint tmp = order[k];
@@ -2029,33 +2894,37 @@ test_fuzz_fields (void)
           order[k] = order[j];
           order[j] = tmp;
         }
-      for (guint k = 0; k < 8; k++)
+      for (guint k = 0; k < N_FUZZ_MEMBERS; k++)
         if (values[order[k]] != NULL)
           g_string_append_printf (json, "%s\"%s\":%s", json->len > 1 ? "," : "",
                                   names[order[k]], values[order[k]]);
       g_string_append_c (json, '}');
 
-      /* The model */
-      if (!v->valid)
-        expected = (v->json != NULL && g_str_equal (v->json, "0")) ?
-          RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION : RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
-      else if (type_index == 0 || type_index == 10)
-        expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
-      else if (type_index == 9)
-        expected = RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE;
-      else
+      /* The model: v, type, tid, then the fields of the type in order */
+      if (!fields[0]->valid)
         {
-          RndzMessageType type = type_index;
-          gboolean needs_id = type != RNDZ_MESSAGE_PONG && type != RNDZ_MESSAGE_ERROR;
-          gboolean needs_target = type == RNDZ_MESSAGE_ISYNC || type == RNDZ_MESSAGE_RSYNC;
-          gboolean needs_addr = type == RNDZ_MESSAGE_PONG || type == RNDZ_MESSAGE_FSYNC ||
-                                type == RNDZ_MESSAGE_REDIRECT;
-          gboolean needs_code = type == RNDZ_MESSAGE_ERROR;
-
-          if (!tid->valid || (needs_id && !id->valid) || (needs_target && !target->valid) ||
-              (needs_addr && !addr->valid) || (needs_code && !code->valid))
-            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
+          if (fields[0]->json != NULL && g_str_equal (fields[0]->json, "0"))
+            expected = RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION;
+          else
+            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "v";
         }
+      else if (type == RNDZ_MESSAGE_INVALID)
+        {
+          if (values[1] != NULL && g_str_equal (values[1], "\"greet\""))
+            expected = RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE;
+          else
+            expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "type";
+        }
+      else if (!fields[2]->valid)
+        expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "tid";
+      else
+        for (guint k = 3; k < G_N_ELEMENTS (fields); k++)
+          if ((members & needed[k]) && !fields[k]->valid)
+            {
+              expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
+              expected_field = names[k];
+              break;
+            }
 
       ok = rndz_message_decode (&msg, json->str, json->len, DEFAULT_MAX, &error);
       if (expected < 0)
@@ -2064,8 +2933,13 @@ test_fuzz_fields (void)
             g_test_message ("%s", json->str);
           g_assert_no_error (error);
           g_assert_true (ok);
-          g_assert_cmpint (msg.type, ==, type_index);
+          g_assert_cmpint (msg.type, ==, type);
+          g_assert_true ((members & HAS_CAND) || msg.n_cands == 0);
+          g_assert_true ((members & HAS_TOKEN) || msg.token[0] == '\0');
+          g_assert_true ((members & HAS_PORT) || msg.port == 0);
+          g_assert_true ((members & HAS_AUTH) || !msg.auth);
           counts[G_N_ELEMENTS (counts) - 1]++;
+          decoded_types[type]++;
         }
       else
         {
@@ -2073,6 +2947,13 @@ test_fuzz_fields (void)
             g_test_message ("%s", json->str);
           g_assert_error (error, RNDZ_PROTOCOL_ERROR, expected);
           g_assert_false (ok);
+          if (expected_field != NULL)
+            {
+              g_autofree char *quoted = g_strdup_printf ("“%s”", expected_field);
+
+              if (strstr (error->message, quoted) == NULL)
+                g_error ("%s: expected an error on %s, got: %s", json->str, quoted, error->message);
+            }
           counts[expected]++;
         }
     }
@@ -2081,6 +2962,8 @@ test_fuzz_fields (void)
                   "%u unsupported version", iterations, counts[G_N_ELEMENTS (counts) - 1],
                   counts[RNDZ_PROTOCOL_ERROR_INVALID_FIELD], counts[RNDZ_PROTOCOL_ERROR_UNKNOWN_TYPE],
                   counts[RNDZ_PROTOCOL_ERROR_UNSUPPORTED_VERSION]);
+  for (RndzMessageType type = RNDZ_MESSAGE_PING; type <= RNDZ_MESSAGE_LAST; type++)
+    g_test_message ("%s: %u decoded", rndz_message_type_to_string (type), decoded_types[type]);
   g_assert_cmpuint (counts[G_N_ELEMENTS (counts) - 1], >, 0);
 }
 
@@ -2141,6 +3024,23 @@ main (int   argc,
   g_test_add_func ("/message/malformed/nesting-hidden", test_nesting_hidden);
   g_test_add_func ("/message/malformed/escaped-nul", test_escaped_nul);
   g_test_add_func ("/message/malformed/trailing-value", test_trailing_value);
+
+  g_test_add_func ("/message/cand/v4-mapped", test_cand_v4_mapped);
+  g_test_add_func ("/message/cand/longest-form", test_cand_longest_form);
+  g_test_add_func ("/message/cand/absent", test_cand_absent);
+  g_test_add_func ("/message/cand/ignored", test_cand_ignored);
+  g_test_add_func ("/message/cand/mac", test_mac_candidates);
+  g_test_add_func ("/message/cand/longest", test_encode_longest_cands);
+  g_test_add_func ("/message/max-reply-size/relay", test_max_reply_size_relay);
+  g_test_add_func ("/message/max-reply-size/isync-cands", test_max_reply_size_isync_cands);
+  g_test_add_func ("/message/decode/fields-ignored", test_fields_ignored);
+  g_test_add_func ("/message/decode/session-auth", test_session_auth);
+  for (guint i = 0; i < G_N_ELEMENTS (field_error_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/message/invalid-field/%s", field_error_cases[i].name);
+
+      g_test_add_data_func (path, &field_error_cases[i], test_field_error);
+    }
 
   g_test_add_func ("/message/fuzz/mutations", test_fuzz_mutations);
   g_test_add_func ("/message/fuzz/fields", test_fuzz_fields);

@@ -202,12 +202,15 @@ test_rendezvous (gconstpointer user_data)
       g_autofree char *message = g_strdup_printf ("hello from %s", id);
       const char *argv[] = { tool_path (), "client", "--id", id, "--server-addr", address,
                              "--remote-peer", "alice", "--message", message,
-                             tcp ? "--tcp" : NULL, NULL };
+                             i == 1 ? "--verbose" : "--timeout=10", tcp ? "--tcp" : NULL, NULL };
       g_autofree char *out = NULL, *err = NULL;
       g_autofree char *expected = g_strdup_printf ("%s\n", message);
 
       g_assert_cmpint (run (argv, NULL, &out, &err), ==, 0);
       g_assert_cmpstr (out, ==, expected);
+      /* With --verbose, the path taken */
+      if (i == 1)
+        g_assert_nonnull (strstr (err, "Connected to peer “alice” ("));
     }
 
   /* Both stop cleanly on SIGTERM; the listener says bye first */
@@ -272,6 +275,57 @@ test_server_down (void)
 }
 
 static void
+test_relay_server (void)
+{
+  g_autoptr(GSocket) probe = NULL;
+  g_autoptr(GSocketAddress) probe_address = NULL;
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(Program) server = NULL;
+  g_autofree char *port_text = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *expected = NULL;
+  g_autoptr(GError) error = NULL;
+  guint16 port;
+
+  g_test_summary ("With --relay-port, the server says where it relays, and holds that port");
+
+  /* A port free a moment ago */
+  probe = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  probe_address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_assert_true (g_socket_bind (probe, probe_address, FALSE, &error));
+  bound = g_socket_get_local_address (probe, &error);
+  g_assert_no_error (error);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  g_socket_close (probe, NULL);
+  g_clear_object (&probe);
+  port_text = g_strdup_printf ("%u", port);
+
+  {
+    const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                           "--relay-port", port_text, "--relay-max-sessions", "2",
+                           "--relay-rate", "0", "--relay-idle-timeout", "5", NULL };
+
+    server = program_start (argv, NULL);
+  }
+  line = program_read_line (server);
+  g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
+  g_clear_pointer (&line, g_free);
+  line = program_read_line (server);
+  expected = g_strdup_printf ("Relaying on 127.0.0.1:%u", port);
+  g_assert_cmpstr (line, ==, expected);
+
+  probe = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  g_clear_object (&probe_address);
+  probe_address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+  g_assert_false (g_socket_bind (probe, probe_address, FALSE, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+
+  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+}
+
+static void
 test_command_line (void)
 {
   g_autofree char *out = NULL, *err = NULL;
@@ -288,6 +342,24 @@ test_command_line (void)
   g_assert_nonnull (strstr (out, "client"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
+
+  {
+    const char *server_help[] = { tool_path (), "server", "--help", NULL };
+    const char *bad_rate[] = { tool_path (), "server", "--relay-rate", "-1", NULL };
+
+    g_assert_cmpint (run (server_help, NULL, &out, &err), ==, 0);
+    g_assert_nonnull (strstr (out, "--relay-port=PORT"));
+    g_assert_nonnull (strstr (out, "--relay-max-sessions=N"));
+    g_assert_nonnull (strstr (out, "--relay-rate=BYTES"));
+    g_assert_nonnull (strstr (out, "--relay-idle-timeout=SECONDS"));
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+
+    g_assert_cmpint (run (bad_rate, NULL, &out, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "--relay-rate"));
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+  }
 
   g_assert_cmpint (run (version, NULL, &out, &err), ==, 0);
   g_assert_true (g_str_has_prefix (out, "rndz "));
@@ -432,6 +504,7 @@ main (int   argc,
   g_test_add_data_func ("/tool/tcp/unknown-peer", GINT_TO_POINTER (TRUE), test_unknown_peer);
   g_test_add_func ("/tool/udp/vanished-listener", test_vanished_listener);
   g_test_add_func ("/tool/server-down", test_server_down);
+  g_test_add_func ("/tool/relay-server", test_relay_server);
   g_test_add_func ("/tool/command-line", test_command_line);
   g_test_add_func ("/tool/auth", test_auth);
   g_test_add_func ("/tool/translation", test_translation);

@@ -221,6 +221,10 @@ enum
   LIMIT_MAX_CONNECTIONS,
   LIMIT_MAX_MESSAGE_SIZE,
   LIMIT_REQUEST_RATE,
+  LIMIT_RELAY_PORT,
+  LIMIT_RELAY_MAX_SESSIONS,
+  LIMIT_RELAY_RATE,
+  LIMIT_RELAY_IDLE_TIMEOUT,
   N_LIMITS
 };
 
@@ -232,6 +236,10 @@ static const char * const limit_names[N_LIMITS] = {
   "max-connections",
   "max-message-size",
   "request-rate",
+  "relay-port",
+  "relay-max-sessions",
+  "relay-rate",
+  "relay-idle-timeout",
 };
 
 static char *server_listen_address = NULL;
@@ -262,6 +270,16 @@ static const GOptionEntry server_entries[] = {
     N_("Require peers to authenticate with the keys in FILE, one “ID HEXKEY” a line"), N_("FILE") },
   { "max-message-size", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_MESSAGE_SIZE],
     N_("Accept messages of at most BYTES bytes"), N_("BYTES") },
+  { "relay-port", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_PORT],
+    N_("Relay, over TCP and UDP on PORT of the listening address, between peers that cannot reach each other directly (default: 0, no relay)"),
+    N_("PORT") },
+  { "relay-max-sessions", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_SESSIONS],
+    N_("Relay at most N sessions at once (default: 64)"), N_("N") },
+  { "relay-rate", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_RATE],
+    N_("Relay at most BYTES bytes a second per session and direction; 0 for no limit (default: 1048576)"),
+    N_("BYTES") },
+  { "relay-idle-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_IDLE_TIMEOUT],
+    N_("Close a relay session after SECONDS without traffic (default: 60)"), N_("SECONDS") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
     N_("Print debug messages to standard error"), NULL },
   { NULL }
@@ -446,6 +464,15 @@ server_main (int    argc,
   local_address = rndz_server_get_local_address (server);
   local_text = format_address (local_address);
   g_print (_("Listening on %s\n"), local_text);
+  if (rndz_server_get_relay_port (server) != 0)
+    {
+      GInetAddress *inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local_address));
+      g_autoptr(GSocketAddress) relay_address =
+        g_inet_socket_address_new (inet, rndz_server_get_relay_port (server));
+      g_autofree char *relay_text = format_address (relay_address);
+
+      g_print (_("Relaying on %s\n"), relay_text);
+    }
   fflush (stdout);
 
   loop = g_main_loop_new (NULL, FALSE);
@@ -483,6 +510,27 @@ out:
 #define ID_MAX_LEN 64
 /* Time left to pending operations to finish once cancelled */
 #define DRAIN_TIMEOUT_MS 2000
+
+/* How a connection reaches its peer, for the notes */
+static const char *
+path_name (GSocket *socket)
+{
+  switch (rndz_socket_get_path (socket))
+    {
+    case RNDZ_PATH_DIRECT:
+      /* Translators: how a connection reaches the peer: straight to its public address */
+      return C_("path", "direct");
+    case RNDZ_PATH_LOCAL:
+      /* Translators: how a connection reaches the peer: to one of its local addresses */
+      return C_("path", "local");
+    case RNDZ_PATH_RELAYED:
+      /* Translators: how a connection reaches the peer: through the server's relay */
+      return C_("path", "relayed");
+    case RNDZ_PATH_UNKNOWN:
+    default:
+      return C_("path", "unknown");
+    }
+}
 
 static char *client_id = NULL;
 static char **client_server_addresses = NULL;
@@ -892,7 +940,8 @@ accept_cb (GObject      *object,
       return;
     }
 
-  print_note (_("Accepted a connection from peer “%s”"), peer_id != NULL ? peer_id : "?");
+  print_note (_("Accepted a connection from peer “%s” (%s)"), peer_id != NULL ? peer_id : "?",
+              path_name (g_socket_connection_get_socket (connection)));
 
   echo = g_new0 (EchoConnection, 1);
   echo->client = self;
@@ -1021,7 +1070,8 @@ connect_udp_cb (GObject      *object,
   if (self->quitting)
     return;
 
-  print_note (_("Reached peer “%s”, sending the message"), self->peer_id);
+  print_note (_("Connected to peer “%s” (%s), sending the message"), self->peer_id,
+              path_name (socket));
 
   self->socket = g_steal_pointer (&socket);
   self->datagram = g_malloc (G_MAXUINT16);
@@ -1126,7 +1176,8 @@ connect_tcp_cb (GObject      *object,
   if (self->quitting)
     return;
 
-  print_note (_("Reached peer “%s”, sending the message"), self->peer_id);
+  print_note (_("Connected to peer “%s” (%s), sending the message"), self->peer_id,
+              path_name (g_socket_connection_get_socket (self->connection)));
 
   self->reply = g_byte_array_new ();
   output = g_io_stream_get_output_stream (G_IO_STREAM (self->connection));
