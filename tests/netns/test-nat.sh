@@ -377,6 +377,18 @@ connected_ms ()
     grep -m 1 -E $'^[0-9]+\t.*(Connected to|Reached peer)' | cut -f 1
 }
 
+# failure_of NAME: a failure as the report tells it
+failure_of ()
+{
+  local err
+  err=$(grep -v -- '-DEBUG' "$TMP/$1.err" 2>/dev/null)
+  case $err in
+    *"does not relay"*) echo "failed: no path, no relay" ;;
+    *"is full"*) echo "failed: server full" ;;
+    *) echo "failed" ;;
+  esac
+}
+
 # path_of NAME: the path the client said it took (direct, local, relayed),
 # or "?" when it said none
 path_of ()
@@ -491,7 +503,7 @@ path_case ()
   elif [ "$path" != "?" ]; then
     report_row "$peers" "$server" "$tcp" "failed: $path, then no echo" "($ELAPSED)"
   else
-    report_row "$peers" "$server" "$tcp" "failed" "($ELAPSED)"
+    report_row "$peers" "$server" "$tcp" "$(failure_of "$name")" "($ELAPSED)"
   fi
 }
 
@@ -544,7 +556,7 @@ not_yet ()
 
   fails_cleanly "$description: fails cleanly within the timeout" \
     "$name" "$ns" "$server" "$peer" "peer [^ ]*${peer}[^ ]* " ${tcp:+"$tcp"}
-  report_row "$(ns_label "$ns") → $peer" "$server" "$tcp" "failed" "($ELAPSED)"
+  report_row "$(ns_label "$ns") → $peer" "$server" "$tcp" "$(failure_of "$name")" "($ELAPSED)"
   if [ "$RC" = 0 ]; then
     result 0 "$description: rendezvous" "TODO $todo"
   else
@@ -576,7 +588,7 @@ echo_or_clean_failure ()
     [ "$path" != "?" ] || path="echo"
     report_row "$(ns_label "$ns") → $peer" "$server" "$tcp" "$path (a race)" "$CONNECTED"
   else
-    report_row "$(ns_label "$ns") → $peer" "$server" "$tcp" "failed (a race)" "($ELAPSED)"
+    report_row "$(ns_label "$ns") → $peer" "$server" "$tcp" "$(failure_of "$name") (a race)" "($ELAPSED)"
   fi
 }
 
@@ -966,11 +978,11 @@ if [ "$RANDOM_FULLY" = yes ]; then
   fails_promptly "UDP through a symmetric NAT (router B), server without relay: fails promptly, no path" \
     frank-udp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
     "$(todo_issue9 "no direct-path timeout and no-path error in this rndz yet (issue 9)")"
-  report_row "pb → alice" "$SERVER4" "" "failed (no relay)" "($ELAPSED)"
+  report_row "pb → alice" "$SERVER4" "" "$(failure_of frank-udp4)" "($ELAPSED)"
   fails_promptly "TCP through a symmetric NAT (router B), server without relay: fails promptly, no path" \
     frank-tcp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
     "$(todo_issue9 "no direct-path timeout and no-path error in this rndz yet (issue 9)")" --tcp
-  report_row "pb → alice" "$SERVER4" --tcp "failed (no relay)" "($ELAPSED)"
+  report_row "pb → alice" "$SERVER4" --tcp "$(failure_of frank-tcp4)" "($ELAPSED)"
 
   RELAY=on
   relay_case "UDP through a symmetric NAT (router B), server with relay: relayed" \
