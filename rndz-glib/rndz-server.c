@@ -750,7 +750,7 @@ handle_isync (RndzServer        *server,
     rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
     g_strlcpy (redirect.id, target->id, sizeof redirect.id);
     redirect.addr = target->addr;
-    peer_get_cands (target, &redirect);
+    /* (without candidates: they go only if they fit, see handle_rsync) */
     if (!server_reply_fits (server, src, &redirect))
       return;
   }
@@ -856,6 +856,16 @@ handle_rsync (RndzServer        *server,
   g_strlcpy (redirect.id, target->id, sizeof redirect.id);
   redirect.addr = target->addr;
   peer_get_cands (target, &redirect);
+  /* A request padded too little for the target's candidates (a peer of
+   * an older version) still gets the observed address */
+  if (pending->transport == RNDZ_TRANSPORT_UDP && redirect.n_cands > 0)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gsize len = rndz_message_encode (&redirect, buf, sizeof buf);
+
+      if (len == 0 || len > pending->request_len)
+        redirect.n_cands = 0;
+    }
   server->stats.redirected++;
   pending_reply (server, pending, &redirect);
   pending_free (server, pending);
