@@ -274,7 +274,13 @@ op_add_path (ConnectOp      *op,
              const RndzAddr *addr,
              RndzPath        kind)
 {
-  if (!rndz_connect_try_direct || op->n_paths == MAX_PATHS || op_find_path (op, addr) >= 0)
+  int known = op_find_path (op, addr);
+
+  /* A punch may have shown a local address first: it is local */
+  if (known >= 0 && kind == RNDZ_PATH_LOCAL)
+    op->path_kinds[known] = RNDZ_PATH_LOCAL;
+
+  if (!rndz_connect_try_direct || op->n_paths == MAX_PATHS || known >= 0)
     return FALSE;
 
   /* Only addresses the socket can reach */

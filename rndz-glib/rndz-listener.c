@@ -34,9 +34,10 @@
  *
  * UDP: for each address of the requester, a check socket bound to P and
  * connected to it punches, and catches the requester's checks from that
- * address, which the application's socket must not see. The first check
- * closes its socket, then the confirm goes out from the application's
- * socket: what the peer sends next reaches the application.
+ * address, which the application's socket must not see; it confirms
+ * them. The requester then picks one path with a "use", which the check
+ * socket answers before it closes: what the peer sends after that
+ * reaches the application's socket.
  *
  * TCP: connections towards every address of the requester; one that
  * opens (or that the listening socket accepts from a requester) is held
