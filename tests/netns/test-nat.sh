@@ -850,12 +850,13 @@ else
   skip "no $PYTHON"
 fi
 
-rendezvous "IPv6: UDP rendezvous from pb to alice through both firewalls, echo received" \
-  carol-udp6 "$NS_PB" "$SERVER6" alice
-rendezvous "IPv6: TCP rendezvous from pb to alice through both firewalls, echo received" \
-  carol-tcp6 "$NS_PB" "$SERVER6" alice --tcp
-# Without NAT, alice's public address is one of her local ones: "local" or
-# "direct" are both right
+# Without NAT, alice's public address is one of her local ones, so the
+# client may call the path "local" even from another network (issue 9:
+# "LOCAL if X is one of A's cands"): "local" or "direct" are both accepted
+path_case "IPv6: UDP rendezvous from pb to alice through both firewalls, echo received" \
+  carol-udp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT" ""
+path_case "IPv6: TCP rendezvous from pb to alice through both firewalls, echo received" \
+  carol-tcp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT" "" --tcp
 ROUTER_B="(same LAN)"
 path_case "IPv6: UDP rendezvous from pa2 to alice on the same LAN: path local or direct" \
   lan-udp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 ""
