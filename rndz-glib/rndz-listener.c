@@ -35,9 +35,9 @@
  * UDP: for each address of the requester, a check socket bound to P and
  * connected to it punches, and catches the requester's checks from that
  * address, which the application's socket must not see; it confirms
- * them. The requester then picks one path with a "use", which the check
- * socket answers before it closes: what the peer sends after that
- * reaches the application's socket.
+ * them. The requester then picks one path with a "use": its check socket
+ * closes, then the answer leaves from the application's socket, so what
+ * the peer sends after it reaches the application's socket.
  *
  * TCP: connections towards every address of the requester; one that
  * opens (or that the listening socket accepts from a requester) is held
@@ -614,23 +614,56 @@ check_expire_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Answers a check or a use of the requester, from the check socket: the
- * same port, so the same NAT mapping, as the application's socket */
-static void
-check_answer (Check             *check,
-              RndzMessageType    type,
-              const RndzMessage *msg)
+/* Our answer to a check (a confirm) or to a use (a use) of the requester */
+static gsize
+check_encode_answer (Check             *check,
+                     RndzMessageType    type,
+                     const RndzMessage *msg,
+                     char               buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE])
 {
-  RndzListener *listener = check->listener;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   RndzMessage answer;
-  gsize len;
 
   rndz_message_init (&answer, type, msg->tid);
-  g_strlcpy (answer.id, rndz_client_get_id (listener->client), sizeof answer.id);
+  g_strlcpy (answer.id, rndz_client_get_id (check->listener->client), sizeof answer.id);
   g_strlcpy (answer.target, check->peer_id, sizeof answer.target);
-  len = rndz_message_encode (&answer, buf, sizeof buf);
-  g_socket_send (check->socket, buf, len, NULL, NULL);
+  return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
+}
+
+/* The requester takes this path. The check socket goes first, then the
+ * answer leaves from the application's socket (the same port, so the
+ * same NAT mapping): the requester sends nothing before it has the
+ * answer, and by then nothing but the application's socket can catch
+ * what it sends. Frees @check. */
+static void
+check_hand_over (Check             *check,
+                 const RndzMessage *use)
+{
+  RndzListener *listener = check->listener;
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&check->addr, listener->family);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  char text[RNDZ_ADDR_STRLEN];
+  gsize len = check_encode_answer (check, RNDZ_MESSAGE_USE, use, buf);
+
+  g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&check->addr, text));
+  g_hash_table_remove (listener->checks, &check->addr);
+  if (to == NULL)
+    return;
+
+  if (!g_socket_is_closed (listener->socket))
+    g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+  else
+    {
+      /* The application closed its socket and reads nothing: the answer
+       * still tells the requester that the path works */
+      g_autoptr(GSocket) once = rndz_client_bind (listener->client, listener->family,
+                                                  G_SOCKET_TYPE_DATAGRAM, listener->port, NULL);
+
+      if (once != NULL)
+        {
+          g_socket_send_to (once, to, buf, len, NULL, NULL);
+          g_socket_close (once, NULL);
+        }
+    }
 }
 
 static gboolean
@@ -644,7 +677,6 @@ check_read_cb (GSocket      *socket,
   for (;;)
     {
       char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      char text[RNDZ_ADDR_STRLEN];
       RndzMessage msg;
       gssize n;
 
@@ -661,17 +693,15 @@ check_read_cb (GSocket      *socket,
         continue;
 
       if (msg.type == RNDZ_MESSAGE_CHECK)
-        check_answer (check, RNDZ_MESSAGE_CONFIRM, &msg);
+        {
+          /* Confirmed from the check socket, which stays for the use */
+          gsize len = check_encode_answer (check, RNDZ_MESSAGE_CONFIRM, &msg, buf);
+
+          g_socket_send (check->socket, buf, len, NULL, NULL);
+        }
       else if (msg.type == RNDZ_MESSAGE_USE)
         {
-          /* The requester takes this path. The check socket answers and
-           * goes at once: the requester sends nothing more before our
-           * answer reaches it, and what it sends after reaches the
-           * application's socket. */
-          g_debug ("“%s” reaches us from %s", check->peer_id,
-                   rndz_addr_format (&check->addr, text));
-          check_answer (check, RNDZ_MESSAGE_USE, &msg);
-          g_hash_table_remove (listener->checks, &check->addr);
+          check_hand_over (check, &msg);
           return G_SOURCE_REMOVE;
         }
     }
