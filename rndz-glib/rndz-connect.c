@@ -418,6 +418,29 @@ op_handle_relay_reply (ConnectOp         *op,
     op_return_error (op, rndz_wire_error_to_gerror (msg->code, op->peer_id));
 }
 
+/* Sends a request to a server over UDP, padded: the server answers no
+ * datagram with a larger one */
+static gboolean
+server_udp_send_request (Server       *server,
+                         RndzMessage  *request,
+                         GError      **error)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  g_autoptr(GError) local_error = NULL;
+  gsize len;
+
+  request->pad_to = rndz_message_max_reply_size (request);
+  len = rndz_message_encode (request, buf, sizeof buf);
+
+  if (g_socket_send (server->socket, buf, len, NULL, &local_error) < 0 &&
+      !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 op_send_relay (ConnectOp *op)
 {
@@ -437,33 +460,13 @@ op_send_relay (ConnectOp *op)
                                                           op->peer_id));
       return;
     }
-  else
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-      gsize len;
 
-      relay.pad_to = rndz_message_max_reply_size (&relay);
-      len = rndz_message_encode (&relay, buf, sizeof buf);
-      if (server->socket != NULL)
-        g_socket_send (server->socket, buf, len, NULL, NULL);
-    }
+  /* Lost datagrams are sent again; a server gone shows at the timeout */
+  if (server->socket != NULL)
+    server_udp_send_request (server, &relay, NULL);
 }
 
-static gboolean
-op_relay_retry_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  g_clear_pointer (&op->retry, g_source_unref);
-  op_send_relay (op);
-  if (op_is_done (op))
-    return G_SOURCE_REMOVE;
-
-  op->retry_ms = MIN (op->retry_ms * 2, RNDZ_RETRY_MAX_MS);
-  op->retry = rndz_timeout_add (op->context, op->retry_ms, op_relay_retry_cb, op);
-  return G_SOURCE_REMOVE;
-}
+static gboolean op_udp_retry_cb (gpointer user_data);
 
 static void
 op_start_relay (ConnectOp *op)
@@ -476,7 +479,7 @@ op_start_relay (ConnectOp *op)
   if (op->transport == RNDZ_TRANSPORT_UDP)
     {
       op->retry_ms = RNDZ_RETRY_INITIAL_MS;
-      op->retry = rndz_timeout_add (op->context, op->retry_ms, op_relay_retry_cb, op);
+      op->retry = rndz_timeout_add (op->context, op->retry_ms, op_udp_retry_cb, op);
     }
   op_send_relay (op);
 }
@@ -838,8 +841,6 @@ static void
 op_udp_send_isync (ConnectOp *op)
 {
   RndzMessage isync;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
 
   for (guint i = 0; i < op->servers->len; i++)
     {
@@ -850,12 +851,7 @@ op_udp_send_isync (ConnectOp *op)
         continue;
 
       op_init_isync (op, &isync);
-      /* The server answers no datagram with a larger one */
-      isync.pad_to = rndz_message_max_reply_size (&isync);
-      len = rndz_message_encode (&isync, buf, sizeof buf);
-
-      if (g_socket_send (server->socket, buf, len, NULL, &error) < 0 &&
-          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+      if (!server_udp_send_request (server, &isync, &error))
         {
           server_set_status (server, SERVER_UNREACHABLE, error);
           if (op_is_done (op))
@@ -871,7 +867,11 @@ op_udp_retry_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->retry, g_source_unref);
-  op_udp_send_isync (op);
+  /* The isync until a redirect, then the relay request until its session */
+  if (op->relaying)
+    op_send_relay (op);
+  else
+    op_udp_send_isync (op);
   if (op_is_done (op))
     return G_SOURCE_REMOVE;
 
