@@ -24,6 +24,11 @@ GSource *rndz_timeout_add             (GMainContext    *context,
                                        GSourceFunc      func,
                                        gpointer         user_data);
 void     rndz_source_clear            (GSource        **source);
+GSource *rndz_socket_source_add       (GSocket         *socket,
+                                       GMainContext    *context,
+                                       GSocketSourceFunc func,
+                                       gpointer         user_data,
+                                       const char      *name);
 GSource *rndz_deadline_source_new     (GMainContext    *context,
                                        const char      *name,
                                        GSourceFunc      func,

@@ -352,10 +352,8 @@ rndz_channel_new (GSocket         *socket,
 {
   RndzChannel *channel = channel_new (socket, context, max_size, func, user_data);
 
-  channel->in_source = g_socket_create_source (socket, G_IO_IN, NULL);
-  g_source_set_callback (channel->in_source, G_SOURCE_FUNC (channel_read_cb), channel, NULL);
-  g_source_set_static_name (channel->in_source, "[rndz] channel read");
-  g_source_attach (channel->in_source, context);
+  channel->in_source = rndz_socket_source_add (socket, context, channel_read_cb, channel,
+                                              "[rndz] channel read");
 
   return channel;
 }
@@ -516,6 +514,22 @@ rndz_source_clear (GSource **source)
       g_source_destroy (*source);
       g_clear_pointer (source, g_source_unref);
     }
+}
+
+/* Watches @socket for input on @context; named for profilers */
+GSource *
+rndz_socket_source_add (GSocket           *socket,
+                        GMainContext      *context,
+                        GSocketSourceFunc  func,
+                        gpointer           user_data,
+                        const char        *name)
+{
+  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
+
+  g_source_set_callback (source, G_SOURCE_FUNC (func), user_data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, context);
+  return source;
 }
 
 /* Deadline sources

@@ -900,10 +900,8 @@ server_udp_open (Server  *server,
   if (server->socket == NULL || !g_socket_connect (server->socket, address, NULL, error))
     return FALSE;
 
-  server->source = g_socket_create_source (server->socket, G_IO_IN, NULL);
-  g_source_set_callback (server->source, G_SOURCE_FUNC (server_udp_read_cb), server, NULL);
-  g_source_set_static_name (server->source, "[rndz] connect UDP server");
-  g_source_attach (server->source, op->context);
+  server->source = rndz_socket_source_add (server->socket, op->context, server_udp_read_cb, server,
+                                          "[rndz] connect UDP server");
   return TRUE;
 }
 
@@ -922,10 +920,8 @@ op_udp_start (ConnectOp *op)
   op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
   op->n_cands = rndz_client_get_candidates (op->client, op->family, op->port, op->cands);
 
-  op->source = g_socket_create_source (op->socket, G_IO_IN, NULL);
-  g_source_set_callback (op->source, G_SOURCE_FUNC (op_udp_read_cb), op, NULL);
-  g_source_set_static_name (op->source, "[rndz] connect UDP");
-  g_source_attach (op->source, op->context);
+  op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
+                                      "[rndz] connect UDP");
 
   for (guint i = 0; i < op->servers->len && !op_is_done (op); i++)
     {

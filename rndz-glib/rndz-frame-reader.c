@@ -203,10 +203,8 @@ rndz_frame_read_async (GSocket             *socket,
 
   /* Nothing is read before the first dispatch: the callback never runs
    * from within this function. */
-  read->source = g_socket_create_source (socket, G_IO_IN, NULL);
-  g_source_set_callback (read->source, G_SOURCE_FUNC (frame_read_ready_cb), read, NULL);
-  g_source_set_static_name (read->source, "[rndz] frame read");
-  g_source_attach (read->source, read->context);
+  read->source = rndz_socket_source_add (socket, read->context, frame_read_ready_cb, read,
+                                        "[rndz] frame read");
 
   if (timeout_ms > 0)
     read->timeout = rndz_timeout_add (read->context, timeout_ms, frame_read_timeout_cb, read);

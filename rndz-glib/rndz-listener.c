@@ -751,10 +751,8 @@ punch_udp (RndzListener      *listener,
       check->listener = listener;
       check->addr = *addr;
       check->socket = socket;
-      check->source = g_socket_create_source (socket, G_IO_IN, NULL);
-      g_source_set_callback (check->source, G_SOURCE_FUNC (check_read_cb), check, NULL);
-      g_source_set_static_name (check->source, "[rndz] listener check");
-      g_source_attach (check->source, listener->context);
+      check->source = rndz_socket_source_add (socket, listener->context, check_read_cb, check,
+                                             "[rndz] listener check");
       g_hash_table_insert (listener->checks, &check->addr, check);
     }
 
@@ -1042,10 +1040,8 @@ link_udp_open (Link    *link,
   if (link->socket == NULL || !g_socket_connect (link->socket, server, NULL, error))
     return FALSE;
 
-  link->source = g_socket_create_source (link->socket, G_IO_IN, NULL);
-  g_source_set_callback (link->source, G_SOURCE_FUNC (link_udp_read_cb), link, NULL);
-  g_source_set_static_name (link->source, "[rndz] listener UDP");
-  g_source_attach (link->source, listener->context);
+  link->source = rndz_socket_source_add (link->socket, listener->context, link_udp_read_cb, link,
+                                        "[rndz] listener UDP");
   return TRUE;
 }
 
@@ -1305,10 +1301,9 @@ listener_bind (RndzListener  *listener,
       if (!g_socket_listen (listener->socket, error))
         return FALSE;
 
-      listener->accept_source = g_socket_create_source (listener->socket, G_IO_IN, NULL);
-      g_source_set_callback (listener->accept_source, G_SOURCE_FUNC (accept_cb), listener, NULL);
-      g_source_set_static_name (listener->accept_source, "[rndz] listener accept");
-      g_source_attach (listener->accept_source, listener->context);
+      listener->accept_source = rndz_socket_source_add (listener->socket, listener->context,
+                                                       accept_cb, listener,
+                                                       "[rndz] listener accept");
     }
 
   local = g_socket_get_local_address (listener->socket, error);

@@ -314,10 +314,8 @@ op_udp_start (JoinOp *op)
       return;
     }
 
-  op->source = g_socket_create_source (op->socket, G_IO_IN, NULL);
-  g_source_set_callback (op->source, G_SOURCE_FUNC (op_udp_read_cb), op, NULL);
-  g_source_set_static_name (op->source, "[rndz] relay join UDP");
-  g_source_attach (op->source, op->context);
+  op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
+                                      "[rndz] relay join UDP");
 
   op->interval_ms = RNDZ_RELAY_HELLO_INTERVAL_MS;
   op->resend = rndz_timeout_add (op->context, op->interval_ms, op_udp_resend_cb, op);

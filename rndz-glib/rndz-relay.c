@@ -1092,19 +1092,6 @@ relay_expire (gpointer user_data)
 
 /* The relay */
 
-static GSource *
-add_socket_source (RndzRelay         *relay,
-                   GSocket           *socket,
-                   GSocketSourceFunc  func,
-                   const char        *name)
-{
-  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
-
-  g_source_set_callback (source, G_SOURCE_FUNC (func), relay, NULL);
-  g_source_set_static_name (source, name);
-  g_source_attach (source, relay->context);
-  return source;
-}
 
 /*
  * rndz_relay_new:
@@ -1143,8 +1130,10 @@ rndz_relay_new (GMainContext    *context,
   g_source_set_static_name (relay->poll_source, "[rndz] relay connections");
   g_source_attach (relay->poll_source, context);
 
-  relay->udp_source = add_socket_source (relay, udp_socket, udp_read_cb, "[rndz] relay UDP");
-  relay->tcp_source = add_socket_source (relay, tcp_socket, tcp_accept_cb, "[rndz] relay TCP");
+  relay->udp_source = rndz_socket_source_add (udp_socket, relay->context, udp_read_cb, relay,
+                                              "[rndz] relay UDP");
+  relay->tcp_source = rndz_socket_source_add (tcp_socket, relay->context, tcp_accept_cb, relay,
+                                              "[rndz] relay TCP");
   relay->timer = rndz_deadline_source_new (context, "[rndz] relay timer", relay_expire, relay);
 
   return relay;

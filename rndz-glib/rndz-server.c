@@ -1416,19 +1416,6 @@ server_expire (gpointer user_data)
 
 /* Listening */
 
-static GSource *
-add_socket_source (RndzServer   *server,
-                   GSocket      *socket,
-                   GSocketSourceFunc func,
-                   const char   *name)
-{
-  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
-
-  g_source_set_callback (source, G_SOURCE_FUNC (func), server, NULL);
-  g_source_set_static_name (source, name);
-  g_source_attach (source, server->context);
-  return source;
-}
 
 /* Binds a TCP and a UDP socket to the same port. With port 0 the kernel
  * picks the TCP port; the UDP one may be taken already, so try again a
@@ -1554,10 +1541,10 @@ rndz_server_listen (RndzServer      *server,
   server->family = g_socket_get_family (udp);
   server->tcp_socket = g_steal_pointer (&tcp);
   server->udp_socket = g_steal_pointer (&udp);
-  server->udp_source = add_socket_source (server, server->udp_socket, udp_read_cb,
-                                          "[rndz] server UDP");
-  server->tcp_source = add_socket_source (server, server->tcp_socket, tcp_accept_cb,
-                                          "[rndz] server TCP");
+  server->udp_source = rndz_socket_source_add (server->udp_socket, server->context, udp_read_cb, server,
+                                               "[rndz] server UDP");
+  server->tcp_source = rndz_socket_source_add (server->tcp_socket, server->context,
+                                               tcp_accept_cb, server, "[rndz] server TCP");
 
   server->timer = rndz_deadline_source_new (server->context, "[rndz] server timer",
                                             server_expire, server);
