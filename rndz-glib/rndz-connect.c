@@ -293,16 +293,20 @@ op_add_path (ConnectOp      *op,
   return TRUE;
 }
 
-/* The address the server saw is direct, even when the peer offers it as
- * a local one too (a public address without NAT, as IPv6 often has) */
-static void
-op_keep_observed_direct (ConnectOp      *op,
-                         const RndzAddr *observed)
+/* The redirect's addresses: the one the server saw is direct, even when
+ * the peer offers it as a local one too (a public address without NAT,
+ * as IPv6 often has). Returns TRUE if any is new. */
+static gboolean
+op_add_redirect_paths (ConnectOp         *op,
+                       const RndzMessage *redirect)
 {
-  int i = op_find_path (op, observed);
+  gboolean added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
 
-  if (i >= 0)
-    op->path_kinds[i] = RNDZ_PATH_DIRECT;
+  for (guint i = 0; i < redirect->n_cands; i++)
+    if (!rndz_addr_equal (&redirect->cands[i], &redirect->addr))
+      added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+
+  return added;
 }
 
 static void op_start_relay (ConnectOp *op);
@@ -719,10 +723,7 @@ op_udp_redirected (ConnectOp         *op,
     return;
 
   op->redirected = server;
-  added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
-  for (guint i = 0; i < redirect->n_cands; i++)
-    added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
-  op_keep_observed_direct (op, &redirect->addr);
+  added = op_add_redirect_paths (op, redirect);
 
   op_found_peer (op);
   if (added)
@@ -1042,10 +1043,7 @@ op_tcp_redirected (ConnectOp         *op,
 
   g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
   op->redirected = server;
-  op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
-  for (guint i = 0; i < redirect->n_cands; i++)
-    op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
-  op_keep_observed_direct (op, &redirect->addr);
+  op_add_redirect_paths (op, redirect);
   op_found_peer (op);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
