@@ -719,19 +719,20 @@ peer_get_cands (const Peer  *peer,
     memcpy (msg->cands, peer->cands, peer->n_cands * sizeof (RndzAddr));
 }
 
-static void
-handle_isync (RndzServer        *server,
-              const Source      *src,
-              const RndzMessage *msg)
+/* The peer a request (isync or relay) names, or NULL after telling the
+ * requester why not */
+static Peer *
+lookup_target (RndzServer        *server,
+               const Source      *src,
+               const RndzMessage *msg)
 {
   Peer *target = g_hash_table_lookup (server->peers[src->transport], msg->target);
-  Pending *pending;
 
   if (target == NULL)
     {
       g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
       server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
-      return;
+      return NULL;
     }
 
   /* A peer knows the other only by the address the server saw: across
@@ -740,8 +741,22 @@ handle_isync (RndzServer        *server,
   if (target->addr.family != src->from.family)
     {
       server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
-      return;
+      return NULL;
     }
+
+  return target;
+}
+
+static void
+handle_isync (RndzServer        *server,
+              const Source      *src,
+              const RndzMessage *msg)
+{
+  Peer *target = lookup_target (server, src, msg);
+  Pending *pending;
+
+  if (target == NULL)
+    return;
 
   /* The request must be large enough for the redirect that ends it */
   {
@@ -921,18 +936,9 @@ handle_relay (RndzServer        *server,
       return;
     }
 
-  target = g_hash_table_lookup (server->peers[src->transport], msg->target);
+  target = lookup_target (server, src, msg);
   if (target == NULL)
-    {
-      g_debug ("“%s” asked to relay to unknown peer “%s”", msg->id, msg->target);
-      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
-      return;
-    }
-  if (target->addr.family != src->from.family)
-    {
-      server_reply_error (server, src, msg->tid, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
-      return;
-    }
+    return;
 
   /* The request must be large enough for the answer: a token has a
    * fixed length, so a stand-in measures the real one */
