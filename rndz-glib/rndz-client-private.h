@@ -33,7 +33,7 @@ void            rndz_client_update_state        (RndzClient          *client,
 gboolean        rndz_client_emit_peer_request   (RndzClient          *client,
                                                  const char          *peer_id,
                                                  const RndzAddr      *addr);
-void            rndz_client_emit_peer_relayed   (RndzClient          *client,
+void            rndz_client_emit_peer_socket   (RndzClient          *client,
                                                  const char          *peer_id,
                                                  GSocket             *socket);
 guint           rndz_client_get_candidates      (RndzClient          *client,

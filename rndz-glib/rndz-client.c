@@ -106,7 +106,7 @@ enum
 {
   SIGNAL_AUTHORIZE_PEER,
   SIGNAL_PEER_REQUEST,
-  SIGNAL_PEER_RELAYED,
+  SIGNAL_PEER_SOCKET,
   N_SIGNALS
 };
 
@@ -241,13 +241,13 @@ rndz_client_emit_peer_request (RndzClient     *client,
   return allowed;
 }
 
-/* Hands a UDP peer that came through the relay to the application */
+/* Hands a UDP peer that came on a socket of its own to the application */
 void
-rndz_client_emit_peer_relayed (RndzClient *client,
+rndz_client_emit_peer_socket (RndzClient *client,
                                const char *peer_id,
                                GSocket    *socket)
 {
-  g_signal_emit (client, signals[SIGNAL_PEER_RELAYED], 0, peer_id, socket);
+  g_signal_emit (client, signals[SIGNAL_PEER_SOCKET], 0, peer_id, socket);
 }
 
 /*
@@ -1852,22 +1852,25 @@ rndz_client_class_init (RndzClientClass *klass)
    * Since: 1.0
    */
   /**
-   * RndzClient::peer-relayed:
+   * RndzClient::peer-socket:
    * @client: the listening client
    * @peer_id: the id of the peer
-   * @socket: a UDP socket connected to the server's relay, that carries
-   *   this peer's datagrams and only those
+   * @socket: a UDP socket, connected, that carries this peer's datagrams
+   *   and only those
    *
-   * Emitted by a client listening over UDP when a peer that could not
-   * reach it directly comes through the server's relay. Its datagrams do
-   * not arrive on the socket of rndz_client_listen_udp() but on @socket:
-   * keep a reference to it to talk to the peer. (Over TCP, relayed peers
-   * come through rndz_client_accept() like the others.)
+   * Emitted by a client listening over UDP when a peer reaches it on a
+   * socket of its own rather than on the socket of
+   * rndz_client_listen_udp(): through the server's relay, or directly
+   * when the listener's NAT gives each destination a port of its own
+   * (doc/nat-traversal.md). rndz_socket_get_path() on @socket tells
+   * which. The peer's datagrams arrive on @socket only: keep a reference
+   * to it to talk to the peer. (Over TCP, such peers come through
+   * rndz_client_accept() like the others.)
    *
    * Since: 1.0
    */
-  signals[SIGNAL_PEER_RELAYED] =
-    g_signal_new ("peer-relayed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+  signals[SIGNAL_PEER_SOCKET] =
+    g_signal_new ("peer-socket", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 2,
                   G_TYPE_STRING, G_TYPE_SOCKET);
 

@@ -46,7 +46,7 @@
  *
  * When no direct path works the requester asks the server to relay: the
  * server's session message names a token, and the listener joins the
- * relay too (UDP: the peer-relayed signal; TCP: through accept).
+ * relay too (UDP: the peer-socket signal; TCP: through accept).
  *
  * Phases: resolving the servers → binding → registering (the listen
  * operation returns on the first pong) → registered, with keepalives, and
@@ -885,7 +885,7 @@ relay_joined_cb (GObject      *source,
   else
     {
       g_debug ("“%s” comes through the relay", pending->peer_id);
-      rndz_client_emit_peer_relayed (listener->client, pending->peer_id, socket);
+      rndz_client_emit_peer_socket (listener->client, pending->peer_id, socket);
     }
 
   pending_free (pending);

@@ -87,7 +87,7 @@ rndz_socket_set_path (GSocket  *socket,
  *
  * The sockets of [method@Rndz.Client.connect_udp],
  * [method@Rndz.Client.connect_tcp], [method@Rndz.Client.accept] and of the
- * [signal@Rndz.Client::peer-relayed] signal know their path; any other
+ * [signal@Rndz.Client::peer-socket] signal know their path; any other
  * socket, the listening one of [method@Rndz.Client.listen_udp] included,
  * is %RNDZ_PATH_UNKNOWN.
  *

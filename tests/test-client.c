@@ -1248,10 +1248,10 @@ fixture_enable_relay (Fixture *fixture)
 }
 
 static void
-peer_relayed_cb (RndzClient *client,
-                 const char *peer_id,
-                 GSocket    *socket,
-                 gpointer    user_data)
+peer_socket_cb (RndzClient *client,
+                const char *peer_id,
+                GSocket    *socket,
+                gpointer    user_data)
 {
   Result *result = user_data;
 
@@ -1318,7 +1318,7 @@ test_udp_relayed (Fixture       *fixture,
 
   fixture_enable_relay (fixture);
   alice = new_client (fixture, "alice");
-  g_signal_connect (alice, "peer-relayed", G_CALLBACK (peer_relayed_cb), &relayed);
+  g_signal_connect (alice, "peer-socket", G_CALLBACK (peer_socket_cb), &relayed);
   listening = listen_udp (alice);
 
   bob = new_client (fixture, "bob");

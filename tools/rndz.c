@@ -612,7 +612,7 @@ typedef struct
   /* UDP, both modes */
   GSocket *socket;
   GSource *receive_source;
-  GPtrArray *relayed_sources;   /* UDP listener: one per relayed peer */
+  GPtrArray *peer_sources;   /* UDP listener: one per peer on its own socket */
   guint resend_id;
   guint8 *datagram;
 
@@ -792,13 +792,14 @@ echo_datagrams_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-/* A peer that reached us through the server's relay: its datagrams come
- * on a socket of their own, echoed like the others */
+/* A peer that reached us on a socket of its own (through the server's
+ * relay, or through our NAT's port for it alone): its datagrams are
+ * echoed like the others */
 static void
-client_peer_relayed_cb (RndzClient *client,
-                        const char *peer_id,
-                        GSocket    *socket,
-                        gpointer    user_data)
+client_peer_socket_cb (RndzClient *client,
+                       const char *peer_id,
+                       GSocket    *socket,
+                       gpointer    user_data)
 {
   Client *self = user_data;
   GSource *source;
@@ -806,12 +807,15 @@ client_peer_relayed_cb (RndzClient *client,
   if (self->quitting || self->datagram == NULL)
     return;
 
-  print_note (_("Peer “%s” comes through the relay"), peer_id);
+  if (rndz_socket_get_path (socket) == RNDZ_PATH_RELAYED)
+    print_note (_("Peer “%s” comes through the relay"), peer_id);
+  else
+    print_note (_("Peer “%s” comes on a port of its own"), peer_id);
   g_socket_set_blocking (socket, FALSE);
   source = g_socket_create_source (socket, G_IO_IN, NULL);
   g_source_set_callback (source, G_SOURCE_FUNC (echo_datagrams_cb), self, NULL);
   g_source_attach (source, NULL);
-  g_ptr_array_add (self->relayed_sources, source);
+  g_ptr_array_add (self->peer_sources, source);
 }
 
 static void
@@ -1386,8 +1390,8 @@ client_run (Client *self)
   if (g_signal_lookup ("peer-request", RNDZ_TYPE_CLIENT) != 0)
     g_signal_connect (self->client, "peer-request", G_CALLBACK (client_peer_request_cb), self);
   g_signal_connect (self->client, "notify::state", G_CALLBACK (client_state_cb), self);
-  self->relayed_sources = g_ptr_array_new_with_free_func (destroy_and_unref_source);
-  g_signal_connect (self->client, "peer-relayed", G_CALLBACK (client_peer_relayed_cb), self);
+  self->peer_sources = g_ptr_array_new_with_free_func (destroy_and_unref_source);
+  g_signal_connect (self->client, "peer-socket", G_CALLBACK (client_peer_socket_cb), self);
 
   add_quit_signals (self->loop, client_signal_cb, self, self->signal_ids);
   self->timer_id = g_timeout_add (self->timeout * 1000, client_timeout_cb, self);
@@ -1412,7 +1416,7 @@ client_run (Client *self)
   if (self->receive_source != NULL)
     g_source_destroy (self->receive_source);
   g_clear_pointer (&self->receive_source, g_source_unref);
-  g_clear_pointer (&self->relayed_sources, g_ptr_array_unref);
+  g_clear_pointer (&self->peer_sources, g_ptr_array_unref);
 
   /* Says bye to the servers when listening */
   rndz_client_stop (self->client);
