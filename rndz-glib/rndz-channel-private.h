@@ -29,6 +29,11 @@ GSource *rndz_socket_source_add       (GSocket         *socket,
                                        GSocketSourceFunc func,
                                        gpointer         user_data,
                                        const char      *name);
+typedef gboolean (*RndzControlFunc) (const RndzMessage *msg,
+                                     gpointer           user_data);
+void     rndz_udp_drain               (GSocket         *socket,
+                                       RndzControlFunc  is_control,
+                                       gpointer         user_data);
 GSource *rndz_deadline_source_new     (GMainContext    *context,
                                        const char      *name,
                                        GSourceFunc      func,

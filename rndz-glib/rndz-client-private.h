@@ -24,6 +24,9 @@ GSocket        *rndz_client_bind                (RndzClient          *client,
                                                  GSocketType          type,
                                                  guint16              port,
                                                  GError             **error);
+GSocket        *rndz_client_bind_own_port       (RndzClient          *client,
+                                                 GSocketFamily        family,
+                                                 GError             **error);
 guint32         rndz_client_new_tid             (void);
 void            rndz_client_sign                (RndzClient          *client,
                                                  RndzMessage         *msg);
@@ -33,7 +36,7 @@ void            rndz_client_update_state        (RndzClient          *client,
 gboolean        rndz_client_emit_peer_request   (RndzClient          *client,
                                                  const char          *peer_id,
                                                  const RndzAddr      *addr);
-void            rndz_client_emit_peer_socket   (RndzClient          *client,
+void            rndz_client_emit_peer_socket    (RndzClient          *client,
                                                  const char          *peer_id,
                                                  GSocket             *socket);
 guint           rndz_client_get_candidates      (RndzClient          *client,

@@ -188,6 +188,37 @@ rndz_client_bind (RndzClient     *client,
   return rndz_socket_new_bound (local, type, error);
 }
 
+/* A UDP socket on the client's local address and on a port of its own,
+ * whatever the client's port: without SO_REUSEADDR, which would let the
+ * kernel give two such sockets one port. */
+GSocket *
+rndz_client_bind_own_port (RndzClient     *client,
+                           GSocketFamily   family,
+                           GError        **error)
+{
+  g_autoptr(GInetAddress) any = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  GInetAddress *inet;
+
+  if (client->local_address != NULL)
+    inet = g_inet_socket_address_get_address (client->local_address);
+  else
+    inet = any = g_inet_address_new_any (family);
+
+  socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_DATAGRAM,
+                         G_SOCKET_PROTOCOL_UDP, error);
+  if (socket == NULL)
+    return NULL;
+
+  g_socket_set_blocking (socket, FALSE);
+  local = g_inet_socket_address_new (inet, 0);
+  if (!g_socket_bind (socket, local, FALSE, error))
+    return NULL;
+
+  return g_steal_pointer (&socket);
+}
+
 void
 rndz_client_update_state (RndzClient      *client,
                           RndzClientState  state,

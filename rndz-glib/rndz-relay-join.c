@@ -219,27 +219,15 @@ op_udp_waiting (JoinOp *op)
 }
 
 /* Answers to retransmitted hellos may have queued up behind `ready`;
- * they are not the application's. The first datagram that is not one of
- * them stays. */
-static void
-op_udp_drain_answers (JoinOp *op)
+ * they are not the application's */
+static gboolean
+is_answer (const RndzMessage *msg,
+           gpointer           user_data)
 {
-  for (;;)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      GInputVector vector = { buf, sizeof buf };
-      gint flags = G_SOCKET_MSG_PEEK;
-      RndzMessage msg;
-      gssize n;
+  JoinOp *op = user_data;
 
-      n = g_socket_receive_message (op->socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, NULL);
-      if (n < 0 || !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          (msg.type != RNDZ_MESSAGE_WAIT && msg.type != RNDZ_MESSAGE_READY) ||
-          msg.tid != op->tid)
-        return;
-
-      g_socket_receive (op->socket, buf, sizeof buf, NULL, NULL);
-    }
+  return (msg->type == RNDZ_MESSAGE_WAIT || msg->type == RNDZ_MESSAGE_READY) &&
+         msg->tid == op->tid;
 }
 
 static gboolean
@@ -274,7 +262,7 @@ op_udp_read_cb (GSocket      *socket,
       if (msg.type == RNDZ_MESSAGE_READY)
         {
           /* Not one datagram more: what follows is the other peer's */
-          op_udp_drain_answers (op);
+          rndz_udp_drain (op->socket, is_answer, op);
           op_return_socket (op);
           break;
         }

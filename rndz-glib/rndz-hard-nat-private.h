@@ -1,0 +1,60 @@
+/* rndz-hard-nat-private.h: through NATs that give each destination a new port
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include "rndz-client.h"
+#include "rndz-message-private.h"
+
+G_BEGIN_DECLS
+
+/* How long ordinary checks have before the hard-NAT phase starts */
+#define RNDZ_HARD_NAT_DELAY_MS 500
+/* Sockets the hard side opens, each a mapping of its own */
+#define RNDZ_SPRAY_SOCKETS 256
+/* The friendly side's probes: so many every so often, at most so many */
+#define RNDZ_PROBE_INTERVAL_MS 10
+#define RNDZ_PROBES_PER_INTERVAL 5
+#define RNDZ_PROBES_MAX 1500
+
+gboolean rndz_nat_rewrites_port (const RndzAddr *observed,
+                                 const RndzAddr *cands,
+                                 guint           n_cands);
+gboolean rndz_addr_same_host    (const RndzAddr *a,
+                                 const RndzAddr *b);
+guint16  rndz_probe_port        (void);
+
+/*
+ * RndzSpray:
+ *
+ * Many UDP sockets on ephemeral ports, each sending the same datagram to
+ * one address: behind a NAT that maps every socket and destination to a
+ * port of its own, each socket opens a mapping of its own towards that
+ * address, for the other side to find by probing. Datagrams that arrive
+ * on them are passed on decoded.
+ */
+typedef struct _RndzSpray RndzSpray;
+
+typedef void (*RndzSprayFunc) (RndzSpray         *spray,
+                               GSocket           *socket,
+                               const RndzAddr    *from,
+                               const RndzMessage *msg,
+                               gpointer           user_data);
+
+RndzSpray *rndz_spray_new         (RndzClient        *client,
+                                   GSocketFamily      family,
+                                   const RndzAddr    *to,
+                                   const RndzMessage *msg,
+                                   GMainContext      *context,
+                                   RndzSprayFunc      func,
+                                   gpointer           user_data);
+guint      rndz_spray_get_size    (RndzSpray         *spray);
+GSocket   *rndz_spray_take        (RndzSpray         *spray,
+                                   GSocket           *socket);
+void       rndz_spray_free        (RndzSpray         *spray);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzSpray, rndz_spray_free)
+
+G_END_DECLS

@@ -1,0 +1,272 @@
+/* rndz-hard-nat.c: through NATs that give each destination a new port
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "rndz-channel-private.h"
+#include "rndz-client-private.h"
+#include "rndz-hard-nat-private.h"
+
+/* A NAT that maps each destination to a new port ("symmetric", or
+ * endpoint-dependent mapping) shows the server one port and the peer
+ * another, so the peer cannot know where to answer. When the other side's
+ * NAT keeps one mapping for every destination, the pair can still meet
+ * (doc/nat-traversal.md, "Hard NATs"):
+ *
+ * - the hard side opens many sockets (RndzSpray), each sending to the
+ *   friendly side's observed address: each opens a mapping of its own,
+ *   on a port the friendly side cannot know;
+ * - the friendly side probes the hard side's public address at random
+ *   ports, from its usual port: a probe that hits one of the mappings
+ *   gets in, and its answer gets back through the friendly side's NAT,
+ *   which the probe opened for it.
+ *
+ * With 256 mappings among the 64512 ports a NAT picks from, every probe
+ * hits with a chance of 1 in 252: 1000 probes find one with a chance of
+ * 98%. It is the birthday problem, which the two sides solve together. */
+
+/* Which side is hard is a guess: a NAT that changed the port of the
+ * peer's socket (its candidates carry the port it bound) most likely
+ * picks a new one for every destination. NATs that keep ports when they
+ * can, as Linux does and most home routers do, do not change it. */
+gboolean
+rndz_nat_rewrites_port (const RndzAddr *observed,
+                        const RndzAddr *cands,
+                        guint           n_cands)
+{
+  if (n_cands == 0)
+    return FALSE;
+
+  for (guint i = 0; i < n_cands; i++)
+    if (cands[i].port == observed->port)
+      return FALSE;
+
+  return TRUE;
+}
+
+gboolean
+rndz_addr_same_host (const RndzAddr *a,
+                     const RndzAddr *b)
+{
+  return a->family == b->family &&
+         memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
+}
+
+/* NATs pick from the ports above the privileged ones */
+guint16
+rndz_probe_port (void)
+{
+  return g_random_int_range (1024, 65536);
+}
+
+/* RndzSpray */
+
+typedef struct
+{
+  RndzSpray *spray;
+  GSocket *socket;
+  GSource *source;
+} SprayPort;
+
+struct _RndzSpray
+{
+  GMainContext *context;
+  GPtrArray *ports;             /* SprayPort; the sockets closed, or taken */
+  GSocketAddress *to;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+  RndzSprayFunc func;
+  gpointer user_data;
+
+  /* The callback may free the spray: it is released when the last
+   * dispatch returns */
+  guint dispatching;
+  gboolean freed;
+};
+
+static void
+spray_port_close (SprayPort *port)
+{
+  rndz_source_clear (&port->source);
+  if (port->socket != NULL)
+    g_socket_close (port->socket, NULL);
+  g_clear_object (&port->socket);
+}
+
+static void
+spray_port_free (SprayPort *port)
+{
+  spray_port_close (port);
+  g_free (port);
+}
+
+static void
+spray_send (RndzSpray *spray)
+{
+  if (spray->to == NULL)
+    return;
+
+  for (guint i = 0; i < spray->ports->len; i++)
+    {
+      SprayPort *port = g_ptr_array_index (spray->ports, i);
+
+      if (port->socket != NULL)
+        g_socket_send_to (port->socket, spray->to, spray->buf, spray->len, NULL, NULL);
+    }
+}
+
+static void
+spray_release (RndzSpray *spray)
+{
+  g_ptr_array_unref (spray->ports);
+  g_clear_object (&spray->to);
+  g_main_context_unref (spray->context);
+  g_free (spray);
+}
+
+static gboolean
+spray_port_read_cb (GSocket      *socket,
+                    GIOCondition  condition,
+                    gpointer      user_data)
+{
+  SprayPort *port = user_data;
+  RndzSpray *spray = port->spray;
+
+  spray->dispatching++;
+  while (!spray->freed && port->socket != NULL)
+    {
+      g_autoptr(GSocketAddress) from = NULL;
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+      RndzMessage msg;
+      RndzAddr addr;
+      gssize n;
+
+      n = g_socket_receive_from (socket, &from, buf, sizeof buf, NULL, NULL);
+      if (n < 0)
+        break;
+
+      if (rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) &&
+          rndz_addr_from_socket_address (&addr, from))
+        spray->func (spray, socket, &addr, &msg, spray->user_data);
+    }
+  spray->dispatching--;
+
+  if (spray->freed && spray->dispatching == 0)
+    spray_release (spray);
+  return G_SOURCE_CONTINUE;
+}
+
+/*
+ * rndz_spray_new:
+ * @to: where every socket sends @msg
+ *
+ * Opens RNDZ_SPRAY_SOCKETS sockets, or as many as can be opened, on the
+ * client's local address, and sends @msg once from each. @func gets the
+ * datagrams that arrive on them.
+ *
+ * Once only: the mappings last far longer than the phase, and the other
+ * side's NAT may let in what comes from a port it probed a while ago,
+ * after the probe's socket is gone: what else came would reach the
+ * application's socket.
+ */
+RndzSpray *
+rndz_spray_new (RndzClient        *client,
+                GSocketFamily      family,
+                const RndzAddr    *to,
+                const RndzMessage *msg,
+                GMainContext      *context,
+                RndzSprayFunc      func,
+                gpointer           user_data)
+{
+  RndzSpray *spray = g_new0 (RndzSpray, 1);
+
+  spray->context = g_main_context_ref (context);
+  spray->ports = g_ptr_array_new_with_free_func ((GDestroyNotify) spray_port_free);
+  spray->to = rndz_addr_to_socket_address (to, family);
+  spray->len = rndz_message_encode (msg, spray->buf, sizeof spray->buf);
+  spray->func = func;
+  spray->user_data = user_data;
+  if (spray->to == NULL)
+    return spray;
+
+  for (guint i = 0; i < RNDZ_SPRAY_SOCKETS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      GSocket *socket;
+      SprayPort *port;
+
+      socket = rndz_client_bind_own_port (client, family, &error);
+      if (socket == NULL)
+        {
+          /* Out of descriptors, most likely: fewer mappings will do */
+          g_debug ("Opened %u sockets of %u: %s", i, RNDZ_SPRAY_SOCKETS, error->message);
+          break;
+        }
+
+      port = g_new0 (SprayPort, 1);
+      port->spray = spray;
+      port->socket = socket;
+      port->source = rndz_socket_source_add (socket, context, spray_port_read_cb, port,
+                                            "[rndz] spray");
+      g_ptr_array_add (spray->ports, port);
+    }
+
+  spray_send (spray);
+  return spray;
+}
+
+/* The number of sockets still open */
+guint
+rndz_spray_get_size (RndzSpray *spray)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < spray->ports->len; i++)
+    n += ((SprayPort *) g_ptr_array_index (spray->ports, i))->socket != NULL;
+  return n;
+}
+
+/*
+ * rndz_spray_take:
+ * @socket: one of the spray's sockets
+ *
+ * Takes @socket out of the spray: it is no longer watched, nor sent
+ * from, nor closed with the spray.
+ *
+ * Returns: (transfer full): @socket
+ */
+GSocket *
+rndz_spray_take (RndzSpray *spray,
+                 GSocket   *socket)
+{
+  for (guint i = 0; i < spray->ports->len; i++)
+    {
+      SprayPort *port = g_ptr_array_index (spray->ports, i);
+
+      if (port->socket == socket)
+        {
+          rndz_source_clear (&port->source);
+          return g_steal_pointer (&port->socket);
+        }
+    }
+
+  g_return_val_if_reached (NULL);
+}
+
+void
+rndz_spray_free (RndzSpray *spray)
+{
+  if (spray == NULL)
+    return;
+
+  for (guint i = 0; i < spray->ports->len; i++)
+    spray_port_close (g_ptr_array_index (spray->ports, i));
+
+  spray->freed = TRUE;
+  if (spray->dispatching == 0)
+    spray_release (spray);
+}

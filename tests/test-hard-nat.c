@@ -1,0 +1,547 @@
+/* test-hard-nat.c: the pieces of the hard-NAT phase, on the loopback
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * The phase itself needs NATs that give each destination a new port:
+ * tests/netns/test-nat.sh runs it through real ones and measures it.
+ */
+
+#include <rndz-glib/rndz.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "rndz-channel-private.h"
+#include "rndz-hard-nat-private.h"
+
+/* Generous bounds: valgrind is slow */
+#define TEST_TIMEOUT_MS 20000
+
+static RndzAddr
+addr (const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  RndzAddr a;
+
+  g_assert_true (rndz_addr_parse (&a, text, &error));
+  g_assert_no_error (error);
+  return a;
+}
+
+/* The guess of which side is hard */
+
+static void
+test_rewrites_port (void)
+{
+  RndzAddr observed = addr ("203.0.113.2:40000");
+  RndzAddr cands[3];
+
+  /* Nothing to compare with: no guess */
+  g_assert_false (rndz_nat_rewrites_port (&observed, cands, 0));
+
+  /* The NAT kept the port the peer bound */
+  cands[0] = addr ("10.0.2.2:40000");
+  g_assert_false (rndz_nat_rewrites_port (&observed, cands, 1));
+
+  /* It picked another */
+  cands[0] = addr ("10.0.2.2:51000");
+  g_assert_true (rndz_nat_rewrites_port (&observed, cands, 1));
+
+  /* Any candidate with the port is enough to call it kept */
+  cands[1] = addr ("[2001:db8::2]:51000");
+  cands[2] = addr ("192.168.1.2:40000");
+  g_assert_true (rndz_nat_rewrites_port (&observed, cands, 2));
+  g_assert_false (rndz_nat_rewrites_port (&observed, cands, 3));
+
+  /* No NAT at all: the public address is a candidate */
+  cands[0] = observed;
+  g_assert_false (rndz_nat_rewrites_port (&observed, cands, 1));
+}
+
+static void
+test_same_host (void)
+{
+  RndzAddr a = addr ("203.0.113.2:40000");
+  RndzAddr b = addr ("203.0.113.2:1024");
+  RndzAddr c = addr ("203.0.113.3:40000");
+  RndzAddr v6 = addr ("[2001:db8::cb00:7102]:40000");
+  RndzAddr v6b = addr ("[2001:db8::cb00:7102]:9");
+  RndzAddr v6c = addr ("[2001:db8::1:cb00:7102]:40000");
+
+  g_assert_true (rndz_addr_same_host (&a, &b));
+  g_assert_false (rndz_addr_same_host (&a, &c));
+  g_assert_false (rndz_addr_same_host (&a, &v6));
+  g_assert_true (rndz_addr_same_host (&v6, &v6b));
+  g_assert_false (rndz_addr_same_host (&v6, &v6c));
+}
+
+static void
+test_probe_port (void)
+{
+  gboolean low = FALSE, high = FALSE;
+
+  for (guint i = 0; i < 100000; i++)
+    {
+      guint16 port = rndz_probe_port ();
+
+      g_assert_cmpuint (port, >=, 1024);
+      low |= port < 1024 + 2048;
+      high |= port > 65535 - 2048;
+    }
+
+  /* The whole range, ends included, with a chance of missing either of
+   * about e^-3000 */
+  g_assert_true (low);
+  g_assert_true (high);
+}
+
+/* RndzSpray */
+
+typedef struct
+{
+  GMainContext *context;
+  RndzClient *client;
+  GSocket *target;              /* where the spray sends */
+  RndzAddr target_addr;
+  RndzMessage msg;
+  RndzSpray *spray;
+  gboolean big_buffer;
+
+  /* What the callback saw */
+  guint calls;
+  GSocket *last_socket;
+  RndzAddr last_from;
+  RndzMessage last_msg;
+  gboolean take;
+  gboolean free_spray;
+  GSocket *taken;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  const char *servers[] = { "127.0.0.1:1", NULL };
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fixture->context = g_main_context_new ();
+  g_main_context_push_thread_default (fixture->context);
+  fixture->client = rndz_client_new ("bob", servers);
+
+  fixture->target = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (fixture->target, any, FALSE, &error));
+  g_assert_no_error (error);
+  g_socket_set_blocking (fixture->target, FALSE);
+  /* Room for every socket's datagram at once: more than rmem_max
+   * allows, for root */
+  fixture->big_buffer = g_socket_set_option (fixture->target, SOL_SOCKET, SO_RCVBUFFORCE,
+                                             1 << 20, NULL);
+  local = g_socket_get_local_address (fixture->target, &error);
+  g_assert_no_error (error);
+  g_assert_true (rndz_addr_from_socket_address (&fixture->target_addr, local));
+
+  /* The client's own port is taken (by the target, without
+   * SO_REUSEPORT): the spray must not try to use it */
+  g_object_set (fixture->client, "local-address", local, NULL);
+
+  rndz_message_init (&fixture->msg, RNDZ_MESSAGE_CHECK, 4242);
+  g_strlcpy (fixture->msg.id, "bob", sizeof fixture->msg.id);
+  g_strlcpy (fixture->msg.target, "alice", sizeof fixture->msg.target);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_clear_pointer (&fixture->spray, rndz_spray_free);
+  if (fixture->taken != NULL)
+    g_socket_close (fixture->taken, NULL);
+  g_clear_object (&fixture->taken);
+  g_clear_object (&fixture->target);
+  g_clear_object (&fixture->client);
+  g_main_context_pop_thread_default (fixture->context);
+  g_main_context_unref (fixture->context);
+}
+
+static void
+spray_cb (RndzSpray         *spray,
+          GSocket           *socket,
+          const RndzAddr    *from,
+          const RndzMessage *msg,
+          gpointer           user_data)
+{
+  Fixture *fixture = user_data;
+
+  g_assert_true (spray == fixture->spray);
+  fixture->calls++;
+  fixture->last_socket = socket;
+  fixture->last_from = *from;
+  fixture->last_msg = *msg;
+
+  if (fixture->take && fixture->taken == NULL)
+    fixture->taken = rndz_spray_take (spray, socket);
+  if (fixture->free_spray)
+    g_clear_pointer (&fixture->spray, rndz_spray_free);
+}
+
+static gboolean
+timeout_cb (gpointer user_data)
+{
+  gboolean *timed_out = user_data;
+
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the context until @done says so, within TEST_TIMEOUT_MS */
+static void
+run_until (Fixture  *fixture,
+           gboolean (*done) (Fixture *fixture, gpointer data),
+           gpointer  data)
+{
+  gboolean timed_out = FALSE;
+  GSource *timeout = g_timeout_source_new (TEST_TIMEOUT_MS);
+
+  g_source_set_callback (timeout, timeout_cb, &timed_out, NULL);
+  g_source_attach (timeout, fixture->context);
+  while (!done (fixture, data) && !timed_out)
+    g_main_context_iteration (fixture->context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_assert_false (timed_out);
+}
+
+/* Reads what the target has, into @sources (port → count) */
+static guint
+read_target (Fixture    *fixture,
+             GHashTable *sources)
+{
+  guint n = 0;
+
+  for (;;)
+    {
+      g_autoptr(GSocketAddress) from = NULL;
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+      RndzMessage msg;
+      RndzAddr a;
+      gssize len;
+
+      len = g_socket_receive_from (fixture->target, &from, buf, sizeof buf, NULL, NULL);
+      if (len < 0)
+        return n;
+
+      g_assert_true (rndz_message_decode (&msg, buf, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL));
+      g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_CHECK);
+      g_assert_cmpuint (msg.tid, ==, 4242);
+      g_assert_cmpstr (msg.id, ==, "bob");
+      g_assert_cmpstr (msg.target, ==, "alice");
+      g_assert_true (rndz_addr_from_socket_address (&a, from));
+      g_assert_true (rndz_addr_same_host (&a, &fixture->target_addr));
+      g_hash_table_insert (sources, GUINT_TO_POINTER (a.port),
+                           GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (sources, GUINT_TO_POINTER (a.port))) + 1));
+      n++;
+    }
+}
+
+typedef struct
+{
+  GHashTable *sources;
+  guint received;
+  gint64 deadline;
+} Count;
+
+/* Every socket's datagram, or what came of them by the deadline */
+static gboolean
+received_enough (Fixture  *fixture,
+                 gpointer  data)
+{
+  Count *count = data;
+
+  count->received += read_target (fixture, count->sources);
+  return count->received >= RNDZ_SPRAY_SOCKETS || g_get_monotonic_time () > count->deadline;
+}
+
+static gboolean
+iterate_cb (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Collects what the spray sends in half a second */
+static void
+collect (Fixture *fixture,
+         Count   *count)
+{
+  GSource *tick = g_timeout_source_new (10);
+
+  g_source_set_callback (tick, iterate_cb, NULL, NULL);
+  g_source_attach (tick, fixture->context);
+  count->deadline = g_get_monotonic_time () + 500 * 1000;
+  run_until (fixture, received_enough, count);
+  g_source_destroy (tick);
+  g_source_unref (tick);
+}
+
+/* Every socket sends once, from a port of its own. The loopback drops
+ * what the target's buffer cannot hold of a burst of 256: as root, the
+ * test makes the buffer large enough to count them all. */
+static void
+test_spray_sends (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(GHashTable) sources = g_hash_table_new (NULL, NULL);
+  Count count = { sources, 0, 0 };
+
+  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+                                   &fixture->msg, fixture->context, spray_cb, fixture);
+  g_assert_cmpuint (rndz_spray_get_size (fixture->spray), ==, RNDZ_SPRAY_SOCKETS);
+
+  collect (fixture, &count);
+  /* One from each port */
+  g_assert_cmpuint (g_hash_table_size (sources), ==, count.received);
+  if (fixture->big_buffer)
+    g_assert_cmpuint (count.received, ==, RNDZ_SPRAY_SOCKETS);
+  else
+    g_assert_cmpuint (count.received, >=, RNDZ_SPRAY_SOCKETS / 4);
+  g_assert_false (g_hash_table_contains (sources, GUINT_TO_POINTER (fixture->target_addr.port)));
+
+  /* And not again */
+  for (gint64 end = g_get_monotonic_time () + 1500 * 1000; g_get_monotonic_time () < end;)
+    {
+      g_main_context_iteration (fixture->context, FALSE);
+      g_assert_cmpuint (read_target (fixture, sources), ==, 0);
+      g_usleep (10 * 1000);
+    }
+  g_assert_cmpuint (fixture->calls, ==, 0);
+}
+
+static gboolean
+called (Fixture  *fixture,
+        gpointer  data)
+{
+  return fixture->calls >= GPOINTER_TO_UINT (data);
+}
+
+/* Sends @msg to one of the spray's ports, learnt from the target */
+static void
+answer_from_target (Fixture           *fixture,
+                    const RndzMessage *msg,
+                    guint16            port)
+{
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) to = g_inet_socket_address_new (loopback, port);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = rndz_message_encode (msg, buf, sizeof buf);
+
+  g_assert_cmpint (g_socket_send_to (fixture->target, to, buf, len, NULL, NULL), ==, len);
+}
+
+static GArray *
+spray_ports (Fixture *fixture)
+{
+  g_autoptr(GHashTable) sources = g_hash_table_new (NULL, NULL);
+  Count count = { sources, 0, 0 };
+  GArray *ports = g_array_new (FALSE, FALSE, sizeof (guint16));
+  GHashTableIter iter;
+  gpointer port;
+
+  collect (fixture, &count);
+  g_assert_cmpuint (count.received, >=, 20);
+  g_hash_table_iter_init (&iter, sources);
+  while (g_hash_table_iter_next (&iter, &port, NULL))
+    {
+      guint16 p = GPOINTER_TO_UINT (port);
+      g_array_append_val (ports, p);
+    }
+  return ports;
+}
+
+/* What comes in on a port is passed on decoded, with its sender; a
+ * taken socket leaves the spray and stays open */
+static void
+test_spray_receives (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(GArray) ports = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GError) error = NULL;
+  RndzMessage answer;
+  RndzAddr taken_addr;
+  guint16 port;
+
+  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+                                   &fixture->msg, fixture->context, spray_cb, fixture);
+  ports = spray_ports (fixture);
+  port = g_array_index (ports, guint16, 17);
+
+  /* Not a message: not passed on */
+  {
+    g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+    g_autoptr(GSocketAddress) to = g_inet_socket_address_new (loopback, port);
+
+    g_socket_send_to (fixture->target, to, "not json", 8, NULL, NULL);
+  }
+
+  rndz_message_init (&answer, RNDZ_MESSAGE_CONFIRM, 4242);
+  g_strlcpy (answer.id, "alice", sizeof answer.id);
+  g_strlcpy (answer.target, "bob", sizeof answer.target);
+  fixture->take = TRUE;
+  answer_from_target (fixture, &answer, port);
+  run_until (fixture, called, GUINT_TO_POINTER (1));
+
+  g_assert_cmpuint (fixture->calls, ==, 1);
+  g_assert_true (rndz_addr_equal (&fixture->last_from, &fixture->target_addr));
+  g_assert_cmpint (fixture->last_msg.type, ==, RNDZ_MESSAGE_CONFIRM);
+  g_assert_cmpstr (fixture->last_msg.id, ==, "alice");
+
+  /* Taken: out of the spray, still open, on that port */
+  g_assert_nonnull (fixture->taken);
+  g_assert_true (fixture->taken == fixture->last_socket);
+  g_assert_false (g_socket_is_closed (fixture->taken));
+  g_assert_cmpuint (rndz_spray_get_size (fixture->spray), ==, RNDZ_SPRAY_SOCKETS - 1);
+  local = g_socket_get_local_address (fixture->taken, &error);
+  g_assert_no_error (error);
+  g_assert_true (rndz_addr_from_socket_address (&taken_addr, local));
+  g_assert_cmpuint (taken_addr.port, ==, port);
+
+  /* What comes to it now is the taker's, not the callback's */
+  answer_from_target (fixture, &answer, port);
+  answer_from_target (fixture, &answer, g_array_index (ports, guint16, 18));
+  run_until (fixture, called, GUINT_TO_POINTER (2));
+  g_assert_true (fixture->last_socket != fixture->taken);
+  g_assert_cmpint (g_socket_condition_check (fixture->taken, G_IO_IN), ==, G_IO_IN);
+
+  /* Freeing the spray leaves the taken socket alone */
+  g_clear_pointer (&fixture->spray, rndz_spray_free);
+  g_assert_false (g_socket_is_closed (fixture->taken));
+}
+
+/* The callback may free the spray; what was queued behind is dropped */
+static void
+test_spray_free_in_callback (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GArray) ports = NULL;
+  RndzMessage answer;
+  guint16 port;
+
+  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+                                   &fixture->msg, fixture->context, spray_cb, fixture);
+  ports = spray_ports (fixture);
+  port = g_array_index (ports, guint16, 3);
+
+  rndz_message_init (&answer, RNDZ_MESSAGE_USE, 4242);
+  g_strlcpy (answer.id, "alice", sizeof answer.id);
+  g_strlcpy (answer.target, "bob", sizeof answer.target);
+  /* Two on one port, one on another: all queued before the callback */
+  answer_from_target (fixture, &answer, port);
+  answer_from_target (fixture, &answer, port);
+  answer_from_target (fixture, &answer, g_array_index (ports, guint16, 4));
+  g_usleep (50 * 1000);
+
+  fixture->free_spray = TRUE;
+  run_until (fixture, called, GUINT_TO_POINTER (1));
+  g_assert_null (fixture->spray);
+
+  /* Nothing more is dispatched */
+  for (guint i = 0; i < 20; i++)
+    g_main_context_iteration (fixture->context, FALSE);
+  g_assert_cmpuint (fixture->calls, ==, 1);
+}
+
+/* Out of descriptors: fewer sockets, and no failure */
+static void
+test_spray_few_descriptors (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  if (g_test_subprocess ())
+    {
+      struct rlimit limit;
+      guint size;
+
+      g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+      /* Room for what is open already and a few more */
+      limit.rlim_cur = 64;
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+      fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+                                       &fixture->msg, fixture->context, spray_cb, fixture);
+      size = rndz_spray_get_size (fixture->spray);
+      g_assert_cmpuint (size, >, 0);
+      g_assert_cmpuint (size, <, 64);
+      g_clear_pointer (&fixture->spray, rndz_spray_free);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
+}
+
+/* rndz_udp_drain() */
+
+static gboolean
+is_check_or_use (const RndzMessage *msg,
+                 gpointer           user_data)
+{
+  return msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE;
+}
+
+static void
+test_drain (Fixture       *fixture,
+            gconstpointer  data)
+{
+  g_autoptr(GSocket) sender = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, NULL);
+  g_autoptr(GSocketAddress) to = NULL;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+  gsize len;
+  gssize n;
+
+  to = rndz_addr_to_socket_address (&fixture->target_addr, G_SOCKET_FAMILY_IPV4);
+  len = rndz_message_encode (&fixture->msg, buf, sizeof buf);
+  g_socket_send_to (sender, to, buf, len, NULL, NULL);
+  rndz_message_init (&msg, RNDZ_MESSAGE_USE, 1);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  g_strlcpy (msg.target, "bob", sizeof msg.target);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_socket_send_to (sender, to, buf, len, NULL, NULL);
+  g_socket_send_to (sender, to, "application", 11, NULL, NULL);
+  g_socket_send_to (sender, to, buf, len, NULL, NULL);
+  g_usleep (50 * 1000);
+
+  rndz_udp_drain (fixture->target, is_check_or_use, NULL);
+
+  /* The application's datagram is first, and the use behind it stays */
+  n = g_socket_receive (fixture->target, buf, sizeof buf, NULL, NULL);
+  g_assert_cmpint (n, ==, 11);
+  g_assert_cmpmem (buf, n, "application", 11);
+  n = g_socket_receive (fixture->target, buf, sizeof buf, NULL, NULL);
+  g_assert_cmpint (n, ==, len);
+
+  /* An empty queue: nothing to do */
+  rndz_udp_drain (fixture->target, is_check_or_use, NULL);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/hard-nat/rewrites-port", test_rewrites_port);
+  g_test_add_func ("/hard-nat/same-host", test_same_host);
+  g_test_add_func ("/hard-nat/probe-port", test_probe_port);
+  g_test_add ("/hard-nat/spray/sends", Fixture, NULL, fixture_setup, test_spray_sends, fixture_teardown);
+  g_test_add ("/hard-nat/spray/receives", Fixture, NULL, fixture_setup, test_spray_receives, fixture_teardown);
+  g_test_add ("/hard-nat/spray/free-in-callback", Fixture, NULL, fixture_setup,
+              test_spray_free_in_callback, fixture_teardown);
+  g_test_add ("/hard-nat/spray/few-descriptors", Fixture, NULL, fixture_setup,
+              test_spray_few_descriptors, fixture_teardown);
+  g_test_add ("/hard-nat/drain", Fixture, NULL, fixture_setup, test_drain, fixture_teardown);
+
+  return g_test_run ();
+}
