@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rndz-client-private.h"
+#include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-socket-private.h"
@@ -33,6 +34,10 @@
  *    while the peer connects from its port to ours (simultaneous opens),
  *    again and again; the first connection that opens gets a "use" frame
  *    that tells the peer which one to keep.
+ *    UDP, when no path has answered after a while and one side's NAT
+ *    seems to give each destination a port of its own: the hard side
+ *    opens many mappings and the other probes for them
+ *    (rndz-hard-nat.c).
  * 6. If no path works within the direct timeout, the server that sent
  *    the redirect is asked to relay (if the client allows it): its
  *    session names a token and the relay port, which both peers join
@@ -121,7 +126,18 @@ struct _ConnectOp
   GSource *direct_timeout;
   GSource *check_timer;           /* UDP: checks, then uses */
   guint check_ms;
-  int chosen;                     /* UDP: the path confirmed first, or -1 */
+  /* UDP: the path confirmed first, and the socket that reaches it */
+  gboolean chosen;
+  GSocket *chosen_socket;         /* op->socket, or one of the spray's */
+  RndzAddr chosen_addr;
+  RndzPath chosen_kind;
+
+  /* UDP, hard NATs */
+  RndzAddr peer_addr;             /* as the server saw it */
+  gboolean peer_rewrites;         /* its NAT changed its port */
+  GSource *hard_timer;            /* starts the phase, then paces the probes */
+  guint n_probes;
+  RndzSpray *spray;
   GPtrArray *attempts;            /* TCP: PeerAttempt */
 
   gboolean relaying;
@@ -173,6 +189,8 @@ op_stop (ConnectOp *op)
   rndz_source_clear (&op->source);
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->hard_timer);
+  g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->join_cancellable != NULL)
     g_cancellable_cancel (op->join_cancellable);
   if (op->attempts != NULL)
@@ -302,6 +320,8 @@ op_add_redirect_paths (ConnectOp         *op,
 {
   gboolean added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
 
+  op->peer_addr = redirect->addr;
+  op->peer_rewrites = rndz_nat_rewrites_port (&redirect->addr, redirect->cands, redirect->n_cands);
   for (guint i = 0; i < redirect->n_cands; i++)
     if (!rndz_addr_equal (&redirect->cands[i], &redirect->addr))
       added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
@@ -310,6 +330,7 @@ op_add_redirect_paths (ConnectOp         *op,
 }
 
 static void op_start_relay (ConnectOp *op);
+static gboolean op_hard_start_cb (gpointer user_data);
 
 static gboolean
 op_direct_timeout_cb (gpointer user_data)
@@ -319,6 +340,8 @@ op_direct_timeout_cb (gpointer user_data)
 
   g_clear_pointer (&op->direct_timeout, g_source_unref);
   rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->hard_timer);
+  g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
 
@@ -345,6 +368,8 @@ op_found_peer (ConnectOp *op)
   rndz_source_clear (&op->retry);
   op->direct_timeout = rndz_timeout_add (op->context, rndz_client_get_direct_timeout (op->client),
                                          op_direct_timeout_cb, op);
+  if (op->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
+    op->hard_timer = rndz_timeout_add (op->context, RNDZ_HARD_NAT_DELAY_MS, op_hard_start_cb, op);
 }
 
 static void
@@ -582,52 +607,47 @@ op_init_isync (ConnectOp   *op,
 
 /* UDP */
 
-/* The peer's punches and confirms may sit in the socket's queue still;
+/* The peer's punches and answers may sit in the socket's queue still;
  * they are not the application's. Anything else stays for it. */
-static void
-op_udp_drain_punches (ConnectOp *op)
+static gboolean
+is_peer_control (const RndzMessage *msg,
+                 gpointer           user_data)
 {
-  for (;;)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      GInputVector vector = { buf, sizeof buf };
-      gint flags = G_SOCKET_MSG_PEEK;
-      gssize n;
-
-      n = g_socket_receive_message (op->socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, NULL);
-      if (n < 0 || !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          (msg.type != RNDZ_MESSAGE_RSYNC && msg.type != RNDZ_MESSAGE_CONFIRM &&
-           msg.type != RNDZ_MESSAGE_USE))
-        return;
-
-      g_socket_receive (op->socket, buf, sizeof buf, NULL, NULL);
-    }
+  return msg->type == RNDZ_MESSAGE_RSYNC || msg->type == RNDZ_MESSAGE_CONFIRM ||
+         msg->type == RNDZ_MESSAGE_USE;
 }
 
+/* The path works both ways: @socket is the application's */
 static void
 op_udp_found (ConnectOp      *op,
+              GSocket        *socket,
               const RndzAddr *addr,
               RndzPath        path)
 {
   g_autoptr(GSocketAddress) peer = NULL;
+  g_autoptr(GSocket) result = NULL;
   g_autoptr(GError) error = NULL;
   char text[RNDZ_ADDR_STRLEN];
 
   g_debug ("Reached “%s” at %s", op->peer_id, rndz_addr_format (addr, text));
 
+  if (socket == op->socket)
+    result = g_steal_pointer (&op->socket);
+  else
+    result = rndz_spray_take (op->spray, socket);
+
   peer = rndz_addr_to_socket_address (addr, op->family);
-  if (peer == NULL || !g_socket_connect (op->socket, peer, NULL, &error))
+  if (peer == NULL || !g_socket_connect (result, peer, NULL, &error))
     {
+      g_socket_close (result, NULL);
       op_return_error (op, error != NULL ? g_steal_pointer (&error)
                                          : g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                                                                 _("The peer’s address family cannot be reached")));
       return;
     }
 
-  op_udp_drain_punches (op);
-  op_return_udp (op, op->socket, path);
-  g_clear_object (&op->socket);
+  rndz_udp_drain (result, is_peer_control, NULL);
+  op_return_udp (op, result, path);
 }
 
 /* A check to every address of the peer, from P */
@@ -667,7 +687,7 @@ op_udp_check_cb (gpointer user_data)
 static void
 op_udp_check_now (ConnectOp *op)
 {
-  if (op->relaying || op->chosen >= 0)
+  if (op->relaying || op->chosen)
     return;
 
   rndz_source_clear (&op->check_timer);
@@ -675,18 +695,22 @@ op_udp_check_now (ConnectOp *op)
   op_udp_check_cb (op);
 }
 
+/* A check or a use to one address of the peer, from @socket */
 static void
-op_udp_send_use (ConnectOp *op)
+op_udp_send_to (ConnectOp       *op,
+                GSocket         *socket,
+                RndzMessageType  type,
+                const RndzAddr  *addr)
 {
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&op->paths[op->chosen], op->family);
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, op->family);
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage use;
+  RndzMessage msg;
   gsize len;
 
-  op_init_peer_message (op, RNDZ_MESSAGE_USE, &use);
-  len = rndz_message_encode (&use, buf, sizeof buf);
+  op_init_peer_message (op, type, &msg);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
   if (to != NULL)
-    g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+    g_socket_send_to (socket, to, buf, len, NULL, NULL);
 }
 
 static gboolean
@@ -696,7 +720,7 @@ op_udp_use_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->check_timer, g_source_unref);
-  op_udp_send_use (op);
+  op_udp_send_to (op, op->chosen_socket, RNDZ_MESSAGE_USE, &op->chosen_addr);
   op->check_timer = rndz_timeout_add (op->context, USE_RETRY_MS, op_udp_use_cb, op);
   return G_SOURCE_REMOVE;
 }
@@ -704,12 +728,29 @@ op_udp_use_cb (gpointer user_data)
 /* The first path confirmed is the one: the peer is told to stop
  * catching our datagrams there, and says when it has */
 static void
-op_udp_choose (ConnectOp *op,
-               int        path)
+op_udp_choose (ConnectOp      *op,
+               GSocket        *socket,
+               const RndzAddr *addr,
+               RndzPath        kind)
 {
-  op->chosen = path;
+  op->chosen = TRUE;
+  op->chosen_socket = socket;
+  op->chosen_addr = *addr;
+  op->chosen_kind = kind;
   rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->hard_timer);
   op_udp_use_cb (op);
+}
+
+/* An answer to the use from the chosen path: it is ours */
+static gboolean
+op_udp_is_chosen (ConnectOp         *op,
+                  GSocket           *socket,
+                  const RndzAddr    *from,
+                  const RndzMessage *msg)
+{
+  return msg->type == RNDZ_MESSAGE_USE && msg->tid == op->tid && op->chosen &&
+         socket == op->chosen_socket && rndz_addr_equal (from, &op->chosen_addr);
 }
 
 static void
@@ -728,6 +769,99 @@ op_udp_redirected (ConnectOp         *op,
   op_found_peer (op);
   if (added)
     op_udp_check_now (op);
+}
+
+/* Hard NATs (rndz-hard-nat.c) */
+
+/* The friendly side: checks to random ports of the peer's public address */
+static gboolean
+op_probe_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage check;
+  gsize len;
+
+  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
+  len = rndz_message_encode (&check, buf, sizeof buf);
+
+  for (guint i = 0; i < RNDZ_PROBES_PER_INTERVAL && op->n_probes < RNDZ_PROBES_MAX; i++)
+    {
+      g_autoptr(GSocketAddress) to = NULL;
+      RndzAddr addr = op->peer_addr;
+
+      addr.port = rndz_probe_port ();
+      to = rndz_addr_to_socket_address (&addr, op->family);
+      if (to != NULL)
+        g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+      op->n_probes++;
+    }
+
+  if (op->n_probes < RNDZ_PROBES_MAX)
+    return G_SOURCE_CONTINUE;
+
+  g_debug ("Sent %u probes to “%s”", op->n_probes, op->peer_id);
+  g_clear_pointer (&op->hard_timer, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+/* The hard side: what comes in through one of our many mappings */
+static void
+op_spray_cb (RndzSpray         *spray,
+             GSocket           *socket,
+             const RndzAddr    *from,
+             const RndzMessage *msg,
+             gpointer           user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  /* An rsync carries the server's tid; answers to us carry ours */
+  if (op->relaying || (msg->type != RNDZ_MESSAGE_RSYNC && msg->tid != op->tid) ||
+      !g_str_equal (msg->id, op->peer_id) ||
+      !g_str_equal (msg->target, rndz_client_get_id (op->client)) ||
+      !rndz_addr_same_host (from, &op->peer_addr))
+    return;
+
+  /* The peer's probe found this mapping: check back through it */
+  if (msg->type == RNDZ_MESSAGE_RSYNC && !op->chosen)
+    op_udp_send_to (op, socket, RNDZ_MESSAGE_CHECK, from);
+  else if (msg->type == RNDZ_MESSAGE_CONFIRM && !op->chosen)
+    op_udp_choose (op, socket, from, RNDZ_PATH_DIRECT);
+  else if (op_udp_is_chosen (op, socket, from, msg))
+    op_udp_found (op, socket, from, op->chosen_kind);
+}
+
+/* No path has answered yet. If the peer's NAT changed its port, it is
+ * the hard side: probe for its mappings. Otherwise we may be: open
+ * mappings for it to find. */
+static gboolean
+op_hard_start_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->hard_timer, g_source_unref);
+  if (op->chosen || op->relaying || op->peer_addr.family == 0)
+    return G_SOURCE_REMOVE;
+
+  if (op->peer_rewrites)
+    {
+      g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
+      op->hard_timer = rndz_timeout_add (op->context, RNDZ_PROBE_INTERVAL_MS, op_probe_cb, op);
+    }
+  else
+    {
+      RndzMessage check;
+
+      op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
+      op->spray = rndz_spray_new (op->client, op->family, &op->peer_addr, &check, op->context,
+                                  op_spray_cb, op);
+      g_debug ("No path to “%s” yet: %u mappings towards it", op->peer_id,
+               rndz_spray_get_size (op->spray));
+    }
+
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -817,20 +951,25 @@ op_udp_read_cb (GSocket      *socket,
           op_udp_check_now (op);
         }
 
-      /* The answer to a check: only from an address we checked */
-      if (msg.type == RNDZ_MESSAGE_CONFIRM && msg.tid == op->tid && op->chosen < 0)
+      /* The answer to a check: only from an address we checked, or
+       * from the peer's public address at a port we probed */
+      if (msg.type == RNDZ_MESSAGE_CONFIRM && msg.tid == op->tid && !op->chosen)
         {
           int i = op_find_path (op, &addr);
 
           if (i >= 0)
-            op_udp_choose (op, i);
+            op_udp_choose (op, op->socket, &addr, op->path_kinds[i]);
+          else if (op->n_probes > 0 && rndz_addr_same_host (&addr, &op->peer_addr))
+            op_udp_choose (op, op->socket, &addr, RNDZ_PATH_DIRECT);
         }
 
-      /* The answer to our use: the path is ours */
-      if (msg.type == RNDZ_MESSAGE_USE && msg.tid == op->tid && op->chosen >= 0 &&
-          rndz_addr_equal (&addr, &op->paths[op->chosen]))
+      /* The answer to our use: the path is ours. A redirect that came
+       * after the confirm may have shown that the address is local. */
+      if (op_udp_is_chosen (op, op->socket, &addr, &msg))
         {
-          op_udp_found (op, &addr, op->path_kinds[op->chosen]);
+          int i = op_find_path (op, &addr);
+
+          op_udp_found (op, op->socket, &addr, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
           break;
         }
     }
@@ -1230,7 +1369,6 @@ rndz_connect_start (RndzClient    *client,
   op->tid = rndz_client_new_tid ();
   op->servers = g_ptr_array_new_with_free_func ((GDestroyNotify) server_free);
   op->attempts = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_attempt_free);
-  op->chosen = -1;
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);
 

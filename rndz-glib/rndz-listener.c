@@ -10,6 +10,7 @@
 
 #include "rndz-client-private.h"
 #include "rndz-frame-reader-private.h"
+#include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-socket-private.h"
@@ -44,6 +45,12 @@
  * until its first frame, a "use" from the requester, is read, and only
  * then is handed out.
  *
+ * UDP, when no path has worked after a while and one side's NAT seems to
+ * give each destination a port of its own: the hard side opens many
+ * mappings towards the other, and the other probes for them
+ * (rndz-hard-nat.c). A requester that comes in through one of our
+ * mappings gets that socket, through the peer-socket signal.
+ *
  * When no direct path works the requester asks the server to relay: the
  * server's session message names a token, and the listener joins the
  * relay too (UDP: the peer-socket signal; TCP: through accept).
@@ -62,6 +69,17 @@
 #define USE_TIMEOUT_MS 5000
 /* Relay sessions joined recently, so that a repeated session joins once */
 #define RECENT_SESSIONS 8
+/* Hard NATs: a probe's check socket waits this long for an answer (an
+ * answer that comes later reaches the application's socket) */
+#define PROBE_LIFETIME_MS 500
+/* At most so many check sockets at once, and requesters sprayed for */
+#define MAX_CHECKS 512
+#define MAX_SPRAYS 2
+/* Probes for all requesters: at most PROBE_BUDGET in every window, so
+ * that forged requests cannot aim a stream of them at anyone (about
+ * 12 kB/s at most; a hit takes 250 probes on average) */
+#define PROBE_WINDOW_US (30 * G_USEC_PER_SEC)
+#define PROBE_BUDGET 4000
 
 typedef struct _Link Link;
 
@@ -77,6 +95,7 @@ struct _Link
   GSocket *connecting;
   RndzChannel *channel;         /* TCP: connected */
 
+  RndzAddr observed;            /* we, as the server sees us (its pong) */
   gint64 last_ping;             /* monotonic */
   gint64 last_pong;             /* monotonic, 0 if never */
   gint64 next_action;           /* monotonic: ping, or reconnect */
@@ -109,6 +128,18 @@ typedef struct
   GSource *source;
   GSource *expire;
 } Check;
+
+/* UDP: a requester no path has reached yet, for the hard-NAT phase */
+typedef struct
+{
+  RndzListener *listener;
+  RndzMessage fsync;            /* its request */
+  gboolean port_kept;           /* our NAT kept our port towards the server */
+  GSource *timer;               /* starts the phase, then paces the probes */
+  GSource *expire;
+  guint n_probes;
+  RndzSpray *spray;
+} Hard;
 
 /* TCP: a connection waiting for its "use" frame, or a relay being joined */
 typedef struct
@@ -162,6 +193,9 @@ struct _RndzListener
 
   GHashTable *punches;          /* RndzAddr → Punch */
   GHashTable *checks;           /* RndzAddr → Check */
+  GHashTable *hards;            /* RndzAddr (the requester's) → Hard */
+  guint probes_left;
+  gint64 probes_window;         /* monotonic: when the window began */
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
 };
@@ -616,18 +650,21 @@ check_expire_cb (gpointer user_data)
 
 /* Our answer to a check (a confirm) or to a use (a use) of the requester */
 static gsize
-check_encode_answer (Check             *check,
-                     RndzMessageType    type,
-                     const RndzMessage *msg,
-                     char               buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE])
+encode_answer (RndzListener      *listener,
+               const char        *peer_id,
+               RndzMessageType    type,
+               const RndzMessage *msg,
+               char               buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE])
 {
   RndzMessage answer;
 
   rndz_message_init (&answer, type, msg->tid);
-  g_strlcpy (answer.id, rndz_client_get_id (check->listener->client), sizeof answer.id);
-  g_strlcpy (answer.target, check->peer_id, sizeof answer.target);
+  g_strlcpy (answer.id, rndz_client_get_id (listener->client), sizeof answer.id);
+  g_strlcpy (answer.target, peer_id, sizeof answer.target);
   return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
 }
+
+static void hard_forget (RndzListener *listener, const char *peer_id);
 
 /* The requester takes this path. The check socket goes first, then the
  * answer leaves from the application's socket (the same port, so the
@@ -642,9 +679,10 @@ check_hand_over (Check             *check,
   g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&check->addr, listener->family);
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   char text[RNDZ_ADDR_STRLEN];
-  gsize len = check_encode_answer (check, RNDZ_MESSAGE_USE, use, buf);
+  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
 
   g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&check->addr, text));
+  hard_forget (listener, check->peer_id);
   g_hash_table_remove (listener->checks, &check->addr);
   if (to == NULL)
     return;
@@ -694,10 +732,15 @@ check_read_cb (GSocket      *socket,
 
       if (msg.type == RNDZ_MESSAGE_CHECK)
         {
-          /* Confirmed from the check socket, which stays for the use */
-          gsize len = check_encode_answer (check, RNDZ_MESSAGE_CONFIRM, &msg, buf);
+          /* Confirmed from the check socket, which stays for the use
+           * (a probe's too, which had a short life until now) */
+          gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, &msg, buf);
 
           g_socket_send (check->socket, buf, len, NULL, NULL);
+          rndz_source_clear (&check->expire);
+          check->expire = rndz_timeout_add (listener->context,
+                                            rndz_client_get_timeout (listener->client) * 1000,
+                                            check_expire_cb, check);
         }
       else if (msg.type == RNDZ_MESSAGE_USE)
         {
@@ -709,6 +752,49 @@ check_read_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
+/* A check socket towards @addr for @fsync's requester, for @ms: new, or
+ * the one there is. NULL if none can be opened. */
+static Check *
+check_open (RndzListener      *listener,
+            const RndzMessage *fsync,
+            const RndzAddr    *addr,
+            guint              ms)
+{
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
+  g_autoptr(GError) error = NULL;
+  Check *check;
+
+  if (to == NULL)
+    return NULL;
+
+  check = g_hash_table_lookup (listener->checks, addr);
+  if (check == NULL)
+    {
+      g_autoptr(GSocket) socket = rndz_client_bind (listener->client, listener->family,
+                                                    G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+
+      if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
+        {
+          g_debug ("Cannot open a check socket: %s", error->message);
+          return NULL;
+        }
+
+      check = g_new0 (Check, 1);
+      check->listener = listener;
+      check->addr = *addr;
+      check->socket = g_steal_pointer (&socket);
+      check->source = rndz_socket_source_add (check->socket, listener->context, check_read_cb,
+                                             check, "[rndz] listener check");
+      g_hash_table_insert (listener->checks, &check->addr, check);
+    }
+
+  /* The latest request from there owns it, for as long as it may take */
+  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
+  rndz_source_clear (&check->expire);
+  check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
+  return check;
+}
+
 /* A datagram from our port to the requester opens our NAT for it. It is
  * an rsync, so a requester that does receive it can tell it apart; it
  * leaves from a check socket that then catches the requester's checks. */
@@ -717,51 +803,244 @@ punch_udp (RndzListener      *listener,
            const RndzMessage *fsync,
            const RndzAddr    *addr)
 {
-  g_autoptr(GSocketAddress) to = NULL;
-  g_autoptr(GError) error = NULL;
   guint timeout = rndz_client_get_timeout (listener->client);
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
   Check *check;
 
-  to = rndz_addr_to_socket_address (addr, listener->family);
-  if (to == NULL)
-    return;
-
   init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
-  check = g_hash_table_lookup (listener->checks, addr);
-  if (check == NULL)
+  check = check_open (listener, fsync, addr, timeout * 1000);
+  if (check != NULL)
+    g_socket_send (check->socket, buf, len, NULL, NULL);
+  else
     {
-      GSocket *socket = rndz_client_bind (listener->client, listener->family,
-                                          G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+      /* Without a check socket the punch still opens the NAT */
+      g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
 
-      if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
-        {
-          /* Without a check socket the punch still opens the NAT */
-          g_debug ("Cannot open a check socket: %s", error->message);
-          g_clear_object (&socket);
-          g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
-          return;
-        }
+      if (to != NULL)
+        g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+    }
+}
 
-      check = g_new0 (Check, 1);
-      check->listener = listener;
-      check->addr = *addr;
-      check->socket = socket;
-      check->source = rndz_socket_source_add (socket, listener->context, check_read_cb, check,
-                                             "[rndz] listener check");
-      g_hash_table_insert (listener->checks, &check->addr, check);
+/* Hard NATs (rndz-hard-nat.c) */
+
+static void
+hard_free (Hard *hard)
+{
+  rndz_source_clear (&hard->timer);
+  rndz_source_clear (&hard->expire);
+  g_clear_pointer (&hard->spray, rndz_spray_free);
+  g_free (hard);
+}
+
+static gboolean
+is_hard_of (gpointer key,
+            gpointer value,
+            gpointer user_data)
+{
+  Hard *hard = value;
+
+  return g_str_equal (hard->fsync.id, user_data);
+}
+
+/* @peer_id came in, or through the relay: no more probing for it */
+static void
+hard_forget (RndzListener *listener,
+             const char   *peer_id)
+{
+  g_hash_table_foreach_remove (listener->hards, is_hard_of, (gpointer) peer_id);
+}
+
+static gboolean
+hard_expire_cb (gpointer user_data)
+{
+  Hard *hard = user_data;
+
+  g_clear_pointer (&hard->expire, g_source_unref);
+  g_hash_table_remove (hard->listener->hards, &hard->fsync.addr);
+  return G_SOURCE_REMOVE;
+}
+
+/* The friendly side: check sockets towards random ports of the
+ * requester's public address, each with a punch, while the budget lasts */
+static gboolean
+hard_probe_cb (gpointer user_data)
+{
+  Hard *hard = user_data;
+  RndzListener *listener = hard->listener;
+  gint64 now = g_get_monotonic_time ();
+  RndzMessage rsync;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  if (listener->probes_window == 0 || now - listener->probes_window >= PROBE_WINDOW_US)
+    {
+      listener->probes_window = now;
+      listener->probes_left = PROBE_BUDGET;
     }
 
-  /* The latest request from there owns it, for as long as it may take */
-  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
-  rndz_source_clear (&check->expire);
-  check->expire = rndz_timeout_add (listener->context, timeout * 1000, check_expire_cb, check);
+  init_rsync (listener, &hard->fsync, &rsync);
+  len = rndz_message_encode (&rsync, buf, sizeof buf);
 
-  g_socket_send (check->socket, buf, len, NULL, NULL);
+  for (guint i = 0; i < RNDZ_PROBES_PER_INTERVAL; i++)
+    {
+      RndzAddr addr = hard->fsync.addr;
+      Check *check;
+
+      if (listener->probes_left == 0 || hard->n_probes == RNDZ_PROBES_MAX)
+        {
+          g_debug ("Sent %u probes to “%s”", hard->n_probes, hard->fsync.id);
+          g_clear_pointer (&hard->timer, g_source_unref);
+          return G_SOURCE_REMOVE;
+        }
+      if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
+        break;
+
+      addr.port = rndz_probe_port ();
+      /* Not over a check socket of a path already being checked */
+      if (g_hash_table_contains (listener->checks, &addr))
+        continue;
+
+      check = check_open (listener, &hard->fsync, &addr, PROBE_LIFETIME_MS);
+      if (check == NULL)
+        break;
+      g_socket_send (check->socket, buf, len, NULL, NULL);
+      listener->probes_left--;
+      hard->n_probes++;
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+is_peer_control (const RndzMessage *msg,
+                 gpointer           user_data)
+{
+  return msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE;
+}
+
+/* The hard side: what comes in through one of our many mappings */
+static void
+hard_spray_cb (RndzSpray         *spray,
+               GSocket           *socket,
+               const RndzAddr    *from,
+               const RndzMessage *msg,
+               gpointer           user_data)
+{
+  Hard *hard = user_data;
+  g_autoptr(RndzListener) listener = listener_ref (hard->listener);
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (from, listener->family);
+  g_autoptr(GSocket) taken = NULL;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  char text[RNDZ_ADDR_STRLEN];
+  gsize len;
+
+  /* The requester's checks and use carry its own tid */
+  if (to == NULL ||
+      !g_str_equal (msg->id, hard->fsync.id) ||
+      !g_str_equal (msg->target, rndz_client_get_id (listener->client)) ||
+      !rndz_addr_same_host (from, &hard->fsync.addr))
+    return;
+
+  if (msg->type == RNDZ_MESSAGE_CHECK)
+    {
+      len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_CONFIRM, msg, buf);
+      g_socket_send_to (socket, to, buf, len, NULL, NULL);
+      return;
+    }
+  if (msg->type != RNDZ_MESSAGE_USE)
+    return;
+
+  /* The requester takes this path: the socket is the application's */
+  len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_USE, msg, buf);
+  g_socket_send_to (socket, to, buf, len, NULL, NULL);
+  taken = rndz_spray_take (spray, socket);
+  g_strlcpy (peer_id, hard->fsync.id, sizeof peer_id);
+  hard_forget (listener, peer_id);
+
+  if (!g_socket_connect (taken, to, NULL, NULL))
+    return;
+  rndz_udp_drain (taken, is_peer_control, NULL);
+  rndz_socket_set_path (taken, RNDZ_PATH_DIRECT);
+  g_debug ("“%s” reaches us from %s, on a port of its own", peer_id,
+           rndz_addr_format (from, text));
+  rndz_client_emit_peer_socket (listener->client, peer_id, taken);
+}
+
+static guint
+count_sprays (RndzListener *listener)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, listener->hards);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    n += ((Hard *) value)->spray != NULL;
+  return n;
+}
+
+/* No path has worked yet. If the requester's NAT changed its port, it is
+ * the hard side: probe for its mappings. If it kept it, we may be the
+ * hard side: open mappings for it to find; and if ours kept our port
+ * too, probe as well: the requester's NAT may have given our address a
+ * port of its own after all (a mapping of its port was taken, say). */
+static gboolean
+hard_start_cb (gpointer user_data)
+{
+  Hard *hard = user_data;
+  RndzListener *listener = hard->listener;
+  const RndzMessage *fsync = &hard->fsync;
+  gboolean rewrites = rndz_nat_rewrites_port (&fsync->addr, fsync->cands, fsync->n_cands);
+
+  g_clear_pointer (&hard->timer, g_source_unref);
+  if (fsync->n_cands == 0)
+    return G_SOURCE_REMOVE;
+
+  if (rewrites || hard->port_kept)
+    {
+      g_debug ("No path from “%s” yet: probing its address", fsync->id);
+      hard->timer = rndz_timeout_add (listener->context, RNDZ_PROBE_INTERVAL_MS,
+                                      hard_probe_cb, hard);
+    }
+  if (!rewrites && count_sprays (listener) < MAX_SPRAYS)
+    {
+      RndzMessage rsync;
+
+      init_rsync (listener, fsync, &rsync);
+      hard->spray = rndz_spray_new (listener->client, listener->family, &fsync->addr, &rsync,
+                                    listener->context, hard_spray_cb, hard);
+      g_debug ("No path from “%s” yet: %u mappings towards it", fsync->id,
+               rndz_spray_get_size (hard->spray));
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+/* A new request: if no path works soon, the hard-NAT phase starts. It
+ * ends with the requester's direct timeout, if ours is the same. */
+static void
+hard_watch (RndzListener      *listener,
+            Link              *link,
+            const RndzMessage *fsync)
+{
+  guint direct_ms = rndz_client_get_direct_timeout (listener->client);
+  Hard *hard;
+
+  if (g_hash_table_contains (listener->hards, &fsync->addr) || direct_ms <= RNDZ_HARD_NAT_DELAY_MS)
+    return;
+
+  hard = g_new0 (Hard, 1);
+  hard->listener = listener;
+  hard->fsync = *fsync;
+  hard->port_kept = link->observed.port == listener->port;
+  hard->timer = rndz_timeout_add (listener->context, RNDZ_HARD_NAT_DELAY_MS, hard_start_cb, hard);
+  hard->expire = rndz_timeout_add (listener->context, direct_ms, hard_expire_cb, hard);
+  g_hash_table_insert (listener->hards, &hard->fsync.addr, hard);
 }
 
 /* A SYN that the other side's firewall drops is retried by the kernel for
@@ -846,6 +1125,8 @@ link_handle_fsync (Link              *link,
           else
             punch_tcp (listener, fsync, to, path);
         }
+      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
+        hard_watch (listener, link, fsync);
     }
 
   /* A refused request gets no answer: the requester learns nothing more
@@ -928,6 +1209,7 @@ link_handle_session (Link              *link,
   listener->sessions_next = (listener->sessions_next + 1) % RECENT_SESSIONS;
 
   g_debug ("Joining the relay for “%s”", session->id);
+  hard_forget (listener, session->id);
   pending = g_new0 (Pending, 1);
   pending->listener = listener_ref (listener);
   g_strlcpy (pending->peer_id, session->id, sizeof pending->peer_id);
@@ -948,6 +1230,7 @@ link_handle_message (Link              *link,
   switch (msg->type)
     {
     case RNDZ_MESSAGE_PONG:
+      link->observed = msg->addr;
       link->last_pong = now;
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
       g_clear_error (&link->refused);
@@ -1383,6 +1666,9 @@ rndz_listener_new (RndzClient    *client,
   listener->checks = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                             (GEqualFunc) rndz_addr_equal,
                                             NULL, (GDestroyNotify) check_free);
+  listener->hards = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
+                                           (GEqualFunc) rndz_addr_equal,
+                                           NULL, (GDestroyNotify) hard_free);
   listener->state = RNDZ_CLIENT_STATE_IDLE;
   return listener;
 }
@@ -1519,6 +1805,7 @@ rndz_listener_free_resources (RndzListener *listener)
   g_ptr_array_set_size (listener->links, 0);
   g_hash_table_remove_all (listener->punches);
   g_hash_table_remove_all (listener->checks);
+  g_hash_table_remove_all (listener->hards);
   g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
 
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
@@ -1548,6 +1835,7 @@ listener_clear (RndzListener *listener)
   g_ptr_array_unref (listener->links);
   g_hash_table_unref (listener->punches);
   g_hash_table_unref (listener->checks);
+  g_hash_table_unref (listener->hards);
   g_clear_object (&listener->socket);
   g_clear_object (&listener->cancellable);
   g_main_context_unref (listener->context);

@@ -20,7 +20,7 @@ PACKAGES=(
   # API reference and its check (meson test --suite doc)
   gi-docgen
   # tests: valgrind setup, network namespaces with NAT (tests/netns)
-  valgrind iproute2 iptables procps coreutils
+  valgrind iproute2 iptables conntrack procps coreutils
   # tests: the GTK 4 chat example under Xvfb (meson test --suite gtk)
   gir1.2-gtk-4.0 xvfb xauth
   # tests: the manual page and the systemd unit (meson test --suite data)
