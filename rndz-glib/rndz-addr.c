@@ -290,6 +290,20 @@ rndz_addr_to_socket_address (const RndzAddr *addr,
   return g_inet_socket_address_new (inet, addr->port);
 }
 
+/* An address no one reaches from the Internet: RFC 1918 for IPv4, unique
+ * local (fc00::/7) for IPv6. A peer there shares a network with us. */
+gboolean
+rndz_addr_is_private (const RndzAddr *addr)
+{
+  const guint8 *b = addr->bytes;
+
+  if (addr->family == 4)
+    return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168);
+  if (addr->family == 6)
+    return (b[0] & 0xfe) == 0xfc;
+  return FALSE;
+}
+
 gboolean
 rndz_addr_equal (const RndzAddr *a,
                  const RndzAddr *b)

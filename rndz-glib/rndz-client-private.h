@@ -26,6 +26,7 @@ GSocket        *rndz_client_bind                (RndzClient          *client,
                                                  GError             **error);
 GSocket        *rndz_client_bind_own_port       (RndzClient          *client,
                                                  GSocketFamily        family,
+                                                 GSocketType          type,
                                                  GError             **error);
 guint32         rndz_client_new_tid             (void);
 void            rndz_client_sign                (RndzClient          *client,

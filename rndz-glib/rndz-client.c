@@ -188,12 +188,13 @@ rndz_client_bind (RndzClient     *client,
   return rndz_socket_new_bound (local, type, error);
 }
 
-/* A UDP socket on the client's local address and on a port of its own,
+/* A socket on the client's local address and on a port of its own,
  * whatever the client's port: without SO_REUSEADDR, which would let the
- * kernel give two such sockets one port. */
+ * kernel give two such UDP sockets one port. */
 GSocket *
 rndz_client_bind_own_port (RndzClient     *client,
                            GSocketFamily   family,
+                           GSocketType     type,
                            GError        **error)
 {
   g_autoptr(GInetAddress) any = NULL;
@@ -206,8 +207,9 @@ rndz_client_bind_own_port (RndzClient     *client,
   else
     inet = any = g_inet_address_new_any (family);
 
-  socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_DATAGRAM,
-                         G_SOCKET_PROTOCOL_UDP, error);
+  socket = g_socket_new (g_inet_address_get_family (inet), type,
+                         type == G_SOCKET_TYPE_STREAM ? G_SOCKET_PROTOCOL_TCP : G_SOCKET_PROTOCOL_UDP,
+                         error);
   if (socket == NULL)
     return NULL;
 
@@ -288,8 +290,11 @@ rndz_client_emit_peer_socket (RndzClient *client,
  *
  * The local addresses a peer offers besides the one the server observes:
  * those of its interfaces in @family, but loopback and link-local ones
- * (a link-local address needs a scope its peer cannot know). A client
- * bound to one address offers that one only if it is not loopback.
+ * (a link-local address needs a scope its peer cannot know). An IPv6
+ * socket on the any address is dual-stack (GLib makes it so) and reaches
+ * IPv4 too: its IPv4 addresses are offered as well, the two families in
+ * turn, so that the peer's checks race them. A client bound to one
+ * address offers that one only if it is not loopback.
  *
  * Returns: the number of candidates
  */
@@ -300,6 +305,8 @@ rndz_client_get_candidates (RndzClient    *client,
                             RndzAddr       cands[RNDZ_MAX_CANDIDATES])
 {
   struct ifaddrs *ifaddrs = NULL, *ifa;
+  RndzAddr found[2][RNDZ_MAX_CANDIDATES];   /* IPv6, IPv4 */
+  guint n_found[2] = { 0, 0 };
   guint n = 0;
 
   if (client->local_address != NULL)
@@ -322,42 +329,52 @@ rndz_client_get_candidates (RndzClient    *client,
   if (getifaddrs (&ifaddrs) < 0)
     return 0;
 
-  for (ifa = ifaddrs; ifa != NULL && n < RNDZ_MAX_CANDIDATES; ifa = ifa->ifa_next)
+  for (ifa = ifaddrs; ifa != NULL; ifa = ifa->ifa_next)
     {
       g_autoptr(GSocketAddress) address = NULL;
+      g_autoptr(GSocketAddress) with_port = NULL;
       GInetAddress *inet;
       RndzAddr addr;
+      guint f;
       gboolean seen = FALSE;
 
       if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
         continue;
-      if (ifa->ifa_addr->sa_family != (family == G_SOCKET_FAMILY_IPV6 ? AF_INET6 : AF_INET))
+      if (ifa->ifa_addr->sa_family == AF_INET6 && family == G_SOCKET_FAMILY_IPV6)
+        f = 0;
+      else if (ifa->ifa_addr->sa_family == AF_INET)
+        f = 1;
+      else
+        continue;
+      if (n_found[f] == RNDZ_MAX_CANDIDATES)
         continue;
 
       address = g_socket_address_new_from_native (ifa->ifa_addr,
-                                                  family == G_SOCKET_FAMILY_IPV6 ?
-                                                  sizeof (struct sockaddr_in6) :
-                                                  sizeof (struct sockaddr_in));
+                                                  f == 0 ? sizeof (struct sockaddr_in6) :
+                                                           sizeof (struct sockaddr_in));
       if (address == NULL)
         continue;
       inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
       if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
         continue;
 
-      {
-        g_autoptr(GSocketAddress) with_port = g_inet_socket_address_new (inet, port);
+      with_port = g_inet_socket_address_new (inet, port);
+      if (!rndz_addr_from_socket_address (&addr, with_port))
+        continue;
 
-        if (!rndz_addr_from_socket_address (&addr, with_port))
-          continue;
-      }
-
-      for (guint i = 0; i < n; i++)
-        seen |= rndz_addr_equal (&cands[i], &addr);
+      for (guint i = 0; i < n_found[f]; i++)
+        seen |= rndz_addr_equal (&found[f][i], &addr);
       if (!seen)
-        cands[n++] = addr;
+        found[f][n_found[f]++] = addr;
     }
-
   freeifaddrs (ifaddrs);
+
+  /* The families in turn, IPv6 first */
+  for (guint i = 0; n < RNDZ_MAX_CANDIDATES && i < RNDZ_MAX_CANDIDATES; i++)
+    for (guint f = 0; f < 2 && n < RNDZ_MAX_CANDIDATES; f++)
+      if (i < n_found[f])
+        cands[n++] = found[f][i];
+
   return n;
 }
 

@@ -294,6 +294,11 @@ op_add_path (ConnectOp      *op,
 {
   int known = op_find_path (op, addr);
 
+  /* A private address is on a network we share (a punch may show one
+   * before the redirect says it is a candidate) */
+  if (rndz_addr_is_private (addr))
+    kind = RNDZ_PATH_LOCAL;
+
   /* A punch may have shown a local address first: it is local */
   if (known >= 0 && kind == RNDZ_PATH_LOCAL)
     op->path_kinds[known] = RNDZ_PATH_LOCAL;

@@ -199,7 +199,7 @@ rndz_spray_new (RndzClient        *client,
       GSocket *socket;
       SprayPort *port;
 
-      socket = rndz_client_bind_own_port (client, family, &error);
+      socket = rndz_client_bind_own_port (client, family, G_SOCKET_TYPE_DATAGRAM, &error);
       if (socket == NULL)
         {
           /* Out of descriptors, most likely: fewer mappings will do */

@@ -34,7 +34,8 @@ typedef enum {
  * @RNDZ_PATH_DIRECT: straight to the peer, at the address the server
  *   observed for it (or one its NAT showed to us)
  * @RNDZ_PATH_LOCAL: straight to the peer, at one of the local addresses it
- *   announced: the two peers share a network
+ *   announced, or at a private address (RFC 1918, IPv6 unique local): the
+ *   two peers share a network
  * @RNDZ_PATH_RELAYED: through the rendezvous server's relay, because no
  *   direct path worked
  *

@@ -1523,6 +1523,45 @@ test_candidates (void)
       g_assert_cmpuint (cands[i].bytes[0], !=, 127);
     }
 
+  /* A dual-stack socket offers both families, in turn, IPv6 first */
+  n = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV6, 4242, cands);
+  g_assert_cmpuint (n, <=, RNDZ_MAX_CANDIDATES);
+  {
+    gboolean any4 = FALSE, any6 = FALSE;
+
+    for (guint i = 0; i < n; i++)
+      {
+        static const guint8 loopback6[16] = { [15] = 1 };
+
+        g_assert_cmpuint (cands[i].port, ==, 4242);
+        any4 |= cands[i].family == 4;
+        any6 |= cands[i].family == 6;
+        if (cands[i].family == 4)
+          g_assert_cmpuint (cands[i].bytes[0], !=, 127);
+        else
+          {
+            g_assert_cmpuint (cands[i].family, ==, 6);
+            g_assert_true (memcmp (cands[i].bytes, loopback6, 16) != 0);
+            /* Not link-local (fe80::/10) */
+            g_assert_false (cands[i].bytes[0] == 0xfe && (cands[i].bytes[1] & 0xc0) == 0x80);
+          }
+      }
+    if (any4 && any6)
+      {
+        g_assert_cmpuint (cands[0].family, ==, 6);
+        g_assert_cmpuint (cands[1].family, ==, 4);
+      }
+    /* The IPv4 addresses are those of an IPv4 socket */
+    if (any4)
+      {
+        RndzAddr cands4[RNDZ_MAX_CANDIDATES];
+        guint n4 = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands4);
+
+        g_assert_cmpuint (n4, >, 0);
+        g_assert_true (rndz_addr_equal (&cands4[0], &cands[any6 ? 1 : 0]));
+      }
+  }
+
   /* Bound to loopback: nothing to offer */
   rndz_client_set_local_address (client, G_INET_SOCKET_ADDRESS (bound));
   g_assert_cmpuint (rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands), ==, 0);

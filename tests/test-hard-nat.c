@@ -75,6 +75,31 @@ test_same_host (void)
   g_assert_false (rndz_addr_same_host (&v6, &v6c));
 }
 
+/* Where the path to a peer counts as local */
+static void
+test_is_private (void)
+{
+  const char *private[] = { "10.0.1.2:1", "10.255.255.255:1", "172.16.0.1:1", "172.31.255.254:1",
+                            "192.168.1.20:1", "[fd00::2]:1", "[fc00::1]:1" };
+  const char *public[] = { "9.255.255.255:1", "11.0.0.1:1", "172.15.255.255:1", "172.32.0.1:1",
+                           "192.167.1.1:1", "192.169.0.1:1", "203.0.113.2:1", "127.0.0.1:1",
+                           "100.64.0.1:1", "[2001:db8::1]:1", "[fe80::1]:1", "[::1]:1",
+                           "[fbff::1]:1", "[fe00::1]:1" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (private); i++)
+    {
+      RndzAddr a = addr (private[i]);
+
+      g_assert_true (rndz_addr_is_private (&a));
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (public); i++)
+    {
+      RndzAddr a = addr (public[i]);
+
+      g_assert_false (rndz_addr_is_private (&a));
+    }
+}
+
 static void
 test_probe_port (void)
 {
@@ -534,6 +559,7 @@ main (int   argc,
 
   g_test_add_func ("/hard-nat/rewrites-port", test_rewrites_port);
   g_test_add_func ("/hard-nat/same-host", test_same_host);
+  g_test_add_func ("/hard-nat/is-private", test_is_private);
   g_test_add_func ("/hard-nat/probe-port", test_probe_port);
   g_test_add ("/hard-nat/spray/sends", Fixture, NULL, fixture_setup, test_spray_sends, fixture_teardown);
   g_test_add ("/hard-nat/spray/receives", Fixture, NULL, fixture_setup, test_spray_receives, fixture_teardown);

@@ -611,7 +611,7 @@ not_run ()
 choose_iptables
 setup_topology
 
-N_TESTS=46
+N_TESTS=48
 echo "1..$N_TESTS"
 echo "# namespaces $PREFIX-*, firewall with $IPT and $IP6T"
 
@@ -808,7 +808,7 @@ path_case "TCP rendezvous from pa2 to alice on the same LAN, no hairpin: path lo
   "$(todo_issue9 "no local-address candidates in this rndz yet (issue 9)")" --tcp
 ROUTER_B=home
 
-# 14-19. IPv6: no NAT, the same stateful firewalls
+# 14-21. IPv6: no NAT, the same stateful firewalls
 grep -qE "Registered UDP peer [^ ]*alice[^ ]* at \\[?2001:db8:0:a1::2\\]?:$PORT_ALICE_UDP6\$" "$TMP/server6.err"
 result $? "IPv6: the server sees alice at her own address 2001:db8:0:a1::2, port $PORT_ALICE_UDP6"
 
@@ -845,9 +845,19 @@ path_case "IPv6: UDP rendezvous from pa2 to alice on the same LAN: path local or
   lan-udp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 ""
 path_case "IPv6: TCP rendezvous from pa2 to alice on the same LAN: path local or direct" \
   lan-tcp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 "" --tcp
+# IPv4 and IPv6 race: over the IPv6 server, the peers' dual-stack sockets
+# offer their IPv4 addresses as candidates too. With IPv6 between pa2 and
+# alice cut (alice drops what comes from pa2's IPv6 address), the pair
+# still meets, over IPv4 on the LAN
+run nsx "$NS_PA" "$IP6T" -I INPUT 1 -s 2001:db8:0:a1::3 -j DROP
+path_case "IPv6 server, IPv6 between pa2 and alice cut: UDP over IPv4 on the LAN, path local" \
+  lan-udp46 "$NS_PA2" "$SERVER6" alice local 5 ""
+path_case "IPv6 server, IPv6 between pa2 and alice cut: TCP over IPv4 on the LAN, path local" \
+  lan-tcp46 "$NS_PA2" "$SERVER6" alice local 5 "" --tcp
+run nsx "$NS_PA" "$IP6T" -D INPUT 1
 ROUTER_B=home
 
-# 20-21. An unknown peer: the server says so at once
+# 22-23. An unknown peer: the server says so at once
 fails_cleanly "UDP: an unknown peer fails at once with a clear error" \
   erin-udp4 "$NS_PB" "$SERVER4" nobody 'nobody.* not registered'
 fails_cleanly "TCP: an unknown peer fails at once with a clear error" \
@@ -1013,7 +1023,7 @@ forget_pairs ()
   return 0
 }
 
-# 22-37. Per-destination-port ("symmetric") NAT: MASQUERADE --random-fully
+# 24-39. Per-destination-port ("symmetric") NAT: MASQUERADE --random-fully
 # gives every new destination a new random port. The mapping towards the
 # other peer is not the one the server saw, and the other router only lets
 # in what comes from the latter: hole punching fails. Over UDP the
@@ -1026,8 +1036,8 @@ if [ "$RANDOM_FULLY" = yes ]; then
   RELAY=off
   hard_nat_rate "UDP through a symmetric NAT (router B) to alice, server without relay" \
     frank-udp4 "$NS_PB" "$SERVER4" alice "$HARD_TRIALS"
-  # Without a relay the client gives up after its direct timeout, not at
-  # its own (7 s), and says why
+  # TCP has no hard-NAT phase. Without a relay the client gives up after
+  # its direct timeout, not at its own (7 s), and says why
   fails_promptly "TCP through a symmetric NAT (router B), server without relay: fails promptly, no path" \
     frank-tcp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
     "$(todo_issue9 "no direct-path timeout and no-path error in this rndz yet (issue 9)")" --tcp
@@ -1041,6 +1051,7 @@ if [ "$RANDOM_FULLY" = yes ]; then
 
   run nsx "$NS_RA" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
   ROUTER_A=symmetric
+  forget_pairs
   RELAY=off
   fails_promptly "UDP through symmetric NATs on both sides, server without relay: fails promptly, no path" \
     fay-udp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
@@ -1059,6 +1070,7 @@ if [ "$RANDOM_FULLY" = yes ]; then
   # was made before and keeps its port)
   run nsx "$NS_RB" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
   ROUTER_B=home
+  forget_pairs
   RELAY=off
   listener amber-udp4 "$NS_PA" "$SERVER4" amber
   hard_nat_rate "UDP to amber behind a symmetric NAT (router A), server without relay" \
@@ -1077,7 +1089,7 @@ else
   for i in $(seq 16); do skip "$IPT has no MASQUERADE --random-fully"; done
 fi
 
-# 38-39. Routers that reject what they do not expect, as OpenWrt does (TCP
+# 40-41. Routers that reject what they do not expect, as OpenWrt does (TCP
 # RST for TCP, ICMP port unreachable for the rest), on input and when
 # forwarding. Rejected packets leave no conntrack entry, so UDP gets
 # through; but a RST kills the TCP connect it answers, and the far side's
@@ -1107,7 +1119,7 @@ done
 ROUTER_A=home
 ROUTER_B=home
 
-# 40-44. Routers that let unsolicited packets in for themselves (no INPUT
+# 42-46. Routers that let unsolicited packets in for themselves (no INPUT
 # filter on the WAN, only FORWARD): the router's own stack answers a punch
 # that arrives before its peer has sent anything (ICMP port unreachable,
 # TCP RST), and conntrack keeps an entry for it. That entry holds the
@@ -1117,6 +1129,7 @@ ROUTER_B=home
 # (TCP, where retries get through one such router but rarely two).
 # Listeners punch first, so for UDP this hurts when the requester's router
 # is the permissive one.
+forget_pairs
 run nsx "$NS_RB" "$IPT" -D INPUT -i wan -j DROP
 ROUTER_B="no WAN input filter"
 rendezvous "TCP rendezvous from pb to alice, router B without WAN input filter, echo received" \
@@ -1142,7 +1155,7 @@ echo_or_clean_failure "TCP from pb to alice, neither router with WAN input filte
 run nsx "$NS_RA" "$IPT" -A INPUT -i wan -j DROP
 run nsx "$NS_RB" "$IPT" -A INPUT -i wan -j DROP
 
-# 45-46. Router A drops everything now that alice has registered: the
+# 47-48. Router A drops everything now that alice has registered: the
 # server forwards the request, which never arrives
 run nsx "$NS_RA" "$IPT" -I FORWARD 1 -j DROP
 fails_cleanly "UDP: a peer whose router drops everything fails with a clear error within the timeout" \
