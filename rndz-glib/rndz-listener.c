@@ -194,6 +194,9 @@ struct _RndzListener
   GHashTable *punches;          /* RndzAddr → Punch */
   GHashTable *checks;           /* RndzAddr → Check */
   GHashTable *hards;            /* RndzAddr (the requester's) → Hard */
+  RndzAddr cands[RNDZ_MAX_CANDIDATES];  /* ours, as of cands_time */
+  guint n_cands;
+  gint64 cands_time;            /* monotonic, 0 if never */
   guint probes_left;
   gint64 probes_window;         /* monotonic: when the window began */
   GQueue incoming;              /* RndzIncoming */
@@ -261,6 +264,25 @@ link_send (Link              *link,
     }
 }
 
+/* Our candidates: the interfaces are read at most once a second, not
+ * for every ping to every server */
+static guint
+listener_get_candidates (RndzListener *listener,
+                         RndzAddr      cands[RNDZ_MAX_CANDIDATES])
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (listener->cands_time == 0 || now - listener->cands_time >= G_USEC_PER_SEC)
+    {
+      listener->n_cands = rndz_client_get_candidates (listener->client, listener->family,
+                                                      listener->port, listener->cands);
+      listener->cands_time = now;
+    }
+
+  memcpy (cands, listener->cands, sizeof listener->cands);
+  return listener->n_cands;
+}
+
 static void
 link_send_ping (Link *link)
 {
@@ -268,8 +290,7 @@ link_send_ping (Link *link)
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
   g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
-  ping.n_cands = rndz_client_get_candidates (link->listener->client, link->listener->family,
-                                             link->listener->port, ping.cands);
+  ping.n_cands = listener_get_candidates (link->listener, ping.cands);
   rndz_client_sign (link->listener->client, &ping);
   /* The server answers no datagram with a larger one */
   if (link->channel == NULL)
