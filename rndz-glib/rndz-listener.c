@@ -754,10 +754,13 @@ check_read_cb (GSocket      *socket,
       if (msg.type == RNDZ_MESSAGE_CHECK)
         {
           /* Confirmed from the check socket, which stays for the use
-           * (a probe's too, which had a short life until now) */
+           * (a probe's too, which had a short life until now). The
+           * requester reaches us, and the confirm goes back the way the
+           * check came: no need for the hard-NAT phase. */
           gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, &msg, buf);
 
           g_socket_send (check->socket, buf, len, NULL, NULL);
+          hard_forget (listener, check->peer_id);
           rndz_source_clear (&check->expire);
           check->expire = rndz_timeout_add (listener->context,
                                             rndz_client_get_timeout (listener->client) * 1000,
