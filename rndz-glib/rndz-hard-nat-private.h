@@ -19,6 +19,27 @@ G_BEGIN_DECLS
 #define RNDZ_PROBES_PER_INTERVAL 5
 #define RNDZ_PROBES_MAX 1500
 
+/*
+ * RndzProbeBudget:
+ *
+ * The probes a listener may send, for all requesters together: at most
+ * RNDZ_PROBE_BUDGET in each window of RNDZ_PROBE_WINDOW_US. A listener
+ * probes the address a request came from, which may be forged: the
+ * budget keeps it from aiming a stream of datagrams at anyone (133 a
+ * second on average, about 8 kB/s). A hit takes 250 probes on average.
+ */
+#define RNDZ_PROBE_BUDGET 4000
+#define RNDZ_PROBE_WINDOW_US (30 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  gint64 window;                /* monotonic: when the window began, 0 if never */
+  guint left;
+} RndzProbeBudget;
+
+gboolean rndz_probe_budget_take (RndzProbeBudget *budget,
+                                 gint64           now);
+
 gboolean rndz_nat_rewrites_port (const RndzAddr *observed,
                                  const RndzAddr *cands,
                                  guint           n_cands);

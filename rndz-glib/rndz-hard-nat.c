@@ -56,6 +56,24 @@ rndz_addr_same_host (const RndzAddr *a,
          memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
 }
 
+/* One probe, if the budget has one left: @now is monotonic time */
+gboolean
+rndz_probe_budget_take (RndzProbeBudget *budget,
+                        gint64           now)
+{
+  if (budget->window == 0 || now - budget->window >= RNDZ_PROBE_WINDOW_US)
+    {
+      budget->window = now;
+      budget->left = RNDZ_PROBE_BUDGET;
+    }
+
+  if (budget->left == 0)
+    return FALSE;
+
+  budget->left--;
+  return TRUE;
+}
+
 /* NATs pick from the ports above the privileged ones */
 guint16
 rndz_probe_port (void)

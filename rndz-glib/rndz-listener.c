@@ -75,11 +75,6 @@
 /* At most so many check sockets at once, and requesters sprayed for */
 #define MAX_CHECKS 512
 #define MAX_SPRAYS 2
-/* Probes for all requesters: at most PROBE_BUDGET in every window, so
- * that forged requests cannot aim a stream of them at anyone (about
- * 12 kB/s at most; a hit takes 250 probes on average) */
-#define PROBE_WINDOW_US (30 * G_USEC_PER_SEC)
-#define PROBE_BUDGET 4000
 
 typedef struct _Link Link;
 
@@ -197,8 +192,7 @@ struct _RndzListener
   RndzAddr cands[RNDZ_MAX_CANDIDATES];  /* ours, as of cands_time */
   guint n_cands;
   gint64 cands_time;            /* monotonic, 0 if never */
-  guint probes_left;
-  gint64 probes_window;         /* monotonic: when the window began */
+  RndzProbeBudget probes;       /* for all requesters */
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
 };
@@ -900,12 +894,6 @@ hard_probe_cb (gpointer user_data)
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
 
-  if (listener->probes_window == 0 || now - listener->probes_window >= PROBE_WINDOW_US)
-    {
-      listener->probes_window = now;
-      listener->probes_left = PROBE_BUDGET;
-    }
-
   init_rsync (listener, &hard->fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
@@ -914,12 +902,6 @@ hard_probe_cb (gpointer user_data)
       RndzAddr addr = hard->fsync.addr;
       Check *check;
 
-      if (listener->probes_left == 0 || hard->n_probes == RNDZ_PROBES_MAX)
-        {
-          g_debug ("Sent %u probes to “%s”", hard->n_probes, hard->fsync.id);
-          g_clear_pointer (&hard->timer, g_source_unref);
-          return G_SOURCE_REMOVE;
-        }
       if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
         break;
 
@@ -928,11 +910,16 @@ hard_probe_cb (gpointer user_data)
       if (g_hash_table_contains (listener->checks, &addr))
         continue;
 
+      if (hard->n_probes == RNDZ_PROBES_MAX || !rndz_probe_budget_take (&listener->probes, now))
+        {
+          g_debug ("Sent %u probes to “%s”", hard->n_probes, hard->fsync.id);
+          g_clear_pointer (&hard->timer, g_source_unref);
+          return G_SOURCE_REMOVE;
+        }
       check = check_open (listener, &hard->fsync, &addr, PROBE_LIFETIME_MS);
       if (check == NULL)
         break;
       g_socket_send (check->socket, buf, len, NULL, NULL);
-      listener->probes_left--;
       hard->n_probes++;
     }
 

@@ -100,6 +100,32 @@ test_is_private (void)
     }
 }
 
+/* A listener's probes, for all requesters: so many per window */
+static void
+test_probe_budget (void)
+{
+  RndzProbeBudget budget = { 0, };
+  gint64 start = 1000 * G_USEC_PER_SEC;
+  guint taken = 0;
+
+  /* The whole budget, spread over the window, and not one more */
+  for (guint i = 0; i < RNDZ_PROBE_BUDGET + 100; i++)
+    taken += rndz_probe_budget_take (&budget, start + i * (RNDZ_PROBE_WINDOW_US / (RNDZ_PROBE_BUDGET + 100)));
+  g_assert_cmpuint (taken, ==, RNDZ_PROBE_BUDGET);
+  g_assert_false (rndz_probe_budget_take (&budget, start + RNDZ_PROBE_WINDOW_US - 1));
+
+  /* A new window, a new budget */
+  g_assert_true (rndz_probe_budget_take (&budget, start + RNDZ_PROBE_WINDOW_US));
+  for (taken = 1; rndz_probe_budget_take (&budget, start + RNDZ_PROBE_WINDOW_US + 1); taken++)
+    ;
+  g_assert_cmpuint (taken, ==, RNDZ_PROBE_BUDGET);
+
+  /* A monotonic clock may start near 0: the first take opens a window */
+  budget = (RndzProbeBudget) { 0, };
+  g_assert_true (rndz_probe_budget_take (&budget, 1));
+  g_assert_cmpuint (budget.left, ==, RNDZ_PROBE_BUDGET - 1);
+}
+
 static void
 test_probe_port (void)
 {
@@ -561,6 +587,7 @@ main (int   argc,
   g_test_add_func ("/hard-nat/same-host", test_same_host);
   g_test_add_func ("/hard-nat/is-private", test_is_private);
   g_test_add_func ("/hard-nat/probe-port", test_probe_port);
+  g_test_add_func ("/hard-nat/probe-budget", test_probe_budget);
   g_test_add ("/hard-nat/spray/sends", Fixture, NULL, fixture_setup, test_spray_sends, fixture_teardown);
   g_test_add ("/hard-nat/spray/receives", Fixture, NULL, fixture_setup, test_spray_receives, fixture_teardown);
   g_test_add ("/hard-nat/spray/free-in-callback", Fixture, NULL, fixture_setup,
