@@ -174,6 +174,28 @@ on_listening_udp (GObject      *source,
   g_source_unref (watch);
 }
 
+/* UDP: a peer that reaches us on a socket of its own, not on the one
+ * listen_udp gave us: through the server's relay, or directly when our
+ * NAT gives each destination a port of its own. Its datagrams come on
+ * @socket only; they are echoed the same way. */
+static void
+on_peer_socket (RndzClient *client,
+                const char *peer_id,
+                GSocket    *socket,
+                gpointer    user_data)
+{
+  GSource *watch;
+
+  g_print ("Peer \"%s\" comes on a socket of its own (%s)\n", peer_id,
+           rndz_socket_get_path (socket) == RNDZ_PATH_RELAYED ? "relayed" : "direct");
+
+  /* The source keeps the socket */
+  watch = g_socket_create_source (socket, G_IO_IN, NULL);
+  g_source_set_callback (watch, G_SOURCE_FUNC (on_datagram), user_data, NULL);
+  g_source_attach (watch, NULL);
+  g_source_unref (watch);
+}
+
 /* TCP: one connection per peer, each echoed until the peer closes it */
 typedef struct
 {
@@ -282,6 +304,7 @@ static int
 run_listener (App *app)
 {
   g_signal_connect (app->client, "peer-request", G_CALLBACK (on_peer_request), NULL);
+  g_signal_connect (app->client, "peer-socket", G_CALLBACK (on_peer_socket), app);
 
   if (app->tcp)
     rndz_client_listen_tcp_async (app->client, NULL, on_listening_tcp, app);

@@ -121,16 +121,30 @@ async function runListener(client, tcp) {
             echoConnection(connection).catch(e => printerr(`Connection failed: ${e.message}`));
         }
     } else {
+        // A peer that reaches us on a socket of its own, not on the one
+        // listen_udp gives us: through the server's relay, or directly
+        // when our NAT gives each destination a port of its own. Its
+        // datagrams come on that socket only; they are echoed the same way.
+        client.connect('peer-socket', (_client, peerId, peerSocket) => {
+            const relayed = Rndz.socket_get_path(peerSocket) === Rndz.Path.RELAYED;
+            print(`Peer "${peerId}" comes on a socket of its own (${relayed ? 'relayed' : 'direct'})`);
+            echoDatagrams(peerSocket).catch(e => printerr(`Peer socket failed: ${e.message}`));
+        });
+
         const socket = await client.listen_udp_async(null);
         print(`Registered as "${client.id}", listening on UDP port ${client.local_port}`);
 
-        // Every datagram goes back where it came from
-        const datagrams = new Datagrams(socket);
-        for (;;) {
-            const [data, sender] = await datagrams.receive();
-            print(`Echoing ${data.length} bytes`);
-            socket.send_to(sender, data, null);
-        }
+        await echoDatagrams(socket);
+    }
+}
+
+// Every datagram goes back where it came from
+async function echoDatagrams(socket) {
+    const datagrams = new Datagrams(socket);
+    for (;;) {
+        const [data, sender] = await datagrams.receive();
+        print(`Echoing ${data.length} bytes`);
+        socket.send_to(sender, data, null);
     }
 }
 

@@ -152,7 +152,25 @@ def run_listener(client, tcp):
               f'{client.props.local_port}', flush=True)
         client.accept_async(None, on_accepted)
 
+    # UDP: a peer that reaches us on a socket of its own, not on the one
+    # listen_udp gave us: through the server's relay, or directly when our
+    # NAT gives each destination a port of its own. Its datagrams come on
+    # that socket only; they are echoed the same way.
+    def on_peer_socket(client, peer_id, gsocket):
+        relayed = Rndz.socket_get_path(gsocket) == Rndz.Path.RELAYED
+        print(f'Peer "{peer_id}" comes on a socket of its own '
+              f'({"relayed" if relayed else "direct"})', flush=True)
+
+        def echo():
+            data, sender = receive(gsocket)
+            print(f'Echoing {len(data)} bytes', flush=True)
+            gsocket.send_to(sender, data, None)
+
+        # The source keeps the socket
+        watch(gsocket, echo)
+
     client.connect('peer-request', on_peer_request)
+    client.connect('peer-socket', on_peer_socket)
     if tcp:
         client.listen_tcp_async(None, on_listening_tcp)
     else:

@@ -15,7 +15,7 @@
  * endpoint-dependent mapping) shows the server one port and the peer
  * another, so the peer cannot know where to answer. When the other side's
  * NAT keeps one mapping for every destination, the pair can still meet
- * (doc/nat-traversal.md, "Hard NATs"):
+ * (doc/protocol.md, "Hard NATs (UDP)"):
  *
  * - the hard side opens many sockets (RndzSpray), each sending to the
  *   friendly side's observed address: each opens a mapping of its own,

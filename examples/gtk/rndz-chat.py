@@ -7,8 +7,9 @@
 #
 # Without --peer the chat *listens*: it registers as ID with the rendezvous
 # server and waits for a peer. With --peer it *reaches* the peer PEER
-# through the server. Either way the two end up with a direct TCP
-# connection, over which each line typed is sent as one UTF-8 line.
+# through the server. Either way the two end up with a TCP connection,
+# straight to each other or through the server's relay, over which each
+# line typed is sent as one UTF-8 line.
 #
 # The window shows who is who, how the registration with the server fares
 # (the client's "state" and "last-pong" properties) and the path to the
@@ -378,11 +379,14 @@ class ChatWindow(Gtk.ApplicationWindow):
         remote = connection.get_remote_address().to_string()
         self.set_peer_text(f'{peer_id} at {remote}')
 
-        # rndz never relays: the connection always goes straight to the
-        # peer. The listener can also compare the peer's address with the
-        # one the server saw; they differ when, say, a NAT rewrote it again.
-        if server_saw is None or server_saw == remote:
-            self.info_values['path'].set_label('direct')
+        # The library says which way the connection goes: straight to the
+        # peer ("direct", or "local" over a network the two share), or
+        # through the server's relay ("relayed"). The listener can also
+        # compare the peer's address with the one the server saw; they
+        # differ when, say, a NAT rewrote it again.
+        path = Rndz.socket_get_path(connection.get_socket()).value_nick
+        if path != 'direct' or server_saw is None or server_saw == remote:
+            self.info_values['path'].set_label(path)
         else:
             self.info_values['path'].set_label(f'direct (the server saw {server_saw})')
 
