@@ -97,6 +97,15 @@ def run_listener(client, tcp):
         print(f'Peer "{peer_id}" at {address.to_string()} is coming', flush=True)
 
     # UDP: every datagram goes back where it came from
+    def echo_datagrams(gsocket):
+        def echo():
+            data, sender = receive(gsocket)
+            print(f'Echoing {len(data)} bytes', flush=True)
+            gsocket.send_to(sender, data, None)
+
+        # The source keeps the socket
+        watch(gsocket, echo)
+
     def on_listening_udp(client, result):
         try:
             gsocket = client.listen_udp_finish(result)
@@ -107,12 +116,7 @@ def run_listener(client, tcp):
 
         print(f'Registered as "{client.props.id}", listening on UDP port '
               f'{client.props.local_port}', flush=True)
-        def echo():
-            data, sender = receive(gsocket)
-            print(f'Echoing {len(data)} bytes', flush=True)
-            gsocket.send_to(sender, data, None)
-
-        watch(gsocket, echo)
+        echo_datagrams(gsocket)
 
     # TCP: one connection per peer, each echoed until the peer closes it
     def echo_connection(connection):
@@ -160,14 +164,7 @@ def run_listener(client, tcp):
         relayed = Rndz.socket_get_path(gsocket) == Rndz.Path.RELAYED
         print(f'Peer "{peer_id}" comes on a socket of its own '
               f'({"relayed" if relayed else "direct"})', flush=True)
-
-        def echo():
-            data, sender = receive(gsocket)
-            print(f'Echoing {len(data)} bytes', flush=True)
-            gsocket.send_to(sender, data, None)
-
-        # The source keeps the socket
-        watch(gsocket, echo)
+        echo_datagrams(gsocket)
 
     client.connect('peer-request', on_peer_request)
     client.connect('peer-socket', on_peer_socket)
