@@ -46,6 +46,8 @@ GSocketAddress *rndz_addr_to_socket_address     (const RndzAddr        *addr,
                                                  GSocketFamily          socket_family);
 gboolean        rndz_addr_equal                 (const RndzAddr        *a,
                                                  const RndzAddr        *b);
+gboolean        rndz_addr_same_host             (const RndzAddr        *a,
+                                                 const RndzAddr        *b);
 gboolean        rndz_addr_is_private            (const RndzAddr        *addr);
 guint           rndz_addr_hash                  (const RndzAddr        *addr);
 

@@ -304,12 +304,20 @@ rndz_addr_is_private (const RndzAddr *addr)
   return FALSE;
 }
 
+/* The same address, whatever the ports */
+gboolean
+rndz_addr_same_host (const RndzAddr *a,
+                     const RndzAddr *b)
+{
+  return a->family == b->family &&
+         memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
+}
+
 gboolean
 rndz_addr_equal (const RndzAddr *a,
                  const RndzAddr *b)
 {
-  return a->family == b->family && a->port == b->port &&
-         memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
+  return a->port == b->port && rndz_addr_same_host (a, b);
 }
 
 guint

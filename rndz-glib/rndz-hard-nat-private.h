@@ -43,8 +43,6 @@ gboolean rndz_probe_budget_take (RndzProbeBudget *budget,
 gboolean rndz_nat_rewrites_port (const RndzAddr *observed,
                                  const RndzAddr *cands,
                                  guint           n_cands);
-gboolean rndz_addr_same_host    (const RndzAddr *a,
-                                 const RndzAddr *b);
 guint16  rndz_probe_port        (void);
 
 /*

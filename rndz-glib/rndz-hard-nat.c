@@ -5,8 +5,6 @@
 
 #include "config.h"
 
-#include <string.h>
-
 #include "rndz-channel-private.h"
 #include "rndz-client-private.h"
 #include "rndz-hard-nat-private.h"
@@ -46,14 +44,6 @@ rndz_nat_rewrites_port (const RndzAddr *observed,
       return FALSE;
 
   return TRUE;
-}
-
-gboolean
-rndz_addr_same_host (const RndzAddr *a,
-                     const RndzAddr *b)
-{
-  return a->family == b->family &&
-         memcmp (a->bytes, b->bytes, a->family == 4 ? 4 : 16) == 0;
 }
 
 /* One probe, if the budget has one left: @now is monotonic time */

@@ -618,15 +618,26 @@ punch_try (Punch *punch)
                                              punch_connected_cb, punch);
 }
 
+/* A message of ours to the requester @peer_id */
+static void
+init_to_requester (RndzListener    *listener,
+                   RndzMessageType  type,
+                   guint32          tid,
+                   const char      *peer_id,
+                   RndzMessage     *msg)
+{
+  rndz_message_init (msg, type, tid);
+  g_strlcpy (msg->id, rndz_client_get_id (listener->client), sizeof msg->id);
+  g_strlcpy (msg->target, peer_id, sizeof msg->target);
+}
+
 /* Our answer to a forwarded request: to the server, and as the punch */
 static void
 init_rsync (RndzListener      *listener,
             const RndzMessage *fsync,
             RndzMessage       *rsync)
 {
-  rndz_message_init (rsync, RNDZ_MESSAGE_RSYNC, fsync->tid);
-  g_strlcpy (rsync->id, rndz_client_get_id (listener->client), sizeof rsync->id);
-  g_strlcpy (rsync->target, fsync->id, sizeof rsync->target);
+  init_to_requester (listener, RNDZ_MESSAGE_RSYNC, fsync->tid, fsync->id, rsync);
 }
 
 static void
@@ -673,9 +684,7 @@ encode_answer (RndzListener      *listener,
 {
   RndzMessage answer;
 
-  rndz_message_init (&answer, type, msg->tid);
-  g_strlcpy (answer.id, rndz_client_get_id (listener->client), sizeof answer.id);
-  g_strlcpy (answer.target, peer_id, sizeof answer.target);
+  init_to_requester (listener, type, msg->tid, peer_id, &answer);
   return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
 }
 
