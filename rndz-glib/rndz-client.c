@@ -46,13 +46,12 @@
 
 #include "config.h"
 
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
 
-#include "rndz-client-private.h"
+#include "rndz-client.h"
+#include "rndz-connect-private.h"
+#include "rndz-listener-private.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-enum-types.h"
 #include "rndz-i18n-private.h"
 
@@ -64,17 +63,7 @@ struct _RndzClient
 {
   GObject parent_instance;
 
-  GMainContext *context;
-
-  char *id;
-  GStrv servers;
-  GInetSocketAddress *local_address;
-  guint keepalive_interval;
-  guint timeout;
-  GBytes *key;
-  gboolean require_auth;
-  gboolean relay;
-  guint direct_timeout;
+  RndzPeerContext *peer;         /* our id and settings, for the operations */
 
   RndzClientState state;
   gint64 last_pong;
@@ -114,118 +103,20 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (RndzClient, rndz_client, G_TYPE_OBJECT)
 
-/* Internal API */
+/* What the listener tells */
 
-GMainContext *
-rndz_client_get_context (RndzClient *client)
+static void
+client_update_state (RndzClient *client)
 {
-  return client->context;
-}
+  RndzClientState state = RNDZ_CLIENT_STATE_IDLE;
+  gint64 last_pong = 0;
 
-guint32
-rndz_client_new_tid (void)
-{
-  return g_random_int ();
-}
-
-/* Adds the MAC that proves the message is ours, when we have a key */
-void
-rndz_client_sign (RndzClient  *client,
-                  RndzMessage *msg)
-{
-  if (client->key != NULL)
-    rndz_message_sign (msg, client->key, g_get_real_time () / 1000);
-}
-
-/*
- * rndz_client_pick_family:
- *
- * The family of the sockets for a listen or connect: the local address's
- * if one is set, else the first server's. An IPv6 socket also reaches IPv4
- * servers and peers, v4-mapped.
- */
-GSocketFamily
-rndz_client_pick_family (RndzClient *client,
-                         GArray     *servers)
-{
-  if (client->local_address != NULL)
-    return g_socket_address_get_family (G_SOCKET_ADDRESS (client->local_address));
-
-  if (servers->len > 0 && g_array_index (servers, RndzAddr, 0).family == 6)
-    return G_SOCKET_FAMILY_IPV6;
-
-  return G_SOCKET_FAMILY_IPV4;
-}
-
-/*
- * rndz_client_bind:
- * @port: the port to bind, or 0 for the local address's own port
- *
- * A new non-blocking socket with address and port reuse, bound to the
- * client's local address (or the any address of @family).
- */
-GSocket *
-rndz_client_bind (RndzClient     *client,
-                  GSocketFamily   family,
-                  GSocketType     type,
-                  guint16         port,
-                  GError        **error)
-{
-  g_autoptr(GInetAddress) any = NULL;
-  g_autoptr(GSocketAddress) local = NULL;
-  GInetAddress *inet;
-
-  if (client->local_address != NULL)
+  if (client->listener != NULL)
     {
-      inet = g_inet_socket_address_get_address (client->local_address);
-      if (port == 0)
-        port = g_inet_socket_address_get_port (client->local_address);
+      state = rndz_listener_get_state (client->listener);
+      last_pong = rndz_listener_get_last_pong (client->listener);
     }
-  else
-    inet = any = g_inet_address_new_any (family);
 
-  local = g_inet_socket_address_new (inet, port);
-  return rndz_socket_new_bound (local, type, error);
-}
-
-/* A socket on the client's local address and on a port of its own,
- * whatever the client's port: without SO_REUSEADDR, which would let the
- * kernel give two such UDP sockets one port. */
-GSocket *
-rndz_client_bind_own_port (RndzClient     *client,
-                           GSocketFamily   family,
-                           GSocketType     type,
-                           GError        **error)
-{
-  g_autoptr(GInetAddress) any = NULL;
-  g_autoptr(GSocketAddress) local = NULL;
-  g_autoptr(GSocket) socket = NULL;
-  GInetAddress *inet;
-
-  if (client->local_address != NULL)
-    inet = g_inet_socket_address_get_address (client->local_address);
-  else
-    inet = any = g_inet_address_new_any (family);
-
-  socket = g_socket_new (g_inet_address_get_family (inet), type,
-                         type == G_SOCKET_TYPE_STREAM ? G_SOCKET_PROTOCOL_TCP : G_SOCKET_PROTOCOL_UDP,
-                         error);
-  if (socket == NULL)
-    return NULL;
-
-  g_socket_set_blocking (socket, FALSE);
-  local = g_inet_socket_address_new (inet, 0);
-  if (!g_socket_bind (socket, local, FALSE, error))
-    return NULL;
-
-  return g_steal_pointer (&socket);
-}
-
-void
-rndz_client_update_state (RndzClient      *client,
-                          RndzClientState  state,
-                          gint64           last_pong)
-{
   g_object_freeze_notify (G_OBJECT (client));
 
   if (client->state != state)
@@ -247,311 +138,64 @@ rndz_client_update_state (RndzClient      *client,
   g_object_thaw_notify (G_OBJECT (client));
 }
 
-/* Asks the application about a forwarded request, then tells it.
- * Returns TRUE if the peer may come in. */
-gboolean
-rndz_client_emit_peer_request (RndzClient     *client,
-                               const char     *peer_id,
-                               const RndzAddr *addr)
+static void
+listener_state_changed_cb (RndzListener *listener,
+                           gpointer      user_data)
 {
-  g_autoptr(GSocketAddress) address = NULL;
+  client_update_state (RNDZ_CLIENT (user_data));
+}
+
+/* Asks the application about a forwarded request, then tells it */
+static gboolean
+listener_peer_request_cb (RndzListener   *listener,
+                          const char     *peer_id,
+                          GSocketAddress *address,
+                          gpointer        user_data)
+{
+  RndzClient *client = user_data;
+  g_autoptr(RndzClient) self = g_object_ref (client);
   gboolean allowed = TRUE;
-  gboolean authorize, notify;
-
-  authorize = g_signal_has_handler_pending (client, signals[SIGNAL_AUTHORIZE_PEER], 0, TRUE);
-  notify = g_signal_has_handler_pending (client, signals[SIGNAL_PEER_REQUEST], 0, TRUE);
-  if (!authorize && !notify)
-    return TRUE;
-
-  address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
 
   /* Without a handler everyone is let in */
-  if (authorize)
+  if (g_signal_has_handler_pending (client, signals[SIGNAL_AUTHORIZE_PEER], 0, TRUE))
     g_signal_emit (client, signals[SIGNAL_AUTHORIZE_PEER], 0, peer_id, address, &allowed);
-
-  if (allowed && notify)
+  if (allowed)
     g_signal_emit (client, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address);
   return allowed;
 }
 
-/* Hands a UDP peer that came on a socket of its own to the application */
-void
-rndz_client_emit_peer_socket (RndzClient *client,
-                               const char *peer_id,
-                               GSocket    *socket)
+static void
+listener_peer_socket_cb (RndzListener *listener,
+                         const char   *peer_id,
+                         GSocket      *socket,
+                         gpointer      user_data)
 {
-  g_signal_emit (client, signals[SIGNAL_PEER_SOCKET], 0, peer_id, socket);
+  g_signal_emit (user_data, signals[SIGNAL_PEER_SOCKET], 0, peer_id, socket);
 }
-
-/*
- * rndz_client_get_candidates:
- * @port: the port the peer uses
- * @cands: (out): at most RNDZ_MAX_CANDIDATES addresses
- *
- * The local addresses a peer offers besides the one the server observes:
- * those of its interfaces in @family, but loopback and link-local ones
- * (a link-local address needs a scope its peer cannot know). An IPv6
- * socket on the any address is dual-stack (GLib makes it so) and reaches
- * IPv4 too: its IPv4 addresses are offered as well, the two families in
- * turn, so that the peer's checks race them. A client bound to one
- * address offers that one only if it is not loopback.
- *
- * Returns: the number of candidates
- */
-guint
-rndz_client_get_candidates (RndzClient    *client,
-                            GSocketFamily  family,
-                            guint16        port,
-                            RndzAddr       cands[RNDZ_MAX_CANDIDATES])
-{
-  struct ifaddrs *ifaddrs = NULL, *ifa;
-  RndzAddr found[2][RNDZ_MAX_CANDIDATES];   /* IPv6, IPv4 */
-  guint n_found[2] = { 0, 0 };
-  guint n = 0;
-
-  if (client->local_address != NULL)
-    {
-      GInetAddress *inet = g_inet_socket_address_get_address (client->local_address);
-
-      if (g_inet_address_get_is_any (inet))
-        family = g_inet_address_get_family (inet);
-      else
-        {
-          g_autoptr(GSocketAddress) address = NULL;
-
-          if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
-            return 0;
-          address = g_inet_socket_address_new (inet, port);
-          return rndz_addr_from_socket_address (&cands[0], address) ? 1 : 0;
-        }
-    }
-
-  if (getifaddrs (&ifaddrs) < 0)
-    return 0;
-
-  for (ifa = ifaddrs; ifa != NULL; ifa = ifa->ifa_next)
-    {
-      g_autoptr(GSocketAddress) address = NULL;
-      g_autoptr(GSocketAddress) with_port = NULL;
-      GInetAddress *inet;
-      RndzAddr addr;
-      guint f;
-      gboolean seen = FALSE;
-
-      if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
-        continue;
-      if (ifa->ifa_addr->sa_family == AF_INET6 && family == G_SOCKET_FAMILY_IPV6)
-        f = 0;
-      else if (ifa->ifa_addr->sa_family == AF_INET)
-        f = 1;
-      else
-        continue;
-      if (n_found[f] == RNDZ_MAX_CANDIDATES)
-        continue;
-
-      address = g_socket_address_new_from_native (ifa->ifa_addr,
-                                                  f == 0 ? sizeof (struct sockaddr_in6) :
-                                                           sizeof (struct sockaddr_in));
-      if (address == NULL)
-        continue;
-      inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
-      if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
-        continue;
-
-      with_port = g_inet_socket_address_new (inet, port);
-      if (!rndz_addr_from_socket_address (&addr, with_port))
-        continue;
-
-      for (guint i = 0; i < n_found[f]; i++)
-        seen |= rndz_addr_equal (&found[f][i], &addr);
-      if (!seen)
-        found[f][n_found[f]++] = addr;
-    }
-  freeifaddrs (ifaddrs);
-
-  /* The families in turn, IPv6 first */
-  for (guint i = 0; n < RNDZ_MAX_CANDIDATES && i < RNDZ_MAX_CANDIDATES; i++)
-    for (guint f = 0; f < 2 && n < RNDZ_MAX_CANDIDATES; f++)
-      if (i < n_found[f])
-        cands[n++] = found[f][i];
-
-  return n;
-}
-
-/* Resolving the servers
- *
- * Every name is looked up at once, and every address of a name is used:
- * "localhost" may come first as ::1 while the server listens on
- * 127.0.0.1 only. The result keeps the order the servers were given in,
- * so that "the first server" means the same thing for every operation.
- */
-
-typedef struct
-{
-  GArray **addrs;         /* per server: RndzAddr */
-  guint n_servers;
-  guint outstanding;
-  GError *first_error;
-} ResolveData;
 
 static void
-resolve_data_free (ResolveData *data)
+client_set_listener (RndzClient   *client,
+                     RndzListener *listener)
 {
-  for (guint i = 0; i < data->n_servers; i++)
-    g_clear_pointer (&data->addrs[i], g_array_unref);
-  g_free (data->addrs);
-  g_clear_error (&data->first_error);
-  g_free (data);
+  client->listener = listener;
+  g_signal_connect (listener, "state-changed", G_CALLBACK (listener_state_changed_cb), client);
+  g_signal_connect (listener, "peer-socket", G_CALLBACK (listener_peer_socket_cb), client);
+  g_signal_connect (listener, "peer-request", G_CALLBACK (listener_peer_request_cb), client);
 }
 
-typedef struct
-{
-  GTask *task;
-  guint index;
-  GSocketAddressEnumerator *enumerator;
-} ResolveItem;
-
+/* Stops the listener and lets go of it. Stopping notifies the state, and
+ * handlers may call this again: the listener is taken off first. */
 static void
-resolve_finish_one (GTask *task)
+client_drop_listener (RndzClient *client)
 {
-  ResolveData *data = g_task_get_task_data (task);
-  g_autoptr(GArray) result = NULL;
+  g_autoptr(RndzListener) listener = g_steal_pointer (&client->listener);
 
-  if (--data->outstanding > 0)
+  if (listener == NULL)
     return;
 
-  result = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
-  for (guint i = 0; i < data->n_servers; i++)
-    for (guint j = 0; j < data->addrs[i]->len; j++)
-      {
-        RndzAddr *addr = &g_array_index (data->addrs[i], RndzAddr, j);
-        gboolean seen = FALSE;
-
-        for (guint k = 0; k < result->len && !seen; k++)
-          seen = rndz_addr_equal (addr, &g_array_index (result, RndzAddr, k));
-        if (!seen)
-          g_array_append_val (result, *addr);
-      }
-
-  if (result->len == 0)
-    {
-      g_task_return_new_error (task, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE,
-                               _("No rendezvous server could be resolved: %s"),
-                               data->first_error != NULL ? data->first_error->message
-                                                         : _("no server given"));
-      return;
-    }
-
-  g_task_return_pointer (task, g_steal_pointer (&result), (GDestroyNotify) g_array_unref);
-}
-
-static void
-resolve_next_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  ResolveItem *item = user_data;
-  ResolveData *data = g_task_get_task_data (item->task);
-  g_autoptr(GSocketAddress) address = NULL;
-  g_autoptr(GError) error = NULL;
-  RndzAddr addr;
-
-  address = g_socket_address_enumerator_next_finish (G_SOCKET_ADDRESS_ENUMERATOR (source),
-                                                     result, &error);
-  if (address != NULL)
-    {
-      if (rndz_addr_from_socket_address (&addr, address))
-        g_array_append_val (data->addrs[item->index], addr);
-
-      /* A name may have a few addresses; never more than a handful used */
-      if (data->addrs[item->index]->len < 8)
-        {
-          g_socket_address_enumerator_next_async (item->enumerator,
-                                                  g_task_get_cancellable (item->task),
-                                                  resolve_next_cb, item);
-          return;
-        }
-    }
-  else if (error != NULL && data->first_error == NULL)
-    data->first_error = g_steal_pointer (&error);
-  else if (data->addrs[item->index]->len == 0 && data->first_error == NULL)
-    data->first_error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                             _("No address found"));
-
-  resolve_finish_one (item->task);
-  g_object_unref (item->enumerator);
-  g_object_unref (item->task);
-  g_free (item);
-}
-
-void
-rndz_resolve_servers_async (RndzClient          *client,
-                            GCancellable        *cancellable,
-                            GAsyncReadyCallback  callback,
-                            gpointer             user_data)
-{
-  g_autoptr(GTask) task = NULL;
-  ResolveData *data;
-  guint n = client->servers != NULL ? g_strv_length (client->servers) : 0;
-
-  task = g_task_new (client, cancellable, callback, user_data);
-  g_task_set_source_tag (task, rndz_resolve_servers_async);
-
-  data = g_new0 (ResolveData, 1);
-  data->n_servers = n;
-  data->addrs = g_new0 (GArray *, n);
-  data->outstanding = 1;    /* released below, once all are started */
-  g_task_set_task_data (task, data, (GDestroyNotify) resolve_data_free);
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(GSocketConnectable) connectable = NULL;
-      g_autoptr(GError) error = NULL;
-      ResolveItem *item;
-
-      data->addrs[i] = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
-
-      /* A numeric address needs no resolver */
-      {
-        RndzAddr numeric;
-
-        if (rndz_addr_parse (&numeric, client->servers[i], NULL))
-          {
-            g_array_append_val (data->addrs[i], numeric);
-            continue;
-          }
-      }
-
-      connectable = g_network_address_parse (client->servers[i], 0, &error);
-      if (connectable == NULL || g_network_address_get_port (G_NETWORK_ADDRESS (connectable)) == 0)
-        {
-          if (data->first_error == NULL)
-            data->first_error = g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                                             _("Invalid server address “%s”: expected HOST:PORT"),
-                                             client->servers[i]);
-          continue;
-        }
-
-      item = g_new0 (ResolveItem, 1);
-      item->task = g_object_ref (task);
-      item->index = i;
-      item->enumerator = g_socket_connectable_enumerate (connectable);
-      data->outstanding++;
-      g_socket_address_enumerator_next_async (item->enumerator, cancellable, resolve_next_cb, item);
-    }
-
-  resolve_finish_one (task);
-}
-
-GArray *
-rndz_resolve_servers_finish (RndzClient    *client,
-                             GAsyncResult  *result,
-                             GError       **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, client), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == rndz_resolve_servers_async, NULL);
-
-  return g_task_propagate_pointer (G_TASK (result), error);
+  rndz_listener_stop (listener);
+  g_signal_handlers_disconnect_by_data (listener, client);
+  client_update_state (client);
 }
 
 /* Synchronous calls
@@ -575,10 +219,10 @@ sync_call_begin (RndzClient *client,
 {
   memset (call, 0, sizeof *call);
 
-  if (g_main_context_acquire (client->context))
+  if (g_main_context_acquire (client->peer->context))
     {
       call->acquired = TRUE;
-      call->context = g_main_context_ref (client->context);
+      call->context = g_main_context_ref (client->peer->context);
     }
   else
     call->context = g_main_context_new ();
@@ -618,7 +262,7 @@ check_can_listen (RndzClient  *client,
 {
   /* A listen that failed leaves a stopped listener behind */
   if (client->listener != NULL && !rndz_listener_is_active (client->listener))
-    g_clear_pointer (&client->listener, rndz_listener_free);
+    client_drop_listener (client);
 
   if (client->listener != NULL)
     {
@@ -628,11 +272,11 @@ check_can_listen (RndzClient  *client,
     }
 
   /* No server would answer: say why at once rather than time out */
-  if (client->id == NULL || !rndz_id_is_valid (client->id, -1))
+  if (client->peer->id == NULL || !rndz_id_is_valid (client->peer->id, -1))
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                                _("Invalid id “%s”: an id is 1 to 64 bytes of UTF-8 without control characters"),
-                               client->id != NULL ? client->id : "");
+                               client->peer->id != NULL ? client->peer->id : "");
       return FALSE;
     }
 
@@ -655,7 +299,7 @@ listen_async (RndzClient          *client,
   if (!check_can_listen (client, task))
     return;
 
-  client->listener = rndz_listener_new (client, transport);
+  client_set_listener (client, rndz_listener_new (client->peer, transport));
   rndz_listener_start (client->listener, g_steal_pointer (&task));
 }
 
@@ -966,16 +610,9 @@ rndz_client_accept (RndzClient    *client,
 void
 rndz_client_stop (RndzClient *client)
 {
-  RndzListener *listener;
-
   g_return_if_fail (RNDZ_IS_CLIENT (client));
 
-  if (client->listener == NULL)
-    return;
-
-  /* Stopping notifies the state, and handlers may call stop again */
-  listener = g_steal_pointer (&client->listener);
-  rndz_listener_free (listener);
+  client_drop_listener (client);
 }
 
 /* Reaching a peer */
@@ -1001,7 +638,7 @@ connect_async (RndzClient          *client,
       return;
     }
 
-  rndz_connect_start (client, transport, peer_id, g_steal_pointer (&task));
+  rndz_connect_start (client->peer, transport, peer_id, g_steal_pointer (&task));
 }
 
 /**
@@ -1201,7 +838,7 @@ rndz_client_get_id (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  return client->id;
+  return client->peer->id;
 }
 
 /**
@@ -1220,7 +857,7 @@ rndz_client_get_servers (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  return (const char * const *) client->servers;
+  return (const char * const *) client->peer->servers;
 }
 
 /**
@@ -1239,7 +876,7 @@ rndz_client_get_local_address (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  return client->local_address;
+  return client->peer->local_address;
 }
 
 /**
@@ -1259,7 +896,7 @@ rndz_client_set_local_address (RndzClient         *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
   g_return_if_fail (address == NULL || G_IS_INET_SOCKET_ADDRESS (address));
 
-  if (g_set_object (&client->local_address, address))
+  if (g_set_object (&client->peer->local_address, address))
     g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_LOCAL_ADDRESS]);
 }
 
@@ -1279,7 +916,7 @@ rndz_client_get_keepalive_interval (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  return client->keepalive_interval;
+  return client->peer->keepalive_ms / 1000;
 }
 
 /**
@@ -1299,10 +936,10 @@ rndz_client_set_keepalive_interval (RndzClient *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
   g_return_if_fail (seconds >= 1);
 
-  if (client->keepalive_interval == seconds)
+  if (client->peer->keepalive_ms == seconds * 1000)
     return;
 
-  client->keepalive_interval = seconds;
+  client->peer->keepalive_ms = seconds * 1000;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_KEEPALIVE_INTERVAL]);
 }
 
@@ -1321,7 +958,7 @@ rndz_client_get_timeout (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  return client->timeout;
+  return client->peer->timeout_ms / 1000;
 }
 
 /**
@@ -1341,10 +978,10 @@ rndz_client_set_timeout (RndzClient *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
   g_return_if_fail (seconds >= 1);
 
-  if (client->timeout == seconds)
+  if (client->peer->timeout_ms == seconds * 1000)
     return;
 
-  client->timeout = seconds;
+  client->peer->timeout_ms = seconds * 1000;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_TIMEOUT]);
 }
 
@@ -1424,7 +1061,7 @@ rndz_client_get_key (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  return client->key;
+  return client->peer->key;
 }
 
 /**
@@ -1442,12 +1079,12 @@ rndz_client_set_key (RndzClient *client,
 {
   g_return_if_fail (RNDZ_IS_CLIENT (client));
 
-  if (key == client->key || (key != NULL && client->key != NULL && g_bytes_equal (key, client->key)))
+  if (key == client->peer->key || (key != NULL && client->peer->key != NULL && g_bytes_equal (key, client->peer->key)))
     return;
 
-  g_clear_pointer (&client->key, g_bytes_unref);
+  g_clear_pointer (&client->peer->key, g_bytes_unref);
   if (key != NULL)
-    client->key = g_bytes_ref (key);
+    client->peer->key = g_bytes_ref (key);
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_KEY]);
 }
 
@@ -1466,7 +1103,7 @@ rndz_client_get_require_auth (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), FALSE);
 
-  return client->require_auth;
+  return client->peer->require_auth;
 }
 
 /**
@@ -1485,10 +1122,10 @@ rndz_client_set_require_auth (RndzClient *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
 
   require_auth = !!require_auth;
-  if (client->require_auth == require_auth)
+  if (client->peer->require_auth == require_auth)
     return;
 
-  client->require_auth = require_auth;
+  client->peer->require_auth = require_auth;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_REQUIRE_AUTH]);
 }
 
@@ -1507,7 +1144,7 @@ rndz_client_get_relay (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), FALSE);
 
-  return client->relay;
+  return client->peer->relay;
 }
 
 /**
@@ -1526,10 +1163,10 @@ rndz_client_set_relay (RndzClient *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
 
   relay = !!relay;
-  if (client->relay == relay)
+  if (client->peer->relay == relay)
     return;
 
-  client->relay = relay;
+  client->peer->relay = relay;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_RELAY]);
 }
 
@@ -1548,7 +1185,7 @@ rndz_client_get_direct_timeout (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  return client->direct_timeout;
+  return client->peer->direct_timeout_ms;
 }
 
 /**
@@ -1567,10 +1204,10 @@ rndz_client_set_direct_timeout (RndzClient *client,
   g_return_if_fail (RNDZ_IS_CLIENT (client));
   g_return_if_fail (milliseconds >= 100 && milliseconds <= 3600 * 1000);
 
-  if (client->direct_timeout == milliseconds)
+  if (client->peer->direct_timeout_ms == milliseconds)
     return;
 
-  client->direct_timeout = milliseconds;
+  client->peer->direct_timeout_ms = milliseconds;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_DIRECT_TIMEOUT]);
 }
 
@@ -1585,19 +1222,19 @@ rndz_client_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_ID:
-      g_value_set_string (value, client->id);
+      g_value_set_string (value, client->peer->id);
       break;
     case PROP_SERVERS:
-      g_value_set_boxed (value, client->servers);
+      g_value_set_boxed (value, client->peer->servers);
       break;
     case PROP_LOCAL_ADDRESS:
-      g_value_set_object (value, client->local_address);
+      g_value_set_object (value, client->peer->local_address);
       break;
     case PROP_KEEPALIVE_INTERVAL:
-      g_value_set_uint (value, client->keepalive_interval);
+      g_value_set_uint (value, rndz_client_get_keepalive_interval (client));
       break;
     case PROP_TIMEOUT:
-      g_value_set_uint (value, client->timeout);
+      g_value_set_uint (value, rndz_client_get_timeout (client));
       break;
     case PROP_STATE:
       g_value_set_enum (value, client->state);
@@ -1609,16 +1246,16 @@ rndz_client_get_property (GObject    *object,
       g_value_set_uint (value, rndz_client_get_local_port (client));
       break;
     case PROP_KEY:
-      g_value_set_boxed (value, client->key);
+      g_value_set_boxed (value, client->peer->key);
       break;
     case PROP_REQUIRE_AUTH:
-      g_value_set_boolean (value, client->require_auth);
+      g_value_set_boolean (value, client->peer->require_auth);
       break;
     case PROP_RELAY:
-      g_value_set_boolean (value, client->relay);
+      g_value_set_boolean (value, client->peer->relay);
       break;
     case PROP_DIRECT_TIMEOUT:
-      g_value_set_uint (value, client->direct_timeout);
+      g_value_set_uint (value, client->peer->direct_timeout_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1636,10 +1273,10 @@ rndz_client_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_ID:
-      client->id = g_value_dup_string (value);
+      client->peer->id = g_value_dup_string (value);
       break;
     case PROP_SERVERS:
-      client->servers = g_value_dup_boxed (value);
+      client->peer->servers = g_value_dup_boxed (value);
       break;
     case PROP_LOCAL_ADDRESS:
       rndz_client_set_local_address (client, g_value_get_object (value));
@@ -1674,10 +1311,10 @@ rndz_client_constructed (GObject *object)
 
   G_OBJECT_CLASS (rndz_client_parent_class)->constructed (object);
 
-  if (client->id == NULL || !rndz_id_is_valid (client->id, -1))
+  if (client->peer->id == NULL || !rndz_id_is_valid (client->peer->id, -1))
     g_critical ("RndzClient: “%s” is not a valid id: it must be 1 to %d bytes of "
                 "UTF-8 without control characters",
-                client->id != NULL ? client->id : "(null)", RNDZ_ID_MAX_LEN);
+                client->peer->id != NULL ? client->peer->id : "(null)", RNDZ_ID_MAX_LEN);
 }
 
 static void
@@ -1695,11 +1332,7 @@ rndz_client_finalize (GObject *object)
 {
   RndzClient *client = RNDZ_CLIENT (object);
 
-  g_free (client->id);
-  g_strfreev (client->servers);
-  g_clear_object (&client->local_address);
-  g_clear_pointer (&client->key, g_bytes_unref);
-  g_main_context_unref (client->context);
+  rndz_peer_context_unref (client->peer);
 
   G_OBJECT_CLASS (rndz_client_parent_class)->finalize (object);
 }
@@ -1931,11 +1564,12 @@ rndz_client_class_init (RndzClientClass *klass)
 static void
 rndz_client_init (RndzClient *client)
 {
-  client->context = g_main_context_ref_thread_default ();
-  client->keepalive_interval = DEFAULT_KEEPALIVE_INTERVAL;
-  client->timeout = DEFAULT_TIMEOUT;
-  client->relay = TRUE;
-  client->direct_timeout = DEFAULT_DIRECT_TIMEOUT_MS;
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+
+  client->peer = rndz_peer_context_new (context);
+  client->peer->keepalive_ms = DEFAULT_KEEPALIVE_INTERVAL * 1000;
+  client->peer->timeout_ms = DEFAULT_TIMEOUT * 1000;
+  client->peer->direct_timeout_ms = DEFAULT_DIRECT_TIMEOUT_MS;
 }
 
 /**

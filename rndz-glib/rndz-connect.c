@@ -1,4 +1,4 @@
-/* rndz-connect.c: reaching a peer, for RndzClient
+/* rndz-connect.c: reaching a peer by id
  *
  * SPDX-License-Identifier: MIT
  */
@@ -8,7 +8,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "rndz-client-private.h"
+#include "rndz-connect-private.h"
+#include "rndz-channel-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
@@ -96,8 +97,8 @@ typedef struct
 struct _ConnectOp
 {
   GTask *task;                    /* owned while the operation runs */
-  RndzClient *client;
-  GMainContext *context;
+  RndzPeerContext *peer;          /* who we are */
+  GMainContext *context;          /* peer->context */
   RndzTransport transport;
   char peer_id[RNDZ_ID_MAX_LEN + 1];
   guint32 tid;
@@ -211,6 +212,7 @@ op_free (ConnectOp *op)
     g_socket_close (op->socket, NULL);
   g_clear_object (&op->socket);
   g_main_context_unref (op->context);
+  rndz_peer_context_unref (op->peer);
   g_free (op);
 }
 
@@ -350,7 +352,7 @@ op_direct_timeout_cb (gpointer user_data)
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
 
-  if (!rndz_client_get_relay (op->client) || op->redirected == NULL)
+  if (!op->peer->relay || op->redirected == NULL)
     {
       op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
                                         _("No direct path to peer “%s” works"), op->peer_id));
@@ -371,7 +373,7 @@ op_found_peer (ConnectOp *op)
   op->have_peer = TRUE;
   /* The redirect (or the punch) answered the isync */
   rndz_source_clear (&op->retry);
-  op->direct_timeout = rndz_timeout_add (op->context, rndz_client_get_direct_timeout (op->client),
+  op->direct_timeout = rndz_timeout_add (op->context, op->peer->direct_timeout_ms,
                                          op_direct_timeout_cb, op);
   if (op->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
     op->hard_timer = rndz_timeout_add (op->context, RNDZ_HARD_NAT_DELAY_MS, op_hard_start_cb, op);
@@ -383,7 +385,7 @@ op_init_peer_message (ConnectOp       *op,
                       RndzMessage     *msg)
 {
   rndz_message_init (msg, type, op->tid);
-  g_strlcpy (msg->id, rndz_client_get_id (op->client), sizeof msg->id);
+  g_strlcpy (msg->id, op->peer->id, sizeof msg->id);
   g_strlcpy (msg->target, op->peer_id, sizeof msg->target);
 }
 
@@ -433,9 +435,9 @@ op_handle_session (ConnectOp         *op,
 
   rndz_source_clear (&op->retry);
   relay.port = msg->port;
-  left = rndz_client_get_timeout (op->client) * 1000;
+  left = op->peer->timeout_ms;
   op->join_cancellable = g_cancellable_new ();
-  rndz_relay_join_async (op->transport, op->family, &relay, rndz_client_get_id (op->client),
+  rndz_relay_join_async (op->transport, op->family, &relay, op->peer->id,
                          msg->token, left, op->context, op->join_cancellable,
                          op_join_cb, op_hold (op));
 }
@@ -483,7 +485,7 @@ op_send_relay (ConnectOp *op)
   RndzMessage relay;
 
   op_init_peer_message (op, RNDZ_MESSAGE_RELAY, &relay);
-  rndz_client_sign (op->client, &relay);
+  rndz_peer_context_sign (op->peer, &relay);
 
   if (op->transport == RNDZ_TRANSPORT_TCP)
     {
@@ -507,7 +509,7 @@ op_start_relay (ConnectOp *op)
 {
   g_debug ("No direct path to “%s” works: asking for the relay", op->peer_id);
   op->relaying = TRUE;
-  op->tid = rndz_client_new_tid ();
+  op->tid = rndz_new_tid ();
 
   /* UDP: sent again until the session comes */
   if (op->transport == RNDZ_TRANSPORT_UDP)
@@ -602,12 +604,12 @@ op_init_isync (ConnectOp   *op,
                RndzMessage *isync)
 {
   rndz_message_init (isync, RNDZ_MESSAGE_ISYNC, op->tid);
-  g_strlcpy (isync->id, rndz_client_get_id (op->client), sizeof isync->id);
+  g_strlcpy (isync->id, op->peer->id, sizeof isync->id);
   g_strlcpy (isync->target, op->peer_id, sizeof isync->target);
   isync->n_cands = op->n_cands;
   memcpy (isync->cands, op->cands, sizeof isync->cands);
   /* Signed afresh for every copy: the server refuses a replayed MAC */
-  rndz_client_sign (op->client, isync);
+  rndz_peer_context_sign (op->peer, isync);
 }
 
 /* UDP */
@@ -824,7 +826,7 @@ op_spray_cb (RndzSpray         *spray,
   /* An rsync carries the server's tid; answers to us carry ours */
   if (op->relaying || (msg->type != RNDZ_MESSAGE_RSYNC && msg->tid != op->tid) ||
       !g_str_equal (msg->id, op->peer_id) ||
-      !g_str_equal (msg->target, rndz_client_get_id (op->client)) ||
+      !g_str_equal (msg->target, op->peer->id) ||
       !rndz_addr_same_host (from, &op->peer_addr))
     return;
 
@@ -860,7 +862,7 @@ op_hard_start_cb (gpointer user_data)
       RndzMessage check;
 
       op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
-      op->spray = rndz_spray_new (op->client, op->family, &op->peer_addr, &check, op->context,
+      op->spray = rndz_spray_new (op->peer, op->family, &op->peer_addr, &check, op->context,
                                   op_spray_cb, op);
       g_debug ("No path to “%s” yet: %u mappings towards it", op->peer_id,
                rndz_spray_get_size (op->spray));
@@ -944,7 +946,7 @@ op_udp_read_cb (GSocket      *socket,
       if (op->relaying ||
           !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
           !g_str_equal (msg.id, op->peer_id) ||
-          !g_str_equal (msg.target, rndz_client_get_id (op->client)) ||
+          !g_str_equal (msg.target, op->peer->id) ||
           !rndz_addr_from_socket_address (&addr, from))
         continue;
 
@@ -1040,7 +1042,7 @@ server_udp_open (Server  *server,
       return FALSE;
     }
 
-  server->socket = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_DATAGRAM,
+  server->socket = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM,
                                      op->port, error);
   if (server->socket == NULL || !g_socket_connect (server->socket, address, NULL, error))
     return FALSE;
@@ -1056,14 +1058,14 @@ op_udp_start (ConnectOp *op)
   g_autoptr(GSocketAddress) local = NULL;
   g_autoptr(GError) error = NULL;
 
-  op->socket = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  op->socket = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM, 0, &error);
   if (op->socket == NULL || (local = g_socket_get_local_address (op->socket, &error)) == NULL)
     {
       op_return_error (op, g_steal_pointer (&error));
       return;
     }
   op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  op->n_cands = rndz_client_get_candidates (op->client, op->family, op->port, op->cands);
+  op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
 
   op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
                                       "[rndz] connect UDP");
@@ -1165,7 +1167,7 @@ peer_attempt_try (PeerAttempt *attempt)
   ConnectOp *op = attempt->op;
   g_autoptr(GError) error = NULL;
 
-  attempt->socket = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_STREAM,
+  attempt->socket = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_STREAM,
                                       op->port, &error);
   if (attempt->socket == NULL)
     {
@@ -1273,7 +1275,7 @@ op_tcp_start (ConnectOp *op)
       Server *server = g_ptr_array_index (op->servers, i);
       g_autoptr(GError) error = NULL;
 
-      server->connecting = rndz_client_bind (op->client, op->family, G_SOCKET_TYPE_STREAM,
+      server->connecting = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_STREAM,
                                              op->port, &error);
       if (server->connecting == NULL)
         {
@@ -1288,7 +1290,7 @@ op_tcp_start (ConnectOp *op)
 
           if (local != NULL)
             op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-          op->n_cands = rndz_client_get_candidates (op->client, op->family, op->port, op->cands);
+          op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
         }
 
       server->attempt = rndz_connect_attempt_new (server->connecting, &server->addr, op->context,
@@ -1333,7 +1335,7 @@ op_resolved_cb (GObject      *source,
   g_autoptr(GArray) addrs = NULL;
   g_autoptr(GError) error = NULL;
 
-  addrs = rndz_resolve_servers_finish (RNDZ_CLIENT (source), result, &error);
+  addrs = rndz_resolve_servers_finish (result, &error);
   if (op_is_done (op))
     return;
   if (addrs == NULL)
@@ -1342,7 +1344,7 @@ op_resolved_cb (GObject      *source,
       return;
     }
 
-  op->family = rndz_client_pick_family (op->client, addrs);
+  op->family = rndz_peer_context_pick_family (op->peer, addrs);
   for (guint i = 0; i < addrs->len; i++)
     {
       Server *server = g_new0 (Server, 1);
@@ -1359,25 +1361,25 @@ op_resolved_cb (GObject      *source,
 }
 
 void
-rndz_connect_start (RndzClient    *client,
-                    RndzTransport  transport,
-                    const char    *peer_id,
-                    GTask         *task)
+rndz_connect_start (RndzPeerContext *peer,
+                    RndzTransport    transport,
+                    const char      *peer_id,
+                    GTask           *task)
 {
   ConnectOp *op = g_new0 (ConnectOp, 1);
   GCancellable *cancellable = g_task_get_cancellable (task);
 
   op->task = task;
-  op->client = client;
-  op->context = g_main_context_ref (rndz_client_get_context (client));
+  op->peer = rndz_peer_context_ref (peer);
+  op->context = g_main_context_ref (peer->context);
   op->transport = transport;
-  op->tid = rndz_client_new_tid ();
+  op->tid = rndz_new_tid ();
   op->servers = g_ptr_array_new_with_free_func ((GDestroyNotify) server_free);
   op->attempts = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_attempt_free);
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);
 
-  op->timeout = rndz_timeout_add (op->context, rndz_client_get_timeout (client) * 1000,
+  op->timeout = rndz_timeout_add (op->context, peer->timeout_ms,
                                   op_timeout_cb, op);
   if (cancellable != NULL)
     {
@@ -1386,5 +1388,5 @@ rndz_connect_start (RndzClient    *client,
       g_source_attach (op->cancel, op->context);
     }
 
-  rndz_resolve_servers_async (client, cancellable, op_resolved_cb, g_object_ref (task));
+  rndz_resolve_servers_async (peer, cancellable, op_resolved_cb, g_object_ref (task));
 }

@@ -5,7 +5,7 @@
 
 #pragma once
 
-#include "rndz-client.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-message-private.h"
 
 G_BEGIN_DECLS
@@ -62,7 +62,7 @@ typedef void (*RndzSprayFunc) (RndzSpray         *spray,
                                const RndzMessage *msg,
                                gpointer           user_data);
 
-RndzSpray *rndz_spray_new         (RndzClient        *client,
+RndzSpray *rndz_spray_new         (RndzPeerContext   *peer,
                                    GSocketFamily      family,
                                    const RndzAddr    *to,
                                    const RndzMessage *msg,

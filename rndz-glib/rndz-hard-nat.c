@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "rndz-channel-private.h"
-#include "rndz-client-private.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-hard-nat-private.h"
 
 /* A NAT that maps each destination to a new port ("symmetric", or
@@ -182,7 +182,7 @@ spray_port_read_cb (GSocket      *socket,
  * application's socket.
  */
 RndzSpray *
-rndz_spray_new (RndzClient        *client,
+rndz_spray_new (RndzPeerContext   *peer,
                 GSocketFamily      family,
                 const RndzAddr    *to,
                 const RndzMessage *msg,
@@ -207,7 +207,7 @@ rndz_spray_new (RndzClient        *client,
       GSocket *socket;
       SprayPort *port;
 
-      socket = rndz_client_bind_own_port (client, family, G_SOCKET_TYPE_DATAGRAM, &error);
+      socket = rndz_peer_context_bind_own_port (peer, family, G_SOCKET_TYPE_DATAGRAM, &error);
       if (socket == NULL)
         {
           /* Out of descriptors, most likely: fewer mappings will do */

@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "rndz-client-private.h"
+#include "rndz-listener-private.h"
+#include "rndz-channel-private.h"
+#include "rndz-connect-private.h"
 #include "rndz-frame-reader-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
@@ -155,8 +157,10 @@ typedef struct
 
 struct _RndzListener
 {
-  RndzClient *client;           /* owns the listener */
-  GMainContext *context;
+  GObject parent_instance;
+
+  RndzPeerContext *peer;        /* who we are */
+  GMainContext *context;        /* peer->context */
   RndzTransport transport;
   gboolean stopped;
 
@@ -173,6 +177,7 @@ struct _RndzListener
   GPtrArray *links;
   GSource *timer;
   RndzClientState state;
+  gint64 last_pong;             /* real time, 0 if never */
 
   struct
   {
@@ -198,24 +203,23 @@ struct _RndzListener
 };
 
 static void listener_schedule (RndzListener *listener, gint64 when);
+static void listener_free_resources (RndzListener *listener);
 static void listener_update_state (RndzListener *listener);
 static void link_connect (Link *link);
 
-static RndzListener *
-listener_ref (RndzListener *listener)
+enum
 {
-  return g_rc_box_acquire (listener);
-}
+  SIGNAL_PEER_REQUEST,
+  SIGNAL_PEER_SOCKET,
+  SIGNAL_STATE_CHANGED,
+  N_SIGNALS
+};
 
-static void listener_clear (RndzListener *listener);
+static guint signals[N_SIGNALS];
 
-static void
-listener_unref (RndzListener *listener)
-{
-  g_rc_box_release_full (listener, (GDestroyNotify) listener_clear);
-}
+G_DEFINE_FINAL_TYPE (RndzListener, rndz_listener, G_TYPE_OBJECT)
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzListener, listener_unref)
+#define listener_ref g_object_ref
 
 void
 rndz_incoming_free (RndzIncoming *incoming)
@@ -232,7 +236,39 @@ rndz_incoming_free (RndzIncoming *incoming)
 static guint
 keepalive_ms (RndzListener *listener)
 {
-  return rndz_client_get_keepalive_interval (listener->client) * 1000;
+  return listener->peer->keepalive_ms;
+}
+
+/* Tells the client that our state changed; @pong: a server just
+ * answered. */
+static void
+listener_set_state (RndzListener    *listener,
+                    RndzClientState  state,
+                    gboolean         pong)
+{
+  if (state == listener->state && !pong)
+    return;
+
+  listener->state = state;
+  g_signal_emit (listener, signals[SIGNAL_STATE_CHANGED], 0);
+}
+
+/* Asks the application whether a requester may come in. Its handler
+ * may even stop us: callers hold a reference and check listener->stopped */
+static gboolean
+listener_ask (RndzListener   *listener,
+              const char     *peer_id,
+              const RndzAddr *addr)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  gboolean allowed = TRUE;
+
+  if (!g_signal_has_handler_pending (listener, signals[SIGNAL_PEER_REQUEST], 0, FALSE))
+    return TRUE;
+
+  address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
+  g_signal_emit (listener, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address, &allowed);
+  return allowed;
 }
 
 /* Sending to a server */
@@ -268,7 +304,7 @@ listener_get_candidates (RndzListener *listener,
 
   if (listener->cands_time == 0 || now - listener->cands_time >= G_USEC_PER_SEC)
     {
-      listener->n_cands = rndz_client_get_candidates (listener->client, listener->family,
+      listener->n_cands = rndz_peer_context_get_candidates (listener->peer, listener->family,
                                                       listener->port, listener->cands);
       listener->cands_time = now;
     }
@@ -282,10 +318,10 @@ link_send_ping (Link *link)
 {
   RndzMessage ping;
 
-  rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_client_new_tid ());
-  g_strlcpy (ping.id, rndz_client_get_id (link->listener->client), sizeof ping.id);
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
+  g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
-  rndz_client_sign (link->listener->client, &ping);
+  rndz_peer_context_sign (link->listener->peer, &ping);
   /* The server answers no datagram with a larger one */
   if (link->channel == NULL)
     ping.pad_to = rndz_message_max_reply_size (&ping);
@@ -331,7 +367,7 @@ listener_finish_start (RndzListener *listener,
 
   if (error != NULL)
     {
-      rndz_listener_free_resources (listener);
+      listener_free_resources (listener);
       g_task_return_error (task, error);
       return;
     }
@@ -351,7 +387,7 @@ start_timeout_cb (gpointer user_data)
   listener_finish_start (listener,
                          g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                       _("No rendezvous server answered within %u seconds"),
-                                      rndz_client_get_timeout (listener->client)));
+                                      listener->peer->timeout_ms / 1000));
   return G_SOURCE_REMOVE;
 }
 
@@ -476,7 +512,7 @@ pending_free (Pending *pending)
   if (pending->socket != NULL)
     g_socket_close (pending->socket, NULL);
   g_clear_object (&pending->socket);
-  listener_unref (pending->listener);
+  g_object_unref (pending->listener);
   g_free (pending);
 }
 
@@ -508,7 +544,7 @@ use_read_cb (GObject      *source,
   else if (listener->stopped)
     ;
   else if (msg.type != RNDZ_MESSAGE_USE || !g_str_equal (msg.id, pending->peer_id) ||
-           !g_str_equal (msg.target, rndz_client_get_id (listener->client)))
+           !g_str_equal (msg.target, listener->peer->id))
     g_debug ("Closing a connection of “%s”: it did not choose it", pending->peer_id);
   else
     {
@@ -605,7 +641,7 @@ punch_try (Punch *punch)
   RndzListener *listener = punch->listener;
   g_autoptr(GError) error = NULL;
 
-  punch->socket = rndz_client_bind (listener->client, listener->family,
+  punch->socket = rndz_peer_context_bind (listener->peer, listener->family,
                                     G_SOCKET_TYPE_STREAM, listener->port, &error);
   if (punch->socket == NULL)
     {
@@ -627,7 +663,7 @@ init_to_requester (RndzListener    *listener,
                    RndzMessage     *msg)
 {
   rndz_message_init (msg, type, tid);
-  g_strlcpy (msg->id, rndz_client_get_id (listener->client), sizeof msg->id);
+  g_strlcpy (msg->id, listener->peer->id, sizeof msg->id);
   g_strlcpy (msg->target, peer_id, sizeof msg->target);
 }
 
@@ -647,7 +683,7 @@ link_reply_rsync (Link              *link,
   RndzMessage rsync;
 
   init_rsync (link->listener, fsync, &rsync);
-  rndz_client_sign (link->listener->client, &rsync);
+  rndz_peer_context_sign (link->listener->peer, &rsync);
   link_send (link, &rsync);
 }
 
@@ -717,7 +753,7 @@ check_hand_over (Check             *check,
     {
       /* The application closed its socket and reads nothing: the answer
        * still tells the requester that the path works */
-      g_autoptr(GSocket) once = rndz_client_bind (listener->client, listener->family,
+      g_autoptr(GSocket) once = rndz_peer_context_bind (listener->peer, listener->family,
                                                   G_SOCKET_TYPE_DATAGRAM, listener->port, NULL);
 
       if (once != NULL)
@@ -751,7 +787,7 @@ check_read_cb (GSocket      *socket,
 
       if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
           !g_str_equal (msg.id, check->peer_id) ||
-          !g_str_equal (msg.target, rndz_client_get_id (listener->client)))
+          !g_str_equal (msg.target, listener->peer->id))
         continue;
 
       if (msg.type == RNDZ_MESSAGE_CHECK)
@@ -766,7 +802,7 @@ check_read_cb (GSocket      *socket,
           hard_forget (listener, check->peer_id);
           rndz_source_clear (&check->expire);
           check->expire = rndz_timeout_add (listener->context,
-                                            rndz_client_get_timeout (listener->client) * 1000,
+                                            listener->peer->timeout_ms,
                                             check_expire_cb, check);
         }
       else if (msg.type == RNDZ_MESSAGE_USE)
@@ -797,7 +833,7 @@ check_open (RndzListener      *listener,
   check = g_hash_table_lookup (listener->checks, addr);
   if (check == NULL)
     {
-      g_autoptr(GSocket) socket = rndz_client_bind (listener->client, listener->family,
+      g_autoptr(GSocket) socket = rndz_peer_context_bind (listener->peer, listener->family,
                                                     G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
 
       if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
@@ -830,7 +866,7 @@ punch_udp (RndzListener      *listener,
            const RndzMessage *fsync,
            const RndzAddr    *addr)
 {
-  guint timeout = rndz_client_get_timeout (listener->client);
+  guint timeout = listener->peer->timeout_ms / 1000;
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
@@ -962,7 +998,7 @@ hard_spray_cb (RndzSpray         *spray,
   /* The requester's checks and use carry its own tid */
   if (to == NULL ||
       !g_str_equal (msg->id, hard->fsync.id) ||
-      !g_str_equal (msg->target, rndz_client_get_id (listener->client)) ||
+      !g_str_equal (msg->target, listener->peer->id) ||
       !rndz_addr_same_host (from, &hard->fsync.addr))
     return;
 
@@ -988,7 +1024,7 @@ hard_spray_cb (RndzSpray         *spray,
   rndz_socket_set_path (taken, RNDZ_PATH_DIRECT);
   g_debug ("“%s” reaches us from %s, on a port of its own", peer_id,
            rndz_addr_format (from, text));
-  rndz_client_emit_peer_socket (listener->client, peer_id, taken);
+  g_signal_emit (listener, signals[SIGNAL_PEER_SOCKET], 0, peer_id, taken);
 }
 
 static guint
@@ -1032,7 +1068,7 @@ hard_start_cb (gpointer user_data)
       RndzMessage rsync;
 
       init_rsync (listener, fsync, &rsync);
-      hard->spray = rndz_spray_new (listener->client, listener->family, &fsync->addr, &rsync,
+      hard->spray = rndz_spray_new (listener->peer, listener->family, &fsync->addr, &rsync,
                                     listener->context, hard_spray_cb, hard);
       g_debug ("No path from “%s” yet: %u mappings towards it", fsync->id,
                rndz_spray_get_size (hard->spray));
@@ -1048,7 +1084,7 @@ hard_watch (RndzListener      *listener,
             Link              *link,
             const RndzMessage *fsync)
 {
-  guint direct_ms = rndz_client_get_direct_timeout (listener->client);
+  guint direct_ms = listener->peer->direct_timeout_ms;
   Hard *hard;
 
   if (g_hash_table_contains (listener->hards, &fsync->addr) || direct_ms <= RNDZ_HARD_NAT_DELAY_MS)
@@ -1082,7 +1118,7 @@ punch_tcp (RndzListener      *listener,
            const RndzAddr    *addr,
            RndzPath           path)
 {
-  gint64 timeout = rndz_client_get_timeout (listener->client) * G_USEC_PER_SEC;
+  gint64 timeout = (gint64) listener->peer->timeout_ms * 1000;
   Punch *punch;
 
   /* Already connecting towards that address */
@@ -1109,7 +1145,7 @@ link_handle_fsync (Link              *link,
   RndzListener *listener = link->listener;
   int request;
 
-  if (rndz_client_get_require_auth (listener->client) && !fsync->auth)
+  if (listener->peer->require_auth && !fsync->auth)
     {
       g_debug ("Ignoring “%s”: the server did not authenticate it", fsync->id);
       return;
@@ -1125,7 +1161,7 @@ link_handle_fsync (Link              *link,
       request = listener_find_request (listener, &fsync->addr, fsync->tid, TRUE);
 
       /* The application decides first; its handler may even stop us */
-      allowed = rndz_client_emit_peer_request (listener->client, fsync->id, &fsync->addr);
+      allowed = listener_ask (listener, fsync->id, &fsync->addr);
       if (listener->stopped)
         return;
       listener->recent[request].refused = !allowed;
@@ -1186,7 +1222,7 @@ relay_joined_cb (GObject      *source,
   else
     {
       g_debug ("“%s” comes through the relay", pending->peer_id);
-      rndz_client_emit_peer_socket (listener->client, pending->peer_id, socket);
+      g_signal_emit (listener, signals[SIGNAL_PEER_SOCKET], 0, pending->peer_id, socket);
     }
 
   pending_free (pending);
@@ -1203,10 +1239,10 @@ link_handle_session (Link              *link,
   RndzAddr relay = link->addr;
   Pending *pending;
 
-  if (!rndz_client_get_relay (listener->client))
+  if (!listener->peer->relay)
     return;
 
-  if (rndz_client_get_require_auth (listener->client) && !session->auth)
+  if (listener->peer->require_auth && !session->auth)
     {
       g_debug ("Ignoring a relay for “%s”: the server did not authenticate it", session->id);
       return;
@@ -1235,8 +1271,8 @@ link_handle_session (Link              *link,
   g_strlcpy (pending->peer_id, session->id, sizeof pending->peer_id);
   relay.port = session->port;
   rndz_relay_join_async (listener->transport, listener->family, &relay,
-                         rndz_client_get_id (listener->client), session->token,
-                         rndz_client_get_timeout (listener->client) * 1000,
+                         listener->peer->id, session->token,
+                         listener->peer->timeout_ms,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
@@ -1256,7 +1292,8 @@ link_handle_message (Link              *link,
       g_clear_error (&link->refused);
       link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
-      rndz_client_update_state (listener->client, listener->state, g_get_real_time ());
+      listener->last_pong = g_get_real_time ();
+      listener_set_state (listener, listener->state, TRUE);
       listener_update_state (listener);
       if (listener->start_task != NULL)
         listener_finish_start (listener, NULL);
@@ -1338,7 +1375,7 @@ link_udp_open (Link    *link,
       return FALSE;
     }
 
-  link->socket = rndz_client_bind (listener->client, listener->family,
+  link->socket = rndz_peer_context_bind (listener->peer, listener->family,
                                    G_SOCKET_TYPE_DATAGRAM, listener->port, error);
   if (link->socket == NULL || !g_socket_connect (link->socket, server, NULL, error))
     return FALSE;
@@ -1425,7 +1462,7 @@ link_connect (Link *link)
   g_autoptr(GError) error = NULL;
 
   link_tcp_close (link);
-  link->connecting = rndz_client_bind (listener->client, listener->family,
+  link->connecting = rndz_peer_context_bind (listener->peer, listener->family,
                                        G_SOCKET_TYPE_STREAM, listener->port, &error);
   if (link->connecting == NULL)
     {
@@ -1507,11 +1544,7 @@ listener_update_state (RndzListener *listener)
   else if (listener->state == RNDZ_CLIENT_STATE_REGISTERED)
     state = RNDZ_CLIENT_STATE_RECONNECTING;
 
-  if (state != listener->state)
-    {
-      listener->state = state;
-      rndz_client_update_state (listener->client, state, 0);
-    }
+  listener_set_state (listener, state, FALSE);
 }
 
 static void
@@ -1595,7 +1628,7 @@ listener_bind (RndzListener  *listener,
   GSocketType type = listener->transport == RNDZ_TRANSPORT_UDP ?
     G_SOCKET_TYPE_DATAGRAM : G_SOCKET_TYPE_STREAM;
 
-  listener->socket = rndz_client_bind (listener->client, listener->family, type, 0, error);
+  listener->socket = rndz_peer_context_bind (listener->peer, listener->family, type, 0, error);
   if (listener->socket == NULL)
     return FALSE;
 
@@ -1626,7 +1659,7 @@ resolved_cb (GObject      *source,
   g_autoptr(GArray) servers = NULL;
   g_autoptr(GError) error = NULL;
 
-  servers = rndz_resolve_servers_finish (RNDZ_CLIENT (source), result, &error);
+  servers = rndz_resolve_servers_finish (result, &error);
   if (listener->stopped)
     return;
 
@@ -1636,7 +1669,7 @@ resolved_cb (GObject      *source,
       return;
     }
 
-  listener->family = rndz_client_pick_family (listener->client, servers);
+  listener->family = rndz_peer_context_pick_family (listener->peer, servers);
   if (!listener_bind (listener, &error))
     {
       listener_finish_start (listener, g_steal_pointer (&error));
@@ -1664,20 +1697,13 @@ resolved_cb (GObject      *source,
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
 
-  listener->state = RNDZ_CLIENT_STATE_REGISTERING;
-  rndz_client_update_state (listener->client, listener->state, 0);
+  listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
 }
 
-RndzListener *
-rndz_listener_new (RndzClient    *client,
-                   RndzTransport  transport)
+static void
+rndz_listener_init (RndzListener *listener)
 {
-  RndzListener *listener = g_rc_box_new0 (RndzListener);
-
-  listener->client = client;
-  listener->context = g_main_context_ref (rndz_client_get_context (client));
-  listener->transport = transport;
   listener->cancellable = g_cancellable_new ();
   listener->links = g_ptr_array_new_with_free_func ((GDestroyNotify) link_free);
   listener->punches = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
@@ -1690,6 +1716,17 @@ rndz_listener_new (RndzClient    *client,
                                            (GEqualFunc) rndz_addr_equal,
                                            NULL, (GDestroyNotify) hard_free);
   listener->state = RNDZ_CLIENT_STATE_IDLE;
+}
+
+RndzListener *
+rndz_listener_new (RndzPeerContext *peer,
+                   RndzTransport    transport)
+{
+  RndzListener *listener = g_object_new (RNDZ_TYPE_LISTENER, NULL);
+
+  listener->peer = rndz_peer_context_ref (peer);
+  listener->context = g_main_context_ref (peer->context);
+  listener->transport = transport;
   return listener;
 }
 
@@ -1698,7 +1735,7 @@ rndz_listener_start (RndzListener *listener,
                      GTask        *task)
 {
   GCancellable *cancellable = g_task_get_cancellable (task);
-  guint timeout = rndz_client_get_timeout (listener->client);
+  guint timeout = listener->peer->timeout_ms / 1000;
 
   listener->start_task = task;
   listener->start_timeout = rndz_timeout_add (listener->context, timeout * 1000,
@@ -1711,7 +1748,7 @@ rndz_listener_start (RndzListener *listener,
       g_source_attach (listener->start_cancel, listener->context);
     }
 
-  rndz_resolve_servers_async (listener->client, listener->cancellable,
+  rndz_resolve_servers_async (listener->peer, listener->cancellable,
                               resolved_cb, listener_ref (listener));
 }
 
@@ -1792,15 +1829,15 @@ listener_say_bye (RndzListener *listener)
 {
   RndzMessage bye;
 
-  rndz_message_init (&bye, RNDZ_MESSAGE_BYE, rndz_client_new_tid ());
-  g_strlcpy (bye.id, rndz_client_get_id (listener->client), sizeof bye.id);
+  rndz_message_init (&bye, RNDZ_MESSAGE_BYE, rndz_new_tid ());
+  g_strlcpy (bye.id, listener->peer->id, sizeof bye.id);
 
   for (guint i = 0; i < listener->links->len; i++)
     {
       Link *link = g_ptr_array_index (listener->links, i);
 
       /* Each signature is good once */
-      rndz_client_sign (listener->client, &bye);
+      rndz_peer_context_sign (listener->peer, &bye);
       if (link->last_pong != 0)
         link_send (link, &bye);
     }
@@ -1809,8 +1846,8 @@ listener_say_bye (RndzListener *listener)
 /* Closes every socket and source of the listener; tasks still waiting
  * fail. Safe to call from the listener's own callbacks: the memory goes
  * with the last reference. */
-void
-rndz_listener_free_resources (RndzListener *listener)
+static void
+listener_free_resources (RndzListener *listener)
 {
   Waiter *waiter;
 
@@ -1841,28 +1878,11 @@ rndz_listener_free_resources (RndzListener *listener)
                                _("The client stopped listening"));
     }
 
-  if (listener->state != RNDZ_CLIENT_STATE_IDLE)
-    {
-      listener->state = RNDZ_CLIENT_STATE_IDLE;
-      rndz_client_update_state (listener->client, RNDZ_CLIENT_STATE_IDLE, 0);
-    }
+  listener_set_state (listener, RNDZ_CLIENT_STATE_IDLE, FALSE);
 }
 
 static void
-listener_clear (RndzListener *listener)
-{
-  rndz_listener_free_resources (listener);
-  g_ptr_array_unref (listener->links);
-  g_hash_table_unref (listener->punches);
-  g_hash_table_unref (listener->checks);
-  g_hash_table_unref (listener->hards);
-  g_clear_object (&listener->socket);
-  g_clear_object (&listener->cancellable);
-  g_main_context_unref (listener->context);
-}
-
-void
-rndz_listener_free (RndzListener *listener)
+listener_stop (RndzListener *listener)
 {
   if (!listener->stopped)
     listener_say_bye (listener);
@@ -1870,6 +1890,79 @@ rndz_listener_free (RndzListener *listener)
   listener_finish_start (listener,
                          g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
                                               _("The client stopped listening")));
-  rndz_listener_free_resources (listener);
-  listener_unref (listener);
+  listener_free_resources (listener);
+}
+
+static void
+rndz_listener_dispose (GObject *object)
+{
+  listener_stop (RNDZ_LISTENER (object));
+
+  G_OBJECT_CLASS (rndz_listener_parent_class)->dispose (object);
+}
+
+static void
+rndz_listener_finalize (GObject *object)
+{
+  RndzListener *listener = RNDZ_LISTENER (object);
+
+  g_ptr_array_unref (listener->links);
+  g_hash_table_unref (listener->punches);
+  g_hash_table_unref (listener->checks);
+  g_hash_table_unref (listener->hards);
+  g_clear_object (&listener->socket);
+  g_clear_object (&listener->cancellable);
+  g_clear_pointer (&listener->context, g_main_context_unref);
+  g_clear_pointer (&listener->peer, rndz_peer_context_unref);
+
+  G_OBJECT_CLASS (rndz_listener_parent_class)->finalize (object);
+}
+
+/* Stops listening: says bye to the servers, fails the start if it was
+ * still running, and releases every socket and source. Safe to call from
+ * the listener's own signal handlers, and more than once. */
+void
+rndz_listener_stop (RndzListener *listener)
+{
+  g_autoptr(RndzListener) self = g_object_ref (listener);
+
+  listener_stop (listener);
+}
+
+RndzClientState
+rndz_listener_get_state (RndzListener *listener)
+{
+  return listener->state;
+}
+
+gint64
+rndz_listener_get_last_pong (RndzListener *listener)
+{
+  return listener->last_pong;
+}
+
+static void
+rndz_listener_class_init (RndzListenerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = rndz_listener_dispose;
+  object_class->finalize = rndz_listener_finalize;
+
+  /* A requester asks for us: returns whether it may come in */
+  signals[SIGNAL_PEER_REQUEST] =
+    g_signal_new ("peer-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
+
+  /* A UDP peer came on a socket of its own (relayed, or hard NAT) */
+  signals[SIGNAL_PEER_SOCKET] =
+    g_signal_new ("peer-socket", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_SOCKET);
+
+  /* The state changed, or a server answered (last-pong) */
+  signals[SIGNAL_STATE_CHANGED] =
+    g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }

@@ -6,7 +6,8 @@
 #include <rndz-glib/rndz.h>
 #include <string.h>
 
-#include "rndz-client-private.h"
+#include "rndz-connect-private.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-message-private.h"
 
 typedef struct
@@ -1505,8 +1506,7 @@ test_relay_properties (void)
 static void
 test_candidates (void)
 {
-  const char *servers[] = { "127.0.0.1:1", NULL };
-  g_autoptr(RndzClient) client = rndz_client_new ("cands", servers);
+  g_autoptr(RndzPeerContext) peer = rndz_peer_context_new (NULL);
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) bound = g_inet_socket_address_new (loopback, 0);
   RndzAddr cands[RNDZ_MAX_CANDIDATES];
@@ -1514,7 +1514,7 @@ test_candidates (void)
 
   g_test_summary ("Candidates are the local addresses with the given port, never loopback");
 
-  n = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands);
+  n = rndz_peer_context_get_candidates (peer, G_SOCKET_FAMILY_IPV4, 4242, cands);
   g_assert_cmpuint (n, <=, RNDZ_MAX_CANDIDATES);
   for (guint i = 0; i < n; i++)
     {
@@ -1524,7 +1524,7 @@ test_candidates (void)
     }
 
   /* A dual-stack socket offers both families, in turn, IPv6 first */
-  n = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV6, 4242, cands);
+  n = rndz_peer_context_get_candidates (peer, G_SOCKET_FAMILY_IPV6, 4242, cands);
   g_assert_cmpuint (n, <=, RNDZ_MAX_CANDIDATES);
   {
     gboolean any4 = FALSE, any6 = FALSE;
@@ -1555,7 +1555,7 @@ test_candidates (void)
     if (any4)
       {
         RndzAddr cands4[RNDZ_MAX_CANDIDATES];
-        guint n4 = rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands4);
+        guint n4 = rndz_peer_context_get_candidates (peer, G_SOCKET_FAMILY_IPV4, 4242, cands4);
 
         g_assert_cmpuint (n4, >, 0);
         g_assert_true (rndz_addr_equal (&cands4[0], &cands[any6 ? 1 : 0]));
@@ -1563,8 +1563,8 @@ test_candidates (void)
   }
 
   /* Bound to loopback: nothing to offer */
-  rndz_client_set_local_address (client, G_INET_SOCKET_ADDRESS (bound));
-  g_assert_cmpuint (rndz_client_get_candidates (client, G_SOCKET_FAMILY_IPV4, 4242, cands), ==, 0);
+  peer->local_address = g_object_ref (G_INET_SOCKET_ADDRESS (bound));
+  g_assert_cmpuint (rndz_peer_context_get_candidates (peer, G_SOCKET_FAMILY_IPV4, 4242, cands), ==, 0);
 }
 
 int

@@ -151,7 +151,7 @@ test_probe_port (void)
 typedef struct
 {
   GMainContext *context;
-  RndzClient *client;
+  RndzPeerContext *peer;        /* bob */
   GSocket *target;              /* where the spray sends */
   RndzAddr target_addr;
   RndzMessage msg;
@@ -172,7 +172,6 @@ static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  data)
 {
-  const char *servers[] = { "127.0.0.1:1", NULL };
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
   g_autoptr(GSocketAddress) local = NULL;
@@ -180,7 +179,7 @@ fixture_setup (Fixture       *fixture,
 
   fixture->context = g_main_context_new ();
   g_main_context_push_thread_default (fixture->context);
-  fixture->client = rndz_client_new ("bob", servers);
+  fixture->peer = rndz_peer_context_new (fixture->context);
 
   fixture->target = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
   g_assert_no_error (error);
@@ -195,9 +194,9 @@ fixture_setup (Fixture       *fixture,
   g_assert_no_error (error);
   g_assert_true (rndz_addr_from_socket_address (&fixture->target_addr, local));
 
-  /* The client's own port is taken (by the target, without
-   * SO_REUSEPORT): the spray must not try to use it */
-  g_object_set (fixture->client, "local-address", local, NULL);
+  /* Our own port is taken (by the target, without SO_REUSEPORT): the
+   * spray must not try to use it */
+  fixture->peer->local_address = g_object_ref (G_INET_SOCKET_ADDRESS (local));
 
   rndz_message_init (&fixture->msg, RNDZ_MESSAGE_CHECK, 4242);
   g_strlcpy (fixture->msg.id, "bob", sizeof fixture->msg.id);
@@ -213,7 +212,7 @@ fixture_teardown (Fixture       *fixture,
     g_socket_close (fixture->taken, NULL);
   g_clear_object (&fixture->taken);
   g_clear_object (&fixture->target);
-  g_clear_object (&fixture->client);
+  g_clear_pointer (&fixture->peer, rndz_peer_context_unref);
   g_main_context_pop_thread_default (fixture->context);
   g_main_context_unref (fixture->context);
 }
@@ -347,7 +346,7 @@ test_spray_sends (Fixture       *fixture,
   g_autoptr(GHashTable) sources = g_hash_table_new (NULL, NULL);
   Count count = { sources, 0, 0 };
 
-  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+  fixture->spray = rndz_spray_new (fixture->peer, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
                                    &fixture->msg, fixture->context, spray_cb, fixture);
   g_assert_cmpuint (rndz_spray_get_size (fixture->spray), ==, RNDZ_SPRAY_SOCKETS);
 
@@ -424,7 +423,7 @@ test_spray_receives (Fixture       *fixture,
   RndzAddr taken_addr;
   guint16 port;
 
-  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+  fixture->spray = rndz_spray_new (fixture->peer, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
                                    &fixture->msg, fixture->context, spray_cb, fixture);
   ports = spray_ports (fixture);
   port = g_array_index (ports, guint16, 17);
@@ -480,7 +479,7 @@ test_spray_free_in_callback (Fixture       *fixture,
   RndzMessage answer;
   guint16 port;
 
-  fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+  fixture->spray = rndz_spray_new (fixture->peer, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
                                    &fixture->msg, fixture->context, spray_cb, fixture);
   ports = spray_ports (fixture);
   port = g_array_index (ports, guint16, 3);
@@ -519,7 +518,7 @@ test_spray_few_descriptors (Fixture       *fixture,
       limit.rlim_cur = 64;
       g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
 
-      fixture->spray = rndz_spray_new (fixture->client, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
+      fixture->spray = rndz_spray_new (fixture->peer, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
                                        &fixture->msg, fixture->context, spray_cb, fixture);
       size = rndz_spray_get_size (fixture->spray);
       g_assert_cmpuint (size, >, 0);
