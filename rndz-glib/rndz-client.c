@@ -33,13 +33,28 @@
  * to that peer and bound to the same local port that talked to the servers:
  * that is what lets the packets through the NATs.
  *
- * All sockets and timers of a client are attached to the
- * [struct@GLib.MainContext] that was the thread-default one when the client
- * was created; results of asynchronous calls are delivered, as usual in
- * GIO, in the thread-default context of the caller. The synchronous calls
- * run that context until they are done: call them from its thread, or from
- * another thread while the context's own thread keeps running it. Any
- * number of clients can share one context.
+ A client listens over UDP and TCP at once if asked to: each transport
+ * registers the id on a port of its own, and
+ * [property@Rndz.Client:local-port] is the UDP one.
+ *
+ * ## Threads and contexts
+ *
+ * A client belongs to the [struct@GLib.MainContext] that was the
+ * thread-default one when it was created, the client's context. Every
+ * socket, timer and callback of its work, including those of the GIO
+ * calls it makes (resolving the servers, for one), runs in that context,
+ * in whichever thread runs it; so do its signals and property
+ * notifications. A call that starts work (listen, accept, connect) starts
+ * it at once when the calling thread can own the client's context, and
+ * otherwise hands it to that context, to run in its thread.
+ *
+ * Results of asynchronous calls are delivered, as usual in GIO, in the
+ * thread-default context of the caller. The synchronous calls run the
+ * client's context until they are done when their thread can own it;
+ * from another thread, while the context's own thread keeps running it,
+ * they wait for the result without running anything of the client's.
+ * Property setters and rndz_client_stop() are for the context's thread.
+ * Any number of clients can share one context.
  *
  * Since: 1.0
  */
@@ -68,7 +83,7 @@ struct _RndzClient
   RndzClientState state;
   gint64 last_pong;
 
-  RndzListener *listener;
+  RndzListener *listeners[2];    /* by RndzTransport, while listening */
 };
 
 enum
@@ -105,17 +120,50 @@ G_DEFINE_FINAL_TYPE (RndzClient, rndz_client, G_TYPE_OBJECT)
 
 /* What the listener tells */
 
+/* Orders the states from the best to the worst */
+static guint
+state_rank (RndzClientState state)
+{
+  switch (state)
+    {
+    case RNDZ_CLIENT_STATE_IDLE:
+      return 0;
+    case RNDZ_CLIENT_STATE_REGISTERED:
+      return 1;
+    case RNDZ_CLIENT_STATE_REGISTERING:
+      return 2;
+    case RNDZ_CLIENT_STATE_RECONNECTING:
+    default:
+      return 3;
+    }
+}
+
+static RndzClientState
+state_unrank (guint rank)
+{
+  static const RndzClientState states[] = {
+    RNDZ_CLIENT_STATE_IDLE, RNDZ_CLIENT_STATE_REGISTERED,
+    RNDZ_CLIENT_STATE_REGISTERING, RNDZ_CLIENT_STATE_RECONNECTING,
+  };
+
+  return states[MIN (rank, G_N_ELEMENTS (states) - 1)];
+}
+
 static void
 client_update_state (RndzClient *client)
 {
   RndzClientState state = RNDZ_CLIENT_STATE_IDLE;
   gint64 last_pong = 0;
 
-  if (client->listener != NULL)
-    {
-      state = rndz_listener_get_state (client->listener);
-      last_pong = rndz_listener_get_last_pong (client->listener);
-    }
+  /* Listening on both transports, the client is as far as the one that
+   * is behind */
+  for (guint i = 0; i < G_N_ELEMENTS (client->listeners); i++)
+    if (client->listeners[i] != NULL)
+      {
+        state = MAX (state, state_rank (rndz_listener_get_state (client->listeners[i])));
+        last_pong = MAX (last_pong, rndz_listener_get_last_pong (client->listeners[i]));
+      }
+  state = state_unrank (state);
 
   g_object_freeze_notify (G_OBJECT (client));
 
@@ -177,7 +225,7 @@ static void
 client_set_listener (RndzClient   *client,
                      RndzListener *listener)
 {
-  client->listener = listener;
+  client->listeners[rndz_listener_get_transport (listener)] = listener;
   g_signal_connect (listener, "state-changed", G_CALLBACK (listener_state_changed_cb), client);
   g_signal_connect (listener, "peer-socket", G_CALLBACK (listener_peer_socket_cb), client);
   g_signal_connect (listener, "peer-request", G_CALLBACK (listener_peer_request_cb), client);
@@ -186,9 +234,10 @@ client_set_listener (RndzClient   *client,
 /* Stops the listener and lets go of it. Stopping notifies the state, and
  * handlers may call this again: the listener is taken off first. */
 static void
-client_drop_listener (RndzClient *client)
+client_drop_listener (RndzClient    *client,
+                      RndzTransport  transport)
 {
-  g_autoptr(RndzListener) listener = g_steal_pointer (&client->listener);
+  g_autoptr(RndzListener) listener = g_steal_pointer (&client->listeners[transport]);
 
   if (listener == NULL)
     return;
@@ -257,17 +306,22 @@ sync_call_end (SyncCall *call)
 /* Listening */
 
 static gboolean
-check_can_listen (RndzClient  *client,
-                  GTask       *task)
+check_can_listen (RndzClient    *client,
+                  RndzTransport  transport,
+                  GTask         *task)
 {
-  /* A listen that failed leaves a stopped listener behind */
-  if (client->listener != NULL && !rndz_listener_is_active (client->listener))
-    client_drop_listener (client);
+  RndzListener *listener = client->listeners[transport];
 
-  if (client->listener != NULL)
+  /* A listen that failed leaves a stopped listener behind */
+  if (listener != NULL && !rndz_listener_is_active (listener))
+    client_drop_listener (client, transport);
+
+  if (client->listeners[transport] != NULL)
     {
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_BUSY,
-                               _("The client is already listening"));
+                               transport == RNDZ_TRANSPORT_UDP ?
+                               _("The client is already listening on UDP") :
+                               _("The client is already listening on TCP"));
       return FALSE;
     }
 
@@ -283,6 +337,21 @@ check_can_listen (RndzClient  *client,
   return TRUE;
 }
 
+/* Runs in the client's context */
+static void
+listen_start (GTask    *task,
+              gpointer  user_data)
+{
+  RndzClient *client = g_task_get_source_object (task);
+  RndzTransport transport = GPOINTER_TO_UINT (user_data);
+
+  if (!check_can_listen (client, transport, task))
+    return;
+
+  client_set_listener (client, rndz_listener_new (client->peer, transport));
+  rndz_listener_start (client->listeners[transport], g_object_ref (task));
+}
+
 static void
 listen_async (RndzClient          *client,
               RndzTransport        transport,
@@ -295,12 +364,7 @@ listen_async (RndzClient          *client,
 
   task = g_task_new (client, cancellable, callback, user_data);
   g_task_set_source_tag (task, source_tag);
-
-  if (!check_can_listen (client, task))
-    return;
-
-  client_set_listener (client, rndz_listener_new (client->peer, transport));
-  rndz_listener_start (client->listener, g_steal_pointer (&task));
+  rndz_peer_context_invoke (client->peer, listen_start, task, GUINT_TO_POINTER (transport));
 }
 
 /* A listen that failed leaves the client idle again */
@@ -489,6 +553,24 @@ rndz_client_listen_tcp (RndzClient    *client,
   return rndz_client_listen_tcp_finish (client, result, error);
 }
 
+/* Runs in the client's context */
+static void
+accept_start (GTask    *task,
+              gpointer  user_data)
+{
+  RndzClient *client = g_task_get_source_object (task);
+  RndzListener *listener = client->listeners[RNDZ_TRANSPORT_TCP];
+
+  if (listener == NULL || !rndz_listener_is_active (listener))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                               _("The client is not listening on TCP"));
+      return;
+    }
+
+  rndz_listener_accept (listener, g_object_ref (task));
+}
+
 /**
  * rndz_client_accept_async:
  * @client: a #RndzClient listening on TCP
@@ -515,16 +597,7 @@ rndz_client_accept_async (RndzClient          *client,
 
   task = g_task_new (client, cancellable, callback, user_data);
   g_task_set_source_tag (task, rndz_client_accept_async);
-
-  if (client->listener == NULL || !rndz_listener_is_active (client->listener) ||
-      rndz_listener_get_transport (client->listener) != RNDZ_TRANSPORT_TCP)
-    {
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-                               _("The client is not listening on TCP"));
-      return;
-    }
-
-  rndz_listener_accept (client->listener, g_steal_pointer (&task));
+  rndz_peer_context_invoke (client->peer, accept_start, task, NULL);
 }
 
 /**
@@ -612,10 +685,22 @@ rndz_client_stop (RndzClient *client)
 {
   g_return_if_fail (RNDZ_IS_CLIENT (client));
 
-  client_drop_listener (client);
+  client_drop_listener (client, RNDZ_TRANSPORT_UDP);
+  client_drop_listener (client, RNDZ_TRANSPORT_TCP);
 }
 
 /* Reaching a peer */
+
+/* Runs in the client's context */
+static void
+connect_start (GTask    *task,
+               gpointer  user_data)
+{
+  RndzClient *client = g_task_get_source_object (task);
+  g_autofree char *peer_id = g_strdup (g_task_get_task_data (task));
+
+  rndz_connect_start (client->peer, GPOINTER_TO_UINT (user_data), peer_id, g_object_ref (task));
+}
 
 static void
 connect_async (RndzClient          *client,
@@ -638,7 +723,9 @@ connect_async (RndzClient          *client,
       return;
     }
 
-  rndz_connect_start (client->peer, transport, peer_id, g_steal_pointer (&task));
+  /* The id travels with the task: the start may run later, elsewhere */
+  g_task_set_task_data (task, g_strdup (peer_id), g_free);
+  rndz_peer_context_invoke (client->peer, connect_start, task, GUINT_TO_POINTER (transport));
 }
 
 /**
@@ -1039,10 +1126,11 @@ rndz_client_get_local_port (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  if (client->listener == NULL)
-    return 0;
+  for (guint i = 0; i < G_N_ELEMENTS (client->listeners); i++)
+    if (client->listeners[i] != NULL && rndz_listener_get_port (client->listeners[i]) != 0)
+      return rndz_listener_get_port (client->listeners[i]);
 
-  return rndz_listener_get_port (client->listener);
+  return 0;
 }
 
 /**

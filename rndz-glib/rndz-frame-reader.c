@@ -7,6 +7,7 @@
 
 #include "rndz-frame-reader-private.h"
 #include "rndz-channel-private.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-types.h"
 #include "rndz-i18n-private.h"
 
@@ -190,7 +191,9 @@ rndz_frame_read_async (GSocket             *socket,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   read = g_new0 (FrameRead, 1);
-  read->task = g_task_new (NULL, cancellable, callback, user_data);
+  /* Callers run in @context: the callback runs there too */
+  read->task = context != NULL ? rndz_task_new_in (context, cancellable, callback, user_data)
+                               : g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (read->task, rndz_frame_read_async);
   g_task_set_name (read->task, "[rndz] frame read");
   g_task_set_task_data (read->task, read, (GDestroyNotify) frame_read_free);

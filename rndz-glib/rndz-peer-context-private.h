@@ -38,6 +38,15 @@ G_BEGIN_DECLS
  * hold a reference and read them when they need them, so a changed
  * setting applies to the next message. Nothing here calls back into the
  * client.
+ *
+ * The thread and context model, for the client and everything it runs:
+ * every source, timer and callback of the client's operations, its own
+ * and those of the GIO calls it makes, runs in @context, in whichever
+ * thread runs it. A public call starts its work through
+ * rndz_peer_context_invoke(): at once when the calling thread can own
+ * @context, else from an idle source in @context. Results go back to the
+ * caller's thread-default context, as GTask does; signals and property
+ * notifications come from @context.
  */
 typedef struct
 {
@@ -56,6 +65,18 @@ typedef struct
 RndzPeerContext *rndz_peer_context_new            (GMainContext        *context);
 RndzPeerContext *rndz_peer_context_ref            (RndzPeerContext     *self);
 void             rndz_peer_context_unref          (RndzPeerContext     *self);
+
+typedef void (*RndzInvokeFunc) (GTask    *task,
+                                gpointer  user_data);
+
+void             rndz_peer_context_invoke         (RndzPeerContext     *self,
+                                                   RndzInvokeFunc       func,
+                                                   GTask               *task,
+                                                   gpointer             user_data);
+GTask           *rndz_task_new_in                 (GMainContext        *context,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
 
 guint32          rndz_new_tid                     (void);
 void             rndz_peer_context_sign           (RndzPeerContext     *self,

@@ -49,6 +49,95 @@ rndz_peer_context_unref (RndzPeerContext *self)
   g_atomic_rc_box_release_full (self, (GDestroyNotify) peer_context_clear);
 }
 
+typedef struct
+{
+  GMainContext *context;
+  RndzInvokeFunc func;
+  GTask *task;
+  gpointer user_data;
+} Invoke;
+
+static void
+invoke_run (Invoke *invoke)
+{
+  g_main_context_push_thread_default (invoke->context);
+  invoke->func (invoke->task, invoke->user_data);
+  g_main_context_pop_thread_default (invoke->context);
+}
+
+static gboolean
+invoke_cb (gpointer user_data)
+{
+  invoke_run (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+invoke_free (Invoke *invoke)
+{
+  g_main_context_unref (invoke->context);
+  g_object_unref (invoke->task);
+  g_free (invoke);
+}
+
+/*
+ * rndz_peer_context_invoke:
+ * @func: called with @task and @user_data, in @self's context, with that
+ *   context the thread-default one meanwhile
+ * @task: the public operation that @func starts (a reference is held
+ *   until @func has run)
+ *
+ * Runs @func in the peer's context: at once if this thread owns the
+ * context or can acquire it, else from that context's next iteration, in
+ * the thread that runs it. GIO operations that @func starts deliver
+ * their callbacks there too.
+ */
+void
+rndz_peer_context_invoke (RndzPeerContext *self,
+                          RndzInvokeFunc   func,
+                          GTask           *task,
+                          gpointer         user_data)
+{
+  Invoke *invoke = g_new0 (Invoke, 1);
+  GSource *source;
+
+  invoke->context = g_main_context_ref (self->context);
+  invoke->func = func;
+  invoke->task = g_object_ref (task);
+  invoke->user_data = user_data;
+
+  if (g_main_context_acquire (self->context))
+    {
+      invoke_run (invoke);
+      g_main_context_release (self->context);
+      invoke_free (invoke);
+      return;
+    }
+
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, invoke_cb, invoke, (GDestroyNotify) invoke_free);
+  g_source_set_static_name (source, "[rndz] start in the client's context");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+/* A task whose callback runs in @context, whatever the thread-default
+ * context is: for internal operations, whose callers run there */
+GTask *
+rndz_task_new_in (GMainContext        *context,
+                  GCancellable        *cancellable,
+                  GAsyncReadyCallback  callback,
+                  gpointer             user_data)
+{
+  GTask *task;
+
+  g_main_context_push_thread_default (context);
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_main_context_pop_thread_default (context);
+  return task;
+}
+
 guint32
 rndz_new_tid (void)
 {

@@ -9,6 +9,7 @@
 
 #include "rndz-relay-join-private.h"
 #include "rndz-channel-private.h"
+#include "rndz-peer-context-private.h"
 #include "rndz-frame-reader-private.h"
 #include "rndz-message-private.h"
 #include "rndz-socket-private.h"
@@ -470,7 +471,9 @@ rndz_relay_join_async (RndzTransport        transport,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   op = g_new0 (JoinOp, 1);
-  op->task = g_task_new (NULL, cancellable, callback, user_data);
+  /* Callers run in @context: the callback runs there too */
+  op->task = context != NULL ? rndz_task_new_in (context, cancellable, callback, user_data)
+                             : g_task_new (NULL, cancellable, callback, user_data);
   g_task_set_source_tag (op->task, rndz_relay_join_async);
   g_task_set_name (op->task, "[rndz] relay join");
   g_task_set_task_data (op->task, op, (GDestroyNotify) op_free);

@@ -980,22 +980,138 @@ test_invalid_own_id (Fixture       *fixture,
   result_clear (&result);
 }
 
+static guint16
+socket_port (GSocket *socket)
+{
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+
+  g_assert_nonnull (local);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+}
+
 static void
 test_listen_twice (Fixture       *fixture,
                    gconstpointer  user_data)
 {
   g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
   g_autoptr(GSocket) listening = NULL;
   Result result = { 0 };
+  g_autofree char *received = NULL;
 
-  g_test_summary ("A client listens on one transport at a time");
+  g_test_summary ("One client listens over UDP and TCP at once under its id; "
+                  "a second listen on one transport is busy");
 
   listening = listen_udp (alice);
-  rndz_client_listen_tcp_async (alice, NULL, listen_tcp_cb, &result);
+  listen_tcp (alice);
+  g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 2);
+  g_assert_cmpuint (rndz_client_get_local_port (alice), ==, socket_port (listening));
+
+  rndz_client_listen_udp_async (alice, NULL, listen_udp_cb, &result);
   run_until (&result.done, 1000);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
   result_clear (&result);
+
+  /* bob reaches alice over both */
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  g_assert_cmpint (g_socket_send (G_SOCKET (result.object), "udp", 3, NULL, NULL), ==, 3);
+  received = receive_datagram (listening, NULL);
+  g_assert_cmpstr (received, ==, "udp");
+  result_clear (&result);
+
+  rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+  {
+    Result accepted = { 0 };
+
+    rndz_client_accept_async (alice, NULL, accept_cb, &accepted);
+    run_until (&accepted.done, 5000);
+    g_assert_no_error (accepted.error);
+    g_assert_cmpstr (accepted.peer_id, ==, "bob");
+    result_clear (&accepted);
+  }
+  run_until (&result.done, 5000);
+  g_assert_no_error (result.error);
+  result_clear (&result);
+
+  rndz_client_stop (alice);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_IDLE);
+  g_assert_cmpuint (rndz_client_get_local_port (alice), ==, 0);
+}
+
+/* The thread and context model: a client made in one thread, used from
+ * another by its synchronous API, signals and notifies in its own */
+
+typedef struct
+{
+  Fixture *fixture;
+  RndzClient *client;
+  GThread *owner;
+  guint notifies;
+  guint wrong_thread;
+  gboolean done;
+  GError *error;
+} ThreadModel;
+
+static void
+thread_model_notify_cb (GObject    *object,
+                        GParamSpec *pspec,
+                        gpointer    user_data)
+{
+  ThreadModel *model = user_data;
+
+  model->notifies++;
+  if (g_thread_self () != model->owner)
+    model->wrong_thread++;
+}
+
+static gpointer
+thread_model_listen_thread (gpointer user_data)
+{
+  ThreadModel *model = user_data;
+  g_autoptr(GSocket) socket = NULL;
+
+  socket = rndz_client_listen_udp (model->client, NULL, &model->error);
+  g_atomic_int_set (&model->done, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static void
+test_thread_model (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  /* A host name, so that the resolver's callbacks are in the game */
+  g_autofree char *name = g_strdup_printf ("localhost:%u", rndz_server_get_port (fixture->server));
+  const char *servers[] = { name, NULL };
+  g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
+  ThreadModel model = { fixture, alice, g_thread_self (), 0, 0, FALSE, NULL };
+  GThread *thread;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  g_test_summary ("A sync call from a thread that does not own the client's context runs "
+                  "every callback and signal in that context's thread");
+
+  g_signal_connect (alice, "notify::state", G_CALLBACK (thread_model_notify_cb), &model);
+
+  /* This thread owns the default context (the client's and the
+   * server's) and runs it while the other one waits in listen */
+  g_main_context_acquire (NULL);
+  thread = g_thread_new ("listener", thread_model_listen_thread, &model);
+  while (!g_atomic_int_get (&model.done) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_thread_join (thread);
+  g_main_context_release (NULL);
+
+  g_assert_no_error (model.error);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
+  g_assert_cmpuint (model.notifies, >, 0);
+  g_assert_cmpuint (model.wrong_thread, ==, 0);
+
+  rndz_client_stop (alice);
+  g_assert_cmpuint (model.wrong_thread, ==, 0);
 }
 
 static gpointer
@@ -1590,9 +1706,10 @@ main (int   argc,
   g_test_add ("/client/udp/timeout", Fixture, NULL, fixture_setup, test_timeout, fixture_teardown);
   g_test_add ("/client/tcp/accept-cancel", Fixture, NULL, fixture_setup, test_accept_cancel, fixture_teardown);
   g_test_add ("/client/invalid-peer-id", Fixture, NULL, fixture_setup, test_invalid_peer_id, fixture_teardown);
-  g_test_add ("/client/listen-twice", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
+  g_test_add ("/client/listen-both-transports", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
   g_test_add ("/client/invalid-own-id", Fixture, NULL, fixture_setup, test_invalid_own_id, fixture_teardown);
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
+  g_test_add ("/client/udp/sync-from-another-thread", Fixture, NULL, fixture_setup, test_thread_model, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
   g_test_add_func ("/client/socket-receive-bytes", test_socket_receive_bytes);
   g_test_add ("/client/udp/hostname", Fixture, &data_ipv4, fixture_setup, test_hostname, fixture_teardown);
