@@ -14,6 +14,7 @@
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-udp-private.h"
 
 /* Reaching a peer by id takes these phases:
  *
@@ -673,7 +674,7 @@ op_udp_send_checks (ConnectOp *op)
       g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&op->paths[i], op->family);
 
       if (to != NULL)
-        g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+        rndz_udp_send (op->socket, to, buf, len, "check");
     }
 }
 
@@ -717,7 +718,7 @@ op_udp_send_to (ConnectOp       *op,
   op_init_peer_message (op, type, &msg);
   len = rndz_message_encode (&msg, buf, sizeof buf);
   if (to != NULL)
-    g_socket_send_to (socket, to, buf, len, NULL, NULL);
+    rndz_udp_send (socket, to, buf, len, rndz_message_type_to_string (type));
 }
 
 static gboolean
@@ -799,8 +800,10 @@ op_probe_cb (gpointer user_data)
 
       addr.port = rndz_probe_port ();
       to = rndz_addr_to_socket_address (&addr, op->family);
-      if (to != NULL)
-        g_socket_send_to (op->socket, to, buf, len, NULL, NULL);
+      /* A probe that did not leave is not counted: the next round
+       * tries again */
+      if (to == NULL || !rndz_udp_send (op->socket, to, buf, len, "probe"))
+        break;
       op->n_probes++;
     }
 
@@ -892,6 +895,20 @@ server_udp_handle (Server            *server,
 }
 
 static gboolean
+server_udp_read_one (GSocket           *socket,
+                     const RndzAddr    *from,
+                     const RndzMessage *msg,
+                     gpointer           user_data)
+{
+  Server *server = user_data;
+  ConnectOp *op = server->op;
+
+  /* Once the operation is done, @server is gone */
+  server_udp_handle (server, msg);
+  return !op_is_done (op) && server->socket != NULL;
+}
+
+static gboolean
 server_udp_read_cb (GSocket      *socket,
                     GIOCondition  condition,
                     gpointer      user_data)
@@ -899,30 +916,61 @@ server_udp_read_cb (GSocket      *socket,
   Server *server = user_data;
   ConnectOp *op = server->op;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  g_autoptr(GError) error = NULL;
 
-  while (!op_is_done (op) && server->socket != NULL)
-    {
-      g_autoptr(GError) error = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      gssize n;
-
-      n = g_socket_receive (server->socket, buf, sizeof buf, NULL, &error);
-      if (n < 0)
-        {
-          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            server_set_status (server, SERVER_UNREACHABLE, error);
-          break;
-        }
-
-      if (rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL))
-        server_udp_handle (server, &msg);
-    }
+  if (!rndz_udp_read_messages (socket, FALSE, server_udp_read_one, server, &error) &&
+      error != NULL && !op_is_done (op))
+    server_set_status (server, SERVER_UNREACHABLE, error);
 
   return G_SOURCE_CONTINUE;
 }
 
-/* Datagrams on the unconnected socket: the peer's punches and confirms */
+/* A punch, a confirm or the answer to our use, from the peer */
+static gboolean
+op_udp_read_one (GSocket           *socket,
+                 const RndzAddr    *from,
+                 const RndzMessage *msg,
+                 gpointer           user_data)
+{
+  ConnectOp *op = user_data;
+  int i;
+
+  if (op->relaying ||
+      !g_str_equal (msg->id, op->peer_id) ||
+      !g_str_equal (msg->target, op->peer->id))
+    return TRUE;
+
+  /* A punch shows an address of the peer, perhaps one its NAT picked for
+   * us alone: worth a check */
+  if (msg->type == RNDZ_MESSAGE_RSYNC && op_add_path (op, from, RNDZ_PATH_DIRECT))
+    {
+      op_found_peer (op);
+      op_udp_check_now (op);
+    }
+
+  /* The answer to a check: only from an address we checked, or from the
+   * peer's public address at a port we probed */
+  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid && !op->chosen)
+    {
+      i = op_find_path (op, from);
+      if (i >= 0)
+        op_udp_choose (op, op->socket, from, op->path_kinds[i]);
+      else if (op->n_probes > 0 && rndz_addr_same_host (from, &op->peer_addr))
+        op_udp_choose (op, op->socket, from, RNDZ_PATH_DIRECT);
+    }
+
+  /* The answer to our use: the path is ours. A redirect that came after
+   * the confirm may have shown that the address is local. */
+  if (op_udp_is_chosen (op, op->socket, from, msg))
+    {
+      i = op_find_path (op, from);
+      op_udp_found (op, op->socket, from, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
+      return FALSE;
+    }
+
+  return !op_is_done (op);
+}
+
 static gboolean
 op_udp_read_cb (GSocket      *socket,
                 GIOCondition  condition,
@@ -930,56 +978,11 @@ op_udp_read_cb (GSocket      *socket,
 {
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  g_autoptr(GError) error = NULL;
 
-  while (!op_is_done (op))
-    {
-      g_autoptr(GSocketAddress) from = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      RndzAddr addr;
-      gssize n;
-
-      n = g_socket_receive_from (op->socket, &from, buf, sizeof buf, NULL, NULL);
-      if (n < 0)
-        break;
-
-      if (op->relaying ||
-          !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          !g_str_equal (msg.id, op->peer_id) ||
-          !g_str_equal (msg.target, op->peer->id) ||
-          !rndz_addr_from_socket_address (&addr, from))
-        continue;
-
-      /* A punch shows an address of the peer, perhaps one its NAT
-       * picked for us alone: worth a check */
-      if (msg.type == RNDZ_MESSAGE_RSYNC && op_add_path (op, &addr, RNDZ_PATH_DIRECT))
-        {
-          op_found_peer (op);
-          op_udp_check_now (op);
-        }
-
-      /* The answer to a check: only from an address we checked, or
-       * from the peer's public address at a port we probed */
-      if (msg.type == RNDZ_MESSAGE_CONFIRM && msg.tid == op->tid && !op->chosen)
-        {
-          int i = op_find_path (op, &addr);
-
-          if (i >= 0)
-            op_udp_choose (op, op->socket, &addr, op->path_kinds[i]);
-          else if (op->n_probes > 0 && rndz_addr_same_host (&addr, &op->peer_addr))
-            op_udp_choose (op, op->socket, &addr, RNDZ_PATH_DIRECT);
-        }
-
-      /* The answer to our use: the path is ours. A redirect that came
-       * after the confirm may have shown that the address is local. */
-      if (op_udp_is_chosen (op, op->socket, &addr, &msg))
-        {
-          int i = op_find_path (op, &addr);
-
-          op_udp_found (op, op->socket, &addr, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
-          break;
-        }
-    }
+  /* An ICMP error answers a check that met nobody: others may not */
+  if (!rndz_udp_read_messages (socket, TRUE, op_udp_read_one, op, &error) && error != NULL)
+    g_debug ("Reading from the peer: %s", error->message);
 
   return G_SOURCE_CONTINUE;
 }

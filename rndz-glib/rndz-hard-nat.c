@@ -8,6 +8,7 @@
 #include "rndz-channel-private.h"
 #include "rndz-peer-context-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-udp-private.h"
 
 /* A NAT that maps each destination to a new port ("symmetric", or
  * endpoint-dependent mapping) shows the server one port and the peer
@@ -122,8 +123,10 @@ spray_send (RndzSpray *spray)
     {
       SprayPort *port = g_ptr_array_index (spray->ports, i);
 
-      if (port->socket != NULL)
-        g_socket_send_to (port->socket, spray->to, spray->buf, spray->len, NULL, NULL);
+      /* A socket that cannot send opens no mapping: it goes */
+      if (port->socket != NULL &&
+          !rndz_udp_send (port->socket, spray->to, spray->buf, spray->len, "spray"))
+        spray_port_close (port);
     }
 }
 
@@ -137,29 +140,35 @@ spray_release (RndzSpray *spray)
 }
 
 static gboolean
+spray_port_read_one (GSocket           *socket,
+                     const RndzAddr    *from,
+                     const RndzMessage *msg,
+                     gpointer           user_data)
+{
+  SprayPort *port = user_data;
+  RndzSpray *spray = port->spray;
+
+  spray->func (spray, socket, from, msg, spray->user_data);
+  return !spray->freed && port->socket != NULL;
+}
+
+static gboolean
 spray_port_read_cb (GSocket      *socket,
                     GIOCondition  condition,
                     gpointer      user_data)
 {
   SprayPort *port = user_data;
   RndzSpray *spray = port->spray;
+  g_autoptr(GError) error = NULL;
 
   spray->dispatching++;
-  while (!spray->freed && port->socket != NULL)
+  /* An ICMP error says that our datagram met nobody: the mapping may
+   * still be found. Anything else: the socket is of no use. */
+  if (!rndz_udp_read_messages (socket, TRUE, spray_port_read_one, port, &error) &&
+      error != NULL && !rndz_udp_error_is_icmp (error) && !spray->freed)
     {
-      g_autoptr(GSocketAddress) from = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      RndzAddr addr;
-      gssize n;
-
-      n = g_socket_receive_from (socket, &from, buf, sizeof buf, NULL, NULL);
-      if (n < 0)
-        break;
-
-      if (rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) &&
-          rndz_addr_from_socket_address (&addr, from))
-        spray->func (spray, socket, &addr, &msg, spray->user_data);
+      g_debug ("A spray socket failed: %s", error->message);
+      spray_port_close (port);
     }
   spray->dispatching--;
 

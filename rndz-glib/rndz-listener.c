@@ -16,6 +16,7 @@
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-udp-private.h"
 
 /* A listener binds one port P and talks to every server from it.
  *
@@ -748,7 +749,7 @@ check_hand_over (Check             *check,
     return;
 
   if (!g_socket_is_closed (listener->socket))
-    g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+    rndz_udp_send (listener->socket, to, buf, len, "answer to a use");
   else
     {
       /* The application closed its socket and reads nothing: the answer
@@ -758,10 +759,46 @@ check_hand_over (Check             *check,
 
       if (once != NULL)
         {
-          g_socket_send_to (once, to, buf, len, NULL, NULL);
+          rndz_udp_send (once, to, buf, len, "answer to a use");
           g_socket_close (once, NULL);
         }
     }
+}
+
+/* A check or a use from the requester, on its check socket */
+static gboolean
+check_handle (GSocket           *socket,
+              const RndzAddr    *from,
+              const RndzMessage *msg,
+              gpointer           user_data)
+{
+  Check *check = user_data;
+  RndzListener *listener = check->listener;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  if (!g_str_equal (msg->id, check->peer_id) || !g_str_equal (msg->target, listener->peer->id))
+    return TRUE;
+
+  if (msg->type == RNDZ_MESSAGE_USE)
+    {
+      check_hand_over (check, msg);
+      return FALSE;
+    }
+  if (msg->type != RNDZ_MESSAGE_CHECK)
+    return TRUE;
+
+  /* Confirmed from the check socket, which stays for the use (a probe's
+   * too, which had a short life until now). The requester reaches us,
+   * and the confirm goes back the way the check came: no need for the
+   * hard-NAT phase. */
+  len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, msg, buf);
+  rndz_udp_send (check->socket, NULL, buf, len, "confirm");
+  hard_forget (listener, check->peer_id);
+  rndz_source_clear (&check->expire);
+  check->expire = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
+                                    check_expire_cb, check);
+  return TRUE;
 }
 
 static gboolean
@@ -771,48 +808,21 @@ check_read_cb (GSocket      *socket,
 {
   Check *check = user_data;
   g_autoptr(RndzListener) listener = listener_ref (check->listener);
+  g_autoptr(GError) error = NULL;
 
-  for (;;)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      gssize n;
+  if (rndz_udp_read_messages (socket, FALSE, check_handle, check, &error))
+    return G_SOURCE_CONTINUE;
+  if (error == NULL)
+    return G_SOURCE_REMOVE;       /* handed over: the check is gone */
 
-      /* An ICMP error reads as an error too: go on */
-      n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
-      if (n < 0 && g_socket_condition_check (socket, G_IO_IN) == 0)
-        break;
-      if (n < 0)
-        continue;
+  /* Our punch met a closed port or a rejecting router, which may open
+   * later: not a reason to give up the path */
+  if (rndz_udp_error_is_icmp (error))
+    return G_SOURCE_CONTINUE;
 
-      if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          !g_str_equal (msg.id, check->peer_id) ||
-          !g_str_equal (msg.target, listener->peer->id))
-        continue;
-
-      if (msg.type == RNDZ_MESSAGE_CHECK)
-        {
-          /* Confirmed from the check socket, which stays for the use
-           * (a probe's too, which had a short life until now). The
-           * requester reaches us, and the confirm goes back the way the
-           * check came: no need for the hard-NAT phase. */
-          gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, &msg, buf);
-
-          g_socket_send (check->socket, buf, len, NULL, NULL);
-          hard_forget (listener, check->peer_id);
-          rndz_source_clear (&check->expire);
-          check->expire = rndz_timeout_add (listener->context,
-                                            listener->peer->timeout_ms,
-                                            check_expire_cb, check);
-        }
-      else if (msg.type == RNDZ_MESSAGE_USE)
-        {
-          check_hand_over (check, &msg);
-          return G_SOURCE_REMOVE;
-        }
-    }
-
-  return G_SOURCE_CONTINUE;
+  g_debug ("The check socket towards “%s” failed: %s", check->peer_id, error->message);
+  g_hash_table_remove (listener->checks, &check->addr);
+  return G_SOURCE_REMOVE;
 }
 
 /* A check socket towards @addr for @fsync's requester, for @ms: new, or
@@ -877,14 +887,14 @@ punch_udp (RndzListener      *listener,
 
   check = check_open (listener, fsync, addr, timeout * 1000);
   if (check != NULL)
-    g_socket_send (check->socket, buf, len, NULL, NULL);
+    rndz_udp_send (check->socket, NULL, buf, len, "punch");
   else
     {
       /* Without a check socket the punch still opens the NAT */
       g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
 
       if (to != NULL)
-        g_socket_send_to (listener->socket, to, buf, len, NULL, NULL);
+        rndz_udp_send (listener->socket, to, buf, len, "punch");
     }
 }
 
@@ -962,9 +972,8 @@ hard_probe_cb (gpointer user_data)
           return G_SOURCE_REMOVE;
         }
       check = check_open (listener, &hard->fsync, &addr, PROBE_LIFETIME_MS);
-      if (check == NULL)
+      if (check == NULL || !rndz_udp_send (check->socket, NULL, buf, len, "probe"))
         break;
-      g_socket_send (check->socket, buf, len, NULL, NULL);
       hard->n_probes++;
     }
 
@@ -1005,7 +1014,7 @@ hard_spray_cb (RndzSpray         *spray,
   if (msg->type == RNDZ_MESSAGE_CHECK)
     {
       len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_CONFIRM, msg, buf);
-      g_socket_send_to (socket, to, buf, len, NULL, NULL);
+      rndz_udp_send (socket, to, buf, len, "confirm");
       return;
     }
   if (msg->type != RNDZ_MESSAGE_USE)
@@ -1013,7 +1022,7 @@ hard_spray_cb (RndzSpray         *spray,
 
   /* The requester takes this path: the socket is the application's */
   len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_USE, msg, buf);
-  g_socket_send_to (socket, to, buf, len, NULL, NULL);
+  rndz_udp_send (socket, to, buf, len, "answer to a use");
   taken = rndz_spray_take (spray, socket);
   g_strlcpy (peer_id, hard->fsync.id, sizeof peer_id);
   hard_forget (listener, peer_id);
@@ -1324,37 +1333,34 @@ link_handle_message (Link              *link,
 /* UDP links */
 
 static gboolean
+link_udp_read_one (GSocket           *socket,
+                   const RndzAddr    *from,
+                   const RndzMessage *msg,
+                   gpointer           user_data)
+{
+  Link *link = user_data;
+  RndzListener *listener = link->listener;
+
+  /* Once the listener stopped, @link is gone */
+  link_handle_message (link, msg);
+  return !listener->stopped && link->socket != NULL;
+}
+
+static gboolean
 link_udp_read_cb (GSocket      *socket,
                   GIOCondition  condition,
                   gpointer      user_data)
 {
   Link *link = user_data;
   g_autoptr(RndzListener) listener = listener_ref (link->listener);
+  g_autoptr(GError) error = NULL;
 
-  while (!listener->stopped && link->socket != NULL)
+  if (!rndz_udp_read_messages (socket, FALSE, link_udp_read_one, link, &error) &&
+      error != NULL && !listener->stopped)
     {
-      g_autoptr(GError) error = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      gssize n;
-
-      n = g_socket_receive (link->socket, buf, sizeof buf, NULL, &error);
-      if (n < 0)
-        {
-          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            {
-              /* An ICMP error for an earlier ping: nobody serves there */
-              g_debug ("The server does not answer: %s", error->message);
-              link_refused (link, error);
-              continue;
-            }
-          break;
-        }
-
-      if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL))
-        continue;
-
-      link_handle_message (link, &msg);
+      /* An ICMP error for an earlier ping: nobody serves there */
+      g_debug ("The server does not answer: %s", error->message);
+      link_refused (link, error);
     }
 
   return G_SOURCE_CONTINUE;

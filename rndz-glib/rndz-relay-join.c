@@ -13,6 +13,7 @@
 #include "rndz-frame-reader-private.h"
 #include "rndz-message-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-udp-private.h"
 #include "rndz-i18n-private.h"
 
 /* Joining a relay session takes these phases:
@@ -231,46 +232,44 @@ is_answer (const RndzMessage *msg,
          msg->tid == op->tid;
 }
 
+/* Anything else, from whoever, is dropped: only the relay's answer to
+ * our hello moves this on */
 static gboolean
-op_udp_read_cb (GSocket      *socket,
+join_udp_read_one (GSocket           *socket,
+                 const RndzAddr    *from,
+                 const RndzMessage *msg,
+                 gpointer           user_data)
+{
+  JoinOp *op = user_data;
+
+  if (msg->tid != op->tid)
+    return TRUE;
+
+  if (msg->type == RNDZ_MESSAGE_READY)
+    {
+      /* Not one datagram more: what follows is the other peer's */
+      rndz_udp_drain (op->socket, is_answer, op);
+      op_return_socket (op);
+      return FALSE;
+    }
+
+  if (msg->type == RNDZ_MESSAGE_WAIT && !op->waiting)
+    op_udp_waiting (op);
+  return !op_is_done (op);
+}
+
+static gboolean
+join_udp_read_cb (GSocket      *socket,
                 GIOCondition  condition,
                 gpointer      user_data)
 {
   JoinOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  g_autoptr(GError) error = NULL;
 
-  while (!op_is_done (op))
-    {
-      g_autoptr(GError) error = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      RndzMessage msg;
-      gssize n;
-
-      n = g_socket_receive (op->socket, buf, sizeof buf, NULL, &error);
-      if (n < 0)
-        {
-          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            op_return_unreachable (op, error);
-          break;
-        }
-
-      /* Anything else, from whoever, is dropped: only the relay's answer
-       * to our hello moves this on */
-      if (!rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          msg.tid != op->tid)
-        continue;
-
-      if (msg.type == RNDZ_MESSAGE_READY)
-        {
-          /* Not one datagram more: what follows is the other peer's */
-          rndz_udp_drain (op->socket, is_answer, op);
-          op_return_socket (op);
-          break;
-        }
-
-      if (msg.type == RNDZ_MESSAGE_WAIT && !op->waiting)
-        op_udp_waiting (op);
-    }
+  if (!rndz_udp_read_messages (socket, FALSE, join_udp_read_one, op, &error) &&
+      error != NULL && !op_is_done (op))
+    op_return_unreachable (op, error);
 
   return G_SOURCE_CONTINUE;
 }
@@ -303,7 +302,7 @@ op_udp_start (JoinOp *op)
       return;
     }
 
-  op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
+  op->source = rndz_socket_source_add (op->socket, op->context, join_udp_read_cb, op,
                                       "[rndz] relay join UDP");
 
   op->interval_ms = RNDZ_RELAY_HELLO_INTERVAL_MS;
