@@ -13,6 +13,7 @@
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
+#include "rndz-server-link-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
 
@@ -84,15 +85,9 @@ typedef struct
 typedef struct
 {
   ConnectOp *op;
-  RndzAddr addr;
+  RndzServerLink *link;
   ServerStatus status;
   GError *error;
-
-  GSocket *socket;                /* UDP: connected to the server */
-  GSource *source;
-  GSocket *connecting;            /* TCP */
-  RndzConnectAttempt *attempt;
-  RndzChannel *channel;
 } Server;
 
 struct _ConnectOp
@@ -147,25 +142,9 @@ struct _ConnectOp
 };
 
 static void
-server_close (Server *server)
-{
-  rndz_source_clear (&server->source);
-  if (server->socket != NULL)
-    g_socket_close (server->socket, NULL);
-  g_clear_object (&server->socket);
-  g_clear_pointer (&server->attempt, rndz_connect_attempt_free);
-  if (server->connecting != NULL)
-    g_socket_close (server->connecting, NULL);
-  g_clear_object (&server->connecting);
-  if (server->channel != NULL)
-    rndz_channel_close (server->channel);
-  g_clear_pointer (&server->channel, rndz_channel_unref);
-}
-
-static void
 server_free (Server *server)
 {
-  server_close (server);
+  g_clear_pointer (&server->link, rndz_server_link_free);
   g_clear_error (&server->error);
   g_free (server);
 }
@@ -428,7 +407,7 @@ op_handle_session (ConnectOp         *op,
                    Server            *server,
                    const RndzMessage *msg)
 {
-  RndzAddr relay = server->addr;
+  RndzAddr relay = *rndz_server_link_get_server (server->link);
   gint64 left;
 
   if (!op->relaying || op->join_cancellable != NULL || !g_str_equal (msg->id, op->peer_id))
@@ -455,27 +434,16 @@ op_handle_relay_reply (ConnectOp         *op,
     op_return_error (op, rndz_wire_error_to_gerror (msg->code, op->peer_id));
 }
 
-/* Sends a request to a server over UDP, padded: the server answers no
+/* Sends a request to a server, padded over UDP: the server answers no
  * datagram with a larger one */
 static gboolean
-server_udp_send_request (Server       *server,
-                         RndzMessage  *request,
-                         GError      **error)
+server_send_request (Server       *server,
+                     RndzMessage  *request,
+                     GError      **error)
 {
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  g_autoptr(GError) local_error = NULL;
-  gsize len;
-
-  request->pad_to = rndz_message_max_reply_size (request);
-  len = rndz_message_encode (request, buf, sizeof buf);
-
-  if (g_socket_send (server->socket, buf, len, NULL, &local_error) < 0 &&
-      !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  return TRUE;
+  if (server->op->transport == RNDZ_TRANSPORT_UDP)
+    request->pad_to = rndz_message_max_reply_size (request);
+  return rndz_server_link_send (server->link, request, error);
 }
 
 static void
@@ -490,7 +458,8 @@ op_send_relay (ConnectOp *op)
 
   if (op->transport == RNDZ_TRANSPORT_TCP)
     {
-      if (server->channel == NULL || !rndz_channel_send (server->channel, &relay, &error))
+      if (!rndz_server_link_is_ready (server->link) ||
+          !server_send_request (server, &relay, &error))
         op_return_error (op, error != NULL ? g_steal_pointer (&error)
                                            : g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
                                                           _("No direct path to peer “%s” works"),
@@ -499,8 +468,8 @@ op_send_relay (ConnectOp *op)
     }
 
   /* Lost datagrams are sent again; a server gone shows at the timeout */
-  if (server->socket != NULL)
-    server_udp_send_request (server, &relay, NULL);
+  if (rndz_server_link_is_ready (server->link) && !server_send_request (server, &relay, &error))
+    g_debug ("Could not ask for the relay: %s", error->message);
 }
 
 static gboolean op_udp_retry_cb (gpointer user_data);
@@ -576,7 +545,7 @@ server_set_status (Server       *server,
   server->status = status;
   if (error != NULL)
     server->error = g_error_copy (error);
-  server_close (server);
+  rndz_server_link_close (server->link);
   op_check_servers (server->op);
 }
 
@@ -874,9 +843,13 @@ op_hard_start_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static void op_tcp_redirected (ConnectOp *op, Server *server, const RndzMessage *msg);
+
+/* A message from a server: its redirect, its error, or its answer to
+ * our relay request */
 static void
-server_udp_handle (Server            *server,
-                   const RndzMessage *msg)
+server_handle (Server            *server,
+               const RndzMessage *msg)
 {
   ConnectOp *op = server->op;
 
@@ -889,40 +862,60 @@ server_udp_handle (Server            *server,
         op_handle_relay_reply (op, server, msg);
     }
   else if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
-    op_udp_redirected (op, server, msg);
+    {
+      /* Over UDP a later redirect may still add paths */
+      if (op->transport == RNDZ_TRANSPORT_UDP)
+        op_udp_redirected (op, server, msg);
+      else if (!op->have_peer)
+        op_tcp_redirected (op, server, msg);
+    }
   else if (msg->type == RNDZ_MESSAGE_ERROR && !op->have_peer)
     server_set_wire_error (server, msg->code);
 }
 
-static gboolean
-server_udp_read_one (GSocket           *socket,
-                     const RndzAddr    *from,
-                     const RndzMessage *msg,
-                     gpointer           user_data)
+/* The server's link is up (TCP): ask it for the peer */
+static void
+server_ready (Server *server)
 {
-  Server *server = user_data;
-  ConnectOp *op = server->op;
+  g_autoptr(GError) error = NULL;
+  RndzMessage isync;
 
-  /* Once the operation is done, @server is gone */
-  server_udp_handle (server, msg);
-  return !op_is_done (op) && server->socket != NULL;
+  op_init_isync (server->op, &isync);
+  if (!server_send_request (server, &isync, &error))
+    server_set_status (server, SERVER_UNREACHABLE, error);
 }
 
-static gboolean
-server_udp_read_cb (GSocket      *socket,
-                    GIOCondition  condition,
-                    gpointer      user_data)
+static void
+server_link_cb (RndzServerLink      *link,
+                RndzServerLinkEvent  event,
+                const RndzMessage   *msg,
+                const GError        *error,
+                gpointer             user_data)
 {
   Server *server = user_data;
   ConnectOp *op = server->op;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  g_autoptr(GError) error = NULL;
 
-  if (!rndz_udp_read_messages (socket, FALSE, server_udp_read_one, server, &error) &&
-      error != NULL && !op_is_done (op))
-    server_set_status (server, SERVER_UNREACHABLE, error);
+  if (op_is_done (op))
+    return;
 
-  return G_SOURCE_CONTINUE;
+  switch (event)
+    {
+    case RNDZ_SERVER_LINK_MESSAGE:
+      server_handle (server, msg);
+      break;
+    case RNDZ_SERVER_LINK_READY:
+      server_ready (server);
+      break;
+    case RNDZ_SERVER_LINK_FAILED:
+      /* Over TCP the relay's session comes on the connection */
+      if (op->transport == RNDZ_TRANSPORT_TCP && op->relaying && server == op->redirected &&
+          op->join_cancellable == NULL)
+        op_return_error (op, g_error_copy (error));
+      else
+        server_set_status (server, SERVER_UNREACHABLE, error);
+      break;
+    }
 }
 
 /* A punch, a confirm or the answer to our use, from the peer */
@@ -997,11 +990,11 @@ op_udp_send_isync (ConnectOp *op)
       Server *server = g_ptr_array_index (op->servers, i);
       g_autoptr(GError) error = NULL;
 
-      if (server->status != SERVER_PENDING || server->socket == NULL)
+      if (server->status != SERVER_PENDING || !rndz_server_link_is_ready (server->link))
         continue;
 
       op_init_isync (op, &isync);
-      if (!server_udp_send_request (server, &isync, &error))
+      if (!server_send_request (server, &isync, &error))
         {
           server_set_status (server, SERVER_UNREACHABLE, error);
           if (op_is_done (op))
@@ -1030,31 +1023,6 @@ op_udp_retry_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-server_udp_open (Server  *server,
-                 GError **error)
-{
-  ConnectOp *op = server->op;
-  g_autoptr(GSocketAddress) address = NULL;
-
-  address = rndz_addr_to_socket_address (&server->addr, op->family);
-  if (address == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           _("The server’s address family cannot be reached from the local address"));
-      return FALSE;
-    }
-
-  server->socket = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM,
-                                     op->port, error);
-  if (server->socket == NULL || !g_socket_connect (server->socket, address, NULL, error))
-    return FALSE;
-
-  server->source = rndz_socket_source_add (server->socket, op->context, server_udp_read_cb, server,
-                                          "[rndz] connect UDP server");
-  return TRUE;
-}
-
 static void
 op_udp_start (ConnectOp *op)
 {
@@ -1077,7 +1045,7 @@ op_udp_start (ConnectOp *op)
     {
       Server *server = g_ptr_array_index (op->servers, i);
 
-      if (!server_udp_open (server, &error))
+      if (!rndz_server_link_open (server->link, op->port, &error))
         {
           server_set_status (server, SERVER_UNREACHABLE, error);
           g_clear_error (&error);
@@ -1209,68 +1177,6 @@ op_tcp_redirected (ConnectOp         *op,
 }
 
 static void
-server_tcp_message_cb (RndzChannel       *channel,
-                       const RndzMessage *msg,
-                       const GError      *error,
-                       gpointer           user_data)
-{
-  Server *server = user_data;
-  ConnectOp *op = server->op;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  if (msg == NULL)
-    {
-      if (op->relaying && server == op->redirected && op->join_cancellable == NULL)
-        op_return_error (op, g_error_copy (error));
-      else
-        server_set_status (server, SERVER_UNREACHABLE, error);
-      return;
-    }
-
-  if (msg->tid != op->tid)
-    return;
-
-  if (op->relaying)
-    {
-      if (server == op->redirected)
-        op_handle_relay_reply (op, server, msg);
-    }
-  else if (op->have_peer)
-    return;
-  else if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
-    op_tcp_redirected (op, server, msg);
-  else if (msg->type == RNDZ_MESSAGE_ERROR)
-    server_set_wire_error (server, msg->code);
-}
-
-static void
-server_tcp_connected_cb (GSocket      *socket,
-                         const GError *error,
-                         gpointer      user_data)
-{
-  Server *server = user_data;
-  ConnectOp *op = server->op;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  g_autoptr(GSocket) connected = g_steal_pointer (&server->connecting);
-  g_autoptr(GError) send_error = NULL;
-  RndzMessage isync;
-
-  g_clear_pointer (&server->attempt, rndz_connect_attempt_free);
-
-  if (error != NULL)
-    {
-      server_set_status (server, SERVER_UNREACHABLE, error);
-      return;
-    }
-
-  server->channel = rndz_channel_new (connected, op->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
-                                      server_tcp_message_cb, server);
-  op_init_isync (op, &isync);
-  if (!rndz_channel_send (server->channel, &isync, &send_error))
-    server_set_status (server, SERVER_UNREACHABLE, send_error);
-}
-
-static void
 op_tcp_start (ConnectOp *op)
 {
   for (guint i = 0; i < op->servers->len && !op_is_done (op); i++)
@@ -1278,9 +1184,7 @@ op_tcp_start (ConnectOp *op)
       Server *server = g_ptr_array_index (op->servers, i);
       g_autoptr(GError) error = NULL;
 
-      server->connecting = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_STREAM,
-                                             op->port, &error);
-      if (server->connecting == NULL)
+      if (!rndz_server_link_open (server->link, op->port, &error))
         {
           server_set_status (server, SERVER_UNREACHABLE, error);
           continue;
@@ -1289,18 +1193,11 @@ op_tcp_start (ConnectOp *op)
       /* The first socket picks the port, the others share it */
       if (op->port == 0)
         {
-          g_autoptr(GSocketAddress) local = g_socket_get_local_address (server->connecting, NULL);
-
-          if (local != NULL)
-            op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+          op->port = rndz_server_link_get_port (server->link);
           op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
         }
-
-      server->attempt = rndz_connect_attempt_new (server->connecting, &server->addr, op->context,
-                                                  server_tcp_connected_cb, server);
     }
 }
-
 /* Starting */
 
 static gboolean
@@ -1353,7 +1250,9 @@ op_resolved_cb (GObject      *source,
       Server *server = g_new0 (Server, 1);
 
       server->op = op;
-      server->addr = g_array_index (addrs, RndzAddr, i);
+      server->link = rndz_server_link_new (op->peer, op->transport, op->family,
+                                           &g_array_index (addrs, RndzAddr, i),
+                                           server_link_cb, server);
       g_ptr_array_add (op->servers, server);
     }
 

@@ -15,6 +15,7 @@
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
+#include "rndz-server-link-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
 
@@ -85,13 +86,8 @@ typedef struct _Link Link;
 struct _Link
 {
   RndzListener *listener;
-  RndzAddr addr;
-
-  GSocket *socket;              /* UDP: connected to the server */
-  GSource *source;
-  RndzConnectAttempt *attempt;  /* TCP: connecting */
-  GSocket *connecting;
-  RndzChannel *channel;         /* TCP: connected */
+  RndzServerLink *conn;
+  gboolean connected;           /* TCP: the connection is up */
 
   RndzAddr observed;            /* we, as the server sees us (its pong) */
   gint64 last_ping;             /* monotonic */
@@ -207,6 +203,7 @@ static void listener_schedule (RndzListener *listener, gint64 when);
 static void listener_free_resources (RndzListener *listener);
 static void listener_update_state (RndzListener *listener);
 static void link_connect (Link *link);
+static void link_failed (Link *link, const GError *error, gint64 now);
 
 enum
 {
@@ -280,19 +277,8 @@ link_send (Link              *link,
 {
   g_autoptr(GError) error = NULL;
 
-  if (link->channel != NULL)
-    {
-      if (!rndz_channel_send (link->channel, msg, &error))
-        g_debug ("Sending to the server failed: %s", error->message);
-    }
-  else if (link->socket != NULL)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-      gsize len = rndz_message_encode (msg, buf, sizeof buf);
-
-      if (g_socket_send (link->socket, buf, len, NULL, &error) < 0)
-        g_debug ("Sending to the server failed: %s", error->message);
-    }
+  if (!rndz_server_link_send (link->conn, msg, &error))
+    g_debug ("Sending to the server failed: %s", error->message);
 }
 
 /* Our candidates: the interfaces are read at most once a second, not
@@ -324,7 +310,7 @@ link_send_ping (Link *link)
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
   rndz_peer_context_sign (link->listener->peer, &ping);
   /* The server answers no datagram with a larger one */
-  if (link->channel == NULL)
+  if (link->listener->transport == RNDZ_TRANSPORT_UDP)
     ping.pad_to = rndz_message_max_reply_size (&ping);
   link_send (link, &ping);
 }
@@ -1245,7 +1231,7 @@ link_handle_session (Link              *link,
 {
   RndzListener *listener = link->listener;
   gboolean allowed = FALSE;
-  RndzAddr relay = link->addr;
+  RndzAddr relay = *rndz_server_link_get_server (link->conn);
   Pending *pending;
 
   if (!listener->peer->relay)
@@ -1332,133 +1318,75 @@ link_handle_message (Link              *link,
 
 /* UDP links */
 
-static gboolean
-link_udp_read_one (GSocket           *socket,
-                   const RndzAddr    *from,
-                   const RndzMessage *msg,
-                   gpointer           user_data)
-{
-  Link *link = user_data;
-  RndzListener *listener = link->listener;
-
-  /* Once the listener stopped, @link is gone */
-  link_handle_message (link, msg);
-  return !listener->stopped && link->socket != NULL;
-}
-
-static gboolean
-link_udp_read_cb (GSocket      *socket,
-                  GIOCondition  condition,
-                  gpointer      user_data)
-{
-  Link *link = user_data;
-  g_autoptr(RndzListener) listener = listener_ref (link->listener);
-  g_autoptr(GError) error = NULL;
-
-  if (!rndz_udp_read_messages (socket, FALSE, link_udp_read_one, link, &error) &&
-      error != NULL && !listener->stopped)
-    {
-      /* An ICMP error for an earlier ping: nobody serves there */
-      g_debug ("The server does not answer: %s", error->message);
-      link_refused (link, error);
-    }
-
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-link_udp_open (Link    *link,
-               GError **error)
-{
-  RndzListener *listener = link->listener;
-  g_autoptr(GSocketAddress) server = NULL;
-
-  server = rndz_addr_to_socket_address (&link->addr, listener->family);
-  if (server == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           _("The server’s address family cannot be reached from the local address"));
-      return FALSE;
-    }
-
-  link->socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                   G_SOCKET_TYPE_DATAGRAM, listener->port, error);
-  if (link->socket == NULL || !g_socket_connect (link->socket, server, NULL, error))
-    return FALSE;
-
-  link->source = rndz_socket_source_add (link->socket, listener->context, link_udp_read_cb, link,
-                                        "[rndz] listener UDP");
-  return TRUE;
-}
-
 /* TCP links */
 
+/* The link's events: the server's messages, and over TCP the
+ * connection coming up or going */
 static void
-link_tcp_close (Link *link)
-{
-  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
-  if (link->connecting != NULL)
-    g_socket_close (link->connecting, NULL);
-  g_clear_object (&link->connecting);
-  if (link->channel != NULL)
-    rndz_channel_close (link->channel);
-  g_clear_pointer (&link->channel, rndz_channel_unref);
-}
-
-static void
-link_tcp_message_cb (RndzChannel       *channel,
-                     const RndzMessage *msg,
-                     const GError      *error,
-                     gpointer           user_data)
+link_conn_cb (RndzServerLink      *conn,
+              RndzServerLinkEvent  event,
+              const RndzMessage   *msg,
+              const GError        *error,
+              gpointer             user_data)
 {
   Link *link = user_data;
   g_autoptr(RndzListener) listener = listener_ref (link->listener);
+  gint64 now = g_get_monotonic_time ();
 
   if (listener->stopped)
     return;
 
-  if (msg != NULL)
+  switch (event)
     {
+    case RNDZ_SERVER_LINK_MESSAGE:
       link_handle_message (link, msg);
-      return;
-    }
+      break;
 
-  /* The server went away: connect again after a while */
-  g_debug ("Lost the connection to the server: %s", error->message);
-  link_tcp_close (link);
-  link->next_action = link_backoff (link, g_get_monotonic_time ());
-  listener_schedule (listener, link->next_action);
-  listener_update_state (listener);
-}
-
-static void
-link_tcp_connected_cb (GSocket      *socket,
-                       const GError *error,
-                       gpointer      user_data)
-{
-  Link *link = user_data;
-  RndzListener *listener = link->listener;
-  g_autoptr(GSocket) connected = g_steal_pointer (&link->connecting);
-  gint64 now = g_get_monotonic_time ();
-
-  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
-
-  if (error != NULL)
-    {
-      g_debug ("Cannot connect to the server: %s", error->message);
-      g_socket_close (connected, NULL);
+    case RNDZ_SERVER_LINK_READY:
+      link->connected = TRUE;
+      link->last_ping = now;
+      link_send_ping (link);
       link->next_action = link_backoff (link, now);
       listener_schedule (listener, link->next_action);
+      break;
+
+    case RNDZ_SERVER_LINK_FAILED:
+      link_failed (link, error, now);
+      break;
+    }
+}
+
+/* UDP: an ICMP error for an earlier ping, nobody serves there. TCP: the
+ * connection failed or went: connect again after a while. */
+static void
+link_failed (Link         *link,
+             const GError *error,
+             gint64        now)
+{
+  RndzListener *listener = link->listener;
+  gboolean was_connected = link->connected;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP)
+    {
+      g_debug ("The server does not answer: %s", error->message);
       link_refused (link, error);
       return;
     }
 
-  link->channel = rndz_channel_new (connected, listener->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
-                                    link_tcp_message_cb, link);
-  link->last_ping = now;
-  link_send_ping (link);
+  link->connected = FALSE;
+  rndz_server_link_close (link->conn);
   link->next_action = link_backoff (link, now);
   listener_schedule (listener, link->next_action);
+  if (was_connected)
+    {
+      g_debug ("Lost the connection to the server: %s", error->message);
+      listener_update_state (listener);
+    }
+  else
+    {
+      g_debug ("Cannot connect to the server: %s", error->message);
+      link_refused (link, error);
+    }
 }
 
 static void
@@ -1467,19 +1395,13 @@ link_connect (Link *link)
   RndzListener *listener = link->listener;
   g_autoptr(GError) error = NULL;
 
-  link_tcp_close (link);
-  link->connecting = rndz_peer_context_bind (listener->peer, listener->family,
-                                       G_SOCKET_TYPE_STREAM, listener->port, &error);
-  if (link->connecting == NULL)
+  link->connected = FALSE;
+  if (!rndz_server_link_open (link->conn, listener->port, &error))
     {
       g_debug ("Cannot bind a socket for the server: %s", error->message);
       link->next_action = link_backoff (link, g_get_monotonic_time ());
       listener_schedule (listener, link->next_action);
-      return;
     }
-
-  link->attempt = rndz_connect_attempt_new (link->connecting, &link->addr, listener->context,
-                                            link_tcp_connected_cb, link);
 }
 
 /* Listening socket */
@@ -1559,9 +1481,9 @@ link_tick (Link   *link,
 {
   RndzListener *listener = link->listener;
 
-  if (listener->transport == RNDZ_TRANSPORT_TCP && link->channel == NULL)
+  if (listener->transport == RNDZ_TRANSPORT_TCP && !rndz_server_link_is_ready (link->conn))
     {
-      if (link->attempt == NULL)
+      if (!rndz_server_link_is_open (link->conn))
         link_connect (link);
       return;
     }
@@ -1617,11 +1539,7 @@ timer_cb (gpointer user_data)
 static void
 link_free (Link *link)
 {
-  rndz_source_clear (&link->source);
-  if (link->socket != NULL)
-    g_socket_close (link->socket, NULL);
-  g_clear_object (&link->socket);
-  link_tcp_close (link);
+  g_clear_pointer (&link->conn, rndz_server_link_free);
   g_clear_error (&link->refused);
   g_free (link);
 }
@@ -1687,11 +1605,14 @@ resolved_cb (GObject      *source,
       Link *link = g_new0 (Link, 1);
 
       link->listener = listener;
-      link->addr = g_array_index (servers, RndzAddr, i);
+      link->conn = rndz_server_link_new (listener->peer, listener->transport, listener->family,
+                                         &g_array_index (servers, RndzAddr, i),
+                                         link_conn_cb, link);
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
       g_ptr_array_add (listener->links, link);
 
-      if (listener->transport == RNDZ_TRANSPORT_UDP && !link_udp_open (link, &error))
+      if (listener->transport == RNDZ_TRANSPORT_UDP &&
+          !rndz_server_link_open (link->conn, listener->port, &error))
         {
           g_debug ("Cannot use server %u: %s", i, error->message);
           link->refused = g_steal_pointer (&error);

@@ -1,0 +1,307 @@
+/* rndz-server-link.c: a client's connection to one server
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include "rndz-server-link-private.h"
+#include "rndz-channel-private.h"
+#include "rndz-i18n-private.h"
+#include "rndz-udp-private.h"
+
+struct _RndzServerLink
+{
+  RndzPeerContext *peer;
+  RndzTransport transport;
+  GSocketFamily family;
+  RndzAddr server;
+  RndzServerLinkFunc func;
+  gpointer user_data;
+  gboolean freed;               /* by its owner; the memory goes with the last reference */
+
+  GSocket *socket;              /* UDP: connected to the server */
+  GSource *source;
+  GSocket *connecting;          /* TCP, until connected */
+  RndzConnectAttempt *attempt;
+  RndzChannel *channel;         /* TCP, connected */
+};
+
+static RndzServerLink *
+link_ref (RndzServerLink *link)
+{
+  return g_rc_box_acquire (link);
+}
+
+static void
+link_clear (RndzServerLink *link)
+{
+  rndz_server_link_close (link);
+  rndz_peer_context_unref (link->peer);
+}
+
+static void
+link_unref (RndzServerLink *link)
+{
+  g_rc_box_release_full (link, (GDestroyNotify) link_clear);
+}
+
+RndzServerLink *
+rndz_server_link_new (RndzPeerContext    *peer,
+                      RndzTransport       transport,
+                      GSocketFamily       family,
+                      const RndzAddr     *server,
+                      RndzServerLinkFunc  func,
+                      gpointer            user_data)
+{
+  RndzServerLink *link = g_rc_box_new0 (RndzServerLink);
+
+  link->peer = rndz_peer_context_ref (peer);
+  link->transport = transport;
+  link->family = family;
+  link->server = *server;
+  link->func = func;
+  link->user_data = user_data;
+  return link;
+}
+
+/* Closes the sockets; the link can be opened again */
+void
+rndz_server_link_close (RndzServerLink *link)
+{
+  rndz_source_clear (&link->source);
+  if (link->socket != NULL)
+    g_socket_close (link->socket, NULL);
+  g_clear_object (&link->socket);
+  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+  if (link->connecting != NULL)
+    g_socket_close (link->connecting, NULL);
+  g_clear_object (&link->connecting);
+  if (link->channel != NULL)
+    rndz_channel_close (link->channel);
+  g_clear_pointer (&link->channel, rndz_channel_unref);
+}
+
+/* Safe from within the link's own callback */
+void
+rndz_server_link_free (RndzServerLink *link)
+{
+  link->freed = TRUE;
+  rndz_server_link_close (link);
+  link_unref (link);
+}
+
+static void
+link_emit (RndzServerLink      *link,
+           RndzServerLinkEvent  event,
+           const RndzMessage   *msg,
+           const GError        *error)
+{
+  link->func (link, event, msg, error, link->user_data);
+}
+
+/* UDP */
+
+static gboolean
+link_udp_read_one (GSocket           *socket,
+                   const RndzAddr    *from,
+                   const RndzMessage *msg,
+                   gpointer           user_data)
+{
+  RndzServerLink *link = user_data;
+
+  link_emit (link, RNDZ_SERVER_LINK_MESSAGE, msg, NULL);
+  return !link->freed && link->socket != NULL;
+}
+
+static gboolean
+link_udp_read_cb (GSocket      *socket,
+                  GIOCondition  condition,
+                  gpointer      user_data)
+{
+  RndzServerLink *link = link_ref (user_data);
+  g_autoptr(GError) error = NULL;
+
+  /* An ICMP error for an earlier datagram: nobody serves there */
+  if (!rndz_udp_read_messages (socket, FALSE, link_udp_read_one, link, &error) &&
+      error != NULL && !link->freed)
+    link_emit (link, RNDZ_SERVER_LINK_FAILED, NULL, error);
+
+  link_unref (link);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+link_udp_open (RndzServerLink  *link,
+               guint16          port,
+               GError         **error)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+
+  address = rndz_addr_to_socket_address (&link->server, link->family);
+  if (address == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("The server’s address family cannot be reached from the local address"));
+      return FALSE;
+    }
+
+  link->socket = rndz_peer_context_bind (link->peer, link->family, G_SOCKET_TYPE_DATAGRAM,
+                                         port, error);
+  if (link->socket == NULL || !g_socket_connect (link->socket, address, NULL, error))
+    {
+      rndz_server_link_close (link);
+      return FALSE;
+    }
+
+  link->source = rndz_socket_source_add (link->socket, link->peer->context, link_udp_read_cb,
+                                         link, "[rndz] server link UDP");
+  return TRUE;
+}
+
+/* TCP */
+
+static void
+link_tcp_message_cb (RndzChannel       *channel,
+                     const RndzMessage *msg,
+                     const GError      *error,
+                     gpointer           user_data)
+{
+  RndzServerLink *link = user_data;
+
+  if (msg != NULL)
+    {
+      link_emit (link, RNDZ_SERVER_LINK_MESSAGE, msg, NULL);
+      return;
+    }
+
+  /* No more callbacks come from the channel */
+  g_clear_pointer (&link->channel, rndz_channel_unref);
+  link_emit (link, RNDZ_SERVER_LINK_FAILED, NULL, error);
+}
+
+static void
+link_tcp_connected_cb (GSocket      *socket,
+                       const GError *error,
+                       gpointer      user_data)
+{
+  RndzServerLink *link = user_data;
+  g_autoptr(GSocket) connected = g_steal_pointer (&link->connecting);
+
+  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+
+  if (error != NULL)
+    {
+      g_socket_close (connected, NULL);
+      link_emit (link, RNDZ_SERVER_LINK_FAILED, NULL, error);
+      return;
+    }
+
+  link->channel = rndz_channel_new (connected, link->peer->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
+                                    link_tcp_message_cb, link);
+  link_emit (link, RNDZ_SERVER_LINK_READY, NULL, NULL);
+}
+
+static gboolean
+link_tcp_open (RndzServerLink  *link,
+               guint16          port,
+               GError         **error)
+{
+  link->connecting = rndz_peer_context_bind (link->peer, link->family, G_SOCKET_TYPE_STREAM,
+                                             port, error);
+  if (link->connecting == NULL)
+    return FALSE;
+
+  link->attempt = rndz_connect_attempt_new (link->connecting, &link->server, link->peer->context,
+                                            link_tcp_connected_cb, link);
+  return TRUE;
+}
+
+/*
+ * rndz_server_link_open:
+ * @port: our port P, or 0 for any (then rndz_server_link_get_port() tells)
+ *
+ * Opens the link, closing what was open. Over UDP it is ready at once;
+ * over TCP, %RNDZ_SERVER_LINK_READY or %RNDZ_SERVER_LINK_FAILED comes
+ * later, never from within this call.
+ */
+gboolean
+rndz_server_link_open (RndzServerLink  *link,
+                       guint16          port,
+                       GError         **error)
+{
+  rndz_server_link_close (link);
+
+  if (link->transport == RNDZ_TRANSPORT_UDP)
+    return link_udp_open (link, port, error);
+  return link_tcp_open (link, port, error);
+}
+
+gboolean
+rndz_server_link_is_open (RndzServerLink *link)
+{
+  return link->socket != NULL || link->connecting != NULL || link->channel != NULL;
+}
+
+gboolean
+rndz_server_link_is_ready (RndzServerLink *link)
+{
+  return link->socket != NULL || link->channel != NULL;
+}
+
+const RndzAddr *
+rndz_server_link_get_server (RndzServerLink *link)
+{
+  return &link->server;
+}
+
+guint16
+rndz_server_link_get_port (RndzServerLink *link)
+{
+  GSocket *socket = link->socket != NULL ? link->socket : link->connecting;
+  g_autoptr(GSocketAddress) local = NULL;
+
+  if (socket == NULL && link->channel != NULL)
+    socket = rndz_channel_get_socket (link->channel);
+  if (socket == NULL || (local = g_socket_get_local_address (socket, NULL)) == NULL)
+    return 0;
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+}
+
+/*
+ * rndz_server_link_send:
+ *
+ * Sends @msg (padded as it asks). Over UDP a datagram the kernel could
+ * not queue is not an error: requests are sent again until answered.
+ *
+ * Returns: %FALSE if the link is not ready or failed to send
+ */
+gboolean
+rndz_server_link_send (RndzServerLink     *link,
+                       const RndzMessage  *msg,
+                       GError            **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  if (link->channel != NULL)
+    return rndz_channel_send (link->channel, msg, error);
+
+  if (link->socket == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                           _("Not connected to the server"));
+      return FALSE;
+    }
+
+  len = rndz_message_encode (msg, buf, sizeof buf);
+  if (g_socket_send (link->socket, buf, len, NULL, &local_error) < 0 &&
+      !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  return TRUE;
+}
