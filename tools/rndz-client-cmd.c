@@ -10,8 +10,6 @@
  * echo.
  */
 
-#include "config.h"
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -18,8 +18,6 @@
  * "quitting" means here.
  */
 
-#include "config.h"
-
 #include <glib/gi18n.h>
 
 #include "rndz-echo.h"

@@ -7,8 +7,6 @@
  * Prints the key in hexadecimal, for the peer's --key-file.
  */
 
-#include "config.h"
-
 #include <stdlib.h>
 
 #include <glib/gi18n.h>

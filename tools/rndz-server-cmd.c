@@ -8,8 +8,6 @@
  * with --relay-port) once it serves, and runs until SIGINT or SIGTERM.
  */
 
-#include "config.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

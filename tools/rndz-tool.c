@@ -7,8 +7,6 @@
  * messages of the library) goes to stderr.
  */
 
-#include "config.h"
-
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>

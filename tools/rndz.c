@@ -16,8 +16,6 @@
  * (-Dserver=false, -Dclient=false) says so.
  */
 
-#include "config.h"
-
 #include <locale.h>
 #include <stdlib.h>
 
