@@ -1,0 +1,343 @@
+/* rndz-echo.c: the echo service of `rndz client` when it listens
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Once registered, a listening `rndz client` sends back whatever peers
+ * send it:
+ *
+ *   - over UDP, the datagrams of the socket that
+ *     rndz_client_listen_udp_async() returned, and of each socket that
+ *     RndzClient::peer-socket hands out for a peer on a socket of its own;
+ *   - over TCP, each connection from rndz_client_accept_async(), until it
+ *     closes.
+ *
+ * This file knows nothing of the rest of the program: rndz-client-cmd.c
+ * starts it once registered, cancels the GCancellable it was given to end
+ * it, and counts its operations in flight (rndz_tool_echo_get_pending())
+ * before it frees it. The owner's cancellable being cancelled is what
+ * "quitting" means here.
+ */
+
+#include <glib/gi18n.h>
+
+#include "rndz-echo.h"
+#include "rndz-tool.h"
+
+/* The pause before accepting again after a failure */
+#define ACCEPT_RETRY_MS 200
+
+struct _RndzToolEcho
+{
+  RndzClient *client;
+  GCancellable *cancellable;
+  guint pending;
+
+  /* UDP */
+  guint8 *datagram;
+  GSource *receive_source;
+  GPtrArray *peer_sources;   /* one per peer on its own socket */
+  gulong peer_socket_id;
+};
+
+/* One TCP connection accepted while listening */
+typedef struct
+{
+  RndzToolEcho *echo;
+  GSocketConnection *connection;
+  char *peer_id;
+  guint8 buffer[4096];
+} EchoConnection;
+
+static gboolean
+echo_quitting (RndzToolEcho *echo)
+{
+  return g_cancellable_is_cancelled (echo->cancellable);
+}
+
+/* UDP */
+
+static gboolean
+echo_datagrams_cb (GSocket      *socket,
+                   GIOCondition  condition,
+                   gpointer      user_data)
+{
+  RndzToolEcho *echo = user_data;
+
+  /* A bounded batch, so that a flood does not starve the rest */
+  for (guint i = 0; i < 64; i++)
+    {
+      g_autoptr(GSocketAddress) sender = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *sender_text = NULL;
+      gssize received;
+
+      received = g_socket_receive_from (socket, &sender, (char *) echo->datagram,
+                                        G_MAXUINT16, NULL, &error);
+      if (received < 0)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            rndz_tool_print_note (_("Receiving failed: %s"), error->message);
+          break;
+        }
+
+      sender_text = rndz_tool_format_address (sender);
+      rndz_tool_print_note (_("Echoing %u bytes to %s"), (guint) received, sender_text);
+
+      if (g_socket_send_to (socket, sender, (const char *) echo->datagram, received,
+                            NULL, &error) < 0)
+        rndz_tool_print_note (_("Sending to %s failed: %s"), sender_text, error->message);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static GSource *
+echo_socket_source_new (RndzToolEcho *echo,
+                        GSocket      *socket)
+{
+  GSource *source;
+
+  g_socket_set_blocking (socket, FALSE);
+  source = g_socket_create_source (socket, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (echo_datagrams_cb), echo, NULL);
+  g_source_attach (source, NULL);
+  return source;
+}
+
+/* A peer that reached us on a socket of its own (through the server's
+ * relay, or through our NAT's port for it alone): its datagrams are
+ * echoed like the others */
+static void
+echo_peer_socket_cb (RndzClient *client,
+                     const char *peer_id,
+                     GSocket    *socket,
+                     gpointer    user_data)
+{
+  RndzToolEcho *echo = user_data;
+
+  if (echo_quitting (echo) || echo->datagram == NULL)
+    return;
+
+  if (rndz_socket_get_path (socket) == RNDZ_PATH_RELAYED)
+    rndz_tool_print_note (_("Peer “%s” comes through the relay"), peer_id);
+  else
+    rndz_tool_print_note (_("Peer “%s” comes on a port of its own"), peer_id);
+  g_ptr_array_add (echo->peer_sources, echo_socket_source_new (echo, socket));
+}
+
+/* Echoes the datagrams of @socket, which listen_udp returned, and of the
+ * peers on sockets of their own */
+void
+rndz_tool_echo_udp_start (RndzToolEcho *echo,
+                          GSocket      *socket)
+{
+  echo->datagram = g_malloc (G_MAXUINT16);
+  echo->receive_source = echo_socket_source_new (echo, socket);
+}
+
+/* TCP */
+
+static void echo_connection_read (EchoConnection *connection);
+
+static void
+echo_connection_free (EchoConnection *connection)
+{
+  g_io_stream_close (G_IO_STREAM (connection->connection), NULL, NULL);
+  g_object_unref (connection->connection);
+  g_free (connection->peer_id);
+  g_free (connection);
+}
+
+static void
+echo_connection_write_cb (GObject      *object,
+                          GAsyncResult *result,
+                          gpointer      user_data)
+{
+  EchoConnection *connection = user_data;
+  g_autoptr(GError) error = NULL;
+
+  connection->echo->pending--;
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (object), result, NULL, &error))
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        rndz_tool_print_note (_("Connection with peer “%s” failed: %s"), connection->peer_id,
+                              error->message);
+      echo_connection_free (connection);
+      return;
+    }
+
+  echo_connection_read (connection);
+}
+
+static void
+echo_connection_read_cb (GObject      *object,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  EchoConnection *connection = user_data;
+  RndzToolEcho *echo = connection->echo;
+  g_autoptr(GError) error = NULL;
+  gssize n_read;
+
+  echo->pending--;
+  n_read = g_input_stream_read_finish (G_INPUT_STREAM (object), result, &error);
+  if (n_read <= 0)
+    {
+      if (n_read == 0)
+        rndz_tool_print_note (_("Peer “%s” closed the connection"), connection->peer_id);
+      else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        rndz_tool_print_note (_("Connection with peer “%s” failed: %s"), connection->peer_id,
+                              error->message);
+      echo_connection_free (connection);
+      return;
+    }
+
+  rndz_tool_print_note (_("Echoing %u bytes to peer “%s”"), (guint) n_read, connection->peer_id);
+  echo->pending++;
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (connection->connection)),
+                                   connection->buffer, n_read, G_PRIORITY_DEFAULT,
+                                   echo->cancellable, echo_connection_write_cb, connection);
+}
+
+static void
+echo_connection_read (EchoConnection *connection)
+{
+  RndzToolEcho *echo = connection->echo;
+
+  echo->pending++;
+  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (connection->connection)),
+                             connection->buffer, sizeof connection->buffer, G_PRIORITY_DEFAULT,
+                             echo->cancellable, echo_connection_read_cb, connection);
+}
+
+static void echo_accept (RndzToolEcho *echo);
+
+static gboolean
+accept_again_cb (gpointer user_data)
+{
+  RndzToolEcho *echo = user_data;
+
+  echo->pending--;
+  echo_accept (echo);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+accept_cb (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  RndzToolEcho *echo = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) accepted = NULL;
+  g_autofree char *peer_id = NULL;
+  EchoConnection *connection;
+
+  echo->pending--;
+  accepted = rndz_client_accept_finish (echo->client, result, &peer_id, &error);
+  if (accepted == NULL)
+    {
+      if (echo_quitting (echo))
+        return;
+
+      rndz_tool_print_error (_("Cannot accept a connection: %s"), error->message);
+
+      /* Most failures concern one peer only: go on accepting, after a
+       * pause so that a lasting failure does not spin. */
+      echo->pending++;
+      g_timeout_add (ACCEPT_RETRY_MS, accept_again_cb, echo);
+      return;
+    }
+
+  if (echo_quitting (echo))
+    {
+      g_io_stream_close (G_IO_STREAM (accepted), NULL, NULL);
+      return;
+    }
+
+  rndz_tool_print_note (_("Accepted a connection from peer “%s” (%s)"),
+                        peer_id != NULL ? peer_id : "?",
+                        rndz_tool_path_name (g_socket_connection_get_socket (accepted)));
+
+  connection = g_new0 (EchoConnection, 1);
+  connection->echo = echo;
+  connection->connection = g_steal_pointer (&accepted);
+  connection->peer_id = peer_id != NULL ? g_steal_pointer (&peer_id) : g_strdup ("?");
+  echo_connection_read (connection);
+
+  echo_accept (echo);
+}
+
+static void
+echo_accept (RndzToolEcho *echo)
+{
+  if (echo_quitting (echo))
+    return;
+
+  echo->pending++;
+  rndz_client_accept_async (echo->client, echo->cancellable, accept_cb, echo);
+}
+
+/* Accepts the peers' connections and echoes each until it closes */
+void
+rndz_tool_echo_tcp_start (RndzToolEcho *echo)
+{
+  echo_accept (echo);
+}
+
+/* Life cycle */
+
+static void
+destroy_and_unref_source (gpointer data)
+{
+  g_source_destroy (data);
+  g_source_unref (data);
+}
+
+/* An echo for the peers of @client, a listening client, whose
+ * operations end when @cancellable is cancelled */
+RndzToolEcho *
+rndz_tool_echo_new (RndzClient   *client,
+                    GCancellable *cancellable)
+{
+  RndzToolEcho *echo = g_new0 (RndzToolEcho, 1);
+
+  echo->client = g_object_ref (client);
+  echo->cancellable = g_object_ref (cancellable);
+  echo->peer_sources = g_ptr_array_new_with_free_func (destroy_and_unref_source);
+  echo->peer_socket_id = g_signal_connect (client, "peer-socket",
+                                           G_CALLBACK (echo_peer_socket_cb), echo);
+  return echo;
+}
+
+/* The operations in flight: each ends soon once the cancellable is
+ * cancelled, and frees what it holds */
+guint
+rndz_tool_echo_get_pending (RndzToolEcho *echo)
+{
+  return echo->pending;
+}
+
+/* Echoes no more datagrams. The TCP connections end with the
+ * cancellable. */
+void
+rndz_tool_echo_stop (RndzToolEcho *echo)
+{
+  if (echo->receive_source != NULL)
+    g_source_destroy (echo->receive_source);
+  g_clear_pointer (&echo->receive_source, g_source_unref);
+  g_ptr_array_set_size (echo->peer_sources, 0);
+  g_clear_signal_handler (&echo->peer_socket_id, echo->client);
+}
+
+/* Once the operations in flight have ended */
+void
+rndz_tool_echo_free (RndzToolEcho *echo)
+{
+  rndz_tool_echo_stop (echo);
+  g_clear_pointer (&echo->peer_sources, g_ptr_array_unref);
+  g_clear_pointer (&echo->datagram, g_free);
+  g_clear_object (&echo->client);
+  g_clear_object (&echo->cancellable);
+  g_free (echo);
+}

@@ -1,0 +1,337 @@
+/* rndz-server-cmd.c: `rndz server`, a rendezvous server
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ *   rndz server [--listen-addr ADDRESS:PORT] [limits…]
+ *
+ * Prints "Listening on ADDRESS:PORT" (and "Relaying on ADDRESS:PORT"
+ * with --relay-port) once it serves, and runs until SIGINT or SIGTERM.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib/gi18n.h>
+
+#include <rndz-glib/rndz.h>
+
+#include "rndz-tool.h"
+
+#define DEFAULT_LISTEN_ADDRESS "0.0.0.0:8888"
+
+/* The option names are the names of the RndzServer properties they set */
+enum
+{
+  LIMIT_PEER_TIMEOUT,
+  LIMIT_FORWARD_TIMEOUT,
+  LIMIT_REGISTER_TIMEOUT,
+  LIMIT_MAX_PEERS,
+  LIMIT_MAX_CONNECTIONS,
+  LIMIT_MAX_MESSAGE_SIZE,
+  LIMIT_REQUEST_RATE,
+  LIMIT_RELAY_PORT,
+  LIMIT_RELAY_MAX_SESSIONS,
+  LIMIT_RELAY_RATE,
+  LIMIT_RELAY_IDLE_TIMEOUT,
+  N_LIMITS
+};
+
+static const char * const limit_names[N_LIMITS] = {
+  "peer-timeout",
+  "forward-timeout",
+  "register-timeout",
+  "max-peers",
+  "max-connections",
+  "max-message-size",
+  "request-rate",
+  "relay-port",
+  "relay-max-sessions",
+  "relay-rate",
+  "relay-idle-timeout",
+};
+
+static char *server_listen_address = NULL;
+static char *server_limits[N_LIMITS] = { NULL, };
+static char *server_secret_file = NULL;
+static char *server_key_file = NULL;
+static gboolean server_verbose = FALSE;
+
+static const GOptionEntry server_entries[] = {
+  { "listen-addr", 0, 0, G_OPTION_ARG_STRING, &server_listen_address,
+    N_("Serve TCP and UDP on ADDRESS:PORT or [IPV6-ADDRESS]:PORT (default: 0.0.0.0:8888; [::]:8888 serves IPv4 and IPv6)"),
+    N_("ADDRESS:PORT") },
+  { "peer-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_PEER_TIMEOUT],
+    N_("Forget a peer SECONDS after its last ping"), N_("SECONDS") },
+  { "forward-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_FORWARD_TIMEOUT],
+    N_("Wait SECONDS for a peer to answer a forwarded connection request"), N_("SECONDS") },
+  { "register-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_REGISTER_TIMEOUT],
+    N_("Close a TCP connection that does not register a peer within SECONDS"), N_("SECONDS") },
+  { "max-peers", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_PEERS],
+    N_("Register at most N peers"), N_("N") },
+  { "max-connections", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_CONNECTIONS],
+    N_("Keep at most N TCP connections open"), N_("N") },
+  { "request-rate", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_REQUEST_RATE],
+    N_("Forward at most N connection requests a second from one address, and to one address"), N_("N") },
+  { "secret-file", 0, 0, G_OPTION_ARG_FILENAME, &server_secret_file,
+    N_("Require peers to authenticate with keys derived from the secret in FILE (or in the RNDZ_SECRET environment variable)"),
+    N_("FILE") },
+  { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &server_key_file,
+    N_("Require peers to authenticate with the keys in FILE, one “ID HEXKEY” a line"), N_("FILE") },
+  { "max-message-size", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_MESSAGE_SIZE],
+    N_("Accept messages of at most BYTES bytes"), N_("BYTES") },
+  { "relay-port", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_PORT],
+    N_("Relay, over TCP and UDP on PORT of the listening address, between peers that cannot reach each other directly (default: 0, no relay)"),
+    N_("PORT") },
+  { "relay-max-sessions", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_SESSIONS],
+    N_("Relay at most N sessions at once (default: 64)"), N_("N") },
+  { "relay-rate", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_RATE],
+    N_("Relay at most BYTES bytes a second per session and direction; 0 for no limit (default: 1048576)"),
+    N_("BYTES") },
+  { "relay-idle-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_IDLE_TIMEOUT],
+    N_("Close a relay session after SECONDS without traffic (default: 60)"), N_("SECONDS") },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &server_verbose,
+    N_("Print debug messages to standard error"), NULL },
+  { NULL }
+};
+
+static gboolean
+parse_port (const char *text,
+            guint16    *port)
+{
+  guint64 number;
+
+  /* g_ascii_string_to_unsigned() takes a sign and leading spaces */
+  if (!g_ascii_isdigit (text[0]) || strlen (text) > 5)
+    return FALSE;
+  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT16, &number, NULL))
+    return FALSE;
+
+  *port = (guint16) number;
+  return TRUE;
+}
+
+/* Accepts "198.51.100.7:8888" and "[2001:db8::1]:8888", numeric only: a
+ * server listens on an address of its own, never on a name. Port 0 lets
+ * the system pick one. */
+static GSocketAddress *
+parse_listen_address (const char  *text,
+                      GError     **error)
+{
+  g_autofree char *host = NULL;
+  g_autoptr(GInetAddress) inet_address = NULL;
+  GSocketFamily family;
+  const char *port_text;
+  guint16 port;
+
+  if (text[0] == '[')
+    {
+      const char *end = strstr (text, "]:");
+
+      if (end == NULL)
+        goto invalid;
+      host = g_strndup (text + 1, end - text - 1);
+      port_text = end + 2;
+      family = G_SOCKET_FAMILY_IPV6;
+    }
+  else
+    {
+      const char *colon = strchr (text, ':');
+
+      if (colon == NULL || strchr (colon + 1, ':') != NULL)
+        goto invalid;
+      host = g_strndup (text, colon - text);
+      port_text = colon + 1;
+      family = G_SOCKET_FAMILY_IPV4;
+    }
+
+  inet_address = g_inet_address_new_from_string (host);
+  if (inet_address == NULL || g_inet_address_get_family (inet_address) != family)
+    goto invalid;
+  if (!parse_port (port_text, &port))
+    goto invalid;
+
+  return g_inet_socket_address_new (inet_address, port);
+
+invalid:
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               _("Invalid address “%s”: expected IPV4-ADDRESS:PORT or [IPV6-ADDRESS]:PORT, with a numeric address"),
+               text);
+  return NULL;
+}
+
+static gboolean
+apply_server_limits (RndzServer  *server,
+                     GError     **error)
+{
+  for (guint i = 0; i < N_LIMITS; i++)
+    {
+      g_autofree char *option = NULL;
+      guint value;
+
+      if (server_limits[i] == NULL)
+        continue;
+
+      option = g_strconcat ("--", limit_names[i], NULL);
+      if (!rndz_tool_parse_uint_option (option, server_limits[i], RNDZ_TYPE_SERVER,
+                                        limit_names[i], G_MAXUINT, &value, error))
+        return FALSE;
+
+      g_object_set (server, limit_names[i], value, NULL);
+    }
+
+  return TRUE;
+}
+
+static gboolean
+apply_server_auth (RndzServer  *server,
+                   GError     **error)
+{
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  secret = rndz_tool_read_secret (server_secret_file, "RNDZ_SECRET", &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  if (secret != NULL)
+    rndz_server_set_secret (server, secret);
+
+  if (server_key_file != NULL && !rndz_server_load_keys (server, server_key_file, error))
+    return FALSE;
+
+  if (rndz_server_get_auth_required (server))
+    rndz_tool_print_note (_("Peers must authenticate"));
+
+  return TRUE;
+}
+
+/* A server with the options' limits and keys, listening; or NULL after
+ * the error was printed */
+static RndzServer *
+server_start (void)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+
+  address = parse_listen_address (server_listen_address != NULL ? server_listen_address
+                                                                : DEFAULT_LISTEN_ADDRESS,
+                                  &error);
+  if (address == NULL)
+    {
+      rndz_tool_print_error ("%s", error->message);
+      return NULL;
+    }
+
+  server = rndz_server_new ();
+  if (!apply_server_limits (server, &error) || !apply_server_auth (server, &error))
+    {
+      rndz_tool_print_error ("%s", error->message);
+      return NULL;
+    }
+
+  if (!rndz_server_listen (server, address, &error))
+    {
+      g_autofree char *address_text = rndz_tool_format_address (address);
+
+      rndz_tool_print_error (_("Cannot listen on %s: %s"), address_text, error->message);
+      return NULL;
+    }
+
+  return g_steal_pointer (&server);
+}
+
+/* The lines that scripts wait for */
+static void
+server_announce (RndzServer *server)
+{
+  g_autoptr(GSocketAddress) local_address = NULL;
+  g_autofree char *local_text = NULL;
+
+  local_address = rndz_server_get_local_address (server);
+  local_text = rndz_tool_format_address (local_address);
+  g_print (_("Listening on %s\n"), local_text);
+  if (rndz_server_get_relay_port (server) != 0)
+    {
+      GInetAddress *inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local_address));
+      g_autoptr(GSocketAddress) relay_address =
+        g_inet_socket_address_new (inet, rndz_server_get_relay_port (server));
+      g_autofree char *relay_text = rndz_tool_format_address (relay_address);
+
+      g_print (_("Relaying on %s\n"), relay_text);
+    }
+  fflush (stdout);
+}
+
+static gboolean
+server_quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+server_run (RndzServer *server)
+{
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  guint signal_ids[2] = { 0, 0 };
+
+  rndz_tool_add_quit_signals (server_quit_cb, loop, signal_ids);
+  g_main_loop_run (loop);
+  rndz_tool_remove_quit_signals (signal_ids);
+
+  rndz_tool_print_note (_("Stopping"));
+  rndz_server_stop (server);
+}
+
+static void
+server_clear_options (void)
+{
+  g_clear_pointer (&server_listen_address, g_free);
+  g_clear_pointer (&server_secret_file, g_free);
+  g_clear_pointer (&server_key_file, g_free);
+  for (guint i = 0; i < N_LIMITS; i++)
+    g_clear_pointer (&server_limits[i], g_free);
+}
+
+int
+rndz_tool_server_main (int    argc,
+                       char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = EXIT_FAILURE;
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context, _("Run a rendezvous server: peers register with it, and it forwards their connection requests."));
+  g_option_context_add_main_entries (context, server_entries, GETTEXT_PACKAGE);
+
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      rndz_tool_print_error ("%s", error->message);
+      goto out;
+    }
+  if (argc > 1)
+    {
+      rndz_tool_print_error (_("Unexpected argument “%s”"), argv[1]);
+      goto out;
+    }
+
+  rndz_tool_set_verbose (server_verbose);
+
+  server = server_start ();
+  if (server == NULL)
+    goto out;
+
+  server_announce (server);
+  server_run (server);
+  status = EXIT_SUCCESS;
+
+out:
+  server_clear_options ();
+  return status;
+}

@@ -1,0 +1,217 @@
+/* rndz-tool.c: helpers that the modes of the rndz program share
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Whatever scripts read is written to stdout, one line per event, and
+ * flushed at once; everything else (errors, --verbose notes, debug
+ * messages of the library) goes to stderr.
+ */
+
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <glib/gi18n.h>
+#include <glib-unix.h>
+
+#include <rndz-glib/rndz.h>
+
+#include "rndz-tool.h"
+
+/* The library logs to "Rndz", this program to G_LOG_DOMAIN */
+#define RNDZ_LIBRARY_LOG_DOMAIN "Rndz"
+
+static gboolean verbose = FALSE;
+
+void
+rndz_tool_print_error (const char *format,
+                       ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  /* Translators: the program name, then a message */
+  g_printerr (_("%s: %s\n"), g_get_prgname (), message);
+}
+
+/* A note for --verbose: a sentence for people, so it is translated,
+ * unlike the library's debug messages. */
+void
+rndz_tool_print_note (const char *format,
+                      ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  if (!verbose)
+    return;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  /* Translators: the program name, then a message */
+  g_printerr (_("%s: %s\n"), g_get_prgname (), message);
+}
+
+static void
+enable_debug_logging (void)
+{
+  const char *domains = g_getenv ("G_MESSAGES_DEBUG");
+  g_autofree char *new_domains = NULL;
+
+  /* G_MESSAGES_DEBUG is read when a message is logged, and nothing has
+   * been logged yet, so adding to it here is enough. */
+  if (domains != NULL && *domains != '\0')
+    new_domains = g_strjoin (" ", domains, RNDZ_LIBRARY_LOG_DOMAIN, G_LOG_DOMAIN, NULL);
+  else
+    new_domains = g_strjoin (" ", RNDZ_LIBRARY_LOG_DOMAIN, G_LOG_DOMAIN, NULL);
+
+  g_setenv ("G_MESSAGES_DEBUG", new_domains, TRUE);
+}
+
+/* --verbose: the notes, and the debug messages of the library and of
+ * this program. Called once the options are parsed, before anything is
+ * logged. */
+void
+rndz_tool_set_verbose (gboolean enable)
+{
+  verbose = enable;
+  if (verbose)
+    enable_debug_logging ();
+}
+
+char *
+rndz_tool_format_address (GSocketAddress *address)
+{
+  GInetAddress *inet_address;
+  g_autofree char *host = NULL;
+  guint16 port;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return g_strdup ("?");
+
+  inet_address = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+  host = g_inet_address_to_string (inet_address);
+
+  if (g_inet_address_get_family (inet_address) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("[%s]:%u", host, port);
+
+  return g_strdup_printf ("%s:%u", host, port);
+}
+
+/* How a connection reaches its peer, for the notes */
+const char *
+rndz_tool_path_name (GSocket *socket)
+{
+  switch (rndz_socket_get_path (socket))
+    {
+    case RNDZ_PATH_DIRECT:
+      /* Translators: how a connection reaches the peer: straight to its public address */
+      return C_("path", "direct");
+    case RNDZ_PATH_LOCAL:
+      /* Translators: how a connection reaches the peer: to one of its local addresses */
+      return C_("path", "local");
+    case RNDZ_PATH_RELAYED:
+      /* Translators: how a connection reaches the peer: through the server's relay */
+      return C_("path", "relayed");
+    case RNDZ_PATH_UNKNOWN:
+    default:
+      return C_("path", "unknown");
+    }
+}
+
+/* Secrets and keys come from files or the environment, never from the
+ * command line alone: other users can read a process's arguments. */
+GBytes *
+rndz_tool_read_secret (const char  *path,
+                       const char  *variable,
+                       GError     **error)
+{
+  g_autofree char *contents = NULL;
+  const char *value;
+  gsize len;
+
+  if (path != NULL)
+    {
+      if (!g_file_get_contents (path, &contents, &len, error))
+        return NULL;
+    }
+  else if ((value = g_getenv (variable)) != NULL && value[0] != '\0')
+    {
+      contents = g_strdup (value);
+      len = strlen (contents);
+    }
+  else
+    return NULL;
+
+  /* A file usually ends with a newline that is not part of the secret */
+  while (len > 0 && (contents[len - 1] == '\n' || contents[len - 1] == '\r'))
+    len--;
+
+  if (len == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   path != NULL ? _("The file “%s” is empty") : _("The variable %s is empty"),
+                   path != NULL ? path : variable);
+      return NULL;
+    }
+
+  return g_bytes_new (contents, len);
+}
+
+/* Reads a number for the option @option that sets the guint property
+ * @property of @type, within the range the property accepts. */
+gboolean
+rndz_tool_parse_uint_option (const char  *option,
+                             const char  *text,
+                             GType        type,
+                             const char  *property,
+                             guint        fallback_max,
+                             guint       *value,
+                             GError     **error)
+{
+  g_autoptr(GTypeClass) klass = g_type_class_ref (type);
+  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), property);
+  guint minimum = 1;
+  guint maximum = fallback_max;
+  guint64 number;
+
+  if (pspec != NULL && G_IS_PARAM_SPEC_UINT (pspec))
+    {
+      minimum = G_PARAM_SPEC_UINT (pspec)->minimum;
+      maximum = MIN (G_PARAM_SPEC_UINT (pspec)->maximum, fallback_max);
+    }
+
+  if (!g_ascii_string_to_unsigned (text, 10, minimum, maximum, &number, NULL))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("Invalid value “%s” for %s: expected a number from %u to %u"),
+                   text, option, minimum, maximum);
+      return FALSE;
+    }
+
+  *value = (guint) number;
+  return TRUE;
+}
+
+void
+rndz_tool_add_quit_signals (GSourceFunc  callback,
+                            gpointer     user_data,
+                            guint        ids[2])
+{
+  ids[0] = g_unix_signal_add (SIGINT, callback, user_data);
+  ids[1] = g_unix_signal_add (SIGTERM, callback, user_data);
+}
+
+void
+rndz_tool_remove_quit_signals (guint ids[2])
+{
+  g_clear_handle_id (&ids[0], g_source_remove);
+  g_clear_handle_id (&ids[1], g_source_remove);
+}
