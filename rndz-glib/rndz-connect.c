@@ -132,8 +132,8 @@ struct _ConnectOp
   /* UDP, hard NATs */
   RndzAddr peer_addr;             /* as the server saw it */
   gboolean peer_rewrites;         /* its NAT changed its port */
-  GSource *hard_timer;            /* starts the phase, then paces the probes */
-  guint n_probes;
+  GSource *hard_timer;            /* starts the phase */
+  RndzProber *prober;             /* the peer looks hard: we probe */
   RndzSpray *spray;
   GPtrArray *attempts;            /* TCP: PeerAttempt */
 
@@ -171,6 +171,7 @@ op_stop (ConnectOp *op)
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
+  g_clear_pointer (&op->prober, rndz_prober_free);
   g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->join_cancellable != NULL)
     g_cancellable_cancel (op->join_cancellable);
@@ -328,6 +329,7 @@ op_direct_timeout_cb (gpointer user_data)
   g_clear_pointer (&op->direct_timeout, g_source_unref);
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
+  g_clear_pointer (&op->prober, rndz_prober_free);
   g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
@@ -716,6 +718,7 @@ op_udp_choose (ConnectOp      *op,
   op->chosen_kind = kind;
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
+  g_clear_pointer (&op->prober, rndz_prober_free);
   op_udp_use_cb (op);
 }
 
@@ -751,37 +754,26 @@ op_udp_redirected (ConnectOp         *op,
 /* Hard NATs (rndz-hard-nat.c) */
 
 /* The friendly side: checks to random ports of the peer's public address */
-static gboolean
-op_probe_cb (gpointer user_data)
+/* One probe, from the operation's socket: its NAT maps it to the port
+ * the peer knows */
+static RndzProbeResult
+op_probe (const RndzAddr *to,
+          gpointer        user_data)
 {
   ConnectOp *op = user_data;
+  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, op->family);
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   RndzMessage check;
   gsize len;
 
   op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
   len = rndz_message_encode (&check, buf, sizeof buf);
+  if (address == NULL)
+    return RNDZ_PROBE_STOP;
 
-  for (guint i = 0; i < RNDZ_PROBES_PER_INTERVAL && op->n_probes < RNDZ_PROBES_MAX; i++)
-    {
-      g_autoptr(GSocketAddress) to = NULL;
-      RndzAddr addr = op->peer_addr;
-
-      addr.port = rndz_probe_port ();
-      to = rndz_addr_to_socket_address (&addr, op->family);
-      /* A probe that did not leave is not counted: the next round
-       * tries again */
-      if (to == NULL || !rndz_udp_send (op->socket, to, buf, len, "probe"))
-        break;
-      op->n_probes++;
-    }
-
-  if (op->n_probes < RNDZ_PROBES_MAX)
-    return G_SOURCE_CONTINUE;
-
-  g_debug ("Sent %u probes to “%s”", op->n_probes, op->peer_id);
-  g_clear_pointer (&op->hard_timer, g_source_unref);
-  return G_SOURCE_REMOVE;
+  /* A probe that did not leave is not counted: the next tick tries again */
+  return rndz_udp_send (op->socket, address, buf, len, "probe") ? RNDZ_PROBE_SENT
+                                                                  : RNDZ_PROBE_WAIT;
 }
 
 /* The hard side: what comes in through one of our many mappings */
@@ -827,7 +819,7 @@ op_hard_start_cb (gpointer user_data)
   if (op->peer_rewrites)
     {
       g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
-      op->hard_timer = rndz_timeout_add (op->context, RNDZ_PROBE_INTERVAL_MS, op_probe_cb, op);
+      op->prober = rndz_prober_new (op->context, &op->peer_addr, op->peer_id, op_probe, op);
     }
   else
     {
@@ -948,7 +940,8 @@ op_udp_read_one (GSocket           *socket,
       i = op_find_path (op, from);
       if (i >= 0)
         op_udp_choose (op, op->socket, from, op->path_kinds[i]);
-      else if (op->n_probes > 0 && rndz_addr_same_host (from, &op->peer_addr))
+      else if (op->prober != NULL && rndz_prober_get_count (op->prober) > 0 &&
+               rndz_addr_same_host (from, &op->peer_addr))
         op_udp_choose (op, op->socket, from, RNDZ_PATH_DIRECT);
     }
 

@@ -46,6 +46,39 @@ gboolean rndz_nat_rewrites_port (const RndzAddr *observed,
 guint16  rndz_probe_port        (void);
 
 /*
+ * RndzProber:
+ *
+ * The friendly side's probes of the hard side's address: random ports
+ * from 1024 up, RNDZ_PROBES_PER_INTERVAL every RNDZ_PROBE_INTERVAL_MS,
+ * RNDZ_PROBES_MAX in all, from the first tick (never from within
+ * rndz_prober_new()). The caller's function sends each probe and says
+ * how it went; both roles pace their probes with it.
+ */
+typedef struct _RndzProber RndzProber;
+
+typedef enum
+{
+  RNDZ_PROBE_SENT,              /* counted */
+  RNDZ_PROBE_SKIPPED,           /* not sent, not counted: try another port */
+  RNDZ_PROBE_WAIT,              /* not sent: no more this tick */
+  RNDZ_PROBE_STOP,              /* not sent: no more at all */
+} RndzProbeResult;
+
+typedef RndzProbeResult (*RndzProbeFunc) (const RndzAddr *to,
+                                          gpointer        user_data);
+
+RndzProber *rndz_prober_new       (GMainContext   *context,
+                                   const RndzAddr *host,
+                                   const char     *peer_id,
+                                   RndzProbeFunc   func,
+                                   gpointer        user_data);
+guint       rndz_prober_get_count (RndzProber     *prober);
+gboolean    rndz_prober_is_done   (RndzProber     *prober);
+void        rndz_prober_free      (RndzProber     *prober);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzProber, rndz_prober_free)
+
+/*
  * RndzSpray:
  *
  * Many UDP sockets on ephemeral ports, each sending the same datagram to

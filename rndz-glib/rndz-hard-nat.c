@@ -72,6 +72,98 @@ rndz_probe_port (void)
   return g_random_int_range (1024, 65536);
 }
 
+/* RndzProber */
+
+struct _RndzProber
+{
+  RndzAddr host;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  RndzProbeFunc func;
+  gpointer user_data;
+  GSource *timer;               /* NULL once done */
+  guint count;
+};
+
+static void
+prober_stop (RndzProber *prober)
+{
+  g_debug ("Sent %u probes to “%s”", prober->count, prober->peer_id);
+  rndz_source_clear (&prober->timer);
+}
+
+static gboolean
+prober_tick_cb (gpointer user_data)
+{
+  RndzProber *prober = user_data;
+  guint tries = 0;
+
+  /* Skipped ports are tried again, a few times over */
+  for (guint sent = 0; sent < RNDZ_PROBES_PER_INTERVAL && tries < 4 * RNDZ_PROBES_PER_INTERVAL;
+       tries++)
+    {
+      RndzAddr to = prober->host;
+
+      if (prober->count >= RNDZ_PROBES_MAX)
+        break;
+
+      to.port = rndz_probe_port ();
+      switch (prober->func (&to, prober->user_data))
+        {
+        case RNDZ_PROBE_SENT:
+          prober->count++;
+          sent++;
+          break;
+        case RNDZ_PROBE_SKIPPED:
+          break;
+        case RNDZ_PROBE_WAIT:
+          return G_SOURCE_CONTINUE;
+        case RNDZ_PROBE_STOP:
+          prober_stop (prober);
+          return G_SOURCE_CONTINUE;
+        }
+    }
+
+  if (prober->count >= RNDZ_PROBES_MAX)
+    prober_stop (prober);
+  return G_SOURCE_CONTINUE;
+}
+
+RndzProber *
+rndz_prober_new (GMainContext   *context,
+                 const RndzAddr *host,
+                 const char     *peer_id,
+                 RndzProbeFunc   func,
+                 gpointer        user_data)
+{
+  RndzProber *prober = g_new0 (RndzProber, 1);
+
+  prober->host = *host;
+  g_strlcpy (prober->peer_id, peer_id, sizeof prober->peer_id);
+  prober->func = func;
+  prober->user_data = user_data;
+  prober->timer = rndz_timeout_add (context, RNDZ_PROBE_INTERVAL_MS, prober_tick_cb, prober);
+  return prober;
+}
+
+guint
+rndz_prober_get_count (RndzProber *prober)
+{
+  return prober->count;
+}
+
+gboolean
+rndz_prober_is_done (RndzProber *prober)
+{
+  return prober->timer == NULL;
+}
+
+void
+rndz_prober_free (RndzProber *prober)
+{
+  rndz_source_clear (&prober->timer);
+  g_free (prober);
+}
+
 /* RndzSpray */
 
 typedef struct

@@ -129,10 +129,10 @@ typedef struct
   RndzListener *listener;
   RndzMessage fsync;            /* its request */
   gboolean port_kept;           /* our NAT kept our port towards the server */
-  GSource *timer;               /* starts the phase, then paces the probes */
+  GSource *timer;               /* starts the phase */
   GSource *expire;
-  guint n_probes;
-  RndzSpray *spray;
+  RndzProber *prober;           /* it looks hard, or our port was kept */
+  RndzSpray *spray;             /* it looks friendly */
 } Hard;
 
 /* TCP: a connection waiting for its "use" frame, or a relay being joined */
@@ -891,6 +891,7 @@ hard_free (Hard *hard)
 {
   rndz_source_clear (&hard->timer);
   rndz_source_clear (&hard->expire);
+  g_clear_pointer (&hard->prober, rndz_prober_free);
   g_clear_pointer (&hard->spray, rndz_spray_free);
   g_free (hard);
 }
@@ -925,45 +926,35 @@ hard_expire_cb (gpointer user_data)
 
 /* The friendly side: check sockets towards random ports of the
  * requester's public address, each with a punch, while the budget lasts */
-static gboolean
-hard_probe_cb (gpointer user_data)
+/* One probe, from a check socket of its own bound to our port: it
+ * catches the requester's check if the probe found its mapping. The
+ * listener's budget bounds what a forged request can aim at anyone. */
+static RndzProbeResult
+hard_probe (const RndzAddr *to,
+            gpointer        user_data)
 {
   Hard *hard = user_data;
   RndzListener *listener = hard->listener;
-  gint64 now = g_get_monotonic_time ();
-  RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
+  RndzMessage rsync;
+  Check *check;
 
+  if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
+    return RNDZ_PROBE_WAIT;
+  /* Not over a check socket of a path already being checked */
+  if (g_hash_table_contains (listener->checks, to))
+    return RNDZ_PROBE_SKIPPED;
+  if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
+    return RNDZ_PROBE_STOP;
+
+  check = check_open (listener, &hard->fsync, to, PROBE_LIFETIME_MS);
+  if (check == NULL)
+    return RNDZ_PROBE_WAIT;
   init_rsync (listener, &hard->fsync, &rsync);
-  len = rndz_message_encode (&rsync, buf, sizeof buf);
-
-  for (guint i = 0; i < RNDZ_PROBES_PER_INTERVAL; i++)
-    {
-      RndzAddr addr = hard->fsync.addr;
-      Check *check;
-
-      if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
-        break;
-
-      addr.port = rndz_probe_port ();
-      /* Not over a check socket of a path already being checked */
-      if (g_hash_table_contains (listener->checks, &addr))
-        continue;
-
-      if (hard->n_probes == RNDZ_PROBES_MAX || !rndz_probe_budget_take (&listener->probes, now))
-        {
-          g_debug ("Sent %u probes to “%s”", hard->n_probes, hard->fsync.id);
-          g_clear_pointer (&hard->timer, g_source_unref);
-          return G_SOURCE_REMOVE;
-        }
-      check = check_open (listener, &hard->fsync, &addr, PROBE_LIFETIME_MS);
-      if (check == NULL || !rndz_udp_send (check->socket, NULL, buf, len, "probe"))
-        break;
-      hard->n_probes++;
-    }
-
-  return G_SOURCE_CONTINUE;
+  if (!rndz_udp_send (check->socket, NULL, buf, rndz_message_encode (&rsync, buf, sizeof buf),
+                      "probe"))
+    return RNDZ_PROBE_WAIT;
+  return RNDZ_PROBE_SENT;
 }
 
 static gboolean
@@ -1055,8 +1046,7 @@ hard_start_cb (gpointer user_data)
   if (rewrites || hard->port_kept)
     {
       g_debug ("No path from “%s” yet: probing its address", fsync->id);
-      hard->timer = rndz_timeout_add (listener->context, RNDZ_PROBE_INTERVAL_MS,
-                                      hard_probe_cb, hard);
+      hard->prober = rndz_prober_new (listener->context, &fsync->addr, fsync->id, hard_probe, hard);
     }
   if (!rewrites && count_sprays (listener) < MAX_SPRAYS)
     {

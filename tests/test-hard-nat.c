@@ -576,6 +576,87 @@ test_drain (Fixture       *fixture,
   rndz_udp_drain (fixture->target, is_check_or_use, NULL);
 }
 
+/* RndzProber */
+
+typedef struct
+{
+  RndzProbeResult answer;
+  guint calls;
+  RndzAddr host;
+  gboolean wrong_host;
+  gboolean low_port;
+} Probes;
+
+static RndzProbeResult
+probe_cb (const RndzAddr *to,
+          gpointer        user_data)
+{
+  Probes *probes = user_data;
+  RndzAddr host = *to;
+
+  probes->calls++;
+  host.port = probes->host.port;
+  probes->wrong_host |= !rndz_addr_equal (&host, &probes->host);
+  probes->low_port |= to->port < 1024;
+  return probes->answer;
+}
+
+static gboolean
+set_true_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_ticks (guint ticks)
+{
+  gboolean done = FALSE;
+
+  g_timeout_add (ticks * RNDZ_PROBE_INTERVAL_MS + 2, set_true_cb, &done);
+  while (!done)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static void
+test_prober (void)
+{
+  Probes probes = { RNDZ_PROBE_SENT };
+  g_autoptr(RndzProber) prober = NULL;
+  guint count;
+
+  g_test_summary ("The prober paces probes to random ports of one host, and a probe "
+                  "that did not leave is not counted");
+
+  g_assert_true (rndz_addr_parse (&probes.host, "192.0.2.1:9", NULL));
+  prober = rndz_prober_new (NULL, &probes.host, "alice", probe_cb, &probes);
+  g_assert_cmpuint (probes.calls, ==, 0);
+
+  run_ticks (3);
+  count = rndz_prober_get_count (prober);
+  g_assert_cmpuint (count, >=, RNDZ_PROBES_PER_INTERVAL);
+  g_assert_cmpuint (count % RNDZ_PROBES_PER_INTERVAL, ==, 0);
+  g_assert_cmpuint (count, <=, 4 * RNDZ_PROBES_PER_INTERVAL);
+  g_assert_false (probes.wrong_host);
+  g_assert_false (probes.low_port);
+
+  /* Skipped and waiting probes count for nothing */
+  probes.answer = RNDZ_PROBE_SKIPPED;
+  run_ticks (2);
+  probes.answer = RNDZ_PROBE_WAIT;
+  run_ticks (2);
+  g_assert_cmpuint (rndz_prober_get_count (prober), ==, count);
+  g_assert_false (rndz_prober_is_done (prober));
+
+  /* Stopped: no more calls */
+  probes.answer = RNDZ_PROBE_STOP;
+  run_ticks (2);
+  g_assert_true (rndz_prober_is_done (prober));
+  probes.calls = 0;
+  run_ticks (2);
+  g_assert_cmpuint (probes.calls, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -587,6 +668,7 @@ main (int   argc,
   g_test_add_func ("/hard-nat/is-private", test_is_private);
   g_test_add_func ("/hard-nat/probe-port", test_probe_port);
   g_test_add_func ("/hard-nat/probe-budget", test_probe_budget);
+  g_test_add_func ("/hard-nat/prober", test_prober);
   g_test_add ("/hard-nat/spray/sends", Fixture, NULL, fixture_setup, test_spray_sends, fixture_teardown);
   g_test_add ("/hard-nat/spray/receives", Fixture, NULL, fixture_setup, test_spray_receives, fixture_teardown);
   g_test_add ("/hard-nat/spray/free-in-callback", Fixture, NULL, fixture_setup,
