@@ -55,6 +55,7 @@
 #include "rndz-client-private.h"
 #include "rndz-enum-types.h"
 #include "rndz-i18n-private.h"
+#include "rndz-socket-private.h"
 
 #define DEFAULT_KEEPALIVE_INTERVAL 10
 #define DEFAULT_TIMEOUT 10

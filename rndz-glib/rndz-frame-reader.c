@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "rndz-frame-reader-private.h"
-#include "rndz-channel-private.h"
+#include "rndz-source-private.h"
 #include "rndz-types.h"
 #include "rndz-i18n-private.h"
 

@@ -5,9 +5,9 @@
 
 #include "config.h"
 
-#include "rndz-channel-private.h"
 #include "rndz-client-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-source-private.h"
 
 /* A NAT that maps each destination to a new port ("symmetric", or
  * endpoint-dependent mapping) shows the server one port and the peer

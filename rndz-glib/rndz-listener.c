@@ -9,11 +9,14 @@
 #include <string.h>
 
 #include "rndz-client-private.h"
+#include "rndz-channel-private.h"
+#include "rndz-connect-attempt-private.h"
 #include "rndz-frame-reader-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-source-private.h"
 
 /* A listener binds one port P and talks to every server from it.
  *

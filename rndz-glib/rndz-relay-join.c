@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "rndz-relay-join-private.h"
-#include "rndz-channel-private.h"
+#include "rndz-connect-attempt-private.h"
 #include "rndz-frame-reader-private.h"
 #include "rndz-message-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
 
 /* Joining a relay session takes these phases:

@@ -36,7 +36,8 @@
 #include <unistd.h>
 
 #include "rndz-relay-private.h"
-#include "rndz-channel-private.h"
+#include "rndz-socket-private.h"
+#include "rndz-source-private.h"
 
 /* Datagrams read per wake-up, so that TCP gets its turn */
 #define UDP_BATCH 64
