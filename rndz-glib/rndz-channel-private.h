@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "rndz-message-private.h"
+#include "rndz-poller-private.h"
 /* Not needed here: rndz-server.c takes its sources from this header
  * until it includes rndz-source-private.h itself */
 #include "rndz-source-private.h"
@@ -23,10 +24,6 @@ G_BEGIN_DECLS
  * server's connections and the client's connections to the server.
  */
 typedef struct _RndzChannel RndzChannel;
-typedef struct _RndzPoller RndzPoller;
-
-RndzPoller  *rndz_poller_new          (GMainContext    *context);
-void         rndz_poller_free         (RndzPoller      *poller);
 
 /* @msg is NULL when the channel failed or was closed by the other side;
  * @error says why. No more callbacks follow that one. */
@@ -44,7 +41,8 @@ RndzChannel *rndz_channel_new_polled  (GSocket         *socket,
                                        RndzPoller      *poller,
                                        gsize            max_size,
                                        RndzChannelFunc  func,
-                                       gpointer         user_data);
+                                       gpointer         user_data,
+                                       GError         **error);
 void         rndz_channel_set_callback (RndzChannel    *channel,
                                        RndzChannelFunc  func,
                                        gpointer         user_data);

@@ -7,7 +7,6 @@
 
 #include <string.h>
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include "rndz-channel-private.h"
 #include "rndz-socket-private.h"
@@ -29,12 +28,11 @@ struct _RndzChannel
   RndzChannelFunc func;
   gpointer user_data;
 
-  /* Either one source per direction, or a registration with a poller */
+  /* Either one source per direction, or a watch of a poller */
   GSource *in_source;
   GSource *out_source;
   RndzPoller *poller;
-  gboolean polled;
-  gboolean polled_out;
+  RndzPollerWatch *watch;
 
   guint8 *in_buf;           /* only while a frame is incomplete */
   gsize in_len;
@@ -43,17 +41,13 @@ struct _RndzChannel
   gboolean closed;
 };
 
-static void poller_remove (RndzPoller *poller, RndzChannel *channel);
-static void poller_watch (RndzPoller *poller, RndzChannel *channel, gboolean out);
-
 static void
 channel_stop (RndzChannel *channel)
 {
-  if (channel->poller != NULL)
+  if (channel->watch != NULL)
     {
-      RndzPoller *poller = g_steal_pointer (&channel->poller);
-
-      poller_remove (poller, channel);
+      rndz_poller_remove (channel->poller, g_steal_pointer (&channel->watch));
+      channel->poller = NULL;
     }
   if (channel->in_source != NULL)
     {
@@ -225,15 +219,12 @@ channel_write_cb (GSocket      *socket,
 }
 
 /* Waits for the socket to take more output */
-static void
-channel_watch_out (RndzChannel *channel)
+static gboolean
+channel_watch_out (RndzChannel  *channel,
+                   GError      **error)
 {
-  if (channel->poller != NULL)
-    {
-      if (!channel->polled_out)
-        poller_watch (channel->poller, channel, TRUE);
-      return;
-    }
+  if (channel->watch != NULL)
+    return rndz_poller_set_events (channel->poller, channel->watch, EPOLLIN | EPOLLOUT, error);
 
   if (channel->out_source == NULL)
     {
@@ -242,6 +233,7 @@ channel_watch_out (RndzChannel *channel)
       g_source_set_static_name (channel->out_source, "[rndz] channel write");
       g_source_attach (channel->out_source, channel->context);
     }
+  return TRUE;
 }
 
 static RndzChannel *
@@ -286,24 +278,56 @@ rndz_channel_new (GSocket         *socket,
   return channel;
 }
 
-/**
+/* The poller's callback: both directions in one */
+static void
+channel_poll_cb (guint32  events,
+                 gpointer user_data)
+{
+  g_autoptr(RndzChannel) channel = rndz_channel_ref (user_data);
+  g_autoptr(GError) error = NULL;
+
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    channel_read_cb (channel->socket, G_IO_IN, channel);
+
+  /* All written: stop watching for room */
+  if (!channel->closed && (events & EPOLLOUT) && !channel_writable (channel) &&
+      !channel->closed &&
+      !rndz_poller_set_events (channel->poller, channel->watch, EPOLLIN, &error))
+    channel_fail (channel, error);
+}
+
+/*
  * rndz_channel_new_polled:
  *
  * Like rndz_channel_new(), but the socket is watched by @poller rather
- * than by sources of its own.
+ * than by sources of its own; the callbacks run on the poller's context.
+ * @poller outlives the channel.
+ *
+ * Returns: the channel, or %NULL if @poller cannot watch @socket; the
+ *   socket then stays open, for the caller to close
  */
 RndzChannel *
-rndz_channel_new_polled (GSocket         *socket,
-                         RndzPoller      *poller,
-                         gsize            max_size,
-                         RndzChannelFunc  func,
-                         gpointer         user_data)
+rndz_channel_new_polled (GSocket          *socket,
+                         RndzPoller       *poller,
+                         gsize             max_size,
+                         RndzChannelFunc   func,
+                         gpointer          user_data,
+                         GError          **error)
 {
-  RndzChannel *channel = channel_new (socket, g_source_get_context ((GSource *) poller),
+  RndzChannel *channel = channel_new (socket, rndz_poller_get_context (poller),
                                       max_size, func, user_data);
 
+  channel->watch = rndz_poller_add (poller, g_socket_get_fd (socket), EPOLLIN,
+                                    channel_poll_cb, channel, error);
+  if (channel->watch == NULL)
+    {
+      /* Not ours to close */
+      channel->closed = TRUE;
+      rndz_channel_unref (channel);
+      return NULL;
+    }
+
   channel->poller = poller;
-  poller_watch (poller, channel, FALSE);
   return channel;
 }
 
@@ -376,7 +400,7 @@ rndz_channel_send (RndzChannel        *channel,
     return FALSE;
 
   if (channel->out_buf->len > 0)
-    channel_watch_out (channel);
+    return channel_watch_out (channel, error);
 
   return TRUE;
 }
@@ -416,127 +440,4 @@ rndz_channel_set_remote (RndzChannel    *channel,
                          const RndzAddr *remote)
 {
   channel->remote = *remote;
-}
-
-/* Poller
- *
- * GLib's main loop polls every file descriptor of every source on every
- * iteration: with ten thousand connections, each wake-up would cost ten
- * thousand pollfds. A server's connections share one source instead,
- * which polls a single epoll descriptor and asks it which sockets are
- * ready. Each registered channel is referenced by the poller; a channel
- * removed while a batch of events is being dispatched is released only
- * after the batch, so events already fetched never point at freed
- * memory.
- */
-
-#define POLLER_BATCH 256
-
-struct _RndzPoller
-{
-  GSource source;
-  int epfd;
-  gboolean dispatching;
-  GPtrArray *released;
-};
-
-static gboolean
-poller_dispatch (GSource     *source,
-                 GSourceFunc  callback,
-                 gpointer     user_data)
-{
-  RndzPoller *poller = (RndzPoller *) source;
-  struct epoll_event events[POLLER_BATCH];
-  int n;
-
-  n = epoll_wait (poller->epfd, events, G_N_ELEMENTS (events), 0);
-  poller->dispatching = TRUE;
-
-  for (int i = 0; i < n; i++)
-    {
-      RndzChannel *channel = events[i].data.ptr;
-
-      if (!channel->closed && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-        channel_read_cb (channel->socket, G_IO_IN, channel);
-      if (!channel->closed && (events[i].events & EPOLLOUT) &&
-          !channel_writable (channel) && !channel->closed && channel->poller != NULL)
-        poller_watch (poller, channel, FALSE);
-    }
-
-  poller->dispatching = FALSE;
-  g_ptr_array_set_size (poller->released, 0);
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-poller_finalize (GSource *source)
-{
-  RndzPoller *poller = (RndzPoller *) source;
-
-  close (poller->epfd);
-  g_ptr_array_unref (poller->released);
-}
-
-static GSourceFuncs poller_funcs = {
-  .dispatch = poller_dispatch,
-  .finalize = poller_finalize,
-};
-
-RndzPoller *
-rndz_poller_new (GMainContext *context)
-{
-  RndzPoller *poller = (RndzPoller *) g_source_new (&poller_funcs, sizeof (RndzPoller));
-
-  poller->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  g_assert (poller->epfd >= 0);
-  poller->released = g_ptr_array_new_with_free_func ((GDestroyNotify) rndz_channel_unref);
-  g_source_add_unix_fd ((GSource *) poller, poller->epfd, G_IO_IN);
-  g_source_set_static_name ((GSource *) poller, "[rndz] connections");
-  g_source_attach ((GSource *) poller, context);
-  return poller;
-}
-
-void
-rndz_poller_free (RndzPoller *poller)
-{
-  g_source_destroy ((GSource *) poller);
-  g_source_unref ((GSource *) poller);
-}
-
-static void
-poller_watch (RndzPoller  *poller,
-              RndzChannel *channel,
-              gboolean     out)
-{
-  struct epoll_event event = { 0 };
-  int fd = g_socket_get_fd (channel->socket);
-
-  event.events = EPOLLIN | (out ? EPOLLOUT : 0);
-  event.data.ptr = channel;
-
-  if (channel->polled)
-    epoll_ctl (poller->epfd, EPOLL_CTL_MOD, fd, &event);
-  else if (epoll_ctl (poller->epfd, EPOLL_CTL_ADD, fd, &event) == 0)
-    {
-      /* The poller keeps a registered channel alive */
-      rndz_channel_ref (channel);
-      channel->polled = TRUE;
-    }
-  channel->polled_out = out;
-}
-
-static void
-poller_remove (RndzPoller  *poller,
-               RndzChannel *channel)
-{
-  if (!channel->polled)
-    return;
-
-  channel->polled = FALSE;
-  epoll_ctl (poller->epfd, EPOLL_CTL_DEL, g_socket_get_fd (channel->socket), NULL);
-
-  if (poller->dispatching)
-    g_ptr_array_add (poller->released, channel);
-  else
-    rndz_channel_unref (channel);
 }
