@@ -26,6 +26,7 @@ struct _RndzPoller
   int epfd;
   gboolean dispatching;
   GPtrArray *released;   /* watches removed during a dispatch */
+  guint n_watches;
 };
 
 struct _RndzPollerWatch
@@ -120,6 +121,8 @@ rndz_poller_new (GMainContext  *context,
 void
 rndz_poller_free (RndzPoller *poller)
 {
+  /* A watch left would point at the poller when removed */
+  g_warn_if_fail (poller->n_watches == 0);
   g_source_destroy ((GSource *) poller);
   g_source_unref ((GSource *) poller);
 }
@@ -158,6 +161,7 @@ rndz_poller_add (RndzPoller      *poller,
       return NULL;
     }
 
+  poller->n_watches++;
   return watch;
 }
 
@@ -214,6 +218,7 @@ rndz_poller_remove (RndzPoller      *poller,
     epoll_ctl (poller->epfd, EPOLL_CTL_DEL, watch->fd, NULL);
   watch->events = 0;
   watch->func = NULL;
+  poller->n_watches--;
 
   if (poller->dispatching)
     g_ptr_array_add (poller->released, watch);
