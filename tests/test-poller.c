@@ -211,14 +211,30 @@ closed_within (GMainContext *context,
 static guint16
 free_port (void)
 {
-  g_autoptr(GSocketAddress) any = loopback_address (0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GSocket) udp = NULL;
+  for (guint attempt = 0; attempt < 32; attempt++)
+    {
+      g_autoptr(GSocketAddress) any = loopback_address (0);
+      g_autoptr(GSocketAddress) bound = NULL;
+      g_autoptr(GSocketAddress) again = NULL;
+      g_autoptr(GSocket) udp = NULL;
+      g_autoptr(GSocket) tcp = NULL;
+      guint16 port;
 
-  udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
-  g_assert_true (g_socket_bind (udp, any, FALSE, NULL));
-  bound = g_socket_get_local_address (udp, NULL);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+      udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP,
+                          NULL);
+      tcp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+      g_assert_nonnull (udp);
+      g_assert_nonnull (tcp);
+      if (!g_socket_bind (udp, any, FALSE, NULL))
+        continue;
+      bound = g_socket_get_local_address (udp, NULL);
+      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+      again = loopback_address (port);
+      if (g_socket_bind (tcp, again, TRUE, NULL))
+        return port;
+    }
+
+  g_assert_not_reached ();
 }
 
 /* The poller */
@@ -485,18 +501,26 @@ relay_child (void)
   g_autoptr(GSocket) served = NULL;
   g_autoptr(GArray) fds = NULL;
   g_autoptr(GError) error = NULL;
-  guint16 relay_port = free_port ();
+  guint16 relay_port;
   RndzServerStats stats;
 
   g_main_context_push_thread_default (context);
   server = rndz_server_new ();
-  rndz_server_set_relay_port (server, relay_port);
 
   /* Four descriptors, for the sockets of the two ports: the relay needs
    * no more until a TCP connection comes */
   fds = exhaust_descriptors (4);
-  g_assert_true (rndz_server_listen (server, address, &error));
-  g_assert_no_error (error);
+  for (guint attempt = 0; ; attempt++)
+    {
+      relay_port = free_port ();
+      rndz_server_set_relay_port (server, relay_port);
+      if (rndz_server_listen (server, address, &error))
+        break;
+      /* Someone took the port meanwhile */
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
+      g_assert_cmpuint (attempt, <, 8);
+      g_clear_error (&error);
+    }
 
   /* One for this end, one for the relay's accept(), none for a poller */
   release_descriptors (fds, 2);
