@@ -1,4 +1,4 @@
-/* rndz-channel-private.h: sockets, and framed messages over TCP
+/* rndz-channel-private.h: framed messages over TCP
  *
  * SPDX-License-Identifier: MIT
  */
@@ -8,59 +8,12 @@
 #include <gio/gio.h>
 
 #include "rndz-message-private.h"
+#include "rndz-poller-private.h"
+/* Not needed here: rndz-server.c takes its sources from this header
+ * until it includes rndz-source-private.h itself */
+#include "rndz-source-private.h"
 
 G_BEGIN_DECLS
-
-GSocket *rndz_socket_new_bound        (GSocketAddress  *local,
-                                       GSocketType      type,
-                                       GError         **error);
-void     rndz_socket_set_nodelay      (GSocket         *socket);
-GSocket *rndz_socket_new_for_family   (GSocketFamily    family,
-                                       GSocketType      type,
-                                       GError         **error);
-
-GSource *rndz_timeout_add             (GMainContext    *context,
-                                       guint            ms,
-                                       GSourceFunc      func,
-                                       gpointer         user_data);
-void     rndz_source_clear            (GSource        **source);
-GSource *rndz_socket_source_add       (GSocket         *socket,
-                                       GMainContext    *context,
-                                       GSocketSourceFunc func,
-                                       gpointer         user_data,
-                                       const char      *name);
-typedef gboolean (*RndzControlFunc) (const RndzMessage *msg,
-                                     gpointer           user_data);
-void     rndz_udp_drain               (GSocket         *socket,
-                                       RndzControlFunc  is_control,
-                                       gpointer         user_data);
-GSource *rndz_deadline_source_new     (GMainContext    *context,
-                                       const char      *name,
-                                       GSourceFunc      func,
-                                       gpointer         user_data);
-void     rndz_deadline_source_arm     (GSource         *source,
-                                       gint64           deadline);
-
-/*
- * RndzConnectAttempt:
- *
- * A non-blocking TCP connect of a bound socket. The callback runs once, on
- * the given context, with the error if the connect failed; never from
- * within rndz_connect_attempt_new() itself. Freeing the attempt before
- * then cancels it (the socket stays with the caller).
- */
-typedef struct _RndzConnectAttempt RndzConnectAttempt;
-
-typedef void (*RndzConnectFunc) (GSocket      *socket,
-                                 const GError *error,
-                                 gpointer      user_data);
-
-RndzConnectAttempt *rndz_connect_attempt_new  (GSocket         *socket,
-                                               const RndzAddr  *to,
-                                               GMainContext    *context,
-                                               RndzConnectFunc  func,
-                                               gpointer         user_data);
-void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
 
 /*
  * RndzChannel:
@@ -71,10 +24,6 @@ void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
  * server's connections and the client's connections to the server.
  */
 typedef struct _RndzChannel RndzChannel;
-typedef struct _RndzPoller RndzPoller;
-
-RndzPoller  *rndz_poller_new          (GMainContext    *context);
-void         rndz_poller_free         (RndzPoller      *poller);
 
 /* @msg is NULL when the channel failed or was closed by the other side;
  * @error says why. No more callbacks follow that one. */
@@ -92,7 +41,8 @@ RndzChannel *rndz_channel_new_polled  (GSocket         *socket,
                                        RndzPoller      *poller,
                                        gsize            max_size,
                                        RndzChannelFunc  func,
-                                       gpointer         user_data);
+                                       gpointer         user_data,
+                                       GError         **error);
 void         rndz_channel_set_callback (RndzChannel    *channel,
                                        RndzChannelFunc  func,
                                        gpointer         user_data);

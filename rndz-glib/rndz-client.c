@@ -69,6 +69,7 @@
 #include "rndz-peer-context-private.h"
 #include "rndz-enum-types.h"
 #include "rndz-i18n-private.h"
+#include "rndz-socket-private.h"
 
 #define DEFAULT_KEEPALIVE_INTERVAL 10
 #define DEFAULT_TIMEOUT 10

@@ -10,12 +10,14 @@
 
 #include "rndz-connect-private.h"
 #include "rndz-channel-private.h"
+#include "rndz-connect-attempt-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
 #include "rndz-server-link-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-source-private.h"
 
 /* Reaching a peer by id takes these phases:
  *

@@ -8,6 +8,7 @@
 #include "rndz-frame-reader-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-peer-context-private.h"
+#include "rndz-source-private.h"
 #include "rndz-types.h"
 #include "rndz-i18n-private.h"
 

@@ -9,6 +9,7 @@
 #include "rndz-peer-context-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-source-private.h"
 
 /* A NAT that maps each destination to a new port ("symmetric", or
  * endpoint-dependent mapping) shows the server one port and the peer

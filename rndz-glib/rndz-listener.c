@@ -11,6 +11,7 @@
 #include "rndz-listener-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-connect-private.h"
+#include "rndz-connect-attempt-private.h"
 #include "rndz-frame-reader-private.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
@@ -18,6 +19,7 @@
 #include "rndz-server-link-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-source-private.h"
 
 /* A listener binds one port P and talks to every server from it.
  *

@@ -13,8 +13,8 @@
 
 #include "rndz-peer-context-private.h"
 #include "rndz-i18n-private.h"
-#include "rndz-channel-private.h"
 #include "rndz-socket-private.h"
+#include "rndz-source-private.h"
 
 RndzPeerContext *
 rndz_peer_context_new (GMainContext *context)

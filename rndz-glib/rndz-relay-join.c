@@ -14,6 +14,8 @@
 #include "rndz-message-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-connect-attempt-private.h"
+#include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
 
 /* Joining a relay session takes these phases:

@@ -33,10 +33,12 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "rndz-relay-private.h"
-#include "rndz-channel-private.h"
+#include "rndz-poller-private.h"
+#include "rndz-socket-private.h"
+#include "rndz-source-private.h"
+#include "rndz-i18n-private.h"
 
 /* Datagrams read per wake-up, so that TCP gets its turn */
 #define UDP_BATCH 64
@@ -44,7 +46,6 @@
 #define SPLICE_BUFFER (64 * 1024)
 /* Connections that have not said hello yet, at most; the oldest goes */
 #define MIN_HELLO_CONNECTIONS 64
-#define EPOLL_BATCH 64
 #define LISTEN_BATCH 64
 
 typedef struct _RelayConn RelayConn;
@@ -89,7 +90,7 @@ struct _RelayConn
   GSocket *socket;
   int fd;
   gboolean closed;
-  guint32 events;        /* what epoll watches for */
+  RndzPollerWatch *watch;
 
   /* Until the hello frame is complete */
   RndzRelaySession *session;
@@ -119,15 +120,14 @@ struct _RndzRelay
   GSocketFamily family;
   GSource *udp_source;
   GSource *tcp_source;
-  GSource *poll_source;
   GSource *timer;
-  int epfd;
+  RndzPoller *poller;    /* from the first TCP connection on */
   gboolean dispatching;
-  GPtrArray *dead;       /* connections closed during a dispatch */
+  GPtrArray *dead;       /* connections closed during a poller callback */
 
   GQueue sessions;       /* oldest first */
   GHashTable *by_token;  /* token → session */
-  GHashTable *by_request; /* RequestKey → session */
+  GHashTable *by_request; /* RndzRelayRequestKey → session */
   GHashTable *by_endpoint; /* UDP: RndzAddr → session */
   GQueue hellos;         /* RelayConn waiting for their hello, oldest first */
 
@@ -140,18 +140,13 @@ struct _RndzRelay
   char datagram[G_MAXUINT16 + 1];
 };
 
+/* A relay request: who asked, in which transaction, over what */
 typedef struct
 {
   RndzAddr addr;
   guint32 tid;
   guint8 transport;
-} RequestKey;
-
-typedef struct
-{
-  GSource source;
-  RndzRelay *relay;
-} PollSource;
+} RndzRelayRequestKey;
 
 static void relay_conn_close (RelayConn *conn);
 static void relay_conn_update (RelayConn *conn);
@@ -161,7 +156,7 @@ static void relay_conn_update (RelayConn *conn);
 static guint
 request_key_hash (gconstpointer key)
 {
-  const RequestKey *k = key;
+  const RndzRelayRequestKey *k = key;
 
   return rndz_addr_hash (&k->addr) ^ k->tid ^ k->transport;
 }
@@ -170,7 +165,7 @@ static gboolean
 request_key_equal (gconstpointer a,
                    gconstpointer b)
 {
-  const RequestKey *ka = a, *kb = b;
+  const RndzRelayRequestKey *ka = a, *kb = b;
 
   return ka->tid == kb->tid && ka->transport == kb->transport &&
          rndz_addr_equal (&ka->addr, &kb->addr);
@@ -184,9 +179,11 @@ relay_schedule (RndzRelay *relay,
 }
 
 /* 128 bits from the kernel's generator: the token is all that lets a
- * peer into a session */
-static void
-make_token (char token[RNDZ_TOKEN_LEN + 1])
+ * peer into a session, so there is no weaker fallback. getrandom() fails
+ * under a seccomp policy that forbids it, or on a kernel without it. */
+static gboolean
+make_token (char     token[RNDZ_TOKEN_LEN + 1],
+            GError **error)
 {
   guint8 bytes[RNDZ_TOKEN_LEN / 2];
   gsize got = 0;
@@ -197,12 +194,20 @@ make_token (char token[RNDZ_TOKEN_LEN + 1])
 
       if (n < 0 && errno == EINTR)
         continue;
-      g_assert (n > 0);
+      if (n <= 0)
+        {
+          int errsv = n < 0 ? errno : EIO;
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                       _("Cannot generate a session token: %s"), g_strerror (errsv));
+          return FALSE;
+        }
       got += n;
     }
 
   for (gsize i = 0; i < sizeof bytes; i++)
     g_snprintf (token + 2 * i, 3, "%02x", bytes[i]);
+  return TRUE;
 }
 
 static double
@@ -275,7 +280,9 @@ static void
 session_free (RndzRelaySession *session)
 {
   RndzRelay *relay = session->relay;
-  RequestKey key = { session->requester_addr, session->requester_tid, session->transport };
+  RndzRelayRequestKey key = {
+    session->requester_addr, session->requester_tid, session->transport
+  };
 
   g_debug ("Relay: closing the session of “%s” and “%s”", session->ids[0], session->ids[1]);
 
@@ -306,7 +313,7 @@ rndz_relay_find_request (RndzRelay      *relay,
                          const RndzAddr *requester,
                          guint32         tid)
 {
-  RequestKey key = { *requester, tid, transport };
+  RndzRelayRequestKey key = { *requester, tid, transport };
 
   return g_hash_table_lookup (relay->by_request, &key);
 }
@@ -316,7 +323,7 @@ rndz_relay_find_request (RndzRelay      *relay,
  * @target_tid: the transaction id of the session message to the target
  *
  * Opens a session for a relay request, or returns %NULL when there is
- * no room for one more.
+ * no room for one more or no token can be made for it (logged).
  */
 RndzRelaySession *
 rndz_relay_open (RndzRelay      *relay,
@@ -327,18 +334,26 @@ rndz_relay_open (RndzRelay      *relay,
                  const char     *target_id,
                  guint32         target_tid)
 {
-  RndzRelaySession *session;
-  RequestKey *key;
+  g_autoptr(GError) error = NULL;
+  g_autofree RndzRelaySession *session = NULL;
+  RndzRelayRequestKey *key;
 
   if (relay->sessions.length >= relay->max_sessions)
     return NULL;
 
   session = g_new0 (RndzRelaySession, 1);
+  do
+    {
+      if (!make_token (session->token, &error))
+        {
+          g_debug ("Relay: no session for “%s”: %s", requester_id, error->message);
+          return NULL;
+        }
+    }
+  while (g_hash_table_contains (relay->by_token, session->token));
+
   session->relay = relay;
   session->transport = transport;
-  do
-    make_token (session->token);
-  while (g_hash_table_contains (relay->by_token, session->token));
   g_strlcpy (session->ids[0], requester_id, sizeof session->ids[0]);
   g_strlcpy (session->ids[1], target_id, sizeof session->ids[1]);
   session->target_tid = target_tid;
@@ -347,8 +362,8 @@ rndz_relay_open (RndzRelay      *relay,
   session->created = g_get_monotonic_time ();
   session->link.data = session;
 
-  key = g_new (RequestKey, 1);
-  *key = (RequestKey) { *requester, tid, transport };
+  key = g_new (RndzRelayRequestKey, 1);
+  *key = (RndzRelayRequestKey) { *requester, tid, transport };
   g_hash_table_insert (relay->by_token, session->token, session);
   g_hash_table_insert (relay->by_request, key, session);
   g_queue_push_tail_link (&relay->sessions, &session->link);
@@ -357,7 +372,7 @@ rndz_relay_open (RndzRelay      *relay,
   relay->stats->relay_sessions++;
   g_debug ("Relay: opened a %s session for “%s” and “%s”",
            transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", requester_id, target_id);
-  return session;
+  return g_steal_pointer (&session);
 }
 
 const char *
@@ -562,9 +577,9 @@ udp_receive (RndzRelay      *relay,
 }
 
 static gboolean
-udp_read_cb (GSocket      *socket,
-             GIOCondition  condition,
-             gpointer      user_data)
+relay_udp_read_cb (GSocket      *socket,
+                   GIOCondition  condition,
+                   gpointer      user_data)
 {
   RndzRelay *relay = user_data;
   int fd = g_socket_get_fd (socket);
@@ -615,11 +630,10 @@ relay_conn_close (RelayConn *conn)
   conn->closed = TRUE;
   if (conn->in_hellos)
     g_queue_unlink (&relay->hellos, &conn->link);
-  if (conn->events != 0)
-    epoll_ctl (relay->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
+  rndz_poller_remove (relay->poller, g_steal_pointer (&conn->watch));
   g_socket_close (conn->socket, NULL);
 
-  /* Events of the batch being dispatched may still point at it */
+  /* The poller's callback may still be using it */
   if (relay->dispatching)
     g_ptr_array_add (relay->dead, conn);
   else
@@ -630,20 +644,17 @@ static void
 relay_conn_watch (RelayConn *conn,
                   guint32    events)
 {
-  struct epoll_event event = { 0 };
+  g_autoptr(GError) error = NULL;
 
-  if (conn->closed || conn->events == events)
+  if (conn->closed ||
+      rndz_poller_set_events (conn->relay->poller, conn->watch, events, &error))
     return;
 
-  event.events = events;
-  event.data.ptr = conn;
-  if (conn->events == 0)
-    epoll_ctl (conn->relay->epfd, EPOLL_CTL_ADD, conn->fd, &event);
-  else if (events == 0)
-    epoll_ctl (conn->relay->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
-  else
-    epoll_ctl (conn->relay->epfd, EPOLL_CTL_MOD, conn->fd, &event);
-  conn->events = events;
+  /* Out of kernel memory. Closing here would pull the connection from
+   * under the callers; unwatched and shut down, it ends through the
+   * session's timeouts or the other side's next write. */
+  g_debug ("Relay: %s; dropping a TCP connection", error->message);
+  shutdown (conn->fd, SHUT_RDWR);
 }
 
 static RelayConn *
@@ -691,7 +702,8 @@ relay_conn_queue_ready (RelayConn *conn)
   conn->out = g_malloc (SPLICE_BUFFER);
   rndz_message_init (&ready, RNDZ_MESSAGE_READY, conn->session->sides[conn->idx].hello_tid);
   len = rndz_message_encode_frame (&ready, (char *) conn->out, SPLICE_BUFFER);
-  g_assert (len > 0);
+  /* Not a runtime condition: a ready frame is some forty bytes */
+  g_return_if_fail (len > 0);
   conn->out_start = 0;
   conn->out_len = len;
 }
@@ -946,33 +958,53 @@ relay_conn_event (RelayConn *conn,
     relay_conn_splice_in (conn);
 }
 
-static gboolean
-poll_dispatch (GSource     *source,
-               GSourceFunc  callback,
-               gpointer     user_data)
+/* The poller's callback. Handling one connection may close others,
+ * itself included: they are freed once it is done. */
+static void
+relay_conn_poll_cb (guint32  events,
+                    gpointer user_data)
 {
-  RndzRelay *relay = ((PollSource *) source)->relay;
-  struct epoll_event events[EPOLL_BATCH];
-  int n;
+  RelayConn *conn = user_data;
+  RndzRelay *relay = conn->relay;
 
-  n = epoll_wait (relay->epfd, events, G_N_ELEMENTS (events), 0);
   relay->dispatching = TRUE;
-  for (int i = 0; i < n; i++)
-    {
-      RelayConn *conn = events[i].data.ptr;
-
-      if (!conn->closed)
-        relay_conn_event (conn, events[i].events);
-    }
+  relay_conn_event (conn, events);
   relay->dispatching = FALSE;
   g_ptr_array_set_size (relay->dead, 0);
-
-  return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs poll_funcs = {
-  .dispatch = poll_dispatch,
-};
+/* Watches a new connection, or closes it if it cannot be watched */
+static RelayConn *
+relay_conn_new (RndzRelay *relay,
+                GSocket   *socket)
+{
+  g_autoptr(GError) error = NULL;
+  RelayConn *conn;
+
+  /* Created with the first connection: a relay that never sees one
+   * needs no epoll descriptor, and one refused for want of descriptors
+   * is tried again with the next connection */
+  if (relay->poller == NULL)
+    relay->poller = rndz_poller_new (relay->context, &error);
+  if (relay->poller == NULL)
+    {
+      g_debug ("Relay: refusing a TCP connection: %s", error->message);
+      g_socket_close (socket, NULL);
+      return NULL;
+    }
+
+  g_socket_set_blocking (socket, FALSE);
+  rndz_socket_set_nodelay (socket);
+  conn = g_new0 (RelayConn, 1);
+  conn->relay = relay;
+  conn->socket = g_object_ref (socket);
+  conn->fd = g_socket_get_fd (socket);
+  /* Nothing to watch yet: that cannot fail */
+  conn->watch = rndz_poller_add (relay->poller, conn->fd, 0, relay_conn_poll_cb, conn, NULL);
+  conn->accepted = g_get_monotonic_time ();
+  conn->link.data = conn;
+  return conn;
+}
 
 static gboolean
 tcp_accept_cb (GSocket      *socket,
@@ -994,14 +1026,12 @@ tcp_accept_cb (GSocket      *socket,
       if (relay->hellos.length >= MAX (MIN_HELLO_CONNECTIONS, 2 * relay->max_sessions))
         relay_conn_close (g_queue_peek_head (&relay->hellos));
 
-      g_socket_set_blocking (client, FALSE);
-      rndz_socket_set_nodelay (client);
-      conn = g_new0 (RelayConn, 1);
-      conn->relay = relay;
-      conn->socket = g_steal_pointer (&client);
-      conn->fd = g_socket_get_fd (conn->socket);
-      conn->accepted = g_get_monotonic_time ();
-      conn->link.data = conn;
+      conn = relay_conn_new (relay, client);
+      if (conn == NULL)
+        {
+          relay->stats->relay_dropped++;
+          continue;
+        }
       g_queue_push_tail_link (&relay->hellos, &conn->link);
       conn->in_hellos = TRUE;
       relay_conn_update (conn);
@@ -1122,15 +1152,7 @@ rndz_relay_new (GMainContext    *context,
   relay->max_sessions = 1;
   relay->join_timeout_ms = RNDZ_RELAY_JOIN_TIMEOUT_MS;
 
-  relay->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  g_assert (relay->epfd >= 0);
-  relay->poll_source = g_source_new (&poll_funcs, sizeof (PollSource));
-  ((PollSource *) relay->poll_source)->relay = relay;
-  g_source_add_unix_fd (relay->poll_source, relay->epfd, G_IO_IN);
-  g_source_set_static_name (relay->poll_source, "[rndz] relay connections");
-  g_source_attach (relay->poll_source, context);
-
-  relay->udp_source = rndz_socket_source_add (udp_socket, relay->context, udp_read_cb, relay,
+  relay->udp_source = rndz_socket_source_add (udp_socket, relay->context, relay_udp_read_cb, relay,
                                               "[rndz] relay UDP");
   relay->tcp_source = rndz_socket_source_add (tcp_socket, relay->context, tcp_accept_cb, relay,
                                               "[rndz] relay TCP");
@@ -1153,8 +1175,7 @@ rndz_relay_free (RndzRelay *relay)
   while ((conn = g_queue_peek_head (&relay->hellos)) != NULL)
     relay_conn_close (conn);
 
-  rndz_source_clear (&relay->poll_source);
-  close (relay->epfd);
+  g_clear_pointer (&relay->poller, rndz_poller_free);
   g_ptr_array_unref (relay->dead);
 
   g_socket_close (relay->udp_socket, NULL);

@@ -7,6 +7,8 @@
 
 #include "rndz-server-link-private.h"
 #include "rndz-channel-private.h"
+#include "rndz-connect-attempt-private.h"
+#include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-udp-private.h"
 

@@ -1292,12 +1292,24 @@ rndz_server_add_connection (RndzServer     *server,
                             GSocket        *socket,
                             const RndzAddr *remote)
 {
+  g_autoptr(GError) error = NULL;
   ServerConn *conn;
-  RndzChannel *channel;
+  RndzChannel *channel = NULL;
 
   if (server->poller == NULL)
-    server->poller = rndz_poller_new (server->context);
-  channel = rndz_channel_new_polled (socket, server->poller, server->max_message_size, NULL, NULL);
+    server->poller = rndz_poller_new (server->context, &error);
+  if (server->poller != NULL)
+    channel = rndz_channel_new_polled (socket, server->poller, server->max_message_size,
+                                       NULL, NULL, &error);
+  if (channel == NULL)
+    {
+      /* Out of descriptors or kernel memory: refused, and the next
+       * connection tries again */
+      g_debug ("Refusing TCP connection: %s", error->message);
+      server->stats.refused_connections++;
+      g_socket_close (socket, NULL);
+      return;
+    }
   if (remote != NULL)
     rndz_channel_set_remote (channel, remote);
 

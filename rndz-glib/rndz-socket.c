@@ -1,11 +1,18 @@
-/* rndz-socket.c: socket helpers for bindings
+/* rndz-socket.c: the library's sockets: how it makes them, what it
+ * records on them, and reading them from bindings
  *
  * SPDX-License-Identifier: MIT
  */
 
 #include "config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "rndz-socket-private.h"
+#include "rndz-i18n-private.h"
 
 /**
  * rndz_socket_receive_bytes:
@@ -101,4 +108,105 @@ rndz_socket_get_path (GSocket *socket)
   g_return_val_if_fail (G_IS_SOCKET (socket), RNDZ_PATH_UNKNOWN);
 
   return GPOINTER_TO_UINT (g_object_get_qdata (G_OBJECT (socket), path_quark ()));
+}
+
+/* Sockets the library makes */
+
+/*
+ * rndz_socket_new_for_family:
+ *
+ * A non-blocking socket with SO_REUSEADDR and SO_REUSEPORT set: the
+ * rendezvous works only if a peer talks to the server and to its peers
+ * from the same local port, from several sockets at once.
+ */
+GSocket *
+rndz_socket_new_for_family (GSocketFamily   family,
+                            GSocketType     type,
+                            GError        **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  GSocketProtocol protocol = type == G_SOCKET_TYPE_STREAM ?
+    G_SOCKET_PROTOCOL_TCP : G_SOCKET_PROTOCOL_UDP;
+
+  socket = g_socket_new (family, type, protocol, error);
+  if (socket == NULL)
+    return NULL;
+
+  g_socket_set_blocking (socket, FALSE);
+  if (!g_socket_set_option (socket, SOL_SOCKET, SO_REUSEADDR, 1, error) ||
+      !g_socket_set_option (socket, SOL_SOCKET, SO_REUSEPORT, 1, error))
+    return NULL;
+
+  return g_steal_pointer (&socket);
+}
+
+GSocket *
+rndz_socket_new_bound (GSocketAddress  *local,
+                       GSocketType      type,
+                       GError         **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  struct sockaddr_storage ss;
+  gssize len;
+
+  socket = rndz_socket_new_for_family (g_socket_address_get_family (local), type, error);
+  if (socket == NULL)
+    return NULL;
+
+  /* Not g_socket_bind(): it turns SO_REUSEPORT off for TCP sockets, and
+   * a TCP peer needs its listening socket and its connections on one
+   * port. */
+  len = g_socket_address_get_native_size (local);
+  if (len < 0 || !g_socket_address_to_native (local, &ss, sizeof ss, error))
+    return NULL;
+
+  if (bind (g_socket_get_fd (socket), (struct sockaddr *) &ss, len) < 0)
+    {
+      int errsv = errno;
+      g_autofree char *text = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (local));
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errsv),
+                   _("Error binding to address %s: %s"), text, g_strerror (errsv));
+      return NULL;
+    }
+
+  return g_steal_pointer (&socket);
+}
+
+void
+rndz_socket_set_nodelay (GSocket *socket)
+{
+  /* Frames are written whole; without this, Nagle and delayed ACKs add
+   * tens of milliseconds to every exchange. */
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+}
+
+/*
+ * rndz_udp_drain:
+ * @is_control: says whether a message is rndz's, not the application's
+ *
+ * Handing a UDP socket to the application, discards the datagrams at the
+ * head of its queue that are rndz's own (answers to messages sent again,
+ * say). The first that is not, or does not decode, stays.
+ */
+void
+rndz_udp_drain (GSocket         *socket,
+                RndzControlFunc  is_control,
+                gpointer         user_data)
+{
+  for (;;)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+      GInputVector vector = { buf, sizeof buf };
+      gint flags = G_SOCKET_MSG_PEEK;
+      RndzMessage msg;
+      gssize n;
+
+      n = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, NULL);
+      if (n < 0 || !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
+          !is_control (&msg, user_data))
+        return;
+
+      g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+    }
 }

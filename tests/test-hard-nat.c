@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "rndz-channel-private.h"
+#include "rndz-socket-private.h"
 #include "rndz-hard-nat-private.h"
 
 /* Generous bounds: valgrind is slow */

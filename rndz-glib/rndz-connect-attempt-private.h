@@ -1,0 +1,35 @@
+/* rndz-connect-attempt-private.h: a non-blocking TCP connect
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#pragma once
+
+#include <gio/gio.h>
+
+#include "rndz-addr-private.h"
+
+G_BEGIN_DECLS
+
+/*
+ * RndzConnectAttempt:
+ *
+ * A non-blocking TCP connect of a bound socket. The callback runs once, on
+ * the given context, with the error if the connect failed; never from
+ * within rndz_connect_attempt_new() itself. Freeing the attempt before
+ * then cancels it (the socket stays with the caller).
+ */
+typedef struct _RndzConnectAttempt RndzConnectAttempt;
+
+typedef void (*RndzConnectFunc) (GSocket      *socket,
+                                 const GError *error,
+                                 gpointer      user_data);
+
+RndzConnectAttempt *rndz_connect_attempt_new  (GSocket         *socket,
+                                               const RndzAddr  *to,
+                                               GMainContext    *context,
+                                               RndzConnectFunc  func,
+                                               gpointer         user_data);
+void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
+
+G_END_DECLS

@@ -1,0 +1,104 @@
+/* rndz-source.c: main-context sources the library shares
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Every source here is attached to the context its caller passes, and
+ * its callback runs there.
+ */
+
+#include "config.h"
+
+#include "rndz-source-private.h"
+
+GSource *
+rndz_timeout_add (GMainContext *context,
+                  guint         ms,
+                  GSourceFunc   func,
+                  gpointer      user_data)
+{
+  GSource *source = g_timeout_source_new (ms);
+
+  g_source_set_callback (source, func, user_data, NULL);
+  g_source_set_static_name (source, "[rndz] timeout");
+  g_source_attach (source, context);
+  return source;
+}
+
+void
+rndz_source_clear (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+
+/* Watches @socket for input on @context; named for profilers */
+GSource *
+rndz_socket_source_add (GSocket           *socket,
+                        GMainContext      *context,
+                        GSocketSourceFunc  func,
+                        gpointer           user_data,
+                        const char        *name)
+{
+  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
+
+  g_source_set_callback (source, G_SOURCE_FUNC (func), user_data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, context);
+  return source;
+}
+
+/* Deadline sources
+ *
+ * One timer for many deadlines: its owner keeps them in order, arms the
+ * source for the earliest, and on dispatch handles what is due and arms
+ * it again. Arming for a later deadline than the one set is a no-op, so
+ * callers need not know which deadline is the earliest.
+ */
+
+static gboolean
+deadline_dispatch (GSource     *source,
+                   GSourceFunc  callback,
+                   gpointer     user_data)
+{
+  /* Not armed again until the callback says when */
+  g_source_set_ready_time (source, -1);
+  return callback (user_data);
+}
+
+static GSourceFuncs deadline_funcs = {
+  .dispatch = deadline_dispatch,
+};
+
+GSource *
+rndz_deadline_source_new (GMainContext *context,
+                          const char   *name,
+                          GSourceFunc   func,
+                          gpointer      user_data)
+{
+  GSource *source = g_source_new (&deadline_funcs, sizeof (GSource));
+
+  g_source_set_callback (source, func, user_data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_set_ready_time (source, -1);
+  g_source_attach (source, context);
+  return source;
+}
+
+/* Makes @source fire at @deadline (monotonic µs) at the latest */
+void
+rndz_deadline_source_arm (GSource *source,
+                          gint64   deadline)
+{
+  gint64 ready;
+
+  if (source == NULL)
+    return;
+
+  ready = g_source_get_ready_time (source);
+  if (ready < 0 || deadline < ready)
+    g_source_set_ready_time (source, deadline);
+}
