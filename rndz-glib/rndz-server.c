@@ -126,6 +126,17 @@ typedef struct
   GList link;                   /* in RndzServer.pending, by deadline */
 } Pending;
 
+/* A signal owed to the handlers. Signals are emitted only when the work
+ * that caused them is done (see server_enter()), because a handler may
+ * stop the server, freeing the connections and peers that work uses. */
+typedef struct
+{
+  guint signal_id;
+  RndzTransport transport;
+  RndzAddr addr;
+  char id[RNDZ_ID_MAX_LEN + 1];
+} ServerEvent;
+
 /* Key of the UDP retransmission table: the same isync sent again */
 typedef struct
 {
@@ -160,6 +171,9 @@ struct _RndzServer
   GHashTable *pending_by_request; /* RequestKey → Pending, UDP only */
   GQueue pending_queue;
   guint32 next_tid;
+
+  GQueue events;               /* ServerEvent, in the order they happened */
+  guint depth;                 /* server_enter() without server_leave() */
 
   RndzRateLimit *requester_limit;
   RndzRateLimit *target_limit;
@@ -223,6 +237,82 @@ G_DEFINE_FINAL_TYPE (RndzServer, rndz_server, G_TYPE_OBJECT)
 
 static void server_conn_close (ServerConn *conn);
 static void server_schedule (RndzServer *server, gint64 deadline);
+
+/* Re-entrancy
+ *
+ * Every way into the server from the main loop (a datagram, a frame, the
+ * timer, an accepted connection) and every public call that changes the
+ * registry runs between server_enter() and server_leave(). Inside, no
+ * signal is emitted: peer-registered and peer-removed are queued, and
+ * GObject's notify is frozen. server_leave() of the outermost level emits
+ * them, holding a reference on the server, once nothing on the stack
+ * uses a peer or a connection any more. A handler may then stop the
+ * server, dispose it or drop the caller's reference.
+ */
+
+static void
+server_enter (RndzServer *server)
+{
+  g_object_ref (server);
+  g_object_freeze_notify (G_OBJECT (server));
+  server->depth++;
+}
+
+static void
+server_emit_event (RndzServer        *server,
+                   const ServerEvent *event)
+{
+  if (event->signal_id == signals[SIGNAL_PEER_REGISTERED])
+    {
+      g_autoptr(GSocketAddress) address = NULL;
+
+      address = rndz_addr_to_socket_address (&event->addr, G_SOCKET_FAMILY_INVALID);
+      g_signal_emit (server, event->signal_id, 0, event->id, event->transport, address);
+    }
+  else
+    g_signal_emit (server, event->signal_id, 0, event->id, event->transport);
+}
+
+static void
+server_leave (RndzServer *server)
+{
+  ServerEvent *event;
+
+  g_return_if_fail (server->depth > 0);
+  server->depth--;
+
+  /* A handler may enter and leave again: the queue is shared, so the
+   * events still come out in order, each once */
+  while (server->depth == 0 && (event = g_queue_pop_head (&server->events)) != NULL)
+    {
+      server_emit_event (server, event);
+      g_free (event);
+    }
+
+  g_object_thaw_notify (G_OBJECT (server));
+  g_object_unref (server);
+}
+
+static void
+server_queue_event (RndzServer     *server,
+                    guint           signal_id,
+                    const char     *id,
+                    RndzTransport   transport,
+                    const RndzAddr *addr)
+{
+  ServerEvent *event;
+
+  if (!g_signal_has_handler_pending (server, signal_id, 0, FALSE))
+    return;
+
+  event = g_new0 (ServerEvent, 1);
+  event->signal_id = signal_id;
+  event->transport = transport;
+  if (addr != NULL)
+    event->addr = *addr;
+  g_strlcpy (event->id, id, sizeof event->id);
+  g_queue_push_tail (&server->events, event);
+}
 
 /* Sending */
 
@@ -422,19 +512,14 @@ static void
 server_remove_peer (RndzServer *server,
                     Peer       *peer)
 {
-  g_autofree char *id = g_strdup (peer->id);
-  RndzTransport transport = peer->transport;
-
-  g_debug ("Removing %s peer “%s”", transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", id);
-
+  g_debug ("Removing %s peer “%s”", peer->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", peer->id);
   if (peer->conn != NULL)
     conn_set_peer (server, peer->conn, NULL);
 
   g_queue_unlink (&server->expiry, &peer->link);
-  g_hash_table_remove (server->peers[transport], peer->id);
-
-  g_signal_emit (server, signals[SIGNAL_PEER_REMOVED], 0, id, transport);
+  server_queue_event (server, signals[SIGNAL_PEER_REMOVED], peer->id, peer->transport, NULL);
   g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+  g_hash_table_remove (server->peers[peer->transport], peer->id);
 }
 
 /* Forgets @peer and closes its TCP connection */
@@ -453,14 +538,8 @@ static void
 emit_registered (RndzServer *server,
                  Peer       *peer)
 {
-  g_autoptr(GSocketAddress) address = NULL;
-
-  if (!g_signal_has_handler_pending (server, signals[SIGNAL_PEER_REGISTERED], 0, FALSE))
-    return;
-
-  address = rndz_addr_to_socket_address (&peer->addr, G_SOCKET_FAMILY_INVALID);
-  g_signal_emit (server, signals[SIGNAL_PEER_REGISTERED], 0,
-                 peer->id, (RndzTransport) peer->transport, address);
+  server_queue_event (server, signals[SIGNAL_PEER_REGISTERED], peer->id,
+                      (RndzTransport) peer->transport, &peer->addr);
 }
 
 static void
@@ -1167,7 +1246,9 @@ rndz_server_receive_datagram (RndzServer     *server,
       return;
     }
 
+  server_enter (server);
   server_handle_message (server, &src, &msg);
+  server_leave (server);
 }
 
 static gboolean
@@ -1175,12 +1256,14 @@ udp_read_cb (GSocket      *socket,
              GIOCondition  condition,
              gpointer      user_data)
 {
-  RndzServer *server = user_data;
+  g_autoptr(RndzServer) server = g_object_ref (user_data);
   int fd = g_socket_get_fd (socket);
   /* One byte more than allowed, to tell an oversize datagram */
   char buf[RNDZ_MESSAGE_MAX_MAX_SIZE + 1];
 
-  for (guint i = 0; i < UDP_BATCH && server->udp_socket != NULL; i++)
+  /* A signal handler may have stopped the server, or even made it
+   * listen anew on another socket */
+  for (guint i = 0; i < UDP_BATCH && server->udp_socket == socket; i++)
     {
       struct sockaddr_storage ss;
       socklen_t sslen = sizeof ss;
@@ -1241,18 +1324,22 @@ conn_message_cb (RndzChannel       *channel,
                  gpointer           user_data)
 {
   ServerConn *conn = user_data;
+  RndzServer *server = conn->server;
   Source src = { RNDZ_TRANSPORT_TCP, *rndz_channel_get_remote (channel), conn, G_MAXSIZE };
-
+  /* The connection may close under us (conn is freed then); the channel
+   * outlives it until we return */
+  rndz_channel_ref (channel);
+  server_enter (server);
   if (msg == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
-        conn->server->stats.malformed++;
+        server->stats.malformed++;
       g_debug ("Closing TCP connection: %s", error->message);
       server_conn_close (conn);
-      return;
     }
-
-  server_handle_message (conn->server, &src, msg);
+  else
+    server_handle_message (server, &src, msg);
+  server_leave (server);  rndz_channel_unref (channel);
 }
 
 /* Makes room for a new connection: a source may hold only so many
@@ -1295,6 +1382,7 @@ rndz_server_add_connection (RndzServer     *server,
   ServerConn *conn;
   RndzChannel *channel;
 
+  server_enter (server);
   if (server->poller == NULL)
     server->poller = rndz_poller_new (server->context);
   channel = rndz_channel_new_polled (socket, server->poller, server->max_message_size, NULL, NULL);
@@ -1307,6 +1395,7 @@ rndz_server_add_connection (RndzServer     *server,
       server->stats.refused_connections++;
       rndz_channel_close (channel);
       rndz_channel_unref (channel);
+      server_leave (server);
       return;
     }
 
@@ -1317,6 +1406,7 @@ rndz_server_add_connection (RndzServer     *server,
   rndz_channel_set_callback (channel, conn_message_cb, conn);
   g_hash_table_add (server->conns, conn);
   unregistered_push (server, conn);
+  server_leave (server);
 }
 
 static gboolean
@@ -1324,9 +1414,9 @@ tcp_accept_cb (GSocket      *socket,
                GIOCondition  condition,
                gpointer      user_data)
 {
-  RndzServer *server = user_data;
+  g_autoptr(RndzServer) server = g_object_ref (user_data);
 
-  for (guint i = 0; i < UDP_BATCH; i++)
+  for (guint i = 0; i < UDP_BATCH && server->tcp_socket == socket; i++)
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(GSocket) client = NULL;
@@ -1371,6 +1461,7 @@ server_expire (gpointer user_data)
   RndzMessage reply;
   GList *head;
 
+  server_enter (server);
   while ((head = server->pending_queue.head) != NULL)
     {
       Pending *pending = head->data;
@@ -1416,6 +1507,7 @@ server_expire (gpointer user_data)
       g_debug ("Closing TCP connection that did not register in time");
       server_conn_close (conn);
     }
+  server_leave (server);
 
   return G_SOURCE_CONTINUE;
 }
@@ -1597,6 +1689,7 @@ rndz_server_stop (RndzServer *server)
 
   g_return_if_fail (RNDZ_IS_SERVER (server));
 
+  server_enter (server);
   clear_source (&server->udp_source);
   clear_source (&server->tcp_source);
   clear_source (&server->timer);
@@ -1619,6 +1712,7 @@ rndz_server_stop (RndzServer *server)
     g_socket_close (server->tcp_socket, NULL);
   g_clear_object (&server->udp_socket);
   g_clear_object (&server->tcp_socket);
+  server_leave (server);
 }
 
 /**
@@ -2390,6 +2484,7 @@ rndz_server_finalize (GObject *object)
   g_hash_table_unref (server->keys);
   g_clear_pointer (&server->secret, g_bytes_unref);
   rndz_rate_limit_free (server->target_limit);
+  g_queue_clear_full (&server->events, g_free);
   g_main_context_unref (server->context);
 
   G_OBJECT_CLASS (rndz_server_parent_class)->finalize (object);

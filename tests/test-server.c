@@ -2021,6 +2021,138 @@ test_listen_udp_port_taken (Fixture       *f,
   g_assert_cmpuint (rndz_server_get_port (other), ==, port);
 }
 
+/* Re-entrancy: a handler may stop the server */
+
+static void
+stop_in_handler_cb (RndzServer *server)
+{
+  rndz_server_stop (server);
+}
+
+/* Runs the main context until the server stopped listening, for at most
+ * f->wait_ms */
+static void
+wait_for_stop (Fixture *f)
+{
+  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
+  gboolean timed_out = FALSE;
+
+  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
+  g_source_attach (timeout, f->context);
+  while (rndz_server_get_port (f->server) != 0 && !timed_out)
+    g_main_context_iteration (f->context, TRUE);
+  g_source_destroy (timeout);
+
+  g_assert_cmpuint (rndz_server_get_port (f->server), ==, 0);
+  g_assert_cmpuint (peer_count (f), ==, 0);
+}
+
+/* After a stop in a handler, the server is whole: it listens and serves
+ * again */
+static void
+expect_serves_again (Fixture *f)
+{
+  g_autoptr(GSocketAddress) address = loopback_address (f->params->family, 0);
+  g_autoptr(GError) error = NULL;
+  FakePeer *b;
+
+  g_signal_handlers_disconnect_by_func (f->server, stop_in_handler_cb, NULL);
+  fixture_listen (f, address, &error);
+  g_assert_no_error (error);
+
+  b = fake_peer_new (f);
+  register_peer (f, b, "b");
+  g_assert_cmpuint (peer_count (f), ==, 1);
+}
+
+static void
+test_stop_in_peer_registered (Fixture       *f,
+                              gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may stop the server: the "
+                  "message that registered the peer is not answered on the "
+                  "freed connection");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (stop_in_handler_cb), NULL);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+  wait_for_stop (f);
+  g_assert_cmpuint (f->registered->len, ==, 1);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp a" : "udp a"));
+
+  expect_serves_again (f);
+}
+
+static void
+test_stop_in_peer_removed (Fixture       *f,
+                           gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-removed handler may stop the server while a "
+                  "message removes a peer: over TCP a ping for another id "
+                  "(the connection's old registration goes), over UDP a bye");
+
+  a = fake_peer_new (f);
+  register_peer (f, a, "a");
+  g_signal_connect (f->server, "peer-removed", G_CALLBACK (stop_in_handler_cb), NULL);
+
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    send_ping (f, a, "a2");
+  else
+    send_bye (f, a, "a");
+  wait_for_stop (f);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp a" : "udp a"));
+
+  expect_serves_again (f);
+}
+
+static void
+test_stop_in_expiry (Fixture       *f,
+                     gconstpointer  data)
+{
+  FakePeer *a, *b;
+
+  g_test_summary ("A peer-removed handler may stop the server while the "
+                  "timer expires peers");
+
+  rndz_server_set_peer_timeout (f->server, 1);
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  register_peer (f, a, "a");
+  register_peer (f, b, "b");
+  g_signal_connect (f->server, "peer-removed", G_CALLBACK (stop_in_handler_cb), NULL);
+
+  wait_for_removed (f, "a");
+  wait_for_stop (f);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp b" : "udp b"));
+
+  expect_serves_again (f);
+}
+
+static void
+dispose_in_handler_cb (RndzServer *server)
+{
+  g_object_run_dispose (G_OBJECT (server));
+}
+
+static void
+test_dispose_in_peer_registered (Fixture       *f,
+                                 gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may run the server's dispose");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (dispose_in_handler_cb), NULL);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+  wait_for_stop (f);
+  g_signal_handlers_disconnect_by_func (f->server, dispose_in_handler_cb, NULL);
+}
+
 /* Registration */
 
 static const TestParams udp4 = { RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, GARBAGE_NONE };
@@ -2141,6 +2273,10 @@ main (int   argc,
   add_both ("replace-notify", test_replace_notify);
   add_both ("max-peers", test_max_peers);
   add_both ("dual-stack", test_dual_stack);
+  add_both ("stop-in-peer-registered", test_stop_in_peer_registered);
+  add_both ("stop-in-peer-removed", test_stop_in_peer_removed);
+  add_both ("stop-in-expiry", test_stop_in_expiry);
+  add_both ("dispose-in-peer-registered", test_dispose_in_peer_registered);
 
   add_test ("/server/udp/isync-retransmit", &udp4, test_isync_retransmit);
   /* The timer is the same for both transports */
