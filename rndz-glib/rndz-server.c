@@ -65,6 +65,9 @@
  * replays (a full cache refuses rather than forgets). */
 #define AUTH_WINDOW_MS (60 * 1000)
 #define AUTH_FAILURE_RATE 10
+/* Refusals (rate-limited, auth-required) per second and address: a flood
+ * of refused requests gets one answer per second */
+#define REFUSAL_RATE 1
 #define REPLAY_CACHE_MAX 262144
 /* One id's share: some 30 messages a second for two minutes */
 #define REPLAY_PER_ID_MAX 4096
@@ -177,6 +180,7 @@ struct _RndzServer
 
   RndzRateLimit *requester_limit;
   RndzRateLimit *target_limit;
+  RndzRateLimit *refusal_limit;
 
   /* Authentication: off unless a secret or a key is set */
   GBytes *secret;
@@ -419,6 +423,31 @@ server_reply_error (RndzServer    *server,
 
   rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, tid);
   reply.code = code;
+  server_reply (server, src, &reply);
+}
+
+/* Tells a requester why its request goes nowhere, so that it need not
+ * wait out its timeout: at most once per second and address, and never
+ * in a datagram larger than the request (over UDP the source may be
+ * spoofed). Otherwise the request is dropped unanswered, as before. */
+static void
+server_refuse (RndzServer    *server,
+               const Source  *src,
+               guint32        tid,
+               RndzWireError  code,
+               guint          retry_ms)
+{
+  RndzMessage reply;
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, tid);
+  reply.code = code;
+  if (retry_ms > 0)
+    reply.retry_ms = CLAMP (retry_ms, RNDZ_WIRE_RETRY_MIN_MS, RNDZ_WIRE_RETRY_MAX_MS);
+
+  if (!server_reply_fits (server, src, &reply) ||
+      !rndz_rate_limit_take (server->refusal_limit, &src->from, g_get_monotonic_time ()))
+    return;
+
   server_reply (server, src, &reply);
 }
 
@@ -738,22 +767,25 @@ forward_allowed (RndzServer *server,
 }
 
 /* Whether a new request from @requester to @target may take a place in
- * a table: checked before, so that a flood cannot fill it */
-static gboolean
-request_allowed (RndzServer     *server,
+ * a table: checked before, so that a flood cannot fill it. Returns 0 if
+ * it may, else the milliseconds until both buckets have a token again. */
+static guint
+request_wait_ms (RndzServer     *server,
                  const RndzAddr *requester,
                  const RndzAddr *target,
                  const char     *requester_id)
 {
   gint64 now = g_get_monotonic_time ();
+  guint wait;
 
-  if (rndz_rate_limit_allows (server->requester_limit, requester, now) &&
-      rndz_rate_limit_allows (server->target_limit, target, now))
-    return TRUE;
+  wait = MAX (rndz_rate_limit_wait_ms (server->requester_limit, requester, now),
+              rndz_rate_limit_wait_ms (server->target_limit, target, now));
+  if (wait == 0)
+    return 0;
 
   server->stats.rate_limited++;
-  g_debug ("Not forwarding the request of “%s”: rate limited", requester_id);
-  return FALSE;
+  g_debug ("Not forwarding the request of “%s”: rate limited for %u ms", requester_id, wait);
+  return wait;
 }
 
 /* Sends the request on to its target */
@@ -833,6 +865,7 @@ handle_isync (RndzServer        *server,
 {
   Peer *target = lookup_target (server, src, msg);
   Pending *pending;
+  guint wait;
 
   if (target == NULL)
     return;
@@ -871,8 +904,12 @@ handle_isync (RndzServer        *server,
 
   /* Refused before it takes a place among the pending requests: a
    * flood must not fill them */
-  if (!request_allowed (server, &src->from, &target->addr, msg->id))
-    return;
+  wait = request_wait_ms (server, &src->from, &target->addr, msg->id);
+  if (wait > 0)
+    {
+      server_refuse (server, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+      return;
+    }
 
   if (g_hash_table_size (server->pending) >= MAX_PENDING)
     {
@@ -1001,6 +1038,7 @@ handle_relay (RndzServer        *server,
   RndzRelaySession *session;
   RndzMessage reply;
   Peer *target;
+  guint wait;
 
   if (server->relay == NULL)
     {
@@ -1037,8 +1075,12 @@ handle_relay (RndzServer        *server,
     }
   if (session == NULL)
     {
-      if (!request_allowed (server, &src->from, &target->addr, msg->id))
-        return;
+      wait = request_wait_ms (server, &src->from, &target->addr, msg->id);
+      if (wait > 0)
+        {
+          server_refuse (server, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+          return;
+        }
 
       session = rndz_relay_open (server->relay, src->transport, &src->from, msg->tid,
                                  msg->id, msg->target, server_new_tid (server));
@@ -1159,6 +1201,12 @@ server_authenticate (RndzServer        *server,
       server->stats.auth_failed++;
       return FALSE;
     }
+
+  /* An unsigned request is no guess at a key: saying that the server
+   * wants one spares a peer without a key its timeout. Only requests get
+   * that answer; bye and rsync never had one. */
+  if (msg->mac[0] == '\0' && msg->type != RNDZ_MESSAGE_BYE && msg->type != RNDZ_MESSAGE_RSYNC)
+    server_refuse (server, src, msg->tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, 0);
 
   key = server_key_for (server, msg->id);
   if (key == NULL)
@@ -2484,6 +2532,7 @@ rndz_server_finalize (GObject *object)
   g_hash_table_unref (server->keys);
   g_clear_pointer (&server->secret, g_bytes_unref);
   rndz_rate_limit_free (server->target_limit);
+  rndz_rate_limit_free (server->refusal_limit);
   g_queue_clear_full (&server->events, g_free);
   g_main_context_unref (server->context);
 
@@ -2729,6 +2778,7 @@ rndz_server_init (RndzServer *server)
                                                  2 * DEFAULT_REQUEST_RATE);
   server->target_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, DEFAULT_REQUEST_RATE,
                                               2 * DEFAULT_REQUEST_RATE);
+  server->refusal_limit = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, REFUSAL_RATE, REFUSAL_RATE);
   server->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                         (GDestroyNotify) g_bytes_unref);
   server->auth_failures = rndz_rate_limit_new (RATE_LIMIT_BUCKETS, AUTH_FAILURE_RATE,

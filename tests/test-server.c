@@ -1470,7 +1470,7 @@ test_udp_request_rate (Fixture       *f,
   g_test_summary ("Beyond request-rate (bursts of twice as many) the server "
                   "forwards no more requests from an address until its budget "
                   "refills; the refused request is dropped before it takes a "
-                  "place among the pending ones, and gets no answer");
+                  "place among the pending ones, and gets a rate-limited error");
 
   rndz_server_set_request_rate (f->server, 1);
   rndz_server_set_forward_timeout (f->server, 1);
@@ -1485,6 +1485,7 @@ test_udp_request_rate (Fixture       *f,
       server_tid[i] = expect_fsync (f, a, "b", b);
     }
   tid[2] = send_isync (f, b, "b", "a");
+  expect_error (f, b, tid[2], RNDZ_WIRE_ERROR_RATE_LIMITED);
   sync_with_server (f, b);
   expect_silence (f, a);
   g_assert_cmpuint (server_stats (f).rate_limited, ==, 1);
@@ -1495,7 +1496,7 @@ test_udp_request_rate (Fixture       *f,
       expect_redirect (f, b, tid[i], "a", a);
     }
 
-  /* The refused request was dropped: not even a peer-no-answer comes
+  /* The refused request was dropped: no peer-no-answer comes
    * once the forward timeout has passed (the requester retries) */
   run_for (f, 1200);
   expect_silence (f, b);
@@ -2153,6 +2154,212 @@ test_dispose_in_peer_registered (Fixture       *f,
   g_signal_handlers_disconnect_by_func (f->server, dispose_in_handler_cb, NULL);
 }
 
+/* Refusals: rate-limited, auth-required */
+
+/* Receives an error for @tid with @code; returns its size */
+static gsize
+expect_error_len (Fixture       *f,
+                  FakePeer      *peer,
+                  guint32        tid,
+                  RndzWireError  code,
+                  RndzMessage   *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *payload = NULL;
+  gsize len;
+
+  payload = peer_recv_payload (f, peer, &len, "error");
+  rndz_message_decode (msg, payload, len, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
+  g_assert_no_error (error);
+  expect_type (msg, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpuint (msg->tid, ==, tid);
+  g_assert_cmpint (msg->code, ==, code);
+  return len;
+}
+
+/* The size of the isync send_isync() sends over UDP (where the rule
+ * that a reply is no larger than its request applies) */
+static gsize
+isync_size (FakePeer   *peer,
+            guint32     tid,
+            const char *id,
+            const char *target)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, tid);
+  g_strlcpy (msg.id, id, sizeof msg.id);
+  g_strlcpy (msg.target, target, sizeof msg.target);
+  if (peer->transport == RNDZ_TRANSPORT_UDP)
+    msg.pad_to = rndz_message_max_reply_size (&msg);
+  return rndz_message_encode (&msg, buf, sizeof buf);
+}
+
+/* Spends b's budget (request-rate 1: a burst of 2) on requests for a */
+static void
+spend_budget (Fixture  *f,
+              FakePeer *a,
+              FakePeer *b)
+{
+  rndz_server_set_request_rate (f->server, 1);
+  register_peer (f, a, "a");
+  for (guint i = 0; i < 2; i++)
+    {
+      send_isync (f, b, "b", "a");
+      expect_fsync (f, a, "b", b);
+    }
+}
+
+static void
+test_rate_limited (Fixture       *f,
+                   gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 tid;
+  gsize len;
+
+  g_test_summary ("A request refused by the rate limit gets a rate-limited "
+                  "error, no larger than the request, whose retry says when "
+                  "the budget has refilled: a request then goes through");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+
+  tid = send_isync (f, b, "b", "a");
+  len = expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  g_test_message ("rate-limited: %" G_GSIZE_FORMAT " bytes, retry %u ms", len, msg.retry_ms);
+  if (b->transport == RNDZ_TRANSPORT_UDP)
+    g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
+  /* One token a second: never longer than that */
+  g_assert_cmpuint (msg.retry_ms, >=, 1);
+  g_assert_cmpuint (msg.retry_ms, <=, 1000);
+  expect_silence (f, a);
+
+  run_for (f, msg.retry_ms + 20);
+  send_isync (f, b, "b", "a");
+  expect_fsync (f, a, "b", b);
+}
+
+static void
+test_rate_limited_flood (Fixture       *f,
+                         gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 tid;
+
+  g_test_summary ("A flood of refused requests gets one rate-limited error "
+                  "per second and address, not one each");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+
+  tid = send_isync (f, b, "b", "a");
+  for (guint i = 0; i < 50; i++)
+    send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  sync_with_server (f, b);
+  expect_silence (f, b);
+  expect_silence (f, a);
+  g_assert_cmpuint (server_stats (f).rate_limited, ==, 51);
+}
+
+static void
+test_udp_refusal_amplification (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("0123456789abcdef0123456789abcdef", 32);
+  FakePeer *b;
+  RndzMessage msg, ping;
+  guint64 amplification;
+  guint32 tid;
+
+  g_test_summary ("An auth-required or rate-limited error is not sent for a "
+                  "datagram smaller than itself (the source may be spoofed), "
+                  "and such a request does not use up the one error of the "
+                  "window");
+
+  rndz_server_set_secret (f->server, secret);
+  b = fake_peer_new (f);
+  amplification = server_stats (f).amplification;
+
+  /* An unpadded ping is shorter than the error */
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, f->next_tid++);
+  g_strlcpy (ping.id, "b", sizeof ping.id);
+  peer_send_unpadded (b, &ping);
+  expect_silence (f, b);
+  g_assert_cmpuint (server_stats (f).amplification, ==, amplification + 1);
+
+  tid = send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+}
+
+static void
+test_udp_rate_limited_amplification (Fixture       *f,
+                                     gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg, isync;
+  guint64 amplification;
+  guint32 tid;
+
+  g_test_summary ("A rate-limited isync too small for its answer is dropped "
+                  "unanswered, and does not use up the one error of the window");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+  amplification = server_stats (f).amplification;
+
+  rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, f->next_tid++);
+  g_strlcpy (isync.id, "b", sizeof isync.id);
+  g_strlcpy (isync.target, "a", sizeof isync.target);
+  peer_send_unpadded (b, &isync);
+  sync_with_server (f, b);
+  expect_silence (f, b);
+  g_assert_cmpuint (server_stats (f).amplification, ==, amplification + 1);
+
+  tid = send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+}
+
+static void
+test_auth_required (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("0123456789abcdef0123456789abcdef", 32);
+  FakePeer *b;
+  RndzMessage msg;
+  guint32 tid;
+  gsize len;
+
+  g_test_summary ("A server that requires authentication answers an unsigned "
+                  "request with auth-required, once per second and address, "
+                  "never larger than the request");
+
+  rndz_server_set_secret (f->server, secret);
+  b = fake_peer_new (f);
+
+  tid = send_isync (f, b, "b", "a");
+  len = expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+  if (b->transport == RNDZ_TRANSPORT_UDP)
+    g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
+
+  send_isync (f, b, "b", "a");
+  send_ping (f, b, "b");
+  expect_silence (f, b);
+  g_assert_cmpuint (peer_count (f), ==, 0);
+
+  /* The next window gets an answer again, to a ping as well */
+  run_for (f, 1050);
+  tid = send_ping (f, b, "b");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+}
+
 /* Registration */
 
 static const TestParams udp4 = { RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, GARBAGE_NONE };
@@ -2273,6 +2480,11 @@ main (int   argc,
   add_both ("replace-notify", test_replace_notify);
   add_both ("max-peers", test_max_peers);
   add_both ("dual-stack", test_dual_stack);
+  add_both ("rate-limited", test_rate_limited);
+  add_both ("rate-limited-flood", test_rate_limited_flood);
+  add_both ("auth-required", test_auth_required);
+  add_test ("/server/udp/rate-limited-amplification", &udp4, test_udp_rate_limited_amplification);
+  add_test ("/server/udp/refusal-amplification", &udp4, test_udp_refusal_amplification);
   add_both ("stop-in-peer-registered", test_stop_in_peer_registered);
   add_both ("stop-in-peer-removed", test_stop_in_peer_removed);
   add_both ("stop-in-expiry", test_stop_in_expiry);
