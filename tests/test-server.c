@@ -1088,7 +1088,7 @@ test_peer_timeout_change (Fixture       *f,
   rndz_server_set_peer_timeout (f->server, 1);
   if (!run_until_removed (f, "a", 1000 + f->wait_ms / 4))
     {
-      /* rndz-server.c: the setters of DEFINE_UINT_PROPERTY() do not
+      /* rndz-server-settings.c: the setters of DEFINE_UINT_PROPERTY() do not
        * re-arm the timer, which stays armed for the old deadline */
       g_test_incomplete ("a peer registered before peer-timeout was lowered "
                          "is not removed until the old timeout");
@@ -1205,7 +1205,7 @@ test_replace_notify (Fixture       *f,
   g_assert_cmpuint (peer_count (f), ==, 1);
   if (f->peer_count_notifies != 1)
     {
-      /* rndz-server.c handle_ping() notifies peer-count whenever the
+      /* rndz-registry.c handle_ping() notifies peer-count whenever the
        * registration changed, even when the number of peers did not */
       g_test_incomplete ("peer-count is notified when a peer moves, without a change of the count");
       return;
