@@ -34,6 +34,7 @@ struct _RndzServer
 
   GQueue events;               /* ServerEvent, in the order they happened */
   guint depth;                 /* server_enter() without server_leave() */
+  gboolean peer_count_changed; /* notify::peer-count owed */
 
   RndzServerConfig config;
   RndzServerStats stats;

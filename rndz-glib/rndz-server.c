@@ -90,9 +90,10 @@ G_DEFINE_FINAL_TYPE (RndzServer, rndz_server, G_TYPE_OBJECT)
  * timer, an accepted or closed connection: rndz-server-io.c calls enter
  * and leave around each) and every public call that changes the registry
  * runs between server_enter() and server_leave(). Inside, no signal is
- * emitted: peer-registered and peer-removed are queued, and GObject's
- * notify is frozen. server_leave() of the outermost level emits them,
- * holding a reference on the server, once nothing on the stack uses a
+ * emitted: peer-registered and peer-removed are queued, and so is
+ * notify::peer-count (once, however many peers came and went). The
+ * outermost server_leave() emits them, holding a reference on the server
+ * from the outermost server_enter(), once nothing on the stack uses a
  * peer or a connection any more. A handler may then stop the server,
  * dispose it or drop the caller's reference.
  */
@@ -102,9 +103,8 @@ server_enter (gpointer owner)
 {
   RndzServer *server = owner;
 
-  g_object_ref (server);
-  g_object_freeze_notify (G_OBJECT (server));
-  server->depth++;
+  if (server->depth++ == 0)
+    g_object_ref (server);
 }
 
 static void
@@ -129,7 +129,8 @@ server_leave (gpointer owner)
   ServerEvent *event;
 
   g_return_if_fail (server->depth > 0);
-  server->depth--;
+  if (--server->depth > 0)
+    return;
 
   /* A handler may enter and leave again: the queue is shared, so the
    * events still come out in order, each once */
@@ -138,8 +139,12 @@ server_leave (gpointer owner)
       server_emit_event (server, event);
       g_free (event);
     }
+  if (server->depth == 0 && server->peer_count_changed)
+    {
+      server->peer_count_changed = FALSE;
+      g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+    }
 
-  g_object_thaw_notify (G_OBJECT (server));
   g_object_unref (server);
 }
 
@@ -180,7 +185,7 @@ registry_changed_cb (gpointer            owner,
     server_queue_event (server, signals[SIGNAL_PEER_REGISTERED], peer->id, transport, &peer->addr);
 
   if (change != RNDZ_REGISTRY_MOVED)
-    g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PEER_COUNT]);
+    server->peer_count_changed = TRUE;
 }
 
 static void
