@@ -73,6 +73,7 @@ void            rndz_server_io_start           (RndzServerIo     *io,
                                                 GSocket          *tcp,
                                                 GSocket          *udp);
 void            rndz_server_io_stop            (RndzServerIo     *io);
+gboolean        rndz_server_io_is_listening    (RndzServerIo     *io);
 GSocketAddress *rndz_server_io_get_local_address (RndzServerIo   *io);
 
 void            rndz_server_io_set_sender      (RndzServerIo       *io,

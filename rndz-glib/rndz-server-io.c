@@ -743,6 +743,12 @@ rndz_server_io_stop (RndzServerIo *io)
   g_clear_object (&io->tcp_socket);
 }
 
+gboolean
+rndz_server_io_is_listening (RndzServerIo *io)
+{
+  return io->udp_socket != NULL;
+}
+
 GSocketAddress *
 rndz_server_io_get_local_address (RndzServerIo *io)
 {

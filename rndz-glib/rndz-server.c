@@ -362,7 +362,7 @@ rndz_server_listen (RndzServer      *server,
   g_return_val_if_fail (G_IS_INET_SOCKET_ADDRESS (address), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (rndz_server_get_port (server) != 0)
+  if (rndz_server_io_is_listening (server->io))
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
                            _("The server is already listening"));

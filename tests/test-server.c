@@ -2244,6 +2244,51 @@ test_rate_limited (Fixture       *f,
 }
 
 static void
+test_rate_limited_default (Fixture       *f,
+                           gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 first_tid;
+  guint forwarded = 0;
+
+  g_test_summary ("With the default request-rate (20 a second, bursts of 40), "
+                  "a quick series of 60 requests from one address gets some 40 "
+                  "fsyncs through and one rate-limited error, whose retry is "
+                  "at most a token's refill time, 50 ms");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  register_peer (f, a, "a");
+  first_tid = f->next_tid;
+
+  for (guint i = 0; i < 60; i++)
+    send_isync (f, b, "b", "a");
+
+  peer_recv (f, b, &msg, "rate-limited");
+  expect_type (&msg, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
+  g_assert_cmpuint (msg.tid, >=, first_tid + 40);
+  g_test_message ("request %u refused, retry %u ms", msg.tid - first_tid + 1, msg.retry_ms);
+  g_assert_cmpuint (msg.retry_ms, >=, 1);
+  g_assert_cmpuint (msg.retry_ms, <=, 50);
+
+  /* The barrier's answer is the next thing b hears: one error a second */
+  sync_with_server (f, b);
+
+  while (a->in_len > 0 || g_socket_condition_check (a->socket, G_IO_IN) != 0)
+    {
+      peer_recv (f, a, &msg, "fsync");
+      expect_type (&msg, RNDZ_MESSAGE_FSYNC);
+      forwarded++;
+    }
+  g_test_message ("%u of 60 requests forwarded", forwarded);
+  g_assert_cmpuint (forwarded, >=, 40);
+  g_assert_cmpuint (forwarded, <, 50);
+  g_assert_cmpuint (server_stats (f).rate_limited, ==, 60 - forwarded);
+}
+
+static void
 test_rate_limited_flood (Fixture       *f,
                          gconstpointer  data)
 {
@@ -2482,6 +2527,7 @@ main (int   argc,
   add_both ("dual-stack", test_dual_stack);
   add_both ("rate-limited", test_rate_limited);
   add_both ("rate-limited-flood", test_rate_limited_flood);
+  add_both ("rate-limited-default", test_rate_limited_default);
   add_both ("auth-required", test_auth_required);
   add_test ("/server/udp/rate-limited-amplification", &udp4, test_udp_rate_limited_amplification);
   add_test ("/server/udp/refusal-amplification", &udp4, test_udp_refusal_amplification);
