@@ -22,6 +22,11 @@
  * [struct@GLib.MainContext] that was the thread-default one when the server
  * was created; use the server from that context's thread only.
  *
+ * Signals are emitted once the server is done with the message, timer or
+ * call that caused them (the ping that registered a peer is answered
+ * first); a handler may then do anything with the server, even stop it or
+ * drop the last reference to it.
+ *
  * The server never trusts what it reads: every message is bounded and
  * validated before it is parsed, malformed TCP input closes only the
  * connection it came on, malformed datagrams are dropped, and every table
@@ -810,7 +815,8 @@ rndz_server_class_init (RndzServerClass *klass)
    * @address: the peer's address as the server sees it
    *
    * Emitted when a peer registers, or when a registered peer shows up at a
-   * new address or on a new connection.
+   * new address or on a new connection, after the server answered the
+   * ping. A handler may stop the server.
    *
    * Since: 1.0
    */
@@ -826,7 +832,8 @@ rndz_server_class_init (RndzServerClass *klass)
    * @transport: the transport it was registered on
    *
    * Emitted when a peer said bye, timed out, lost its TCP connection, or
-   * the server stopped.
+   * the server stopped; after the server is done with what removed it. A
+   * handler may stop the server.
    *
    * Since: 1.0
    */
