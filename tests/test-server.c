@@ -695,10 +695,13 @@ fixture_teardown (Fixture       *f,
 {
   g_clear_pointer (&f->fake_peers, g_ptr_array_unref);
 
-  /* Nothing else may hold the server */
-  g_object_add_weak_pointer (G_OBJECT (f->server), (gpointer *) &f->server);
-  g_object_unref (f->server);
-  g_assert_null (f->server);
+  /* Nothing else may hold the server (unless a test dropped it already) */
+  if (f->server != NULL)
+    {
+      g_object_add_weak_pointer (G_OBJECT (f->server), (gpointer *) &f->server);
+      g_object_unref (f->server);
+      g_assert_null (f->server);
+    }
 
   g_main_context_pop_thread_default (f->context);
   while (g_main_context_iteration (f->context, FALSE))
@@ -2140,6 +2143,49 @@ dispose_in_handler_cb (RndzServer *server)
 }
 
 static void
+unref_in_handler_cb (RndzServer *server,
+                     const char *id,
+                     gpointer    transport,
+                     gpointer    address,
+                     gpointer    user_data)
+{
+  Fixture *f = user_data;
+
+  g_object_add_weak_pointer (G_OBJECT (server), (gpointer *) &f->server);
+  g_object_unref (server);
+}
+
+static void
+test_unref_in_peer_registered (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
+  gboolean timed_out = FALSE;
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may drop the last reference to "
+                  "the server: it is finalized once the message is handled");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (unref_in_handler_cb), f);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+
+  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
+  g_source_attach (timeout, f->context);
+  while (f->server != NULL && !timed_out)
+    g_main_context_iteration (f->context, TRUE);
+  g_source_destroy (timeout);
+  g_assert_null (f->server);
+
+  if (a->transport == RNDZ_TRANSPORT_TCP)
+    {
+      /* The pong came first, then the close */
+      expect_pong (f, a, f->next_tid - 1);
+      expect_closed (f, a);
+    }
+}
+
+static void
 test_dispose_in_peer_registered (Fixture       *f,
                                  gconstpointer  data)
 {
@@ -2535,6 +2581,7 @@ main (int   argc,
   add_both ("stop-in-peer-removed", test_stop_in_peer_removed);
   add_both ("stop-in-expiry", test_stop_in_expiry);
   add_both ("dispose-in-peer-registered", test_dispose_in_peer_registered);
+  add_both ("unref-in-peer-registered", test_unref_in_peer_registered);
 
   add_test ("/server/udp/isync-retransmit", &udp4, test_isync_retransmit);
   /* The timer is the same for both transports */
