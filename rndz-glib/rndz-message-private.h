@@ -61,7 +61,14 @@ typedef enum
   RNDZ_WIRE_ERROR_BAD_REQUEST,
   RNDZ_WIRE_ERROR_ADDRESS_FAMILY,
   RNDZ_WIRE_ERROR_NO_RELAY,
+  RNDZ_WIRE_ERROR_RATE_LIMITED,
+  RNDZ_WIRE_ERROR_AUTH_REQUIRED,
 } RndzWireError;
+
+/* The range of an error's "retry": milliseconds after which the request
+ * may succeed */
+#define RNDZ_WIRE_RETRY_MIN_MS 1
+#define RNDZ_WIRE_RETRY_MAX_MS 60000
 
 /*
  * RndzMessage:
@@ -78,7 +85,7 @@ typedef enum
  *   redirect  id (target), addr (the target as the server sees it),
  *             cands (optional: the target's)
  *   bye       id
- *   error     code
+ *   error     code, retry_ms (optional: rate-limited)
  *
  * Connectivity checks, peer to peer (doc/protocol.md, "Paths"):
  *
@@ -99,6 +106,7 @@ typedef struct
   RndzMessageType type;
   guint32 tid;
   RndzWireError code;
+  guint32 retry_ms;            /* error: 0, or RNDZ_WIRE_RETRY_MIN_MS..RNDZ_WIRE_RETRY_MAX_MS */
   char id[RNDZ_ID_MAX_LEN + 1];
   char target[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
@@ -150,5 +158,7 @@ gboolean    rndz_message_verify         (const RndzMessage *msg,
                                          GBytes            *key);
 GError *    rndz_wire_error_to_gerror   (RndzWireError      code,
                                          const char        *peer_id);
+GError *    rndz_message_error_to_gerror (const RndzMessage *msg,
+                                          const char        *peer_id);
 
 G_END_DECLS

@@ -40,6 +40,8 @@ static const char * const wire_error_names[] = {
   [RNDZ_WIRE_ERROR_BAD_REQUEST] = "bad-request",
   [RNDZ_WIRE_ERROR_ADDRESS_FAMILY] = "address-family",
   [RNDZ_WIRE_ERROR_NO_RELAY] = "no-relay",
+  [RNDZ_WIRE_ERROR_RATE_LIMITED] = "rate-limited",
+  [RNDZ_WIRE_ERROR_AUTH_REQUIRED] = "auth-required",
 };
 
 /* Which fields each message type carries */
@@ -273,12 +275,13 @@ typedef enum
   KEY_CAND,
   KEY_TOKEN,
   KEY_PORT,
+  KEY_RETRY,
   N_KEYS
 } Key;
 
 static const char * const key_names[N_KEYS] = {
   "v", "type", "tid", "id", "target", "addr", "code", "auth", "ts", "nonce", "mac",
-  "cand", "token", "port",
+  "cand", "token", "port", "retry",
 };
 
 typedef enum
@@ -515,6 +518,16 @@ decode_fields (RndzMessage   *msg,
       if (text == NULL)
         return invalid_field (error, type_name, "code");
       msg->code = wire_error_from_string (text);
+
+      /* Optional; whoever does not know it waits as it always did */
+      if (fields->values[KEY_RETRY].kind != VALUE_ABSENT)
+        {
+          gint64 retry = get_uint (fields, KEY_RETRY, RNDZ_WIRE_RETRY_MAX_MS);
+
+          if (retry < RNDZ_WIRE_RETRY_MIN_MS)
+            return invalid_field (error, type_name, "retry");
+          msg->retry_ms = retry;
+        }
     }
 
   if ((members & FIELD_CAND) && fields->values[KEY_CAND].kind != VALUE_ABSENT &&
@@ -1023,6 +1036,11 @@ rndz_message_encode (const RndzMessage *msg,
     }
   if (fields & FIELD_CODE)
     put_member (&w, "code", wire_error_names[msg->code]);
+  if ((fields & FIELD_CODE) && msg->retry_ms > 0)
+    {
+      put_str (&w, ",\"retry\":");
+      put_number (&w, MIN (msg->retry_ms, RNDZ_WIRE_RETRY_MAX_MS));
+    }
   if ((fields & FIELD_CAND) && msg->n_cands > 0)
     {
       char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
@@ -1248,7 +1266,9 @@ rndz_message_max_reply_size (const RndzMessage *request)
   RndzMessage reply;
   gsize size;
 
-  /* The longest address and transaction id there are */
+  /* The longest address and transaction id there are. (A rate-limited
+   * or auth-required error, with the longest "retry", is shorter than
+   * the answers to the requests that may get one: ping, isync, relay.) */
   rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, G_MAXUINT32);
   reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
   size = rndz_message_encode (&reply, buf, sizeof buf);
@@ -1310,9 +1330,34 @@ rndz_wire_error_to_gerror (RndzWireError  code,
     case RNDZ_WIRE_ERROR_NO_RELAY:
       return g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
                           _("No path to peer “%s” works, and the server does not relay"), peer_id);
+    case RNDZ_WIRE_ERROR_RATE_LIMITED:
+      return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED,
+                                  _("The server limits requests; try again later"));
+    case RNDZ_WIRE_ERROR_AUTH_REQUIRED:
+      return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED,
+                                  _("The server requires a key (authentication)"));
     case RNDZ_WIRE_ERROR_UNKNOWN:
     default:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,
                                   _("The server reported a failure"));
     }
+}
+
+/*
+ * rndz_message_error_to_gerror:
+ *
+ * Like rndz_wire_error_to_gerror() for the error message @msg, with what
+ * else it says: a rate-limited error tells when to try again.
+ */
+GError *
+rndz_message_error_to_gerror (const RndzMessage *msg,
+                              const char        *peer_id)
+{
+  if (msg->code == RNDZ_WIRE_ERROR_RATE_LIMITED && msg->retry_ms > 0)
+    return g_error_new (RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED,
+                        /* Translators: %u is a number of milliseconds */
+                        _("The server limits requests; try again in %u ms"),
+                        msg->retry_ms);
+
+  return rndz_wire_error_to_gerror (msg->code, peer_id);
 }

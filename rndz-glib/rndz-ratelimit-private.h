@@ -36,6 +36,9 @@ gboolean       rndz_rate_limit_allows  (RndzRateLimit  *limit,
 gboolean       rndz_rate_limit_take    (RndzRateLimit  *limit,
                                         const RndzAddr *addr,
                                         gint64          now);
+guint          rndz_rate_limit_wait_ms (RndzRateLimit  *limit,
+                                        const RndzAddr *addr,
+                                        gint64          now);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzRateLimit, rndz_rate_limit_free)
 

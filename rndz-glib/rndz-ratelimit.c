@@ -118,3 +118,30 @@ rndz_rate_limit_take (RndzRateLimit  *limit,
   bucket->tokens -= 1.0;
   return TRUE;
 }
+
+/*
+ * rndz_rate_limit_wait_ms:
+ *
+ * Returns: the milliseconds until @addr's bucket has a token again (at
+ *   most the time one token takes to refill), 0 if it has one now, or
+ *   %G_MAXUINT if the bucket never refills
+ */
+guint
+rndz_rate_limit_wait_ms (RndzRateLimit  *limit,
+                         const RndzAddr *addr,
+                         gint64          now)
+{
+  gdouble missing = 1.0 - bucket_refill (limit, addr, now)->tokens;
+  gdouble ms;
+  guint whole;
+
+  if (missing <= 0.0)
+    return 0;
+  if (limit->per_second <= 0.0)
+    return G_MAXUINT;
+
+  /* Rounded up: a retry at that time finds the token there */
+  ms = missing * 1000.0 / limit->per_second;
+  whole = (guint) ms;
+  return whole < ms ? whole + 1 : whole;
+}

@@ -7,29 +7,9 @@
 
 #include "rndz-server.h"
 #include "rndz-addr-private.h"
+#include "rndz-server-types-private.h"
 
 G_BEGIN_DECLS
-
-typedef struct
-{
-  guint64 messages;            /* valid messages handled */
-  guint64 malformed;           /* bad datagrams dropped, connections closed for bad input */
-  guint64 rate_limited;        /* requests refused by the rate limits */
-  guint64 amplification;       /* replies not sent: larger than their request */
-  guint64 forwarded;           /* fsyncs sent */
-  guint64 redirected;          /* rendezvous completed */
-  guint64 evicted;             /* silent connections closed to make room */
-  guint64 refused_connections; /* connections refused at the limit */
-  guint64 auth_failed;         /* messages dropped for failed authentication */
-  guint64 relay_sessions;      /* relay sessions opened */
-  guint64 relay_bytes;         /* bytes relayed, both directions */
-  guint64 relay_dropped;       /* relay port: datagrams dropped, connections closed for bad input */
-} RndzServerStats;
-
-typedef void (*RndzServerSendFunc) (const RndzAddr *to,
-                                    const char     *data,
-                                    gsize           len,
-                                    gpointer        user_data);
 
 void     rndz_server_get_stats          (RndzServer         *server,
                                          RndzServerStats    *stats);

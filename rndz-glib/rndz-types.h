@@ -69,6 +69,11 @@ typedef enum {
  * @RNDZ_ERROR_NO_PATH: the peer answered, but no direct path between the
  *   two peers works, and no server offers to relay them (or the client's
  *   [property@Rndz.Client:relay] is off). Since: 1.0
+ * @RNDZ_ERROR_RATE_LIMITED: the server refused the request because its
+ *   sender asked too often, or its target is asked too often; it may
+ *   succeed later (the message says when). Since: 1.0
+ * @RNDZ_ERROR_AUTH_REQUIRED: the server authenticates its peers, and the
+ *   request was not signed: set a key on the client. Since: 1.0
  *
  * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
  *
@@ -86,6 +91,8 @@ typedef enum {
   RNDZ_ERROR_BAD_REQUEST,
   RNDZ_ERROR_ADDRESS_FAMILY,
   RNDZ_ERROR_NO_PATH,
+  RNDZ_ERROR_RATE_LIMITED,
+  RNDZ_ERROR_AUTH_REQUIRED,
 } RndzError;
 
 /**

@@ -235,10 +235,22 @@ test_wrong_and_missing_key (Fixture       *fixture,
   RndzMessage unsigned_ping = signed_ping ("alice", NULL, 0);
   RndzMessage wrong_ping = signed_ping ("alice", wrong, now_ms ());
 
-  g_test_summary ("A ping without a MAC, or signed with another id's key, gets no answer");
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage *reply;
 
-  assert_refused (fixture, "192.0.2.1:1000", &unsigned_ping);
+  g_test_summary ("A ping signed with another id's key gets no answer; one "
+                  "without a MAC gets auth-required, once a second per address");
+
   assert_refused (fixture, "192.0.2.1:1000", &wrong_ping);
+
+  g_array_set_size (fixture->sent, 0);
+  feed (fixture, "192.0.2.2:1000", &unsigned_ping, buf, sizeof buf);
+  g_assert_cmpuint (fixture->sent->len, ==, 1);
+  reply = &g_array_index (fixture->sent, RndzMessage, 0);
+  g_assert_cmpint (reply->type, ==, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (reply->code, ==, RNDZ_WIRE_ERROR_AUTH_REQUIRED);
+  g_assert_cmpuint (reply->tid, ==, unsigned_ping.tid);
+  assert_refused (fixture, "192.0.2.2:1000", &unsigned_ping);
   g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
 }
 

@@ -296,6 +296,12 @@ static const MessageCase message_cases[] = {
   { .name = "error-address-family", .type = RNDZ_MESSAGE_ERROR, .tid = 42,
     .code = RNDZ_WIRE_ERROR_ADDRESS_FAMILY,
     .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"address-family\"}" },
+  { .name = "error-rate-limited", .type = RNDZ_MESSAGE_ERROR, .tid = 42,
+    .code = RNDZ_WIRE_ERROR_RATE_LIMITED,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"rate-limited\"}" },
+  { .name = "error-auth-required", .type = RNDZ_MESSAGE_ERROR, .tid = 42,
+    .code = RNDZ_WIRE_ERROR_AUTH_REQUIRED,
+    .json = "{\"v\":1,\"type\":\"error\",\"tid\":42,\"code\":\"auth-required\"}" },
 };
 
 static void
@@ -573,10 +579,11 @@ test_max_reply_size (void)
   rndz_message_init (&reply, RNDZ_MESSAGE_PONG, G_MAXUINT32);
   reply.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
   g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, max);
-  for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_BAD_REQUEST; code++)
+  for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_AUTH_REQUIRED; code++)
     {
       rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, G_MAXUINT32);
       reply.code = code;
+      reply.retry_ms = RNDZ_WIRE_RETRY_MAX_MS;
       g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), <=, max);
     }
 
@@ -654,6 +661,8 @@ test_wire_error (void)
     { RNDZ_WIRE_ERROR_BAD_REQUEST, RNDZ_ERROR_BAD_REQUEST },
     { RNDZ_WIRE_ERROR_ADDRESS_FAMILY, RNDZ_ERROR_ADDRESS_FAMILY },
     { RNDZ_WIRE_ERROR_NO_RELAY, RNDZ_ERROR_NO_PATH },
+    { RNDZ_WIRE_ERROR_RATE_LIMITED, RNDZ_ERROR_RATE_LIMITED },
+    { RNDZ_WIRE_ERROR_AUTH_REQUIRED, RNDZ_ERROR_AUTH_REQUIRED },
     { RNDZ_WIRE_ERROR_UNKNOWN, RNDZ_ERROR_FAILED },
   };
 
@@ -670,9 +679,56 @@ test_wire_error (void)
 }
 
 static void
+test_error_retry (void)
+{
+  const char *json = "{\"v\":1,\"type\":\"error\",\"tid\":9,\"code\":\"rate-limited\",\"retry\":250}";
+  g_autoptr(GError) error = NULL;
+  char buf[DEFAULT_MAX];
+  RndzMessage msg;
+  gsize len;
+
+  g_test_summary ("A rate-limited error carries “retry”, the milliseconds "
+                  "until the request may succeed; both decoders read it, "
+                  "and the GError says it");
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ERROR, 9);
+  msg.code = RNDZ_WIRE_ERROR_RATE_LIMITED;
+  msg.retry_ms = 250;
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpuint (len, ==, strlen (json));
+  g_assert_cmpmem (buf, len, json, len);
+
+  for (guint fast = 0; fast < 2; fast++)
+    {
+      rndz_message_fast_path = fast;
+      decode_ok (&msg, json);
+      g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
+      g_assert_cmpuint (msg.retry_ms, ==, 250);
+
+      decode_ok (&msg, "{\"v\":1,\"type\":\"error\",\"tid\":9,\"code\":\"rate-limited\"}");
+      g_assert_cmpuint (msg.retry_ms, ==, 0);
+
+      /* Other messages ignore it, as any field they do not define */
+      decode_ok (&msg, "{\"v\":1,\"type\":\"bye\",\"tid\":9,\"id\":\"a\",\"retry\":\"x\"}");
+      g_assert_cmpuint (msg.retry_ms, ==, 0);
+    }
+  rndz_message_fast_path = TRUE;
+
+  decode_ok (&msg, json);
+  error = rndz_message_error_to_gerror (&msg, "alice");
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED);
+  g_assert_nonnull (strstr (error->message, "250"));
+  g_clear_error (&error);
+
+  msg.retry_ms = 0;
+  error = rndz_message_error_to_gerror (&msg, "alice");
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED);
+}
+
+static void
 test_error_code_unknown (void)
 {
-  const char *codes[] = { "rate-limited", "", "PEER-NOT-FOUND", "failed", "peer-not-found " };
+  const char *codes[] = { "slow-down", "", "PEER-NOT-FOUND", "failed", "peer-not-found ", "rate-limited2" };
   RndzMessage msg;
 
   g_test_summary ("An error code the receiver does not know (from a later "
@@ -2280,10 +2336,11 @@ test_max_reply_size_relay (void)
       reply.port = 65535;
       g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, max);
 
-      for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_NO_RELAY; code++)
+      for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_AUTH_REQUIRED; code++)
         {
           rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, G_MAXUINT32);
           reply.code = code;
+          reply.retry_ms = RNDZ_WIRE_RETRY_MAX_MS;
           g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), <=, max);
         }
 
@@ -2448,6 +2505,14 @@ static const FieldErrorCase field_error_cases[] = {
   { "cand-null", PING_HEAD ",\"id\":\"alice\",\"cand\":null}", "cand" },
   { "cand-array", PING_HEAD ",\"id\":\"alice\",\"cand\":[\"10.0.0.1:1\"]}", "cand" },
   { "cand-bool", PING_HEAD ",\"id\":\"alice\",\"cand\":true}", "cand" },
+
+  /* retry */
+  { "retry-0", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"rate-limited\",\"retry\":0}", "retry" },
+  { "retry-60001", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"rate-limited\",\"retry\":60001}", "retry" },
+  { "retry-negative", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"rate-limited\",\"retry\":-5}", "retry" },
+  { "retry-float", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"rate-limited\",\"retry\":1.5}", "retry" },
+  { "retry-string", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"rate-limited\",\"retry\":\"5\"}", "retry" },
+  { "retry-null", "{\"v\":1,\"type\":\"error\",\"tid\":7,\"code\":\"failed\",\"retry\":null}", "retry" },
 
   /* token */
   { "token-31", HELLO_HEAD ",\"token\":\"5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c\"}", "token" },
@@ -2992,6 +3057,7 @@ main (int   argc,
   g_test_add_func ("/message/wire-error", test_wire_error);
 
   g_test_add_func ("/message/decode/error-code-unknown", test_error_code_unknown);
+  g_test_add_func ("/message/decode/error-retry", test_error_retry);
   g_test_add_func ("/message/decode/extra-fields", test_extra_fields);
   g_test_add_func ("/message/decode/version-later", test_version_later);
   g_test_add_func ("/message/decode/json-escapes", test_json_escapes);

@@ -1382,8 +1382,9 @@ test_auth (Fixture       *f,
 {
   Pair pair = { 0, };
   Peer *alice, *bob;
+  guint32 tid;
 
-  g_test_summary ("With authentication, an unsigned relay request gets no answer; "
+  g_test_summary ("With authentication, an unsigned relay request gets auth-required; "
                   "a signed one works, and the target hears that the requester was "
                   "authenticated");
 
@@ -1397,8 +1398,9 @@ test_auth (Fixture       *f,
   bob = peer_new (f, f->transport, f->port);
   register_peer (f, alice, "alice");
   register_peer (f, bob, "bob");
-  send_relay_tid (f, bob, f->next_tid++, "bob", "alice", FALSE);
-  expect_silence (f, bob);
+  tid = f->next_tid++;
+  send_relay_tid (f, bob, tid, "bob", "alice", FALSE);
+  expect_error (f, bob, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED);
   expect_silence (f, alice);
   g_assert_cmpuint (session_count (f), ==, 0);
 

@@ -695,10 +695,13 @@ fixture_teardown (Fixture       *f,
 {
   g_clear_pointer (&f->fake_peers, g_ptr_array_unref);
 
-  /* Nothing else may hold the server */
-  g_object_add_weak_pointer (G_OBJECT (f->server), (gpointer *) &f->server);
-  g_object_unref (f->server);
-  g_assert_null (f->server);
+  /* Nothing else may hold the server (unless a test dropped it already) */
+  if (f->server != NULL)
+    {
+      g_object_add_weak_pointer (G_OBJECT (f->server), (gpointer *) &f->server);
+      g_object_unref (f->server);
+      g_assert_null (f->server);
+    }
 
   g_main_context_pop_thread_default (f->context);
   while (g_main_context_iteration (f->context, FALSE))
@@ -1088,7 +1091,7 @@ test_peer_timeout_change (Fixture       *f,
   rndz_server_set_peer_timeout (f->server, 1);
   if (!run_until_removed (f, "a", 1000 + f->wait_ms / 4))
     {
-      /* rndz-server.c: the setters of DEFINE_UINT_PROPERTY() do not
+      /* rndz-server-settings.c: the setters of DEFINE_UINT_PROPERTY() do not
        * re-arm the timer, which stays armed for the old deadline */
       g_test_incomplete ("a peer registered before peer-timeout was lowered "
                          "is not removed until the old timeout");
@@ -1205,7 +1208,7 @@ test_replace_notify (Fixture       *f,
   g_assert_cmpuint (peer_count (f), ==, 1);
   if (f->peer_count_notifies != 1)
     {
-      /* rndz-server.c handle_ping() notifies peer-count whenever the
+      /* rndz-registry.c handle_ping() notifies peer-count whenever the
        * registration changed, even when the number of peers did not */
       g_test_incomplete ("peer-count is notified when a peer moves, without a change of the count");
       return;
@@ -1470,7 +1473,7 @@ test_udp_request_rate (Fixture       *f,
   g_test_summary ("Beyond request-rate (bursts of twice as many) the server "
                   "forwards no more requests from an address until its budget "
                   "refills; the refused request is dropped before it takes a "
-                  "place among the pending ones, and gets no answer");
+                  "place among the pending ones, and gets a rate-limited error");
 
   rndz_server_set_request_rate (f->server, 1);
   rndz_server_set_forward_timeout (f->server, 1);
@@ -1485,6 +1488,7 @@ test_udp_request_rate (Fixture       *f,
       server_tid[i] = expect_fsync (f, a, "b", b);
     }
   tid[2] = send_isync (f, b, "b", "a");
+  expect_error (f, b, tid[2], RNDZ_WIRE_ERROR_RATE_LIMITED);
   sync_with_server (f, b);
   expect_silence (f, a);
   g_assert_cmpuint (server_stats (f).rate_limited, ==, 1);
@@ -1495,7 +1499,7 @@ test_udp_request_rate (Fixture       *f,
       expect_redirect (f, b, tid[i], "a", a);
     }
 
-  /* The refused request was dropped: not even a peer-no-answer comes
+  /* The refused request was dropped: no peer-no-answer comes
    * once the forward timeout has passed (the requester retries) */
   run_for (f, 1200);
   expect_silence (f, b);
@@ -2021,6 +2025,432 @@ test_listen_udp_port_taken (Fixture       *f,
   g_assert_cmpuint (rndz_server_get_port (other), ==, port);
 }
 
+/* Re-entrancy: a handler may stop the server */
+
+static void
+stop_in_handler_cb (RndzServer *server)
+{
+  rndz_server_stop (server);
+}
+
+/* Runs the main context until the server stopped listening, for at most
+ * f->wait_ms */
+static void
+wait_for_stop (Fixture *f)
+{
+  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
+  gboolean timed_out = FALSE;
+
+  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
+  g_source_attach (timeout, f->context);
+  while (rndz_server_get_port (f->server) != 0 && !timed_out)
+    g_main_context_iteration (f->context, TRUE);
+  g_source_destroy (timeout);
+
+  g_assert_cmpuint (rndz_server_get_port (f->server), ==, 0);
+  g_assert_cmpuint (peer_count (f), ==, 0);
+}
+
+/* After a stop in a handler, the server is whole: it listens and serves
+ * again */
+static void
+expect_serves_again (Fixture *f)
+{
+  g_autoptr(GSocketAddress) address = loopback_address (f->params->family, 0);
+  g_autoptr(GError) error = NULL;
+  FakePeer *b;
+
+  g_signal_handlers_disconnect_by_func (f->server, stop_in_handler_cb, NULL);
+  fixture_listen (f, address, &error);
+  g_assert_no_error (error);
+
+  b = fake_peer_new (f);
+  register_peer (f, b, "b");
+  g_assert_cmpuint (peer_count (f), ==, 1);
+}
+
+static void
+test_stop_in_peer_registered (Fixture       *f,
+                              gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may stop the server: the "
+                  "message that registered the peer is not answered on the "
+                  "freed connection");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (stop_in_handler_cb), NULL);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+  wait_for_stop (f);
+  g_assert_cmpuint (f->registered->len, ==, 1);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp a" : "udp a"));
+
+  expect_serves_again (f);
+}
+
+static void
+test_stop_in_peer_removed (Fixture       *f,
+                           gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-removed handler may stop the server while a "
+                  "message removes a peer: over TCP a ping for another id "
+                  "(the connection's old registration goes), over UDP a bye");
+
+  a = fake_peer_new (f);
+  register_peer (f, a, "a");
+  g_signal_connect (f->server, "peer-removed", G_CALLBACK (stop_in_handler_cb), NULL);
+
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    send_ping (f, a, "a2");
+  else
+    send_bye (f, a, "a");
+  wait_for_stop (f);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp a" : "udp a"));
+
+  expect_serves_again (f);
+}
+
+static void
+test_stop_in_expiry (Fixture       *f,
+                     gconstpointer  data)
+{
+  FakePeer *a, *b;
+
+  g_test_summary ("A peer-removed handler may stop the server while the "
+                  "timer expires peers");
+
+  rndz_server_set_peer_timeout (f->server, 1);
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  register_peer (f, a, "a");
+  register_peer (f, b, "b");
+  g_signal_connect (f->server, "peer-removed", G_CALLBACK (stop_in_handler_cb), NULL);
+
+  wait_for_removed (f, "a");
+  wait_for_stop (f);
+  g_assert_true (removed_contains (f, f->params->transport == RNDZ_TRANSPORT_TCP ? "tcp b" : "udp b"));
+
+  expect_serves_again (f);
+}
+
+static void
+dispose_in_handler_cb (RndzServer *server)
+{
+  g_object_run_dispose (G_OBJECT (server));
+}
+
+static void
+unref_in_handler_cb (RndzServer *server,
+                     const char *id,
+                     gpointer    transport,
+                     gpointer    address,
+                     gpointer    user_data)
+{
+  Fixture *f = user_data;
+
+  g_object_add_weak_pointer (G_OBJECT (server), (gpointer *) &f->server);
+  g_object_unref (server);
+}
+
+static void
+test_unref_in_peer_registered (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
+  gboolean timed_out = FALSE;
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may drop the last reference to "
+                  "the server: it is finalized once the message is handled");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (unref_in_handler_cb), f);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+
+  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
+  g_source_attach (timeout, f->context);
+  while (f->server != NULL && !timed_out)
+    g_main_context_iteration (f->context, TRUE);
+  g_source_destroy (timeout);
+  g_assert_null (f->server);
+
+  if (a->transport == RNDZ_TRANSPORT_TCP)
+    {
+      /* The pong came first, then the close */
+      expect_pong (f, a, f->next_tid - 1);
+      expect_closed (f, a);
+    }
+}
+
+static void
+test_dispose_in_peer_registered (Fixture       *f,
+                                 gconstpointer  data)
+{
+  FakePeer *a;
+
+  g_test_summary ("A peer-registered handler may run the server's dispose");
+
+  g_signal_connect (f->server, "peer-registered", G_CALLBACK (dispose_in_handler_cb), NULL);
+  a = fake_peer_new (f);
+  send_ping (f, a, "a");
+  wait_for_stop (f);
+  g_signal_handlers_disconnect_by_func (f->server, dispose_in_handler_cb, NULL);
+}
+
+/* Refusals: rate-limited, auth-required */
+
+/* Receives an error for @tid with @code; returns its size */
+static gsize
+expect_error_len (Fixture       *f,
+                  FakePeer      *peer,
+                  guint32        tid,
+                  RndzWireError  code,
+                  RndzMessage   *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *payload = NULL;
+  gsize len;
+
+  payload = peer_recv_payload (f, peer, &len, "error");
+  rndz_message_decode (msg, payload, len, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
+  g_assert_no_error (error);
+  expect_type (msg, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpuint (msg->tid, ==, tid);
+  g_assert_cmpint (msg->code, ==, code);
+  return len;
+}
+
+/* The size of the isync send_isync() sends over UDP (where the rule
+ * that a reply is no larger than its request applies) */
+static gsize
+isync_size (FakePeer   *peer,
+            guint32     tid,
+            const char *id,
+            const char *target)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, tid);
+  g_strlcpy (msg.id, id, sizeof msg.id);
+  g_strlcpy (msg.target, target, sizeof msg.target);
+  if (peer->transport == RNDZ_TRANSPORT_UDP)
+    msg.pad_to = rndz_message_max_reply_size (&msg);
+  return rndz_message_encode (&msg, buf, sizeof buf);
+}
+
+/* Spends b's budget (request-rate 1: a burst of 2) on requests for a */
+static void
+spend_budget (Fixture  *f,
+              FakePeer *a,
+              FakePeer *b)
+{
+  rndz_server_set_request_rate (f->server, 1);
+  register_peer (f, a, "a");
+  for (guint i = 0; i < 2; i++)
+    {
+      send_isync (f, b, "b", "a");
+      expect_fsync (f, a, "b", b);
+    }
+}
+
+static void
+test_rate_limited (Fixture       *f,
+                   gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 tid;
+  gsize len;
+
+  g_test_summary ("A request refused by the rate limit gets a rate-limited "
+                  "error, no larger than the request, whose retry says when "
+                  "the budget has refilled: a request then goes through");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+
+  tid = send_isync (f, b, "b", "a");
+  len = expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  g_test_message ("rate-limited: %" G_GSIZE_FORMAT " bytes, retry %u ms", len, msg.retry_ms);
+  if (b->transport == RNDZ_TRANSPORT_UDP)
+    g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
+  /* One token a second: never longer than that */
+  g_assert_cmpuint (msg.retry_ms, >=, 1);
+  g_assert_cmpuint (msg.retry_ms, <=, 1000);
+  expect_silence (f, a);
+
+  run_for (f, msg.retry_ms + 20);
+  send_isync (f, b, "b", "a");
+  expect_fsync (f, a, "b", b);
+}
+
+static void
+test_rate_limited_default (Fixture       *f,
+                           gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 first_tid;
+  guint forwarded = 0;
+
+  g_test_summary ("With the default request-rate (20 a second, bursts of 40), "
+                  "a quick series of 60 requests from one address gets some 40 "
+                  "fsyncs through and one rate-limited error, whose retry is "
+                  "at most a token's refill time, 50 ms");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  register_peer (f, a, "a");
+  first_tid = f->next_tid;
+
+  for (guint i = 0; i < 60; i++)
+    send_isync (f, b, "b", "a");
+
+  peer_recv (f, b, &msg, "rate-limited");
+  expect_type (&msg, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
+  g_assert_cmpuint (msg.tid, >=, first_tid + 40);
+  g_test_message ("request %u refused, retry %u ms", msg.tid - first_tid + 1, msg.retry_ms);
+  g_assert_cmpuint (msg.retry_ms, >=, 1);
+  g_assert_cmpuint (msg.retry_ms, <=, 50);
+
+  /* The barrier's answer is the next thing b hears: one error a second */
+  sync_with_server (f, b);
+
+  while (a->in_len > 0 || g_socket_condition_check (a->socket, G_IO_IN) != 0)
+    {
+      peer_recv (f, a, &msg, "fsync");
+      expect_type (&msg, RNDZ_MESSAGE_FSYNC);
+      forwarded++;
+    }
+  g_test_message ("%u of 60 requests forwarded", forwarded);
+  g_assert_cmpuint (forwarded, >=, 40);
+  g_assert_cmpuint (forwarded, <, 50);
+  g_assert_cmpuint (server_stats (f).rate_limited, ==, 60 - forwarded);
+}
+
+static void
+test_rate_limited_flood (Fixture       *f,
+                         gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 tid;
+
+  g_test_summary ("A flood of refused requests gets one rate-limited error "
+                  "per second and address, not one each");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+
+  tid = send_isync (f, b, "b", "a");
+  for (guint i = 0; i < 50; i++)
+    send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  sync_with_server (f, b);
+  expect_silence (f, b);
+  expect_silence (f, a);
+  g_assert_cmpuint (server_stats (f).rate_limited, ==, 51);
+}
+
+static void
+test_udp_refusal_amplification (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("0123456789abcdef0123456789abcdef", 32);
+  FakePeer *b;
+  RndzMessage msg, ping;
+  guint64 amplification;
+  guint32 tid;
+
+  g_test_summary ("An auth-required or rate-limited error is not sent for a "
+                  "datagram smaller than itself (the source may be spoofed), "
+                  "and such a request does not use up the one error of the "
+                  "window");
+
+  rndz_server_set_secret (f->server, secret);
+  b = fake_peer_new (f);
+  amplification = server_stats (f).amplification;
+
+  /* An unpadded ping is shorter than the error */
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, f->next_tid++);
+  g_strlcpy (ping.id, "b", sizeof ping.id);
+  peer_send_unpadded (b, &ping);
+  expect_silence (f, b);
+  g_assert_cmpuint (server_stats (f).amplification, ==, amplification + 1);
+
+  tid = send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+}
+
+static void
+test_udp_rate_limited_amplification (Fixture       *f,
+                                     gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg, isync;
+  guint64 amplification;
+  guint32 tid;
+
+  g_test_summary ("A rate-limited isync too small for its answer is dropped "
+                  "unanswered, and does not use up the one error of the window");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  spend_budget (f, a, b);
+  amplification = server_stats (f).amplification;
+
+  rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, f->next_tid++);
+  g_strlcpy (isync.id, "b", sizeof isync.id);
+  g_strlcpy (isync.target, "a", sizeof isync.target);
+  peer_send_unpadded (b, &isync);
+  sync_with_server (f, b);
+  expect_silence (f, b);
+  g_assert_cmpuint (server_stats (f).amplification, ==, amplification + 1);
+
+  tid = send_isync (f, b, "b", "a");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+}
+
+static void
+test_auth_required (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("0123456789abcdef0123456789abcdef", 32);
+  FakePeer *b;
+  RndzMessage msg;
+  guint32 tid;
+  gsize len;
+
+  g_test_summary ("A server that requires authentication answers an unsigned "
+                  "request with auth-required, once per second and address, "
+                  "never larger than the request");
+
+  rndz_server_set_secret (f->server, secret);
+  b = fake_peer_new (f);
+
+  tid = send_isync (f, b, "b", "a");
+  len = expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+  if (b->transport == RNDZ_TRANSPORT_UDP)
+    g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
+
+  send_isync (f, b, "b", "a");
+  send_ping (f, b, "b");
+  expect_silence (f, b);
+  g_assert_cmpuint (peer_count (f), ==, 0);
+
+  /* The next window gets an answer again, to a ping as well */
+  run_for (f, 1050);
+  tid = send_ping (f, b, "b");
+  expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+}
+
 /* Registration */
 
 static const TestParams udp4 = { RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, GARBAGE_NONE };
@@ -2141,6 +2571,17 @@ main (int   argc,
   add_both ("replace-notify", test_replace_notify);
   add_both ("max-peers", test_max_peers);
   add_both ("dual-stack", test_dual_stack);
+  add_both ("rate-limited", test_rate_limited);
+  add_both ("rate-limited-flood", test_rate_limited_flood);
+  add_both ("rate-limited-default", test_rate_limited_default);
+  add_both ("auth-required", test_auth_required);
+  add_test ("/server/udp/rate-limited-amplification", &udp4, test_udp_rate_limited_amplification);
+  add_test ("/server/udp/refusal-amplification", &udp4, test_udp_refusal_amplification);
+  add_both ("stop-in-peer-registered", test_stop_in_peer_registered);
+  add_both ("stop-in-peer-removed", test_stop_in_peer_removed);
+  add_both ("stop-in-expiry", test_stop_in_expiry);
+  add_both ("dispose-in-peer-registered", test_dispose_in_peer_registered);
+  add_both ("unref-in-peer-registered", test_unref_in_peer_registered);
 
   add_test ("/server/udp/isync-retransmit", &udp4, test_isync_retransmit);
   /* The timer is the same for both transports */

@@ -52,6 +52,9 @@ MESSAGES = {
     'bye': encode({'type': 'bye', 'tid': 8, 'id': 'alice'}),
     'error': encode({'type': 'error', 'tid': 42, 'code': 'peer-not-found'}),
     'error-unknown-code': encode({'type': 'error', 'tid': 1, 'code': 'from-the-future'}),
+    'error-rate-limited': encode({'type': 'error', 'tid': 43, 'code': 'rate-limited',
+                                  'retry': 60000}),
+    'error-auth-required': encode({'type': 'error', 'tid': 44, 'code': 'auth-required'}),
     # The test vectors of doc/protocol.md
     'ping-signed': (b'{"v":1,"type":"ping","tid":7,"id":"alice","ts":1700000000000,'
                     b'"nonce":"0011223344556677","mac":"f8fd06c0813ea5c1dc6e46e0b418620d'

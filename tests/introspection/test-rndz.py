@@ -525,8 +525,8 @@ def test_authenticated():
         loop.run()
         assert isinstance(results['connector'], Gio.Socket)
         results['connector'].close()
-        # Without a key, the server does not even answer
-        assert_error(results['stranger'], Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT)
+        # Without a key, the server says it wants one
+        assert_error(results['stranger'], Rndz.error_quark(), Rndz.Error.AUTH_REQUIRED)
     finally:
         fixture.close()
 

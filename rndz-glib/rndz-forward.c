@@ -1,0 +1,576 @@
+/* rndz-forward.c: how RndzServer forwards requests between peers
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "rndz-forward-private.h"
+#include "rndz-ratelimit-private.h"
+
+/* Outstanding forwarded requests; more is a flood, not a workload */
+#define MAX_FORWARDS 4096
+
+/* An isync forwarded to its target, waiting for the target's rsync */
+typedef struct
+{
+  guint32 server_tid;
+  guint32 requester_tid;
+  gsize request_len;
+  gboolean authenticated;
+  RndzTransport transport;
+  RndzAddr requester_addr;
+  RndzAddr requester_cands[RNDZ_MAX_CANDIDATES];
+  guint n_requester_cands;
+  RndzServerConn *requester_conn; /* TCP; NULL once that connection closed */
+  char requester_id[RNDZ_ID_MAX_LEN + 1];
+  char target_id[RNDZ_ID_MAX_LEN + 1];
+  gint64 deadline;
+  GList link;                     /* in RndzForwarder.queue, by deadline */
+} RndzForward;
+
+/* Key of the UDP retransmission table: the same isync sent again */
+typedef struct
+{
+  RndzAddr addr;
+  guint32 tid;
+} RndzForwardKey;
+
+struct _RndzForwarder
+{
+  RndzServerIo *io;
+  RndzRegistry *registry;
+  const RndzServerConfig *config;
+  RndzServerStats *stats;
+  RndzRelay *relay;             /* while listening with a relay port */
+
+  GHashTable *forwards;         /* server tid → RndzForward */
+  GHashTable *by_request;       /* RndzForwardKey → RndzForward, UDP only */
+  GQueue queue;                 /* by deadline */
+  guint32 next_tid;
+
+  RndzRateLimit *requester_limit;
+  RndzRateLimit *target_limit;
+};
+
+static guint
+forward_key_hash (gconstpointer key)
+{
+  const RndzForwardKey *k = key;
+
+  return rndz_addr_hash (&k->addr) ^ k->tid;
+}
+
+static gboolean
+forward_key_equal (gconstpointer a,
+                   gconstpointer b)
+{
+  const RndzForwardKey *ka = a, *kb = b;
+
+  return ka->tid == kb->tid && rndz_addr_equal (&ka->addr, &kb->addr);
+}
+
+RndzForwarder *
+rndz_forwarder_new (RndzServerIo           *io,
+                    RndzRegistry           *registry,
+                    const RndzServerConfig *config,
+                    RndzServerStats        *stats,
+                    guint                   request_rate)
+{
+  RndzForwarder *forwarder = g_new0 (RndzForwarder, 1);
+
+  forwarder->io = io;
+  forwarder->registry = registry;
+  forwarder->config = config;
+  forwarder->stats = stats;
+  forwarder->forwards = g_hash_table_new (NULL, NULL);
+  forwarder->by_request = g_hash_table_new_full (forward_key_hash, forward_key_equal, g_free, NULL);
+  forwarder->next_tid = g_random_int ();
+  forwarder->requester_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, request_rate,
+                                                    2 * request_rate);
+  forwarder->target_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, request_rate,
+                                                 2 * request_rate);
+  return forwarder;
+}
+
+void
+rndz_forwarder_free (RndzForwarder *forwarder)
+{
+  rndz_forwarder_clear (forwarder);
+  g_hash_table_unref (forwarder->forwards);
+  g_hash_table_unref (forwarder->by_request);
+  rndz_rate_limit_free (forwarder->requester_limit);
+  rndz_rate_limit_free (forwarder->target_limit);
+  g_free (forwarder);
+}
+
+/* Requests per second and address (requester or target); bursts of
+ * twice as many */
+void
+rndz_forwarder_set_rate (RndzForwarder *forwarder,
+                         guint          per_second)
+{
+  rndz_rate_limit_set (forwarder->requester_limit, per_second, 2 * per_second);
+  rndz_rate_limit_set (forwarder->target_limit, per_second, 2 * per_second);
+}
+
+/* @relay: (nullable): the relay port, borrowed while the server listens */
+void
+rndz_forwarder_set_relay (RndzForwarder *forwarder,
+                          RndzRelay     *relay)
+{
+  forwarder->relay = relay;
+}
+
+static void
+forward_free (RndzForwarder *forwarder,
+              RndzForward   *forward)
+{
+  if (forward->transport == RNDZ_TRANSPORT_UDP)
+    {
+      RndzForwardKey key = { forward->requester_addr, forward->requester_tid };
+      g_hash_table_remove (forwarder->by_request, &key);
+    }
+  g_queue_unlink (&forwarder->queue, &forward->link);
+  g_hash_table_remove (forwarder->forwards, GUINT_TO_POINTER (forward->server_tid));
+  g_free (forward);
+}
+
+/* Forgets every request, unanswered */
+void
+rndz_forwarder_clear (RndzForwarder *forwarder)
+{
+  while (forwarder->queue.head != NULL)
+    forward_free (forwarder, forwarder->queue.head->data);
+}
+
+/* A requester's connection closed: its answer, when it comes, is dropped.
+ * Bounded by MAX_FORWARDS. */
+void
+rndz_forwarder_conn_closed (RndzForwarder  *forwarder,
+                            RndzServerConn *conn)
+{
+  for (GList *l = forwarder->queue.head; l != NULL; l = l->next)
+    {
+      RndzForward *forward = l->data;
+
+      if (forward->requester_conn == conn)
+        forward->requester_conn = NULL;
+    }
+}
+
+/* Answers a forwarded request's requester, by the way it asked */
+static void
+forward_reply (RndzForwarder     *forwarder,
+               RndzForward       *forward,
+               const RndzMessage *msg)
+{
+  if (forward->transport == RNDZ_TRANSPORT_UDP)
+    rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->request_len);
+  else if (forward->requester_conn != NULL)
+    rndz_server_io_send_tcp (forwarder->io, forward->requester_conn, msg);
+}
+
+/* Answers peer-no-answer to the requests whose target did not answer in
+ * time */
+void
+rndz_forwarder_expire (RndzForwarder *forwarder,
+                       gint64         now)
+{
+  GList *head;
+
+  while ((head = forwarder->queue.head) != NULL)
+    {
+      RndzForward *forward = head->data;
+      RndzMessage reply;
+
+      if (forward->deadline > now)
+        {
+          rndz_server_io_schedule (forwarder->io, forward->deadline);
+          break;
+        }
+
+      g_debug ("“%s” did not answer the request of “%s”", forward->target_id, forward->requester_id);
+      rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
+      reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+      forward_reply (forwarder, forward, &reply);
+      forward_free (forwarder, forward);
+    }
+}
+
+/* Rate limits */
+
+/* An fsync is the one message the server sends to someone who did not
+ * ask for it, so it is rate limited twice: by who asks, and by whom it
+ * goes to. */
+static gboolean
+forward_take (RndzForwarder  *forwarder,
+              const RndzAddr *requester,
+              const RndzAddr *target,
+              const char     *requester_id)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (rndz_rate_limit_take (forwarder->requester_limit, requester, now) &&
+      rndz_rate_limit_take (forwarder->target_limit, target, now))
+    return TRUE;
+
+  forwarder->stats->rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited", requester_id);
+  return FALSE;
+}
+
+/* Whether a new request from @requester to @target may take a place in
+ * a table: checked before, so that a flood cannot fill it. Returns 0 if
+ * it may, else the milliseconds until both buckets have a token again. */
+static guint
+request_wait_ms (RndzForwarder  *forwarder,
+                 const RndzAddr *requester,
+                 const RndzAddr *target,
+                 const char     *requester_id)
+{
+  gint64 now = g_get_monotonic_time ();
+  guint wait;
+
+  wait = MAX (rndz_rate_limit_wait_ms (forwarder->requester_limit, requester, now),
+              rndz_rate_limit_wait_ms (forwarder->target_limit, target, now));
+  if (wait == 0)
+    return 0;
+
+  forwarder->stats->rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited for %u ms", requester_id, wait);
+  return wait;
+}
+
+/* Whether a new request may go on; if not, the requester hears why */
+static gboolean
+request_allowed (RndzForwarder          *forwarder,
+                 const RndzServerSource *src,
+                 const RndzMessage      *msg,
+                 const RndzPeer         *target)
+{
+  guint wait = request_wait_ms (forwarder, &src->from, &target->addr, msg->id);
+
+  if (wait == 0)
+    return TRUE;
+
+  rndz_server_io_refuse (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+  return FALSE;
+}
+
+/* isync → fsync */
+
+static guint32
+forwarder_new_tid (RndzForwarder *forwarder)
+{
+  do
+    forwarder->next_tid++;
+  while (forwarder->next_tid == 0 ||
+         g_hash_table_contains (forwarder->forwards, GUINT_TO_POINTER (forwarder->next_tid)));
+
+  return forwarder->next_tid;
+}
+
+/* The peer a request (isync or relay) names, or NULL after telling the
+ * requester why not */
+static RndzPeer *
+lookup_target (RndzForwarder          *forwarder,
+               const RndzServerSource *src,
+               const RndzMessage      *msg)
+{
+  RndzPeer *target = rndz_registry_lookup (forwarder->registry, src->transport, msg->target);
+
+  if (target == NULL)
+    {
+      g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      return NULL;
+    }
+
+  /* A peer knows the other only by the address the server saw: across
+   * IPv4 and IPv6 they cannot meet (through a NAT, the requester's
+   * mapping for the other version was never opened) */
+  if (target->addr.family != src->from.family)
+    {
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      return NULL;
+    }
+
+  return target;
+}
+
+/* Sends the request on to its target, rate limits permitting */
+static void
+send_fsync (RndzForwarder *forwarder,
+            RndzPeer      *target,
+            RndzForward   *forward)
+{
+  RndzMessage fsync;
+
+  if (!forward_take (forwarder, &forward->requester_addr, &target->addr, forward->requester_id))
+    return;
+
+  rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, forward->server_tid);
+  g_strlcpy (fsync.id, forward->requester_id, sizeof fsync.id);
+  fsync.addr = forward->requester_addr;
+  fsync.n_cands = forward->n_requester_cands;
+  memcpy (fsync.cands, forward->requester_cands, sizeof fsync.cands);
+  fsync.auth = forward->authenticated;
+  forwarder->stats->forwarded++;
+
+  rndz_registry_send (forwarder->registry, target, &fsync);
+}
+
+/* The request must be large enough for the redirect that ends it
+ * (without candidates: they go only if they fit, see handle_rsync) */
+static gboolean
+isync_fits (RndzForwarder          *forwarder,
+            const RndzServerSource *src,
+            const RndzMessage      *msg,
+            const RndzPeer         *target)
+{
+  RndzMessage redirect;
+
+  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
+  g_strlcpy (redirect.id, target->id, sizeof redirect.id);
+  redirect.addr = target->addr;
+  return rndz_server_io_reply_fits (forwarder->io, src, &redirect);
+}
+
+/* The same isync again over UDP: the fsync or the reply to it was lost.
+ * Returns TRUE if @msg was that, and is handled. */
+static gboolean
+isync_retransmitted (RndzForwarder          *forwarder,
+                     const RndzServerSource *src,
+                     const RndzMessage      *msg,
+                     RndzPeer               *target)
+{
+  RndzForwardKey key = { src->from, msg->tid };
+  RndzForward *forward;
+
+  if (src->transport != RNDZ_TRANSPORT_UDP)
+    return FALSE;
+
+  forward = g_hash_table_lookup (forwarder->by_request, &key);
+  if (forward == NULL)
+    return FALSE;
+
+  if (!g_str_equal (forward->target_id, msg->target))
+    /* A transaction id used again for another target */
+    rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+  else
+    /* Still pending: over the limits it goes unanswered, not refused */
+    send_fsync (forwarder, target, forward);
+  return TRUE;
+}
+
+static RndzForward *
+forward_add (RndzForwarder          *forwarder,
+             const RndzServerSource *src,
+             const RndzMessage      *msg,
+             gboolean                authenticated)
+{
+  RndzForward *forward = g_new0 (RndzForward, 1);
+
+  forward->server_tid = forwarder_new_tid (forwarder);
+  forward->requester_tid = msg->tid;
+  forward->request_len = src->len;
+  forward->authenticated = authenticated;
+  forward->transport = src->transport;
+  forward->requester_addr = src->from;
+  forward->n_requester_cands = msg->n_cands;
+  memcpy (forward->requester_cands, msg->cands, sizeof forward->requester_cands);
+  forward->requester_conn = src->conn;
+  g_strlcpy (forward->requester_id, msg->id, sizeof forward->requester_id);
+  g_strlcpy (forward->target_id, msg->target, sizeof forward->target_id);
+  forward->deadline = g_get_monotonic_time () + forwarder->config->forward_timeout * G_USEC_PER_SEC;
+  forward->link.data = forward;
+
+  g_hash_table_insert (forwarder->forwards, GUINT_TO_POINTER (forward->server_tid), forward);
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    {
+      RndzForwardKey *key = g_new (RndzForwardKey, 1);
+
+      key->addr = src->from;
+      key->tid = msg->tid;
+      g_hash_table_insert (forwarder->by_request, key, forward);
+    }
+  g_queue_push_tail_link (&forwarder->queue, &forward->link);
+  rndz_server_io_schedule (forwarder->io, forward->deadline);
+  return forward;
+}
+
+void
+rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
+                             const RndzServerSource *src,
+                             const RndzMessage      *msg,
+                             gboolean                authenticated)
+{
+  RndzPeer *target = lookup_target (forwarder, src, msg);
+  RndzForward *forward;
+
+  if (target == NULL || !isync_fits (forwarder, src, msg, target) ||
+      isync_retransmitted (forwarder, src, msg, target))
+    return;
+
+  /* Refused before it takes a place among the forwarded requests: a
+   * flood must not fill them */
+  if (!request_allowed (forwarder, src, msg, target))
+    return;
+
+  if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
+    {
+      forwarder->stats->rate_limited++;
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return;
+    }
+
+  forward = forward_add (forwarder, src, msg, authenticated);
+  g_debug ("Forwarding request of “%s” to “%s”", msg->id, msg->target);
+  send_fsync (forwarder, target, forward);
+}
+
+/* rsync → redirect */
+
+void
+rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
+                             const RndzServerSource *src,
+                             const RndzMessage      *msg)
+{
+  RndzForward *forward = g_hash_table_lookup (forwarder->forwards, GUINT_TO_POINTER (msg->tid));
+  RndzMessage redirect;
+  RndzPeer *target;
+
+  if (forward == NULL || forward->transport != src->transport ||
+      !g_str_equal (forward->target_id, msg->id) ||
+      !g_str_equal (forward->requester_id, msg->target))
+    return;
+
+  /* Only the target itself may answer for the target */
+  target = rndz_registry_lookup (forwarder->registry, src->transport, msg->id);
+  if (target == NULL || !rndz_peer_matches_source (target, src))
+    return;
+
+  rndz_registry_touch (forwarder->registry, target);
+
+  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, forward->requester_tid);
+  g_strlcpy (redirect.id, target->id, sizeof redirect.id);
+  redirect.addr = target->addr;
+  rndz_peer_get_cands (target, &redirect);
+  /* A request padded too little for the target's candidates (a peer of
+   * an older version) still gets the observed address */
+  if (forward->transport == RNDZ_TRANSPORT_UDP && redirect.n_cands > 0)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gsize len = rndz_message_encode (&redirect, buf, sizeof buf);
+
+      if (len == 0 || len > forward->request_len)
+        redirect.n_cands = 0;
+    }
+  forwarder->stats->redirected++;
+  forward_reply (forwarder, forward, &redirect);
+  forward_free (forwarder, forward);
+}
+
+/* relay */
+
+/* Tells the target where to meet the requester: through its
+ * registration, as an fsync goes, and rate limited like one */
+static void
+send_session_to_target (RndzForwarder          *forwarder,
+                        RndzPeer               *target,
+                        RndzRelaySession       *session,
+                        const RndzServerSource *src,
+                        const RndzMessage      *request,
+                        gboolean                authenticated)
+{
+  RndzMessage notice;
+
+  if (!forward_take (forwarder, &src->from, &target->addr, request->id))
+    return;
+
+  rndz_message_init (&notice, RNDZ_MESSAGE_SESSION, rndz_relay_session_get_target_tid (session));
+  g_strlcpy (notice.id, request->id, sizeof notice.id);
+  g_strlcpy (notice.token, rndz_relay_session_get_token (session), sizeof notice.token);
+  notice.port = rndz_relay_get_port (forwarder->relay);
+  notice.auth = authenticated;
+
+  rndz_registry_send (forwarder->registry, target, &notice);
+}
+
+/* The session a relay request gets: the same one for the same request
+ * again, else a new one if the limits allow (else NULL, after telling
+ * the requester why not) */
+static RndzRelaySession *
+relay_session_for (RndzForwarder          *forwarder,
+                   const RndzServerSource *src,
+                   const RndzMessage      *msg,
+                   const RndzPeer         *target)
+{
+  RndzRelaySession *session;
+
+  session = rndz_relay_find_request (forwarder->relay, src->transport, &src->from, msg->tid);
+  if (session != NULL && !g_str_equal (rndz_relay_session_get_target (session), msg->target))
+    {
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return NULL;
+    }
+  if (session != NULL || !request_allowed (forwarder, src, msg, target))
+    return session;
+
+  session = rndz_relay_open (forwarder->relay, src->transport, &src->from, msg->tid,
+                             msg->id, msg->target, forwarder_new_tid (forwarder));
+  if (session == NULL)
+    {
+      g_debug ("Cannot relay for “%s”: no session left", msg->id);
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+    }
+  return session;
+}
+
+void
+rndz_forwarder_handle_relay (RndzForwarder          *forwarder,
+                             const RndzServerSource *src,
+                             const RndzMessage      *msg,
+                             gboolean                authenticated)
+{
+  RndzRelaySession *session;
+  RndzMessage reply;
+  RndzPeer *target;
+
+  if (forwarder->relay == NULL)
+    {
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_NO_RELAY);
+      return;
+    }
+
+  /* The relay tells the two sides apart by their ids */
+  if (g_str_equal (msg->id, msg->target))
+    {
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return;
+    }
+
+  target = lookup_target (forwarder, src, msg);
+  if (target == NULL)
+    return;
+
+  /* The request must be large enough for the answer: a token has a
+   * fixed length, so a stand-in measures the real one */
+  rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, msg->tid);
+  g_strlcpy (reply.id, target->id, sizeof reply.id);
+  memset (reply.token, '0', RNDZ_TOKEN_LEN);
+  reply.port = rndz_relay_get_port (forwarder->relay);
+  if (!rndz_server_io_reply_fits (forwarder->io, src, &reply))
+    return;
+
+  session = relay_session_for (forwarder, src, msg, target);
+  if (session == NULL)
+    return;
+
+  g_strlcpy (reply.token, rndz_relay_session_get_token (session), sizeof reply.token);
+  rndz_server_io_reply (forwarder->io, src, &reply);
+  send_session_to_target (forwarder, target, session, src, msg, authenticated);
+}

@@ -1,0 +1,349 @@
+/* rndz-registry.c: the registered peers of RndzServer
+ *
+ * SPDX-License-Identifier: MIT
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "rndz-registry-private.h"
+
+struct _RndzRegistry
+{
+  RndzServerIo *io;
+  const RndzServerConfig *config;
+  RndzServerStats *stats;
+  RndzRegistryFunc func;
+  gpointer owner;
+
+  GHashTable *peers[2];        /* per transport: id → RndzPeer */
+  GQueue expiry;               /* by last_seen, oldest first */
+};
+
+static void
+peer_free (RndzPeer *peer)
+{
+  g_free (peer->id);
+  g_free (peer->cands);
+  g_free (peer);
+}
+
+RndzRegistry *
+rndz_registry_new (RndzServerIo           *io,
+                   const RndzServerConfig *config,
+                   RndzServerStats        *stats,
+                   RndzRegistryFunc        func,
+                   gpointer                owner)
+{
+  RndzRegistry *registry = g_new0 (RndzRegistry, 1);
+
+  registry->io = io;
+  registry->config = config;
+  registry->stats = stats;
+  registry->func = func;
+  registry->owner = owner;
+  for (guint t = 0; t < G_N_ELEMENTS (registry->peers); t++)
+    registry->peers[t] = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                NULL, (GDestroyNotify) peer_free);
+  return registry;
+}
+
+/* Call rndz_registry_remove_all() first, for the owner to hear of them */
+void
+rndz_registry_free (RndzRegistry *registry)
+{
+  for (guint t = 0; t < G_N_ELEMENTS (registry->peers); t++)
+    g_hash_table_unref (registry->peers[t]);
+  g_free (registry);
+}
+
+guint
+rndz_registry_get_count (RndzRegistry *registry)
+{
+  return g_hash_table_size (registry->peers[RNDZ_TRANSPORT_UDP]) +
+         g_hash_table_size (registry->peers[RNDZ_TRANSPORT_TCP]);
+}
+
+RndzPeer *
+rndz_registry_lookup (RndzRegistry  *registry,
+                      RndzTransport  transport,
+                      const char    *id)
+{
+  return g_hash_table_lookup (registry->peers[transport], id);
+}
+
+/* Links @peer and @conn (either may be NULL), unlinking what each had */
+static void
+registry_set_conn (RndzRegistry   *registry,
+                   RndzPeer       *peer,
+                   RndzServerConn *conn)
+{
+  if (peer != NULL && peer->conn != NULL && peer->conn != conn)
+    rndz_server_io_set_registration (registry->io, peer->conn, NULL);
+  if (conn != NULL)
+    {
+      RndzPeer *old = rndz_server_conn_get_registration (conn);
+
+      if (old != NULL && old != peer)
+        old->conn = NULL;
+      rndz_server_io_set_registration (registry->io, conn, peer);
+    }
+  if (peer != NULL)
+    peer->conn = conn;
+}
+
+/* Forgets @peer. Its TCP connection, if any, stays open but unregistered:
+ * callers close it when that is what they mean. */
+void
+rndz_registry_remove (RndzRegistry *registry,
+                      RndzPeer     *peer)
+{
+  g_debug ("Removing %s peer “%s”", peer->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", peer->id);
+
+  registry_set_conn (registry, peer, NULL);
+  g_queue_unlink (&registry->expiry, &peer->link);
+  registry->func (registry->owner, RNDZ_REGISTRY_REMOVED, peer);
+  g_hash_table_remove (registry->peers[peer->transport], peer->id);
+}
+
+void
+rndz_registry_remove_all (RndzRegistry *registry)
+{
+  while (registry->expiry.head != NULL)
+    rndz_registry_remove (registry, registry->expiry.head->data);
+}
+
+/* Forgets the peer registered on @conn, which is closing */
+void
+rndz_registry_conn_closed (RndzRegistry   *registry,
+                           RndzServerConn *conn)
+{
+  RndzPeer *peer = rndz_server_conn_get_registration (conn);
+
+  if (peer != NULL)
+    rndz_registry_remove (registry, peer);
+}
+
+/* Forgets @peer and closes its TCP connection */
+static void
+registry_drop (RndzRegistry *registry,
+               RndzPeer     *peer)
+{
+  RndzServerConn *conn = peer->conn;
+
+  rndz_registry_remove (registry, peer);
+  if (conn != NULL)
+    rndz_server_io_close (registry->io, conn);
+}
+
+void
+rndz_registry_touch (RndzRegistry *registry,
+                     RndzPeer     *peer)
+{
+  peer->last_seen = g_get_monotonic_time ();
+  g_queue_unlink (&registry->expiry, &peer->link);
+  g_queue_push_tail_link (&registry->expiry, &peer->link);
+  rndz_server_io_schedule (registry->io,
+                           peer->last_seen + registry->config->peer_timeout * G_USEC_PER_SEC);
+}
+
+/* Drops the peers that did not ping for the peer timeout */
+void
+rndz_registry_expire (RndzRegistry *registry,
+                      gint64        now)
+{
+  GList *head;
+
+  while ((head = registry->expiry.head) != NULL)
+    {
+      RndzPeer *peer = head->data;
+      gint64 deadline = peer->last_seen + registry->config->peer_timeout * G_USEC_PER_SEC;
+
+      if (deadline > now)
+        {
+          rndz_server_io_schedule (registry->io, deadline);
+          break;
+        }
+      registry_drop (registry, peer);
+    }
+}
+
+/* Sends @msg to @peer the way it registered, unsolicited: over UDP with
+ * no request to measure it against */
+void
+rndz_registry_send (RndzRegistry      *registry,
+                    RndzPeer          *peer,
+                    const RndzMessage *msg)
+{
+  if (peer->transport == RNDZ_TRANSPORT_UDP)
+    rndz_server_io_send_udp (registry->io, &peer->addr, msg, G_MAXSIZE);
+  else if (peer->conn != NULL)
+    rndz_server_io_send_tcp (registry->io, peer->conn, msg);
+}
+
+/* Is @peer the one that sent @src? */
+gboolean
+rndz_peer_matches_source (const RndzPeer         *peer,
+                          const RndzServerSource *src)
+{
+  if (peer->transport == RNDZ_TRANSPORT_TCP)
+    return peer->conn == src->conn;
+  return rndz_addr_equal (&peer->addr, &src->from);
+}
+
+void
+rndz_peer_get_cands (const RndzPeer *peer,
+                     RndzMessage    *msg)
+{
+  msg->n_cands = peer->n_cands;
+  if (peer->n_cands > 0)
+    memcpy (msg->cands, peer->cands, peer->n_cands * sizeof (RndzAddr));
+}
+
+/* ping */
+
+/* The peer a ping registers: found, or added if there is room (else
+ * NULL, after telling the sender) */
+static RndzPeer *
+registry_find_or_add (RndzRegistry           *registry,
+                      const RndzServerSource *src,
+                      const RndzMessage      *msg,
+                      gboolean               *created)
+{
+  GHashTable *table = registry->peers[src->transport];
+  RndzPeer *peer = g_hash_table_lookup (table, msg->id);
+
+  *created = FALSE;
+  if (peer != NULL)
+    return peer;
+
+  if (rndz_registry_get_count (registry) >= registry->config->max_peers)
+    {
+      g_debug ("Refusing “%s”: %u peers registered", msg->id, registry->config->max_peers);
+      rndz_server_io_reply_error (registry->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return NULL;
+    }
+
+  peer = g_new0 (RndzPeer, 1);
+  peer->id = g_strdup (msg->id);
+  peer->transport = src->transport;
+  peer->link.data = peer;
+  g_hash_table_insert (table, peer->id, peer);
+  *created = TRUE;
+  return peer;
+}
+
+/* The local addresses it offers, for the requesters to try */
+static void
+peer_set_cands (RndzPeer          *peer,
+                const RndzMessage *msg)
+{
+  if (peer->n_cands == msg->n_cands &&
+      (msg->n_cands == 0 || memcmp (peer->cands, msg->cands, msg->n_cands * sizeof (RndzAddr)) == 0))
+    return;
+
+  g_clear_pointer (&peer->cands, g_free);
+  peer->n_cands = msg->n_cands;
+  if (msg->n_cands > 0)
+    peer->cands = g_memdup2 (msg->cands, msg->n_cands * sizeof (RndzAddr));
+}
+
+/* Moves @peer to where @src came from; returns whether that changed */
+static gboolean
+peer_move (RndzRegistry           *registry,
+           RndzPeer               *peer,
+           const RndzServerSource *src)
+{
+  gboolean changed = FALSE;
+
+  if (!rndz_addr_equal (&peer->addr, &src->from))
+    {
+      peer->addr = src->from;
+      changed = TRUE;
+    }
+
+  if (src->transport == RNDZ_TRANSPORT_TCP && peer->conn != src->conn)
+    {
+      /* A newer registration of the same id replaces the old one */
+      RndzServerConn *old = peer->conn;
+
+      registry_set_conn (registry, peer, src->conn);
+      if (old != NULL)
+        rndz_server_io_close (registry->io, old);
+      changed = TRUE;
+    }
+
+  return changed;
+}
+
+void
+rndz_registry_handle_ping (RndzRegistry           *registry,
+                           const RndzServerSource *src,
+                           const RndzMessage      *msg)
+{
+  RndzPeer *registered = src->conn != NULL ? rndz_server_conn_get_registration (src->conn) : NULL;
+  RndzMessage reply;
+  char pong[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize pong_len = 0;
+  RndzPeer *peer;
+  gboolean created, changed;
+
+  /* A ping that could not be answered registers nothing either. Over
+   * UDP the pong is encoded once, here, for the check and the send. */
+  rndz_message_init (&reply, RNDZ_MESSAGE_PONG, msg->tid);
+  reply.addr = src->from;
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    {
+      pong_len = rndz_message_encode (&reply, pong, sizeof pong);
+      if (pong_len == 0 || pong_len > src->len)
+        {
+          registry->stats->amplification++;
+          return;
+        }
+    }
+
+  /* A connection carries one registration: a ping for another id first
+   * drops the old one. */
+  if (registered != NULL && !g_str_equal (registered->id, msg->id))
+    rndz_registry_remove (registry, registered);
+
+  peer = registry_find_or_add (registry, src, msg, &created);
+  if (peer == NULL)
+    return;
+
+  peer_set_cands (peer, msg);
+  changed = peer_move (registry, peer, src);
+  rndz_registry_touch (registry, peer);
+
+  if (created || changed)
+    {
+      char addr[RNDZ_ADDR_STRLEN];
+
+      g_debug ("Registered %s peer “%s” at %s",
+               src->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP",
+               peer->id, rndz_addr_format (&peer->addr, addr));
+      registry->func (registry->owner, created ? RNDZ_REGISTRY_ADDED : RNDZ_REGISTRY_MOVED, peer);
+    }
+
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    rndz_server_io_reply_encoded (registry->io, src, pong, pong_len);
+  else
+    rndz_server_io_reply (registry->io, src, &reply);
+}
+
+/* bye */
+
+void
+rndz_registry_handle_bye (RndzRegistry           *registry,
+                          const RndzServerSource *src,
+                          const RndzMessage      *msg)
+{
+  RndzPeer *peer = g_hash_table_lookup (registry->peers[src->transport], msg->id);
+
+  /* Only the registered peer itself may unregister */
+  if (peer == NULL || !rndz_peer_matches_source (peer, src))
+    return;
+
+  rndz_registry_remove (registry, peer);
+}

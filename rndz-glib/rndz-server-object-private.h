@@ -1,0 +1,71 @@
+/* rndz-server-object-private.h: the instance of RndzServer
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Shared by rndz-server.c (the object, its signals, listen and stop) and
+ * rndz-server-settings.c (the getters and setters of its properties and
+ * keys) only; the parts below them never see it.
+ */
+
+#pragma once
+
+#include "rndz-server-private.h"
+#include "rndz-forward-private.h"
+#include "rndz-registry-private.h"
+#include "rndz-relay-private.h"
+#include "rndz-server-auth-private.h"
+#include "rndz-server-io-private.h"
+
+G_BEGIN_DECLS
+
+/* The longest relay-idle-timeout: a week */
+#define MAX_RELAY_IDLE_TIMEOUT (7 * 24 * 3600)
+
+struct _RndzServer
+{
+  GObject parent_instance;
+
+  GMainContext *context;
+  RndzServerIo *io;
+  RndzRegistry *registry;
+  RndzForwarder *forwarder;
+  RndzServerAuth *auth;
+  RndzRelay *relay;            /* while listening with a relay port */
+
+  GQueue events;               /* ServerEvent, in the order they happened */
+  guint depth;                 /* server_enter() without server_leave() */
+  gboolean peer_count_changed; /* notify::peer-count owed */
+
+  RndzServerConfig config;
+  RndzServerStats stats;
+
+  guint request_rate;
+  guint relay_port;
+  guint relay_max_sessions;
+  guint relay_rate;
+  guint relay_idle_timeout;
+  guint relay_join_timeout_ms;
+};
+
+enum
+{
+  PROP_0,
+  PROP_PEER_TIMEOUT,
+  PROP_FORWARD_TIMEOUT,
+  PROP_REGISTER_TIMEOUT,
+  PROP_MAX_PEERS,
+  PROP_MAX_CONNECTIONS,
+  PROP_MAX_MESSAGE_SIZE,
+  PROP_REQUEST_RATE,
+  PROP_RELAY_PORT,
+  PROP_RELAY_MAX_SESSIONS,
+  PROP_RELAY_RATE,
+  PROP_RELAY_IDLE_TIMEOUT,
+  PROP_AUTH_REQUIRED,
+  PROP_PEER_COUNT,
+  N_PROPS
+};
+
+extern GParamSpec *rndz_server_properties[N_PROPS];
+
+G_END_DECLS

@@ -1,0 +1,55 @@
+/* rndz-server-types-private.h: what every part of RndzServer shares
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Plain data only: the parts of the server (rndz-server-io.c,
+ * rndz-registry.c, rndz-forward.c, rndz-server-auth.c) read the settings
+ * and count into the statistics that rndz-server.c owns, and call nothing
+ * of it.
+ */
+
+#pragma once
+
+#include <glib.h>
+
+#include "rndz-addr-private.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  guint64 messages;            /* valid messages handled */
+  guint64 malformed;           /* bad datagrams dropped, connections closed for bad input */
+  guint64 rate_limited;        /* requests refused by the rate limits */
+  guint64 amplification;       /* replies not sent: larger than their request */
+  guint64 forwarded;           /* fsyncs sent */
+  guint64 redirected;          /* rendezvous completed */
+  guint64 evicted;             /* silent connections closed to make room */
+  guint64 refused_connections; /* connections refused at the limit */
+  guint64 auth_failed;         /* messages dropped for failed authentication */
+  guint64 relay_sessions;      /* relay sessions opened */
+  guint64 relay_bytes;         /* bytes relayed, both directions */
+  guint64 relay_dropped;       /* relay port: datagrams dropped, connections closed for bad input */
+} RndzServerStats;
+
+/* The properties of RndzServer that its parts read when they need them:
+ * a change applies at the next use */
+typedef struct
+{
+  guint peer_timeout;          /* seconds */
+  guint forward_timeout;       /* seconds */
+  guint register_timeout;      /* seconds */
+  guint max_peers;
+  guint max_connections;
+  guint max_message_size;
+} RndzServerConfig;
+
+/* Buckets of each of the server's rate limits (rndz-ratelimit.c) */
+#define RNDZ_SERVER_RATE_LIMIT_BUCKETS 4096
+
+typedef void (*RndzServerSendFunc) (const RndzAddr *to,
+                                    const char     *data,
+                                    gsize           len,
+                                    gpointer        user_data);
+
+G_END_DECLS
