@@ -266,6 +266,72 @@ rndz_test_server_new (GSocketFamily   family,
     *address = rndz_test_loopback_string (family, port);
   return g_steal_pointer (&server);
 }
+
+static void
+capture_cb (const RndzAddr *to,
+            const char     *data,
+            gsize           len,
+            gpointer        user_data)
+{
+  RndzTestSent sent = { *to, len };
+
+  g_assert_true (rndz_message_decode (&sent.msg, data, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL));
+  g_array_append_val (user_data, sent);
+}
+
+/* What @server sends over UDP from now on goes into the array returned,
+ * not to a socket. The array must outlive the server (or its sender). */
+GArray *
+rndz_test_capture_sent (RndzServer *server)
+{
+  GArray *sent = g_array_new (FALSE, FALSE, sizeof (RndzTestSent));
+
+  rndz_server_set_udp_sender (server, capture_cb, sent);
+  return sent;
+}
+
+guint
+rndz_test_count_sent (GArray          *sent,
+                      RndzMessageType  type)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < sent->len; i++)
+    if (g_array_index (sent, RndzTestSent, i).msg.type == type)
+      n++;
+  return n;
+}
+
+/* @data, as a datagram from @from ("HOST:PORT") */
+void
+rndz_test_feed_datagram (RndzServer *server,
+                         const char *from,
+                         const char *data,
+                         gsize       len)
+{
+  RndzAddr source = rndz_test_addr (from);
+
+  rndz_server_receive_datagram (server, &source, data, len);
+}
+
+/* @msg, encoded (padded as clients pad, if @pad), as a datagram from
+ * @from; returns its size */
+gsize
+rndz_test_feed (RndzServer  *server,
+                const char  *from,
+                RndzMessage *msg,
+                gboolean     pad)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  if (pad)
+    msg->pad_to = rndz_message_max_reply_size (msg);
+  len = rndz_message_encode (msg, buf, sizeof buf);
+  g_assert_cmpuint (len, >, 0);
+  rndz_test_feed_datagram (server, from, buf, len);
+  return len;
+}
 #endif
 
 /* Raw peers */

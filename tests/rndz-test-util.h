@@ -14,6 +14,9 @@
 #include <rndz-glib/rndz.h>
 
 #include "rndz-message-private.h"
+#ifdef RNDZ_HAVE_SERVER
+#include "rndz-server-private.h"
+#endif
 
 G_BEGIN_DECLS
 
@@ -79,6 +82,28 @@ guint16         rndz_test_server_listen      (RndzServer    *server,
                                               guint16        port);
 RndzServer     *rndz_test_server_new         (GSocketFamily  family,
                                               char         **address);
+
+/* A server without sockets: datagrams fed in, and what it sends
+ * captured, decoded, in an array of RndzTestSent */
+
+typedef struct
+{
+  RndzAddr to;
+  gsize len;
+  RndzMessage msg;
+} RndzTestSent;
+
+GArray *rndz_test_capture_sent  (RndzServer      *server);
+guint   rndz_test_count_sent    (GArray          *sent,
+                                 RndzMessageType  type);
+void    rndz_test_feed_datagram (RndzServer      *server,
+                                 const char      *from,
+                                 const char      *data,
+                                 gsize            len);
+gsize   rndz_test_feed          (RndzServer      *server,
+                                 const char      *from,
+                                 RndzMessage     *msg,
+                                 gboolean         pad);
 #endif
 
 /* Raw peers: a UDP socket that sends to a port of the server, or a TCP
