@@ -466,6 +466,34 @@ rndz_test_receive_from (GMainContext    *context,
     }
 }
 
+/* Exactly @len bytes from a stream socket, however they come; fails the
+ * test on EOF or after @timeout_ms of waiting for more */
+void
+rndz_test_read_exactly (GMainContext *context,
+                        GSocket      *socket,
+                        char         *buf,
+                        gsize         len,
+                        guint         timeout_ms)
+{
+  gsize got = 0;
+
+  while (got < len)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n;
+
+      rndz_test_wait_readable (context, socket, timeout_ms, "the rest of a read");
+      n = g_socket_receive_with_blocking (socket, buf + got, len - got, FALSE, NULL, &error);
+      if (n > 0)
+        {
+          got += n;
+          continue;
+        }
+      g_assert_cmpint (n, !=, 0);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+    }
+}
+
 /* TCP: reads up to the end of the next frame, never further: what
  * follows it may be data for the test, not for the peer */
 static void
@@ -548,6 +576,26 @@ rndz_test_peer_recv (GMainContext *context,
   payload = rndz_test_peer_recv_payload (context, peer, &len, timeout_ms, what);
   rndz_message_decode (msg, payload, len, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
   g_assert_no_error (error);
+}
+
+/* One message of @type (and of @tid, unless 0), into @msg if not NULL */
+void
+rndz_test_peer_expect (GMainContext    *context,
+                       RndzTestPeer    *peer,
+                       RndzMessageType  type,
+                       guint32          tid,
+                       RndzMessage     *msg,
+                       guint            timeout_ms)
+{
+  RndzMessage got;
+
+  rndz_test_peer_recv (context, peer, &got, timeout_ms, rndz_message_type_to_string (type));
+  /* As names: a failure then says which message came instead */
+  g_assert_cmpstr (rndz_message_type_to_string (got.type), ==, rndz_message_type_to_string (type));
+  if (tid != 0)
+    g_assert_cmpuint (got.tid, ==, tid);
+  if (msg != NULL)
+    *msg = got;
 }
 
 /* The server closes @peer's connection (EOF, or a reset when input was

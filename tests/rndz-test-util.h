@@ -141,6 +141,12 @@ void          rndz_test_peer_recv           (GMainContext      *context,
                                              RndzMessage       *msg,
                                              guint              timeout_ms,
                                              const char        *what);
+void          rndz_test_peer_expect         (GMainContext      *context,
+                                             RndzTestPeer      *peer,
+                                             RndzMessageType    type,
+                                             guint32            tid,
+                                             RndzMessage       *msg,
+                                             guint              timeout_ms);
 void          rndz_test_peer_expect_closed  (GMainContext      *context,
                                              RndzTestPeer      *peer,
                                              guint              timeout_ms);
@@ -157,6 +163,11 @@ gssize        rndz_test_receive_from        (GMainContext      *context,
                                              GSocketAddress   **from,
                                              char              *buf,
                                              gsize              size,
+                                             guint              timeout_ms);
+void          rndz_test_read_exactly        (GMainContext      *context,
+                                             GSocket           *socket,
+                                             char              *buf,
+                                             gsize              len,
                                              guint              timeout_ms);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzTestPeer, rndz_test_peer_free)

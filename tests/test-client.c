@@ -1411,31 +1411,6 @@ test_udp_relayed (Fixture       *fixture,
   result_clear (&relayed);
 }
 
-/* Reads exactly @len bytes, running the main context in between */
-static void
-read_exactly (GSocket *socket,
-              char    *buf,
-              gsize    len)
-{
-  gsize got = 0;
-
-  while (got < len)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n;
-
-      rndz_test_wait_readable (NULL, socket, 5000, "the other end's bytes");
-      n = g_socket_receive_with_blocking (socket, buf + got, len - got, FALSE, NULL, &error);
-      if (n > 0)
-        {
-          got += n;
-          continue;
-        }
-      g_assert_cmpint (n, !=, 0);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-    }
-}
-
 static void
 exchange_over_sockets (GSocketConnection *a,
                        GSocketConnection *b)
@@ -1447,11 +1422,11 @@ exchange_over_sockets (GSocketConnection *a,
 
   g_assert_cmpint (g_socket_send (sa, "ping!", 5, NULL, &error), ==, 5);
   g_assert_no_error (error);
-  read_exactly (sb, buf, 5);
+  rndz_test_read_exactly (NULL, sb, buf, 5, 5000);
   g_assert_cmpstr (buf, ==, "ping!");
   g_assert_cmpint (g_socket_send (sb, "pong!", 5, NULL, &error), ==, 5);
   g_assert_no_error (error);
-  read_exactly (sa, buf, 5);
+  rndz_test_read_exactly (NULL, sa, buf, 5, 5000);
   g_assert_cmpstr (buf, ==, "pong!");
 }
 

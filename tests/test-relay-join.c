@@ -548,31 +548,6 @@ tcp_relay_accept (GSocket *listener)
     }
 }
 
-/* Reads exactly @len bytes while running the context */
-static void
-tcp_read_exactly (GSocket *socket,
-                  char    *buf,
-                  gsize    len)
-{
-  gsize got = 0;
-
-  while (got < len)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n;
-
-      rndz_test_wait_readable (NULL, socket, 5000, "the rest of a frame");
-      n = g_socket_receive (socket, buf + got, len - got, NULL, &error);
-      if (n > 0)
-        {
-          got += n;
-          continue;
-        }
-      g_assert_cmpint (n, !=, 0);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-    }
-}
-
 static void
 tcp_relay_expect_hello (GSocket     *connection,
                         RndzMessage *hello)
@@ -582,10 +557,10 @@ tcp_relay_expect_hello (GSocket     *connection,
   char payload[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
 
-  tcp_read_exactly (connection, (char *) header, sizeof header);
+  rndz_test_read_exactly (NULL, connection, (char *) header, sizeof header, 5000);
   len = ((gsize) header[0] << 8) | header[1];
   g_assert_cmpuint (len, <=, sizeof payload);
-  tcp_read_exactly (connection, payload, len);
+  rndz_test_read_exactly (NULL, connection, payload, len, 5000);
 
   g_assert_true (rndz_message_decode (hello, payload, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, &error));
   g_assert_no_error (error);
@@ -664,7 +639,7 @@ test_tcp_ready (gconstpointer user_data)
 
   /* And the other way */
   send_all (result.socket, "pong", 4);
-  tcp_read_exactly (connection, buf, 4);
+  rndz_test_read_exactly (NULL, connection, buf, 4, 5000);
   g_assert_cmpmem (buf, 4, "pong", 4);
 
   join_result_clear (&result);

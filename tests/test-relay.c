@@ -112,22 +112,6 @@ peer_new (Fixture       *f,
   return peer;
 }
 
-static void
-peer_recv (Fixture     *f,
-           Peer        *peer,
-           RndzMessage *msg,
-           const char  *what)
-{
-  rndz_test_peer_recv (f->context, peer, msg, WAIT_MS, what);
-}
-
-static void
-expect_type (const RndzMessage *msg,
-             RndzMessageType    type)
-{
-  g_assert_cmpstr (rndz_message_type_to_string (msg->type), ==, rndz_message_type_to_string (type));
-}
-
 /* Nothing arrives for a while */
 static void
 expect_silence (Fixture *f,
@@ -178,9 +162,7 @@ register_peer (Fixture    *f,
   g_strlcpy (msg.id, id, sizeof msg.id);
   maybe_sign (f, &msg);
   rndz_test_peer_send (peer, &msg);
-  peer_recv (f, peer, &msg, "pong");
-  expect_type (&msg, RNDZ_MESSAGE_PONG);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_PONG, tid, NULL, WAIT_MS);
 }
 
 static void
@@ -221,9 +203,7 @@ expect_error (Fixture       *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "error");
-  expect_type (&msg, RNDZ_MESSAGE_ERROR);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_ERROR, tid, &msg, WAIT_MS);
   g_assert_cmpint (msg.code, ==, code);
 }
 
@@ -236,10 +216,7 @@ expect_session (Fixture     *f,
                 const char  *id,
                 RndzMessage *msg)
 {
-  peer_recv (f, peer, msg, "session");
-  expect_type (msg, RNDZ_MESSAGE_SESSION);
-  if (tid != 0)
-    g_assert_cmpuint (msg->tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_SESSION, tid, msg, WAIT_MS);
   g_assert_cmpstr (msg->id, ==, id);
   g_assert_cmpuint (msg->port, ==, f->relay_port);
   g_assert_cmpuint (strlen (msg->token), ==, RNDZ_TOKEN_LEN);
@@ -257,19 +234,6 @@ send_hello (Peer       *peer,
   g_strlcpy (msg.id, id, sizeof msg.id);
   g_strlcpy (msg.token, token, sizeof msg.token);
   rndz_test_peer_send (peer, &msg);
-}
-
-static void
-expect_reply (Fixture         *f,
-              Peer            *peer,
-              RndzMessageType  type,
-              guint32          tid)
-{
-  RndzMessage msg;
-
-  peer_recv (f, peer, &msg, rndz_message_type_to_string (type));
-  expect_type (&msg, type);
-  g_assert_cmpuint (msg.tid, ==, tid);
 }
 
 /* Registers alice, has bob ask for a relay to her; returns the token
@@ -306,13 +270,13 @@ join_session (Fixture *f,
 
   send_hello (pair->bob, "bob", pair->token, 101);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, pair->bob, RNDZ_MESSAGE_WAIT, 101);
+    rndz_test_peer_expect (f->context, pair->bob, RNDZ_MESSAGE_WAIT, 101, NULL, WAIT_MS);
   else
     expect_silence (f, pair->bob);
 
   send_hello (pair->alice, "alice", pair->token, 202);
-  expect_reply (f, pair->alice, RNDZ_MESSAGE_READY, 202);
-  expect_reply (f, pair->bob, RNDZ_MESSAGE_READY, 101);
+  rndz_test_peer_expect (f->context, pair->alice, RNDZ_MESSAGE_READY, 202, NULL, WAIT_MS);
+  rndz_test_peer_expect (f->context, pair->bob, RNDZ_MESSAGE_READY, 101, NULL, WAIT_MS);
 }
 
 static void
@@ -734,7 +698,7 @@ test_exchange (Fixture       *f,
     {
       /* A hello again from a bound endpoint: ready, not forwarded */
       send_hello (pair.bob, "bob", pair.token, 303);
-      expect_reply (f, pair.bob, RNDZ_MESSAGE_READY, 303);
+      rndz_test_peer_expect (f->context, pair.bob, RNDZ_MESSAGE_READY, 303, NULL, WAIT_MS);
       expect_silence (f, pair.alice);
 
       expect_forwarded (f, pair.bob, pair.alice, 1);
@@ -901,8 +865,8 @@ test_tcp_exact_hello (Fixture       *f,
   expect_silence (f, pair.bob);
 
   send_hello (pair.alice, "alice", pair.token, 8);
-  expect_reply (f, pair.alice, RNDZ_MESSAGE_READY, 8);
-  expect_reply (f, pair.bob, RNDZ_MESSAGE_READY, 7);
+  rndz_test_peer_expect (f->context, pair.alice, RNDZ_MESSAGE_READY, 8, NULL, WAIT_MS);
+  rndz_test_peer_expect (f->context, pair.bob, RNDZ_MESSAGE_READY, 7, NULL, WAIT_MS);
 
   stream_init (&stream, pair.bob, pair.alice, NULL);
   shutdown (g_socket_get_fd (pair.bob->socket), SHUT_WR);
@@ -1044,7 +1008,7 @@ test_join_timeout (Fixture       *f,
   bob = peer_new (f, f->transport, f->relay_port);
   send_hello (bob, "bob", pair.token, 1);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, bob, RNDZ_MESSAGE_WAIT, 1);
+    rndz_test_peer_expect (f->context, bob, RNDZ_MESSAGE_WAIT, 1, NULL, WAIT_MS);
 
   g_assert_true (pump_until (f, no_sessions_cb, f, WAIT_MS));
 
@@ -1194,7 +1158,7 @@ test_stop (Fixture       *f,
   waiting = peer_new (f, f->transport, f->relay_port);
   send_hello (waiting, "bob", other.token, 1);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, waiting, RNDZ_MESSAGE_WAIT, 1);
+    rndz_test_peer_expect (f->context, waiting, RNDZ_MESSAGE_WAIT, 1, NULL, WAIT_MS);
   else
     rndz_test_run_for (f->context, QUIET_MS);
   g_assert_cmpuint (session_count (f), ==, 2);

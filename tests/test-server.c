@@ -213,15 +213,6 @@ peer_recv_payload (Fixture    *f,
   return rndz_test_peer_recv_payload (f->context, peer, len_out, f->wait_ms, what);
 }
 
-static void
-peer_recv (Fixture     *f,
-           FakePeer    *peer,
-           RndzMessage *msg,
-           const char  *what)
-{
-  rndz_test_peer_recv (f->context, peer, msg, f->wait_ms, what);
-}
-
 /* Checks that the server closes @peer's connection, without sending
  * anything first. */
 static void
@@ -321,9 +312,7 @@ expect_pong (Fixture  *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "pong");
-  expect_type (&msg, RNDZ_MESSAGE_PONG);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_PONG, tid, &msg, f->wait_ms);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&peer->local));
 }
 
@@ -345,9 +334,7 @@ expect_error (Fixture       *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "error");
-  expect_type (&msg, RNDZ_MESSAGE_ERROR);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_ERROR, tid, &msg, f->wait_ms);
   g_assert_cmpint (msg.code, ==, code);
 }
 
@@ -360,8 +347,7 @@ expect_fsync (Fixture    *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "fsync");
-  expect_type (&msg, RNDZ_MESSAGE_FSYNC);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_FSYNC, 0, &msg, f->wait_ms);
   g_assert_cmpstr (msg.id, ==, requester_id);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&requester->local));
   return msg.tid;
@@ -376,9 +362,7 @@ expect_redirect (Fixture    *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "redirect");
-  expect_type (&msg, RNDZ_MESSAGE_REDIRECT);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_REDIRECT, tid, &msg, f->wait_ms);
   g_assert_cmpstr (msg.id, ==, target_id);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&target->local));
 }
