@@ -440,21 +440,21 @@ rndz_test_wait_readable (GMainContext *context,
     g_error ("Timed out after %u ms waiting for %s", timeout_ms, what);
 }
 
-/* One datagram, within @timeout_ms (the test fails otherwise) */
-gssize
-rndz_test_receive_from (GMainContext    *context,
-                        GSocket         *socket,
-                        GSocketAddress **from,
-                        char            *buf,
-                        gsize            size,
-                        guint            timeout_ms)
+static gssize
+receive_datagram (GMainContext    *context,
+                  GSocket         *socket,
+                  GSocketAddress **from,
+                  char            *buf,
+                  gsize            size,
+                  guint            timeout_ms,
+                  const char      *what)
 {
   for (;;)
     {
       g_autoptr(GError) error = NULL;
       gssize n;
 
-      rndz_test_wait_readable (context, socket, timeout_ms, "a datagram");
+      rndz_test_wait_readable (context, socket, timeout_ms, what);
       if (from != NULL)
         g_clear_object (from);
       n = g_socket_receive_from (socket, from, buf, size, NULL, &error);
@@ -464,6 +464,18 @@ rndz_test_receive_from (GMainContext    *context,
           return n;
         }
     }
+}
+
+/* One datagram, within @timeout_ms (the test fails otherwise) */
+gssize
+rndz_test_receive_from (GMainContext    *context,
+                        GSocket         *socket,
+                        GSocketAddress **from,
+                        char            *buf,
+                        gsize            size,
+                        guint            timeout_ms)
+{
+  return receive_datagram (context, socket, from, buf, size, timeout_ms, "a datagram");
 }
 
 /* Exactly @len bytes from a stream socket, however they come; fails the
@@ -533,8 +545,8 @@ rndz_test_peer_recv_payload (GMainContext *context,
     {
       g_autoptr(GSocketAddress) from = NULL;
       g_autofree char *buf = g_malloc (RNDZ_MESSAGE_MAX_MAX_SIZE);
-      gssize n = rndz_test_receive_from (context, peer->socket, &from, buf,
-                                         RNDZ_MESSAGE_MAX_MAX_SIZE, timeout_ms);
+      gssize n = receive_datagram (context, peer->socket, &from, buf,
+                                   RNDZ_MESSAGE_MAX_MAX_SIZE, timeout_ms, what);
 
       g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (from)), ==,
                         g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (peer->to)));
