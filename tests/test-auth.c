@@ -9,6 +9,7 @@
 
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
+#include "rndz-test-util.h"
 
 #define SECRET "correct horse battery staple"
 
@@ -98,21 +99,8 @@ test_signed_roundtrip (void)
 typedef struct
 {
   RndzServer *server;
-  GArray *sent;   /* RndzMessage */
+  GArray *sent;   /* RndzTestSent */
 } Fixture;
-
-static void
-capture_cb (const RndzAddr *to,
-            const char     *data,
-            gsize           len,
-            gpointer        user_data)
-{
-  Fixture *fixture = user_data;
-  RndzMessage msg;
-
-  g_assert_true (rndz_message_decode (&msg, data, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL));
-  g_array_append_val (fixture->sent, msg);
-}
 
 static void
 fixture_setup (Fixture       *fixture,
@@ -121,8 +109,7 @@ fixture_setup (Fixture       *fixture,
   g_autoptr(GBytes) secret = secret_bytes ();
 
   fixture->server = rndz_server_new ();
-  fixture->sent = g_array_new (FALSE, FALSE, sizeof (RndzMessage));
-  rndz_server_set_udp_sender (fixture->server, capture_cb, fixture);
+  fixture->sent = rndz_test_capture_sent (fixture->server);
   rndz_server_set_secret (fixture->server, secret);
   g_assert_true (rndz_server_get_auth_required (fixture->server));
 }
@@ -133,18 +120,6 @@ fixture_teardown (Fixture       *fixture,
 {
   g_clear_object (&fixture->server);
   g_array_unref (fixture->sent);
-}
-
-static void
-feed_encoded (Fixture    *fixture,
-              const char *from,
-              const char *data,
-              gsize       len)
-{
-  RndzAddr source;
-
-  g_assert_true (rndz_addr_parse (&source, from, NULL));
-  rndz_server_receive_datagram (fixture->server, &source, data, len);
 }
 
 /* Encodes @msg (padded) into @buf and feeds it */
@@ -159,7 +134,7 @@ feed (Fixture     *fixture,
 
   msg->pad_to = rndz_message_max_reply_size (msg);
   len = rndz_message_encode (msg, buf, size);
-  feed_encoded (fixture, from, buf, len);
+  rndz_test_feed_datagram (fixture->server, from, buf, len);
   return len;
 }
 
@@ -180,12 +155,7 @@ signed_ping (const char *id,
 static guint
 pongs (Fixture *fixture)
 {
-  guint n = 0;
-
-  for (guint i = 0; i < fixture->sent->len; i++)
-    if (g_array_index (fixture->sent, RndzMessage, i).type == RNDZ_MESSAGE_PONG)
-      n++;
-  return n;
+  return rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_PONG);
 }
 
 static gint64
@@ -270,8 +240,8 @@ test_replay (Fixture       *fixture,
   g_assert_cmpuint (pongs (fixture), ==, 1);
 
   g_array_set_size (fixture->sent, 0);
-  feed_encoded (fixture, "192.0.2.1:1000", buf, len);
-  feed_encoded (fixture, "203.0.113.66:1000", buf, len);
+  rndz_test_feed_datagram (fixture->server, "192.0.2.1:1000", buf, len);
+  rndz_test_feed_datagram (fixture->server, "203.0.113.66:1000", buf, len);
   g_assert_cmpuint (fixture->sent->len, ==, 0);
   rndz_server_get_stats (fixture->server, &stats);
   g_assert_cmpuint (stats.auth_failed, ==, 2);
@@ -357,9 +327,9 @@ test_hijack (Fixture       *fixture,
   g_array_set_size (fixture->sent, 0);
   feed (fixture, "198.51.100.2:2000", &isync, buf, sizeof buf);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
-  g_assert_cmpint (g_array_index (fixture->sent, RndzMessage, 0).type, ==, RNDZ_MESSAGE_FSYNC);
-  g_assert_true (g_array_index (fixture->sent, RndzMessage, 0).auth);
-  fsync_tid = g_array_index (fixture->sent, RndzMessage, 0).tid;
+  g_assert_cmpint (g_array_index (fixture->sent, RndzTestSent, 0).msg.type, ==, RNDZ_MESSAGE_FSYNC);
+  g_assert_true (g_array_index (fixture->sent, RndzTestSent, 0).msg.auth);
+  fsync_tid = g_array_index (fixture->sent, RndzTestSent, 0).msg.tid;
   g_assert_cmpuint (fsync_tid, !=, 0);
 
   /* And mallory cannot answer it in alice's name */
@@ -484,19 +454,6 @@ typedef struct
 } Result;
 
 static void
-run_until (gboolean *done)
-{
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
-  while (!*done)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
-}
-
-static void
 done_cb (GObject      *source,
          GAsyncResult *res,
          gpointer      user_data)
@@ -530,13 +487,9 @@ result_clear (Result *result)
 static RndzServer *
 start_server (char **address)
 {
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  RndzServer *server = rndz_server_new ();
+  RndzServer *server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, address);
 
-  g_assert_true (rndz_server_listen (server, any, NULL));
   rndz_server_set_forward_timeout (server, 1);
-  *address = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server));
   return server;
 }
 
@@ -549,7 +502,7 @@ listen_on (RndzClient    *client,
     rndz_client_listen_udp_async (client, NULL, done_cb, result);
   else
     rndz_client_listen_tcp_async (client, NULL, done_cb, result);
-  run_until (&result->done);
+  rndz_test_wait_true (NULL, &result->done, 5000);
 }
 
 static void
@@ -562,7 +515,7 @@ connect_to (RndzClient    *client,
     rndz_client_connect_udp_async (client, peer, NULL, done_cb, result);
   else
     rndz_client_connect_tcp_async (client, peer, NULL, done_cb, result);
-  run_until (&result->done);
+  rndz_test_wait_true (NULL, &result->done, 5000);
 }
 
 static void
@@ -598,7 +551,7 @@ test_end_to_end (gconstpointer user_data)
   g_assert_no_error (connected.error);
   if (transport == RNDZ_TRANSPORT_TCP)
     {
-      run_until (&accepted.done);
+      rndz_test_wait_true (NULL, &accepted.done, 5000);
       g_assert_no_error (accepted.error);
       g_assert_cmpstr (accepted.peer_id, ==, "bob");
     }

@@ -9,6 +9,7 @@
 #include "rndz-connect-private.h"
 #include "rndz-peer-context-private.h"
 #include "rndz-message-private.h"
+#include "rndz-test-util.h"
 
 typedef struct
 {
@@ -39,59 +40,32 @@ static void
 run_until (gboolean *done,
            guint     timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (!*done)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("Timed out after %u ms", timeout_ms);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
+  rndz_test_wait_true (NULL, done, timeout_ms);
 }
 
 static void
 run_for (guint ms)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
+  rndz_test_run_for (NULL, ms);
 }
 
 static gboolean
-have_ipv6 (void)
+server_has_peers (gpointer server)
 {
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
-
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM, 0, NULL);
-  return socket != NULL && g_socket_bind (socket, address, FALSE, NULL);
+  return rndz_server_get_peer_count (server) > 0;
 }
 
-static char *
-server_address_string (gboolean ipv6,
-                       guint16  port)
+static GSocketFamily
+family_of (Fixture *fixture)
 {
-  return ipv6 ? g_strdup_printf ("[::1]:%u", port) : g_strdup_printf ("127.0.0.1:%u", port);
+  return fixture->ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4;
 }
 
 static void
 fixture_start_server (Fixture *fixture,
                       guint16  port)
 {
-  g_autoptr(GInetAddress) loopback = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-  g_autoptr(GError) error = NULL;
-
-  loopback = g_inet_address_new_loopback (fixture->ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4);
-  address = g_inet_socket_address_new (loopback, port);
-  g_assert_true (rndz_server_listen (fixture->server, address, &error));
-  g_assert_no_error (error);
+  rndz_test_server_listen (fixture->server, family_of (fixture), port);
 }
 
 static void
@@ -101,7 +75,7 @@ fixture_setup (Fixture       *fixture,
   const TestData *data = user_data;
 
   fixture->ipv6 = data != NULL && data->ipv6;
-  if (fixture->ipv6 && !have_ipv6 ())
+  if (fixture->ipv6 && !rndz_test_have_ipv6 ())
     {
       g_test_skip ("IPv6 loopback is not available");
       return;
@@ -110,7 +84,8 @@ fixture_setup (Fixture       *fixture,
   fixture->server = rndz_server_new ();
   rndz_server_set_forward_timeout (fixture->server, 1);
   fixture_start_server (fixture, 0);
-  fixture->server_addr = server_address_string (fixture->ipv6, rndz_server_get_port (fixture->server));
+  fixture->server_addr = rndz_test_loopback_string (family_of (fixture),
+                                                     rndz_server_get_port (fixture->server));
 }
 
 static void
@@ -120,8 +95,7 @@ fixture_teardown (Fixture       *fixture,
   g_clear_object (&fixture->server);
   g_clear_pointer (&fixture->server_addr, g_free);
   /* Let closed sockets' sources go */
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
+  rndz_test_drain (NULL);
 }
 
 static RndzClient *
@@ -238,23 +212,10 @@ receive_datagram (GSocket         *socket,
                   GSocketAddress **from)
 {
   char buf[2048];
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  gssize n = rndz_test_receive_from (NULL, socket, from, buf, sizeof buf - 1, 5000);
 
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n = g_socket_receive_from (socket, from, buf, sizeof buf - 1, NULL, &error);
-
-      if (n >= 0)
-        {
-          buf[n] = '\0';
-          return g_strdup (buf);
-        }
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
+  buf[n] = '\0';
+  return g_strdup (buf);
 }
 
 static void
@@ -512,13 +473,12 @@ register_silent_peer (Fixture       *fixture,
                       RndzTransport  transport)
 {
   g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) server = g_inet_socket_address_new (loopback, rndz_server_get_port (fixture->server));
+  g_autoptr(GSocketAddress) server = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4,
+                                                                 rndz_server_get_port (fixture->server));
   g_autoptr(GError) error = NULL;
   RndzMessage ping;
   char buf[256];
   gsize len;
-  gint64 deadline;
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, 1);
   g_strlcpy (ping.id, id, sizeof ping.id);
@@ -538,13 +498,7 @@ register_silent_peer (Fixture       *fixture,
   g_assert_true (g_socket_connect (socket, server, NULL, &error));
   g_assert_cmpint (g_socket_send (socket, buf, len, NULL, &error), ==, (gssize) len);
 
-  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  while (rndz_server_get_peer_count (fixture->server) == 0)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
+  g_assert_true (rndz_test_run_until (NULL, server_has_peers, fixture->server, 5000));
 
   return g_steal_pointer (&socket);
 }
@@ -679,6 +633,12 @@ count_removed_cb (RndzServer    *server,
   (*removed)++;
 }
 
+static gboolean
+removed_some (gpointer data)
+{
+  return *(guint *) data > 0;
+}
+
 static void
 test_stop_says_bye (Fixture       *fixture,
                     gconstpointer  user_data)
@@ -688,7 +648,6 @@ test_stop_says_bye (Fixture       *fixture,
   g_autoptr(GSocket) listening = NULL;
   guint removed = 0;
   gulong handler;
-  gint64 start;
 
   g_test_summary ("Stopping a listener unregisters it from the server at once");
 
@@ -700,12 +659,10 @@ test_stop_says_bye (Fixture       *fixture,
   g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 1);
 
   handler = g_signal_connect (fixture->server, "peer-removed", G_CALLBACK (count_removed_cb), &removed);
-  start = g_get_monotonic_time ();
   rndz_client_stop (alice);
   g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_IDLE);
   g_assert_cmpuint (rndz_client_get_local_port (alice), ==, 0);
-  while (removed == 0 && g_get_monotonic_time () - start < 2 * G_USEC_PER_SEC)
-    g_main_context_iteration (NULL, FALSE);
+  rndz_test_run_until (NULL, removed_some, &removed, 2000);
   g_assert_cmpuint (removed, ==, 1);
   g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
   g_signal_handler_disconnect (fixture->server, handler);
@@ -730,7 +687,6 @@ test_server_restart (Fixture       *fixture,
   g_autoptr(GSocket) listening = NULL;
   guint16 port = rndz_server_get_port (fixture->server);
   Result result = { 0 };
-  gint64 start;
 
   g_test_summary ("A listener re-registers by itself when the server restarts");
 
@@ -748,13 +704,7 @@ test_server_restart (Fixture       *fixture,
     g_assert_cmpint (rndz_client_get_state (alice), !=, RNDZ_CLIENT_STATE_IDLE);
 
   fixture_start_server (fixture, port);
-  start = g_get_monotonic_time ();
-  while (rndz_server_get_peer_count (fixture->server) == 0)
-    {
-      g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (1000);
-    }
+  g_assert_true (rndz_test_run_until (NULL, server_has_peers, fixture->server, 5000));
   run_for (100);
   g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
 
@@ -768,18 +718,15 @@ test_server_restart (Fixture       *fixture,
   result_clear (&result);
 }
 
+/* A loopback port nothing listens on: bound a moment, then closed */
 static guint16
 unused_port (void)
 {
   g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
+  RndzAddr bound;
 
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, NULL);
-  g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
-  bound = g_socket_get_local_address (socket, NULL);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &bound);
+  return bound.port;
 }
 
 static void
@@ -1253,7 +1200,7 @@ test_dual_stack (gconstpointer user_data)
                   "peers meet IPv6 peers, and a request across the two fails at once "
                   "with ADDRESS_FAMILY");
 
-  if (!have_ipv6 ())
+  if (!rndz_test_have_ipv6 ())
     {
       g_test_skip ("IPv6 loopback is not available");
       return;
@@ -1361,7 +1308,8 @@ fixture_enable_relay (Fixture *fixture)
   rndz_server_set_relay_port (fixture->server, unused_port ());
   fixture_start_server (fixture, 0);
   g_free (fixture->server_addr);
-  fixture->server_addr = server_address_string (fixture->ipv6, rndz_server_get_port (fixture->server));
+  fixture->server_addr = rndz_test_loopback_string (family_of (fixture),
+                                                     rndz_server_get_port (fixture->server));
 }
 
 static void
@@ -1463,33 +1411,6 @@ test_udp_relayed (Fixture       *fixture,
   result_clear (&relayed);
 }
 
-/* Reads exactly @len bytes, running the main context in between */
-static void
-read_exactly (GSocket *socket,
-              char    *buf,
-              gsize    len)
-{
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  gsize got = 0;
-
-  while (got < len)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n = g_socket_receive_with_blocking (socket, buf + got, len - got, FALSE, NULL, &error);
-
-      if (n > 0)
-        {
-          got += n;
-          continue;
-        }
-      g_assert_cmpint (n, !=, 0);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
-}
-
 static void
 exchange_over_sockets (GSocketConnection *a,
                        GSocketConnection *b)
@@ -1501,11 +1422,11 @@ exchange_over_sockets (GSocketConnection *a,
 
   g_assert_cmpint (g_socket_send (sa, "ping!", 5, NULL, &error), ==, 5);
   g_assert_no_error (error);
-  read_exactly (sb, buf, 5);
+  rndz_test_read_exactly (NULL, sb, buf, 5, 5000);
   g_assert_cmpstr (buf, ==, "ping!");
   g_assert_cmpint (g_socket_send (sb, "pong!", 5, NULL, &error), ==, 5);
   g_assert_no_error (error);
-  read_exactly (sa, buf, 5);
+  rndz_test_read_exactly (NULL, sa, buf, 5, 5000);
   g_assert_cmpstr (buf, ==, "pong!");
 }
 

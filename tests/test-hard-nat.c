@@ -13,43 +13,30 @@
 
 #include "rndz-socket-private.h"
 #include "rndz-hard-nat-private.h"
-
-/* Generous bounds: valgrind is slow */
-#define TEST_TIMEOUT_MS 20000
-
-static RndzAddr
-addr (const char *text)
-{
-  g_autoptr(GError) error = NULL;
-  RndzAddr a;
-
-  g_assert_true (rndz_addr_parse (&a, text, &error));
-  g_assert_no_error (error);
-  return a;
-}
+#include "rndz-test-util.h"
 
 /* The guess of which side is hard */
 
 static void
 test_rewrites_port (void)
 {
-  RndzAddr observed = addr ("203.0.113.2:40000");
+  RndzAddr observed = rndz_test_addr ("203.0.113.2:40000");
   RndzAddr cands[3];
 
   /* Nothing to compare with: no guess */
   g_assert_false (rndz_nat_rewrites_port (&observed, cands, 0));
 
   /* The NAT kept the port the peer bound */
-  cands[0] = addr ("10.0.2.2:40000");
+  cands[0] = rndz_test_addr ("10.0.2.2:40000");
   g_assert_false (rndz_nat_rewrites_port (&observed, cands, 1));
 
   /* It picked another */
-  cands[0] = addr ("10.0.2.2:51000");
+  cands[0] = rndz_test_addr ("10.0.2.2:51000");
   g_assert_true (rndz_nat_rewrites_port (&observed, cands, 1));
 
   /* Any candidate with the port is enough to call it kept */
-  cands[1] = addr ("[2001:db8::2]:51000");
-  cands[2] = addr ("192.168.1.2:40000");
+  cands[1] = rndz_test_addr ("[2001:db8::2]:51000");
+  cands[2] = rndz_test_addr ("192.168.1.2:40000");
   g_assert_true (rndz_nat_rewrites_port (&observed, cands, 2));
   g_assert_false (rndz_nat_rewrites_port (&observed, cands, 3));
 
@@ -61,12 +48,12 @@ test_rewrites_port (void)
 static void
 test_same_host (void)
 {
-  RndzAddr a = addr ("203.0.113.2:40000");
-  RndzAddr b = addr ("203.0.113.2:1024");
-  RndzAddr c = addr ("203.0.113.3:40000");
-  RndzAddr v6 = addr ("[2001:db8::cb00:7102]:40000");
-  RndzAddr v6b = addr ("[2001:db8::cb00:7102]:9");
-  RndzAddr v6c = addr ("[2001:db8::1:cb00:7102]:40000");
+  RndzAddr a = rndz_test_addr ("203.0.113.2:40000");
+  RndzAddr b = rndz_test_addr ("203.0.113.2:1024");
+  RndzAddr c = rndz_test_addr ("203.0.113.3:40000");
+  RndzAddr v6 = rndz_test_addr ("[2001:db8::cb00:7102]:40000");
+  RndzAddr v6b = rndz_test_addr ("[2001:db8::cb00:7102]:9");
+  RndzAddr v6c = rndz_test_addr ("[2001:db8::1:cb00:7102]:40000");
 
   g_assert_true (rndz_addr_same_host (&a, &b));
   g_assert_false (rndz_addr_same_host (&a, &c));
@@ -88,13 +75,13 @@ test_is_private (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (private); i++)
     {
-      RndzAddr a = addr (private[i]);
+      RndzAddr a = rndz_test_addr (private[i]);
 
       g_assert_true (rndz_addr_is_private (&a));
     }
   for (guint i = 0; i < G_N_ELEMENTS (public); i++)
     {
-      RndzAddr a = addr (public[i]);
+      RndzAddr a = rndz_test_addr (public[i]);
 
       g_assert_false (rndz_addr_is_private (&a));
     }
@@ -166,33 +153,26 @@ typedef struct
   gboolean take;
   gboolean free_spray;
   GSocket *taken;
+  guint wait_calls;             /* what called() waits for */
 } Fixture;
 
 static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  data)
 {
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
   g_autoptr(GSocketAddress) local = NULL;
-  g_autoptr(GError) error = NULL;
 
   fixture->context = g_main_context_new ();
   g_main_context_push_thread_default (fixture->context);
   fixture->peer = rndz_peer_context_new (fixture->context);
 
-  fixture->target = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (fixture->target, any, FALSE, &error));
-  g_assert_no_error (error);
-  g_socket_set_blocking (fixture->target, FALSE);
+  fixture->target = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                          &fixture->target_addr);
   /* Room for every socket's datagram at once: more than rmem_max
    * allows, for root */
   fixture->big_buffer = g_socket_set_option (fixture->target, SOL_SOCKET, SO_RCVBUFFORCE,
                                              1 << 20, NULL);
-  local = g_socket_get_local_address (fixture->target, &error);
-  g_assert_no_error (error);
-  g_assert_true (rndz_addr_from_socket_address (&fixture->target_addr, local));
+  local = rndz_addr_to_socket_address (&fixture->target_addr, G_SOCKET_FAMILY_IPV4);
 
   /* Our own port is taken (by the target, without SO_REUSEPORT): the
    * spray must not try to use it */
@@ -238,33 +218,6 @@ spray_cb (RndzSpray         *spray,
     g_clear_pointer (&fixture->spray, rndz_spray_free);
 }
 
-static gboolean
-timeout_cb (gpointer user_data)
-{
-  gboolean *timed_out = user_data;
-
-  *timed_out = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Runs the context until @done says so, within TEST_TIMEOUT_MS */
-static void
-run_until (Fixture  *fixture,
-           gboolean (*done) (Fixture *fixture, gpointer data),
-           gpointer  data)
-{
-  gboolean timed_out = FALSE;
-  GSource *timeout = g_timeout_source_new (TEST_TIMEOUT_MS);
-
-  g_source_set_callback (timeout, timeout_cb, &timed_out, NULL);
-  g_source_attach (timeout, fixture->context);
-  while (!done (fixture, data) && !timed_out)
-    g_main_context_iteration (fixture->context, TRUE);
-  g_source_destroy (timeout);
-  g_source_unref (timeout);
-  g_assert_false (timed_out);
-}
-
 /* Reads what the target has, into @sources (port → count) */
 static guint
 read_target (Fixture    *fixture,
@@ -301,39 +254,25 @@ typedef struct
 {
   GHashTable *sources;
   guint received;
-  gint64 deadline;
 } Count;
 
-/* Every socket's datagram, or what came of them by the deadline */
-static gboolean
-received_enough (Fixture  *fixture,
-                 gpointer  data)
-{
-  Count *count = data;
-
-  count->received += read_target (fixture, count->sources);
-  return count->received >= RNDZ_SPRAY_SOCKETS || g_get_monotonic_time () > count->deadline;
-}
-
-static gboolean
-iterate_cb (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Collects what the spray sends in half a second */
+/* Collects what the spray sends in half a second: every socket's
+ * datagram, or what came of them by then */
 static void
 collect (Fixture *fixture,
          Count   *count)
 {
-  GSource *tick = g_timeout_source_new (10);
+  gint64 deadline = g_get_monotonic_time () + 500 * 1000;
 
-  g_source_set_callback (tick, iterate_cb, NULL, NULL);
-  g_source_attach (tick, fixture->context);
-  count->deadline = g_get_monotonic_time () + 500 * 1000;
-  run_until (fixture, received_enough, count);
-  g_source_destroy (tick);
-  g_source_unref (tick);
+  for (;;)
+    {
+      gint64 left = deadline - g_get_monotonic_time ();
+
+      count->received += read_target (fixture, count->sources);
+      if (count->received >= RNDZ_SPRAY_SOCKETS || left <= 0)
+        return;
+      rndz_test_run_until_readable (fixture->context, fixture->target, left / 1000 + 1);
+    }
 }
 
 /* Every socket sends once, from a port of its own. The loopback drops
@@ -344,7 +283,7 @@ test_spray_sends (Fixture       *fixture,
                   gconstpointer  data)
 {
   g_autoptr(GHashTable) sources = g_hash_table_new (NULL, NULL);
-  Count count = { sources, 0, 0 };
+  Count count = { sources, 0 };
 
   fixture->spray = rndz_spray_new (fixture->peer, G_SOCKET_FAMILY_IPV4, &fixture->target_addr,
                                    &fixture->msg, fixture->context, spray_cb, fixture);
@@ -359,21 +298,27 @@ test_spray_sends (Fixture       *fixture,
     g_assert_cmpuint (count.received, >=, RNDZ_SPRAY_SOCKETS / 4);
   g_assert_false (g_hash_table_contains (sources, GUINT_TO_POINTER (fixture->target_addr.port)));
 
-  /* And not again */
-  for (gint64 end = g_get_monotonic_time () + 1500 * 1000; g_get_monotonic_time () < end;)
-    {
-      g_main_context_iteration (fixture->context, FALSE);
-      g_assert_cmpuint (read_target (fixture, sources), ==, 0);
-      g_usleep (10 * 1000);
-    }
+  /* And not again: the target's buffer keeps what would come */
+  rndz_test_run_for (fixture->context, 1500);
+  g_assert_cmpuint (read_target (fixture, sources), ==, 0);
   g_assert_cmpuint (fixture->calls, ==, 0);
 }
 
 static gboolean
-called (Fixture  *fixture,
-        gpointer  data)
+called (gpointer data)
 {
-  return fixture->calls >= GPOINTER_TO_UINT (data);
+  Fixture *fixture = data;
+
+  return fixture->calls >= fixture->wait_calls;
+}
+
+/* Runs the context until the callback ran @calls times in all */
+static void
+wait_calls (Fixture *fixture,
+            guint    calls)
+{
+  fixture->wait_calls = calls;
+  g_assert_true (rndz_test_run_until (fixture->context, called, fixture, RNDZ_TEST_TIMEOUT_MS));
 }
 
 /* Sends @msg to one of the spray's ports, learnt from the target */
@@ -382,8 +327,7 @@ answer_from_target (Fixture           *fixture,
                     const RndzMessage *msg,
                     guint16            port)
 {
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) to = g_inet_socket_address_new (loopback, port);
+  g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len = rndz_message_encode (msg, buf, sizeof buf);
 
@@ -394,7 +338,7 @@ static GArray *
 spray_ports (Fixture *fixture)
 {
   g_autoptr(GHashTable) sources = g_hash_table_new (NULL, NULL);
-  Count count = { sources, 0, 0 };
+  Count count = { sources, 0 };
   GArray *ports = g_array_new (FALSE, FALSE, sizeof (guint16));
   GHashTableIter iter;
   gpointer port;
@@ -430,8 +374,7 @@ test_spray_receives (Fixture       *fixture,
 
   /* Not a message: not passed on */
   {
-    g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-    g_autoptr(GSocketAddress) to = g_inet_socket_address_new (loopback, port);
+    g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
 
     g_socket_send_to (fixture->target, to, "not json", 8, NULL, NULL);
   }
@@ -441,7 +384,7 @@ test_spray_receives (Fixture       *fixture,
   g_strlcpy (answer.target, "bob", sizeof answer.target);
   fixture->take = TRUE;
   answer_from_target (fixture, &answer, port);
-  run_until (fixture, called, GUINT_TO_POINTER (1));
+  wait_calls (fixture, 1);
 
   g_assert_cmpuint (fixture->calls, ==, 1);
   g_assert_true (rndz_addr_equal (&fixture->last_from, &fixture->target_addr));
@@ -461,7 +404,7 @@ test_spray_receives (Fixture       *fixture,
   /* What comes to it now is the taker's, not the callback's */
   answer_from_target (fixture, &answer, port);
   answer_from_target (fixture, &answer, g_array_index (ports, guint16, 18));
-  run_until (fixture, called, GUINT_TO_POINTER (2));
+  wait_calls (fixture, 2);
   g_assert_true (fixture->last_socket != fixture->taken);
   g_assert_cmpint (g_socket_condition_check (fixture->taken, G_IO_IN), ==, G_IO_IN);
 
@@ -491,10 +434,12 @@ test_spray_free_in_callback (Fixture       *fixture,
   answer_from_target (fixture, &answer, port);
   answer_from_target (fixture, &answer, port);
   answer_from_target (fixture, &answer, g_array_index (ports, guint16, 4));
+  /* A real-time wait, not a context run: all three must be queued
+   * before the first dispatch */
   g_usleep (50 * 1000);
 
   fixture->free_spray = TRUE;
-  run_until (fixture, called, GUINT_TO_POINTER (1));
+  wait_calls (fixture, 1);
   g_assert_null (fixture->spray);
 
   /* Nothing more is dispatched */
@@ -561,6 +506,7 @@ test_drain (Fixture       *fixture,
   g_socket_send_to (sender, to, buf, len, NULL, NULL);
   g_socket_send_to (sender, to, "application", 11, NULL, NULL);
   g_socket_send_to (sender, to, buf, len, NULL, NULL);
+  /* A real-time wait: rndz_udp_drain() reads without a main context */
   g_usleep (50 * 1000);
 
   rndz_udp_drain (fixture->target, is_check_or_use, NULL);

@@ -8,14 +8,10 @@
 
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
+#include "rndz-test-util.h"
 
 /* Datagrams the server sent, captured without sockets */
-typedef struct
-{
-  RndzAddr to;
-  gsize len;
-  RndzMessage msg;
-} Sent;
+typedef RndzTestSent Sent;
 
 typedef struct
 {
@@ -24,25 +20,11 @@ typedef struct
 } Fixture;
 
 static void
-capture_cb (const RndzAddr *to,
-            const char     *data,
-            gsize           len,
-            gpointer        user_data)
-{
-  Fixture *fixture = user_data;
-  Sent sent = { *to, len };
-
-  g_assert_true (rndz_message_decode (&sent.msg, data, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL));
-  g_array_append_val (fixture->sent, sent);
-}
-
-static void
 fixture_setup (Fixture       *fixture,
                gconstpointer  user_data)
 {
   fixture->server = rndz_server_new ();
-  fixture->sent = g_array_new (FALSE, FALSE, sizeof (Sent));
-  rndz_server_set_udp_sender (fixture->server, capture_cb, fixture);
+  fixture->sent = rndz_test_capture_sent (fixture->server);
 }
 
 static void
@@ -51,34 +33,6 @@ fixture_teardown (Fixture       *fixture,
 {
   g_clear_object (&fixture->server);
   g_array_unref (fixture->sent);
-}
-
-static RndzAddr
-addr (const char *text)
-{
-  RndzAddr a;
-
-  g_assert_true (rndz_addr_parse (&a, text, NULL));
-  return a;
-}
-
-/* Feeds @msg to the server as a datagram from @from */
-static gsize
-feed (Fixture        *fixture,
-      const char     *from,
-      RndzMessage    *msg,
-      gboolean        pad)
-{
-  RndzAddr source = addr (from);
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
-
-  if (pad)
-    msg->pad_to = rndz_message_max_reply_size (msg);
-  len = rndz_message_encode (msg, buf, sizeof buf);
-  g_assert_cmpuint (len, >, 0);
-  rndz_server_receive_datagram (fixture->server, &source, buf, len);
-  return len;
 }
 
 static void
@@ -90,7 +44,7 @@ ping (Fixture    *fixture,
 
   rndz_message_init (&msg, RNDZ_MESSAGE_PING, 1);
   g_strlcpy (msg.id, id, sizeof msg.id);
-  feed (fixture, from, &msg, TRUE);
+  rndz_test_feed (fixture->server, from, &msg, TRUE);
 }
 
 static void
@@ -105,10 +59,12 @@ test_no_amplification (Fixture       *fixture,
 
   rndz_message_init (&msg, RNDZ_MESSAGE_PING, 7);
   g_strlcpy (msg.id, "a", sizeof msg.id);
-  len = feed (fixture, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535", &msg, FALSE);
+  len = rndz_test_feed (fixture->server, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                        &msg, FALSE);
   g_assert_cmpuint (fixture->sent->len, ==, 0);
 
-  len = feed (fixture, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535", &msg, TRUE);
+  len = rndz_test_feed (fixture->server, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                        &msg, TRUE);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
   g_assert_cmpint (g_array_index (fixture->sent, Sent, 0).msg.type, ==, RNDZ_MESSAGE_PONG);
   g_assert_cmpuint (g_array_index (fixture->sent, Sent, 0).len, <=, len);
@@ -118,7 +74,7 @@ test_no_amplification (Fixture       *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, G_MAXUINT32);
   g_strlcpy (msg.id, "b", sizeof msg.id);
   g_strlcpy (msg.target, "c", sizeof msg.target);
-  len = feed (fixture, "192.0.2.1:1", &msg, FALSE);
+  len = rndz_test_feed (fixture->server, "192.0.2.1:1", &msg, FALSE);
   for (guint i = 0; i < fixture->sent->len; i++)
     g_assert_cmpuint (g_array_index (fixture->sent, Sent, i).len, <=, len);
 }
@@ -139,7 +95,7 @@ test_redirect_no_larger (Fixture       *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 99);
   g_strlcpy (msg.id, "b", sizeof msg.id);
   g_strlcpy (msg.target, "a-rather-long-peer-name-to-make-the-redirect-long", sizeof msg.target);
-  isync_len = feed (fixture, "[2001:db8:2::2]:5000", &msg, TRUE);
+  isync_len = rndz_test_feed (fixture->server, "[2001:db8:2::2]:5000", &msg, TRUE);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
   g_assert_cmpint (g_array_index (fixture->sent, Sent, 0).msg.type, ==, RNDZ_MESSAGE_FSYNC);
   server_tid = g_array_index (fixture->sent, Sent, 0).msg.tid;
@@ -148,22 +104,10 @@ test_redirect_no_larger (Fixture       *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, server_tid);
   g_strlcpy (msg.id, "a-rather-long-peer-name-to-make-the-redirect-long", sizeof msg.id);
   g_strlcpy (msg.target, "b", sizeof msg.target);
-  feed (fixture, "[2001:db8:1:2:3:4:5:6]:40000", &msg, FALSE);
+  rndz_test_feed (fixture->server, "[2001:db8:1:2:3:4:5:6]:40000", &msg, FALSE);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
   g_assert_cmpint (g_array_index (fixture->sent, Sent, 0).msg.type, ==, RNDZ_MESSAGE_REDIRECT);
   g_assert_cmpuint (g_array_index (fixture->sent, Sent, 0).len, <=, isync_len);
-}
-
-static guint
-count_sent (Fixture         *fixture,
-            RndzMessageType  type)
-{
-  guint n = 0;
-
-  for (guint i = 0; i < fixture->sent->len; i++)
-    if (g_array_index (fixture->sent, Sent, i).msg.type == type)
-      n++;
-  return n;
 }
 
 static void
@@ -177,7 +121,7 @@ isync (Fixture    *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, tid);
   g_strlcpy (msg.id, "x", sizeof msg.id);
   g_strlcpy (msg.target, target, sizeof msg.target);
-  feed (fixture, from, &msg, TRUE);
+  rndz_test_feed (fixture->server, from, &msg, TRUE);
 }
 
 static void
@@ -206,8 +150,8 @@ test_rate_limit_source (Fixture       *fixture,
       isync (fixture, from, i, i % 2 ? "victim-1" : "victim-2");
     }
   allowed = 10 + 5 * (g_get_monotonic_time () - start) / G_USEC_PER_SEC + 1;
-  g_assert_cmpuint (count_sent (fixture, RNDZ_MESSAGE_FSYNC), <=, allowed);
-  g_assert_cmpuint (count_sent (fixture, RNDZ_MESSAGE_FSYNC), >=, 5);
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), <=, allowed);
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), >=, 5);
 
   rndz_server_get_stats (fixture->server, &stats);
   g_assert_cmpuint (stats.rate_limited, >=, 1000 - allowed);
@@ -215,7 +159,7 @@ test_rate_limit_source (Fixture       *fixture,
   /* Someone else, asking once, gets through */
   g_array_set_size (fixture->sent, 0);
   isync (fixture, "198.51.100.77:4000", 1, "victim-1");
-  g_assert_cmpuint (count_sent (fixture, RNDZ_MESSAGE_FSYNC), ==, 1);
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), ==, 1);
 }
 
 static void
@@ -236,7 +180,7 @@ test_rate_limit_target (Fixture       *fixture,
 
       isync (fixture, from, i, "victim");
     }
-  g_assert_cmpuint (count_sent (fixture, RNDZ_MESSAGE_FSYNC), <=,
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), <=,
                     10 + 5 * (g_get_monotonic_time () - start) / G_USEC_PER_SEC + 1);
 }
 
@@ -252,9 +196,10 @@ test_rate_limit_refills (Fixture       *fixture,
     isync (fixture, "203.0.113.9:1", i, "target");
   g_array_set_size (fixture->sent, 0);
 
+  /* A real-time wait: the bucket refills by the clock, not by events */
   g_usleep (G_USEC_PER_SEC / 5);
   isync (fixture, "203.0.113.9:1", 1000, "target");
-  g_assert_cmpuint (count_sent (fixture, RNDZ_MESSAGE_FSYNC), ==, 1);
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), ==, 1);
 }
 
 /* TCP: silent connections */
@@ -262,13 +207,9 @@ test_rate_limit_refills (Fixture       *fixture,
 static GSocketAddress *
 listen_loopback (RndzServer *server)
 {
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GError) error = NULL;
+  guint16 port = rndz_test_server_listen (server, G_SOCKET_FAMILY_IPV4, 0);
 
-  g_assert_true (rndz_server_listen (server, address, &error));
-  g_assert_no_error (error);
-  return g_inet_socket_address_new (loopback, rndz_server_get_port (server));
+  return rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
 }
 
 static GSocket *
@@ -283,18 +224,6 @@ tcp_connect (GSocketAddress *server)
   g_assert_true (g_socket_connect (socket, server, NULL, &error));
   g_assert_no_error (error);
   return g_steal_pointer (&socket);
-}
-
-static void
-iterate (guint ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
 }
 
 /* Registers over @socket and waits for the pong */
@@ -317,7 +246,7 @@ tcp_register (GSocket    *socket,
   g_socket_set_blocking (socket, FALSE);
   while (g_get_monotonic_time () < deadline)
     {
-      iterate (1);
+      rndz_test_run_until_readable (NULL, socket, (deadline - g_get_monotonic_time ()) / 1000 + 1);
       n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
       if (n == 0)
         return FALSE;
@@ -346,7 +275,7 @@ test_silent_connections (Fixture       *fixture,
 
   /* One registered peer first */
   peer = tcp_connect (address);
-  iterate (20);
+  rndz_test_run_for (NULL, 20);
   g_assert_true (tcp_register (peer, "registered"));
 
   /* Fill the rest and more with silent connections: 127.0.0.1 may hold
@@ -354,7 +283,7 @@ test_silent_connections (Fixture       *fixture,
   for (guint i = 0; i < 20; i++)
     {
       g_ptr_array_add (silent, tcp_connect (address));
-      iterate (5);
+      rndz_test_run_for (NULL, 5);
     }
 
   rndz_server_get_stats (fixture->server, &stats);
@@ -365,7 +294,7 @@ test_silent_connections (Fixture       *fixture,
   {
     g_autoptr(GSocket) newcomer = tcp_connect (address);
 
-    iterate (20);
+    rndz_test_run_for (NULL, 20);
     g_assert_true (tcp_register (newcomer, "newcomer"));
     g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 2);
   }
@@ -391,9 +320,9 @@ test_per_address_cap (Fixture       *fixture,
   for (guint i = 0; i < 40; i++)
     {
       g_ptr_array_add (silent, tcp_connect (address));
-      iterate (2);
+      rndz_test_run_for (NULL, 2);
     }
-  iterate (50);
+  rndz_test_run_for (NULL, 50);
 
   rndz_server_get_stats (fixture->server, &stats);
   g_assert_cmpuint (stats.refused_connections, ==, 8);
@@ -407,7 +336,7 @@ test_connection_pair (Fixture       *fixture,
   g_autoptr(GSocket) ours = NULL;
   g_autoptr(GSocket) theirs = NULL;
   g_autoptr(GError) error = NULL;
-  RndzAddr remote = addr ("198.51.100.3:777");
+  RndzAddr remote = rndz_test_addr ("198.51.100.3:777");
   int fds[2];
   char junk[] = "\x00\x05{{{{{";
 
@@ -426,7 +355,7 @@ test_connection_pair (Fixture       *fixture,
 
   g_socket_set_blocking (theirs, TRUE);
   g_socket_send (theirs, junk, sizeof junk - 1, NULL, NULL);
-  iterate (50);
+  rndz_test_run_for (NULL, 50);
   g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 0);
   {
     RndzServerStats stats;

@@ -19,6 +19,7 @@
 
 #include "rndz-addr-private.h"
 #include "rndz-message-private.h"
+#include "rndz-test-util.h"
 #include "rndz-types.h"
 
 #define DEFAULT_MAX RNDZ_MESSAGE_DEFAULT_MAX_SIZE
@@ -78,17 +79,6 @@ assert_decode_fails (const char *data,
   g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_INVALID);
 }
 
-static RndzAddr
-addr_from_string (const char *text)
-{
-  g_autoptr(GError) error = NULL;
-  RndzAddr addr;
-
-  g_assert_true (rndz_addr_parse (&addr, text, &error));
-  g_assert_no_error (error);
-  return addr;
-}
-
 /* Sets the candidates of @msg from their wire form: addresses separated
  * by single spaces */
 static void
@@ -101,7 +91,7 @@ set_cands (RndzMessage *msg,
   for (guint i = 0; parts[i] != NULL; i++)
     {
       g_assert_cmpuint (msg->n_cands, <, RNDZ_MAX_CANDIDATES);
-      msg->cands[msg->n_cands++] = addr_from_string (parts[i]);
+      msg->cands[msg->n_cands++] = rndz_test_addr (parts[i]);
     }
 }
 
@@ -314,7 +304,7 @@ message_from_case (RndzMessage       *msg,
   if (c->target != NULL)
     g_strlcpy (msg->target, c->target, sizeof msg->target);
   if (c->addr != NULL)
-    msg->addr = addr_from_string (c->addr);
+    msg->addr = rndz_test_addr (c->addr);
   msg->code = c->code;
   if (c->cand != NULL)
     set_cands (msg, c->cand);
@@ -453,7 +443,7 @@ test_encode_longest (void)
       rndz_message_init (&msg, types[i], G_MAXUINT32);
       g_strlcpy (msg.id, quotes, sizeof msg.id);
       g_strlcpy (msg.target, backslashes, sizeof msg.target);
-      msg.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+      msg.addr = rndz_test_addr ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
       msg.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
       g_strlcpy (msg.token, "ffffffffffffffffffffffffffffffff", sizeof msg.token);
       msg.port = 65535;
@@ -577,7 +567,7 @@ test_max_reply_size (void)
   g_assert_cmpuint (max, ==, 95);
 
   rndz_message_init (&reply, RNDZ_MESSAGE_PONG, G_MAXUINT32);
-  reply.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+  reply.addr = rndz_test_addr ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
   g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, max);
   for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_AUTH_REQUIRED; code++)
     {
@@ -603,7 +593,7 @@ test_max_reply_size (void)
 
       rndz_message_init (&reply, RNDZ_MESSAGE_REDIRECT, G_MAXUINT32);
       g_strlcpy (reply.id, targets[i], sizeof reply.id);
-      reply.addr = addr_from_string ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+      reply.addr = rndz_test_addr ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
       /* with the target's candidates, as many and as long as can be */
       reply.n_cands = RNDZ_MAX_CANDIDATES;
       for (guint c = 0; c < RNDZ_MAX_CANDIDATES; c++)
@@ -1010,9 +1000,9 @@ test_addr_parse_ipv4 (void)
   g_assert_cmpmem (addr.bytes, 4, expected, 4);
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "198.51.100.7:4000");
 
-  addr = addr_from_string ("0.0.0.0:1");
+  addr = rndz_test_addr ("0.0.0.0:1");
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "0.0.0.0:1");
-  addr = addr_from_string ("255.255.255.255:65535");
+  addr = rndz_test_addr ("255.255.255.255:65535");
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "255.255.255.255:65535");
 }
 
@@ -1034,38 +1024,38 @@ test_addr_parse_ipv6 (void)
   g_assert_cmpmem (addr.bytes, 16, expected, 16);
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "[2001:db8::1]:4000");
 
-  addr = addr_from_string ("[2001:0DB8:0:0:0:0:0:1]:4000");
+  addr = rndz_test_addr ("[2001:0DB8:0:0:0:0:0:1]:4000");
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "[2001:db8::1]:4000");
-  addr = addr_from_string ("[::1]:1");
+  addr = rndz_test_addr ("[::1]:1");
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "[::1]:1");
-  addr = addr_from_string ("[::]:80");
+  addr = rndz_test_addr ("[::]:80");
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "[::]:80");
 }
 
 static void
 test_addr_parse_v4_mapped (void)
 {
-  RndzAddr plain = addr_from_string ("198.51.100.7:4000");
+  RndzAddr plain = rndz_test_addr ("198.51.100.7:4000");
   char buf[RNDZ_ADDR_STRLEN];
   RndzAddr addr;
 
   g_test_summary ("A v4-mapped IPv6 address is the IPv4 address: same "
                   "family, bytes, hash and text");
 
-  addr = addr_from_string ("[::ffff:198.51.100.7]:4000");
+  addr = rndz_test_addr ("[::ffff:198.51.100.7]:4000");
   g_assert_cmpuint (addr.family, ==, 4);
   g_assert_cmpmem (&addr, sizeof addr, &plain, sizeof plain);
   g_assert_true (rndz_addr_equal (&addr, &plain));
   g_assert_cmpuint (rndz_addr_hash (&addr), ==, rndz_addr_hash (&plain));
   g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, "198.51.100.7:4000");
 
-  addr = addr_from_string ("[::FFFF:c633:6407]:4000");
+  addr = rndz_test_addr ("[::FFFF:c633:6407]:4000");
   g_assert_true (rndz_addr_equal (&addr, &plain));
 
   /* Not mapped: IPv4-compatible and other embeddings stay IPv6 */
-  addr = addr_from_string ("[::198.51.100.7]:4000");
+  addr = rndz_test_addr ("[::198.51.100.7]:4000");
   g_assert_cmpuint (addr.family, ==, 6);
-  addr = addr_from_string ("[64:ff9b::198.51.100.7]:4000");
+  addr = rndz_test_addr ("[64:ff9b::198.51.100.7]:4000");
   g_assert_cmpuint (addr.family, ==, 6);
 }
 
@@ -1076,11 +1066,11 @@ test_addr_parse_port (void)
 
   g_test_summary ("The port is decimal, 1 to 65535");
 
-  addr = addr_from_string ("192.0.2.1:1");
+  addr = rndz_test_addr ("192.0.2.1:1");
   g_assert_cmpuint (addr.port, ==, 1);
-  addr = addr_from_string ("192.0.2.1:65535");
+  addr = rndz_test_addr ("192.0.2.1:65535");
   g_assert_cmpuint (addr.port, ==, 65535);
-  addr = addr_from_string ("[::1]:65535");
+  addr = rndz_test_addr ("[::1]:65535");
   g_assert_cmpuint (addr.port, ==, 65535);
 }
 
@@ -1201,7 +1191,7 @@ test_addr_format (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
     {
-      addr = addr_from_string (texts[i]);
+      addr = rndz_test_addr (texts[i]);
       g_assert_cmpstr (rndz_addr_format (&addr, buf), ==, texts[i]);
       g_assert_cmpuint (strlen (buf), <, RNDZ_ADDR_STRLEN);
     }
@@ -1213,13 +1203,13 @@ test_addr_format (void)
 static void
 test_addr_equal_hash (void)
 {
-  RndzAddr a = addr_from_string ("198.51.100.7:4000");
-  RndzAddr b = addr_from_string ("198.51.100.7:4000");
-  RndzAddr other_port = addr_from_string ("198.51.100.7:4001");
-  RndzAddr other_host = addr_from_string ("198.51.100.8:4000");
-  RndzAddr v6 = addr_from_string ("[2001:db8::1]:4000");
-  RndzAddr v6b = addr_from_string ("[2001:db8:0::1]:4000");
-  RndzAddr v6_other = addr_from_string ("[2001:db8::2]:4000");
+  RndzAddr a = rndz_test_addr ("198.51.100.7:4000");
+  RndzAddr b = rndz_test_addr ("198.51.100.7:4000");
+  RndzAddr other_port = rndz_test_addr ("198.51.100.7:4001");
+  RndzAddr other_host = rndz_test_addr ("198.51.100.8:4000");
+  RndzAddr v6 = rndz_test_addr ("[2001:db8::1]:4000");
+  RndzAddr v6b = rndz_test_addr ("[2001:db8:0::1]:4000");
+  RndzAddr v6_other = rndz_test_addr ("[2001:db8::2]:4000");
 
   g_test_summary ("Addresses compare by family, bytes and port");
 
@@ -1236,7 +1226,7 @@ test_addr_equal_hash (void)
 static void
 test_addr_sockaddr_ipv4 (void)
 {
-  RndzAddr addr = addr_from_string ("198.51.100.7:4000");
+  RndzAddr addr = rndz_test_addr ("198.51.100.7:4000");
   struct sockaddr_storage ss;
   struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
   RndzAddr back;
@@ -1257,7 +1247,7 @@ test_addr_sockaddr_ipv4 (void)
 static void
 test_addr_sockaddr_ipv6 (void)
 {
-  RndzAddr addr = addr_from_string ("[2001:db8::1]:4000");
+  RndzAddr addr = rndz_test_addr ("[2001:db8::1]:4000");
   struct sockaddr_storage ss;
   struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
   struct in6_addr expected;
@@ -1283,7 +1273,7 @@ test_addr_sockaddr_ipv6 (void)
 static void
 test_addr_sockaddr_v4_on_ipv6 (void)
 {
-  RndzAddr addr = addr_from_string ("198.51.100.7:4000");
+  RndzAddr addr = rndz_test_addr ("198.51.100.7:4000");
   struct sockaddr_storage ss;
   struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
   struct in6_addr expected;
@@ -1349,7 +1339,7 @@ test_addr_socket_address (void)
     {
       g_autoptr(GSocketAddress) address = NULL;
 
-      addr = addr_from_string (texts[i]);
+      addr = rndz_test_addr (texts[i]);
       address = rndz_addr_to_socket_address (&addr, G_SOCKET_FAMILY_INVALID);
       g_assert_true (G_IS_INET_SOCKET_ADDRESS (address));
       g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)), ==, 4000);
@@ -1360,11 +1350,11 @@ test_addr_socket_address (void)
   mapped = g_inet_socket_address_new_from_string ("::ffff:198.51.100.7", 4000);
   g_assert_nonnull (mapped);
   g_assert_true (rndz_addr_from_socket_address (&back, mapped));
-  addr = addr_from_string ("198.51.100.7:4000");
+  addr = rndz_test_addr ("198.51.100.7:4000");
   g_assert_cmpmem (&back, sizeof back, &addr, sizeof addr);
 
   /* An IPv6 address cannot be reached from an IPv4 socket */
-  addr = addr_from_string ("[2001:db8::1]:4000");
+  addr = rndz_test_addr ("[2001:db8::1]:4000");
   g_assert_null (rndz_addr_to_socket_address (&addr, G_SOCKET_FAMILY_IPV4));
 }
 
@@ -1375,7 +1365,7 @@ test_addr_socket_address (void)
 static void
 test_addr_socket_address_dual_stack (void)
 {
-  RndzAddr addr = addr_from_string ("198.51.100.7:4000");
+  RndzAddr addr = rndz_test_addr ("198.51.100.7:4000");
   g_autoptr(GSocketAddress) address = NULL;
   g_autoptr(GInetAddress) expected = g_inet_address_new_from_string ("::ffff:198.51.100.7");
   RndzAddr back;
@@ -2021,7 +2011,7 @@ test_cand_v4_mapped (void)
   g_assert_cmpuint (msg.cands[2].family, ==, 4);
   g_assert_true (rndz_addr_equal (&msg.cands[2], &(RndzAddr) { 0 }) == FALSE);
   {
-    RndzAddr expected = addr_from_string ("192.168.1.21:4001");
+    RndzAddr expected = rndz_test_addr ("192.168.1.21:4001");
 
     g_assert_true (rndz_addr_equal (&msg.cands[2], &expected));
   }
@@ -2042,7 +2032,7 @@ test_cand_longest_form (void)
   const char *five = "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\","
                      "\"cand\":\"" LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM " " LONGEST_FORM
                      " " LONGEST_FORM "\"}";
-  RndzAddr expected = addr_from_string ("255.255.255.255:65535");
+  RndzAddr expected = rndz_test_addr ("255.255.255.255:65535");
 
   g_test_summary ("Four candidates in the longest form an address may take (215 bytes) "
                   "decode alike with the fast path and with json-glib; five are refused "
@@ -2126,7 +2116,7 @@ test_cand_ignored (void)
       rndz_message_init (&msg, type, 1);
       g_strlcpy (msg.id, "a", sizeof msg.id);
       g_strlcpy (msg.target, "b", sizeof msg.target);
-      msg.addr = addr_from_string ("1.2.3.4:5");
+      msg.addr = rndz_test_addr ("1.2.3.4:5");
       g_strlcpy (msg.token, TOKEN, sizeof msg.token);
       msg.port = 9;
       rndz_message_sign (&msg, key, 1700000000000);
@@ -2298,7 +2288,7 @@ test_mac_candidates (void)
   msg.n_cands--;
   g_assert_false (rndz_message_verify (&msg, bob));
   msg = decoded;
-  msg.cands[msg.n_cands++] = addr_from_string ("[fd00::32]:51000");
+  msg.cands[msg.n_cands++] = rndz_test_addr ("[fd00::32]:51000");
   g_assert_false (rndz_message_verify (&msg, bob));
   msg = decoded;
   msg.n_cands = 0;
@@ -2435,7 +2425,7 @@ test_encode_longest_cands (void)
       rndz_message_init (&msg, cases[i].type, G_MAXUINT32);
       g_strlcpy (msg.id, cases[i].escaped ? quotes : plain, sizeof msg.id);
       g_strlcpy (msg.target, cases[i].escaped ? backslashes : plain, sizeof msg.target);
-      msg.addr = addr_from_string (LONGEST_ADDR);
+      msg.addr = rndz_test_addr (LONGEST_ADDR);
       set_cands (&msg, LONGEST_CANDS);
       g_strlcpy (msg.token, "ffffffffffffffffffffffffffffffff", sizeof msg.token);
       msg.port = 65535;

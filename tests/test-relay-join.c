@@ -11,13 +11,11 @@
 #include "rndz-frame-reader-private.h"
 #include "rndz-message-private.h"
 #include "rndz-relay-join-private.h"
+#include "rndz-test-util.h"
 
 #define OWN_ID "bob"
 #define TOKEN "0123456789abcdef0123456789abcdef"
 #define APP_DATA "application bytes, not a frame"
-
-/* Generous bounds for a whole test: valgrind is slow */
-#define TEST_TIMEOUT_MS 20000
 
 typedef struct
 {
@@ -30,25 +28,9 @@ static const TestData data_ipv6 = { TRUE };
 /* Helpers */
 
 static gboolean
-under_valgrind (void)
-{
-  return g_getenv ("RNDZ_UNDER_VALGRIND") != NULL;
-}
-
-static gboolean
 skip_unless_family (const TestData *data)
 {
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GInetAddress) loopback = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-
-  if (!data->ipv6)
-    return FALSE;
-
-  loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
-  address = g_inet_socket_address_new (loopback, 0);
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM, 0, NULL);
-  if (socket != NULL && g_socket_bind (socket, address, FALSE, NULL))
+  if (!data->ipv6 || rndz_test_have_ipv6 ())
     return FALSE;
 
   g_test_skip ("IPv6 loopback is not available");
@@ -61,78 +43,13 @@ family_of (const TestData *data)
   return data->ipv6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4;
 }
 
-/* Runs the default context until *done, failing after @timeout_ms */
-static void
-run_until (gboolean *done,
-           guint     timeout_ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (!*done)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("Timed out after %u ms", timeout_ms);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
-}
-
-static void
-run_for (guint ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (500);
-    }
-}
-
-/* Lets closed sockets' sources go before the next test */
-static void
-drain_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-}
-
-/* A non-blocking socket bound to the loopback, port 0 */
-static GSocket *
-loopback_socket_new (const TestData *data,
-                     GSocketType     type,
-                     RndzAddr       *addr)
-{
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (family_of (data));
-  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) local = NULL;
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GError) error = NULL;
-
-  socket = g_socket_new (family_of (data), type, 0, &error);
-  g_assert_no_error (error);
-  g_socket_set_blocking (socket, FALSE);
-  g_assert_true (g_socket_bind (socket, address, TRUE, &error));
-  g_assert_no_error (error);
-  if (type == G_SOCKET_TYPE_STREAM)
-    {
-      g_assert_true (g_socket_listen (socket, &error));
-      g_assert_no_error (error);
-    }
-
-  local = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  g_assert_true (rndz_addr_from_socket_address (addr, local));
-  return g_steal_pointer (&socket);
-}
-
 /* A loopback port where nothing listens: bound a moment, then closed */
 static void
 closed_port (const TestData *data,
              GSocketType     type,
              RndzAddr       *addr)
 {
-  g_autoptr(GSocket) socket = loopback_socket_new (data, type, addr);
+  g_autoptr(GSocket) socket = rndz_test_socket_new (family_of (data), type, addr);
 
   g_socket_close (socket, NULL);
 }
@@ -210,21 +127,16 @@ assert_nothing_to_read (GSocket *socket)
 static void
 assert_closed_remotely (GSocket *socket)
 {
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
   for (;;)
     {
       g_autoptr(GError) error = NULL;
       char buf[64];
       gssize n;
 
+      rndz_test_wait_readable (NULL, socket, 5000, "the connection to close");
       n = g_socket_receive_with_blocking (socket, buf, sizeof buf, FALSE, NULL, &error);
       if (n == 0 || (n < 0 && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)))
         return;
-      if (g_get_monotonic_time () > deadline)
-        g_error ("The connection was not closed");
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (1000);
     }
 }
 
@@ -308,32 +220,16 @@ udp_relay_expect_hello (GSocket         *relay,
                         RndzMessage     *hello,
                         GSocketAddress **from)
 {
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  g_autoptr(GError) error = NULL;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+  gssize n;
 
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      gssize n;
-
-      g_clear_object (from);
-      n = g_socket_receive_from (relay, from, buf, sizeof buf, NULL, &error);
-      if (n >= 0)
-        {
-          g_assert_true (rndz_message_decode (hello, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, &error));
-          g_assert_no_error (error);
-          assert_hello (hello);
-          /* The relay never answers with more than it got */
-          g_assert_cmpuint (n, >=, rndz_message_max_reply_size (hello));
-          return;
-        }
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-
-      if (g_get_monotonic_time () > deadline)
-        g_error ("No hello reached the relay");
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
+  n = rndz_test_receive_from (NULL, relay, from, buf, sizeof buf, 5000);
+  g_assert_true (rndz_message_decode (hello, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, &error));
+  g_assert_no_error (error);
+  assert_hello (hello);
+  /* The relay never answers with more than it got */
+  g_assert_cmpuint (n, >=, rndz_message_max_reply_size (hello));
 }
 
 /* Takes the hellos sent so far: once the join has returned, none follow */
@@ -393,8 +289,8 @@ test_udp_ready (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, NULL, &result);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL, &result);
 
   udp_relay_expect_hello (relay, &hello, &from);
   udp_relay_reply (relay, from, RNDZ_MESSAGE_WAIT, hello.tid);
@@ -410,7 +306,7 @@ test_udp_ready (gconstpointer user_data)
   udp_relay_reply (relay, from, RNDZ_MESSAGE_READY, hello.tid);
   udp_relay_reply (relay, from, RNDZ_MESSAGE_WAIT, hello.tid);
   udp_relay_send (relay, from, APP_DATA, strlen (APP_DATA));
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   assert_joined (&result, &relay_addr);
   g_assert_false (g_socket_get_blocking (result.socket));
@@ -422,11 +318,11 @@ test_udp_ready (gconstpointer user_data)
   assert_receive (result.socket, "\0\1\2", 3);
   send_all (result.socket, "pong", 4);
   assert_receive (relay, "pong", 4);
-  run_for (600);
+  rndz_test_run_for (NULL, 600);
   assert_nothing_to_read (relay);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -446,8 +342,8 @@ test_udp_stray (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, NULL, &result);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL, &result);
   udp_relay_expect_hello (relay, &hello, &from);
 
   udp_relay_send (relay, from, "garbage", 7);
@@ -459,17 +355,17 @@ test_udp_stray (gconstpointer user_data)
   len = rndz_message_encode (&pong, buf, sizeof buf);
   udp_relay_send (relay, from, buf, len);
 
-  run_for (400);
+  rndz_test_run_for (NULL, 400);
   g_assert_false (result.done);
 
   udp_relay_reply (relay, from, RNDZ_MESSAGE_READY, hello.tid);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
   assert_joined (&result, &relay_addr);
   /* The strays were read and dropped before ready */
   assert_nothing_to_read (result.socket);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -486,15 +382,15 @@ test_udp_interval (gconstpointer user_data)
   g_test_summary ("UDP: hello every 250 ms, and every 2 x RTT once a slow wait came");
   if (skip_unless_family (data))
     return;
-  if (under_valgrind ())
+  if (rndz_test_under_valgrind ())
     {
       g_test_skip ("Timing is meaningless under valgrind");
       return;
     }
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
   start = g_get_monotonic_time ();
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, NULL, &result);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL, &result);
 
   /* Unanswered: the second hello comes 250 ms after the first */
   udp_relay_expect_hello (relay, &hello, &from);
@@ -503,7 +399,7 @@ test_udp_interval (gconstpointer user_data)
 
   /* A wait 150 ms after a hello: the RTT is at least that much, so the
    * next hello waits at least 300 ms */
-  run_for (150);
+  rndz_test_run_for (NULL, 150);
   udp_relay_reply (relay, from, RNDZ_MESSAGE_WAIT, hello.tid);
   waited = g_get_monotonic_time ();
   udp_relay_expect_hello (relay, &hello, &from);
@@ -512,11 +408,11 @@ test_udp_interval (gconstpointer user_data)
   g_assert_cmpint (next - waited, <, 2000 * 1000);
 
   udp_relay_reply (relay, from, RNDZ_MESSAGE_READY, hello.tid);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
   assert_joined (&result, &relay_addr);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -534,23 +430,23 @@ test_udp_timeout (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
   start = g_get_monotonic_time ();
   join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, 600, NULL, &result);
 
   udp_relay_expect_hello (relay, &hello, &from);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_assert_null (result.socket);
   g_assert_cmpint (result.finished - start, >=, 590 * 1000);
 
   /* The socket is gone: no more hellos */
   udp_relay_drain (relay);
-  run_for (600);
+  rndz_test_run_for (NULL, 600);
   assert_nothing_to_read (relay);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -566,14 +462,14 @@ test_udp_refused (gconstpointer user_data)
     return;
 
   closed_port (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, NULL, &result);
-  run_until (&result.done, 5000);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL, &result);
+  rndz_test_wait_true (NULL, &result.done, 5000);
 
   g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE);
   g_assert_null (result.socket);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -591,19 +487,19 @@ test_udp_cancel (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, cancellable, &result);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, cancellable, &result);
   udp_relay_expect_hello (relay, &hello, &from);
   udp_relay_reply (relay, from, RNDZ_MESSAGE_WAIT, hello.tid);
-  run_for (50);
+  rndz_test_run_for (NULL, 50);
 
   g_cancellable_cancel (cancellable);
-  run_until (&result.done, 5000);
+  rndz_test_wait_true (NULL, &result.done, 5000);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (result.socket);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -620,15 +516,15 @@ test_udp_cancelled_before (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  relay = loopback_socket_new (data, G_SOCKET_TYPE_DATAGRAM, &relay_addr);
+  relay = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_DATAGRAM, &relay_addr);
   g_cancellable_cancel (cancellable);
-  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, TEST_TIMEOUT_MS, cancellable, &result);
+  join_start (RNDZ_TRANSPORT_UDP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, cancellable, &result);
   g_assert_false (result.done);
-  run_until (&result.done, 5000);
+  rndz_test_wait_true (NULL, &result.done, 5000);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 /* TCP: the relay's side */
@@ -636,13 +532,12 @@ test_udp_cancelled_before (gconstpointer user_data)
 static GSocket *
 tcp_relay_accept (GSocket *listener)
 {
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
   for (;;)
     {
       g_autoptr(GError) error = NULL;
       GSocket *connection;
 
+      rndz_test_wait_readable (NULL, listener, 5000, "a connection to the relay");
       connection = g_socket_accept (listener, NULL, &error);
       if (connection != NULL)
         {
@@ -650,41 +545,6 @@ tcp_relay_accept (GSocket *listener)
           return connection;
         }
       g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-
-      if (g_get_monotonic_time () > deadline)
-        g_error ("Nobody connected to the relay");
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
-    }
-}
-
-/* Reads exactly @len bytes while running the context */
-static void
-tcp_read_exactly (GSocket *socket,
-                  char    *buf,
-                  gsize    len)
-{
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  gsize got = 0;
-
-  while (got < len)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n;
-
-      n = g_socket_receive (socket, buf + got, len - got, NULL, &error);
-      if (n > 0)
-        {
-          got += n;
-          continue;
-        }
-      g_assert_cmpint (n, !=, 0);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
-
-      if (g_get_monotonic_time () > deadline)
-        g_error ("Only %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes came", got, len);
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (200);
     }
 }
 
@@ -697,10 +557,10 @@ tcp_relay_expect_hello (GSocket     *connection,
   char payload[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
 
-  tcp_read_exactly (connection, (char *) header, sizeof header);
+  rndz_test_read_exactly (NULL, connection, (char *) header, sizeof header, 5000);
   len = ((gsize) header[0] << 8) | header[1];
   g_assert_cmpuint (len, <=, sizeof payload);
-  tcp_read_exactly (connection, payload, len);
+  rndz_test_read_exactly (NULL, connection, payload, len, 5000);
 
   g_assert_true (rndz_message_decode (hello, payload, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, &error));
   g_assert_no_error (error);
@@ -737,7 +597,7 @@ tcp_join_to_hello (const TestData *data,
 {
   GSocket *connection;
 
-  *listener = loopback_socket_new (data, G_SOCKET_TYPE_STREAM, relay_addr);
+  *listener = rndz_test_socket_new (family_of (data), G_SOCKET_TYPE_STREAM, relay_addr);
   join_start (RNDZ_TRANSPORT_TCP, data, relay_addr, timeout_ms, cancellable, result);
   connection = tcp_relay_accept (*listener);
   tcp_relay_expect_hello (connection, hello);
@@ -763,15 +623,15 @@ test_tcp_ready (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  connection = tcp_join_to_hello (data, &listener, &relay_addr, TEST_TIMEOUT_MS, NULL,
+  connection = tcp_join_to_hello (data, &listener, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL,
                                   &result, &hello);
-  run_for (50);
+  rndz_test_run_for (NULL, 50);
   g_assert_false (result.done);
 
   len = encode_frame (RNDZ_MESSAGE_READY, hello.tid, buf, sizeof buf);
   memcpy (buf + len, APP_DATA, strlen (APP_DATA));
   send_all (connection, buf, len + strlen (APP_DATA));
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   assert_joined (&result, &relay_addr);
   g_assert_true (g_socket_get_blocking (result.socket));
@@ -779,12 +639,12 @@ test_tcp_ready (gconstpointer user_data)
 
   /* And the other way */
   send_all (result.socket, "pong", 4);
-  tcp_read_exactly (connection, buf, 4);
+  rndz_test_read_exactly (NULL, connection, buf, 4, 5000);
   g_assert_cmpmem (buf, 4, "pong", 4);
 
   join_result_clear (&result);
   assert_closed_remotely (connection);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -803,17 +663,17 @@ test_tcp_eof (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  connection = tcp_join_to_hello (data, &listener, &relay_addr, TEST_TIMEOUT_MS, NULL,
+  connection = tcp_join_to_hello (data, &listener, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL,
                                   &result, &hello);
   send_all (connection, half_frame, sizeof half_frame);
   g_socket_close (connection, NULL);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
   g_assert_null (result.socket);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 /* Either raw bytes, a payload to frame, or a message to encode */
@@ -883,10 +743,10 @@ test_tcp_bad_answer (void)
       RndzAddr relay_addr;
 
       g_test_message ("Case %s", bad->name);
-      connection = tcp_join_to_hello (&data_ipv4, &listener, &relay_addr, TEST_TIMEOUT_MS, NULL,
-                                      &result, &hello);
+      connection = tcp_join_to_hello (&data_ipv4, &listener, &relay_addr, RNDZ_TEST_TIMEOUT_MS,
+                                      NULL, &result, &hello);
       send_bad_answer (connection, bad, &hello);
-      run_until (&result.done, TEST_TIMEOUT_MS);
+      rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
       g_assert_null (result.socket);
       /* g_assert_error() does not put its arguments in parentheses */
@@ -895,7 +755,7 @@ test_tcp_bad_answer (void)
       assert_closed_remotely (connection);
 
       join_result_clear (&result);
-      drain_context ();
+      rndz_test_drain (NULL);
     }
 }
 
@@ -915,7 +775,7 @@ test_tcp_timeout (gconstpointer user_data)
     return;
 
   connection = tcp_join_to_hello (data, &listener, &relay_addr, 600, NULL, &result, &hello);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_assert_null (result.socket);
@@ -923,7 +783,7 @@ test_tcp_timeout (gconstpointer user_data)
   assert_closed_remotely (connection);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -942,17 +802,17 @@ test_tcp_cancel (gconstpointer user_data)
   if (skip_unless_family (data))
     return;
 
-  connection = tcp_join_to_hello (data, &listener, &relay_addr, TEST_TIMEOUT_MS, cancellable,
+  connection = tcp_join_to_hello (data, &listener, &relay_addr, RNDZ_TEST_TIMEOUT_MS, cancellable,
                                   &result, &hello);
   g_cancellable_cancel (cancellable);
-  run_until (&result.done, 5000);
+  rndz_test_wait_true (NULL, &result.done, 5000);
 
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (result.socket);
   assert_closed_remotely (connection);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -967,14 +827,14 @@ test_tcp_refused (gconstpointer user_data)
     return;
 
   closed_port (data, G_SOCKET_TYPE_STREAM, &relay_addr);
-  join_start (RNDZ_TRANSPORT_TCP, data, &relay_addr, TEST_TIMEOUT_MS, NULL, &result);
-  run_until (&result.done, 5000);
+  join_start (RNDZ_TRANSPORT_TCP, data, &relay_addr, RNDZ_TEST_TIMEOUT_MS, NULL, &result);
+  rndz_test_wait_true (NULL, &result.done, 5000);
 
   g_assert_error (result.error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE);
   g_assert_null (result.socket);
 
   join_result_clear (&result);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 /* The frame reader on its own */
@@ -1008,7 +868,7 @@ tcp_pair (GSocket **client,
   g_autoptr(GError) error = NULL;
   RndzAddr addr;
 
-  listener = loopback_socket_new (&data_ipv4, G_SOCKET_TYPE_STREAM, &addr);
+  listener = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &addr);
   address = rndz_addr_to_socket_address (&addr, G_SOCKET_FAMILY_IPV4);
   *client = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, &error);
   g_assert_no_error (error);
@@ -1038,12 +898,12 @@ test_frame_split (void)
   rndz_frame_read_async (reader, NULL, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, 10000, NULL,
                          read_cb, &result);
   send_all (writer, frame, 1);
-  run_for (30);
+  rndz_test_run_for (NULL, 30);
   send_all (writer, frame + 1, 3);
-  run_for (30);
+  rndz_test_run_for (NULL, 30);
   g_assert_false (result.done);
   send_all (writer, frame + 4, len - 4 + strlen (APP_DATA));
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_no_error (result.error);
   g_assert_true (result.ok);
@@ -1051,7 +911,7 @@ test_frame_split (void)
   g_assert_cmpuint (result.msg.tid, ==, 42);
   assert_receive (reader, APP_DATA, strlen (APP_DATA));
 
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -1069,14 +929,14 @@ test_frame_eof (void)
                          read_cb, &result);
   send_all (writer, "\0", 1);
   g_socket_close (writer, NULL);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_false (result.ok);
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
   g_assert_false (g_socket_is_closed (reader));
 
   g_clear_error (&result.error);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -1095,14 +955,14 @@ test_frame_max_size (void)
   rndz_frame_read_async (reader, NULL, len - RNDZ_FRAME_HEADER_SIZE - 1, 10000, NULL,
                          read_cb, &result);
   send_all (writer, frame, len);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_error (result.error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_TOO_LARGE);
   /* Only the header was taken */
   assert_receive (reader, frame + RNDZ_FRAME_HEADER_SIZE, len - RNDZ_FRAME_HEADER_SIZE);
 
   g_clear_error (&result.error);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -1119,13 +979,13 @@ test_frame_timeout (void)
   rndz_frame_read_async (reader, NULL, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, 300, NULL,
                          read_cb, &result);
   send_all (writer, "\0\x10{", 3);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_assert_cmpint (g_get_monotonic_time () - start, >=, 290 * 1000);
 
   g_clear_error (&result.error);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 static void
@@ -1142,14 +1002,14 @@ test_frame_cancel (void)
   rndz_frame_read_async (reader, NULL, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, 0, cancellable,
                          read_cb, &result);
   send_all (writer, "\0\x10{", 3);
-  run_for (30);
+  rndz_test_run_for (NULL, 30);
   g_cancellable_cancel (cancellable);
-  run_until (&result.done, TEST_TIMEOUT_MS);
+  rndz_test_wait_true (NULL, &result.done, RNDZ_TEST_TIMEOUT_MS);
 
   g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
   g_clear_error (&result.error);
-  drain_context ();
+  rndz_test_drain (NULL);
 }
 
 /* Another thread's own context: the reader's sources and its callback
@@ -1165,13 +1025,11 @@ thread_read (gpointer user_data)
 {
   ThreadRead *read = user_data;
   g_autoptr(GMainContext) context = g_main_context_new ();
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
 
   g_main_context_push_thread_default (context);
   rndz_frame_read_async (read->reader, context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, 5000, NULL,
                          read_cb, &read->result);
-  while (!read->result.done && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (context, TRUE);
+  rndz_test_run_until_true (context, &read->result.done, 10000);
   g_main_context_pop_thread_default (context);
   return NULL;
 }

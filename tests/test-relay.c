@@ -16,6 +16,7 @@
 
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
+#include "rndz-test-util.h"
 
 /* How long to wait for something that should happen now */
 #define WAIT_MS 3000
@@ -29,16 +30,8 @@ typedef struct
   GSocketFamily family;
 } TestParams;
 
-typedef struct
-{
-  RndzTransport transport;
-  GSocket *socket;
-  GSocketAddress *to;       /* UDP: where datagrams go */
-  guint16 expected_port;    /* UDP: where replies come from */
-  /* TCP: bytes received but not handed out yet */
-  guint8 in_buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_MAX_MAX_SIZE];
-  gsize in_len;
-} Peer;
+/* Sends to the main port or the relay port; replies come from there */
+typedef RndzTestPeer Peer;
 
 typedef struct
 {
@@ -65,74 +58,7 @@ typedef struct
   char token[RNDZ_TOKEN_LEN + 1];
 } Pair;
 
-static gboolean ipv6_loopback_available;
-
 /* Main context */
-
-static gboolean
-set_flag_cb (gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-socket_ready_cb (GSocket      *socket,
-                 GIOCondition  condition,
-                 gpointer      user_data)
-{
-  return set_flag_cb (user_data);
-}
-
-static void
-run_for (Fixture *f,
-         guint    ms)
-{
-  g_autoptr(GSource) timeout = g_timeout_source_new (ms);
-  gboolean done = FALSE;
-
-  g_source_set_callback (timeout, set_flag_cb, &done, NULL);
-  g_source_attach (timeout, f->context);
-  while (!done)
-    g_main_context_iteration (f->context, TRUE);
-  g_source_destroy (timeout);
-}
-
-/* Runs the context until @socket is readable; FALSE after @ms */
-static gboolean
-run_until_readable (Fixture *f,
-                    GSocket *socket,
-                    guint    ms)
-{
-  g_autoptr(GSource) ready_source = NULL;
-  g_autoptr(GSource) timeout = NULL;
-  gboolean ready = FALSE, timed_out = FALSE;
-
-  ready_source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (ready_source, G_SOURCE_FUNC (socket_ready_cb), &ready, NULL);
-  g_source_attach (ready_source, f->context);
-  timeout = g_timeout_source_new (ms);
-  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
-  g_source_attach (timeout, f->context);
-
-  while (!ready && !timed_out)
-    g_main_context_iteration (f->context, TRUE);
-
-  g_source_destroy (ready_source);
-  g_source_destroy (timeout);
-  return ready;
-}
-
-static void
-wait_readable (Fixture    *f,
-               GSocket    *socket,
-               const char *what)
-{
-  if (!run_until_readable (f, socket, WAIT_MS))
-    g_test_message ("Timed out after %u ms waiting for %s", WAIT_MS, what);
-  g_assert_true (run_until_readable (f, socket, 0) ||
-                 g_socket_condition_check (socket, G_IO_IN | G_IO_HUP | G_IO_ERR) != 0);
-}
 
 static gboolean
 continue_cb (gpointer user_data)
@@ -140,22 +66,21 @@ continue_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-/* Iterates the context, without blocking for more than a millisecond,
- * until @done says so or @ms passed */
+/* Runs the context until @done says so or @ms passed. @done moves bytes
+ * between the test's own sockets, which no source watches: a 1 ms tick
+ * has it run often. */
 static gboolean
-pump_until (Fixture  *f,
-            gboolean (*done) (gpointer user_data),
-            gpointer  user_data,
-            guint     ms)
+pump_until (Fixture      *f,
+            RndzTestCond  done,
+            gpointer      user_data,
+            guint         ms)
 {
   g_autoptr(GSource) tick = g_timeout_source_new (1);
-  gint64 deadline = g_get_monotonic_time () + ms * (gint64) 1000;
   gboolean ok;
 
   g_source_set_callback (tick, continue_cb, NULL, NULL);
   g_source_attach (tick, f->context);
-  while (!(ok = done (user_data)) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (f->context, TRUE);
+  ok = rndz_test_run_until (f->context, done, user_data, ms);
   g_source_destroy (tick);
   return ok;
 }
@@ -174,172 +99,17 @@ no_sessions_cb (gpointer user_data)
 
 /* Peers */
 
-static GSocketAddress *
-loopback_address (GSocketFamily family,
-                  guint16       port)
-{
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (family);
-
-  return g_inet_socket_address_new (loopback, port);
-}
-
-static void
-peer_free (Peer *peer)
-{
-  g_socket_close (peer->socket, NULL);
-  g_object_unref (peer->socket);
-  g_clear_object (&peer->to);
-  g_free (peer);
-}
-
 /* A socket talking to @port of the server: the main port or the relay
- * port. A TCP peer is connected already (the kernel completes the
- * handshake from the backlog). */
+ * port; the fixture frees it */
 static Peer *
 peer_new (Fixture       *f,
           RndzTransport  transport,
           guint16        port)
 {
-  g_autoptr(GSocketAddress) server_address = loopback_address (f->family, port);
-  g_autoptr(GError) error = NULL;
-  Peer *peer = g_new0 (Peer, 1);
-
-  peer->transport = transport;
-  peer->expected_port = port;
-  if (transport == RNDZ_TRANSPORT_UDP)
-    {
-      g_autoptr(GSocketAddress) any_port = loopback_address (f->family, 0);
-
-      peer->socket = g_socket_new (f->family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
-      g_assert_no_error (error);
-      g_socket_bind (peer->socket, any_port, FALSE, &error);
-      g_assert_no_error (error);
-      peer->to = g_object_ref (server_address);
-    }
-  else
-    {
-      peer->socket = g_socket_new (f->family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-      g_assert_no_error (error);
-      g_socket_connect (peer->socket, server_address, NULL, &error);
-      g_assert_no_error (error);
-    }
-  g_socket_set_blocking (peer->socket, FALSE);
+  Peer *peer = rndz_test_peer_new (transport, f->family, port);
 
   g_ptr_array_add (f->peers, peer);
   return peer;
-}
-
-static void
-peer_send_raw (Peer       *peer,
-               const void *data,
-               gsize       len)
-{
-  g_autoptr(GError) error = NULL;
-  gssize n;
-
-  if (peer->transport == RNDZ_TRANSPORT_UDP)
-    n = g_socket_send_to (peer->socket, peer->to, data, len, NULL, &error);
-  else
-    n = g_socket_send (peer->socket, data, len, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (n, ==, len);
-}
-
-/* Datagrams padded as clients pad them */
-static void
-peer_send (Peer              *peer,
-           const RndzMessage *msg)
-{
-  char buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage padded = *msg;
-  gsize len;
-
-  if (peer->transport == RNDZ_TRANSPORT_UDP)
-    {
-      padded.pad_to = rndz_message_max_reply_size (msg);
-      len = rndz_message_encode (&padded, buf, sizeof buf);
-    }
-  else
-    len = rndz_message_encode_frame (&padded, buf, sizeof buf);
-  g_assert_cmpuint (len, >, 0);
-  peer_send_raw (peer, buf, len);
-}
-
-/* One message; for UDP, @len_out is the datagram's size */
-static void
-peer_recv (Fixture     *f,
-           Peer        *peer,
-           RndzMessage *msg,
-           const char  *what)
-{
-  g_autoptr(GError) error = NULL;
-
-  for (;;)
-    {
-      gssize n;
-
-      if (peer->transport == RNDZ_TRANSPORT_TCP)
-        {
-          gssize payload = rndz_frame_peek (peer->in_buf, peer->in_len,
-                                            RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
-
-          g_assert_no_error (error);
-          if (payload > 0)
-            {
-              rndz_message_decode (msg, (const char *) peer->in_buf + RNDZ_FRAME_HEADER_SIZE,
-                                   payload, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
-              g_assert_no_error (error);
-              peer->in_len -= RNDZ_FRAME_HEADER_SIZE + payload;
-              memmove (peer->in_buf, peer->in_buf + RNDZ_FRAME_HEADER_SIZE + payload, peer->in_len);
-              return;
-            }
-        }
-
-      wait_readable (f, peer->socket, what);
-
-      if (peer->transport == RNDZ_TRANSPORT_UDP)
-        {
-          g_autoptr(GSocketAddress) from = NULL;
-          char buf[RNDZ_MESSAGE_MAX_MAX_SIZE];
-
-          n = g_socket_receive_from (peer->socket, &from, buf, sizeof buf, NULL, &error);
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            {
-              g_clear_error (&error);
-              continue;
-            }
-          g_assert_no_error (error);
-          g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (from)), ==,
-                            peer->expected_port);
-          rndz_message_decode (msg, buf, n, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
-          g_assert_no_error (error);
-          return;
-        }
-
-      /* Only up to the end of the next frame: the rest is data */
-      n = g_socket_receive (peer->socket, (char *) peer->in_buf + peer->in_len,
-                            peer->in_len < RNDZ_FRAME_HEADER_SIZE ?
-                              RNDZ_FRAME_HEADER_SIZE - peer->in_len :
-                              RNDZ_FRAME_HEADER_SIZE + ((peer->in_buf[0] << 8) | peer->in_buf[1]) - peer->in_len,
-                            NULL, &error);
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        {
-          g_clear_error (&error);
-          continue;
-        }
-      g_assert_no_error (error);
-      if (n == 0)
-        g_test_message ("The server closed the connection while we waited for %s", what);
-      g_assert_cmpint (n, >, 0);
-      peer->in_len += n;
-    }
-}
-
-static void
-expect_type (const RndzMessage *msg,
-             RndzMessageType    type)
-{
-  g_assert_cmpstr (rndz_message_type_to_string (msg->type), ==, rndz_message_type_to_string (type));
 }
 
 /* Nothing arrives for a while */
@@ -347,9 +117,7 @@ static void
 expect_silence (Fixture *f,
                 Peer    *peer)
 {
-  run_for (f, QUIET_MS);
-  g_assert_cmpuint (peer->in_len, ==, 0);
-  g_assert_cmpuint (g_socket_condition_check (peer->socket, G_IO_IN | G_IO_HUP | G_IO_ERR), ==, 0);
+  rndz_test_peer_expect_silence (f->context, peer, QUIET_MS);
 }
 
 /* The server closes the connection (EOF or reset) */
@@ -357,22 +125,7 @@ static void
 expect_closed (Fixture *f,
                Peer    *peer)
 {
-  g_autoptr(GError) error = NULL;
-  char buf[256];
-  gssize n;
-
-  do
-    {
-      g_clear_error (&error);
-      wait_readable (f, peer->socket, "the server to close the connection");
-      n = g_socket_receive (peer->socket, buf, sizeof buf, NULL, &error);
-    }
-  while (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK));
-
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
-    return;
-  g_assert_no_error (error);
-  g_assert_cmpint (n, ==, 0);
+  rndz_test_peer_expect_closed (f->context, peer, WAIT_MS);
 }
 
 /* Messages */
@@ -408,10 +161,8 @@ register_peer (Fixture    *f,
   rndz_message_init (&msg, RNDZ_MESSAGE_PING, tid);
   g_strlcpy (msg.id, id, sizeof msg.id);
   maybe_sign (f, &msg);
-  peer_send (peer, &msg);
-  peer_recv (f, peer, &msg, "pong");
-  expect_type (&msg, RNDZ_MESSAGE_PONG);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_send (peer, &msg);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_PONG, tid, NULL, WAIT_MS);
 }
 
 static void
@@ -429,7 +180,7 @@ send_relay_tid (Fixture    *f,
   g_strlcpy (msg.target, target, sizeof msg.target);
   if (sign)
     maybe_sign (f, &msg);
-  peer_send (peer, &msg);
+  rndz_test_peer_send (peer, &msg);
 }
 
 static guint32
@@ -452,9 +203,7 @@ expect_error (Fixture       *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "error");
-  expect_type (&msg, RNDZ_MESSAGE_ERROR);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_ERROR, tid, &msg, WAIT_MS);
   g_assert_cmpint (msg.code, ==, code);
 }
 
@@ -467,10 +216,7 @@ expect_session (Fixture     *f,
                 const char  *id,
                 RndzMessage *msg)
 {
-  peer_recv (f, peer, msg, "session");
-  expect_type (msg, RNDZ_MESSAGE_SESSION);
-  if (tid != 0)
-    g_assert_cmpuint (msg->tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_SESSION, tid, msg, WAIT_MS);
   g_assert_cmpstr (msg->id, ==, id);
   g_assert_cmpuint (msg->port, ==, f->relay_port);
   g_assert_cmpuint (strlen (msg->token), ==, RNDZ_TOKEN_LEN);
@@ -487,20 +233,7 @@ send_hello (Peer       *peer,
   rndz_message_init (&msg, RNDZ_MESSAGE_HELLO, tid);
   g_strlcpy (msg.id, id, sizeof msg.id);
   g_strlcpy (msg.token, token, sizeof msg.token);
-  peer_send (peer, &msg);
-}
-
-static void
-expect_reply (Fixture         *f,
-              Peer            *peer,
-              RndzMessageType  type,
-              guint32          tid)
-{
-  RndzMessage msg;
-
-  peer_recv (f, peer, &msg, rndz_message_type_to_string (type));
-  expect_type (&msg, type);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_send (peer, &msg);
 }
 
 /* Registers alice, has bob ask for a relay to her; returns the token
@@ -537,13 +270,13 @@ join_session (Fixture *f,
 
   send_hello (pair->bob, "bob", pair->token, 101);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, pair->bob, RNDZ_MESSAGE_WAIT, 101);
+    rndz_test_peer_expect (f->context, pair->bob, RNDZ_MESSAGE_WAIT, 101, NULL, WAIT_MS);
   else
     expect_silence (f, pair->bob);
 
   send_hello (pair->alice, "alice", pair->token, 202);
-  expect_reply (f, pair->alice, RNDZ_MESSAGE_READY, 202);
-  expect_reply (f, pair->bob, RNDZ_MESSAGE_READY, 101);
+  rndz_test_peer_expect (f->context, pair->alice, RNDZ_MESSAGE_READY, 202, NULL, WAIT_MS);
+  rndz_test_peer_expect (f->context, pair->bob, RNDZ_MESSAGE_READY, 101, NULL, WAIT_MS);
 }
 
 static void
@@ -580,12 +313,12 @@ expect_forwarded_data (Fixture    *f,
   g_autofree char *buf = g_malloc (len + 1);
   gssize n;
 
-  peer_send_raw (from, g_bytes_get_data (sent, NULL), len);
+  rndz_test_peer_send_raw (from, g_bytes_get_data (sent, NULL), len);
   do
     {
       g_clear_error (&error);
       g_clear_object (&source);
-      wait_readable (f, to->socket, "a forwarded datagram");
+      rndz_test_wait_readable (f->context, to->socket, WAIT_MS, "a forwarded datagram");
       n = g_socket_receive_from (to->socket, &source, buf, len + 1, NULL, &error);
     }
   while (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK));
@@ -709,7 +442,7 @@ free_port (GSocketFamily family)
 {
   for (guint attempt = 0; attempt < 32; attempt++)
     {
-      g_autoptr(GSocketAddress) any = loopback_address (family, 0);
+      g_autoptr(GSocketAddress) any = rndz_test_loopback_address (family, 0);
       g_autoptr(GSocketAddress) bound = NULL;
       g_autoptr(GSocketAddress) again = NULL;
       g_autoptr(GSocket) udp = NULL;
@@ -724,7 +457,7 @@ free_port (GSocketFamily family)
         continue;
       bound = g_socket_get_local_address (udp, NULL);
       port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-      again = loopback_address (family, port);
+      again = rndz_test_loopback_address (family, port);
       if (g_socket_bind (tcp, again, TRUE, NULL))
         return port;
     }
@@ -740,7 +473,7 @@ fixture_listen (Fixture  *f,
 {
   for (guint attempt = 0; ; attempt++)
     {
-      g_autoptr(GSocketAddress) address = loopback_address (f->family, 0);
+      g_autoptr(GSocketAddress) address = rndz_test_loopback_address (f->family, 0);
       g_autoptr(GError) error = NULL;
 
       f->relay_port = relay ? free_port (f->family) : 0;
@@ -762,9 +495,9 @@ fixture_setup (Fixture       *f,
   f->transport = f->params->transport;
   f->family = f->params->family;
   f->next_tid = 1;
-  f->peers = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_free);
+  f->peers = g_ptr_array_new_with_free_func ((GDestroyNotify) rndz_test_peer_free);
 
-  if (f->family == G_SOCKET_FAMILY_IPV6 && !ipv6_loopback_available)
+  if (f->family == G_SOCKET_FAMILY_IPV6 && !rndz_test_have_ipv6 ())
     {
       g_test_skip ("IPv6 loopback is unavailable");
       f->skipped = TRUE;
@@ -790,8 +523,7 @@ fixture_teardown (Fixture       *f,
 
   g_clear_object (&f->server);
   /* Let destroyed sources go */
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
+  rndz_test_drain (f->context);
   g_main_context_pop_thread_default (f->context);
   g_main_context_unref (f->context);
 }
@@ -844,12 +576,12 @@ test_listen_errors (Fixture       *f,
   /* Someone else has the relay port, over UDP */
   taken = g_socket_new (f->family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
   g_assert_no_error (error);
-  taken_address = loopback_address (f->family, free_port (f->family));
+  taken_address = rndz_test_loopback_address (f->family, free_port (f->family));
   g_socket_bind (taken, taken_address, FALSE, &error);
   g_assert_no_error (error);
 
   main_port = free_port (f->family);
-  main_address = loopback_address (f->family, main_port);
+  main_address = rndz_test_loopback_address (f->family, main_port);
   rndz_server_set_relay_port (server, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (taken_address)));
   g_assert_false (rndz_server_listen (server, main_address, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
@@ -966,7 +698,7 @@ test_exchange (Fixture       *f,
     {
       /* A hello again from a bound endpoint: ready, not forwarded */
       send_hello (pair.bob, "bob", pair.token, 303);
-      expect_reply (f, pair.bob, RNDZ_MESSAGE_READY, 303);
+      rndz_test_peer_expect (f->context, pair.bob, RNDZ_MESSAGE_READY, 303, NULL, WAIT_MS);
       expect_silence (f, pair.alice);
 
       expect_forwarded (f, pair.bob, pair.alice, 1);
@@ -1129,12 +861,12 @@ test_tcp_exact_hello (Fixture       *f,
   g_strlcpy (hello.token, pair.token, sizeof hello.token);
   len = rndz_message_encode_frame (&hello, buf, sizeof buf);
   memcpy (buf + len, "early", 5);
-  peer_send_raw (pair.bob, buf, len + 5);
+  rndz_test_peer_send_raw (pair.bob, buf, len + 5);
   expect_silence (f, pair.bob);
 
   send_hello (pair.alice, "alice", pair.token, 8);
-  expect_reply (f, pair.alice, RNDZ_MESSAGE_READY, 8);
-  expect_reply (f, pair.bob, RNDZ_MESSAGE_READY, 7);
+  rndz_test_peer_expect (f->context, pair.alice, RNDZ_MESSAGE_READY, 8, NULL, WAIT_MS);
+  rndz_test_peer_expect (f->context, pair.bob, RNDZ_MESSAGE_READY, 7, NULL, WAIT_MS);
 
   stream_init (&stream, pair.bob, pair.alice, NULL);
   shutdown (g_socket_get_fd (pair.bob->socket), SHUT_WR);
@@ -1160,7 +892,7 @@ test_tcp_leave_before_ready (Fixture       *f,
   send_hello (first, "bob", pair.token, 1);
   expect_silence (f, first);
   g_socket_close (first->socket, NULL);
-  run_for (f, QUIET_MS);
+  rndz_test_run_for (f->context, QUIET_MS);
 
   join_session (f, &pair);
 }
@@ -1196,8 +928,8 @@ test_rate (Fixture       *f,
       /* Offer five times the rate, paced */
       while (g_get_monotonic_time () < end)
         {
-          peer_send_raw (pair.bob, g_bytes_get_data (data, NULL), 1000);
-          run_for (f, 2);
+          rndz_test_peer_send_raw (pair.bob, g_bytes_get_data (data, NULL), 1000);
+          rndz_test_run_for (f->context, 2);
           for (;;)
             {
               gssize n = recv (g_socket_get_fd (pair.alice->socket), buf, sizeof buf, MSG_DONTWAIT);
@@ -1214,9 +946,8 @@ test_rate (Fixture       *f,
       stream_init (&stream, pair.bob, pair.alice, data);
       while (g_get_monotonic_time () < end)
         {
-          g_main_context_iteration (f->context, FALSE);
-          if (!stream_pump (&stream))
-            g_usleep (500);
+          rndz_test_run_for (f->context, 1);
+          stream_pump (&stream);
         }
       received = stream.received->len;
       stream_clear (&stream);
@@ -1250,7 +981,7 @@ test_idle_timeout (Fixture       *f,
     {
       char data[] = "after the end";
 
-      peer_send_raw (pair.bob, data, sizeof data);
+      rndz_test_peer_send_raw (pair.bob, data, sizeof data);
       expect_silence (f, pair.alice);
     }
   else
@@ -1277,7 +1008,7 @@ test_join_timeout (Fixture       *f,
   bob = peer_new (f, f->transport, f->relay_port);
   send_hello (bob, "bob", pair.token, 1);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, bob, RNDZ_MESSAGE_WAIT, 1);
+    rndz_test_peer_expect (f->context, bob, RNDZ_MESSAGE_WAIT, 1, NULL, WAIT_MS);
 
   g_assert_true (pump_until (f, no_sessions_cb, f, WAIT_MS));
 
@@ -1323,7 +1054,7 @@ test_garbage (Fixture       *f,
 
       if (f->transport == RNDZ_TRANSPORT_UDP)
         {
-          peer_send_raw (peer, garbage[i], len);
+          rndz_test_peer_send_raw (peer, garbage[i], len);
           expect_silence (f, peer);
         }
       else
@@ -1334,14 +1065,14 @@ test_garbage (Fixture       *f,
           frame[0] = len >> 8;
           frame[1] = len & 0xff;
           memcpy (frame + 2, garbage[i], len);
-          peer_send_raw (peer, frame, len + 2);
+          rndz_test_peer_send_raw (peer, frame, len + 2);
           expect_closed (f, peer);
           /* Raw: only what announces too long a frame closes at once */
           if (len >= 2 && (((guint8) garbage[i][0] << 8) | (guint8) garbage[i][1]) > RNDZ_MESSAGE_DEFAULT_MAX_SIZE)
             {
               Peer *raw = peer_new (f, f->transport, f->relay_port);
 
-              peer_send_raw (raw, garbage[i], len);
+              rndz_test_peer_send_raw (raw, garbage[i], len);
               expect_closed (f, raw);
             }
         }
@@ -1364,7 +1095,7 @@ test_garbage (Fixture       *f,
       Peer *peer = peer_new (f, f->transport, f->relay_port);
       guint8 prefix[2] = { 0xff, 0xff };
 
-      peer_send_raw (peer, prefix, 2);
+      rndz_test_peer_send_raw (peer, prefix, 2);
       expect_closed (f, peer);
     }
 
@@ -1429,9 +1160,9 @@ test_stop (Fixture       *f,
   waiting = peer_new (f, f->transport, f->relay_port);
   send_hello (waiting, "bob", other.token, 1);
   if (f->transport == RNDZ_TRANSPORT_UDP)
-    expect_reply (f, waiting, RNDZ_MESSAGE_WAIT, 1);
+    rndz_test_peer_expect (f->context, waiting, RNDZ_MESSAGE_WAIT, 1, NULL, WAIT_MS);
   else
-    run_for (f, QUIET_MS);
+    rndz_test_run_for (f->context, QUIET_MS);
   g_assert_cmpuint (session_count (f), ==, 2);
 
   rndz_server_stop (f->server);
@@ -1443,7 +1174,7 @@ test_stop (Fixture       *f,
       expect_closed (f, waiting);
     }
 
-  address = loopback_address (f->family, f->port);
+  address = rndz_test_loopback_address (f->family, f->port);
   g_assert_true (rndz_server_listen (f->server, address, &error));
   g_assert_no_error (error);
 }
@@ -1474,27 +1205,11 @@ add_both (const char *name,
   add_test (tcp, &tcp4, func);
 }
 
-static gboolean
-check_ipv6_loopback (void)
-{
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
-  if (socket == NULL)
-    return FALSE;
-
-  address = loopback_address (G_SOCKET_FAMILY_IPV6, 0);
-  return g_socket_bind (socket, address, FALSE, NULL);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
-
-  ipv6_loopback_available = check_ipv6_loopback ();
 
   add_test ("/relay/properties", &udp4, test_properties);
   add_test ("/relay/listen-errors", &udp4, test_listen_errors);

@@ -16,6 +16,7 @@
 
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
+#include "rndz-test-util.h"
 
 /* How long to wait for something that should happen now */
 #define WAIT_MS 2000
@@ -44,16 +45,7 @@ typedef struct
   Garbage garbage;
 } TestParams;
 
-typedef struct
-{
-  RndzTransport transport;
-  GSocket *socket;
-  GSocketAddress *server_address;
-  RndzAddr local;
-  /* TCP: bytes received but not yet handed out as frames */
-  guint8 in_buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_MAX_MAX_SIZE];
-  gsize in_len;
-} FakePeer;
+typedef RndzTestPeer FakePeer;
 
 typedef struct
 {
@@ -94,65 +86,12 @@ format_addr (const RndzAddr *addr)
   return rndz_addr_format (addr, bufs[next++ % G_N_ELEMENTS (bufs)]);
 }
 
-static gboolean
-set_flag_cb (gpointer user_data)
-{
-  gboolean *flag = user_data;
-
-  *flag = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-socket_ready_cb (GSocket      *socket,
-                 GIOCondition  condition,
-                 gpointer      user_data)
-{
-  return set_flag_cb (user_data);
-}
-
 /* Runs the main context for @ms milliseconds */
 static void
 run_for (Fixture *f,
          guint    ms)
 {
-  g_autoptr(GSource) timeout = g_timeout_source_new (ms);
-  gboolean done = FALSE;
-
-  g_source_set_callback (timeout, set_flag_cb, &done, NULL);
-  g_source_attach (timeout, f->context);
-  while (!done)
-    g_main_context_iteration (f->context, TRUE);
-  g_source_destroy (timeout);
-}
-
-/* Runs the main context until @socket is readable or closed; fails the
- * test after f->wait_ms. */
-static void
-wait_readable (Fixture    *f,
-               GSocket    *socket,
-               const char *what)
-{
-  g_autoptr(GSource) ready_source = NULL;
-  g_autoptr(GSource) timeout = NULL;
-  gboolean ready = FALSE, timed_out = FALSE;
-
-  ready_source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (ready_source, G_SOURCE_FUNC (socket_ready_cb), &ready, NULL);
-  g_source_attach (ready_source, f->context);
-  timeout = g_timeout_source_new (f->wait_ms);
-  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
-  g_source_attach (timeout, f->context);
-
-  while (!ready && !timed_out)
-    g_main_context_iteration (f->context, TRUE);
-
-  g_source_destroy (ready_source);
-  g_source_destroy (timeout);
-
-  if (!ready)
-    g_test_message ("Timed out after %u ms waiting for %s", f->wait_ms, what);
-  g_assert_true (ready);
+  rndz_test_run_for (f->context, ms);
 }
 
 static gboolean
@@ -165,6 +104,20 @@ removed_contains (Fixture    *f,
   return FALSE;
 }
 
+typedef struct
+{
+  Fixture *f;
+  const char *entry;
+} Removed;
+
+static gboolean
+removed_cb (gpointer data)
+{
+  Removed *removed = data;
+
+  return removed_contains (removed->f, removed->entry);
+}
+
 /* Runs the main context until peer-removed was emitted for @id, for at
  * most @ms milliseconds. */
 static gboolean
@@ -173,16 +126,9 @@ run_until_removed (Fixture    *f,
                    guint       ms)
 {
   g_autofree char *entry = g_strdup_printf ("%s %s", transport_name (f->params->transport), id);
-  g_autoptr(GSource) timeout = g_timeout_source_new (ms);
-  gboolean timed_out = FALSE;
+  Removed removed = { f, entry };
 
-  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
-  g_source_attach (timeout, f->context);
-  while (!removed_contains (f, entry) && !timed_out)
-    g_main_context_iteration (f->context, TRUE);
-  g_source_destroy (timeout);
-
-  return removed_contains (f, entry);
+  return rndz_test_run_until (f->context, removed_cb, &removed, ms);
 }
 
 static void
@@ -215,61 +161,14 @@ server_stats (Fixture *f)
 
 /* Fake peers */
 
-static void
-fake_peer_free (FakePeer *peer)
-{
-  g_socket_close (peer->socket, NULL);
-  g_object_unref (peer->socket);
-  g_object_unref (peer->server_address);
-  g_free (peer);
-}
-
-static GSocketAddress *
-loopback_address (GSocketFamily family,
-                  guint16       port)
-{
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (family);
-
-  return g_inet_socket_address_new (loopback, port);
-}
-
 /* A peer on the loopback address of @family, talking to the server over
- * @transport. A TCP peer is connected already: the kernel completes the
- * handshake from the listen backlog, so a blocking connect() does not
- * need the main context. */
+ * @transport; the fixture frees it */
 static FakePeer *
 fake_peer_new_full (Fixture       *f,
                     RndzTransport  transport,
                     GSocketFamily  family)
 {
-  g_autoptr(GSocketAddress) local = NULL;
-  g_autoptr(GError) error = NULL;
-  FakePeer *peer = g_new0 (FakePeer, 1);
-
-  peer->transport = transport;
-  peer->server_address = loopback_address (family, f->port);
-
-  if (transport == RNDZ_TRANSPORT_UDP)
-    {
-      g_autoptr(GSocketAddress) any_port = loopback_address (family, 0);
-
-      peer->socket = g_socket_new (family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
-      g_assert_no_error (error);
-      g_socket_bind (peer->socket, any_port, FALSE, &error);
-      g_assert_no_error (error);
-    }
-  else
-    {
-      peer->socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-      g_assert_no_error (error);
-      g_socket_connect (peer->socket, peer->server_address, NULL, &error);
-      g_assert_no_error (error);
-    }
-  g_socket_set_blocking (peer->socket, FALSE);
-
-  local = g_socket_get_local_address (peer->socket, &error);
-  g_assert_no_error (error);
-  g_assert_true (rndz_addr_from_socket_address (&peer->local, local));
+  FakePeer *peer = rndz_test_peer_new (transport, family, f->port);
 
   g_ptr_array_add (f->fake_peers, peer);
   return peer;
@@ -286,44 +185,22 @@ peer_send_raw (FakePeer   *peer,
                const void *data,
                gsize       len)
 {
-  g_autoptr(GError) error = NULL;
-  gssize n;
-
-  if (peer->transport == RNDZ_TRANSPORT_UDP)
-    n = g_socket_send_to (peer->socket, peer->server_address, data, len, NULL, &error);
-  else
-    n = g_socket_send (peer->socket, data, len, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (n, ==, len);
+  rndz_test_peer_send_raw (peer, data, len);
 }
 
 static void
 peer_send_unpadded (FakePeer          *peer,
                     const RndzMessage *msg)
 {
-  char buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
-
-  if (peer->transport == RNDZ_TRANSPORT_UDP)
-    len = rndz_message_encode (msg, buf, sizeof buf);
-  else
-    len = rndz_message_encode_frame (msg, buf, sizeof buf);
-  g_assert_cmpuint (len, >, 0);
-
-  peer_send_raw (peer, buf, len);
+  rndz_test_peer_send_unpadded (peer, msg);
 }
 
-/* Datagrams are padded like the client pads them: the server never
- * answers a datagram with a larger one */
+/* Datagrams are padded like the client pads them */
 static void
 peer_send (FakePeer          *peer,
            const RndzMessage *msg)
 {
-  RndzMessage padded = *msg;
-
-  if (peer->transport == RNDZ_TRANSPORT_UDP)
-    padded.pad_to = rndz_message_max_reply_size (msg);
-  peer_send_unpadded (peer, &padded);
+  rndz_test_peer_send (peer, msg);
 }
 
 /* Receives one datagram or frame, as a nul-terminated string */
@@ -333,69 +210,7 @@ peer_recv_payload (Fixture    *f,
                    gsize      *len_out,
                    const char *what)
 {
-  for (;;)
-    {
-      g_autoptr(GError) error = NULL;
-      gssize n;
-
-      if (peer->transport == RNDZ_TRANSPORT_TCP)
-        {
-          gssize payload = rndz_frame_peek (peer->in_buf, peer->in_len,
-                                            RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
-          g_assert_no_error (error);
-          if (payload > 0)
-            {
-              char *text = g_strndup ((const char *) peer->in_buf + RNDZ_FRAME_HEADER_SIZE, payload);
-
-              peer->in_len -= RNDZ_FRAME_HEADER_SIZE + payload;
-              memmove (peer->in_buf, peer->in_buf + RNDZ_FRAME_HEADER_SIZE + payload, peer->in_len);
-              *len_out = payload;
-              return text;
-            }
-        }
-
-      wait_readable (f, peer->socket, what);
-
-      if (peer->transport == RNDZ_TRANSPORT_UDP)
-        {
-          g_autoptr(GSocketAddress) from = NULL;
-          char buf[RNDZ_MESSAGE_MAX_MAX_SIZE];
-
-          n = g_socket_receive_from (peer->socket, &from, buf, sizeof buf, NULL, &error);
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            continue;
-          g_assert_no_error (error);
-          /* Replies come from the port the peer sent to */
-          g_assert_cmpuint (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (from)), ==, f->port);
-          *len_out = n;
-          return g_strndup (buf, n);
-        }
-
-      n = g_socket_receive (peer->socket, (char *) peer->in_buf + peer->in_len,
-                            sizeof peer->in_buf - peer->in_len, NULL, &error);
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        continue;
-      g_assert_no_error (error);
-      if (n == 0)
-        g_test_message ("The server closed the connection while we waited for %s", what);
-      g_assert_cmpint (n, >, 0);
-      peer->in_len += n;
-    }
-}
-
-static void
-peer_recv (Fixture     *f,
-           FakePeer    *peer,
-           RndzMessage *msg,
-           const char  *what)
-{
-  g_autoptr(GError) error = NULL;
-  g_autofree char *payload = NULL;
-  gsize len;
-
-  payload = peer_recv_payload (f, peer, &len, what);
-  rndz_message_decode (msg, payload, len, RNDZ_MESSAGE_MAX_MAX_SIZE, &error);
-  g_assert_no_error (error);
+  return rndz_test_peer_recv_payload (f->context, peer, len_out, f->wait_ms, what);
 }
 
 /* Checks that the server closes @peer's connection, without sending
@@ -404,26 +219,7 @@ static void
 expect_closed (Fixture  *f,
                FakePeer *peer)
 {
-  g_autoptr(GError) error = NULL;
-  char buf[64];
-  gssize n;
-
-  g_assert_cmpint (peer->transport, ==, RNDZ_TRANSPORT_TCP);
-  g_assert_cmpuint (peer->in_len, ==, 0);
-
-  do
-    {
-      g_clear_error (&error);
-      wait_readable (f, peer->socket, "the server to close the connection");
-      n = g_socket_receive (peer->socket, buf, sizeof buf, NULL, &error);
-    }
-  while (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK));
-
-  /* A close with unread input is a reset rather than an EOF */
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
-    return;
-  g_assert_no_error (error);
-  g_assert_cmpint (n, ==, 0);
+  rndz_test_peer_expect_closed (f->context, peer, f->wait_ms);
 }
 
 /* Checks that nothing arrives for @peer for a while */
@@ -431,9 +227,7 @@ static void
 expect_silence (Fixture  *f,
                 FakePeer *peer)
 {
-  run_for (f, QUIET_MS);
-  g_assert_cmpuint (peer->in_len, ==, 0);
-  g_assert_cmpuint (g_socket_condition_check (peer->socket, G_IO_IN | G_IO_HUP | G_IO_ERR), ==, 0);
+  rndz_test_peer_expect_silence (f->context, peer, QUIET_MS);
 }
 
 /* Messages */
@@ -518,9 +312,7 @@ expect_pong (Fixture  *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "pong");
-  expect_type (&msg, RNDZ_MESSAGE_PONG);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_PONG, tid, &msg, f->wait_ms);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&peer->local));
 }
 
@@ -542,9 +334,7 @@ expect_error (Fixture       *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "error");
-  expect_type (&msg, RNDZ_MESSAGE_ERROR);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_ERROR, tid, &msg, f->wait_ms);
   g_assert_cmpint (msg.code, ==, code);
 }
 
@@ -557,8 +347,7 @@ expect_fsync (Fixture    *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "fsync");
-  expect_type (&msg, RNDZ_MESSAGE_FSYNC);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_FSYNC, 0, &msg, f->wait_ms);
   g_assert_cmpstr (msg.id, ==, requester_id);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&requester->local));
   return msg.tid;
@@ -573,9 +362,7 @@ expect_redirect (Fixture    *f,
 {
   RndzMessage msg;
 
-  peer_recv (f, peer, &msg, "redirect");
-  expect_type (&msg, RNDZ_MESSAGE_REDIRECT);
-  g_assert_cmpuint (msg.tid, ==, tid);
+  rndz_test_peer_expect (f->context, peer, RNDZ_MESSAGE_REDIRECT, tid, &msg, f->wait_ms);
   g_assert_cmpstr (msg.id, ==, target_id);
   g_assert_cmpstr (format_addr (&msg.addr), ==, format_addr (&target->local));
 }
@@ -664,7 +451,7 @@ fixture_setup (Fixture       *f,
   f->params = data;
   f->wait_ms = WAIT_MS * (g_getenv ("RNDZ_UNDER_VALGRIND") != NULL ? 10 : 1);
   f->next_tid = 1000;
-  f->fake_peers = g_ptr_array_new_with_free_func ((GDestroyNotify) fake_peer_free);
+  f->fake_peers = g_ptr_array_new_with_free_func ((GDestroyNotify) rndz_test_peer_free);
   f->registered = g_ptr_array_new_with_free_func (g_free);
   f->removed = g_ptr_array_new_with_free_func (g_free);
 
@@ -684,7 +471,7 @@ fixture_setup (Fixture       *f,
       return;
     }
 
-  address = loopback_address (f->params->family, 0);
+  address = rndz_test_loopback_address (f->params->family, 0);
   fixture_listen (f, address, &error);
   g_assert_no_error (error);
 }
@@ -704,8 +491,7 @@ fixture_teardown (Fixture       *f,
     }
 
   g_main_context_pop_thread_default (f->context);
-  while (g_main_context_iteration (f->context, FALSE))
-    ;
+  rndz_test_drain (f->context);
   g_main_context_unref (f->context);
 
   g_ptr_array_unref (f->registered);
@@ -1911,7 +1697,7 @@ test_stop (Fixture       *f,
   /* Stopping twice is harmless */
   rndz_server_stop (f->server);
 
-  address = loopback_address (G_SOCKET_FAMILY_IPV4, 0);
+  address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
   fixture_listen (f, address, &error);
   g_assert_no_error (error);
   g_test_message ("Listening again on port %u (was %u)", f->port, old_port);
@@ -1937,13 +1723,13 @@ test_listen_twice (Fixture       *f,
                   "listening on a port in use fails; neither disturbs the "
                   "server");
 
-  address = loopback_address (G_SOCKET_FAMILY_IPV4, 0);
+  address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
   g_assert_false (rndz_server_listen (f->server, address, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
 
   other = rndz_server_new ();
-  same_port = loopback_address (G_SOCKET_FAMILY_IPV4, f->port);
+  same_port = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, f->port);
   g_assert_false (rndz_server_listen (other, same_port, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
   g_assert_cmpuint (rndz_server_get_port (other), ==, 0);
@@ -1964,7 +1750,7 @@ take_udp_port (guint16 *port)
     {
       g_autoptr(GSocket) tcp = NULL;
       g_autoptr(GSocket) udp = NULL;
-      g_autoptr(GSocketAddress) any_port = loopback_address (G_SOCKET_FAMILY_IPV4, 0);
+      g_autoptr(GSocketAddress) any_port = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
       g_autoptr(GSocketAddress) bound = NULL;
       g_autoptr(GSocketAddress) address = NULL;
       g_autoptr(GError) error = NULL;
@@ -1980,7 +1766,7 @@ take_udp_port (guint16 *port)
 
       udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
       g_assert_no_error (error);
-      address = loopback_address (G_SOCKET_FAMILY_IPV4, *port);
+      address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, *port);
       if (g_socket_bind (udp, address, FALSE, NULL))
         return g_steal_pointer (&udp);
     }
@@ -2003,7 +1789,7 @@ test_listen_udp_port_taken (Fixture       *f,
                   "G_IO_ERROR_ADDRESS_IN_USE and leaves the TCP half free");
 
   udp = take_udp_port (&port);
-  address = loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
 
   other = rndz_server_new ();
   g_assert_false (rndz_server_listen (other, address, &error));
@@ -2532,27 +2318,13 @@ static const struct
   { "/server/tcp/ipv6/malformed/zero-length", { RNDZ_TRANSPORT_TCP, G_SOCKET_FAMILY_IPV6, GARBAGE_EMPTY } },
 };
 
-static gboolean
-check_ipv6_loopback (void)
-{
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
-  if (socket == NULL)
-    return FALSE;
-
-  address = loopback_address (G_SOCKET_FAMILY_IPV6, 0);
-  return g_socket_bind (socket, address, FALSE, NULL);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
 
-  ipv6_loopback_available = check_ipv6_loopback ();
+  ipv6_loopback_available = rndz_test_have_ipv6 ();
 
   add_test ("/server/properties", &udp4, test_properties);
   add_test ("/server/stop", &udp4, test_stop);

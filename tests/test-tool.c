@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <string.h>
 
+#include "rndz-test-util.h"
+
 /* A program under test, with its output read line by line */
 typedef struct
 {
@@ -42,53 +44,19 @@ program_start (const char * const *argv,
   return program;
 }
 
-typedef struct
-{
-  gboolean done;
-  char *line;
-} LineResult;
-
-static void
-line_cb (GObject      *source,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  LineResult *line = user_data;
-
-  line->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source),
-                                                          result, NULL, NULL);
-  line->done = TRUE;
-}
-
 /* The next line the program prints, within 10 s */
 static char *
 program_read_line (Program *program)
 {
-  LineResult line = { 0 };
-  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  g_autoptr(GAsyncResult) result = NULL;
+  char *line;
 
-  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL, line_cb, &line);
-  while (!line.done)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("No line from %s within 10 s", tool_path ());
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (1000);
-    }
-
-  g_assert_nonnull (line.line);
-  return line.line;
-}
-
-static void
-wait_cb (GObject      *source,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  gboolean *done = user_data;
-
-  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
-  *done = TRUE;
+  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL,
+                                       rndz_test_async_cb, &result);
+  rndz_test_wait_async (NULL, &result, 10000);
+  line = g_data_input_stream_read_line_finish_utf8 (program->out, result, NULL, NULL);
+  g_assert_nonnull (line);
+  return line;
 }
 
 /* Sends @signum and waits, 5 s at most, for the program to exit.
@@ -97,21 +65,16 @@ static int
 program_stop (Program *program,
               int      signum)
 {
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  gboolean done = FALSE;
+  g_autoptr(GAsyncResult) result = NULL;
 
   g_subprocess_send_signal (program->process, signum);
-  g_subprocess_wait_async (program->process, NULL, wait_cb, &done);
-  while (!done)
+  g_subprocess_wait_async (program->process, NULL, rndz_test_async_cb, &result);
+  if (!rndz_test_run_until_set (NULL, (gpointer *) &result, 5000))
     {
-      if (g_get_monotonic_time () > deadline)
-        {
-          g_subprocess_force_exit (program->process);
-          g_error ("%s did not exit within 5 s of signal %d", tool_path (), signum);
-        }
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (1000);
+      g_subprocess_force_exit (program->process);
+      g_error ("%s did not exit within 5 s of signal %d", tool_path (), signum);
     }
+  g_subprocess_wait_finish (program->process, result, NULL);
 
   if (!g_subprocess_get_if_exited (program->process))
     return -1;
@@ -279,24 +242,19 @@ test_relay_server (void)
 {
   g_autoptr(GSocket) probe = NULL;
   g_autoptr(GSocketAddress) probe_address = NULL;
-  g_autoptr(GSocketAddress) bound = NULL;
   g_autoptr(Program) server = NULL;
   g_autofree char *port_text = NULL;
   g_autofree char *line = NULL;
   g_autofree char *expected = NULL;
   g_autoptr(GError) error = NULL;
+  RndzAddr probed;
   guint16 port;
 
   g_test_summary ("With --relay-port, the server says where it relays, and holds that port");
 
   /* A port free a moment ago */
-  probe = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
-  g_assert_no_error (error);
-  probe_address = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
-  g_assert_true (g_socket_bind (probe, probe_address, FALSE, &error));
-  bound = g_socket_get_local_address (probe, &error);
-  g_assert_no_error (error);
-  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &probed);
+  port = probed.port;
   g_socket_close (probe, NULL);
   g_clear_object (&probe);
   port_text = g_strdup_printf ("%u", port);
@@ -317,11 +275,15 @@ test_relay_server (void)
 
   probe = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
   g_assert_no_error (error);
-  g_clear_object (&probe_address);
-  probe_address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+  probe_address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
   g_assert_false (g_socket_bind (probe, probe_address, FALSE, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE);
 
+  /* The server prints its addresses before it installs its SIGTERM
+   * handler (tools/rndz-server-cmd.c: rndz_tool_add_quit_signals after
+   * "Relaying on"): a signal sent at once may kill it. Give it a moment
+   * until the tool installs the handler first. */
+  rndz_test_run_for (NULL, 100);
   g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
 }
 

@@ -6,6 +6,7 @@
 #include <rndz-glib/rndz.h>
 #include <string.h>
 
+#include "rndz-test-util.h"
 #include "rndz-udp-private.h"
 
 typedef struct
@@ -34,19 +35,12 @@ count_cb (GSocket           *socket,
 static GSocket *
 udp_socket (GSocketAddress **local)
 {
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GError) error = NULL;
+  RndzAddr addr;
+  GSocket *socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &addr);
 
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_socket_bind (socket, any, FALSE, &error));
-  g_assert_no_error (error);
-  g_socket_set_blocking (socket, FALSE);
   if (local != NULL)
-    *local = g_socket_get_local_address (socket, NULL);
-  return g_steal_pointer (&socket);
+    *local = rndz_addr_to_socket_address (&addr, G_SOCKET_FAMILY_IPV4);
+  return socket;
 }
 
 static void
