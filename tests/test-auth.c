@@ -216,7 +216,7 @@ test_wrong_and_missing_key (Fixture       *fixture,
   g_array_set_size (fixture->sent, 0);
   feed (fixture, "192.0.2.2:1000", &unsigned_ping, buf, sizeof buf);
   g_assert_cmpuint (fixture->sent->len, ==, 1);
-  reply = &g_array_index (fixture->sent, RndzMessage, 0);
+  reply = &g_array_index (fixture->sent, RndzTestSent, 0).msg;
   g_assert_cmpint (reply->type, ==, RNDZ_MESSAGE_ERROR);
   g_assert_cmpint (reply->code, ==, RNDZ_WIRE_ERROR_AUTH_REQUIRED);
   g_assert_cmpuint (reply->tid, ==, unsigned_ping.tid);

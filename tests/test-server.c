@@ -1821,17 +1821,18 @@ stop_in_handler_cb (RndzServer *server)
 
 /* Runs the main context until the server stopped listening, for at most
  * f->wait_ms */
+static gboolean
+server_stopped (gpointer data)
+{
+  Fixture *f = data;
+
+  return rndz_server_get_port (f->server) == 0;
+}
+
 static void
 wait_for_stop (Fixture *f)
 {
-  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
-  gboolean timed_out = FALSE;
-
-  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
-  g_source_attach (timeout, f->context);
-  while (rndz_server_get_port (f->server) != 0 && !timed_out)
-    g_main_context_iteration (f->context, TRUE);
-  g_source_destroy (timeout);
+  rndz_test_run_until (f->context, server_stopped, f, f->wait_ms);
 
   g_assert_cmpuint (rndz_server_get_port (f->server), ==, 0);
   g_assert_cmpuint (peer_count (f), ==, 0);
@@ -1842,7 +1843,7 @@ wait_for_stop (Fixture *f)
 static void
 expect_serves_again (Fixture *f)
 {
-  g_autoptr(GSocketAddress) address = loopback_address (f->params->family, 0);
+  g_autoptr(GSocketAddress) address = rndz_test_loopback_address (f->params->family, 0);
   g_autoptr(GError) error = NULL;
   FakePeer *b;
 
@@ -1941,12 +1942,18 @@ unref_in_handler_cb (RndzServer *server,
   g_object_unref (server);
 }
 
+static gboolean
+server_gone (gpointer data)
+{
+  Fixture *f = data;
+
+  return f->server == NULL;
+}
+
 static void
 test_unref_in_peer_registered (Fixture       *f,
                                gconstpointer  data)
 {
-  g_autoptr(GSource) timeout = g_timeout_source_new (f->wait_ms);
-  gboolean timed_out = FALSE;
   FakePeer *a;
 
   g_test_summary ("A peer-registered handler may drop the last reference to "
@@ -1956,11 +1963,7 @@ test_unref_in_peer_registered (Fixture       *f,
   a = fake_peer_new (f);
   send_ping (f, a, "a");
 
-  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
-  g_source_attach (timeout, f->context);
-  while (f->server != NULL && !timed_out)
-    g_main_context_iteration (f->context, TRUE);
-  g_source_destroy (timeout);
+  rndz_test_run_until (f->context, server_gone, f, f->wait_ms);
   g_assert_null (f->server);
 
   if (a->transport == RNDZ_TRANSPORT_TCP)
@@ -2097,7 +2100,7 @@ test_rate_limited_default (Fixture       *f,
   for (guint i = 0; i < 60; i++)
     send_isync (f, b, "b", "a");
 
-  peer_recv (f, b, &msg, "rate-limited");
+  rndz_test_peer_recv (f->context, b, &msg, f->wait_ms, "rate-limited");
   expect_type (&msg, RNDZ_MESSAGE_ERROR);
   g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
   g_assert_cmpuint (msg.tid, >=, first_tid + 40);
@@ -2110,7 +2113,7 @@ test_rate_limited_default (Fixture       *f,
 
   while (a->in_len > 0 || g_socket_condition_check (a->socket, G_IO_IN) != 0)
     {
-      peer_recv (f, a, &msg, "fsync");
+      rndz_test_peer_recv (f->context, a, &msg, f->wait_ms, "fsync");
       expect_type (&msg, RNDZ_MESSAGE_FSYNC);
       forwarded++;
     }
