@@ -19,10 +19,11 @@
 # Each run is timed (wall clock, from the fork to the exit, so process
 # start-up is included, as in bench-cli), its exit status and standard
 # error kept. It prints, per transport: the runs, the failures with each
-# distinct error message and its count, min/median/p99/max, the runs over
-# 1 s and over their retry-after + 1 s, the retry-after values found in
-# standard error (a "retry":N field of a -v debug line, or "try again in
-# N ms" / "retry after N ms|s"), then one summary line per transport:
+# distinct error message and its count, min/median/p99/max, the runs
+# over 100 ms, over 1 s and over their retry-after + 1 s, how many runs'
+# standard error mentions a rate limit or a retry, and the retry-after
+# values found there (a "retry":N field of a -v debug line, or "try again
+# in N ms" / "retry after N ms|s"), then one summary line per transport:
 #
 #   udp: 1000 runs, 0 failed, median 4.1 ms, max 812 ms
 #
@@ -56,8 +57,13 @@ START_TIMEOUT=10
 
 usage ()
 {
-  sed -n '/^#   back-to-back.sh/,/^#   -- OPTION/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-  exit "${1:-0}"
+  local status=${1:-0}
+  if (( status == 0 )); then
+    sed -n '/^#   back-to-back.sh/,/^#   -- OPTION/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  else
+    sed -n '/^#   back-to-back.sh/,/^#   -- OPTION/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  fi
+  exit "$status"
 }
 
 while [ $# -gt 0 ]; do
@@ -93,11 +99,13 @@ unset RNDZ_KEY RNDZ_SECRET
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rndz-b2b.XXXXXX")
 PIDS=()
 WATCHDOG=
+CURRENT=
 
 cleanup ()
 {
   local pid
-  [ -n "$WATCHDOG" ] && kill -KILL "$WATCHDOG" 2>/dev/null || true
+  stop_watchdog
+  [ -n "$CURRENT" ] && kill -KILL "$CURRENT" 2>/dev/null || true
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
@@ -176,6 +184,16 @@ watchdog ()
   done
 }
 
+stop_watchdog ()
+{
+  [ -n "$WATCHDOG" ] || return 0
+  # Its sleep too, which would otherwise outlive it by up to 0.5 s
+  pkill -KILL -P "$WATCHDOG" 2>/dev/null || true
+  kill -KILL "$WATCHDOG" 2>/dev/null || true
+  wait "$WATCHDOG" 2>/dev/null || true
+  WATCHDOG=
+}
+
 # retry_after_ms TEXT: the largest retry-after in TEXT, in ms, in REPLY
 # (0 if none). Forms: "retry":250 (a -v debug line with the error
 # message), "try again in 250 ms", "retry after 250 ms" or "… 2 s".
@@ -203,10 +221,11 @@ retry_after_ms ()
 
 # run_phase TRANSPORT: one server, one listener, N connectors; one line
 # per run in $WORK/TRANSPORT.runs: K, µs, exit status, retry-after ms,
-# first line of stderr
+# 1 if stderr mentions a rate limit or a retry, the error message
 run_phase ()
 {
-  local transport=$1 tflag=() addr k t0 t1 status err retry first
+  local transport=$1 tflag=() addr k t0 t1 status err retry first text
+  local limited limit_re='[Ll]imit|[Rr]etry|[Tt]ry again'
   local runs=$WORK/$transport.runs budget
   [ "$transport" = tcp ] && tflag=(--tcp)
   budget=$(( N * (CONN_TIMEOUT + 6) + 60 ))
@@ -230,12 +249,17 @@ run_phase ()
     now_us; t0=$REPLY
     "$RNDZ" client --id "bob$k" --server-addr "$addr" --remote-peer alice \
       "${tflag[@]}" --message hi "${EXTRA[@]}" >/dev/null 2>"$err" &
-    echo "$! $(( t0 + (CONN_TIMEOUT + 5) * 1000000 ))" >"$WORK/current"
+    CURRENT=$!
+    echo "$CURRENT $(( t0 + (CONN_TIMEOUT + 5) * 1000000 ))" >"$WORK/current"
     status=0
-    wait "$!" || status=$?
+    wait "$CURRENT" 2>/dev/null || status=$?
     now_us; t1=$REPLY
+    CURRENT=
     : >"$WORK/current"
-    retry_after_ms "$(<"$err")"; retry=$REPLY
+    text=$(<"$err")
+    retry_after_ms "$text"; retry=$REPLY
+    limited=0
+    [[ $text =~ $limit_re ]] && limited=1
     first=
     if (( status != 0 )); then
       if (( status == 137 )); then
@@ -248,15 +272,14 @@ run_phase ()
         first="(exit status $status, nothing on stderr)"
       fi
     fi
-    printf '%d\t%d\t%d\t%d\t%s\n' "$k" $(( t1 - t0 )) "$status" "$retry" "$first" >>"$runs"
+    printf '%d\t%d\t%d\t%d\t%d\t%s\n' "$k" $(( t1 - t0 )) "$status" "$retry" \
+      "$limited" "$first" >>"$runs"
     if (( k % 100 == 0 )); then
       printf '  %d runs\n' "$k"
     fi
   done
 
-  kill -KILL "$WATCHDOG" 2>/dev/null || true
-  wait "$WATCHDOG" 2>/dev/null || true
-  WATCHDOG=
+  stop_watchdog
   # Stop this phase's server and listener before the next phase
   cleanup_phase
 }
@@ -294,10 +317,12 @@ report ()
     {
       if ($3 != 0) {
         failed++
-        msg = $5; gsub (/bob[0-9]+/, "bobK", msg)
+        msg = $6; gsub (/bob[0-9]+/, "bobK", msg)
         errs[msg]++
       }
+      if ($2 > 100000) over100ms++
       if ($2 > 1000000) over1s++
+      if ($5 != 0) limited++
       if ($4 > 0) {
         retried++
         if (!($4 in retries)) { nvals++; vals[nvals] = $4 + 0 }
@@ -318,10 +343,11 @@ report ()
       printf "\n"
       for (m in errs) printf "  %5d x  %s\n", errs[m], m
       printf "time:      min %s, median %s, p99 %s, max %s\n", fmt(us[1]), fmt(med), fmt(p99), fmt(us[n])
-      printf "over 1 s:  %d\n", over1s
+      printf "over 100 ms: %d, over 1 s: %d\n", over100ms, over1s
       printf "over retry-after + 1 s: %d", overlimit
       if (overlimit && overlimit <= 20) printf " (runs%s)", overk
       printf "\n"
+      printf "stderr mentions a rate limit or a retry: %d runs\n", limited
       printf "retry-after given: %d runs", retried
       if (retried) {
         printf ":"
