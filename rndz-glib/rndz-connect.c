@@ -90,6 +90,7 @@ typedef struct
   RndzServerLink *link;
   ServerStatus status;
   GError *error;
+  GSource *held;                  /* rate-limited: the request waits for this */
 } Server;
 
 struct _ConnectOp
@@ -106,6 +107,7 @@ struct _ConnectOp
   GPtrArray *servers;             /* Server */
 
   GSource *timeout;
+  gint64 deadline;                /* monotonic: when the timeout fires */
   GSource *cancel;
   GSource *retry;
   guint retry_ms;
@@ -146,6 +148,7 @@ struct _ConnectOp
 static void
 server_free (Server *server)
 {
+  rndz_source_clear (&server->held);
   g_clear_pointer (&server->link, rndz_server_link_free);
   g_clear_error (&server->error);
   g_free (server);
@@ -435,7 +438,7 @@ op_handle_relay_reply (ConnectOp         *op,
   if (msg->type == RNDZ_MESSAGE_SESSION)
     op_handle_session (op, server, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->join_cancellable == NULL)
-    op_return_error (op, rndz_wire_error_to_gerror (msg->code, op->peer_id));
+    op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
 }
 
 /* Sends a request to a server, padded over UDP: the server answers no
@@ -549,6 +552,7 @@ server_set_status (Server       *server,
   server->status = status;
   if (error != NULL)
     server->error = g_error_copy (error);
+  rndz_source_clear (&server->held);
   rndz_server_link_close (server->link);
   op_check_servers (server->op);
 }
@@ -838,6 +842,45 @@ op_hard_start_cb (gpointer user_data)
 }
 
 static void op_tcp_redirected (ConnectOp *op, Server *server, const RndzMessage *msg);
+static void server_ready (Server *server);
+
+/* A request waits at least this long for its answer after a retry */
+#define RATE_LIMIT_MARGIN_MS 500
+
+static gboolean
+server_held_cb (gpointer user_data)
+{
+  Server *server = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (server->op);
+
+  g_clear_pointer (&server->held, g_source_unref);
+  server_ready (server);
+  return G_SOURCE_REMOVE;
+}
+
+/* The server limits requests and says when ours would pass: ask again
+ * then if the answer can still come in time, else fail now with that.
+ * Meanwhile nothing goes to that server (over UDP it would not answer
+ * again within its window). */
+static void
+server_rate_limited (Server            *server,
+                     const RndzMessage *msg)
+{
+  ConnectOp *op = server->op;
+  gint64 left_ms = (op->deadline - g_get_monotonic_time ()) / 1000;
+
+  if (msg->retry_ms == 0 || msg->retry_ms + RATE_LIMIT_MARGIN_MS > left_ms)
+    {
+      g_autoptr(GError) error = rndz_message_error_to_gerror (msg, op->peer_id);
+
+      server_set_status (server, SERVER_FAILED, error);
+      return;
+    }
+
+  g_debug ("The server limits requests: asking again in %u ms", msg->retry_ms);
+  rndz_source_clear (&server->held);
+  server->held = rndz_timeout_add (op->context, msg->retry_ms, server_held_cb, server);
+}
 
 /* A message from a server: its redirect, its error, or its answer to
  * our relay request */
@@ -863,6 +906,9 @@ server_handle (Server            *server,
       else if (!op->have_peer)
         op_tcp_redirected (op, server, msg);
     }
+  else if (msg->type == RNDZ_MESSAGE_ERROR && msg->code == RNDZ_WIRE_ERROR_RATE_LIMITED &&
+           !op->have_peer)
+    server_rate_limited (server, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && !op->have_peer)
     server_set_wire_error (server, msg->code);
 }
@@ -985,7 +1031,8 @@ op_udp_send_isync (ConnectOp *op)
       Server *server = g_ptr_array_index (op->servers, i);
       g_autoptr(GError) error = NULL;
 
-      if (server->status != SERVER_PENDING || !rndz_server_link_is_ready (server->link))
+      if (server->status != SERVER_PENDING || server->held != NULL ||
+          !rndz_server_link_is_ready (server->link))
         continue;
 
       op_init_isync (op, &isync);
@@ -1202,8 +1249,15 @@ op_timeout_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->timeout, g_source_unref);
-  op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                    _("Timed out reaching peer “%s”"), op->peer_id));
+  /* A server that requires a key drops what is not signed (and says so
+   * at most once a second to an address) */
+  if (op->redirected == NULL && op->peer->key == NULL)
+    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      _("Timed out reaching peer “%s”: no server answered "
+                                        "(the server may require a key)"), op->peer_id));
+  else
+    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      _("Timed out reaching peer “%s”"), op->peer_id));
   return G_SOURCE_REMOVE;
 }
 
@@ -1276,6 +1330,7 @@ rndz_connect_start (RndzPeerContext *peer,
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);
 
+  op->deadline = g_get_monotonic_time () + (gint64) peer->timeout_ms * 1000;
   op->timeout = rndz_timeout_add (op->context, peer->timeout_ms,
                                   op_timeout_cb, op);
   if (cancellable != NULL)

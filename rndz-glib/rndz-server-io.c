@@ -245,7 +245,14 @@ rndz_server_io_refuse (RndzServerIo           *io,
   if (retry_ms > 0)
     reply.retry_ms = CLAMP (retry_ms, RNDZ_WIRE_RETRY_MIN_MS, RNDZ_WIRE_RETRY_MAX_MS);
 
-  if (!rndz_server_io_reply_fits (io, src, &reply) ||
+  if (!rndz_server_io_reply_fits (io, src, &reply))
+    return;
+  /* A datagram's source may be forged: an address hears at most one
+   * refusal a window, whoever sends in its name. A TCP peer showed its
+   * address in the handshake, and its connection gets an answer to each
+   * request, no larger than the request: a refusal a connector does not
+   * hear would leave it waiting for its whole timeout. */
+  if (src->transport == RNDZ_TRANSPORT_UDP &&
       !rndz_rate_limit_take (io->refusal_limit, &src->from, g_get_monotonic_time ()))
     return;
 

@@ -466,6 +466,102 @@ test_unknown_peer (Fixture       *fixture,
   result_clear (&result);
 }
 
+/* Reaches alice once over @transport; returns the error, if any, and
+ * how long it took */
+static GError *
+connect_once (RndzClient    *bob,
+              RndzTransport  transport,
+              gint64        *took_us)
+{
+  Result result = { 0 };
+  gint64 start = g_get_monotonic_time ();
+  GError *error;
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 10000);
+  *took_us = g_get_monotonic_time () - start;
+  error = g_steal_pointer (&result.error);
+  result_clear (&result);
+  return error;
+}
+
+static void
+test_rate_limited (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  g_autoptr(GSocket) listening = NULL;
+  gint64 took;
+  guint waited = 0;
+
+  g_test_summary ("A request the server limits waits for the retry-after it is given and "
+                  "then succeeds; one that cannot wait that long fails at once with "
+                  "RATE_LIMITED, not a time-out");
+
+  /* One request a second, two at once */
+  rndz_server_set_request_rate (fixture->server, 1);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    listen_tcp (alice);
+
+  /* The burst, then requests that must wait up to a second each */
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+      g_assert_no_error (error);
+      g_test_message ("connect %u took %" G_GINT64_FORMAT " ms", i, took / 1000);
+      g_assert_cmpint (took, <, 1500 * 1000);
+      waited += took > 200 * 1000;
+    }
+  g_assert_cmpuint (waited, >=, 1);
+
+  /* With one second to go, a wait of up to a second does not fit. Over
+   * UDP an address hears one refusal a second: let that window pass, and
+   * the token that comes back meanwhile be spent. */
+  run_for (1100);
+  {
+    g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+    g_assert_no_error (error);
+  }
+  rndz_client_set_timeout (bob, 1);
+  {
+    g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+    g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED);
+    g_assert_nonnull (strstr (error->message, " ms"));
+    g_assert_cmpint (took, <, 300 * 1000);
+  }
+}
+
+static void
+test_auth_required (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  g_autoptr(GError) error = NULL;
+  gint64 took;
+
+  g_test_summary ("A client without a key asking a server that requires one learns so at once");
+
+  {
+    g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
+
+    rndz_server_set_secret (fixture->server, secret);
+  }
+  error = connect_once (bob, transport, &took);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED);
+  g_assert_cmpint (took, <, G_USEC_PER_SEC / 2);
+}
+
 /* A peer that registers and then goes away without a word */
 static GSocket *
 register_silent_peer (Fixture       *fixture,
@@ -1677,6 +1773,8 @@ main (int   argc,
   g_test_add ("/client/invalid-peer-id", Fixture, NULL, fixture_setup, test_invalid_peer_id, fixture_teardown);
   g_test_add ("/client/listen-both-transports", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
   g_test_add ("/client/invalid-own-id", Fixture, NULL, fixture_setup, test_invalid_own_id, fixture_teardown);
+  add_transport_tests ("rate-limited", test_rate_limited);
+  add_transport_tests ("auth-required", test_auth_required);
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
   g_test_add ("/client/udp/sync-from-another-thread", Fixture, NULL, fixture_setup, test_thread_model, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);

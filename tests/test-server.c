@@ -2091,8 +2091,8 @@ test_rate_limited_default (Fixture       *f,
 
   g_test_summary ("With the default request-rate (20 a second, bursts of 40), "
                   "a quick series of 60 requests from one address gets some 40 "
-                  "fsyncs through and one rate-limited error, whose retry is "
-                  "at most a token's refill time, 50 ms");
+                  "fsyncs through and rate-limited errors (over UDP one), whose "
+                  "retry is at most a token's refill time, 50 ms");
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -2110,7 +2110,15 @@ test_rate_limited_default (Fixture       *f,
   g_assert_cmpuint (msg.retry_ms, >=, 1);
   g_assert_cmpuint (msg.retry_ms, <=, 50);
 
-  /* The barrier's answer is the next thing b hears: one error a second */
+  /* Over UDP the barrier's answer is the next thing b hears (one error a
+   * second); over TCP every refused request is answered */
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    for (guint32 tid = msg.tid + 1; tid < first_tid + 60; tid++)
+      {
+        rndz_test_peer_recv (f->context, b, &msg, f->wait_ms, "rate-limited");
+        expect_type (&msg, RNDZ_MESSAGE_ERROR);
+        g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
+      }
   sync_with_server (f, b);
 
   while (a->in_len > 0 || g_socket_condition_check (a->socket, G_IO_IN) != 0)
@@ -2133,8 +2141,9 @@ test_rate_limited_flood (Fixture       *f,
   RndzMessage msg;
   guint32 tid;
 
-  g_test_summary ("A flood of refused requests gets one rate-limited error "
-                  "per second and address, not one each");
+  g_test_summary ("A flood of refused requests over UDP gets one rate-limited error "
+                  "per second and address, not one each; over TCP, whose source is "
+                  "not forged, every refused request hears why");
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -2144,6 +2153,9 @@ test_rate_limited_flood (Fixture       *f,
   for (guint i = 0; i < 50; i++)
     send_isync (f, b, "b", "a");
   expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    for (guint i = 1; i <= 50; i++)
+      expect_error_len (f, b, tid + i, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
   sync_with_server (f, b);
   expect_silence (f, b);
   expect_silence (f, a);
@@ -2220,8 +2232,8 @@ test_auth_required (Fixture       *f,
   gsize len;
 
   g_test_summary ("A server that requires authentication answers an unsigned "
-                  "request with auth-required, once per second and address, "
-                  "never larger than the request");
+                  "request with auth-required, over UDP once per second and "
+                  "address and never larger than the request");
 
   rndz_server_set_secret (f->server, secret);
   b = fake_peer_new (f);
@@ -2231,10 +2243,17 @@ test_auth_required (Fixture       *f,
   if (b->transport == RNDZ_TRANSPORT_UDP)
     g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
 
-  send_isync (f, b, "b", "a");
-  send_ping (f, b, "b");
+  /* Over TCP each request is answered; over UDP one a window */
+  tid = send_isync (f, b, "b", "a");
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+  tid = send_ping (f, b, "b");
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
   expect_silence (f, b);
   g_assert_cmpuint (peer_count (f), ==, 0);
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    return;
 
   /* The next window gets an answer again, to a ping as well */
   run_for (f, 1050);
