@@ -531,7 +531,7 @@ test_rate_limited (Fixture       *fixture,
 
     g_assert_no_error (error);
   }
-  rndz_client_set_timeout (bob, 1);
+  rndz_client_set_timeout (bob, 1000);
   {
     g_autoptr(GError) error = connect_once (bob, transport, &took);
 
