@@ -1349,7 +1349,7 @@ rndz_client_get_property (GObject    *object,
       g_value_set_boolean (value, client->peer->relay);
       break;
     case PROP_DIRECT_TIMEOUT:
-      g_value_set_uint (value, rndz_client_get_direct_timeout (client));
+      g_value_set_uint (value, client->peer->direct_timeout_ms);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
