@@ -532,7 +532,6 @@ punch_udp (RndzListener      *listener,
            const RndzMessage *fsync,
            const RndzAddr    *addr)
 {
-  guint timeout = listener->peer->timeout_ms / 1000;
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
@@ -541,7 +540,7 @@ punch_udp (RndzListener      *listener,
   rndz_listener_init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
-  check = check_open (listener, fsync, addr, timeout * 1000);
+  check = check_open (listener, fsync, addr, listener->peer->timeout_ms);
   if (check != NULL)
     rndz_udp_send (check->socket, NULL, buf, len, "punch");
   else

@@ -219,8 +219,9 @@ start_timeout_cb (gpointer user_data)
   g_clear_pointer (&listener->start_timeout, g_source_unref);
   listener_finish_start (listener,
                          g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                      _("No rendezvous server answered within %u seconds"),
-                                      listener->peer->timeout_ms / 1000));
+                                      /* Translators: %u is a number of milliseconds */
+                                      _("No rendezvous server answered within %u ms"),
+                                      listener->peer->timeout_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -637,10 +638,9 @@ rndz_listener_start (RndzListener *listener,
                      GTask        *task)
 {
   GCancellable *cancellable = g_task_get_cancellable (task);
-  guint timeout = listener->peer->timeout_ms / 1000;
 
   listener->start_task = task;
-  listener->start_timeout = rndz_timeout_add (listener->context, timeout * 1000,
+  listener->start_timeout = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
                                               start_timeout_cb, listener);
   if (cancellable != NULL)
     {

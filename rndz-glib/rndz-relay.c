@@ -133,7 +133,7 @@ struct _RndzRelay
 
   guint max_sessions;
   guint rate;
-  guint idle_timeout;
+  guint idle_timeout_ms;
   guint join_timeout_ms;
 
   /* Every datagram passes through here */
@@ -432,7 +432,7 @@ session_start (RndzRelaySession *session)
   session->last_activity = now;
   for (guint i = 0; i < 2; i++)
     bucket_fill (relay, &session->sides[i].bucket, now);
-  relay_schedule (relay, now + relay->idle_timeout * G_USEC_PER_SEC);
+  relay_schedule (relay, now + relay->idle_timeout_ms * (gint64) 1000);
   g_debug ("Relay: “%s” and “%s” are both there", session->ids[0], session->ids[1]);
 }
 
@@ -1053,7 +1053,7 @@ session_tick (RndzRelaySession *session,
   gint64 deadline, next;
 
   if (session->ready)
-    deadline = session->last_activity + relay->idle_timeout * G_USEC_PER_SEC;
+    deadline = session->last_activity + relay->idle_timeout_ms * (gint64) 1000;
   else
     deadline = session->created + relay->join_timeout_ms * (gint64) 1000;
 
@@ -1192,7 +1192,7 @@ rndz_relay_free (RndzRelay *relay)
 /*
  * rndz_relay_configure:
  * @rate: bytes per second per session and direction, 0 for no limit
- * @idle_timeout: seconds
+ * @idle_timeout_ms: how long a joined session may go without traffic
  *
  * Applies the limits at once, to the sessions already open as well; a
  * lower @max_sessions closes none, it only refuses new ones.
@@ -1201,11 +1201,11 @@ void
 rndz_relay_configure (RndzRelay *relay,
                       guint      max_sessions,
                       guint      rate,
-                      guint      idle_timeout)
+                      guint      idle_timeout_ms)
 {
   relay->max_sessions = max_sessions;
   relay->rate = rate;
-  relay->idle_timeout = idle_timeout;
+  relay->idle_timeout_ms = idle_timeout_ms;
 
   /* Deadlines and pauses depend on these: find the next one anew */
   relay_schedule (relay, 0);

@@ -374,7 +374,7 @@ unregistered_push (RndzServerIo   *io,
   g_queue_push_tail_link (&io->unregistered, &conn->link);
   g_hash_table_insert (io->unregistered_by_addr, g_memdup2 (&host, sizeof host),
                        GUINT_TO_POINTER (count + 1));
-  rndz_server_io_schedule (io, conn->opened + io->config->register_timeout * G_USEC_PER_SEC);
+  rndz_server_io_schedule (io, conn->opened + io->config->register_timeout_ms * (gint64) 1000);
 }
 
 static void
@@ -423,7 +423,7 @@ rndz_server_io_expire_unregistered (RndzServerIo *io,
   while ((head = io->unregistered.head) != NULL)
     {
       RndzServerConn *conn = head->data;
-      gint64 deadline = conn->opened + io->config->register_timeout * G_USEC_PER_SEC;
+      gint64 deadline = conn->opened + io->config->register_timeout_ms * (gint64) 1000;
 
       if (deadline > now)
         {

@@ -82,7 +82,7 @@ fixture_setup (Fixture       *fixture,
     }
 
   fixture->server = rndz_server_new ();
-  rndz_server_set_forward_timeout (fixture->server, 1);
+  rndz_server_set_forward_timeout (fixture->server, 1000);
   fixture_start_server (fixture, 0);
   fixture->server_addr = rndz_test_loopback_string (family_of (fixture),
                                                      rndz_server_get_port (fixture->server));
@@ -531,7 +531,7 @@ test_rate_limited (Fixture       *fixture,
 
     g_assert_no_error (error);
   }
-  rndz_client_set_timeout (bob, 1);
+  rndz_client_set_timeout (bob, 1000);
   {
     g_autoptr(GError) error = connect_once (bob, transport, &took);
 
@@ -617,7 +617,7 @@ test_vanished_listener (Fixture       *fixture,
     g_socket_close (ghost, NULL);
 
   bob = new_client (fixture, "bob");
-  rndz_client_set_timeout (bob, 10);
+  rndz_client_set_timeout (bob, 10000);
   start = g_get_monotonic_time ();
   if (transport == RNDZ_TRANSPORT_UDP)
     rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
@@ -641,11 +641,11 @@ test_timeout (Fixture       *fixture,
 
   g_test_summary ("The client's own timeout ends a rendezvous the server keeps waiting on");
 
-  rndz_server_set_forward_timeout (fixture->server, 30);
+  rndz_server_set_forward_timeout (fixture->server, 30000);
   ghost = register_silent_peer (fixture, "ghost", RNDZ_TRANSPORT_UDP);
 
   bob = new_client (fixture, "bob");
-  rndz_client_set_timeout (bob, 1);
+  rndz_client_set_timeout (bob, 1000);
   start = g_get_monotonic_time ();
   rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
   run_until (&result.done, 5000);
@@ -675,7 +675,7 @@ test_cancel (Fixture       *fixture,
 
   g_test_summary ("Cancelling a rendezvous returns G_IO_ERROR_CANCELLED at once");
 
-  rndz_server_set_forward_timeout (fixture->server, 30);
+  rndz_server_set_forward_timeout (fixture->server, 30000);
   ghost = register_silent_peer (fixture, "ghost", transport);
 
   bob = new_client (fixture, "bob");
@@ -787,7 +787,7 @@ test_server_restart (Fixture       *fixture,
   g_test_summary ("A listener re-registers by itself when the server restarts");
 
   alice = new_client (fixture, "alice");
-  rndz_client_set_keepalive_interval (alice, 1);
+  rndz_client_set_keepalive_interval (alice, 1000);
   if (transport == RNDZ_TRANSPORT_UDP)
     listening = listen_udp (alice);
   else
@@ -1636,6 +1636,54 @@ test_relay_properties (void)
   g_assert_cmpuint (rndz_client_get_direct_timeout (client), ==, 500);
 }
 
+/* Every timeout and interval is in milliseconds, as in GLib: the
+ * defaults say so, and a listen to a server that never answers gives up
+ * after the 1500 ms it was given, neither after a whole second nor after
+ * 1500 seconds */
+static void
+test_properties (void)
+{
+  g_autoptr(GSocket) silent = NULL;
+  g_autoptr(RndzClient) client = NULL;
+  g_autofree char *silent_addr = NULL;
+  const char *servers[] = { NULL, NULL };
+  guint timeout, keepalive, direct_timeout;
+  Result result = { 0 };
+  RndzAddr bound;
+  gint64 start, elapsed_ms;
+
+  g_test_summary ("The client's timeouts are in milliseconds: the defaults, and a "
+                  "listen to a silent server that times out after 1500 ms");
+
+  /* Bound, so that the pings get no ICMP error, and never read */
+  silent = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &bound);
+  silent_addr = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, bound.port);
+  servers[0] = silent_addr;
+  client = rndz_client_new ("props", servers);
+
+  g_object_get (client, "timeout", &timeout, "keepalive-interval", &keepalive,
+                "direct-timeout", &direct_timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 10000);
+  g_assert_cmpuint (keepalive, ==, 10000);
+  g_assert_cmpuint (direct_timeout, ==, 3000);
+
+  rndz_client_set_keepalive_interval (client, 2500);
+  g_assert_cmpuint (rndz_client_get_keepalive_interval (client), ==, 2500);
+  g_object_set (client, "timeout", 1500, NULL);
+  g_assert_cmpuint (rndz_client_get_timeout (client), ==, 1500);
+
+  start = g_get_monotonic_time ();
+  rndz_client_listen_udp_async (client, NULL, listen_udp_cb, &result);
+  run_until (&result.done, 5000);
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("Gave up after %" G_GINT64_FORMAT " ms", elapsed_ms);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (elapsed_ms, >=, 1400);
+  g_assert_cmpint (elapsed_ms, <, 2500);
+  g_assert_cmpint (rndz_client_get_state (client), ==, RNDZ_CLIENT_STATE_IDLE);
+  result_clear (&result);
+}
+
 static void
 test_candidates (void)
 {
@@ -1742,6 +1790,7 @@ main (int   argc,
   g_test_add ("/client/udp/no-relay/client-off", Fixture, &data_udp, fixture_setup, test_no_relay, fixture_teardown);
   g_test_add ("/client/tcp/no-relay/client-off", Fixture, &data_tcp, fixture_setup, test_no_relay, fixture_teardown);
   g_test_add_func ("/client/relay-properties", test_relay_properties);
+  g_test_add_func ("/client/properties", test_properties);
   g_test_add_func ("/client/candidates", test_candidates);
 
   return g_test_run ();

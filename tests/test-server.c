@@ -510,9 +510,10 @@ test_properties (Fixture       *f,
   g_test_summary ("The server's properties have their documented defaults, and "
                   "the setters and g_object_set() agree");
 
-  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 60);
-  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 5);
-  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 10);
+  /* Timeouts in milliseconds */
+  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 60000);
+  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 5000);
+  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 10000);
   g_assert_cmpuint (rndz_server_get_max_peers (f->server), ==, 100000);
   g_assert_cmpuint (rndz_server_get_max_connections (f->server), ==, 1024);
   g_assert_cmpuint (rndz_server_get_max_message_size (f->server), ==, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
@@ -520,18 +521,18 @@ test_properties (Fixture       *f,
   g_assert_cmpuint (peer_count (f), ==, 0);
 
   g_object_set (f->server,
-                "peer-timeout", 7,
-                "forward-timeout", 2,
-                "register-timeout", 3,
+                "peer-timeout", 7000,
+                "forward-timeout", 2500,
+                "register-timeout", 3000,
                 "max-peers", 11,
                 "max-connections", 13,
                 "max-message-size", 600,
                 "request-rate", 5,
                 NULL);
   g_assert_cmpuint (rndz_server_get_request_rate (f->server), ==, 5);
-  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 7);
-  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 2);
-  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 3);
+  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 7000);
+  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 2500);
+  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 3000);
   g_assert_cmpuint (rndz_server_get_max_peers (f->server), ==, 11);
   g_assert_cmpuint (rndz_server_get_max_connections (f->server), ==, 13);
   g_assert_cmpuint (rndz_server_get_max_message_size (f->server), ==, 600);
@@ -545,9 +546,9 @@ test_properties (Fixture       *f,
                 "max-connections", &max_connections,
                 "max-message-size", &max_message_size,
                 NULL);
-  g_assert_cmpuint (peer_timeout, ==, 7);
-  g_assert_cmpuint (forward_timeout, ==, 2);
-  g_assert_cmpuint (register_timeout, ==, 3);
+  g_assert_cmpuint (peer_timeout, ==, 7000);
+  g_assert_cmpuint (forward_timeout, ==, 2500);
+  g_assert_cmpuint (register_timeout, ==, 3000);
   g_assert_cmpuint (max_peers, ==, 17);
   g_assert_cmpuint (max_connections, ==, 13);
   g_assert_cmpuint (max_message_size, ==, 600);
@@ -716,7 +717,7 @@ test_peer_no_answer (Fixture       *f,
                   "forward-timeout, the requester gets error peer-no-answer "
                   "and a late rsync is not forwarded");
 
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -819,18 +820,18 @@ test_expiry (Fixture       *f,
   gint64 start, elapsed, deadline;
   guint32 tid;
 
-  g_test_summary ("A peer that stops pinging is removed after peer-timeout, one "
-                  "that keeps pinging is not, and an isync for the removed peer "
-                  "gets peer-not-found");
+  g_test_summary ("A peer that stops pinging is removed after peer-timeout (in "
+                  "milliseconds: 1500 is 1.5 s), one that keeps pinging is not, and "
+                  "an isync for the removed peer gets peer-not-found");
 
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1500);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
   register_peer (f, b, "b");
   register_peer (f, a, "a");
   start = g_get_monotonic_time ();
-  deadline = start + (1000 + f->wait_ms) * G_TIME_SPAN_MILLISECOND;
+  deadline = start + (1500 + f->wait_ms) * G_TIME_SPAN_MILLISECOND;
 
   /* "a" keeps pinging while "b" stays silent */
   while (!run_until_removed (f, "b", 250))
@@ -840,7 +841,8 @@ test_expiry (Fixture       *f,
     }
   elapsed = g_get_monotonic_time () - start;
   g_test_message ("“b” expired after %" G_GINT64_FORMAT " ms", elapsed / 1000);
-  g_assert_cmpint (elapsed, >=, 900 * 1000);
+  /* Not a whole second, nor 1.5 ms: the unit is the millisecond */
+  g_assert_cmpint (elapsed, >=, 1400 * G_TIME_SPAN_MILLISECOND);
 
   b_removed = g_strdup_printf ("%s b", transport_name (f->params->transport));
   g_assert_cmpuint (f->removed->len, ==, 1);
@@ -874,7 +876,7 @@ test_peer_timeout_change (Fixture       *f,
   register_peer (f, a, "a");
 
   start = g_get_monotonic_time ();
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1000);
   if (!run_until_removed (f, "a", 1000 + f->wait_ms / 4))
     {
       /* rndz-server-settings.c: the setters of DEFINE_UINT_PROPERTY() do not
@@ -1038,7 +1040,7 @@ test_tcp_requester_gone (Fixture       *f,
                   "requests are pending, the target's rsync and the "
                   "forward-timeout go nowhere and the server carries on");
 
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -1209,7 +1211,7 @@ test_tcp_register_timeout (Fixture       *f,
   g_test_summary ("A TCP connection that does not register within "
                   "register-timeout is closed; a registered one is not");
 
-  rndz_server_set_register_timeout (f->server, 1);
+  rndz_server_set_register_timeout (f->server, 1000);
 
   start = g_get_monotonic_time ();
   registered = fake_peer_new (f);
@@ -1262,7 +1264,7 @@ test_udp_request_rate (Fixture       *f,
                   "place among the pending ones, and gets a rate-limited error");
 
   rndz_server_set_request_rate (f->server, 1);
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -1909,7 +1911,7 @@ test_stop_in_expiry (Fixture       *f,
   g_test_summary ("A peer-removed handler may stop the server while the "
                   "timer expires peers");
 
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1000);
   a = fake_peer_new (f);
   b = fake_peer_new (f);
   register_peer (f, a, "a");
