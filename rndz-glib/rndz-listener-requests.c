@@ -88,7 +88,7 @@ listener_ask (RndzListener   *listener,
   g_autoptr(GSocketAddress) address = NULL;
   gboolean allowed = TRUE;
 
-  if (!g_signal_has_handler_pending (listener, g_signal_lookup ("peer-request", RNDZ_TYPE_LISTENER),
+  if (!g_signal_has_handler_pending (listener, g_signal_lookup ("peer-request", G_OBJECT_TYPE (listener)),
                                      0, FALSE))
     return TRUE;
 
