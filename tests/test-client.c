@@ -1122,6 +1122,14 @@ thread_model_listen_thread (gpointer user_data)
   return NULL;
 }
 
+static gboolean
+thread_model_done (gpointer data)
+{
+  ThreadModel *model = data;
+
+  return g_atomic_int_get (&model->done);
+}
+
 static void
 test_thread_model (Fixture       *fixture,
                    gconstpointer  user_data)
@@ -1132,7 +1140,6 @@ test_thread_model (Fixture       *fixture,
   g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
   ThreadModel model = { fixture, alice, g_thread_self (), 0, 0, FALSE, NULL };
   GThread *thread;
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
 
   g_test_summary ("A sync call from a thread that does not own the client's context runs "
                   "every callback and signal in that context's thread");
@@ -1143,8 +1150,7 @@ test_thread_model (Fixture       *fixture,
    * server's) and runs it while the other one waits in listen */
   g_main_context_acquire (NULL);
   thread = g_thread_new ("listener", thread_model_listen_thread, &model);
-  while (!g_atomic_int_get (&model.done) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (rndz_test_run_until (NULL, thread_model_done, &model, 5000));
   g_thread_join (thread);
   g_main_context_release (NULL);
 
