@@ -101,7 +101,7 @@ listener_peer_request_cb (RndzListener   *listener,
                           gpointer        user_data)
 {
   RndzClient *client = user_data;
-  g_autoptr(RndzClient) self = g_object_ref (client);
+  g_autoptr(RndzClient) self G_GNUC_UNUSED = g_object_ref (client);
   guint authorize_peer = g_signal_lookup ("authorize-peer", G_OBJECT_TYPE (client));
   gboolean allowed = TRUE;
 

@@ -764,7 +764,7 @@ rndz_listener_finalize (GObject *object)
 void
 rndz_listener_stop (RndzListener *listener)
 {
-  g_autoptr(RndzListener) self = g_object_ref (listener);
+  g_autoptr(RndzListener) self G_GNUC_UNUSED = g_object_ref (listener);
 
   listener_stop (listener);
 }

@@ -451,7 +451,7 @@ guint16
 rndz_request_open (RndzRequest *request,
                    guint16      port)
 {
-  g_autoptr(RndzRequest) self = request_ref (request);
+  g_autoptr(RndzRequest) self G_GNUC_UNUSED = request_ref (request);
 
   for (guint i = 0; i < request->servers->len && !request->freed; i++)
     {
@@ -474,7 +474,7 @@ rndz_request_send (RndzRequest    *request,
                    const RndzAddr *cands,
                    guint           n_cands)
 {
-  g_autoptr(RndzRequest) self = request_ref (request);
+  g_autoptr(RndzRequest) self G_GNUC_UNUSED = request_ref (request);
 
   request->n_cands = MIN (n_cands, RNDZ_MAX_CANDIDATES);
   memcpy (request->cands, cands, request->n_cands * sizeof (RndzAddr));
@@ -510,7 +510,7 @@ void
 rndz_request_relay (RndzRequest *request,
                     guint32      tid)
 {
-  g_autoptr(RndzRequest) self = request_ref (request);
+  g_autoptr(RndzRequest) self G_GNUC_UNUSED = request_ref (request);
 
   g_return_if_fail (request->redirected != NULL);
 
