@@ -117,7 +117,6 @@ struct _ConnectOp
   RndzAddr cands[RNDZ_MAX_CANDIDATES];
   guint n_cands;
 
-
   RndzAddr paths[MAX_PATHS];
   RndzPath path_kinds[MAX_PATHS];
   guint n_paths;
@@ -136,7 +135,6 @@ struct _ConnectOp
   RndzProber *prober;             /* the peer looks hard: we probe */
   RndzSpray *spray;
   GPtrArray *attempts;            /* TCP: PeerAttempt */
-
 
   GCancellable *join_cancellable;
 };
@@ -426,7 +424,6 @@ op_handle_relay_reply (ConnectOp         *op,
     op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
 }
 
-
 static void
 op_start_relay (ConnectOp *op)
 {
@@ -683,8 +680,6 @@ op_hard_start_cb (gpointer user_data)
 
   return G_SOURCE_REMOVE;
 }
-
-
 
 /* A punch, a confirm or the answer to our use, from the peer */
 static gboolean

@@ -74,7 +74,6 @@ typedef struct
   GSource *cancel_source;
 } Waiter;
 
-
 static void punch_try (Punch *punch);
 static void hard_forget (RndzListener *listener, const char *peer_id);
 
@@ -96,7 +95,6 @@ listener_ask (RndzListener   *listener,
   g_signal_emit_by_name (listener, "peer-request", peer_id, address, &allowed);
   return allowed;
 }
-
 
 /* Looks up a forwarded request among the recent ones; with @add, makes
  * room for it if it is new. Returns its index, or -1. */
@@ -123,7 +121,6 @@ listener_find_request (RndzListener   *listener,
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
   return i;
 }
-
 
 static void
 listener_deliver (RndzListener *listener,
@@ -160,7 +157,6 @@ listener_deliver (RndzListener *listener,
   g_queue_push_tail (&listener->incoming, incoming);
 }
 
-
 /* TCP: the requester names the connection it keeps with a "use" frame.
  * Exactly that frame is read: the bytes after it are the application's. */
 static void
@@ -173,7 +169,6 @@ pending_free (Pending *pending)
   g_free (pending);
 }
 
-
 static gboolean
 remove_punch_of (gpointer key,
                  gpointer value,
@@ -183,7 +178,6 @@ remove_punch_of (gpointer key,
 
   return g_str_equal (punch->peer_id, user_data);
 }
-
 
 static void
 use_read_cb (GObject      *source,
@@ -217,7 +211,6 @@ use_read_cb (GObject      *source,
   pending_free (pending);
 }
 
-
 static void
 listener_wait_for_use (RndzListener *listener,
                        const char   *peer_id,
@@ -234,7 +227,6 @@ listener_wait_for_use (RndzListener *listener,
                          USE_TIMEOUT_MS, listener->cancellable, use_read_cb, pending);
 }
 
-
 static void
 punch_free (Punch *punch)
 {
@@ -247,7 +239,6 @@ punch_free (Punch *punch)
   g_free (punch);
 }
 
-
 static gboolean
 punch_retry_cb (gpointer user_data)
 {
@@ -257,7 +248,6 @@ punch_retry_cb (gpointer user_data)
   punch_try (punch);
   return G_SOURCE_REMOVE;
 }
-
 
 static void
 punch_connected_cb (GSocket      *socket,
@@ -296,7 +286,6 @@ punch_connected_cb (GSocket      *socket,
   punch->delay_ms = MIN (punch->delay_ms * 2, RNDZ_RETRY_MAX_MS);
 }
 
-
 static void
 punch_try (Punch *punch)
 {
@@ -316,7 +305,6 @@ punch_try (Punch *punch)
                                              punch_connected_cb, punch);
 }
 
-
 /* A message of ours to the requester @peer_id */
 static void
 init_to_requester (RndzListener    *listener,
@@ -330,7 +318,6 @@ init_to_requester (RndzListener    *listener,
   g_strlcpy (msg->target, peer_id, sizeof msg->target);
 }
 
-
 /* Our answer to a forwarded request: to the server, and as the punch */
 void
 rndz_listener_init_rsync (RndzListener      *listener,
@@ -339,7 +326,6 @@ rndz_listener_init_rsync (RndzListener      *listener,
 {
   init_to_requester (listener, RNDZ_MESSAGE_RSYNC, fsync->tid, fsync->id, rsync);
 }
-
 
 static void
 check_free (Check *check)
@@ -352,7 +338,6 @@ check_free (Check *check)
   g_free (check);
 }
 
-
 static gboolean
 check_expire_cb (gpointer user_data)
 {
@@ -362,7 +347,6 @@ check_expire_cb (gpointer user_data)
   g_hash_table_remove (check->listener->checks, &check->addr);
   return G_SOURCE_REMOVE;
 }
-
 
 /* Our answer to a check (a confirm) or to a use (a use) of the requester */
 static gsize
@@ -377,7 +361,6 @@ encode_answer (RndzListener      *listener,
   init_to_requester (listener, type, msg->tid, peer_id, &answer);
   return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
 }
-
 
 /* The requester takes this path. The check socket goes first, then the
  * answer leaves from the application's socket (the same port, so the
@@ -417,7 +400,6 @@ check_hand_over (Check             *check,
     }
 }
 
-
 /* A check or a use from the requester, on its check socket */
 static gboolean
 check_handle (GSocket           *socket,
@@ -454,7 +436,6 @@ check_handle (GSocket           *socket,
   return TRUE;
 }
 
-
 static gboolean
 check_read_cb (GSocket      *socket,
                GIOCondition  condition,
@@ -478,7 +459,6 @@ check_read_cb (GSocket      *socket,
   g_hash_table_remove (listener->checks, &check->addr);
   return G_SOURCE_REMOVE;
 }
-
 
 /* A check socket towards @addr for @fsync's requester, for @ms: new, or
  * the one there is. NULL if none can be opened. */
@@ -523,7 +503,6 @@ check_open (RndzListener      *listener,
   return check;
 }
 
-
 /* A datagram from our port to the requester opens our NAT for it. It is
  * an rsync, so a requester that does receive it can tell it apart; it
  * leaves from a check socket that then catches the requester's checks. */
@@ -553,7 +532,6 @@ punch_udp (RndzListener      *listener,
     }
 }
 
-
 static void
 hard_free (Hard *hard)
 {
@@ -563,7 +541,6 @@ hard_free (Hard *hard)
   g_clear_pointer (&hard->spray, rndz_spray_free);
   g_free (hard);
 }
-
 
 static gboolean
 is_hard_of (gpointer key,
@@ -575,7 +552,6 @@ is_hard_of (gpointer key,
   return g_str_equal (hard->fsync.id, user_data);
 }
 
-
 /* @peer_id came in, or through the relay: no more probing for it */
 static void
 hard_forget (RndzListener *listener,
@@ -583,7 +559,6 @@ hard_forget (RndzListener *listener,
 {
   g_hash_table_foreach_remove (listener->hards, is_hard_of, (gpointer) peer_id);
 }
-
 
 static gboolean
 hard_expire_cb (gpointer user_data)
@@ -594,7 +569,6 @@ hard_expire_cb (gpointer user_data)
   g_hash_table_remove (hard->listener->hards, &hard->fsync.addr);
   return G_SOURCE_REMOVE;
 }
-
 
 /* One probe, from a check socket of its own bound to our port: it
  * catches the requester's check if the probe found its mapping. The
@@ -627,7 +601,6 @@ hard_probe (const RndzAddr *to,
   return RNDZ_PROBE_SENT;
 }
 
-
 /* The friendly side: check sockets towards random ports of the
  * requester's public address, each with a punch, while the budget lasts */
 static gboolean
@@ -636,7 +609,6 @@ is_peer_control (const RndzMessage *msg,
 {
   return msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE;
 }
-
 
 /* The hard side: what comes in through one of our many mappings */
 static void
@@ -687,7 +659,6 @@ hard_spray_cb (RndzSpray         *spray,
   g_signal_emit_by_name (listener, "peer-socket", peer_id, taken);
 }
 
-
 static guint
 count_sprays (RndzListener *listener)
 {
@@ -700,7 +671,6 @@ count_sprays (RndzListener *listener)
     n += ((Hard *) value)->spray != NULL;
   return n;
 }
-
 
 /* No path has worked yet. If the requester's NAT changed its port, it is
  * the hard side: probe for its mappings. If it kept it, we may be the
@@ -738,7 +708,6 @@ hard_start_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-
 /* A new request: if no path works soon, the hard-NAT phase starts. It
  * ends with the requester's direct timeout, if ours is the same. */
 static void
@@ -761,7 +730,6 @@ hard_watch (RndzListener      *listener,
   g_hash_table_insert (listener->hards, &hard->fsync.addr, hard);
 }
 
-
 /* A SYN that the other side's firewall drops is retried by the kernel for
  * minutes: give up on our own deadline instead. */
 static gboolean
@@ -774,7 +742,6 @@ punch_expire_cb (gpointer user_data)
   g_hash_table_remove (punch->listener->punches, &punch->addr);
   return G_SOURCE_REMOVE;
 }
-
 
 static void
 punch_tcp (RndzListener      *listener,
@@ -801,7 +768,6 @@ punch_tcp (RndzListener      *listener,
   g_hash_table_insert (listener->punches, &punch->addr, punch);
   punch_try (punch);
 }
-
 
 /*
  * rndz_listener_take_request:
@@ -872,7 +838,6 @@ rndz_listener_take_request (RndzListener      *listener,
   return TRUE;
 }
 
-
 static void
 relay_joined_cb (GObject      *source,
                  GAsyncResult *result,
@@ -901,7 +866,6 @@ relay_joined_cb (GObject      *source,
 
   pending_free (pending);
 }
-
 
 /* The requester found no direct path, and the server relays the two of
  * us: join the relay, if the requester is one we let in. */
@@ -951,7 +915,6 @@ rndz_listener_join_relay (RndzListener      *listener,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
-
 /* The listening socket: only requesters we punched towards get in */
 gboolean
 rndz_listener_accept_ready (GSocket      *socket,
@@ -995,7 +958,6 @@ rndz_listener_accept_ready (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-
 static gboolean
 waiter_cancelled_cb (GCancellable *cancellable,
                      gpointer      user_data)
@@ -1010,7 +972,6 @@ waiter_cancelled_cb (GCancellable *cancellable,
                            _("Operation was cancelled"));
   return G_SOURCE_REMOVE;
 }
-
 
 void
 rndz_listener_accept (RndzListener *listener,
@@ -1041,7 +1002,6 @@ rndz_listener_accept (RndzListener *listener,
   g_queue_push_tail (&listener->waiters, waiter);
 }
 
-
 void
 rndz_incoming_free (RndzIncoming *incoming)
 {
@@ -1053,7 +1013,6 @@ rndz_incoming_free (RndzIncoming *incoming)
   g_free (incoming->peer_id);
   g_free (incoming);
 }
-
 
 /* Setting up and tearing down */
 

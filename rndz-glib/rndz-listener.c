@@ -94,7 +94,6 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (RndzListener, rndz_listener, G_TYPE_OBJECT)
 
-
 static guint
 keepalive_ms (RndzListener *listener)
 {
@@ -277,7 +276,6 @@ link_refused (Link         *link,
 
 /* Forwarded requests */
 
-
 static void
 link_reply_rsync (Link              *link,
                   const RndzMessage *fsync)
@@ -290,7 +288,6 @@ link_reply_rsync (Link              *link,
 }
 
 /* UDP check sockets */
-
 
 /* Hard NATs (rndz-hard-nat.c) */
 
