@@ -48,8 +48,14 @@
  *    session names a token and the relay port, which both peers join
  *    (rndz-relay-join.c).
  *
- * Errors of the servers are collected: the operation fails early only
- * when every server has answered, and then with the most telling error.
+ * Asking the servers (3, 4, and 6's relay request) is RndzRequest's
+ * (rndz-request.c): it collects the servers' errors, so the operation
+ * fails early only when every server has answered, and then with the
+ * most telling error. This file finds the path (5, 6's join).
+ *
+ * The operation lives in the GTask's task data; every callback holds the
+ * task (op_hold()) while it runs, and op_stop() releases every source
+ * and socket but the result as soon as the task has it.
  */
 
 /*
