@@ -299,6 +299,9 @@ listen_finish_check (RndzClient    *client,
  * one server answered, or fails when none did within
  * [property@Rndz.Client:timeout].
  *
+ * The client may listen over TCP as well, at the same time; a second
+ * listen over UDP fails with %G_IO_ERROR_BUSY.
+ *
  * Since: 1.0
  */
 void
@@ -642,9 +645,17 @@ connect_async (RndzClient          *client,
  * server, and the first that knows the peer wins. Every message is sent
  * again until it is answered, so the rendezvous survives lost packets.
  *
+ * A server that limits requests says when this one would pass: the
+ * request goes again then, if the answer can still come within
+ * [property@Rndz.Client:timeout], and fails at once with
+ * %RNDZ_ERROR_RATE_LIMITED otherwise.
+ *
  * Fails with %RNDZ_ERROR_PEER_NOT_FOUND if no server knows the peer,
  * %RNDZ_ERROR_PEER_NO_ANSWER if the peer did not answer its server,
  * %RNDZ_ERROR_SERVER_UNREACHABLE if no server could be reached,
+ * %RNDZ_ERROR_RATE_LIMITED as above, %RNDZ_ERROR_AUTH_REQUIRED if the
+ * server requires a key and the client has none,
+ * %RNDZ_ERROR_NO_PATH if no path to the peer works (and no relay),
  * %G_IO_ERROR_TIMED_OUT after [property@Rndz.Client:timeout] and
  * %G_IO_ERROR_CANCELLED if @cancellable was cancelled.
  *
