@@ -71,9 +71,13 @@
 #include "rndz-i18n-private.h"
 #include "rndz-socket-private.h"
 
-#define DEFAULT_KEEPALIVE_INTERVAL 10
-#define DEFAULT_TIMEOUT 10
+/* Every timeout and interval of the API is in milliseconds, as in GLib */
+#define DEFAULT_KEEPALIVE_INTERVAL_MS 10000
+#define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_DIRECT_TIMEOUT_MS 3000
+#define MIN_TIMEOUT_MS 1000
+#define MAX_TIMEOUT_MS (3600 * 1000)
+#define MIN_DIRECT_TIMEOUT_MS 100
 
 struct _RndzClient
 {
@@ -992,9 +996,9 @@ rndz_client_set_local_address (RndzClient         *client,
  * rndz_client_get_keepalive_interval:
  * @client: a #RndzClient
  *
- * Gets the seconds between the pings of a listening client.
+ * Gets the time between the pings of a listening client, in milliseconds.
  *
- * Returns: the keepalive interval in seconds, see
+ * Returns: the keepalive interval in milliseconds, see
  *   [property@Rndz.Client:keepalive-interval]
  *
  * Since: 1.0
@@ -1004,13 +1008,13 @@ rndz_client_get_keepalive_interval (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  return client->peer->keepalive_ms / 1000;
+  return client->peer->keepalive_ms;
 }
 
 /**
  * rndz_client_set_keepalive_interval:
  * @client: a #RndzClient
- * @seconds: the interval, at least 1
+ * @milliseconds: the interval in milliseconds, from 1000 to 3600000
  *
  * Sets [property@Rndz.Client:keepalive-interval]. It applies from the
  * next keepalive.
@@ -1019,15 +1023,15 @@ rndz_client_get_keepalive_interval (RndzClient *client)
  */
 void
 rndz_client_set_keepalive_interval (RndzClient *client,
-                                    guint       seconds)
+                                    guint       milliseconds)
 {
   g_return_if_fail (RNDZ_IS_CLIENT (client));
-  g_return_if_fail (seconds >= 1);
+  g_return_if_fail (milliseconds >= MIN_TIMEOUT_MS && milliseconds <= MAX_TIMEOUT_MS);
 
-  if (client->peer->keepalive_ms == seconds * 1000)
+  if (client->peer->keepalive_ms == milliseconds)
     return;
 
-  client->peer->keepalive_ms = seconds * 1000;
+  client->peer->keepalive_ms = milliseconds;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_KEEPALIVE_INTERVAL]);
 }
 
@@ -1035,9 +1039,9 @@ rndz_client_set_keepalive_interval (RndzClient *client,
  * rndz_client_get_timeout:
  * @client: a #RndzClient
  *
- * Gets the seconds that registering or reaching a peer may take.
+ * Gets how long registering or reaching a peer may take, in milliseconds.
  *
- * Returns: the timeout in seconds, see [property@Rndz.Client:timeout]
+ * Returns: the timeout in milliseconds, see [property@Rndz.Client:timeout]
  *
  * Since: 1.0
  */
@@ -1046,13 +1050,13 @@ rndz_client_get_timeout (RndzClient *client)
 {
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), 0);
 
-  return client->peer->timeout_ms / 1000;
+  return client->peer->timeout_ms;
 }
 
 /**
  * rndz_client_set_timeout:
  * @client: a #RndzClient
- * @seconds: the timeout, at least 1
+ * @milliseconds: the timeout in milliseconds, from 1000 to 3600000
  *
  * Sets [property@Rndz.Client:timeout]. It applies to operations started
  * afterwards.
@@ -1061,15 +1065,15 @@ rndz_client_get_timeout (RndzClient *client)
  */
 void
 rndz_client_set_timeout (RndzClient *client,
-                         guint       seconds)
+                         guint       milliseconds)
 {
   g_return_if_fail (RNDZ_IS_CLIENT (client));
-  g_return_if_fail (seconds >= 1);
+  g_return_if_fail (milliseconds >= MIN_TIMEOUT_MS && milliseconds <= MAX_TIMEOUT_MS);
 
-  if (client->peer->timeout_ms == seconds * 1000)
+  if (client->peer->timeout_ms == milliseconds)
     return;
 
-  client->peer->timeout_ms = seconds * 1000;
+  client->peer->timeout_ms = milliseconds;
   g_object_notify_by_pspec (G_OBJECT (client), properties[PROP_TIMEOUT]);
 }
 
@@ -1263,7 +1267,7 @@ rndz_client_set_relay (RndzClient *client,
  * rndz_client_get_direct_timeout:
  * @client: a #RndzClient
  *
- * Gets how long direct paths are tried.
+ * Gets how long direct paths are tried, in milliseconds.
  *
  * Returns: the value of [property@Rndz.Client:direct-timeout], in milliseconds
  *
@@ -1280,7 +1284,8 @@ rndz_client_get_direct_timeout (RndzClient *client)
 /**
  * rndz_client_set_direct_timeout:
  * @client: a #RndzClient
- * @milliseconds: how long to try direct paths, 100 to 3600000
+ * @milliseconds: how long to try direct paths in milliseconds, from 100
+ *   to 3600000
  *
  * Sets [property@Rndz.Client:direct-timeout].
  *
@@ -1291,7 +1296,7 @@ rndz_client_set_direct_timeout (RndzClient *client,
                                 guint       milliseconds)
 {
   g_return_if_fail (RNDZ_IS_CLIENT (client));
-  g_return_if_fail (milliseconds >= 100 && milliseconds <= 3600 * 1000);
+  g_return_if_fail (milliseconds >= MIN_DIRECT_TIMEOUT_MS && milliseconds <= MAX_TIMEOUT_MS);
 
   if (client->peer->direct_timeout_ms == milliseconds)
     return;
@@ -1477,25 +1482,27 @@ rndz_client_class_init (RndzClientClass *klass)
   /**
    * RndzClient:keepalive-interval:
    *
-   * Seconds between the pings of a listening client. NATs forget an idle
-   * UDP mapping after 30 seconds or more; the default, 10, stays well
-   * below.
+   * The time between the pings of a listening client, in milliseconds,
+   * from 1000 to 3600000. NATs forget an idle UDP mapping after 30
+   * seconds or more; the default, 10000 (10 seconds), stays well below.
    *
    * Since: 1.0
    */
   properties[PROP_KEEPALIVE_INTERVAL] =
     g_param_spec_uint ("keepalive-interval", NULL, NULL,
-                       1, 3600, DEFAULT_KEEPALIVE_INTERVAL, rw);
+                       MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, DEFAULT_KEEPALIVE_INTERVAL_MS, rw);
 
   /**
    * RndzClient:timeout:
    *
-   * Seconds that registering or reaching a peer may take at most.
+   * How long registering or reaching a peer may take at most, in
+   * milliseconds, from 1000 to 3600000; 10000 (10 seconds) by default.
    *
    * Since: 1.0
    */
   properties[PROP_TIMEOUT] =
-    g_param_spec_uint ("timeout", NULL, NULL, 1, 3600, DEFAULT_TIMEOUT, rw);
+    g_param_spec_uint ("timeout", NULL, NULL,
+                       MIN_TIMEOUT_MS, MAX_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, rw);
 
   /**
    * RndzClient:state:
@@ -1571,16 +1578,16 @@ rndz_client_class_init (RndzClientClass *klass)
   /**
    * RndzClient:direct-timeout:
    *
-   * Milliseconds that reaching a peer tries direct paths (its observed
-   * address and its local ones) before it turns to the relay, or fails
-   * with %RNDZ_ERROR_NO_PATH. Within [property@Rndz.Client:timeout] in any
-   * case.
+   * How long reaching a peer tries direct paths (its observed address
+   * and its local ones) before it turns to the relay, or fails with
+   * %RNDZ_ERROR_NO_PATH, in milliseconds, from 100 to 3600000; 3000 by
+   * default. Within [property@Rndz.Client:timeout] in any case.
    *
    * Since: 1.0
    */
   properties[PROP_DIRECT_TIMEOUT] =
-    g_param_spec_uint ("direct-timeout", NULL, NULL, 100, 3600 * 1000,
-                       DEFAULT_DIRECT_TIMEOUT_MS, rw);
+    g_param_spec_uint ("direct-timeout", NULL, NULL,
+                       MIN_DIRECT_TIMEOUT_MS, MAX_TIMEOUT_MS, DEFAULT_DIRECT_TIMEOUT_MS, rw);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
@@ -1656,8 +1663,8 @@ rndz_client_init (RndzClient *client)
   g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
 
   client->peer = rndz_peer_context_new (context);
-  client->peer->keepalive_ms = DEFAULT_KEEPALIVE_INTERVAL * 1000;
-  client->peer->timeout_ms = DEFAULT_TIMEOUT * 1000;
+  client->peer->keepalive_ms = DEFAULT_KEEPALIVE_INTERVAL_MS;
+  client->peer->timeout_ms = DEFAULT_TIMEOUT_MS;
   client->peer->direct_timeout_ms = DEFAULT_DIRECT_TIMEOUT_MS;
 }
 

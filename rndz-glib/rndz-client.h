@@ -58,12 +58,12 @@ RNDZ_AVAILABLE_IN_1_0
 guint               rndz_client_get_keepalive_interval (RndzClient          *client);
 RNDZ_AVAILABLE_IN_1_0
 void                rndz_client_set_keepalive_interval (RndzClient          *client,
-                                                        guint                seconds);
+                                                        guint                milliseconds);
 RNDZ_AVAILABLE_IN_1_0
 guint               rndz_client_get_timeout            (RndzClient          *client);
 RNDZ_AVAILABLE_IN_1_0
 void                rndz_client_set_timeout            (RndzClient          *client,
-                                                        guint                seconds);
+                                                        guint                milliseconds);
 RNDZ_AVAILABLE_IN_1_0
 RndzClientState     rndz_client_get_state              (RndzClient          *client);
 RNDZ_AVAILABLE_IN_1_0

@@ -52,6 +52,23 @@
  * when every server has answered, and then with the most telling error.
  */
 
+/*
+ * ConnectPhase:
+ *
+ * Where an operation is, by the steps above. It only moves forward, so
+ * "the peer is known" is phase >= PHASE_CHECKING, and so on.
+ */
+typedef enum
+{
+  PHASE_RESOLVING,                /* 1: looking the servers up */
+  PHASE_REQUESTING,               /* 2-3: asking every server for the peer */
+  PHASE_CHECKING,                 /* 4-5: the peer's addresses known, checks race */
+  PHASE_NOMINATED,                /* 5, UDP: a path confirmed, our use sent */
+  PHASE_RELAY,                    /* 6: asking the redirecting server to relay */
+  PHASE_RELAY_JOINING,            /* 6: joining the relay's session */
+  PHASE_DONE,                     /* the task has its result */
+} ConnectPhase;
+
 typedef enum
 {
   SERVER_PENDING,
@@ -90,11 +107,13 @@ typedef struct
   RndzServerLink *link;
   ServerStatus status;
   GError *error;
+  GSource *held;                  /* rate-limited: the request waits for this */
 } Server;
 
 struct _ConnectOp
 {
   GTask *task;                    /* owned while the operation runs */
+  ConnectPhase phase;
   RndzPeerContext *peer;          /* who we are */
   GMainContext *context;          /* peer->context */
   RndzTransport transport;
@@ -106,6 +125,7 @@ struct _ConnectOp
   GPtrArray *servers;             /* Server */
 
   GSource *timeout;
+  gint64 deadline;                /* monotonic: when the timeout fires */
   GSource *cancel;
   GSource *retry;
   guint retry_ms;
@@ -117,7 +137,7 @@ struct _ConnectOp
   RndzAddr cands[RNDZ_MAX_CANDIDATES];
   guint n_cands;
 
-  gboolean have_peer;
+
   RndzAddr paths[MAX_PATHS];
   RndzPath path_kinds[MAX_PATHS];
   guint n_paths;
@@ -126,7 +146,6 @@ struct _ConnectOp
   GSource *check_timer;           /* UDP: checks, then uses */
   guint check_ms;
   /* UDP: the path confirmed first, and the socket that reaches it */
-  gboolean chosen;
   GSocket *chosen_socket;         /* op->socket, or one of the spray's */
   RndzAddr chosen_addr;
   RndzPath chosen_kind;
@@ -139,13 +158,14 @@ struct _ConnectOp
   RndzSpray *spray;
   GPtrArray *attempts;            /* TCP: PeerAttempt */
 
-  gboolean relaying;
+
   GCancellable *join_cancellable;
 };
 
 static void
 server_free (Server *server)
 {
+  rndz_source_clear (&server->held);
   g_clear_pointer (&server->link, rndz_server_link_free);
   g_clear_error (&server->error);
   g_free (server);
@@ -211,7 +231,7 @@ op_hold (ConnectOp *op)
 static gboolean
 op_is_done (ConnectOp *op)
 {
-  return op->task == NULL;
+  return op->phase == PHASE_DONE;
 }
 
 static void
@@ -226,6 +246,7 @@ op_return_error (ConnectOp *op,
       return;
     }
 
+  op->phase = PHASE_DONE;
   op_stop (op);
   g_task_return_error (task, error);
 }
@@ -237,6 +258,7 @@ op_return_udp (ConnectOp *op,
 {
   g_autoptr(GTask) task = g_steal_pointer (&op->task);
 
+  op->phase = PHASE_DONE;
   op_stop (op);
   rndz_socket_set_path (socket, path);
   g_task_return_pointer (task, g_object_ref (socket), g_object_unref);
@@ -250,6 +272,7 @@ op_return_tcp (ConnectOp *op,
   g_autoptr(GTask) task = g_steal_pointer (&op->task);
   GSocketConnection *connection;
 
+  op->phase = PHASE_DONE;
   op_stop (op);
   g_socket_set_blocking (socket, TRUE);
   rndz_socket_set_path (socket, path);
@@ -351,10 +374,10 @@ op_direct_timeout_cb (gpointer user_data)
 static void
 op_found_peer (ConnectOp *op)
 {
-  if (op->have_peer)
+  if (op->phase >= PHASE_CHECKING)
     return;
 
-  op->have_peer = TRUE;
+  op->phase = PHASE_CHECKING;
   /* The redirect (or the punch) answered the isync */
   rndz_source_clear (&op->retry);
   op->direct_timeout = rndz_timeout_add (op->context, op->peer->direct_timeout_ms,
@@ -414,9 +437,10 @@ op_handle_session (ConnectOp         *op,
   RndzAddr relay = *rndz_server_link_get_server (server->link);
   gint64 left;
 
-  if (!op->relaying || op->join_cancellable != NULL || !g_str_equal (msg->id, op->peer_id))
+  if (op->phase != PHASE_RELAY || !g_str_equal (msg->id, op->peer_id))
     return;
 
+  op->phase = PHASE_RELAY_JOINING;
   rndz_source_clear (&op->retry);
   relay.port = msg->port;
   left = op->peer->timeout_ms;
@@ -434,8 +458,8 @@ op_handle_relay_reply (ConnectOp         *op,
 {
   if (msg->type == RNDZ_MESSAGE_SESSION)
     op_handle_session (op, server, msg);
-  else if (msg->type == RNDZ_MESSAGE_ERROR && op->join_cancellable == NULL)
-    op_return_error (op, rndz_wire_error_to_gerror (msg->code, op->peer_id));
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
+    op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
 }
 
 /* Sends a request to a server, padded over UDP: the server answers no
@@ -482,7 +506,7 @@ static void
 op_start_relay (ConnectOp *op)
 {
   g_debug ("No direct path to “%s” works: asking for the relay", op->peer_id);
-  op->relaying = TRUE;
+  op->phase = PHASE_RELAY;
   op->tid = rndz_new_tid ();
 
   /* UDP: sent again until the session comes */
@@ -549,6 +573,7 @@ server_set_status (Server       *server,
   server->status = status;
   if (error != NULL)
     server->error = g_error_copy (error);
+  rndz_source_clear (&server->held);
   rndz_server_link_close (server->link);
   op_check_servers (server->op);
 }
@@ -668,7 +693,7 @@ op_udp_check_cb (gpointer user_data)
 static void
 op_udp_check_now (ConnectOp *op)
 {
-  if (op->relaying || op->chosen)
+  if (op->phase >= PHASE_NOMINATED)
     return;
 
   rndz_source_clear (&op->check_timer);
@@ -714,7 +739,7 @@ op_udp_choose (ConnectOp      *op,
                const RndzAddr *addr,
                RndzPath        kind)
 {
-  op->chosen = TRUE;
+  op->phase = PHASE_NOMINATED;
   op->chosen_socket = socket;
   op->chosen_addr = *addr;
   op->chosen_kind = kind;
@@ -731,7 +756,7 @@ op_udp_is_chosen (ConnectOp         *op,
                   const RndzAddr    *from,
                   const RndzMessage *msg)
 {
-  return msg->type == RNDZ_MESSAGE_USE && msg->tid == op->tid && op->chosen &&
+  return msg->type == RNDZ_MESSAGE_USE && msg->tid == op->tid && op->phase == PHASE_NOMINATED &&
          socket == op->chosen_socket && rndz_addr_equal (from, &op->chosen_addr);
 }
 
@@ -790,16 +815,16 @@ op_spray_cb (RndzSpray         *spray,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   /* An rsync carries the server's tid; answers to us carry ours */
-  if (op->relaying || (msg->type != RNDZ_MESSAGE_RSYNC && msg->tid != op->tid) ||
+  if (op->phase >= PHASE_RELAY || (msg->type != RNDZ_MESSAGE_RSYNC && msg->tid != op->tid) ||
       !g_str_equal (msg->id, op->peer_id) ||
       !g_str_equal (msg->target, op->peer->id) ||
       !rndz_addr_same_host (from, &op->peer_addr))
     return;
 
   /* The peer's probe found this mapping: check back through it */
-  if (msg->type == RNDZ_MESSAGE_RSYNC && !op->chosen)
+  if (msg->type == RNDZ_MESSAGE_RSYNC && op->phase < PHASE_NOMINATED)
     op_udp_send_to (op, socket, RNDZ_MESSAGE_CHECK, from);
-  else if (msg->type == RNDZ_MESSAGE_CONFIRM && !op->chosen)
+  else if (msg->type == RNDZ_MESSAGE_CONFIRM && op->phase < PHASE_NOMINATED)
     op_udp_choose (op, socket, from, RNDZ_PATH_DIRECT);
   else if (op_udp_is_chosen (op, socket, from, msg))
     op_udp_found (op, socket, from, op->chosen_kind);
@@ -815,7 +840,7 @@ op_hard_start_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->hard_timer, g_source_unref);
-  if (op->chosen || op->relaying || op->peer_addr.family == 0)
+  if (op->phase >= PHASE_NOMINATED || op->peer_addr.family == 0)
     return G_SOURCE_REMOVE;
 
   if (op->peer_rewrites)
@@ -838,6 +863,45 @@ op_hard_start_cb (gpointer user_data)
 }
 
 static void op_tcp_redirected (ConnectOp *op, Server *server, const RndzMessage *msg);
+static void server_ready (Server *server);
+
+/* A request waits at least this long for its answer after a retry */
+#define RATE_LIMIT_MARGIN_MS 500
+
+static gboolean
+server_held_cb (gpointer user_data)
+{
+  Server *server = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (server->op);
+
+  g_clear_pointer (&server->held, g_source_unref);
+  server_ready (server);
+  return G_SOURCE_REMOVE;
+}
+
+/* The server limits requests and says when ours would pass: ask again
+ * then if the answer can still come in time, else fail now with that.
+ * Meanwhile nothing goes to that server (over UDP it would not answer
+ * again within its window). */
+static void
+server_rate_limited (Server            *server,
+                     const RndzMessage *msg)
+{
+  ConnectOp *op = server->op;
+  gint64 left_ms = (op->deadline - g_get_monotonic_time ()) / 1000;
+
+  if (msg->retry_ms == 0 || msg->retry_ms + RATE_LIMIT_MARGIN_MS > left_ms)
+    {
+      g_autoptr(GError) error = rndz_message_error_to_gerror (msg, op->peer_id);
+
+      server_set_status (server, SERVER_FAILED, error);
+      return;
+    }
+
+  g_debug ("The server limits requests: asking again in %u ms", msg->retry_ms);
+  rndz_source_clear (&server->held);
+  server->held = rndz_timeout_add (op->context, msg->retry_ms, server_held_cb, server);
+}
 
 /* A message from a server: its redirect, its error, or its answer to
  * our relay request */
@@ -850,7 +914,7 @@ server_handle (Server            *server,
   if (msg->tid != op->tid)
     return;
 
-  if (op->relaying)
+  if (op->phase >= PHASE_RELAY)
     {
       if (server == op->redirected)
         op_handle_relay_reply (op, server, msg);
@@ -860,10 +924,13 @@ server_handle (Server            *server,
       /* Over UDP a later redirect may still add paths */
       if (op->transport == RNDZ_TRANSPORT_UDP)
         op_udp_redirected (op, server, msg);
-      else if (!op->have_peer)
+      else if (op->phase < PHASE_CHECKING)
         op_tcp_redirected (op, server, msg);
     }
-  else if (msg->type == RNDZ_MESSAGE_ERROR && !op->have_peer)
+  else if (msg->type == RNDZ_MESSAGE_ERROR && msg->code == RNDZ_WIRE_ERROR_RATE_LIMITED &&
+           op->phase < PHASE_CHECKING)
+    server_rate_limited (server, msg);
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase < PHASE_CHECKING)
     server_set_wire_error (server, msg->code);
 }
 
@@ -903,8 +970,8 @@ server_link_cb (RndzServerLink      *link,
       break;
     case RNDZ_SERVER_LINK_FAILED:
       /* Over TCP the relay's session comes on the connection */
-      if (op->transport == RNDZ_TRANSPORT_TCP && op->relaying && server == op->redirected &&
-          op->join_cancellable == NULL)
+      if (op->transport == RNDZ_TRANSPORT_TCP && op->phase == PHASE_RELAY &&
+          server == op->redirected)
         op_return_error (op, g_error_copy (error));
       else
         server_set_status (server, SERVER_UNREACHABLE, error);
@@ -922,7 +989,7 @@ op_udp_read_one (GSocket           *socket,
   ConnectOp *op = user_data;
   int i;
 
-  if (op->relaying ||
+  if (op->phase >= PHASE_RELAY ||
       !g_str_equal (msg->id, op->peer_id) ||
       !g_str_equal (msg->target, op->peer->id))
     return TRUE;
@@ -937,7 +1004,7 @@ op_udp_read_one (GSocket           *socket,
 
   /* The answer to a check: only from an address we checked, or from the
    * peer's public address at a port we probed */
-  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid && !op->chosen)
+  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid && op->phase < PHASE_NOMINATED)
     {
       i = op_find_path (op, from);
       if (i >= 0)
@@ -985,7 +1052,8 @@ op_udp_send_isync (ConnectOp *op)
       Server *server = g_ptr_array_index (op->servers, i);
       g_autoptr(GError) error = NULL;
 
-      if (server->status != SERVER_PENDING || !rndz_server_link_is_ready (server->link))
+      if (server->status != SERVER_PENDING || server->held != NULL ||
+          !rndz_server_link_is_ready (server->link))
         continue;
 
       op_init_isync (op, &isync);
@@ -1006,7 +1074,7 @@ op_udp_retry_cb (gpointer user_data)
 
   g_clear_pointer (&op->retry, g_source_unref);
   /* The isync until a redirect, then the relay request until its session */
-  if (op->relaying)
+  if (op->phase >= PHASE_RELAY)
     op_send_relay (op);
   else
     op_udp_send_isync (op);
@@ -1202,8 +1270,15 @@ op_timeout_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->timeout, g_source_unref);
-  op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                    _("Timed out reaching peer “%s”"), op->peer_id));
+  /* A server that requires a key drops what is not signed (and says so
+   * at most once a second to an address) */
+  if (op->redirected == NULL && op->peer->key == NULL)
+    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      _("Timed out reaching peer “%s”: no server answered "
+                                        "(the server may require a key)"), op->peer_id));
+  else
+    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      _("Timed out reaching peer “%s”"), op->peer_id));
   return G_SOURCE_REMOVE;
 }
 
@@ -1239,6 +1314,7 @@ op_resolved_cb (GObject      *source,
       return;
     }
 
+  op->phase = PHASE_REQUESTING;
   op->family = rndz_peer_context_pick_family (op->peer, addrs);
   for (guint i = 0; i < addrs->len; i++)
     {
@@ -1276,6 +1352,7 @@ rndz_connect_start (RndzPeerContext *peer,
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);
 
+  op->deadline = g_get_monotonic_time () + (gint64) peer->timeout_ms * 1000;
   op->timeout = rndz_timeout_add (op->context, peer->timeout_ms,
                                   op_timeout_cb, op);
   if (cancellable != NULL)

@@ -385,7 +385,7 @@ forward_add (RndzForwarder          *forwarder,
   forward->requester_conn = src->conn;
   g_strlcpy (forward->requester_id, msg->id, sizeof forward->requester_id);
   g_strlcpy (forward->target_id, msg->target, sizeof forward->target_id);
-  forward->deadline = g_get_monotonic_time () + forwarder->config->forward_timeout * G_USEC_PER_SEC;
+  forward->deadline = g_get_monotonic_time () + forwarder->config->forward_timeout_ms * (gint64) 1000;
   forward->link.data = forward;
 
   g_hash_table_insert (forwarder->forwards, GUINT_TO_POINTER (forward->server_tid), forward);

@@ -8,17 +8,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "rndz-listener-private.h"
+#include "rndz-listener-internal.h"
 #include "rndz-channel-private.h"
-#include "rndz-connect-private.h"
-#include "rndz-connect-attempt-private.h"
-#include "rndz-frame-reader-private.h"
-#include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
-#include "rndz-relay-join-private.h"
 #include "rndz-server-link-private.h"
-#include "rndz-socket-private.h"
-#include "rndz-udp-private.h"
 #include "rndz-source-private.h"
 
 /* A listener binds one port P and talks to every server from it.
@@ -66,22 +59,6 @@
  * re-registration with backoff whenever a server stops answering.
  */
 
-/* Requests answered recently, so that a retransmitted fsync punches once */
-#define RECENT_REQUESTS 32
-/* Connections that came in and wait for accept; more are closed */
-#define MAX_INCOMING 64
-#define PUNCH_RETRY_INITIAL_MS 50
-/* How long a connection may take to say it is the one */
-#define USE_TIMEOUT_MS 5000
-/* Relay sessions joined recently, so that a repeated session joins once */
-#define RECENT_SESSIONS 8
-/* Hard NATs: a probe's check socket waits this long for an answer (an
- * answer that comes later reaches the application's socket) */
-#define PROBE_LIFETIME_MS 500
-/* At most so many check sockets at once, and requesters sprayed for */
-#define MAX_CHECKS 512
-#define MAX_SPRAYS 2
-
 typedef struct _Link Link;
 
 /* The listener's relation with one server */
@@ -97,108 +74,6 @@ struct _Link
   gint64 next_action;           /* monotonic: ping, or reconnect */
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
-};
-
-/* A TCP connect towards a peer that asked for us */
-typedef struct
-{
-  RndzListener *listener;
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
-  RndzAddr addr;
-  RndzPath path;
-  gint64 deadline;
-  GSocket *socket;
-  RndzConnectAttempt *attempt;
-  GSource *retry;
-  GSource *expire;
-  guint delay_ms;
-} Punch;
-
-/* UDP: a check socket, on P and connected to one address of a requester */
-typedef struct
-{
-  RndzListener *listener;
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
-  RndzAddr addr;
-  GSocket *socket;
-  GSource *source;
-  GSource *expire;
-} Check;
-
-/* UDP: a requester no path has reached yet, for the hard-NAT phase */
-typedef struct
-{
-  RndzListener *listener;
-  RndzMessage fsync;            /* its request */
-  gboolean port_kept;           /* our NAT kept our port towards the server */
-  GSource *timer;               /* starts the phase */
-  GSource *expire;
-  RndzProber *prober;           /* it looks hard, or our port was kept */
-  RndzSpray *spray;             /* it looks friendly */
-} Hard;
-
-/* TCP: a connection waiting for its "use" frame, or a relay being joined */
-typedef struct
-{
-  RndzListener *listener;       /* a reference */
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
-  GSocket *socket;
-  RndzPath path;
-} Pending;
-
-/* An accept waiting for a connection */
-typedef struct
-{
-  RndzListener *listener;
-  GTask *task;
-  GSource *cancel_source;
-} Waiter;
-
-struct _RndzListener
-{
-  GObject parent_instance;
-
-  RndzPeerContext *peer;        /* who we are */
-  GMainContext *context;        /* peer->context */
-  RndzTransport transport;
-  gboolean stopped;
-
-  GCancellable *cancellable;
-  GTask *start_task;
-  GSource *start_timeout;
-  GSource *start_cancel;
-
-  GSocketFamily family;
-  GSocket *socket;              /* UDP: the application's; TCP: listening */
-  guint16 port;
-  GSource *accept_source;
-
-  GPtrArray *links;
-  GSource *timer;
-  RndzClientState state;
-  gint64 last_pong;             /* real time, 0 if never */
-
-  struct
-  {
-    RndzAddr addr;
-    guint32 tid;
-    gboolean refused;
-    char peer_id[RNDZ_ID_MAX_LEN + 1];
-  } recent[RECENT_REQUESTS];
-  guint recent_next;
-
-  char sessions[RECENT_SESSIONS][RNDZ_TOKEN_LEN + 1];
-  guint sessions_next;
-
-  GHashTable *punches;          /* RndzAddr → Punch */
-  GHashTable *checks;           /* RndzAddr → Check */
-  GHashTable *hards;            /* RndzAddr (the requester's) → Hard */
-  RndzAddr cands[RNDZ_MAX_CANDIDATES];  /* ours, as of cands_time */
-  guint n_cands;
-  gint64 cands_time;            /* monotonic, 0 if never */
-  RndzProbeBudget probes;       /* for all requesters */
-  GQueue incoming;              /* RndzIncoming */
-  GQueue waiters;               /* Waiter */
 };
 
 static void listener_schedule (RndzListener *listener, gint64 when);
@@ -219,19 +94,6 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (RndzListener, rndz_listener, G_TYPE_OBJECT)
 
-#define listener_ref g_object_ref
-
-void
-rndz_incoming_free (RndzIncoming *incoming)
-{
-  if (incoming->connection != NULL)
-    {
-      g_io_stream_close (G_IO_STREAM (incoming->connection), NULL, NULL);
-      g_object_unref (incoming->connection);
-    }
-  g_free (incoming->peer_id);
-  g_free (incoming);
-}
 
 static guint
 keepalive_ms (RndzListener *listener)
@@ -251,24 +113,6 @@ listener_set_state (RndzListener    *listener,
 
   listener->state = state;
   g_signal_emit (listener, signals[SIGNAL_STATE_CHANGED], 0);
-}
-
-/* Asks the application whether a requester may come in. Its handler
- * may even stop us: callers hold a reference and check listener->stopped */
-static gboolean
-listener_ask (RndzListener   *listener,
-              const char     *peer_id,
-              const RndzAddr *addr)
-{
-  g_autoptr(GSocketAddress) address = NULL;
-  gboolean allowed = TRUE;
-
-  if (!g_signal_has_handler_pending (listener, signals[SIGNAL_PEER_REQUEST], 0, FALSE))
-    return TRUE;
-
-  address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
-  g_signal_emit (listener, signals[SIGNAL_PEER_REQUEST], 0, peer_id, address, &allowed);
-  return allowed;
 }
 
 /* Sending to a server */
@@ -375,8 +219,9 @@ start_timeout_cb (gpointer user_data)
   g_clear_pointer (&listener->start_timeout, g_source_unref);
   listener_finish_start (listener,
                          g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                      _("No rendezvous server answered within %u seconds"),
-                                      listener->peer->timeout_ms / 1000));
+                                      /* Translators: %u is a number of milliseconds */
+                                      _("No rendezvous server answered within %u ms"),
+                                      listener->peer->timeout_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -432,238 +277,6 @@ link_refused (Link         *link,
 
 /* Forwarded requests */
 
-/* Looks up a forwarded request among the recent ones; with @add, makes
- * room for it if it is new. Returns its index, or -1. */
-static int
-listener_find_request (RndzListener   *listener,
-                       const RndzAddr *addr,
-                       guint32         tid,
-                       gboolean        add)
-{
-  int i;
-
-  for (i = 0; i < RECENT_REQUESTS; i++)
-    if (listener->recent[i].tid == tid && rndz_addr_equal (&listener->recent[i].addr, addr))
-      return i;
-
-  if (!add)
-    return -1;
-
-  i = listener->recent_next;
-  listener->recent[i].addr = *addr;
-  listener->recent[i].tid = tid;
-  listener->recent[i].refused = FALSE;
-  listener->recent[i].peer_id[0] = '\0';
-  listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
-  return i;
-}
-
-static void
-listener_deliver (RndzListener *listener,
-                  const char   *peer_id,
-                  GSocket      *socket,
-                  RndzPath      path)
-{
-  RndzIncoming *incoming = g_new0 (RndzIncoming, 1);
-  Waiter *waiter;
-
-  rndz_socket_set_path (socket, path);
-  incoming->connection = g_socket_connection_factory_create_connection (socket);
-  incoming->peer_id = g_strdup (peer_id);
-  g_socket_set_blocking (socket, TRUE);
-
-  waiter = g_queue_pop_head (&listener->waiters);
-  if (waiter != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      return;
-    }
-
-  if (listener->incoming.length >= MAX_INCOMING)
-    {
-      g_debug ("Closing the connection of “%s”: nobody accepts", peer_id);
-      rndz_incoming_free (incoming);
-      return;
-    }
-
-  g_queue_push_tail (&listener->incoming, incoming);
-}
-
-/* TCP: the requester names the connection it keeps with a "use" frame.
- * Exactly that frame is read: the bytes after it are the application's. */
-static void
-pending_free (Pending *pending)
-{
-  if (pending->socket != NULL)
-    g_socket_close (pending->socket, NULL);
-  g_clear_object (&pending->socket);
-  g_object_unref (pending->listener);
-  g_free (pending);
-}
-
-static gboolean
-remove_punch_of (gpointer key,
-                 gpointer value,
-                 gpointer user_data)
-{
-  Punch *punch = value;
-
-  return g_str_equal (punch->peer_id, user_data);
-}
-
-static void
-use_read_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  Pending *pending = user_data;
-  RndzListener *listener = pending->listener;
-  g_autoptr(GError) error = NULL;
-  RndzMessage msg;
-
-  if (!rndz_frame_read_finish (result, &msg, &error))
-    {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_debug ("Closing a connection of “%s”: %s", pending->peer_id, error->message);
-    }
-  else if (listener->stopped)
-    ;
-  else if (msg.type != RNDZ_MESSAGE_USE || !g_str_equal (msg.id, pending->peer_id) ||
-           !g_str_equal (msg.target, listener->peer->id))
-    g_debug ("Closing a connection of “%s”: it did not choose it", pending->peer_id);
-  else
-    {
-      g_autoptr(GSocket) socket = g_steal_pointer (&pending->socket);
-
-      /* The requester keeps this one: the others towards it are moot */
-      g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
-      listener_deliver (listener, pending->peer_id, socket, pending->path);
-    }
-
-  pending_free (pending);
-}
-
-static void
-listener_wait_for_use (RndzListener *listener,
-                       const char   *peer_id,
-                       GSocket      *socket,
-                       RndzPath      path)
-{
-  Pending *pending = g_new0 (Pending, 1);
-
-  pending->listener = listener_ref (listener);
-  g_strlcpy (pending->peer_id, peer_id, sizeof pending->peer_id);
-  pending->socket = g_object_ref (socket);
-  pending->path = path;
-  rndz_frame_read_async (socket, listener->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
-                         USE_TIMEOUT_MS, listener->cancellable, use_read_cb, pending);
-}
-
-static void
-punch_free (Punch *punch)
-{
-  g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
-  rndz_source_clear (&punch->retry);
-  rndz_source_clear (&punch->expire);
-  if (punch->socket != NULL)
-    g_socket_close (punch->socket, NULL);
-  g_clear_object (&punch->socket);
-  g_free (punch);
-}
-
-static void punch_try (Punch *punch);
-
-static gboolean
-punch_retry_cb (gpointer user_data)
-{
-  Punch *punch = user_data;
-
-  g_clear_pointer (&punch->retry, g_source_unref);
-  punch_try (punch);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-punch_connected_cb (GSocket      *socket,
-                    const GError *error,
-                    gpointer      user_data)
-{
-  Punch *punch = user_data;
-  RndzListener *listener = punch->listener;
-
-  g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
-
-  if (error == NULL)
-    {
-      g_autoptr(GSocket) connected = g_steal_pointer (&punch->socket);
-      char peer_id[RNDZ_ID_MAX_LEN + 1];
-      RndzPath path = punch->path;
-
-      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-      g_hash_table_remove (listener->punches, &punch->addr);
-      listener_wait_for_use (listener, peer_id, connected, path);
-      return;
-    }
-
-  /* The requester's SYN has not left its NAT yet, or it already reached
-   * our listening socket: try again until the deadline. */
-  g_socket_close (punch->socket, NULL);
-  g_clear_object (&punch->socket);
-  if (g_get_monotonic_time () + punch->delay_ms * 1000 > punch->deadline)
-    {
-      g_debug ("Giving up connecting to “%s”: %s", punch->peer_id, error->message);
-      g_hash_table_remove (listener->punches, &punch->addr);
-      return;
-    }
-
-  punch->retry = rndz_timeout_add (listener->context, punch->delay_ms, punch_retry_cb, punch);
-  punch->delay_ms = MIN (punch->delay_ms * 2, RNDZ_RETRY_MAX_MS);
-}
-
-static void
-punch_try (Punch *punch)
-{
-  RndzListener *listener = punch->listener;
-  g_autoptr(GError) error = NULL;
-
-  punch->socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                    G_SOCKET_TYPE_STREAM, listener->port, &error);
-  if (punch->socket == NULL)
-    {
-      g_debug ("Cannot bind a socket towards “%s”: %s", punch->peer_id, error->message);
-      g_hash_table_remove (listener->punches, &punch->addr);
-      return;
-    }
-
-  punch->attempt = rndz_connect_attempt_new (punch->socket, &punch->addr, listener->context,
-                                             punch_connected_cb, punch);
-}
-
-/* A message of ours to the requester @peer_id */
-static void
-init_to_requester (RndzListener    *listener,
-                   RndzMessageType  type,
-                   guint32          tid,
-                   const char      *peer_id,
-                   RndzMessage     *msg)
-{
-  rndz_message_init (msg, type, tid);
-  g_strlcpy (msg->id, listener->peer->id, sizeof msg->id);
-  g_strlcpy (msg->target, peer_id, sizeof msg->target);
-}
-
-/* Our answer to a forwarded request: to the server, and as the punch */
-static void
-init_rsync (RndzListener      *listener,
-            const RndzMessage *fsync,
-            RndzMessage       *rsync)
-{
-  init_to_requester (listener, RNDZ_MESSAGE_RSYNC, fsync->tid, fsync->id, rsync);
-}
 
 static void
 link_reply_rsync (Link              *link,
@@ -671,597 +284,17 @@ link_reply_rsync (Link              *link,
 {
   RndzMessage rsync;
 
-  init_rsync (link->listener, fsync, &rsync);
+  rndz_listener_init_rsync (link->listener, fsync, &rsync);
   rndz_peer_context_sign (link->listener->peer, &rsync);
   link_send (link, &rsync);
 }
 
 /* UDP check sockets */
 
-static void
-check_free (Check *check)
-{
-  rndz_source_clear (&check->source);
-  rndz_source_clear (&check->expire);
-  if (check->socket != NULL)
-    g_socket_close (check->socket, NULL);
-  g_clear_object (&check->socket);
-  g_free (check);
-}
-
-static gboolean
-check_expire_cb (gpointer user_data)
-{
-  Check *check = user_data;
-
-  g_clear_pointer (&check->expire, g_source_unref);
-  g_hash_table_remove (check->listener->checks, &check->addr);
-  return G_SOURCE_REMOVE;
-}
-
-/* Our answer to a check (a confirm) or to a use (a use) of the requester */
-static gsize
-encode_answer (RndzListener      *listener,
-               const char        *peer_id,
-               RndzMessageType    type,
-               const RndzMessage *msg,
-               char               buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE])
-{
-  RndzMessage answer;
-
-  init_to_requester (listener, type, msg->tid, peer_id, &answer);
-  return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
-}
-
-static void hard_forget (RndzListener *listener, const char *peer_id);
-
-/* The requester takes this path. The check socket goes first, then the
- * answer leaves from the application's socket (the same port, so the
- * same NAT mapping): the requester sends nothing before it has the
- * answer, and by then nothing but the application's socket can catch
- * what it sends. Frees @check. */
-static void
-check_hand_over (Check             *check,
-                 const RndzMessage *use)
-{
-  RndzListener *listener = check->listener;
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&check->addr, listener->family);
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  char text[RNDZ_ADDR_STRLEN];
-  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
-
-  g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&check->addr, text));
-  hard_forget (listener, check->peer_id);
-  g_hash_table_remove (listener->checks, &check->addr);
-  if (to == NULL)
-    return;
-
-  if (!g_socket_is_closed (listener->socket))
-    rndz_udp_send (listener->socket, to, buf, len, "answer to a use");
-  else
-    {
-      /* The application closed its socket and reads nothing: the answer
-       * still tells the requester that the path works */
-      g_autoptr(GSocket) once = rndz_peer_context_bind (listener->peer, listener->family,
-                                                  G_SOCKET_TYPE_DATAGRAM, listener->port, NULL);
-
-      if (once != NULL)
-        {
-          rndz_udp_send (once, to, buf, len, "answer to a use");
-          g_socket_close (once, NULL);
-        }
-    }
-}
-
-/* A check or a use from the requester, on its check socket */
-static gboolean
-check_handle (GSocket           *socket,
-              const RndzAddr    *from,
-              const RndzMessage *msg,
-              gpointer           user_data)
-{
-  Check *check = user_data;
-  RndzListener *listener = check->listener;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
-
-  if (!g_str_equal (msg->id, check->peer_id) || !g_str_equal (msg->target, listener->peer->id))
-    return TRUE;
-
-  if (msg->type == RNDZ_MESSAGE_USE)
-    {
-      check_hand_over (check, msg);
-      return FALSE;
-    }
-  if (msg->type != RNDZ_MESSAGE_CHECK)
-    return TRUE;
-
-  /* Confirmed from the check socket, which stays for the use (a probe's
-   * too, which had a short life until now). The requester reaches us,
-   * and the confirm goes back the way the check came: no need for the
-   * hard-NAT phase. */
-  len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, msg, buf);
-  rndz_udp_send (check->socket, NULL, buf, len, "confirm");
-  hard_forget (listener, check->peer_id);
-  rndz_source_clear (&check->expire);
-  check->expire = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
-                                    check_expire_cb, check);
-  return TRUE;
-}
-
-static gboolean
-check_read_cb (GSocket      *socket,
-               GIOCondition  condition,
-               gpointer      user_data)
-{
-  Check *check = user_data;
-  g_autoptr(RndzListener) listener = listener_ref (check->listener);
-  g_autoptr(GError) error = NULL;
-
-  if (rndz_udp_read_messages (socket, FALSE, check_handle, check, &error))
-    return G_SOURCE_CONTINUE;
-  if (error == NULL)
-    return G_SOURCE_REMOVE;       /* handed over: the check is gone */
-
-  /* Our punch met a closed port or a rejecting router, which may open
-   * later: not a reason to give up the path */
-  if (rndz_udp_error_is_icmp (error))
-    return G_SOURCE_CONTINUE;
-
-  g_debug ("The check socket towards “%s” failed: %s", check->peer_id, error->message);
-  g_hash_table_remove (listener->checks, &check->addr);
-  return G_SOURCE_REMOVE;
-}
-
-/* A check socket towards @addr for @fsync's requester, for @ms: new, or
- * the one there is. NULL if none can be opened. */
-static Check *
-check_open (RndzListener      *listener,
-            const RndzMessage *fsync,
-            const RndzAddr    *addr,
-            guint              ms)
-{
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
-  g_autoptr(GError) error = NULL;
-  Check *check;
-
-  if (to == NULL)
-    return NULL;
-
-  check = g_hash_table_lookup (listener->checks, addr);
-  if (check == NULL)
-    {
-      g_autoptr(GSocket) socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                                    G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
-
-      if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
-        {
-          g_debug ("Cannot open a check socket: %s", error->message);
-          return NULL;
-        }
-
-      check = g_new0 (Check, 1);
-      check->listener = listener;
-      check->addr = *addr;
-      check->socket = g_steal_pointer (&socket);
-      check->source = rndz_socket_source_add (check->socket, listener->context, check_read_cb,
-                                             check, "[rndz] listener check");
-      g_hash_table_insert (listener->checks, &check->addr, check);
-    }
-
-  /* The latest request from there owns it, for as long as it may take */
-  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
-  rndz_source_clear (&check->expire);
-  check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
-  return check;
-}
-
-/* A datagram from our port to the requester opens our NAT for it. It is
- * an rsync, so a requester that does receive it can tell it apart; it
- * leaves from a check socket that then catches the requester's checks. */
-static void
-punch_udp (RndzListener      *listener,
-           const RndzMessage *fsync,
-           const RndzAddr    *addr)
-{
-  guint timeout = listener->peer->timeout_ms / 1000;
-  RndzMessage rsync;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize len;
-  Check *check;
-
-  init_rsync (listener, fsync, &rsync);
-  len = rndz_message_encode (&rsync, buf, sizeof buf);
-
-  check = check_open (listener, fsync, addr, timeout * 1000);
-  if (check != NULL)
-    rndz_udp_send (check->socket, NULL, buf, len, "punch");
-  else
-    {
-      /* Without a check socket the punch still opens the NAT */
-      g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
-
-      if (to != NULL)
-        rndz_udp_send (listener->socket, to, buf, len, "punch");
-    }
-}
 
 /* Hard NATs (rndz-hard-nat.c) */
 
-static void
-hard_free (Hard *hard)
-{
-  rndz_source_clear (&hard->timer);
-  rndz_source_clear (&hard->expire);
-  g_clear_pointer (&hard->prober, rndz_prober_free);
-  g_clear_pointer (&hard->spray, rndz_spray_free);
-  g_free (hard);
-}
-
-static gboolean
-is_hard_of (gpointer key,
-            gpointer value,
-            gpointer user_data)
-{
-  Hard *hard = value;
-
-  return g_str_equal (hard->fsync.id, user_data);
-}
-
-/* @peer_id came in, or through the relay: no more probing for it */
-static void
-hard_forget (RndzListener *listener,
-             const char   *peer_id)
-{
-  g_hash_table_foreach_remove (listener->hards, is_hard_of, (gpointer) peer_id);
-}
-
-static gboolean
-hard_expire_cb (gpointer user_data)
-{
-  Hard *hard = user_data;
-
-  g_clear_pointer (&hard->expire, g_source_unref);
-  g_hash_table_remove (hard->listener->hards, &hard->fsync.addr);
-  return G_SOURCE_REMOVE;
-}
-
-/* The friendly side: check sockets towards random ports of the
- * requester's public address, each with a punch, while the budget lasts */
-/* One probe, from a check socket of its own bound to our port: it
- * catches the requester's check if the probe found its mapping. The
- * listener's budget bounds what a forged request can aim at anyone. */
-static RndzProbeResult
-hard_probe (const RndzAddr *to,
-            gpointer        user_data)
-{
-  Hard *hard = user_data;
-  RndzListener *listener = hard->listener;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage rsync;
-  Check *check;
-
-  if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
-    return RNDZ_PROBE_WAIT;
-  /* Not over a check socket of a path already being checked */
-  if (g_hash_table_contains (listener->checks, to))
-    return RNDZ_PROBE_SKIPPED;
-  if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
-    return RNDZ_PROBE_STOP;
-
-  check = check_open (listener, &hard->fsync, to, PROBE_LIFETIME_MS);
-  if (check == NULL)
-    return RNDZ_PROBE_WAIT;
-  init_rsync (listener, &hard->fsync, &rsync);
-  if (!rndz_udp_send (check->socket, NULL, buf, rndz_message_encode (&rsync, buf, sizeof buf),
-                      "probe"))
-    return RNDZ_PROBE_WAIT;
-  return RNDZ_PROBE_SENT;
-}
-
-static gboolean
-is_peer_control (const RndzMessage *msg,
-                 gpointer           user_data)
-{
-  return msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE;
-}
-
-/* The hard side: what comes in through one of our many mappings */
-static void
-hard_spray_cb (RndzSpray         *spray,
-               GSocket           *socket,
-               const RndzAddr    *from,
-               const RndzMessage *msg,
-               gpointer           user_data)
-{
-  Hard *hard = user_data;
-  g_autoptr(RndzListener) listener = listener_ref (hard->listener);
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (from, listener->family);
-  g_autoptr(GSocket) taken = NULL;
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  char text[RNDZ_ADDR_STRLEN];
-  gsize len;
-
-  /* The requester's checks and use carry its own tid */
-  if (to == NULL ||
-      !g_str_equal (msg->id, hard->fsync.id) ||
-      !g_str_equal (msg->target, listener->peer->id) ||
-      !rndz_addr_same_host (from, &hard->fsync.addr))
-    return;
-
-  if (msg->type == RNDZ_MESSAGE_CHECK)
-    {
-      len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_CONFIRM, msg, buf);
-      rndz_udp_send (socket, to, buf, len, "confirm");
-      return;
-    }
-  if (msg->type != RNDZ_MESSAGE_USE)
-    return;
-
-  /* The requester takes this path: the socket is the application's */
-  len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_USE, msg, buf);
-  rndz_udp_send (socket, to, buf, len, "answer to a use");
-  taken = rndz_spray_take (spray, socket);
-  g_strlcpy (peer_id, hard->fsync.id, sizeof peer_id);
-  hard_forget (listener, peer_id);
-
-  if (!g_socket_connect (taken, to, NULL, NULL))
-    return;
-  rndz_udp_drain (taken, is_peer_control, NULL);
-  rndz_socket_set_path (taken, RNDZ_PATH_DIRECT);
-  g_debug ("“%s” reaches us from %s, on a port of its own", peer_id,
-           rndz_addr_format (from, text));
-  g_signal_emit (listener, signals[SIGNAL_PEER_SOCKET], 0, peer_id, taken);
-}
-
-static guint
-count_sprays (RndzListener *listener)
-{
-  GHashTableIter iter;
-  gpointer value;
-  guint n = 0;
-
-  g_hash_table_iter_init (&iter, listener->hards);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    n += ((Hard *) value)->spray != NULL;
-  return n;
-}
-
-/* No path has worked yet. If the requester's NAT changed its port, it is
- * the hard side: probe for its mappings. If it kept it, we may be the
- * hard side: open mappings for it to find; and if ours kept our port
- * too, probe as well: the requester's NAT may have given our address a
- * port of its own after all (a mapping of its port was taken, say). */
-static gboolean
-hard_start_cb (gpointer user_data)
-{
-  Hard *hard = user_data;
-  RndzListener *listener = hard->listener;
-  const RndzMessage *fsync = &hard->fsync;
-  gboolean rewrites = rndz_nat_rewrites_port (&fsync->addr, fsync->cands, fsync->n_cands);
-
-  g_clear_pointer (&hard->timer, g_source_unref);
-  if (fsync->n_cands == 0)
-    return G_SOURCE_REMOVE;
-
-  if (rewrites || hard->port_kept)
-    {
-      g_debug ("No path from “%s” yet: probing its address", fsync->id);
-      hard->prober = rndz_prober_new (listener->context, &fsync->addr, fsync->id, hard_probe, hard);
-    }
-  if (!rewrites && count_sprays (listener) < MAX_SPRAYS)
-    {
-      RndzMessage rsync;
-
-      init_rsync (listener, fsync, &rsync);
-      hard->spray = rndz_spray_new (listener->peer, listener->family, &fsync->addr, &rsync,
-                                    listener->context, hard_spray_cb, hard);
-      g_debug ("No path from “%s” yet: %u mappings towards it", fsync->id,
-               rndz_spray_get_size (hard->spray));
-    }
-
-  return G_SOURCE_REMOVE;
-}
-
-/* A new request: if no path works soon, the hard-NAT phase starts. It
- * ends with the requester's direct timeout, if ours is the same. */
-static void
-hard_watch (RndzListener      *listener,
-            Link              *link,
-            const RndzMessage *fsync)
-{
-  guint direct_ms = listener->peer->direct_timeout_ms;
-  Hard *hard;
-
-  if (g_hash_table_contains (listener->hards, &fsync->addr) || direct_ms <= RNDZ_HARD_NAT_DELAY_MS)
-    return;
-
-  hard = g_new0 (Hard, 1);
-  hard->listener = listener;
-  hard->fsync = *fsync;
-  hard->port_kept = link->observed.port == listener->port;
-  hard->timer = rndz_timeout_add (listener->context, RNDZ_HARD_NAT_DELAY_MS, hard_start_cb, hard);
-  hard->expire = rndz_timeout_add (listener->context, direct_ms, hard_expire_cb, hard);
-  g_hash_table_insert (listener->hards, &hard->fsync.addr, hard);
-}
-
-/* A SYN that the other side's firewall drops is retried by the kernel for
- * minutes: give up on our own deadline instead. */
-static gboolean
-punch_expire_cb (gpointer user_data)
-{
-  Punch *punch = user_data;
-
-  g_debug ("Giving up connecting to “%s”: timed out", punch->peer_id);
-  g_clear_pointer (&punch->expire, g_source_unref);
-  g_hash_table_remove (punch->listener->punches, &punch->addr);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-punch_tcp (RndzListener      *listener,
-           const RndzMessage *fsync,
-           const RndzAddr    *addr,
-           RndzPath           path)
-{
-  gint64 timeout = (gint64) listener->peer->timeout_ms * 1000;
-  Punch *punch;
-
-  /* Already connecting towards that address */
-  if (g_hash_table_contains (listener->punches, addr))
-    return;
-
-  punch = g_new0 (Punch, 1);
-
-  punch->listener = listener;
-  g_strlcpy (punch->peer_id, fsync->id, sizeof punch->peer_id);
-  punch->addr = *addr;
-  punch->path = path;
-  punch->deadline = g_get_monotonic_time () + timeout;
-  punch->delay_ms = PUNCH_RETRY_INITIAL_MS;
-  punch->expire = rndz_timeout_add (listener->context, timeout / 1000, punch_expire_cb, punch);
-  g_hash_table_insert (listener->punches, &punch->addr, punch);
-  punch_try (punch);
-}
-
-static void
-link_handle_fsync (Link              *link,
-                   const RndzMessage *fsync)
-{
-  RndzListener *listener = link->listener;
-  int request;
-
-  if (listener->peer->require_auth && !fsync->auth)
-    {
-      g_debug ("Ignoring “%s”: the server did not authenticate it", fsync->id);
-      return;
-    }
-
-  request = listener_find_request (listener, &fsync->addr, fsync->tid, FALSE);
-  if (request < 0)
-    {
-      char addr[RNDZ_ADDR_STRLEN];
-      gboolean allowed;
-
-      g_debug ("“%s” at %s asks for us", fsync->id, rndz_addr_format (&fsync->addr, addr));
-      request = listener_find_request (listener, &fsync->addr, fsync->tid, TRUE);
-
-      /* The application decides first; its handler may even stop us */
-      allowed = listener_ask (listener, fsync->id, &fsync->addr);
-      if (listener->stopped)
-        return;
-      listener->recent[request].refused = !allowed;
-      g_strlcpy (listener->recent[request].peer_id, fsync->id,
-                 sizeof listener->recent[request].peer_id);
-
-      /* Towards every address of the requester */
-      for (guint i = 0; allowed && i <= fsync->n_cands; i++)
-        {
-          const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
-          RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
-
-          if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
-            continue;
-          if (listener->transport == RNDZ_TRANSPORT_UDP)
-            punch_udp (listener, fsync, to);
-          else
-            punch_tcp (listener, fsync, to, path);
-        }
-      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
-        hard_watch (listener, link, fsync);
-    }
-
-  /* A refused request gets no answer: the requester learns nothing more
-   * than from a peer that went away */
-  if (listener->recent[request].refused)
-    {
-      g_debug ("The application refused “%s”", fsync->id);
-      return;
-    }
-
-  /* Every copy is answered: the server resends when ours was lost */
-  link_reply_rsync (link, fsync);
-}
-
 /* The relay */
-
-static void
-relay_joined_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  Pending *pending = user_data;
-  RndzListener *listener = pending->listener;
-  g_autoptr(GSocket) socket = NULL;
-  g_autoptr(GError) error = NULL;
-
-  socket = rndz_relay_join_finish (result, &error);
-  if (socket == NULL)
-    {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_debug ("Could not join the relay for “%s”: %s", pending->peer_id, error->message);
-    }
-  else if (listener->stopped)
-    g_socket_close (socket, NULL);
-  else if (listener->transport == RNDZ_TRANSPORT_TCP)
-    listener_deliver (listener, pending->peer_id, socket, RNDZ_PATH_RELAYED);
-  else
-    {
-      g_debug ("“%s” comes through the relay", pending->peer_id);
-      g_signal_emit (listener, signals[SIGNAL_PEER_SOCKET], 0, pending->peer_id, socket);
-    }
-
-  pending_free (pending);
-}
-
-/* The requester found no direct path, and the server relays the two of
- * us: join the relay, if the requester is one we let in. */
-static void
-link_handle_session (Link              *link,
-                     const RndzMessage *session)
-{
-  RndzListener *listener = link->listener;
-  gboolean allowed = FALSE;
-  RndzAddr relay = *rndz_server_link_get_server (link->conn);
-  Pending *pending;
-
-  if (!listener->peer->relay)
-    return;
-
-  if (listener->peer->require_auth && !session->auth)
-    {
-      g_debug ("Ignoring a relay for “%s”: the server did not authenticate it", session->id);
-      return;
-    }
-
-  for (guint i = 0; i < RECENT_REQUESTS; i++)
-    allowed |= g_str_equal (listener->recent[i].peer_id, session->id) &&
-               !listener->recent[i].refused;
-  if (!allowed)
-    {
-      g_debug ("Ignoring a relay for “%s”: no request of it", session->id);
-      return;
-    }
-
-  for (guint i = 0; i < RECENT_SESSIONS; i++)
-    if (g_str_equal (listener->sessions[i], session->token))
-      return;
-  g_strlcpy (listener->sessions[listener->sessions_next], session->token,
-             sizeof listener->sessions[0]);
-  listener->sessions_next = (listener->sessions_next + 1) % RECENT_SESSIONS;
-
-  g_debug ("Joining the relay for “%s”", session->id);
-  hard_forget (listener, session->id);
-  pending = g_new0 (Pending, 1);
-  pending->listener = listener_ref (listener);
-  g_strlcpy (pending->peer_id, session->id, sizeof pending->peer_id);
-  relay.port = session->port;
-  rndz_relay_join_async (listener->transport, listener->family, &relay,
-                         listener->peer->id, session->token,
-                         listener->peer->timeout_ms,
-                         listener->context, listener->cancellable, relay_joined_cb, pending);
-}
 
 static void
 link_handle_message (Link              *link,
@@ -1287,11 +320,12 @@ link_handle_message (Link              *link,
       break;
 
     case RNDZ_MESSAGE_FSYNC:
-      link_handle_fsync (link, msg);
+      if (rndz_listener_take_request (listener, msg, link->observed.port == listener->port))
+        link_reply_rsync (link, msg);
       break;
 
     case RNDZ_MESSAGE_SESSION:
-      link_handle_session (link, msg);
+      rndz_listener_join_relay (listener, rndz_server_link_get_server (link->conn), msg);
       break;
 
     case RNDZ_MESSAGE_ERROR:
@@ -1397,48 +431,6 @@ link_connect (Link *link)
 }
 
 /* Listening socket */
-
-static gboolean
-accept_cb (GSocket      *socket,
-           GIOCondition  condition,
-           gpointer      user_data)
-{
-  RndzListener *listener = user_data;
-
-  for (guint i = 0; i < MAX_INCOMING && !listener->stopped; i++)
-    {
-      g_autoptr(GSocket) peer = NULL;
-      g_autoptr(GSocketAddress) remote = NULL;
-      RndzAddr addr;
-      RndzPath path;
-      Punch *punch;
-      char peer_id[RNDZ_ID_MAX_LEN + 1];
-
-      peer = g_socket_accept (socket, NULL, NULL);
-      if (peer == NULL)
-        break;
-
-      remote = g_socket_get_remote_address (peer, NULL);
-      punch = NULL;
-      if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
-        punch = g_hash_table_lookup (listener->punches, &addr);
-
-      /* Only peers that asked a server for us get in */
-      if (punch == NULL)
-        {
-          g_debug ("Closing a connection nobody asked the server for");
-          g_socket_close (peer, NULL);
-          continue;
-        }
-
-      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-      path = punch->path;
-      g_hash_table_remove (listener->punches, &addr);
-      listener_wait_for_use (listener, peer_id, peer, path);
-    }
-
-  return G_SOURCE_CONTINUE;
-}
 
 /* Keepalive timer */
 
@@ -1554,7 +546,7 @@ listener_bind (RndzListener  *listener,
         return FALSE;
 
       listener->accept_source = rndz_socket_source_add (listener->socket, listener->context,
-                                                       accept_cb, listener,
+                                                       rndz_listener_accept_ready, listener,
                                                        "[rndz] listener accept");
     }
 
@@ -1625,15 +617,7 @@ rndz_listener_init (RndzListener *listener)
 {
   listener->cancellable = g_cancellable_new ();
   listener->links = g_ptr_array_new_with_free_func ((GDestroyNotify) link_free);
-  listener->punches = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
-                                             (GEqualFunc) rndz_addr_equal,
-                                             NULL, (GDestroyNotify) punch_free);
-  listener->checks = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
-                                            (GEqualFunc) rndz_addr_equal,
-                                            NULL, (GDestroyNotify) check_free);
-  listener->hards = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
-                                           (GEqualFunc) rndz_addr_equal,
-                                           NULL, (GDestroyNotify) hard_free);
+  rndz_listener_requests_init (listener);
   listener->state = RNDZ_CLIENT_STATE_IDLE;
 }
 
@@ -1654,10 +638,9 @@ rndz_listener_start (RndzListener *listener,
                      GTask        *task)
 {
   GCancellable *cancellable = g_task_get_cancellable (task);
-  guint timeout = listener->peer->timeout_ms / 1000;
 
   listener->start_task = task;
-  listener->start_timeout = rndz_timeout_add (listener->context, timeout * 1000,
+  listener->start_timeout = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
                                               start_timeout_cb, listener);
   if (cancellable != NULL)
     {
@@ -1672,50 +655,6 @@ rndz_listener_start (RndzListener *listener,
 }
 
 /* Accepting */
-
-static gboolean
-waiter_cancelled_cb (GCancellable *cancellable,
-                     gpointer      user_data)
-{
-  Waiter *waiter = user_data;
-  g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-  g_queue_remove (&waiter->listener->waiters, waiter);
-  g_clear_pointer (&waiter->cancel_source, g_source_unref);
-  g_free (waiter);
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                           _("Operation was cancelled"));
-  return G_SOURCE_REMOVE;
-}
-
-void
-rndz_listener_accept (RndzListener *listener,
-                      GTask        *task)
-{
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  RndzIncoming *incoming;
-  Waiter *waiter;
-
-  incoming = g_queue_pop_head (&listener->incoming);
-  if (incoming != NULL)
-    {
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      g_object_unref (task);
-      return;
-    }
-
-  waiter = g_new0 (Waiter, 1);
-  waiter->listener = listener;
-  waiter->task = task;
-  if (cancellable != NULL)
-    {
-      waiter->cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_callback (waiter->cancel_source, G_SOURCE_FUNC (waiter_cancelled_cb),
-                             waiter, NULL);
-      g_source_attach (waiter->cancel_source, listener->context);
-    }
-  g_queue_push_tail (&listener->waiters, waiter);
-}
 
 GSocket *
 rndz_listener_get_socket (RndzListener *listener)
@@ -1768,8 +707,6 @@ listener_say_bye (RndzListener *listener)
 static void
 listener_free_resources (RndzListener *listener)
 {
-  Waiter *waiter;
-
   if (listener->stopped)
     return;
   listener->stopped = TRUE;
@@ -1779,23 +716,9 @@ listener_free_resources (RndzListener *listener)
   rndz_source_clear (&listener->accept_source);
 
   g_ptr_array_set_size (listener->links, 0);
-  g_hash_table_remove_all (listener->punches);
-  g_hash_table_remove_all (listener->checks);
-  g_hash_table_remove_all (listener->hards);
-  g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
-
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
     g_socket_close (listener->socket, NULL);
-
-  while ((waiter = g_queue_pop_head (&listener->waiters)) != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                               _("The client stopped listening"));
-    }
+  rndz_listener_requests_clear (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_IDLE, FALSE);
 }
@@ -1826,9 +749,7 @@ rndz_listener_finalize (GObject *object)
   RndzListener *listener = RNDZ_LISTENER (object);
 
   g_ptr_array_unref (listener->links);
-  g_hash_table_unref (listener->punches);
-  g_hash_table_unref (listener->checks);
-  g_hash_table_unref (listener->hards);
+  rndz_listener_requests_finalize (listener);
   g_clear_object (&listener->socket);
   g_clear_object (&listener->cancellable);
   g_clear_pointer (&listener->context, g_main_context_unref);

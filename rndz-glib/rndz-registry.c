@@ -145,7 +145,7 @@ rndz_registry_touch (RndzRegistry *registry,
   g_queue_unlink (&registry->expiry, &peer->link);
   g_queue_push_tail_link (&registry->expiry, &peer->link);
   rndz_server_io_schedule (registry->io,
-                           peer->last_seen + registry->config->peer_timeout * G_USEC_PER_SEC);
+                           peer->last_seen + registry->config->peer_timeout_ms * (gint64) 1000);
 }
 
 /* Drops the peers that did not ping for the peer timeout */
@@ -158,7 +158,7 @@ rndz_registry_expire (RndzRegistry *registry,
   while ((head = registry->expiry.head) != NULL)
     {
       RndzPeer *peer = head->data;
-      gint64 deadline = peer->last_seen + registry->config->peer_timeout * G_USEC_PER_SEC;
+      gint64 deadline = peer->last_seen + registry->config->peer_timeout_ms * (gint64) 1000;
 
       if (deadline > now)
         {

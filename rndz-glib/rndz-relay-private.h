@@ -37,7 +37,7 @@ void              rndz_relay_free              (RndzRelay          *relay);
 void              rndz_relay_configure         (RndzRelay          *relay,
                                                 guint               max_sessions,
                                                 guint               rate,
-                                                guint               idle_timeout);
+                                                guint               idle_timeout_ms);
 void              rndz_relay_set_join_timeout  (RndzRelay          *relay,
                                                 guint               ms);
 guint16           rndz_relay_get_port          (RndzRelay          *relay);

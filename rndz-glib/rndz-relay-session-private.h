@@ -91,7 +91,7 @@ struct _RndzRelay
   GHashTable *by_endpoint;   /* UDP: RndzAddr → session */
   guint max_sessions;
   guint rate;
-  guint idle_timeout;
+  guint idle_timeout_ms;
   guint join_timeout_ms;
 
   /* The UDP part's */

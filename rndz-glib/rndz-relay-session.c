@@ -285,7 +285,7 @@ rndz_relay_session_start (RndzRelaySession *session)
   session->last_activity = now;
   for (guint i = 0; i < 2; i++)
     bucket_fill (relay, &session->sides[i].bucket, now);
-  rndz_relay_schedule (relay, now + relay->idle_timeout * G_USEC_PER_SEC);
+  rndz_relay_schedule (relay, now + relay->idle_timeout_ms * (gint64) 1000);
   g_debug ("Relay: “%s” and “%s” are both there", session->ids[0], session->ids[1]);
 }
 
@@ -301,7 +301,7 @@ session_tick (RndzRelaySession *session,
   gint64 deadline, next;
 
   if (session->ready)
-    deadline = session->last_activity + relay->idle_timeout * G_USEC_PER_SEC;
+    deadline = session->last_activity + relay->idle_timeout_ms * (gint64) 1000;
   else
     deadline = session->created + relay->join_timeout_ms * (gint64) 1000;
 
@@ -393,7 +393,7 @@ rndz_relay_core_clear (RndzRelay *relay)
 /*
  * rndz_relay_configure:
  * @rate: bytes per second per session and direction, 0 for no limit
- * @idle_timeout: seconds
+ * @idle_timeout_ms: how long a joined session may go without traffic
  *
  * Applies the limits at once, to the sessions already open as well; a
  * lower @max_sessions closes none, it only refuses new ones.
@@ -402,11 +402,11 @@ void
 rndz_relay_configure (RndzRelay *relay,
                       guint      max_sessions,
                       guint      rate,
-                      guint      idle_timeout)
+                      guint      idle_timeout_ms)
 {
   relay->max_sessions = max_sessions;
   relay->rate = rate;
-  relay->idle_timeout = idle_timeout;
+  relay->idle_timeout_ms = idle_timeout_ms;
 
   /* Deadlines and pauses depend on these: find the next one anew */
   rndz_relay_schedule (relay, 0);

@@ -245,7 +245,14 @@ rndz_server_io_refuse (RndzServerIo           *io,
   if (retry_ms > 0)
     reply.retry_ms = CLAMP (retry_ms, RNDZ_WIRE_RETRY_MIN_MS, RNDZ_WIRE_RETRY_MAX_MS);
 
-  if (!rndz_server_io_reply_fits (io, src, &reply) ||
+  if (!rndz_server_io_reply_fits (io, src, &reply))
+    return;
+  /* A datagram's source may be forged: an address hears at most one
+   * refusal a window, whoever sends in its name. A TCP peer showed its
+   * address in the handshake, and its connection gets an answer to each
+   * request, no larger than the request: a refusal a connector does not
+   * hear would leave it waiting for its whole timeout. */
+  if (src->transport == RNDZ_TRANSPORT_UDP &&
       !rndz_rate_limit_take (io->refusal_limit, &src->from, g_get_monotonic_time ()))
     return;
 
@@ -367,7 +374,7 @@ unregistered_push (RndzServerIo   *io,
   g_queue_push_tail_link (&io->unregistered, &conn->link);
   g_hash_table_insert (io->unregistered_by_addr, g_memdup2 (&host, sizeof host),
                        GUINT_TO_POINTER (count + 1));
-  rndz_server_io_schedule (io, conn->opened + io->config->register_timeout * G_USEC_PER_SEC);
+  rndz_server_io_schedule (io, conn->opened + io->config->register_timeout_ms * (gint64) 1000);
 }
 
 static void
@@ -416,7 +423,7 @@ rndz_server_io_expire_unregistered (RndzServerIo *io,
   while ((head = io->unregistered.head) != NULL)
     {
       RndzServerConn *conn = head->data;
-      gint64 deadline = conn->opened + io->config->register_timeout * G_USEC_PER_SEC;
+      gint64 deadline = conn->opened + io->config->register_timeout_ms * (gint64) 1000;
 
       if (deadline > now)
         {

@@ -18,8 +18,14 @@
 
 G_BEGIN_DECLS
 
-/* The longest relay-idle-timeout: a week */
-#define MAX_RELAY_IDLE_TIMEOUT (7 * 24 * 3600)
+/* The ranges of the timeouts, in milliseconds like every timeout of the
+ * API; the longest relay-idle-timeout is a week, the longest peer-timeout
+ * about 24 days (the largest gint) */
+#define MIN_TIMEOUT_MS 1000
+#define MAX_PEER_TIMEOUT_MS ((guint) G_MAXINT)
+#define MAX_FORWARD_TIMEOUT_MS (3600 * 1000)
+#define MAX_REGISTER_TIMEOUT_MS (3600 * 1000)
+#define MAX_RELAY_IDLE_TIMEOUT_MS (7 * 24 * 3600 * 1000)
 
 struct _RndzServer
 {
@@ -40,10 +46,10 @@ struct _RndzServer
   RndzServerStats stats;
 
   guint request_rate;
-  guint relay_port;
+  guint16 relay_port;
   guint relay_max_sessions;
   guint relay_rate;
-  guint relay_idle_timeout;
+  guint relay_idle_timeout_ms;
   guint relay_join_timeout_ms;
 };
 

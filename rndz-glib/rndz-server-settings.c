@@ -23,7 +23,7 @@ server_deadlines_changed (RndzServer *server)
   rndz_server_io_reschedule (server->io);
 }
 
-#define DEFINE_UINT_PROPERTY(name, field, PROP, min)                     \
+#define DEFINE_UINT_PROPERTY(name, field, PROP, min, max)                \
   guint                                                                 \
   rndz_server_get_##name (RndzServer *server)                           \
   {                                                                     \
@@ -36,7 +36,7 @@ server_deadlines_changed (RndzServer *server)
                           guint       value)                            \
   {                                                                     \
     g_return_if_fail (RNDZ_IS_SERVER (server));                         \
-    g_return_if_fail (value >= (min));                                  \
+    g_return_if_fail (value >= (min) && value <= (max));                \
     if (server->config.field == value)                                  \
       return;                                                           \
     server->config.field = value;                                       \
@@ -48,64 +48,72 @@ server_deadlines_changed (RndzServer *server)
  * rndz_server_get_peer_timeout:
  * @server: a #RndzServer
  *
- * Gets [property@Rndz.Server:peer-timeout].
+ * Gets [property@Rndz.Server:peer-timeout], in milliseconds.
  *
- * Returns: the value of [property@Rndz.Server:peer-timeout]
+ * Returns: the value of [property@Rndz.Server:peer-timeout], in milliseconds
  *
  * Since: 1.0
  */
 /**
  * rndz_server_set_peer_timeout:
  * @server: a #RndzServer
- * @seconds: the new timeout, at least 1
+ * @milliseconds: the new timeout in milliseconds, from 1000 to %G_MAXINT
  *
- * Sets [property@Rndz.Server:peer-timeout].
+ * Sets [property@Rndz.Server:peer-timeout]. It applies at once, to the
+ * peers registered already too.
  *
  * Since: 1.0
  */
-DEFINE_UINT_PROPERTY (peer_timeout, peer_timeout, PROP_PEER_TIMEOUT, 1)
+DEFINE_UINT_PROPERTY (peer_timeout, peer_timeout_ms, PROP_PEER_TIMEOUT,
+                      MIN_TIMEOUT_MS, MAX_PEER_TIMEOUT_MS)
 
 /**
  * rndz_server_get_forward_timeout:
  * @server: a #RndzServer
  *
- * Gets [property@Rndz.Server:forward-timeout].
+ * Gets [property@Rndz.Server:forward-timeout], in milliseconds.
  *
- * Returns: the value of [property@Rndz.Server:forward-timeout]
+ * Returns: the value of [property@Rndz.Server:forward-timeout], in
+ *   milliseconds
  *
  * Since: 1.0
  */
 /**
  * rndz_server_set_forward_timeout:
  * @server: a #RndzServer
- * @seconds: the new timeout, at least 1
+ * @milliseconds: the new timeout in milliseconds, from 1000 to 3600000
  *
- * Sets [property@Rndz.Server:forward-timeout].
+ * Sets [property@Rndz.Server:forward-timeout]. It applies to requests
+ * forwarded afterwards.
  *
  * Since: 1.0
  */
-DEFINE_UINT_PROPERTY (forward_timeout, forward_timeout, PROP_FORWARD_TIMEOUT, 1)
+DEFINE_UINT_PROPERTY (forward_timeout, forward_timeout_ms, PROP_FORWARD_TIMEOUT,
+                      MIN_TIMEOUT_MS, MAX_FORWARD_TIMEOUT_MS)
 
 /**
  * rndz_server_get_register_timeout:
  * @server: a #RndzServer
  *
- * Gets [property@Rndz.Server:register-timeout].
+ * Gets [property@Rndz.Server:register-timeout], in milliseconds.
  *
- * Returns: the value of [property@Rndz.Server:register-timeout]
+ * Returns: the value of [property@Rndz.Server:register-timeout], in
+ *   milliseconds
  *
  * Since: 1.0
  */
 /**
  * rndz_server_set_register_timeout:
  * @server: a #RndzServer
- * @seconds: the new timeout, at least 1
+ * @milliseconds: the new timeout in milliseconds, from 1000 to 3600000
  *
- * Sets [property@Rndz.Server:register-timeout].
+ * Sets [property@Rndz.Server:register-timeout]. It applies at once, to
+ * the connections open already too.
  *
  * Since: 1.0
  */
-DEFINE_UINT_PROPERTY (register_timeout, register_timeout, PROP_REGISTER_TIMEOUT, 1)
+DEFINE_UINT_PROPERTY (register_timeout, register_timeout_ms, PROP_REGISTER_TIMEOUT,
+                      MIN_TIMEOUT_MS, MAX_REGISTER_TIMEOUT_MS)
 
 /**
  * rndz_server_get_max_peers:
@@ -126,7 +134,7 @@ DEFINE_UINT_PROPERTY (register_timeout, register_timeout, PROP_REGISTER_TIMEOUT,
  *
  * Since: 1.0
  */
-DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1)
+DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1, G_MAXUINT)
 
 /**
  * rndz_server_get_max_connections:
@@ -147,7 +155,7 @@ DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1)
  *
  * Since: 1.0
  */
-DEFINE_UINT_PROPERTY (max_connections, max_connections, PROP_MAX_CONNECTIONS, 1)
+DEFINE_UINT_PROPERTY (max_connections, max_connections, PROP_MAX_CONNECTIONS, 1, G_MAXUINT)
 
 /**
  * rndz_server_get_max_message_size:
@@ -243,7 +251,7 @@ rndz_server_set_request_rate (RndzServer *server,
  *
  * Since: 1.0
  */
-guint
+guint16
 rndz_server_get_relay_port (RndzServer *server)
 {
   g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
@@ -263,10 +271,9 @@ rndz_server_get_relay_port (RndzServer *server)
  */
 void
 rndz_server_set_relay_port (RndzServer *server,
-                            guint       port)
+                            guint16     port)
 {
   g_return_if_fail (RNDZ_IS_SERVER (server));
-  g_return_if_fail (port <= G_MAXUINT16);
 
   if (server->relay_port == port)
     return;
@@ -281,7 +288,7 @@ server_relay_changed (RndzServer *server,
 {
   if (server->relay != NULL)
     rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
-                          server->relay_idle_timeout);
+                          server->relay_idle_timeout_ms);
   g_object_notify_by_pspec (G_OBJECT (server), properties[prop_id]);
 }
 
@@ -372,9 +379,10 @@ rndz_server_set_relay_rate (RndzServer *server,
  * rndz_server_get_relay_idle_timeout:
  * @server: a #RndzServer
  *
- * Gets [property@Rndz.Server:relay-idle-timeout].
+ * Gets [property@Rndz.Server:relay-idle-timeout], in milliseconds.
  *
- * Returns: the value of [property@Rndz.Server:relay-idle-timeout]
+ * Returns: the value of [property@Rndz.Server:relay-idle-timeout], in
+ *   milliseconds
  *
  * Since: 1.0
  */
@@ -383,13 +391,14 @@ rndz_server_get_relay_idle_timeout (RndzServer *server)
 {
   g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
 
-  return server->relay_idle_timeout;
+  return server->relay_idle_timeout_ms;
 }
 
 /**
  * rndz_server_set_relay_idle_timeout:
  * @server: a #RndzServer
- * @seconds: the new timeout, at least 1
+ * @milliseconds: the new timeout in milliseconds, from 1000 to 604800000
+ *   (a week)
  *
  * Sets [property@Rndz.Server:relay-idle-timeout]. The new timeout applies
  * at once, to the open sessions too.
@@ -398,15 +407,15 @@ rndz_server_get_relay_idle_timeout (RndzServer *server)
  */
 void
 rndz_server_set_relay_idle_timeout (RndzServer *server,
-                                    guint       seconds)
+                                    guint       milliseconds)
 {
   g_return_if_fail (RNDZ_IS_SERVER (server));
-  g_return_if_fail (seconds >= 1 && seconds <= MAX_RELAY_IDLE_TIMEOUT);
+  g_return_if_fail (milliseconds >= MIN_TIMEOUT_MS && milliseconds <= MAX_RELAY_IDLE_TIMEOUT_MS);
 
-  if (server->relay_idle_timeout == seconds)
+  if (server->relay_idle_timeout_ms == milliseconds)
     return;
 
-  server->relay_idle_timeout = seconds;
+  server->relay_idle_timeout_ms = milliseconds;
   server_relay_changed (server, PROP_RELAY_IDLE_TIMEOUT);
 }
 

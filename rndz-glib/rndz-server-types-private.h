@@ -36,9 +36,9 @@ typedef struct
  * a change applies at the next use */
 typedef struct
 {
-  guint peer_timeout;          /* seconds */
-  guint forward_timeout;       /* seconds */
-  guint register_timeout;      /* seconds */
+  guint peer_timeout_ms;
+  guint forward_timeout_ms;
+  guint register_timeout_ms;
   guint max_peers;
   guint max_connections;
   guint max_message_size;

@@ -54,15 +54,16 @@
  *   rndz-server-auth.c  keys, MACs, replays (a leaf)
  */
 
-#define DEFAULT_PEER_TIMEOUT 60
-#define DEFAULT_FORWARD_TIMEOUT 5
-#define DEFAULT_REGISTER_TIMEOUT 10
+/* Timeouts in milliseconds, as everywhere in the API */
+#define DEFAULT_PEER_TIMEOUT_MS 60000
+#define DEFAULT_FORWARD_TIMEOUT_MS 5000
+#define DEFAULT_REGISTER_TIMEOUT_MS 10000
 #define DEFAULT_MAX_PEERS 100000
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_REQUEST_RATE 20
 #define DEFAULT_RELAY_MAX_SESSIONS 64
 #define DEFAULT_RELAY_RATE (1024 * 1024)
-#define DEFAULT_RELAY_IDLE_TIMEOUT 60
+#define DEFAULT_RELAY_IDLE_TIMEOUT_MS 60000
 
 /* A signal owed to the handlers. Signals are emitted only when the work
  * that caused them is done (see server_enter()), because a handler may
@@ -404,7 +405,7 @@ rndz_server_listen (RndzServer      *server,
     {
       server->relay = rndz_relay_new (server->context, relay_udp, relay_tcp, &server->stats);
       rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
-                            server->relay_idle_timeout);
+                            server->relay_idle_timeout_ms);
       if (server->relay_join_timeout_ms != 0)
         rndz_relay_set_join_timeout (server->relay, server->relay_join_timeout_ms);
       rndz_forwarder_set_relay (server->forwarder, server->relay);
@@ -514,13 +515,13 @@ rndz_server_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_PEER_TIMEOUT:
-      g_value_set_uint (value, server->config.peer_timeout);
+      g_value_set_uint (value, server->config.peer_timeout_ms);
       break;
     case PROP_FORWARD_TIMEOUT:
-      g_value_set_uint (value, server->config.forward_timeout);
+      g_value_set_uint (value, server->config.forward_timeout_ms);
       break;
     case PROP_REGISTER_TIMEOUT:
-      g_value_set_uint (value, server->config.register_timeout);
+      g_value_set_uint (value, server->config.register_timeout_ms);
       break;
     case PROP_MAX_PEERS:
       g_value_set_uint (value, server->config.max_peers);
@@ -544,7 +545,7 @@ rndz_server_get_property (GObject    *object,
       g_value_set_uint (value, server->relay_rate);
       break;
     case PROP_RELAY_IDLE_TIMEOUT:
-      g_value_set_uint (value, server->relay_idle_timeout);
+      g_value_set_uint (value, server->relay_idle_timeout_ms);
       break;
     case PROP_AUTH_REQUIRED:
       g_value_set_boolean (value, rndz_server_get_auth_required (server));
@@ -589,7 +590,7 @@ rndz_server_set_property (GObject      *object,
       rndz_server_set_request_rate (server, g_value_get_uint (value));
       break;
     case PROP_RELAY_PORT:
-      rndz_server_set_relay_port (server, g_value_get_uint (value));
+      rndz_server_set_relay_port (server, (guint16) g_value_get_uint (value));
       break;
     case PROP_RELAY_MAX_SESSIONS:
       rndz_server_set_relay_max_sessions (server, g_value_get_uint (value));
@@ -644,36 +645,39 @@ rndz_server_class_init (RndzServerClass *klass)
   /**
    * RndzServer:peer-timeout:
    *
-   * Seconds after its last ping that a peer is forgotten.
+   * How long after its last ping a peer is forgotten, in milliseconds,
+   * from 1000 to %G_MAXINT (about 24 days); 60000 (a minute) by default.
    *
    * Since: 1.0
    */
   properties[PROP_PEER_TIMEOUT] =
     g_param_spec_uint ("peer-timeout", NULL, NULL,
-                       1, G_MAXUINT32 / 2, DEFAULT_PEER_TIMEOUT, flags);
+                       MIN_TIMEOUT_MS, MAX_PEER_TIMEOUT_MS, DEFAULT_PEER_TIMEOUT_MS, flags);
 
   /**
    * RndzServer:forward-timeout:
    *
-   * Seconds a forwarded connection request may wait for the target's
-   * answer before the requester is told that the peer did not answer.
+   * How long a forwarded connection request may wait for the target's
+   * answer before the requester is told that the peer did not answer, in
+   * milliseconds, from 1000 to 3600000; 5000 by default.
    *
    * Since: 1.0
    */
   properties[PROP_FORWARD_TIMEOUT] =
     g_param_spec_uint ("forward-timeout", NULL, NULL,
-                       1, 3600, DEFAULT_FORWARD_TIMEOUT, flags);
+                       MIN_TIMEOUT_MS, MAX_FORWARD_TIMEOUT_MS, DEFAULT_FORWARD_TIMEOUT_MS, flags);
 
   /**
    * RndzServer:register-timeout:
    *
-   * Seconds a TCP connection may stay open without registering a peer.
+   * How long a TCP connection may stay open without registering a peer,
+   * in milliseconds, from 1000 to 3600000; 10000 by default.
    *
    * Since: 1.0
    */
   properties[PROP_REGISTER_TIMEOUT] =
     g_param_spec_uint ("register-timeout", NULL, NULL,
-                       1, 3600, DEFAULT_REGISTER_TIMEOUT, flags);
+                       MIN_TIMEOUT_MS, MAX_REGISTER_TIMEOUT_MS, DEFAULT_REGISTER_TIMEOUT_MS, flags);
 
   /**
    * RndzServer:max-peers:
@@ -771,15 +775,17 @@ rndz_server_class_init (RndzServerClass *klass)
   /**
    * RndzServer:relay-idle-timeout:
    *
-   * Seconds without traffic after which a relay session is closed. A
-   * session that both peers did not join within ten seconds is closed
-   * too.
+   * How long a relay session may go without traffic before it is closed,
+   * in milliseconds, from 1000 to 604800000 (a week); 60000 (a minute) by
+   * default. A session that both peers did not join within ten seconds is
+   * closed too.
    *
    * Since: 1.0
    */
   properties[PROP_RELAY_IDLE_TIMEOUT] =
     g_param_spec_uint ("relay-idle-timeout", NULL, NULL,
-                       1, MAX_RELAY_IDLE_TIMEOUT, DEFAULT_RELAY_IDLE_TIMEOUT, flags);
+                       MIN_TIMEOUT_MS, MAX_RELAY_IDLE_TIMEOUT_MS, DEFAULT_RELAY_IDLE_TIMEOUT_MS,
+                       flags);
 
   /**
    * RndzServer:auth-required:
@@ -848,16 +854,16 @@ rndz_server_init (RndzServer *server)
 {
   server->context = g_main_context_ref_thread_default ();
 
-  server->config.peer_timeout = DEFAULT_PEER_TIMEOUT;
-  server->config.forward_timeout = DEFAULT_FORWARD_TIMEOUT;
-  server->config.register_timeout = DEFAULT_REGISTER_TIMEOUT;
+  server->config.peer_timeout_ms = DEFAULT_PEER_TIMEOUT_MS;
+  server->config.forward_timeout_ms = DEFAULT_FORWARD_TIMEOUT_MS;
+  server->config.register_timeout_ms = DEFAULT_REGISTER_TIMEOUT_MS;
   server->config.max_peers = DEFAULT_MAX_PEERS;
   server->config.max_connections = DEFAULT_MAX_CONNECTIONS;
   server->config.max_message_size = RNDZ_MESSAGE_DEFAULT_MAX_SIZE;
   server->request_rate = DEFAULT_REQUEST_RATE;
   server->relay_max_sessions = DEFAULT_RELAY_MAX_SESSIONS;
   server->relay_rate = DEFAULT_RELAY_RATE;
-  server->relay_idle_timeout = DEFAULT_RELAY_IDLE_TIMEOUT;
+  server->relay_idle_timeout_ms = DEFAULT_RELAY_IDLE_TIMEOUT_MS;
 
   server->io = rndz_server_io_new (server->context, &server->config, &server->stats,
                                    &io_callbacks, server);

@@ -40,17 +40,17 @@ RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_peer_timeout     (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_peer_timeout     (RndzServer      *server,
-                                                  guint            seconds);
+                                                  guint            milliseconds);
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_forward_timeout  (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_forward_timeout  (RndzServer      *server,
-                                                  guint            seconds);
+                                                  guint            milliseconds);
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_register_timeout (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_register_timeout (RndzServer      *server,
-                                                  guint            seconds);
+                                                  guint            milliseconds);
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_max_peers        (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
@@ -87,10 +87,10 @@ void            rndz_server_set_request_rate     (RndzServer      *server,
                                                   guint            per_second);
 
 RNDZ_AVAILABLE_IN_1_0
-guint           rndz_server_get_relay_port       (RndzServer      *server);
+guint16         rndz_server_get_relay_port       (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_relay_port       (RndzServer      *server,
-                                                  guint            port);
+                                                  guint16          port);
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_relay_max_sessions (RndzServer    *server);
 RNDZ_AVAILABLE_IN_1_0
@@ -105,6 +105,6 @@ RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_relay_idle_timeout (RndzServer    *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_relay_idle_timeout (RndzServer    *server,
-                                                    guint          seconds);
+                                                    guint          milliseconds);
 
 G_END_DECLS

@@ -489,7 +489,7 @@ start_server (char **address)
 {
   RndzServer *server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, address);
 
-  rndz_server_set_forward_timeout (server, 1);
+  rndz_server_set_forward_timeout (server, 1000);
   return server;
 }
 
@@ -557,7 +557,7 @@ test_end_to_end (gconstpointer user_data)
     }
 
   /* Mallory, without alice's key, cannot register as alice */
-  rndz_client_set_timeout (mallory, 1);
+  rndz_client_set_timeout (mallory, 1000);
   rndz_client_set_key (mallory, bob_key);
   listen_on (mallory, transport, &hijack);
   g_assert_error (hijack.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);

@@ -82,7 +82,7 @@ fixture_setup (Fixture       *fixture,
     }
 
   fixture->server = rndz_server_new ();
-  rndz_server_set_forward_timeout (fixture->server, 1);
+  rndz_server_set_forward_timeout (fixture->server, 1000);
   fixture_start_server (fixture, 0);
   fixture->server_addr = rndz_test_loopback_string (family_of (fixture),
                                                      rndz_server_get_port (fixture->server));
@@ -466,6 +466,102 @@ test_unknown_peer (Fixture       *fixture,
   result_clear (&result);
 }
 
+/* Reaches alice once over @transport; returns the error, if any, and
+ * how long it took */
+static GError *
+connect_once (RndzClient    *bob,
+              RndzTransport  transport,
+              gint64        *took_us)
+{
+  Result result = { 0 };
+  gint64 start = g_get_monotonic_time ();
+  GError *error;
+
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_connect_udp_async (bob, "alice", NULL, connect_udp_cb, &result);
+  else
+    rndz_client_connect_tcp_async (bob, "alice", NULL, connect_tcp_cb, &result);
+  run_until (&result.done, 10000);
+  *took_us = g_get_monotonic_time () - start;
+  error = g_steal_pointer (&result.error);
+  result_clear (&result);
+  return error;
+}
+
+static void
+test_rate_limited (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  g_autoptr(GSocket) listening = NULL;
+  gint64 took;
+  guint waited = 0;
+
+  g_test_summary ("A request the server limits waits for the retry-after it is given and "
+                  "then succeeds; one that cannot wait that long fails at once with "
+                  "RATE_LIMITED, not a time-out");
+
+  /* One request a second, two at once */
+  rndz_server_set_request_rate (fixture->server, 1);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    listening = listen_udp (alice);
+  else
+    listen_tcp (alice);
+
+  /* The burst, then requests that must wait up to a second each */
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+      g_assert_no_error (error);
+      g_test_message ("connect %u took %" G_GINT64_FORMAT " ms", i, took / 1000);
+      g_assert_cmpint (took, <, 1500 * 1000);
+      waited += took > 200 * 1000;
+    }
+  g_assert_cmpuint (waited, >=, 1);
+
+  /* With one second to go, a wait of up to a second does not fit. Over
+   * UDP an address hears one refusal a second: let that window pass, and
+   * the token that comes back meanwhile be spent. */
+  run_for (1100);
+  {
+    g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+    g_assert_no_error (error);
+  }
+  rndz_client_set_timeout (bob, 1000);
+  {
+    g_autoptr(GError) error = connect_once (bob, transport, &took);
+
+    g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_RATE_LIMITED);
+    g_assert_nonnull (strstr (error->message, " ms"));
+    g_assert_cmpint (took, <, 300 * 1000);
+  }
+}
+
+static void
+test_auth_required (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  RndzTransport transport = transport_of (user_data);
+  g_autoptr(RndzClient) bob = new_client (fixture, "bob");
+  g_autoptr(GError) error = NULL;
+  gint64 took;
+
+  g_test_summary ("A client without a key asking a server that requires one learns so at once");
+
+  {
+    g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
+
+    rndz_server_set_secret (fixture->server, secret);
+  }
+  error = connect_once (bob, transport, &took);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED);
+  g_assert_cmpint (took, <, G_USEC_PER_SEC / 2);
+}
+
 /* A peer that registers and then goes away without a word */
 static GSocket *
 register_silent_peer (Fixture       *fixture,
@@ -521,7 +617,7 @@ test_vanished_listener (Fixture       *fixture,
     g_socket_close (ghost, NULL);
 
   bob = new_client (fixture, "bob");
-  rndz_client_set_timeout (bob, 10);
+  rndz_client_set_timeout (bob, 10000);
   start = g_get_monotonic_time ();
   if (transport == RNDZ_TRANSPORT_UDP)
     rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
@@ -545,11 +641,11 @@ test_timeout (Fixture       *fixture,
 
   g_test_summary ("The client's own timeout ends a rendezvous the server keeps waiting on");
 
-  rndz_server_set_forward_timeout (fixture->server, 30);
+  rndz_server_set_forward_timeout (fixture->server, 30000);
   ghost = register_silent_peer (fixture, "ghost", RNDZ_TRANSPORT_UDP);
 
   bob = new_client (fixture, "bob");
-  rndz_client_set_timeout (bob, 1);
+  rndz_client_set_timeout (bob, 1000);
   start = g_get_monotonic_time ();
   rndz_client_connect_udp_async (bob, "ghost", NULL, connect_udp_cb, &result);
   run_until (&result.done, 5000);
@@ -579,7 +675,7 @@ test_cancel (Fixture       *fixture,
 
   g_test_summary ("Cancelling a rendezvous returns G_IO_ERROR_CANCELLED at once");
 
-  rndz_server_set_forward_timeout (fixture->server, 30);
+  rndz_server_set_forward_timeout (fixture->server, 30000);
   ghost = register_silent_peer (fixture, "ghost", transport);
 
   bob = new_client (fixture, "bob");
@@ -691,7 +787,7 @@ test_server_restart (Fixture       *fixture,
   g_test_summary ("A listener re-registers by itself when the server restarts");
 
   alice = new_client (fixture, "alice");
-  rndz_client_set_keepalive_interval (alice, 1);
+  rndz_client_set_keepalive_interval (alice, 1000);
   if (transport == RNDZ_TRANSPORT_UDP)
     listening = listen_udp (alice);
   else
@@ -1540,6 +1636,54 @@ test_relay_properties (void)
   g_assert_cmpuint (rndz_client_get_direct_timeout (client), ==, 500);
 }
 
+/* Every timeout and interval is in milliseconds, as in GLib: the
+ * defaults say so, and a listen to a server that never answers gives up
+ * after the 1500 ms it was given, neither after a whole second nor after
+ * 1500 seconds */
+static void
+test_properties (void)
+{
+  g_autoptr(GSocket) silent = NULL;
+  g_autoptr(RndzClient) client = NULL;
+  g_autofree char *silent_addr = NULL;
+  const char *servers[] = { NULL, NULL };
+  guint timeout, keepalive, direct_timeout;
+  Result result = { 0 };
+  RndzAddr bound;
+  gint64 start, elapsed_ms;
+
+  g_test_summary ("The client's timeouts are in milliseconds: the defaults, and a "
+                  "listen to a silent server that times out after 1500 ms");
+
+  /* Bound, so that the pings get no ICMP error, and never read */
+  silent = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &bound);
+  silent_addr = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, bound.port);
+  servers[0] = silent_addr;
+  client = rndz_client_new ("props", servers);
+
+  g_object_get (client, "timeout", &timeout, "keepalive-interval", &keepalive,
+                "direct-timeout", &direct_timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 10000);
+  g_assert_cmpuint (keepalive, ==, 10000);
+  g_assert_cmpuint (direct_timeout, ==, 3000);
+
+  rndz_client_set_keepalive_interval (client, 2500);
+  g_assert_cmpuint (rndz_client_get_keepalive_interval (client), ==, 2500);
+  g_object_set (client, "timeout", 1500, NULL);
+  g_assert_cmpuint (rndz_client_get_timeout (client), ==, 1500);
+
+  start = g_get_monotonic_time ();
+  rndz_client_listen_udp_async (client, NULL, listen_udp_cb, &result);
+  run_until (&result.done, 5000);
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("Gave up after %" G_GINT64_FORMAT " ms", elapsed_ms);
+  g_assert_error (result.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_cmpint (elapsed_ms, >=, 1400);
+  g_assert_cmpint (elapsed_ms, <, 2500);
+  g_assert_cmpint (rndz_client_get_state (client), ==, RNDZ_CLIENT_STATE_IDLE);
+  result_clear (&result);
+}
+
 static void
 test_candidates (void)
 {
@@ -1629,6 +1773,8 @@ main (int   argc,
   g_test_add ("/client/invalid-peer-id", Fixture, NULL, fixture_setup, test_invalid_peer_id, fixture_teardown);
   g_test_add ("/client/listen-both-transports", Fixture, NULL, fixture_setup, test_listen_twice, fixture_teardown);
   g_test_add ("/client/invalid-own-id", Fixture, NULL, fixture_setup, test_invalid_own_id, fixture_teardown);
+  add_transport_tests ("rate-limited", test_rate_limited);
+  add_transport_tests ("auth-required", test_auth_required);
   g_test_add ("/client/tcp/sync-api", Fixture, NULL, fixture_setup, test_sync_api, fixture_teardown);
   g_test_add ("/client/udp/sync-from-another-thread", Fixture, NULL, fixture_setup, test_thread_model, fixture_teardown);
   g_test_add_func ("/client/bad-server-address", test_bad_server_address);
@@ -1644,6 +1790,7 @@ main (int   argc,
   g_test_add ("/client/udp/no-relay/client-off", Fixture, &data_udp, fixture_setup, test_no_relay, fixture_teardown);
   g_test_add ("/client/tcp/no-relay/client-off", Fixture, &data_tcp, fixture_setup, test_no_relay, fixture_teardown);
   g_test_add_func ("/client/relay-properties", test_relay_properties);
+  g_test_add_func ("/client/properties", test_properties);
   g_test_add_func ("/client/candidates", test_candidates);
 
   return g_test_run ();

@@ -536,6 +536,7 @@ test_properties (Fixture       *f,
 {
   g_autoptr(RndzServer) server = rndz_server_new ();
   guint port, max_sessions, rate, idle;
+  GParamSpec *pspec;
 
   g_test_summary ("The relay properties: defaults, setters and GObject access agree");
 
@@ -544,14 +545,23 @@ test_properties (Fixture       *f,
   g_assert_cmpuint (port, ==, 0);
   g_assert_cmpuint (max_sessions, ==, 64);
   g_assert_cmpuint (rate, ==, 1048576);
-  g_assert_cmpuint (idle, ==, 60);
+  g_assert_cmpuint (idle, ==, 60000);
 
   g_object_set (server, "relay-port", 7777, "relay-max-sessions", 3,
-                "relay-rate", 0, "relay-idle-timeout", 5, NULL);
+                "relay-rate", 0, "relay-idle-timeout", 5500, NULL);
   g_assert_cmpuint (rndz_server_get_relay_port (server), ==, 7777);
   g_assert_cmpuint (rndz_server_get_relay_max_sessions (server), ==, 3);
   g_assert_cmpuint (rndz_server_get_relay_rate (server), ==, 0);
-  g_assert_cmpuint (rndz_server_get_relay_idle_timeout (server), ==, 5);
+  g_assert_cmpuint (rndz_server_get_relay_idle_timeout (server), ==, 5500);
+
+  /* A port is a guint16; the property is a uint up to G_MAXUINT16 */
+  rndz_server_set_relay_port (server, G_MAXUINT16);
+  g_assert_cmpuint (rndz_server_get_relay_port (server), ==, G_MAXUINT16);
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (server), "relay-port");
+  g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->maximum, ==, G_MAXUINT16);
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (server), "relay-idle-timeout");
+  g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->minimum, ==, 1000);
+  g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->maximum, ==, 7 * 24 * 3600 * 1000);
 }
 
 static void
@@ -977,7 +987,7 @@ test_idle_timeout (Fixture       *f,
 
   if (f->skipped)
     return;
-  rndz_server_set_relay_idle_timeout (f->server, 1);
+  rndz_server_set_relay_idle_timeout (f->server, 1000);
   relay_pair (f, &pair);
   g_assert_cmpuint (session_count (f), ==, 1);
 

@@ -510,9 +510,10 @@ test_properties (Fixture       *f,
   g_test_summary ("The server's properties have their documented defaults, and "
                   "the setters and g_object_set() agree");
 
-  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 60);
-  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 5);
-  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 10);
+  /* Timeouts in milliseconds */
+  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 60000);
+  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 5000);
+  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 10000);
   g_assert_cmpuint (rndz_server_get_max_peers (f->server), ==, 100000);
   g_assert_cmpuint (rndz_server_get_max_connections (f->server), ==, 1024);
   g_assert_cmpuint (rndz_server_get_max_message_size (f->server), ==, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
@@ -520,18 +521,18 @@ test_properties (Fixture       *f,
   g_assert_cmpuint (peer_count (f), ==, 0);
 
   g_object_set (f->server,
-                "peer-timeout", 7,
-                "forward-timeout", 2,
-                "register-timeout", 3,
+                "peer-timeout", 7000,
+                "forward-timeout", 2500,
+                "register-timeout", 3000,
                 "max-peers", 11,
                 "max-connections", 13,
                 "max-message-size", 600,
                 "request-rate", 5,
                 NULL);
   g_assert_cmpuint (rndz_server_get_request_rate (f->server), ==, 5);
-  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 7);
-  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 2);
-  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 3);
+  g_assert_cmpuint (rndz_server_get_peer_timeout (f->server), ==, 7000);
+  g_assert_cmpuint (rndz_server_get_forward_timeout (f->server), ==, 2500);
+  g_assert_cmpuint (rndz_server_get_register_timeout (f->server), ==, 3000);
   g_assert_cmpuint (rndz_server_get_max_peers (f->server), ==, 11);
   g_assert_cmpuint (rndz_server_get_max_connections (f->server), ==, 13);
   g_assert_cmpuint (rndz_server_get_max_message_size (f->server), ==, 600);
@@ -545,9 +546,9 @@ test_properties (Fixture       *f,
                 "max-connections", &max_connections,
                 "max-message-size", &max_message_size,
                 NULL);
-  g_assert_cmpuint (peer_timeout, ==, 7);
-  g_assert_cmpuint (forward_timeout, ==, 2);
-  g_assert_cmpuint (register_timeout, ==, 3);
+  g_assert_cmpuint (peer_timeout, ==, 7000);
+  g_assert_cmpuint (forward_timeout, ==, 2500);
+  g_assert_cmpuint (register_timeout, ==, 3000);
   g_assert_cmpuint (max_peers, ==, 17);
   g_assert_cmpuint (max_connections, ==, 13);
   g_assert_cmpuint (max_message_size, ==, 600);
@@ -716,7 +717,7 @@ test_peer_no_answer (Fixture       *f,
                   "forward-timeout, the requester gets error peer-no-answer "
                   "and a late rsync is not forwarded");
 
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -819,18 +820,18 @@ test_expiry (Fixture       *f,
   gint64 start, elapsed, deadline;
   guint32 tid;
 
-  g_test_summary ("A peer that stops pinging is removed after peer-timeout, one "
-                  "that keeps pinging is not, and an isync for the removed peer "
-                  "gets peer-not-found");
+  g_test_summary ("A peer that stops pinging is removed after peer-timeout (in "
+                  "milliseconds: 1500 is 1.5 s), one that keeps pinging is not, and "
+                  "an isync for the removed peer gets peer-not-found");
 
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1500);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
   register_peer (f, b, "b");
   register_peer (f, a, "a");
   start = g_get_monotonic_time ();
-  deadline = start + (1000 + f->wait_ms) * G_TIME_SPAN_MILLISECOND;
+  deadline = start + (1500 + f->wait_ms) * G_TIME_SPAN_MILLISECOND;
 
   /* "a" keeps pinging while "b" stays silent */
   while (!run_until_removed (f, "b", 250))
@@ -840,7 +841,8 @@ test_expiry (Fixture       *f,
     }
   elapsed = g_get_monotonic_time () - start;
   g_test_message ("“b” expired after %" G_GINT64_FORMAT " ms", elapsed / 1000);
-  g_assert_cmpint (elapsed, >=, 900 * 1000);
+  /* Not a whole second, nor 1.5 ms: the unit is the millisecond */
+  g_assert_cmpint (elapsed, >=, 1400 * G_TIME_SPAN_MILLISECOND);
 
   b_removed = g_strdup_printf ("%s b", transport_name (f->params->transport));
   g_assert_cmpuint (f->removed->len, ==, 1);
@@ -874,7 +876,7 @@ test_peer_timeout_change (Fixture       *f,
   register_peer (f, a, "a");
 
   start = g_get_monotonic_time ();
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1000);
   if (!run_until_removed (f, "a", 1000 + f->wait_ms / 4))
     {
       /* rndz-server-settings.c: the setters of DEFINE_UINT_PROPERTY() do not
@@ -1038,7 +1040,7 @@ test_tcp_requester_gone (Fixture       *f,
                   "requests are pending, the target's rsync and the "
                   "forward-timeout go nowhere and the server carries on");
 
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -1209,7 +1211,7 @@ test_tcp_register_timeout (Fixture       *f,
   g_test_summary ("A TCP connection that does not register within "
                   "register-timeout is closed; a registered one is not");
 
-  rndz_server_set_register_timeout (f->server, 1);
+  rndz_server_set_register_timeout (f->server, 1000);
 
   start = g_get_monotonic_time ();
   registered = fake_peer_new (f);
@@ -1262,7 +1264,7 @@ test_udp_request_rate (Fixture       *f,
                   "place among the pending ones, and gets a rate-limited error");
 
   rndz_server_set_request_rate (f->server, 1);
-  rndz_server_set_forward_timeout (f->server, 1);
+  rndz_server_set_forward_timeout (f->server, 1000);
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -1909,7 +1911,7 @@ test_stop_in_expiry (Fixture       *f,
   g_test_summary ("A peer-removed handler may stop the server while the "
                   "timer expires peers");
 
-  rndz_server_set_peer_timeout (f->server, 1);
+  rndz_server_set_peer_timeout (f->server, 1000);
   a = fake_peer_new (f);
   b = fake_peer_new (f);
   register_peer (f, a, "a");
@@ -2089,8 +2091,8 @@ test_rate_limited_default (Fixture       *f,
 
   g_test_summary ("With the default request-rate (20 a second, bursts of 40), "
                   "a quick series of 60 requests from one address gets some 40 "
-                  "fsyncs through and one rate-limited error, whose retry is "
-                  "at most a token's refill time, 50 ms");
+                  "fsyncs through and rate-limited errors (over UDP one), whose "
+                  "retry is at most a token's refill time, 50 ms");
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -2108,7 +2110,15 @@ test_rate_limited_default (Fixture       *f,
   g_assert_cmpuint (msg.retry_ms, >=, 1);
   g_assert_cmpuint (msg.retry_ms, <=, 50);
 
-  /* The barrier's answer is the next thing b hears: one error a second */
+  /* Over UDP the barrier's answer is the next thing b hears (one error a
+   * second); over TCP every refused request is answered */
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    for (guint32 tid = msg.tid + 1; tid < first_tid + 60; tid++)
+      {
+        rndz_test_peer_recv (f->context, b, &msg, f->wait_ms, "rate-limited");
+        expect_type (&msg, RNDZ_MESSAGE_ERROR);
+        g_assert_cmpint (msg.code, ==, RNDZ_WIRE_ERROR_RATE_LIMITED);
+      }
   sync_with_server (f, b);
 
   while (a->in_len > 0 || g_socket_condition_check (a->socket, G_IO_IN) != 0)
@@ -2131,8 +2141,9 @@ test_rate_limited_flood (Fixture       *f,
   RndzMessage msg;
   guint32 tid;
 
-  g_test_summary ("A flood of refused requests gets one rate-limited error "
-                  "per second and address, not one each");
+  g_test_summary ("A flood of refused requests over UDP gets one rate-limited error "
+                  "per second and address, not one each; over TCP, whose source is "
+                  "not forged, every refused request hears why");
 
   a = fake_peer_new (f);
   b = fake_peer_new (f);
@@ -2142,6 +2153,9 @@ test_rate_limited_flood (Fixture       *f,
   for (guint i = 0; i < 50; i++)
     send_isync (f, b, "b", "a");
   expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
+  if (f->params->transport == RNDZ_TRANSPORT_TCP)
+    for (guint i = 1; i <= 50; i++)
+      expect_error_len (f, b, tid + i, RNDZ_WIRE_ERROR_RATE_LIMITED, &msg);
   sync_with_server (f, b);
   expect_silence (f, b);
   expect_silence (f, a);
@@ -2218,8 +2232,8 @@ test_auth_required (Fixture       *f,
   gsize len;
 
   g_test_summary ("A server that requires authentication answers an unsigned "
-                  "request with auth-required, once per second and address, "
-                  "never larger than the request");
+                  "request with auth-required, over UDP once per second and "
+                  "address and never larger than the request");
 
   rndz_server_set_secret (f->server, secret);
   b = fake_peer_new (f);
@@ -2229,10 +2243,17 @@ test_auth_required (Fixture       *f,
   if (b->transport == RNDZ_TRANSPORT_UDP)
     g_assert_cmpuint (len, <=, isync_size (b, tid, "b", "a"));
 
-  send_isync (f, b, "b", "a");
-  send_ping (f, b, "b");
+  /* Over TCP each request is answered; over UDP one a window */
+  tid = send_isync (f, b, "b", "a");
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
+  tid = send_ping (f, b, "b");
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    expect_error_len (f, b, tid, RNDZ_WIRE_ERROR_AUTH_REQUIRED, &msg);
   expect_silence (f, b);
   g_assert_cmpuint (peer_count (f), ==, 0);
+  if (b->transport == RNDZ_TRANSPORT_TCP)
+    return;
 
   /* The next window gets an answer again, to a ping as well */
   run_for (f, 1050);

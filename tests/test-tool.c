@@ -288,6 +288,40 @@ test_relay_server (void)
 }
 
 static void
+test_option_units (void)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  const char *peer_zero[] = { tool_path (), "server", "--peer-timeout", "0", NULL };
+  const char *forward_long[] = { tool_path (), "server", "--forward-timeout", "3601", NULL };
+  const char *idle_long[] = { tool_path (), "server", "--relay-idle-timeout", "604801", NULL };
+  const char *timeout_long[] = { tool_path (), "client", "--id", "bob", "--server-addr",
+                                 "127.0.0.1:1", "--timeout", "3601", NULL };
+
+  g_test_summary ("The options take seconds, the properties they set milliseconds: "
+                  "an option's range is its property's range in seconds");
+
+  g_assert_cmpint (run (peer_zero, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "from 1 to 2147483"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (forward_long, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "--forward-timeout"));
+  g_assert_nonnull (strstr (err, "from 1 to 3600"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (idle_long, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "from 1 to 604800"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run (timeout_long, NULL, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "--timeout"));
+  g_assert_nonnull (strstr (err, "from 1 to 3600"));
+}
+
+static void
 test_command_line (void)
 {
   g_autofree char *out = NULL, *err = NULL;
@@ -468,6 +502,7 @@ main (int   argc,
   g_test_add_func ("/tool/server-down", test_server_down);
   g_test_add_func ("/tool/relay-server", test_relay_server);
   g_test_add_func ("/tool/command-line", test_command_line);
+  g_test_add_func ("/tool/option-units", test_option_units);
   g_test_add_func ("/tool/auth", test_auth);
   g_test_add_func ("/tool/translation", test_translation);
 

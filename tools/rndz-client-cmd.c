@@ -23,9 +23,9 @@
 #include "rndz-tool.h"
 
 #define DEFAULT_MESSAGE "hello"
-#define DEFAULT_TIMEOUT 10
-/* Large enough for any timeout in milliseconds to fit a guint */
-#define MAX_TIMEOUT (24 * 60 * 60)
+/* --timeout is in seconds, as in the Rust rndz; RndzClient:timeout in
+ * milliseconds. The upper bound comes from the property. */
+#define DEFAULT_TIMEOUT_S 10
 #define MAX_MESSAGE_SIZE 8192
 #define RESEND_INTERVAL_MS 200
 /* What rndz_is_valid_id() accepts, for the error message */
@@ -105,7 +105,7 @@ typedef struct
   gboolean tcp;
   const char *message;
   gsize message_len;
-  guint timeout;
+  guint timeout_s;
 
   guint timer_id;
   guint signal_ids[2];
@@ -175,13 +175,13 @@ client_timeout_cb (gpointer user_data)
   if (self->peer_id != NULL)
     client_fail (self,
                  ngettext ("No reply from peer “%s” within %u second",
-                           "No reply from peer “%s” within %u seconds", self->timeout),
-                 self->peer_id, self->timeout);
+                           "No reply from peer “%s” within %u seconds", self->timeout_s),
+                 self->peer_id, self->timeout_s);
   else
     client_fail (self,
                  ngettext ("Not registered with a rendezvous server within %u second",
-                           "Not registered with a rendezvous server within %u seconds", self->timeout),
-                 self->timeout);
+                           "Not registered with a rendezvous server within %u seconds", self->timeout_s),
+                 self->timeout_s);
 
   return G_SOURCE_REMOVE;
 }
@@ -604,10 +604,10 @@ check_client_options (Client  *self,
       return FALSE;
     }
 
-  self->timeout = DEFAULT_TIMEOUT;
+  self->timeout_s = DEFAULT_TIMEOUT_S;
   if (client_timeout != NULL &&
       !rndz_tool_parse_uint_option ("--timeout", client_timeout, RNDZ_TYPE_CLIENT, "timeout",
-                                    MAX_TIMEOUT, &self->timeout, error))
+                                    1000, G_MAXUINT / 1000, &self->timeout_s, error))
     return FALSE;
 
   return read_client_key (&self->key, error);
@@ -671,7 +671,7 @@ client_new_client (Client *self)
   g_ptr_array_add (servers, NULL);
 
   client = rndz_client_new (self->id, (const char * const *) servers->pdata);
-  rndz_client_set_timeout (client, self->timeout);
+  rndz_client_set_timeout (client, self->timeout_s * 1000);
   rndz_client_set_key (client, self->key);
   rndz_client_set_require_auth (client, client_require_auth);
   return client;
@@ -692,7 +692,7 @@ client_start (Client *self)
     self->echo = rndz_tool_echo_new (self->client, self->cancellable);
 
   rndz_tool_add_quit_signals (client_signal_cb, self, self->signal_ids);
-  self->timer_id = g_timeout_add (self->timeout * 1000, client_timeout_cb, self);
+  self->timer_id = g_timeout_add (self->timeout_s * 1000, client_timeout_cb, self);
 
   self->pending++;
   if (self->peer_id == NULL && !self->tcp)

@@ -37,6 +37,21 @@ enum
   N_LIMITS
 };
 
+/* The options take seconds, the properties milliseconds */
+static const guint limit_scales[N_LIMITS] = {
+  [LIMIT_PEER_TIMEOUT] = 1000,
+  [LIMIT_FORWARD_TIMEOUT] = 1000,
+  [LIMIT_REGISTER_TIMEOUT] = 1000,
+  [LIMIT_MAX_PEERS] = 1,
+  [LIMIT_MAX_CONNECTIONS] = 1,
+  [LIMIT_MAX_MESSAGE_SIZE] = 1,
+  [LIMIT_REQUEST_RATE] = 1,
+  [LIMIT_RELAY_PORT] = 1,
+  [LIMIT_RELAY_MAX_SESSIONS] = 1,
+  [LIMIT_RELAY_RATE] = 1,
+  [LIMIT_RELAY_IDLE_TIMEOUT] = 1000,
+};
+
 static const char * const limit_names[N_LIMITS] = {
   "peer-timeout",
   "forward-timeout",
@@ -174,10 +189,11 @@ apply_server_limits (RndzServer  *server,
 
       option = g_strconcat ("--", limit_names[i], NULL);
       if (!rndz_tool_parse_uint_option (option, server_limits[i], RNDZ_TYPE_SERVER,
-                                        limit_names[i], G_MAXUINT, &value, error))
+                                        limit_names[i], limit_scales[i],
+                                        G_MAXUINT / limit_scales[i], &value, error))
         return FALSE;
 
-      g_object_set (server, limit_names[i], value, NULL);
+      g_object_set (server, limit_names[i], value * limit_scales[i], NULL);
     }
 
   return TRUE;

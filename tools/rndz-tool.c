@@ -166,12 +166,17 @@ rndz_tool_read_secret (const char  *path,
 }
 
 /* Reads a number for the option @option that sets the guint property
- * @property of @type, within the range the property accepts. */
+ * @property of @type, within the range the property accepts. One unit of
+ * the option is @scale units of the property: 1000 for an option in
+ * seconds (what users type, as in the Rust rndz) that sets a property in
+ * milliseconds (what the library takes, as GLib does). @value and
+ * @fallback_max are in the option's unit. */
 gboolean
 rndz_tool_parse_uint_option (const char  *option,
                              const char  *text,
                              GType        type,
                              const char  *property,
+                             guint        scale,
                              guint        fallback_max,
                              guint       *value,
                              GError     **error)
@@ -182,10 +187,15 @@ rndz_tool_parse_uint_option (const char  *option,
   guint maximum = fallback_max;
   guint64 number;
 
+  g_return_val_if_fail (scale >= 1, FALSE);
+
   if (pspec != NULL && G_IS_PARAM_SPEC_UINT (pspec))
     {
-      minimum = G_PARAM_SPEC_UINT (pspec)->minimum;
-      maximum = MIN (G_PARAM_SPEC_UINT (pspec)->maximum, fallback_max);
+      GParamSpecUInt *range = G_PARAM_SPEC_UINT (pspec);
+
+      /* The option's range is the part of the property's it can reach */
+      minimum = range->minimum / scale + (range->minimum % scale != 0);
+      maximum = MIN (range->maximum / scale, fallback_max);
     }
 
   if (!g_ascii_string_to_unsigned (text, 10, minimum, maximum, &number, NULL))

@@ -39,6 +39,7 @@ gboolean  rndz_tool_parse_uint_option   (const char      *option,
                                          const char      *text,
                                          GType            type,
                                          const char      *property,
+                                         guint            scale,
                                          guint            fallback_max,
                                          guint           *value,
                                          GError         **error);

@@ -268,8 +268,8 @@ bench_rig_new (const char     *server_addr,
   rig->cancellable = g_cancellable_new ();
   rig->listener = rndz_client_new (listener_id, servers);
   rig->connector = rndz_client_new (connector_id, servers);
-  rndz_client_set_timeout (rig->listener, 5);
-  rndz_client_set_timeout (rig->connector, 5);
+  rndz_client_set_timeout (rig->listener, 5000);
+  rndz_client_set_timeout (rig->connector, 5000);
 
   if (transport == RNDZ_TRANSPORT_UDP)
     rndz_client_listen_udp_async (rig->listener, NULL, listen_udp_cb, &res);

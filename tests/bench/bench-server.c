@@ -55,6 +55,12 @@ main (int    argc,
       g_printerr ("bench-server: %s\n", error->message);
       return EXIT_FAILURE;
     }
+  /* A port is a guint16: refuse what a cast would wrap */
+  if (opt_port < 0 || opt_port > G_MAXUINT16)
+    {
+      g_printerr ("bench-server: --port %d is not a port (0 to %u)\n", opt_port, G_MAXUINT16);
+      return EXIT_FAILURE;
+    }
 
   server = rndz_server_new ();
   rndz_server_set_request_rate (server, CLAMP (opt_request_rate, 1, G_MAXUINT16));

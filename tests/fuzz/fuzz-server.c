@@ -898,13 +898,13 @@ op_setprop (Harness *h,
       rndz_server_set_max_message_size (h->server, MIN (512 + b * 4, 1400));
       break;
     case 4:
-      rndz_server_set_peer_timeout (h->server, 1 + b);
+      rndz_server_set_peer_timeout (h->server, (1 + b) * 1000);
       break;
     case 5:
-      rndz_server_set_forward_timeout (h->server, 1 + b);
+      rndz_server_set_forward_timeout (h->server, (1 + b) * 1000);
       break;
     case 6:
-      rndz_server_set_register_timeout (h->server, 1 + b);
+      rndz_server_set_register_timeout (h->server, (1 + b) * 1000);
       break;
     case 7:
       /* Authentication on or off */
@@ -1023,9 +1023,9 @@ configure (Harness *h,
     rndz_server_set_max_connections (h->server, 1 + ((params >> 4) & 7));
   if (flags & 32)
     {
-      rndz_server_set_peer_timeout (h->server, 1);
-      rndz_server_set_forward_timeout (h->server, 1);
-      rndz_server_set_register_timeout (h->server, 1);
+      rndz_server_set_peer_timeout (h->server, 1000);
+      rndz_server_set_forward_timeout (h->server, 1000);
+      rndz_server_set_register_timeout (h->server, 1000);
     }
 }
 

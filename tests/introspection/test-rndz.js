@@ -126,7 +126,7 @@ function drain() {
 class Fixture {
     constructor() {
         this.server = Rndz.Server.new();
-        this.server.forward_timeout = 1;
+        this.server.forward_timeout = 1000; // ms
         const address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0);
         assert(this.server.listen(address));
         this.address = `127.0.0.1:${this.server.get_port()}`;
@@ -135,7 +135,7 @@ class Fixture {
 
     client(id) {
         const client = Rndz.Client.new(id, [this.address]);
-        client.timeout = 5;
+        client.timeout = 5000; // ms
         this.clients.push(client);
         return client;
     }
@@ -191,11 +191,15 @@ test('client-properties', 'Client properties and their accessors agree', () => {
 
     const notified = [];
     client.connect('notify::timeout', (object, pspec) => notified.push(pspec.name));
-    client.set_timeout(3);
-    assertEqual(client.timeout, 3);
+    // Every timeout and interval is in milliseconds
+    assertEqual(client.timeout, 10000);
+    assertEqual(client.get_keepalive_interval(), 10000);
+    assertEqual(client.get_direct_timeout(), 3000);
+    client.set_timeout(3500);
+    assertEqual(client.timeout, 3500);
     assertEqual(notified.join(), 'timeout');
-    client.keepalive_interval = 7;
-    assertEqual(client.get_keepalive_interval(), 7);
+    client.keepalive_interval = 7000;
+    assertEqual(client.get_keepalive_interval(), 7000);
 
     client.set_local_address(Gio.InetSocketAddress.new_from_string('127.0.0.1', 0));
     assertEqual(client.local_address.get_address().to_string(), '127.0.0.1');
@@ -203,17 +207,21 @@ test('client-properties', 'Client properties and their accessors agree', () => {
     assertEqual(client.get_local_address(), null);
 
     // Construction with properties, as GObject does it
-    const other = new Rndz.Client({id: 'bob', servers: ['localhost:8888'], timeout: 2});
+    const other = new Rndz.Client({id: 'bob', servers: ['localhost:8888'], timeout: 2000});
     assertEqual(other.get_id(), 'bob');
-    assertEqual(other.get_timeout(), 2);
+    assertEqual(other.get_timeout(), 2000);
 });
 
 test('server-listen', 'A server listens on port 0 and reports the port it got', () => {
     const server = Rndz.Server.new();
     assertEqual(server.get_port(), 0);
     assertEqual(server.get_local_address(), null);
-    server.peer_timeout = 30;
-    assertEqual(server.get_peer_timeout(), 30);
+    assertEqual(server.peer_timeout, 60000);
+    server.peer_timeout = 30000;
+    assertEqual(server.get_peer_timeout(), 30000);
+    server.set_relay_port(65535);
+    assertEqual(server.relay_port, 65535);
+    server.set_relay_port(0);
     server.set_max_peers(10);
     assertEqual(server.max_peers, 10);
 
@@ -416,7 +424,7 @@ test('authenticated', 'Keys as GLib.Bytes: derived keys let peers in, no key doe
         const connector = fixture.client('js-connector');
         connector.key = Rndz.derive_key(secret, 'js-connector');
         const stranger = fixture.client('js-stranger');
-        stranger.timeout = 1;
+        stranger.timeout = 1000;
 
         (await listener.listen_udp_async(null)).close();
         const [connected, rejected] = await Promise.allSettled([

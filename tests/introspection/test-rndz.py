@@ -85,7 +85,7 @@ class Fixture:
 
     def __init__(self):
         self.server = Rndz.Server.new()
-        self.server.props.forward_timeout = 1
+        self.server.props.forward_timeout = 1000  # ms
         address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)
         assert self.server.listen(address)
         self.address = f'127.0.0.1:{self.server.get_port()}'
@@ -93,7 +93,7 @@ class Fixture:
 
     def client(self, id):
         client = Rndz.Client.new(id, [self.address])
-        client.props.timeout = 5
+        client.props.timeout = 5000  # ms
         self.clients.append(client)
         return client
 
@@ -179,11 +179,15 @@ def test_client_properties():
 
     notified = []
     client.connect('notify::timeout', lambda obj, pspec: notified.append(pspec.name))
-    client.set_timeout(3)
-    assert_equal(client.props.timeout, 3)
+    # Every timeout and interval is in milliseconds
+    assert_equal(client.props.timeout, 10000)
+    assert_equal(client.get_keepalive_interval(), 10000)
+    assert_equal(client.get_direct_timeout(), 3000)
+    client.set_timeout(3500)
+    assert_equal(client.props.timeout, 3500)
     assert_equal(notified, ['timeout'])
-    client.props.keepalive_interval = 7
-    assert_equal(client.get_keepalive_interval(), 7)
+    client.props.keepalive_interval = 7000
+    assert_equal(client.get_keepalive_interval(), 7000)
 
     address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)
     client.set_local_address(address)
@@ -192,9 +196,9 @@ def test_client_properties():
     assert client.get_local_address() is None
 
     # Construction with properties, as GObject does it
-    other = Rndz.Client(id='bob', servers=['localhost:8888'], timeout=2)
+    other = Rndz.Client(id='bob', servers=['localhost:8888'], timeout=2000)
     assert_equal(other.get_id(), 'bob')
-    assert_equal(other.get_timeout(), 2)
+    assert_equal(other.get_timeout(), 2000)
 
 
 def test_server_listen():
@@ -202,8 +206,12 @@ def test_server_listen():
     server = Rndz.Server.new()
     assert_equal(server.get_port(), 0)
     assert server.get_local_address() is None
-    server.props.peer_timeout = 30
-    assert_equal(server.get_peer_timeout(), 30)
+    assert_equal(server.props.peer_timeout, 60000)
+    server.props.peer_timeout = 30000
+    assert_equal(server.get_peer_timeout(), 30000)
+    server.set_relay_port(65535)
+    assert_equal(server.props.relay_port, 65535)
+    server.set_relay_port(0)
     server.set_max_peers(10)
     assert_equal(server.props.max_peers, 10)
 
@@ -499,7 +507,7 @@ def test_authenticated():
     connector = fixture.client('py-connector')
     connector.props.key = Rndz.derive_key(secret, 'py-connector')
     stranger = fixture.client('py-stranger')
-    stranger.props.timeout = 1
+    stranger.props.timeout = 1000
     results = {}
 
     def on_listened(client, result):

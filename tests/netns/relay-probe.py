@@ -121,7 +121,7 @@ def main(argv):
     start = time.monotonic()
     client = Rndz.Client.new(own_id, [server])
     client.set_relay(True)
-    client.set_timeout(CONNECT_TIMEOUT)
+    client.set_timeout(CONNECT_TIMEOUT * 1000)  # milliseconds
     connection, error = reach(peer_id, client)
     if connection is None:
         say('error', error)
