@@ -31,6 +31,32 @@ parse_port (const char *text,
   return TRUE;
 }
 
+/* The host part, "a.b.c.d" before ':' or "ipv6" between brackets: its
+ * bytes into @addr; returns where the port begins, or %NULL */
+static const char *
+parse_host (RndzAddr   *addr,
+            const char *text)
+{
+  char host[INET6_ADDRSTRLEN + 1];
+  gboolean v6 = text[0] == '[';
+  const char *start = v6 ? text + 1 : text;
+  const char *end = strchr (start, v6 ? ']' : ':');
+  gsize host_len;
+
+  if (end == NULL || (v6 && end[1] != ':'))
+    return NULL;
+  host_len = end - start;
+  if (host_len == 0 || host_len >= sizeof host)
+    return NULL;
+  memcpy (host, start, host_len);
+  host[host_len] = '\0';
+  if (inet_pton (v6 ? AF_INET6 : AF_INET, host, addr->bytes) != 1)
+    return NULL;
+
+  addr->family = v6 ? 6 : 4;
+  return v6 ? end + 2 : end + 1;
+}
+
 /*
  * rndz_addr_parse:
  *
@@ -43,47 +69,19 @@ rndz_addr_parse (RndzAddr    *addr,
                  const char  *text,
                  GError     **error)
 {
-  char host[INET6_ADDRSTRLEN + 1];
   const char *port_text;
-  gsize host_len;
 
   memset (addr, 0, sizeof *addr);
 
-  if (text[0] == '[')
+  port_text = parse_host (addr, text);
+  if (port_text == NULL || !parse_port (port_text, &addr->port))
     {
-      const char *end = strchr (text, ']');
-
-      if (end == NULL || end[1] != ':')
-        goto invalid;
-      host_len = end - text - 1;
-      if (host_len == 0 || host_len >= sizeof host)
-        goto invalid;
-      memcpy (host, text + 1, host_len);
-      host[host_len] = '\0';
-      if (inet_pton (AF_INET6, host, addr->bytes) != 1)
-        goto invalid;
-      addr->family = 6;
-      port_text = end + 2;
+      memset (addr, 0, sizeof *addr);
+      g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD,
+                   _("Invalid address “%s”: expected ADDRESS:PORT or [IPV6-ADDRESS]:PORT"),
+                   text);
+      return FALSE;
     }
-  else
-    {
-      const char *colon = strchr (text, ':');
-
-      if (colon == NULL)
-        goto invalid;
-      host_len = colon - text;
-      if (host_len == 0 || host_len >= sizeof host)
-        goto invalid;
-      memcpy (host, text, host_len);
-      host[host_len] = '\0';
-      if (inet_pton (AF_INET, host, addr->bytes) != 1)
-        goto invalid;
-      addr->family = 4;
-      port_text = colon + 1;
-    }
-
-  if (!parse_port (port_text, &addr->port))
-    goto invalid;
 
   /* A v4-mapped IPv6 address is the same peer as its IPv4 address */
   if (addr->family == 6 && memcmp (addr->bytes, v4_mapped_prefix, 12) == 0)
@@ -94,13 +92,6 @@ rndz_addr_parse (RndzAddr    *addr,
     }
 
   return TRUE;
-
-invalid:
-  memset (addr, 0, sizeof *addr);
-  g_set_error (error, RNDZ_PROTOCOL_ERROR, RNDZ_PROTOCOL_ERROR_INVALID_FIELD,
-               _("Invalid address “%s”: expected ADDRESS:PORT or [IPV6-ADDRESS]:PORT"),
-               text);
-  return FALSE;
 }
 
 /* Writes @value in decimal at @p; returns the end */

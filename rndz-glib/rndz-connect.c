@@ -14,7 +14,7 @@
 #include "rndz-hard-nat-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-relay-join-private.h"
-#include "rndz-server-link-private.h"
+#include "rndz-request-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
 #include "rndz-source-private.h"
@@ -69,15 +69,6 @@ typedef enum
   PHASE_DONE,                     /* the task has its result */
 } ConnectPhase;
 
-typedef enum
-{
-  SERVER_PENDING,
-  SERVER_NOT_FOUND,
-  SERVER_NO_ANSWER,
-  SERVER_UNREACHABLE,
-  SERVER_FAILED,
-} ServerStatus;
-
 typedef struct _ConnectOp ConnectOp;
 
 /* The peer's addresses: observed, local, and seen (its punches) */
@@ -101,15 +92,6 @@ typedef struct
   guint delay_ms;
 } PeerAttempt;
 
-typedef struct
-{
-  ConnectOp *op;
-  RndzServerLink *link;
-  ServerStatus status;
-  GError *error;
-  GSource *held;                  /* rate-limited: the request waits for this */
-} Server;
-
 struct _ConnectOp
 {
   GTask *task;                    /* owned while the operation runs */
@@ -122,13 +104,11 @@ struct _ConnectOp
 
   GSocketFamily family;
   guint16 port;
-  GPtrArray *servers;             /* Server */
+  RndzRequest *request;           /* to the servers */
 
   GSource *timeout;
   gint64 deadline;                /* monotonic: when the timeout fires */
   GSource *cancel;
-  GSource *retry;
-  guint retry_ms;
 
   GSocket *socket;                /* UDP: the result, unconnected until the end */
   GSource *source;
@@ -141,7 +121,6 @@ struct _ConnectOp
   RndzAddr paths[MAX_PATHS];
   RndzPath path_kinds[MAX_PATHS];
   guint n_paths;
-  Server *redirected;             /* the server that answered */
   GSource *direct_timeout;
   GSource *check_timer;           /* UDP: checks, then uses */
   guint check_ms;
@@ -163,15 +142,6 @@ struct _ConnectOp
 };
 
 static void
-server_free (Server *server)
-{
-  rndz_source_clear (&server->held);
-  g_clear_pointer (&server->link, rndz_server_link_free);
-  g_clear_error (&server->error);
-  g_free (server);
-}
-
-static void
 peer_attempt_free (PeerAttempt *attempt)
 {
   g_clear_pointer (&attempt->attempt, rndz_connect_attempt_free);
@@ -188,7 +158,6 @@ op_stop (ConnectOp *op)
 {
   rndz_source_clear (&op->timeout);
   rndz_source_clear (&op->cancel);
-  rndz_source_clear (&op->retry);
   rndz_source_clear (&op->source);
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
@@ -199,16 +168,13 @@ op_stop (ConnectOp *op)
     g_cancellable_cancel (op->join_cancellable);
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
-  op->redirected = NULL;
-  if (op->servers != NULL)
-    g_ptr_array_set_size (op->servers, 0);
+  g_clear_pointer (&op->request, rndz_request_free);
 }
 
 static void
 op_free (ConnectOp *op)
 {
   op_stop (op);
-  g_clear_pointer (&op->servers, g_ptr_array_unref);
   g_clear_pointer (&op->attempts, g_ptr_array_unref);
   g_clear_object (&op->join_cancellable);
   if (op->socket != NULL)
@@ -359,7 +325,7 @@ op_direct_timeout_cb (gpointer user_data)
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
 
-  if (!op->peer->relay || op->redirected == NULL)
+  if (!op->peer->relay || rndz_request_get_server (op->request) == NULL)
     {
       op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
                                         _("No direct path to peer “%s” works"), op->peer_id));
@@ -379,7 +345,7 @@ op_found_peer (ConnectOp *op)
 
   op->phase = PHASE_CHECKING;
   /* The redirect (or the punch) answered the isync */
-  rndz_source_clear (&op->retry);
+  rndz_request_found (op->request);
   op->direct_timeout = rndz_timeout_add (op->context, op->peer->direct_timeout_ms,
                                          op_direct_timeout_cb, op);
   if (op->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
@@ -431,17 +397,16 @@ op_join_cb (GObject      *source,
 
 static void
 op_handle_session (ConnectOp         *op,
-                   Server            *server,
                    const RndzMessage *msg)
 {
-  RndzAddr relay = *rndz_server_link_get_server (server->link);
+  RndzAddr relay = *rndz_request_get_server (op->request);
   gint64 left;
 
   if (op->phase != PHASE_RELAY || !g_str_equal (msg->id, op->peer_id))
     return;
 
   op->phase = PHASE_RELAY_JOINING;
-  rndz_source_clear (&op->retry);
+  rndz_request_found (op->request);
   relay.port = msg->port;
   left = op->peer->timeout_ms;
   op->join_cancellable = g_cancellable_new ();
@@ -453,54 +418,14 @@ op_handle_session (ConnectOp         *op,
 /* The server's answer to the relay request, or its error */
 static void
 op_handle_relay_reply (ConnectOp         *op,
-                       Server            *server,
                        const RndzMessage *msg)
 {
   if (msg->type == RNDZ_MESSAGE_SESSION)
-    op_handle_session (op, server, msg);
+    op_handle_session (op, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
     op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
 }
 
-/* Sends a request to a server, padded over UDP: the server answers no
- * datagram with a larger one */
-static gboolean
-server_send_request (Server       *server,
-                     RndzMessage  *request,
-                     GError      **error)
-{
-  if (server->op->transport == RNDZ_TRANSPORT_UDP)
-    request->pad_to = rndz_message_max_reply_size (request);
-  return rndz_server_link_send (server->link, request, error);
-}
-
-static void
-op_send_relay (ConnectOp *op)
-{
-  Server *server = op->redirected;
-  g_autoptr(GError) error = NULL;
-  RndzMessage relay;
-
-  op_init_peer_message (op, RNDZ_MESSAGE_RELAY, &relay);
-  rndz_peer_context_sign (op->peer, &relay);
-
-  if (op->transport == RNDZ_TRANSPORT_TCP)
-    {
-      if (!rndz_server_link_is_ready (server->link) ||
-          !server_send_request (server, &relay, &error))
-        op_return_error (op, error != NULL ? g_steal_pointer (&error)
-                                           : g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
-                                                          _("No direct path to peer “%s” works"),
-                                                          op->peer_id));
-      return;
-    }
-
-  /* Lost datagrams are sent again; a server gone shows at the timeout */
-  if (rndz_server_link_is_ready (server->link) && !server_send_request (server, &relay, &error))
-    g_debug ("Could not ask for the relay: %s", error->message);
-}
-
-static gboolean op_udp_retry_cb (gpointer user_data);
 
 static void
 op_start_relay (ConnectOp *op)
@@ -508,108 +433,10 @@ op_start_relay (ConnectOp *op)
   g_debug ("No direct path to “%s” works: asking for the relay", op->peer_id);
   op->phase = PHASE_RELAY;
   op->tid = rndz_new_tid ();
-
-  /* UDP: sent again until the session comes */
-  if (op->transport == RNDZ_TRANSPORT_UDP)
-    {
-      op->retry_ms = RNDZ_RETRY_INITIAL_MS;
-      op->retry = rndz_timeout_add (op->context, op->retry_ms, op_udp_retry_cb, op);
-    }
-  op_send_relay (op);
+  rndz_request_relay (op->request, op->tid);
 }
 
 /* What every server said */
-
-static void
-op_check_servers (ConnectOp *op)
-{
-  gboolean no_answer = FALSE, not_found = FALSE;
-  Server *failed = NULL, *unreachable = NULL;
-
-  for (guint i = 0; i < op->servers->len; i++)
-    {
-      Server *server = g_ptr_array_index (op->servers, i);
-
-      switch (server->status)
-        {
-        case SERVER_PENDING:
-          return;
-        case SERVER_NO_ANSWER:
-          no_answer = TRUE;
-          break;
-        case SERVER_NOT_FOUND:
-          not_found = TRUE;
-          break;
-        case SERVER_FAILED:
-          failed = failed != NULL ? failed : server;
-          break;
-        case SERVER_UNREACHABLE:
-        default:
-          unreachable = unreachable != NULL ? unreachable : server;
-          break;
-        }
-    }
-
-  if (no_answer)
-    op_return_error (op, rndz_wire_error_to_gerror (RNDZ_WIRE_ERROR_PEER_NO_ANSWER, op->peer_id));
-  else if (not_found)
-    op_return_error (op, rndz_wire_error_to_gerror (RNDZ_WIRE_ERROR_PEER_NOT_FOUND, op->peer_id));
-  else if (failed != NULL)
-    op_return_error (op, g_error_copy (failed->error));
-  else if (unreachable != NULL)
-    op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_SERVER_UNREACHABLE,
-                                      _("No rendezvous server could be reached: %s"),
-                                      unreachable->error->message));
-}
-
-static void
-server_set_status (Server       *server,
-                   ServerStatus  status,
-                   const GError *error)
-{
-  if (server->status != SERVER_PENDING)
-    return;
-
-  server->status = status;
-  if (error != NULL)
-    server->error = g_error_copy (error);
-  rndz_source_clear (&server->held);
-  rndz_server_link_close (server->link);
-  op_check_servers (server->op);
-}
-
-static void
-server_set_wire_error (Server        *server,
-                       RndzWireError  code)
-{
-  g_autoptr(GError) error = rndz_wire_error_to_gerror (code, server->op->peer_id);
-
-  switch (code)
-    {
-    case RNDZ_WIRE_ERROR_PEER_NOT_FOUND:
-      server_set_status (server, SERVER_NOT_FOUND, error);
-      break;
-    case RNDZ_WIRE_ERROR_PEER_NO_ANSWER:
-      server_set_status (server, SERVER_NO_ANSWER, error);
-      break;
-    default:
-      server_set_status (server, SERVER_FAILED, error);
-      break;
-    }
-}
-
-static void
-op_init_isync (ConnectOp   *op,
-               RndzMessage *isync)
-{
-  rndz_message_init (isync, RNDZ_MESSAGE_ISYNC, op->tid);
-  g_strlcpy (isync->id, op->peer->id, sizeof isync->id);
-  g_strlcpy (isync->target, op->peer_id, sizeof isync->target);
-  isync->n_cands = op->n_cands;
-  memcpy (isync->cands, op->cands, sizeof isync->cands);
-  /* Signed afresh for every copy: the server refuses a replayed MAC */
-  rndz_peer_context_sign (op->peer, isync);
-}
 
 /* UDP */
 
@@ -762,15 +589,10 @@ op_udp_is_chosen (ConnectOp         *op,
 
 static void
 op_udp_redirected (ConnectOp         *op,
-                   Server            *server,
                    const RndzMessage *redirect)
 {
   gboolean added;
 
-  if (op->redirected != NULL)
-    return;
-
-  op->redirected = server;
   added = op_add_redirect_paths (op, redirect);
 
   op_found_peer (op);
@@ -862,122 +684,7 @@ op_hard_start_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void op_tcp_redirected (ConnectOp *op, Server *server, const RndzMessage *msg);
-static void server_ready (Server *server);
 
-/* A request waits at least this long for its answer after a retry */
-#define RATE_LIMIT_MARGIN_MS 500
-
-static gboolean
-server_held_cb (gpointer user_data)
-{
-  Server *server = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (server->op);
-
-  g_clear_pointer (&server->held, g_source_unref);
-  server_ready (server);
-  return G_SOURCE_REMOVE;
-}
-
-/* The server limits requests and says when ours would pass: ask again
- * then if the answer can still come in time, else fail now with that.
- * Meanwhile nothing goes to that server (over UDP it would not answer
- * again within its window). */
-static void
-server_rate_limited (Server            *server,
-                     const RndzMessage *msg)
-{
-  ConnectOp *op = server->op;
-  gint64 left_ms = (op->deadline - g_get_monotonic_time ()) / 1000;
-
-  if (msg->retry_ms == 0 || msg->retry_ms + RATE_LIMIT_MARGIN_MS > left_ms)
-    {
-      g_autoptr(GError) error = rndz_message_error_to_gerror (msg, op->peer_id);
-
-      server_set_status (server, SERVER_FAILED, error);
-      return;
-    }
-
-  g_debug ("The server limits requests: asking again in %u ms", msg->retry_ms);
-  rndz_source_clear (&server->held);
-  server->held = rndz_timeout_add (op->context, msg->retry_ms, server_held_cb, server);
-}
-
-/* A message from a server: its redirect, its error, or its answer to
- * our relay request */
-static void
-server_handle (Server            *server,
-               const RndzMessage *msg)
-{
-  ConnectOp *op = server->op;
-
-  if (msg->tid != op->tid)
-    return;
-
-  if (op->phase >= PHASE_RELAY)
-    {
-      if (server == op->redirected)
-        op_handle_relay_reply (op, server, msg);
-    }
-  else if (msg->type == RNDZ_MESSAGE_REDIRECT && g_str_equal (msg->id, op->peer_id))
-    {
-      /* Over UDP a later redirect may still add paths */
-      if (op->transport == RNDZ_TRANSPORT_UDP)
-        op_udp_redirected (op, server, msg);
-      else if (op->phase < PHASE_CHECKING)
-        op_tcp_redirected (op, server, msg);
-    }
-  else if (msg->type == RNDZ_MESSAGE_ERROR && msg->code == RNDZ_WIRE_ERROR_RATE_LIMITED &&
-           op->phase < PHASE_CHECKING)
-    server_rate_limited (server, msg);
-  else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase < PHASE_CHECKING)
-    server_set_wire_error (server, msg->code);
-}
-
-/* The server's link is up (TCP): ask it for the peer */
-static void
-server_ready (Server *server)
-{
-  g_autoptr(GError) error = NULL;
-  RndzMessage isync;
-
-  op_init_isync (server->op, &isync);
-  if (!server_send_request (server, &isync, &error))
-    server_set_status (server, SERVER_UNREACHABLE, error);
-}
-
-static void
-server_link_cb (RndzServerLink      *link,
-                RndzServerLinkEvent  event,
-                const RndzMessage   *msg,
-                const GError        *error,
-                gpointer             user_data)
-{
-  Server *server = user_data;
-  ConnectOp *op = server->op;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  if (op_is_done (op))
-    return;
-
-  switch (event)
-    {
-    case RNDZ_SERVER_LINK_MESSAGE:
-      server_handle (server, msg);
-      break;
-    case RNDZ_SERVER_LINK_READY:
-      server_ready (server);
-      break;
-    case RNDZ_SERVER_LINK_FAILED:
-      /* Over TCP the relay's session comes on the connection */
-      if (op->transport == RNDZ_TRANSPORT_TCP && op->phase == PHASE_RELAY &&
-          server == op->redirected)
-        op_return_error (op, g_error_copy (error));
-      else
-        server_set_status (server, SERVER_UNREACHABLE, error);
-      break;
-    }
-}
 
 /* A punch, a confirm or the answer to our use, from the peer */
 static gboolean
@@ -1043,50 +750,6 @@ op_udp_read_cb (GSocket      *socket,
 }
 
 static void
-op_udp_send_isync (ConnectOp *op)
-{
-  RndzMessage isync;
-
-  for (guint i = 0; i < op->servers->len; i++)
-    {
-      Server *server = g_ptr_array_index (op->servers, i);
-      g_autoptr(GError) error = NULL;
-
-      if (server->status != SERVER_PENDING || server->held != NULL ||
-          !rndz_server_link_is_ready (server->link))
-        continue;
-
-      op_init_isync (op, &isync);
-      if (!server_send_request (server, &isync, &error))
-        {
-          server_set_status (server, SERVER_UNREACHABLE, error);
-          if (op_is_done (op))
-            return;
-        }
-    }
-}
-
-static gboolean
-op_udp_retry_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  g_clear_pointer (&op->retry, g_source_unref);
-  /* The isync until a redirect, then the relay request until its session */
-  if (op->phase >= PHASE_RELAY)
-    op_send_relay (op);
-  else
-    op_udp_send_isync (op);
-  if (op_is_done (op))
-    return G_SOURCE_REMOVE;
-
-  op->retry_ms = MIN (op->retry_ms * 2, RNDZ_RETRY_MAX_MS);
-  op->retry = rndz_timeout_add (op->context, op->retry_ms, op_udp_retry_cb, op);
-  return G_SOURCE_REMOVE;
-}
-
-static void
 op_udp_start (ConnectOp *op)
 {
   g_autoptr(GSocketAddress) local = NULL;
@@ -1104,22 +767,9 @@ op_udp_start (ConnectOp *op)
   op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
                                       "[rndz] connect UDP");
 
-  for (guint i = 0; i < op->servers->len && !op_is_done (op); i++)
-    {
-      Server *server = g_ptr_array_index (op->servers, i);
-
-      if (!rndz_server_link_open (server->link, op->port, &error))
-        {
-          server_set_status (server, SERVER_UNREACHABLE, error);
-          g_clear_error (&error);
-        }
-    }
-  if (op_is_done (op))
-    return;
-
-  op->retry_ms = RNDZ_RETRY_INITIAL_MS;
-  op->retry = rndz_timeout_add (op->context, op->retry_ms, op_udp_retry_cb, op);
-  op_udp_send_isync (op);
+  rndz_request_open (op->request, op->port);
+  if (!op_is_done (op))
+    rndz_request_send (op->request, op->cands, op->n_cands);
 }
 
 /* TCP */
@@ -1216,13 +866,11 @@ peer_attempt_try (PeerAttempt *attempt)
 /* Connects towards every address of the peer at once */
 static void
 op_tcp_redirected (ConnectOp         *op,
-                   Server            *server,
                    const RndzMessage *redirect)
 {
   char text[RNDZ_ADDR_STRLEN];
 
   g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
-  op->redirected = server;
   op_add_redirect_paths (op, redirect);
   op_found_peer (op);
 
@@ -1242,25 +890,66 @@ op_tcp_redirected (ConnectOp         *op,
 static void
 op_tcp_start (ConnectOp *op)
 {
-  for (guint i = 0; i < op->servers->len && !op_is_done (op); i++)
-    {
-      Server *server = g_ptr_array_index (op->servers, i);
-      g_autoptr(GError) error = NULL;
+  /* The first connection picks the port, the others share it */
+  op->port = rndz_request_open (op->request, 0);
+  if (op_is_done (op))
+    return;
 
-      if (!rndz_server_link_open (server->link, op->port, &error))
-        {
-          server_set_status (server, SERVER_UNREACHABLE, error);
-          continue;
-        }
-
-      /* The first socket picks the port, the others share it */
-      if (op->port == 0)
-        {
-          op->port = rndz_server_link_get_port (server->link);
-          op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
-        }
-    }
+  op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
+  rndz_request_send (op->request, op->cands, op->n_cands);
 }
+/* What the servers say */
+
+static void
+request_redirect_cb (RndzRequest       *request,
+                     const RndzMessage *redirect,
+                     gpointer           user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  /* Over UDP the peer's punch may have come first */
+  if (op->transport == RNDZ_TRANSPORT_UDP)
+    op_udp_redirected (op, redirect);
+  else if (op->phase < PHASE_CHECKING)
+    op_tcp_redirected (op, redirect);
+}
+
+static void
+request_relay_reply_cb (RndzRequest       *request,
+                        const RndzMessage *msg,
+                        gpointer           user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  if (op->phase >= PHASE_RELAY)
+    op_handle_relay_reply (op, msg);
+}
+
+static void
+request_failed_cb (RndzRequest *request,
+                   GError      *error,
+                   gpointer     user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  /* Once the relay's session came, its server has done its part */
+  if (op->phase == PHASE_RELAY_JOINING)
+    {
+      g_error_free (error);
+      return;
+    }
+  op_return_error (op, error);
+}
+
+static const RndzRequestCallbacks request_callbacks = {
+  request_redirect_cb,
+  request_relay_reply_cb,
+  request_failed_cb,
+};
+
 /* Starting */
 
 static gboolean
@@ -1272,7 +961,8 @@ op_timeout_cb (gpointer user_data)
   g_clear_pointer (&op->timeout, g_source_unref);
   /* A server that requires a key drops what is not signed (and says so
    * at most once a second to an address) */
-  if (op->redirected == NULL && op->peer->key == NULL)
+  if ((op->request == NULL || rndz_request_get_server (op->request) == NULL) &&
+      op->peer->key == NULL)
     op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                       _("Timed out reaching peer “%s”: no server answered "
                                         "(the server may require a key)"), op->peer_id));
@@ -1316,16 +1006,8 @@ op_resolved_cb (GObject      *source,
 
   op->phase = PHASE_REQUESTING;
   op->family = rndz_peer_context_pick_family (op->peer, addrs);
-  for (guint i = 0; i < addrs->len; i++)
-    {
-      Server *server = g_new0 (Server, 1);
-
-      server->op = op;
-      server->link = rndz_server_link_new (op->peer, op->transport, op->family,
-                                           &g_array_index (addrs, RndzAddr, i),
-                                           server_link_cb, server);
-      g_ptr_array_add (op->servers, server);
-    }
+  op->request = rndz_request_new (op->peer, op->transport, op->family, addrs, op->peer_id,
+                                  op->tid, op->deadline, &request_callbacks, op);
 
   if (op->transport == RNDZ_TRANSPORT_UDP)
     op_udp_start (op);
@@ -1347,7 +1029,6 @@ rndz_connect_start (RndzPeerContext *peer,
   op->context = g_main_context_ref (peer->context);
   op->transport = transport;
   op->tid = rndz_new_tid ();
-  op->servers = g_ptr_array_new_with_free_func ((GDestroyNotify) server_free);
   op->attempts = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_attempt_free);
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);
   g_task_set_task_data (task, op, (GDestroyNotify) op_free);

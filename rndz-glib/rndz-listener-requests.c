@@ -85,11 +85,11 @@ listener_ask (RndzListener   *listener,
               const char     *peer_id,
               const RndzAddr *addr)
 {
+  guint signal_id = g_signal_lookup ("peer-request", G_OBJECT_TYPE (listener));
   g_autoptr(GSocketAddress) address = NULL;
   gboolean allowed = TRUE;
 
-  if (!g_signal_has_handler_pending (listener, g_signal_lookup ("peer-request", RNDZ_TYPE_LISTENER),
-                                     0, FALSE))
+  if (!g_signal_has_handler_pending (listener, signal_id, 0, FALSE))
     return TRUE;
 
   address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);

@@ -252,75 +252,96 @@ rndz_peer_context_bind_own_port (RndzPeerContext  *self,
  *
  * Returns: the number of candidates
  */
+/* The address of an interface, in @family's half of @found (IPv6 first),
+ * unless it is loopback, link-local, or there already */
+static void
+add_interface_address (const struct ifaddrs *ifa,
+                       GSocketFamily         family,
+                       guint16               port,
+                       RndzAddr              found[2][RNDZ_MAX_CANDIDATES],
+                       guint                 n_found[2])
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocketAddress) with_port = NULL;
+  GInetAddress *inet;
+  RndzAddr addr;
+  guint f;
+
+  if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
+    return;
+  if (ifa->ifa_addr->sa_family == AF_INET6 && family == G_SOCKET_FAMILY_IPV6)
+    f = 0;
+  else if (ifa->ifa_addr->sa_family == AF_INET)
+    f = 1;
+  else
+    return;
+  if (n_found[f] == RNDZ_MAX_CANDIDATES)
+    return;
+
+  address = g_socket_address_new_from_native (ifa->ifa_addr,
+                                              f == 0 ? sizeof (struct sockaddr_in6) :
+                                                       sizeof (struct sockaddr_in));
+  if (address == NULL)
+    return;
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+  if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
+    return;
+
+  with_port = g_inet_socket_address_new (inet, port);
+  if (!rndz_addr_from_socket_address (&addr, with_port))
+    return;
+  for (guint i = 0; i < n_found[f]; i++)
+    if (rndz_addr_equal (&found[f][i], &addr))
+      return;
+  found[f][n_found[f]++] = addr;
+}
+
+/* A peer bound to one address offers that one, unless it is loopback or
+ * link-local; returns -1 when bound to the any address (of @family) */
+static int
+bound_candidate (RndzPeerContext *self,
+                 GSocketFamily   *family,
+                 guint16          port,
+                 RndzAddr        *cand)
+{
+  GInetAddress *inet;
+  g_autoptr(GSocketAddress) address = NULL;
+
+  if (self->local_address == NULL)
+    return -1;
+
+  inet = g_inet_socket_address_get_address (self->local_address);
+  if (g_inet_address_get_is_any (inet))
+    {
+      *family = g_inet_address_get_family (inet);
+      return -1;
+    }
+  if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
+    return 0;
+
+  address = g_inet_socket_address_new (inet, port);
+  return rndz_addr_from_socket_address (cand, address) ? 1 : 0;
+}
+
 guint
 rndz_peer_context_get_candidates (RndzPeerContext *self,
                                   GSocketFamily    family,
                                   guint16          port,
                                   RndzAddr         cands[RNDZ_MAX_CANDIDATES])
 {
-  struct ifaddrs *ifaddrs = NULL, *ifa;
+  struct ifaddrs *ifaddrs = NULL;
   RndzAddr found[2][RNDZ_MAX_CANDIDATES];   /* IPv6, IPv4 */
   guint n_found[2] = { 0, 0 };
   guint n = 0;
+  int bound = bound_candidate (self, &family, port, &cands[0]);
 
-  if (self->local_address != NULL)
-    {
-      GInetAddress *inet = g_inet_socket_address_get_address (self->local_address);
-
-      if (g_inet_address_get_is_any (inet))
-        family = g_inet_address_get_family (inet);
-      else
-        {
-          g_autoptr(GSocketAddress) address = NULL;
-
-          if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
-            return 0;
-          address = g_inet_socket_address_new (inet, port);
-          return rndz_addr_from_socket_address (&cands[0], address) ? 1 : 0;
-        }
-    }
-
+  if (bound >= 0)
+    return bound;
   if (getifaddrs (&ifaddrs) < 0)
     return 0;
 
-  for (ifa = ifaddrs; ifa != NULL; ifa = ifa->ifa_next)
-    {
-      g_autoptr(GSocketAddress) address = NULL;
-      g_autoptr(GSocketAddress) with_port = NULL;
-      GInetAddress *inet;
-      RndzAddr addr;
-      guint f;
-      gboolean seen = FALSE;
-
-      if (ifa->ifa_addr == NULL || !(ifa->ifa_flags & IFF_UP) || (ifa->ifa_flags & IFF_LOOPBACK))
-        continue;
-      if (ifa->ifa_addr->sa_family == AF_INET6 && family == G_SOCKET_FAMILY_IPV6)
-        f = 0;
-      else if (ifa->ifa_addr->sa_family == AF_INET)
-        f = 1;
-      else
-        continue;
-      if (n_found[f] == RNDZ_MAX_CANDIDATES)
-        continue;
-
-      address = g_socket_address_new_from_native (ifa->ifa_addr,
-                                                  f == 0 ? sizeof (struct sockaddr_in6) :
-                                                           sizeof (struct sockaddr_in));
-      if (address == NULL)
-        continue;
-      inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
-      if (g_inet_address_get_is_loopback (inet) || g_inet_address_get_is_link_local (inet))
-        continue;
-
-      with_port = g_inet_socket_address_new (inet, port);
-      if (!rndz_addr_from_socket_address (&addr, with_port))
-        continue;
-
-      for (guint i = 0; i < n_found[f]; i++)
-        seen |= rndz_addr_equal (&found[f][i], &addr);
-      if (!seen)
-        found[f][n_found[f]++] = addr;
-    }
+  for (struct ifaddrs *ifa = ifaddrs; ifa != NULL; ifa = ifa->ifa_next)
+    add_interface_address (ifa, family, port, found, n_found);
   freeifaddrs (ifaddrs);
 
   /* The families in turn, IPv6 first */

@@ -1122,6 +1122,14 @@ thread_model_listen_thread (gpointer user_data)
   return NULL;
 }
 
+static gboolean
+thread_model_done (gpointer data)
+{
+  ThreadModel *model = data;
+
+  return g_atomic_int_get (&model->done);
+}
+
 static void
 test_thread_model (Fixture       *fixture,
                    gconstpointer  user_data)
@@ -1132,7 +1140,6 @@ test_thread_model (Fixture       *fixture,
   g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
   ThreadModel model = { fixture, alice, g_thread_self (), 0, 0, FALSE, NULL };
   GThread *thread;
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
 
   g_test_summary ("A sync call from a thread that does not own the client's context runs "
                   "every callback and signal in that context's thread");
@@ -1143,8 +1150,7 @@ test_thread_model (Fixture       *fixture,
    * server's) and runs it while the other one waits in listen */
   g_main_context_acquire (NULL);
   thread = g_thread_new ("listener", thread_model_listen_thread, &model);
-  while (!g_atomic_int_get (&model.done) && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (rndz_test_run_until (NULL, thread_model_done, &model, 5000));
   g_thread_join (thread);
   g_main_context_release (NULL);
 
@@ -1748,6 +1754,62 @@ test_candidates (void)
   g_assert_cmpuint (rndz_peer_context_get_candidates (peer, G_SOCKET_FAMILY_IPV4, 4242, cands), ==, 0);
 }
 
+typedef struct
+{
+  guint state;
+  guint local_port;
+  guint last_pong;
+  guint16 port_seen;        /* rndz_client_get_local_port() at the last notify */
+} Notifies;
+
+static void
+count_notify_cb (GObject    *object,
+                 GParamSpec *pspec,
+                 gpointer    user_data)
+{
+  Notifies *notifies = user_data;
+
+  if (g_str_equal (pspec->name, "state"))
+    notifies->state++;
+  else if (g_str_equal (pspec->name, "local-port"))
+    {
+      notifies->local_port++;
+      notifies->port_seen = rndz_client_get_local_port (RNDZ_CLIENT (object));
+    }
+  else if (g_str_equal (pspec->name, "last-pong"))
+    notifies->last_pong++;
+}
+
+static void
+test_notify (Fixture       *fixture,
+             gconstpointer  user_data)
+{
+  g_autoptr(RndzClient) alice = new_client (fixture, "alice");
+  g_autoptr(GSocket) listening = NULL;
+  Notifies notifies = { 0 };
+  guint16 port;
+
+  g_test_summary ("Listening notifies state, local-port and last-pong; stopping "
+                  "notifies state and local-port again");
+
+  g_signal_connect (alice, "notify", G_CALLBACK (count_notify_cb), &notifies);
+  listening = listen_udp (alice);
+  port = rndz_client_get_local_port (alice);
+  g_assert_cmpuint (port, !=, 0);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_REGISTERED);
+  g_assert_cmpuint (notifies.state, >=, 1);
+  g_assert_cmpuint (notifies.local_port, ==, 1);
+  g_assert_cmpuint (notifies.port_seen, ==, port);
+  g_assert_cmpuint (notifies.last_pong, >=, 1);
+
+  notifies.state = 0;
+  rndz_client_stop (alice);
+  g_assert_cmpint (rndz_client_get_state (alice), ==, RNDZ_CLIENT_STATE_IDLE);
+  g_assert_cmpuint (notifies.state, ==, 1);
+  g_assert_cmpuint (notifies.local_port, ==, 2);
+  g_assert_cmpuint (notifies.port_seen, ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1791,6 +1853,7 @@ main (int   argc,
   g_test_add ("/client/tcp/no-relay/client-off", Fixture, &data_tcp, fixture_setup, test_no_relay, fixture_teardown);
   g_test_add_func ("/client/relay-properties", test_relay_properties);
   g_test_add_func ("/client/properties", test_properties);
+  g_test_add ("/client/udp/notify", Fixture, NULL, fixture_setup, test_notify, fixture_teardown);
   g_test_add_func ("/client/candidates", test_candidates);
 
   return g_test_run ();

@@ -289,6 +289,8 @@ server_quit_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The signals are caught before the server says it listens: a script
+ * that reads the line and stops the server at once gets a clean exit */
 static void
 server_run (RndzServer *server)
 {
@@ -296,6 +298,7 @@ server_run (RndzServer *server)
   guint signal_ids[2] = { 0, 0 };
 
   rndz_tool_add_quit_signals (server_quit_cb, loop, signal_ids);
+  server_announce (server);
   g_main_loop_run (loop);
   rndz_tool_remove_quit_signals (signal_ids);
 
@@ -343,7 +346,6 @@ rndz_tool_server_main (int    argc,
   if (server == NULL)
     goto out;
 
-  server_announce (server);
   server_run (server);
   status = EXIT_SUCCESS;
 
