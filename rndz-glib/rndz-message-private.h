@@ -65,6 +65,8 @@ typedef enum
   RNDZ_WIRE_ERROR_AUTH_REQUIRED,
 } RndzWireError;
 
+#define RNDZ_WIRE_ERROR_LAST RNDZ_WIRE_ERROR_AUTH_REQUIRED
+
 /* The range of an error's "retry": milliseconds after which the request
  * may succeed */
 #define RNDZ_WIRE_RETRY_MIN_MS 1

@@ -7,7 +7,8 @@
 
 #include <gio/gio.h>
 
-#include "rndz-server-private.h"
+#include "rndz-types.h"
+#include "rndz-server-types-private.h"
 #include "rndz-message-private.h"
 
 G_BEGIN_DECLS
