@@ -439,19 +439,7 @@ op_start_relay (ConnectOp *op)
   rndz_request_relay (op->request, op->tid);
 }
 
-/* What every server said */
-
 /* UDP */
-
-/* The peer's punches and answers may sit in the socket's queue still;
- * they are not the application's. Anything else stays for it. */
-static gboolean
-is_peer_control (const RndzMessage *msg,
-                 gpointer           user_data)
-{
-  return msg->type == RNDZ_MESSAGE_RSYNC || msg->type == RNDZ_MESSAGE_CONFIRM ||
-         msg->type == RNDZ_MESSAGE_USE;
-}
 
 /* The path works both ways: @socket is the application's */
 static void
@@ -482,7 +470,7 @@ op_udp_found (ConnectOp      *op,
       return;
     }
 
-  rndz_udp_drain (result, is_peer_control, NULL);
+  rndz_udp_drain (result, rndz_udp_is_path_control, NULL);
   op_return_udp (op, result, path);
 }
 

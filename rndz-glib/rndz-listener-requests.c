@@ -601,15 +601,6 @@ hard_probe (const RndzAddr *to,
   return RNDZ_PROBE_SENT;
 }
 
-/* The friendly side: check sockets towards random ports of the
- * requester's public address, each with a punch, while the budget lasts */
-static gboolean
-is_peer_control (const RndzMessage *msg,
-                 gpointer           user_data)
-{
-  return msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE;
-}
-
 /* The hard side: what comes in through one of our many mappings */
 static void
 hard_spray_cb (RndzSpray         *spray,
@@ -652,7 +643,7 @@ hard_spray_cb (RndzSpray         *spray,
 
   if (!g_socket_connect (taken, to, NULL, NULL))
     return;
-  rndz_udp_drain (taken, is_peer_control, NULL);
+  rndz_udp_drain (taken, rndz_udp_is_path_control, NULL);
   rndz_socket_set_path (taken, RNDZ_PATH_DIRECT);
   g_debug ("“%s” reaches us from %s, on a port of its own", peer_id,
            rndz_addr_format (from, text));
