@@ -21,6 +21,7 @@
 #include <gio/gio.h>
 
 #include "rndz-relay-private.h"
+#include "rndz-acceptor-private.h"
 #include "rndz-poller-private.h"
 
 G_BEGIN_DECLS
@@ -103,7 +104,7 @@ struct _RndzRelay
   /* The TCP part's */
   const RndzRelayTcpHooks *tcp_hooks;
   GSocket *tcp_socket;
-  GSource *tcp_source;
+  RndzAcceptor *acceptor;       /* the TCP socket's */
   RndzPoller *poller;        /* from the first TCP connection on */
   gboolean dispatching;
   GPtrArray *dead;           /* connections closed during a poller callback */

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "rndz-relay-session-private.h"
+#include "rndz-acceptor-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-source-private.h"
 
@@ -475,39 +476,27 @@ relay_conn_new (RndzRelay *relay,
   return conn;
 }
 
-static gboolean
-tcp_accept_cb (GSocket      *socket,
-               GIOCondition  condition,
-               gpointer      user_data)
+static void
+tcp_accepted_cb (GSocket  *client,
+                 gpointer  user_data)
 {
   RndzRelay *relay = user_data;
+  RndzRelayConn *conn;
 
-  for (guint i = 0; i < LISTEN_BATCH; i++)
+  /* Connections that do not say hello cannot hold the port */
+  if (relay->hellos.length >= MAX (MIN_HELLO_CONNECTIONS, 2 * relay->max_sessions))
+    relay_conn_close (g_queue_peek_head (&relay->hellos));
+
+  conn = relay_conn_new (relay, client);
+  if (conn == NULL)
     {
-      g_autoptr(GSocket) client = NULL;
-      RndzRelayConn *conn;
-
-      client = g_socket_accept (socket, NULL, NULL);
-      if (client == NULL)
-        break;
-
-      /* Connections that do not say hello cannot hold the port */
-      if (relay->hellos.length >= MAX (MIN_HELLO_CONNECTIONS, 2 * relay->max_sessions))
-        relay_conn_close (g_queue_peek_head (&relay->hellos));
-
-      conn = relay_conn_new (relay, client);
-      if (conn == NULL)
-        {
-          relay->stats->relay_dropped++;
-          continue;
-        }
-      g_queue_push_tail_link (&relay->hellos, &conn->link);
-      conn->in_hellos = TRUE;
-      relay_conn_update (conn);
-      rndz_relay_schedule (relay, conn->accepted + relay->join_timeout_ms * (gint64) 1000);
+      relay->stats->relay_dropped++;
+      return;
     }
-
-  return G_SOURCE_CONTINUE;
+  g_queue_push_tail_link (&relay->hellos, &conn->link);
+  conn->in_hellos = TRUE;
+  relay_conn_update (conn);
+  rndz_relay_schedule (relay, conn->accepted + relay->join_timeout_ms * (gint64) 1000);
 }
 
 
@@ -552,8 +541,8 @@ rndz_relay_tcp_start (RndzRelay *relay)
 {
   relay->tcp_hooks = &tcp_hooks;
   relay->dead = g_ptr_array_new_with_free_func ((GDestroyNotify) relay_conn_free);
-  relay->tcp_source = rndz_socket_source_add (relay->tcp_socket, relay->context, tcp_accept_cb,
-                                              relay, "[rndz] relay TCP");
+  relay->acceptor = rndz_acceptor_new (relay->tcp_socket, relay->context, LISTEN_BATCH,
+                                       tcp_accepted_cb, relay, "[rndz] relay TCP");
 }
 
 /* After the sessions are closed: closes the connections that are left */
@@ -562,7 +551,7 @@ rndz_relay_tcp_stop (RndzRelay *relay)
 {
   RndzRelayConn *conn;
 
-  rndz_source_clear (&relay->tcp_source);
+  g_clear_pointer (&relay->acceptor, rndz_acceptor_free);
   while ((conn = g_queue_peek_head (&relay->hellos)) != NULL)
     relay_conn_close (conn);
   g_clear_pointer (&relay->poller, rndz_poller_free);

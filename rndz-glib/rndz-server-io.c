@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "rndz-server-io-private.h"
+#include "rndz-acceptor-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-ratelimit-private.h"
 
@@ -50,7 +51,7 @@ struct _RndzServerIo
   GSocket *tcp_socket;
   GSocketFamily family;
   GSource *udp_source;
-  GSource *tcp_source;
+  RndzAcceptor *acceptor;     /* the TCP socket's */
   GSource *timer;
   RndzPoller *poller;          /* all TCP connections */
 
@@ -587,33 +588,16 @@ rndz_server_io_add_connection (RndzServerIo   *io,
   io->callbacks.leave (io->owner);
 }
 
-static gboolean
-tcp_accept_cb (GSocket      *socket,
-               GIOCondition  condition,
-               gpointer      user_data)
+static void
+tcp_accepted_cb (GSocket  *client,
+                 gpointer  user_data)
 {
   RndzServerIo *io = user_data;
   gpointer owner = io->owner;
 
   io->callbacks.enter (owner);
-  for (guint i = 0; i < UDP_BATCH && io->tcp_socket == socket; i++)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(GSocket) client = NULL;
-
-      client = g_socket_accept (socket, NULL, &error);
-      if (client == NULL)
-        {
-          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            g_debug ("Accept failed: %s", error->message);
-          break;
-        }
-
-      rndz_server_io_add_connection (io, client, NULL);
-    }
+  rndz_server_io_add_connection (io, client, NULL);
   io->callbacks.leave (owner);
-
-  return G_SOURCE_CONTINUE;
 }
 
 /* Timer
@@ -721,8 +705,8 @@ rndz_server_io_start (RndzServerIo *io,
   io->udp_socket = g_object_ref (udp);
   io->udp_source = rndz_socket_source_add (io->udp_socket, io->context, udp_read_cb, io,
                                            "[rndz] server UDP");
-  io->tcp_source = rndz_socket_source_add (io->tcp_socket, io->context, tcp_accept_cb, io,
-                                           "[rndz] server TCP");
+  io->acceptor = rndz_acceptor_new (io->tcp_socket, io->context, UDP_BATCH, tcp_accepted_cb, io,
+                                    "[rndz] server TCP");
   io->timer = rndz_deadline_source_new (io->context, "[rndz] server timer", timer_cb, io);
 }
 
@@ -744,7 +728,7 @@ rndz_server_io_stop (RndzServerIo *io)
   g_autoptr(GList) conns = NULL;
 
   clear_source (&io->udp_source);
-  clear_source (&io->tcp_source);
+  g_clear_pointer (&io->acceptor, rndz_acceptor_free);
   clear_source (&io->timer);
 
   conns = g_hash_table_get_keys (io->conns);

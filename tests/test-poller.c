@@ -26,6 +26,7 @@
 
 #include <rndz-glib/rndz.h>
 
+#include "rndz-acceptor-private.h"
 #include "rndz-poller-private.h"
 #include "rndz-relay-private.h"
 #include "rndz-server-private.h"
@@ -641,6 +642,146 @@ test_token_no_random (void)
   g_test_trap_assert_passed ();
 }
 
+/* CPU time of the process so far, in microseconds */
+static gint64
+cpu_time_us (void)
+{
+  struct rusage usage;
+
+  g_assert_cmpint (getrusage (RUSAGE_SELF, &usage), ==, 0);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * G_USEC_PER_SEC +
+         usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+static void
+exhausted_child (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSocketAddress) address = loopback_address (0);
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(GSocket) first = NULL;
+  g_autoptr(GSocket) second = NULL;
+  g_autoptr(GSocket) served = NULL;
+  g_autoptr(GArray) fds = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 cpu;
+
+  g_main_context_push_thread_default (context);
+  server = rndz_server_new ();
+  g_assert_true (rndz_server_listen (server, address, &error));
+  g_assert_no_error (error);
+
+  /* Two descriptors left, for the two connections: the server has none
+   * to accept them with */
+  fds = exhaust_descriptors (2);
+  first = connect_to (rndz_server_get_port (server));
+  second = connect_to (rndz_server_get_port (server));
+
+  /* One is refused at once, with the spare descriptor; between tries the
+   * server pauses instead of trying again and again, and refuses the
+   * other at its next try */
+  g_assert_true (closed_within (context, first, WAIT_MS));
+  cpu = cpu_time_us ();
+  run_for (context, 1000);
+  cpu = cpu_time_us () - cpu;
+  g_test_message ("CPU time while out of descriptors: %" G_GINT64_FORMAT " ms in 1000 ms",
+                  cpu / 1000);
+  g_assert_cmpint (cpu, <, 250 * 1000);
+  g_assert_true (closed_within (context, second, WAIT_MS));
+
+  /* With descriptors again, it accepts again, after its pause at most */
+  release_descriptors (fds, 16);
+  run_for (context, RNDZ_ACCEPT_PAUSE_MAX_MS);
+  served = connect_to (rndz_server_get_port (server));
+  g_assert_false (closed_within (context, served, QUIET_MS));
+  send_garbage (served);
+  g_assert_true (closed_within (context, served, WAIT_MS));
+
+  release_descriptors (fds, fds->len);
+  rndz_server_stop (server);
+  g_main_context_pop_thread_default (context);
+}
+
+static void
+test_server_exhausted (void)
+{
+  if (g_test_subprocess ())
+    {
+      exhausted_child ();
+      return;
+    }
+
+  g_test_summary ("Out of descriptors, the server refuses a waiting connection, then stops "
+                  "accepting for a while instead of spinning, and accepts again later");
+  g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+static void
+count_accepted_cb (GSocket  *client,
+                   gpointer  user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+acceptor_child (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GSocket) waiting = NULL;
+  g_autoptr(GSocket) later = NULL;
+  g_autoptr(GArray) fds = NULL;
+  g_autoptr(GSocketAddress) address = loopback_address (0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  RndzAcceptor *acceptor;
+  guint accepted = 0;
+  guint16 port;
+
+  listening = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_assert_true (g_socket_bind (listening, address, TRUE, NULL));
+  g_assert_true (g_socket_listen (listening, NULL));
+  g_socket_set_blocking (listening, FALSE);
+  bound = g_socket_get_local_address (listening, NULL);
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  acceptor = rndz_acceptor_new (listening, context, 8, count_accepted_cb, &accepted,
+                                "[test] acceptor");
+
+  /* One descriptor left, for the connection: none to accept it with */
+  fds = exhaust_descriptors (1);
+  waiting = connect_to (port);
+  g_assert_true (closed_within (context, waiting, WAIT_MS));
+  g_assert_cmpuint (rndz_acceptor_get_dropped (acceptor), ==, 1);
+  g_assert_true (rndz_acceptor_is_paused (acceptor));
+  g_assert_cmpuint (accepted, ==, 0);
+
+  /* The pause ends, and connections are accepted again */
+  release_descriptors (fds, 16);
+  run_for (context, RNDZ_ACCEPT_PAUSE_MIN_MS + 50);
+  g_assert_false (rndz_acceptor_is_paused (acceptor));
+  later = connect_to (port);
+  run_for (context, QUIET_MS);
+  g_assert_cmpuint (accepted, ==, 1);
+
+  rndz_acceptor_free (acceptor);
+  release_descriptors (fds, fds->len);
+}
+
+static void
+test_acceptor_exhausted (void)
+{
+  if (g_test_subprocess ())
+    {
+      acceptor_child ();
+      return;
+    }
+
+  g_test_summary ("Out of descriptors, an acceptor refuses one waiting connection with its "
+                  "spare descriptor and pauses, then accepts again");
+  g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -651,6 +792,8 @@ main (int   argc,
   g_test_add_func ("/poller/remove-in-callback", test_remove_in_callback);
   g_test_add_func ("/poller/new/no-descriptors", test_new_no_descriptors);
   g_test_add_func ("/server/tcp/no-descriptors", test_server_no_descriptors);
+  g_test_add_func ("/server/tcp/exhausted", test_server_exhausted);
+  g_test_add_func ("/acceptor/exhausted", test_acceptor_exhausted);
   g_test_add_func ("/relay/tcp/no-descriptors", test_relay_no_descriptors);
   g_test_add_func ("/relay/token/no-random", test_token_no_random);
 
