@@ -12,6 +12,7 @@
 #pragma once
 
 #include "rndz-listener-private.h"
+#include "rndz-acceptor-private.h"
 #include "rndz-hard-nat-private.h"
 
 G_BEGIN_DECLS
@@ -49,7 +50,7 @@ struct _RndzListener
   GSocketFamily family;
   GSocket *socket;              /* UDP: the application's; TCP: listening */
   guint16 port;
-  GSource *accept_source;
+  RndzAcceptor *acceptor;       /* TCP: the listening socket's */
 
   GPtrArray *links;
   GSource *timer;
@@ -94,8 +95,7 @@ void      rndz_listener_init_rsync        (RndzListener      *listener,
 void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzAddr    *server,
                                            const RndzMessage *session);
-gboolean  rndz_listener_accept_ready      (GSocket           *socket,
-                                           GIOCondition       condition,
+void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
 
 G_END_DECLS

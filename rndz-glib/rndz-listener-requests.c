@@ -906,47 +906,36 @@ rndz_listener_join_relay (RndzListener      *listener,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
-/* The listening socket: only requesters we punched towards get in */
-gboolean
-rndz_listener_accept_ready (GSocket      *socket,
-           GIOCondition  condition,
-           gpointer      user_data)
+/* A connection to our listening socket: only requesters we punched
+ * towards get in */
+void
+rndz_listener_accepted (GSocket  *peer,
+                        gpointer  user_data)
 {
   RndzListener *listener = user_data;
+  g_autoptr(GSocketAddress) remote = NULL;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  Punch *punch = NULL;
+  RndzAddr addr;
+  RndzPath path;
 
-  for (guint i = 0; i < MAX_INCOMING && !listener->stopped; i++)
+  if (listener->stopped)
+    return;
+
+  remote = g_socket_get_remote_address (peer, NULL);
+  if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
+    punch = g_hash_table_lookup (listener->punches, &addr);
+  if (punch == NULL)
     {
-      g_autoptr(GSocket) peer = NULL;
-      g_autoptr(GSocketAddress) remote = NULL;
-      RndzAddr addr;
-      RndzPath path;
-      Punch *punch;
-      char peer_id[RNDZ_ID_MAX_LEN + 1];
-
-      peer = g_socket_accept (socket, NULL, NULL);
-      if (peer == NULL)
-        break;
-
-      remote = g_socket_get_remote_address (peer, NULL);
-      punch = NULL;
-      if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
-        punch = g_hash_table_lookup (listener->punches, &addr);
-
-      /* Only peers that asked a server for us get in */
-      if (punch == NULL)
-        {
-          g_debug ("Closing a connection nobody asked the server for");
-          g_socket_close (peer, NULL);
-          continue;
-        }
-
-      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-      path = punch->path;
-      g_hash_table_remove (listener->punches, &addr);
-      listener_wait_for_use (listener, peer_id, peer, path);
+      g_debug ("Closing a connection nobody asked the server for");
+      g_socket_close (peer, NULL);
+      return;
     }
 
-  return G_SOURCE_CONTINUE;
+  g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+  path = punch->path;
+  g_hash_table_remove (listener->punches, &addr);
+  listener_wait_for_use (listener, peer_id, peer, path);
 }
 
 static gboolean

@@ -542,9 +542,9 @@ listener_bind (RndzListener  *listener,
       if (!g_socket_listen (listener->socket, error))
         return FALSE;
 
-      listener->accept_source = rndz_socket_source_add (listener->socket, listener->context,
-                                                       rndz_listener_accept_ready, listener,
-                                                       "[rndz] listener accept");
+      listener->acceptor = rndz_acceptor_new (listener->socket, listener->context, MAX_INCOMING,
+                                              rndz_listener_accepted, listener,
+                                              "[rndz] listener accept");
     }
 
   local = g_socket_get_local_address (listener->socket, error);
@@ -710,7 +710,7 @@ listener_free_resources (RndzListener *listener)
 
   g_cancellable_cancel (listener->cancellable);
   rndz_source_clear (&listener->timer);
-  rndz_source_clear (&listener->accept_source);
+  g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 
   g_ptr_array_set_size (listener->links, 0);
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
