@@ -598,22 +598,19 @@ op_udp_redirected (ConnectOp         *op,
  * the peer knows */
 static RndzProbeResult
 op_probe (const RndzAddr *to,
+          const char     *data,
+          gsize           len,
           gpointer        user_data)
 {
   ConnectOp *op = user_data;
   g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, op->family);
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage check;
-  gsize len;
 
-  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
-  len = rndz_message_encode (&check, buf, sizeof buf);
   if (address == NULL)
     return RNDZ_PROBE_STOP;
 
   /* A probe that did not leave is not counted: the next tick tries again */
-  return rndz_udp_send (op->socket, address, buf, len, "probe") ? RNDZ_PROBE_SENT
-                                                                  : RNDZ_PROBE_WAIT;
+  return rndz_udp_send (op->socket, address, data, len, "probe") ? RNDZ_PROBE_SENT
+                                                                   : RNDZ_PROBE_WAIT;
 }
 
 /* The hard side: what comes in through one of our many mappings */
@@ -651,21 +648,20 @@ op_hard_start_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  RndzMessage check;
 
   g_clear_pointer (&op->hard_timer, g_source_unref);
   if (op->phase >= PHASE_NOMINATED || op->peer_addr.family == 0)
     return G_SOURCE_REMOVE;
 
+  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
   if (op->peer_rewrites)
     {
       g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
-      op->prober = rndz_prober_new (op->context, &op->peer_addr, op->peer_id, op_probe, op);
+      op->prober = rndz_prober_new (op->context, &op->peer_addr, &check, op_probe, op);
     }
   else
     {
-      RndzMessage check;
-
-      op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
       op->spray = rndz_spray_new (op->peer, op->family, &op->peer_addr, &check, op->context,
                                   op_spray_cb, op);
       g_debug ("No path to “%s” yet: %u mappings towards it", op->peer_id,

@@ -51,8 +51,9 @@ guint16  rndz_probe_port        (void);
  * The friendly side's probes of the hard side's address: random ports
  * from 1024 up, RNDZ_PROBES_PER_INTERVAL every RNDZ_PROBE_INTERVAL_MS,
  * RNDZ_PROBES_MAX in all, from the first tick (never from within
- * rndz_prober_new()). The caller's function sends each probe and says
- * how it went; both roles pace their probes with it.
+ * rndz_prober_new()). The probe message is encoded once; the caller's
+ * function sends it to each port and says how it went; both roles pace
+ * their probes with it.
  */
 typedef struct _RndzProber RndzProber;
 
@@ -64,14 +65,17 @@ typedef enum
   RNDZ_PROBE_STOP,              /* not sent: no more at all */
 } RndzProbeResult;
 
+/* @data, @len: the probe, the same for every port */
 typedef RndzProbeResult (*RndzProbeFunc) (const RndzAddr *to,
+                                          const char     *data,
+                                          gsize           len,
                                           gpointer        user_data);
 
-RndzProber *rndz_prober_new       (GMainContext   *context,
-                                   const RndzAddr *host,
-                                   const char     *peer_id,
-                                   RndzProbeFunc   func,
-                                   gpointer        user_data);
+RndzProber *rndz_prober_new       (GMainContext      *context,
+                                   const RndzAddr    *host,
+                                   const RndzMessage *probe,
+                                   RndzProbeFunc      func,
+                                   gpointer           user_data);
 guint       rndz_prober_get_count (RndzProber     *prober);
 gboolean    rndz_prober_is_done   (RndzProber     *prober);
 void        rndz_prober_free      (RndzProber     *prober);

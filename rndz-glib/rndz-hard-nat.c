@@ -78,7 +78,9 @@ rndz_probe_port (void)
 struct _RndzProber
 {
   RndzAddr host;
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  char peer_id[RNDZ_ID_MAX_LEN + 1];   /* whom we probe, for the log */
+  char data[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
   RndzProbeFunc func;
   gpointer user_data;
   GSource *timer;               /* NULL once done */
@@ -108,7 +110,7 @@ prober_tick_cb (gpointer user_data)
         break;
 
       to.port = rndz_probe_port ();
-      switch (prober->func (&to, prober->user_data))
+      switch (prober->func (&to, prober->data, prober->len, prober->user_data))
         {
         case RNDZ_PROBE_SENT:
           prober->count++;
@@ -129,17 +131,19 @@ prober_tick_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* @probe: its target is the peer we probe */
 RndzProber *
-rndz_prober_new (GMainContext   *context,
-                 const RndzAddr *host,
-                 const char     *peer_id,
-                 RndzProbeFunc   func,
-                 gpointer        user_data)
+rndz_prober_new (GMainContext      *context,
+                 const RndzAddr    *host,
+                 const RndzMessage *probe,
+                 RndzProbeFunc      func,
+                 gpointer           user_data)
 {
   RndzProber *prober = g_new0 (RndzProber, 1);
 
   prober->host = *host;
-  g_strlcpy (prober->peer_id, peer_id, sizeof prober->peer_id);
+  g_strlcpy (prober->peer_id, probe->target, sizeof prober->peer_id);
+  prober->len = rndz_message_encode (probe, prober->data, sizeof prober->data);
   prober->func = func;
   prober->user_data = user_data;
   prober->timer = rndz_timeout_add (context, RNDZ_PROBE_INTERVAL_MS, prober_tick_cb, prober);

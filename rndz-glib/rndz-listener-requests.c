@@ -575,12 +575,12 @@ hard_expire_cb (gpointer user_data)
  * listener's budget bounds what a forged request can aim at anyone. */
 static RndzProbeResult
 hard_probe (const RndzAddr *to,
+            const char     *data,
+            gsize           len,
             gpointer        user_data)
 {
   Hard *hard = user_data;
   RndzListener *listener = hard->listener;
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage rsync;
   Check *check;
 
   if (g_hash_table_size (listener->checks) >= MAX_CHECKS)
@@ -594,9 +594,7 @@ hard_probe (const RndzAddr *to,
   check = check_open (listener, &hard->fsync, to, PROBE_LIFETIME_MS);
   if (check == NULL)
     return RNDZ_PROBE_WAIT;
-  rndz_listener_init_rsync (listener, &hard->fsync, &rsync);
-  if (!rndz_udp_send (check->socket, NULL, buf, rndz_message_encode (&rsync, buf, sizeof buf),
-                      "probe"))
+  if (!rndz_udp_send (check->socket, NULL, data, len, "probe"))
     return RNDZ_PROBE_WAIT;
   return RNDZ_PROBE_SENT;
 }
@@ -675,21 +673,20 @@ hard_start_cb (gpointer user_data)
   RndzListener *listener = hard->listener;
   const RndzMessage *fsync = &hard->fsync;
   gboolean rewrites = rndz_nat_rewrites_port (&fsync->addr, fsync->cands, fsync->n_cands);
+  RndzMessage rsync;
 
   g_clear_pointer (&hard->timer, g_source_unref);
   if (fsync->n_cands == 0)
     return G_SOURCE_REMOVE;
 
+  rndz_listener_init_rsync (listener, fsync, &rsync);
   if (rewrites || hard->port_kept)
     {
       g_debug ("No path from “%s” yet: probing its address", fsync->id);
-      hard->prober = rndz_prober_new (listener->context, &fsync->addr, fsync->id, hard_probe, hard);
+      hard->prober = rndz_prober_new (listener->context, &fsync->addr, &rsync, hard_probe, hard);
     }
   if (!rewrites && count_sprays (listener) < MAX_SPRAYS)
     {
-      RndzMessage rsync;
-
-      rndz_listener_init_rsync (listener, fsync, &rsync);
       hard->spray = rndz_spray_new (listener->peer, listener->family, &fsync->addr, &rsync,
                                     listener->context, hard_spray_cb, hard);
       g_debug ("No path from “%s” yet: %u mappings towards it", fsync->id,

@@ -531,16 +531,23 @@ typedef struct
   RndzAddr host;
   gboolean wrong_host;
   gboolean low_port;
+  gboolean wrong_data;
 } Probes;
 
 static RndzProbeResult
 probe_cb (const RndzAddr *to,
+          const char     *data,
+          gsize           len,
           gpointer        user_data)
 {
   Probes *probes = user_data;
   RndzAddr host = *to;
+  RndzMessage msg;
 
   probes->calls++;
+  probes->wrong_data |= !rndz_message_decode (&msg, data, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
+                        msg.type != RNDZ_MESSAGE_CHECK || msg.tid != 7 ||
+                        !g_str_equal (msg.target, "alice");
   host.port = probes->host.port;
   probes->wrong_host |= !rndz_addr_equal (&host, &probes->host);
   probes->low_port |= to->port < 1024;
@@ -569,13 +576,17 @@ test_prober (void)
 {
   Probes probes = { RNDZ_PROBE_SENT };
   g_autoptr(RndzProber) prober = NULL;
+  RndzMessage check;
   guint count;
 
   g_test_summary ("The prober paces probes to random ports of one host, and a probe "
                   "that did not leave is not counted");
 
   g_assert_true (rndz_addr_parse (&probes.host, "192.0.2.1:9", NULL));
-  prober = rndz_prober_new (NULL, &probes.host, "alice", probe_cb, &probes);
+  rndz_message_init (&check, RNDZ_MESSAGE_CHECK, 7);
+  g_strlcpy (check.id, "bob", sizeof check.id);
+  g_strlcpy (check.target, "alice", sizeof check.target);
+  prober = rndz_prober_new (NULL, &probes.host, &check, probe_cb, &probes);
   g_assert_cmpuint (probes.calls, ==, 0);
 
   run_ticks (3);
@@ -585,6 +596,7 @@ test_prober (void)
   g_assert_cmpuint (count, <=, 4 * RNDZ_PROBES_PER_INTERVAL);
   g_assert_false (probes.wrong_host);
   g_assert_false (probes.low_port);
+  g_assert_false (probes.wrong_data);
 
   /* Skipped and waiting probes count for nothing */
   probes.answer = RNDZ_PROBE_SKIPPED;
