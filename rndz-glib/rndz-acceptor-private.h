@@ -42,4 +42,6 @@ guint         rndz_acceptor_get_dropped (RndzAcceptor   *acceptor);
 gboolean      rndz_acceptor_is_paused   (RndzAcceptor   *acceptor);
 void          rndz_acceptor_free        (RndzAcceptor   *acceptor);
 
+guint         rndz_descriptors_free     (void);
+
 G_END_DECLS

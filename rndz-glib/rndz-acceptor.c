@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -177,4 +178,32 @@ rndz_acceptor_free (RndzAcceptor *acceptor)
     close (acceptor->spare_fd);
   acceptor->spare_fd = -1;
   acceptor_unref (acceptor);
+}
+
+/*
+ * rndz_descriptors_free:
+ *
+ * How many more descriptors the process may open now: its soft
+ * RLIMIT_NOFILE less the descriptors it holds (counted in /proc/self/fd).
+ * G_MAXUINT when there is no limit or it cannot be read.
+ */
+guint
+rndz_descriptors_free (void)
+{
+  g_autoptr(GDir) dir = NULL;
+  struct rlimit limit;
+  guint open_now = 0;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur >= G_MAXUINT)
+    return G_MAXUINT;
+
+  /* The listing holds a descriptor of its own, counted with the rest */
+  dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  if (dir == NULL)
+    return G_MAXUINT;
+  while (g_dir_read_name (dir) != NULL)
+    open_now++;
+
+  return open_now < limit.rlim_cur ? (guint) (limit.rlim_cur - open_now) : 0;
 }

@@ -73,6 +73,8 @@ void            rndz_server_io_start           (RndzServerIo     *io,
                                                 GSocket          *tcp,
                                                 GSocket          *udp);
 void            rndz_server_io_stop            (RndzServerIo     *io);
+void            rndz_server_io_fit_descriptors (RndzServerIo     *io,
+                                                guint             reserved);
 gboolean        rndz_server_io_is_listening    (RndzServerIo     *io);
 GSocketAddress *rndz_server_io_get_local_address (RndzServerIo   *io);
 

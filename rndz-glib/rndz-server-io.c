@@ -56,6 +56,7 @@ struct _RndzServerIo
   RndzPoller *poller;          /* all TCP connections */
 
   GHashTable *conns;           /* RndzServerConn set */
+  guint descriptor_cap;        /* connections the descriptor limit leaves room for */
   GQueue unregistered;         /* oldest first */
   GHashTable *unregistered_by_addr; /* RndzAddr without port → count */
 
@@ -79,6 +80,7 @@ rndz_server_io_new (GMainContext                *context,
   io->callbacks = *callbacks;
   io->owner = owner;
   io->conns = g_hash_table_new (NULL, NULL);
+  io->descriptor_cap = G_MAXUINT;
   io->unregistered_by_addr = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                                     (GEqualFunc) rndz_addr_equal,
                                                     g_free, NULL);
@@ -495,7 +497,7 @@ io_make_room (RndzServerIo   *io,
   if (unregistered_count (io, remote) >= MAX_UNREGISTERED_PER_ADDRESS)
     return FALSE;
 
-  if (g_hash_table_size (io->conns) < io->config->max_connections)
+  if (g_hash_table_size (io->conns) < MIN (io->config->max_connections, io->descriptor_cap))
     return TRUE;
 
   oldest = g_queue_peek_head (&io->unregistered);
@@ -693,6 +695,40 @@ rndz_server_bind_sockets (GSocketAddress  *address,
     }
 }
 
+/* Descriptors the server keeps for itself beyond its connections and
+ * @reserved: the poller, the acceptor's spare, the host application's */
+#define DESCRIPTOR_MARGIN 16
+
+/*
+ * rndz_server_io_fit_descriptors:
+ * @reserved: descriptors that others need (the relay's)
+ *
+ * Sizes the number of connections against the descriptors the process
+ * may still open, so that the limit that bites is max-connections, where
+ * the oldest silent connection makes room for a new one, and not
+ * accept() failing with EMFILE, which refuses registered peers and silent
+ * floods alike. Called once the sockets are open.
+ */
+void
+rndz_server_io_fit_descriptors (RndzServerIo *io,
+                                guint         reserved)
+{
+  guint available = rndz_descriptors_free ();
+
+  if (available == G_MAXUINT)
+    return;
+
+  if (available > reserved + DESCRIPTOR_MARGIN)
+    available -= reserved + DESCRIPTOR_MARGIN;
+  else
+    available = 0;
+  io->descriptor_cap = MAX (available, 1);
+  if (io->descriptor_cap < io->config->max_connections)
+    g_message ("The limit on open files (ulimit -n) leaves room for %u TCP connections: "
+               "serving at most %u instead of max-connections %u",
+               io->descriptor_cap, io->descriptor_cap, io->config->max_connections);
+}
+
 /* Serves @tcp and @udp (from rndz_server_bind_sockets()), and starts the
  * timer */
 void
@@ -742,6 +778,7 @@ rndz_server_io_stop (RndzServerIo *io)
     g_socket_close (io->tcp_socket, NULL);
   g_clear_object (&io->udp_socket);
   g_clear_object (&io->tcp_socket);
+  io->descriptor_cap = G_MAXUINT;
 }
 
 gboolean

@@ -412,6 +412,11 @@ rndz_server_listen (RndzServer      *server,
       g_debug ("Relaying on port %u", server->relay_port);
     }
 
+  /* A relay session holds two connections, and up to two more wait for
+   * their hello */
+  rndz_server_io_fit_descriptors (server->io,
+                                  server->relay != NULL ? 4 * server->relay_max_sessions : 0);
+
   g_debug ("Listening on port %u", rndz_server_get_port (server));
   return TRUE;
 }
@@ -694,8 +699,16 @@ rndz_server_class_init (RndzServerClass *klass)
   /**
    * RndzServer:max-connections:
    *
-   * The largest number of simultaneous TCP connections. Further
-   * connections are closed as soon as they are accepted.
+   * The largest number of simultaneous TCP connections. At the limit, a
+   * new connection takes the place of the oldest one that has not
+   * registered; if every connection carries a registration, the new one
+   * is closed.
+   *
+   * The server also sizes this against the descriptors the process may
+   * still open (`ulimit -n`) when it starts listening, keeping room for
+   * the relay: if fewer are left, it serves that many and says so in a
+   * message. Raise the limit on open files (the `rndz` tool raises its
+   * soft limit to the hard one) rather than let accept() run out.
    *
    * Since: 1.0
    */

@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "rndz-test-util.h"
 
@@ -25,6 +26,16 @@ tool_path (void)
   return path != NULL ? path : "rndz";
 }
 
+/* Limits on open files for a program to start with (soft, hard) */
+static struct rlimit child_nofile;
+
+static void
+set_child_nofile (gpointer user_data)
+{
+  if (child_nofile.rlim_cur != 0)
+    setrlimit (RLIMIT_NOFILE, &child_nofile);
+}
+
 static Program *
 program_start (const char * const *argv,
                const char * const *env)
@@ -37,6 +48,7 @@ program_start (const char * const *argv,
                                         G_SUBPROCESS_FLAGS_STDERR_SILENCE);
   for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
     g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
+  g_subprocess_launcher_set_child_setup (launcher, set_child_nofile, NULL, NULL);
 
   program->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
@@ -492,6 +504,109 @@ test_translation (void)
   }
 }
 
+/* The soft and hard limits on open files of a running process */
+static void
+read_nofile (GSubprocess *process,
+             guint64     *soft,
+             guint64     *hard)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/limits", g_subprocess_get_identifier (process));
+  g_autofree char *limits = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents (path, &limits, NULL, NULL));
+  line = strstr (limits, "Max open files");
+  g_assert_nonnull (line);
+  g_assert_cmpint (sscanf (line, "Max open files %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
+                           soft, hard), ==, 2);
+}
+
+static void
+test_descriptor_limit_raised (void)
+{
+  g_autoptr(Program) server = NULL;
+  g_autofree char *address = NULL;
+  struct rlimit ours;
+  guint64 soft, hard;
+
+  g_test_summary ("rndz server raises its soft limit on open files to the hard one");
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &ours), ==, 0);
+  if (ours.rlim_max != RLIM_INFINITY && ours.rlim_max <= 256)
+    {
+      g_test_skip ("The hard limit on open files is too low to test raising the soft one");
+      return;
+    }
+  child_nofile.rlim_cur = 256;
+  child_nofile.rlim_max = ours.rlim_max;
+  server = start_server (&address);
+  child_nofile.rlim_cur = 0;
+
+  read_nofile (server->process, &soft, &hard);
+  g_assert_cmpuint (hard, ==, ours.rlim_max);
+  g_assert_cmpuint (soft, ==, hard);
+}
+
+/* A TCP connection attempt from @host to @port, left pending or open */
+static GSocket *
+connect_from (const char *host,
+              guint16     port)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) local = g_inet_socket_address_new (inet, 0);
+  g_autoptr(GSocketAddress) remote = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  g_assert_true (g_socket_bind (socket, local, FALSE, &error));
+  if (!g_socket_connect (socket, remote, NULL, &error))
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  return g_steal_pointer (&socket);
+}
+
+static void
+test_descriptor_limit_flood (void)
+{
+  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                         "--register-timeout", "60", NULL };
+  g_autoptr(GPtrArray) flood = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(Program) server = NULL;
+  g_autoptr(Program) listener = NULL;
+  g_autofree char *line = NULL;
+  const char *address;
+  gint64 start;
+  guint16 port;
+
+  g_test_summary ("With few descriptors, silent connections make room for a peer that "
+                  "registers, instead of accept() running out");
+
+  /* 128 descriptors, hard limit too: more connections than fit */
+  child_nofile.rlim_cur = child_nofile.rlim_max = 128;
+  server = program_start (argv, NULL);
+  child_nofile.rlim_cur = child_nofile.rlim_max = 0;
+  line = program_read_line (server);
+  g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
+  address = line + strlen ("Listening on ");
+  port = atoi (address + strlen ("127.0.0.1:"));
+
+  /* 150 connections that never say a word, 25 from each of six hosts
+   * (a host may hold 32) */
+  for (guint i = 0; i < 150; i++)
+    {
+      g_autofree char *host = g_strdup_printf ("127.0.0.%u", 2 + i / 25);
+
+      g_ptr_array_add (flood, connect_from (host, port));
+    }
+  rndz_test_run_for (NULL, 500);
+
+  start = g_get_monotonic_time ();
+  listener = start_listener (address, "alice", TRUE);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 5 * G_USEC_PER_SEC);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -515,6 +630,8 @@ main (int   argc,
   g_test_add_func ("/tool/option-units", test_option_units);
   g_test_add_func ("/tool/auth", test_auth);
   g_test_add_func ("/tool/translation", test_translation);
+  g_test_add_func ("/tool/server/descriptor-limit/raised", test_descriptor_limit_raised);
+  g_test_add_func ("/tool/server/descriptor-limit/flood", test_descriptor_limit_flood);
 
   return g_test_run ();
 }

@@ -7,9 +7,11 @@
  * messages of the library) goes to stderr.
  */
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib/gi18n.h>
 #include <glib-unix.h>
@@ -224,4 +226,24 @@ rndz_tool_remove_quit_signals (guint ids[2])
 {
   g_clear_handle_id (&ids[0], g_source_remove);
   g_clear_handle_id (&ids[1], g_source_remove);
+}
+
+/*
+ * rndz_tool_raise_descriptor_limit:
+ *
+ * Raises the soft limit on open files to the hard one, as servers do: the
+ * soft limit (often 1024) is a default for programs that do not expect
+ * many connections, and a server that reaches it stops accepting.
+ */
+void
+rndz_tool_raise_descriptor_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max)
+    return;
+
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    g_debug ("Could not raise the limit on open files: %s", g_strerror (errno));
 }

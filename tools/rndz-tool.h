@@ -28,6 +28,7 @@ void      rndz_tool_print_error         (const char      *format,
 void      rndz_tool_print_note          (const char      *format,
                                          ...) G_GNUC_PRINTF (1, 2);
 void      rndz_tool_set_verbose         (gboolean         verbose);
+void      rndz_tool_raise_descriptor_limit (void);
 
 char     *rndz_tool_format_address      (GSocketAddress  *address);
 const char *rndz_tool_path_name         (GSocket         *socket);

@@ -130,5 +130,6 @@ main (int    argc,
       return EXIT_FAILURE;
     }
 
+  rndz_tool_raise_descriptor_limit ();
   return run_mode (argv[1], argc - 1, argv + 1);
 }
