@@ -315,7 +315,10 @@ decode_header (RndzMessage       *msg,
     return invalid_field (error, "?", "type");
   for (guint i = 1; i < G_N_ELEMENTS (rndz_message_type_names); i++)
     if (g_str_equal (name, rndz_message_type_names[i]))
-      msg->type = i;
+      {
+        msg->type = i;
+        break;
+      }
   if (msg->type == RNDZ_MESSAGE_INVALID)
     {
       g_autofree char *valid = g_utf8_make_valid (name, -1);

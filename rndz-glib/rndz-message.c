@@ -95,6 +95,13 @@ rndz_id_is_valid (const char *id,
     len = strlen (id);
   if (len < 1 || len > RNDZ_ID_MAX_LEN)
     return FALSE;
+
+  /* Printable ASCII, the usual id, needs no decoding */
+  for (p = id; p < id + len && (guchar) *p >= 0x20 && (guchar) *p < 0x7f; p++)
+    ;
+  if (p == id + len)
+    return TRUE;
+
   if (!g_utf8_validate_len (id, len, NULL))
     return FALSE;
 

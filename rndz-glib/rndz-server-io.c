@@ -19,6 +19,7 @@
 #include "rndz-acceptor-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-ratelimit-private.h"
+#include "rndz-udp-batch-private.h"
 
 /* Unregistered connections one address may hold: a single source cannot
  * push everyone else out */
@@ -51,6 +52,9 @@ struct _RndzServerIo
   GSocket *tcp_socket;
   GSocketFamily family;
   GSource *udp_source;
+  RndzRecvBatch *rx;           /* datagrams read in one call */
+  RndzSendBatch *tx;           /* replies sent in one call */
+  gboolean batching;           /* replies wait in tx until the batch is done */
   RndzAcceptor *acceptor;     /* the TCP socket's */
   GSource *timer;
   RndzPoller *poller;          /* all TCP connections */
@@ -81,6 +85,7 @@ rndz_server_io_new (GMainContext                *context,
   io->owner = owner;
   io->conns = g_hash_table_new (NULL, NULL);
   io->descriptor_cap = G_MAXUINT;
+  io->tx = rndz_send_batch_new (UDP_BATCH);
   io->unregistered_by_addr = g_hash_table_new_full ((GHashFunc) rndz_addr_hash,
                                                     (GEqualFunc) rndz_addr_equal,
                                                     g_free, NULL);
@@ -96,6 +101,8 @@ rndz_server_io_free (RndzServerIo *io)
   g_hash_table_unref (io->conns);
   g_hash_table_unref (io->unregistered_by_addr);
   rndz_rate_limit_free (io->refusal_limit);
+  g_clear_pointer (&io->rx, rndz_recv_batch_free);
+  rndz_send_batch_free (io->tx);
   g_main_context_unref (io->context);
   g_free (io);
 }
@@ -119,6 +126,7 @@ io_send_datagram (RndzServerIo   *io,
 {
   struct sockaddr_storage ss;
   gsize sslen;
+  int fd;
 
   if (io->send_func != NULL)
     {
@@ -129,11 +137,19 @@ io_send_datagram (RndzServerIo   *io,
   sslen = rndz_addr_to_sockaddr (to, io->family, &ss);
   if (sslen == 0 || io->udp_socket == NULL)
     return;
+  fd = g_socket_get_fd (io->udp_socket);
+
+  /* Replies to a batch of datagrams leave together when it is done */
+  if (io->batching)
+    {
+      if (rndz_send_batch_queue (io->tx, fd, (struct sockaddr *) &ss, sslen, buf, len))
+        return;
+      rndz_send_batch_flush (io->tx, fd);
+    }
 
   /* Best effort, like UDP itself: a full socket buffer drops the reply
    * and the peer asks again. */
-  if (sendto (g_socket_get_fd (io->udp_socket), buf, len, MSG_DONTWAIT,
-              (struct sockaddr *) &ss, sslen) < 0)
+  if (sendto (fd, buf, len, MSG_DONTWAIT, (struct sockaddr *) &ss, sslen) < 0)
     g_debug ("UDP send failed: %s", g_strerror (errno));
 }
 
@@ -296,6 +312,52 @@ rndz_server_io_receive_datagram (RndzServerIo   *io,
   io->callbacks.leave (io->owner);
 }
 
+/* Reads a batch of datagrams and handles them; their replies leave
+ * together at the end */
+static void
+udp_read_batch (RndzServerIo *io,
+                GSocket      *socket)
+{
+  /* One byte more than allowed, to tell an oversize datagram */
+  gsize max_len = io->config->max_message_size + 1;
+  int fd = g_socket_get_fd (socket);
+  int n = -1;
+
+  if (io->rx == NULL || rndz_recv_batch_max_len (io->rx) != max_len)
+    {
+      g_clear_pointer (&io->rx, rndz_recv_batch_free);
+      io->rx = rndz_recv_batch_new (UDP_BATCH, max_len);
+    }
+
+  /* ICMP errors for earlier sends surface here, one per call; the
+   * datagrams behind them wait for the next call */
+  for (guint tries = 0; n < 0 && tries < 8; tries++)
+    {
+      n = rndz_recv_batch_read (io->rx, fd);
+      if (n < 0)
+        g_debug ("UDP receive failed: %s", g_strerror (errno));
+    }
+
+  io->batching = TRUE;
+  for (int i = 0; i < n && io->udp_socket == socket; i++)
+    {
+      const struct sockaddr *sa;
+      socklen_t salen;
+      const char *data;
+      gsize len;
+      RndzAddr from;
+
+      data = rndz_recv_batch_get (io->rx, i, &len, &sa, &salen);
+      if (rndz_addr_from_sockaddr (&from, sa, salen))
+        rndz_server_io_receive_datagram (io, &from, data, len);
+    }
+  io->batching = FALSE;
+
+  /* A handler may have stopped the server (which forgets the queue) */
+  if (io->udp_socket == socket)
+    rndz_send_batch_flush (io->tx, fd);
+}
+
 static gboolean
 udp_read_cb (GSocket      *socket,
              GIOCondition  condition,
@@ -303,34 +365,11 @@ udp_read_cb (GSocket      *socket,
 {
   RndzServerIo *io = user_data;
   gpointer owner = io->owner;
-  int fd = g_socket_get_fd (socket);
-  /* One byte more than allowed, to tell an oversize datagram */
-  char buf[RNDZ_MESSAGE_MAX_MAX_SIZE + 1];
 
   /* Held for the batch: a handler may stop the server, or even make it
    * listen anew on another socket, or drop the last reference */
   io->callbacks.enter (owner);
-  for (guint i = 0; i < UDP_BATCH && io->udp_socket == socket; i++)
-    {
-      struct sockaddr_storage ss;
-      socklen_t sslen = sizeof ss;
-      RndzAddr from;
-      gssize n;
-
-      n = recvfrom (fd, buf, MIN (sizeof buf, io->config->max_message_size + 1),
-                    MSG_DONTWAIT, (struct sockaddr *) &ss, &sslen);
-      if (n < 0)
-        {
-          if (errno == EAGAIN || errno == EWOULDBLOCK)
-            break;
-          /* ICMP errors for earlier sends surface here; keep reading */
-          g_debug ("UDP receive failed: %s", g_strerror (errno));
-          continue;
-        }
-
-      if (rndz_addr_from_sockaddr (&from, (struct sockaddr *) &ss, sslen))
-        rndz_server_io_receive_datagram (io, &from, buf, n);
-    }
+  udp_read_batch (io, socket);
   io->callbacks.leave (owner);
 
   return G_SOURCE_CONTINUE;
@@ -764,6 +803,7 @@ rndz_server_io_stop (RndzServerIo *io)
   g_autoptr(GList) conns = NULL;
 
   clear_source (&io->udp_source);
+  rndz_send_batch_clear (io->tx);
   g_clear_pointer (&io->acceptor, rndz_acceptor_free);
   clear_source (&io->timer);
 

@@ -50,7 +50,8 @@
  *                       (the two share rndz-server-object-private.h)
  *   rndz-forward.c      isync → fsync → rsync → redirect, relay requests
  *   rndz-registry.c     the registered peers: ping, bye, expiry
- *   rndz-server-io.c    sockets, connections, sending, the timer
+ *   rndz-server-io.c    sockets, connections, sending, the timer; its
+ *                       datagrams go in and out in batches (rndz-udp-batch.c)
  *   rndz-server-auth.c  keys, MACs, replays (a leaf)
  */
 
