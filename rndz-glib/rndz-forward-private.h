@@ -7,6 +7,7 @@
 
 #include <glib.h>
 
+#include "rndz-cluster-private.h"
 #include "rndz-registry-private.h"
 #include "rndz-relay-private.h"
 #include "rndz-server-io-private.h"
@@ -34,6 +35,8 @@ void           rndz_forwarder_set_rate      (RndzForwarder          *forwarder,
                                              guint                   per_second);
 void           rndz_forwarder_set_relay     (RndzForwarder          *forwarder,
                                              RndzRelay              *relay);
+void           rndz_forwarder_set_cluster   (RndzForwarder          *forwarder,
+                                             RndzCluster            *cluster);
 void           rndz_forwarder_clear         (RndzForwarder          *forwarder);
 void           rndz_forwarder_conn_closed   (RndzForwarder          *forwarder,
                                              RndzServerConn         *conn);
@@ -51,5 +54,8 @@ void           rndz_forwarder_handle_relay  (RndzForwarder          *forwarder,
                                              const RndzServerSource *src,
                                              const RndzMessage      *msg,
                                              gboolean                authenticated);
+
+void           rndz_forwarder_handle_cluster (RndzForwarder            *forwarder,
+                                              const RndzClusterMessage *message);
 
 G_END_DECLS

@@ -10,6 +10,8 @@
 #include "rndz-forward-private.h"
 #include "rndz-ratelimit-private.h"
 
+#include "rndz-cluster-private.h"
+
 /* Outstanding forwarded requests; more is a flood, not a workload */
 #define MAX_FORWARDS 4096
 
@@ -29,6 +31,16 @@ typedef struct
   char target_id[RNDZ_ID_MAX_LEN + 1];
   gint64 deadline;
   GList link;                     /* in RndzForwarder.queue, by deadline */
+
+  /* Across a cluster (doc/cluster.md). The origin node (the requester's)
+   * asks Redis where the target is (lookup), then sends the request to
+   * that node; the node that holds the target keeps a forward with
+   * remote set, and answers the origin instead of a requester. */
+  RndzForwarder *forwarder;       /* for the lookup's callback */
+  RndzClusterLookup *lookup;      /* while asking Redis */
+  char node[RNDZ_CLUSTER_NODE_LEN + 1]; /* the other node: the target's, or the origin */
+  gboolean remote;                /* the requester is at the origin node */
+  guint32 origin_tid;             /* the origin's id of the request */
 } RndzForward;
 
 /* Key of the UDP retransmission table: the same isync sent again */
@@ -53,6 +65,9 @@ struct _RndzForwarder
 
   RndzRateLimit *requester_limit;
   RndzRateLimit *target_limit;
+
+  RndzCluster *cluster;         /* when the server is in one */
+  GHashTable *by_origin;        /* "NODE/TID" → RndzForward, with remote set */
 };
 
 static guint
@@ -87,6 +102,7 @@ rndz_forwarder_new (RndzServerIo           *io,
   forwarder->stats = stats;
   forwarder->forwards = g_hash_table_new (NULL, NULL);
   forwarder->by_request = g_hash_table_new_full (forward_key_hash, forward_key_equal, g_free, NULL);
+  forwarder->by_origin = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   forwarder->next_tid = g_random_int ();
   forwarder->requester_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, request_rate,
                                                     2 * request_rate);
@@ -101,6 +117,7 @@ rndz_forwarder_free (RndzForwarder *forwarder)
   rndz_forwarder_clear (forwarder);
   g_hash_table_unref (forwarder->forwards);
   g_hash_table_unref (forwarder->by_request);
+  g_hash_table_unref (forwarder->by_origin);
   rndz_rate_limit_free (forwarder->requester_limit);
   rndz_rate_limit_free (forwarder->target_limit);
   g_free (forwarder);
@@ -128,11 +145,18 @@ static void
 forward_free (RndzForwarder *forwarder,
               RndzForward   *forward)
 {
-  if (forward->transport == RNDZ_TRANSPORT_UDP)
+  if (forward->remote)
+    {
+      g_autofree char *key = g_strdup_printf ("%s/%u", forward->node, forward->origin_tid);
+
+      g_hash_table_remove (forwarder->by_origin, key);
+    }
+  else if (forward->transport == RNDZ_TRANSPORT_UDP)
     {
       RndzForwardKey key = { forward->requester_addr, forward->requester_tid };
       g_hash_table_remove (forwarder->by_request, &key);
     }
+  rndz_cluster_lookup_cancel (forward->lookup);
   g_queue_unlink (&forwarder->queue, &forward->link);
   g_hash_table_remove (forwarder->forwards, GUINT_TO_POINTER (forward->server_tid));
   g_free (forward);
@@ -162,12 +186,26 @@ rndz_forwarder_conn_closed (RndzForwarder  *forwarder,
 }
 
 /* Answers a forwarded request's requester, by the way it asked */
+/* At the origin: the request went to (or is going to) another node,
+ * whose answer is awaited, not an rsync */
+static gboolean
+forward_sent_across (const RndzForward *forward)
+{
+  return !forward->remote && (forward->lookup != NULL || forward->node[0] != '\0');
+}
+
+static void forward_answer_origin (RndzForwarder     *forwarder,
+                                   RndzForward       *forward,
+                                   const RndzMessage *msg);
+
 static void
 forward_reply (RndzForwarder     *forwarder,
                RndzForward       *forward,
                const RndzMessage *msg)
 {
-  if (forward->transport == RNDZ_TRANSPORT_UDP)
+  if (forward->remote)
+    forward_answer_origin (forwarder, forward, msg);
+  else if (forward->transport == RNDZ_TRANSPORT_UDP)
     rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->request_len);
   else if (forward->requester_conn != NULL)
     rndz_server_io_send_tcp (forwarder->io, forward->requester_conn, msg);
@@ -193,9 +231,14 @@ rndz_forwarder_expire (RndzForwarder *forwarder,
         }
 
       g_debug ("“%s” did not answer the request of “%s”", forward->target_id, forward->requester_id);
-      rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
-      reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
-      forward_reply (forwarder, forward, &reply);
+      /* A request from another node: that node answers its requester */
+      if (!forward->remote)
+        {
+          rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
+          reply.code = forward->lookup != NULL ? RNDZ_WIRE_ERROR_UNAVAILABLE
+                                               : RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+          forward_reply (forwarder, forward, &reply);
+        }
       forward_free (forwarder, forward);
     }
 }
@@ -383,6 +426,7 @@ forward_add (RndzForwarder          *forwarder,
   forward->n_requester_cands = msg->n_cands;
   memcpy (forward->requester_cands, msg->cands, sizeof forward->requester_cands);
   forward->requester_conn = src->conn;
+  forward->forwarder = forwarder;
   g_strlcpy (forward->requester_id, msg->id, sizeof forward->requester_id);
   g_strlcpy (forward->target_id, msg->target, sizeof forward->target_id);
   forward->deadline = g_get_monotonic_time () + forwarder->config->forward_timeout_ms * (gint64) 1000;
@@ -402,15 +446,29 @@ forward_add (RndzForwarder          *forwarder,
   return forward;
 }
 
+static void forward_across (RndzForwarder          *forwarder,
+                            const RndzServerSource *src,
+                            const RndzMessage      *msg,
+                            gboolean                authenticated);
+
 void
 rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
                              const RndzServerSource *src,
                              const RndzMessage      *msg,
                              gboolean                authenticated)
 {
-  RndzPeer *target = lookup_target (forwarder, src, msg);
+  RndzPeer *target;
   RndzForward *forward;
 
+  /* Not ours: perhaps another node's */
+  if (forwarder->cluster != NULL &&
+      rndz_registry_lookup (forwarder->registry, src->transport, msg->target) == NULL)
+    {
+      forward_across (forwarder, src, msg, authenticated);
+      return;
+    }
+
+  target = lookup_target (forwarder, src, msg);
   if (target == NULL || !isync_fits (forwarder, src, msg, target) ||
       isync_retransmitted (forwarder, src, msg, target))
     return;
@@ -443,7 +501,7 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
   RndzMessage redirect;
   RndzPeer *target;
 
-  if (forward == NULL || forward->transport != src->transport ||
+  if (forward == NULL || forward->transport != src->transport || forward_sent_across (forward) ||
       !g_str_equal (forward->target_id, msg->id) ||
       !g_str_equal (forward->requester_id, msg->target))
     return;
@@ -573,4 +631,298 @@ rndz_forwarder_handle_relay (RndzForwarder          *forwarder,
   g_strlcpy (reply.token, rndz_relay_session_get_token (session), sizeof reply.token);
   rndz_server_io_reply (forwarder->io, src, &reply);
   send_session_to_target (forwarder, target, session, src, msg, authenticated);
+}
+
+/* Across a cluster
+ *
+ * The origin node keeps the request (for its requester, its deadline,
+ * its retransmissions) and asks Redis which node holds the target; that
+ * node passes an fsync on and answers with the redirect, or an error,
+ * through the origin's channel. See doc/cluster.md.
+ */
+
+void
+rndz_forwarder_set_cluster (RndzForwarder *forwarder,
+                            RndzCluster   *cluster)
+{
+  forwarder->cluster = cluster;
+}
+
+/* The origin: sends the request to the node that holds the target */
+static gboolean
+send_across (RndzForwarder *forwarder,
+             RndzForward   *forward)
+{
+  RndzClusterMessage message = { { 0 } };
+
+  g_strlcpy (message.origin, rndz_cluster_get_node (forwarder->cluster), sizeof message.origin);
+  message.transport = forward->transport;
+  g_strlcpy (message.target, forward->target_id, sizeof message.target);
+  rndz_message_init (&message.msg, RNDZ_MESSAGE_FSYNC, forward->server_tid);
+  g_strlcpy (message.msg.id, forward->requester_id, sizeof message.msg.id);
+  message.msg.addr = forward->requester_addr;
+  message.msg.n_cands = forward->n_requester_cands;
+  memcpy (message.msg.cands, forward->requester_cands, sizeof message.msg.cands);
+  message.msg.auth = forward->authenticated;
+
+  forwarder->stats->forwarded_across++;
+  return rndz_cluster_send (forwarder->cluster, forward->node, &message);
+}
+
+static void
+answer_error (RndzForwarder *forwarder,
+              RndzForward   *forward,
+              RndzWireError  code)
+{
+  RndzMessage reply;
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
+  reply.code = code;
+  forward_reply (forwarder, forward, &reply);
+  forward_free (forwarder, forward);
+}
+
+/* The origin: Redis says where the target is */
+static void
+lookup_done_cb (gpointer    user_data,
+                const char *node,
+                gboolean    failed)
+{
+  RndzForward *forward = user_data;
+  RndzForwarder *forwarder = forward->forwarder;
+
+  forward->lookup = NULL;
+  if (failed)
+    {
+      g_debug ("Cannot look “%s” up: the cluster is unavailable", forward->target_id);
+      answer_error (forwarder, forward, RNDZ_WIRE_ERROR_UNAVAILABLE);
+      return;
+    }
+  /* Our own node id there is a registration we no longer hold */
+  if (node == NULL || g_str_equal (node, rndz_cluster_get_node (forwarder->cluster)))
+    {
+      g_debug ("“%s” asked for unknown peer “%s”", forward->requester_id, forward->target_id);
+      answer_error (forwarder, forward, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      return;
+    }
+
+  g_strlcpy (forward->node, node, sizeof forward->node);
+  g_debug ("Forwarding request of “%s” to “%s” at node %s", forward->requester_id,
+           forward->target_id, node);
+  if (!send_across (forwarder, forward))
+    answer_error (forwarder, forward, RNDZ_WIRE_ERROR_UNAVAILABLE);
+}
+
+/* The origin: the requester's retransmission goes to the node again */
+static gboolean
+across_retransmitted (RndzForwarder          *forwarder,
+                      const RndzServerSource *src,
+                      const RndzMessage      *msg)
+{
+  RndzForwardKey key = { src->from, msg->tid };
+  RndzForward *forward;
+
+  if (src->transport != RNDZ_TRANSPORT_UDP)
+    return FALSE;
+
+  forward = g_hash_table_lookup (forwarder->by_request, &key);
+  if (forward == NULL)
+    return FALSE;
+
+  if (!g_str_equal (forward->target_id, msg->target))
+    rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+  else if (forward->node[0] != '\0')
+    send_across (forwarder, forward);
+  return TRUE;
+}
+
+/* The redirect that would answer @msg, with a stand-in for the target's
+ * address of the requester's family (the target's node checks that they
+ * match): the request must be large enough for it */
+static gboolean
+across_fits (RndzForwarder          *forwarder,
+             const RndzServerSource *src,
+             const RndzMessage      *msg)
+{
+  RndzMessage redirect;
+
+  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
+  g_strlcpy (redirect.id, msg->target, sizeof redirect.id);
+  redirect.addr = src->from;
+  return rndz_server_io_reply_fits (forwarder->io, src, &redirect);
+}
+
+static void
+forward_across (RndzForwarder          *forwarder,
+                const RndzServerSource *src,
+                const RndzMessage      *msg,
+                gboolean                authenticated)
+{
+  RndzForward *forward;
+  guint wait;
+
+  if (!across_fits (forwarder, src, msg) || across_retransmitted (forwarder, src, msg))
+    return;
+
+  /* The requester's share is counted here, the target's at its node */
+  wait = rndz_rate_limit_wait_ms (forwarder->requester_limit, &src->from, g_get_monotonic_time ());
+  if (wait > 0)
+    {
+      forwarder->stats->rate_limited++;
+      rndz_server_io_refuse (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+      return;
+    }
+  rndz_rate_limit_take (forwarder->requester_limit, &src->from, g_get_monotonic_time ());
+
+  if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
+    {
+      forwarder->stats->rate_limited++;
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return;
+    }
+
+  forward = forward_add (forwarder, src, msg, authenticated);
+  forward->lookup = rndz_cluster_lookup (forwarder->cluster, src->transport, msg->target,
+                                         lookup_done_cb, forward);
+  if (forward->lookup == NULL)
+    answer_error (forwarder, forward, RNDZ_WIRE_ERROR_UNAVAILABLE);
+}
+
+/* The target's node: answers the origin, with the same tid it sent */
+static void
+forward_answer_origin (RndzForwarder     *forwarder,
+                       RndzForward       *forward,
+                       const RndzMessage *msg)
+{
+  RndzClusterMessage message = { { 0 } };
+
+  g_strlcpy (message.origin, rndz_cluster_get_node (forwarder->cluster), sizeof message.origin);
+  message.transport = forward->transport;
+  message.msg = *msg;
+  message.msg.tid = forward->origin_tid;
+  rndz_cluster_send (forwarder->cluster, forward->node, &message);
+}
+
+static void
+answer_origin_error (RndzForwarder            *forwarder,
+                     const RndzClusterMessage *request,
+                     RndzWireError             code)
+{
+  RndzClusterMessage message = { { 0 } };
+
+  g_strlcpy (message.origin, rndz_cluster_get_node (forwarder->cluster), sizeof message.origin);
+  message.transport = request->transport;
+  rndz_message_init (&message.msg, RNDZ_MESSAGE_ERROR, request->msg.tid);
+  message.msg.code = code;
+  rndz_cluster_send (forwarder->cluster, request->origin, &message);
+}
+
+/* The target's node: a request from another node's requester */
+static void
+handle_forward_from (RndzForwarder            *forwarder,
+                     const RndzClusterMessage *request)
+{
+  g_autofree char *key = g_strdup_printf ("%s/%u", request->origin, request->msg.tid);
+  RndzServerSource src = { request->transport, request->msg.addr, NULL, G_MAXSIZE };
+  RndzPeer *target = rndz_registry_lookup (forwarder->registry, request->transport,
+                                           request->target);
+  RndzForward *forward = g_hash_table_lookup (forwarder->by_origin, key);
+  RndzMessage isync;
+
+  if (target == NULL)
+    {
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      return;
+    }
+  if (target->addr.family != request->msg.addr.family)
+    {
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      return;
+    }
+  /* The requester asked again: the fsync or its answer was lost */
+  if (forward != NULL)
+    {
+      send_fsync (forwarder, target, forward);
+      return;
+    }
+  if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
+    {
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return;
+    }
+
+  /* Kept like a request of our own, answered to the origin */
+  rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, request->msg.tid);
+  g_strlcpy (isync.id, request->msg.id, sizeof isync.id);
+  g_strlcpy (isync.target, request->target, sizeof isync.target);
+  isync.n_cands = request->msg.n_cands;
+  memcpy (isync.cands, request->msg.cands, sizeof isync.cands);
+  src.transport = RNDZ_TRANSPORT_TCP;   /* not in the UDP retransmission table */
+  forward = forward_add (forwarder, &src, &isync, request->msg.auth);
+  forward->transport = request->transport;
+  forward->remote = TRUE;
+  forward->origin_tid = request->msg.tid;
+  g_strlcpy (forward->node, request->origin, sizeof forward->node);
+  g_hash_table_insert (forwarder->by_origin, g_steal_pointer (&key), forward);
+
+  g_debug ("Forwarding request of “%s” from node %s to “%s”", isync.id, request->origin,
+           isync.target);
+  send_fsync (forwarder, target, forward);
+}
+
+/* The origin: the answer of the target's node */
+static void
+handle_answer_from (RndzForwarder            *forwarder,
+                    const RndzClusterMessage *answer)
+{
+  RndzForward *forward = g_hash_table_lookup (forwarder->forwards,
+                                              GUINT_TO_POINTER (answer->msg.tid));
+  RndzMessage reply = answer->msg;
+
+  /* Only the node we asked answers, for the request we sent it */
+  if (forward == NULL || forward->remote || !g_str_equal (forward->node, answer->origin))
+    return;
+
+  reply.tid = forward->requester_tid;
+  if (reply.type == RNDZ_MESSAGE_REDIRECT)
+    {
+      g_strlcpy (reply.id, forward->target_id, sizeof reply.id);
+      /* Candidates only if they fit in the request's size, as at home */
+      if (forward->transport == RNDZ_TRANSPORT_UDP && reply.n_cands > 0)
+        {
+          char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+          gsize len = rndz_message_encode (&reply, buf, sizeof buf);
+
+          if (len == 0 || len > forward->request_len)
+            reply.n_cands = 0;
+        }
+      forwarder->stats->redirected++;
+    }
+  forward_reply (forwarder, forward, &reply);
+  forward_free (forwarder, forward);
+}
+
+/*
+ * rndz_forwarder_handle_cluster:
+ *
+ * A message from another node of the cluster (signed, checked by the
+ * cluster): a request for one of our peers, or the answer to one of ours.
+ */
+void
+rndz_forwarder_handle_cluster (RndzForwarder            *forwarder,
+                               const RndzClusterMessage *message)
+{
+  switch (message->msg.type)
+    {
+    case RNDZ_MESSAGE_FSYNC:
+      if (message->target[0] != '\0')
+        handle_forward_from (forwarder, message);
+      break;
+    case RNDZ_MESSAGE_REDIRECT:
+    case RNDZ_MESSAGE_ERROR:
+      handle_answer_from (forwarder, message);
+      break;
+    default:
+      break;
+    }
 }

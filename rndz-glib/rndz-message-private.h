@@ -63,9 +63,10 @@ typedef enum
   RNDZ_WIRE_ERROR_NO_RELAY,
   RNDZ_WIRE_ERROR_RATE_LIMITED,
   RNDZ_WIRE_ERROR_AUTH_REQUIRED,
+  RNDZ_WIRE_ERROR_UNAVAILABLE,
 } RndzWireError;
 
-#define RNDZ_WIRE_ERROR_LAST RNDZ_WIRE_ERROR_AUTH_REQUIRED
+#define RNDZ_WIRE_ERROR_LAST RNDZ_WIRE_ERROR_UNAVAILABLE
 
 /* The range of an error's "retry": milliseconds after which the request
  * may succeed */

@@ -41,6 +41,7 @@ const char * const rndz_wire_error_names[RNDZ_WIRE_ERROR_LAST + 1] = {
   [RNDZ_WIRE_ERROR_NO_RELAY] = "no-relay",
   [RNDZ_WIRE_ERROR_RATE_LIMITED] = "rate-limited",
   [RNDZ_WIRE_ERROR_AUTH_REQUIRED] = "auth-required",
+  [RNDZ_WIRE_ERROR_UNAVAILABLE] = "unavailable",
 };
 
 const guint rndz_message_type_fields[RNDZ_MESSAGE_LAST + 1] = {
@@ -194,6 +195,10 @@ rndz_wire_error_to_gerror (RndzWireError  code,
     case RNDZ_WIRE_ERROR_AUTH_REQUIRED:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED,
                                   _("The server requires a key (authentication)"));
+    case RNDZ_WIRE_ERROR_UNAVAILABLE:
+      return g_error_new (RNDZ_ERROR, RNDZ_ERROR_SERVER_UNAVAILABLE,
+                          _("The server cannot look up peer “%s” now (its cluster is unavailable)"),
+                          peer_id);
     case RNDZ_WIRE_ERROR_UNKNOWN:
     default:
       return g_error_new_literal (RNDZ_ERROR, RNDZ_ERROR_FAILED,

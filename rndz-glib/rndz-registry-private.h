@@ -42,6 +42,7 @@ typedef enum
   RNDZ_REGISTRY_ADDED,   /* a new id */
   RNDZ_REGISTRY_MOVED,   /* an id registered anew: another address or connection */
   RNDZ_REGISTRY_REMOVED, /* @peer is freed when the function returns */
+  RNDZ_REGISTRY_KEPT,    /* pinged again, once per refresh interval */
 } RndzRegistryChange;
 
 typedef void (*RndzRegistryFunc) (gpointer            owner,
@@ -61,6 +62,11 @@ RndzPeer     *rndz_registry_lookup       (RndzRegistry           *registry,
                                           const char             *id);
 void          rndz_registry_touch        (RndzRegistry           *registry,
                                           RndzPeer               *peer);
+void          rndz_registry_set_refresh  (RndzRegistry           *registry,
+                                          guint                   interval_ms);
+void          rndz_registry_foreach      (RndzRegistry           *registry,
+                                          RndzRegistryFunc        func,
+                                          gpointer                user_data);
 void          rndz_registry_remove       (RndzRegistry           *registry,
                                           RndzPeer               *peer);
 void          rndz_registry_remove_all   (RndzRegistry           *registry);

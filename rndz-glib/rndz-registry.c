@@ -19,6 +19,7 @@ struct _RndzRegistry
 
   GHashTable *peers[2];        /* per transport: id → RndzPeer */
   GQueue expiry;               /* by last_seen, oldest first */
+  gint64 refresh_us;           /* RNDZ_REGISTRY_KEPT at most this often; 0: never */
 };
 
 static void
@@ -141,11 +142,43 @@ void
 rndz_registry_touch (RndzRegistry *registry,
                      RndzPeer     *peer)
 {
+  gint64 before = peer->last_seen;
+
   peer->last_seen = g_get_monotonic_time ();
   g_queue_unlink (&registry->expiry, &peer->link);
   g_queue_push_tail_link (&registry->expiry, &peer->link);
   rndz_server_io_schedule (registry->io,
                            peer->last_seen + registry->config->peer_timeout_ms * (gint64) 1000);
+
+  /* Once per period of the refresh, at the first ping in it: the bound
+   * needs no memory per peer */
+  if (registry->refresh_us > 0 && before > 0 &&
+      before / registry->refresh_us != peer->last_seen / registry->refresh_us)
+    registry->func (registry->owner, RNDZ_REGISTRY_KEPT, peer);
+}
+
+/*
+ * rndz_registry_set_refresh:
+ * @interval_ms: 0 for no RNDZ_REGISTRY_KEPT
+ *
+ * Asks for RNDZ_REGISTRY_KEPT when a peer pings again, at most once per
+ * @interval_ms for each peer.
+ */
+void
+rndz_registry_set_refresh (RndzRegistry *registry,
+                           guint         interval_ms)
+{
+  registry->refresh_us = interval_ms * (gint64) 1000;
+}
+
+/* Calls @func for every registered peer */
+void
+rndz_registry_foreach (RndzRegistry     *registry,
+                       RndzRegistryFunc  func,
+                       gpointer          user_data)
+{
+  for (GList *l = registry->expiry.head; l != NULL; l = l->next)
+    func (user_data, RNDZ_REGISTRY_KEPT, l->data);
 }
 
 /* Drops the peers that did not ping for the peer timeout */

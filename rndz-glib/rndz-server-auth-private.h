@@ -32,6 +32,7 @@ typedef enum
 RndzServerAuth  *rndz_server_auth_new          (RndzServerStats   *stats);
 void             rndz_server_auth_free         (RndzServerAuth    *auth);
 gboolean         rndz_server_auth_is_required  (RndzServerAuth    *auth);
+GBytes          *rndz_server_auth_get_secret   (RndzServerAuth    *auth);
 void             rndz_server_auth_set_secret   (RndzServerAuth    *auth,
                                                 GBytes            *secret);
 void             rndz_server_auth_add_key      (RndzServerAuth    *auth,

@@ -75,6 +75,13 @@ rndz_server_auth_is_required (RndzServerAuth *auth)
   return auth->secret != NULL || g_hash_table_size (auth->keys) > 0;
 }
 
+/* (transfer none) (nullable) */
+GBytes *
+rndz_server_auth_get_secret (RndzServerAuth *auth)
+{
+  return auth->secret;
+}
+
 /* @secret: (nullable): an empty one is none */
 void
 rndz_server_auth_set_secret (RndzServerAuth *auth,

@@ -66,6 +66,7 @@ RndzServerIo   *rndz_server_io_new             (GMainContext                *con
 void            rndz_server_io_free            (RndzServerIo                *io);
 
 gboolean        rndz_server_bind_sockets       (GSocketAddress   *address,
+                                                gboolean          reuse_port,
                                                 GSocket         **tcp_out,
                                                 GSocket         **udp_out,
                                                 GError          **error);

@@ -20,6 +20,7 @@
 #include "rndz-channel-private.h"
 #include "rndz-ratelimit-private.h"
 #include "rndz-udp-batch-private.h"
+#include "rndz-i18n-private.h"
 
 /* Unregistered connections one address may hold: a single source cannot
  * push everyone else out */
@@ -680,11 +681,44 @@ timer_cb (gpointer user_data)
 
 /* Listening */
 
+/* Binds @socket. With @reuse_port, SO_REUSEPORT: several processes of a
+ * cluster on one port, the kernel spreading datagrams and connections
+ * among them by their addresses. g_socket_bind() sets SO_REUSEPORT
+ * itself (off for TCP), so that case binds the descriptor directly. */
+static gboolean
+bind_socket (GSocket         *socket,
+             GSocketAddress  *address,
+             gboolean         reuse_address,
+             gboolean         reuse_port,
+             GError         **error)
+{
+  struct sockaddr_storage ss;
+  int saved;
+
+  if (!reuse_port)
+    return g_socket_bind (socket, address, reuse_address, error);
+
+  if (!g_socket_address_to_native (address, &ss, sizeof ss, error) ||
+      !g_socket_set_option (socket, SOL_SOCKET, SO_REUSEADDR, reuse_address, error) ||
+      !g_socket_set_option (socket, SOL_SOCKET, SO_REUSEPORT, 1, error))
+    return FALSE;
+
+  if (bind (g_socket_get_fd (socket), (struct sockaddr *) &ss,
+            g_socket_address_get_native_size (address)) == 0)
+    return TRUE;
+
+  saved = errno;
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+               _("Error binding to address: %s"), g_strerror (saved));
+  return FALSE;
+}
+
 /* Binds a TCP and a UDP socket to the same port. With port 0 the kernel
  * picks the TCP port; the UDP one may be taken already, so try again a
  * few times. */
 gboolean
 rndz_server_bind_sockets (GSocketAddress  *address,
+                          gboolean         reuse_port,
                           GSocket        **tcp_out,
                           GSocket        **udp_out,
                           GError         **error)
@@ -705,9 +739,9 @@ rndz_server_bind_sockets (GSocketAddress  *address,
         return FALSE;
       g_socket_set_blocking (tcp, FALSE);
       g_socket_set_listen_backlog (tcp, LISTEN_BACKLOG);
-      /* SO_REUSEADDR only for TCP (TIME_WAIT); never SO_REUSEPORT, which
-       * would let a second server share the port silently. */
-      if (!g_socket_bind (tcp, address, TRUE, error) || !g_socket_listen (tcp, error))
+      /* SO_REUSEADDR only for TCP (TIME_WAIT); SO_REUSEPORT only when
+       * asked for, else a second server would share the port silently. */
+      if (!bind_socket (tcp, address, TRUE, reuse_port, error) || !g_socket_listen (tcp, error))
         return FALSE;
 
       bound = g_socket_get_local_address (tcp, error);
@@ -718,7 +752,7 @@ rndz_server_bind_sockets (GSocketAddress  *address,
       if (udp == NULL)
         return FALSE;
       g_socket_set_blocking (udp, FALSE);
-      if (g_socket_bind (udp, bound, FALSE, &local_error))
+      if (bind_socket (udp, bound, FALSE, reuse_port, &local_error))
         {
           *tcp_out = g_steal_pointer (&tcp);
           *udp_out = g_steal_pointer (&udp);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "rndz-server-private.h"
+#include "rndz-cluster-private.h"
 #include "rndz-forward-private.h"
 #include "rndz-registry-private.h"
 #include "rndz-relay-private.h"
@@ -51,6 +52,11 @@ struct _RndzServer
   guint relay_rate;
   guint relay_idle_timeout_ms;
   guint relay_join_timeout_ms;
+
+  char *cluster_url;
+  GBytes *cluster_secret;
+  gboolean reuse_port;
+  RndzCluster *cluster;        /* while listening in a cluster */
 };
 
 enum
@@ -69,9 +75,23 @@ enum
   PROP_RELAY_IDLE_TIMEOUT,
   PROP_AUTH_REQUIRED,
   PROP_PEER_COUNT,
+  PROP_CLUSTER,
+  PROP_CLUSTER_CONNECTED,
+  PROP_REUSE_PORT,
   N_PROPS
 };
 
 extern GParamSpec *rndz_server_properties[N_PROPS];
+
+void     rndz_server_enter                (RndzServer         *server);
+void     rndz_server_leave                (RndzServer         *server);
+
+/* rndz-server-cluster.c */
+gboolean rndz_server_cluster_start        (RndzServer         *server,
+                                           GError            **error);
+void     rndz_server_cluster_stop         (RndzServer         *server);
+void     rndz_server_cluster_peer_changed (RndzServer         *server,
+                                           RndzRegistryChange  change,
+                                           const RndzPeer     *peer);
 
 G_END_DECLS

@@ -23,6 +23,7 @@ typedef struct
   guint64 rate_limited;        /* requests refused by the rate limits */
   guint64 amplification;       /* replies not sent: larger than their request */
   guint64 forwarded;           /* fsyncs sent */
+  guint64 forwarded_across;    /* requests sent to another node of the cluster */
   guint64 redirected;          /* rendezvous completed */
   guint64 evicted;             /* silent connections closed to make room */
   guint64 refused_connections; /* connections refused at the limit */

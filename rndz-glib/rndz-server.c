@@ -114,6 +114,13 @@ server_enter (gpointer owner)
     g_object_ref (server);
 }
 
+/* For the parts that call into the server from sources of their own */
+void
+rndz_server_enter (RndzServer *server)
+{
+  server_enter (server);
+}
+
 static void
 server_emit_event (RndzServer        *server,
                    const ServerEvent *event)
@@ -155,6 +162,12 @@ server_leave (gpointer owner)
   g_object_unref (server);
 }
 
+void
+rndz_server_leave (RndzServer *server)
+{
+  server_leave (server);
+}
+
 static void
 server_queue_event (RndzServer     *server,
                     guint           signal_id,
@@ -186,6 +199,9 @@ registry_changed_cb (gpointer            owner,
   RndzServer *server = owner;
   RndzTransport transport = peer->transport;
 
+  rndz_server_cluster_peer_changed (server, change, peer);
+  if (change == RNDZ_REGISTRY_KEPT)
+    return;
   if (change == RNDZ_REGISTRY_REMOVED)
     server_queue_event (server, signals[SIGNAL_PEER_REMOVED], peer->id, transport, NULL);
   else
@@ -384,7 +400,7 @@ rndz_server_listen (RndzServer      *server,
       return FALSE;
     }
 
-  if (!rndz_server_bind_sockets (address, &tcp, &udp, error))
+  if (!rndz_server_bind_sockets (address, server->reuse_port, &tcp, &udp, error))
     return FALSE;
 
   if (server->relay_port != 0)
@@ -393,13 +409,16 @@ rndz_server_listen (RndzServer      *server,
       g_autoptr(GSocketAddress) relay_address = g_inet_socket_address_new (inet, server->relay_port);
 
       /* The sockets of the main port close as this returns */
-      if (!rndz_server_bind_sockets (relay_address, &relay_tcp, &relay_udp, error))
+      /* A relay session lives in one process: its port is never shared */
+      if (!rndz_server_bind_sockets (relay_address, FALSE, &relay_tcp, &relay_udp, error))
         {
           g_prefix_error (error, _("Relay port: "));
           return FALSE;
         }
     }
 
+  if (!rndz_server_cluster_start (server, error))
+    return FALSE;
   rndz_server_io_start (server->io, tcp, udp);
 
   if (relay_udp != NULL)
@@ -442,7 +461,9 @@ rndz_server_stop (RndzServer *server)
   rndz_forwarder_set_relay (server->forwarder, NULL);
   g_clear_pointer (&server->relay, rndz_relay_free);
   rndz_forwarder_clear (server->forwarder);
+  /* The cluster hears that our peers are gone, then we leave it */
   rndz_registry_remove_all (server->registry);
+  rndz_server_cluster_stop (server);
   rndz_server_io_stop (server->io);
   server_leave (server);
 }
@@ -559,6 +580,15 @@ rndz_server_get_property (GObject    *object,
     case PROP_PEER_COUNT:
       g_value_set_uint (value, rndz_server_get_peer_count (server));
       break;
+    case PROP_CLUSTER:
+      g_value_set_string (value, server->cluster_url);
+      break;
+    case PROP_CLUSTER_CONNECTED:
+      g_value_set_boolean (value, rndz_server_get_cluster_connected (server));
+      break;
+    case PROP_REUSE_PORT:
+      g_value_set_boolean (value, server->reuse_port);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -607,6 +637,12 @@ rndz_server_set_property (GObject      *object,
     case PROP_RELAY_IDLE_TIMEOUT:
       rndz_server_set_relay_idle_timeout (server, g_value_get_uint (value));
       break;
+    case PROP_CLUSTER:
+      rndz_server_set_cluster (server, g_value_get_string (value));
+      break;
+    case PROP_REUSE_PORT:
+      rndz_server_set_reuse_port (server, g_value_get_boolean (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -631,6 +667,8 @@ rndz_server_finalize (GObject *object)
   rndz_registry_free (server->registry);
   rndz_server_io_free (server->io);
   rndz_server_auth_free (server->auth);
+  g_free (server->cluster_url);
+  g_clear_pointer (&server->cluster_secret, g_bytes_unref);
   g_queue_clear_full (&server->events, g_free);
   g_main_context_unref (server->context);
 
@@ -824,6 +862,49 @@ rndz_server_class_init (RndzServerClass *klass)
     g_param_spec_uint ("peer-count", NULL, NULL,
                        0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * RndzServer:cluster:
+   *
+   * The Redis of the cluster this server is a node of, as
+   * `redis://[:PASSWORD@]ADDRESS[:PORT][/DB]` (an IP address, or
+   * `localhost`), or %NULL to serve alone. The nodes of a cluster share
+   * one registry: a request that reaches any node finds a peer registered
+   * at any other. See rndz_server_set_cluster_secret() and
+   * doc/cluster.md. Read at rndz_server_listen().
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CLUSTER] =
+    g_param_spec_string ("cluster", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * RndzServer:cluster-connected:
+   *
+   * Whether the server is a node of a cluster and reaches its Redis.
+   * While it does not, it serves the peers it holds, and requests for
+   * others fail with the `unavailable` error.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CLUSTER_CONNECTED] =
+    g_param_spec_boolean ("cluster-connected", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * RndzServer:reuse-port:
+   *
+   * Whether the main port may be shared with other processes
+   * (SO_REUSEPORT), for several nodes of a cluster on one machine: the
+   * kernel spreads peers among them by their addresses. The relay port is
+   * never shared. Read at rndz_server_listen().
+   *
+   * Since: 1.0
+   */
+  properties[PROP_REUSE_PORT] =
+    g_param_spec_boolean ("reuse-port", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 

@@ -81,6 +81,22 @@ RNDZ_AVAILABLE_IN_1_0
 gboolean        rndz_server_get_auth_required    (RndzServer      *server);
 
 RNDZ_AVAILABLE_IN_1_0
+const char     *rndz_server_get_cluster          (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_cluster          (RndzServer      *server,
+                                                  const char      *url);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_cluster_secret   (RndzServer      *server,
+                                                  GBytes          *secret);
+RNDZ_AVAILABLE_IN_1_0
+gboolean        rndz_server_get_cluster_connected (RndzServer     *server);
+RNDZ_AVAILABLE_IN_1_0
+gboolean        rndz_server_get_reuse_port       (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_reuse_port       (RndzServer      *server,
+                                                  gboolean         reuse_port);
+
+RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_request_rate     (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_request_rate     (RndzServer      *server,

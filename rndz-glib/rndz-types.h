@@ -74,6 +74,9 @@ typedef enum {
  *   succeed later (the message says when). Since: 1.0
  * @RNDZ_ERROR_AUTH_REQUIRED: the server authenticates its peers, and the
  *   request was not signed: set a key on the client. Since: 1.0
+ * @RNDZ_ERROR_SERVER_UNAVAILABLE: the server is one node of a cluster and
+ *   cannot reach the registry it shares with the others, so it cannot
+ *   tell where the peer is; another server, or a later try, may. Since: 1.0
  *
  * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
  *
@@ -93,6 +96,7 @@ typedef enum {
   RNDZ_ERROR_NO_PATH,
   RNDZ_ERROR_RATE_LIMITED,
   RNDZ_ERROR_AUTH_REQUIRED,
+  RNDZ_ERROR_SERVER_UNAVAILABLE,
 } RndzError;
 
 /**

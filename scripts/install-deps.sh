@@ -28,6 +28,9 @@ PACKAGES=(
   # tests: the sanitizer build and the libFuzzer harnesses (tests/fuzz);
   # libFuzzer's runtime is in libclang-rt-14-dev
   clang libclang-rt-14-dev
+  # server fleets (issue 16): hiredis and its GLib adapter for the shared
+  # registry, a real Redis for its tests, libsoup 3 for the metrics
+  libhiredis-dev redis-server libsoup-3.0-dev
 )
 
 missing=()

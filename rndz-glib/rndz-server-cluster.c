@@ -1,0 +1,289 @@
+/* rndz-server-cluster.c: RndzServer as one node of a cluster
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * The glue between the server and its RndzCluster (rndz-cluster.c): the
+ * cluster properties, the key that signs messages between nodes, the
+ * peers published as they register, ping and go, and the messages of
+ * other nodes handed to the forwarder. See doc/cluster.md.
+ */
+
+#include "config.h"
+
+#include <string.h>
+
+#include "rndz-cluster-private.h"
+#include "rndz-features.h"
+#include "rndz-i18n-private.h"
+#include "rndz-server-object-private.h"
+
+/* The key of the messages between nodes, derived from the peers'
+ * authentication secret when no cluster secret is given. What is hashed
+ * starts with a NUL, which no peer id has: no peer's key is the cluster
+ * key. */
+static GBytes *
+derive_cluster_key (GBytes *secret)
+{
+  static const char label[] = "\0rndz cluster";
+  g_autoptr(GHmac) hmac = NULL;
+  guint8 digest[32];
+  gsize len = sizeof digest;
+  gsize secret_len;
+  const guint8 *data = g_bytes_get_data (secret, &secret_len);
+
+  hmac = g_hmac_new (G_CHECKSUM_SHA256, data, secret_len);
+  g_hmac_update (hmac, (const guchar *) label, sizeof label - 1);
+  g_hmac_get_digest (hmac, digest, &len);
+  return g_bytes_new (digest, len);
+}
+
+/* How long a node's claim on a peer lasts in Redis, and how often it is
+ * renewed: the peer pings at least once per peer timeout while it lives,
+ * and its claim is renewed at its first ping of every half peer timeout,
+ * so the claim outlives every renewal. */
+static guint
+refresh_interval_ms (RndzServer *server)
+{
+  return MAX (server->config.peer_timeout_ms / 2, 1000);
+}
+
+static guint
+claim_ttl_ms (RndzServer *server)
+{
+  return server->config.peer_timeout_ms + refresh_interval_ms (server);
+}
+
+static void
+announce_cb (gpointer            owner,
+             RndzRegistryChange  change,
+             const RndzPeer     *peer)
+{
+  RndzServer *server = owner;
+
+  rndz_cluster_announce (server->cluster, peer->transport, peer->id, claim_ttl_ms (server));
+}
+
+void
+rndz_server_cluster_peer_changed (RndzServer         *server,
+                                  RndzRegistryChange  change,
+                                  const RndzPeer     *peer)
+{
+  if (server->cluster == NULL)
+    return;
+
+  if (change == RNDZ_REGISTRY_REMOVED)
+    rndz_cluster_withdraw (server->cluster, peer->transport, peer->id);
+  else
+    announce_cb (server, change, peer);
+}
+
+static void
+cluster_message_cb (gpointer                  owner,
+                    const RndzClusterMessage *message)
+{
+  RndzServer *server = owner;
+
+  rndz_server_enter (server);
+  rndz_forwarder_handle_cluster (server->forwarder, message);
+  rndz_server_leave (server);
+}
+
+/* Back after Redis was away (or lost its data): our claims again */
+static void
+cluster_state_cb (gpointer          owner,
+                  RndzClusterState  state)
+{
+  RndzServer *server = owner;
+
+  if (state == RNDZ_CLUSTER_UP)
+    rndz_registry_foreach (server->registry, announce_cb, server);
+  g_object_notify_by_pspec (G_OBJECT (server), rndz_server_properties[PROP_CLUSTER_CONNECTED]);
+}
+
+static const RndzClusterCallbacks cluster_callbacks = {
+  .message = cluster_message_cb,
+  .state_changed = cluster_state_cb,
+};
+
+/*
+ * rndz_server_cluster_start:
+ *
+ * Joins the cluster of the cluster property, if any, as listen() starts.
+ * Fails if the address is wrong, if there is no key for the messages
+ * between nodes, or if the library was built without cluster support.
+ */
+gboolean
+rndz_server_cluster_start (RndzServer  *server,
+                           GError     **error)
+{
+  g_autoptr(GBytes) key = NULL;
+
+  if (server->cluster_url == NULL)
+    return TRUE;
+
+#ifndef RNDZ_HAVE_CLUSTER
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                       _("This build of rndz-glib has no cluster support (hiredis)"));
+  return FALSE;
+#else
+  if (!rndz_cluster_parse_url (server->cluster_url, error))
+    return FALSE;
+
+  if (server->cluster_secret != NULL)
+    key = g_bytes_ref (server->cluster_secret);
+  else if (rndz_server_auth_get_secret (server->auth) != NULL)
+    key = derive_cluster_key (rndz_server_auth_get_secret (server->auth));
+  else
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           _("A cluster needs a secret for the messages between its nodes: "
+                             "a cluster secret, or an authentication secret"));
+      return FALSE;
+    }
+
+  server->cluster = rndz_cluster_new (server->context, server->cluster_url, key,
+                                      &cluster_callbacks, server);
+  rndz_forwarder_set_cluster (server->forwarder, server->cluster);
+  rndz_registry_set_refresh (server->registry, refresh_interval_ms (server));
+  g_debug ("Cluster node %s, through %s", rndz_cluster_get_node (server->cluster),
+           server->cluster_url);
+  return TRUE;
+#endif
+}
+
+void
+rndz_server_cluster_stop (RndzServer *server)
+{
+  rndz_forwarder_set_cluster (server->forwarder, NULL);
+  rndz_registry_set_refresh (server->registry, 0);
+  g_clear_pointer (&server->cluster, rndz_cluster_free);
+}
+
+/* Properties */
+
+/**
+ * rndz_server_get_cluster:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:cluster].
+ *
+ * Returns: (nullable): the address of the cluster's Redis, or %NULL
+ *
+ * Since: 1.0
+ */
+const char *
+rndz_server_get_cluster (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), NULL);
+
+  return server->cluster_url;
+}
+
+/**
+ * rndz_server_set_cluster:
+ * @server: a #RndzServer
+ * @url: (nullable): `redis://[:PASSWORD@]ADDRESS[:PORT][/DB]`, or %NULL to
+ *   serve alone
+ *
+ * Sets [property@Rndz.Server:cluster]. It takes effect at the next
+ * rndz_server_listen().
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_cluster (RndzServer *server,
+                         const char *url)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  if (g_strcmp0 (server->cluster_url, url) == 0)
+    return;
+
+  g_free (server->cluster_url);
+  server->cluster_url = g_strdup (url != NULL && *url != '\0' ? url : NULL);
+  g_object_notify_by_pspec (G_OBJECT (server), rndz_server_properties[PROP_CLUSTER]);
+}
+
+/**
+ * rndz_server_set_cluster_secret:
+ * @server: a #RndzServer
+ * @secret: (nullable): the secret every node of the cluster shares
+ *
+ * Sets the key that signs the messages between the nodes of the cluster:
+ * a node acts only on messages signed with it. Without one, the key is
+ * derived from the authentication secret (rndz_server_set_secret()); a
+ * cluster without either does not start. It takes effect at the next
+ * rndz_server_listen().
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_cluster_secret (RndzServer *server,
+                                GBytes     *secret)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  g_clear_pointer (&server->cluster_secret, g_bytes_unref);
+  if (secret != NULL && g_bytes_get_size (secret) > 0)
+    server->cluster_secret = g_bytes_ref (secret);
+}
+
+/**
+ * rndz_server_get_cluster_connected:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:cluster-connected].
+ *
+ * Returns: whether the server is in a cluster and reaches its Redis
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_server_get_cluster_connected (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
+
+  return server->cluster != NULL && rndz_cluster_get_state (server->cluster) == RNDZ_CLUSTER_UP;
+}
+
+/**
+ * rndz_server_get_reuse_port:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:reuse-port].
+ *
+ * Returns: whether the server shares its port with other processes
+ *
+ * Since: 1.0
+ */
+gboolean
+rndz_server_get_reuse_port (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), FALSE);
+
+  return server->reuse_port;
+}
+
+/**
+ * rndz_server_set_reuse_port:
+ * @server: a #RndzServer
+ * @reuse_port: whether to share the port
+ *
+ * Sets [property@Rndz.Server:reuse-port]. It takes effect at the next
+ * rndz_server_listen().
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_reuse_port (RndzServer *server,
+                            gboolean    reuse_port)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  reuse_port = !!reuse_port;
+  if (server->reuse_port == reuse_port)
+    return;
+
+  server->reuse_port = reuse_port;
+  g_object_notify_by_pspec (G_OBJECT (server), rndz_server_properties[PROP_REUSE_PORT]);
+}

@@ -1,0 +1,468 @@
+/* test-cluster.c: server nodes that share one registry through a real Redis
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Each test starts its own redis-server on a free loopback port, in a
+ * temporary directory, without persistence, and stops it at the end;
+ * the nodes are RndzServers in this process, on the default context,
+ * with real RndzClients as peers.
+ */
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "rndz-test-util.h"
+#include "rndz-server-private.h"
+
+#define WAIT_MS 5000
+
+typedef struct
+{
+  GSubprocess *redis;
+  char *redis_dir;
+  guint16 redis_port;
+  char *url;
+  GBytes *secret;
+  RndzServer *nodes[3];
+  char *addresses[3];
+} Fixture;
+
+/* Redis */
+
+static guint16
+free_port (void)
+{
+  g_autoptr(GSocket) probe = NULL;
+  RndzAddr local;
+
+  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &local);
+  return local.port;
+}
+
+static gboolean
+redis_answers (guint16 port)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autofree char *host = g_strdup_printf ("127.0.0.1:%u", port);
+
+  connection = g_socket_client_connect_to_host (client, host, 0, NULL, NULL);
+  return connection != NULL;
+}
+
+/* Redis goes when the test does, whatever ends it */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+static void
+redis_start (Fixture *f)
+{
+  g_autofree char *port = g_strdup_printf ("%u", f->redis_port);
+  const char *argv[] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
+                         "--save", "", "--appendonly", "no", "--dir", f->redis_dir,
+                         "--loglevel", "warning", NULL };
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  f->redis = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  while (!redis_answers (f->redis_port))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (20 * 1000);
+    }
+}
+
+static void
+redis_stop (Fixture *f)
+{
+  if (f->redis == NULL)
+    return;
+
+  g_subprocess_send_signal (f->redis, SIGKILL);
+  g_subprocess_wait (f->redis, NULL, NULL);
+  g_clear_object (&f->redis);
+}
+
+/* Nodes */
+
+static gboolean
+node_connected (gpointer data)
+{
+  return rndz_server_get_cluster_connected (data);
+}
+
+static gboolean
+node_disconnected (gpointer data)
+{
+  return !rndz_server_get_cluster_connected (data);
+}
+
+static RndzServer *
+node_new (Fixture *f,
+          GBytes  *secret,
+          guint16  port,
+          gboolean reuse_port)
+{
+  RndzServer *node = rndz_server_new ();
+
+  rndz_server_set_cluster (node, f->url);
+  rndz_server_set_cluster_secret (node, secret);
+  rndz_server_set_reuse_port (node, reuse_port);
+  rndz_server_set_forward_timeout (node, 1000);
+  rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, port);
+  g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
+  return node;
+}
+
+static void
+fixture_set_up (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autofree char *program = g_find_program_in_path ("redis-server");
+
+  if (program == NULL)
+    {
+      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
+      return;
+    }
+
+  f->redis_dir = g_dir_make_tmp ("rndz-cluster-XXXXXX", NULL);
+  f->redis_port = free_port ();
+  f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
+  f->secret = g_bytes_new_static ("a secret the nodes share", 24);
+  redis_start (f);
+
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    {
+      f->nodes[i] = node_new (f, f->secret, 0, FALSE);
+      f->addresses[i] = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (f->nodes[i]));
+    }
+}
+
+static void
+fixture_tear_down (Fixture       *f,
+                   gconstpointer  data)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    {
+      g_clear_object (&f->nodes[i]);
+      g_clear_pointer (&f->addresses[i], g_free);
+    }
+  redis_stop (f);
+  if (f->redis_dir != NULL)
+    {
+      g_autofree char *dump = g_build_filename (f->redis_dir, "dump.rdb", NULL);
+
+      g_unlink (dump);
+      g_rmdir (f->redis_dir);
+    }
+  g_clear_pointer (&f->redis_dir, g_free);
+  g_clear_pointer (&f->url, g_free);
+  g_clear_pointer (&f->secret, g_bytes_unref);
+  rndz_test_drain (NULL);
+}
+
+/* Peers */
+
+static RndzClient *
+peer_new (const char *id,
+          const char *server)
+{
+  const char *servers[] = { server, NULL };
+  RndzClient *client = rndz_client_new (id, servers);
+
+  rndz_client_set_timeout (client, 3000);
+  return client;
+}
+
+static RndzClient *
+listener_new (const char *id,
+              const char *server,
+              gboolean    tcp)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  RndzClient *client = peer_new (id, server);
+
+  if (tcp)
+    {
+      rndz_client_listen_tcp_async (client, NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      g_assert_true (rndz_client_listen_tcp_finish (client, result, &error));
+    }
+  else
+    {
+      g_autoptr(GSocket) socket = NULL;
+
+      rndz_client_listen_udp_async (client, NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      socket = rndz_client_listen_udp_finish (client, result, &error);
+    }
+  g_assert_no_error (error);
+  return client;
+}
+
+/* Connects @connector to @id; returns the error, or NULL on success */
+static GError *
+try_connect (RndzClient *connector,
+             const char *id,
+             gboolean    tcp)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GObject) object = NULL;
+  GError *error = NULL;
+
+  if (tcp)
+    {
+      rndz_client_connect_tcp_async (connector, id, NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      object = (GObject *) rndz_client_connect_tcp_finish (connector, result, &error);
+    }
+  else
+    {
+      rndz_client_connect_udp_async (connector, id, NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      object = (GObject *) rndz_client_connect_udp_finish (connector, result, &error);
+    }
+  g_assert_true ((object != NULL) == (error == NULL));
+  return error;
+}
+
+/* Tests */
+
+static void
+test_across (Fixture       *f,
+             gconstpointer  data)
+{
+  gboolean tcp = GPOINTER_TO_INT (data);
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A connector that asks node 3 reaches a listener registered at node 1");
+  if (g_test_failed () || f->redis == NULL)
+    return;
+
+  alice = listener_new ("alice", f->addresses[0], tcp);
+  bob = peer_new ("bob", f->addresses[2]);
+  error = try_connect (bob, "alice", tcp);
+  g_assert_no_error (error);
+  g_assert_cmpuint (rndz_server_get_peer_count (f->nodes[0]), ==, 1);
+  g_assert_cmpuint (rndz_server_get_peer_count (f->nodes[2]), ==, 0);
+}
+
+static void
+test_not_found (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  g_test_summary ("An id that no node holds is not found, at once");
+  if (f->redis == NULL)
+    return;
+
+  bob = peer_new ("bob", f->addresses[2]);
+  start = g_get_monotonic_time ();
+  error = try_connect (bob, "nobody", FALSE);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_PEER_NOT_FOUND);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 1 * G_USEC_PER_SEC);
+}
+
+static void
+test_redis_down (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) carol = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  g_test_summary ("Without Redis a node serves its own peers and says at once that it "
+                  "cannot find the others; once Redis is back (empty), the nodes "
+                  "publish their peers again and the cluster works as before");
+  if (f->redis == NULL)
+    return;
+
+  alice = listener_new ("alice", f->addresses[0], FALSE);
+  carol = listener_new ("carol", f->addresses[2], FALSE);
+  bob = peer_new ("bob", f->addresses[2]);
+
+  redis_stop (f);
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    g_assert_true (rndz_test_run_until (NULL, node_disconnected, f->nodes[i], WAIT_MS));
+
+  start = g_get_monotonic_time ();
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_SERVER_UNAVAILABLE);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 1 * G_USEC_PER_SEC);
+  g_clear_error (&error);
+
+  /* Node 3's own peer is still served */
+  error = try_connect (bob, "carol", FALSE);
+  g_assert_no_error (error);
+
+  redis_start (f);
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    g_assert_true (rndz_test_run_until (NULL, node_connected, f->nodes[i], 10 * 1000));
+  rndz_test_run_for (NULL, 100);
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_no_error (error);
+}
+
+static void
+test_wrong_secret (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GBytes) other = g_bytes_new_static ("not the cluster's secret", 24);
+  g_autoptr(RndzServer) stranger = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address = NULL;
+
+  g_test_summary ("A node acts only on messages signed with the cluster's secret: "
+                  "a node with another one finds the peer in Redis, but its request "
+                  "goes unanswered");
+  if (f->redis == NULL)
+    return;
+
+  stranger = node_new (f, other, 0, FALSE);
+  address = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (stranger));
+  alice = listener_new ("alice", f->addresses[0], FALSE);
+  bob = peer_new ("bob", address);
+
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER);
+}
+
+static void
+test_no_secret (void)
+{
+  g_autoptr(RndzServer) node = rndz_server_new ();
+  g_autoptr(GSocketAddress) address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
+  g_autoptr(GBytes) secret = g_bytes_new_static ("s", 1);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A cluster without a secret for its nodes' messages does not start; "
+                  "nor does one with a wrong address");
+
+  rndz_server_set_cluster (node, "redis://127.0.0.1:1");
+  g_assert_false (rndz_server_listen (node, address, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  rndz_server_set_cluster_secret (node, secret);
+  rndz_server_set_cluster (node, "http://127.0.0.1:1");
+  g_assert_false (rndz_server_listen (node, address, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+}
+
+static gboolean
+holds_alice (gpointer data)
+{
+  Fixture *f = data;
+
+  for (guint i = 1; i < G_N_ELEMENTS (f->nodes); i++)
+    if (f->nodes[i] != NULL && rndz_server_get_peer_count (f->nodes[i]) > 0)
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_node_dies (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address = NULL;
+  guint16 port;
+  guint holder = G_N_ELEMENTS (f->nodes);
+  gint64 start;
+
+  g_test_summary ("Three nodes on one port (SO_REUSEPORT): when the node that holds a "
+                  "listener stops, the listener's next pings land on another node, "
+                  "which takes it over, within two keepalive intervals");
+  if (f->redis == NULL)
+    return;
+
+  /* The fixture's nodes make way for three on one port */
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    g_clear_object (&f->nodes[i]);
+  f->nodes[0] = node_new (f, f->secret, 0, TRUE);
+  port = rndz_server_get_port (f->nodes[0]);
+  for (guint i = 1; i < G_N_ELEMENTS (f->nodes); i++)
+    f->nodes[i] = node_new (f, f->secret, port, TRUE);
+  address = g_strdup_printf ("127.0.0.1:%u", port);
+
+  alice = peer_new ("alice", address);
+  rndz_client_set_keepalive_interval (alice, 1000);
+  {
+    g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GSocket) socket = NULL;
+
+    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
+    rndz_test_wait_async (NULL, &result, WAIT_MS);
+    socket = rndz_client_listen_udp_finish (alice, result, &error);
+    g_assert_no_error (error);
+  }
+
+  for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+    if (rndz_server_get_peer_count (f->nodes[i]) > 0)
+      holder = i;
+  g_assert_cmpuint (holder, <, G_N_ELEMENTS (f->nodes));
+
+  /* The holder goes; node 0 stays in front, the others stand behind */
+  if (holder != 0)
+    {
+      RndzServer *tmp = f->nodes[0];
+
+      f->nodes[0] = f->nodes[holder];
+      f->nodes[holder] = tmp;
+    }
+  start = g_get_monotonic_time ();
+  g_clear_object (&f->nodes[0]);
+  g_assert_true (rndz_test_run_until (NULL, holds_alice, f, 2 * 1000 + 500));
+  g_test_message ("taken over after %" G_GINT64_FORMAT " ms",
+                  (g_get_monotonic_time () - start) / 1000);
+
+  bob = peer_new ("bob", address);
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_no_error (error);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/cluster/udp/across", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_across, fixture_tear_down);
+  g_test_add ("/cluster/tcp/across", Fixture, GINT_TO_POINTER (TRUE),
+              fixture_set_up, test_across, fixture_tear_down);
+  g_test_add ("/cluster/not-found", Fixture, NULL,
+              fixture_set_up, test_not_found, fixture_tear_down);
+  g_test_add ("/cluster/redis-down", Fixture, NULL,
+              fixture_set_up, test_redis_down, fixture_tear_down);
+  g_test_add ("/cluster/wrong-secret", Fixture, NULL,
+              fixture_set_up, test_wrong_secret, fixture_tear_down);
+  g_test_add ("/cluster/node-dies", Fixture, NULL,
+              fixture_set_up, test_node_dies, fixture_tear_down);
+  g_test_add_func ("/cluster/no-secret", test_no_secret);
+
+  return g_test_run ();
+}
