@@ -24,8 +24,9 @@
 /* The fake peer, and the stranger: loopback addresses of their own */
 #define PEER_HOST "127.0.0.3"
 #define EVIL_HOST "127.0.0.2"
-/* Long enough for a wrong answer to be taken, if it were */
-#define QUIET_MS 300
+/* Long enough for a wrong answer to be taken, if it were, and for the
+ * use to be sent again (USE_RETRY_MS, 300, in rndz-connect.c) */
+#define QUIET_MS 400
 /* The client's direct timeout: the hard-NAT phase must have time */
 #define DIRECT_MS 8000
 
@@ -455,6 +456,9 @@ test_connect_spray_elsewhere (Fixture       *fixture,
     g_assert_true (recv_type (alice, RNDZ_MESSAGE_CHECK, &spray, &check, 5000));
   while (spray.port == bob.port);
   g_assert_cmpuint (check.tid, ==, tid);
+  /* The spray's checks fill alice's buffer: room for what comes next */
+  rndz_test_run_for (NULL, 50);
+  g_assert_cmpuint (count_type (alice, RNDZ_MESSAGE_USE), ==, 0);
 
   send_peer (evil, &spray, RNDZ_MESSAGE_RSYNC, g_random_int (), "alice", "bob");
   send_peer (evil, &spray, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
@@ -611,6 +615,9 @@ test_listener_spray_elsewhere (Fixture       *fixture,
   do
     g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &spray, NULL, 5000));
   while (spray.port == port);
+  /* The spray's punches fill bob's buffer: room for what comes next */
+  rndz_test_run_for (NULL, 50);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_CONFIRM), ==, 0);
 
   send_peer (evil, &spray, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
   send_peer (evil, &spray, RNDZ_MESSAGE_USE, tid, "bob", "alice");
@@ -702,6 +709,19 @@ tcp_closed (GSocket *socket)
   return n <= 0;
 }
 
+/* The server's redirect to bob: alice took the request, and punches
+ * towards bob. Whatever came is read. */
+static void
+wait_redirect (GSocket *bob)
+{
+  char buf[1024];
+
+  g_assert_true (rndz_test_run_until_readable (NULL, bob, 5000));
+  rndz_test_run_for (NULL, 50);
+  while (g_socket_receive (bob, buf, sizeof buf, NULL, NULL) > 0)
+    ;
+}
+
 static void
 test_listener_tcp_elsewhere (Fixture       *fixture,
                              gconstpointer  data)
@@ -715,7 +735,8 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   guint32 tid = g_random_int ();
 
   g_test_summary ("alice hands out a TCP connection only from an address a request "
-                  "named, whatever the stranger's use frame says");
+                  "named, whatever the stranger's use frame says, and only with a use "
+                  "frame from the requester");
 
   port = alice_listens (fixture, RNDZ_TRANSPORT_TCP);
   rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
@@ -727,8 +748,7 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   tcp_connect (bob, rndz_server_get_port (fixture->server));
   init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
   tcp_send_msg (bob, &msg);
-  /* The redirect: alice took the request, and punches towards bob */
-  g_assert_true (rndz_test_run_until_readable (NULL, bob, 5000));
+  wait_redirect (bob);
 
   evil = tcp_from (EVIL_HOST, 0, FALSE);
   tcp_connect (evil, port);
@@ -738,8 +758,24 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   rndz_test_run_for (NULL, QUIET_MS);
   g_assert_false (fixture->done);
 
+  /* From bob's address, but the frame names someone else */
   bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
   tcp_connect (bob_again, port);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid, "mallory", "alice");
+  tcp_send_msg (bob_again, &msg);
+  g_assert_true (tcp_closed (bob_again));
+  g_socket_close (bob_again, NULL);
+  g_clear_object (&bob_again);
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_false (fixture->done);
+
+  /* A new request, and bob comes in */
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid + 1, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+  bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
+  tcp_connect (bob_again, port);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid + 1, "bob", "alice");
   tcp_send_msg (bob_again, &msg);
   rndz_test_wait_true (NULL, &fixture->done, 5000);
   g_assert_no_error (fixture->error);
