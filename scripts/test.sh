@@ -161,7 +161,7 @@ with fileinput.input(logs, encoding='utf-8', errors='replace') as log:
         # A skip or a TODO is a failure unless the list names it
         def not_done(case, directive, why):
             entry = listed(base, case)
-            what = case or '(the whole test)'
+            what = case
             if entry is not None:
                 notes.append(f'  expected {directive}: {name}: {what} ({entry[2]})')
                 return 'skipped'
@@ -192,7 +192,9 @@ with fileinput.input(logs, encoding='utf-8', errors='replace') as log:
             plan_skip = next((m for m in (PLAN_SKIP.match(l) for l in stdout) if m), None)
             if result == 'SKIP' or (plan_skip and result in MESON_OK):
                 why = plan_skip.group(1).strip() if plan_skip else 'meson says SKIP'
-                verdict = not_done('', 'SKIP', why)
+                # Its case is its reason: a list entry can name the one
+                # condition it is expected under
+                verdict = not_done(why, 'SKIP', why)
                 t_skipped = int(verdict == 'skipped')
                 t_failed = int(verdict == 'failed')
             elif result in MESON_OK:
