@@ -417,6 +417,7 @@ test_connect_probe_elsewhere (Fixture       *fixture,
 {
   g_autoptr(GSocket) alice = NULL;
   g_autoptr(GSocket) evil = NULL;
+  g_autoptr(GSocket) evil_probed = NULL;
   g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func (g_object_unref);
   g_autofree gboolean *probed = g_new0 (gboolean, PROBE_TARGETS);
   g_autofree RndzAddr *addrs = g_new0 (RndzAddr, PROBE_TARGETS);
@@ -452,6 +453,13 @@ test_connect_probe_elsewhere (Fixture       *fixture,
   while ((hit = find_probed (targets, probed, &bob)) < 0 && g_get_monotonic_time () < deadline)
     rndz_test_run_for (NULL, 20);
   g_assert_cmpint (hit, >=, 0);
+
+  /* The port the probe went to, on another host: not taken */
+  evil_probed = udp_on (EVIL_HOST, addrs[hit].port, NULL);
+  send_peer (evil_probed, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (evil_probed, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_false (fixture->done);
 
   /* A port of alice's host that no probe reached: not taken */
   find_probed (targets, probed, &bob);
@@ -607,7 +615,8 @@ test_listener_check_elsewhere (Fixture       *fixture,
   guint32 tid = g_random_int ();
 
   g_test_summary ("alice confirms checks, and answers the use, only on the address the "
-                  "request came from, not a stranger's with the same ids");
+                  "request came from, not a stranger's with the same ids, and only when "
+                  "they name the requester and alice");
 
   alice_listens (fixture, RNDZ_TRANSPORT_UDP);
   bob = udp_on (PEER_HOST, 0, &bob_addr);
@@ -620,9 +629,13 @@ test_listener_check_elsewhere (Fixture       *fixture,
 
   send_peer (evil, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
   send_peer (evil, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  /* From bob's address, but not naming bob and alice */
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "mallory", "alice");
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "carol");
   rndz_test_run_for (NULL, QUIET_MS);
   g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_CONFIRM), ==, 0);
   g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_CONFIRM), ==, 0);
 
   send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
   g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_CONFIRM, alice.port, NULL, NULL, 5000));
