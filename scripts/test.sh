@@ -67,7 +67,17 @@ fi
 ninja -C "$BUILD_DIR" || give_up "the build failed"
 
 echo "==> Running the test suite"
-TESTLOG=$BUILD_DIR/meson-logs/testlog.json
+# meson names the log after the setup: testlog-valgrind.json
+setup=
+prev=
+for arg in "$@"; do
+  case $arg in
+    --setup=*) setup=${arg#--setup=} ;;
+    *) [ "$prev" = --setup ] && setup=$arg ;;
+  esac
+  prev=$arg
+done
+TESTLOG=$BUILD_DIR/meson-logs/testlog${setup:+-$setup}.json
 rm -f "$TESTLOG"
 status=0
 meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
