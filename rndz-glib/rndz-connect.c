@@ -701,8 +701,8 @@ op_udp_read_one (GSocket           *socket,
       i = op_find_path (op, from);
       if (i >= 0)
         op_udp_choose (op, op->socket, from, op->path_kinds[i]);
-      else if (op->prober != NULL && rndz_prober_get_count (op->prober) > 0 &&
-               rndz_addr_same_host (from, &op->peer_addr))
+      else if (op->prober != NULL && rndz_addr_same_host (from, &op->peer_addr) &&
+               rndz_prober_has_probed (op->prober, from->port))
         op_udp_choose (op, op->socket, from, RNDZ_PATH_DIRECT);
     }
 

@@ -77,6 +77,8 @@ RndzProber *rndz_prober_new       (GMainContext      *context,
                                    RndzProbeFunc      func,
                                    gpointer           user_data);
 guint       rndz_prober_get_count (RndzProber     *prober);
+gboolean    rndz_prober_has_probed (RndzProber    *prober,
+                                    guint16        port);
 gboolean    rndz_prober_is_done   (RndzProber     *prober);
 void        rndz_prober_free      (RndzProber     *prober);
 

@@ -85,6 +85,9 @@ struct _RndzProber
   gpointer user_data;
   GSource *timer;               /* NULL once done */
   guint count;
+  /* The ports probed: an answer from any other port of the host is not
+   * one (a bit per port, 8 kB) */
+  guint32 probed[65536 / 32];
 };
 
 static void
@@ -113,6 +116,7 @@ prober_tick_cb (gpointer user_data)
       switch (prober->func (&to, prober->data, prober->len, prober->user_data))
         {
         case RNDZ_PROBE_SENT:
+          prober->probed[to.port / 32] |= 1u << (to.port % 32);
           prober->count++;
           sent++;
           break;
@@ -154,6 +158,14 @@ guint
 rndz_prober_get_count (RndzProber *prober)
 {
   return prober->count;
+}
+
+/* Whether a probe went to @port of the host */
+gboolean
+rndz_prober_has_probed (RndzProber *prober,
+                        guint16     port)
+{
+  return (prober->probed[port / 32] >> (port % 32)) & 1;
 }
 
 gboolean

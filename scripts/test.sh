@@ -15,7 +15,11 @@
 # each test printed, as meson's testlog.json recorded them. A test that
 # printed no TAP counts as one case with meson's verdict, and a TAP test
 # that meson failed (a crash, a timeout, a wrong plan) counts one failure
-# more when none of its cases failed. Exits non-zero if anything failed.
+# more when none of its cases failed. A skip or a TODO ("not ok # TODO",
+# and a whole test skipped) counts as skipped only when
+# tests/expected-skips.txt lists it with its reason; otherwise it is a
+# failure. Both kinds are printed before that line. Exits non-zero if
+# anything failed.
 #
 # In CI (CI=true), or with RNDZ_TEST_SANITIZERS=1 (=0 turns it off), it
 # then also builds in _build-asan (or $SAN_BUILD_DIR) with clang,
@@ -63,7 +67,17 @@ fi
 ninja -C "$BUILD_DIR" || give_up "the build failed"
 
 echo "==> Running the test suite"
-TESTLOG=$BUILD_DIR/meson-logs/testlog.json
+# meson names the log after the setup: testlog-valgrind.json
+setup=
+prev=
+for arg in "$@"; do
+  case $arg in
+    --setup=*) setup=${arg#--setup=} ;;
+    *) [ "$prev" = --setup ] && setup=$arg ;;
+  esac
+  prev=$arg
+done
+TESTLOG=$BUILD_DIR/meson-logs/testlog${setup:+-$setup}.json
 rm -f "$TESTLOG"
 status=0
 meson test -C "$BUILD_DIR" --print-errorlogs "$@" || status=$?
@@ -97,26 +111,52 @@ if [ "$sanitizers" != 0 ]; then
 fi
 
 echo "==> Counting test cases"
-summary=$("$PYTHON" - "${TESTLOGS[@]}" <<'EOF'
+summary=$("$PYTHON" - "$ROOT/tests/expected-skips.txt" "${TESTLOGS[@]}" <<'EOF'
 import fileinput
+import fnmatch
 import json
 import os
 import re
 import sys
 
-TAP = re.compile(r'^(not )?ok\b[^#]*(?:#\s*(\w+))?', re.IGNORECASE)
+# "ok 3 - what # SKIP why", "not ok 4 /path # TODO why"
+TAP = re.compile(r'^(not )?ok\b\s*\d*\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(\w+)\b\s*(.*))?$',
+                 re.IGNORECASE)
 PLAN = re.compile(r'^1\.\.\d+')
+PLAN_SKIP = re.compile(r'^1\.\.0\s*#\s*SKIP\b\s*(.*)', re.IGNORECASE)
 MESON_OK = {'OK', 'EXPECTEDFAIL'}
 
+# The one list of what may be skipped or left undone: "test | case | reason"
+expected = []
+with open(sys.argv[1], encoding='utf-8') as f:
+    for number, line in enumerate(f, 1):
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        fields = [field.strip() for field in line.split('|')]
+        if len(fields) != 3 or not all(fields):
+            sys.exit(f'{sys.argv[1]}:{number}: not "test | case | reason"')
+        expected.append(fields)
+
+def listed(test, case):
+    for entry in expected:
+        if fnmatch.fnmatchcase(test, entry[0]) and fnmatch.fnmatchcase(case, entry[1]):
+            return entry
+    return None
+
 passed = failed = skipped = 0
-with fileinput.input(sys.argv[1:], encoding='utf-8', errors='replace') as log:
+notes = []                              # expected and unexpected, for the end
+logs = sys.argv[2:]
+with fileinput.input(logs, encoding='utf-8', errors='replace') as log:
     for line in log:
         line = line.strip()
         if not line:
             continue
         test = json.loads(line)
         name = test.get('name', '?')
-        if len(sys.argv) > 2:           # which build directory
+        # "rndz-glib:unit / ratelimit": the list names the test alone
+        base = name.rsplit(' / ', 1)[-1]
+        if len(logs) > 1:               # which build directory
             name = os.path.basename(os.path.dirname(os.path.dirname(log.filename()))) + ' ' + name
         result = test.get('result', 'ERROR')
         stdout = (test.get('stdout') or '').splitlines()
@@ -127,25 +167,48 @@ with fileinput.input(sys.argv[1:], encoding='utf-8', errors='replace') as log:
             cases = []
 
         t_passed = t_failed = t_skipped = 0
+
+        # A skip or a TODO is a failure unless the list names it
+        def not_done(case, directive, why):
+            entry = listed(base, case)
+            what = case
+            if entry is not None:
+                notes.append(f'  expected {directive}: {name}: {what} ({entry[2]})')
+                return 'skipped'
+            notes.append(f'  UNEXPECTED {directive}: {name}: {what} # {why} '
+                         f'(not in tests/expected-skips.txt)')
+            return 'failed'
+
         for m in cases:
-            directive = (m.group(2) or '').upper()
-            if m.group(1):                  # not ok
-                if directive == 'TODO':
-                    t_passed += 1           # an expected failure
-                else:
-                    t_failed += 1
+            case = m.group(2).strip()
+            directive = (m.group(3) or '').upper()
+            why = (m.group(4) or '').strip()
+            if m.group(1) and directive == 'TODO':
+                verdict = not_done(case, 'TODO', why)
+            elif m.group(1):
+                verdict = 'failed'
             elif directive == 'SKIP':
-                t_skipped += 1
+                verdict = not_done(case, 'SKIP', why)
             elif directive == 'TODO':
-                t_failed += 1               # an unexpected pass
+                notes.append(f'  UNEXPECTED PASS: {name}: {case} is marked TODO')
+                verdict = 'failed'
             else:
-                t_passed += 1
+                verdict = 'passed'
+            t_passed += verdict == 'passed'
+            t_failed += verdict == 'failed'
+            t_skipped += verdict == 'skipped'
 
         if not cases:
-            if result in MESON_OK:
+            plan_skip = next((m for m in (PLAN_SKIP.match(l) for l in stdout) if m), None)
+            if result == 'SKIP' or (plan_skip and result in MESON_OK):
+                why = plan_skip.group(1).strip() if plan_skip else 'meson says SKIP'
+                # Its case is its reason: a list entry can name the one
+                # condition it is expected under
+                verdict = not_done(why, 'SKIP', why)
+                t_skipped = int(verdict == 'skipped')
+                t_failed = int(verdict == 'failed')
+            elif result in MESON_OK:
                 t_passed = 1
-            elif result == 'SKIP':
-                t_skipped = 1
             else:
                 t_failed = 1
         elif result not in MESON_OK and result != 'SKIP' and t_failed == 0:
@@ -158,6 +221,8 @@ with fileinput.input(sys.argv[1:], encoding='utf-8', errors='replace') as log:
         failed += t_failed
         skipped += t_skipped
 
+for note in notes:
+    print(note, file=sys.stderr)
 print(f'{passed} passed, {failed} failed, {skipped} skipped')
 EOF
 ) || give_up "cannot read ${TESTLOGS[*]}"

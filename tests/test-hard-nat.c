@@ -532,6 +532,7 @@ typedef struct
   gboolean wrong_host;
   gboolean low_port;
   gboolean wrong_data;
+  guint8 sent[65536];           /* the ports a probe was sent to */
 } Probes;
 
 static RndzProbeResult
@@ -551,6 +552,7 @@ probe_cb (const RndzAddr *to,
   host.port = probes->host.port;
   probes->wrong_host |= !rndz_addr_equal (&host, &probes->host);
   probes->low_port |= to->port < 1024;
+  probes->sent[to->port] |= probes->answer == RNDZ_PROBE_SENT;
   return probes->answer;
 }
 
@@ -579,8 +581,8 @@ test_prober (void)
   RndzMessage check;
   guint count;
 
-  g_test_summary ("The prober paces probes to random ports of one host, and a probe "
-                  "that did not leave is not counted");
+  g_test_summary ("The prober paces probes to random ports of one host, a probe that "
+                  "did not leave is not counted, and it knows which ports it probed");
 
   g_assert_true (rndz_addr_parse (&probes.host, "192.0.2.1:9", NULL));
   rndz_message_init (&check, RNDZ_MESSAGE_CHECK, 7);
@@ -613,6 +615,11 @@ test_prober (void)
   probes.calls = 0;
   run_ticks (2);
   g_assert_cmpuint (probes.calls, ==, 0);
+
+  /* It knows the ports it probed, and only those: a confirm from any
+   * other port of the host is no answer to a probe */
+  for (guint port = 0; port < 65536; port++)
+    g_assert_cmpint (rndz_prober_has_probed (prober, port), ==, probes.sent[port]);
 }
 
 int

@@ -414,18 +414,6 @@ result ()
   fi
 }
 
-# result_todo STATUS DESCRIPTION [TODO-REASON]: a test of what issue 9
-# adds; TODO-REASON, given while the tool does not have it yet, makes a
-# failure an expected one. A pass is a pass, never "ok # TODO".
-result_todo ()
-{
-  if [ "$1" = 0 ] || [ -z "${3:-}" ]; then
-    result "$1" "$2"
-  else
-    result "$1" "$2" "TODO $3"
-  fi
-}
-
 skip ()
 {
   T=$(( T + 1 ))
@@ -461,36 +449,27 @@ report_row ()
   REPORT_ROWS+=("| $1 | $ROUTER_A | $ROUTER_B | $transport/$ip | $RELAY | $4 | $5 |")
 }
 
-# The tool says which path it took ("Connected to alice (relayed)") since
-# issue 9; an older one does not, and then paths are not checked
-HAVE_PATH=
-
-# path_case DESCRIPTION NAME NS SERVER PEER PATH-REGEX TIMEOUT TODO [--tcp]:
-# connects, expects the echo and, when the tool says, a path matching
-# PATH-REGEX; TODO, when not empty, marks the test as an expected failure
+# path_case DESCRIPTION NAME NS SERVER PEER PATH-REGEX TIMEOUT [--tcp]:
+# connects, expects the echo and the path the tool says it took
+# ("Connected to alice (relayed)") to match PATH-REGEX: a tool that does
+# not say fails
 path_case ()
 {
-  local description=$1 name=$2 ns=$3 server=$4 peer=$5 expect=$6 timeout=$7 todo=$8 tcp=${9:-}
-  local message="$name-$RANDOM" status=1 path=? peers
+  local description=$1 name=$2 ns=$3 server=$4 peer=$5 expect=$6 timeout=$7 tcp=${8:-}
+  local message="$name-$RANDOM" status=1 path='?' peers
 
   connector "$name" "$ns" "$timeout" --id "$name" --server-addr "$server" \
             --remote-peer "$peer" --message "$message" ${tcp:+"$tcp"}
   path=$(path_of "$name")
-  if [ "$RC" = 0 ] && [ "$(cat "$TMP/$name.out")" = "$message" ]; then
-    if [ -z "$HAVE_PATH" ]; then
-      HAVE_PATH=no
-      [ "$path" != "?" ] && HAVE_PATH=yes
-      [ $HAVE_PATH = yes ] || echo "# this rndz does not say which path it took: paths are not checked"
-    fi
-    if [ $HAVE_PATH = no ] || [[ $path =~ ^($expect)$ ]]; then
-      status=0
-      TIMINGS+=("$description: $CONNECTED ms to connect, $ELAPSED ms in all")
-    fi
+  if [ "$RC" = 0 ] && [ "$(cat "$TMP/$name.out")" = "$message" ] &&
+     [[ $path =~ ^($expect)$ ]]; then
+    status=0
+    TIMINGS+=("$description: $CONNECTED ms to connect, $ELAPSED ms in all")
   fi
   if [ $status = 0 ]; then
-    result_todo 0 "$description (path $path, $CONNECTED ms)" "$todo"
+    result 0 "$description (path $path, $CONNECTED ms)"
   else
-    result_todo 1 "$description (path $path, exit status $RC after $ELAPSED ms)" "$todo"
+    result 1 "$description (path $path, exit status $RC after $ELAPSED ms)"
   fi
   if [ $status != 0 ]; then
     echo "# exit status $RC after $ELAPSED ms, path $path (expected $expect), stdout: $(head -c 200 "$TMP/$name.out")"
@@ -523,7 +502,7 @@ ns_label ()
 # expects the echo
 rendezvous ()
 {
-  path_case "$1" "$2" "$3" "$4" "$5" direct "$CONNECT_TIMEOUT" "" ${6:+"$6"}
+  path_case "$1" "$2" "$3" "$4" "$5" direct "$CONNECT_TIMEOUT" ${6:+"$6"}
 }
 
 # fails_cleanly DESCRIPTION NAME NS SERVER PEER REGEX [--tcp]: the
@@ -577,13 +556,13 @@ echo_or_clean_failure ()
   fi
 }
 
-# fails_promptly DESCRIPTION NAME NS SERVER PEER REGEX LIMIT TIMEOUT TODO [--tcp]:
+# fails_promptly DESCRIPTION NAME NS SERVER PEER REGEX LIMIT TIMEOUT [--tcp]:
 # the connection must fail with status 1 and an error matching REGEX on
 # stderr within LIMIT seconds, well before its TIMEOUT (seconds)
 fails_promptly ()
 {
-  local description=$1 name=$2 ns=$3 server=$4 peer=$5 regex=$6 limit=$7 timeout=$8 todo=$9
-  local tcp=${10:-} status=1
+  local description=$1 name=$2 ns=$3 server=$4 peer=$5 regex=$6 limit=$7 timeout=$8
+  local tcp=${9:-} status=1
 
   connector "$name" "$ns" "$timeout" --id "$name" --server-addr "$server" \
             --remote-peer "$peer" --message "$name" ${tcp:+"$tcp"}
@@ -592,18 +571,12 @@ fails_promptly ()
      [ "$ELAPSED" -lt $(( limit * 1000 )) ]; then
     status=0
   fi
-  result_todo $status "$description ($ELAPSED ms)" "$todo"
+  result $status "$description ($ELAPSED ms)"
   grep -v -- '-DEBUG' "$TMP/$name.err" | head -n 3 | sed 's/^/# stderr: /'
   if [ $status != 0 ]; then
     echo "# exit status $RC after $ELAPSED ms (limit $limit s, timeout $timeout s), stdout: $(head -c 200 "$TMP/$name.out")"
     diag "$TMP/$name.err"
   fi
-}
-
-# not_run DESCRIPTION TODO-REASON: a case that cannot run yet
-not_run ()
-{
-  result 1 "$1 (not run)" "TODO $2"
 }
 
 # ---------------------------------------------------------------------------
@@ -629,12 +602,6 @@ PROBE_BYTES=$(( 65536 + 2 * RELAY_RATE ))
 # How long the client tries the direct paths before it asks for the relay
 DIRECT_TIMEOUT=3
 
-HAVE_RELAY=no
-if "$RNDZ" server --help 2>/dev/null | grep -q -- '--relay-port'; then
-  HAVE_RELAY=yes
-fi
-NO_RELAY_TODO="rndz server has no relay yet (--relay-port, issue 9)"
-
 # relay-probe.py runs the library from Python: from the build tree next to
 # the tool when nobody said where the typelib is
 RELAY_PROBE=$HERE/relay-probe.py
@@ -659,13 +626,9 @@ start_server ()
 
 start_server server4 --listen-addr "$SERVER4"
 start_server server6 --listen-addr "$SERVER6"
-if [ $HAVE_RELAY = yes ]; then
-  start_server server4r --listen-addr "$SERVER4R" --relay-port 7779
-  start_server server4l --listen-addr "$SERVER4L" --relay-port 7781 \
-    --relay-max-sessions 1 --relay-rate "$RELAY_RATE" --relay-idle-timeout "$RELAY_IDLE"
-else
-  echo "# $NO_RELAY_TODO: the relay cases do not run"
-fi
+start_server server4r --listen-addr "$SERVER4R" --relay-port 7779
+start_server server4l --listen-addr "$SERVER4L" --relay-port 7781 \
+  --relay-max-sessions 1 --relay-rate "$RELAY_RATE" --relay-idle-timeout "$RELAY_IDLE"
 
 listener alice-udp4 "$NS_PA" "$SERVER4" alice
 PORT_ALICE_UDP=$PORT
@@ -677,12 +640,10 @@ listener bob-tcp4 "$NS_PB" "$SERVER4" bob --tcp
 listener alice-udp6 "$NS_PA" "$SERVER6" alice
 PORT_ALICE_UDP6=$PORT
 listener alice-tcp6 "$NS_PA" "$SERVER6" alice --tcp
-if [ $HAVE_RELAY = yes ]; then
-  listener alice-udp4r "$NS_PA" "$SERVER4R" alice
-  listener alice-tcp4r "$NS_PA" "$SERVER4R" alice --tcp
-  listener alice-udp4l "$NS_PA" "$SERVER4L" alice
-  listener alice-tcp4l "$NS_PA" "$SERVER4L" alice --tcp
-fi
+listener alice-udp4r "$NS_PA" "$SERVER4R" alice
+listener alice-tcp4r "$NS_PA" "$SERVER4R" alice --tcp
+listener alice-udp4l "$NS_PA" "$SERVER4L" alice
+listener alice-tcp4l "$NS_PA" "$SERVER4L" alice --tcp
 
 # 1-2. The server sees the routers' public addresses, with the ports kept
 while read -r id public port router; do
@@ -767,24 +728,10 @@ else
   skip "no $PYTHON"
 fi
 
-# The cases below need what issue 9 adds: local-address candidates,
-# connectivity checks and the relay. Until the tool says which path it took
-# (HAVE_PATH), they are expected failures.
-todo_issue9 ()
-{
-  [ "$HAVE_PATH" = yes ] || echo "$1"
-}
-
 # relay_case DESCRIPTION NAME NS SERVER PEER PATH-REGEX [--tcp]
 relay_case ()
 {
-  if [ $HAVE_RELAY = no ]; then
-    not_run "$1" "$NO_RELAY_TODO"
-    report_row "$(ns_label "$3") → $5" "$4" "${7:-}" "not run" ""
-    return
-  fi
-  path_case "$1" "$2" "$3" "$4" "$5" "$6" "$RELAY_CONNECT_TIMEOUT" \
-    "$(todo_issue9 "the client does not fall back to the relay yet (issue 9)")" ${7:+"$7"}
+  path_case "$1" "$2" "$3" "$4" "$5" "$6" "$RELAY_CONNECT_TIMEOUT" ${7:+"$7"}
 }
 
 # 8-11. Rendezvous through both NATs, both ways, and the echo back
@@ -801,11 +748,9 @@ rendezvous "TCP rendezvous from pa to bob behind NAT B, echo received" \
 # each other (no hairpin), their LAN addresses do. No relay on this server.
 ROUTER_B="(same LAN)"
 path_case "UDP rendezvous from pa2 to alice on the same LAN, no hairpin: path local" \
-  lan-udp4 "$NS_PA2" "$SERVER4" alice local 5 \
-  "$(todo_issue9 "no local-address candidates in this rndz yet (issue 9)")"
+  lan-udp4 "$NS_PA2" "$SERVER4" alice local 5
 path_case "TCP rendezvous from pa2 to alice on the same LAN, no hairpin: path local" \
-  lan-tcp4 "$NS_PA2" "$SERVER4" alice local 5 \
-  "$(todo_issue9 "no local-address candidates in this rndz yet (issue 9)")" --tcp
+  lan-tcp4 "$NS_PA2" "$SERVER4" alice local 5 --tcp
 ROUTER_B=home
 
 # 14-21. IPv6: no NAT, the same stateful firewalls
@@ -837,23 +782,23 @@ fi
 # client may call the path "local" even from another network (issue 9:
 # "LOCAL if X is one of A's cands"): "local" or "direct" are both accepted
 path_case "IPv6: UDP rendezvous from pb to alice through both firewalls, echo received" \
-  carol-udp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT" ""
+  carol-udp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT"
 path_case "IPv6: TCP rendezvous from pb to alice through both firewalls, echo received" \
-  carol-tcp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT" "" --tcp
+  carol-tcp6 "$NS_PB" "$SERVER6" alice 'direct|local' "$CONNECT_TIMEOUT" --tcp
 ROUTER_B="(same LAN)"
 path_case "IPv6: UDP rendezvous from pa2 to alice on the same LAN: path local or direct" \
-  lan-udp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 ""
+  lan-udp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5
 path_case "IPv6: TCP rendezvous from pa2 to alice on the same LAN: path local or direct" \
-  lan-tcp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 "" --tcp
+  lan-tcp6 "$NS_PA2" "$SERVER6" alice 'local|direct' 5 --tcp
 # IPv4 and IPv6 race: over the IPv6 server, the peers' dual-stack sockets
 # offer their IPv4 addresses as candidates too. With IPv6 between pa2 and
 # alice cut (alice drops what comes from pa2's IPv6 address), the pair
 # still meets, over IPv4 on the LAN
 run nsx "$NS_PA" "$IP6T" -I INPUT 1 -s 2001:db8:0:a1::3 -j DROP
 path_case "IPv6 server, IPv6 between pa2 and alice cut: UDP over IPv4 on the LAN, path local" \
-  lan-udp46 "$NS_PA2" "$SERVER6" alice local 5 ""
+  lan-udp46 "$NS_PA2" "$SERVER6" alice local 5
 path_case "IPv6 server, IPv6 between pa2 and alice cut: TCP over IPv4 on the LAN, path local" \
-  lan-tcp46 "$NS_PA2" "$SERVER6" alice local 5 "" --tcp
+  lan-tcp46 "$NS_PA2" "$SERVER6" alice local 5 --tcp
 run nsx "$NS_PA" "$IP6T" -D INPUT 1
 ROUTER_B=home
 
@@ -868,15 +813,8 @@ fails_cleanly "TCP: an unknown peer fails at once with a clear error" \
 # must be relayed to reach alice
 relay_limits ()
 {
-  local todo status i t_free floor rate ms
+  local status i t_free floor rate ms
 
-  if [ $HAVE_RELAY = no ]; then
-    for i in 1 2 3 4 5 6; do
-      not_run "relay limits" "$NO_RELAY_TODO"
-    done
-    return
-  fi
-  todo=$(todo_issue9 "the client does not fall back to the relay yet (issue 9)")
   RELAY="limited"
 
   # relay-probe.py holds a relayed TCP pair: connects, sends PROBE_BYTES
@@ -898,14 +836,14 @@ relay_limits ()
          ! grep -qE '^(closed|open|error)' "$TMP/mallory.out"; then
         status=0
       fi
-      result_todo $status "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed ($ELAPSED ms)" "$todo"
+      result $status "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed ($ELAPSED ms)"
       grep -v -- '-DEBUG' "$TMP/niaj-udp4.err" | head -n 3 | sed 's/^/# stderr: /'
       if [ $status != 0 ]; then
         echo "# exit status $RC after $ELAPSED ms (limit $(( DIRECT_TIMEOUT + MARGIN )) s)"
         diag "$TMP/niaj-udp4.err" "$TMP/mallory.out"
       fi
     else
-      result_todo 1 "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed (the first is not relayed)" "$todo"
+      result 1 "relay limits: with --relay-max-sessions 1, a second pair fails cleanly while the first is relayed (the first is not relayed)"
       diag "$TMP/mallory.out" "$TMP/mallory.err"
     fi
 
@@ -918,9 +856,9 @@ relay_limits ()
       rate=$(( (PROBE_BYTES - 65536) * 1000 / (ms > 0 ? ms : 1) ))
       [ "$ms" -ge "$floor" ] && status=0
       RELAY_MEASURE="$PROBE_BYTES bytes echoed through the TCP relay limited to $RELAY_RATE B/s in $ms ms: $rate B/s beyond the first 64 KiB"
-      result_todo $status "relay limits: $PROBE_BYTES bytes echoed through a relay with --relay-rate $RELAY_RATE in $ms ms (at least $floor ms; $rate B/s after the first 64 KiB)" "$todo"
+      result $status "relay limits: $PROBE_BYTES bytes echoed through a relay with --relay-rate $RELAY_RATE in $ms ms (at least $floor ms; $rate B/s after the first 64 KiB)"
     else
-      result_todo 1 "relay limits: $PROBE_BYTES bytes echoed through a relay with --relay-rate $RELAY_RATE (no echo)" "$todo"
+      result 1 "relay limits: $PROBE_BYTES bytes echoed through a relay with --relay-rate $RELAY_RATE (no echo)"
       diag "$TMP/mallory.out" "$TMP/mallory.err"
     fi
 
@@ -931,7 +869,7 @@ relay_limits ()
        [ "$ms" -ge $(( RELAY_IDLE * 1000 - 1000 )) ] && [ "$ms" -le $(( RELAY_IDLE * 1000 + 2000 )) ]; then
       status=0
     fi
-    result_todo $status "relay limits: an idle relayed TCP pair is closed after --relay-idle-timeout $RELAY_IDLE (after ${ms:-?} ms)" "$todo"
+    result $status "relay limits: an idle relayed TCP pair is closed after --relay-idle-timeout $RELAY_IDLE (after ${ms:-?} ms)"
     [ $status = 0 ] || diag "$TMP/mallory.out" "$TMP/mallory.err"
     bg_stop mallory
   else
@@ -943,10 +881,10 @@ relay_limits ()
   # The session is free again once that pair has closed. A UDP pair has
   # nothing to close: its session then lasts until the idle timeout.
   path_case "relay limits: once the first pair has closed, a new pair is relayed (UDP)" \
-    olivia-udp4 "$NS_PB" "$SERVER4L" alice relayed "$RELAY_CONNECT_TIMEOUT" "$todo"
+    olivia-udp4 "$NS_PB" "$SERVER4L" alice relayed "$RELAY_CONNECT_TIMEOUT"
   t_free=$(( $(now_ms) + RELAY_IDLE * 1000 ))
   fails_promptly "relay limits: that UDP session is held while idle for less than --relay-idle-timeout $RELAY_IDLE: the next pair is refused" \
-    peggy-tcp4 "$NS_PB" "$SERVER4L" alice 'full' $(( DIRECT_TIMEOUT + MARGIN )) 8 "$todo" --tcp
+    peggy-tcp4 "$NS_PB" "$SERVER4L" alice 'full' $(( DIRECT_TIMEOUT + MARGIN )) 8 --tcp
   if [ $(( t_free - $(now_ms) )) -lt 1000 ]; then
     echo "# the refused pair took long: the idle timeout may have passed already"
   fi
@@ -956,22 +894,30 @@ relay_limits ()
     sleep 0.1
   done
   path_case "relay limits: after --relay-idle-timeout $RELAY_IDLE the session is freed, a new pair is relayed (TCP)" \
-    rupert-tcp4 "$NS_PB" "$SERVER4L" alice relayed "$RELAY_CONNECT_TIMEOUT" "$todo" --tcp
+    rupert-tcp4 "$NS_PB" "$SERVER4L" alice relayed "$RELAY_CONNECT_TIMEOUT" --tcp
   RELAY=on
 }
 
 # hard_nat_rate DESCRIPTION NAME NS SERVER PEER TRIALS: UDP through one
 # per-destination-port NAT, the other side friendly, no relay: the
 # hard-NAT phase (doc/nat-traversal.md, "Hard NATs") is a game of
-# chance, so it is tried TRIALS times. The test: at least one trial gets
-# through directly, and every other one fails cleanly (no path, within
-# the direct timeout and a margin). The rate and the times go to the
-# report.
+# chance, so it is tried TRIALS times. The test: at least HARD_MIN_PERCENT
+# of the trials get through directly, and every other one fails cleanly
+# (no path, within the direct timeout and a margin). The rate and the
+# times go to the report.
+#
+# doc/nat-traversal.md measured 88 of 90 (98 %) each way and 45 of 45
+# without WAN input filter; 80 % (8 of 10, 4 of 5) leaves room for the
+# odd unlucky trial: at 98 %, 10 trials fall below 8 about once in 800
+# runs, 5 below 4 once in 200. A phase that broke, or that a bug made a
+# long shot, does not pass at 1 in 10 any more.
+HARD_MIN_PERCENT=80
 HARD_MEASURES=()
 hard_nat_rate ()
 {
   local description=$1 name=$2 ns=$3 server=$4 peer=$5 trials=$6
   local i n_direct=0 n_clean=0 times=() sorted median=- range=- status=1 message
+  local need=$(( (trials * HARD_MIN_PERCENT + 99) / 100 ))
 
   for i in $(seq "$trials"); do
     message="$name-$i-$RANDOM"
@@ -996,8 +942,8 @@ hard_nat_rate ()
     median=$(echo "$sorted" | sed -n "$(( (n_direct + 1) / 2 ))p")
     range="$(echo "$sorted" | head -n 1)–$(echo "$sorted" | tail -n 1)"
   fi
-  [ $n_direct -gt 0 ] && [ $(( n_direct + n_clean )) = "$trials" ] && status=0
-  result $status "$description: direct in $n_direct of $trials trials, the others fail cleanly (median $median ms)"
+  [ $n_direct -ge "$need" ] && [ $(( n_direct + n_clean )) = "$trials" ] && status=0
+  result $status "$description: direct in $n_direct of $trials trials (at least $need), the others fail cleanly (median $median ms)"
   HARD_MEASURES+=("$description: direct in $n_direct of $trials trials; time to connect $range ms, median $median ms")
   report_row "$(ns_label "$ns") → $peer" "$server" "" "direct in $n_direct of $trials, else no path" "$range (median $median)"
 }
@@ -1039,8 +985,7 @@ if [ "$RANDOM_FULLY" = yes ]; then
   # TCP has no hard-NAT phase. Without a relay the client gives up after
   # its direct timeout, not at its own (7 s), and says why
   fails_promptly "TCP through a symmetric NAT (router B), server without relay: fails promptly, no path" \
-    frank-tcp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
-    "$(todo_issue9 "no direct-path timeout and no-path error in this rndz yet (issue 9)")" --tcp
+    frank-tcp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 --tcp
   report_row "pb → alice" "$SERVER4" --tcp "$(failure_of frank-tcp4)" "($ELAPSED)"
 
   RELAY=on
@@ -1054,8 +999,7 @@ if [ "$RANDOM_FULLY" = yes ]; then
   forget_pairs
   RELAY=off
   fails_promptly "UDP through symmetric NATs on both sides, server without relay: fails promptly, no path" \
-    fay-udp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7 \
-    "$(todo_issue9 "no direct-path timeout and no-path error in this rndz yet (issue 9)")"
+    fay-udp4 "$NS_PB" "$SERVER4" alice 'No path to peer .*alice.*relay' $(( DIRECT_TIMEOUT + MARGIN )) 7
   report_row "pb → alice" "$SERVER4" "" "$(failure_of fay-udp4)" "($ELAPSED)"
   RELAY=on
   relay_limits

@@ -1,0 +1,915 @@
+/* test-paths.c: a path is taken only from the peer that proved it
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Paths between peers are verified (doc/protocol.md, "Paths"): a check
+ * must be confirmed from the address it went to, and the use answered
+ * from the path it chose. These are spoofing defences, and nothing else
+ * shows when they break: here a fake peer (a raw socket on 127.0.0.3)
+ * speaks the protocol with a real RndzClient, and a stranger (a socket on
+ * 127.0.0.2, or another port) sends the right messages, with the right
+ * ids and tid, from the wrong address. The client must not take them; it
+ * still takes the real path afterwards.
+ */
+
+#include <rndz-glib/rndz.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "rndz-client-internal.h"
+#include "rndz-listener-internal.h"
+#include "rndz-hard-nat-private.h"
+#include "rndz-test-util.h"
+
+/* The fake peer, and the stranger: loopback addresses of their own */
+#define PEER_HOST "127.0.0.3"
+#define EVIL_HOST "127.0.0.2"
+/* Long enough for a wrong answer to be taken, if it were, and for the
+ * use to be sent again (USE_RETRY_MS, 300, in rndz-connect.c) */
+#define QUIET_MS 400
+/* The client's direct timeout: the hard-NAT phase must have time */
+#define DIRECT_MS 8000
+
+typedef struct
+{
+  RndzServer *server;
+  char *server_string;
+  RndzAddr server_addr;
+  RndzClient *client;
+
+  /* The client's operation */
+  gboolean done;
+  GObject *object;
+  GError *error;
+  char *peer_id;
+
+  /* peer-socket */
+  GSocket *peer_socket;
+  char *peer_socket_id;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  guint16 port;
+
+  fixture->server = rndz_server_new ();
+  rndz_server_set_forward_timeout (fixture->server, 5000);
+  port = rndz_test_server_listen (fixture->server, G_SOCKET_FAMILY_IPV4, 0);
+  fixture->server_string = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, port);
+  fixture->server_addr = rndz_test_addr (fixture->server_string);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  if (fixture->client != NULL)
+    rndz_client_stop (fixture->client);
+  g_clear_object (&fixture->client);
+  g_clear_object (&fixture->object);
+  g_clear_error (&fixture->error);
+  g_clear_pointer (&fixture->peer_id, g_free);
+  if (fixture->peer_socket != NULL)
+    g_socket_close (fixture->peer_socket, NULL);
+  g_clear_object (&fixture->peer_socket);
+  g_clear_pointer (&fixture->peer_socket_id, g_free);
+  g_clear_object (&fixture->server);
+  g_clear_pointer (&fixture->server_string, g_free);
+  rndz_test_drain (NULL);
+}
+
+/* Raw sockets and messages */
+
+static GSocket *
+udp_on (const char *host,
+        guint16     port,
+        RndzAddr   *local)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (inet, port);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, address, FALSE, &error));
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  if (local != NULL)
+    g_assert_true (rndz_addr_from_socket_address (local, bound));
+  return g_steal_pointer (&socket);
+}
+
+static void
+init_msg (RndzMessage     *msg,
+          RndzMessageType  type,
+          guint32          tid,
+          const char      *id,
+          const char      *target)
+{
+  rndz_message_init (msg, type, tid);
+  g_strlcpy (msg->id, id, sizeof msg->id);
+  g_strlcpy (msg->target, target, sizeof msg->target);
+}
+
+static void
+send_msg (GSocket           *socket,
+          const RndzAddr    *to,
+          const RndzMessage *msg)
+{
+  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, G_SOCKET_FAMILY_IPV4);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = rndz_message_encode (msg, buf, sizeof buf);
+
+  g_assert_cmpuint (len, >, 0);
+  g_assert_cmpint (g_socket_send_to (socket, address, buf, len, NULL, NULL), ==, len);
+}
+
+/* A request to the server, padded as clients pad them */
+static void
+send_request (Fixture     *fixture,
+              GSocket     *socket,
+              RndzMessage *msg)
+{
+  msg->pad_to = rndz_message_max_reply_size (msg);
+  send_msg (socket, &fixture->server_addr, msg);
+}
+
+static void
+send_peer (GSocket         *socket,
+           const RndzAddr  *to,
+           RndzMessageType  type,
+           guint32          tid,
+           const char      *id,
+           const char      *target)
+{
+  RndzMessage msg;
+
+  init_msg (&msg, type, tid, id, target);
+  send_msg (socket, to, &msg);
+}
+
+/* Receives datagrams, running the default context, until one of @type
+ * comes (and from @from_port, unless 0). FALSE after @timeout_ms. */
+static gboolean
+recv_from_port (GSocket         *socket,
+                RndzMessageType  type,
+                guint16          from_port,
+                RndzAddr        *from,
+                RndzMessage     *msg,
+                guint            timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      g_autoptr(GSocketAddress) address = NULL;
+      char buf[RNDZ_MESSAGE_MAX_MAX_SIZE];
+      RndzMessage m;
+      RndzAddr a;
+      gssize n;
+
+      n = g_socket_receive_from (socket, &address, buf, sizeof buf, NULL, NULL);
+      if (n < 0)
+        {
+          gint64 left = deadline - g_get_monotonic_time ();
+
+          if (left <= 0 || !rndz_test_run_until_readable (NULL, socket, left / 1000 + 1))
+            return FALSE;
+          continue;
+        }
+      if (!rndz_message_decode (&m, buf, n, RNDZ_MESSAGE_MAX_MAX_SIZE, NULL) || m.type != type)
+        continue;
+      g_assert_true (rndz_addr_from_socket_address (&a, address));
+      if (from_port != 0 && a.port != from_port)
+        continue;
+      if (from != NULL)
+        *from = a;
+      if (msg != NULL)
+        *msg = m;
+      return TRUE;
+    }
+}
+
+static gboolean
+recv_type (GSocket         *socket,
+           RndzMessageType  type,
+           RndzAddr        *from,
+           RndzMessage     *msg,
+           guint            timeout_ms)
+{
+  return recv_from_port (socket, type, 0, from, msg, timeout_ms);
+}
+
+/* What has come to @socket by now: how many of @type */
+static guint
+count_type (GSocket         *socket,
+            RndzMessageType  type)
+{
+  guint n = 0;
+
+  while (recv_type (socket, type, NULL, NULL, 0))
+    n++;
+  return n;
+}
+
+/* The fake peer: registered with the server from PEER_HOST, with
+ * @cand as its candidate if not NULL */
+static GSocket *
+fake_register (Fixture        *fixture,
+               const char     *id,
+               const RndzAddr *cand,
+               RndzAddr       *local)
+{
+  g_autoptr(GSocket) socket = udp_on (PEER_HOST, 0, local);
+  RndzMessage ping;
+
+  init_msg (&ping, RNDZ_MESSAGE_PING, g_random_int (), id, "");
+  if (cand != NULL)
+    {
+      ping.cands[0] = *cand;
+      ping.n_cands = 1;
+    }
+  send_request (fixture, socket, &ping);
+  g_assert_true (recv_type (socket, RNDZ_MESSAGE_PONG, NULL, NULL, 5000));
+  return g_steal_pointer (&socket);
+}
+
+/* The client's side */
+
+static void
+connect_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Fixture *fixture = user_data;
+
+  fixture->object = G_OBJECT (rndz_client_connect_udp_finish (RNDZ_CLIENT (source), result,
+                                                              &fixture->error));
+  fixture->done = TRUE;
+}
+
+static RndzClient *
+new_client (Fixture    *fixture,
+            const char *id)
+{
+  const char *servers[] = { fixture->server_string, NULL };
+  RndzClient *client = rndz_client_new (id, servers);
+
+  /* A failed path fails the test: no relay to hide it */
+  rndz_client_set_relay (client, FALSE);
+  rndz_client_set_direct_timeout (client, DIRECT_MS);
+  rndz_client_set_timeout (client, DIRECT_MS + 2000);
+  return client;
+}
+
+/* bob asks for alice, the fake peer on @alice: the server's fsync is
+ * answered, and bob's first check arrives. Returns bob's check. */
+static void
+bob_connects (Fixture     *fixture,
+              GSocket     *alice,
+              RndzAddr    *bob,
+              RndzMessage *check)
+{
+  RndzMessage fsync, rsync;
+
+  fixture->client = new_client (fixture, "bob");
+  rndz_client_connect_udp_async (fixture->client, "alice", NULL, connect_cb, fixture);
+
+  g_assert_true (recv_type (alice, RNDZ_MESSAGE_FSYNC, NULL, &fsync, 5000));
+  g_assert_cmpstr (fsync.id, ==, "bob");
+  init_msg (&rsync, RNDZ_MESSAGE_RSYNC, fsync.tid, "alice", "bob");
+  send_msg (alice, &fixture->server_addr, &rsync);
+
+  g_assert_true (recv_type (alice, RNDZ_MESSAGE_CHECK, bob, check, 5000));
+  g_assert_cmpstr (check->id, ==, "bob");
+  g_assert_cmpstr (check->target, ==, "alice");
+}
+
+static void
+assert_connected_to (Fixture        *fixture,
+                     const RndzAddr *addr)
+{
+  g_autoptr(GSocketAddress) remote = NULL;
+  g_autoptr(GError) error = NULL;
+  RndzAddr a;
+
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  g_assert_true (G_IS_SOCKET (fixture->object));
+  remote = g_socket_get_remote_address (G_SOCKET (fixture->object), &error);
+  g_assert_no_error (error);
+  g_assert_true (rndz_addr_from_socket_address (&a, remote));
+  g_assert_true (rndz_addr_equal (&a, addr));
+}
+
+static guint16
+local_port (GSocket *socket)
+{
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+}
+
+/* The requester's side: confirms and answers to its use */
+
+static void
+test_connect_confirm_unchecked (Fixture       *fixture,
+                                gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  RndzAddr alice_addr, bob;
+  RndzMessage check;
+  guint32 tid;
+
+  g_test_summary ("A confirm from an address that was never checked, or with another "
+                  "tid or other ids, does not choose the path; the real one does");
+
+  alice = fake_register (fixture, "alice", NULL, &alice_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  bob_connects (fixture, alice, &bob, &check);
+  tid = check.tid;
+
+  send_peer (evil, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, tid + 1, "alice", "bob");
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, tid, "mallory", "bob");
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "carol");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_cmpuint (count_type (alice, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_false (fixture->done);
+
+  /* The real confirm: bob uses the path, and takes it when alice says so */
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  g_assert_true (recv_from_port (alice, RNDZ_MESSAGE_USE, bob.port, NULL, NULL, 5000));
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  assert_connected_to (fixture, &alice_addr);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+}
+
+static void
+test_connect_use_elsewhere (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  g_autoptr(GSocket) alice_other = NULL;
+  RndzAddr alice_addr, bob;
+  RndzMessage check;
+  guint32 tid;
+
+  g_test_summary ("An answer to the use from any address but the chosen one, even the "
+                  "peer's host at another port, or with another tid, does not end it");
+
+  alice = fake_register (fixture, "alice", NULL, &alice_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  alice_other = udp_on (PEER_HOST, 0, NULL);
+  bob_connects (fixture, alice, &bob, &check);
+  tid = check.tid;
+
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  g_assert_true (recv_from_port (alice, RNDZ_MESSAGE_USE, bob.port, NULL, NULL, 5000));
+
+  send_peer (evil, &bob, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  send_peer (alice_other, &bob, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, tid + 1, "alice", "bob");
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, tid, "mallory", "bob");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_false (fixture->done);
+
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  assert_connected_to (fixture, &alice_addr);
+}
+
+/* Sockets on alice's host for bob's probes to find: with 512 of the
+ * 64512 ports, 1500 probes miss them all with a chance of 1 in 100000 */
+#define PROBE_TARGETS 512
+
+/* Reads what the probe targets got: marks those a probe of bob's (a
+ * check from bob's port) reached. Returns one of them, or -1. */
+static int
+find_probed (GPtrArray      *targets,
+             gboolean       *probed,
+             const RndzAddr *bob)
+{
+  int hit = -1;
+
+  for (guint i = 0; i < targets->len; i++)
+    {
+      while (recv_from_port (targets->pdata[i], RNDZ_MESSAGE_CHECK, bob->port, NULL, NULL, 0))
+        probed[i] = TRUE;
+      if (probed[i])
+        hit = i;
+    }
+  return hit;
+}
+
+/* A confirm from @socket does not make bob use that path */
+static void
+assert_confirm_ignored (Fixture        *fixture,
+                        GSocket        *socket,
+                        const RndzAddr *bob,
+                        guint32         tid)
+{
+  send_peer (socket, bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (socket, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_false (fixture->done);
+}
+
+static void
+test_connect_probe_elsewhere (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  g_autoptr(GSocket) evil_probed = NULL;
+  g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autofree gboolean *probed = g_new0 (gboolean, PROBE_TARGETS);
+  g_autofree RndzAddr *addrs = g_new0 (RndzAddr, PROBE_TARGETS);
+  RndzAddr alice_addr, bob, cand;
+  RndzMessage check;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  int hit = -1, missed = -1;
+  guint32 tid;
+
+  g_test_summary ("While probing a hard peer's ports, bob takes a confirm from a port of "
+                  "the peer's host that it probed, from no other port and no other host");
+
+  /* A candidate at another port: alice's NAT seems to change ports */
+  cand = rndz_test_addr (PEER_HOST ":1");
+  alice = fake_register (fixture, "alice", &cand, &alice_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  for (guint i = 0; i < PROBE_TARGETS; i++)
+    g_ptr_array_add (targets, udp_on (PEER_HOST, 0, &addrs[i]));
+  bob_connects (fixture, alice, &bob, &check);
+  tid = check.tid;
+
+  /* The probes start after RNDZ_HARD_NAT_DELAY_MS */
+  for (guint i = 0; i < 3; i++)
+    {
+      send_peer (evil, &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+      rndz_test_run_for (NULL, RNDZ_HARD_NAT_DELAY_MS / 2);
+      g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+    }
+  g_assert_false (fixture->done);
+
+  /* A probe finds one of the targets */
+  while ((hit = find_probed (targets, probed, &bob)) < 0 && g_get_monotonic_time () < deadline)
+    rndz_test_run_for (NULL, 20);
+  g_assert_cmpint (hit, >=, 0);
+
+  /* The port the probe went to, on another host: not taken */
+  evil_probed = udp_on (EVIL_HOST, addrs[hit].port, NULL);
+  assert_confirm_ignored (fixture, evil_probed, &bob, tid);
+
+  /* A port of alice's host that no probe reached: not taken */
+  find_probed (targets, probed, &bob);
+  for (guint i = 0; i < PROBE_TARGETS && missed < 0; i++)
+    if (!probed[i])
+      missed = i;
+  g_assert_cmpint (missed, >=, 0);
+  assert_confirm_ignored (fixture, targets->pdata[missed], &bob, tid);
+
+  /* The probed one is */
+  send_peer (targets->pdata[hit], &bob, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  g_assert_true (recv_from_port (targets->pdata[hit], RNDZ_MESSAGE_USE, bob.port, NULL, NULL,
+                                 5000));
+  send_peer (targets->pdata[hit], &bob, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  assert_connected_to (fixture, &addrs[hit]);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+}
+
+static void
+test_connect_spray_elsewhere (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  RndzAddr alice_addr, bob, spray;
+  RndzMessage check;
+  guint32 tid;
+
+  g_test_summary ("On the many mappings of a hard requester, punches, confirms and "
+                  "answers from another host, or with another tid, are not taken");
+
+  /* No candidate: alice's NAT seems friendly, bob may be the hard side */
+  alice = fake_register (fixture, "alice", NULL, &alice_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  bob_connects (fixture, alice, &bob, &check);
+  tid = check.tid;
+
+  /* A check from one of bob's mappings, not from its port */
+  do
+    g_assert_true (recv_type (alice, RNDZ_MESSAGE_CHECK, &spray, &check, 5000));
+  while (spray.port == bob.port);
+  g_assert_cmpuint (check.tid, ==, tid);
+  /* The spray's checks fill alice's buffer: room for what comes next */
+  rndz_test_run_for (NULL, 50);
+  g_assert_cmpuint (count_type (alice, RNDZ_MESSAGE_USE), ==, 0);
+
+  send_peer (evil, &spray, RNDZ_MESSAGE_RSYNC, g_random_int (), "alice", "bob");
+  send_peer (evil, &spray, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  send_peer (alice, &spray, RNDZ_MESSAGE_CONFIRM, tid + 1, "alice", "bob");
+  send_peer (alice, &spray, RNDZ_MESSAGE_CONFIRM, tid, "mallory", "bob");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_CHECK), ==, 0);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_cmpuint (count_type (alice, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_false (fixture->done);
+
+  /* Chosen from alice; a stranger's answer to the use does not end it */
+  send_peer (alice, &spray, RNDZ_MESSAGE_CONFIRM, tid, "alice", "bob");
+  g_assert_true (recv_from_port (alice, RNDZ_MESSAGE_USE, spray.port, NULL, NULL, 5000));
+  send_peer (evil, &spray, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  send_peer (alice, &spray, RNDZ_MESSAGE_USE, tid + 1, "alice", "bob");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_false (fixture->done);
+
+  send_peer (alice, &spray, RNDZ_MESSAGE_USE, tid, "alice", "bob");
+  assert_connected_to (fixture, &alice_addr);
+  g_assert_cmpuint (local_port (G_SOCKET (fixture->object)), ==, spray.port);
+}
+
+/* The listener's side */
+
+static void
+listen_cb (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  Fixture *fixture = user_data;
+
+  fixture->object = G_OBJECT (rndz_client_listen_udp_finish (RNDZ_CLIENT (source), result,
+                                                             &fixture->error));
+  fixture->done = TRUE;
+}
+
+static void
+listen_tcp_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Fixture *fixture = user_data;
+
+  rndz_client_listen_tcp_finish (RNDZ_CLIENT (source), result, &fixture->error);
+  fixture->done = TRUE;
+}
+
+static void
+peer_socket_cb (RndzClient *client,
+                const char *peer_id,
+                GSocket    *socket,
+                gpointer    user_data)
+{
+  Fixture *fixture = user_data;
+
+  g_clear_pointer (&fixture->peer_socket_id, g_free);
+  g_clear_object (&fixture->peer_socket);
+  fixture->peer_socket_id = g_strdup (peer_id);
+  fixture->peer_socket = g_object_ref (socket);
+}
+
+/* alice, a real listener; returns its port */
+static guint16
+alice_listens (Fixture       *fixture,
+               RndzTransport  transport)
+{
+  fixture->client = new_client (fixture, "alice");
+  g_signal_connect (fixture->client, "peer-socket", G_CALLBACK (peer_socket_cb), fixture);
+  if (transport == RNDZ_TRANSPORT_UDP)
+    rndz_client_listen_udp_async (fixture->client, NULL, listen_cb, fixture);
+  else
+    rndz_client_listen_tcp_async (fixture->client, NULL, listen_tcp_cb, fixture);
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  fixture->done = FALSE;
+  return rndz_client_get_local_port (fixture->client);
+}
+
+/* The fake requester bob, on PEER_HOST, asks for alice with its own
+ * address as its candidate (its NAT keeps ports), or @cand */
+static void
+bob_asks (Fixture        *fixture,
+          GSocket        *bob,
+          const RndzAddr *bob_addr,
+          const RndzAddr *cand,
+          guint32         tid)
+{
+  RndzMessage isync;
+
+  init_msg (&isync, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
+  isync.cands[0] = cand != NULL ? *cand : *bob_addr;
+  isync.n_cands = 1;
+  send_request (fixture, bob, &isync);
+}
+
+static void
+test_listener_check_elsewhere (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  RndzAddr bob_addr, alice;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("alice confirms checks, and answers the use, only on the address the "
+                  "request came from, not a stranger's with the same ids, and only when "
+                  "they name the requester and alice");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  bob_asks (fixture, bob, &bob_addr, NULL, tid);
+
+  /* alice's punch comes from its port */
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+  g_assert_cmpuint (alice.port, ==, rndz_client_get_local_port (fixture->client));
+
+  send_peer (evil, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+  send_peer (evil, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  /* From bob's address, but not naming bob and alice */
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "mallory", "alice");
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "carol");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_CONFIRM), ==, 0);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_CONFIRM), ==, 0);
+
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_CONFIRM, alice.port, NULL, NULL, 5000));
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 5000));
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_CONFIRM), ==, 0);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+}
+
+static void
+test_listener_spray_elsewhere (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  RndzAddr bob_addr, alice, spray;
+  RndzMessage use;
+  guint32 tid = g_random_int ();
+  guint16 port;
+
+  g_test_summary ("On alice's many mappings, checks and uses from another host, or "
+                  "with other ids, get no answer and no socket");
+
+  port = alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  evil = udp_on (EVIL_HOST, 0, NULL);
+  bob_asks (fixture, bob, &bob_addr, NULL, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+
+  /* After RNDZ_HARD_NAT_DELAY_MS, punches from alice's mappings */
+  do
+    g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &spray, NULL, 5000));
+  while (spray.port == port);
+  /* The spray's punches fill bob's buffer: room for what comes next */
+  rndz_test_run_for (NULL, 50);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_CONFIRM), ==, 0);
+
+  send_peer (evil, &spray, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+  send_peer (evil, &spray, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  send_peer (bob, &spray, RNDZ_MESSAGE_CHECK, tid, "mallory", "alice");
+  send_peer (bob, &spray, RNDZ_MESSAGE_CHECK, tid, "bob", "carol");
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_CONFIRM), ==, 0);
+  g_assert_cmpuint (count_type (evil, RNDZ_MESSAGE_USE), ==, 0);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_CONFIRM), ==, 0);
+  g_assert_null (fixture->peer_socket);
+
+  send_peer (bob, &spray, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_CONFIRM, spray.port, NULL, NULL, 5000));
+  send_peer (bob, &spray, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, spray.port, NULL, &use, 5000));
+  g_assert_cmpuint (use.tid, ==, tid);
+  g_assert_nonnull (fixture->peer_socket);
+  g_assert_cmpstr (fixture->peer_socket_id, ==, "bob");
+  g_assert_cmpuint (local_port (fixture->peer_socket), ==, spray.port);
+}
+
+/* TCP: a connection to alice's listening socket */
+
+static GSocket *
+tcp_from (const char *host,
+          guint16     port,
+          gboolean    reuse)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (inet, port);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, &error);
+  g_assert_no_error (error);
+  /* A second socket on the port of the first, as the library's are */
+  if (reuse)
+    g_assert_true (g_socket_set_option (socket, SOL_SOCKET, SO_REUSEPORT, 1, &error));
+  g_assert_true (g_socket_bind (socket, address, reuse, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&socket);
+}
+
+static void
+tcp_send_msg (GSocket           *socket,
+              const RndzMessage *msg)
+{
+  char buf[RNDZ_FRAME_HEADER_SIZE + RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = rndz_message_encode_frame (msg, buf, sizeof buf);
+
+  g_assert_cmpint (g_socket_send (socket, buf, len, NULL, NULL), ==, len);
+}
+
+static void
+tcp_connect (GSocket *socket,
+             guint16  port)
+{
+  g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  g_autoptr(GError) error = NULL;
+
+  g_socket_set_timeout (socket, 5);
+  g_assert_true (g_socket_connect (socket, to, NULL, &error));
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+}
+
+static void
+accept_cb (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  Fixture *fixture = user_data;
+
+  fixture->object = G_OBJECT (rndz_client_accept_finish (RNDZ_CLIENT (source), result,
+                                                         &fixture->peer_id, &fixture->error));
+  fixture->done = TRUE;
+}
+
+/* The connection was closed on us (EOF or reset) */
+static gboolean
+tcp_closed (GSocket *socket)
+{
+  char buf[64];
+  gssize n;
+
+  if (!rndz_test_run_until_readable (NULL, socket, 5000))
+    return FALSE;
+  n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+  return n <= 0;
+}
+
+/* The server's redirect to bob: alice took the request, and punches
+ * towards bob. Whatever came is read. */
+static void
+wait_redirect (GSocket *bob)
+{
+  char buf[1024];
+
+  g_assert_true (rndz_test_run_until_readable (NULL, bob, 5000));
+  rndz_test_run_for (NULL, 50);
+  while (g_socket_receive (bob, buf, sizeof buf, NULL, NULL) > 0)
+    ;
+}
+
+static void
+test_listener_tcp_elsewhere (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_again = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  RndzMessage msg;
+  guint16 port, bob_port;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("alice hands out a TCP connection only from an address a request "
+                  "named, whatever the stranger's use frame says, and only with a use "
+                  "frame from the requester");
+
+  port = alice_listens (fixture, RNDZ_TRANSPORT_TCP);
+  rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
+
+  /* bob asks over TCP from a port it can connect from again */
+  bob = tcp_from ("127.0.0.1", 0, TRUE);
+  local = g_socket_get_local_address (bob, NULL);
+  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  tcp_connect (bob, rndz_server_get_port (fixture->server));
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+
+  evil = tcp_from (EVIL_HOST, 0, FALSE);
+  tcp_connect (evil, port);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  tcp_send_msg (evil, &msg);
+  g_assert_true (tcp_closed (evil));
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_false (fixture->done);
+
+  /* From bob's address, but the frame names someone else */
+  bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
+  tcp_connect (bob_again, port);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid, "mallory", "alice");
+  tcp_send_msg (bob_again, &msg);
+  g_assert_true (tcp_closed (bob_again));
+  g_socket_close (bob_again, NULL);
+  g_clear_object (&bob_again);
+  rndz_test_run_for (NULL, QUIET_MS);
+  g_assert_false (fixture->done);
+
+  /* A new request, and bob comes in */
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid + 1, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+  bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
+  tcp_connect (bob_again, port);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid + 1, "bob", "alice");
+  tcp_send_msg (bob_again, &msg);
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  g_assert_cmpstr (fixture->peer_id, ==, "bob");
+}
+
+/* The listener's probes: per requester, and not again for a new request */
+
+/* How long the listener's probes take at their pace, and then some */
+#define PROBES_MS (RNDZ_HARD_NAT_DELAY_MS + \
+                   RNDZ_PROBES_MAX / RNDZ_PROBES_PER_INTERVAL * RNDZ_PROBE_INTERVAL_MS + 1000)
+
+static guint
+probes_used (Fixture *fixture)
+{
+  RndzListener *listener = fixture->client->listeners[RNDZ_TRANSPORT_UDP];
+
+  return listener->probes.window == 0 ? 0 : RNDZ_PROBE_BUDGET - listener->probes.left;
+}
+
+static gboolean
+probes_reach (gpointer data)
+{
+  Fixture *fixture = data;
+
+  return probes_used (fixture) >= RNDZ_PROBES_MAX;
+}
+
+static void
+test_listener_probes_per_requester (Fixture       *fixture,
+                                    gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  RndzAddr bob_addr, cand;
+
+  g_test_summary ("A listener probes one requester's address RNDZ_PROBES_MAX times, "
+                  "however many requests come from there");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  /* The phase lasts as long as the direct timeout: room for every probe
+   * even when the probes come slower than 500 a second (valgrind) */
+  rndz_client_set_direct_timeout (fixture->client, 4 * PROBES_MS);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  /* A candidate at another port: bob's NAT seems to change ports */
+  cand = rndz_test_addr (PEER_HOST ":1");
+  bob_asks (fixture, bob, &bob_addr, &cand, 1);
+
+  /* 500 a second after RNDZ_HARD_NAT_DELAY_MS */
+  g_assert_true (rndz_test_run_until (NULL, probes_reach, fixture, 3 * PROBES_MS));
+  rndz_test_run_for (NULL, 200);
+  g_assert_cmpuint (probes_used (fixture), ==, RNDZ_PROBES_MAX);
+
+  /* A new request from the same address: no new probes */
+  bob_asks (fixture, bob, &bob_addr, &cand, 2);
+  rndz_test_run_for (NULL, RNDZ_HARD_NAT_DELAY_MS + 500);
+  g_assert_cmpuint (probes_used (fixture), ==, RNDZ_PROBES_MAX);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/paths/connect/confirm-unchecked", test_connect_confirm_unchecked);
+  ADD ("/paths/connect/use-elsewhere", test_connect_use_elsewhere);
+  ADD ("/paths/connect/probe-elsewhere", test_connect_probe_elsewhere);
+  ADD ("/paths/connect/spray-elsewhere", test_connect_spray_elsewhere);
+  ADD ("/paths/listener/check-elsewhere", test_listener_check_elsewhere);
+  ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
+  ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
+  ADD ("/paths/listener/probes-per-requester", test_listener_probes_per_requester);
+#undef ADD
+
+  return g_test_run ();
+}
