@@ -122,6 +122,18 @@ listener_peer_socket_cb (RndzListener *listener,
   g_signal_emit_by_name (user_data, "peer-socket", peer_id, socket);
 }
 
+/* A direct peer gets a socket of its own only if someone takes it:
+ * otherwise its datagrams go to the listening socket, as they did before
+ * sockets of their own existed */
+static gboolean
+listener_peer_socket_wanted_cb (RndzListener *listener,
+                                gpointer      user_data)
+{
+  guint peer_socket = g_signal_lookup ("peer-socket", RNDZ_TYPE_CLIENT);
+
+  return g_signal_has_handler_pending (user_data, peer_socket, 0, FALSE);
+}
+
 static void
 client_set_listener (RndzClient   *client,
                      RndzListener *listener)
@@ -129,6 +141,8 @@ client_set_listener (RndzClient   *client,
   client->listeners[rndz_listener_get_transport (listener)] = listener;
   g_signal_connect (listener, "state-changed", G_CALLBACK (listener_state_changed_cb), client);
   g_signal_connect (listener, "peer-socket", G_CALLBACK (listener_peer_socket_cb), client);
+  g_signal_connect (listener, "peer-socket-wanted", G_CALLBACK (listener_peer_socket_wanted_cb),
+                    client);
   g_signal_connect (listener, "peer-request", G_CALLBACK (listener_peer_request_cb), client);
 }
 
