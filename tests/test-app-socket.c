@@ -18,6 +18,7 @@
 
 #include "rndz-test-util.h"
 #include "rndz-connect-private.h"
+#include "rndz-udp-filter-private.h"
 
 /* Data datagrams each stranger sends to each port */
 #define N_STRANGER 20
@@ -453,12 +454,142 @@ test_tool_strangers (void)
   g_assert_cmpstr (out, ==, "hi\n");
 }
 
+/* The filters themselves */
+
+static void
+test_prefix (void)
+{
+  g_test_summary ("Every message rndz-glib writes starts with the bytes the sockets' "
+                  "filters drop");
+
+  for (RndzMessageType type = RNDZ_MESSAGE_PING; type <= RNDZ_MESSAGE_LAST; type++)
+    {
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gsize len = encode_type (type, "bob", "alice", buf);
+
+      g_assert_true (rndz_udp_is_control_datagram (buf, len));
+    }
+  g_assert_cmpuint (strlen (RNDZ_CONTROL_PREFIX), ==, RNDZ_CONTROL_PREFIX_LEN);
+  g_assert_false (rndz_udp_is_control_datagram (RNDZ_CONTROL_PREFIX, RNDZ_CONTROL_PREFIX_LEN - 1));
+  g_assert_false (rndz_udp_is_control_datagram ("{ \"v\":1,\"type\":\"use\"}", 21));
+}
+
+/* What gets through @filter, of the datagrams below, as a string of their
+ * letters */
+static char *
+filtered (RndzUdpFilter filter)
+{
+  static const struct
+  {
+    char letter;
+    const char *data;
+  } datagrams[] = {
+    { 'a', "" },                                        /* empty */
+    { 'b', "hi" },                                      /* short */
+    { 'c', "{\"v\":1,\"type\":" },                      /* 14 bytes of the prefix */
+    { 'd', "{\"v\":1,\"type\":\"" },                     /* the prefix, nothing more */
+    { 'e', "{\"v\":1,\"type\":\"use\",\"tid\":1}" },
+    { 'f', "{\"v\":1,\"type\":\"use\"" },
+    { 'g', "{\"v\":1,\"type\":\"us\"" },
+    { 'h', "{\"v\":1,\"type\":\"check\",\"tid\":1}" },
+    { 'i', "{\"v\":2,\"type\":\"check\",\"tid\":1}" },   /* not as rndz-glib writes */
+    { 'j', "{\"v\":1, \"type\":\"check\",\"tid\":1}" },
+    { 'k', "Xv\":1,\"type\":\"check\",\"tid\":1}" },
+    { 'l', "{\"v\":1,\"type\":Xcheck\"" },              /* the last byte differs */
+  };
+  RndzAddr local;
+  g_autoptr(GSocket) socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                                    &local);
+  g_autoptr(GSocket) sender = stranger_new ("127.0.0.1");
+  g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, local.port);
+  g_autoptr(GError) error = NULL;
+  GString *got = g_string_new (NULL);
+
+  g_assert_true (rndz_udp_filter_set (socket, filter, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (datagrams); i++)
+    g_assert_cmpint (g_socket_send_to (sender, to, datagrams[i].data, strlen (datagrams[i].data),
+                                       NULL, NULL), ==, (gssize) strlen (datagrams[i].data));
+
+  while (rndz_test_run_until_readable (NULL, socket, 100))
+    {
+      char buf[64];
+      gssize n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+
+      for (guint i = 0; i < G_N_ELEMENTS (datagrams) && n >= 0; i++)
+        if ((gsize) n == strlen (datagrams[i].data) && memcmp (buf, datagrams[i].data, n) == 0)
+          g_string_append_c (got, datagrams[i].letter);
+    }
+  return g_string_free (got, FALSE);
+}
+
+static void
+test_filters (void)
+{
+  g_autofree char *application = filtered (RNDZ_UDP_FILTER_APPLICATION);
+  g_autofree char *control = filtered (RNDZ_UDP_FILTER_CONTROL);
+  g_autofree char *use_and_data = filtered (RNDZ_UDP_FILTER_USE_AND_DATA);
+
+  g_test_summary ("The application's sockets drop exactly the datagrams that start with "
+                  "the prefix, whatever their length; a join's keep only those; a "
+                  "requester's chosen socket keeps a use too");
+
+  g_assert_cmpstr (application, ==, "abcijkl");
+  g_assert_cmpstr (control, ==, "defgh");
+  g_assert_cmpstr (use_and_data, ==, "abcefijkl");
+}
+
+/* rndz_udp_hand_over(): what was queued before goes */
+static void
+test_hand_over (void)
+{
+  RndzAddr local;
+  char control[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = encode_type (RNDZ_MESSAGE_USE, "bob", "alice", control);
+
+  g_test_summary ("Handing a socket out drains the protocol's messages at the head of its "
+                  "queue, or everything before the peer may have sent anything");
+
+  for (guint keep = 0; keep < 2; keep++)
+    {
+      g_autoptr(GSocket) socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4,
+                                                        G_SOCKET_TYPE_DATAGRAM, &local);
+      g_autoptr(GSocket) sender = stranger_new ("127.0.0.1");
+      g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4,
+                                                                 local.port);
+      char buf[64];
+
+      g_socket_send_to (sender, to, control, len, NULL, NULL);
+      g_socket_send_to (sender, to, control, len, NULL, NULL);
+      g_socket_send_to (sender, to, "data", 4, NULL, NULL);
+      rndz_test_wait_readable (NULL, socket, 5000, "the first datagram");
+      g_usleep (50 * 1000);
+
+      g_assert_true (rndz_udp_hand_over (socket, keep));
+      /* From now on the kernel drops them */
+      g_socket_send_to (sender, to, control, len, NULL, NULL);
+      g_socket_send_to (sender, to, "more", 4, NULL, NULL);
+      rndz_test_wait_readable (NULL, socket, 5000, "the data");
+      if (keep)
+        {
+          g_assert_cmpint (g_socket_receive (socket, buf, sizeof buf, NULL, NULL), ==, 4);
+          g_assert_cmpmem (buf, 4, "data", 4);
+        }
+      g_assert_cmpint (g_socket_receive (socket, buf, sizeof buf, NULL, NULL), ==, 4);
+      g_assert_cmpmem (buf, 4, "more", 4);
+      g_assert_false (rndz_test_run_until_readable (NULL, socket, 100));
+    }
+}
+
 int
 main (int    argc,
       char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 
+  g_test_add_func ("/app-socket/prefix", test_prefix);
+  g_test_add_func ("/app-socket/filters", test_filters);
+  g_test_add_func ("/app-socket/hand-over", test_hand_over);
   g_test_add_func ("/app-socket/udp/direct", test_direct);
   g_test_add_func ("/app-socket/udp/relayed", test_relayed);
   g_test_add_func ("/app-socket/tool/strangers", test_tool_strangers);
