@@ -29,9 +29,10 @@
  *    because the relay may not repeat its `ready` and the NAT binding
  *    towards the relay must stay open.
  * 3. `ready` with the hello's tid: the socket is the application's. Until
- *    then its filter let in protocol messages only (rndz-udp-filter.c);
- *    now it drops them, those still queued are drained, and what the
- *    relay forwards after `ready` stays in the socket.
+ *    then its filter let in no protocol message but `wait` and `ready`
+ *    (rndz-udp-filter.c); now it drops them all, those at the head of
+ *    the queue are drained, and what the relay forwards after `ready`
+ *    stays in the socket.
  *
  * TCP
  * 1. Connect to the relay from a new socket.
@@ -239,10 +240,9 @@ join_udp_read_one (GSocket           *socket,
 
   if (msg->type == RNDZ_MESSAGE_READY)
     {
-      /* Not one datagram more: what follows is the other peer's. Until
-       * now only protocol messages were let in (answers to hellos sent
-       * again may be queued behind this one): they go, and from now on
-       * the kernel drops them. */
+      /* Not one datagram more: what follows is the other peer's. Answers
+       * to hellos sent again may be queued behind this one: those at the
+       * head go, and from now on the kernel drops them. */
       rndz_udp_hand_over (op->socket, TRUE);
       op_return_socket (op);
       return FALSE;
@@ -282,9 +282,9 @@ op_udp_start (JoinOp *op)
       return;
     }
   g_socket_set_blocking (op->socket, FALSE);
-  /* Until `ready`, nothing on it is the application's: what the other
-   * peer sends before then is lost either way */
-  if (!rndz_udp_filter_set (op->socket, RNDZ_UDP_FILTER_CONTROL, &error))
+  /* Until `ready`, only the relay's answers and data: nothing else of
+   * the protocol may be queued behind `ready` when it is read */
+  if (!rndz_udp_filter_set (op->socket, RNDZ_UDP_FILTER_ANSWERS_AND_DATA, &error))
     {
       g_debug ("Joining the relay unfiltered: %s", error->message);
       g_clear_error (&error);

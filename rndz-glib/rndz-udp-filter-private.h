@@ -17,13 +17,13 @@ G_BEGIN_DECLS
 
 /*
  * RndzUdpFilter:
- * @RNDZ_UDP_FILTER_CONTROL: only datagrams that start with
- *   %RNDZ_CONTROL_PREFIX: a socket that only the library reads
- * @RNDZ_UDP_FILTER_USE_AND_DATA: every datagram but those that start
- *   with the prefix, except a `use`: a requester's socket waiting for the
- *   answer to its use, which the peer's first datagrams may follow
  * @RNDZ_UDP_FILTER_APPLICATION: every datagram but those that start with
  *   the prefix: a socket that belongs to the application
+ * @RNDZ_UDP_FILTER_USE_AND_DATA: the same, but a `use` is let in: a
+ *   requester's socket waiting for the answer to its use, which the
+ *   peer's first datagrams may follow
+ * @RNDZ_UDP_FILTER_ANSWERS_AND_DATA: the same, but `wait` and `ready` are
+ *   let in: a relay join's socket
  *
  * What the kernel queues on a socket (a classic BPF socket filter), so
  * that no protocol message reaches what the application reads, whatever
@@ -31,9 +31,9 @@ G_BEGIN_DECLS
  */
 typedef enum
 {
-  RNDZ_UDP_FILTER_CONTROL,
-  RNDZ_UDP_FILTER_USE_AND_DATA,
   RNDZ_UDP_FILTER_APPLICATION,
+  RNDZ_UDP_FILTER_USE_AND_DATA,
+  RNDZ_UDP_FILTER_ANSWERS_AND_DATA,
 } RndzUdpFilter;
 
 gboolean rndz_udp_is_control_datagram (const char    *buf,

@@ -25,12 +25,15 @@
  * application that happens to start with those 15 bytes is dropped too;
  * doc/protocol.md says so.
  *
- * The sockets are the library's until they are handed out, and those
- * that only the library reads (check sockets, relay joins) have the
- * opposite filter: protocol messages only. When such a socket is handed
- * out, the filter is swapped (one setsockopt(), atomic), and what was
- * queued before it, all protocol messages, is drained: from then on the
- * application's queue holds nothing but its peer's data. */
+ * A socket becomes the application's before the datagram that lets the
+ * peer send (the answer to a use) leaves: the filter goes on (one
+ * setsockopt()), and what was queued before, the protocol's messages
+ * and nothing the peer's application sent, is discarded. A socket that
+ * becomes the application's only when the library reads the answer that
+ * says so (a requester's, a relay join's) may have the peer's first data
+ * queued behind that answer: until then its filter lets in data and
+ * that answer only, so that what is queued behind the answer is data or
+ * a repeated answer, and those at the head are drained. */
 
 /* More datagrams than a socket's receive buffer holds: a peer that keeps
  * sending cannot keep a drain going */
@@ -95,38 +98,61 @@ put_prefix_match (struct sock_filter *code,
   return pc;
 }
 
-/* The program: match the prefix, then (for USE_AND_DATA) `use"` right
- * behind it; a match goes to the last instruction but one, a miss to the
- * last */
+#define TYPE_WORD(a, b, c, d) \
+  (((guint32) (a) << 24) | ((guint32) (b) << 16) | ((guint32) (c) << 8) | (guint32) (d))
+
+/* The messages @filter lets in: the first 4 bytes of their type, and
+ * what follows the name when it is shorter */
+static guint
+filter_admits (RndzUdpFilter filter,
+               guint32       words[2])
+{
+  switch (filter)
+    {
+    case RNDZ_UDP_FILTER_USE_AND_DATA:
+      words[0] = TYPE_WORD ('u', 's', 'e', '"');
+      return 1;
+    case RNDZ_UDP_FILTER_ANSWERS_AND_DATA:
+      words[0] = TYPE_WORD ('w', 'a', 'i', 't');
+      words[1] = TYPE_WORD ('r', 'e', 'a', 'd');
+      return 2;
+    case RNDZ_UDP_FILTER_APPLICATION:
+    default:
+      return 0;
+    }
+}
+
+/* The program: what does not start with the prefix is kept; what does
+ * is dropped, unless the 4 bytes after it are one of those @filter
+ * admits. The last instruction keeps, the one before drops. */
 static guint
 build_filter (RndzUdpFilter       filter,
               struct sock_filter  code[32])
 {
-  guint n = filter == RNDZ_UDP_FILTER_USE_AND_DATA ? 18 : 14;
-  guint match = n - 2, miss = n - 1;
-  guint pc = put_prefix_match (code, 0, miss);
+  guint32 words[2];
+  guint n_words = filter_admits (filter, words);
+  guint n = 12 + (n_words > 0 ? 3 + n_words : 0) + 2;
+  guint drop = n - 2, keep = n - 1;
+  guint pc = put_prefix_match (code, 0, keep);
 
-  if (filter == RNDZ_UDP_FILTER_USE_AND_DATA)
+  if (n_words > 0)
     {
-      /* A use is let in: swap what a match and a miss mean after it */
-      code[pc++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_LEN, 0);
+      code[pc] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_LEN, 0);
+      pc++;
       code[pc] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGE | BPF_K,
                                                 UDP_HEADER + RNDZ_CONTROL_PREFIX_LEN + 4,
-                                                0, match - pc - 1);
+                                                0, drop - pc - 1);
       pc++;
-      code[pc++] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS,
-                                                  UDP_HEADER + RNDZ_CONTROL_PREFIX_LEN);
-      code[pc] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K,
-                                                ('u' << 24) | ('s' << 16) | ('e' << 8) | '"',
-                                                miss - pc - 1, match - pc - 1);
+      code[pc] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS,
+                                                UDP_HEADER + RNDZ_CONTROL_PREFIX_LEN);
       pc++;
+      for (guint i = 0; i < n_words; i++, pc++)
+        code[pc] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, words[i],
+                                                  keep - pc - 1, 0);
     }
 
-  /* CONTROL keeps what matches; the others drop it */
-  code[match] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K,
-                                               filter == RNDZ_UDP_FILTER_CONTROL ? KEEP : 0);
-  code[miss] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K,
-                                              filter == RNDZ_UDP_FILTER_CONTROL ? 0 : KEEP);
+  code[drop] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, 0);
+  code[keep] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, KEEP);
   return n;
 }
 

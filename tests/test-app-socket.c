@@ -496,6 +496,8 @@ filtered (RndzUdpFilter filter)
     { 'j', "{\"v\":1, \"type\":\"check\",\"tid\":1}" },
     { 'k', "Xv\":1,\"type\":\"check\",\"tid\":1}" },
     { 'l', "{\"v\":1,\"type\":Xcheck\"" },              /* the last byte differs */
+    { 'm', "{\"v\":1,\"type\":\"wait\",\"tid\":1}" },
+    { 'n', "{\"v\":1,\"type\":\"ready\",\"tid\":1}" },
   };
   RndzAddr local;
   g_autoptr(GSocket) socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
@@ -527,16 +529,16 @@ static void
 test_filters (void)
 {
   g_autofree char *application = filtered (RNDZ_UDP_FILTER_APPLICATION);
-  g_autofree char *control = filtered (RNDZ_UDP_FILTER_CONTROL);
   g_autofree char *use_and_data = filtered (RNDZ_UDP_FILTER_USE_AND_DATA);
+  g_autofree char *answers_and_data = filtered (RNDZ_UDP_FILTER_ANSWERS_AND_DATA);
 
   g_test_summary ("The application's sockets drop exactly the datagrams that start with "
-                  "the prefix, whatever their length; a join's keep only those; a "
-                  "requester's chosen socket keeps a use too");
+                  "the prefix, whatever their length; a requester's chosen socket lets a "
+                  "use in too, a relay join's a wait and a ready");
 
   g_assert_cmpstr (application, ==, "abcijkl");
-  g_assert_cmpstr (control, ==, "defgh");
   g_assert_cmpstr (use_and_data, ==, "abcefijkl");
+  g_assert_cmpstr (answers_and_data, ==, "abcijklmn");
 }
 
 /* rndz_udp_hand_over(): what was queued before goes */
