@@ -35,8 +35,11 @@
  *    first, or from yet another address, and adds that one.
  * 5. Every path is verified before it is used, and the first that works
  *    wins. UDP: checks go to every address of the peer, paced, and the
- *    first confirm names the path; the operation's unconnected socket on
- *    P is then connected to it. TCP: connect from P to every address
+ *    first confirm names the path; a new socket on P, connected to it,
+ *    sends the use and is the result once the peer has answered: nothing
+ *    the unconnected socket received, from anyone, reaches the
+ *    application, and the socket's filter drops the protocol's messages
+ *    (rndz-udp-filter.c). TCP: connect from P to every address
  *    while the peer connects from its port to ours (simultaneous opens),
  *    again and again; the first connection that opens gets a "use" frame
  *    that tells the peer which one to keep.
@@ -117,7 +120,7 @@ struct _ConnectOp
   gint64 deadline;                /* monotonic: when the timeout fires */
   GSource *cancel;
 
-  GSocket *socket;                /* UDP: the result, unconnected until the end */
+  GSocket *socket;                /* UDP: unconnected, on P: checks, punches, confirms */
   GSource *source;
 
   /* Our local addresses, offered to the peer */

@@ -123,8 +123,8 @@ ignore_datagrams_cb (GSocket      *socket,
 }
 
 static GSource *
-echo_socket_source_new (RndzToolEcho  *echo,
-                        GSocket       *socket,
+echo_socket_source_new (RndzToolEcho      *echo,
+                        GSocket           *socket,
                         GSocketSourceFunc  func)
 {
   GSource *source;
@@ -151,7 +151,8 @@ echo_peer_socket_cb (RndzClient *client,
     return;
 
   rndz_tool_print_note (_("Peer “%s” comes in (%s)"), peer_id, rndz_tool_path_name (socket));
-  g_ptr_array_add (echo->peer_sources, echo_socket_source_new (echo, socket, echo_datagrams_cb));
+  g_ptr_array_add (echo->peer_sources,
+                   echo_socket_source_new (echo, socket, echo_datagrams_cb));
 }
 
 /* Echoes the datagrams of the peers, each on its own socket; drops
