@@ -539,6 +539,7 @@ listener_bind (RndzListener  *listener,
                GError       **error)
 {
   g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GError) filter_error = NULL;
   GSocketType type = listener->transport == RNDZ_TRANSPORT_UDP ?
     G_SOCKET_TYPE_DATAGRAM : G_SOCKET_TYPE_STREAM;
 
@@ -550,8 +551,8 @@ listener_bind (RndzListener  *listener,
    * (a requester's late check, say, from an address no check socket
    * is connected to) */
   if (listener->transport == RNDZ_TRANSPORT_UDP &&
-      !rndz_udp_filter_set (listener->socket, RNDZ_UDP_FILTER_APPLICATION, error))
-    return FALSE;
+      !rndz_udp_filter_set (listener->socket, RNDZ_UDP_FILTER_APPLICATION, &filter_error))
+    g_debug ("The listening socket is not filtered: %s", filter_error->message);
 
   if (listener->transport == RNDZ_TRANSPORT_TCP)
     {
