@@ -154,7 +154,6 @@ on_listening_udp (GObject      *source,
 {
   App *app = user_data;
   g_autoptr(GError) error = NULL;
-  GSource *watch;
 
   app->socket = rndz_client_listen_udp_finish (app->client, result, &error);
   if (app->socket == NULL)
@@ -167,17 +166,16 @@ on_listening_udp (GObject      *source,
   g_print ("Registered as \"%s\", listening on UDP port %u\n",
            rndz_client_get_id (app->client), rndz_client_get_local_port (app->client));
 
-  /* Peers' datagrams arrive on this socket: watch it */
-  watch = g_socket_create_source (app->socket, G_IO_IN, NULL);
-  g_source_set_callback (watch, G_SOURCE_FUNC (on_datagram), app, NULL);
-  g_source_attach (watch, NULL);
-  g_source_unref (watch);
+  /* This socket holds the port; each peer comes on a socket of its own
+   * (on_peer_socket). Whatever arrives here is from a sender that did not
+   * come through the rendezvous: we do not answer it, or we would echo
+   * anything to anyone, forged sources included. */
 }
 
-/* UDP: a peer that reaches us on a socket of its own, not on the one
- * listen_udp gave us: through the server's relay, or directly when our
- * NAT gives each destination a port of its own. Its datagrams come on
- * @socket only; they are echoed the same way. */
+/* UDP: a peer that came through the rendezvous, on a socket of its own
+ * (directly, through the server's relay, or through our NAT's port for
+ * it alone). Only its datagrams come on @socket, and never a message of
+ * the rendezvous protocol: they are echoed. */
 static void
 on_peer_socket (RndzClient *client,
                 const char *peer_id,
@@ -186,7 +184,7 @@ on_peer_socket (RndzClient *client,
 {
   GSource *watch;
 
-  g_print ("Peer \"%s\" comes on a socket of its own (%s)\n", peer_id,
+  g_print ("Peer \"%s\" comes in (%s)\n", peer_id,
            rndz_socket_get_path (socket) == RNDZ_PATH_RELAYED ? "relayed" : "direct");
 
   /* The source keeps the socket */

@@ -121,20 +121,23 @@ async function runListener(client, tcp) {
             echoConnection(connection).catch(e => printerr(`Connection failed: ${e.message}`));
         }
     } else {
-        // A peer that reaches us on a socket of its own, not on the one
-        // listen_udp gives us: through the server's relay, or directly
-        // when our NAT gives each destination a port of its own. Its
-        // datagrams come on that socket only; they are echoed the same way.
+        // A peer that came through the rendezvous, on a socket of its own
+        // (directly, through the server's relay, or through our NAT's port
+        // for it alone). Only its datagrams come on that socket, and never
+        // a message of the rendezvous protocol: they are echoed.
         client.connect('peer-socket', (_client, peerId, peerSocket) => {
             const relayed = Rndz.socket_get_path(peerSocket) === Rndz.Path.RELAYED;
-            print(`Peer "${peerId}" comes on a socket of its own (${relayed ? 'relayed' : 'direct'})`);
+            print(`Peer "${peerId}" comes in (${relayed ? 'relayed' : 'direct'})`);
             echoDatagrams(peerSocket).catch(e => printerr(`Peer socket failed: ${e.message}`));
         });
 
-        const socket = await client.listen_udp_async(null);
+        // The socket holds the port; each peer comes on a socket of its own
+        // (above). What arrives on it is from senders that did not come
+        // through the rendezvous: not answered, or we would echo anything
+        // to anyone, forged sources included.
+        await client.listen_udp_async(null);
         print(`Registered as "${client.id}", listening on UDP port ${client.local_port}`);
-
-        await echoDatagrams(socket);
+        await new Promise(() => {});    // until SIGINT or SIGTERM
     }
 }
 

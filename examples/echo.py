@@ -116,7 +116,10 @@ def run_listener(client, tcp):
 
         print(f'Registered as "{client.props.id}", listening on UDP port '
               f'{client.props.local_port}', flush=True)
-        echo_datagrams(gsocket)
+        # gsocket holds the port; each peer comes on a socket of its own
+        # (on_peer_socket). What arrives on gsocket is from senders that
+        # did not come through the rendezvous: not answered, or we would
+        # echo anything to anyone, forged sources included.
 
     # TCP: one connection per peer, each echoed until the peer closes it
     def echo_connection(connection):
@@ -156,13 +159,13 @@ def run_listener(client, tcp):
               f'{client.props.local_port}', flush=True)
         client.accept_async(None, on_accepted)
 
-    # UDP: a peer that reaches us on a socket of its own, not on the one
-    # listen_udp gave us: through the server's relay, or directly when our
-    # NAT gives each destination a port of its own. Its datagrams come on
-    # that socket only; they are echoed the same way.
+    # UDP: a peer that came through the rendezvous, on a socket of its own
+    # (directly, through the server's relay, or through our NAT's port for
+    # it alone). Only its datagrams come on that socket, and never a
+    # message of the rendezvous protocol: they are echoed.
     def on_peer_socket(client, peer_id, gsocket):
         relayed = Rndz.socket_get_path(gsocket) == Rndz.Path.RELAYED
-        print(f'Peer "{peer_id}" comes on a socket of its own '
+        print(f'Peer "{peer_id}" comes in '
               f'({"relayed" if relayed else "direct"})', flush=True)
         echo_datagrams(gsocket)
 

@@ -122,6 +122,18 @@ listener_peer_socket_cb (RndzListener *listener,
   g_signal_emit_by_name (user_data, "peer-socket", peer_id, socket);
 }
 
+/* A direct peer gets a socket of its own only if someone takes it:
+ * otherwise its datagrams go to the listening socket, as they did before
+ * sockets of their own existed */
+static gboolean
+listener_peer_socket_wanted_cb (RndzListener *listener,
+                                gpointer      user_data)
+{
+  guint peer_socket = g_signal_lookup ("peer-socket", RNDZ_TYPE_CLIENT);
+
+  return g_signal_has_handler_pending (user_data, peer_socket, 0, FALSE);
+}
+
 static void
 client_set_listener (RndzClient   *client,
                      RndzListener *listener)
@@ -129,6 +141,8 @@ client_set_listener (RndzClient   *client,
   client->listeners[rndz_listener_get_transport (listener)] = listener;
   g_signal_connect (listener, "state-changed", G_CALLBACK (listener_state_changed_cb), client);
   g_signal_connect (listener, "peer-socket", G_CALLBACK (listener_peer_socket_cb), client);
+  g_signal_connect (listener, "peer-socket-wanted", G_CALLBACK (listener_peer_socket_wanted_cb),
+                    client);
   g_signal_connect (listener, "peer-request", G_CALLBACK (listener_peer_request_cb), client);
 }
 
@@ -325,10 +339,22 @@ rndz_client_listen_udp_async (RndzClient          *client,
  *
  * Finishes rndz_client_listen_udp_async().
  *
- * The datagrams of every peer that reaches the client arrive on the
- * returned socket; the client itself talks to the servers from other
- * sockets bound to the same port, so nothing but peers' datagrams arrives
- * on it. It stays open after rndz_client_stop(): it is the caller's.
+ * The returned socket is bound to the listening port, the one the
+ * servers know. Peers that come through the rendezvous get sockets of
+ * their own, through the [signal@Rndz.Client::peer-socket] signal, and
+ * their datagrams reach only those; what arrives on the returned socket
+ * is from senders that no rendezvous let in, and an application that
+ * only talks to its peers need not read it (it must not answer it
+ * blindly: a sender's address may be forged). Without a handler for
+ * peer-socket, though, the datagrams of peers that reach the client
+ * directly arrive here too, as they did before sockets of their own
+ * existed (those on the relay or on a port of their own are dropped).
+ * No message of the rendezvous protocol ever arrives on it: the
+ * datagrams that start with `{"v":1,"type":"` are dropped.
+ *
+ * The client talks to the servers and to requesters from other sockets
+ * bound to the same port. The returned socket stays open after
+ * rndz_client_stop(): it is the caller's.
  *
  * Returns: (transfer full): the bound, non-blocking socket, or %NULL on
  *   error
@@ -354,8 +380,8 @@ rndz_client_listen_udp_finish (RndzClient    *client,
  *
  * The synchronous version of rndz_client_listen_udp_async().
  *
- * Returns: (transfer full): the bound socket on which peers' datagrams
- *   arrive, or %NULL on error
+ * Returns: (transfer full): the bound listening socket (see
+ *   rndz_client_listen_udp_finish()), or %NULL on error
  *
  * Since: 1.0
  */
@@ -683,6 +709,12 @@ rndz_client_connect_udp_async (RndzClient          *client,
  * @error: return location for a #GError
  *
  * Finishes rndz_client_connect_udp_async().
+ *
+ * Only the peer's datagrams reach the socket (the relay's, when the path
+ * is %RNDZ_PATH_RELAYED), and never a message of the rendezvous protocol,
+ * not even the peer's late retransmissions: it drops every datagram that
+ * starts with `{"v":1,"type":"`, as the sockets of
+ * [signal@Rndz.Client::peer-socket] do.
  *
  * Returns: (transfer full): a non-blocking UDP socket connected to the
  *   peer, bound to the port that talked to the servers, or %NULL on error

@@ -16,8 +16,13 @@
  * requester's address; the listener answers and sends a packet towards the
  * requester from its listening port, which opens its NAT for the requester.
  *
- * - Over UDP, rndz_client_listen_udp() returns the bound [class@Gio.Socket]
- *   on which the datagrams of every peer arrive.
+ * - Over UDP, each peer that comes in is handed out by the
+ *   [signal@Rndz.Client::peer-socket] signal on a [class@Gio.Socket] of its
+ *   own, connected to it: only that peer's datagrams reach it, and never
+ *   a message of the rendezvous protocol. rndz_client_listen_udp()
+ *   returns the socket that holds the listening port; without a handler
+ *   for peer-socket, peers that reach the client directly talk to that
+ *   socket instead, as strangers do.
  * - Over TCP, rndz_client_listen_tcp() registers, and each peer that comes
  *   in is handed out by rndz_client_accept() as a
  *   [class@Gio.SocketConnection].
@@ -827,14 +832,28 @@ rndz_client_class_init (RndzClientClass *klass)
    * @socket: a UDP socket, connected, that carries this peer's datagrams
    *   and only those
    *
-   * Emitted by a client listening over UDP when a peer reaches it on a
-   * socket of its own rather than on the socket of
-   * rndz_client_listen_udp(): through the server's relay, or directly
-   * when the listener's NAT gives each destination a port of its own
-   * (doc/nat-traversal.md). rndz_socket_get_path() on @socket tells
-   * which. The peer's datagrams arrive on @socket only: keep a reference
-   * to it to talk to the peer. (Over TCP, such peers come through
-   * rndz_client_accept() like the others.)
+   * Emitted by a client listening over UDP when a peer has come in, on
+   * a socket of its own: directly (a socket bound to the listening port
+   * and connected to the peer's address), through the server's relay, or
+   * directly when the listener's NAT gives each destination a port of
+   * its own (doc/nat-traversal.md). rndz_socket_get_path() on @socket
+   * tells which. Keep a reference to @socket to talk to the peer: it is
+   * closed when the last one goes.
+   *
+   * The peer's datagrams arrive on @socket only, and nobody else's: the
+   * kernel delivers to it only what comes from the peer's address (the
+   * relay's, for a relayed peer). Nor does any message of the rendezvous
+   * protocol reach it, not even the peer's late retransmissions: the
+   * socket drops every datagram that starts with the 15 bytes
+   * `{"v":1,"type":"` (doc/protocol.md, "What reaches the application's
+   * sockets"), so the application's own datagrams must not start that way.
+   *
+   * Whether the client hands direct peers out this way depends on whether
+   * this signal has a handler when the peer comes: without one, their
+   * datagrams go to the socket of rndz_client_listen_udp(), as before
+   * this signal existed. Connect to it before listening.
+   *
+   * (Over TCP, every peer comes through rndz_client_accept().)
    *
    * Since: 1.0
    */

@@ -17,6 +17,7 @@
 #include "rndz-request-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-udp-filter-private.h"
 #include "rndz-source-private.h"
 
 /* Reaching a peer by id takes these phases:
@@ -34,8 +35,11 @@
  *    first, or from yet another address, and adds that one.
  * 5. Every path is verified before it is used, and the first that works
  *    wins. UDP: checks go to every address of the peer, paced, and the
- *    first confirm names the path; the operation's unconnected socket on
- *    P is then connected to it. TCP: connect from P to every address
+ *    first confirm names the path; a new socket on P, connected to it,
+ *    sends the use and is the result once the peer has answered: nothing
+ *    the unconnected socket received, from anyone, reaches the
+ *    application, and the socket's filter drops the protocol's messages
+ *    (rndz-udp-filter.c). TCP: connect from P to every address
  *    while the peer connects from its port to ours (simultaneous opens),
  *    again and again; the first connection that opens gets a "use" frame
  *    that tells the peer which one to keep.
@@ -116,7 +120,7 @@ struct _ConnectOp
   gint64 deadline;                /* monotonic: when the timeout fires */
   GSource *cancel;
 
-  GSocket *socket;                /* UDP: the result, unconnected until the end */
+  GSocket *socket;                /* UDP: unconnected, on P: checks, punches, confirms */
   GSource *source;
 
   /* Our local addresses, offered to the peer */
@@ -129,8 +133,10 @@ struct _ConnectOp
   GSource *direct_timeout;
   GSource *check_timer;           /* UDP: checks, then uses */
   guint check_ms;
-  /* UDP: the path confirmed first, and the socket that reaches it */
-  GSocket *chosen_socket;         /* op->socket, or one of the spray's */
+  /* UDP: the path confirmed first, and the socket that will be the
+   * result: bound to P (or a spray socket's port) and connected to it */
+  GSocket *chosen_socket;
+  GSource *chosen_source;
   RndzAddr chosen_addr;
   RndzPath chosen_kind;
 
@@ -163,6 +169,10 @@ op_stop (ConnectOp *op)
   rndz_source_clear (&op->timeout);
   rndz_source_clear (&op->cancel);
   rndz_source_clear (&op->source);
+  rndz_source_clear (&op->chosen_source);
+  if (op->chosen_socket != NULL)
+    g_socket_close (op->chosen_socket, NULL);
+  g_clear_object (&op->chosen_socket);
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
@@ -441,36 +451,18 @@ op_start_relay (ConnectOp *op)
 
 /* UDP */
 
-/* The path works both ways: @socket is the application's */
+/* The path works both ways: the chosen socket is the application's. The
+ * peer's first datagrams may be queued behind its answer already. */
 static void
 op_udp_found (ConnectOp      *op,
-              GSocket        *socket,
               const RndzAddr *addr,
               RndzPath        path)
 {
-  g_autoptr(GSocketAddress) peer = NULL;
-  g_autoptr(GSocket) result = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) result = g_steal_pointer (&op->chosen_socket);
   char text[RNDZ_ADDR_STRLEN];
 
   g_debug ("Reached “%s” at %s", op->peer_id, rndz_addr_format (addr, text));
-
-  if (socket == op->socket)
-    result = g_steal_pointer (&op->socket);
-  else
-    result = rndz_spray_take (op->spray, socket);
-
-  peer = rndz_addr_to_socket_address (addr, op->family);
-  if (peer == NULL || !g_socket_connect (result, peer, NULL, &error))
-    {
-      g_socket_close (result, NULL);
-      op_return_error (op, error != NULL ? g_steal_pointer (&error)
-                                         : g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                                                                _("The peer’s address family cannot be reached")));
-      return;
-    }
-
-  rndz_udp_drain (result, rndz_udp_is_path_control, NULL);
+  rndz_udp_hand_over (result, TRUE);
   op_return_udp (op, result, path);
 }
 
@@ -549,6 +541,46 @@ op_udp_use_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean op_udp_chosen_read_cb (GSocket      *socket,
+                                       GIOCondition  condition,
+                                       gpointer      user_data);
+
+/* The socket for the path to @addr, which @socket reached: a new one on
+ * P, or that spray socket; connected to the peer, so that nothing else
+ * reaches it, and empty: the peer sends nothing of its own before it has
+ * answered our use. Until it is the application's, the protocol's
+ * messages but `use` are filtered out. */
+static GSocket *
+op_udp_open_chosen (ConnectOp       *op,
+                    GSocket         *socket,
+                    const RndzAddr  *addr,
+                    GError         **error)
+{
+  g_autoptr(GSocketAddress) peer = rndz_addr_to_socket_address (addr, op->family);
+  g_autoptr(GSocket) chosen = NULL;
+  g_autoptr(GError) filter_error = NULL;
+
+  if (peer == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                           _("The peer’s address family cannot be reached"));
+      return NULL;
+    }
+
+  if (socket == op->socket)
+    chosen = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM, op->port,
+                                     error);
+  else
+    chosen = rndz_spray_take (op->spray, socket);
+  if (chosen == NULL || !g_socket_connect (chosen, peer, NULL, error))
+    return NULL;
+
+  if (!rndz_udp_filter_set (chosen, RNDZ_UDP_FILTER_USE_AND_DATA, &filter_error))
+    g_debug ("The socket towards “%s” is not filtered: %s", op->peer_id, filter_error->message);
+  rndz_udp_discard (chosen);
+  return g_steal_pointer (&chosen);
+}
+
 /* The first path confirmed is the one: the peer is told to stop
  * catching our datagrams there, and says when it has */
 static void
@@ -557,13 +589,24 @@ op_udp_choose (ConnectOp      *op,
                const RndzAddr *addr,
                RndzPath        kind)
 {
+  g_autoptr(GError) error = NULL;
+
   op->phase = PHASE_NOMINATED;
-  op->chosen_socket = socket;
   op->chosen_addr = *addr;
   op->chosen_kind = kind;
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
+
+  op->chosen_socket = op_udp_open_chosen (op, socket, addr, &error);
+  if (op->chosen_socket == NULL)
+    {
+      op_return_error (op, g_steal_pointer (&error));
+      return;
+    }
+  op->chosen_source = rndz_socket_source_add (op->chosen_socket, op->context,
+                                              op_udp_chosen_read_cb, op,
+                                              "[rndz] connect UDP chosen");
   op_udp_use_cb (op);
 }
 
@@ -636,8 +679,6 @@ op_spray_cb (RndzSpray         *spray,
     op_udp_send_to (op, socket, RNDZ_MESSAGE_CHECK, from);
   else if (msg->type == RNDZ_MESSAGE_CONFIRM && op->phase < PHASE_NOMINATED)
     op_udp_choose (op, socket, from, RNDZ_PATH_DIRECT);
-  else if (op_udp_is_chosen (op, socket, from, msg))
-    op_udp_found (op, socket, from, op->chosen_kind);
 }
 
 /* No path has answered yet. If the peer's NAT changed its port, it is
@@ -706,16 +747,46 @@ op_udp_read_one (GSocket           *socket,
         op_udp_choose (op, op->socket, from, RNDZ_PATH_DIRECT);
     }
 
-  /* The answer to our use: the path is ours. A redirect that came after
-   * the confirm may have shown that the address is local. */
-  if (op_udp_is_chosen (op, op->socket, from, msg))
-    {
-      i = op_find_path (op, from);
-      op_udp_found (op, op->socket, from, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
-      return FALSE;
-    }
-
   return !op_is_done (op);
+}
+
+/* The answer to our use, on the chosen socket: the path is ours. A
+ * redirect that came after the confirm may have shown that the address
+ * is local. */
+static gboolean
+op_udp_chosen_read_one (GSocket           *socket,
+                        const RndzAddr    *from,
+                        const RndzMessage *msg,
+                        gpointer           user_data)
+{
+  ConnectOp *op = user_data;
+  int i;
+
+  if (!g_str_equal (msg->id, op->peer_id) || !g_str_equal (msg->target, op->peer->id) ||
+      !op_udp_is_chosen (op, socket, from, msg))
+    return TRUE;
+
+  i = op_find_path (op, from);
+  op_udp_found (op, from, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
+  return FALSE;
+}
+
+static gboolean
+op_udp_chosen_read_cb (GSocket      *socket,
+                       GIOCondition  condition,
+                       gpointer      user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+  g_autoptr(GError) error = NULL;
+
+  /* Reads one datagram too many only if the peer's data came before its
+   * answer: it would have been lost anyway */
+  if (!rndz_udp_read_messages (socket, TRUE, op_udp_chosen_read_one, op, &error) &&
+      error != NULL)
+    g_debug ("Reading from the peer: %s", error->message);
+
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean

@@ -18,6 +18,7 @@
 #include "rndz-socket-private.h"
 #include "rndz-source-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-udp-filter-private.h"
 
 /* A TCP connect towards a peer that asked for us */
 typedef struct
@@ -40,6 +41,7 @@ typedef struct
   RndzListener *listener;
   char peer_id[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
+  RndzPath path;                /* of the requester's address */
   GSocket *socket;
   GSource *source;
   GSource *expire;
@@ -362,24 +364,19 @@ encode_answer (RndzListener      *listener,
   return rndz_message_encode (&answer, buf, RNDZ_MESSAGE_DEFAULT_MAX_SIZE);
 }
 
-/* The requester takes this path. The check socket goes first, then the
- * answer leaves from the application's socket (the same port, so the
- * same NAT mapping): the requester sends nothing before it has the
- * answer, and by then nothing but the application's socket can catch
- * what it sends. Frees @check. */
+/* Without a handler for the peer-socket signal, the application reads
+ * its listening socket U: the check socket goes first, then the answer
+ * leaves from U (the same port, so the same NAT mapping): the requester
+ * sends nothing before it has the answer, and by then nothing but U can
+ * catch what it sends. */
 static void
-check_hand_over (Check             *check,
-                 const RndzMessage *use)
+answer_from_listening (RndzListener   *listener,
+                       const RndzAddr *addr,
+                       const char     *buf,
+                       gsize           len)
 {
-  RndzListener *listener = check->listener;
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&check->addr, listener->family);
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  char text[RNDZ_ADDR_STRLEN];
-  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
+  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
 
-  g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&check->addr, text));
-  hard_forget (listener, check->peer_id);
-  g_hash_table_remove (listener->checks, &check->addr);
   if (to == NULL)
     return;
 
@@ -398,6 +395,58 @@ check_hand_over (Check             *check,
           g_socket_close (once, NULL);
         }
     }
+}
+
+/* Whether the application takes peers on sockets of their own */
+static gboolean
+listener_wants_peer_sockets (RndzListener *listener)
+{
+  gboolean wanted = FALSE;
+
+  g_signal_emit_by_name (listener, "peer-socket-wanted", &wanted);
+  return wanted;
+}
+
+/* The requester takes this path. The check socket, bound to P and
+ * connected to the requester, becomes the requester's socket: only its
+ * datagrams reach it. It turns the application's (the protocol's
+ * messages filtered out, what came before discarded) before the answer
+ * leaves from it: the requester sends nothing of its own before it has
+ * the answer, and nothing it sends after it goes anywhere else. Frees
+ * @check. */
+static void
+check_hand_over (Check             *check,
+                 const RndzMessage *use)
+{
+  RndzListener *listener = check->listener;
+  g_autoptr(GSocket) socket = NULL;
+  char peer_id[RNDZ_ID_MAX_LEN + 1];
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  char text[RNDZ_ADDR_STRLEN];
+  RndzAddr addr = check->addr;
+  RndzPath path = check->path;
+  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
+
+  g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
+  g_strlcpy (peer_id, check->peer_id, sizeof peer_id);
+  hard_forget (listener, peer_id);
+  if (listener_wants_peer_sockets (listener))
+    {
+      rndz_source_clear (&check->source);
+      socket = g_steal_pointer (&check->socket);
+    }
+  g_hash_table_remove (listener->checks, &addr);
+
+  if (socket == NULL)
+    {
+      answer_from_listening (listener, &addr, buf, len);
+      return;
+    }
+
+  rndz_udp_hand_over (socket, FALSE);
+  rndz_udp_send (socket, NULL, buf, len, "answer to a use");
+  rndz_socket_set_path (socket, path);
+  g_signal_emit_by_name (listener, "peer-socket", peer_id, socket);
 }
 
 /* A check or a use from the requester, on its check socket */
@@ -466,6 +515,7 @@ static Check *
 check_open (RndzListener      *listener,
             const RndzMessage *fsync,
             const RndzAddr    *addr,
+            RndzPath           path,
             guint              ms)
 {
   g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
@@ -496,8 +546,11 @@ check_open (RndzListener      *listener,
       g_hash_table_insert (listener->checks, &check->addr, check);
     }
 
-  /* The latest request from there owns it, for as long as it may take */
+  /* The latest request from there owns it, for as long as it may take.
+   * A private address is on a network we share, whatever it was offered
+   * as (as the requester sees ours). */
   g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
+  check->path = rndz_addr_is_private (addr) ? RNDZ_PATH_LOCAL : path;
   rndz_source_clear (&check->expire);
   check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
   return check;
@@ -509,7 +562,8 @@ check_open (RndzListener      *listener,
 static void
 punch_udp (RndzListener      *listener,
            const RndzMessage *fsync,
-           const RndzAddr    *addr)
+           const RndzAddr    *addr,
+           RndzPath           path)
 {
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
@@ -519,7 +573,7 @@ punch_udp (RndzListener      *listener,
   rndz_listener_init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
 
-  check = check_open (listener, fsync, addr, listener->peer->timeout_ms);
+  check = check_open (listener, fsync, addr, path, listener->peer->timeout_ms);
   if (check != NULL)
     rndz_udp_send (check->socket, NULL, buf, len, "punch");
   else
@@ -591,7 +645,7 @@ hard_probe (const RndzAddr *to,
   if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
     return RNDZ_PROBE_STOP;
 
-  check = check_open (listener, &hard->fsync, to, PROBE_LIFETIME_MS);
+  check = check_open (listener, &hard->fsync, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS);
   if (check == NULL)
     return RNDZ_PROBE_WAIT;
   if (!rndz_udp_send (check->socket, NULL, data, len, "probe"))
@@ -632,16 +686,17 @@ hard_spray_cb (RndzSpray         *spray,
   if (msg->type != RNDZ_MESSAGE_USE)
     return;
 
-  /* The requester takes this path: the socket is the application's */
+  /* The requester takes this path: the socket is the application's,
+   * connected to the requester and filtered before the answer leaves */
   len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_USE, msg, buf);
-  rndz_udp_send (socket, to, buf, len, "answer to a use");
   taken = rndz_spray_take (spray, socket);
   g_strlcpy (peer_id, hard->fsync.id, sizeof peer_id);
   hard_forget (listener, peer_id);
 
   if (!g_socket_connect (taken, to, NULL, NULL))
     return;
-  rndz_udp_drain (taken, rndz_udp_is_path_control, NULL);
+  rndz_udp_hand_over (taken, FALSE);
+  rndz_udp_send (taken, NULL, buf, len, "answer to a use");
   rndz_socket_set_path (taken, RNDZ_PATH_DIRECT);
   g_debug ("“%s” reaches us from %s, on a port of its own", peer_id,
            rndz_addr_format (from, text));
@@ -806,7 +861,7 @@ rndz_listener_take_request (RndzListener      *listener,
           if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
             continue;
           if (listener->transport == RNDZ_TRANSPORT_UDP)
-            punch_udp (listener, fsync, to);
+            punch_udp (listener, fsync, to, path);
           else
             punch_tcp (listener, fsync, to, path);
         }

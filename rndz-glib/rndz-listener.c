@@ -13,13 +13,16 @@
 #include "rndz-i18n-private.h"
 #include "rndz-server-link-private.h"
 #include "rndz-source-private.h"
+#include "rndz-udp-filter-private.h"
 
 /* A listener binds one port P and talks to every server from it.
  *
- * UDP: the application's socket is bound to P and not connected; for each
- * server there is one more socket bound to P and connected to that server,
- * so the kernel hands the server's datagrams to it and everything else to
- * the application's socket.
+ * UDP: the application's listening socket U is bound to P and not
+ * connected; for each server there is one more socket bound to P and
+ * connected to that server, so the kernel hands the server's datagrams
+ * to it and everything else to U. U's filter drops the protocol's
+ * messages (rndz-udp-filter.c): it holds the port, and gets only what
+ * no other socket is connected to catch.
  *
  * TCP: a listening socket on P, and for each server a connection from P.
  * When a server forwards a request, the listener connects from P towards
@@ -34,10 +37,15 @@
  *
  * UDP: for each address of the requester, a check socket bound to P and
  * connected to it punches, and catches the requester's checks from that
- * address, which the application's socket must not see; it confirms
- * them. The requester then picks one path with a "use": its check socket
- * closes, then the answer leaves from the application's socket, so what
- * the peer sends after it reaches the application's socket.
+ * address, which the application must not see; it confirms them. The
+ * requester then picks one path with a "use", and that check socket
+ * becomes the requester's own socket, handed to the application through
+ * the peer-socket signal: connected to the requester, so that only its
+ * datagrams reach it, with a filter that drops the protocol's messages,
+ * and emptied before the answer to the use leaves from it, so that
+ * everything the requester sends after it reaches that socket and only
+ * that. An application without a handler for peer-socket reads U
+ * instead: then the check socket closes and the answer leaves from U.
  *
  * TCP: connections towards every address of the requester; one that
  * opens (or that the listening socket accepts from a requester) is held
@@ -86,6 +94,7 @@ enum
 {
   SIGNAL_PEER_REQUEST,
   SIGNAL_PEER_SOCKET,
+  SIGNAL_PEER_SOCKET_WANTED,
   SIGNAL_STATE_CHANGED,
   N_SIGNALS
 };
@@ -530,12 +539,20 @@ listener_bind (RndzListener  *listener,
                GError       **error)
 {
   g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GError) filter_error = NULL;
   GSocketType type = listener->transport == RNDZ_TRANSPORT_UDP ?
     G_SOCKET_TYPE_DATAGRAM : G_SOCKET_TYPE_STREAM;
 
   listener->socket = rndz_peer_context_bind (listener->peer, listener->family, type, 0, error);
   if (listener->socket == NULL)
     return FALSE;
+
+  /* The application's socket: no message of the protocol is ever its
+   * (a requester's late check, say, from an address no check socket
+   * is connected to) */
+  if (listener->transport == RNDZ_TRANSPORT_UDP &&
+      !rndz_udp_filter_set (listener->socket, RNDZ_UDP_FILTER_APPLICATION, &filter_error))
+    g_debug ("The listening socket is not filtered: %s", filter_error->message);
 
   if (listener->transport == RNDZ_TRANSPORT_TCP)
     {
@@ -792,11 +809,19 @@ rndz_listener_class_init (RndzListenerClass *klass)
                   0, NULL, NULL, NULL,
                   G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
 
-  /* A UDP peer came on a socket of its own (relayed, or hard NAT) */
+  /* A UDP peer came on a socket of its own: connected to it, so that
+   * only its datagrams reach it, and filtered (rndz-udp-filter.c) */
   signals[SIGNAL_PEER_SOCKET] =
     g_signal_new ("peer-socket", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
                   G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_SOCKET);
+
+  /* Whether the application takes peers on sockets of their own (else
+   * a direct peer's datagrams go to the listening socket); no handler:
+   * FALSE */
+  signals[SIGNAL_PEER_SOCKET_WANTED] =
+    g_signal_new ("peer-socket-wanted", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_BOOLEAN, 0);
 
   /* The state changed, or a server answered (last-pong) */
   signals[SIGNAL_STATE_CHANGED] =

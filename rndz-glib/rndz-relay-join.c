@@ -14,6 +14,7 @@
 #include "rndz-message-private.h"
 #include "rndz-socket-private.h"
 #include "rndz-udp-private.h"
+#include "rndz-udp-filter-private.h"
 #include "rndz-connect-attempt-private.h"
 #include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
@@ -27,9 +28,11 @@
  *    peer is not there yet: `hello` goes on, every max(250 ms, 2 × RTT),
  *    because the relay may not repeat its `ready` and the NAT binding
  *    towards the relay must stay open.
- * 3. `ready` with the hello's tid: the socket is the application's. Only
- *    the datagram that said so has been read; what the relay forwards
- *    after it stays in the socket.
+ * 3. `ready` with the hello's tid: the socket is the application's. Until
+ *    then its filter let in no protocol message but `wait` and `ready`
+ *    (rndz-udp-filter.c); now it drops them all, those at the head of
+ *    the queue are drained, and what the relay forwards after `ready`
+ *    stays in the socket.
  *
  * TCP
  * 1. Connect to the relay from a new socket.
@@ -222,18 +225,6 @@ op_udp_waiting (JoinOp *op)
   op->resend = rndz_timeout_add (op->context, op->interval_ms, op_udp_resend_cb, op);
 }
 
-/* Answers to retransmitted hellos may have queued up behind `ready`;
- * they are not the application's */
-static gboolean
-is_answer (const RndzMessage *msg,
-           gpointer           user_data)
-{
-  JoinOp *op = user_data;
-
-  return (msg->type == RNDZ_MESSAGE_WAIT || msg->type == RNDZ_MESSAGE_READY) &&
-         msg->tid == op->tid;
-}
-
 /* Anything else, from whoever, is dropped: only the relay's answer to
  * our hello moves this on */
 static gboolean
@@ -249,8 +240,10 @@ join_udp_read_one (GSocket           *socket,
 
   if (msg->type == RNDZ_MESSAGE_READY)
     {
-      /* Not one datagram more: what follows is the other peer's */
-      rndz_udp_drain (op->socket, is_answer, op);
+      /* Not one datagram more: what follows is the other peer's. Answers
+       * to hellos sent again may be queued behind this one: those at the
+       * head go, and from now on the kernel drops them. */
+      rndz_udp_hand_over (op->socket, TRUE);
       op_return_socket (op);
       return FALSE;
     }
@@ -289,6 +282,13 @@ op_udp_start (JoinOp *op)
       return;
     }
   g_socket_set_blocking (op->socket, FALSE);
+  /* Until `ready`, only the relay's answers and data: nothing else of
+   * the protocol may be queued behind `ready` when it is read */
+  if (!rndz_udp_filter_set (op->socket, RNDZ_UDP_FILTER_ANSWERS_AND_DATA, &error))
+    {
+      g_debug ("Joining the relay unfiltered: %s", error->message);
+      g_clear_error (&error);
+    }
 
   /* An IPv4 relay from an IPv6 socket is reached v4-mapped */
   address = rndz_addr_to_socket_address (&op->relay, op->family);

@@ -24,10 +24,4 @@ GSocket *rndz_socket_new_for_family   (GSocketFamily    family,
                                        GSocketType      type,
                                        GError         **error);
 
-typedef gboolean (*RndzControlFunc) (const RndzMessage *msg,
-                                     gpointer           user_data);
-void     rndz_udp_drain               (GSocket         *socket,
-                                       RndzControlFunc  is_control,
-                                       gpointer         user_data);
-
 G_END_DECLS

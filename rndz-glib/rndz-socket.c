@@ -247,33 +247,3 @@ rndz_socket_set_nodelay (GSocket *socket)
    * tens of milliseconds to every exchange. */
   g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
 }
-
-/*
- * rndz_udp_drain:
- * @is_control: says whether a message is rndz's, not the application's
- *
- * Handing a UDP socket to the application, discards the datagrams at the
- * head of its queue that are rndz's own (answers to messages sent again,
- * say). The first that is not, or does not decode, stays.
- */
-void
-rndz_udp_drain (GSocket         *socket,
-                RndzControlFunc  is_control,
-                gpointer         user_data)
-{
-  for (;;)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
-      GInputVector vector = { buf, sizeof buf };
-      gint flags = G_SOCKET_MSG_PEEK;
-      RndzMessage msg;
-      gssize n;
-
-      n = g_socket_receive_message (socket, NULL, &vector, 1, NULL, NULL, &flags, NULL, NULL);
-      if (n < 0 || !rndz_message_decode (&msg, buf, n, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL) ||
-          !is_control (&msg, user_data))
-        return;
-
-      g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
-    }
-}

@@ -43,7 +43,4 @@ gboolean rndz_udp_send         (GSocket          *socket,
 
 gboolean rndz_udp_error_is_icmp (const GError    *error);
 
-gboolean rndz_udp_is_path_control (const RndzMessage *msg,
-                                   gpointer           user_data);
-
 G_END_DECLS

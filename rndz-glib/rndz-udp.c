@@ -108,15 +108,3 @@ rndz_udp_send (GSocket        *socket,
     g_debug ("Could not send the %s: %s", what, error->message);
   return FALSE;
 }
-
-/* What the two peers send each other to find and pick a path (punches,
- * checks, confirms, uses): never the application's data, so it may be
- * drained from a socket before the application gets it (an
- * RndzControlFunc for rndz_udp_drain()) */
-gboolean
-rndz_udp_is_path_control (const RndzMessage *msg,
-                          gpointer           user_data)
-{
-  return msg->type == RNDZ_MESSAGE_RSYNC || msg->type == RNDZ_MESSAGE_CHECK ||
-         msg->type == RNDZ_MESSAGE_CONFIRM || msg->type == RNDZ_MESSAGE_USE;
-}

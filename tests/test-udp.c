@@ -208,27 +208,6 @@ test_send_errors (void)
 }
 
 static void
-test_path_control (void)
-{
-  static const RndzMessageType control[] = {
-    RNDZ_MESSAGE_RSYNC, RNDZ_MESSAGE_CHECK, RNDZ_MESSAGE_CONFIRM, RNDZ_MESSAGE_USE,
-  };
-  RndzMessage msg;
-
-  g_test_summary ("The path control messages are drained; the rest is not theirs to drain");
-
-  for (RndzMessageType type = RNDZ_MESSAGE_PING; type <= RNDZ_MESSAGE_LAST; type++)
-    {
-      gboolean expected = FALSE;
-
-      for (guint i = 0; i < G_N_ELEMENTS (control); i++)
-        expected |= control[i] == type;
-      rndz_message_init (&msg, type, 1);
-      g_assert_cmpint (rndz_udp_is_path_control (&msg, NULL), ==, expected);
-    }
-}
-
-static void
 test_own_ports (void)
 {
   g_autoptr(GInetAddress) any = g_inet_address_new_any (G_SOCKET_FAMILY_IPV4);
@@ -271,7 +250,6 @@ main (int   argc,
   g_test_add_func ("/udp/read/persistent-error", test_read_persistent_error);
   g_test_add_func ("/udp/read/persistent-error/subprocess", test_read_persistent_error_child);
   g_test_add_func ("/udp/send-errors", test_send_errors);
-  g_test_add_func ("/udp/path-control", test_path_control);
   g_test_add_func ("/udp/own-ports", test_own_ports);
 
   return g_test_run ();

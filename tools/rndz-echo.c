@@ -5,9 +5,12 @@
  * Once registered, a listening `rndz client` sends back whatever peers
  * send it:
  *
- *   - over UDP, the datagrams of the socket that
- *     rndz_client_listen_udp_async() returned, and of each socket that
- *     RndzClient::peer-socket hands out for a peer on a socket of its own;
+ *   - over UDP, the datagrams of each socket that RndzClient::peer-socket
+ *     hands out: one per peer that came through the rendezvous, connected
+ *     to it, on which the library lets nothing else in. What arrives on
+ *     the socket that rndz_client_listen_udp_async() returned is from
+ *     senders no rendezvous let in: it is read and dropped, never
+ *     answered (echoing it would make the listener a reflector);
  *   - over TCP, each connection from rndz_client_accept_async(), until it
  *     closes.
  *
@@ -56,6 +59,7 @@ echo_quitting (RndzToolEcho *echo)
 
 /* UDP */
 
+/* A peer's own socket: connected to it, so whatever comes is the peer's */
 static gboolean
 echo_datagrams_cb (GSocket      *socket,
                    GIOCondition  condition,
@@ -83,30 +87,58 @@ echo_datagrams_cb (GSocket      *socket,
       sender_text = rndz_tool_format_address (sender);
       rndz_tool_print_note (_("Echoing %u bytes to %s"), (guint) received, sender_text);
 
-      if (g_socket_send_to (socket, sender, (const char *) echo->datagram, received,
-                            NULL, &error) < 0)
+      if (g_socket_send (socket, (const char *) echo->datagram, received, NULL, &error) < 0)
         rndz_tool_print_note (_("Sending to %s failed: %s"), sender_text, error->message);
     }
 
   return G_SOURCE_CONTINUE;
 }
 
+/* The listening socket: whoever sends there did not come through the
+ * rendezvous (a peer that did has a socket of its own) */
+static gboolean
+ignore_datagrams_cb (GSocket      *socket,
+                     GIOCondition  condition,
+                     gpointer      user_data)
+{
+  RndzToolEcho *echo = user_data;
+
+  for (guint i = 0; i < 64; i++)
+    {
+      g_autoptr(GSocketAddress) sender = NULL;
+      g_autofree char *sender_text = NULL;
+      gssize received;
+
+      received = g_socket_receive_from (socket, &sender, (char *) echo->datagram,
+                                        G_MAXUINT16, NULL, NULL);
+      if (received < 0)
+        break;
+
+      sender_text = rndz_tool_format_address (sender);
+      rndz_tool_print_note (_("Ignoring %u bytes from %s: not a peer of the rendezvous"),
+                            (guint) received, sender_text);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
 static GSource *
-echo_socket_source_new (RndzToolEcho *echo,
-                        GSocket      *socket)
+echo_socket_source_new (RndzToolEcho      *echo,
+                        GSocket           *socket,
+                        GSocketSourceFunc  func)
 {
   GSource *source;
 
   g_socket_set_blocking (socket, FALSE);
   source = g_socket_create_source (socket, G_IO_IN, NULL);
-  g_source_set_callback (source, G_SOURCE_FUNC (echo_datagrams_cb), echo, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (func), echo, NULL);
   g_source_attach (source, NULL);
   return source;
 }
 
-/* A peer that reached us on a socket of its own (through the server's
- * relay, or through our NAT's port for it alone): its datagrams are
- * echoed like the others */
+/* A peer that came through the rendezvous, on a socket of its own
+ * (directly, through the server's relay, or through our NAT's port for
+ * it alone): its datagrams are echoed */
 static void
 echo_peer_socket_cb (RndzClient *client,
                      const char *peer_id,
@@ -118,21 +150,19 @@ echo_peer_socket_cb (RndzClient *client,
   if (echo_quitting (echo) || echo->datagram == NULL)
     return;
 
-  if (rndz_socket_get_path (socket) == RNDZ_PATH_RELAYED)
-    rndz_tool_print_note (_("Peer “%s” comes through the relay"), peer_id);
-  else
-    rndz_tool_print_note (_("Peer “%s” comes on a port of its own"), peer_id);
-  g_ptr_array_add (echo->peer_sources, echo_socket_source_new (echo, socket));
+  rndz_tool_print_note (_("Peer “%s” comes in (%s)"), peer_id, rndz_tool_path_name (socket));
+  g_ptr_array_add (echo->peer_sources,
+                   echo_socket_source_new (echo, socket, echo_datagrams_cb));
 }
 
-/* Echoes the datagrams of @socket, which listen_udp returned, and of the
- * peers on sockets of their own */
+/* Echoes the datagrams of the peers, each on its own socket; drops
+ * those of @socket, which listen_udp returned */
 void
 rndz_tool_echo_udp_start (RndzToolEcho *echo,
                           GSocket      *socket)
 {
   echo->datagram = g_malloc (G_MAXUINT16);
-  echo->receive_source = echo_socket_source_new (echo, socket);
+  echo->receive_source = echo_socket_source_new (echo, socket, ignore_datagrams_cb);
 }
 
 /* TCP */
