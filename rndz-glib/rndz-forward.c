@@ -521,7 +521,8 @@ relay_session_for (RndzForwarder          *forwarder,
     return session;
 
   session = rndz_relay_open (forwarder->relay, src->transport, &src->from, msg->tid,
-                             msg->id, msg->target, forwarder_new_tid (forwarder));
+                             msg->id, msg->target, &target->addr,
+                             forwarder_new_tid (forwarder));
   if (session == NULL)
     {
       g_debug ("Cannot relay for “%s”: no session left", msg->id);

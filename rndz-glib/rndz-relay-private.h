@@ -53,6 +53,7 @@ RndzRelaySession *rndz_relay_open              (RndzRelay          *relay,
                                                 guint32             tid,
                                                 const char         *requester_id,
                                                 const char         *target_id,
+                                                const RndzAddr     *target_addr,
                                                 guint32             target_tid);
 
 const char       *rndz_relay_session_get_token      (RndzRelaySession *session);

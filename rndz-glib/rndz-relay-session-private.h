@@ -59,6 +59,11 @@ struct _RndzRelaySession
   guint32 target_tid;
   RndzAddr requester_addr;
   guint32 requester_tid;
+  /* Where each side may join from, port ignored: the requester's request
+   * and the target's registration came from there. A peer joins from a
+   * new socket, whose port differs (and a NAT maps it to another one),
+   * but a NAT keeps its host's public address (RFC 4787, "paired"). */
+  RndzAddr hosts[2];
   RndzRelaySide sides[2];
   gboolean ready;
   gint64 created;
@@ -127,6 +132,7 @@ void              rndz_relay_bucket_take      (RndzRelay               *relay,
 RndzRelaySession *rndz_relay_hello_session    (RndzRelay               *relay,
                                                const RndzMessage       *msg,
                                                RndzTransport            transport,
+                                               const RndzAddr          *from,
                                                int                     *idx);
 void              rndz_relay_session_start    (RndzRelaySession        *session);
 void              rndz_relay_session_fail     (RndzRelaySession        *session,

@@ -172,6 +172,9 @@ rndz_relay_find_request (RndzRelay      *relay,
 
 /*
  * rndz_relay_open:
+ * @requester: where the request came from: the requester joins from
+ *   that host
+ * @target_addr: the target's registered address: it joins from that host
  * @target_tid: the transaction id of the session message to the target
  *
  * Opens a session for a relay request, or returns %NULL when there is
@@ -184,6 +187,7 @@ rndz_relay_open (RndzRelay      *relay,
                  guint32         tid,
                  const char     *requester_id,
                  const char     *target_id,
+                 const RndzAddr *target_addr,
                  guint32         target_tid)
 {
   g_autoptr(GError) error = NULL;
@@ -211,6 +215,8 @@ rndz_relay_open (RndzRelay      *relay,
   session->target_tid = target_tid;
   session->requester_addr = *requester;
   session->requester_tid = tid;
+  session->hosts[0] = *requester;
+  session->hosts[1] = *target_addr;
   session->created = g_get_monotonic_time ();
   session->link.data = session;
 
@@ -256,11 +262,16 @@ session_side (RndzRelaySession *session,
   return -1;
 }
 
-/* The hello that joins @session, if @msg is one */
+/* The session that @msg, from @from, joins, if it is a hello that may
+ * join one. A hello from another host than the one the server knows for
+ * that side may come from a forged source: binding the side to it would
+ * make the relay send the session's traffic to whatever address a holder
+ * of the token names. */
 RndzRelaySession *
 rndz_relay_hello_session (RndzRelay         *relay,
                           const RndzMessage *msg,
                           RndzTransport      transport,
+                          const RndzAddr    *from,
                           int               *idx)
 {
   RndzRelaySession *session;
@@ -271,7 +282,14 @@ rndz_relay_hello_session (RndzRelay         *relay,
   if (session == NULL || session->transport != transport)
     return NULL;
   *idx = session_side (session, msg->id);
-  return *idx < 0 ? NULL : session;
+  if (*idx < 0)
+    return NULL;
+  if (!rndz_addr_same_host (from, &session->hosts[*idx]))
+    {
+      g_debug ("Relay: a hello for “%s” from another host than its own", msg->id);
+      return NULL;
+    }
+  return session;
 }
 
 /* Both sides are there: forwarding starts */
