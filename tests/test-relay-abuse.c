@@ -414,6 +414,65 @@ test_hello_other_id (Fixture       *f,
   expect_forwarded (f, bob, alice);
 }
 
+static void
+test_amplification (Fixture       *f,
+                    gconstpointer  user_data)
+{
+  Peer *alice_server, *bob_server;
+  Peer *receivers[2];
+  RndzMessage msg;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize in, out, len;
+  guint32 tid;
+
+  g_test_summary ("Over UDP, everything a relay request makes the server send, to the "
+                  "requester and to the target, is no larger than the request, for a "
+                  "retransmission too; a relay padded for the requester's session only "
+                  "gets nothing");
+
+  alice_server = peer_new (f, f->port);
+  bob_server = peer_new (f, f->port);
+  register_peer (f, alice_server, "alice");
+  register_peer (f, bob_server, "bob");
+  receivers[0] = bob_server;
+  receivers[1] = alice_server;
+
+  /* As the client pads it: both sessions go out */
+  tid = f->next_tid++;
+  in = send_relay_tid (bob_server, tid, "bob", "alice");
+  out = bytes_received (f, receivers, 2, QUIET_MS);
+  g_test_message ("relay: %" G_GSIZE_FORMAT " bytes in, %" G_GSIZE_FORMAT " out (%.2fx)",
+                  in, out, (double) out / in);
+  g_assert_cmpuint (out, >, 2 * 100);
+  g_assert_cmpuint (out, <=, in);
+
+  /* Its retransmission */
+  in = send_relay_tid (bob_server, tid, "bob", "alice");
+  out = bytes_received (f, receivers, 2, QUIET_MS);
+  g_test_message ("retransmission: %" G_GSIZE_FORMAT " bytes in, %" G_GSIZE_FORMAT " out (%.2fx)",
+                  in, out, (double) out / in);
+  g_assert_cmpuint (out, <=, in);
+  g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 1);
+
+  /* Padded as earlier versions padded it: for the reply alone */
+  rndz_message_init (&msg, RNDZ_MESSAGE_SESSION, G_MAXUINT32);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  memset (msg.token, 'f', RNDZ_TOKEN_LEN);
+  msg.port = G_MAXUINT16;
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  rndz_message_init (&msg, RNDZ_MESSAGE_RELAY, f->next_tid++);
+  g_strlcpy (msg.id, "carol", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  msg.pad_to = len;
+  in = rndz_message_encode (&msg, buf, sizeof buf);
+  rndz_test_peer_send_raw (bob_server, buf, in);
+  out = bytes_received (f, receivers, 2, QUIET_MS);
+  g_test_message ("relay padded to %" G_GSIZE_FORMAT ": %" G_GSIZE_FORMAT " bytes in, %"
+                  G_GSIZE_FORMAT " out", len, in, out);
+  g_assert_cmpuint (out, ==, 0);
+  g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -429,6 +488,8 @@ main (int   argc,
               fixture_setup, test_forged_hello, fixture_teardown);
   g_test_add ("/relay-abuse/udp/hello-other-id", Fixture, udp,
               fixture_setup, test_hello_other_id, fixture_teardown);
+  g_test_add ("/relay-abuse/udp/amplification", Fixture, udp,
+              fixture_setup, test_amplification, fixture_teardown);
 
   return g_test_run ();
 }
