@@ -38,6 +38,10 @@ void              rndz_relay_configure         (RndzRelay          *relay,
                                                 guint               max_sessions,
                                                 guint               rate,
                                                 guint               idle_timeout_ms);
+void              rndz_relay_set_caps          (RndzRelay          *relay,
+                                                guint               per_address,
+                                                guint               per_network,
+                                                guint               max_lifetime_ms);
 void              rndz_relay_set_join_timeout  (RndzRelay          *relay,
                                                 guint               ms);
 guint16           rndz_relay_get_port          (RndzRelay          *relay);

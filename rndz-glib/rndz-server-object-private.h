@@ -51,6 +51,9 @@ struct _RndzServer
   guint relay_rate;
   guint relay_idle_timeout_ms;
   guint relay_join_timeout_ms;
+  guint relay_max_per_address;
+  guint relay_max_per_network;
+  guint relay_max_lifetime_ms;
 };
 
 enum
@@ -67,6 +70,9 @@ enum
   PROP_RELAY_MAX_SESSIONS,
   PROP_RELAY_RATE,
   PROP_RELAY_IDLE_TIMEOUT,
+  PROP_RELAY_MAX_PER_ADDRESS,
+  PROP_RELAY_MAX_PER_NETWORK,
+  PROP_RELAY_MAX_LIFETIME,
   PROP_AUTH_REQUIRED,
   PROP_PEER_COUNT,
   N_PROPS

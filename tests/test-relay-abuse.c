@@ -473,6 +473,185 @@ test_amplification (Fixture       *f,
   g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 1);
 }
 
+/* Sends @n relay requests from a fresh socket on @host, each for
+ * another requester id; returns how many got a session */
+static guint
+relay_burst (Fixture    *f,
+             const char *host,
+             guint       n)
+{
+  Peer *peer = peer_new_at (f, RNDZ_TRANSPORT_UDP, f->port, host);
+  guint sessions = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      /* Ids never used before: not a request for a pair again */
+      g_autofree char *id = g_strdup_printf ("%s-%u", host, f->next_tid);
+
+      send_relay (f, peer, id, "alice");
+    }
+  /* Refusals are rate limited per address: count the sessions */
+  for (;;)
+    {
+      RndzMessage msg;
+      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+      gssize len;
+
+      if (!rndz_test_run_until_readable (f->context, peer->socket, QUIET_MS))
+        break;
+      len = recv (g_socket_get_fd (peer->socket), buf, sizeof buf, MSG_DONTWAIT);
+      if (len > 0 && rndz_message_decode (&msg, buf, len, sizeof buf, NULL) &&
+          msg.type == RNDZ_MESSAGE_SESSION)
+        sessions++;
+      else if (len > 0)
+        g_assert_true (msg.type == RNDZ_MESSAGE_ERROR && msg.code == RNDZ_WIRE_ERROR_SERVER_FULL);
+    }
+  g_test_message ("%u relay requests from %s: %u sessions", n, host, sessions);
+  return sessions;
+}
+
+static void
+test_caps (Fixture       *f,
+           gconstpointer  user_data)
+{
+  Peer *alice_server;
+
+  g_test_summary ("One address gets at most relay-max-sessions-per-address sessions "
+                  "(4) however many it asks for, one network (IPv4 /16) at most "
+                  "relay-max-sessions-per-network (16); other addresses and networks "
+                  "still get theirs");
+
+  g_assert_cmpuint (rndz_server_get_relay_max_sessions_per_address (f->server), ==, 4);
+  g_assert_cmpuint (rndz_server_get_relay_max_sessions_per_network (f->server), ==, 16);
+  g_assert_cmpuint (rndz_server_get_relay_max_sessions (f->server), ==, 64);
+
+  alice_server = peer_new (f, f->port);
+  register_peer (f, alice_server, "alice");
+
+  g_assert_cmpuint (relay_burst (f, "127.0.0.1", 64), ==, 4);
+  g_assert_cmpuint (relay_burst (f, "127.0.0.2", 1), ==, 1);
+  g_assert_cmpuint (relay_burst (f, "127.0.0.2", 64), ==, 3);
+  g_assert_cmpuint (relay_burst (f, "127.0.0.3", 64), ==, 4);
+  g_assert_cmpuint (relay_burst (f, "127.0.0.4", 64), ==, 4);
+  /* 127.0.0.0/16 holds 16 */
+  g_assert_cmpuint (relay_burst (f, "127.0.0.5", 1), ==, 0);
+  g_assert_cmpuint (relay_burst (f, "127.0.9.9", 1), ==, 0);
+  /* Another network */
+  g_assert_cmpuint (relay_burst (f, "127.1.0.1", 1), ==, 1);
+  g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 17);
+
+  /* Raised, the caps let more in */
+  g_object_set (f->server, "relay-max-sessions-per-address", 8,
+                "relay-max-sessions-per-network", 64, NULL);
+  g_assert_cmpuint (relay_burst (f, "127.0.0.1", 64), ==, 4);
+}
+
+static void
+test_same_pair (Fixture       *f,
+                gconstpointer  user_data)
+{
+  g_autofree char *token = NULL;
+  Peer *alice_server, *bob_server, *alice, *bob, *late;
+  RndzMessage to_bob, to_alice;
+  guint32 tid;
+
+  g_test_summary ("A new relay request for the same pair from the same host replaces the "
+                  "session not joined yet, rather than holding a second one; a started "
+                  "session stays");
+
+  token = open_session (f, &alice_server, &bob_server);
+  for (guint i = 0; i < 8; i++)
+    {
+      tid = send_relay (f, bob_server, "bob", "alice");
+      expect_session (f, bob_server, tid, &to_bob);
+      expect_session (f, alice_server, 0, &to_alice);
+      g_assert_cmpstr (to_bob.token, ==, to_alice.token);
+      g_assert_cmpstr (to_bob.token, !=, token);
+      g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 1);
+    }
+
+  /* The replaced token is dead; the last one works */
+  late = peer_new (f, f->relay_port);
+  send_hello (late, "bob", token, 1);
+  rndz_test_peer_expect_silence (f->context, late, QUIET_MS);
+  join_session (f, to_bob.token, &alice, &bob);
+
+  /* Started: another request is another session */
+  tid = send_relay (f, bob_server, "bob", "alice");
+  expect_session (f, bob_server, tid, &to_bob);
+  g_assert_cmpuint (rndz_server_get_relay_session_count (f->server), ==, 2);
+  expect_forwarded (f, bob, alice);
+}
+
+/* The relay closed @peer's connection: relayed bytes, then EOF or reset */
+static void
+expect_eof (Fixture *f,
+            Peer    *peer)
+{
+  char buf[4096];
+  gssize n;
+
+  do
+    {
+      rndz_test_wait_readable (f->context, peer->socket, WAIT_MS, "the end of the connection");
+      n = recv (g_socket_get_fd (peer->socket), buf, sizeof buf, MSG_DONTWAIT);
+    }
+  while (n > 0);
+}
+
+static gboolean
+send_data_cb (gpointer user_data)
+{
+  Peer *peer = user_data;
+
+  rndz_test_peer_send_raw (peer, "keepalive", 9);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_max_lifetime (Fixture       *f,
+                   gconstpointer  user_data)
+{
+  g_autofree char *token = NULL;
+  Peer *alice_server, *bob_server, *alice, *bob;
+  g_autoptr(GSource) traffic = NULL;
+  gint64 start;
+
+  g_test_summary ("A session ends at relay-max-lifetime even while traffic flows");
+
+  g_assert_cmpuint (rndz_server_get_relay_max_lifetime (f->server), ==, 3600 * 1000);
+  g_object_set (f->server, "relay-max-lifetime", 1000, NULL);
+  start = g_get_monotonic_time ();
+  token = open_session (f, &alice_server, &bob_server);
+  join_session (f, token, &alice, &bob);
+
+  /* Never idle */
+  traffic = g_timeout_source_new (50);
+  g_source_set_callback (traffic, send_data_cb, bob, NULL);
+  g_source_attach (traffic, f->context);
+  g_assert_true (pump_until (f, no_sessions_cb, f, WAIT_MS));
+  g_source_destroy (traffic);
+  g_test_message ("session closed after %" G_GINT64_FORMAT " ms",
+                  (g_get_monotonic_time () - start) / 1000);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 1000 * 1000);
+
+  /* Nothing goes through any more */
+  if (f->transport == RNDZ_TRANSPORT_TCP)
+    {
+      expect_eof (f, alice);
+      expect_eof (f, bob);
+      return;
+    }
+  while (g_socket_condition_check (alice->socket, G_IO_IN))
+    {
+      char buf[64];
+
+      g_assert_cmpint (recv (g_socket_get_fd (alice->socket), buf, sizeof buf, MSG_DONTWAIT), >, 0);
+    }
+  rndz_test_peer_send_raw (bob, "late", 4);
+  rndz_test_peer_expect_silence (f->context, alice, QUIET_MS);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -490,6 +669,14 @@ main (int   argc,
               fixture_setup, test_hello_other_id, fixture_teardown);
   g_test_add ("/relay-abuse/udp/amplification", Fixture, udp,
               fixture_setup, test_amplification, fixture_teardown);
+  g_test_add ("/relay-abuse/udp/caps", Fixture, udp,
+              fixture_setup, test_caps, fixture_teardown);
+  g_test_add ("/relay-abuse/udp/same-pair", Fixture, udp,
+              fixture_setup, test_same_pair, fixture_teardown);
+  g_test_add ("/relay-abuse/udp/max-lifetime", Fixture, udp,
+              fixture_setup, test_max_lifetime, fixture_teardown);
+  g_test_add ("/relay-abuse/tcp/max-lifetime", Fixture, tcp,
+              fixture_setup, test_max_lifetime, fixture_teardown);
 
   return g_test_run ();
 }
