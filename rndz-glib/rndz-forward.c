@@ -534,6 +534,50 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
 
 /* relay */
 
+/* The session message to the target: the requester's id and the token */
+static void
+notice_init (RndzForwarder     *forwarder,
+             RndzMessage       *notice,
+             guint32            tid,
+             const RndzMessage *request,
+             const char        *token,
+             gboolean           authenticated)
+{
+  rndz_message_init (notice, RNDZ_MESSAGE_SESSION, tid);
+  g_strlcpy (notice->id, request->id, sizeof notice->id);
+  g_strlcpy (notice->token, token, sizeof notice->token);
+  notice->port = rndz_relay_get_port (forwarder->relay);
+  notice->auth = authenticated;
+}
+
+/* Over UDP a relay must be as large as both sessions it makes the server
+ * send, to the requester and to the target (see "No amplification" in
+ * doc/protocol.md): a forged one must not make the server send more
+ * than it received, to anyone. @reply has the token's length already. */
+static gboolean
+relay_fits (RndzForwarder          *forwarder,
+            const RndzServerSource *src,
+            const RndzMessage      *msg,
+            const RndzMessage      *reply,
+            gboolean                authenticated)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage notice;
+  gsize total;
+
+  if (src->transport != RNDZ_TRANSPORT_UDP)
+    return TRUE;
+
+  /* Its tid is not chosen yet: the longest stands in */
+  notice_init (forwarder, &notice, G_MAXUINT32, msg, reply->token, authenticated);
+  total = rndz_message_encode (reply, buf, sizeof buf) + rndz_message_encode (&notice, buf, sizeof buf);
+  if (total <= src->len)
+    return TRUE;
+
+  forwarder->stats->amplification++;
+  return FALSE;
+}
+
 /* Tells the target where to meet the requester: through its
  * registration, as an fsync goes, and rate limited like one */
 static void
@@ -549,12 +593,8 @@ send_session_to_target (RndzForwarder          *forwarder,
   if (!forward_take (forwarder, &src->from, &target->addr, request->id))
     return;
 
-  rndz_message_init (&notice, RNDZ_MESSAGE_SESSION, rndz_relay_session_get_target_tid (session));
-  g_strlcpy (notice.id, request->id, sizeof notice.id);
-  g_strlcpy (notice.token, rndz_relay_session_get_token (session), sizeof notice.token);
-  notice.port = rndz_relay_get_port (forwarder->relay);
-  notice.auth = authenticated;
-
+  notice_init (forwarder, &notice, rndz_relay_session_get_target_tid (session), request,
+               rndz_relay_session_get_token (session), authenticated);
   rndz_registry_send (forwarder->registry, target, &notice);
 }
 
@@ -579,7 +619,8 @@ relay_session_for (RndzForwarder          *forwarder,
     return session;
 
   session = rndz_relay_open (forwarder->relay, src->transport, &src->from, msg->tid,
-                             msg->id, msg->target, forwarder_new_tid (forwarder));
+                             msg->id, msg->target, &target->addr,
+                             forwarder_new_tid (forwarder));
   if (session == NULL)
     {
       g_debug ("Cannot relay for “%s”: no session left", msg->id);
@@ -615,13 +656,14 @@ rndz_forwarder_handle_relay (RndzForwarder          *forwarder,
   if (target == NULL)
     return;
 
-  /* The request must be large enough for the answer: a token has a
-   * fixed length, so a stand-in measures the real one */
+  /* The request must be large enough for both sessions: a token has a
+   * fixed length, so a stand-in measures the real one. A retransmission
+   * is checked the same way, and so sends both again within its size. */
   rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, msg->tid);
   g_strlcpy (reply.id, target->id, sizeof reply.id);
   memset (reply.token, '0', RNDZ_TOKEN_LEN);
   reply.port = rndz_relay_get_port (forwarder->relay);
-  if (!rndz_server_io_reply_fits (forwarder->io, src, &reply))
+  if (!relay_fits (forwarder, src, msg, &reply, authenticated))
     return;
 
   session = relay_session_for (forwarder, src, msg, target);

@@ -275,6 +275,28 @@ rndz_frame_peek (const guint8  *buf,
 }
 
 
+/* The two sessions a relay makes the server send: the answer to the
+ * requester, naming the target, and the notice to the target, naming
+ * the requester and perhaps carrying "auth" */
+static gsize
+relay_sessions_size (const RndzMessage *request)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage session;
+  gsize to_target;
+
+  rndz_message_init (&session, RNDZ_MESSAGE_SESSION, G_MAXUINT32);
+  memset (session.token, 'f', RNDZ_TOKEN_LEN);
+  session.port = G_MAXUINT16;
+  g_strlcpy (session.id, request->id, sizeof session.id);
+  session.auth = TRUE;
+  to_target = rndz_message_encode (&session, buf, sizeof buf);
+
+  g_strlcpy (session.id, request->target, sizeof session.id);
+  session.auth = FALSE;
+  return to_target + rndz_message_encode (&session, buf, sizeof buf);
+}
+
 /*
  * rndz_message_max_reply_size:
  *
@@ -312,11 +334,8 @@ rndz_message_max_reply_size (const RndzMessage *request)
         reply.cands[i] = reply.addr;
       break;
     case RNDZ_MESSAGE_RELAY:
-      reply.type = RNDZ_MESSAGE_SESSION;
-      g_strlcpy (reply.id, request->target, sizeof reply.id);
-      memset (reply.token, 'f', RNDZ_TOKEN_LEN);
-      reply.port = G_MAXUINT16;
-      break;
+      /* It pays for both sessions it makes the server send */
+      return MAX (size, relay_sessions_size (request));
     default:
       return size;
     }

@@ -38,6 +38,10 @@ void              rndz_relay_configure         (RndzRelay          *relay,
                                                 guint               max_sessions,
                                                 guint               rate,
                                                 guint               idle_timeout_ms);
+void              rndz_relay_set_caps          (RndzRelay          *relay,
+                                                guint               per_address,
+                                                guint               per_network,
+                                                guint               max_lifetime_ms);
 void              rndz_relay_set_join_timeout  (RndzRelay          *relay,
                                                 guint               ms);
 guint16           rndz_relay_get_port          (RndzRelay          *relay);
@@ -53,6 +57,7 @@ RndzRelaySession *rndz_relay_open              (RndzRelay          *relay,
                                                 guint32             tid,
                                                 const char         *requester_id,
                                                 const char         *target_id,
+                                                const RndzAddr     *target_addr,
                                                 guint32             target_tid);
 
 const char       *rndz_relay_session_get_token      (RndzRelaySession *session);

@@ -59,6 +59,12 @@ struct _RndzRelaySession
   guint32 target_tid;
   RndzAddr requester_addr;
   guint32 requester_tid;
+  /* Where each side may join from, port ignored: the requester's request
+   * and the target's registration came from there. A peer joins from a
+   * new socket, whose port differs (and a NAT maps it to another one),
+   * but a NAT keeps its host's public address (RFC 4787, "paired"). */
+  RndzAddr hosts[2];
+  char *pair_key;            /* until started: in RndzRelay.pending_pairs */
   RndzRelaySide sides[2];
   gboolean ready;
   gint64 created;
@@ -94,6 +100,14 @@ struct _RndzRelay
   guint rate;
   guint idle_timeout_ms;
   guint join_timeout_ms;
+  /* What one requester may hold: sessions per address (IPv6: /64) and
+   * per network (IPv4 /16, IPv6 /48), and how long any session lasts */
+  GHashTable *per_address;   /* RndzAddr key → sessions */
+  GHashTable *per_network;   /* RndzAddr key → sessions */
+  GHashTable *pending_pairs; /* pair key → its session, not started yet */
+  guint max_per_address;
+  guint max_per_network;
+  guint max_lifetime_ms;
 
   /* The UDP part's */
   GSocket *udp_socket;
@@ -127,6 +141,7 @@ void              rndz_relay_bucket_take      (RndzRelay               *relay,
 RndzRelaySession *rndz_relay_hello_session    (RndzRelay               *relay,
                                                const RndzMessage       *msg,
                                                RndzTransport            transport,
+                                               const RndzAddr          *from,
                                                int                     *idx);
 void              rndz_relay_session_start    (RndzRelaySession        *session);
 void              rndz_relay_session_fail     (RndzRelaySession        *session,

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/random.h>
 
 #include "rndz-relay-session-private.h"
@@ -123,6 +124,75 @@ rndz_relay_bucket_take (RndzRelay       *relay,
     bucket->tokens -= n;
 }
 
+/* Caps per requester */
+
+/* @addr without its port and with only its first @v4_bits or @v6_bits
+ * (multiples of 8): an address or a network, to count sessions by */
+static RndzAddr
+addr_key (const RndzAddr *addr,
+          guint           v4_bits,
+          guint           v6_bits)
+{
+  RndzAddr key = { 0, };
+
+  key.family = addr->family;
+  memcpy (key.bytes, addr->bytes, (addr->family == 4 ? v4_bits : v6_bits) / 8);
+  return key;
+}
+
+/* An IPv6 host gets a /64: it counts as one address */
+static RndzAddr
+address_key (const RndzAddr *addr)
+{
+  return addr_key (addr, 32, 64);
+}
+
+/* What one operator is likely to hold at most without effort: an IPv4
+ * /16, an IPv6 /48 (a site) */
+static RndzAddr
+network_key (const RndzAddr *addr)
+{
+  return addr_key (addr, 16, 48);
+}
+
+static guint
+count_get (GHashTable     *table,
+           const RndzAddr *key)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (table, key));
+}
+
+static void
+count_add (GHashTable     *table,
+           const RndzAddr  key,
+           int             delta)
+{
+  guint n = count_get (table, &key) + delta;
+
+  if (n == 0)
+    g_hash_table_remove (table, &key);
+  else
+    g_hash_table_insert (table, g_memdup2 (&key, sizeof key), GUINT_TO_POINTER (n));
+}
+
+/* One pending session per requester host, requester id and target id:
+ * a new request for the pair (a new tid: a retransmission finds its
+ * session by its tid) replaces the one not started yet, so that a peer
+ * that tries again does not hold two. The ids are counted by length, so
+ * no two pairs have the same key. */
+static char *
+pair_key (RndzTransport   transport,
+          const RndzAddr *requester,
+          const char     *requester_id,
+          const char     *target_id)
+{
+  RndzAddr host = address_key (requester);
+  char buf[RNDZ_ADDR_STRLEN];
+
+  return g_strdup_printf ("%d %s %" G_GSIZE_FORMAT " %s%s", transport, rndz_addr_format (&host, buf),
+                          strlen (requester_id), requester_id, target_id);
+}
+
 /* Sessions */
 
 static void
@@ -132,6 +202,12 @@ session_free (RndzRelaySession *session)
   RndzRelayRequestKey key = {
     session->requester_addr, session->requester_tid, session->transport
   };
+
+  if (session->pair_key != NULL)
+    g_hash_table_remove (relay->pending_pairs, session->pair_key);
+  g_free (session->pair_key);
+  count_add (relay->per_address, address_key (&session->requester_addr), -1);
+  count_add (relay->per_network, network_key (&session->requester_addr), -1);
 
   g_debug ("Relay: closing the session of “%s” and “%s”", session->ids[0], session->ids[1]);
 
@@ -170,8 +246,47 @@ rndz_relay_find_request (RndzRelay      *relay,
   return g_hash_table_lookup (relay->by_request, &key);
 }
 
+/* Whether @requester may have one more session, after its pending one
+ * for the same pair is closed; @key is the pair's */
+static gboolean
+relay_admit (RndzRelay      *relay,
+             const RndzAddr *requester,
+             const char     *key)
+{
+  RndzRelaySession *pending = g_hash_table_lookup (relay->pending_pairs, key);
+  RndzAddr address = address_key (requester);
+  RndzAddr network = network_key (requester);
+
+  if (pending != NULL)
+    rndz_relay_session_fail (pending, "session replaced by a new request for the same pair");
+
+  if (relay->sessions.length >= relay->max_sessions)
+    return FALSE;
+  if (count_get (relay->per_address, &address) >= relay->max_per_address ||
+      count_get (relay->per_network, &network) >= relay->max_per_network)
+    return FALSE;
+  return TRUE;
+}
+
+/* When @session ends unless something happens first */
+static gint64
+session_deadline (RndzRelaySession *session)
+{
+  RndzRelay *relay = session->relay;
+  gint64 deadline;
+
+  if (session->ready)
+    deadline = session->last_activity + relay->idle_timeout_ms * (gint64) 1000;
+  else
+    deadline = session->created + relay->join_timeout_ms * (gint64) 1000;
+  return MIN (deadline, session->created + relay->max_lifetime_ms * (gint64) 1000);
+}
+
 /*
  * rndz_relay_open:
+ * @requester: where the request came from: the requester joins from
+ *   that host
+ * @target_addr: the target's registered address: it joins from that host
  * @target_tid: the transaction id of the session message to the target
  *
  * Opens a session for a relay request, or returns %NULL when there is
@@ -184,13 +299,15 @@ rndz_relay_open (RndzRelay      *relay,
                  guint32         tid,
                  const char     *requester_id,
                  const char     *target_id,
+                 const RndzAddr *target_addr,
                  guint32         target_tid)
 {
   g_autoptr(GError) error = NULL;
   g_autofree RndzRelaySession *session = NULL;
+  g_autofree char *pair = pair_key (transport, requester, requester_id, target_id);
   RndzRelayRequestKey *key;
 
-  if (relay->sessions.length >= relay->max_sessions)
+  if (!relay_admit (relay, requester, pair))
     return NULL;
 
   session = g_new0 (RndzRelaySession, 1);
@@ -211,6 +328,8 @@ rndz_relay_open (RndzRelay      *relay,
   session->target_tid = target_tid;
   session->requester_addr = *requester;
   session->requester_tid = tid;
+  session->hosts[0] = *requester;
+  session->hosts[1] = *target_addr;
   session->created = g_get_monotonic_time ();
   session->link.data = session;
 
@@ -219,7 +338,11 @@ rndz_relay_open (RndzRelay      *relay,
   g_hash_table_insert (relay->by_token, session->token, session);
   g_hash_table_insert (relay->by_request, key, session);
   g_queue_push_tail_link (&relay->sessions, &session->link);
-  rndz_relay_schedule (relay, session->created + relay->join_timeout_ms * (gint64) 1000);
+  session->pair_key = g_steal_pointer (&pair);
+  g_hash_table_insert (relay->pending_pairs, session->pair_key, session);
+  count_add (relay->per_address, address_key (requester), 1);
+  count_add (relay->per_network, network_key (requester), 1);
+  rndz_relay_schedule (relay, session_deadline (session));
 
   relay->stats->relay_sessions++;
   g_debug ("Relay: opened a %s session for “%s” and “%s”",
@@ -256,11 +379,16 @@ session_side (RndzRelaySession *session,
   return -1;
 }
 
-/* The hello that joins @session, if @msg is one */
+/* The session that @msg, from @from, joins, if it is a hello that may
+ * join one. A hello from another host than the one the server knows for
+ * that side may come from a forged source: binding the side to it would
+ * make the relay send the session's traffic to whatever address a holder
+ * of the token names. */
 RndzRelaySession *
 rndz_relay_hello_session (RndzRelay         *relay,
                           const RndzMessage *msg,
                           RndzTransport      transport,
+                          const RndzAddr    *from,
                           int               *idx)
 {
   RndzRelaySession *session;
@@ -271,7 +399,14 @@ rndz_relay_hello_session (RndzRelay         *relay,
   if (session == NULL || session->transport != transport)
     return NULL;
   *idx = session_side (session, msg->id);
-  return *idx < 0 ? NULL : session;
+  if (*idx < 0)
+    return NULL;
+  if (!rndz_addr_same_host (from, &session->hosts[*idx]))
+    {
+      g_debug ("Relay: a hello for “%s” from another host than its own", msg->id);
+      return NULL;
+    }
+  return session;
 }
 
 /* Both sides are there: forwarding starts */
@@ -283,9 +418,12 @@ rndz_relay_session_start (RndzRelaySession *session)
 
   session->ready = TRUE;
   session->last_activity = now;
+  /* Started: a new request for the pair is another session */
+  g_hash_table_remove (relay->pending_pairs, session->pair_key);
+  g_clear_pointer (&session->pair_key, g_free);
   for (guint i = 0; i < 2; i++)
     bucket_fill (relay, &session->sides[i].bucket, now);
-  rndz_relay_schedule (relay, now + relay->idle_timeout_ms * (gint64) 1000);
+  rndz_relay_schedule (relay, session_deadline (session));
   g_debug ("Relay: “%s” and “%s” are both there", session->ids[0], session->ids[1]);
 }
 
@@ -298,17 +436,16 @@ session_tick (RndzRelaySession *session,
               gint64            now)
 {
   RndzRelay *relay = session->relay;
-  gint64 deadline, next;
-
-  if (session->ready)
-    deadline = session->last_activity + relay->idle_timeout_ms * (gint64) 1000;
-  else
-    deadline = session->created + relay->join_timeout_ms * (gint64) 1000;
+  gint64 deadline = session_deadline (session);
+  gint64 next;
 
   if (deadline <= now)
     {
-      rndz_relay_session_fail (session,
-                               session->ready ? "session idle" : "session not joined in time");
+      if (session->created + relay->max_lifetime_ms * (gint64) 1000 <= now)
+        rndz_relay_session_fail (session, "session at its maximum lifetime");
+      else
+        rndz_relay_session_fail (session,
+                                 session->ready ? "session idle" : "session not joined in time");
       return G_MAXINT64;
     }
 
@@ -368,7 +505,15 @@ rndz_relay_core_init (RndzRelay *relay)
   relay->by_token = g_hash_table_new (g_str_hash, g_str_equal);
   relay->by_request = g_hash_table_new_full (request_key_hash, request_key_equal, g_free, NULL);
   relay->by_endpoint = g_hash_table_new ((GHashFunc) rndz_addr_hash, (GEqualFunc) rndz_addr_equal);
+  relay->per_address = g_hash_table_new_full ((GHashFunc) rndz_addr_hash, (GEqualFunc) rndz_addr_equal,
+                                              g_free, NULL);
+  relay->per_network = g_hash_table_new_full ((GHashFunc) rndz_addr_hash, (GEqualFunc) rndz_addr_equal,
+                                              g_free, NULL);
+  relay->pending_pairs = g_hash_table_new (g_str_hash, g_str_equal);
   relay->max_sessions = 1;
+  relay->max_per_address = G_MAXUINT;
+  relay->max_per_network = G_MAXUINT;
+  relay->max_lifetime_ms = G_MAXUINT;
   relay->join_timeout_ms = RNDZ_RELAY_JOIN_TIMEOUT_MS;
   relay->timer = rndz_deadline_source_new (relay->context, "[rndz] relay timer", relay_expire, relay);
 }
@@ -388,6 +533,9 @@ rndz_relay_core_clear (RndzRelay *relay)
   g_clear_pointer (&relay->by_token, g_hash_table_unref);
   g_clear_pointer (&relay->by_request, g_hash_table_unref);
   g_clear_pointer (&relay->by_endpoint, g_hash_table_unref);
+  g_clear_pointer (&relay->per_address, g_hash_table_unref);
+  g_clear_pointer (&relay->per_network, g_hash_table_unref);
+  g_clear_pointer (&relay->pending_pairs, g_hash_table_unref);
 }
 
 /*
@@ -409,6 +557,27 @@ rndz_relay_configure (RndzRelay *relay,
   relay->idle_timeout_ms = idle_timeout_ms;
 
   /* Deadlines and pauses depend on these: find the next one anew */
+  rndz_relay_schedule (relay, 0);
+}
+
+/*
+ * rndz_relay_set_caps:
+ * @per_address: sessions a requester address (IPv6: its /64) may hold
+ * @per_network: sessions requesters of one IPv4 /16 or IPv6 /48 may hold
+ * @max_lifetime_ms: how long a session may last, traffic or not
+ *
+ * Like rndz_relay_configure(), applies at once: lower caps close no
+ * session, a shorter lifetime ends the sessions older than it.
+ */
+void
+rndz_relay_set_caps (RndzRelay *relay,
+                     guint      per_address,
+                     guint      per_network,
+                     guint      max_lifetime_ms)
+{
+  relay->max_per_address = per_address;
+  relay->max_per_network = per_network;
+  relay->max_lifetime_ms = max_lifetime_ms;
   rndz_relay_schedule (relay, 0);
 }
 

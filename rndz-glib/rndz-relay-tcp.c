@@ -154,6 +154,19 @@ relay_conn_queue_ready (RndzRelayConn *conn)
   conn->out_len = len;
 }
 
+/* The address @conn comes from. A handshake proved it, but a peer joins
+ * from the host the server knows all the same, as over UDP: one rule. */
+static gboolean
+conn_peer (RndzRelayConn *conn,
+           RndzAddr      *addr)
+{
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof ss;
+
+  return getpeername (conn->fd, (struct sockaddr *) &ss, &sslen) == 0 &&
+         rndz_addr_from_sockaddr (addr, (struct sockaddr *) &ss, sslen);
+}
+
 /* Binds a connection that said hello to its side */
 static void
 tcp_join (RndzRelayConn         *conn,
@@ -162,9 +175,12 @@ tcp_join (RndzRelayConn         *conn,
   RndzRelay *relay = conn->relay;
   RndzRelaySession *session;
   RndzRelaySide *side;
+  RndzAddr from;
   int idx;
 
-  session = rndz_relay_hello_session (relay, msg, RNDZ_TRANSPORT_TCP, &idx);
+  session = NULL;
+  if (conn_peer (conn, &from))
+    session = rndz_relay_hello_session (relay, msg, RNDZ_TRANSPORT_TCP, &from, &idx);
   if (session == NULL || session->sides[idx].bound)
     {
       g_debug ("Relay: closing a TCP connection with a wrong hello");

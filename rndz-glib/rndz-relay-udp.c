@@ -2,8 +2,8 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * The first address that says hello for a side is that side's endpoint
- * for good (no rebinding); the relay answers `wait` until the other side
+ * The first address that says hello for a side, from the host the server
+ * knows for that side, is that side's endpoint for good (no rebinding); the relay answers `wait` until the other side
  * is there, then `ready`, and from then on forwards every datagram of one
  * endpoint, unchanged, to the other, within the session's rate. Datagrams
  * are read into one buffer of the relay and sent on from there.
@@ -79,7 +79,7 @@ udp_join (RndzRelay      *relay,
   int idx;
 
   if (!decode_hello (data, len, &msg) ||
-      (session = rndz_relay_hello_session (relay, &msg, RNDZ_TRANSPORT_UDP, &idx)) == NULL)
+      (session = rndz_relay_hello_session (relay, &msg, RNDZ_TRANSPORT_UDP, from, &idx)) == NULL)
     {
       relay->stats->relay_dropped++;
       return;
@@ -169,10 +169,13 @@ udp_receive (RndzRelay      *relay,
 
   idx = rndz_addr_equal (&session->sides[0].addr, from) ? 0 : 1;
 
-  /* A hello again: the reply to the last one was lost */
+  /* A hello again: the reply to the last one was lost. Whichever id it
+   * names, it is the session's control message, not the peers' data:
+   * answered, never forwarded (the sender is bound already, to its own
+   * side, whatever the id says) */
   if (decode_hello (data, len, &msg) &&
       g_str_equal (msg.token, session->token) &&
-      g_str_equal (msg.id, session->ids[idx]))
+      (g_str_equal (msg.id, session->ids[0]) || g_str_equal (msg.id, session->ids[1])))
     {
       session->sides[idx].hello_tid = msg.tid;
       relay_send_udp_reply (relay, from, session->ready ? RNDZ_MESSAGE_READY : RNDZ_MESSAGE_WAIT,

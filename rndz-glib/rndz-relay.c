@@ -6,7 +6,10 @@
  * by their ids. A peer joins its side with a `hello` carrying the
  * session's token and its own id:
  *
- *  - over UDP, the first address that says hello for a side is that
+ *  - a side joins only from the host (IP address, port ignored) the
+ *    server knows for it: the requester's relay request came from there,
+ *    the target is registered there;
+ *  - over UDP, the first such address that says hello for a side is that
  *    side's endpoint for good (no rebinding); the relay answers `wait`
  *    until the other side is there, then `ready`, and from then on
  *    forwards every datagram of one endpoint, unchanged, to the other;
@@ -18,8 +21,9 @@
  * Forwarding is rate limited per session and direction by a token
  * bucket: a datagram over the rate is dropped, a TCP side over the rate
  * is not read until the bucket has refilled. Sessions that both peers
- * did not join within the join timeout, and joined ones without traffic
- * for the idle timeout, are closed.
+ * did not join within the join timeout, joined ones without traffic
+ * for the idle timeout, and any at the maximum lifetime are closed. A
+ * requester's address and network hold a bounded number of sessions.
  *
  * The parts: rndz-relay-session.c (sessions, tokens, rates, the timer),
  * rndz-relay-udp.c and rndz-relay-tcp.c (the transports, which call the

@@ -57,6 +57,9 @@ struct _RndzServer
   GBytes *cluster_secret;
   gboolean reuse_port;
   RndzCluster *cluster;        /* while listening in a cluster */
+  guint relay_max_per_address;
+  guint relay_max_per_network;
+  guint relay_max_lifetime_ms;
 };
 
 enum
@@ -73,6 +76,9 @@ enum
   PROP_RELAY_MAX_SESSIONS,
   PROP_RELAY_RATE,
   PROP_RELAY_IDLE_TIMEOUT,
+  PROP_RELAY_MAX_PER_ADDRESS,
+  PROP_RELAY_MAX_PER_NETWORK,
+  PROP_RELAY_MAX_LIFETIME,
   PROP_AUTH_REQUIRED,
   PROP_PEER_COUNT,
   PROP_CLUSTER,

@@ -287,8 +287,12 @@ server_relay_changed (RndzServer *server,
                       guint       prop_id)
 {
   if (server->relay != NULL)
-    rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
-                          server->relay_idle_timeout_ms);
+    {
+      rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
+                            server->relay_idle_timeout_ms);
+      rndz_relay_set_caps (server->relay, server->relay_max_per_address,
+                           server->relay_max_per_network, server->relay_max_lifetime_ms);
+    }
   g_object_notify_by_pspec (G_OBJECT (server), properties[prop_id]);
 }
 
@@ -419,6 +423,134 @@ rndz_server_set_relay_idle_timeout (RndzServer *server,
   server_relay_changed (server, PROP_RELAY_IDLE_TIMEOUT);
 }
 
+/**
+ * rndz_server_get_relay_max_sessions_per_address:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-max-sessions-per-address].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-max-sessions-per-address]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_max_sessions_per_address (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_max_per_address;
+}
+
+/**
+ * rndz_server_set_relay_max_sessions_per_address:
+ * @server: a #RndzServer
+ * @max_sessions: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:relay-max-sessions-per-address]. A lower
+ * limit closes no session; it only refuses new ones.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_max_sessions_per_address (RndzServer *server,
+                                                guint       max_sessions)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (max_sessions > 0);
+
+  if (server->relay_max_per_address == max_sessions)
+    return;
+
+  server->relay_max_per_address = max_sessions;
+  server_relay_changed (server, PROP_RELAY_MAX_PER_ADDRESS);
+}
+
+/**
+ * rndz_server_get_relay_max_sessions_per_network:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-max-sessions-per-network].
+ *
+ * Returns: the value of [property@Rndz.Server:relay-max-sessions-per-network]
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_max_sessions_per_network (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_max_per_network;
+}
+
+/**
+ * rndz_server_set_relay_max_sessions_per_network:
+ * @server: a #RndzServer
+ * @max_sessions: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:relay-max-sessions-per-network]. A lower
+ * limit closes no session; it only refuses new ones.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_max_sessions_per_network (RndzServer *server,
+                                                guint       max_sessions)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (max_sessions > 0);
+
+  if (server->relay_max_per_network == max_sessions)
+    return;
+
+  server->relay_max_per_network = max_sessions;
+  server_relay_changed (server, PROP_RELAY_MAX_PER_NETWORK);
+}
+
+/**
+ * rndz_server_get_relay_max_lifetime:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:relay-max-lifetime], in milliseconds.
+ *
+ * Returns: the value of [property@Rndz.Server:relay-max-lifetime], in
+ *   milliseconds
+ *
+ * Since: 1.0
+ */
+guint
+rndz_server_get_relay_max_lifetime (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), 0);
+
+  return server->relay_max_lifetime_ms;
+}
+
+/**
+ * rndz_server_set_relay_max_lifetime:
+ * @server: a #RndzServer
+ * @milliseconds: the new lifetime in milliseconds, from 1000 to
+ *   604800000 (a week)
+ *
+ * Sets [property@Rndz.Server:relay-max-lifetime]. It applies at once:
+ * open sessions older than the new lifetime end.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_relay_max_lifetime (RndzServer *server,
+                                    guint       milliseconds)
+{
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+  g_return_if_fail (milliseconds >= MIN_TIMEOUT_MS && milliseconds <= MAX_RELAY_IDLE_TIMEOUT_MS);
+
+  if (server->relay_max_lifetime_ms == milliseconds)
+    return;
+
+  server->relay_max_lifetime_ms = milliseconds;
+  server_relay_changed (server, PROP_RELAY_MAX_LIFETIME);
+}
+
 static void
 server_auth_changed (RndzServer *server,
                      gboolean    was_required)
@@ -534,4 +666,3 @@ rndz_server_get_auth_required (RndzServer *server)
 
   return rndz_server_auth_is_required (server->auth);
 }
-

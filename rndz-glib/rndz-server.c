@@ -65,6 +65,9 @@
 #define DEFAULT_RELAY_MAX_SESSIONS 64
 #define DEFAULT_RELAY_RATE (1024 * 1024)
 #define DEFAULT_RELAY_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_RELAY_MAX_PER_ADDRESS 4
+#define DEFAULT_RELAY_MAX_PER_NETWORK 16
+#define DEFAULT_RELAY_MAX_LIFETIME_MS (3600 * 1000)
 
 /* A signal owed to the handlers. Signals are emitted only when the work
  * that caused them is done (see server_enter()), because a handler may
@@ -426,6 +429,8 @@ rndz_server_listen (RndzServer      *server,
       server->relay = rndz_relay_new (server->context, relay_udp, relay_tcp, &server->stats);
       rndz_relay_configure (server->relay, server->relay_max_sessions, server->relay_rate,
                             server->relay_idle_timeout_ms);
+      rndz_relay_set_caps (server->relay, server->relay_max_per_address,
+                           server->relay_max_per_network, server->relay_max_lifetime_ms);
       if (server->relay_join_timeout_ms != 0)
         rndz_relay_set_join_timeout (server->relay, server->relay_join_timeout_ms);
       rndz_forwarder_set_relay (server->forwarder, server->relay);
@@ -574,6 +579,15 @@ rndz_server_get_property (GObject    *object,
     case PROP_RELAY_IDLE_TIMEOUT:
       g_value_set_uint (value, server->relay_idle_timeout_ms);
       break;
+    case PROP_RELAY_MAX_PER_ADDRESS:
+      g_value_set_uint (value, server->relay_max_per_address);
+      break;
+    case PROP_RELAY_MAX_PER_NETWORK:
+      g_value_set_uint (value, server->relay_max_per_network);
+      break;
+    case PROP_RELAY_MAX_LIFETIME:
+      g_value_set_uint (value, server->relay_max_lifetime_ms);
+      break;
     case PROP_AUTH_REQUIRED:
       g_value_set_boolean (value, rndz_server_get_auth_required (server));
       break;
@@ -642,6 +656,15 @@ rndz_server_set_property (GObject      *object,
       break;
     case PROP_REUSE_PORT:
       rndz_server_set_reuse_port (server, g_value_get_boolean (value));
+      break;
+    case PROP_RELAY_MAX_PER_ADDRESS:
+      rndz_server_set_relay_max_sessions_per_address (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_MAX_PER_NETWORK:
+      rndz_server_set_relay_max_sessions_per_network (server, g_value_get_uint (value));
+      break;
+    case PROP_RELAY_MAX_LIFETIME:
+      rndz_server_set_relay_max_lifetime (server, g_value_get_uint (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -840,6 +863,47 @@ rndz_server_class_init (RndzServerClass *klass)
                        flags);
 
   /**
+   * RndzServer:relay-max-sessions-per-address:
+   *
+   * The largest number of relay sessions that requests from one address
+   * may hold at once (an IPv6 address counts by its /64, the port is
+   * ignored); 4 by default. Further requests from there are answered with
+   * a `server-full` error, so that one source cannot take every session.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_MAX_PER_ADDRESS] =
+    g_param_spec_uint ("relay-max-sessions-per-address", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RELAY_MAX_PER_ADDRESS, flags);
+
+  /**
+   * RndzServer:relay-max-sessions-per-network:
+   *
+   * The largest number of relay sessions that requests from one network,
+   * an IPv4 /16 or an IPv6 /48, may hold at once; 16 by default. Further
+   * requests from there are answered with a `server-full` error.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_MAX_PER_NETWORK] =
+    g_param_spec_uint ("relay-max-sessions-per-network", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_RELAY_MAX_PER_NETWORK, flags);
+
+  /**
+   * RndzServer:relay-max-lifetime:
+   *
+   * How long a relay session may last, traffic or not, in milliseconds,
+   * from 1000 to 604800000 (a week); 3600000 (an hour) by default. Peers
+   * that need longer ask for a new session.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_RELAY_MAX_LIFETIME] =
+    g_param_spec_uint ("relay-max-lifetime", NULL, NULL,
+                       MIN_TIMEOUT_MS, MAX_RELAY_IDLE_TIMEOUT_MS, DEFAULT_RELAY_MAX_LIFETIME_MS,
+                       flags);
+
+  /**
    * RndzServer:auth-required:
    *
    * Whether peers must authenticate: true once a secret or a key is set
@@ -959,6 +1023,9 @@ rndz_server_init (RndzServer *server)
   server->relay_max_sessions = DEFAULT_RELAY_MAX_SESSIONS;
   server->relay_rate = DEFAULT_RELAY_RATE;
   server->relay_idle_timeout_ms = DEFAULT_RELAY_IDLE_TIMEOUT_MS;
+  server->relay_max_per_address = DEFAULT_RELAY_MAX_PER_ADDRESS;
+  server->relay_max_per_network = DEFAULT_RELAY_MAX_PER_NETWORK;
+  server->relay_max_lifetime_ms = DEFAULT_RELAY_MAX_LIFETIME_MS;
 
   server->io = rndz_server_io_new (server->context, &server->config, &server->stats,
                                    &io_callbacks, server);

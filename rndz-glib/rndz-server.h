@@ -122,5 +122,20 @@ guint           rndz_server_get_relay_idle_timeout (RndzServer    *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_relay_idle_timeout (RndzServer    *server,
                                                     guint          milliseconds);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_max_sessions_per_address (RndzServer *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_max_sessions_per_address (RndzServer *server,
+                                                                guint       max_sessions);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_max_sessions_per_network (RndzServer *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_max_sessions_per_network (RndzServer *server,
+                                                                guint       max_sessions);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_relay_max_lifetime (RndzServer    *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_relay_max_lifetime (RndzServer    *server,
+                                                    guint          milliseconds);
 
 G_END_DECLS

@@ -2274,13 +2274,13 @@ test_max_reply_size_relay (void)
 {
   g_autofree char *quotes = repeat ("\"", RNDZ_ID_MAX_LEN);
   const char *targets[] = { "a", "alice", "😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀", quotes };
-  const gsize expected[] = { 106, 110, 169, 233 };
+  const gsize expected[] = { 224, 228, 287, 351 };
   char buf[DEFAULT_MAX];
   RndzMessage request, reply;
 
   g_test_summary ("A relay request padded to rndz_message_max_reply_size() is at "
-                  "least as large as the session or error that answers it: "
-                  "105 bytes plus the escaped target id");
+                  "least as large as the two sessions it makes the server send, or "
+                  "an error: 222 bytes plus the escaped ids of both peers");
 
   for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
     {
@@ -2293,12 +2293,16 @@ test_max_reply_size_relay (void)
       g_assert_cmpuint (max, ==, expected[i]);
 
       /* The requester's session names the target, with the longest
-       * token, port and tid; it carries no auth */
+       * token, port and tid; it carries no auth. The target's names the
+       * requester, with auth. */
       rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, G_MAXUINT32);
       g_strlcpy (reply.id, targets[i], sizeof reply.id);
       g_strlcpy (reply.token, "ffffffffffffffffffffffffffffffff", sizeof reply.token);
       reply.port = 65535;
-      g_assert_cmpuint (rndz_message_encode (&reply, buf, sizeof buf), ==, max);
+      len = rndz_message_encode (&reply, buf, sizeof buf);
+      g_strlcpy (reply.id, "b", sizeof reply.id);
+      reply.auth = TRUE;
+      g_assert_cmpuint (len + rndz_message_encode (&reply, buf, sizeof buf), ==, max);
 
       for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_AUTH_REQUIRED; code++)
         {
@@ -2381,7 +2385,7 @@ test_encode_longest_cands (void)
     { RNDZ_MESSAGE_PING, TRUE, 494 },
     { RNDZ_MESSAGE_FSYNC, TRUE, 445 },
     { RNDZ_MESSAGE_REDIRECT, TRUE, 436 },
-    { RNDZ_MESSAGE_RELAY, TRUE, 434 },
+    { RNDZ_MESSAGE_RELAY, TRUE, 478 },
     { RNDZ_MESSAGE_SESSION, TRUE, 245 },
     { RNDZ_MESSAGE_ISYNC, FALSE, 507 },
     { RNDZ_MESSAGE_ISYNC, TRUE, 635 },

@@ -616,7 +616,8 @@ token_child (void)
   rndz_relay_configure (relay, 4, 0, 30);
 
   deny_getrandom ();
-  g_assert_null (rndz_relay_open (relay, RNDZ_TRANSPORT_UDP, &requester, 1, "bob", "alice", 2));
+  g_assert_null (rndz_relay_open (relay, RNDZ_TRANSPORT_UDP, &requester, 1, "bob", "alice",
+                                   &requester, 2));
   g_assert_cmpuint (rndz_relay_get_session_count (relay), ==, 0);
   g_assert_cmpuint (stats.relay_sessions, ==, 0);
   assert_logged (log, "Cannot generate a session token");

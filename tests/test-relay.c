@@ -685,7 +685,8 @@ test_max_sessions (Fixture       *f,
   expect_session (f, pair.alice_server, 0, "bob", &msg);
   g_assert_cmpstr (msg.token, ==, pair.token);
 
-  tid = send_relay (f, pair.bob_server, "bob", "alice");
+  /* Another pair (the same pair again would replace the session) */
+  tid = send_relay (f, pair.bob_server, "carol", "alice");
   expect_error (f, pair.bob_server, tid, RNDZ_WIRE_ERROR_SERVER_FULL);
   g_assert_cmpuint (session_count (f), ==, 1);
 }

@@ -34,6 +34,9 @@ enum
   LIMIT_RELAY_MAX_SESSIONS,
   LIMIT_RELAY_RATE,
   LIMIT_RELAY_IDLE_TIMEOUT,
+  LIMIT_RELAY_MAX_PER_ADDRESS,
+  LIMIT_RELAY_MAX_PER_NETWORK,
+  LIMIT_RELAY_MAX_LIFETIME,
   N_LIMITS
 };
 
@@ -50,6 +53,9 @@ static const guint limit_scales[N_LIMITS] = {
   [LIMIT_RELAY_MAX_SESSIONS] = 1,
   [LIMIT_RELAY_RATE] = 1,
   [LIMIT_RELAY_IDLE_TIMEOUT] = 1000,
+  [LIMIT_RELAY_MAX_PER_ADDRESS] = 1,
+  [LIMIT_RELAY_MAX_PER_NETWORK] = 1,
+  [LIMIT_RELAY_MAX_LIFETIME] = 1000,
 };
 
 static const char * const limit_names[N_LIMITS] = {
@@ -64,6 +70,9 @@ static const char * const limit_names[N_LIMITS] = {
   "relay-max-sessions",
   "relay-rate",
   "relay-idle-timeout",
+  "relay-max-sessions-per-address",
+  "relay-max-sessions-per-network",
+  "relay-max-lifetime",
 };
 
 static char *server_listen_address = NULL;
@@ -105,6 +114,12 @@ static const GOptionEntry server_entries[] = {
     N_("BYTES") },
   { "relay-idle-timeout", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_IDLE_TIMEOUT],
     N_("Close a relay session after SECONDS without traffic (default: 60)"), N_("SECONDS") },
+  { "relay-max-sessions-per-address", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_PER_ADDRESS],
+    N_("Relay at most N sessions at once for requests from one address, an IPv6 /64 (default: 4)"), N_("N") },
+  { "relay-max-sessions-per-network", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_PER_NETWORK],
+    N_("Relay at most N sessions at once for requests from one IPv4 /16 or IPv6 /48 (default: 16)"), N_("N") },
+  { "relay-max-lifetime", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_LIFETIME],
+    N_("Close a relay session SECONDS after it was opened, traffic or not (default: 3600)"), N_("SECONDS") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &server_verbose,
     N_("Print debug messages to standard error"), NULL },
   { NULL }
