@@ -15,6 +15,7 @@
 #include "rndz-relay-private.h"
 #include "rndz-server-auth-private.h"
 #include "rndz-server-io-private.h"
+#include "rndz-server-names-private.h"
 
 G_BEGIN_DECLS
 
@@ -36,6 +37,8 @@ struct _RndzServer
   RndzRegistry *registry;
   RndzForwarder *forwarder;
   RndzServerAuth *auth;
+  RndzServerNames *names;      /* what signed messages must name */
+  GStrv public_addresses;      /* canonical, as names has them */
   RndzRelay *relay;            /* while listening with a relay port */
 
   GQueue events;               /* ServerEvent, in the order they happened */
@@ -68,6 +71,7 @@ enum
   PROP_RELAY_RATE,
   PROP_RELAY_IDLE_TIMEOUT,
   PROP_AUTH_REQUIRED,
+  PROP_PUBLIC_ADDRESSES,
   PROP_PEER_COUNT,
   N_PROPS
 };
