@@ -766,19 +766,45 @@ test_server_names (void)
   g_assert_true (ping_accepted (server, address));
 }
 
-static void
-test_server_names_wildcard (void)
+/* Like ping_accepted(), from @family's loopback */
+static gboolean
+ping_accepted_from (RndzServer    *server,
+                    GSocketFamily  family,
+                    const char    *srv)
 {
+  g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, family,
+                                                     rndz_server_get_port (server));
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = ping_for (srv, 9, buf, sizeof buf);
+
+  rndz_test_peer_send_raw (peer, buf, len);
+  if (!rndz_test_run_until_readable (NULL, peer->socket, 300))
+    return FALSE;
+  rndz_test_peer_expect (NULL, peer, RNDZ_MESSAGE_PONG, 9, NULL, RNDZ_TEST_TIMEOUT_MS);
+  return TRUE;
+}
+
+static void
+test_server_names_wildcard (gconstpointer user_data)
+{
+  GSocketFamily family = GPOINTER_TO_INT (user_data);
   g_autoptr(GBytes) secret = secret_bytes ();
   g_autoptr(RndzServer) server = rndz_server_new ();
-  g_autoptr(GInetAddress) any = g_inet_address_new_any (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GInetAddress) any = g_inet_address_new_any (family);
   g_autoptr(GSocketAddress) listen_address = g_inet_socket_address_new (any, 0);
   g_autoptr(GError) error = NULL;
   g_autofree char *address = NULL;
   g_autofree char *other_port = NULL;
 
-  g_test_summary ("A server bound to 0.0.0.0 accepts messages signed for any address of "
-                  "the host with its port, such as 127.0.0.1, and for no other port");
+  g_test_summary ("A server bound to 0.0.0.0 (or ::, which serves IPv4 too) accepts "
+                  "messages signed for any address of the host with its port, such as "
+                  "127.0.0.1 (or ::1), and for no other port or address");
+
+  if (family == G_SOCKET_FAMILY_IPV6 && !rndz_test_have_ipv6 ())
+    {
+      g_test_skip ("No IPv6 loopback");
+      return;
+    }
 
   g_assert_true (rndz_server_listen (server, listen_address, &error));
   g_assert_no_error (error);
@@ -790,6 +816,16 @@ test_server_names_wildcard (void)
   /* Not an address of this host (a documentation prefix) */
   g_assert_false (ping_accepted (server, "203.0.113.1:8888"));
   g_assert_true (ping_accepted (server, address));
+
+  if (family == G_SOCKET_FAMILY_IPV6)
+    {
+      g_autofree char *v6 = g_strdup_printf ("[::1]:%u", rndz_server_get_port (server));
+      g_autofree char *v6_other = g_strdup_printf ("[::1]:%u", rndz_server_get_port (server) ^ 1);
+
+      g_assert_false (ping_accepted_from (server, family, v6_other));
+      g_assert_false (ping_accepted_from (server, family, "[2001:db8::7]:8888"));
+      g_assert_true (ping_accepted_from (server, family, v6));
+    }
 }
 
 static void
@@ -894,7 +930,10 @@ main (int   argc,
   g_test_add ("/auth/server/replay-share", Fixture, NULL, fixture_setup, test_replay_share, fixture_teardown);
   g_test_add_func ("/auth/udp/cross-server-replay", test_cross_server_replay);
   g_test_add_func ("/auth/udp/server-names", test_server_names);
-  g_test_add_func ("/auth/udp/server-names-wildcard", test_server_names_wildcard);
+  g_test_add_data_func ("/auth/udp/server-names-wildcard", GINT_TO_POINTER (G_SOCKET_FAMILY_IPV4),
+                        test_server_names_wildcard);
+  g_test_add_data_func ("/auth/udp/server-names-wildcard-v6", GINT_TO_POINTER (G_SOCKET_FAMILY_IPV6),
+                        test_server_names_wildcard);
   g_test_add_func ("/auth/udp/server-names-public", test_server_names_public);
   g_test_add_func ("/auth/udp/server-names-log", test_server_names_log);
   g_test_add_data_func ("/auth/udp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_end_to_end);
