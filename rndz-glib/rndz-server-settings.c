@@ -535,7 +535,6 @@ rndz_server_get_auth_required (RndzServer *server)
   return rndz_server_auth_is_required (server->auth);
 }
 
-
 /**
  * rndz_server_get_public_addresses:
  * @server: a #RndzServer

@@ -829,11 +829,12 @@ rndz_server_class_init (RndzServerClass *klass)
    * Addresses, besides its own, under which peers reach the server: a
    * server behind DNAT or port forwarding is reached at an address of the
    * router. Each is numeric with its port, `198.51.100.7:8888` or
-   * `[2001:db8::7]:8888`. With authentication on, a peer names in every
-   * signed message the server it sends it to, and the server refuses
-   * messages signed for any other: the address its sockets are bound to,
-   * or, bound to `0.0.0.0` or `::`, any address of the host with its
-   * port, and these. Empty by default.
+   * `[2001:db8::7]:8888`. With authentication on, every signed message
+   * names the server it is sent to, and the server accepts only its own
+   * names: the address its sockets are bound to (bound to `0.0.0.0` or
+   * `::`, any address of the host with its port) and these. A message
+   * signed for another name is dropped, and logged once a second at most.
+   * Empty by default.
    *
    * Since: 1.0
    */
