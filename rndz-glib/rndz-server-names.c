@@ -5,6 +5,7 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct _RndzServerNames
   GArray *public;              /* RndzAddr: configured by the operator */
   GArray *interfaces;          /* RndzAddr: the host's, with the bound port */
   gint64 interfaces_time;      /* when they were read; 0 for never */
+  gboolean interfaces_failed;  /* getifaddrs() failed, and we said so */
 };
 
 RndzServerNames *
@@ -68,6 +70,7 @@ rndz_server_names_set_bound (RndzServerNames *names,
   names->wildcard = bound != NULL && addr_is_wildcard (bound);
   g_array_set_size (names->interfaces, 0);
   names->interfaces_time = 0;
+  names->interfaces_failed = FALSE;
 }
 
 void
@@ -98,7 +101,20 @@ read_interfaces (RndzServerNames *names)
 
   g_array_set_size (names->interfaces, 0);
   if (getifaddrs (&ifaddrs) < 0)
-    return;
+    {
+      int saved_errno = errno;
+
+      /* getifaddrs() needs a netlink socket, which a sandbox may forbid
+       * (systemd's RestrictAddressFamilies=): then no signed message
+       * passes, and the operator must hear why, once */
+      if (!names->interfaces_failed)
+        g_message ("Cannot read the addresses of this host (getifaddrs: %s): messages "
+                   "signed for them are refused. Listen on a specific address, or name "
+                   "the addresses peers use with --public-address "
+                   "(RndzServer:public-addresses).", g_strerror (saved_errno));
+      names->interfaces_failed = TRUE;
+      return;
+    }
 
   for (struct ifaddrs *ifa = ifaddrs; ifa != NULL; ifa = ifa->ifa_next)
     {
