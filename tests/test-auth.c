@@ -41,6 +41,23 @@ server_name (void)
 /* Vectors computed independently, with Python's hmac module, from the
  * definition in doc/protocol.md (scripts/auth-vectors.py) */
 static void
+vector_init (RndzMessage     *msg,
+             RndzMessageType  type,
+             guint32          tid,
+             const char      *target,
+             const char      *mac)
+{
+  rndz_message_init (msg, type, tid);
+  g_strlcpy (msg->id, "alice", sizeof msg->id);
+  if (target != NULL)
+    g_strlcpy (msg->target, target, sizeof msg->target);
+  msg->ts = 1700000000000;
+  g_strlcpy (msg->nonce, "0123456789abcdef", sizeof msg->nonce);
+  msg->srv = rndz_test_addr ("127.0.0.1:8888");
+  g_strlcpy (msg->mac, mac, sizeof msg->mac);
+}
+
+static void
 test_vectors (void)
 {
   g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
@@ -57,41 +74,12 @@ test_vectors (void)
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (parsed, key));
 
-  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 42);
-  g_strlcpy (msg.id, "alice", sizeof msg.id);
-  msg.ts = 1700000000000;
-  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
-  msg.srv = rndz_test_addr ("127.0.0.1:8888");
-  g_strlcpy (msg.mac, "a2cf33b26d036fb4d2f80449918a8b7dec78444ccf5f188b52a4dfc23fd3b320", sizeof msg.mac);
+  vector_init (&msg, RNDZ_MESSAGE_PING, 42, NULL,
+               "a2cf33b26d036fb4d2f80449918a8b7dec78444ccf5f188b52a4dfc23fd3b320");
   g_assert_true (rndz_message_verify (&msg, key));
 
-  /* The MAC of version 1, which named no server, no longer verifies:
-   * neither without srv nor with it */
-  g_strlcpy (msg.mac, "0c8f0a8dc2b6d2ddae1d5fe17a01d500b2dadf4e099578d31770f387daf49494", sizeof msg.mac);
-  g_assert_false (rndz_message_verify (&msg, key));
-  memset (&msg.srv, 0, sizeof msg.srv);
-  g_assert_false (rndz_message_verify (&msg, key));
-
-  /* Nor does a MAC over an empty server, whoever made it */
-  rndz_message_sign (&msg, &msg.srv, key, 1700000000000);
-  g_assert_false (rndz_message_verify (&msg, key));
-
-  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 7);
-  g_strlcpy (msg.id, "alice", sizeof msg.id);
-  g_strlcpy (msg.target, "bob", sizeof msg.target);
-  msg.ts = 1700000000000;
-  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
-  msg.srv = rndz_test_addr ("127.0.0.1:8888");
-  g_strlcpy (msg.mac, "2b271e198bb7e4f45c83bcb1381fb9e00af414407038ce5653b830f9ba9e3a2a", sizeof msg.mac);
-  g_assert_true (rndz_message_verify (&msg, key));
-
-  /* Another server: the port, then the address */
-  msg.srv.port++;
-  g_assert_false (rndz_message_verify (&msg, key));
-  msg.srv = rndz_test_addr ("127.0.0.2:8888");
-  g_assert_false (rndz_message_verify (&msg, key));
-  /* Written as v4-mapped IPv6, it is the same server */
-  g_assert_true (rndz_addr_parse (&msg.srv, "[::ffff:127.0.0.1]:8888", NULL));
+  vector_init (&msg, RNDZ_MESSAGE_ISYNC, 7, "bob",
+               "2b271e198bb7e4f45c83bcb1381fb9e00af414407038ce5653b830f9ba9e3a2a");
   g_assert_true (rndz_message_verify (&msg, key));
 
   /* One bit of the target changed */
@@ -103,6 +91,39 @@ test_vectors (void)
   g_clear_error (&error);
   g_assert_null (rndz_key_from_hex ("zz112233445566778899aabbccddeeff", &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+}
+
+static void
+test_vectors_server (void)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
+  g_autoptr(GBytes) key = rndz_derive_key (secret, "alice");
+  RndzMessage msg;
+
+  g_test_summary ("A MAC names the server: it does not verify for another port or "
+                  "address; the version 1 MAC, which named none, and a MAC over an "
+                  "empty server never verify");
+
+  vector_init (&msg, RNDZ_MESSAGE_ISYNC, 7, "bob",
+               "2b271e198bb7e4f45c83bcb1381fb9e00af414407038ce5653b830f9ba9e3a2a");
+  msg.srv.port++;
+  g_assert_false (rndz_message_verify (&msg, key));
+  msg.srv = rndz_test_addr ("127.0.0.2:8888");
+  g_assert_false (rndz_message_verify (&msg, key));
+  /* Written as v4-mapped IPv6, it is the same server */
+  g_assert_true (rndz_addr_parse (&msg.srv, "[::ffff:127.0.0.1]:8888", NULL));
+  g_assert_true (rndz_message_verify (&msg, key));
+
+  /* The ping's MAC of version 1, with srv and without */
+  vector_init (&msg, RNDZ_MESSAGE_PING, 42, NULL,
+               "0c8f0a8dc2b6d2ddae1d5fe17a01d500b2dadf4e099578d31770f387daf49494");
+  g_assert_false (rndz_message_verify (&msg, key));
+  memset (&msg.srv, 0, sizeof msg.srv);
+  g_assert_false (rndz_message_verify (&msg, key));
+
+  /* A MAC over an empty server, whoever made it */
+  rndz_message_sign (&msg, &msg.srv, key, 1700000000000);
+  g_assert_false (rndz_message_verify (&msg, key));
 }
 
 static void
@@ -918,6 +939,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/auth/vectors", test_vectors);
+  g_test_add_func ("/auth/vectors-server", test_vectors_server);
   g_test_add_func ("/auth/signed-roundtrip", test_signed_roundtrip);
   g_test_add_func ("/auth/keys-file", test_keys_file);
   g_test_add ("/auth/server/correct-key", Fixture, NULL, fixture_setup, test_correct_key, fixture_teardown);
