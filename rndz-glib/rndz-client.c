@@ -737,8 +737,11 @@ rndz_client_class_init (RndzClientClass *klass)
    * RndzClient:key:
    *
    * The key of the client's id, for servers that require authentication:
-   * every message to a server then carries a timestamp, a nonce and an
-   * HMAC-SHA256 under this key. See rndz_derive_key().
+   * every message to a server then carries a timestamp, a nonce, the
+   * address it is sent to and an HMAC-SHA256 under this key, so that no
+   * other server accepts it. A server reached through DNAT or port
+   * forwarding must know the address the client sends to (see
+   * [property@Rndz.Server:public-addresses]). See rndz_derive_key().
    *
    * Since: 1.0
    */

@@ -162,7 +162,8 @@ link_send_ping (Link *link)
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
   g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
-  rndz_peer_context_sign (link->listener->peer, &ping);
+  rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
+                          &ping);
   /* The server answers no datagram with a larger one */
   if (link->listener->transport == RNDZ_TRANSPORT_UDP)
     ping.pad_to = rndz_message_max_reply_size (&ping);
@@ -292,7 +293,8 @@ link_reply_rsync (Link              *link,
   RndzMessage rsync;
 
   rndz_listener_init_rsync (link->listener, fsync, &rsync);
-  rndz_peer_context_sign (link->listener->peer, &rsync);
+  rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
+                          &rsync);
   link_send (link, &rsync);
 }
 
@@ -708,8 +710,8 @@ listener_say_bye (RndzListener *listener)
     {
       Link *link = g_ptr_array_index (listener->links, i);
 
-      /* Each signature is good once */
-      rndz_peer_context_sign (listener->peer, &bye);
+      /* Each signature is good once, and for one server */
+      rndz_peer_context_sign (listener->peer, rndz_server_link_get_server (link->conn), &bye);
       if (link->last_pong != 0)
         link_send (link, &bye);
     }

@@ -14,47 +14,52 @@
  * The MAC covers the message's meaning, not its JSON: the fields joined
  * with NUL bytes (which no field can contain), in a fixed order, absent
  * ones empty. doc/protocol.md gives the same definition for other
- * implementations.
+ * implementations. Version 2 of the input ("rndz2") names the server the
+ * message is for, so that a message one server accepted cannot be
+ * replayed to another that shares its keys; there is no version 1 any
+ * more.
  */
+#define MAC_INPUT_VERSION "rndz2"
+
 static char *
 compute_mac (const RndzMessage *msg,
              GBytes            *key)
 {
   g_autoptr(GHmac) hmac = NULL;
-  char number[32];
+  char tid[16], ts[32];
   char addr[RNDZ_ADDR_STRLEN] = "";
+  char srv[RNDZ_ADDR_STRLEN] = "";
   guint fields = rndz_message_type_fields[msg->type];
-  const char *parts[8];
+  const char *parts[9];
   gsize key_len;
   const guint8 *key_data = g_bytes_get_data (key, &key_len);
 
   if (fields & FIELD_ADDR)
     rndz_addr_format (&msg->addr, addr);
+  if (msg->srv.family != 0)
+    rndz_addr_format (&msg->srv, srv);
+  g_snprintf (tid, sizeof tid, "%u", msg->tid);
+  g_snprintf (ts, sizeof ts, "%" G_GINT64_FORMAT, msg->ts);
 
-  hmac = g_hmac_new (G_CHECKSUM_SHA256, key_data, key_len);
-  parts[0] = "rndz1";
+  parts[0] = MAC_INPUT_VERSION;
   parts[1] = rndz_message_type_names[msg->type];
-  parts[2] = NULL;                            /* tid */
+  parts[2] = tid;
   parts[3] = (fields & FIELD_ID) ? msg->id : "";
   parts[4] = (fields & FIELD_TARGET) ? msg->target : "";
   parts[5] = addr;
-  parts[6] = NULL;                            /* ts */
+  parts[6] = ts;
   parts[7] = msg->nonce;
+  parts[8] = srv;
 
+  hmac = g_hmac_new (G_CHECKSUM_SHA256, key_data, key_len);
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
     {
-      const char *part = parts[i];
-
-      if (i == 2)
-        part = (g_snprintf (number, sizeof number, "%u", msg->tid), number);
-      else if (i == 6)
-        part = (g_snprintf (number, sizeof number, "%" G_GINT64_FORMAT, msg->ts), number);
       if (i > 0)
         g_hmac_update (hmac, (const guchar *) "", 1);
-      g_hmac_update (hmac, (const guchar *) part, strlen (part));
+      g_hmac_update (hmac, (const guchar *) parts[i], strlen (parts[i]));
     }
 
-  /* Candidates, when there are, are a ninth part */
+  /* Candidates, when there are, are a tenth part */
   if ((fields & FIELD_CAND) && msg->n_cands > 0)
     {
       char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
@@ -69,17 +74,21 @@ compute_mac (const RndzMessage *msg,
 
 /*
  * rndz_message_sign:
+ * @server: the server @msg is for, as the sender addresses it
  * @now_ms: the time, in milliseconds since the epoch
  *
- * Adds a timestamp, a fresh nonce and the MAC under @key.
+ * Names @server in @msg and adds a timestamp, a fresh nonce and the MAC
+ * under @key.
  */
 void
-rndz_message_sign (RndzMessage *msg,
-                   GBytes      *key,
-                   gint64       now_ms)
+rndz_message_sign (RndzMessage    *msg,
+                   const RndzAddr *server,
+                   GBytes         *key,
+                   gint64          now_ms)
 {
   g_autofree char *mac = NULL;
 
+  msg->srv = *server;
   msg->ts = now_ms;
   g_snprintf (msg->nonce, sizeof msg->nonce, "%08x%08x", g_random_int (), g_random_int ());
   mac = compute_mac (msg, key);
@@ -90,7 +99,9 @@ rndz_message_sign (RndzMessage *msg,
  * rndz_message_verify:
  *
  * Checks the MAC of @msg under @key, in time independent of where they
- * differ. Freshness (timestamp, replays) is the caller's to check.
+ * differ. A message without `srv` never verifies. Freshness (timestamp,
+ * replays) and whether `srv` names the receiver are the caller's to
+ * check.
  */
 gboolean
 rndz_message_verify (const RndzMessage *msg,
@@ -99,7 +110,8 @@ rndz_message_verify (const RndzMessage *msg,
   g_autofree char *expected = NULL;
   guint8 diff = 0;
 
-  if (msg->mac[0] == '\0')
+  /* A message that names no server could be replayed to any */
+  if (msg->mac[0] == '\0' || msg->srv.family == 0)
     return FALSE;
 
   expected = compute_mac (msg, key);

@@ -53,6 +53,7 @@ typedef enum
   KEY_TOKEN,
   KEY_PORT,
   KEY_RETRY,
+  KEY_SRV,
   N_KEYS
 } RndzKey;
 

@@ -251,7 +251,8 @@ decode_cands (RndzMessage *msg,
     }
 }
 
-/* The optional authentication fields: all three or none */
+/* The optional authentication fields: ts, nonce and mac all three or
+ * none, and srv with them */
 static gboolean
 decode_auth (RndzMessage       *msg,
              const RndzFields  *fields,
@@ -279,6 +280,14 @@ decode_auth (RndzMessage       *msg,
   nonce = get_string (fields, KEY_NONCE);
   if (nonce == NULL || !is_lower_hex (nonce, RNDZ_NONCE_LEN))
     return invalid_field (error, type_name, "nonce");
+  /* Optional for the decoder: a MAC without it never verifies */
+  if (fields->values[KEY_SRV].kind != VALUE_ABSENT)
+    {
+      const char *srv = get_string (fields, KEY_SRV);
+
+      if (srv == NULL || !rndz_addr_parse (&msg->srv, srv, NULL))
+        return invalid_field (error, type_name, "srv");
+    }
   mac = get_string (fields, KEY_MAC);
   if (mac == NULL || !is_lower_hex (mac, RNDZ_MAC_HEX_LEN))
     return invalid_field (error, type_name, "mac");

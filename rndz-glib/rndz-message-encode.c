@@ -148,6 +148,11 @@ put_auth (Writer            *w,
       put_str (w, ",\"ts\":");
       put_number (w, msg->ts);
       put_member (w, "nonce", msg->nonce);
+      if (msg->srv.family != 0)
+        {
+          char srv[RNDZ_ADDR_STRLEN];
+          put_member (w, "srv", rndz_addr_format (&msg->srv, srv));
+        }
       put_member (w, "mac", msg->mac);
     }
 }

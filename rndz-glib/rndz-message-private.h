@@ -121,6 +121,7 @@ typedef struct
   /* Authentication (doc/protocol.md): set by rndz_message_sign() */
   gint64 ts;                   /* milliseconds since the epoch */
   char nonce[RNDZ_NONCE_LEN + 1];
+  RndzAddr srv;                /* the server the message is for; unset if absent */
   char mac[RNDZ_MAC_HEX_LEN + 1];
   gboolean auth;               /* fsync, session: the server authenticated the requester */
 
@@ -155,6 +156,7 @@ gssize      rndz_frame_peek             (const guint8      *buf,
                                          GError           **error);
 gsize       rndz_message_max_reply_size (const RndzMessage *request);
 void        rndz_message_sign           (RndzMessage       *msg,
+                                         const RndzAddr    *server,
                                          GBytes            *key,
                                          gint64             now_ms);
 gboolean    rndz_message_verify         (const RndzMessage *msg,

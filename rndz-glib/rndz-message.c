@@ -70,6 +70,7 @@ const RndzKeyName rndz_message_key_names[N_KEYS] = {
   KEY_NAME ("v"), KEY_NAME ("type"), KEY_NAME ("tid"), KEY_NAME ("id"), KEY_NAME ("target"),
   KEY_NAME ("addr"), KEY_NAME ("code"), KEY_NAME ("auth"), KEY_NAME ("ts"), KEY_NAME ("nonce"),
   KEY_NAME ("mac"), KEY_NAME ("cand"), KEY_NAME ("token"), KEY_NAME ("port"), KEY_NAME ("retry"),
+  KEY_NAME ("srv"),
 };
 
 const char *

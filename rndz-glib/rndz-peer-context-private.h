@@ -80,6 +80,7 @@ GTask           *rndz_task_new_in                 (GMainContext        *context,
 
 guint32          rndz_new_tid                     (void);
 void             rndz_peer_context_sign           (RndzPeerContext     *self,
+                                                   const RndzAddr      *server,
                                                    RndzMessage         *msg);
 GSocketFamily    rndz_peer_context_pick_family    (RndzPeerContext     *self,
                                                    GArray              *servers);

@@ -144,13 +144,15 @@ rndz_new_tid (void)
   return g_random_int ();
 }
 
-/* Adds the MAC that proves the message is ours, when we have a key */
+/* Adds the MAC that proves the message is ours, when we have a key,
+ * for @server only: the address we send it to */
 void
 rndz_peer_context_sign (RndzPeerContext *self,
+                        const RndzAddr  *server,
                         RndzMessage     *msg)
 {
   if (self->key != NULL)
-    rndz_message_sign (msg, self->key, g_get_real_time () / 1000);
+    rndz_message_sign (msg, server, self->key, g_get_real_time () / 1000);
 }
 
 /*

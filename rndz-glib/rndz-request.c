@@ -115,7 +115,8 @@ server_send (Server       *server,
              RndzMessage  *msg,
              GError      **error)
 {
-  rndz_peer_context_sign (server->request->peer, msg);
+  rndz_peer_context_sign (server->request->peer, rndz_server_link_get_server (server->link),
+                          msg);
   if (server->request->transport == RNDZ_TRANSPORT_UDP)
     msg->pad_to = rndz_message_max_reply_size (msg);
   return rndz_server_link_send (server->link, msg, error);

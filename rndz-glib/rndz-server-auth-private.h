@@ -8,6 +8,7 @@
 #include <glib.h>
 
 #include "rndz-message-private.h"
+#include "rndz-server-names-private.h"
 #include "rndz-server-types-private.h"
 
 G_BEGIN_DECLS
@@ -16,7 +17,8 @@ G_BEGIN_DECLS
  * RndzServerAuth:
  *
  * The server's keys (a secret to derive them from, and keys per id), the
- * check of a message's MAC and timestamp, the cache of recent MACs
+ * check of a message's MAC, timestamp and server (its `srv` must be one
+ * of the server's names, which it reads, not owns), the cache of recent MACs
  * against replays, and the rate limit on failures per source address.
  * Off until a secret or a key is set.
  */
@@ -29,7 +31,8 @@ typedef enum
   RNDZ_AUTH_FAILED,     /* anything else: dropped without an answer */
 } RndzAuthVerdict;
 
-RndzServerAuth  *rndz_server_auth_new          (RndzServerStats   *stats);
+RndzServerAuth  *rndz_server_auth_new          (RndzServerStats   *stats,
+                                                RndzServerNames   *names);
 void             rndz_server_auth_free         (RndzServerAuth    *auth);
 gboolean         rndz_server_auth_is_required  (RndzServerAuth    *auth);
 GBytes          *rndz_server_auth_get_secret   (RndzServerAuth    *auth);

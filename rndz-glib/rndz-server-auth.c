@@ -11,6 +11,7 @@
 #include "rndz-auth.h"
 #include "rndz-i18n-private.h"
 #include "rndz-ratelimit-private.h"
+#include "rndz-server-names-private.h"
 
 /* How far a timestamp may be from the server's clock, how many failures
  * per second an address may cause before its messages are dropped
@@ -21,6 +22,8 @@
 #define REPLAY_CACHE_MAX 262144
 /* One id's share: some 30 messages a second for two minutes */
 #define REPLAY_PER_ID_MAX 4096
+/* At most one message a second says that peers name another server */
+#define WRONG_SERVER_LOG_US G_USEC_PER_SEC
 
 /* A MAC seen recently, kept until it could no longer pass the timestamp
  * check */
@@ -34,6 +37,8 @@ typedef struct
 struct _RndzServerAuth
 {
   RndzServerStats *stats;
+  RndzServerNames *names;      /* what a message's srv must be */
+  gint64 wrong_server_logged;  /* monotonic time, 0 for never */
   GBytes *secret;
   GHashTable *keys;            /* id → GBytes */
   RndzRateLimit *failures;
@@ -43,11 +48,13 @@ struct _RndzServerAuth
 };
 
 RndzServerAuth *
-rndz_server_auth_new (RndzServerStats *stats)
+rndz_server_auth_new (RndzServerStats *stats,
+                      RndzServerNames *names)
 {
   RndzServerAuth *auth = g_new0 (RndzServerAuth, 1);
 
   auth->stats = stats;
+  auth->names = names;
   auth->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) g_bytes_unref);
   auth->failures = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, AUTH_FAILURE_RATE,
@@ -204,9 +211,37 @@ replay_remember (RndzServerAuth    *auth,
   return TRUE;
 }
 
+/* A peer with a valid key named an address that is not ours: most
+ * likely this server is reached through DNAT or port forwarding at an
+ * address the operator did not name; or the message is a replay of one
+ * sent to another server. Said once a second at most, where an operator
+ * looks, since without it every peer fails silently. */
+static void
+auth_log_wrong_server (RndzServerAuth    *auth,
+                       const RndzAddr    *from,
+                       const RndzMessage *msg,
+                       gint64             now)
+{
+  char srv[RNDZ_ADDR_STRLEN], source[RNDZ_ADDR_STRLEN];
+
+  if (auth->wrong_server_logged != 0 && now - auth->wrong_server_logged < WRONG_SERVER_LOG_US)
+    return;
+  auth->wrong_server_logged = MAX (now, 1);
+
+  rndz_addr_format (&msg->srv, srv);
+  rndz_addr_format (from, source);
+  g_message ("Dropped a %s from %s signed for the server %s, which is not an address of "
+             "this server. If peers reach this server at %s (through DNAT or port "
+             "forwarding), name it with “rndz server --public-address %s” "
+             "(RndzServer:public-addresses); otherwise the message may be a replay of "
+             "one sent to another server.",
+             rndz_message_type_to_string (msg->type), source, srv, srv, srv);
+}
+
 /* Why @msg fails, or NULL if it passes */
 static const char *
 auth_verify (RndzServerAuth    *auth,
+             const RndzAddr    *from,
              const RndzMessage *msg,
              gint64             now)
 {
@@ -215,10 +250,20 @@ auth_verify (RndzServerAuth    *auth,
 
   if (key == NULL)
     return "no key for this id";
+  if (msg->mac[0] == '\0')
+    return "unsigned";
+  if (msg->srv.family == 0)
+    return "no srv (a peer that signs with MAC input version 1?)";
   if (!rndz_message_verify (msg, key))
     return "wrong MAC";
   if (ABS (now_ms - msg->ts) > AUTH_WINDOW_MS)
     return "stale timestamp";
+  /* The MAC is right, so the peer did name that server */
+  if (!rndz_server_names_contains (auth->names, &msg->srv, now))
+    {
+      auth_log_wrong_server (auth, from, msg, now);
+      return "signed for another server";
+    }
   if (!replay_remember (auth, msg, now))
     return "replayed";
   return NULL;
@@ -263,7 +308,7 @@ rndz_server_auth_check (RndzServerAuth    *auth,
       return RNDZ_AUTH_FAILED;
     }
 
-  why = auth_verify (auth, msg, now);
+  why = auth_verify (auth, from, msg, now);
   if (why == NULL)
     return RNDZ_AUTH_PASSED;
 

@@ -16,6 +16,7 @@
 #include "rndz-relay-private.h"
 #include "rndz-server-auth-private.h"
 #include "rndz-server-io-private.h"
+#include "rndz-server-names-private.h"
 
 G_BEGIN_DECLS
 
@@ -37,6 +38,8 @@ struct _RndzServer
   RndzRegistry *registry;
   RndzForwarder *forwarder;
   RndzServerAuth *auth;
+  RndzServerNames *names;      /* what signed messages must name */
+  GStrv public_addresses;      /* canonical, as names has them */
   RndzRelay *relay;            /* while listening with a relay port */
 
   GQueue events;               /* ServerEvent, in the order they happened */
@@ -80,6 +83,7 @@ enum
   PROP_RELAY_MAX_PER_NETWORK,
   PROP_RELAY_MAX_LIFETIME,
   PROP_AUTH_REQUIRED,
+  PROP_PUBLIC_ADDRESSES,
   PROP_PEER_COUNT,
   PROP_CLUSTER,
   PROP_CLUSTER_CONNECTED,

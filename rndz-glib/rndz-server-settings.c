@@ -666,3 +666,89 @@ rndz_server_get_auth_required (RndzServer *server)
 
   return rndz_server_auth_is_required (server->auth);
 }
+
+/**
+ * rndz_server_get_public_addresses:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:public-addresses], each in the form
+ * rndz-glib writes addresses (IPv6 canonical, in brackets).
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the public
+ *   addresses, an empty array if there are none
+ *
+ * Since: 1.0
+ */
+const char * const *
+rndz_server_get_public_addresses (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), NULL);
+
+  return (const char * const *) server->public_addresses;
+}
+
+/* @addresses parsed, or NULL (with a critical) if one is not an address */
+static GArray *
+parse_public_addresses (const char * const *addresses)
+{
+  g_autoptr(GArray) parsed = g_array_new (FALSE, FALSE, sizeof (RndzAddr));
+
+  for (guint i = 0; addresses != NULL && addresses[i] != NULL; i++)
+    {
+      RndzAddr addr;
+
+      if (!rndz_addr_parse (&addr, addresses[i], NULL))
+        {
+          g_critical ("rndz_server_set_public_addresses: “%s” is not a numeric address "
+                      "with a port", addresses[i]);
+          return NULL;
+        }
+      g_array_append_val (parsed, addr);
+    }
+
+  return g_steal_pointer (&parsed);
+}
+
+/**
+ * rndz_server_set_public_addresses:
+ * @server: a #RndzServer
+ * @addresses: (nullable) (array zero-terminated=1): numeric addresses
+ *   with their ports, such as `198.51.100.7:8888` or `[2001:db8::7]:8888`,
+ *   or %NULL for none
+ *
+ * Sets [property@Rndz.Server:public-addresses]: the addresses, besides
+ * its own, at which peers reach the server, for a server behind DNAT or
+ * port forwarding. It applies to the next message. An address that is
+ * not numeric, or lacks its port, is a programming error: nothing
+ * changes then.
+ *
+ * Since: 1.0
+ */
+void
+rndz_server_set_public_addresses (RndzServer         *server,
+                                  const char * const *addresses)
+{
+  g_autoptr(GArray) parsed = NULL;
+  g_auto(GStrv) canonical = NULL;
+
+  g_return_if_fail (RNDZ_IS_SERVER (server));
+
+  parsed = parse_public_addresses (addresses);
+  if (parsed == NULL)
+    return;
+
+  canonical = g_new0 (char *, parsed->len + 1);
+  for (guint i = 0; i < parsed->len; i++)
+    {
+      canonical[i] = g_malloc (RNDZ_ADDR_STRLEN);
+      rndz_addr_format (&g_array_index (parsed, RndzAddr, i), canonical[i]);
+    }
+  if (g_strv_equal ((const char * const *) canonical,
+                    (const char * const *) server->public_addresses))
+    return;
+
+  rndz_server_names_set_public (server->names, (const RndzAddr *) parsed->data, parsed->len);
+  g_strfreev (server->public_addresses);
+  server->public_addresses = g_steal_pointer (&canonical);
+  g_object_notify_by_pspec (G_OBJECT (server), properties[PROP_PUBLIC_ADDRESSES]);
+}

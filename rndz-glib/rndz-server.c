@@ -52,7 +52,8 @@
  *   rndz-registry.c     the registered peers: ping, bye, expiry
  *   rndz-server-io.c    sockets, connections, sending, the timer; its
  *                       datagrams go in and out in batches (rndz-udp-batch.c)
- *   rndz-server-auth.c  keys, MACs, replays (a leaf)
+ *   rndz-server-auth.c  keys, MACs, replays
+ *   rndz-server-names.c the addresses signed messages may name (a leaf)
  */
 
 /* Timeouts in milliseconds, as everywhere in the API */
@@ -353,6 +354,19 @@ rndz_server_set_udp_sender (RndzServer         *server,
 
 /* Listening */
 
+/* Signed messages must name the address the server is bound to, or,
+ * bound to a wildcard, one of the host's */
+static void
+server_names_listening (RndzServer *server,
+                        GSocket    *udp)
+{
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (udp, NULL);
+  RndzAddr bound;
+
+  if (local != NULL && rndz_addr_from_socket_address (&bound, local))
+    rndz_server_names_set_bound (server->names, &bound);
+}
+
 /**
  * rndz_server_listen:
  * @server: a #RndzServer
@@ -423,6 +437,7 @@ rndz_server_listen (RndzServer      *server,
   if (!rndz_server_cluster_start (server, error))
     return FALSE;
   rndz_server_io_start (server->io, tcp, udp);
+  server_names_listening (server, udp);
 
   if (relay_udp != NULL)
     {
@@ -470,6 +485,7 @@ rndz_server_stop (RndzServer *server)
   rndz_registry_remove_all (server->registry);
   rndz_server_cluster_stop (server);
   rndz_server_io_stop (server->io);
+  rndz_server_names_set_bound (server->names, NULL);
   server_leave (server);
 }
 
@@ -591,6 +607,9 @@ rndz_server_get_property (GObject    *object,
     case PROP_AUTH_REQUIRED:
       g_value_set_boolean (value, rndz_server_get_auth_required (server));
       break;
+    case PROP_PUBLIC_ADDRESSES:
+      g_value_set_boxed (value, rndz_server_get_public_addresses (server));
+      break;
     case PROP_PEER_COUNT:
       g_value_set_uint (value, rndz_server_get_peer_count (server));
       break;
@@ -666,6 +685,9 @@ rndz_server_set_property (GObject      *object,
     case PROP_RELAY_MAX_LIFETIME:
       rndz_server_set_relay_max_lifetime (server, g_value_get_uint (value));
       break;
+    case PROP_PUBLIC_ADDRESSES:
+      rndz_server_set_public_addresses (server, g_value_get_boxed (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -692,6 +714,8 @@ rndz_server_finalize (GObject *object)
   rndz_server_auth_free (server->auth);
   g_free (server->cluster_url);
   g_clear_pointer (&server->cluster_secret, g_bytes_unref);
+  rndz_server_names_free (server->names);
+  g_strfreev (server->public_addresses);
   g_queue_clear_full (&server->events, g_free);
   g_main_context_unref (server->context);
 
@@ -916,6 +940,24 @@ rndz_server_class_init (RndzServerClass *klass)
                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   /**
+   * RndzServer:public-addresses:
+   *
+   * Addresses, besides its own, under which peers reach the server: a
+   * server behind DNAT or port forwarding is reached at an address of the
+   * router. Each is numeric with its port, `198.51.100.7:8888` or
+   * `[2001:db8::7]:8888`. With authentication on, every signed message
+   * names the server it is sent to, and the server accepts only its own
+   * names: the address its sockets are bound to (bound to `0.0.0.0` or
+   * `::`, any address of the host with its port) and these. A message
+   * signed for another name is dropped, and logged once a second at most.
+   * Empty by default.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PUBLIC_ADDRESSES] =
+    g_param_spec_boxed ("public-addresses", NULL, NULL, G_TYPE_STRV, flags);
+
+  /**
    * RndzServer:peer-count:
    *
    * The number of registered peers, over both transports.
@@ -1033,7 +1075,9 @@ rndz_server_init (RndzServer *server)
                                         registry_changed_cb, server);
   server->forwarder = rndz_forwarder_new (server->io, server->registry, &server->config,
                                           &server->stats, server->request_rate);
-  server->auth = rndz_server_auth_new (&server->stats);
+  server->names = rndz_server_names_new ();
+  server->public_addresses = g_new0 (char *, 1);
+  server->auth = rndz_server_auth_new (&server->stats, server->names);
 }
 
 /**

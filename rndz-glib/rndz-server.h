@@ -79,6 +79,11 @@ gboolean        rndz_server_load_keys            (RndzServer      *server,
                                                   GError         **error);
 RNDZ_AVAILABLE_IN_1_0
 gboolean        rndz_server_get_auth_required    (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+const char * const *rndz_server_get_public_addresses (RndzServer  *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_public_addresses (RndzServer      *server,
+                                                  const char * const *addresses);
 
 RNDZ_AVAILABLE_IN_1_0
 const char     *rndz_server_get_cluster          (RndzServer      *server);

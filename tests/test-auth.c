@@ -12,6 +12,8 @@
 #include "rndz-test-util.h"
 
 #define SECRET "correct horse battery staple"
+/* The public address of the servers that run without sockets */
+#define SERVER_NAME "198.51.100.7:8888"
 
 static GBytes *
 secret_bytes (void)
@@ -27,8 +29,34 @@ key_for (const char *id)
   return rndz_derive_key (secret, id);
 }
 
+static const RndzAddr *
+server_name (void)
+{
+  static RndzAddr addr;
+
+  addr = rndz_test_addr (SERVER_NAME);
+  return &addr;
+}
+
 /* Vectors computed independently, with Python's hmac module, from the
- * definition in doc/protocol.md */
+ * definition in doc/protocol.md (scripts/auth-vectors.py) */
+static void
+vector_init (RndzMessage     *msg,
+             RndzMessageType  type,
+             guint32          tid,
+             const char      *target,
+             const char      *mac)
+{
+  rndz_message_init (msg, type, tid);
+  g_strlcpy (msg->id, "alice", sizeof msg->id);
+  if (target != NULL)
+    g_strlcpy (msg->target, target, sizeof msg->target);
+  msg->ts = 1700000000000;
+  g_strlcpy (msg->nonce, "0123456789abcdef", sizeof msg->nonce);
+  msg->srv = rndz_test_addr ("127.0.0.1:8888");
+  g_strlcpy (msg->mac, mac, sizeof msg->mac);
+}
+
 static void
 test_vectors (void)
 {
@@ -46,19 +74,12 @@ test_vectors (void)
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (parsed, key));
 
-  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 42);
-  g_strlcpy (msg.id, "alice", sizeof msg.id);
-  msg.ts = 1700000000000;
-  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
-  g_strlcpy (msg.mac, "0c8f0a8dc2b6d2ddae1d5fe17a01d500b2dadf4e099578d31770f387daf49494", sizeof msg.mac);
+  vector_init (&msg, RNDZ_MESSAGE_PING, 42, NULL,
+               "a2cf33b26d036fb4d2f80449918a8b7dec78444ccf5f188b52a4dfc23fd3b320");
   g_assert_true (rndz_message_verify (&msg, key));
 
-  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 7);
-  g_strlcpy (msg.id, "alice", sizeof msg.id);
-  g_strlcpy (msg.target, "bob", sizeof msg.target);
-  msg.ts = 1700000000000;
-  g_strlcpy (msg.nonce, "0123456789abcdef", sizeof msg.nonce);
-  g_strlcpy (msg.mac, "cba8314098973cc2f0ded40651ac266e1e751ca426255ca1352d2670debfc9a9", sizeof msg.mac);
+  vector_init (&msg, RNDZ_MESSAGE_ISYNC, 7, "bob",
+               "2b271e198bb7e4f45c83bcb1381fb9e00af414407038ce5653b830f9ba9e3a2a");
   g_assert_true (rndz_message_verify (&msg, key));
 
   /* One bit of the target changed */
@@ -70,6 +91,39 @@ test_vectors (void)
   g_clear_error (&error);
   g_assert_null (rndz_key_from_hex ("zz112233445566778899aabbccddeeff", &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+}
+
+static void
+test_vectors_server (void)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("secret", 6);
+  g_autoptr(GBytes) key = rndz_derive_key (secret, "alice");
+  RndzMessage msg;
+
+  g_test_summary ("A MAC names the server: it does not verify for another port or "
+                  "address; the version 1 MAC, which named none, and a MAC over an "
+                  "empty server never verify");
+
+  vector_init (&msg, RNDZ_MESSAGE_ISYNC, 7, "bob",
+               "2b271e198bb7e4f45c83bcb1381fb9e00af414407038ce5653b830f9ba9e3a2a");
+  msg.srv.port++;
+  g_assert_false (rndz_message_verify (&msg, key));
+  msg.srv = rndz_test_addr ("127.0.0.2:8888");
+  g_assert_false (rndz_message_verify (&msg, key));
+  /* Written as v4-mapped IPv6, it is the same server */
+  g_assert_true (rndz_addr_parse (&msg.srv, "[::ffff:127.0.0.1]:8888", NULL));
+  g_assert_true (rndz_message_verify (&msg, key));
+
+  /* The ping's MAC of version 1, with srv and without */
+  vector_init (&msg, RNDZ_MESSAGE_PING, 42, NULL,
+               "0c8f0a8dc2b6d2ddae1d5fe17a01d500b2dadf4e099578d31770f387daf49494");
+  g_assert_false (rndz_message_verify (&msg, key));
+  memset (&msg.srv, 0, sizeof msg.srv);
+  g_assert_false (rndz_message_verify (&msg, key));
+
+  /* A MAC over an empty server, whoever made it */
+  rndz_message_sign (&msg, &msg.srv, key, 1700000000000);
+  g_assert_false (rndz_message_verify (&msg, key));
 }
 
 static void
@@ -85,12 +139,14 @@ test_signed_roundtrip (void)
   rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, 9);
   g_strlcpy (msg.id, "alice", sizeof msg.id);
   g_strlcpy (msg.target, "b\"ob", sizeof msg.target);
-  rndz_message_sign (&msg, key, 1234567);
+  rndz_message_sign (&msg, server_name (), key, 1234567);
   len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_nonnull (strstr (buf, ",\"srv\":\"" SERVER_NAME "\","));
   g_assert_true (rndz_message_decode (&decoded, buf, len, sizeof buf, NULL));
   g_assert_cmpint (decoded.ts, ==, 1234567);
   g_assert_cmpstr (decoded.nonce, ==, msg.nonce);
   g_assert_cmpstr (decoded.mac, ==, msg.mac);
+  g_assert_true (rndz_addr_equal (&decoded.srv, server_name ()));
   g_assert_true (rndz_message_verify (&decoded, key));
 }
 
@@ -108,9 +164,13 @@ fixture_setup (Fixture       *fixture,
 {
   g_autoptr(GBytes) secret = secret_bytes ();
 
+  const char *names[] = { SERVER_NAME, NULL };
+
   fixture->server = rndz_server_new ();
   fixture->sent = rndz_test_capture_sent (fixture->server);
   rndz_server_set_secret (fixture->server, secret);
+  /* It has no socket: the name peers sign for is this one */
+  rndz_server_set_public_addresses (fixture->server, names);
   g_assert_true (rndz_server_get_auth_required (fixture->server));
 }
 
@@ -148,7 +208,7 @@ signed_ping (const char *id,
   rndz_message_init (&msg, RNDZ_MESSAGE_PING, g_random_int ());
   g_strlcpy (msg.id, id, sizeof msg.id);
   if (key != NULL)
-    rndz_message_sign (&msg, key, now_ms);
+    rndz_message_sign (&msg, server_name (), key, now_ms);
   return msg;
 }
 
@@ -271,7 +331,7 @@ test_tampered (Fixture       *fixture,
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 5);
   g_strlcpy (msg.id, "alice", sizeof msg.id);
   g_strlcpy (msg.target, "bob", sizeof msg.target);
-  rndz_message_sign (&msg, key, now_ms ());
+  rndz_message_sign (&msg, server_name (), key, now_ms ());
   g_strlcpy (msg.target, "carol", sizeof msg.target);
   assert_refused (fixture, "192.0.2.1:1000", &msg);
 }
@@ -311,7 +371,7 @@ test_hijack (Fixture       *fixture,
 
   rndz_message_init (&bye, RNDZ_MESSAGE_BYE, 1);
   g_strlcpy (bye.id, "alice", sizeof bye.id);
-  rndz_message_sign (&bye, mallory_key, now_ms ());
+  rndz_message_sign (&bye, server_name (), mallory_key, now_ms ());
   assert_refused (fixture, "192.0.2.1:1000", &bye);
   g_assert_cmpuint (rndz_server_get_peer_count (fixture->server), ==, 1);
 
@@ -322,7 +382,7 @@ test_hijack (Fixture       *fixture,
     rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, 3);
     g_strlcpy (isync.id, "bob", sizeof isync.id);
     g_strlcpy (isync.target, "alice", sizeof isync.target);
-    rndz_message_sign (&isync, bob_key, now_ms ());
+    rndz_message_sign (&isync, server_name (), bob_key, now_ms ());
   }
   g_array_set_size (fixture->sent, 0);
   feed (fixture, "198.51.100.2:2000", &isync, buf, sizeof buf);
@@ -339,7 +399,7 @@ test_hijack (Fixture       *fixture,
     rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, fsync_tid);
     g_strlcpy (rsync.id, "alice", sizeof rsync.id);
     g_strlcpy (rsync.target, "bob", sizeof rsync.target);
-    rndz_message_sign (&rsync, mallory_key, now_ms ());
+    rndz_message_sign (&rsync, server_name (), mallory_key, now_ms ());
     assert_refused (fixture, "192.0.2.1:1000", &rsync);
   }
 }
@@ -593,6 +653,285 @@ test_require_auth (gconstpointer user_data)
   result_clear (&connected);
 }
 
+
+/* Which server a message is for (doc/protocol.md, "Authentication") */
+
+/* A ping for alice, signed for @srv and padded, in @buf */
+static gsize
+ping_for (const char *srv,
+          guint32     tid,
+          char       *buf,
+          gsize       size)
+{
+  g_autoptr(GBytes) key = key_for ("alice");
+  RndzAddr server = rndz_test_addr (srv);
+  RndzMessage ping;
+
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, tid);
+  g_strlcpy (ping.id, "alice", sizeof ping.id);
+  rndz_message_sign (&ping, &server, key, now_ms ());
+  ping.pad_to = rndz_message_max_reply_size (&ping);
+  return rndz_message_encode (&ping, buf, size);
+}
+
+static char *
+server_address (RndzServer *server)
+{
+  return g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server));
+}
+
+static guint64
+auth_failures (RndzServer *server)
+{
+  RndzServerStats stats;
+
+  rndz_server_get_stats (server, &stats);
+  return stats.auth_failed;
+}
+
+/* Sends the ping signed for @srv to @server from a new address: does it
+ * register alice? */
+static gboolean
+ping_accepted (RndzServer *server,
+               const char *srv)
+{
+  g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4,
+                                                     rndz_server_get_port (server));
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  guint64 failures = auth_failures (server);
+  gsize len = ping_for (srv, 9, buf, sizeof buf);
+
+  rndz_test_peer_send_raw (peer, buf, len);
+  if (!rndz_test_run_until_readable (NULL, peer->socket, 300))
+    {
+      /* Dropped, and counted as an authentication failure */
+      g_assert_cmpuint (auth_failures (server), ==, failures + 1);
+      g_assert_cmpuint (rndz_server_get_peer_count (server), ==, 0);
+      return FALSE;
+    }
+  rndz_test_peer_expect (NULL, peer, RNDZ_MESSAGE_PONG, 9, NULL, RNDZ_TEST_TIMEOUT_MS);
+  g_assert_cmpuint (rndz_server_get_peer_count (server), ==, 1);
+  return TRUE;
+}
+
+static void
+test_cross_server_replay (void)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(RndzServer) s1 = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, NULL);
+  g_autoptr(RndzServer) s2 = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, NULL);
+  g_autoptr(RndzTestPeer) alice = NULL;
+  g_autoptr(RndzTestPeer) mallory = NULL;
+  g_autofree char *s1_address = NULL;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  g_test_summary ("A ping signed for one server, captured and replayed to another "
+                  "server with the same secret from another address, registers "
+                  "nothing there and gets no pong");
+
+  rndz_server_set_secret (s1, secret);
+  rndz_server_set_secret (s2, secret);
+  s1_address = server_address (s1);
+  alice = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, rndz_server_get_port (s1));
+  mallory = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, rndz_server_get_port (s2));
+
+  len = ping_for (s1_address, 7, buf, sizeof buf);
+  rndz_test_peer_send_raw (alice, buf, len);
+  rndz_test_peer_expect (NULL, alice, RNDZ_MESSAGE_PONG, 7, NULL, RNDZ_TEST_TIMEOUT_MS);
+  g_assert_cmpuint (rndz_server_get_peer_count (s1), ==, 1);
+
+  /* The same bytes, from mallory's address, to the other server */
+  rndz_test_peer_send_raw (mallory, buf, len);
+  rndz_test_peer_expect_silence (NULL, mallory, 300);
+  g_assert_cmpuint (rndz_server_get_peer_count (s2), ==, 0);
+  g_assert_cmpuint (auth_failures (s2), ==, 1);
+}
+
+static void
+test_server_names (void)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(RndzServer) server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, NULL);
+  g_autofree char *address = server_address (server);
+  g_autofree char *other_port = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server) ^ 1);
+
+  g_test_summary ("A server bound to 127.0.0.1 accepts messages signed for 127.0.0.1 and "
+                  "its port only: not for another port, another address, or no server");
+
+  rndz_server_set_secret (server, secret);
+  g_assert_false (ping_accepted (server, other_port));
+  g_assert_false (ping_accepted (server, "127.0.0.2:8888"));
+  g_assert_false (ping_accepted (server, SERVER_NAME));
+
+  /* No srv at all, with a MAC over an empty server: refused like a
+   * wrong MAC, or it would be good for every server */
+  {
+    g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4,
+                                                       rndz_server_get_port (server));
+    g_autoptr(GBytes) key = key_for ("alice");
+    RndzAddr none = { 0 };
+    RndzMessage ping = signed_ping ("alice", NULL, 0);
+    char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+    gsize len;
+
+    rndz_message_sign (&ping, &none, key, now_ms ());
+    ping.pad_to = rndz_message_max_reply_size (&ping);
+    len = rndz_message_encode (&ping, buf, sizeof buf);
+    g_assert_null (strstr (buf, "\"srv\""));
+    rndz_test_peer_send_raw (peer, buf, len);
+    rndz_test_peer_expect_silence (NULL, peer, 200);
+    g_assert_cmpuint (auth_failures (server), ==, 4);
+  }
+
+  g_assert_true (ping_accepted (server, address));
+}
+
+/* Like ping_accepted(), from @family's loopback */
+static gboolean
+ping_accepted_from (RndzServer    *server,
+                    GSocketFamily  family,
+                    const char    *srv)
+{
+  g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, family,
+                                                     rndz_server_get_port (server));
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len = ping_for (srv, 9, buf, sizeof buf);
+
+  rndz_test_peer_send_raw (peer, buf, len);
+  if (!rndz_test_run_until_readable (NULL, peer->socket, 300))
+    return FALSE;
+  rndz_test_peer_expect (NULL, peer, RNDZ_MESSAGE_PONG, 9, NULL, RNDZ_TEST_TIMEOUT_MS);
+  return TRUE;
+}
+
+static void
+test_server_names_wildcard (gconstpointer user_data)
+{
+  GSocketFamily family = GPOINTER_TO_INT (user_data);
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(RndzServer) server = rndz_server_new ();
+  g_autoptr(GInetAddress) any = g_inet_address_new_any (family);
+  g_autoptr(GSocketAddress) listen_address = g_inet_socket_address_new (any, 0);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address = NULL;
+  g_autofree char *other_port = NULL;
+
+  g_test_summary ("A server bound to 0.0.0.0 (or ::, which serves IPv4 too) accepts "
+                  "messages signed for any address of the host with its port, such as "
+                  "127.0.0.1 (or ::1), and for no other port or address");
+
+  if (family == G_SOCKET_FAMILY_IPV6 && !rndz_test_have_ipv6 ())
+    {
+      g_test_skip ("No IPv6 loopback");
+      return;
+    }
+
+  g_assert_true (rndz_server_listen (server, listen_address, &error));
+  g_assert_no_error (error);
+  rndz_server_set_secret (server, secret);
+  address = server_address (server);
+  other_port = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (server) ^ 1);
+
+  g_assert_false (ping_accepted (server, other_port));
+  /* Not an address of this host (a documentation prefix) */
+  g_assert_false (ping_accepted (server, "203.0.113.1:8888"));
+  g_assert_true (ping_accepted (server, address));
+
+  if (family == G_SOCKET_FAMILY_IPV6)
+    {
+      g_autofree char *v6 = g_strdup_printf ("[::1]:%u", rndz_server_get_port (server));
+      g_autofree char *v6_other = g_strdup_printf ("[::1]:%u", rndz_server_get_port (server) ^ 1);
+
+      g_assert_false (ping_accepted_from (server, family, v6_other));
+      g_assert_false (ping_accepted_from (server, family, "[2001:db8::7]:8888"));
+      g_assert_true (ping_accepted_from (server, family, v6));
+    }
+}
+
+static void
+test_server_names_public (void)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(RndzServer) server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, NULL);
+  const char *names[] = { "[2001:db8::7]:8888", "[::ffff:198.51.100.7]:8888", NULL };
+  const char * const *got;
+
+  g_test_summary ("A server behind port forwarding accepts messages signed for the public "
+                  "addresses it is given, in any form of them, and for no others");
+
+  rndz_server_set_secret (server, secret);
+  g_assert_false (ping_accepted (server, SERVER_NAME));
+
+  rndz_server_set_public_addresses (server, names);
+  got = rndz_server_get_public_addresses (server);
+  g_assert_cmpstr (got[0], ==, "[2001:db8::7]:8888");
+  g_assert_cmpstr (got[1], ==, SERVER_NAME);
+  g_assert_null (got[2]);
+  g_assert_false (ping_accepted (server, "198.51.100.7:8889"));
+  g_assert_true (ping_accepted (server, SERVER_NAME));
+
+  /* An invalid address is a programming error, and changes nothing */
+  {
+    const char *bad[] = { "198.51.100.8:8888", "example.org:8888", NULL };
+
+    g_test_expect_message ("Rndz", G_LOG_LEVEL_CRITICAL, "*example.org:8888*");
+    rndz_server_set_public_addresses (server, bad);
+    g_test_assert_expected_messages ();
+    g_assert_cmpstr (rndz_server_get_public_addresses (server)[1], ==, SERVER_NAME);
+  }
+
+  rndz_server_set_public_addresses (server, NULL);
+  g_assert_null (rndz_server_get_public_addresses (server)[0]);
+}
+
+static void
+count_message_cb (const char     *domain,
+                  GLogLevelFlags  level,
+                  const char     *message,
+                  gpointer        user_data)
+{
+  GPtrArray *messages = user_data;
+
+  g_ptr_array_add (messages, g_strdup (message));
+}
+
+static void
+test_server_names_log (void)
+{
+  g_autoptr(GBytes) secret = secret_bytes ();
+  g_autoptr(RndzServer) server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, NULL);
+  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4,
+                                                     rndz_server_get_port (server));
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  guint handler;
+
+  g_test_summary ("A message signed for another name is logged, at most once a second, "
+                  "with the name and the option that accepts it");
+
+  rndz_server_set_secret (server, secret);
+  handler = g_log_set_handler ("Rndz", G_LOG_LEVEL_MESSAGE, count_message_cb, messages);
+
+  for (guint i = 0; i < 5; i++)
+    {
+      gsize len = ping_for (SERVER_NAME, i, buf, sizeof buf);
+
+      rndz_test_peer_send_raw (peer, buf, len);
+    }
+  rndz_test_peer_expect_silence (NULL, peer, 300);
+  g_assert_cmpuint (auth_failures (server), ==, 5);
+  g_assert_cmpuint (messages->len, ==, 1);
+  g_assert_nonnull (strstr (messages->pdata[0], "--public-address " SERVER_NAME));
+
+  /* A second later, again */
+  rndz_test_run_for (NULL, 1000);
+  g_assert_false (ping_accepted (server, SERVER_NAME));
+  g_assert_cmpuint (messages->len, ==, 2);
+
+  g_log_remove_handler ("Rndz", handler);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -600,6 +939,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/auth/vectors", test_vectors);
+  g_test_add_func ("/auth/vectors-server", test_vectors_server);
   g_test_add_func ("/auth/signed-roundtrip", test_signed_roundtrip);
   g_test_add_func ("/auth/keys-file", test_keys_file);
   g_test_add ("/auth/server/correct-key", Fixture, NULL, fixture_setup, test_correct_key, fixture_teardown);
@@ -610,6 +950,14 @@ main (int   argc,
   g_test_add ("/auth/server/hijack", Fixture, NULL, fixture_setup, test_hijack, fixture_teardown);
   g_test_add ("/auth/server/legit-under-attack", Fixture, NULL, fixture_setup, test_legit_under_attack, fixture_teardown);
   g_test_add ("/auth/server/replay-share", Fixture, NULL, fixture_setup, test_replay_share, fixture_teardown);
+  g_test_add_func ("/auth/udp/cross-server-replay", test_cross_server_replay);
+  g_test_add_func ("/auth/udp/server-names", test_server_names);
+  g_test_add_data_func ("/auth/udp/server-names-wildcard", GINT_TO_POINTER (G_SOCKET_FAMILY_IPV4),
+                        test_server_names_wildcard);
+  g_test_add_data_func ("/auth/udp/server-names-wildcard-v6", GINT_TO_POINTER (G_SOCKET_FAMILY_IPV6),
+                        test_server_names_wildcard);
+  g_test_add_func ("/auth/udp/server-names-public", test_server_names_public);
+  g_test_add_func ("/auth/udp/server-names-log", test_server_names_log);
   g_test_add_data_func ("/auth/udp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_end_to_end);
   g_test_add_data_func ("/auth/tcp/end-to-end", GINT_TO_POINTER (RNDZ_TRANSPORT_TCP), test_end_to_end);
   g_test_add_data_func ("/auth/udp/require-auth", GINT_TO_POINTER (RNDZ_TRANSPORT_UDP), test_require_auth);

@@ -83,8 +83,10 @@ random_message (char  *buf,
   if (g_test_rand_bit ())
     {
       g_autoptr(GBytes) key = g_bytes_new_static ("0123456789abcdef", 16);
+      RndzAddr srv;
 
-      rndz_message_sign (&msg, key, g_test_rand_int ());
+      rndz_addr_parse (&srv, addrs[g_test_rand_int_range (0, G_N_ELEMENTS (addrs))], NULL);
+      rndz_message_sign (&msg, &srv, key, g_test_rand_int ());
     }
   if (g_test_rand_bit ())
     msg.pad_to = g_test_rand_int_range (0, 300);

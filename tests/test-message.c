@@ -2066,6 +2066,7 @@ test_cand_ignored (void)
   };
   const char *cands[] = { "\"192.168.1.20:4000\"", "\"\"", "\"nowhere\"", "7", "null", "[\"1.2.3.4:5\"]" };
   g_autoptr(GBytes) key = g_bytes_new_static ("0123456789abcdef", 16);
+  RndzAddr srv = rndz_test_addr ("198.51.100.7:8888");
   char buf[DEFAULT_MAX], plain[DEFAULT_MAX];
   RndzMessage msg;
 
@@ -2093,7 +2094,7 @@ test_cand_ignored (void)
       msg.addr = rndz_test_addr ("1.2.3.4:5");
       g_strlcpy (msg.token, TOKEN, sizeof msg.token);
       msg.port = 9;
-      rndz_message_sign (&msg, key, 1700000000000);
+      rndz_message_sign (&msg, &srv, key, 1700000000000);
       g_assert_cmpuint (rndz_message_encode (&msg, plain, sizeof plain), >, 0);
       mac = g_strdup (msg.mac);
 
@@ -2114,7 +2115,14 @@ test_fields_ignored (void)
   RndzMessage msg;
 
   g_test_summary ("token, port and auth are ignored, whatever their value, on types "
-                  "that do not define them, and never written there");
+                  "that do not define them, and never written there; srv without a MAC "
+                  "is ignored too");
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":1,\"id\":\"a\",\"srv\":7}");
+  g_assert_cmpuint (msg.srv.family, ==, 0);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"pong\",\"tid\":1,\"addr\":\"1.2.3.4:5\","
+                   "\"srv\":\"1.2.3.4:6\"}");
+  g_assert_cmpuint (msg.srv.family, ==, 0);
 
   decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":1,\"id\":\"a\",\"token\":\"XYZ\","
                    "\"port\":0,\"auth\":\"yes\"}");
@@ -2179,70 +2187,120 @@ test_session_auth (void)
 }
 
 /* Vectors computed independently, with Python's hmac module, from the
- * definition in doc/protocol.md (section Authentication) */
+ * definition in doc/protocol.md (section Authentication), by
+ * scripts/auth-vectors.py */
+#define SRV "\"srv\":\"198.51.100.7:8888\","
+
+/* @json decodes, verifies under @key, and is exactly what the encoder
+ * writes for what it decodes to */
+static void
+assert_vector (const char *json,
+               GBytes     *key)
+{
+  char buf[DEFAULT_MAX];
+  RndzMessage msg;
+
+  decode_ok (&msg, json);
+  g_assert_true (rndz_message_verify (&msg, key));
+  g_assert_cmpuint (rndz_message_encode (&msg, buf, sizeof buf), ==, strlen (json));
+  g_assert_cmpstr (buf, ==, json);
+}
+
+static void
+test_mac_vectors (void)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("correct horse battery staple", 28);
+  g_autoptr(GBytes) alice = rndz_derive_key (secret, "alice");
+  g_autoptr(GBytes) bob = rndz_derive_key (secret, "bob");
+  g_autofree char *alice_hex = rndz_key_to_hex (alice);
+  g_autofree char *bob_hex = rndz_key_to_hex (bob);
+  RndzMessage msg;
+
+  g_test_summary ("The test vectors of doc/protocol.md (MAC input version 2, the server "
+                  "and the candidates its ninth and tenth parts) verify and encode byte "
+                  "for byte; for another server, or for none, they do not verify");
+
+  g_assert_cmpstr (alice_hex, ==, "713bbae71e2e23ad88a645dfbffae4ac09cf3d856e0a776b3f4d037dad7395bb");
+  g_assert_cmpstr (bob_hex, ==, "25c122bbbd27dc254cf7afead08bb1012dcf0a9c9a3f0bb6c2ba1758164743cf");
+
+  /* The vectors of doc/protocol.md, byte for byte */
+  assert_vector ("{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                 "\"nonce\":\"0011223344556677\"," SRV
+                 "\"mac\":\"08b3c9e9bc3de733eaa614c643498b24df00a0f54418c9bc54f9bfccf5c5d3d9\"}", alice);
+  assert_vector ("{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                 "\"ts\":1700000000123,\"nonce\":\"8899aabbccddeeff\"," SRV
+                 "\"mac\":\"b3301f817edf55fb0182f282c8ebb53fc5b474a654fae1cf96dfa3cec95c48b6\"}", bob);
+  assert_vector ("{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                 "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
+                 "\"nonce\":\"0011223344556677\"," SRV
+                 "\"mac\":\"8ea0a88dc2a3f57a6ad02dc8092d0b294f706f200350bde6f7aa5703512190f0\"}", alice);
+  assert_vector ("{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                 "\"cand\":\"192.168.1.30:51000\",\"ts\":1700000000123,"
+                 "\"nonce\":\"8899aabbccddeeff\"," SRV
+                 "\"mac\":\"9248c2f0c400fe45a792bff50468dba5bce824d1b13830950f7a065aa49dbbbd\"}", bob);
+  assert_vector ("{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                 "\"nonce\":\"0011223344556677\",\"srv\":\"[2001:db8::7]:8888\","
+                 "\"mac\":\"4a5ccdf059107751195b0c40224f94912afd080327d179a643f164d900ae848c\"}", alice);
+  decode_ok (&msg, "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                   "\"ts\":1700000005123,\"nonce\":\"8899aabbccddee00\"," SRV
+                   "\"mac\":\"d47a4e8347144f43d0d2d0664dcd69aa00f742a27dc8af66eedb74ecdf028d82\"}");
+  g_assert_true (rndz_message_verify (&msg, bob));
+  /* A relay is not an isync: the type is part of the input */
+  msg.type = RNDZ_MESSAGE_ISYNC;
+  g_assert_false (rndz_message_verify (&msg, bob));
+
+  /* The MAC of a ping without candidates does not cover one with them */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                   "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\"," SRV
+                   "\"mac\":\"08b3c9e9bc3de733eaa614c643498b24df00a0f54418c9bc54f9bfccf5c5d3d9\"}");
+  g_assert_false (rndz_message_verify (&msg, alice));
+
+  /* The server is part of the input: the same ping for another server,
+   * or for none (the version 1 vector of before), does not verify */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\",\"srv\":\"198.51.100.7:8889\","
+                   "\"mac\":\"08b3c9e9bc3de733eaa614c643498b24df00a0f54418c9bc54f9bfccf5c5d3d9\"}");
+  g_assert_false (rndz_message_verify (&msg, alice));
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\","
+                   "\"mac\":\"f8fd06c0813ea5c1dc6e46e0b418620d4017fb8162c2d75385ce4292827fa41a\"}");
+  g_assert_cmpuint (msg.srv.family, ==, 0);
+  g_assert_false (rndz_message_verify (&msg, alice));
+
+  /* The MAC covers the candidates and the server as rndz-glib writes
+   * them, not as they were written on the wire */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
+                   "\"cand\":\"[::ffff:192.168.1.20]:4000 [::FFFF:10.8.0.3]:4000\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\",\"srv\":\"[::ffff:198.51.100.7]:8888\","
+                   "\"mac\":\"8ea0a88dc2a3f57a6ad02dc8092d0b294f706f200350bde6f7aa5703512190f0\"}");
+  g_assert_true (rndz_message_verify (&msg, alice));
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
+                   "\"nonce\":\"0011223344556677\",\"srv\":\"[2001:0DB8:0::7]:8888\","
+                   "\"mac\":\"4a5ccdf059107751195b0c40224f94912afd080327d179a643f164d900ae848c\"}");
+  g_assert_true (rndz_message_verify (&msg, alice));
+}
+
 static void
 test_mac_candidates (void)
 {
   g_autoptr(GBytes) secret = g_bytes_new_static ("correct horse battery staple", 28);
   g_autoptr(GBytes) alice = rndz_derive_key (secret, "alice");
   g_autoptr(GBytes) bob = rndz_derive_key (secret, "bob");
-  g_autofree char *alice_hex = rndz_key_to_hex (alice);
   char buf[DEFAULT_MAX];
   RndzMessage msg, decoded;
+  RndzAddr srv = rndz_test_addr ("198.51.100.7:8888");
   gsize len;
 
-  g_test_summary ("Candidates are the ninth part of the MAC input: the documented "
-                  "vectors verify, and changing, reordering, adding or removing a "
-                  "candidate breaks the MAC");
-
-  g_assert_cmpstr (alice_hex, ==, "713bbae71e2e23ad88a645dfbffae4ac09cf3d856e0a776b3f4d037dad7395bb");
-
-  /* Without candidates, the eight parts as before */
-  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
-                   "\"nonce\":\"0011223344556677\","
-                   "\"mac\":\"f8fd06c0813ea5c1dc6e46e0b418620d4017fb8162c2d75385ce4292827fa41a\"}");
-  g_assert_true (rndz_message_verify (&msg, alice));
-
-  /* The same MAC does not cover a message with candidates */
-  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
-                   "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
-                   "\"nonce\":\"0011223344556677\","
-                   "\"mac\":\"f8fd06c0813ea5c1dc6e46e0b418620d4017fb8162c2d75385ce4292827fa41a\"}");
-  g_assert_false (rndz_message_verify (&msg, alice));
-
-  /* The vectors of doc/protocol.md */
-  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
-                   "\"cand\":\"192.168.1.20:4000 10.8.0.3:4000\",\"ts\":1700000000000,"
-                   "\"nonce\":\"0011223344556677\","
-                   "\"mac\":\"86f4040cee21100c4ef8e51ff3486e025b65684e2c1b6c2f7903f5e6b3e979c1\"}");
-  g_assert_true (rndz_message_verify (&msg, alice));
-  decode_ok (&msg, "{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
-                   "\"cand\":\"192.168.1.30:51000\",\"ts\":1700000000123,"
-                   "\"nonce\":\"8899aabbccddeeff\","
-                   "\"mac\":\"6d0a9ce496a903596370e70180209d46920e664cc16be6441c1140638eb7a156\"}");
-  g_assert_true (rndz_message_verify (&msg, bob));
-  decode_ok (&msg, "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
-                   "\"ts\":1700000005123,\"nonce\":\"8899aabbccddee00\","
-                   "\"mac\":\"2d74f22ada99b5571f56d77e450a883d9b61bc4c6574f9ca36b7cfd38210bca6\"}");
-  g_assert_true (rndz_message_verify (&msg, bob));
-  /* A relay is not an isync: the type is part of the input */
-  msg.type = RNDZ_MESSAGE_ISYNC;
-  g_assert_false (rndz_message_verify (&msg, bob));
-
-  /* The MAC covers the candidates as rndz-glib writes them, not as they
-   * were written on the wire */
-  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\","
-                   "\"cand\":\"[::ffff:192.168.1.20]:4000 [::FFFF:10.8.0.3]:4000\",\"ts\":1700000000000,"
-                   "\"nonce\":\"0011223344556677\","
-                   "\"mac\":\"86f4040cee21100c4ef8e51ff3486e025b65684e2c1b6c2f7903f5e6b3e979c1\"}");
-  g_assert_true (rndz_message_verify (&msg, alice));
+  g_test_summary ("Changing the server, or changing, reordering, adding or removing a "
+                  "candidate of a signed message breaks its MAC");
 
   /* Signed, sent, received, verified; then tampered with */
   rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 99);
   g_strlcpy (msg.id, "bob", sizeof msg.id);
   g_strlcpy (msg.target, "alice", sizeof msg.target);
   set_cands (&msg, "[2001:db8::30]:51000 [fd00::30]:51000 [fd00::31]:51000");
-  rndz_message_sign (&msg, bob, 1700000000000);
+  rndz_message_sign (&msg, &srv, bob, 1700000000000);
   len = rndz_message_encode (&msg, buf, sizeof buf);
   g_assert_true (rndz_message_decode (&decoded, buf, len, DEFAULT_MAX, NULL));
   g_assert_true (rndz_message_verify (&decoded, bob));
@@ -2266,6 +2324,9 @@ test_mac_candidates (void)
   g_assert_false (rndz_message_verify (&msg, bob));
   msg = decoded;
   msg.n_cands = 0;
+  g_assert_false (rndz_message_verify (&msg, bob));
+  msg = decoded;
+  msg.srv.port++;
   g_assert_false (rndz_message_verify (&msg, bob));
 }
 
@@ -2382,18 +2443,21 @@ test_encode_longest_cands (void)
     gboolean escaped;
     gsize expected;
   } cases[] = {
-    { RNDZ_MESSAGE_PING, TRUE, 494 },
+    { RNDZ_MESSAGE_PING, FALSE, 486 },
+    { RNDZ_MESSAGE_PING, TRUE, 550 },
     { RNDZ_MESSAGE_FSYNC, TRUE, 445 },
     { RNDZ_MESSAGE_REDIRECT, TRUE, 436 },
-    { RNDZ_MESSAGE_RELAY, TRUE, 478 },
+    { RNDZ_MESSAGE_RELAY, TRUE, 490 },
     { RNDZ_MESSAGE_SESSION, TRUE, 245 },
-    { RNDZ_MESSAGE_ISYNC, FALSE, 507 },
-    { RNDZ_MESSAGE_ISYNC, TRUE, 635 },
+    { RNDZ_MESSAGE_ISYNC, FALSE, 563 },
+    { RNDZ_MESSAGE_ISYNC, TRUE, 691 },
   };
+  RndzAddr srv = rndz_test_addr (LONGEST_ADDR);
 
-  g_test_summary ("With four of the longest IPv6 candidates, signed and padded, every "
-                  "message but an isync whose ids need escaping fits 512 bytes; that "
-                  "isync takes 635 (doc/protocol.md, Size limits)");
+  g_test_summary ("With four of the longest IPv6 candidates, signed for the longest "
+                  "server address and padded, every message fits 512 bytes but a signed "
+                  "isync with 64-byte ids (563 bytes, 691 if they need escaping) and a "
+                  "signed ping whose id needs escaping (550) (doc/protocol.md, Size limits)");
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -2412,7 +2476,7 @@ test_encode_longest_cands (void)
       /* Peers sign their requests; the server signs nothing */
       if (cases[i].type == RNDZ_MESSAGE_PING || cases[i].type == RNDZ_MESSAGE_ISYNC ||
           cases[i].type == RNDZ_MESSAGE_RELAY)
-        rndz_message_sign (&msg, key, 1700000000000);
+        rndz_message_sign (&msg, &srv, key, 1700000000000);
 
       len = rndz_message_encode (&msg, buf, sizeof buf);
       g_test_message ("%s: %" G_GSIZE_FORMAT " bytes", rndz_message_type_to_string (cases[i].type), len);
@@ -2531,8 +2595,19 @@ static const FieldErrorCase field_error_cases[] = {
   { "ready-no-tid", "{\"v\":1,\"type\":\"ready\",\"id\":\"a\"}", "tid" },
   { "ready-tid-string", "{\"v\":1,\"type\":\"ready\",\"tid\":\"1\"}", "tid" },
 
+  /* srv, with a MAC: a valid address or nothing */
+#define SIGNED_PING PING_HEAD ",\"id\":\"a\",\"ts\":1,\"nonce\":\"0011223344556677\",\"mac\":\"" TOKEN TOKEN "\""
+  { "srv-host-name", SIGNED_PING ",\"srv\":\"rndz.example:8888\"}", "srv" },
+  { "srv-no-port", SIGNED_PING ",\"srv\":\"198.51.100.7\"}", "srv" },
+  { "srv-port-0", SIGNED_PING ",\"srv\":\"198.51.100.7:0\"}", "srv" },
+  { "srv-v6-no-brackets", SIGNED_PING ",\"srv\":\"2001:db8::7:8888\"}", "srv" },
+  { "srv-empty", SIGNED_PING ",\"srv\":\"\"}", "srv" },
+  { "srv-number", SIGNED_PING ",\"srv\":8888}", "srv" },
+  { "srv-null", SIGNED_PING ",\"srv\":null}", "srv" },
+  { "srv-array", SIGNED_PING ",\"srv\":[\"198.51.100.7:8888\"]}", "srv" },
+
   /* The order of the checks: id, target, addr, code, cand, token, port,
-   * auth, then ts, nonce, mac */
+   * auth, then ts, nonce, srv, mac */
   { "order-id-before-token", "{\"v\":1,\"type\":\"session\",\"tid\":7,\"id\":\"\",\"token\":\"x\",\"port\":0}", "id" },
   { "order-token-before-port", SESSION_HEAD ",\"token\":\"x\",\"port\":0,\"auth\":7}", "token" },
   { "order-port-before-auth", SESSION_HEAD ",\"token\":\"" TOKEN "\",\"port\":0,\"auth\":7}", "port" },
@@ -2543,6 +2618,10 @@ static const FieldErrorCase field_error_cases[] = {
   { "order-target-before-mac", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\",\"mac\":\"z\"}", "target" },
   { "relay-bad-nonce", "{\"v\":1,\"type\":\"relay\",\"tid\":7,\"id\":\"b\",\"target\":\"a\",\"ts\":1,"
     "\"nonce\":\"0011\",\"mac\":\"" TOKEN TOKEN "\"}", "nonce" },
+  { "order-nonce-before-srv", PING_HEAD ",\"id\":\"a\",\"ts\":1,\"nonce\":\"0011\",\"srv\":\"x\","
+    "\"mac\":\"" TOKEN TOKEN "\"}", "nonce" },
+  { "order-srv-before-mac", PING_HEAD ",\"id\":\"a\",\"ts\":1,\"nonce\":\"0011223344556677\","
+    "\"srv\":\"x\",\"mac\":\"z\"}", "srv" },
 };
 
 static void
@@ -3063,6 +3142,7 @@ main (int   argc,
   g_test_add_func ("/message/cand/longest-form", test_cand_longest_form);
   g_test_add_func ("/message/cand/absent", test_cand_absent);
   g_test_add_func ("/message/cand/ignored", test_cand_ignored);
+  g_test_add_func ("/message/auth/vectors", test_mac_vectors);
   g_test_add_func ("/message/cand/mac", test_mac_candidates);
   g_test_add_func ("/message/cand/longest", test_encode_longest_cands);
   g_test_add_func ("/message/max-reply-size/relay", test_max_reply_size_relay);

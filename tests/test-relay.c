@@ -143,11 +143,16 @@ maybe_sign (Fixture     *f,
             RndzMessage *msg)
 {
   g_autoptr(GBytes) key = NULL;
+  g_autoptr(GSocketAddress) server = NULL;
+  RndzAddr srv;
 
   if (f->secret == NULL)
     return;
   key = key_for (msg->id);
-  rndz_message_sign (msg, key, g_get_real_time () / 1000);
+  /* Signed for the server's main port, where the peers send */
+  server = rndz_test_loopback_address (f->family, f->port);
+  g_assert_true (rndz_addr_from_socket_address (&srv, server));
+  rndz_message_sign (msg, &srv, key, g_get_real_time () / 1000);
 }
 
 static void

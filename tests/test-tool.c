@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -472,6 +473,81 @@ test_auth (void)
   g_rmdir (dir);
 }
 
+/* Sends @server a ping for alice signed for @srv: is it answered? */
+static gboolean
+signed_ping_answered (guint16     port,
+                      GBytes     *secret,
+                      const char *srv)
+{
+  g_autoptr(RndzTestPeer) peer = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, port);
+  g_autoptr(GBytes) key = rndz_derive_key (secret, "alice");
+  RndzAddr server = rndz_test_addr (srv);
+  RndzMessage ping;
+
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, 5);
+  g_strlcpy (ping.id, "alice", sizeof ping.id);
+  rndz_message_sign (&ping, &server, key, g_get_real_time () / 1000);
+  rndz_test_peer_send (peer, &ping);
+  if (!rndz_test_run_until_readable (NULL, peer->socket, 1000))
+    return FALSE;
+  rndz_test_peer_expect (NULL, peer, RNDZ_MESSAGE_PONG, 5, NULL, 1000);
+  return TRUE;
+}
+
+static void
+test_public_address (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("rndz-tool-XXXXXX", NULL);
+  g_autofree char *secret_file = g_build_filename (dir, "secret", NULL);
+  g_autoptr(GBytes) secret = g_bytes_new_static ("a secret", 8);
+  g_autoptr(Program) server = NULL;
+  g_autofree char *line = NULL;
+  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                         "--secret-file", secret_file,
+                         "--public-address", "198.51.100.7:8888",
+                         "--public-address", "[2001:DB8::7]:8888", NULL };
+  guint16 port;
+
+  g_test_summary ("rndz server --public-address (repeatable) accepts messages signed for "
+                  "those addresses, besides its own; a bad address is a usage error");
+
+  g_assert_true (g_file_set_contents (secret_file, "a secret", -1, NULL));
+  server = program_start (argv, NULL);
+  line = program_read_line (server);
+  g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
+  port = atoi (line + strlen ("Listening on 127.0.0.1:"));
+
+  g_assert_true (signed_ping_answered (port, secret, "198.51.100.7:8888"));
+  g_assert_true (signed_ping_answered (port, secret, "[2001:db8::7]:8888"));
+  {
+    g_autofree char *own = g_strdup_printf ("127.0.0.1:%u", port);
+
+    g_assert_true (signed_ping_answered (port, secret, own));
+  }
+  g_assert_false (signed_ping_answered (port, secret, "198.51.100.7:8889"));
+  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+
+  {
+    const char *bad[][6] = {
+      { tool_path (), "server", "--public-address", "rndz.example:8888", NULL },
+      { tool_path (), "server", "--public-address", "198.51.100.7", NULL },
+      { tool_path (), "server", "--public-address", "198.51.100.7:0", NULL },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+      {
+        g_autofree char *out = NULL, *err = NULL;
+
+        g_assert_cmpint (run (bad[i], NULL, &out, &err), ==, 1);
+        g_assert_nonnull (strstr (err, "--public-address"));
+        g_assert_nonnull (strstr (err, bad[i][3]));
+      }
+  }
+
+  g_unlink (secret_file);
+  g_rmdir (dir);
+}
+
 static void
 test_translation (void)
 {
@@ -629,6 +705,7 @@ main (int   argc,
   g_test_add_func ("/tool/command-line", test_command_line);
   g_test_add_func ("/tool/option-units", test_option_units);
   g_test_add_func ("/tool/auth", test_auth);
+  g_test_add_func ("/tool/public-address", test_public_address);
   g_test_add_func ("/tool/translation", test_translation);
   g_test_add_func ("/tool/server/descriptor-limit/raised", test_descriptor_limit_raised);
   g_test_add_func ("/tool/server/descriptor-limit/flood", test_descriptor_limit_flood);

@@ -79,6 +79,7 @@ static char *server_listen_address = NULL;
 static char *server_limits[N_LIMITS] = { NULL, };
 static char *server_secret_file = NULL;
 static char *server_key_file = NULL;
+static char **server_public_addresses = NULL;
 static gboolean server_verbose = FALSE;
 
 static const GOptionEntry server_entries[] = {
@@ -102,6 +103,9 @@ static const GOptionEntry server_entries[] = {
     N_("FILE") },
   { "key-file", 0, 0, G_OPTION_ARG_FILENAME, &server_key_file,
     N_("Require peers to authenticate with the keys in FILE, one “ID HEXKEY” a line"), N_("FILE") },
+  { "public-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &server_public_addresses,
+    N_("Peers reach this server at ADDRESS:PORT too, through DNAT or port forwarding: accept messages they sign for it (repeatable)"),
+    N_("ADDRESS:PORT") },
   { "max-message-size", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_MAX_MESSAGE_SIZE],
     N_("Accept messages of at most BYTES bytes"), N_("BYTES") },
   { "relay-port", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_PORT],
@@ -214,6 +218,37 @@ apply_server_limits (RndzServer  *server,
   return TRUE;
 }
 
+/* The addresses of --public-address, numeric like --listen-addr's, and
+ * with a port */
+static gboolean
+apply_public_addresses (RndzServer  *server,
+                        GError     **error)
+{
+  g_autoptr(GPtrArray) addresses = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; server_public_addresses != NULL && server_public_addresses[i] != NULL; i++)
+    {
+      g_autoptr(GSocketAddress) address = parse_listen_address (server_public_addresses[i], error);
+
+      if (address == NULL)
+        {
+          g_prefix_error (error, "--public-address: ");
+          return FALSE;
+        }
+      if (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)) == 0)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("--public-address: “%s” has port 0"), server_public_addresses[i]);
+          return FALSE;
+        }
+      g_ptr_array_add (addresses, rndz_tool_format_address (address));
+    }
+
+  g_ptr_array_add (addresses, NULL);
+  rndz_server_set_public_addresses (server, (const char * const *) addresses->pdata);
+  return TRUE;
+}
+
 static gboolean
 apply_server_auth (RndzServer  *server,
                    GError     **error)
@@ -231,6 +266,8 @@ apply_server_auth (RndzServer  *server,
     rndz_server_set_secret (server, secret);
 
   if (server_key_file != NULL && !rndz_server_load_keys (server, server_key_file, error))
+    return FALSE;
+  if (!apply_public_addresses (server, error))
     return FALSE;
 
   if (rndz_server_get_auth_required (server))
@@ -327,6 +364,7 @@ server_clear_options (void)
   g_clear_pointer (&server_listen_address, g_free);
   g_clear_pointer (&server_secret_file, g_free);
   g_clear_pointer (&server_key_file, g_free);
+  g_clear_pointer (&server_public_addresses, g_strfreev);
   for (guint i = 0; i < N_LIMITS; i++)
     g_clear_pointer (&server_limits[i], g_free);
 }

@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 typedef enum
 {
-  OP_PING,        /* a: id | pad << 3; b: tid | sign << 4 | stale << 5 */
+  OP_PING,        /* a: id | pad << 3; b: tid | sign << 4 | stale << 5 | for another server << 6 */
   OP_ISYNC,       /* a: id | target << 3 | pad << 6; b: as for ping */
   OP_RSYNC,       /* a: fsync | own source << 3 | wrong id << 4 | sign << 5 */
   OP_BYE,         /* a: id | sign << 3; b: tid */
@@ -117,6 +117,9 @@ static const guint32 tids[16] = {
 };
 
 #define SECRET "fuzzing secret"
+/* The server's public address, which signed messages name, and another */
+#define SERVER_NAME "198.51.100.7:8888"
+#define OTHER_SERVER_NAME "198.51.100.7:8889"
 
 typedef struct
 {
@@ -639,19 +642,24 @@ send_message (Harness    *h,
     }
 }
 
+/* Signed for the server's public address (it has no socket), or for
+ * another server's */
 static void
 sign (Harness     *h,
       RndzMessage *msg,
-      gboolean     stale)
+      gboolean     stale,
+      gboolean     elsewhere)
 {
   g_autoptr(GBytes) key = NULL;
   gint64 now_ms = g_get_real_time () / 1000;
+  RndzAddr srv;
 
   if (h->secret == NULL)
     key = g_bytes_new_static ("no secret, a key", 16);
   else
     key = rndz_derive_key (h->secret, msg->id);
-  rndz_message_sign (msg, key, stale ? now_ms - 120 * 1000 : now_ms);
+  rndz_addr_parse (&srv, elsewhere ? OTHER_SERVER_NAME : SERVER_NAME, NULL);
+  rndz_message_sign (msg, &srv, key, stale ? now_ms - 120 * 1000 : now_ms);
 }
 
 static void
@@ -689,7 +697,7 @@ op_ping (Harness  *h,
   rndz_message_init (&msg, RNDZ_MESSAGE_PING, tids[b & 15]);
   g_strlcpy (msg.id, ids[a & 7], sizeof msg.id);
   if (b & 0x10)
-    sign (h, &msg, b & 0x20);
+    sign (h, &msg, b & 0x20, b & 0x40);
   send_encoded (h, source, tcp, &msg, (a >> 3) & 3);
 }
 
@@ -707,7 +715,7 @@ op_isync (Harness  *h,
   g_strlcpy (msg.target, ids[(a >> 3) & 7], sizeof msg.target);
   g_strlcpy (h->last_target, msg.target, sizeof h->last_target);
   if (b & 0x10)
-    sign (h, &msg, b & 0x20);
+    sign (h, &msg, b & 0x20, b & 0x40);
   send_encoded (h, source, tcp, &msg, (a >> 6) & 3);
 }
 
@@ -745,7 +753,7 @@ op_rsync (Harness  *h,
         g_strlcpy (msg.id, "?", sizeof msg.id);
     }
   if (a & 0x20)
-    sign (h, &msg, FALSE);
+    sign (h, &msg, FALSE, FALSE);
   send_encoded (h, source, tcp, &msg, 0);
 }
 
@@ -761,7 +769,7 @@ op_bye (Harness  *h,
   rndz_message_init (&msg, RNDZ_MESSAGE_BYE, tids[b & 15]);
   g_strlcpy (msg.id, ids[a & 7], sizeof msg.id);
   if (a & 0x08)
-    sign (h, &msg, FALSE);
+    sign (h, &msg, FALSE, FALSE);
   send_encoded (h, source, tcp, &msg, 0);
 }
 
@@ -1104,6 +1112,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_random_set_seed (0x726e647a);
 
   h.server = rndz_server_new ();
+  {
+    const char *names[] = { SERVER_NAME, NULL };
+
+    rndz_server_set_public_addresses (h.server, names);
+  }
   h.conns = g_ptr_array_new_with_free_func ((GDestroyNotify) conn_free);
   h.isyncs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.fsyncs_by_requester = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);

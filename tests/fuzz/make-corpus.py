@@ -57,11 +57,14 @@ MESSAGES = {
     'error-auth-required': encode({'type': 'error', 'tid': 44, 'code': 'auth-required'}),
     # The test vectors of doc/protocol.md
     'ping-signed': (b'{"v":1,"type":"ping","tid":7,"id":"alice","ts":1700000000000,'
-                    b'"nonce":"0011223344556677","mac":"f8fd06c0813ea5c1dc6e46e0b418620d'
-                    b'4017fb8162c2d75385ce4292827fa41a"}'),
+                    b'"nonce":"0011223344556677","srv":"198.51.100.7:8888",'
+                    b'"mac":"08b3c9e9bc3de733eaa614c643498b24df00a0f54418c9bc54f9bfccf5c5d3d9"}'),
     'isync-signed': (b'{"v":1,"type":"isync","tid":42,"id":"bob","target":"alice",'
-                     b'"ts":1700000000123,"nonce":"8899aabbccddeeff","mac":"1549ffff202f5ed4'
-                     b'a2942385b7c6747fd52dd3196f2918119835a2e772953a7b"}'),
+                     b'"ts":1700000000123,"nonce":"8899aabbccddeeff","srv":"198.51.100.7:8888",'
+                     b'"mac":"b3301f817edf55fb0182f282c8ebb53fc5b474a654fae1cf96dfa3cec95c48b6"}'),
+    'ping-signed-v6': (b'{"v":1,"type":"ping","tid":7,"id":"alice","ts":1700000000000,'
+                       b'"nonce":"0011223344556677","srv":"[2001:db8::7]:8888",'
+                       b'"mac":"4a5ccdf059107751195b0c40224f94912afd080327d179a643f164d900ae848c"}'),
     # What the fast path leaves to json-glib
     'ping-escapes': b'{ "v" : 1, "type":"ping", "tid":7, "id":"\\u0061l\\"ice\\\\" }',
     'ping-v2-extra': (b'{"v":2,"type":"ping","tid":7,"id":"\xe6\x97\xa5\xe6\x9c\xac",'
@@ -100,9 +103,10 @@ def op(kind, source, tcp=False):
     return bytes([OP[kind] << 4 | (8 if tcp else 0) | source])
 
 
-def ping(source, id_, tid=7, pad=PAD_EXACT, tcp=False, signed=False):
+def ping(source, id_, tid=7, pad=PAD_EXACT, tcp=False, signed=False, elsewhere=False):
     return op('ping', source, tcp) + bytes([IDS.index(id_) | pad << 3,
-                                            TIDS[tid] | (0x10 if signed else 0)])
+                                            TIDS[tid] | (0x10 if signed else 0) |
+                                            (0x40 if elsewhere else 0)])
 
 
 def isync(source, id_, target, tid=42, pad=PAD_EXACT, tcp=False, signed=False):
@@ -133,10 +137,11 @@ def server_corpus():
     defaults = bytes([0, 0])
     write(directory, 'seed-udp-rendezvous', defaults + rendezvous(False))
     write(directory, 'seed-tcp-rendezvous', defaults + rendezvous(True))
-    # Authentication on: signed, then unsigned and replayed
+    # Authentication on: signed, then unsigned and replayed, then signed
+    # for another server
     write(directory, 'seed-auth', bytes([8, 0]) + rendezvous(False, True) +
           rendezvous(True, True) + ping(4, 'bob', signed=False) +
-          op('replay', 5) + bytes([4]))
+          op('replay', 5) + bytes([4]) + ping(6, 'carol', signed=True, elsewhere=True))
     # The UDP isync retransmitted, and its tid reused for another target
     write(directory, 'seed-udp-retransmit', defaults +
           ping(2, 'alice') + ping(6, 'carol') + isync(3, 'bob', 'alice') +

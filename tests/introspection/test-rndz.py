@@ -483,7 +483,8 @@ def test_stop_says_bye():
 
 
 def test_authenticated():
-    """Keys as GLib.Bytes: derived keys let peers in, no key does not"""
+    """Keys as GLib.Bytes: derived keys let peers in, no key does not;
+    public-addresses is a list of str"""
     secret = GLib.Bytes.new(b'not a good secret')
     key = Rndz.derive_key(secret, 'py-listener')
     assert_equal(key.get_size(), 32)
@@ -499,6 +500,12 @@ def test_authenticated():
     fixture = Fixture()
     fixture.server.set_secret(secret)
     assert fixture.server.props.auth_required
+    # Names for a server behind port forwarding: a list of str, canonical
+    assert_equal(fixture.server.props.public_addresses, [])
+    fixture.server.props.public_addresses = ['[2001:DB8::7]:8888']
+    assert_equal(fixture.server.get_public_addresses(), ['[2001:db8::7]:8888'])
+    fixture.server.set_public_addresses(None)
+    assert_equal(fixture.server.props.public_addresses, [])
     loop = Loop()
     listener = fixture.client('py-listener')
     listener.set_key(key)
