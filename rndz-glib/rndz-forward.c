@@ -13,6 +13,18 @@
 /* Outstanding forwarded requests; more is a flood, not a workload */
 #define MAX_FORWARDS 4096
 
+/* The share of one requester (address, or IPv6 /64) in one target's
+ * requests: new requests a second, and the burst. Its table is large
+ * enough that a flood from thousands of pairs rarely drains both slots
+ * of another pair (doc/security.md, "Rate limits"). */
+#define PAIR_BUCKETS 65536
+#define PAIR_RATE 2
+#define PAIR_BURST 4
+
+/* A target's budget for requesters it has not heard from lately, as a
+ * multiple of its shared budget (request-rate) */
+#define NEWCOMER_FACTOR 10
+
 /* An isync forwarded to its target, waiting for the target's rsync */
 typedef struct
 {
@@ -53,6 +65,8 @@ struct _RndzForwarder
 
   RndzRateLimit *requester_limit;
   RndzRateLimit *target_limit;
+  RndzRateLimit *pair_limit;     /* (target, requester) */
+  RndzRateLimit *newcomer_limit; /* per target, for pairs with a full bucket */
 };
 
 static guint
@@ -92,6 +106,10 @@ rndz_forwarder_new (RndzServerIo           *io,
                                                     2 * request_rate);
   forwarder->target_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, request_rate,
                                                  2 * request_rate);
+  forwarder->pair_limit = rndz_rate_limit_new (PAIR_BUCKETS, PAIR_RATE, PAIR_BURST);
+  forwarder->newcomer_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS,
+                                                   NEWCOMER_FACTOR * request_rate,
+                                                   2 * NEWCOMER_FACTOR * request_rate);
   return forwarder;
 }
 
@@ -103,6 +121,8 @@ rndz_forwarder_free (RndzForwarder *forwarder)
   g_hash_table_unref (forwarder->by_request);
   rndz_rate_limit_free (forwarder->requester_limit);
   rndz_rate_limit_free (forwarder->target_limit);
+  rndz_rate_limit_free (forwarder->pair_limit);
+  rndz_rate_limit_free (forwarder->newcomer_limit);
   g_free (forwarder);
 }
 
@@ -114,6 +134,8 @@ rndz_forwarder_set_rate (RndzForwarder *forwarder,
 {
   rndz_rate_limit_set (forwarder->requester_limit, per_second, 2 * per_second);
   rndz_rate_limit_set (forwarder->target_limit, per_second, 2 * per_second);
+  rndz_rate_limit_set (forwarder->newcomer_limit, NEWCOMER_FACTOR * per_second,
+                       2 * NEWCOMER_FACTOR * per_second);
 }
 
 /* @relay: (nullable): the relay port, borrowed while the server listens */
@@ -244,6 +266,68 @@ request_wait_ms (RndzForwarder  *forwarder,
   return wait;
 }
 
+/* Whether a new isync from @requester to @target may go on, taking its
+ * tokens if so. Returns 0 if it may, else the milliseconds to wait.
+ *
+ * The target's budget is shared by everyone who asks for it, so a
+ * flooder would drain it for all. Every request therefore also counts
+ * against its (target, requester) pair: a pair with tokens takes the
+ * target's shared ones while they last, and a pair whose bucket is full
+ * (it has not asked for this target lately) may use the target's larger
+ * budget for newcomers instead. A flooder keeps its own pairs drained:
+ * it competes only with itself for the shared budget, and never gets
+ * the newcomers'. */
+static guint
+isync_admit (RndzForwarder  *forwarder,
+             const RndzAddr *requester,
+             const RndzAddr *target)
+{
+  gint64 now = g_get_monotonic_time ();
+  RndzRateLimitLevel pair;
+  guint wait;
+
+  /* Refused or not, a request uses up its pair's token */
+  pair = rndz_rate_limit_take_pair (forwarder->pair_limit, target, requester, now);
+  if (pair == RNDZ_RATE_LIMIT_EMPTY)
+    return rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, FALSE, now);
+
+  wait = rndz_rate_limit_wait_ms (forwarder->requester_limit, requester, now);
+  if (wait > 0)
+    return wait;
+
+  if (rndz_rate_limit_take (forwarder->target_limit, target, now) ||
+      (pair == RNDZ_RATE_LIMIT_FULL && rndz_rate_limit_take (forwarder->newcomer_limit, target, now)))
+    {
+      rndz_rate_limit_take (forwarder->requester_limit, requester, now);
+      return 0;
+    }
+
+  /* Asking again before the pair is full would only find the shared
+   * budget, which flooders may be draining: better to wait to be new */
+  if (pair == RNDZ_RATE_LIMIT_FULL)
+    return rndz_rate_limit_wait_ms (forwarder->newcomer_limit, target, now);
+  return MAX (1, rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, TRUE, now));
+}
+
+/* Whether a new isync may go on, its tokens taken; if not, the
+ * requester hears why */
+static gboolean
+isync_allowed (RndzForwarder          *forwarder,
+               const RndzServerSource *src,
+               const RndzMessage      *msg,
+               const RndzPeer         *target)
+{
+  guint wait = isync_admit (forwarder, &src->from, &target->addr);
+
+  if (wait == 0)
+    return TRUE;
+
+  forwarder->stats->rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited for %u ms", msg->id, wait);
+  rndz_server_io_refuse (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+  return FALSE;
+}
+
 /* Whether a new request may go on; if not, the requester hears why */
 static gboolean
 request_allowed (RndzForwarder          *forwarder,
@@ -301,7 +385,24 @@ lookup_target (RndzForwarder          *forwarder,
   return target;
 }
 
-/* Sends the request on to its target, rate limits permitting */
+static void
+fsync_init (RndzMessage    *fsync,
+            guint32         server_tid,
+            const char     *requester_id,
+            const RndzAddr *requester_addr,
+            guint           n_cands,
+            const RndzAddr *cands,
+            gboolean        authenticated)
+{
+  rndz_message_init (fsync, RNDZ_MESSAGE_FSYNC, server_tid);
+  g_strlcpy (fsync->id, requester_id, sizeof fsync->id);
+  fsync->addr = *requester_addr;
+  fsync->n_cands = n_cands;
+  memcpy (fsync->cands, cands, n_cands * sizeof (RndzAddr));
+  fsync->auth = authenticated;
+}
+
+/* Sends the request on to its target */
 static void
 send_fsync (RndzForwarder *forwarder,
             RndzPeer      *target,
@@ -309,15 +410,8 @@ send_fsync (RndzForwarder *forwarder,
 {
   RndzMessage fsync;
 
-  if (!forward_take (forwarder, &forward->requester_addr, &target->addr, forward->requester_id))
-    return;
-
-  rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, forward->server_tid);
-  g_strlcpy (fsync.id, forward->requester_id, sizeof fsync.id);
-  fsync.addr = forward->requester_addr;
-  fsync.n_cands = forward->n_requester_cands;
-  memcpy (fsync.cands, forward->requester_cands, sizeof fsync.cands);
-  fsync.auth = forward->authenticated;
+  fsync_init (&fsync, forward->server_tid, forward->requester_id, &forward->requester_addr,
+              forward->n_requester_cands, forward->requester_cands, forward->authenticated);
   forwarder->stats->forwarded++;
 
   rndz_registry_send (forwarder->registry, target, &fsync);
@@ -360,7 +454,7 @@ isync_retransmitted (RndzForwarder          *forwarder,
   if (!g_str_equal (forward->target_id, msg->target))
     /* A transaction id used again for another target */
     rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
-  else
+  else if (forward_take (forwarder, &src->from, &target->addr, msg->id))
     /* Still pending: over the limits it goes unanswered, not refused */
     send_fsync (forwarder, target, forward);
   return TRUE;
@@ -417,7 +511,7 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
 
   /* Refused before it takes a place among the forwarded requests: a
    * flood must not fill them */
-  if (!request_allowed (forwarder, src, msg, target))
+  if (!isync_allowed (forwarder, src, msg, target))
     return;
 
   if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)

@@ -1,0 +1,296 @@
+/* test-fairness.c: one requester's flood cannot deny a listener to others
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * The forwarding limits (doc/security.md, "Rate limits"): a target's
+ * budget is shared, each (target, requester) pair has a small bucket of
+ * its own, and a pair that has not asked lately may use the target's
+ * budget for newcomers. Most tests feed a server without sockets and
+ * read what it would send; one floods a real one over the loopback.
+ */
+
+#include <rndz-glib/rndz.h>
+#include <string.h>
+
+#include "rndz-message-private.h"
+#include "rndz-server-private.h"
+#include "rndz-test-util.h"
+
+/* The pair bucket of rndz-forward.c */
+#define PAIR_RATE 2
+#define PAIR_BURST 4
+
+/* The flood of doc/security.md: 10,000 isyncs a second */
+#define FLOOD_RATE 10000
+#define N_LEGIT 20
+
+typedef RndzTestSent Sent;
+
+typedef struct
+{
+  RndzServer *server;
+  GArray *sent;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  fixture->server = rndz_server_new ();
+  fixture->sent = rndz_test_capture_sent (fixture->server);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  user_data)
+{
+  g_clear_object (&fixture->server);
+  g_array_unref (fixture->sent);
+}
+
+static void
+ping (Fixture    *fixture,
+      const char *from,
+      const char *id)
+{
+  RndzMessage msg;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 1);
+  g_strlcpy (msg.id, id, sizeof msg.id);
+  rndz_test_feed (fixture->server, from, &msg, TRUE);
+}
+
+static void
+isync (Fixture    *fixture,
+       const char *from,
+       const char *id,
+       guint32     tid,
+       const char *target)
+{
+  RndzMessage msg;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, tid);
+  g_strlcpy (msg.id, id, sizeof msg.id);
+  g_strlcpy (msg.target, target, sizeof msg.target);
+  rndz_test_feed (fixture->server, from, &msg, TRUE);
+}
+
+/* The fsyncs sent for @n new isyncs from @from to alice, forgetting
+ * what was sent */
+static guint
+isyncs_forwarded (Fixture    *fixture,
+                  const char *from,
+                  guint32     first_tid,
+                  guint       n)
+{
+  guint fsyncs;
+
+  g_array_set_size (fixture->sent, 0);
+  for (guint i = 0; i < n; i++)
+    isync (fixture, from, "bob", first_tid + i, "alice");
+  fsyncs = rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC);
+  g_array_set_size (fixture->sent, 0);
+  return fsyncs;
+}
+
+static void
+test_pair_exact (Fixture       *fixture,
+                 gconstpointer  user_data)
+{
+  g_test_summary ("One requester gets exactly its pair's burst of 4 requests for one "
+                  "target, then 2 a second, never more than 4 at once");
+
+  /* The requester's and the target's own budgets (20 a second, bursts
+   * of 40) stay out of the way: 14 requests in all */
+  ping (fixture, "192.0.2.10:1000", "alice");
+
+  g_assert_cmpuint (isyncs_forwarded (fixture, "203.0.113.5:7000", 1, PAIR_BURST + 2), ==, PAIR_BURST);
+
+  /* 1.1 s: 2.2 tokens, two requests */
+  g_usleep (1100 * 1000);
+  g_assert_cmpuint (isyncs_forwarded (fixture, "203.0.113.5:7001", 100, 4), ==, 2);
+
+  /* 2.6 s more: 0.2 + 5.2 tokens, capped at the burst */
+  g_usleep (2600 * 1000);
+  g_assert_cmpuint (isyncs_forwarded (fixture, "203.0.113.5:7002", 200, PAIR_BURST + 2), ==, PAIR_BURST);
+
+  /* The port is not the requester: another source address is */
+  g_assert_cmpuint (isyncs_forwarded (fixture, "203.0.113.6:7000", 300, 1), ==, 1);
+}
+
+static gboolean
+refused (Fixture    *fixture,
+         const char *to)
+{
+  RndzAddr addr = rndz_test_addr (to);
+
+  for (guint i = 0; i < fixture->sent->len; i++)
+    {
+      const Sent *sent = &g_array_index (fixture->sent, Sent, i);
+
+      if (sent->msg.type == RNDZ_MESSAGE_ERROR && rndz_addr_equal (&sent->to, &addr))
+        return sent->msg.code == RNDZ_WIRE_ERROR_RATE_LIMITED && sent->msg.retry_ms > 0;
+    }
+  return FALSE;
+}
+
+static void
+test_newcomer (Fixture       *fixture,
+               gconstpointer  user_data)
+{
+  guint passed = 0;
+  gint64 start;
+
+  g_test_summary ("With the target's shared budget drained, a requester that has not "
+                  "asked lately gets through, one that has is refused");
+
+  /* Target: 5 a second, a burst of 10; newcomers: 50, a burst of 100 */
+  rndz_server_set_request_rate (fixture->server, 5);
+  ping (fixture, "192.0.2.10:1000", "alice");
+
+  /* Three requesters, four requests each: 10 take the shared budget */
+  g_assert_cmpuint (isyncs_forwarded (fixture, "203.0.113.1:1", 1, 4) +
+                    isyncs_forwarded (fixture, "203.0.113.2:1", 1, 4) +
+                    isyncs_forwarded (fixture, "203.0.113.3:1", 1, 4), ==, 10);
+
+  /* A newcomer: through; at once again: refused, told to wait until
+   * it is new again (about half a second at 2 a second) */
+  g_assert_cmpuint (isyncs_forwarded (fixture, "198.51.100.1:1", 1, 1), ==, 1);
+  isync (fixture, "198.51.100.1:1", "bob", 2, "alice");
+  g_assert_cmpuint (rndz_test_count_sent (fixture->sent, RNDZ_MESSAGE_FSYNC), ==, 0);
+  g_assert_true (refused (fixture, "198.51.100.1:1"));
+  g_assert_cmpuint (g_array_index (fixture->sent, Sent, 0).msg.retry_ms, >, 400);
+  g_array_set_size (fixture->sent, 0);
+
+  /* The newcomers' budget is bounded too: 100 at once (one is gone),
+   * then 50 a second */
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < 200; i++)
+    {
+      g_autofree char *from = g_strdup_printf ("10.1.%u.%u:1", i / 100, i % 100 + 1);
+
+      passed += isyncs_forwarded (fixture, from, 1, 1);
+    }
+  g_assert_cmpuint (passed, >=, 99);
+  g_assert_cmpuint (passed, <=, 99 + 50 * (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
+}
+
+/* A flood, simulated: FLOOD_RATE isyncs a second naming alice from
+ * @n_flooders addresses, by the clock, for @flood_ms; from
+ * @legit_start_ms on, N_LEGIT requesters ask for alice once each, 50 ms
+ * apart, and ask again when refused, after the retry they are told, as
+ * RndzClient does, until their second is up. Returns how many got an
+ * fsync forwarded. */
+typedef struct
+{
+  char from[32];
+  char id[16];
+  gint64 next;         /* µs from the start; 0: done */
+  gint64 give_up;
+  gboolean forwarded;
+} Legit;
+
+static guint
+simulate_flood (Fixture *fixture,
+                guint    n_flooders,
+                guint    flood_ms,
+                guint    legit_start_ms)
+{
+  Legit legit[N_LEGIT];
+  RndzAddr legit_addr[N_LEGIT];
+  gint64 start = g_get_monotonic_time ();
+  guint64 flooded = 0;
+  guint successes = 0;
+  gint64 now;
+
+  for (guint l = 0; l < N_LEGIT; l++)
+    {
+      g_snprintf (legit[l].from, sizeof legit[l].from, "198.18.%u.1:5000", l);
+      g_snprintf (legit[l].id, sizeof legit[l].id, "legit-%u", l);
+      legit[l].next = (legit_start_ms + 50 * l) * (gint64) 1000;
+      legit[l].give_up = legit[l].next + G_USEC_PER_SEC;
+      legit[l].forwarded = FALSE;
+      legit_addr[l] = rndz_test_addr (legit[l].from);
+    }
+
+  while ((now = g_get_monotonic_time () - start) < flood_ms * (gint64) 1000)
+    {
+      /* The flood catches up with the clock */
+      for (; flooded < (guint64) now * FLOOD_RATE / G_USEC_PER_SEC; flooded++)
+        {
+          char from[32];
+          guint f = flooded % n_flooders;
+
+          g_snprintf (from, sizeof from, "10.%u.%u.%u:%u", f / 62500, f / 250 % 250, f % 250 + 1,
+                      1024 + (guint) (flooded % 50000));
+          isync (fixture, from, "mallory", (guint32) flooded + 1, "alice");
+        }
+
+      for (guint l = 0; l < N_LEGIT; l++)
+        if (legit[l].next != 0 && legit[l].next <= now)
+          {
+            isync (fixture, legit[l].from, legit[l].id, 1000 + l, "alice");
+            legit[l].next = 0;
+          }
+
+      /* What the server said: fsyncs to alice, refusals to the legit */
+      for (guint i = 0; i < fixture->sent->len; i++)
+        {
+          const Sent *sent = &g_array_index (fixture->sent, Sent, i);
+
+          for (guint l = 0; l < N_LEGIT; l++)
+            {
+              if (sent->msg.type == RNDZ_MESSAGE_FSYNC && g_str_equal (sent->msg.id, legit[l].id))
+                legit[l].forwarded = TRUE;
+              else if (sent->msg.type == RNDZ_MESSAGE_ERROR &&
+                       rndz_addr_equal (&sent->to, &legit_addr[l]) &&
+                       now + sent->msg.retry_ms * (gint64) 1000 < legit[l].give_up)
+                legit[l].next = now + sent->msg.retry_ms * (gint64) 1000;
+            }
+        }
+      g_array_set_size (fixture->sent, 0);
+      g_usleep (500);
+    }
+
+  for (guint l = 0; l < N_LEGIT; l++)
+    successes += legit[l].forwarded;
+  g_test_message ("%u flooders, %" G_GUINT64_FORMAT " isyncs in %u ms: %u of %u requesters forwarded",
+                  n_flooders, flooded, flood_ms, successes, N_LEGIT);
+  return successes;
+}
+
+static void
+test_flood_many (Fixture       *fixture,
+                 gconstpointer  user_data)
+{
+  g_test_summary ("Under 10,000 isyncs a second naming alice from 1,000 addresses, at "
+                  "least 19 of 20 other requesters still reach her");
+
+  ping (fixture, "192.0.2.10:1000", "alice");
+  g_assert_cmpuint (simulate_flood (fixture, 1000, 1600, 300), >=, N_LEGIT - 1);
+}
+
+static void
+test_flood_one (Fixture       *fixture,
+                gconstpointer  user_data)
+{
+  g_test_summary ("Under 10,000 isyncs a second naming alice from one address, at "
+                  "least 19 of 20 other requesters still reach her");
+
+  ping (fixture, "192.0.2.10:1000", "alice");
+  g_assert_cmpuint (simulate_flood (fixture, 1, 1600, 300), >=, N_LEGIT - 1);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/fairness/pair/exact", Fixture, NULL, fixture_setup, test_pair_exact, fixture_teardown);
+  g_test_add ("/fairness/pair/newcomer", Fixture, NULL, fixture_setup, test_newcomer, fixture_teardown);
+  g_test_add ("/fairness/flood/many-sources", Fixture, NULL, fixture_setup, test_flood_many, fixture_teardown);
+  g_test_add ("/fairness/flood/one-source", Fixture, NULL, fixture_setup, test_flood_one, fixture_teardown);
+
+  return g_test_run ();
+}
