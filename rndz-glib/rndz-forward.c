@@ -30,7 +30,7 @@ typedef struct
 {
   guint32 server_tid;
   guint32 requester_tid;
-  gsize request_len;
+  gsize reply_limit;              /* UDP: the isync's size, less its fsync's */
   gboolean authenticated;
   RndzTransport transport;
   RndzAddr requester_addr;
@@ -190,7 +190,7 @@ forward_reply (RndzForwarder     *forwarder,
                const RndzMessage *msg)
 {
   if (forward->transport == RNDZ_TRANSPORT_UDP)
-    rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->request_len);
+    rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->reply_limit);
   else if (forward->requester_conn != NULL)
     rndz_server_io_send_tcp (forwarder->io, forward->requester_conn, msg);
 }
@@ -417,20 +417,48 @@ send_fsync (RndzForwarder *forwarder,
   rndz_registry_send (forwarder->registry, target, &fsync);
 }
 
-/* The request must be large enough for the redirect that ends it
- * (without candidates: they go only if they fit, see handle_rsync) */
+/* Over UDP an isync pays for all it causes, so that no request makes
+ * the server send more bytes than it got, to anyone: the fsync to the
+ * target, and the answer (a redirect without candidates, or
+ * peer-no-answer; candidates go only if they fit too, see
+ * handle_rsync). Sets @reply_limit to what is left for the answer. */
 static gboolean
 isync_fits (RndzForwarder          *forwarder,
             const RndzServerSource *src,
             const RndzMessage      *msg,
-            const RndzPeer         *target)
+            const RndzPeer         *target,
+            gboolean                authenticated,
+            gsize                  *reply_limit)
 {
-  RndzMessage redirect;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage fsync, reply;
+  gsize fsync_len, reply_len;
 
-  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
-  g_strlcpy (redirect.id, target->id, sizeof redirect.id);
-  redirect.addr = target->addr;
-  return rndz_server_io_reply_fits (forwarder->io, src, &redirect);
+  *reply_limit = G_MAXSIZE;
+  if (src->transport != RNDZ_TRANSPORT_UDP)
+    return TRUE;
+
+  /* The server's tid is not chosen yet: the longest one */
+  fsync_init (&fsync, G_MAXUINT32, msg->id, &src->from, msg->n_cands, msg->cands, authenticated);
+  fsync_len = rndz_message_encode (&fsync, buf, sizeof buf);
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_REDIRECT, msg->tid);
+  g_strlcpy (reply.id, target->id, sizeof reply.id);
+  reply.addr = target->addr;
+  reply_len = rndz_message_encode (&reply, buf, sizeof buf);
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, msg->tid);
+  reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+  reply_len = MAX (reply_len, rndz_message_encode (&reply, buf, sizeof buf));
+
+  if (fsync_len == 0 || reply_len == 0 || fsync_len + reply_len > src->len)
+    {
+      forwarder->stats->amplification++;
+      g_debug ("Not forwarding the request of “%s”: %" G_GSIZE_FORMAT " bytes pay for "
+               "no fsync and answer of %" G_GSIZE_FORMAT, msg->id, src->len, fsync_len + reply_len);
+      return FALSE;
+    }
+  *reply_limit = src->len - fsync_len;
+  return TRUE;
 }
 
 /* The same isync again over UDP: the fsync or the reply to it was lost.
@@ -464,13 +492,14 @@ static RndzForward *
 forward_add (RndzForwarder          *forwarder,
              const RndzServerSource *src,
              const RndzMessage      *msg,
-             gboolean                authenticated)
+             gboolean                authenticated,
+             gsize                   reply_limit)
 {
   RndzForward *forward = g_new0 (RndzForward, 1);
 
   forward->server_tid = forwarder_new_tid (forwarder);
   forward->requester_tid = msg->tid;
-  forward->request_len = src->len;
+  forward->reply_limit = reply_limit;
   forward->authenticated = authenticated;
   forward->transport = src->transport;
   forward->requester_addr = src->from;
@@ -504,8 +533,9 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
 {
   RndzPeer *target = lookup_target (forwarder, src, msg);
   RndzForward *forward;
+  gsize reply_limit;
 
-  if (target == NULL || !isync_fits (forwarder, src, msg, target) ||
+  if (target == NULL || !isync_fits (forwarder, src, msg, target, authenticated, &reply_limit) ||
       isync_retransmitted (forwarder, src, msg, target))
     return;
 
@@ -521,7 +551,7 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
       return;
     }
 
-  forward = forward_add (forwarder, src, msg, authenticated);
+  forward = forward_add (forwarder, src, msg, authenticated, reply_limit);
   g_debug ("Forwarding request of “%s” to “%s”", msg->id, msg->target);
   send_fsync (forwarder, target, forward);
 }
@@ -560,7 +590,7 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
       char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
       gsize len = rndz_message_encode (&redirect, buf, sizeof buf);
 
-      if (len == 0 || len > forward->request_len)
+      if (len == 0 || len > forward->reply_limit)
         redirect.n_cands = 0;
     }
   forwarder->stats->redirected++;

@@ -281,6 +281,115 @@ test_flood_one (Fixture       *fixture,
   g_assert_cmpuint (simulate_flood (fixture, 1, 1600, 300), >=, N_LEGIT - 1);
 }
 
+/* No amplification, counting third parties */
+
+#define LONGEST_V6 "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+
+static void
+set_longest_cands (RndzMessage *msg,
+                   guint        n)
+{
+  msg->n_cands = n;
+  for (guint i = 0; i < n; i++)
+    msg->cands[i] = rndz_test_addr ("[" LONGEST_V6 "]:65535");
+}
+
+/* An isync of @size bytes (if it can be that small) from a requester
+ * whose address is as long as any; returns the bytes the server sent
+ * for it, to anyone, after alice answered, or 0 if it was not
+ * forwarded */
+static gsize
+isync_output (Fixture *fixture,
+              guint    n,
+              gsize    size,
+              gsize   *len_out)
+{
+  g_autofree char *from = g_strdup_printf ("[2001:%04x:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                                           0x1000 + n);
+  RndzMessage msg;
+  const Sent *fsync;
+  gsize out = 0;
+
+  g_array_set_size (fixture->sent, 0);
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, G_MAXUINT32 - n);
+  g_strlcpy (msg.id, "bob", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  set_longest_cands (&msg, 1);
+  msg.pad_to = size;
+  *len_out = rndz_test_feed (fixture->server, from, &msg, FALSE);
+  if (fixture->sent->len == 0)
+    return 0;
+
+  g_assert_cmpuint (fixture->sent->len, ==, 1);
+  fsync = &g_array_index (fixture->sent, Sent, 0);
+  g_assert_cmpint (fsync->msg.type, ==, RNDZ_MESSAGE_FSYNC);
+  out += fsync->len;
+
+  /* The same isync again: its fsync again */
+  rndz_test_feed (fixture->server, from, &msg, FALSE);
+  g_assert_cmpuint (fixture->sent->len, ==, 2);
+  g_assert_cmpuint (g_array_index (fixture->sent, Sent, 1).len, <=, *len_out);
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, fsync->msg.tid);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  g_strlcpy (msg.target, "bob", sizeof msg.target);
+  rndz_test_feed (fixture->server, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535", &msg, FALSE);
+  g_assert_cmpuint (fixture->sent->len, ==, 3);
+  g_assert_cmpint (g_array_index (fixture->sent, Sent, 2).msg.type, ==, RNDZ_MESSAGE_REDIRECT);
+  out += g_array_index (fixture->sent, Sent, 2).len;
+  return out;
+}
+
+static void
+test_isync_pays (Fixture       *fixture,
+                 gconstpointer  user_data)
+{
+  RndzMessage msg;
+  gsize size, len, out, smallest = 0;
+
+  g_test_summary ("An isync pays for all it causes: the fsync to the target and the "
+                  "redirect back together are no larger than it; an isync too small "
+                  "for both, as the old padding made them, is not forwarded");
+
+  rndz_server_set_request_rate (fixture->server, 1000);
+
+  /* alice has the longest address and four of the longest candidates */
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 1);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  set_longest_cands (&msg, RNDZ_MAX_CANDIDATES);
+  rndz_test_feed (fixture->server, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535", &msg, TRUE);
+
+  /* Padded as clients pad: forwarded, with the candidates */
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 1);
+  g_strlcpy (msg.id, "bob", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  set_longest_cands (&msg, 1);
+  size = rndz_message_max_reply_size (&msg);
+  out = isync_output (fixture, 0, size, &len);
+  g_assert_cmpuint (len, ==, size);
+  g_assert_cmpuint (out, >, 0);
+  g_assert_cmpuint (out, <=, len);
+  g_assert_cmpuint (g_array_index (fixture->sent, Sent, 2).msg.n_cands, ==, RNDZ_MAX_CANDIDATES);
+
+  /* Smaller, down to where the server stops forwarding: never more out
+   * than in */
+  for (guint n = 1; size > 0; n++, size--)
+    {
+      out = isync_output (fixture, n, size, &len);
+      if (out == 0)
+        break;
+      g_assert_cmpuint (out, <=, len);
+      smallest = len;
+    }
+  g_test_message ("smallest isync forwarded: %" G_GSIZE_FORMAT " bytes; %" G_GSIZE_FORMAT
+                  " is not", smallest, len);
+  g_assert_cmpuint (len, <, smallest);
+
+  /* The old padding, for the redirect alone (107 + the target id) */
+  g_assert_cmpuint (isync_output (fixture, 1000, 112, &len), ==, 0);
+  g_assert_cmpuint (isync_output (fixture, 1001, 230, &len), ==, 0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -291,6 +400,7 @@ main (int   argc,
   g_test_add ("/fairness/pair/newcomer", Fixture, NULL, fixture_setup, test_newcomer, fixture_teardown);
   g_test_add ("/fairness/flood/many-sources", Fixture, NULL, fixture_setup, test_flood_many, fixture_teardown);
   g_test_add ("/fairness/flood/one-source", Fixture, NULL, fixture_setup, test_flood_one, fixture_teardown);
+  g_test_add ("/fairness/isync/pays-for-all", Fixture, NULL, fixture_setup, test_isync_pays, fixture_teardown);
 
   return g_test_run ();
 }
