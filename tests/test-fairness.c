@@ -390,6 +390,102 @@ test_isync_pays (Fixture       *fixture,
   g_assert_cmpuint (isync_output (fixture, 1001, 230, &len), ==, 0);
 }
 
+/* Registrations per address and network */
+
+/* Whether a ping from @from registering @id got its pong: else it must
+ * have got server-full */
+static gboolean
+registered (Fixture    *fixture,
+            const char *from,
+            const char *id)
+{
+  const Sent *reply;
+
+  g_array_set_size (fixture->sent, 0);
+  ping (fixture, from, id);
+  g_assert_cmpuint (fixture->sent->len, ==, 1);
+  reply = &g_array_index (fixture->sent, Sent, 0);
+  if (reply->msg.type == RNDZ_MESSAGE_PONG)
+    return TRUE;
+  g_assert_cmpint (reply->msg.type, ==, RNDZ_MESSAGE_ERROR);
+  g_assert_cmpint (reply->msg.code, ==, RNDZ_WIRE_ERROR_SERVER_FULL);
+  return FALSE;
+}
+
+static gboolean
+no_peers (gpointer data)
+{
+  return rndz_server_get_peer_count (data) == 0;
+}
+
+static void
+test_registry_caps (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  guint accepted = 0;
+
+  g_test_summary ("Ids registered from one address and from one /16 stop at their caps "
+                  "(server-full); another network still registers, an id registered "
+                  "already is never refused, expiry and moves free the counts");
+
+  g_assert_cmpuint (rndz_server_get_max_peers_per_address (fixture->server), ==, 1000);
+  g_assert_cmpuint (rndz_server_get_max_peers_per_network (fixture->server), ==, 10000);
+  rndz_server_set_max_peers_per_address (fixture->server, 5);
+  rndz_server_set_max_peers_per_network (fixture->server, 20);
+  rndz_server_set_peer_timeout (fixture->server, 1000);
+  /* Only a listening server keeps time */
+  rndz_test_server_listen (fixture->server, G_SOCKET_FAMILY_IPV4, 0);
+
+  /* One address: 5 */
+  for (guint i = 0; i < 8; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("a%u", i);
+
+      accepted += registered (fixture, "10.1.0.1:1000", id);
+    }
+  g_assert_cmpuint (accepted, ==, 5);
+  /* The port does not make another address */
+  g_assert_false (registered (fixture, "10.1.0.1:1001", "a-port"));
+
+  /* One /16, from 100 addresses: 20 in all */
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autofree char *from = g_strdup_printf ("10.1.%u.%u:1000", 1 + i / 200, 1 + i % 200);
+      g_autofree char *id = g_strdup_printf ("b%u", i);
+
+      accepted += registered (fixture, from, id);
+    }
+  g_assert_cmpuint (accepted, ==, 20);
+
+  /* What is registered pings again; another network registers */
+  g_assert_true (registered (fixture, "10.1.0.1:1000", "a0"));
+  g_assert_true (registered (fixture, "10.2.0.1:1000", "c0"));
+  g_assert_true (registered (fixture, "[2001:db8:1:2::1]:1000", "d0"));
+
+  /* A move into the full /16 is refused; within it, to an address with
+   * room, it is not */
+  g_assert_false (registered (fixture, "10.1.200.1:1000", "c0"));
+  g_assert_true (registered (fixture, "10.1.200.1:1000", "a0"));
+  /* 10.1.0.1 has room again, its network has not */
+  g_assert_false (registered (fixture, "10.1.0.1:1000", "a-new"));
+  /* A move out frees a place */
+  g_assert_true (registered (fixture, "10.3.0.1:1000", "a1"));
+  g_assert_true (registered (fixture, "10.1.0.2:1000", "b-after-move"));
+  g_assert_false (registered (fixture, "10.1.0.3:1000", "b-over"));
+
+  /* Expiry frees them all: 20 again */
+  g_assert_true (rndz_test_run_until (NULL, no_peers, fixture->server, RNDZ_TEST_TIMEOUT_MS));
+  accepted = 0;
+  for (guint i = 0; i < 30; i++)
+    {
+      g_autofree char *from = g_strdup_printf ("10.1.100.%u:1000", 1 + i);
+      g_autofree char *id = g_strdup_printf ("e%u", i);
+
+      accepted += registered (fixture, from, id);
+    }
+  g_assert_cmpuint (accepted, ==, 20);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -400,6 +496,7 @@ main (int   argc,
   g_test_add ("/fairness/pair/newcomer", Fixture, NULL, fixture_setup, test_newcomer, fixture_teardown);
   g_test_add ("/fairness/flood/many-sources", Fixture, NULL, fixture_setup, test_flood_many, fixture_teardown);
   g_test_add ("/fairness/flood/one-source", Fixture, NULL, fixture_setup, test_flood_one, fixture_teardown);
+  g_test_add ("/fairness/registry/caps", Fixture, NULL, fixture_setup, test_registry_caps, fixture_teardown);
   g_test_add ("/fairness/isync/pays-for-all", Fixture, NULL, fixture_setup, test_isync_pays, fixture_teardown);
 
   return g_test_run ();
