@@ -10,7 +10,10 @@
  */
 
 #include <rndz-glib/rndz.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
@@ -390,6 +393,234 @@ test_isync_pays (Fixture       *fixture,
   g_assert_cmpuint (isync_output (fixture, 1001, 230, &len), ==, 0);
 }
 
+/* The same over the loopback: a real server, a flooding thread sending
+ * from 1,000 addresses of 127.1/16 with IP_PKTINFO, 20 requesters bound
+ * to addresses of 127.2.0/24, alice answering every fsync */
+
+#define SOCKET_FLOOD_MS 2500
+
+typedef struct
+{
+  guint16 port;
+  guint n_sources;
+  guint64 sent;
+  gint64 elapsed_us;
+} Flood;
+
+static void
+flood_send (int          fd,
+            guint16      port,
+            guint32      source,
+            const char  *data,
+            gsize        len)
+{
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (port) };
+  char control[CMSG_SPACE (sizeof (struct in_pktinfo))] = { 0 };
+  struct iovec iov = { (void *) data, len };
+  struct msghdr mh = {
+    .msg_name = &to, .msg_namelen = sizeof to,
+    .msg_iov = &iov, .msg_iovlen = 1,
+    .msg_control = control, .msg_controllen = sizeof control,
+  };
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR (&mh);
+  struct in_pktinfo *info;
+
+  to.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  cmsg->cmsg_level = IPPROTO_IP;
+  cmsg->cmsg_type = IP_PKTINFO;
+  cmsg->cmsg_len = CMSG_LEN (sizeof *info);
+  info = (struct in_pktinfo *) CMSG_DATA (cmsg);
+  info->ipi_spec_dst.s_addr = source;
+  sendmsg (fd, &mh, MSG_DONTWAIT);
+}
+
+/* FLOOD_RATE isyncs a second by the clock, for SOCKET_FLOOD_MS */
+static gpointer
+flood_thread (gpointer data)
+{
+  Flood *flood = data;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+  gsize len;
+  gint64 start = g_get_monotonic_time (), now;
+  int fd = socket (AF_INET, SOCK_DGRAM, 0), one = 1;
+
+  g_assert_cmpint (fd, >=, 0);
+  setsockopt (fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 7);
+  g_strlcpy (msg.id, "mallory", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  msg.pad_to = rndz_message_max_reply_size (&msg);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+
+  while ((now = g_get_monotonic_time () - start) < SOCKET_FLOOD_MS * (gint64) 1000)
+    {
+      for (; flood->sent < (guint64) now * FLOOD_RATE / G_USEC_PER_SEC; flood->sent++)
+        {
+          guint f = flood->sent % flood->n_sources;
+
+          flood_send (fd, flood->port, htonl (0x7f010000 | (f / 250) << 8 | (f % 250 + 1)), buf, len);
+        }
+      g_usleep (500);
+    }
+  flood->elapsed_us = now;
+  close (fd);
+  return NULL;
+}
+
+typedef struct
+{
+  GSocket *socket;
+  char id[16];
+  gint64 next, give_up;
+  guint retries;
+  gboolean done;
+} SocketLegit;
+
+static void
+socket_send (GSocket        *socket,
+             guint16         port,
+             RndzMessage    *msg)
+{
+  g_autoptr(GSocketAddress) to = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  msg->pad_to = rndz_message_max_reply_size (msg);
+  len = rndz_message_encode (msg, buf, sizeof buf);
+  g_socket_send_to (socket, to, buf, len, NULL, NULL);
+}
+
+static gboolean
+socket_recv (GSocket     *socket,
+             RndzMessage *msg)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE + 1];
+  gssize len = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
+
+  return len > 0 && rndz_message_decode (msg, buf, len, RNDZ_MESSAGE_DEFAULT_MAX_SIZE, NULL);
+}
+
+/* As rndz-request.c: again after 200, 400, 800 ms, then every second,
+ * or when a rate-limited error says */
+static void
+socket_legit_poll (SocketLegit *legit,
+                   guint16      port,
+                   gint64       now)
+{
+  RndzMessage msg;
+
+  while (socket_recv (legit->socket, &msg))
+    {
+      if (msg.type == RNDZ_MESSAGE_REDIRECT)
+        legit->done = TRUE;
+      else if (msg.type == RNDZ_MESSAGE_ERROR && msg.code == RNDZ_WIRE_ERROR_RATE_LIMITED)
+        legit->next = now + MAX (msg.retry_ms, 1) * (gint64) 1000;
+    }
+  if (legit->done || legit->next > now || now >= legit->give_up)
+    return;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 4242);
+  g_strlcpy (msg.id, legit->id, sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  socket_send (legit->socket, port, &msg);
+  legit->next = now + MIN (200 << MIN (legit->retries, 2), 1000) * (gint64) 1000;
+  legit->retries++;
+}
+
+static void
+alice_answer (GSocket *alice,
+              guint16  port)
+{
+  RndzMessage msg, rsync;
+
+  while (socket_recv (alice, &msg))
+    if (msg.type == RNDZ_MESSAGE_FSYNC)
+      {
+        rndz_message_init (&rsync, RNDZ_MESSAGE_RSYNC, msg.tid);
+        g_strlcpy (rsync.id, "alice", sizeof rsync.id);
+        g_strlcpy (rsync.target, msg.id, sizeof rsync.target);
+        socket_send (alice, port, &rsync);
+      }
+}
+
+static GSocket *
+socket_bound (const char *host)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (inet, 0);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  g_assert_true (g_socket_bind (socket, address, FALSE, &error));
+  g_assert_no_error (error);
+  return g_steal_pointer (&socket);
+}
+
+static void
+test_flood_sockets (void)
+{
+  g_autoptr(RndzServer) server = rndz_server_new ();
+  g_autoptr(GSocket) alice = socket_bound ("127.0.0.1");
+  SocketLegit legit[N_LEGIT];
+  Flood flood = { 0, 1000, 0, 0 };
+  GThread *thread;
+  RndzMessage msg;
+  gint64 start, now;
+  guint successes = 0;
+
+  g_test_summary ("Over the loopback, under 10,000 isyncs a second naming alice from "
+                  "1,000 addresses, at least 19 of 20 other requesters reach her");
+
+  flood.port = rndz_test_server_listen (server, G_SOCKET_FAMILY_IPV4, 0);
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 1);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  socket_send (alice, flood.port, &msg);
+  rndz_test_wait_readable (NULL, alice, RNDZ_TEST_TIMEOUT_MS, "alice's pong");
+  g_assert_true (socket_recv (alice, &msg));
+  g_assert_cmpint (msg.type, ==, RNDZ_MESSAGE_PONG);
+
+  start = g_get_monotonic_time ();
+  for (guint l = 0; l < N_LEGIT; l++)
+    {
+      g_autofree char *host = g_strdup_printf ("127.2.0.%u", l + 1);
+
+      legit[l].socket = socket_bound (host);
+      g_snprintf (legit[l].id, sizeof legit[l].id, "legit-%u", l);
+      legit[l].next = start + (500 + 50 * l) * (gint64) 1000;
+      legit[l].give_up = legit[l].next + G_USEC_PER_SEC;
+      legit[l].retries = 0;
+      legit[l].done = FALSE;
+    }
+  thread = g_thread_new ("flood", flood_thread, &flood);
+
+  /* Until the flood is over: the server, alice and the requesters */
+  while ((now = g_get_monotonic_time ()) - start < (SOCKET_FLOOD_MS + 100) * (gint64) 1000)
+    {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      alice_answer (alice, flood.port);
+      for (guint l = 0; l < N_LEGIT; l++)
+        socket_legit_poll (&legit[l], flood.port, now);
+      g_usleep (100);
+    }
+  g_thread_join (thread);
+
+  for (guint l = 0; l < N_LEGIT; l++)
+    {
+      successes += legit[l].done;
+      g_object_unref (legit[l].socket);
+    }
+  g_test_message ("%" G_GUINT64_FORMAT " isyncs in %" G_GINT64_FORMAT " ms (%.0f a second) "
+                  "from %u addresses: %u of %u requesters reached alice", flood.sent,
+                  flood.elapsed_us / 1000, flood.sent * 1e6 / MAX (flood.elapsed_us, 1),
+                  flood.n_sources, successes, N_LEGIT);
+  g_assert_cmpuint (successes, >=, N_LEGIT - 1);
+}
+
 /* Registrations per address and network */
 
 /* Whether a ping from @from registering @id got its pong: else it must
@@ -496,6 +727,7 @@ main (int   argc,
   g_test_add ("/fairness/pair/newcomer", Fixture, NULL, fixture_setup, test_newcomer, fixture_teardown);
   g_test_add ("/fairness/flood/many-sources", Fixture, NULL, fixture_setup, test_flood_many, fixture_teardown);
   g_test_add ("/fairness/flood/one-source", Fixture, NULL, fixture_setup, test_flood_one, fixture_teardown);
+  g_test_add_func ("/fairness/flood/sockets", test_flood_sockets);
   g_test_add ("/fairness/registry/caps", Fixture, NULL, fixture_setup, test_registry_caps, fixture_teardown);
   g_test_add ("/fairness/isync/pays-for-all", Fixture, NULL, fixture_setup, test_isync_pays, fixture_teardown);
 
