@@ -22,8 +22,10 @@
 #define PAIR_BURST 4
 
 /* A target's budget for requesters it has not heard from lately, as a
- * multiple of its shared budget (request-rate) */
+ * multiple of its shared budget (request-rate), and how long a requester
+ * stays off it once a request of its own was forwarded to that target */
 #define NEWCOMER_FACTOR 10
+#define NEWCOMER_INTERVAL_S 10
 
 /* An isync forwarded to its target, waiting for the target's rsync */
 typedef struct
@@ -272,11 +274,13 @@ request_wait_ms (RndzForwarder  *forwarder,
  * The target's budget is shared by everyone who asks for it, so a
  * flooder would drain it for all. Every request therefore also counts
  * against its (target, requester) pair: a pair with tokens takes the
- * target's shared ones while they last, and a pair whose bucket is full
- * (it has not asked for this target lately) may use the target's larger
- * budget for newcomers instead. A flooder keeps its own pairs drained:
- * it competes only with itself for the shared budget, and never gets
- * the newcomers'. */
+ * target's shared ones while they last, and a pair that is new (its
+ * bucket is full: it has not asked for this target lately; and none of
+ * its requests to the target went through in the last
+ * NEWCOMER_INTERVAL_S) may use the target's larger budget for newcomers
+ * instead. A flooder keeps its own pairs drained: it competes only with
+ * itself for the shared budget, and never gets the newcomers'. One that
+ * spreads its requests thin to look new gets one a pair and interval. */
 static guint
 isync_admit (RndzForwarder  *forwarder,
              const RndzAddr *requester,
@@ -284,6 +288,7 @@ isync_admit (RndzForwarder  *forwarder,
 {
   gint64 now = g_get_monotonic_time ();
   RndzRateLimitLevel pair;
+  gboolean new;
   guint wait;
 
   /* Refused or not, a request uses up its pair's token */
@@ -295,18 +300,23 @@ isync_admit (RndzForwarder  *forwarder,
   if (wait > 0)
     return wait;
 
+  new = pair == RNDZ_RATE_LIMIT_FULL &&
+        !rndz_rate_limit_pair_marked (forwarder->pair_limit, target, requester, NEWCOMER_INTERVAL_S, now);
   if (rndz_rate_limit_take (forwarder->target_limit, target, now) ||
-      (pair == RNDZ_RATE_LIMIT_FULL && rndz_rate_limit_take (forwarder->newcomer_limit, target, now)))
+      (new && rndz_rate_limit_take (forwarder->newcomer_limit, target, now)))
     {
       rndz_rate_limit_take (forwarder->requester_limit, requester, now);
+      rndz_rate_limit_mark_pair (forwarder->pair_limit, target, requester, now);
       return 0;
     }
 
+  if (new)
+    return rndz_rate_limit_wait_ms (forwarder->newcomer_limit, target, now);
   /* Asking again before the pair is full would only find the shared
    * budget, which flooders may be draining: better to wait to be new */
-  if (pair == RNDZ_RATE_LIMIT_FULL)
-    return rndz_rate_limit_wait_ms (forwarder->newcomer_limit, target, now);
-  return MAX (1, rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, TRUE, now));
+  if (pair != RNDZ_RATE_LIMIT_FULL)
+    return MAX (1, rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, TRUE, now));
+  return rndz_rate_limit_wait_ms (forwarder->target_limit, target, now);
 }
 
 /* Whether a new isync may go on, its tokens taken; if not, the

@@ -24,7 +24,8 @@ G_BEGIN_DECLS
  * The same table can be keyed by pairs of addresses (the _pair
  * functions; use a table for one kind of key only): each pair has two
  * slots, and holds what the fuller one holds, so a pair that shares one
- * slot with a drained pair is not drained with it.
+ * slot with a drained pair is not drained with it. A pair can also be
+ * marked with the time, for its owner's own use.
  */
 typedef struct _RndzRateLimit RndzRateLimit;
 
@@ -61,6 +62,15 @@ guint              rndz_rate_limit_wait_pair_ms (RndzRateLimit  *limit,
                                                  const RndzAddr *a,
                                                  const RndzAddr *b,
                                                  gboolean        full,
+                                                 gint64          now);
+void               rndz_rate_limit_mark_pair    (RndzRateLimit  *limit,
+                                                 const RndzAddr *a,
+                                                 const RndzAddr *b,
+                                                 gint64          now);
+gboolean           rndz_rate_limit_pair_marked  (RndzRateLimit  *limit,
+                                                 const RndzAddr *a,
+                                                 const RndzAddr *b,
+                                                 guint           seconds,
                                                  gint64          now);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzRateLimit, rndz_rate_limit_free)

@@ -20,6 +20,7 @@ struct _RndzRateLimit
   gdouble burst;
   guint32 seed;
   Bucket *buckets;
+  guint32 *marks;     /* pairs: when marked, in seconds + 1; made when first marked */
 };
 
 RndzRateLimit *
@@ -42,6 +43,7 @@ void
 rndz_rate_limit_free (RndzRateLimit *limit)
 {
   g_free (limit->buckets);
+  g_free (limit->marks);
   g_free (limit);
 }
 
@@ -250,4 +252,55 @@ rndz_rate_limit_wait_pair_ms (RndzRateLimit  *limit,
 
   pair_slots (limit, a, b, slots);
   return wait_for (limit, (full ? limit->burst : 1.0) - pair_tokens (limit, slots, now));
+}
+
+/* Pair marks count whole seconds from 1; 0 is never */
+static guint32
+mark_seconds (gint64 now)
+{
+  return (guint32) (now / G_USEC_PER_SEC) + 1;
+}
+
+/*
+ * rndz_rate_limit_mark_pair:
+ *
+ * Marks the pair (@a, @b) (both its slots) as of @now, for
+ * rndz_rate_limit_pair_marked().
+ */
+void
+rndz_rate_limit_mark_pair (RndzRateLimit  *limit,
+                           const RndzAddr *a,
+                           const RndzAddr *b,
+                           gint64          now)
+{
+  guint slots[2];
+
+  if (limit->marks == NULL)
+    limit->marks = g_new0 (guint32, limit->n_buckets);
+  pair_slots (limit, a, b, slots);
+  for (guint i = 0; i < 2; i++)
+    limit->marks[slots[i]] = mark_seconds (now);
+}
+
+/*
+ * rndz_rate_limit_pair_marked:
+ *
+ * Returns: whether the pair (@a, @b) was marked less than @seconds
+ *   before @now (to the second): both its slots were, since a pair is as
+ *   well off as the better one
+ */
+gboolean
+rndz_rate_limit_pair_marked (RndzRateLimit  *limit,
+                             const RndzAddr *a,
+                             const RndzAddr *b,
+                             guint           seconds,
+                             gint64          now)
+{
+  guint32 since = mark_seconds (now) - MIN (seconds, mark_seconds (now));
+  guint slots[2];
+
+  if (limit->marks == NULL)
+    return FALSE;
+  pair_slots (limit, a, b, slots);
+  return limit->marks[slots[0]] > since && limit->marks[slots[1]] > since;
 }
