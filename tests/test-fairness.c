@@ -203,11 +203,35 @@ test_newcomer (Fixture       *fixture,
 typedef struct
 {
   char from[32];
+  RndzAddr addr;
   char id[16];
   gint64 next;         /* µs from the start; 0: done */
   gint64 give_up;
   gboolean forwarded;
 } Legit;
+
+/* What the server said: fsyncs to alice, refusals to the legit */
+static void
+legit_read (Fixture *fixture,
+            Legit   *legit,
+            gint64   now)
+{
+  for (guint i = 0; i < fixture->sent->len; i++)
+    {
+      const Sent *sent = &g_array_index (fixture->sent, Sent, i);
+
+      for (guint l = 0; l < N_LEGIT; l++)
+        {
+          if (sent->msg.type == RNDZ_MESSAGE_FSYNC && g_str_equal (sent->msg.id, legit[l].id))
+            legit[l].forwarded = TRUE;
+          else if (sent->msg.type == RNDZ_MESSAGE_ERROR &&
+                   rndz_addr_equal (&sent->to, &legit[l].addr) &&
+                   now + sent->msg.retry_ms * (gint64) 1000 < legit[l].give_up)
+            legit[l].next = now + sent->msg.retry_ms * (gint64) 1000;
+        }
+    }
+  g_array_set_size (fixture->sent, 0);
+}
 
 static guint
 simulate_flood (Fixture *fixture,
@@ -216,7 +240,6 @@ simulate_flood (Fixture *fixture,
                 guint    legit_start_ms)
 {
   Legit legit[N_LEGIT];
-  RndzAddr legit_addr[N_LEGIT];
   gint64 start = g_get_monotonic_time ();
   guint64 flooded = 0;
   guint successes = 0;
@@ -229,7 +252,7 @@ simulate_flood (Fixture *fixture,
       legit[l].next = (legit_start_ms + 50 * l) * (gint64) 1000;
       legit[l].give_up = legit[l].next + G_USEC_PER_SEC;
       legit[l].forwarded = FALSE;
-      legit_addr[l] = rndz_test_addr (legit[l].from);
+      legit[l].addr = rndz_test_addr (legit[l].from);
     }
 
   while ((now = g_get_monotonic_time () - start) < flood_ms * (gint64) 1000)
@@ -252,22 +275,7 @@ simulate_flood (Fixture *fixture,
             legit[l].next = 0;
           }
 
-      /* What the server said: fsyncs to alice, refusals to the legit */
-      for (guint i = 0; i < fixture->sent->len; i++)
-        {
-          const Sent *sent = &g_array_index (fixture->sent, Sent, i);
-
-          for (guint l = 0; l < N_LEGIT; l++)
-            {
-              if (sent->msg.type == RNDZ_MESSAGE_FSYNC && g_str_equal (sent->msg.id, legit[l].id))
-                legit[l].forwarded = TRUE;
-              else if (sent->msg.type == RNDZ_MESSAGE_ERROR &&
-                       rndz_addr_equal (&sent->to, &legit_addr[l]) &&
-                       now + sent->msg.retry_ms * (gint64) 1000 < legit[l].give_up)
-                legit[l].next = now + sent->msg.retry_ms * (gint64) 1000;
-            }
-        }
-      g_array_set_size (fixture->sent, 0);
+      legit_read (fixture, legit, now);
       g_usleep (500);
     }
 
@@ -659,6 +667,29 @@ registered (Fixture    *fixture,
   return FALSE;
 }
 
+/* Registers @n new ids "@prefix-N", all from @host or, if it is NULL,
+ * each from one address of 10.1/16, from the @first-th (200 a /24) on;
+ * returns how many got their pong */
+static guint
+register_ids (Fixture    *fixture,
+              const char *host,
+              guint       first,
+              const char *prefix,
+              guint       n)
+{
+  guint accepted = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("%s-%u", prefix, i);
+      g_autofree char *from = host != NULL ? g_strdup (host) :
+        g_strdup_printf ("10.1.%u.%u:1000", (first + i) / 200, (first + i) % 200 + 1);
+
+      accepted += registered (fixture, from, id);
+    }
+  return accepted;
+}
+
 static gboolean
 no_peers (gpointer data)
 {
@@ -669,8 +700,6 @@ static void
 test_registry_caps (Fixture       *fixture,
                     gconstpointer  user_data)
 {
-  guint accepted = 0;
-
   g_test_summary ("Ids registered from one address and from one /16 stop at their caps "
                   "(server-full); another network still registers, an id registered "
                   "already is never refused, expiry and moves free the counts");
@@ -684,53 +713,32 @@ test_registry_caps (Fixture       *fixture,
   rndz_test_server_listen (fixture->server, G_SOCKET_FAMILY_IPV4, 0);
 
   /* One address: 5 */
-  for (guint i = 0; i < 8; i++)
-    {
-      g_autofree char *id = g_strdup_printf ("a%u", i);
-
-      accepted += registered (fixture, "10.1.0.1:1000", id);
-    }
-  g_assert_cmpuint (accepted, ==, 5);
+  g_assert_cmpuint (register_ids (fixture, "10.1.0.1:1000", 0, "a", 8), ==, 5);
   /* The port does not make another address */
   g_assert_false (registered (fixture, "10.1.0.1:1001", "a-port"));
 
-  /* One /16, from 100 addresses: 20 in all */
-  for (guint i = 0; i < 100; i++)
-    {
-      g_autofree char *from = g_strdup_printf ("10.1.%u.%u:1000", 1 + i / 200, 1 + i % 200);
-      g_autofree char *id = g_strdup_printf ("b%u", i);
-
-      accepted += registered (fixture, from, id);
-    }
-  g_assert_cmpuint (accepted, ==, 20);
+  /* One /16, from 100 more addresses: 15 more, 20 in all */
+  g_assert_cmpuint (register_ids (fixture, NULL, 200, "b", 100), ==, 15);
 
   /* What is registered pings again; another network registers */
-  g_assert_true (registered (fixture, "10.1.0.1:1000", "a0"));
+  g_assert_true (registered (fixture, "10.1.0.1:1000", "a-0"));
   g_assert_true (registered (fixture, "10.2.0.1:1000", "c0"));
   g_assert_true (registered (fixture, "[2001:db8:1:2::1]:1000", "d0"));
 
   /* A move into the full /16 is refused; within it, to an address with
    * room, it is not */
   g_assert_false (registered (fixture, "10.1.200.1:1000", "c0"));
-  g_assert_true (registered (fixture, "10.1.200.1:1000", "a0"));
+  g_assert_true (registered (fixture, "10.1.200.1:1000", "a-0"));
   /* 10.1.0.1 has room again, its network has not */
   g_assert_false (registered (fixture, "10.1.0.1:1000", "a-new"));
   /* A move out frees a place */
-  g_assert_true (registered (fixture, "10.3.0.1:1000", "a1"));
+  g_assert_true (registered (fixture, "10.3.0.1:1000", "a-1"));
   g_assert_true (registered (fixture, "10.1.0.2:1000", "b-after-move"));
   g_assert_false (registered (fixture, "10.1.0.3:1000", "b-over"));
 
   /* Expiry frees them all: 20 again */
   g_assert_true (rndz_test_run_until (NULL, no_peers, fixture->server, RNDZ_TEST_TIMEOUT_MS));
-  accepted = 0;
-  for (guint i = 0; i < 30; i++)
-    {
-      g_autofree char *from = g_strdup_printf ("10.1.100.%u:1000", 1 + i);
-      g_autofree char *id = g_strdup_printf ("e%u", i);
-
-      accepted += registered (fixture, from, id);
-    }
-  g_assert_cmpuint (accepted, ==, 20);
+  g_assert_cmpuint (register_ids (fixture, NULL, 100 * 200, "e", 30), ==, 20);
 }
 
 int

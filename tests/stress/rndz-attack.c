@@ -248,6 +248,32 @@ isync_flood (void)
 
 /* register-flood */
 
+/* N_LEGIT listeners of 127.4.0/24 register once each */
+static void
+listeners_register (guint *registered,
+                    guint *refused)
+{
+  RndzMessage msg;
+
+  for (guint l = 0; l < N_LEGIT; l++)
+    {
+      g_autofree char *host = g_strdup_printf ("127.4.0.%u", l + 1);
+      g_autofree char *id = g_strdup_printf ("listener-%u", l);
+      int fd = udp_socket (host);
+      struct pollfd pfd = { fd, POLLIN, 0 };
+
+      ping (fd, id, 1);
+      if (poll (&pfd, 1, 1000) == 1 && recv_msg (fd, &msg))
+        {
+          if (msg.type == RNDZ_MESSAGE_PONG)
+            (*registered)++;
+          else
+            (*refused)++;
+        }
+      close (fd);
+    }
+}
+
 static int
 register_flood (void)
 {
@@ -291,23 +317,7 @@ register_flood (void)
         }
     }
 
-  for (guint l = 0; l < N_LEGIT; l++)
-    {
-      g_autofree char *host = g_strdup_printf ("127.4.0.%u", l + 1);
-      g_autofree char *id = g_strdup_printf ("listener-%u", l);
-      int fd = udp_socket (host);
-      struct pollfd pfd = { fd, POLLIN, 0 };
-
-      ping (fd, id, 1);
-      if (poll (&pfd, 1, 1000) == 1 && recv_msg (fd, &msg))
-        {
-          if (msg.type == RNDZ_MESSAGE_PONG)
-            registered++;
-          else
-            refused++;
-        }
-      close (fd);
-    }
+  listeners_register (&registered, &refused);
 
   printf ("register-flood: %" G_GUINT64_FORMAT " ids sent from %d addresses of one /16 in %.1f s: "
           "%" G_GUINT64_FORMAT " registered, %" G_GUINT64_FORMAT " server-full; then %u of %u "
