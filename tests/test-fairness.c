@@ -335,6 +335,7 @@ isync_output (Fixture *fixture,
                                            0x1000 + n);
   RndzMessage msg;
   const Sent *fsync;
+  guint32 server_tid;
   gsize out = 0;
 
   g_array_set_size (fixture->sent, 0);
@@ -351,13 +352,15 @@ isync_output (Fixture *fixture,
   fsync = &g_array_index (fixture->sent, Sent, 0);
   g_assert_cmpint (fsync->msg.type, ==, RNDZ_MESSAGE_FSYNC);
   out += fsync->len;
+  /* (the array moves as it grows) */
+  server_tid = fsync->msg.tid;
 
   /* The same isync again: its fsync again */
   rndz_test_feed (fixture->server, from, &msg, FALSE);
   g_assert_cmpuint (fixture->sent->len, ==, 2);
   g_assert_cmpuint (g_array_index (fixture->sent, Sent, 1).len, <=, *len_out);
 
-  rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, fsync->msg.tid);
+  rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, server_tid);
   g_strlcpy (msg.id, "alice", sizeof msg.id);
   g_strlcpy (msg.target, "bob", sizeof msg.target);
   rndz_test_feed (fixture->server, "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535", &msg, FALSE);
