@@ -21,7 +21,9 @@ G_BEGIN_DECLS
  * fsync and kept as a #RndzForward until the target's rsync turns it into
  * a redirect (or the forward timeout into peer-no-answer); a relay
  * request opens a session on the relay port. Both are rate limited per
- * requester and per target address.
+ * requester and per target address; isyncs also per (target, requester)
+ * pair, with a target budget for requesters new to it (rndz-forward.c,
+ * isync_admit()).
  */
 typedef struct _RndzForwarder RndzForwarder;
 

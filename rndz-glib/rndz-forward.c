@@ -15,12 +15,26 @@
 /* Outstanding forwarded requests; more is a flood, not a workload */
 #define MAX_FORWARDS 4096
 
+/* The share of one requester (address, or IPv6 /64) in one target's
+ * requests: new requests a second, and the burst. Its table is large
+ * enough that a flood from thousands of pairs rarely drains both slots
+ * of another pair (doc/security.md, "Rate limits"). */
+#define PAIR_BUCKETS 65536
+#define PAIR_RATE 2
+#define PAIR_BURST 4
+
+/* A target's budget for requesters it has not heard from lately, as a
+ * multiple of its shared budget (request-rate), and how long a requester
+ * stays off it once a request of its own was forwarded to that target */
+#define NEWCOMER_FACTOR 10
+#define NEWCOMER_INTERVAL_S 10
+
 /* An isync forwarded to its target, waiting for the target's rsync */
 typedef struct
 {
   guint32 server_tid;
   guint32 requester_tid;
-  gsize request_len;
+  gsize reply_limit;              /* UDP: the isync's size, less its fsync's */
   gboolean authenticated;
   RndzTransport transport;
   RndzAddr requester_addr;
@@ -68,6 +82,8 @@ struct _RndzForwarder
 
   RndzCluster *cluster;         /* when the server is in one */
   GHashTable *by_origin;        /* "NODE/TID" → RndzForward, with remote set */
+  RndzRateLimit *pair_limit;     /* (target, requester) */
+  RndzRateLimit *newcomer_limit; /* per target, for pairs with a full bucket */
 };
 
 static guint
@@ -108,6 +124,10 @@ rndz_forwarder_new (RndzServerIo           *io,
                                                     2 * request_rate);
   forwarder->target_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS, request_rate,
                                                  2 * request_rate);
+  forwarder->pair_limit = rndz_rate_limit_new (PAIR_BUCKETS, PAIR_RATE, PAIR_BURST);
+  forwarder->newcomer_limit = rndz_rate_limit_new (RNDZ_SERVER_RATE_LIMIT_BUCKETS,
+                                                   NEWCOMER_FACTOR * request_rate,
+                                                   2 * NEWCOMER_FACTOR * request_rate);
   return forwarder;
 }
 
@@ -120,6 +140,8 @@ rndz_forwarder_free (RndzForwarder *forwarder)
   g_hash_table_unref (forwarder->by_origin);
   rndz_rate_limit_free (forwarder->requester_limit);
   rndz_rate_limit_free (forwarder->target_limit);
+  rndz_rate_limit_free (forwarder->pair_limit);
+  rndz_rate_limit_free (forwarder->newcomer_limit);
   g_free (forwarder);
 }
 
@@ -131,6 +153,8 @@ rndz_forwarder_set_rate (RndzForwarder *forwarder,
 {
   rndz_rate_limit_set (forwarder->requester_limit, per_second, 2 * per_second);
   rndz_rate_limit_set (forwarder->target_limit, per_second, 2 * per_second);
+  rndz_rate_limit_set (forwarder->newcomer_limit, NEWCOMER_FACTOR * per_second,
+                       2 * NEWCOMER_FACTOR * per_second);
 }
 
 /* @relay: (nullable): the relay port, borrowed while the server listens */
@@ -206,7 +230,7 @@ forward_reply (RndzForwarder     *forwarder,
   if (forward->remote)
     forward_answer_origin (forwarder, forward, msg);
   else if (forward->transport == RNDZ_TRANSPORT_UDP)
-    rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->request_len);
+    rndz_server_io_send_udp (forwarder->io, &forward->requester_addr, msg, forward->reply_limit);
   else if (forward->requester_conn != NULL)
     rndz_server_io_send_tcp (forwarder->io, forward->requester_conn, msg);
 }
@@ -287,6 +311,76 @@ request_wait_ms (RndzForwarder  *forwarder,
   return wait;
 }
 
+/* Whether a new isync from @requester to @target may go on, taking its
+ * tokens if so. Returns 0 if it may, else the milliseconds to wait.
+ *
+ * The target's budget is shared by everyone who asks for it, so a
+ * flooder would drain it for all. Every request therefore also counts
+ * against its (target, requester) pair: a pair with tokens takes the
+ * target's shared ones while they last, and a pair that is new (its
+ * bucket is full: it has not asked for this target lately; and none of
+ * its requests to the target went through in the last
+ * NEWCOMER_INTERVAL_S) may use the target's larger budget for newcomers
+ * instead. A flooder keeps its own pairs drained: it competes only with
+ * itself for the shared budget, and never gets the newcomers'. One that
+ * spreads its requests thin to look new gets one a pair and interval. */
+static guint
+isync_admit (RndzForwarder  *forwarder,
+             const RndzAddr *requester,
+             const RndzAddr *target)
+{
+  gint64 now = g_get_monotonic_time ();
+  RndzRateLimitLevel pair;
+  gboolean new;
+  guint wait;
+
+  /* Refused or not, a request uses up its pair's token */
+  pair = rndz_rate_limit_take_pair (forwarder->pair_limit, target, requester, now);
+  if (pair == RNDZ_RATE_LIMIT_EMPTY)
+    return rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, FALSE, now);
+
+  wait = rndz_rate_limit_wait_ms (forwarder->requester_limit, requester, now);
+  if (wait > 0)
+    return wait;
+
+  new = pair == RNDZ_RATE_LIMIT_FULL &&
+        !rndz_rate_limit_pair_marked (forwarder->pair_limit, target, requester, NEWCOMER_INTERVAL_S, now);
+  if (rndz_rate_limit_take (forwarder->target_limit, target, now) ||
+      (new && rndz_rate_limit_take (forwarder->newcomer_limit, target, now)))
+    {
+      rndz_rate_limit_take (forwarder->requester_limit, requester, now);
+      rndz_rate_limit_mark_pair (forwarder->pair_limit, target, requester, now);
+      return 0;
+    }
+
+  if (new)
+    return rndz_rate_limit_wait_ms (forwarder->newcomer_limit, target, now);
+  /* Asking again before the pair is full would only find the shared
+   * budget, which flooders may be draining: better to wait to be new */
+  if (pair != RNDZ_RATE_LIMIT_FULL)
+    return MAX (1, rndz_rate_limit_wait_pair_ms (forwarder->pair_limit, target, requester, TRUE, now));
+  return rndz_rate_limit_wait_ms (forwarder->target_limit, target, now);
+}
+
+/* Whether a new isync may go on, its tokens taken; if not, the
+ * requester hears why */
+static gboolean
+isync_allowed (RndzForwarder          *forwarder,
+               const RndzServerSource *src,
+               const RndzMessage      *msg,
+               const RndzPeer         *target)
+{
+  guint wait = isync_admit (forwarder, &src->from, &target->addr);
+
+  if (wait == 0)
+    return TRUE;
+
+  forwarder->stats->rate_limited++;
+  g_debug ("Not forwarding the request of “%s”: rate limited for %u ms", msg->id, wait);
+  rndz_server_io_refuse (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+  return FALSE;
+}
+
 /* Whether a new request may go on; if not, the requester hears why */
 static gboolean
 request_allowed (RndzForwarder          *forwarder,
@@ -344,7 +438,24 @@ lookup_target (RndzForwarder          *forwarder,
   return target;
 }
 
-/* Sends the request on to its target, rate limits permitting */
+static void
+fsync_init (RndzMessage    *fsync,
+            guint32         server_tid,
+            const char     *requester_id,
+            const RndzAddr *requester_addr,
+            guint           n_cands,
+            const RndzAddr *cands,
+            gboolean        authenticated)
+{
+  rndz_message_init (fsync, RNDZ_MESSAGE_FSYNC, server_tid);
+  g_strlcpy (fsync->id, requester_id, sizeof fsync->id);
+  fsync->addr = *requester_addr;
+  fsync->n_cands = n_cands;
+  memcpy (fsync->cands, cands, n_cands * sizeof (RndzAddr));
+  fsync->auth = authenticated;
+}
+
+/* Sends the request on to its target */
 static void
 send_fsync (RndzForwarder *forwarder,
             RndzPeer      *target,
@@ -352,34 +463,55 @@ send_fsync (RndzForwarder *forwarder,
 {
   RndzMessage fsync;
 
-  if (!forward_take (forwarder, &forward->requester_addr, &target->addr, forward->requester_id))
-    return;
-
-  rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, forward->server_tid);
-  g_strlcpy (fsync.id, forward->requester_id, sizeof fsync.id);
-  fsync.addr = forward->requester_addr;
-  fsync.n_cands = forward->n_requester_cands;
-  memcpy (fsync.cands, forward->requester_cands, sizeof fsync.cands);
-  fsync.auth = forward->authenticated;
+  fsync_init (&fsync, forward->server_tid, forward->requester_id, &forward->requester_addr,
+              forward->n_requester_cands, forward->requester_cands, forward->authenticated);
   forwarder->stats->forwarded++;
 
   rndz_registry_send (forwarder->registry, target, &fsync);
 }
 
-/* The request must be large enough for the redirect that ends it
- * (without candidates: they go only if they fit, see handle_rsync) */
+/* Over UDP an isync pays for all it causes, so that no request makes
+ * the server send more bytes than it got, to anyone: the fsync to the
+ * target, and the answer (a redirect without candidates, or
+ * peer-no-answer; candidates go only if they fit too, see
+ * handle_rsync). Sets @reply_limit to what is left for the answer. */
 static gboolean
 isync_fits (RndzForwarder          *forwarder,
             const RndzServerSource *src,
             const RndzMessage      *msg,
-            const RndzPeer         *target)
+            const RndzPeer         *target,
+            gboolean                authenticated,
+            gsize                  *reply_limit)
 {
-  RndzMessage redirect;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage fsync, reply;
+  gsize fsync_len, reply_len;
 
-  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
-  g_strlcpy (redirect.id, target->id, sizeof redirect.id);
-  redirect.addr = target->addr;
-  return rndz_server_io_reply_fits (forwarder->io, src, &redirect);
+  *reply_limit = G_MAXSIZE;
+  if (src->transport != RNDZ_TRANSPORT_UDP)
+    return TRUE;
+
+  /* The server's tid is not chosen yet: the longest one */
+  fsync_init (&fsync, G_MAXUINT32, msg->id, &src->from, msg->n_cands, msg->cands, authenticated);
+  fsync_len = rndz_message_encode (&fsync, buf, sizeof buf);
+
+  rndz_message_init (&reply, RNDZ_MESSAGE_REDIRECT, msg->tid);
+  g_strlcpy (reply.id, target->id, sizeof reply.id);
+  reply.addr = target->addr;
+  reply_len = rndz_message_encode (&reply, buf, sizeof buf);
+  rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, msg->tid);
+  reply.code = RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+  reply_len = MAX (reply_len, rndz_message_encode (&reply, buf, sizeof buf));
+
+  if (fsync_len == 0 || reply_len == 0 || fsync_len + reply_len > src->len)
+    {
+      forwarder->stats->amplification++;
+      g_debug ("Not forwarding the request of “%s”: %" G_GSIZE_FORMAT " bytes pay for "
+               "no fsync and answer of %" G_GSIZE_FORMAT, msg->id, src->len, fsync_len + reply_len);
+      return FALSE;
+    }
+  *reply_limit = src->len - fsync_len;
+  return TRUE;
 }
 
 /* The same isync again over UDP: the fsync or the reply to it was lost.
@@ -403,7 +535,7 @@ isync_retransmitted (RndzForwarder          *forwarder,
   if (!g_str_equal (forward->target_id, msg->target))
     /* A transaction id used again for another target */
     rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
-  else
+  else if (forward_take (forwarder, &src->from, &target->addr, msg->id))
     /* Still pending: over the limits it goes unanswered, not refused */
     send_fsync (forwarder, target, forward);
   return TRUE;
@@ -413,13 +545,14 @@ static RndzForward *
 forward_add (RndzForwarder          *forwarder,
              const RndzServerSource *src,
              const RndzMessage      *msg,
-             gboolean                authenticated)
+             gboolean                authenticated,
+             gsize                   reply_limit)
 {
   RndzForward *forward = g_new0 (RndzForward, 1);
 
   forward->server_tid = forwarder_new_tid (forwarder);
   forward->requester_tid = msg->tid;
-  forward->request_len = src->len;
+  forward->reply_limit = reply_limit;
   forward->authenticated = authenticated;
   forward->transport = src->transport;
   forward->requester_addr = src->from;
@@ -459,6 +592,7 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
 {
   RndzPeer *target;
   RndzForward *forward;
+  gsize reply_limit;
 
   /* Not ours: perhaps another node's */
   if (forwarder->cluster != NULL &&
@@ -469,13 +603,13 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
     }
 
   target = lookup_target (forwarder, src, msg);
-  if (target == NULL || !isync_fits (forwarder, src, msg, target) ||
+  if (target == NULL || !isync_fits (forwarder, src, msg, target, authenticated, &reply_limit) ||
       isync_retransmitted (forwarder, src, msg, target))
     return;
 
   /* Refused before it takes a place among the forwarded requests: a
    * flood must not fill them */
-  if (!request_allowed (forwarder, src, msg, target))
+  if (!isync_allowed (forwarder, src, msg, target))
     return;
 
   if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
@@ -485,7 +619,7 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
       return;
     }
 
-  forward = forward_add (forwarder, src, msg, authenticated);
+  forward = forward_add (forwarder, src, msg, authenticated, reply_limit);
   g_debug ("Forwarding request of “%s” to “%s”", msg->id, msg->target);
   send_fsync (forwarder, target, forward);
 }
@@ -524,7 +658,7 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
       char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
       gsize len = rndz_message_encode (&redirect, buf, sizeof buf);
 
-      if (len == 0 || len > forward->request_len)
+      if (len == 0 || len > forward->reply_limit)
         redirect.n_cands = 0;
     }
   forwarder->stats->redirected++;
@@ -778,20 +912,21 @@ across_retransmitted (RndzForwarder          *forwarder,
   return TRUE;
 }
 
-/* The redirect that would answer @msg, with a stand-in for the target's
- * address of the requester's family (the target's node checks that they
- * match): the request must be large enough for it */
+/* The request must pay for the fsync and the answer it causes, as at
+ * home; the target's address is not known here: a stand-in of the
+ * requester's family (the target's node checks that they match) */
 static gboolean
 across_fits (RndzForwarder          *forwarder,
              const RndzServerSource *src,
-             const RndzMessage      *msg)
+             const RndzMessage      *msg,
+             gboolean                authenticated,
+             gsize                  *reply_limit)
 {
-  RndzMessage redirect;
+  RndzPeer stand_in = { 0 };
 
-  rndz_message_init (&redirect, RNDZ_MESSAGE_REDIRECT, msg->tid);
-  g_strlcpy (redirect.id, msg->target, sizeof redirect.id);
-  redirect.addr = src->from;
-  return rndz_server_io_reply_fits (forwarder->io, src, &redirect);
+  stand_in.id = (char *) msg->target;
+  stand_in.addr = src->from;
+  return isync_fits (forwarder, src, msg, &stand_in, authenticated, reply_limit);
 }
 
 static void
@@ -801,9 +936,11 @@ forward_across (RndzForwarder          *forwarder,
                 gboolean                authenticated)
 {
   RndzForward *forward;
+  gsize reply_limit;
   guint wait;
 
-  if (!across_fits (forwarder, src, msg) || across_retransmitted (forwarder, src, msg))
+  if (!across_fits (forwarder, src, msg, authenticated, &reply_limit) ||
+      across_retransmitted (forwarder, src, msg))
     return;
 
   /* The requester's share is counted here, the target's at its node */
@@ -823,7 +960,7 @@ forward_across (RndzForwarder          *forwarder,
       return;
     }
 
-  forward = forward_add (forwarder, src, msg, authenticated);
+  forward = forward_add (forwarder, src, msg, authenticated, reply_limit);
   forward->lookup = rndz_cluster_lookup (forwarder->cluster, src->transport, msg->target,
                                          lookup_done_cb, forward);
   if (forward->lookup == NULL)
@@ -848,7 +985,8 @@ forward_answer_origin (RndzForwarder     *forwarder,
 static void
 answer_origin_error (RndzForwarder            *forwarder,
                      const RndzClusterMessage *request,
-                     RndzWireError             code)
+                     RndzWireError             code,
+                     guint                     retry_ms)
 {
   RndzClusterMessage message = { { 0 } };
 
@@ -856,6 +994,8 @@ answer_origin_error (RndzForwarder            *forwarder,
   message.transport = request->transport;
   rndz_message_init (&message.msg, RNDZ_MESSAGE_ERROR, request->msg.tid);
   message.msg.code = code;
+  if (retry_ms > 0)
+    message.msg.retry_ms = CLAMP (retry_ms, RNDZ_WIRE_RETRY_MIN_MS, RNDZ_WIRE_RETRY_MAX_MS);
   rndz_cluster_send (forwarder->cluster, request->origin, &message);
 }
 
@@ -870,26 +1010,37 @@ handle_forward_from (RndzForwarder            *forwarder,
                                            request->target);
   RndzForward *forward = g_hash_table_lookup (forwarder->by_origin, key);
   RndzMessage isync;
+  guint wait;
 
   if (target == NULL)
     {
-      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_PEER_NOT_FOUND, 0);
       return;
     }
   if (target->addr.family != request->msg.addr.family)
     {
-      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_ADDRESS_FAMILY, 0);
       return;
     }
   /* The requester asked again: the fsync or its answer was lost */
   if (forward != NULL)
     {
-      send_fsync (forwarder, target, forward);
+      if (forward_take (forwarder, &forward->requester_addr, &target->addr, forward->requester_id))
+        send_fsync (forwarder, target, forward);
+      return;
+    }
+  /* The target's budgets, and its fairness among requesters, are kept
+   * where the target is */
+  wait = isync_admit (forwarder, &request->msg.addr, &target->addr);
+  if (wait > 0)
+    {
+      forwarder->stats->rate_limited++;
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
       return;
     }
   if (g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
     {
-      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_SERVER_FULL);
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_SERVER_FULL, 0);
       return;
     }
 
@@ -900,7 +1051,7 @@ handle_forward_from (RndzForwarder            *forwarder,
   isync.n_cands = request->msg.n_cands;
   memcpy (isync.cands, request->msg.cands, sizeof isync.cands);
   src.transport = RNDZ_TRANSPORT_TCP;   /* not in the UDP retransmission table */
-  forward = forward_add (forwarder, &src, &isync, request->msg.auth);
+  forward = forward_add (forwarder, &src, &isync, request->msg.auth, G_MAXSIZE);
   forward->transport = request->transport;
   forward->remote = TRUE;
   forward->origin_tid = request->msg.tid;
@@ -935,7 +1086,7 @@ handle_answer_from (RndzForwarder            *forwarder,
           char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
           gsize len = rndz_message_encode (&reply, buf, sizeof buf);
 
-          if (len == 0 || len > forward->request_len)
+          if (len == 0 || len > forward->reply_limit)
             reply.n_cands = 0;
         }
       forwarder->stats->redirected++;

@@ -302,20 +302,39 @@ relay_sessions_size (const RndzMessage *request)
   return to_target + rndz_message_encode (&session, buf, sizeof buf);
 }
 
+/* The largest fsync a server may forward for @isync: the longest tid
+ * and address, the isync's id and candidates, and "auth" */
+static gsize
+max_fsync_size (const RndzMessage *isync)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage fsync;
+
+  rndz_message_init (&fsync, RNDZ_MESSAGE_FSYNC, G_MAXUINT32);
+  g_strlcpy (fsync.id, isync->id, sizeof fsync.id);
+  rndz_addr_parse (&fsync.addr, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", NULL);
+  fsync.n_cands = isync->n_cands;
+  memcpy (fsync.cands, isync->cands, sizeof fsync.cands);
+  fsync.auth = TRUE;
+  return rndz_message_encode (&fsync, buf, sizeof buf);
+}
+
 /*
  * rndz_message_max_reply_size:
  *
  * The size of the largest message a server may send in answer to the
  * datagram @request: a UDP request is padded to at least this size,
  * since the server never answers a datagram with a larger one (it would
- * make it an amplifier for spoofed requests).
+ * make it an amplifier for spoofed requests). For an isync that counts
+ * the fsync it makes the server send its target too: the isync pays
+ * for everything it causes.
  */
 gsize
 rndz_message_max_reply_size (const RndzMessage *request)
 {
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   RndzMessage reply;
-  gsize size;
+  gsize size, caused = 0;
 
   /* The longest address and transaction id there are. (A rate-limited
    * or auth-required error, with the longest "retry", is shorter than
@@ -337,6 +356,7 @@ rndz_message_max_reply_size (const RndzMessage *request)
       reply.n_cands = RNDZ_MAX_CANDIDATES;
       for (guint i = 0; i < RNDZ_MAX_CANDIDATES; i++)
         reply.cands[i] = reply.addr;
+      caused = max_fsync_size (request);
       break;
     case RNDZ_MESSAGE_RELAY:
       /* It pays for both sessions it makes the server send */
@@ -345,6 +365,6 @@ rndz_message_max_reply_size (const RndzMessage *request)
       return size;
     }
 
-  return MAX (size, rndz_message_encode (&reply, buf, sizeof buf));
+  return MAX (size, rndz_message_encode (&reply, buf, sizeof buf)) + caused;
 }
 

@@ -17,10 +17,10 @@ G_BEGIN_DECLS
  * RndzRegistry:
  *
  * The peers registered with the server, one table per transport (id →
- * #RndzPeer), a queue of them by last ping for the peer timeout, and the
- * max-peers limit. It answers ping and bye, and tells its owner of every
- * registration, move and removal through a #RndzRegistryFunc: it emits
- * nothing itself.
+ * #RndzPeer), a queue of them by last ping for the peer timeout, the
+ * max-peers limit and the caps per source address and network. It
+ * answers ping and bye, and tells its owner of every registration, move
+ * and removal through a #RndzRegistryFunc: it emits nothing itself.
  */
 typedef struct _RndzRegistry RndzRegistry;
 
@@ -45,6 +45,14 @@ typedef enum
   RNDZ_REGISTRY_KEPT,    /* pinged again, once per refresh interval */
 } RndzRegistryChange;
 
+/* The address prefixes whose registrations are capped */
+typedef enum
+{
+  RNDZ_PREFIX_ADDRESS, /* an IPv4 address, an IPv6 /64 */
+  RNDZ_PREFIX_NETWORK, /* an IPv4 /16, an IPv6 /48 */
+  N_PREFIXES
+} RndzPrefix;
+
 typedef void (*RndzRegistryFunc) (gpointer            owner,
                                   RndzRegistryChange  change,
                                   const RndzPeer     *peer);
@@ -57,6 +65,9 @@ RndzRegistry *rndz_registry_new          (RndzServerIo           *io,
 void          rndz_registry_free         (RndzRegistry           *registry);
 
 guint         rndz_registry_get_count    (RndzRegistry           *registry);
+guint         rndz_registry_count_prefix (RndzRegistry           *registry,
+                                          const RndzAddr         *addr,
+                                          RndzPrefix              level);
 RndzPeer     *rndz_registry_lookup       (RndzRegistry           *registry,
                                           RndzTransport           transport,
                                           const char             *id);

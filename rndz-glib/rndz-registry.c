@@ -20,7 +20,111 @@ struct _RndzRegistry
   GHashTable *peers[2];        /* per transport: id → RndzPeer */
   GQueue expiry;               /* by last_seen, oldest first */
   gint64 refresh_us;           /* RNDZ_REGISTRY_KEPT at most this often; 0: never */
+  /* Registered ids per address prefix, for the caps: [prefix][IPv6?],
+   * prefix_key() → count. At most one entry per peer. */
+  GHashTable *prefixes[N_PREFIXES][2];
 };
+
+/* Prefixes */
+
+/* The prefix of @addr at @level, as a number */
+static guint64
+prefix_key (const RndzAddr *addr,
+            RndzPrefix      level)
+{
+  static const guint lengths[N_PREFIXES][2] = {
+    [RNDZ_PREFIX_ADDRESS] = { 4, 8 },   /* an IPv4 address, an IPv6 /64 */
+    [RNDZ_PREFIX_NETWORK] = { 2, 6 },   /* an IPv4 /16, an IPv6 /48 */
+  };
+  guint n = lengths[level][addr->family == 6];
+  guint64 key = 0;
+
+  for (guint i = 0; i < n; i++)
+    key = key << 8 | addr->bytes[i];
+  return key;
+}
+
+static GHashTable *
+prefix_table (RndzRegistry   *registry,
+              const RndzAddr *addr,
+              RndzPrefix      level)
+{
+  return registry->prefixes[level][addr->family == 6];
+}
+
+static guint
+prefix_count (RndzRegistry   *registry,
+              const RndzAddr *addr,
+              RndzPrefix      level)
+{
+  guint64 key = prefix_key (addr, level);
+
+  return GPOINTER_TO_UINT (g_hash_table_lookup (prefix_table (registry, addr, level), &key));
+}
+
+/* Counts a peer in (+1) or out (-1) at @addr; an address never set
+ * (family 0) was never counted */
+static void
+prefix_count_add (RndzRegistry   *registry,
+                  const RndzAddr *addr,
+                  int             delta)
+{
+  if (addr->family == 0)
+    return;
+
+  for (RndzPrefix level = 0; level < N_PREFIXES; level++)
+    {
+      GHashTable *table = prefix_table (registry, addr, level);
+      guint64 key = prefix_key (addr, level);
+      guint count = GPOINTER_TO_UINT (g_hash_table_lookup (table, &key)) + delta;
+
+      if (count == 0)
+        g_hash_table_remove (table, &key);
+      else
+        g_hash_table_insert (table, g_memdup2 (&key, sizeof key), GUINT_TO_POINTER (count));
+    }
+}
+
+static guint
+prefix_cap (RndzRegistry *registry,
+            RndzPrefix    level)
+{
+  return level == RNDZ_PREFIX_ADDRESS ? registry->config->max_peers_per_address
+                                      : registry->config->max_peers_per_network;
+}
+
+/* Whether @peer (NULL for a new id) may be registered from @from: not if
+ * that would take an address or a network over its cap. A peer already
+ * counted in a prefix is never refused by that prefix's cap. */
+static gboolean
+prefix_has_room (RndzRegistry   *registry,
+                 const RndzPeer *peer,
+                 const RndzAddr *from)
+{
+  for (RndzPrefix level = 0; level < N_PREFIXES; level++)
+    {
+      if (peer != NULL && peer->addr.family == from->family &&
+          prefix_key (&peer->addr, level) == prefix_key (from, level))
+        continue;
+      if (prefix_count (registry, from, level) >= prefix_cap (registry, level))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/*
+ * rndz_registry_count_prefix:
+ *
+ * Returns: how many ids are registered from the prefix of @addr at
+ *   @level, over both transports
+ */
+guint
+rndz_registry_count_prefix (RndzRegistry   *registry,
+                            const RndzAddr *addr,
+                            RndzPrefix      level)
+{
+  return prefix_count (registry, addr, level);
+}
 
 static void
 peer_free (RndzPeer *peer)
@@ -47,6 +151,9 @@ rndz_registry_new (RndzServerIo           *io,
   for (guint t = 0; t < G_N_ELEMENTS (registry->peers); t++)
     registry->peers[t] = g_hash_table_new_full (g_str_hash, g_str_equal,
                                                 NULL, (GDestroyNotify) peer_free);
+  for (guint l = 0; l < N_PREFIXES; l++)
+    for (guint f = 0; f < 2; f++)
+      registry->prefixes[l][f] = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   return registry;
 }
 
@@ -56,6 +163,9 @@ rndz_registry_free (RndzRegistry *registry)
 {
   for (guint t = 0; t < G_N_ELEMENTS (registry->peers); t++)
     g_hash_table_unref (registry->peers[t]);
+  for (guint l = 0; l < N_PREFIXES; l++)
+    for (guint f = 0; f < 2; f++)
+      g_hash_table_unref (registry->prefixes[l][f]);
   g_free (registry);
 }
 
@@ -103,6 +213,7 @@ rndz_registry_remove (RndzRegistry *registry,
   g_debug ("Removing %s peer “%s”", peer->transport == RNDZ_TRANSPORT_TCP ? "TCP" : "UDP", peer->id);
 
   registry_set_conn (registry, peer, NULL);
+  prefix_count_add (registry, &peer->addr, -1);
   g_queue_unlink (&registry->expiry, &peer->link);
   registry->func (registry->owner, RNDZ_REGISTRY_REMOVED, peer);
   g_hash_table_remove (registry->peers[peer->transport], peer->id);
@@ -248,15 +359,26 @@ registry_find_or_add (RndzRegistry           *registry,
   RndzPeer *peer = g_hash_table_lookup (table, msg->id);
 
   *created = FALSE;
-  if (peer != NULL)
+  if (peer != NULL && rndz_addr_equal (&peer->addr, &src->from))
     return peer;
 
-  if (rndz_registry_get_count (registry) >= registry->config->max_peers)
+  if (peer == NULL && rndz_registry_get_count (registry) >= registry->config->max_peers)
     {
       g_debug ("Refusing “%s”: %u peers registered", msg->id, registry->config->max_peers);
       rndz_server_io_reply_error (registry->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
       return NULL;
     }
+
+  /* One network must not fill the table (a move to a full one is
+   * refused too, else ids registered elsewhere could be brought in) */
+  if (!prefix_has_room (registry, peer, &src->from))
+    {
+      g_debug ("Refusing “%s”: its address or network has too many peers registered", msg->id);
+      rndz_server_io_reply_error (registry->io, src, msg->tid, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return NULL;
+    }
+  if (peer != NULL)
+    return peer;
 
   peer = g_new0 (RndzPeer, 1);
   peer->id = g_strdup (msg->id);
@@ -292,7 +414,9 @@ peer_move (RndzRegistry           *registry,
 
   if (!rndz_addr_equal (&peer->addr, &src->from))
     {
+      prefix_count_add (registry, &peer->addr, -1);
       peer->addr = src->from;
+      prefix_count_add (registry, &peer->addr, +1);
       changed = TRUE;
     }
 

@@ -137,6 +137,52 @@ DEFINE_UINT_PROPERTY (register_timeout, register_timeout_ms, PROP_REGISTER_TIMEO
 DEFINE_UINT_PROPERTY (max_peers, max_peers, PROP_MAX_PEERS, 1, G_MAXUINT)
 
 /**
+ * rndz_server_get_max_peers_per_address:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:max-peers-per-address].
+ *
+ * Returns: the value of [property@Rndz.Server:max-peers-per-address]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_max_peers_per_address:
+ * @server: a #RndzServer
+ * @max_peers: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:max-peers-per-address]. It applies to
+ * registrations from now on: none is dropped.
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_peers_per_address, max_peers_per_address,
+                      PROP_MAX_PEERS_PER_ADDRESS, 1, G_MAXUINT)
+
+/**
+ * rndz_server_get_max_peers_per_network:
+ * @server: a #RndzServer
+ *
+ * Gets [property@Rndz.Server:max-peers-per-network].
+ *
+ * Returns: the value of [property@Rndz.Server:max-peers-per-network]
+ *
+ * Since: 1.0
+ */
+/**
+ * rndz_server_set_max_peers_per_network:
+ * @server: a #RndzServer
+ * @max_peers: the new limit, at least 1
+ *
+ * Sets [property@Rndz.Server:max-peers-per-network]. It applies to
+ * registrations from now on: none is dropped.
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_peers_per_network, max_peers_per_network,
+                      PROP_MAX_PEERS_PER_NETWORK, 1, G_MAXUINT)
+
+/**
  * rndz_server_get_max_connections:
  * @server: a #RndzServer
  *

@@ -41,6 +41,8 @@ typedef struct
   guint forward_timeout_ms;
   guint register_timeout_ms;
   guint max_peers;
+  guint max_peers_per_address; /* an IPv4 address, an IPv6 /64 */
+  guint max_peers_per_network; /* an IPv4 /16, an IPv6 /48 */
   guint max_connections;
   guint max_message_size;
 } RndzServerConfig;

@@ -61,6 +61,11 @@
 #define DEFAULT_FORWARD_TIMEOUT_MS 5000
 #define DEFAULT_REGISTER_TIMEOUT_MS 10000
 #define DEFAULT_MAX_PEERS 100000
+/* Generous for one address: a carrier-grade NAT puts many users behind
+ * it. A network (IPv4 /16, IPv6 /48) may fill a tenth of the default
+ * table. */
+#define DEFAULT_MAX_PEERS_PER_ADDRESS 1000
+#define DEFAULT_MAX_PEERS_PER_NETWORK 10000
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_REQUEST_RATE 20
 #define DEFAULT_RELAY_MAX_SESSIONS 64
@@ -574,6 +579,12 @@ rndz_server_get_property (GObject    *object,
     case PROP_MAX_PEERS:
       g_value_set_uint (value, server->config.max_peers);
       break;
+    case PROP_MAX_PEERS_PER_ADDRESS:
+      g_value_set_uint (value, server->config.max_peers_per_address);
+      break;
+    case PROP_MAX_PEERS_PER_NETWORK:
+      g_value_set_uint (value, server->config.max_peers_per_network);
+      break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, server->config.max_connections);
       break;
@@ -648,6 +659,12 @@ rndz_server_set_property (GObject      *object,
       break;
     case PROP_MAX_PEERS:
       rndz_server_set_max_peers (server, g_value_get_uint (value));
+      break;
+    case PROP_MAX_PEERS_PER_ADDRESS:
+      rndz_server_set_max_peers_per_address (server, g_value_get_uint (value));
+      break;
+    case PROP_MAX_PEERS_PER_NETWORK:
+      rndz_server_set_max_peers_per_network (server, g_value_get_uint (value));
       break;
     case PROP_MAX_CONNECTIONS:
       rndz_server_set_max_connections (server, g_value_get_uint (value));
@@ -781,6 +798,36 @@ rndz_server_class_init (RndzServerClass *klass)
   properties[PROP_MAX_PEERS] =
     g_param_spec_uint ("max-peers", NULL, NULL,
                        1, G_MAXUINT, DEFAULT_MAX_PEERS, flags);
+
+  /**
+   * RndzServer:max-peers-per-address:
+   *
+   * The largest number of ids registered from one IPv4 address or one
+   * IPv6 /64, over both transports. A new id from there, or one moving
+   * there, is answered with a `server-full` error; an id registered
+   * there already is never refused. Many users may share an address
+   * behind a carrier-grade NAT: the default is generous.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_PEERS_PER_ADDRESS] =
+    g_param_spec_uint ("max-peers-per-address", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_MAX_PEERS_PER_ADDRESS, flags);
+
+  /**
+   * RndzServer:max-peers-per-network:
+   *
+   * The largest number of ids registered from one IPv4 /16 or one IPv6
+   * /48, over both transports, so that one network cannot fill the
+   * table. As [property@Rndz.Server:max-peers-per-address] otherwise.
+   * A server for one private network should raise it to
+   * [property@Rndz.Server:max-peers].
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_PEERS_PER_NETWORK] =
+    g_param_spec_uint ("max-peers-per-network", NULL, NULL,
+                       1, G_MAXUINT, DEFAULT_MAX_PEERS_PER_NETWORK, flags);
 
   /**
    * RndzServer:max-connections:
@@ -1059,6 +1106,8 @@ rndz_server_init (RndzServer *server)
   server->config.forward_timeout_ms = DEFAULT_FORWARD_TIMEOUT_MS;
   server->config.register_timeout_ms = DEFAULT_REGISTER_TIMEOUT_MS;
   server->config.max_peers = DEFAULT_MAX_PEERS;
+  server->config.max_peers_per_address = DEFAULT_MAX_PEERS_PER_ADDRESS;
+  server->config.max_peers_per_network = DEFAULT_MAX_PEERS_PER_NETWORK;
   server->config.max_connections = DEFAULT_MAX_CONNECTIONS;
   server->config.max_message_size = RNDZ_MESSAGE_DEFAULT_MAX_SIZE;
   server->request_rate = DEFAULT_REQUEST_RATE;

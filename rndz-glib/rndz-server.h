@@ -57,6 +57,16 @@ RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_max_peers        (RndzServer      *server,
                                                   guint            max_peers);
 RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_max_peers_per_address (RndzServer *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_max_peers_per_address (RndzServer *server,
+                                                       guint       max_peers);
+RNDZ_AVAILABLE_IN_1_0
+guint           rndz_server_get_max_peers_per_network (RndzServer *server);
+RNDZ_AVAILABLE_IN_1_0
+void            rndz_server_set_max_peers_per_network (RndzServer *server,
+                                                       guint       max_peers);
+RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_max_connections  (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_max_connections  (RndzServer      *server,

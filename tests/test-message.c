@@ -558,7 +558,8 @@ test_max_reply_size (void)
   gsize max, len;
 
   g_test_summary ("A UDP request padded to rndz_message_max_reply_size() is "
-                  "at least as large as any reply the server may send");
+                  "at least as large as any reply the server may send, and an "
+                  "isync as its reply and the fsync it causes together");
 
   /* ping: a pong with the longest address, or an error */
   rndz_message_init (&request, RNDZ_MESSAGE_PING, 1);
@@ -581,10 +582,10 @@ test_max_reply_size (void)
   len = rndz_message_encode (&request, buf, sizeof buf);
   g_assert_cmpuint (len, ==, max);
 
-  /* isync: a redirect naming the target, or an error */
+  /* isync: a redirect naming the target, or an error, and the fsync */
   for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
     {
-      gsize redirect_len;
+      gsize redirect_len, fsync_len;
 
       rndz_message_init (&request, RNDZ_MESSAGE_ISYNC, 1);
       g_strlcpy (request.id, "b", sizeof request.id);
@@ -599,7 +600,14 @@ test_max_reply_size (void)
       for (guint c = 0; c < RNDZ_MAX_CANDIDATES; c++)
         reply.cands[c] = reply.addr;
       redirect_len = rndz_message_encode (&reply, buf, sizeof buf);
-      g_assert_cmpuint (redirect_len, ==, max);
+
+      /* The longest fsync naming the requester, authenticated */
+      rndz_message_init (&reply, RNDZ_MESSAGE_FSYNC, G_MAXUINT32);
+      g_strlcpy (reply.id, "b", sizeof reply.id);
+      reply.addr = rndz_test_addr ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+      reply.auth = TRUE;
+      fsync_len = rndz_message_encode (&reply, buf, sizeof buf);
+      g_assert_cmpuint (redirect_len + fsync_len, ==, max);
 
       request.pad_to = max;
       len = rndz_message_encode (&request, buf, sizeof buf);
@@ -2397,26 +2405,30 @@ test_max_reply_size_isync_cands (void)
   gsize max, len;
 
   g_test_summary ("An isync must make room for a redirect with four of the longest "
-                  "candidates (308 bytes plus the escaped target id), whatever "
-                  "candidates the isync itself carries");
+                  "candidates (308 bytes plus the escaped target id) and for the "
+                  "fsync it causes (116 bytes plus the escaped requester id, plus "
+                  "its own candidates: the fsync carries them)");
 
   rndz_message_init (&request, RNDZ_MESSAGE_ISYNC, 42);
   g_strlcpy (request.id, "bob", sizeof request.id);
   g_strlcpy (request.target, "alice", sizeof request.target);
   max = rndz_message_max_reply_size (&request);
-  g_assert_cmpuint (max, ==, 313);
+  g_assert_cmpuint (max, ==, 308 + 5 + 116 + 3);
 
+  /* ,"cand":"…" is 10 bytes and the candidates */
   set_cands (&request, LONGEST_CANDS);
-  g_assert_cmpuint (rndz_message_max_reply_size (&request), ==, max);
-  request.pad_to = max;
+  g_assert_cmpuint (rndz_message_max_reply_size (&request), ==, max + 10 + strlen (LONGEST_CANDS));
+  request.pad_to = rndz_message_max_reply_size (&request);
   len = rndz_message_encode (&request, buf, sizeof buf);
-  g_assert_cmpuint (len, ==, max);
+  g_assert_cmpuint (len, ==, request.pad_to);
   g_assert_nonnull (strstr (buf, "\"cand\":\"" LONGEST_CANDS "\",\"pad\":\"x"));
 
   /* The example of doc/protocol.md */
   set_cands (&request, "192.168.1.30:51000");
+  request.pad_to = rndz_message_max_reply_size (&request);
   len = rndz_message_encode (&request, buf, sizeof buf);
-  g_assert_cmpuint (len, ==, 313);
+  g_assert_cmpuint (len, ==, 460);
+  g_test_message ("%s", buf);
 
   /* A ping with candidates is already larger than any pong */
   rndz_message_init (&request, RNDZ_MESSAGE_PING, 7);
@@ -2449,15 +2461,16 @@ test_encode_longest_cands (void)
     { RNDZ_MESSAGE_REDIRECT, TRUE, 436 },
     { RNDZ_MESSAGE_RELAY, TRUE, 490 },
     { RNDZ_MESSAGE_SESSION, TRUE, 245 },
-    { RNDZ_MESSAGE_ISYNC, FALSE, 563 },
-    { RNDZ_MESSAGE_ISYNC, TRUE, 691 },
+    { RNDZ_MESSAGE_ISYNC, FALSE, 753 },
+    { RNDZ_MESSAGE_ISYNC, TRUE, 881 },
   };
   RndzAddr srv = rndz_test_addr (LONGEST_ADDR);
 
   g_test_summary ("With four of the longest IPv6 candidates, signed for the longest "
-                  "server address and padded, every message fits 512 bytes but a signed "
-                  "isync with 64-byte ids (563 bytes, 691 if they need escaping) and a "
-                  "signed ping whose id needs escaping (550) (doc/protocol.md, Size limits)");
+                  "server address and padded, every message fits 512 bytes but an "
+                  "isync, padded for its redirect and its fsync (753 bytes, 881 with "
+                  "ids that need escaping), and a signed ping whose id needs escaping "
+                  "(550) (doc/protocol.md, Size limits)");
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
