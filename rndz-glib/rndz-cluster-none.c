@@ -59,6 +59,15 @@ rndz_cluster_lookup_cancel (RndzClusterLookup *lookup)
 }
 
 gboolean
+rndz_cluster_claim_mac (RndzCluster          *cluster,
+                        const char           *mac,
+                        RndzClusterClaimFunc  func,
+                        gpointer              user_data)
+{
+  return FALSE;
+}
+
+gboolean
 rndz_cluster_send (RndzCluster              *cluster,
                    const char               *node,
                    const RndzClusterMessage *message)

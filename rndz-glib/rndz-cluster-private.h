@@ -91,6 +91,17 @@ RndzClusterLookup *rndz_cluster_lookup      (RndzCluster                *cluster
                                              gpointer                    user_data);
 void              rndz_cluster_lookup_cancel (RndzClusterLookup         *lookup);
 
+/* @fresh: no node claimed the MAC before (or Redis could not say: the
+ * node's own replay cache stands); @aborted: the cluster went away */
+typedef void (*RndzClusterClaimFunc) (gpointer user_data,
+                                      gboolean fresh,
+                                      gboolean aborted);
+
+gboolean          rndz_cluster_claim_mac    (RndzCluster                *cluster,
+                                             const char                 *mac,
+                                             RndzClusterClaimFunc        func,
+                                             gpointer                    user_data);
+
 gboolean          rndz_cluster_send         (RndzCluster                *cluster,
                                              const char                 *node,
                                              const RndzClusterMessage   *message);

@@ -607,6 +607,61 @@ rndz_cluster_lookup_cancel (RndzClusterLookup *lookup)
     lookup->func = NULL;
 }
 
+typedef struct
+{
+  RndzClusterClaimFunc func;
+  gpointer user_data;
+} Claim;
+
+static void
+claim_cb (redisAsyncContext *ac,
+          void              *reply,
+          void              *privdata)
+{
+  g_autofree Claim *claim = privdata;
+  redisReply *r = reply;
+
+  if (r == NULL)
+    claim->func (claim->user_data, FALSE, TRUE);
+  else
+    /* SET NX answers OK, or nil when the key was there */
+    claim->func (claim->user_data, r->type != REDIS_REPLY_NIL, FALSE);
+}
+
+/*
+ * rndz_cluster_claim_mac:
+ *
+ * Records @mac in the cluster's shared replay cache (for the window the
+ * nodes keep MACs, 120 s), and says whether another node had it: nodes
+ * that share an address share the `srv` signed messages name, and a
+ * message one of them accepted must not be replayed to another. @func
+ * is called later, in the cluster's context.
+ *
+ * Returns: %FALSE (and @func is not called) if Redis is away
+ */
+gboolean
+rndz_cluster_claim_mac (RndzCluster          *cluster,
+                        const char           *mac,
+                        RndzClusterClaimFunc  func,
+                        gpointer              user_data)
+{
+  Claim *claim;
+
+  if (cluster->state != RNDZ_CLUSTER_UP)
+    return FALSE;
+
+  claim = g_new0 (Claim, 1);
+  claim->func = func;
+  claim->user_data = user_data;
+  if (redisAsyncCommand (cluster->cmd.ac, claim_cb, claim, "SET rndz:mac:%s 1 NX PX 120000",
+                         mac) != REDIS_OK)
+    {
+      g_free (claim);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Sends @message to @node, signed; FALSE if Redis is away */
 gboolean
 rndz_cluster_send (RndzCluster              *cluster,

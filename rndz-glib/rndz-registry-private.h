@@ -92,6 +92,9 @@ void          rndz_registry_send         (RndzRegistry           *registry,
 void          rndz_registry_handle_ping  (RndzRegistry           *registry,
                                           const RndzServerSource *src,
                                           const RndzMessage      *msg);
+gboolean      rndz_registry_ping_moves   (RndzRegistry           *registry,
+                                          const RndzServerSource *src,
+                                          const RndzMessage      *msg);
 void          rndz_registry_handle_bye   (RndzRegistry           *registry,
                                           const RndzServerSource *src,
                                           const RndzMessage      *msg);

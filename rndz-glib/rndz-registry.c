@@ -489,6 +489,19 @@ rndz_registry_handle_ping (RndzRegistry           *registry,
     rndz_server_io_reply (registry->io, src, &reply);
 }
 
+/* Whether @msg would register a new id, or move one to another address
+ * or connection (what a replayed ping would do) */
+gboolean
+rndz_registry_ping_moves (RndzRegistry           *registry,
+                          const RndzServerSource *src,
+                          const RndzMessage      *msg)
+{
+  RndzPeer *peer = g_hash_table_lookup (registry->peers[src->transport], msg->id);
+
+  return peer == NULL || !rndz_addr_equal (&peer->addr, &src->from) ||
+         (src->transport == RNDZ_TRANSPORT_TCP && peer->conn != src->conn);
+}
+
 /* bye */
 
 void

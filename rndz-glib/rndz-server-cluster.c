@@ -88,6 +88,77 @@ cluster_message_cb (gpointer                  owner,
   rndz_server_leave (server);
 }
 
+/* A signed ping that would register or move an id, waiting for the
+ * cluster to say that no node saw its MAC */
+typedef struct
+{
+  RndzServer *server;
+  RndzServerSource src;
+  RndzMessage msg;
+} HeldPing;
+
+static void
+held_ping_cb (gpointer user_data,
+              gboolean fresh,
+              gboolean aborted)
+{
+  HeldPing *held = user_data;
+  RndzServer *server = held->server;
+
+  /* The connection it came on may have closed meanwhile */
+  if (!aborted && fresh && server->cluster != NULL &&
+      (held->src.conn == NULL || rndz_server_io_has_conn (server->io, held->src.conn)))
+    {
+      rndz_server_enter (server);
+      rndz_registry_handle_ping (server->registry, &held->src, &held->msg);
+      rndz_server_leave (server);
+    }
+  else if (!aborted && !fresh)
+    {
+      server->stats.auth_failed++;
+      g_debug ("Dropping a ping of “%s” that another node of the cluster accepted before",
+               held->msg.id);
+    }
+  g_object_unref (server);
+  g_free (held);
+}
+
+/*
+ * rndz_server_cluster_hold_ping:
+ *
+ * Nodes that share an address accept the same signed messages (they
+ * share `srv`), and each keeps its own replay cache: a ping that one
+ * accepted could register its id, at the replayer's address, at another.
+ * A signed ping that would register or move an id therefore waits until
+ * Redis says no node saw its MAC. Pings that only keep a registration
+ * alive, the most of them, do not wait. With Redis away, each node's own
+ * cache is all there is (see doc/cluster.md).
+ *
+ * Returns: %TRUE if the ping is held (and handled later, or dropped)
+ */
+gboolean
+rndz_server_cluster_hold_ping (RndzServer             *server,
+                               const RndzServerSource *src,
+                               const RndzMessage      *msg)
+{
+  HeldPing *held;
+
+  if (server->cluster == NULL || msg->mac[0] == '\0' ||
+      !rndz_registry_ping_moves (server->registry, src, msg))
+    return FALSE;
+
+  held = g_new0 (HeldPing, 1);
+  held->server = g_object_ref (server);
+  held->src = *src;
+  held->msg = *msg;
+  if (rndz_cluster_claim_mac (server->cluster, msg->mac, held_ping_cb, held))
+    return TRUE;
+
+  g_object_unref (server);
+  g_free (held);
+  return FALSE;
+}
+
 /* Back after Redis was away (or lost its data): our claims again */
 static void
 cluster_state_cb (gpointer          owner,

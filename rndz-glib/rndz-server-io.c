@@ -480,6 +480,13 @@ rndz_server_io_expire_unregistered (RndzServerIo *io,
 
 /* TCP */
 
+gboolean
+rndz_server_io_has_conn (RndzServerIo   *io,
+                         RndzServerConn *conn)
+{
+  return g_hash_table_contains (io->conns, conn);
+}
+
 void
 rndz_server_io_close (RndzServerIo   *io,
                       RndzServerConn *conn)

@@ -102,6 +102,9 @@ void     rndz_server_leave                (RndzServer         *server);
 gboolean rndz_server_cluster_start        (RndzServer         *server,
                                            GError            **error);
 void     rndz_server_cluster_stop         (RndzServer         *server);
+gboolean rndz_server_cluster_hold_ping    (RndzServer             *server,
+                                           const RndzServerSource *src,
+                                           const RndzMessage      *msg);
 void     rndz_server_cluster_peer_changed (RndzServer         *server,
                                            RndzRegistryChange  change,
                                            const RndzPeer     *peer);

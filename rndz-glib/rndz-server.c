@@ -245,7 +245,8 @@ server_message_cb (gpointer                owner,
   switch (msg->type)
     {
     case RNDZ_MESSAGE_PING:
-      rndz_registry_handle_ping (server->registry, src, msg);
+      if (!rndz_server_cluster_hold_ping (server, src, msg))
+        rndz_registry_handle_ping (server->registry, src, msg);
       break;
     case RNDZ_MESSAGE_BYE:
       rndz_registry_handle_bye (server->registry, src, msg);

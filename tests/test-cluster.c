@@ -16,6 +16,7 @@
 
 #include "rndz-test-util.h"
 #include "rndz-server-private.h"
+#include "rndz-message-private.h"
 
 #define WAIT_MS 5000
 
@@ -444,6 +445,69 @@ test_node_dies (Fixture       *f,
   g_assert_no_error (error);
 }
 
+/* Two nodes on their own ports, both named 127.0.0.1:PORT of the first
+ * (as nodes on one address would be), with authentication on */
+static void
+test_replay_across_nodes (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("the peers' secret", 17);
+  g_autoptr(GBytes) key = rndz_derive_key (secret, "alice");
+  g_autoptr(RndzServer) a = NULL;
+  g_autoptr(RndzServer) b = NULL;
+  RndzTestPeer *to_a, *to_b;
+  char buf[1400];
+  g_autofree char *name = NULL;
+  const char *names[2] = { NULL, NULL };
+  RndzMessage ping, pong;
+  RndzAddr srv;
+  gsize len;
+
+  g_test_summary ("Nodes that share an address share the name signed messages carry: "
+                  "a ping that one node accepted, replayed to another from elsewhere, "
+                  "registers nothing there");
+  if (f->redis == NULL)
+    return;
+
+  a = rndz_server_new ();
+  b = rndz_server_new ();
+  for (guint i = 0; i < 2; i++)
+    {
+      RndzServer *node = i == 0 ? a : b;
+
+      rndz_server_set_secret (node, secret);
+      rndz_server_set_cluster (node, f->url);
+      rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, 0);
+      if (name == NULL)
+        name = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (a));
+      names[0] = name;
+      rndz_server_set_public_addresses (node, names);
+      g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
+    }
+
+  rndz_message_init (&ping, RNDZ_MESSAGE_PING, 7);
+  g_strlcpy (ping.id, "alice", sizeof ping.id);
+  ping.pad_to = rndz_message_max_reply_size (&ping);
+  g_assert_true (rndz_addr_parse (&srv, name, NULL));
+  rndz_message_sign (&ping, &srv, key, g_get_real_time () / 1000);
+  len = rndz_message_encode (&ping, buf, sizeof buf);
+  g_assert_cmpuint (len, >, 0);
+
+  to_a = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, rndz_server_get_port (a));
+  to_b = rndz_test_peer_new (RNDZ_TRANSPORT_UDP, G_SOCKET_FAMILY_IPV4, rndz_server_get_port (b));
+  rndz_test_peer_send_raw (to_a, buf, len);
+  rndz_test_peer_expect (NULL, to_a, RNDZ_MESSAGE_PONG, 7, &pong, WAIT_MS);
+  g_assert_cmpuint (rndz_server_get_peer_count (a), ==, 1);
+
+  /* The same bytes, from another port, to the other node */
+  rndz_test_peer_send_raw (to_b, buf, len);
+  rndz_test_peer_expect_silence (NULL, to_b, 300);
+  g_assert_cmpuint (rndz_server_get_peer_count (b), ==, 0);
+
+  rndz_test_peer_free (to_a);
+  rndz_test_peer_free (to_b);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -462,6 +526,8 @@ main (int   argc,
               fixture_set_up, test_wrong_secret, fixture_tear_down);
   g_test_add ("/cluster/node-dies", Fixture, NULL,
               fixture_set_up, test_node_dies, fixture_tear_down);
+  g_test_add ("/cluster/replay-across-nodes", Fixture, NULL,
+              fixture_set_up, test_replay_across_nodes, fixture_tear_down);
   g_test_add_func ("/cluster/no-secret", test_no_secret);
 
   return g_test_run ();
