@@ -422,6 +422,9 @@ op_handle_session (ConnectOp         *op,
   op->phase = PHASE_RELAY_JOINING;
   rndz_request_found (op->request);
   relay.port = msg->port;
+  /* A server of a cluster may name another node's relay */
+  if (msg->addr.family == relay.family)
+    relay = msg->addr;
   left = op->peer->timeout_ms;
   op->join_cancellable = g_cancellable_new ();
   rndz_relay_join_async (op->transport, op->family, &relay, op->peer->id,

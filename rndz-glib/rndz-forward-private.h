@@ -39,6 +39,8 @@ void           rndz_forwarder_set_relay     (RndzForwarder          *forwarder,
                                              RndzRelay              *relay);
 void           rndz_forwarder_set_cluster   (RndzForwarder          *forwarder,
                                              RndzCluster            *cluster);
+void           rndz_forwarder_set_relay_address (RndzForwarder      *forwarder,
+                                                 const RndzAddr     *addr);
 void           rndz_forwarder_clear         (RndzForwarder          *forwarder);
 void           rndz_forwarder_conn_closed   (RndzForwarder          *forwarder,
                                              RndzServerConn         *conn);

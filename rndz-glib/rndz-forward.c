@@ -54,6 +54,7 @@ typedef struct
   RndzClusterLookup *lookup;      /* while asking Redis */
   char node[RNDZ_CLUSTER_NODE_LEN + 1]; /* the other node: the target's, or the origin */
   gboolean remote;                /* the requester is at the origin node */
+  gboolean relay;                 /* a relay request, not an isync */
   guint32 origin_tid;             /* the origin's id of the request */
 } RndzForward;
 
@@ -81,6 +82,7 @@ struct _RndzForwarder
   RndzRateLimit *target_limit;
 
   RndzCluster *cluster;         /* when the server is in one */
+  RndzAddr relay_addr;          /* how other nodes' peers reach our relay, if known */
   GHashTable *by_origin;        /* "NODE/TID" → RndzForward, with remote set */
   RndzRateLimit *pair_limit;     /* (target, requester) */
   RndzRateLimit *newcomer_limit; /* per target, for pairs with a full bucket */
@@ -763,6 +765,11 @@ relay_session_for (RndzForwarder          *forwarder,
   return session;
 }
 
+static void relay_across (RndzForwarder          *forwarder,
+                          const RndzServerSource *src,
+                          const RndzMessage      *msg,
+                          gboolean                authenticated);
+
 void
 rndz_forwarder_handle_relay (RndzForwarder          *forwarder,
                              const RndzServerSource *src,
@@ -783,6 +790,14 @@ rndz_forwarder_handle_relay (RndzForwarder          *forwarder,
   if (g_str_equal (msg->id, msg->target))
     {
       rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return;
+    }
+
+  /* The target at another node: our relay, its node tells it */
+  if (forwarder->cluster != NULL &&
+      rndz_registry_lookup (forwarder->registry, src->transport, msg->target) == NULL)
+    {
+      relay_across (forwarder, src, msg, authenticated);
       return;
     }
 
@@ -834,6 +849,13 @@ send_across (RndzForwarder *forwarder,
   g_strlcpy (message.origin, rndz_cluster_get_node (forwarder->cluster), sizeof message.origin);
   message.transport = forward->transport;
   g_strlcpy (message.target, forward->target_id, sizeof message.target);
+  if (forward->relay)
+    {
+      rndz_message_init (&message.msg, RNDZ_MESSAGE_RELAY, forward->server_tid);
+      g_strlcpy (message.msg.id, forward->requester_id, sizeof message.msg.id);
+      g_strlcpy (message.msg.target, forward->target_id, sizeof message.msg.target);
+      return rndz_cluster_send (forwarder->cluster, forward->node, &message);
+    }
   rndz_message_init (&message.msg, RNDZ_MESSAGE_FSYNC, forward->server_tid);
   g_strlcpy (message.msg.id, forward->requester_id, sizeof message.msg.id);
   message.msg.addr = forward->requester_addr;
@@ -1063,6 +1085,200 @@ handle_forward_from (RndzForwarder            *forwarder,
   send_fsync (forwarder, target, forward);
 }
 
+/* Relay requests across a cluster
+ *
+ * The session is on the requester's node (the origin), whose relay both
+ * peers join: the target's node says where the target is registered (a
+ * redirect), so that the relay knows the host its side joins from, then
+ * passes the origin's session on to the target, naming the origin's
+ * relay when the origin knows its public address.
+ */
+
+void
+rndz_forwarder_set_relay_address (RndzForwarder  *forwarder,
+                                  const RndzAddr *addr)
+{
+  if (addr != NULL)
+    forwarder->relay_addr = *addr;
+  else
+    memset (&forwarder->relay_addr, 0, sizeof forwarder->relay_addr);
+}
+
+/* The origin: the answer to the requester, and the notice for the target */
+static void
+relay_across_messages (RndzForwarder *forwarder,
+                       const char    *requester_id,
+                       const char    *target_id,
+                       guint32        requester_tid,
+                       guint32        target_tid,
+                       const char    *token,
+                       gboolean       authenticated,
+                       RndzMessage   *reply,
+                       RndzMessage   *notice)
+{
+  rndz_message_init (reply, RNDZ_MESSAGE_SESSION, requester_tid);
+  g_strlcpy (reply->id, target_id, sizeof reply->id);
+  g_strlcpy (reply->token, token, sizeof reply->token);
+  reply->port = rndz_relay_get_port (forwarder->relay);
+
+  rndz_message_init (notice, RNDZ_MESSAGE_SESSION, target_tid);
+  g_strlcpy (notice->id, requester_id, sizeof notice->id);
+  g_strlcpy (notice->token, token, sizeof notice->token);
+  notice->port = reply->port;
+  notice->addr = forwarder->relay_addr;
+  notice->auth = authenticated;
+}
+
+static void
+relay_across (RndzForwarder          *forwarder,
+              const RndzServerSource *src,
+              const RndzMessage      *msg,
+              gboolean                authenticated)
+{
+  char token[RNDZ_TOKEN_LEN + 1];
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzForwardKey key = { src->from, msg->tid };
+  RndzMessage reply, notice;
+  RndzRelaySession *session;
+  RndzForward *forward;
+  guint wait;
+
+  /* Both sessions are paid for, the target's naming our relay */
+  memset (token, '0', RNDZ_TOKEN_LEN);
+  token[RNDZ_TOKEN_LEN] = '\0';
+  relay_across_messages (forwarder, msg->id, msg->target, msg->tid, G_MAXUINT32, token,
+                         authenticated, &reply, &notice);
+  if (src->transport == RNDZ_TRANSPORT_UDP &&
+      rndz_message_encode (&reply, buf, sizeof buf) +
+      rndz_message_encode (&notice, buf, sizeof buf) > src->len)
+    {
+      forwarder->stats->amplification++;
+      g_debug ("Not relaying for “%s”: %" G_GSIZE_FORMAT " bytes pay for no two sessions",
+               msg->id, src->len);
+      return;
+    }
+
+  /* The same request again: the same session, or still on its way */
+  session = rndz_relay_find_request (forwarder->relay, src->transport, &src->from, msg->tid);
+  if (session != NULL)
+    {
+      g_strlcpy (reply.token, rndz_relay_session_get_token (session), sizeof reply.token);
+      rndz_server_io_reply (forwarder->io, src, &reply);
+      return;
+    }
+  if (src->transport == RNDZ_TRANSPORT_UDP && g_hash_table_contains (forwarder->by_request, &key))
+    return;
+
+  wait = rndz_rate_limit_wait_ms (forwarder->requester_limit, &src->from, g_get_monotonic_time ());
+  if (wait > 0 || g_hash_table_size (forwarder->forwards) >= MAX_FORWARDS)
+    {
+      forwarder->stats->rate_limited++;
+      rndz_server_io_refuse (forwarder->io, src, msg->tid,
+                             wait > 0 ? RNDZ_WIRE_ERROR_RATE_LIMITED : RNDZ_WIRE_ERROR_SERVER_FULL,
+                             wait);
+      return;
+    }
+  rndz_rate_limit_take (forwarder->requester_limit, &src->from, g_get_monotonic_time ());
+
+  forward = forward_add (forwarder, src, msg, authenticated, G_MAXSIZE);
+  forward->relay = TRUE;
+  forward->lookup = rndz_cluster_lookup (forwarder->cluster, src->transport, msg->target,
+                                         lookup_done_cb, forward);
+  if (forward->lookup == NULL)
+    answer_error (forwarder, forward, RNDZ_WIRE_ERROR_UNAVAILABLE);
+}
+
+/* The target's node: where the target is, for the origin's session */
+static void
+relay_from (RndzForwarder            *forwarder,
+            const RndzClusterMessage *request)
+{
+  RndzPeer *target = rndz_registry_lookup (forwarder->registry, request->transport,
+                                           request->target);
+  RndzClusterMessage answer = { { 0 } };
+  guint wait;
+
+  if (target == NULL)
+    {
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_PEER_NOT_FOUND, 0);
+      return;
+    }
+  /* The target's budget, as for a session of our own */
+  wait = rndz_rate_limit_wait_ms (forwarder->target_limit, &target->addr, g_get_monotonic_time ());
+  if (wait > 0)
+    {
+      forwarder->stats->rate_limited++;
+      answer_origin_error (forwarder, request, RNDZ_WIRE_ERROR_RATE_LIMITED, wait);
+      return;
+    }
+
+  g_strlcpy (answer.origin, rndz_cluster_get_node (forwarder->cluster), sizeof answer.origin);
+  answer.transport = request->transport;
+  rndz_message_init (&answer.msg, RNDZ_MESSAGE_REDIRECT, request->msg.tid);
+  g_strlcpy (answer.msg.id, target->id, sizeof answer.msg.id);
+  answer.msg.addr = target->addr;
+  rndz_cluster_send (forwarder->cluster, request->origin, &answer);
+}
+
+/* The origin: the target's node said where the target is */
+static void
+relay_open_across (RndzForwarder     *forwarder,
+                   RndzForward       *forward,
+                   const RndzMessage *where)
+{
+  RndzClusterMessage message = { { 0 } };
+  RndzRelaySession *session;
+  RndzMessage reply;
+
+  if (where->addr.family != forward->requester_addr.family)
+    {
+      answer_error (forwarder, forward, RNDZ_WIRE_ERROR_ADDRESS_FAMILY);
+      return;
+    }
+  if (forwarder->relay == NULL)
+    {
+      answer_error (forwarder, forward, RNDZ_WIRE_ERROR_NO_RELAY);
+      return;
+    }
+
+  session = rndz_relay_open (forwarder->relay, forward->transport, &forward->requester_addr,
+                             forward->requester_tid, forward->requester_id, forward->target_id,
+                             &where->addr, forwarder_new_tid (forwarder));
+  if (session == NULL)
+    {
+      g_debug ("Cannot relay for “%s”: no session left", forward->requester_id);
+      answer_error (forwarder, forward, RNDZ_WIRE_ERROR_SERVER_FULL);
+      return;
+    }
+
+  relay_across_messages (forwarder, forward->requester_id, forward->target_id,
+                         forward->requester_tid, rndz_relay_session_get_target_tid (session),
+                         rndz_relay_session_get_token (session), forward->authenticated,
+                         &reply, &message.msg);
+  forward_reply (forwarder, forward, &reply);
+
+  g_strlcpy (message.origin, rndz_cluster_get_node (forwarder->cluster), sizeof message.origin);
+  message.transport = forward->transport;
+  g_strlcpy (message.target, forward->target_id, sizeof message.target);
+  rndz_cluster_send (forwarder->cluster, forward->node, &message);
+  forward_free (forwarder, forward);
+}
+
+/* The target's node: the origin's session, for the target */
+static void
+session_from (RndzForwarder            *forwarder,
+              const RndzClusterMessage *notice)
+{
+  RndzPeer *target = rndz_registry_lookup (forwarder->registry, notice->transport,
+                                           notice->target);
+
+  if (target == NULL ||
+      !rndz_rate_limit_take (forwarder->target_limit, &target->addr, g_get_monotonic_time ()))
+    return;
+
+  rndz_registry_send (forwarder->registry, target, &notice->msg);
+}
+
 /* The origin: the answer of the target's node */
 static void
 handle_answer_from (RndzForwarder            *forwarder,
@@ -1075,6 +1291,12 @@ handle_answer_from (RndzForwarder            *forwarder,
   /* Only the node we asked answers, for the request we sent it */
   if (forward == NULL || forward->remote || !g_str_equal (forward->node, answer->origin))
     return;
+
+  if (forward->relay && reply.type == RNDZ_MESSAGE_REDIRECT)
+    {
+      relay_open_across (forwarder, forward, &answer->msg);
+      return;
+    }
 
   reply.tid = forward->requester_tid;
   if (reply.type == RNDZ_MESSAGE_REDIRECT)
@@ -1110,6 +1332,14 @@ rndz_forwarder_handle_cluster (RndzForwarder            *forwarder,
     case RNDZ_MESSAGE_FSYNC:
       if (message->target[0] != '\0')
         handle_forward_from (forwarder, message);
+      break;
+    case RNDZ_MESSAGE_RELAY:
+      if (message->target[0] != '\0')
+        relay_from (forwarder, message);
+      break;
+    case RNDZ_MESSAGE_SESSION:
+      if (message->target[0] != '\0')
+        session_from (forwarder, message);
       break;
     case RNDZ_MESSAGE_REDIRECT:
     case RNDZ_MESSAGE_ERROR:

@@ -952,6 +952,9 @@ rndz_listener_join_relay (RndzListener      *listener,
   pending->listener = listener_ref (listener);
   g_strlcpy (pending->peer_id, session->id, sizeof pending->peer_id);
   relay.port = session->port;
+  /* A server of a cluster may name another node's relay */
+  if (session->addr.family == relay.family)
+    relay = session->addr;
   rndz_relay_join_async (listener->transport, listener->family, &relay,
                          listener->peer->id, session->token,
                          listener->peer->timeout_ms,

@@ -30,6 +30,7 @@ enum
   FIELD_CAND = 1 << 4,          /* optional */
   FIELD_TOKEN = 1 << 5,
   FIELD_PORT = 1 << 6,
+  FIELD_ADDR_OPTIONAL = 1 << 7, /* addr, when set */
 };
 
 extern const guint rndz_message_type_fields[RNDZ_MESSAGE_LAST + 1];

@@ -419,7 +419,8 @@ decode_fields (RndzMessage       *msg,
   if ((members & FIELD_TARGET) && !decode_id (fields, KEY_TARGET, msg->target))
     return invalid_field (error, type_name, "target");
 
-  if (members & FIELD_ADDR)
+  if ((members & FIELD_ADDR) ||
+      ((members & FIELD_ADDR_OPTIONAL) && fields->values[KEY_ADDR].kind != VALUE_ABSENT))
     {
       text = get_string (fields, KEY_ADDR);
       if (text == NULL || !rndz_addr_parse (&msg->addr, text, NULL))

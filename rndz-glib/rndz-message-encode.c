@@ -111,7 +111,7 @@ put_type_members (Writer            *w,
     put_member (w, "id", msg->id);
   if (fields & FIELD_TARGET)
     put_member (w, "target", msg->target);
-  if (fields & FIELD_ADDR)
+  if ((fields & FIELD_ADDR) || ((fields & FIELD_ADDR_OPTIONAL) && msg->addr.family != 0))
     {
       char addr[RNDZ_ADDR_STRLEN];
       put_member (w, "addr", rndz_addr_format (&msg->addr, addr));
@@ -295,8 +295,11 @@ relay_sessions_size (const RndzMessage *request)
   session.port = G_MAXUINT16;
   g_strlcpy (session.id, request->id, sizeof session.id);
   session.auth = TRUE;
+  /* A node of a cluster may name its relay to a target at another node */
+  rndz_addr_parse (&session.addr, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", NULL);
   to_target = rndz_message_encode (&session, buf, sizeof buf);
 
+  memset (&session.addr, 0, sizeof session.addr);
   g_strlcpy (session.id, request->target, sizeof session.id);
   session.auth = FALSE;
   return to_target + rndz_message_encode (&session, buf, sizeof buf);

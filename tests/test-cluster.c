@@ -17,6 +17,7 @@
 #include "rndz-test-util.h"
 #include "rndz-server-private.h"
 #include "rndz-message-private.h"
+#include "rndz-connect-private.h"
 
 #define WAIT_MS 5000
 
@@ -508,6 +509,87 @@ test_replay_across_nodes (Fixture       *f,
   rndz_test_peer_free (to_b);
 }
 
+static void
+peer_socket_cb (RndzClient *client,
+                const char *peer_id,
+                GSocket    *socket,
+                gpointer    user_data)
+{
+  GSocket **out = user_data;
+
+  g_set_object (out, socket);
+}
+
+static void
+test_relay_across (Fixture       *f,
+                   gconstpointer  data)
+{
+  gboolean tcp = GPOINTER_TO_INT (data);
+  g_autoptr(RndzServer) a = NULL;
+  g_autoptr(RndzServer) b = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) alice_side = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GObject) bob_side = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address_a = NULL;
+  g_autofree char *address_b = NULL;
+  GSocket *socket;
+
+  g_test_summary ("A relay request to node 2 for a peer registered at node 1 gets a "
+                  "session on node 2's relay, which node 1 passes on to the peer: both "
+                  "sides join it");
+  if (f->redis == NULL)
+    return;
+
+  a = rndz_server_new ();
+  b = rndz_server_new ();
+  for (guint i = 0; i < 2; i++)
+    {
+      RndzServer *node = i == 0 ? a : b;
+
+      rndz_server_set_cluster (node, f->url);
+      rndz_server_set_cluster_secret (node, f->secret);
+      rndz_server_set_relay_port (node, free_port ());
+      rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, 0);
+      g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
+    }
+  address_a = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (a));
+  address_b = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (b));
+
+  alice = listener_new ("alice", address_a, tcp);
+  g_signal_connect (alice, "peer-socket", G_CALLBACK (peer_socket_cb), &alice_side);
+
+  bob = peer_new ("bob", address_b);
+  rndz_client_set_direct_timeout (bob, 200);
+  rndz_connect_try_direct = FALSE;
+  if (tcp)
+    {
+      rndz_client_connect_tcp_async (bob, "alice", NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      bob_side = (GObject *) rndz_client_connect_tcp_finish (bob, result, &error);
+      socket = bob_side != NULL ? g_socket_connection_get_socket (G_SOCKET_CONNECTION (bob_side)) : NULL;
+    }
+  else
+    {
+      rndz_client_connect_udp_async (bob, "alice", NULL, rndz_test_async_cb, &result);
+      rndz_test_wait_async (NULL, &result, WAIT_MS);
+      bob_side = (GObject *) rndz_client_connect_udp_finish (bob, result, &error);
+      socket = G_SOCKET (bob_side);
+    }
+  rndz_connect_try_direct = TRUE;
+  g_assert_no_error (error);
+  g_assert_cmpint (rndz_socket_get_path (socket), ==, RNDZ_PATH_RELAYED);
+  g_assert_cmpuint (rndz_server_get_peer_count (b), ==, 0);
+
+  if (!tcp)
+    {
+      g_assert_true (rndz_test_run_until_set (NULL, (gpointer *) &alice_side, WAIT_MS));
+      g_assert_cmpint (rndz_socket_get_path (alice_side), ==, RNDZ_PATH_RELAYED);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -528,6 +610,10 @@ main (int   argc,
               fixture_set_up, test_node_dies, fixture_tear_down);
   g_test_add ("/cluster/replay-across-nodes", Fixture, NULL,
               fixture_set_up, test_replay_across_nodes, fixture_tear_down);
+  g_test_add ("/cluster/udp/relay-across", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_relay_across, fixture_tear_down);
+  g_test_add ("/cluster/tcp/relay-across", Fixture, GINT_TO_POINTER (TRUE),
+              fixture_set_up, test_relay_across, fixture_tear_down);
   g_test_add_func ("/cluster/no-secret", test_no_secret);
 
   return g_test_run ();

@@ -2343,13 +2343,14 @@ test_max_reply_size_relay (void)
 {
   g_autofree char *quotes = repeat ("\"", RNDZ_ID_MAX_LEN);
   const char *targets[] = { "a", "alice", "😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀😀", quotes };
-  const gsize expected[] = { 224, 228, 287, 351 };
+  const gsize expected[] = { 281, 285, 344, 408 };
   char buf[DEFAULT_MAX];
   RndzMessage request, reply;
 
   g_test_summary ("A relay request padded to rndz_message_max_reply_size() is at "
                   "least as large as the two sessions it makes the server send, or "
-                  "an error: 222 bytes plus the escaped ids of both peers");
+                  "an error: 279 bytes plus the escaped ids of both peers (the "
+                  "target's may name a cluster node's relay)");
 
   for (guint i = 0; i < G_N_ELEMENTS (targets); i++)
     {
@@ -2363,7 +2364,7 @@ test_max_reply_size_relay (void)
 
       /* The requester's session names the target, with the longest
        * token, port and tid; it carries no auth. The target's names the
-       * requester, with auth. */
+       * requester, with auth, and may name the relay (a cluster's). */
       rndz_message_init (&reply, RNDZ_MESSAGE_SESSION, G_MAXUINT32);
       g_strlcpy (reply.id, targets[i], sizeof reply.id);
       g_strlcpy (reply.token, "ffffffffffffffffffffffffffffffff", sizeof reply.token);
@@ -2371,6 +2372,8 @@ test_max_reply_size_relay (void)
       len = rndz_message_encode (&reply, buf, sizeof buf);
       g_strlcpy (reply.id, "b", sizeof reply.id);
       reply.auth = TRUE;
+      g_assert_true (rndz_addr_parse (&reply.addr, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                                      NULL));
       g_assert_cmpuint (len + rndz_message_encode (&reply, buf, sizeof buf), ==, max);
 
       for (RndzWireError code = RNDZ_WIRE_ERROR_UNKNOWN; code <= RNDZ_WIRE_ERROR_AUTH_REQUIRED; code++)
@@ -2459,8 +2462,8 @@ test_encode_longest_cands (void)
     { RNDZ_MESSAGE_PING, TRUE, 550 },
     { RNDZ_MESSAGE_FSYNC, TRUE, 445 },
     { RNDZ_MESSAGE_REDIRECT, TRUE, 436 },
-    { RNDZ_MESSAGE_RELAY, TRUE, 490 },
-    { RNDZ_MESSAGE_SESSION, TRUE, 245 },
+    { RNDZ_MESSAGE_RELAY, TRUE, 535 },
+    { RNDZ_MESSAGE_SESSION, TRUE, 302 },
     { RNDZ_MESSAGE_ISYNC, FALSE, 753 },
     { RNDZ_MESSAGE_ISYNC, TRUE, 881 },
   };
@@ -2901,6 +2904,7 @@ enum
   HAS_TOKEN = 1 << 5,
   HAS_PORT = 1 << 6,
   HAS_AUTH = 1 << 7,
+  HAS_ADDR_OPTIONAL = 1 << 8,   /* addr, checked when present */
 };
 
 static guint
@@ -2929,7 +2933,7 @@ model_fields (RndzMessageType type)
     case RNDZ_MESSAGE_RELAY:
       return HAS_ID | HAS_TARGET;
     case RNDZ_MESSAGE_SESSION:
-      return HAS_ID | HAS_TOKEN | HAS_PORT | HAS_AUTH;
+      return HAS_ID | HAS_ADDR_OPTIONAL | HAS_TOKEN | HAS_PORT | HAS_AUTH;
     case RNDZ_MESSAGE_HELLO:
       return HAS_ID | HAS_TOKEN;
     case RNDZ_MESSAGE_WAIT:
@@ -3044,7 +3048,9 @@ test_fuzz_fields (void)
         expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD, expected_field = "tid";
       else
         for (guint k = 3; k < G_N_ELEMENTS (fields); k++)
-          if ((members & needed[k]) && !fields[k]->valid)
+          if (((members & needed[k]) ||
+               (k == 5 && (members & HAS_ADDR_OPTIONAL) && fields[k]->json != NULL)) &&
+              !fields[k]->valid)
             {
               expected = RNDZ_PROTOCOL_ERROR_INVALID_FIELD;
               expected_field = names[k];
