@@ -49,6 +49,9 @@
  *   rndz-server-settings.c  the getters and setters of its properties
  *                       (the two share rndz-server-object-private.h)
  *   rndz-forward.c      isync → fsync → rsync → redirect, relay requests
+ *   rndz-forward-cluster.c  the same, for peers at another node of a cluster
+ *   rndz-server-cluster.c   the server as a node of a cluster (rndz-cluster.c:
+ *                       Redis; rndz-cluster-message.c: signed envelopes)
  *   rndz-registry.c     the registered peers: ping, bye, expiry
  *   rndz-server-io.c    sockets, connections, sending, the timer; its
  *                       datagrams go in and out in batches (rndz-udp-batch.c)
