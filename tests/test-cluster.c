@@ -114,10 +114,11 @@ node_disconnected (gpointer data)
 }
 
 static RndzServer *
-node_new (Fixture *f,
-          GBytes  *secret,
-          guint16  port,
-          gboolean reuse_port)
+node_new_full (Fixture       *f,
+               GBytes        *secret,
+               GSocketFamily  family,
+               guint16        port,
+               gboolean       reuse_port)
 {
   RndzServer *node = rndz_server_new ();
 
@@ -125,9 +126,18 @@ node_new (Fixture *f,
   rndz_server_set_cluster_secret (node, secret);
   rndz_server_set_reuse_port (node, reuse_port);
   rndz_server_set_forward_timeout (node, 1000);
-  rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, port);
+  rndz_test_server_listen (node, family, port);
   g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
   return node;
+}
+
+static RndzServer *
+node_new (Fixture *f,
+          GBytes  *secret,
+          guint16  port,
+          gboolean reuse_port)
+{
+  return node_new_full (f, secret, G_SOCKET_FAMILY_IPV4, port, reuse_port);
 }
 
 static void
@@ -250,14 +260,32 @@ static void
 test_across (Fixture       *f,
              gconstpointer  data)
 {
-  gboolean tcp = GPOINTER_TO_INT (data);
+  guint flags = GPOINTER_TO_UINT (data);
+  gboolean tcp = (flags & 1) != 0;
+  gboolean ipv6 = (flags & 2) != 0;
   g_autoptr(RndzClient) alice = NULL;
   g_autoptr(RndzClient) bob = NULL;
   g_autoptr(GError) error = NULL;
 
-  g_test_summary ("A connector that asks node 3 reaches a listener registered at node 1");
+  g_test_summary ("A connector that asks node 3 reaches a listener registered at node 1, "
+                  "over UDP and TCP, IPv4 and IPv6");
   if (g_test_failed () || f->redis == NULL)
     return;
+  if (ipv6 && !rndz_test_have_ipv6 ())
+    {
+      g_test_skip ("No IPv6 loopback");
+      return;
+    }
+
+  /* Nodes on ::1 for IPv6 (Redis stays on 127.0.0.1) */
+  if (ipv6)
+    for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
+      {
+        g_clear_object (&f->nodes[i]);
+        g_free (f->addresses[i]);
+        f->nodes[i] = node_new_full (f, f->secret, G_SOCKET_FAMILY_IPV6, 0, FALSE);
+        f->addresses[i] = g_strdup_printf ("[::1]:%u", rndz_server_get_port (f->nodes[i]));
+      }
 
   alice = listener_new ("alice", f->addresses[0], tcp);
   bob = peer_new ("bob", f->addresses[2]);
@@ -600,9 +628,13 @@ main (int   argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-  g_test_add ("/cluster/udp/across", Fixture, GINT_TO_POINTER (FALSE),
+  g_test_add ("/cluster/udp/across", Fixture, GUINT_TO_POINTER (0),
               fixture_set_up, test_across, fixture_tear_down);
-  g_test_add ("/cluster/tcp/across", Fixture, GINT_TO_POINTER (TRUE),
+  g_test_add ("/cluster/tcp/across", Fixture, GUINT_TO_POINTER (1),
+              fixture_set_up, test_across, fixture_tear_down);
+  g_test_add ("/cluster/udp/across-ipv6", Fixture, GUINT_TO_POINTER (2),
+              fixture_set_up, test_across, fixture_tear_down);
+  g_test_add ("/cluster/tcp/across-ipv6", Fixture, GUINT_TO_POINTER (3),
               fixture_set_up, test_across, fixture_tear_down);
   g_test_add ("/cluster/not-found", Fixture, NULL,
               fixture_set_up, test_not_found, fixture_tear_down);
