@@ -18,6 +18,8 @@
 #include "rndz-server-private.h"
 #include "rndz-message-private.h"
 #include "rndz-connect-private.h"
+#include "rndz-cluster-private.h"
+#include "rndz-server-object-private.h"
 
 #define WAIT_MS 5000
 
@@ -622,6 +624,167 @@ test_relay_across (Fixture       *f,
     }
 }
 
+/* The envelope of messages between nodes */
+static void
+test_envelope (void)
+{
+  g_autoptr(GBytes) key = g_bytes_new_static ("the cluster key", 15);
+  g_autoptr(GBytes) other = g_bytes_new_static ("another key", 11);
+  g_autoptr(GError) error = NULL;
+  RndzClusterMessage message = { { 0 } }, opened;
+  g_autofree char *sealed = NULL;
+  gint64 now = 1700000000000;
+  gsize len;
+
+  g_test_summary ("Messages between nodes open only with the cluster key, unchanged, "
+                  "within 30 s of their time");
+
+  g_strlcpy (message.origin, "0123456789abcdef", sizeof message.origin);
+  message.transport = RNDZ_TRANSPORT_TCP;
+  g_strlcpy (message.target, "alice", sizeof message.target);
+  rndz_message_init (&message.msg, RNDZ_MESSAGE_FSYNC, 42);
+  g_strlcpy (message.msg.id, "bob", sizeof message.msg.id);
+  g_assert_true (rndz_addr_parse (&message.msg.addr, "192.0.2.7:4000", NULL));
+  sealed = rndz_cluster_message_seal (&message, key, now, &len);
+  g_assert_nonnull (sealed);
+
+  g_assert_true (rndz_cluster_message_open (&opened, sealed, len, key, now + 29000, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (opened.origin, ==, message.origin);
+  g_assert_cmpint (opened.transport, ==, RNDZ_TRANSPORT_TCP);
+  g_assert_cmpstr (opened.target, ==, "alice");
+  g_assert_cmpint (opened.msg.type, ==, RNDZ_MESSAGE_FSYNC);
+  g_assert_cmpuint (opened.msg.tid, ==, 42);
+  g_assert_cmpstr (opened.msg.id, ==, "bob");
+
+  /* Another key, another time, any byte changed */
+  g_assert_false (rndz_cluster_message_open (&opened, sealed, len, other, now, &error));
+  g_clear_error (&error);
+  g_assert_false (rndz_cluster_message_open (&opened, sealed, len, key, now + 31000, &error));
+  g_clear_error (&error);
+  g_assert_false (rndz_cluster_message_open (&opened, sealed, len, key, now - 31000, &error));
+  g_clear_error (&error);
+  for (gsize i = 0; i < len; i++)
+    {
+      g_autofree char *changed = g_memdup2 (sealed, len);
+
+      changed[i] ^= 0x01;
+      g_assert_false (rndz_cluster_message_open (&opened, changed, len, key, now, &error));
+      g_clear_error (&error);
+    }
+}
+
+/* A raw Redis connection: commands in RESP, replies read whole */
+static GSocket *
+redis_raw_connect (Fixture *f)
+{
+  g_autoptr(GSocketAddress) address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4,
+                                                                  f->redis_port);
+  g_autoptr(GError) error = NULL;
+  GSocket *socket;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (socket, address, NULL, &error));
+  g_socket_set_timeout (socket, 5);
+  return socket;
+}
+
+static void
+redis_raw_command (GSocket    *socket,
+                   const char *args[],
+                   const gsize lens[],
+                   guint       n)
+{
+  g_autoptr(GString) command = g_string_new (NULL);
+
+  g_string_append_printf (command, "*%u\r\n", n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_string_append_printf (command, "$%" G_GSIZE_FORMAT "\r\n", lens[i]);
+      g_string_append_len (command, args[i], lens[i]);
+      g_string_append (command, "\r\n");
+    }
+  g_assert_cmpint (g_socket_send (socket, command->str, command->len, NULL, NULL), ==,
+                   command->len);
+}
+
+/* Reads until @buf holds a pmessage on @channel; returns its payload */
+static char *
+redis_raw_read_message (GSocket    *socket,
+                        const char *channel,
+                        gsize      *len)
+{
+  g_autoptr(GString) in = g_string_new (NULL);
+  g_autofree char *marker = g_strdup_printf ("\r\n%s\r\n$", channel);
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      char chunk[4096];
+      gssize n = g_socket_receive (socket, chunk, sizeof chunk, NULL, NULL);
+      const char *at, *data;
+      guint64 size;
+
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (in, chunk, n);
+      at = strstr (in->str, marker);
+      if (at == NULL)
+        continue;
+      size = g_ascii_strtoull (at + strlen (marker), (char **) &data, 10);
+      data += 2;
+      if ((gsize) (data - in->str) + size > in->len)
+        continue;
+      *len = size;
+      return g_memdup2 (data, size);
+    }
+  g_error ("No message on %s within %u ms", channel, WAIT_MS);
+}
+
+static void
+test_message_replay (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) subscriber = NULL;
+  g_autoptr(GSocket) publisher = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *channel = NULL;
+  g_autofree char *captured = NULL;
+  RndzServerStats before, after;
+  const char *args[3];
+  gsize lens[3];
+  gsize len;
+
+  g_test_summary ("A message between nodes, published again on Redis, is dropped by "
+                  "its node: it passes on nothing a second time");
+  if (f->redis == NULL)
+    return;
+
+  /* Everything node 1 hears */
+  channel = g_strdup_printf ("rndz:node:%s", rndz_cluster_get_node (f->nodes[0]->cluster));
+  subscriber = redis_raw_connect (f);
+  args[0] = "SUBSCRIBE", args[1] = channel;
+  lens[0] = strlen (args[0]), lens[1] = strlen (args[1]);
+  redis_raw_command (subscriber, args, lens, 2);
+
+  alice = listener_new ("alice", f->addresses[0], FALSE);
+  bob = peer_new ("bob", f->addresses[2]);
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_no_error (error);
+  captured = redis_raw_read_message (subscriber, channel, &len);
+
+  rndz_server_get_stats (f->nodes[0], &before);
+  publisher = redis_raw_connect (f);
+  args[0] = "PUBLISH", args[1] = channel, args[2] = captured;
+  lens[0] = strlen (args[0]), lens[1] = strlen (args[1]), lens[2] = len;
+  redis_raw_command (publisher, args, lens, 3);
+  rndz_test_run_for (NULL, 300);
+  rndz_server_get_stats (f->nodes[0], &after);
+  g_assert_cmpuint (after.forwarded, ==, before.forwarded);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -650,6 +813,9 @@ main (int   argc,
               fixture_set_up, test_relay_across, fixture_tear_down);
   g_test_add ("/cluster/tcp/relay-across", Fixture, GINT_TO_POINTER (TRUE),
               fixture_set_up, test_relay_across, fixture_tear_down);
+  g_test_add ("/cluster/message-replay", Fixture, NULL,
+              fixture_set_up, test_message_replay, fixture_tear_down);
+  g_test_add_func ("/cluster/envelope", test_envelope);
   g_test_add_func ("/cluster/no-secret", test_no_secret);
 
   return g_test_run ();
