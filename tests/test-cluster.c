@@ -785,6 +785,65 @@ test_message_replay (Fixture       *f,
   g_assert_cmpuint (after.forwarded, ==, before.forwarded);
 }
 
+static void
+test_authenticated (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GBytes) secret = g_bytes_new_static ("the peers' secret", 17);
+  g_autoptr(GBytes) alice_key = rndz_derive_key (secret, "alice");
+  g_autoptr(GBytes) bob_key = rndz_derive_key (secret, "bob");
+  g_autoptr(RndzServer) a = NULL;
+  g_autoptr(RndzServer) b = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(RndzClient) mallory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address_a = NULL;
+  g_autofree char *address_b = NULL;
+
+  g_test_summary ("With authentication on every node (and the cluster key derived from "
+                  "its secret), signed peers meet across nodes, the listener insisting on "
+                  "authenticated requests; an unsigned requester gets auth-required");
+  if (f->redis == NULL)
+    return;
+
+  a = rndz_server_new ();
+  b = rndz_server_new ();
+  for (guint i = 0; i < 2; i++)
+    {
+      RndzServer *node = i == 0 ? a : b;
+
+      rndz_server_set_secret (node, secret);
+      rndz_server_set_cluster (node, f->url);
+      rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, 0);
+      g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
+    }
+  address_a = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (a));
+  address_b = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (b));
+
+  alice = peer_new ("alice", address_a);
+  rndz_client_set_key (alice, alice_key);
+  rndz_client_set_require_auth (alice, TRUE);
+  {
+    g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GSocket) socket = NULL;
+
+    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
+    rndz_test_wait_async (NULL, &result, WAIT_MS);
+    socket = rndz_client_listen_udp_finish (alice, result, &error);
+    g_assert_no_error (error);
+  }
+
+  bob = peer_new ("bob", address_b);
+  rndz_client_set_key (bob, bob_key);
+  error = try_connect (bob, "alice", FALSE);
+  g_assert_no_error (error);
+
+  mallory = peer_new ("mallory", address_b);
+  error = try_connect (mallory, "alice", FALSE);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -815,6 +874,8 @@ main (int   argc,
               fixture_set_up, test_relay_across, fixture_tear_down);
   g_test_add ("/cluster/message-replay", Fixture, NULL,
               fixture_set_up, test_message_replay, fixture_tear_down);
+  g_test_add ("/cluster/authenticated", Fixture, NULL,
+              fixture_set_up, test_authenticated, fixture_tear_down);
   g_test_add_func ("/cluster/envelope", test_envelope);
   g_test_add_func ("/cluster/no-secret", test_no_secret);
 
