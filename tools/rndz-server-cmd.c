@@ -300,6 +300,7 @@ apply_server_auth (RndzServer  *server,
   return TRUE;
 }
 
+#ifdef RNDZ_HAVE_CLUSTER
 /* Whether apply_server_auth() found an authentication secret, from
  * which the library derives the cluster key when none is given */
 static gboolean
@@ -310,30 +311,14 @@ tool_has_auth_secret (void)
   return server_secret_file != NULL || (value != NULL && value[0] != '\0');
 }
 
-/* --cluster, its secret, and --reuse-port */
+/* --cluster and its secret */
 static gboolean
-apply_server_cluster (RndzServer  *server,
-                      GError     **error)
+apply_cluster (RndzServer  *server,
+               GError     **error)
 {
   g_autoptr(GBytes) secret = NULL;
   g_autoptr(GError) local_error = NULL;
 
-  rndz_server_set_reuse_port (server, server_reuse_port);
-
-  if (server_cluster == NULL)
-    {
-      if (server_cluster_secret_file == NULL)
-        return TRUE;
-      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                           _("--cluster-secret-file needs --cluster"));
-      return FALSE;
-    }
-
-#ifndef RNDZ_HAVE_CLUSTER
-  g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       _("--cluster: this rndz was built without cluster support (hiredis)"));
-  return FALSE;
-#else
   secret = rndz_tool_read_secret (server_cluster_secret_file, "RNDZ_CLUSTER_SECRET",
                                   &local_error);
   if (local_error != NULL)
@@ -357,6 +342,31 @@ apply_server_cluster (RndzServer  *server,
   rndz_server_set_cluster (server, server_cluster);
   rndz_server_set_cluster_secret (server, secret);
   return TRUE;
+}
+#endif
+
+/* --cluster, its secret, and --reuse-port */
+static gboolean
+apply_server_cluster (RndzServer  *server,
+                      GError     **error)
+{
+  rndz_server_set_reuse_port (server, server_reuse_port);
+
+  if (server_cluster == NULL)
+    {
+      if (server_cluster_secret_file == NULL)
+        return TRUE;
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--cluster-secret-file needs --cluster"));
+      return FALSE;
+    }
+
+#ifdef RNDZ_HAVE_CLUSTER
+  return apply_cluster (server, error);
+#else
+  g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("--cluster: this rndz was built without cluster support (hiredis)"));
+  return FALSE;
 #endif
 }
 
