@@ -37,6 +37,7 @@ typedef struct
   char *secret_file;
   Program *nodes[N_NODES];
   char *addresses[N_NODES];
+  char *ids[N_NODES];
 } Fixture;
 
 static const char *
@@ -282,7 +283,7 @@ node_start (Fixture    *f,
   g_autofree char *err_path = fixture_path (f, "node", i);
   g_autofree char *line = NULL;
   g_autofree char *expected = g_strdup_printf (" through %s", f->url);
-  g_autofree char *node = NULL;
+  char *node;
   g_autofree char *numsub = NULL;
   g_autofree char *subscribed = NULL;
 
@@ -298,6 +299,7 @@ node_start (Fixture    *f,
   node = g_strndup (line + strlen ("Cluster node "),
                     strlen (line) - strlen ("Cluster node ") - strlen (expected));
   g_assert_cmpuint (strlen (node), ==, 16);
+  f->ids[i] = node;
 
   numsub = g_strdup_printf ("PUBSUB NUMSUB rndz:node:%s", node);
   subscribed = g_strdup_printf ("*2\r\n$26\r\nrndz:node:%s\r\n:1\r\n", node);
@@ -333,6 +335,7 @@ fixture_tear_down (Fixture       *f,
     {
       g_clear_pointer (&f->nodes[i], program_free);
       g_clear_pointer (&f->addresses[i], g_free);
+      g_clear_pointer (&f->ids[i], g_free);
     }
   redis_stop (f);
   if (f->dir != NULL)
@@ -515,6 +518,109 @@ test_redis_lost (Fixture       *f,
   g_assert_true (program_wait_err (f->nodes[0], back));
 }
 
+/* The node that Redis says holds alice over UDP, or NULL */
+static char *
+redis_holder (Fixture *f)
+{
+  g_autofree char *reply = redis_command (f->redis_port, "GET rndz:peer:udp:alice");
+
+  if (reply == NULL || !g_str_has_prefix (reply, "$16\r\n") || strlen (reply) != 5 + 16 + 2)
+    return NULL;
+  return g_strndup (reply + 5, 16);
+}
+
+typedef struct
+{
+  Fixture *f;
+  const char *old;
+} Takeover;
+
+static gboolean
+taken_over (gpointer data)
+{
+  Takeover *takeover = data;
+  g_autofree char *holder = redis_holder (takeover->f);
+
+  return holder != NULL && g_strcmp0 (holder, takeover->old) != 0;
+}
+
+static gboolean
+published (gpointer data)
+{
+  g_autofree char *holder = redis_holder (data);
+
+  return holder != NULL;
+}
+
+/* A peer of the library, here, with a keepalive of 1 s */
+static RndzClient *
+peer_new (const char *id,
+          const char *server)
+{
+  const char *servers[] = { server, NULL };
+  RndzClient *client = rndz_client_new (id, servers);
+
+  rndz_client_set_timeout (client, 3000);
+  rndz_client_set_keepalive_interval (client, 1000);
+  return client;
+}
+
+static void
+test_node_killed (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", free_port ());
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) object = NULL;
+  g_autofree char *holder = NULL;
+  Takeover takeover;
+  guint killed = N_NODES;
+  gint64 start;
+
+  g_test_summary ("Three --reuse-port nodes on one port: when the node that holds a UDP "
+                  "listener is killed (SIGKILL, its Redis key left behind), the listener's "
+                  "next pings land on another node, which publishes it, within two "
+                  "keepalive intervals, and a connector reaches it again");
+  if (f->redis == NULL)
+    return;
+
+  for (guint i = 0; i < N_NODES; i++)
+    node_start (f, i, listen, TRUE);
+
+  alice = peer_new ("alice", listen);
+  rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
+  rndz_test_wait_async (NULL, &result, WAIT_MS);
+  socket = rndz_client_listen_udp_finish (alice, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (rndz_test_run_until (NULL, published, f, WAIT_MS));
+
+  holder = redis_holder (f);
+  for (guint i = 0; i < N_NODES; i++)
+    if (g_strcmp0 (f->ids[i], holder) == 0)
+      killed = i;
+  g_assert_cmpuint (killed, <, N_NODES);
+
+  start = g_get_monotonic_time ();
+  g_clear_pointer (&f->nodes[killed], program_free);
+  takeover.f = f;
+  takeover.old = holder;
+  g_assert_true (rndz_test_run_until (NULL, taken_over, &takeover, 2 * 1000 + 500));
+  g_test_message ("taken over after %" G_GINT64_FORMAT " ms",
+                  (g_get_monotonic_time () - start) / 1000);
+
+  bob = peer_new ("bob", listen);
+  g_clear_object (&result);
+  rndz_client_connect_udp_async (bob, "alice", NULL, rndz_test_async_cb, &result);
+  rndz_test_wait_async (NULL, &result, WAIT_MS);
+  object = (GObject *) rndz_client_connect_udp_finish (bob, result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (object);
+}
+
 /* Errors: exit status 1 and one clear line, before any "Listening on" */
 static void
 assert_fails (const char * const *argv,
@@ -576,6 +682,8 @@ main (int   argc,
               fixture_set_up, test_across_ipv6, fixture_tear_down);
   g_test_add ("/cluster-tool/reuse-port", Fixture, NULL,
               fixture_set_up, test_reuse_port, fixture_tear_down);
+  g_test_add ("/cluster-tool/udp/node-killed", Fixture, NULL,
+              fixture_set_up, test_node_killed, fixture_tear_down);
   g_test_add ("/cluster-tool/redis-lost", Fixture, NULL,
               fixture_set_up, test_redis_lost, fixture_tear_down);
   g_test_add_func ("/cluster-tool/port-in-use", test_port_in_use);
