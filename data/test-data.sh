@@ -3,10 +3,12 @@
 #
 # SPDX-License-Identifier: MIT
 #
-#   test-data.sh RNDZ MANPAGE [UNIT]
+#   test-data.sh RNDZ MANPAGE [UNIT [TEMPLATE]]
 #
 # RNDZ is the built tool, MANPAGE doc/rndz.1, UNIT the configured
-# rndz-server.service (absent when the server is not built). Checks that
+# rndz-server.service (absent or empty when the server is not built),
+# TEMPLATE the configured rndz-server@.service (absent without cluster
+# support). Checks that
 # the page formats without a warning, that it names every option that
 # `rndz MODE --help` lists, and that systemd-analyze finds the unit valid
 # and well confined (offline: nothing is started). Each check that lacks
@@ -17,6 +19,7 @@ set -u
 rndz=$1
 manpage=$2
 unit=${3:-}
+template=${4:-}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -37,7 +40,7 @@ skip() {
   echo "ok $n - $1 # SKIP $2"
 }
 
-echo "1..5"
+echo "1..7"
 
 # 1. groff: -ww turns on every warning; they go to standard error
 if command -v groff >/dev/null; then
@@ -97,4 +100,28 @@ else
   status=$?
   exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$tmp/security.log")
   ok $status "rndz-server.service is well confined: exposure ${exposure:-?} (at most 2.0)" "$tmp/security.log"
+fi
+
+# 6 and 7. The template, as its instance rndz-server@1.service
+if [ -z "$template" ]; then
+  skip "systemd-analyze verify rndz-server@1.service" "no cluster support"
+  skip "rndz-server@.service is well confined" "no cluster support"
+elif ! command -v systemd-analyze >/dev/null; then
+  skip "systemd-analyze verify rndz-server@1.service" "no systemd-analyze"
+  skip "rndz-server@.service is well confined" "no systemd-analyze"
+else
+  mkdir -p "$tmp/template" "$tmp/man/man1"
+  cp "$manpage" "$tmp/man/man1/rndz.1"
+  sed "s|^ExecStart=[^ ]*|ExecStart=$(cd "$(dirname "$rndz")" && pwd)/$(basename "$rndz")|" \
+    "$template" >"$tmp/template/rndz-server@1.service"
+
+  (cd "$tmp/template" && MANPATH=$tmp/man systemd-analyze verify ./rndz-server@1.service) \
+    >"$tmp/verify-template.log" 2>&1
+  ok $? "systemd-analyze verify rndz-server@1.service" "$tmp/verify-template.log"
+
+  (cd "$tmp/template" && systemd-analyze security --offline=yes --threshold=20 \
+    ./rndz-server@1.service) >"$tmp/security-template.log" 2>&1
+  status=$?
+  exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$tmp/security-template.log")
+  ok $status "rndz-server@.service is well confined: exposure ${exposure:-?} (at most 2.0)" "$tmp/security-template.log"
 fi

@@ -162,8 +162,7 @@ conn_close (Conn *conn)
   conn->connected = FALSE;
   /* Calls the pending callbacks with no reply: lookups fail. The context
    * uses its source until it is freed: the source goes after it. (A
-   * context that hiredis frees itself, after a callback, is under its
-   * source's dispatch, which holds a reference meanwhile.) */
+   * context that hiredis frees itself goes through conn_abandon().) */
   if (ac != NULL)
     {
       ac->data = NULL;
@@ -174,6 +173,35 @@ conn_close (Conn *conn)
       g_source_destroy (conn->source);
       g_clear_pointer (&conn->source, g_source_unref);
     }
+}
+
+static gboolean
+destroy_source_cb (gpointer data)
+{
+  g_source_destroy (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* For a context that hiredis frees itself once the callback running now
+ * returns (its connection failed or closed). Freeing it takes the
+ * source's poll away, which GLib refuses on a destroyed source: the
+ * source goes at the context's next iteration, after that. */
+static void
+conn_abandon (Conn *conn)
+{
+  GSource *source = g_steal_pointer (&conn->source);
+  GSource *idle;
+
+  conn->ac = NULL;
+  conn->connected = FALSE;
+  if (source == NULL)
+    return;
+
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, destroy_source_cb, source, (GDestroyNotify) g_source_unref);
+  g_source_set_static_name (idle, "[rndz] cluster Redis cleanup");
+  g_source_attach (idle, g_source_get_context (source));
+  g_source_unref (idle);
 }
 
 static void
@@ -256,8 +284,7 @@ disconnect_cb (const redisAsyncContext *ac,
   if (conn == NULL)
     return;
 
-  /* hiredis frees the context once this returns */
-  conn->ac = NULL;
+  conn_abandon (conn);
   g_debug ("Cluster: Redis connection lost: %s", ac->errstr[0] != '\0' ? ac->errstr : "closed");
   cluster_down (conn->cluster);
 }
@@ -284,8 +311,7 @@ connect_cb (const redisAsyncContext *ac,
 
   if (status != REDIS_OK)
     {
-      /* hiredis frees the context once this returns */
-      conn->ac = NULL;
+      conn_abandon (conn);
       g_debug ("Cluster: cannot connect to Redis: %s", ac->errstr);
       cluster_down (conn->cluster);
       return;

@@ -318,6 +318,30 @@ rndz_server_get_cluster_connected (RndzServer *server)
 }
 
 /**
+ * rndz_server_get_cluster_node:
+ * @server: a #RndzServer
+ *
+ * Gets the id this server has as a node of its cluster: 16 hexadecimal
+ * digits, random at each rndz_server_listen(). It names the node in
+ * Redis (the values of the `rndz:peer:` keys, the channel
+ * `rndz:node:NODE`), which is how operators tell the nodes apart.
+ *
+ * Returns: (nullable): the node id, or %NULL if the server is not
+ *   listening in a cluster
+ *
+ * Since: 1.0
+ */
+const char *
+rndz_server_get_cluster_node (RndzServer *server)
+{
+  g_return_val_if_fail (RNDZ_IS_SERVER (server), NULL);
+
+  if (server->cluster == NULL)
+    return NULL;
+  return rndz_cluster_get_node (server->cluster);
+}
+
+/**
  * rndz_server_get_reuse_port:
  * @server: a #RndzServer
  *

@@ -106,6 +106,8 @@ void            rndz_server_set_cluster_secret   (RndzServer      *server,
 RNDZ_AVAILABLE_IN_1_0
 gboolean        rndz_server_get_cluster_connected (RndzServer     *server);
 RNDZ_AVAILABLE_IN_1_0
+const char     *rndz_server_get_cluster_node     (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
 gboolean        rndz_server_get_reuse_port       (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 void            rndz_server_set_reuse_port       (RndzServer      *server,

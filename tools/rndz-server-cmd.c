@@ -3,9 +3,11 @@
  * SPDX-License-Identifier: MIT
  *
  *   rndz server [--listen-addr ADDRESS:PORT] [limits…]
+ *               [--cluster redis://… [--cluster-secret-file FILE]] [--reuse-port]
  *
  * Prints "Listening on ADDRESS:PORT" (and "Relaying on ADDRESS:PORT"
- * with --relay-port) once it serves, and runs until SIGINT or SIGTERM.
+ * with --relay-port, then "Cluster node NODE through redis://…" with
+ * --cluster) once it serves, and runs until SIGINT or SIGTERM.
  */
 
 #include <stdio.h>
@@ -87,6 +89,9 @@ static char *server_secret_file = NULL;
 static char *server_key_file = NULL;
 static char **server_public_addresses = NULL;
 static gboolean server_verbose = FALSE;
+static char *server_cluster = NULL;
+static char *server_cluster_secret_file = NULL;
+static gboolean server_reuse_port = FALSE;
 
 static const GOptionEntry server_entries[] = {
   { "listen-addr", 0, 0, G_OPTION_ARG_STRING, &server_listen_address,
@@ -134,6 +139,15 @@ static const GOptionEntry server_entries[] = {
     N_("Relay at most N sessions at once for requests from one IPv4 /16 or IPv6 /48 (default: 16)"), N_("N") },
   { "relay-max-lifetime", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_LIFETIME],
     N_("Close a relay session SECONDS after it was opened, traffic or not (default: 3600)"), N_("SECONDS") },
+  { "cluster", 0, 0, G_OPTION_ARG_STRING, &server_cluster,
+    N_("Be a node of the cluster whose Redis is at URL, redis://[:PASSWORD@]ADDRESS[:PORT][/DB]: the nodes share their peers"),
+    N_("URL") },
+  { "cluster-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &server_cluster_secret_file,
+    N_("Sign the messages between the nodes of the cluster with the secret in FILE (or in the RNDZ_CLUSTER_SECRET environment variable; default: derived from --secret-file)"),
+    N_("FILE") },
+  { "reuse-port", 0, 0, G_OPTION_ARG_NONE, &server_reuse_port,
+    N_("Share the listening port with other rndz server processes (SO_REUSEPORT), for several nodes of a cluster on one machine"),
+    NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &server_verbose,
     N_("Print debug messages to standard error"), NULL },
   { NULL }
@@ -286,6 +300,76 @@ apply_server_auth (RndzServer  *server,
   return TRUE;
 }
 
+#ifdef RNDZ_HAVE_CLUSTER
+/* Whether apply_server_auth() found an authentication secret, from
+ * which the library derives the cluster key when none is given */
+static gboolean
+tool_has_auth_secret (void)
+{
+  const char *value = g_getenv ("RNDZ_SECRET");
+
+  return server_secret_file != NULL || (value != NULL && value[0] != '\0');
+}
+
+/* --cluster and its secret */
+static gboolean
+apply_cluster (RndzServer  *server,
+               GError     **error)
+{
+  g_autoptr(GBytes) secret = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  secret = rndz_tool_read_secret (server_cluster_secret_file, "RNDZ_CLUSTER_SECRET",
+                                  &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                  "--cluster-secret-file: ");
+      return FALSE;
+    }
+
+  /* The library says the same at listen, but in its own words, not the
+   * options' */
+  if (secret == NULL && !tool_has_auth_secret ())
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--cluster needs a secret that the nodes sign their messages with: "
+                             "--cluster-secret-file (or RNDZ_CLUSTER_SECRET), or --secret-file "
+                             "(or RNDZ_SECRET)"));
+      return FALSE;
+    }
+
+  rndz_server_set_cluster (server, server_cluster);
+  rndz_server_set_cluster_secret (server, secret);
+  return TRUE;
+}
+#endif
+
+/* --cluster, its secret, and --reuse-port */
+static gboolean
+apply_server_cluster (RndzServer  *server,
+                      GError     **error)
+{
+  rndz_server_set_reuse_port (server, server_reuse_port);
+
+  if (server_cluster == NULL)
+    {
+      if (server_cluster_secret_file == NULL)
+        return TRUE;
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--cluster-secret-file needs --cluster"));
+      return FALSE;
+    }
+
+#ifdef RNDZ_HAVE_CLUSTER
+  return apply_cluster (server, error);
+#else
+  g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("--cluster: this rndz was built without cluster support (hiredis)"));
+  return FALSE;
+#endif
+}
+
 /* A server with the options' limits and keys, listening; or NULL after
  * the error was printed */
 static RndzServer *
@@ -305,7 +389,8 @@ server_start (void)
     }
 
   server = rndz_server_new ();
-  if (!apply_server_limits (server, &error) || !apply_server_auth (server, &error))
+  if (!apply_server_limits (server, &error) || !apply_server_auth (server, &error) ||
+      !apply_server_cluster (server, &error))
     {
       rndz_tool_print_error ("%s", error->message);
       return NULL;
@@ -320,6 +405,19 @@ server_start (void)
     }
 
   return g_steal_pointer (&server);
+}
+
+/* @url without its password, for a line that may end up in a log */
+static char *
+cluster_url_for_display (const char *url)
+{
+  g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_HAS_PASSWORD, NULL);
+
+  if (uri == NULL || g_uri_get_password (uri) == NULL)
+    return g_strdup (url);
+  return g_uri_join_with_user (G_URI_FLAGS_NONE, "redis", g_uri_get_user (uri), "***", NULL,
+                               g_uri_get_host (uri), g_uri_get_port (uri),
+                               g_uri_get_path (uri), NULL, NULL);
 }
 
 /* The lines that scripts wait for */
@@ -341,7 +439,49 @@ server_announce (RndzServer *server)
 
       g_print (_("Relaying on %s\n"), relay_text);
     }
+  if (rndz_server_get_cluster (server) != NULL)
+    {
+      g_autofree char *url = cluster_url_for_display (rndz_server_get_cluster (server));
+
+      g_print (_("Cluster node %s through %s\n"), rndz_server_get_cluster_node (server), url);
+    }
   fflush (stdout);
+}
+
+/* The state of the way to Redis, as the tool last told it */
+typedef struct
+{
+  gboolean connected;
+  gboolean lost;
+} ClusterWatch;
+
+/* Lines on the way to Redis, once per change (CONNECTING and DOWN both
+ * read as not connected). Losing Redis, and getting it back, change what
+ * the fleet can do: those lines are printed without --verbose too. */
+static void
+cluster_connected_cb (GObject    *object,
+                      GParamSpec *pspec,
+                      gpointer    user_data)
+{
+  ClusterWatch *watch = user_data;
+  gboolean connected = rndz_server_get_cluster_connected (RNDZ_SERVER (object));
+  g_autofree char *url = NULL;
+
+  if (connected == watch->connected)
+    return;
+  watch->connected = connected;
+
+  url = cluster_url_for_display (rndz_server_get_cluster (RNDZ_SERVER (object)));
+  if (!connected)
+    {
+      watch->lost = TRUE;
+      rndz_tool_print_error (_("Lost the cluster’s Redis at %s: serving this node’s peers only, "
+                               "requests for other nodes’ peers fail until it is back"), url);
+    }
+  else if (watch->lost)
+    rndz_tool_print_error (_("The cluster’s Redis at %s is back"), url);
+  else
+    rndz_tool_print_note (_("Connected to the cluster’s Redis at %s"), url);
 }
 
 static gboolean
@@ -358,10 +498,15 @@ server_run (RndzServer *server)
 {
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
   guint signal_ids[2] = { 0, 0 };
+  ClusterWatch cluster_watch = { rndz_server_get_cluster_connected (server), FALSE };
+  gulong cluster_handler;
 
   rndz_tool_add_quit_signals (server_quit_cb, loop, signal_ids);
+  cluster_handler = g_signal_connect (server, "notify::cluster-connected",
+                                      G_CALLBACK (cluster_connected_cb), &cluster_watch);
   server_announce (server);
   g_main_loop_run (loop);
+  g_signal_handler_disconnect (server, cluster_handler);
   rndz_tool_remove_quit_signals (signal_ids);
 
   rndz_tool_print_note (_("Stopping"));
@@ -375,6 +520,9 @@ server_clear_options (void)
   g_clear_pointer (&server_secret_file, g_free);
   g_clear_pointer (&server_key_file, g_free);
   g_clear_pointer (&server_public_addresses, g_strfreev);
+  g_clear_pointer (&server_cluster, g_free);
+  g_clear_pointer (&server_cluster_secret_file, g_free);
+  server_reuse_port = FALSE;
   for (guint i = 0; i < N_LIMITS; i++)
     g_clear_pointer (&server_limits[i], g_free);
 }
