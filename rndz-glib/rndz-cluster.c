@@ -36,9 +36,14 @@
 #define RECONNECT_MAX_MS 5000
 /* A connection not up by then is given up and tried again */
 #define CONNECT_TIMEOUT_MS 2000
-/* Nonces of recent messages, to drop replays: a minute of them */
-#define MAX_NONCES 65536
-#define NONCE_WINDOW_US (60 * G_USEC_PER_SEC)
+/* Nonces of recent messages, to drop replays. A message is taken within
+ * 30 s of its time (rndz-cluster-message.c), so within a minute of when
+ * it was first seen: three generations of 30 s cover that. A generation
+ * holds at most a million nonces (33,000 messages a second), kept as
+ * 64-bit numbers; a full one refuses new messages rather than forget. */
+#define NONCE_GENERATIONS 3
+#define NONCE_GENERATION_US (30 * G_USEC_PER_SEC)
+#define MAX_NONCES_PER_GENERATION (1 << 20)
 
 /* The atomic "delete if it is still ours": a peer that moved to another
  * node must not lose its entry to the node it left */
@@ -74,8 +79,8 @@ struct _RndzCluster
   GSource *timer;               /* reconnect, or connect timeout */
   guint pause_ms;
 
-  GHashTable *nonces;           /* nonce → gint64 time seen */
-  gint64 nonces_pruned;
+  GHashTable *nonces[NONCE_GENERATIONS]; /* the newest first; sets of guint64 */
+  gint64 nonces_rotated;
 };
 
 struct _RndzClusterLookup
@@ -371,31 +376,33 @@ cluster_connect (RndzCluster *cluster)
 
 /* Messages from other nodes */
 
-/* Whether @nonce is new; remembers it. A full table refuses, rather
- * than forget a nonce that could then be replayed. */
+/* Whether @nonce (16 hexadecimal digits) is new; remembers it */
 static gboolean
 nonce_is_fresh (RndzCluster *cluster,
                 const char  *nonce)
 {
   gint64 now = g_get_monotonic_time ();
+  guint64 value = g_ascii_strtoull (nonce, NULL, 16);
+  gpointer key = GSIZE_TO_POINTER ((gsize) value);
 
-  if (now - cluster->nonces_pruned > NONCE_WINDOW_US / 4)
+  if (now - cluster->nonces_rotated > NONCE_GENERATION_US)
     {
-      GHashTableIter iter;
-      gpointer value;
+      GHashTable *oldest = cluster->nonces[NONCE_GENERATIONS - 1];
 
-      g_hash_table_iter_init (&iter, cluster->nonces);
-      while (g_hash_table_iter_next (&iter, NULL, &value))
-        if (now - *(gint64 *) value > NONCE_WINDOW_US)
-          g_hash_table_iter_remove (&iter);
-      cluster->nonces_pruned = now;
+      memmove (&cluster->nonces[1], &cluster->nonces[0],
+               (NONCE_GENERATIONS - 1) * sizeof cluster->nonces[0]);
+      g_hash_table_remove_all (oldest);
+      cluster->nonces[0] = oldest;
+      cluster->nonces_rotated = now;
     }
 
-  if (g_hash_table_contains (cluster->nonces, nonce) ||
-      g_hash_table_size (cluster->nonces) >= MAX_NONCES)
+  for (guint i = 0; i < NONCE_GENERATIONS; i++)
+    if (g_hash_table_contains (cluster->nonces[i], key))
+      return FALSE;
+  if (g_hash_table_size (cluster->nonces[0]) >= MAX_NONCES_PER_GENERATION)
     return FALSE;
 
-  g_hash_table_insert (cluster->nonces, g_strdup (nonce), g_memdup2 (&now, sizeof now));
+  g_hash_table_add (cluster->nonces[0], key);
   return TRUE;
 }
 
@@ -469,7 +476,9 @@ rndz_cluster_new (GMainContext               *context,
   cluster->key = g_bytes_ref (key);
   g_snprintf (cluster->node, sizeof cluster->node, "%08x%08x", g_random_int (), g_random_int ());
   cluster->channel = g_strconcat (CHANNEL_PREFIX, cluster->node, NULL);
-  cluster->nonces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < NONCE_GENERATIONS; i++)
+    cluster->nonces[i] = g_hash_table_new (NULL, NULL);
+  cluster->nonces_rotated = g_get_monotonic_time ();
   cluster->pause_ms = RECONNECT_MIN_MS;
   cluster->state = RNDZ_CLUSTER_DOWN;
 
@@ -511,7 +520,8 @@ rndz_cluster_free (RndzCluster *cluster)
   conn_flush (&cluster->cmd);
   conn_close (&cluster->cmd);
   conn_close (&cluster->sub);
-  g_hash_table_unref (cluster->nonces);
+  for (guint i = 0; i < NONCE_GENERATIONS; i++)
+    g_hash_table_unref (cluster->nonces[i]);
   g_bytes_unref (cluster->key);
   g_main_context_unref (cluster->context);
   g_free (cluster->channel);
