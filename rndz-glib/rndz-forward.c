@@ -55,6 +55,7 @@ typedef struct
   char node[RNDZ_CLUSTER_NODE_LEN + 1]; /* the other node: the target's, or the origin */
   gboolean remote;                /* the requester is at the origin node */
   guint32 origin_tid;             /* the origin's id of the request */
+  gint64 sent_across;             /* the origin: when it first sent the request across */
 } RndzForward;
 
 /* Key of the UDP retransmission table: the same isync sent again */
@@ -222,6 +223,20 @@ static void forward_answer_origin (RndzForwarder     *forwarder,
                                    RndzForward       *forward,
                                    const RndzMessage *msg);
 
+/* Counts an error answer to a requester by its outcome (the statistics
+ * of rndz_server_get_statistics()) */
+static void
+count_error (RndzForwarder *forwarder,
+             RndzWireError  code)
+{
+  if (code == RNDZ_WIRE_ERROR_PEER_NOT_FOUND)
+    forwarder->stats->not_found++;
+  else if (code == RNDZ_WIRE_ERROR_PEER_NO_ANSWER)
+    forwarder->stats->no_answer++;
+  else if (code == RNDZ_WIRE_ERROR_UNAVAILABLE)
+    forwarder->stats->unavailable++;
+}
+
 static void
 forward_reply (RndzForwarder     *forwarder,
                RndzForward       *forward,
@@ -261,6 +276,7 @@ rndz_forwarder_expire (RndzForwarder *forwarder,
           rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
           reply.code = forward->lookup != NULL ? RNDZ_WIRE_ERROR_UNAVAILABLE
                                                : RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+          count_error (forwarder, reply.code);
           forward_reply (forwarder, forward, &reply);
         }
       forward_free (forwarder, forward);
@@ -422,6 +438,7 @@ lookup_target (RndzForwarder          *forwarder,
   if (target == NULL)
     {
       g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
+      count_error (forwarder, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
       rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
       return NULL;
     }
@@ -661,7 +678,9 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
       if (len == 0 || len > forward->reply_limit)
         redirect.n_cands = 0;
     }
-  forwarder->stats->redirected++;
+  /* Across a cluster, the origin counts it when the redirect gets there */
+  if (!forward->remote)
+    forwarder->stats->redirected++;
   forward_reply (forwarder, forward, &redirect);
   forward_free (forwarder, forward);
 }
@@ -841,6 +860,10 @@ send_across (RndzForwarder *forwarder,
   memcpy (message.msg.cands, forward->requester_cands, sizeof message.msg.cands);
   message.msg.auth = forward->authenticated;
 
+  /* Latency from the first send: a retransmission's answer may be the
+   * answer to the first one */
+  if (forward->sent_across == 0)
+    forward->sent_across = g_get_monotonic_time ();
   forwarder->stats->forwarded_across++;
   return rndz_cluster_send (forwarder->cluster, forward->node, &message);
 }
@@ -854,6 +877,7 @@ answer_error (RndzForwarder *forwarder,
 
   rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
   reply.code = code;
+  count_error (forwarder, code);
   forward_reply (forwarder, forward, &reply);
   forward_free (forwarder, forward);
 }
@@ -1076,8 +1100,13 @@ handle_answer_from (RndzForwarder            *forwarder,
   if (forward == NULL || forward->remote || !g_str_equal (forward->node, answer->origin))
     return;
 
+  forwarder->stats->answers_across++;
+  forwarder->stats->answers_across_us += MAX (0, g_get_monotonic_time () - forward->sent_across);
+
   reply.tid = forward->requester_tid;
-  if (reply.type == RNDZ_MESSAGE_REDIRECT)
+  if (reply.type == RNDZ_MESSAGE_ERROR)
+    count_error (forwarder, reply.code);
+  else if (reply.type == RNDZ_MESSAGE_REDIRECT)
     {
       g_strlcpy (reply.id, forward->target_id, sizeof reply.id);
       /* Candidates only if they fit in the request's size, as at home */
