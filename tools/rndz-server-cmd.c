@@ -5,7 +5,8 @@
  *   rndz server [--listen-addr ADDRESS:PORT] [limits…]
  *
  * Prints "Listening on ADDRESS:PORT" (and "Relaying on ADDRESS:PORT"
- * with --relay-port) once it serves, and runs until SIGINT or SIGTERM.
+ * with --relay-port, "Metrics on http://ADDRESS:PORT/metrics" with
+ * --metrics-addr) once it serves, and runs until SIGINT or SIGTERM.
  */
 
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include <rndz-glib/rndz.h>
 
+#include "rndz-metrics.h"
 #include "rndz-tool.h"
 
 #define DEFAULT_LISTEN_ADDRESS "0.0.0.0:8888"
@@ -87,6 +89,8 @@ static char *server_secret_file = NULL;
 static char *server_key_file = NULL;
 static char **server_public_addresses = NULL;
 static gboolean server_verbose = FALSE;
+static char *server_metrics_address = NULL;
+static RndzMetrics *server_metrics = NULL;
 
 static const GOptionEntry server_entries[] = {
   { "listen-addr", 0, 0, G_OPTION_ARG_STRING, &server_listen_address,
@@ -134,6 +138,9 @@ static const GOptionEntry server_entries[] = {
     N_("Relay at most N sessions at once for requests from one IPv4 /16 or IPv6 /48 (default: 16)"), N_("N") },
   { "relay-max-lifetime", 0, 0, G_OPTION_ARG_STRING, &server_limits[LIMIT_RELAY_MAX_LIFETIME],
     N_("Close a relay session SECONDS after it was opened, traffic or not (default: 3600)"), N_("SECONDS") },
+  { "metrics-addr", 0, 0, G_OPTION_ARG_STRING, &server_metrics_address,
+    N_("Serve Prometheus metrics over HTTP at http://ADDRESS:PORT/metrics (default: off)"),
+    N_("ADDRESS:PORT") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &server_verbose,
     N_("Print debug messages to standard error"), NULL },
   { NULL }
@@ -322,6 +329,28 @@ server_start (void)
   return g_steal_pointer (&server);
 }
 
+/* --metrics-addr: an address to give, never a wildcard by default.
+ * Returns FALSE after printing the error. */
+static gboolean
+server_metrics_start (RndzServer *server)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (server_metrics_address == NULL)
+    return TRUE;
+
+  address = parse_listen_address (server_metrics_address, &error);
+  if (address != NULL)
+    server_metrics = rndz_metrics_new (server, address, &error);
+  if (server_metrics == NULL)
+    {
+      rndz_tool_print_error ("--metrics-addr: %s", error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The lines that scripts wait for */
 static void
 server_announce (RndzServer *server)
@@ -340,6 +369,13 @@ server_announce (RndzServer *server)
       g_autofree char *relay_text = rndz_tool_format_address (relay_address);
 
       g_print (_("Relaying on %s\n"), relay_text);
+    }
+  if (server_metrics != NULL)
+    {
+      g_autoptr(GSocketAddress) metrics_address = rndz_metrics_get_local_address (server_metrics);
+      g_autofree char *metrics_text = rndz_tool_format_address (metrics_address);
+
+      g_print (_("Metrics on http://%s/metrics\n"), metrics_text);
     }
   fflush (stdout);
 }
@@ -372,6 +408,7 @@ static void
 server_clear_options (void)
 {
   g_clear_pointer (&server_listen_address, g_free);
+  g_clear_pointer (&server_metrics_address, g_free);
   g_clear_pointer (&server_secret_file, g_free);
   g_clear_pointer (&server_key_file, g_free);
   g_clear_pointer (&server_public_addresses, g_strfreev);
@@ -406,13 +443,14 @@ rndz_tool_server_main (int    argc,
   rndz_tool_set_verbose (server_verbose);
 
   server = server_start ();
-  if (server == NULL)
+  if (server == NULL || !server_metrics_start (server))
     goto out;
 
   server_run (server);
   status = EXIT_SUCCESS;
 
 out:
+  g_clear_pointer (&server_metrics, rndz_metrics_free);
   server_clear_options ();
   return status;
 }
