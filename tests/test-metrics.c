@@ -139,8 +139,9 @@ start_server (char **address,
   return server;
 }
 
-/* HTTP GET with a real client: the status, and the content type and
- * body of a 200 */
+/* HTTP GET with a real client: the status (0 if the client failed, as
+ * when the connection closes without an answer), and the content type
+ * and body of an answer */
 static guint
 http_get (const char  *url,
           char       **content_type,
@@ -162,7 +163,8 @@ http_get (const char  *url,
     "sys.stdout.write(r.read().decode() + '\\n%d\\n%s' % (r.status, r.headers.get('Content-Type', '')))\n",
     url, NULL };
 
-  g_assert_cmpint (run (curl != NULL ? curl_argv : python_argv, &out, &err), ==, 0);
+  if (run (curl != NULL ? curl_argv : python_argv, &out, &err) != 0)
+    return 0;
   /* body \n status \n content type; the body has newlines of its own */
   parts = g_strsplit (out, "\n", -1);
   g_assert_cmpuint (g_strv_length (parts), >=, 3);
@@ -289,6 +291,45 @@ test_scrape (void)
   g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
 }
 
+#define MAX_CONNECTIONS 16
+
+static void
+test_connection_cap (void)
+{
+  g_autofree char *address = NULL, *url = NULL, *host = NULL;
+  g_autoptr(Program) server = start_server (&address, &url);
+  g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  guint status = 0;
+
+  g_test_summary ("The metrics port holds at most 16 connections: more are closed when "
+                  "accepted, and it serves again once some are gone");
+
+  /* "http://127.0.0.1:PORT/metrics" → "127.0.0.1:PORT" */
+  host = g_strndup (url + strlen ("http://"), strlen (url) - strlen ("http://") - strlen ("/metrics"));
+  for (guint i = 0; i < MAX_CONNECTIONS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      GSocketConnection *connection = g_socket_client_connect_to_host (client, host, 0, NULL, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (idle, connection);
+    }
+  /* Accepted after those, in order: closed without an answer */
+  g_assert_cmpuint (http_get (url, NULL, NULL), ==, 0);
+
+  g_ptr_array_set_size (idle, 0);
+  for (guint i = 0; i < 100 && status != 200; i++)
+    {
+      status = http_get (url, NULL, NULL);
+      if (status != 200)
+        rndz_test_run_for (NULL, 50);
+    }
+  g_assert_cmpuint (status, ==, 200);
+
+  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+}
+
 static void
 test_bad_address (void)
 {
@@ -316,6 +357,7 @@ main (int   argc,
     }
 
   g_test_add_func ("/metrics/scrape", test_scrape);
+  g_test_add_func ("/metrics/connection-cap", test_connection_cap);
   g_test_add_func ("/metrics/bad-address", test_bad_address);
 
   return g_test_run ();

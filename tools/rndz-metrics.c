@@ -201,10 +201,22 @@ rndz_metrics_format (RndzServer *server)
 
 #if RNDZ_HAVE_METRICS
 
+/* A scraper needs one connection, a few scrapers a few: more are closed
+ * when accepted, so that nobody who reaches the port can make the
+ * program hold more */
+#define MAX_CONNECTIONS 16
+
+/* The connections are accepted here and handed to the SoupServer, not
+ * accepted by SoupServer's own listener: the one of libsoup 3.2 (Debian
+ * 12) leaks the GSocket of every connection, and this way they can be
+ * counted. */
 struct _RndzMetrics
 {
   RndzServer *server;
   SoupServer *soup;
+  GSocketService *service;
+  GSocketAddress *local_address;
+  GHashTable *connections;      /* open ones, not referenced: weak references */
 };
 
 static void
@@ -217,6 +229,12 @@ metrics_request_cb (SoupServer        *soup,
   RndzMetrics *metrics = user_data;
   const char *method = soup_server_message_get_method (msg);
   char *body;
+
+  /* SoupServer keeps no connection alive that it did not accept itself:
+   * say so, so that clients do not send a second request into a closed
+   * connection */
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                "close");
 
   if (!g_str_equal (path, "/metrics"))
     {
@@ -236,6 +254,48 @@ metrics_request_cb (SoupServer        *soup,
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
 }
 
+/* A connection is gone: SoupServer dropped it */
+static void
+connection_gone_cb (gpointer  user_data,
+                    GObject  *connection)
+{
+  RndzMetrics *metrics = user_data;
+
+  g_hash_table_remove (metrics->connections, connection);
+}
+
+static gboolean
+incoming_cb (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source,
+             gpointer           user_data)
+{
+  RndzMetrics *metrics = user_data;
+  g_autoptr(GSocketAddress) remote = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (g_hash_table_size (metrics->connections) >= MAX_CONNECTIONS)
+    {
+      g_debug ("Metrics: %u connections open, closing a new one", MAX_CONNECTIONS);
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+
+  remote = g_socket_connection_get_remote_address (connection, NULL);
+  if (remote == NULL ||
+      !soup_server_accept_iostream (metrics->soup, G_IO_STREAM (connection),
+                                    metrics->local_address, remote, &error))
+    {
+      g_debug ("Metrics: cannot serve a connection: %s", error != NULL ? error->message : "no address");
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+
+  g_hash_table_add (metrics->connections, connection);
+  g_object_weak_ref (G_OBJECT (connection), connection_gone_cb, metrics);
+  return TRUE;
+}
+
 /*
  * rndz_metrics_new:
  * @address: where to listen, an address of this host (the caller chose
@@ -252,10 +312,17 @@ rndz_metrics_new (RndzServer      *server,
   g_autoptr(RndzMetrics) metrics = g_new0 (RndzMetrics, 1);
 
   metrics->server = g_object_ref (server);
+  metrics->connections = g_hash_table_new (NULL, NULL);
   metrics->soup = soup_server_new ("server-header", "rndz", NULL);
   soup_server_add_handler (metrics->soup, NULL, metrics_request_cb, metrics, NULL);
-  if (!soup_server_listen (metrics->soup, address, 0, error))
+
+  metrics->service = g_socket_service_new ();
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (metrics->service), address,
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
+                                      &metrics->local_address, error))
     return NULL;
+  g_signal_connect (metrics->service, "incoming", G_CALLBACK (incoming_cb), metrics);
+  g_socket_service_start (metrics->service);
 
   return g_steal_pointer (&metrics);
 }
@@ -263,8 +330,23 @@ rndz_metrics_new (RndzServer      *server,
 void
 rndz_metrics_free (RndzMetrics *metrics)
 {
+  GHashTableIter iter;
+  gpointer connection;
+
+  if (metrics->service != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (metrics->service, metrics);
+      g_socket_service_stop (metrics->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (metrics->service));
+      g_object_unref (metrics->service);
+    }
+  g_hash_table_iter_init (&iter, metrics->connections);
+  while (g_hash_table_iter_next (&iter, &connection, NULL))
+    g_object_weak_unref (connection, connection_gone_cb, metrics);
+  g_hash_table_unref (metrics->connections);
   soup_server_disconnect (metrics->soup);
   g_object_unref (metrics->soup);
+  g_clear_object (&metrics->local_address);
   g_object_unref (metrics->server);
   g_free (metrics);
 }
@@ -273,10 +355,7 @@ rndz_metrics_free (RndzMetrics *metrics)
 GSocketAddress *
 rndz_metrics_get_local_address (RndzMetrics *metrics)
 {
-  g_autoptr(GSList) listeners = soup_server_get_listeners (metrics->soup);
-
-  g_return_val_if_fail (listeners != NULL, NULL);
-  return g_socket_get_local_address (listeners->data, NULL);
+  return g_object_ref (metrics->local_address);
 }
 
 #else /* !RNDZ_HAVE_METRICS */
