@@ -48,6 +48,10 @@ send_across (RndzForwarder *forwarder,
   memcpy (message.msg.cands, forward->requester_cands, sizeof message.msg.cands);
   message.msg.auth = forward->authenticated;
 
+  /* Latency from the first send: a retransmission's answer may be the
+   * answer to the first one */
+  if (forward->sent_across == 0)
+    forward->sent_across = g_get_monotonic_time ();
   forwarder->stats->forwarded_across++;
   return rndz_cluster_send (forwarder->cluster, forward->node, &message);
 }
@@ -61,6 +65,7 @@ answer_error (RndzForwarder *forwarder,
 
   rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
   reply.code = code;
+  rndz_forward_count_error (forwarder, code);
   rndz_forward_reply (forwarder, forward, &reply);
   rndz_forward_free (forwarder, forward);
 }
@@ -477,6 +482,9 @@ handle_answer_from (RndzForwarder            *forwarder,
   if (forward == NULL || forward->remote || !g_str_equal (forward->node, answer->origin))
     return;
 
+  forwarder->stats->answers_across++;
+  forwarder->stats->answers_across_us += MAX (0, g_get_monotonic_time () - forward->sent_across);
+
   if (forward->relay && reply.type == RNDZ_MESSAGE_REDIRECT)
     {
       relay_open_across (forwarder, forward, &answer->msg);
@@ -484,7 +492,9 @@ handle_answer_from (RndzForwarder            *forwarder,
     }
 
   reply.tid = forward->requester_tid;
-  if (reply.type == RNDZ_MESSAGE_REDIRECT)
+  if (reply.type == RNDZ_MESSAGE_ERROR)
+    rndz_forward_count_error (forwarder, reply.code);
+  else if (reply.type == RNDZ_MESSAGE_REDIRECT)
     {
       g_strlcpy (reply.id, forward->target_id, sizeof reply.id);
       /* Candidates only if they fit in the request's size, as at home */

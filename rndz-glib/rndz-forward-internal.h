@@ -55,6 +55,7 @@ typedef struct
   gboolean remote;                /* the requester is at the origin node */
   gboolean relay;                 /* a relay request, not an isync */
   guint32 origin_tid;             /* the origin's id of the request */
+  gint64 sent_across;             /* the origin: when it first sent the request across */
 } RndzForward;
 
 /* Key of the UDP retransmission table: the same isync sent again */
@@ -99,6 +100,8 @@ void         rndz_forward_reply         (RndzForwarder          *forwarder,
                                          RndzForward            *forward,
                                          const RndzMessage      *msg);
 guint32      rndz_forward_new_tid       (RndzForwarder          *forwarder);
+void         rndz_forward_count_error   (RndzForwarder          *forwarder,
+                                         RndzWireError           code);
 gboolean     rndz_forward_take          (RndzForwarder          *forwarder,
                                          const RndzAddr         *requester,
                                          const RndzAddr         *target,

@@ -141,6 +141,20 @@ forward_sent_across (const RndzForward *forward)
   return !forward->remote && (forward->lookup != NULL || forward->node[0] != '\0');
 }
 
+/* Counts an error answer to a requester by its outcome (the statistics
+ * of rndz_server_get_statistics()) */
+void
+rndz_forward_count_error (RndzForwarder *forwarder,
+                          RndzWireError  code)
+{
+  if (code == RNDZ_WIRE_ERROR_PEER_NOT_FOUND)
+    forwarder->stats->not_found++;
+  else if (code == RNDZ_WIRE_ERROR_PEER_NO_ANSWER)
+    forwarder->stats->no_answer++;
+  else if (code == RNDZ_WIRE_ERROR_UNAVAILABLE)
+    forwarder->stats->unavailable++;
+}
+
 void
 rndz_forward_reply (RndzForwarder     *forwarder,
                RndzForward       *forward,
@@ -180,6 +194,7 @@ rndz_forwarder_expire (RndzForwarder *forwarder,
           rndz_message_init (&reply, RNDZ_MESSAGE_ERROR, forward->requester_tid);
           reply.code = forward->lookup != NULL ? RNDZ_WIRE_ERROR_UNAVAILABLE
                                                : RNDZ_WIRE_ERROR_PEER_NO_ANSWER;
+          rndz_forward_count_error (forwarder, reply.code);
           rndz_forward_reply (forwarder, forward, &reply);
         }
       rndz_forward_free (forwarder, forward);
@@ -341,6 +356,7 @@ lookup_target (RndzForwarder          *forwarder,
   if (target == NULL)
     {
       g_debug ("“%s” asked for unknown peer “%s”", msg->id, msg->target);
+      rndz_forward_count_error (forwarder, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
       rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_PEER_NOT_FOUND);
       return NULL;
     }
@@ -575,7 +591,9 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
       if (len == 0 || len > forward->reply_limit)
         redirect.n_cands = 0;
     }
-  forwarder->stats->redirected++;
+  /* Across a cluster, the origin counts it when the redirect gets there */
+  if (!forward->remote)
+    forwarder->stats->redirected++;
   rndz_forward_reply (forwarder, forward, &redirect);
   rndz_forward_free (forwarder, forward);
 }

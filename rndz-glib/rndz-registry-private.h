@@ -65,6 +65,8 @@ RndzRegistry *rndz_registry_new          (RndzServerIo           *io,
 void          rndz_registry_free         (RndzRegistry           *registry);
 
 guint         rndz_registry_get_count    (RndzRegistry           *registry);
+guint         rndz_registry_count_transport (RndzRegistry        *registry,
+                                             RndzTransport        transport);
 guint         rndz_registry_count_prefix (RndzRegistry           *registry,
                                           const RndzAddr         *addr,
                                           RndzPrefix              level);

@@ -176,6 +176,13 @@ rndz_registry_get_count (RndzRegistry *registry)
          g_hash_table_size (registry->peers[RNDZ_TRANSPORT_TCP]);
 }
 
+guint
+rndz_registry_count_transport (RndzRegistry  *registry,
+                               RndzTransport  transport)
+{
+  return g_hash_table_size (registry->peers[transport]);
+}
+
 RndzPeer *
 rndz_registry_lookup (RndzRegistry  *registry,
                       RndzTransport  transport,

@@ -2,9 +2,10 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * Shared by rndz-server.c (the object, its signals, listen and stop) and
+ * Shared by rndz-server.c (the object, its signals, listen and stop),
  * rndz-server-settings.c (the getters and setters of its properties and
- * keys) only; the parts below them never see it.
+ * keys), rndz-server-cluster.c and rndz-server-stats.c (its statistics)
+ * only; the parts below them never see it.
  */
 
 #pragma once

@@ -31,6 +31,14 @@ typedef struct
   guint64 relay_sessions;      /* relay sessions opened */
   guint64 relay_bytes;         /* bytes relayed, both directions */
   guint64 relay_dropped;       /* relay port: datagrams dropped, connections closed for bad input */
+  /* Answers to requesters, counted at the requester's node only */
+  guint64 not_found;           /* peer-not-found answers */
+  guint64 no_answer;           /* peer-no-answer answers */
+  guint64 unavailable;         /* cluster-unavailable answers */
+  /* The origin node: answers received from the target's node, and the
+   * microseconds from sending each request across to its answer */
+  guint64 answers_across;
+  guint64 answers_across_us;
 } RndzServerStats;
 
 /* The properties of RndzServer that its parts read when they need them:

@@ -35,6 +35,8 @@ RNDZ_AVAILABLE_IN_1_0
 guint16         rndz_server_get_port             (RndzServer      *server);
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_peer_count       (RndzServer      *server);
+RNDZ_AVAILABLE_IN_1_0
+GVariant       *rndz_server_get_statistics       (RndzServer      *server);
 
 RNDZ_AVAILABLE_IN_1_0
 guint           rndz_server_get_peer_timeout     (RndzServer      *server);

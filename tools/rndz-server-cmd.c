@@ -7,7 +7,8 @@
  *
  * Prints "Listening on ADDRESS:PORT" (and "Relaying on ADDRESS:PORT"
  * with --relay-port, then "Cluster node NODE through redis://…" with
- * --cluster) once it serves, and runs until SIGINT or SIGTERM.
+ * --cluster, then "Metrics on http://ADDRESS:PORT/metrics" with
+ * --metrics-addr) once it serves, and runs until SIGINT or SIGTERM.
  */
 
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include <rndz-glib/rndz.h>
 
+#include "rndz-metrics.h"
 #include "rndz-tool.h"
 
 #define DEFAULT_LISTEN_ADDRESS "0.0.0.0:8888"
@@ -92,6 +94,8 @@ static gboolean server_verbose = FALSE;
 static char *server_cluster = NULL;
 static char *server_cluster_secret_file = NULL;
 static gboolean server_reuse_port = FALSE;
+static char *server_metrics_address = NULL;
+static RndzMetrics *server_metrics = NULL;
 
 static const GOptionEntry server_entries[] = {
   { "listen-addr", 0, 0, G_OPTION_ARG_STRING, &server_listen_address,
@@ -148,6 +152,9 @@ static const GOptionEntry server_entries[] = {
   { "reuse-port", 0, 0, G_OPTION_ARG_NONE, &server_reuse_port,
     N_("Share the listening port with other rndz server processes (SO_REUSEPORT), for several nodes of a cluster on one machine"),
     NULL },
+  { "metrics-addr", 0, 0, G_OPTION_ARG_STRING, &server_metrics_address,
+    N_("Serve Prometheus metrics over HTTP at http://ADDRESS:PORT/metrics (default: off)"),
+    N_("ADDRESS:PORT") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &server_verbose,
     N_("Print debug messages to standard error"), NULL },
   { NULL }
@@ -420,6 +427,28 @@ cluster_url_for_display (const char *url)
                                g_uri_get_path (uri), NULL, NULL);
 }
 
+/* --metrics-addr: an address to give, never a wildcard by default.
+ * Returns FALSE after printing the error. */
+static gboolean
+server_metrics_start (RndzServer *server)
+{
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (server_metrics_address == NULL)
+    return TRUE;
+
+  address = parse_listen_address (server_metrics_address, &error);
+  if (address != NULL)
+    server_metrics = rndz_metrics_new (server, address, &error);
+  if (server_metrics == NULL)
+    {
+      rndz_tool_print_error ("--metrics-addr: %s", error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* The lines that scripts wait for */
 static void
 server_announce (RndzServer *server)
@@ -444,6 +473,13 @@ server_announce (RndzServer *server)
       g_autofree char *url = cluster_url_for_display (rndz_server_get_cluster (server));
 
       g_print (_("Cluster node %s through %s\n"), rndz_server_get_cluster_node (server), url);
+    }
+  if (server_metrics != NULL)
+    {
+      g_autoptr(GSocketAddress) metrics_address = rndz_metrics_get_local_address (server_metrics);
+      g_autofree char *metrics_text = rndz_tool_format_address (metrics_address);
+
+      g_print (_("Metrics on http://%s/metrics\n"), metrics_text);
     }
   fflush (stdout);
 }
@@ -517,6 +553,7 @@ static void
 server_clear_options (void)
 {
   g_clear_pointer (&server_listen_address, g_free);
+  g_clear_pointer (&server_metrics_address, g_free);
   g_clear_pointer (&server_secret_file, g_free);
   g_clear_pointer (&server_key_file, g_free);
   g_clear_pointer (&server_public_addresses, g_strfreev);
@@ -554,13 +591,14 @@ rndz_tool_server_main (int    argc,
   rndz_tool_set_verbose (server_verbose);
 
   server = server_start ();
-  if (server == NULL)
+  if (server == NULL || !server_metrics_start (server))
     goto out;
 
   server_run (server);
   status = EXIT_SUCCESS;
 
 out:
+  g_clear_pointer (&server_metrics, rndz_metrics_free);
   server_clear_options ();
   return status;
 }

@@ -233,6 +233,7 @@ test('server-listen', 'A server listens on port 0 and reports the port it got', 
     assertEqual(address.get_port(), port);
     assertEqual(address.get_address().to_string(), '127.0.0.1');
     assertEqual(server.peer_count, 0);
+    assertEqual(server.get_statistics().deepUnpack().peers_udp, 0);
 
     // Taken: the error is a GLib.Error of the G_IO_ERROR domain
     const other = Rndz.Server.new();

@@ -298,6 +298,7 @@ def test_udp_rendezvous():
     try:
         loop.run()
         assert_equal(states[:2], [Rndz.ClientState.REGISTERING, Rndz.ClientState.REGISTERED])
+        assert fixture.server.get_statistics().unpack()['redirected'] >= 1
         listener.stop()
         assert_equal(listener.props.state, Rndz.ClientState.IDLE)
         assert_equal(listener.props.local_port, 0)
