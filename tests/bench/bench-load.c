@@ -211,7 +211,7 @@ bench_load_run (BenchLoad       *load,
                 gdouble          seconds,
                 BenchLoadResult *result)
 {
-  gdouble cpu0[BENCH_LOAD_MAX_PIDS], own_cpu0;
+  gdouble cpu0[BENCH_LOAD_MAX_PIDS], own_cpu0, machine_cpu0;
   gint64 start_ns, end_ns, in_flight = 0;
   guint next = 0;
 
@@ -219,6 +219,7 @@ bench_load_run (BenchLoad       *load,
   memset (result, 0, sizeof *result);
   read_cpu (pids, n_pids, cpu0);
   own_cpu0 = bench_thread_cpu_seconds ();
+  machine_cpu0 = bench_machine_busy_seconds ();
   start_ns = bench_now_ns ();
   end_ns = start_ns + (gint64) (seconds * 1e9);
 
@@ -241,6 +242,7 @@ bench_load_run (BenchLoad       *load,
       result->server_cpu += result->cpu[i];
     }
   result->own_cpu = bench_thread_cpu_seconds () - own_cpu0;
+  result->machine_cpu = bench_machine_busy_seconds () - machine_cpu0;
 }
 
 gboolean

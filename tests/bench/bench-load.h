@@ -30,6 +30,7 @@ typedef struct
   gdouble cpu[BENCH_LOAD_MAX_PIDS];  /* seconds, of each process measured */
   gdouble server_cpu;    /* seconds, all of them together */
   gdouble own_cpu;       /* seconds, of the generating thread */
+  gdouble machine_cpu;   /* seconds, all CPUs busy, whoever used them */
 } BenchLoadResult;
 
 typedef struct _BenchLoad BenchLoad;

@@ -286,3 +286,31 @@ bench_redis_command (BenchRedis  *redis,
   freeReplyObject (reply);
   return TRUE;
 }
+
+gboolean
+bench_redis_pipeline_sets (BenchRedis  *redis,
+                           guint        n,
+                           guint        depth,
+                           GError     **error)
+{
+  depth = MAX (depth, 1);
+  for (guint done = 0; done < n; done += depth)
+    {
+      guint k = MIN (depth, n - done);
+
+      for (guint i = 0; i < k; i++)
+        redisAppendCommand (redis->ctx, "SET rndz:bench:udp:peer-%07u 0123456789abcdef PX 90000", done + i);
+      for (guint i = 0; i < k; i++)
+        {
+          redisReply *reply = NULL;
+
+          if (redisGetReply (redis->ctx, (void **) &reply) != REDIS_OK || reply == NULL)
+            {
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Redis SET: %s", redis->ctx->errstr);
+              return FALSE;
+            }
+          freeReplyObject (reply);
+        }
+    }
+  return TRUE;
+}

@@ -44,4 +44,12 @@ gboolean     bench_redis_command   (BenchRedis  *redis,
                                     const char  *command,
                                     GError     **error);
 
+/* @n SETs of keys like the nodes' ("rndz:bench:udp:peer-0000042", a
+ * 16-byte value, PX 90000), @depth at a time on the connection: what a
+ * busy node sends */
+gboolean     bench_redis_pipeline_sets (BenchRedis *redis,
+                                        guint       n,
+                                        guint       depth,
+                                        GError    **error);
+
 G_END_DECLS
