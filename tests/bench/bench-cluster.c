@@ -179,6 +179,21 @@ throughput_totals (const BenchLoadResult *results,
   *per_cpu_second = received / cpu;
 }
 
+/* What the load generator spends per answer it counts */
+static gdouble
+load_us_per_pong (const BenchLoadResult *results,
+                  guint                  rounds)
+{
+  gdouble received = 0, cpu = 0;
+
+  for (guint i = 0; i < rounds; i++)
+    {
+      received += results[i].received;
+      cpu += results[i].own_cpu;
+    }
+  return 1e6 * cpu / received;
+}
+
 static void
 throughput_report (Throughput *t)
 {
@@ -205,6 +220,8 @@ throughput_report (Throughput *t)
   bench_figure ("2 nodes: pongs per second (all rounds)", "%.0f", two);
   bench_figure ("2 nodes / 1 node, per second of wall time", "%.2f", two / one);
   bench_figure ("2 nodes / 1 node, per CPU-second of the nodes", "%.2f", two_cpu / one_cpu);
+  bench_figure ("CPU per pong, 2 nodes: nodes, load generator", "%.2f us, %.2f us",
+                1e6 / two_cpu, load_us_per_pong (t->two, t->rounds));
   bench_target (two / one >= 1.7, "2 nodes answer %.2f times as many pings as 1 (>= 1.7)", two / one);
 }
 
