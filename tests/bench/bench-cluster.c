@@ -663,6 +663,12 @@ main (int    argc,
 
   bench_init (&argc, &argv, "Cluster of server nodes sharing one Redis: throughput, "
               "cross-node latency, Redis cost per peer", entries, 400);
+  if (opt_only != NULL && !g_str_equal (opt_only, "a") && !g_str_equal (opt_only, "b") &&
+      !g_str_equal (opt_only, "c"))
+    {
+      g_printerr ("bench-cluster: --only takes a, b or c, not “%s”\n", opt_only);
+      return EXIT_FAILURE;
+    }
   if (bench_raise_nofile (opt_peers + 256) < (guint) opt_peers + 256)
     {
       g_printerr ("bench-cluster: cannot open %d sockets\n", opt_peers);

@@ -124,6 +124,17 @@ connect_redis (BenchRedis  *redis,
   return FALSE;
 }
 
+static void
+remove_dir (BenchRedis *redis)
+{
+  if (redis->log != NULL)
+    g_unlink (redis->log);
+  if (redis->dir != NULL)
+    g_rmdir (redis->dir);
+  g_clear_pointer (&redis->log, g_free);
+  g_clear_pointer (&redis->dir, g_free);
+}
+
 BenchRedis *
 bench_redis_start (GError **error)
 {
@@ -144,8 +155,19 @@ bench_redis_start (GError **error)
   redis->log = g_build_filename (redis->dir, "redis.log", NULL);
   redis->url = g_strdup_printf ("redis://127.0.0.1:%u", redis->port);
   redis->pid = spawn_redis (program, redis, error);
-  if (redis->pid < 0 || !connect_redis (redis, error))
+  if (redis->pid < 0)
     goto fail;
+  if (!connect_redis (redis, error))
+    {
+      /* Keep the log that the error names */
+      g_clear_pointer (&redis->log, g_free);
+      g_clear_pointer (&redis->dir, g_free);
+      goto fail;
+    }
+
+  /* Redis is up in its directory with its log open: neither needs a name
+   * any more, and a benchmark killed from now on leaves nothing behind */
+  remove_dir (redis);
   return redis;
 
 fail:
@@ -165,12 +187,7 @@ bench_redis_stop (BenchRedis *redis)
       kill (redis->pid, SIGKILL);
       waitpid (redis->pid, NULL, 0);
     }
-  if (redis->log != NULL)
-    g_unlink (redis->log);
-  if (redis->dir != NULL)
-    g_rmdir (redis->dir);
-  g_free (redis->log);
-  g_free (redis->dir);
+  remove_dir (redis);
   g_free (redis->url);
   g_free (redis);
 }
