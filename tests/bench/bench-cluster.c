@@ -27,7 +27,6 @@
  */
 
 #include <rndz-glib/rndz.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
