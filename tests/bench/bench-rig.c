@@ -258,7 +258,18 @@ bench_rig_new (const char     *server_addr,
                const char     *listener_id,
                GError        **error)
 {
-  const char *servers[] = { server_addr, NULL };
+  return bench_rig_new_split (server_addr, server_addr, transport, listener_id, error);
+}
+
+BenchRig *
+bench_rig_new_split (const char     *listener_server,
+                     const char     *connector_server,
+                     RndzTransport   transport,
+                     const char     *listener_id,
+                     GError        **error)
+{
+  const char *listener_servers[] = { listener_server, NULL };
+  const char *connector_servers[] = { connector_server, NULL };
   g_autofree char *connector_id = g_strdup_printf ("%s-connector", listener_id);
   BenchRig *rig = g_new0 (BenchRig, 1);
   Result res = { 0 };
@@ -266,8 +277,8 @@ bench_rig_new (const char     *server_addr,
   rig->transport = transport;
   rig->listener_id = g_strdup (listener_id);
   rig->cancellable = g_cancellable_new ();
-  rig->listener = rndz_client_new (listener_id, servers);
-  rig->connector = rndz_client_new (connector_id, servers);
+  rig->listener = rndz_client_new (listener_id, listener_servers);
+  rig->connector = rndz_client_new (connector_id, connector_servers);
   rndz_client_set_timeout (rig->listener, 5000);
   rndz_client_set_timeout (rig->connector, 5000);
 
@@ -468,15 +479,32 @@ tcp_connected_cb (GObject      *source,
                                    tcp_written_cb, attempt);
 }
 
+/* A fresh requester address for each rendezvous, 127.A.B.C: a server
+ * forwards at most 2 requests a second (bursts of 4) for one pair of
+ * requester and target addresses, whatever its request-rate, and a
+ * benchmark is not a flood */
+static GSocketAddress *
+next_local_address (guint serial)
+{
+  g_autofree char *text = g_strdup_printf ("127.%u.%u.%u", 100 + serial / (254 * 256) % 100,
+                                           serial / 254 % 256, serial % 254 + 1);
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (text);
+
+  return g_inet_socket_address_new (inet, 0);
+}
+
 gdouble
 bench_rig_rendezvous (BenchRig  *rig,
                       GError   **error)
 {
   Attempt attempt = { 0 };
+  g_autoptr(GSocketAddress) local = NULL;
   gint64 start_ns;
   gboolean ok;
 
   attempt.token_len = g_snprintf (attempt.token, sizeof attempt.token, "rendezvous %u", ++rig->serial);
+  local = next_local_address (rig->serial);
+  rndz_client_set_local_address (rig->connector, G_INET_SOCKET_ADDRESS (local));
 
   start_ns = bench_now_ns ();
   if (rig->transport == RNDZ_TRANSPORT_UDP)

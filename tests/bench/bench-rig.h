@@ -33,6 +33,13 @@ BenchRig * bench_rig_new              (const char    *server_addr,
                                        RndzTransport  transport,
                                        const char    *listener_id,
                                        GError       **error);
+/* The same, with the listener registered at @listener_server and the
+ * connector asking @connector_server (nodes of one cluster) */
+BenchRig * bench_rig_new_split        (const char    *listener_server,
+                                       const char    *connector_server,
+                                       RndzTransport  transport,
+                                       const char    *listener_id,
+                                       GError       **error);
 /* One rendezvous: from the connect call to the echo of a first message
  * back at the connector. Returns the time in microseconds, or < 0. */
 gdouble    bench_rig_rendezvous       (BenchRig      *rig,

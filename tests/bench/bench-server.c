@@ -7,9 +7,12 @@
  * one listener over and over), and large connection and peer limits.
  *
  *   bench-server [--port PORT] [--request-rate N] [--max-connections N]
- *                [--max-peers N]
+ *                [--max-peers N] [--reuse-port]
+ *                [--cluster redis://127.0.0.1:PORT --cluster-secret SECRET]
  *
  * Prints "Listening on 127.0.0.1:PORT" and serves until SIGTERM or SIGINT.
+ * With --cluster it is one node of a cluster, and prints that line only
+ * once it reaches Redis (it gives up after 5 s).
  */
 
 #include <glib-unix.h>
@@ -17,17 +20,24 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static gint opt_port = 0;
 static gint opt_request_rate = G_MAXUINT16;
 static gint opt_max_connections = 20000;
 static gint opt_max_peers = 2000000;
+static gboolean opt_reuse_port = FALSE;
+static char *opt_cluster = NULL;
+static char *opt_cluster_secret = NULL;
 
 static const GOptionEntry entries[] = {
   { "port", 0, 0, G_OPTION_ARG_INT, &opt_port, "Port on 127.0.0.1 (default: any)", "PORT" },
   { "request-rate", 0, 0, G_OPTION_ARG_INT, &opt_request_rate, "Forwarded requests per second and address", "N" },
   { "max-connections", 0, 0, G_OPTION_ARG_INT, &opt_max_connections, "TCP connections at most", "N" },
   { "max-peers", 0, 0, G_OPTION_ARG_INT, &opt_max_peers, "Registered peers at most", "N" },
+  { "reuse-port", 0, 0, G_OPTION_ARG_NONE, &opt_reuse_port, "Share the port with other processes (SO_REUSEPORT)", NULL },
+  { "cluster", 0, 0, G_OPTION_ARG_STRING, &opt_cluster, "Be a node of the cluster of this Redis", "redis://127.0.0.1:PORT" },
+  { "cluster-secret", 0, 0, G_OPTION_ARG_STRING, &opt_cluster_secret, "The secret the nodes share", "SECRET" },
   { NULL }
 };
 
@@ -36,6 +46,46 @@ quit_cb (gpointer user_data)
 {
   g_main_loop_quit (user_data);
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+expired_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* A node that does not reach Redis is of no use to a cluster benchmark.
+ * The state changes on the main context: iterate it until then. */
+static gboolean
+wait_cluster_connected (RndzServer *server)
+{
+  gboolean expired = FALSE;
+  g_autoptr(GSource) timeout = g_timeout_source_new (5000);
+
+  g_source_set_callback (timeout, expired_cb, &expired, NULL);
+  g_source_attach (timeout, NULL);
+  while (!rndz_server_get_cluster_connected (server) && !expired)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (timeout);
+  return rndz_server_get_cluster_connected (server);
+}
+
+static void
+configure_cluster (RndzServer *server)
+{
+  g_autoptr(GBytes) secret = NULL;
+
+  rndz_server_set_reuse_port (server, opt_reuse_port);
+  if (opt_cluster == NULL)
+    return;
+
+  rndz_server_set_cluster (server, opt_cluster);
+  if (opt_cluster_secret != NULL)
+    {
+      secret = g_bytes_new (opt_cluster_secret, strlen (opt_cluster_secret));
+      rndz_server_set_cluster_secret (server, secret);
+    }
 }
 
 int
@@ -66,11 +116,17 @@ main (int    argc,
   rndz_server_set_request_rate (server, CLAMP (opt_request_rate, 1, G_MAXUINT16));
   rndz_server_set_max_connections (server, MAX (opt_max_connections, 1));
   rndz_server_set_max_peers (server, MAX (opt_max_peers, 1));
+  configure_cluster (server);
 
   address = g_inet_socket_address_new (loopback, (guint16) opt_port);
   if (!rndz_server_listen (server, address, &error))
     {
       g_printerr ("bench-server: %s\n", error->message);
+      return EXIT_FAILURE;
+    }
+  if (opt_cluster != NULL && !wait_cluster_connected (server))
+    {
+      g_printerr ("bench-server: no connection to %s\n", opt_cluster);
       return EXIT_FAILURE;
     }
 

@@ -327,6 +327,22 @@ bench_cpu_seconds (pid_t pid)
 }
 
 gdouble
+bench_machine_busy_seconds (void)
+{
+  g_autofree char *contents = NULL;
+  guint64 v[8] = { 0 };
+
+  /* cpu  user nice system idle iowait irq softirq steal ... */
+  if (!g_file_get_contents ("/proc/stat", &contents, NULL, NULL) ||
+      sscanf (contents, "cpu %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+              " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+              " %" G_GUINT64_FORMAT, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+    return -1.0;
+
+  return (gdouble) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / sysconf (_SC_CLK_TCK);
+}
+
+gdouble
 bench_thread_cpu_seconds (void)
 {
   struct timespec ts;

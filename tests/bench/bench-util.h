@@ -77,6 +77,9 @@ void        bench_track_child       (pid_t               pid);
 /* Seconds of CPU time of every thread of @pid (clock_getcpuclockid(), else
  * utime + stime of /proc/PID/stat), or of this process for 0 */
 gdouble     bench_cpu_seconds       (pid_t               pid);
+/* Seconds of CPU time all the CPUs of the machine spent busy (not idle,
+ * not waiting for I/O), from /proc/stat; -1 if unknown */
+gdouble     bench_machine_busy_seconds (void);
 /* Seconds of CPU time of the calling thread */
 gdouble     bench_thread_cpu_seconds (void);
 /* VmRSS of this process in bytes */

@@ -39,12 +39,9 @@
 
 #include <gio/gio.h>
 
+#include "bench-load.h"
 #include "bench-util.h"
 #include "rndz-message-private.h"
-
-#define SEND_BATCH 8
-#define RECV_BATCH 64
-#define MAX_EVENTS 256
 
 static gint opt_peers = 1000;
 static gint opt_seconds = 5;
@@ -63,23 +60,6 @@ static const GOptionEntry entries[] = {
   { NULL }
 };
 
-typedef struct
-{
-  int fd;
-  char ping[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gsize ping_len;
-} Peer;
-
-typedef struct
-{
-  guint64 sent;
-  guint64 received;
-  guint64 lost;          /* given up on: no answer within 10 ms */
-  gdouble seconds;
-  gdouble server_cpu;    /* seconds */
-  gdouble own_cpu;       /* seconds */
-} LoadResult;
-
 static struct sockaddr_in
 loopback_address (guint16 port)
 {
@@ -91,174 +71,29 @@ loopback_address (guint16 port)
   return sin;
 }
 
-static Peer *
-peers_new (guint    n,
-           guint16  port,
-           GError **error)
-{
-  Peer *peers = g_new0 (Peer, n);
-  struct sockaddr_in server = loopback_address (port);
-  struct sockaddr_in local = loopback_address (0);
-
-  for (guint i = 0; i < n; i++)
-    {
-      RndzMessage ping;
-
-      peers[i].fd = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (peers[i].fd < 0 ||
-          bind (peers[i].fd, (struct sockaddr *) &local, sizeof local) < 0 ||
-          connect (peers[i].fd, (struct sockaddr *) &server, sizeof server) < 0)
-        {
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                       "Peer socket %u: %s", i, g_strerror (errno));
-          return NULL;
-        }
-
-      rndz_message_init (&ping, RNDZ_MESSAGE_PING, i + 1);
-      g_snprintf (ping.id, sizeof ping.id, "load-%06u", i);
-      /* The server answers no datagram with a larger one */
-      ping.pad_to = rndz_message_max_reply_size (&ping);
-      peers[i].ping_len = rndz_message_encode (&ping, peers[i].ping, sizeof peers[i].ping);
-    }
-
-  return peers;
-}
-
-static void
-peers_free (Peer  *peers,
-            guint  n)
-{
-  for (guint i = 0; i < n; i++)
-    if (peers[i].fd >= 0)
-      close (peers[i].fd);
-  g_free (peers);
-}
-
-/* Runs the load for @seconds; counts only what happens in that time */
-static void
-run_load (Peer       *peers,
-          guint       n_peers,
-          pid_t       server_pid,
-          gdouble     seconds,
-          LoadResult *result)
-{
-  int epfd = epoll_create1 (EPOLL_CLOEXEC);
-  struct epoll_event events[MAX_EVENTS];
-  struct mmsghdr send_msgs[SEND_BATCH], recv_msgs[RECV_BATCH];
-  struct iovec send_iov[SEND_BATCH], recv_iov[RECV_BATCH];
-  static char recv_bufs[RECV_BATCH][RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  gint64 start_ns, end_ns;
-  gdouble server_cpu0, own_cpu0;
-  guint next = 0;
-  gint64 in_flight = 0;
-
-  memset (result, 0, sizeof *result);
-  for (guint i = 0; i < n_peers; i++)
-    {
-      struct epoll_event ev = { EPOLLIN, { .u32 = i } };
-
-      epoll_ctl (epfd, EPOLL_CTL_ADD, peers[i].fd, &ev);
-    }
-
-  memset (recv_msgs, 0, sizeof recv_msgs);
-  for (guint i = 0; i < RECV_BATCH; i++)
-    {
-      recv_iov[i].iov_base = recv_bufs[i];
-      recv_iov[i].iov_len = sizeof recv_bufs[i];
-      recv_msgs[i].msg_hdr.msg_iov = &recv_iov[i];
-      recv_msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-
-  server_cpu0 = bench_cpu_seconds (server_pid);
-  own_cpu0 = bench_thread_cpu_seconds ();
-  start_ns = bench_now_ns ();
-  end_ns = start_ns + (gint64) (seconds * 1e9);
-
-  while (bench_now_ns () < end_ns)
-    {
-      int n_events;
-
-      while (in_flight < opt_window)
-        {
-          Peer *peer = &peers[next];
-          guint k = MIN (SEND_BATCH, opt_window - in_flight);
-          int sent;
-
-          next = (next + 1) % n_peers;
-          memset (send_msgs, 0, sizeof send_msgs);
-          for (guint i = 0; i < k; i++)
-            {
-              send_iov[i].iov_base = peer->ping;
-              send_iov[i].iov_len = peer->ping_len;
-              send_msgs[i].msg_hdr.msg_iov = &send_iov[i];
-              send_msgs[i].msg_hdr.msg_iovlen = 1;
-            }
-
-          sent = sendmmsg (peer->fd, send_msgs, k, MSG_DONTWAIT);
-          if (sent <= 0)
-            break;
-          in_flight += sent;
-          result->sent += sent;
-        }
-
-      n_events = epoll_wait (epfd, events, MAX_EVENTS, 10);
-      if (n_events == 0)
-        {
-          /* Nothing for 10 ms: what is in flight was dropped */
-          result->lost += in_flight;
-          in_flight = 0;
-          continue;
-        }
-
-      for (int e = 0; e < n_events; e++)
-        {
-          int got = recvmmsg (peers[events[e].data.u32].fd, recv_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
-
-          if (got > 0)
-            {
-              result->received += got;
-              in_flight = MAX (0, in_flight - got);
-            }
-        }
-    }
-
-  result->seconds = (bench_now_ns () - start_ns) / 1e9;
-  result->server_cpu = bench_cpu_seconds (server_pid) - server_cpu0;
-  result->own_cpu = bench_thread_cpu_seconds () - own_cpu0;
-  close (epfd);
-}
-
 static gboolean
-measure (const char  *name,
-         guint16      port,
-         pid_t        server_pid,
-         LoadResult  *result,
-         GError     **error)
+measure (const char       *name,
+         guint16           port,
+         pid_t             server_pid,
+         BenchLoadResult  *result,
+         GError          **error)
 {
-  Peer *peers = peers_new (opt_peers, port, error);
-  LoadResult warmup;
+  BenchLoad *load = bench_load_new (opt_peers, port, "load", opt_window, error);
+  gboolean ok;
 
-  if (peers == NULL)
+  if (load == NULL)
     return FALSE;
 
-  /* Registers every peer, and lets the server's tables grow */
-  run_load (peers, opt_peers, server_pid, 1.0, &warmup);
-  if (warmup.received == 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s: no answer to %" G_GUINT64_FORMAT " pings",
-                   name, warmup.sent);
-      peers_free (peers, opt_peers);
-      return FALSE;
-    }
-
-  run_load (peers, opt_peers, server_pid, opt_seconds, result);
-  peers_free (peers, opt_peers);
-  return TRUE;
+  ok = bench_load_measure (load, &server_pid, 1, opt_seconds, result, error);
+  if (!ok)
+    g_prefix_error (error, "%s: ", name);
+  bench_load_free (load);
+  return ok;
 }
 
 static void
-report (const char       *name,
-        const LoadResult *result)
+report (const char            *name,
+        const BenchLoadResult *result)
 {
   gdouble rate = result->received / result->seconds;
   gdouble per_cpu = result->server_cpu > 0 ? result->received / result->server_cpu : 0;
@@ -320,7 +155,7 @@ main (int    argc,
 {
   const char *server_argv[] = { bench_tool_path (), "server", "--listen-addr", "127.0.0.1:0", NULL };
   BenchChild server = { 0 };
-  LoadResult baseline = { 0 }, load = { 0 };
+  BenchLoadResult baseline = { 0 }, load = { 0 };
   g_autoptr(GError) error = NULL;
   guint16 port;
   pid_t server_pid, echo_pid = 0;
