@@ -269,10 +269,17 @@ rndz_registry_touch (RndzRegistry *registry,
                            peer->last_seen + registry->config->peer_timeout_ms * (gint64) 1000);
 
   /* Once per period of the refresh, at the first ping in it: the bound
-   * needs no memory per peer */
-  if (registry->refresh_us > 0 && before > 0 &&
-      before / registry->refresh_us != peer->last_seen / registry->refresh_us)
-    registry->func (registry->owner, RNDZ_REGISTRY_KEPT, peer);
+   * needs no memory per peer. Each id's periods start at an offset of
+   * its own, else every peer of the machine would renew in the same few
+   * seconds after each period boundary. */
+  if (registry->refresh_us > 0 && before > 0)
+    {
+      gint64 offset = g_str_hash (peer->id) % registry->refresh_us;
+
+      if ((before + offset) / registry->refresh_us !=
+          (peer->last_seen + offset) / registry->refresh_us)
+        registry->func (registry->owner, RNDZ_REGISTRY_KEPT, peer);
+    }
 }
 
 /*

@@ -844,6 +844,72 @@ test_authenticated (Fixture       *f,
   g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED);
 }
 
+/* The milliseconds Redis gives @key to live, -2 if it is gone */
+static gint64
+redis_pttl (Fixture    *f,
+            const char *key)
+{
+  g_autoptr(GSocket) socket = redis_raw_connect (f);
+  const char *args[] = { "PTTL", key };
+  gsize lens[] = { 4, strlen (key) };
+  char reply[64] = { 0 };
+
+  redis_raw_command (socket, args, lens, 2);
+  g_assert_cmpint (g_socket_receive (socket, reply, sizeof reply - 1, NULL, NULL), >, 0);
+  g_assert_cmpint (reply[0], ==, ':');
+  return g_ascii_strtoll (reply + 1, NULL, 10);
+}
+
+static void
+test_claim_renewed (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(RndzServer) node = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autofree char *address = NULL;
+  gint64 first;
+
+  g_test_summary ("A node's claim on a peer lives the peer timeout and a half, and is "
+                  "renewed while the peer pings: it outlives its first TTL");
+  if (f->redis == NULL)
+    return;
+
+  node = rndz_server_new ();
+  rndz_server_set_cluster (node, f->url);
+  rndz_server_set_cluster_secret (node, f->secret);
+  rndz_server_set_peer_timeout (node, 2000);
+  rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, 0);
+  g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
+  address = g_strdup_printf ("127.0.0.1:%u", rndz_server_get_port (node));
+
+  alice = peer_new ("alice", address);
+  rndz_client_set_keepalive_interval (alice, 1000);
+  {
+    g_autoptr(GAsyncResult) result = NULL;
+    g_autoptr(GSocket) socket = NULL;
+    g_autoptr(GError) error = NULL;
+
+    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
+    rndz_test_wait_async (NULL, &result, WAIT_MS);
+    socket = rndz_client_listen_udp_finish (alice, result, &error);
+    g_assert_no_error (error);
+  }
+
+  rndz_test_run_for (NULL, 100);
+  first = redis_pttl (f, "rndz:peer:udp:alice");
+  g_assert_cmpint (first, >, 2000);
+  g_assert_cmpint (first, <=, 3000);
+
+  /* Past the first TTL, still there */
+  rndz_test_run_for (NULL, 4000);
+  g_assert_cmpint (redis_pttl (f, "rndz:peer:udp:alice"), >, 0);
+
+  /* The peer gone, the claim goes (withdrawn, or expired) */
+  g_clear_object (&alice);
+  rndz_test_run_for (NULL, 3500);
+  g_assert_cmpint (redis_pttl (f, "rndz:peer:udp:alice"), ==, -2);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -876,6 +942,8 @@ main (int   argc,
               fixture_set_up, test_message_replay, fixture_tear_down);
   g_test_add ("/cluster/authenticated", Fixture, NULL,
               fixture_set_up, test_authenticated, fixture_tear_down);
+  g_test_add ("/cluster/claim-renewed", Fixture, NULL,
+              fixture_set_up, test_claim_renewed, fixture_tear_down);
   g_test_add_func ("/cluster/envelope", test_envelope);
   g_test_add_func ("/cluster/no-secret", test_no_secret);
 
