@@ -256,6 +256,22 @@ registry_drop (RndzRegistry *registry,
     rndz_server_io_close (registry->io, conn);
 }
 
+/* A hash of @id spread over all 32 bits: g_str_hash() of ids that differ
+ * in their last characters (peer-0001, peer-0002…) differ little, and
+ * would renew together. The finalizer of MurmurHash3 mixes them. */
+static guint32
+spread_hash (const char *id)
+{
+  guint32 h = g_str_hash (id);
+
+  h ^= h >> 16;
+  h *= 0x85ebca6b;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >> 16;
+  return h;
+}
+
 void
 rndz_registry_touch (RndzRegistry *registry,
                      RndzPeer     *peer)
@@ -274,7 +290,7 @@ rndz_registry_touch (RndzRegistry *registry,
    * seconds after each period boundary. */
   if (registry->refresh_us > 0 && before > 0)
     {
-      gint64 offset = g_str_hash (peer->id) % registry->refresh_us;
+      gint64 offset = spread_hash (peer->id) % registry->refresh_us;
 
       if ((before + offset) / registry->refresh_us !=
           (peer->last_seen + offset) / registry->refresh_us)
