@@ -17,6 +17,7 @@
 #include "rndz-i18n-private.h"
 #include "rndz-server-object-private.h"
 
+#ifdef RNDZ_HAVE_CLUSTER
 /* The key of the messages between nodes, derived from the peers'
  * authentication secret when no cluster secret is given. What is hashed
  * starts with a NUL, which no peer id has: no peer's key is the cluster
@@ -36,6 +37,7 @@ derive_cluster_key (GBytes *secret)
   g_hmac_get_digest (hmac, digest, &len);
   return g_bytes_new (digest, len);
 }
+#endif
 
 /* How long a node's claim on a peer lasts in Redis, and how often it is
  * renewed: the peer pings at least once per peer timeout while it lives,
@@ -77,6 +79,7 @@ rndz_server_cluster_peer_changed (RndzServer         *server,
     announce_cb (server, change, peer);
 }
 
+#ifdef RNDZ_HAVE_CLUSTER
 static void
 cluster_message_cb (gpointer                  owner,
                     const RndzClusterMessage *message)
@@ -87,6 +90,7 @@ cluster_message_cb (gpointer                  owner,
   rndz_forwarder_handle_cluster (server->forwarder, message);
   rndz_server_leave (server);
 }
+#endif
 
 /* A signed ping that would register or move an id, waiting for the
  * cluster to say that no node saw its MAC */
@@ -159,6 +163,7 @@ rndz_server_cluster_hold_ping (RndzServer             *server,
   return FALSE;
 }
 
+#ifdef RNDZ_HAVE_CLUSTER
 /* Back after Redis was away (or lost its data): our claims again */
 static void
 cluster_state_cb (gpointer          owner,
@@ -175,6 +180,7 @@ static const RndzClusterCallbacks cluster_callbacks = {
   .message = cluster_message_cb,
   .state_changed = cluster_state_cb,
 };
+#endif
 
 /*
  * rndz_server_cluster_start:
