@@ -107,21 +107,13 @@ across_retransmitted (RndzForwarder          *forwarder,
                       const RndzServerSource *src,
                       const RndzMessage      *msg)
 {
-  RndzForwardKey key = { src->from, msg->tid };
-  RndzForward *forward;
+  gboolean again;
+  RndzForward *forward = rndz_forward_find_retransmission (forwarder, src, msg, &again);
 
-  if (src->transport != RNDZ_TRANSPORT_UDP)
-    return FALSE;
-
-  forward = g_hash_table_lookup (forwarder->by_request, &key);
-  if (forward == NULL)
-    return FALSE;
-
-  if (!g_str_equal (forward->target_id, msg->target))
-    rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
-  else if (forward->node[0] != '\0')
+  /* Sent on once the lookup said where */
+  if (forward != NULL && forward->node[0] != '\0')
     send_across (forwarder, forward);
-  return TRUE;
+  return again;
 }
 
 /* The request must pay for the fsync and the answer it causes, as at

@@ -94,6 +94,10 @@ RndzForward *rndz_forward_add           (RndzForwarder          *forwarder,
                                          const RndzMessage      *msg,
                                          gboolean                authenticated,
                                          gsize                   reply_limit);
+RndzForward *rndz_forward_find_retransmission (RndzForwarder          *forwarder,
+                                               const RndzServerSource *src,
+                                               const RndzMessage      *msg,
+                                               gboolean               *again);
 void         rndz_forward_free          (RndzForwarder          *forwarder,
                                          RndzForward            *forward);
 void         rndz_forward_reply         (RndzForwarder          *forwarder,

@@ -449,31 +449,50 @@ rndz_forward_isync_fits (RndzForwarder          *forwarder,
   return TRUE;
 }
 
-/* The same isync again over UDP: the fsync or the reply to it was lost.
- * Returns TRUE if @msg was that, and is handled. */
+/*
+ * rndz_forward_find_retransmission:
+ * @again: (out): whether @msg is a request sent again
+ *
+ * The same request again over UDP (same source and tid): its fsync, or
+ * the answer to it, was lost. A tid used again for another target gets
+ * bad-request.
+ *
+ * Returns: the pending request to send on again, or %NULL
+ */
+RndzForward *
+rndz_forward_find_retransmission (RndzForwarder          *forwarder,
+                                  const RndzServerSource *src,
+                                  const RndzMessage      *msg,
+                                  gboolean               *again)
+{
+  RndzForwardKey key = { src->from, msg->tid };
+  RndzForward *forward = NULL;
+
+  if (src->transport == RNDZ_TRANSPORT_UDP)
+    forward = g_hash_table_lookup (forwarder->by_request, &key);
+  *again = forward != NULL;
+  if (forward != NULL && !g_str_equal (forward->target_id, msg->target))
+    {
+      rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
+      return NULL;
+    }
+  return forward;
+}
+
+/* Returns TRUE if @msg was a retransmission, and is handled */
 static gboolean
 isync_retransmitted (RndzForwarder          *forwarder,
                      const RndzServerSource *src,
                      const RndzMessage      *msg,
                      RndzPeer               *target)
 {
-  RndzForwardKey key = { src->from, msg->tid };
-  RndzForward *forward;
+  gboolean again;
+  RndzForward *forward = rndz_forward_find_retransmission (forwarder, src, msg, &again);
 
-  if (src->transport != RNDZ_TRANSPORT_UDP)
-    return FALSE;
-
-  forward = g_hash_table_lookup (forwarder->by_request, &key);
-  if (forward == NULL)
-    return FALSE;
-
-  if (!g_str_equal (forward->target_id, msg->target))
-    /* A transaction id used again for another target */
-    rndz_server_io_reply_error (forwarder->io, src, msg->tid, RNDZ_WIRE_ERROR_BAD_REQUEST);
-  else if (rndz_forward_take (forwarder, &src->from, &target->addr, msg->id))
-    /* Still pending: over the limits it goes unanswered, not refused */
+  /* Still pending: over the limits it goes unanswered, not refused */
+  if (forward != NULL && rndz_forward_take (forwarder, &src->from, &target->addr, msg->id))
     rndz_forward_send_fsync (forwarder, target, forward);
-  return TRUE;
+  return again;
 }
 
 RndzForward *
