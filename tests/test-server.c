@@ -603,6 +603,28 @@ test_udp_batches (Fixture       *f,
 }
 
 static void
+test_udp_tid_reused (Fixture       *f,
+                     gconstpointer  data)
+{
+  FakePeer *a, *b, *c;
+
+  g_test_summary ("An isync sent again is a retransmission only for the same target: "
+                  "the same tid for another target gets bad-request");
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  c = fake_peer_new (f);
+  register_peer (f, a, "a");
+  register_peer (f, c, "c");
+
+  send_isync_tid (b, 77, "b", "a");
+  expect_fsync (f, a, "b", b);
+  send_isync_tid (b, 77, "b", "c");
+  expect_error (f, b, 77, RNDZ_WIRE_ERROR_BAD_REQUEST);
+  rndz_test_peer_expect_silence (f->context, c, 200);
+}
+
+static void
 test_peer_count (Fixture       *f,
                  gconstpointer  data)
 {
@@ -2380,6 +2402,7 @@ main (int   argc,
   add_both ("rate-limited-default", test_rate_limited_default);
   add_both ("auth-required", test_auth_required);
   add_test ("/server/udp/batches", &udp4, test_udp_batches);
+  add_test ("/server/udp/tid-reused", &udp4, test_udp_tid_reused);
   add_test ("/server/udp/rate-limited-amplification", &udp4, test_udp_rate_limited_amplification);
   add_test ("/server/udp/refusal-amplification", &udp4, test_udp_refusal_amplification);
   add_both ("stop-in-peer-registered", test_stop_in_peer_registered);
