@@ -77,6 +77,18 @@ redis_answers (guint16 port)
   return g_strcmp0 (reply, "+PONG\r\n") == 0;
 }
 
+/* Whether there is a redis-server to start; if not, the test is
+ * marked skipped */
+gboolean
+rndz_test_redis_installed (void)
+{
+  g_autofree char *program = g_find_program_in_path ("redis-server");
+
+  if (program == NULL)
+    g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
+  return program != NULL;
+}
+
 /* Redis goes when the test does, whatever ends it */
 static void
 die_with_parent (gpointer user_data)

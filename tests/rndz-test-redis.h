@@ -20,6 +20,7 @@ typedef struct
   guint16 port;
 } RndzTestRedis;
 
+gboolean       rndz_test_redis_installed    (void);
 RndzTestRedis *rndz_test_redis_start        (const char     *dir,
                                              guint16         port,
                                              guint           timeout_ms,

@@ -89,13 +89,8 @@ static void
 fixture_set_up (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autofree char *program = g_find_program_in_path ("redis-server");
-
-  if (program == NULL)
-    {
-      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
-      return;
-    }
+  if (!rndz_test_redis_installed ())
+    return;
 
   f->redis_dir = g_dir_make_tmp ("rndz-cluster-XXXXXX", NULL);
   f->redis_port = rndz_test_free_port ();

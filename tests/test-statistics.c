@@ -303,7 +303,6 @@ request_across (RndzTestPeer *bob,
 static void
 test_cluster (void)
 {
-  g_autofree char *program = g_find_program_in_path ("redis-server");
   g_autofree char *url = NULL, *dir = NULL;
   g_autoptr(RndzTestRedis) redis = NULL;
   g_autoptr(RndzServer) node1 = NULL, node2 = NULL;
@@ -314,11 +313,8 @@ test_cluster (void)
 
   g_test_summary ("Across a cluster: the requester's node counts the request sent across, "
                   "the answer and its latency, and the rendezvous, once for the fleet");
-  if (program == NULL)
-    {
-      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
-      return;
-    }
+  if (!rndz_test_redis_installed ())
+    return;
 
   redis = redis_start (&dir, &url);
   node1 = node_new (url, &port1);
