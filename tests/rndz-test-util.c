@@ -117,6 +117,28 @@ rndz_test_run_for (GMainContext *context,
   rndz_test_run_until (context, never, NULL, ms);
 }
 
+/* Waits, @timeout_ms at most, for @cond, which looks at other
+ * processes: nothing in this one wakes the main context when it turns
+ * true, so it is asked every 10 ms, while the thread-default context
+ * runs what is ready in between */
+gboolean
+rndz_test_poll_until (RndzTestCond cond,
+                      gpointer     data,
+                      guint        timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  while (!cond (data))
+    {
+      if (g_get_monotonic_time () >= deadline)
+        return FALSE;
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (10 * 1000);
+    }
+  return TRUE;
+}
+
 /* Dispatches what is ready: lets closed sockets' sources go */
 void
 rndz_test_drain (GMainContext *context)
@@ -233,6 +255,18 @@ rndz_test_socket_new (GSocketFamily  family,
       g_assert_true (rndz_addr_from_socket_address (local, bound));
     }
   return g_steal_pointer (&socket);
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on now (nothing holds it
+ * either: another program may take it first, rarely) */
+guint16
+rndz_test_free_port (void)
+{
+  g_autoptr(GSocket) probe = NULL;
+  RndzAddr local;
+
+  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &local);
+  return local.port;
 }
 
 #ifdef RNDZ_HAVE_SERVER

@@ -40,6 +40,9 @@ gboolean rndz_test_run_until_set      (GMainContext   *context,
 gboolean rndz_test_run_until_readable (GMainContext   *context,
                                        GSocket        *socket,
                                        guint           timeout_ms);
+gboolean rndz_test_poll_until         (RndzTestCond    cond,
+                                       gpointer        data,
+                                       guint           timeout_ms);
 void     rndz_test_run_for            (GMainContext   *context,
                                        guint           ms);
 void     rndz_test_drain              (GMainContext   *context);
@@ -76,6 +79,7 @@ char           *rndz_test_loopback_string    (GSocketFamily  family,
 GSocket        *rndz_test_socket_new         (GSocketFamily  family,
                                               GSocketType    type,
                                               RndzAddr      *local);
+guint16         rndz_test_free_port          (void);
 #ifdef RNDZ_HAVE_SERVER
 guint16         rndz_test_server_listen      (RndzServer    *server,
                                               GSocketFamily  family,

@@ -10,119 +10,32 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 
+#include "rndz-test-program.h"
+#include "rndz-test-redis.h"
 #include "rndz-test-util.h"
 
 #define WAIT_MS 5000
 #define N_NODES 3
 
-/* A program under test, with its output read line by line and its
- * errors in a file */
 typedef struct
 {
-  GSubprocess *process;
-  GDataInputStream *out;
-  char *err_path;
-} Program;
-
-typedef struct
-{
-  GSubprocess *redis;
+  RndzTestRedis *redis;
   char *dir;
   guint16 redis_port;
   char *url;
   char *secret_file;
-  Program *nodes[N_NODES];
+  RndzTestProgram *nodes[N_NODES];
   char *addresses[N_NODES];
   char *ids[N_NODES];
 } Fixture;
 
-static const char *
-tool_path (void)
-{
-  const char *path = g_getenv ("RNDZ_TOOL");
-
-  return path != NULL ? path : "rndz";
-}
-
-/* Children go when the test does, whatever ends it */
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) probe = NULL;
-  RndzAddr local;
-
-  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &local);
-  return local.port;
-}
-
-/* Waits, @timeout_ms at most, for @cond, which looks at other
- * processes: nothing in this one wakes the main context when it turns
- * true, so it is asked every 10 ms, while this process's own peers run */
-static gboolean
-poll_until (RndzTestCond cond,
-            gpointer     data,
-            guint        timeout_ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (!cond (data))
-    {
-      if (g_get_monotonic_time () >= deadline)
-        return FALSE;
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (10 * 1000);
-    }
-  return TRUE;
-}
-
 /* Programs */
 
-static Program *
-program_start (const char * const *argv,
-               const char         *err_path)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GError) error = NULL;
-  Program *program = g_new0 (Program, 1);
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  /* A critical warning is a bug: the program dies of it, and the test
-   * sees that */
-  g_subprocess_launcher_setenv (launcher, "G_DEBUG", "gc-friendly,fatal-criticals", TRUE);
-  g_subprocess_launcher_set_stderr_file_path (launcher, err_path);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  program->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  program->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (program->process));
-  program->err_path = g_strdup (err_path);
-  return program;
-}
-
-/* The next line the program prints, within 10 s */
-static char *
-program_read_line (Program *program)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-  char *line;
-
-  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL,
-                                       rndz_test_async_cb, &result);
-  rndz_test_wait_async (NULL, &result, 10000);
-  line = g_data_input_stream_read_line_finish_utf8 (program->out, result, NULL, NULL);
-  g_assert_nonnull (line);
-  return line;
-}
+/* A critical warning is a bug: the program dies of it, and the test
+ * sees that */
+static const char * const strict_env[] = { "G_DEBUG", "gc-friendly,fatal-criticals", NULL };
 
 static gboolean
 program_said (gpointer data)
@@ -135,148 +48,23 @@ program_said (gpointer data)
 
 /* Waits, WAIT_MS at most, for @text on the program's standard error */
 static gboolean
-program_wait_err (Program    *program,
-                  const char *text)
+program_wait_err (RndzTestProgram *program,
+                  const char      *text)
 {
   const char *what[] = { program->err_path, text };
 
-  return poll_until (program_said, what, WAIT_MS);
-}
-
-static void
-program_free (Program *program)
-{
-  g_subprocess_send_signal (program->process, SIGKILL);
-  g_subprocess_wait (program->process, NULL, NULL);
-  g_object_unref (program->out);
-  g_object_unref (program->process);
-  g_unlink (program->err_path);
-  g_free (program->err_path);
-  g_free (program);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Program, program_free)
-
-/* Runs a program to its end (it bounds its own time); returns its
- * status, and its output */
-static int
-run (const char * const  *argv,
-     char               **out,
-     char               **err)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_communicate_utf8 (process, NULL, NULL, out, err, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  return g_subprocess_get_exit_status (process);
+  return rndz_test_poll_until (program_said, what, WAIT_MS);
 }
 
 /* Redis */
 
-/* One inline command to Redis, its whole reply */
-static char *
-redis_command (guint16     port,
-               const char *command)
-{
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autofree char *host = g_strdup_printf ("127.0.0.1:%u", port);
-  g_autofree char *line = g_strconcat (command, "\r\n", NULL);
-  char reply[512];
-  gssize len;
-
-  g_socket_client_set_timeout (client, 2);
-  /* No proxy resolver (libproxy throws C++ exceptions, which the
-   * sanitizer build cannot intercept): a plain connect on loopback */
-  g_socket_client_set_enable_proxy (client, FALSE);
-  connection = g_socket_client_connect_to_host (client, host, 0, NULL, NULL);
-  if (connection == NULL)
-    return NULL;
-  if (!g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (connection)),
-                                  line, strlen (line), NULL, NULL, NULL))
-    return NULL;
-  len = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)),
-                             reply, sizeof reply - 1, NULL, NULL);
-  if (len <= 0)
-    return NULL;
-  return g_strndup (reply, len);
-}
-
-static gboolean
-redis_answers (guint16 port)
-{
-  g_autofree char *reply = redis_command (port, "PING");
-
-  return g_strcmp0 (reply, "+PONG\r\n") == 0;
-}
-
 static void
 redis_start (Fixture *f)
 {
-  g_autofree char *port = g_strdup_printf ("%u", f->redis_port);
-  const char *bind = rndz_test_have_ipv6 () ? "127.0.0.1 ::1" : "127.0.0.1";
-  const char *argv[] = { "redis-server", "--port", port, "--bind", bind,
-                         "--save", "", "--appendonly", "no", "--dir", f->dir,
-                         "--loglevel", "warning", NULL };
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GError) error = NULL;
-  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  f->redis = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  f->redis = rndz_test_redis_start (f->dir, f->redis_port, WAIT_MS, &error);
   g_assert_no_error (error);
-  while (!redis_answers (f->redis_port))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (20 * 1000);
-    }
-}
-
-static void
-redis_stop (Fixture *f)
-{
-  if (f->redis == NULL)
-    return;
-
-  g_subprocess_send_signal (f->redis, SIGKILL);
-  g_subprocess_wait (f->redis, NULL, NULL);
-  g_clear_object (&f->redis);
-}
-
-typedef struct
-{
-  guint16 port;
-  const char *command;
-  const char *reply;
-} RedisWait;
-
-static gboolean
-redis_replied (gpointer data)
-{
-  RedisWait *wait = data;
-  g_autofree char *reply = redis_command (wait->port, wait->command);
-
-  return g_strcmp0 (reply, wait->reply) == 0;
-}
-
-/* Waits, WAIT_MS at most, for Redis to give @reply to @command */
-static gboolean
-redis_wait (Fixture    *f,
-            const char *command,
-            const char *reply)
-{
-  RedisWait wait = { f->redis_port, command, reply };
-
-  return poll_until (redis_replied, &wait, WAIT_MS);
 }
 
 /* Nodes */
@@ -300,7 +88,7 @@ node_start (Fixture    *f,
             const char *listen,
             gboolean    reuse_port)
 {
-  const char *argv[] = { tool_path (), "server", "--listen-addr", listen,
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", listen,
                          "--forward-timeout", "1", "--cluster", f->url,
                          "--cluster-secret-file", f->secret_file,
                          reuse_port ? "--reuse-port" : NULL, NULL };
@@ -311,13 +99,13 @@ node_start (Fixture    *f,
   g_autofree char *numsub = NULL;
   g_autofree char *subscribed = NULL;
 
-  f->nodes[i] = program_start (argv, err_path);
-  line = program_read_line (f->nodes[i]);
+  f->nodes[i] = rndz_test_program_start (argv, strict_env, err_path, NULL);
+  line = rndz_test_program_read_line (f->nodes[i]);
   g_assert_true (g_str_has_prefix (line, "Listening on "));
   f->addresses[i] = g_strdup (line + strlen ("Listening on "));
 
   g_clear_pointer (&line, g_free);
-  line = program_read_line (f->nodes[i]);
+  line = rndz_test_program_read_line (f->nodes[i]);
   g_assert_true (g_str_has_prefix (line, "Cluster node "));
   g_assert_true (g_str_has_suffix (line, expected));
   node = g_strndup (line + strlen ("Cluster node "),
@@ -327,24 +115,19 @@ node_start (Fixture    *f,
 
   numsub = g_strdup_printf ("PUBSUB NUMSUB rndz:node:%s", node);
   subscribed = g_strdup_printf ("*2\r\n$26\r\nrndz:node:%s\r\n:1\r\n", node);
-  g_assert_true (redis_wait (f, numsub, subscribed));
+  g_assert_true (rndz_test_redis_wait (f->redis_port, numsub, subscribed, WAIT_MS));
 }
 
 static void
 fixture_set_up (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autofree char *program = g_find_program_in_path ("redis-server");
-
-  if (program == NULL)
-    {
-      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
-      return;
-    }
+  if (!rndz_test_redis_installed ())
+    return;
 
   f->dir = g_dir_make_tmp ("rndz-cluster-tool-XXXXXX", NULL);
   g_assert_nonnull (f->dir);
-  f->redis_port = free_port ();
+  f->redis_port = rndz_test_free_port ();
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
   f->secret_file = g_build_filename (f->dir, "cluster-secret", NULL);
   g_assert_true (g_file_set_contents (f->secret_file, "the nodes' own secret\n", -1, NULL));
@@ -357,11 +140,11 @@ fixture_tear_down (Fixture       *f,
 {
   for (guint i = 0; i < N_NODES; i++)
     {
-      g_clear_pointer (&f->nodes[i], program_free);
+      g_clear_pointer (&f->nodes[i], rndz_test_program_free);
       g_clear_pointer (&f->addresses[i], g_free);
       g_clear_pointer (&f->ids[i], g_free);
     }
-  redis_stop (f);
+  g_clear_pointer (&f->redis, rndz_test_redis_stop);
   if (f->dir != NULL)
     {
       g_autofree char *dump = g_build_filename (f->dir, "dump.rdb", NULL);
@@ -379,21 +162,21 @@ fixture_tear_down (Fixture       *f,
 
 /* `rndz client` alice, listening through @address, once her node has
  * published her in Redis */
-static Program *
+static RndzTestProgram *
 listener_start (Fixture    *f,
                 const char *address,
                 gboolean    tcp)
 {
-  const char *argv[] = { tool_path (), "client", "--id", "alice", "--server-addr", address,
-                         tcp ? "--tcp" : NULL, NULL };
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", "alice",
+                         "--server-addr", address, tcp ? "--tcp" : NULL, NULL };
   g_autofree char *err_path = fixture_path (f, "listener", tcp);
   g_autofree char *line = NULL;
   g_autofree char *exists = g_strdup_printf ("EXISTS rndz:peer:%s:alice", tcp ? "tcp" : "udp");
-  Program *listener = program_start (argv, err_path);
+  RndzTestProgram *listener = rndz_test_program_start (argv, strict_env, err_path, NULL);
 
-  line = program_read_line (listener);
+  line = rndz_test_program_read_line (listener);
   g_assert_true (g_str_has_prefix (line, "Registered as alice on port "));
-  g_assert_true (redis_wait (f, exists, ":1\r\n"));
+  g_assert_true (rndz_test_redis_wait (f->redis_port, exists, ":1\r\n", WAIT_MS));
   return listener;
 }
 
@@ -403,11 +186,11 @@ static void
 assert_echo (const char *address,
              gboolean    tcp)
 {
-  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", "bob", "--server-addr", address,
                          "--remote-peer", "alice", "--message", "across the fleet",
                          "--timeout", "10", tcp ? "--tcp" : NULL, NULL };
   g_autofree char *out = NULL, *err = NULL;
-  int status = run (argv, &out, &err);
+  int status = rndz_test_run_program (argv, NULL, &out, &err);
 
   if (status != 0)
     g_test_message ("rndz client: %s", err);
@@ -422,7 +205,7 @@ test_across (Fixture       *f,
              const char    *listen,
              gboolean       tcp)
 {
-  g_autoptr(Program) listener = NULL;
+  g_autoptr(RndzTestProgram) listener = NULL;
 
   for (guint i = 0; i < N_NODES; i++)
     node_start (f, i, listen, FALSE);
@@ -466,9 +249,9 @@ static void
 test_reuse_port (Fixture       *f,
                  gconstpointer  data)
 {
-  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", free_port ());
-  g_autoptr(Program) udp_listener = NULL;
-  g_autoptr(Program) tcp_listener = NULL;
+  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", rndz_test_free_port ());
+  g_autoptr(RndzTestProgram) udp_listener = NULL;
+  g_autoptr(RndzTestProgram) tcp_listener = NULL;
 
   g_test_summary ("Two `rndz server --reuse-port` nodes of one cluster on one port both "
                   "start, and peers of that one address reach each other through them");
@@ -494,29 +277,29 @@ test_reuse_port (Fixture       *f,
 static void
 test_port_in_use (void)
 {
-  guint16 port = free_port ();
+  guint16 port = rndz_test_free_port ();
   g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", port);
   g_autofree char *dir = g_dir_make_tmp ("rndz-cluster-tool-XXXXXX", NULL);
   g_autofree char *err_path = g_build_filename (dir, "first.err", NULL);
-  const char *first_argv[] = { tool_path (), "server", "--listen-addr", listen,
+  const char *first_argv[] = { rndz_test_tool_path (), "server", "--listen-addr", listen,
                                "--reuse-port", NULL };
-  const char *second_argv[] = { tool_path (), "server", "--listen-addr", listen, NULL };
-  g_autoptr(Program) first = NULL;
+  const char *second_argv[] = { rndz_test_tool_path (), "server", "--listen-addr", listen, NULL };
+  g_autoptr(RndzTestProgram) first = NULL;
   g_autofree char *line = NULL;
   g_autofree char *out = NULL, *err = NULL;
 
   g_test_summary ("Without --reuse-port, a second server on a taken port fails clearly");
 
-  first = program_start (first_argv, err_path);
-  line = program_read_line (first);
+  first = rndz_test_program_start (first_argv, strict_env, err_path, NULL);
+  line = rndz_test_program_read_line (first);
   g_assert_true (g_str_has_prefix (line, "Listening on "));
 
-  g_assert_cmpint (run (second_argv, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (second_argv, NULL, &out, &err), ==, 1);
   g_assert_cmpstr (out, ==, "");
   g_assert_nonnull (strstr (err, "Cannot listen on"));
   g_assert_nonnull (strstr (err, "in use"));
 
-  g_clear_pointer (&first, program_free);
+  g_clear_pointer (&first, rndz_test_program_free);
   g_rmdir (dir);
 }
 
@@ -533,7 +316,7 @@ test_redis_lost (Fixture       *f,
 
   back = g_strdup_printf ("The cluster’s Redis at %s is back", f->url);
   node_start (f, 0, "127.0.0.1:0", FALSE);
-  redis_stop (f);
+  g_clear_pointer (&f->redis, rndz_test_redis_stop);
   g_assert_true (program_wait_err (f->nodes[0], "Lost the cluster’s Redis at "));
   /* Long enough for the node to try again, and fail, twice (after 200
    * and 400 ms): each failure frees a connection of its own */
@@ -546,7 +329,7 @@ test_redis_lost (Fixture       *f,
 static char *
 redis_holder (Fixture *f)
 {
-  g_autofree char *reply = redis_command (f->redis_port, "GET rndz:peer:udp:alice");
+  g_autofree char *reply = rndz_test_redis_command (f->redis_port, "GET rndz:peer:udp:alice");
 
   if (reply == NULL || !g_str_has_prefix (reply, "$16\r\n") || strlen (reply) != 5 + 16 + 2)
     return NULL;
@@ -593,7 +376,7 @@ static void
 test_node_killed (Fixture       *f,
                   gconstpointer  data)
 {
-  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", free_port ());
+  g_autofree char *listen = g_strdup_printf ("127.0.0.1:%u", rndz_test_free_port ());
   g_autoptr(RndzClient) alice = NULL;
   g_autoptr(RndzClient) bob = NULL;
   g_autoptr(GSocket) socket = NULL;
@@ -620,7 +403,7 @@ test_node_killed (Fixture       *f,
   rndz_test_wait_async (NULL, &result, WAIT_MS);
   socket = rndz_client_listen_udp_finish (alice, result, &error);
   g_assert_no_error (error);
-  g_assert_true (poll_until (published, f, WAIT_MS));
+  g_assert_true (rndz_test_poll_until (published, f, WAIT_MS));
 
   holder = redis_holder (f);
   for (guint i = 0; i < N_NODES; i++)
@@ -629,10 +412,10 @@ test_node_killed (Fixture       *f,
   g_assert_cmpuint (killed, <, N_NODES);
 
   start = g_get_monotonic_time ();
-  g_clear_pointer (&f->nodes[killed], program_free);
+  g_clear_pointer (&f->nodes[killed], rndz_test_program_free);
   takeover.f = f;
   takeover.old = holder;
-  g_assert_true (poll_until (taken_over, &takeover, 2 * 1000 + 500));
+  g_assert_true (rndz_test_poll_until (taken_over, &takeover, 2 * 1000 + 500));
   g_test_message ("taken over after %" G_GINT64_FORMAT " ms",
                   (g_get_monotonic_time () - start) / 1000);
 
@@ -652,7 +435,7 @@ assert_fails (const char * const *argv,
 {
   g_autofree char *out = NULL, *err = NULL;
 
-  g_assert_cmpint (run (argv, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 1);
   g_assert_cmpstr (out, ==, "");
   if (strstr (err, message) == NULL)
     g_error ("expected “%s” in: %s", message, err);
@@ -661,19 +444,19 @@ assert_fails (const char * const *argv,
 static void
 test_errors (void)
 {
-  const char *no_secret[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *no_secret[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                               "--cluster", "redis://127.0.0.1:1", NULL };
-  const char *empty_secret[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *empty_secret[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                             "--cluster", "redis://redis.example:6379",
                             "--cluster-secret-file", "/dev/null", NULL };
-  const char *no_file[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *no_file[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                             "--cluster", "redis://127.0.0.1:1",
                             "--cluster-secret-file", "/nonexistent/secret", NULL };
-  const char *no_cluster[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *no_cluster[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                                "--cluster-secret-file", "/dev/null", NULL };
   g_autofree char *dir = g_dir_make_tmp ("rndz-cluster-tool-XXXXXX", NULL);
   g_autofree char *secret = g_build_filename (dir, "secret", NULL);
-  const char *bad_url_secret[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *bad_url_secret[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                                    "--cluster", "redis://redis.example:6379",
                                    "--cluster-secret-file", secret, NULL };
 

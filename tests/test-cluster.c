@@ -10,10 +10,9 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 
+#include "rndz-test-redis.h"
 #include "rndz-test-util.h"
 #include "rndz-server-private.h"
 #include "rndz-message-private.h"
@@ -25,7 +24,7 @@
 
 typedef struct
 {
-  GSubprocess *redis;
+  RndzTestRedis *redis;
   char *redis_dir;
   guint16 redis_port;
   char *url;
@@ -36,69 +35,13 @@ typedef struct
 
 /* Redis */
 
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) probe = NULL;
-  RndzAddr local;
-
-  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &local);
-  return local.port;
-}
-
-static gboolean
-redis_answers (guint16 port)
-{
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autofree char *host = g_strdup_printf ("127.0.0.1:%u", port);
-
-  /* No proxy resolver: a plain connect on loopback */
-  g_socket_client_set_enable_proxy (client, FALSE);
-  connection = g_socket_client_connect_to_host (client, host, 0, NULL, NULL);
-  return connection != NULL;
-}
-
-/* Redis goes when the test does, whatever ends it */
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void
 redis_start (Fixture *f)
 {
-  g_autofree char *port = g_strdup_printf ("%u", f->redis_port);
-  const char *argv[] = { "redis-server", "--port", port, "--bind", "127.0.0.1",
-                         "--save", "", "--appendonly", "no", "--dir", f->redis_dir,
-                         "--loglevel", "warning", NULL };
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GError) error = NULL;
-  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
 
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  /* The sanitizer build preloads its runtime; Redis is not built with it */
-  g_subprocess_launcher_unsetenv (launcher, "LD_PRELOAD");
-  f->redis = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  f->redis = rndz_test_redis_start (f->redis_dir, f->redis_port, WAIT_MS, &error);
   g_assert_no_error (error);
-  while (!redis_answers (f->redis_port))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (20 * 1000);
-    }
-}
-
-static void
-redis_stop (Fixture *f)
-{
-  if (f->redis == NULL)
-    return;
-
-  g_subprocess_send_signal (f->redis, SIGKILL);
-  g_subprocess_wait (f->redis, NULL, NULL);
-  g_clear_object (&f->redis);
 }
 
 /* Nodes */
@@ -146,16 +89,11 @@ static void
 fixture_set_up (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autofree char *program = g_find_program_in_path ("redis-server");
-
-  if (program == NULL)
-    {
-      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
-      return;
-    }
+  if (!rndz_test_redis_installed ())
+    return;
 
   f->redis_dir = g_dir_make_tmp ("rndz-cluster-XXXXXX", NULL);
-  f->redis_port = free_port ();
+  f->redis_port = rndz_test_free_port ();
   f->url = g_strdup_printf ("redis://127.0.0.1:%u", f->redis_port);
   f->secret = g_bytes_new_static ("a secret the nodes share", 24);
   redis_start (f);
@@ -176,7 +114,7 @@ fixture_tear_down (Fixture       *f,
       g_clear_object (&f->nodes[i]);
       g_clear_pointer (&f->addresses[i], g_free);
     }
-  redis_stop (f);
+  g_clear_pointer (&f->redis, rndz_test_redis_stop);
   if (f->redis_dir != NULL)
     {
       g_autofree char *dump = g_build_filename (f->redis_dir, "dump.rdb", NULL);
@@ -336,7 +274,7 @@ test_redis_down (Fixture       *f,
   carol = listener_new ("carol", f->addresses[2], FALSE);
   bob = peer_new ("bob", f->addresses[2]);
 
-  redis_stop (f);
+  g_clear_pointer (&f->redis, rndz_test_redis_stop);
   for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
     g_assert_true (rndz_test_run_until (NULL, node_disconnected, f->nodes[i], WAIT_MS));
 
@@ -585,7 +523,7 @@ test_relay_across (Fixture       *f,
 
       rndz_server_set_cluster (node, f->url);
       rndz_server_set_cluster_secret (node, f->secret);
-      rndz_server_set_relay_port (node, free_port ());
+      rndz_server_set_relay_port (node, rndz_test_free_port ());
       rndz_test_server_listen (node, G_SOCKET_FAMILY_IPV4, 0);
       g_assert_true (rndz_test_run_until (NULL, node_connected, node, WAIT_MS));
     }
@@ -674,73 +612,6 @@ test_envelope (void)
     }
 }
 
-/* A raw Redis connection: commands in RESP, replies read whole */
-static GSocket *
-redis_raw_connect (Fixture *f)
-{
-  g_autoptr(GSocketAddress) address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4,
-                                                                  f->redis_port);
-  g_autoptr(GError) error = NULL;
-  GSocket *socket;
-
-  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_socket_connect (socket, address, NULL, &error));
-  g_socket_set_timeout (socket, 5);
-  return socket;
-}
-
-static void
-redis_raw_command (GSocket    *socket,
-                   const char *args[],
-                   const gsize lens[],
-                   guint       n)
-{
-  g_autoptr(GString) command = g_string_new (NULL);
-
-  g_string_append_printf (command, "*%u\r\n", n);
-  for (guint i = 0; i < n; i++)
-    {
-      g_string_append_printf (command, "$%" G_GSIZE_FORMAT "\r\n", lens[i]);
-      g_string_append_len (command, args[i], lens[i]);
-      g_string_append (command, "\r\n");
-    }
-  g_assert_cmpint (g_socket_send (socket, command->str, command->len, NULL, NULL), ==,
-                   command->len);
-}
-
-/* Reads until @buf holds a pmessage on @channel; returns its payload */
-static char *
-redis_raw_read_message (GSocket    *socket,
-                        const char *channel,
-                        gsize      *len)
-{
-  g_autoptr(GString) in = g_string_new (NULL);
-  g_autofree char *marker = g_strdup_printf ("\r\n%s\r\n$", channel);
-  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      char chunk[4096];
-      gssize n = g_socket_receive (socket, chunk, sizeof chunk, NULL, NULL);
-      const char *at, *data;
-      guint64 size;
-
-      g_assert_cmpint (n, >, 0);
-      g_string_append_len (in, chunk, n);
-      at = strstr (in->str, marker);
-      if (at == NULL)
-        continue;
-      size = g_ascii_strtoull (at + strlen (marker), (char **) &data, 10);
-      data += 2;
-      if ((gsize) (data - in->str) + size > in->len)
-        continue;
-      *len = size;
-      return g_memdup2 (data, size);
-    }
-  g_error ("No message on %s within %u ms", channel, WAIT_MS);
-}
-
 static void
 test_message_replay (Fixture       *f,
                      gconstpointer  data)
@@ -764,22 +635,22 @@ test_message_replay (Fixture       *f,
 
   /* Everything node 1 hears */
   channel = g_strdup_printf ("rndz:node:%s", rndz_cluster_get_node (f->nodes[0]->cluster));
-  subscriber = redis_raw_connect (f);
+  subscriber = rndz_test_redis_connect (f->redis_port);
   args[0] = "SUBSCRIBE", args[1] = channel;
   lens[0] = strlen (args[0]), lens[1] = strlen (args[1]);
-  redis_raw_command (subscriber, args, lens, 2);
+  rndz_test_redis_send (subscriber, args, lens, 2);
 
   alice = listener_new ("alice", f->addresses[0], FALSE);
   bob = peer_new ("bob", f->addresses[2]);
   error = try_connect (bob, "alice", FALSE);
   g_assert_no_error (error);
-  captured = redis_raw_read_message (subscriber, channel, &len);
+  captured = rndz_test_redis_read_message (subscriber, channel, &len, WAIT_MS);
 
   rndz_server_get_stats (f->nodes[0], &before);
-  publisher = redis_raw_connect (f);
+  publisher = rndz_test_redis_connect (f->redis_port);
   args[0] = "PUBLISH", args[1] = channel, args[2] = captured;
   lens[0] = strlen (args[0]), lens[1] = strlen (args[1]), lens[2] = len;
-  redis_raw_command (publisher, args, lens, 3);
+  rndz_test_redis_send (publisher, args, lens, 3);
   rndz_test_run_for (NULL, 300);
   rndz_server_get_stats (f->nodes[0], &after);
   g_assert_cmpuint (after.forwarded, ==, before.forwarded);
@@ -849,12 +720,12 @@ static gint64
 redis_pttl (Fixture    *f,
             const char *key)
 {
-  g_autoptr(GSocket) socket = redis_raw_connect (f);
+  g_autoptr(GSocket) socket = rndz_test_redis_connect (f->redis_port);
   const char *args[] = { "PTTL", key };
   gsize lens[] = { 4, strlen (key) };
   char reply[64] = { 0 };
 
-  redis_raw_command (socket, args, lens, 2);
+  rndz_test_redis_send (socket, args, lens, 2);
   g_assert_cmpint (g_socket_receive (socket, reply, sizeof reply - 1, NULL, NULL), >, 0);
   g_assert_cmpint (reply[0], ==, ':');
   return g_ascii_strtoll (reply + 1, NULL, 10);

@@ -11,111 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rndz-test-program.h"
 #include "rndz-test-util.h"
-
-/* A program under test, with its output read line by line (as in
- * test-tool.c) */
-typedef struct
-{
-  GSubprocess *process;
-  GDataInputStream *out;
-} Program;
-
-static const char *
-tool_path (void)
-{
-  const char *path = g_getenv ("RNDZ_TOOL");
-
-  return path != NULL ? path : "rndz";
-}
-
-static Program *
-program_start (const char * const *argv)
-{
-  g_autoptr(GError) error = NULL;
-  Program *program = g_new0 (Program, 1);
-
-  program->process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
-  g_assert_no_error (error);
-  program->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (program->process));
-  return program;
-}
-
-/* The next line of the program's output, within 10 s */
-static char *
-program_read_line (Program *program)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-  char *line;
-
-  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL,
-                                       rndz_test_async_cb, &result);
-  rndz_test_wait_async (NULL, &result, 10000);
-  line = g_data_input_stream_read_line_finish_utf8 (program->out, result, NULL, NULL);
-  g_assert_nonnull (line);
-  return line;
-}
-
-/* Sends @signum and waits, 5 s at most, for the program to exit.
- * Returns its exit status, or -1 if a signal ended it. */
-static int
-program_stop (Program *program,
-              int      signum)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-
-  g_subprocess_send_signal (program->process, signum);
-  g_subprocess_wait_async (program->process, NULL, rndz_test_async_cb, &result);
-  if (!rndz_test_run_until_set (NULL, (gpointer *) &result, 5000))
-    {
-      g_subprocess_force_exit (program->process);
-      g_error ("%s did not exit within 5 s of signal %d", tool_path (), signum);
-    }
-  g_subprocess_wait_finish (program->process, result, NULL);
-
-  if (!g_subprocess_get_if_exited (program->process))
-    return -1;
-  return g_subprocess_get_exit_status (program->process);
-}
-
-static void
-program_free (Program *program)
-{
-  if (g_subprocess_get_identifier (program->process) != NULL)
-    program_stop (program, SIGKILL);
-  g_object_unref (program->out);
-  g_object_unref (program->process);
-  g_free (program);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Program, program_free)
-
-/* Runs a program to its end (it bounds its own time); returns its
- * status, and its output */
-static int
-run (const char * const  *argv,
-     char               **out,
-     char               **err)
-{
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-
-  process = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_communicate_utf8 (process, NULL, NULL, out, err, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  return g_subprocess_get_exit_status (process);
-}
 
 /* Reads the line that starts with @prefix, returns the rest */
 static char *
-read_after (Program    *program,
-            const char *prefix)
+read_after (RndzTestProgram *program,
+            const char      *prefix)
 {
-  g_autofree char *line = program_read_line (program);
+  g_autofree char *line = rndz_test_program_read_line (program);
 
   if (!g_str_has_prefix (line, prefix))
     g_error ("Expected “%s…”, got “%s”", prefix, line);
@@ -124,13 +28,13 @@ read_after (Program    *program,
 
 /* A server on free loopback ports; *address is its "127.0.0.1:PORT",
  * *url its metrics' */
-static Program *
+static RndzTestProgram *
 start_server (char **address,
               char **url)
 {
-  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                          "--metrics-addr", "127.0.0.1:0", NULL };
-  Program *server = program_start (argv);
+  RndzTestProgram *server = rndz_test_program_start (argv, NULL, NULL, NULL);
 
   *address = read_after (server, "Listening on ");
   *url = read_after (server, "Metrics on ");
@@ -163,7 +67,7 @@ http_get (const char  *url,
     "sys.stdout.write(r.read().decode() + '\\n%d\\n%s' % (r.status, r.headers.get('Content-Type', '')))\n",
     url, NULL };
 
-  if (run (curl != NULL ? curl_argv : python_argv, &out, &err) != 0)
+  if (rndz_test_run_program (curl != NULL ? curl_argv : python_argv, NULL, &out, &err) != 0)
     return 0;
   /* body \n status \n content type; the body has newlines of its own */
   parts = g_strsplit (out, "\n", -1);
@@ -252,22 +156,22 @@ test_scrape (void)
 {
   g_autofree char *address = NULL, *url = NULL, *content_type = NULL, *body = NULL;
   g_autofree char *other = NULL, *out = NULL, *err = NULL;
-  g_autoptr(Program) server = start_server (&address, &url);
-  g_autoptr(Program) listener = NULL;
+  g_autoptr(RndzTestProgram) server = start_server (&address, &url);
+  g_autoptr(RndzTestProgram) listener = NULL;
   g_autoptr(GHashTable) samples = NULL;
-  const char *listener_argv[] = { tool_path (), "client", "--id", "alice", "--server-addr", address,
-                                  NULL };
-  const char *connector_argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
-                                   "--remote-peer", "nobody", NULL };
+  const char *listener_argv[] = { rndz_test_tool_path (), "client", "--id", "alice",
+                                  "--server-addr", address, NULL };
+  const char *connector_argv[] = { rndz_test_tool_path (), "client", "--id", "bob",
+                                   "--server-addr", address, "--remote-peer", "nobody", NULL };
 
   g_test_summary ("rndz server --metrics-addr serves Prometheus text exposition at "
                   "/metrics: it parses, counts the registered peer and the request "
                   "for an unknown one; other paths are 404");
 
-  listener = program_start (listener_argv);
+  listener = rndz_test_program_start (listener_argv, NULL, NULL, NULL);
   g_free (read_after (listener, "Registered as alice on port "));
   /* A request for nobody: not found */
-  g_assert_cmpint (run (connector_argv, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (connector_argv, NULL, &out, &err), ==, 1);
 
   g_assert_cmpuint (http_get (url, &content_type, &body), ==, 200);
   g_assert_cmpstr (content_type, ==, "text/plain; version=0.0.4; charset=utf-8");
@@ -282,14 +186,14 @@ test_scrape (void)
   g_assert_cmpuint (http_get (other, NULL, NULL), ==, 404);
 
   /* The listener said bye: no peer left */
-  g_assert_cmpint (program_stop (listener, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (listener, SIGTERM), ==, 0);
   g_clear_pointer (&body, g_free);
   g_clear_pointer (&samples, g_hash_table_unref);
   g_assert_cmpuint (http_get (url, NULL, &body), ==, 200);
   samples = parse_exposition (body);
   assert_sample (samples, "rndz_peers{transport=\"udp\"}", "0");
 
-  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
 }
 
 #define MAX_CONNECTIONS 16
@@ -298,7 +202,7 @@ static void
 test_connection_cap (void)
 {
   g_autofree char *address = NULL, *url = NULL, *host = NULL;
-  g_autoptr(Program) server = start_server (&address, &url);
+  g_autoptr(RndzTestProgram) server = start_server (&address, &url);
   g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GSocketClient) client = g_socket_client_new ();
   guint status = 0;
@@ -331,19 +235,19 @@ test_connection_cap (void)
     }
   g_assert_cmpuint (status, ==, 200);
 
-  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
 }
 
 static void
 test_bad_address (void)
 {
-  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                          "--metrics-addr", "localhost:9100", NULL };
   g_autofree char *out = NULL, *err = NULL;
 
   g_test_summary ("--metrics-addr takes a numeric ADDRESS:PORT, like --listen-addr");
 
-  g_assert_cmpint (run (argv, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "--metrics-addr"));
   g_assert_nonnull (strstr (err, "localhost:9100"));
 }
@@ -354,7 +258,7 @@ main (int   argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-  if (!g_file_test (tool_path (), G_FILE_TEST_IS_EXECUTABLE))
+  if (!g_file_test (rndz_test_tool_path (), G_FILE_TEST_IS_EXECUTABLE))
     {
       g_test_skip ("RNDZ_TOOL does not name the rndz program");
       return g_test_run ();

@@ -5,10 +5,9 @@
 
 #include <rndz-glib/rndz.h>
 #include <glib/gstdio.h>
-#include <signal.h>
-#include <sys/prctl.h>
 
 #include "rndz-message-private.h"
+#include "rndz-test-redis.h"
 #include "rndz-test-util.h"
 
 /* Every name the documentation of rndz_server_get_statistics() lists */
@@ -238,52 +237,21 @@ test_outcomes (Fixture       *f,
 /* A cluster of two nodes on a redis-server of its own (as in
  * test-cluster.c, which has more of it) */
 
-static void
-die_with_parent (gpointer user_data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-}
-
 /* A redis-server on a free loopback port, answering, in a new empty
  * directory @dir (it saves nothing there); its URL in @url */
-static GSubprocess *
+static RndzTestRedis *
 redis_start (char **dir,
              char **url)
 {
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSocket) probe = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *port = NULL;
-  gint64 deadline = g_get_monotonic_time () + RNDZ_TEST_TIMEOUT_MS * 1000;
-  GSubprocess *redis;
-  RndzAddr local;
+  guint16 port = rndz_test_free_port ();
+  RndzTestRedis *redis;
 
-  probe = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &local);
-  g_clear_object (&probe);
-  port = g_strdup_printf ("%u", local.port);
   *dir = g_dir_make_tmp ("rndz-statistics-XXXXXX", NULL);
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  redis = g_subprocess_launcher_spawn (launcher, &error, "redis-server", "--port", port,
-                                       "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                       "--dir", *dir, "--loglevel", "warning", NULL);
+  redis = rndz_test_redis_start (*dir, port, RNDZ_TEST_TIMEOUT_MS, &error);
   g_assert_no_error (error);
-
-  *url = g_strdup_printf ("redis://127.0.0.1:%s", port);
-  for (;;)
-    {
-      g_autoptr(GSocketClient) client = g_socket_client_new ();
-      g_autoptr(GSocketConnection) connection = NULL;
-      g_autofree char *host = g_strdup_printf ("127.0.0.1:%s", port);
-
-      /* No proxy resolver: libproxy's C++ exceptions abort under ASan */
-      g_socket_client_set_enable_proxy (client, FALSE);
-      connection = g_socket_client_connect_to_host (client, host, 0, NULL, NULL);
-      if (connection != NULL)
-        return redis;
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (20000);
-    }
+  *url = g_strdup_printf ("redis://127.0.0.1:%u", port);
+  return redis;
 }
 
 static gboolean
@@ -335,9 +303,8 @@ request_across (RndzTestPeer *bob,
 static void
 test_cluster (void)
 {
-  g_autofree char *program = g_find_program_in_path ("redis-server");
   g_autofree char *url = NULL, *dir = NULL;
-  g_autoptr(GSubprocess) redis = NULL;
+  g_autoptr(RndzTestRedis) redis = NULL;
   g_autoptr(RndzServer) node1 = NULL, node2 = NULL;
   g_autoptr(RndzTestPeer) alice = NULL, bob = NULL;
   guint16 port1, port2;
@@ -346,11 +313,8 @@ test_cluster (void)
 
   g_test_summary ("Across a cluster: the requester's node counts the request sent across, "
                   "the answer and its latency, and the rendezvous, once for the fleet");
-  if (program == NULL)
-    {
-      g_test_skip ("redis-server is not installed (scripts/install-deps.sh installs it)");
-      return;
-    }
+  if (!rndz_test_redis_installed ())
+    return;
 
   redis = redis_start (&dir, &url);
   node1 = node_new (url, &port1);
@@ -389,8 +353,7 @@ test_cluster (void)
 
   rndz_server_stop (node1);
   rndz_server_stop (node2);
-  g_subprocess_send_signal (redis, SIGKILL);
-  g_subprocess_wait (redis, NULL, NULL);
+  g_clear_pointer (&redis, rndz_test_redis_stop);
   g_rmdir (dir);
   rndz_test_drain (NULL);
 }

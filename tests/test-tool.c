@@ -10,22 +10,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "rndz-test-program.h"
 #include "rndz-test-util.h"
-
-/* A program under test, with its output read line by line */
-typedef struct
-{
-  GSubprocess *process;
-  GDataInputStream *out;
-} Program;
-
-static const char *
-tool_path (void)
-{
-  const char *path = g_getenv ("RNDZ_TOOL");
-
-  return path != NULL ? path : "rndz";
-}
 
 /* Limits on open files for a program to start with (soft, hard) */
 static struct rlimit child_nofile;
@@ -37,114 +23,14 @@ set_child_nofile (gpointer user_data)
     setrlimit (RLIMIT_NOFILE, &child_nofile);
 }
 
-static Program *
-program_start (const char * const *argv,
-               const char * const *env)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GError) error = NULL;
-  Program *program = g_new0 (Program, 1);
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_SILENCE);
-  for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
-    g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
-  g_subprocess_launcher_set_child_setup (launcher, set_child_nofile, NULL, NULL);
-
-  program->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  program->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (program->process));
-  return program;
-}
-
-/* The next line the program prints, within 10 s */
-/* The next line of the program's output, or %NULL at its end */
-static char *
-program_try_read_line (Program *program)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-
-  g_data_input_stream_read_line_async (program->out, G_PRIORITY_DEFAULT, NULL,
-                                       rndz_test_async_cb, &result);
-  rndz_test_wait_async (NULL, &result, 10000);
-  return g_data_input_stream_read_line_finish_utf8 (program->out, result, NULL, NULL);
-}
-
-static char *
-program_read_line (Program *program)
-{
-  char *line = program_try_read_line (program);
-
-  g_assert_nonnull (line);
-  return line;
-}
-
-/* Sends @signum and waits, 5 s at most, for the program to exit.
- * Returns its exit status, or -1 if a signal ended it. */
-static int
-program_stop (Program *program,
-              int      signum)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-
-  g_subprocess_send_signal (program->process, signum);
-  g_subprocess_wait_async (program->process, NULL, rndz_test_async_cb, &result);
-  if (!rndz_test_run_until_set (NULL, (gpointer *) &result, 5000))
-    {
-      g_subprocess_force_exit (program->process);
-      g_error ("%s did not exit within 5 s of signal %d", tool_path (), signum);
-    }
-  g_subprocess_wait_finish (program->process, result, NULL);
-
-  if (!g_subprocess_get_if_exited (program->process))
-    return -1;
-  return g_subprocess_get_exit_status (program->process);
-}
-
-static void
-program_free (Program *program)
-{
-  if (g_subprocess_get_identifier (program->process) != NULL)
-    program_stop (program, SIGKILL);
-  g_object_unref (program->out);
-  g_object_unref (program->process);
-  g_free (program);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (Program, program_free)
-
-/* Runs a program to its end (it bounds its own time); returns its
- * status, and its output */
-static int
-run (const char * const  *argv,
-     const char * const  *env,
-     char               **out,
-     char               **err)
-{
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  for (guint i = 0; env != NULL && env[i] != NULL; i += 2)
-    g_subprocess_launcher_setenv (launcher, env[i], env[i + 1], TRUE);
-  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_communicate_utf8 (process, NULL, NULL, out, err, &error));
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  return g_subprocess_get_exit_status (process);
-}
-
 /* A server on a free loopback port; *address is "127.0.0.1:PORT" */
-static Program *
+static RndzTestProgram *
 start_server (char **address)
 {
-  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                          "--forward-timeout", "1", NULL };
-  Program *server = program_start (argv, NULL);
-  g_autofree char *line = program_read_line (server);
+  RndzTestProgram *server = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
+  g_autofree char *line = rndz_test_program_read_line (server);
   const char *prefix = "Listening on ";
 
   g_assert_true (g_str_has_prefix (line, prefix));
@@ -153,15 +39,15 @@ start_server (char **address)
   return server;
 }
 
-static Program *
+static RndzTestProgram *
 start_listener (const char *address,
                 const char *id,
                 gboolean    tcp)
 {
-  const char *argv[] = { tool_path (), "client", "--id", id, "--server-addr", address,
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", id, "--server-addr", address,
                          tcp ? "--tcp" : NULL, NULL };
-  Program *listener = program_start (argv, NULL);
-  g_autofree char *line = program_read_line (listener);
+  RndzTestProgram *listener = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
+  g_autofree char *line = rndz_test_program_read_line (listener);
   g_autofree char *expected = g_strdup_printf ("Registered as %s on port ", id);
 
   g_assert_true (g_str_has_prefix (line, expected));
@@ -173,8 +59,8 @@ test_rendezvous (gconstpointer user_data)
 {
   gboolean tcp = GPOINTER_TO_INT (user_data);
   g_autofree char *address = NULL;
-  g_autoptr(Program) server G_GNUC_UNUSED = start_server (&address);
-  g_autoptr(Program) listener = start_listener (address, "alice", tcp);
+  g_autoptr(RndzTestProgram) server G_GNUC_UNUSED = start_server (&address);
+  g_autoptr(RndzTestProgram) listener = start_listener (address, "alice", tcp);
 
   g_test_summary ("A server, a listener and a connector, each its own process: the "
                   "connector's message comes back as the listener's echo");
@@ -183,13 +69,13 @@ test_rendezvous (gconstpointer user_data)
     {
       g_autofree char *id = g_strdup_printf ("bob-%u", i);
       g_autofree char *message = g_strdup_printf ("hello from %s", id);
-      const char *argv[] = { tool_path (), "client", "--id", id, "--server-addr", address,
+      const char *argv[] = { rndz_test_tool_path (), "client", "--id", id, "--server-addr", address,
                              "--remote-peer", "alice", "--message", message,
                              i == 1 ? "--verbose" : "--timeout=10", tcp ? "--tcp" : NULL, NULL };
       g_autofree char *out = NULL, *err = NULL;
       g_autofree char *expected = g_strdup_printf ("%s\n", message);
 
-      g_assert_cmpint (run (argv, NULL, &out, &err), ==, 0);
+      g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 0);
       g_assert_cmpstr (out, ==, expected);
       /* With --verbose, the path taken */
       if (i == 1)
@@ -197,8 +83,8 @@ test_rendezvous (gconstpointer user_data)
     }
 
   /* Both stop cleanly on SIGTERM; the listener says bye first */
-  g_assert_cmpint (program_stop (listener, SIGTERM), ==, 0);
-  g_assert_cmpint (program_stop (server, SIGINT), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (listener, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGINT), ==, 0);
 }
 
 static void
@@ -206,15 +92,15 @@ test_unknown_peer (gconstpointer user_data)
 {
   gboolean tcp = GPOINTER_TO_INT (user_data);
   g_autofree char *address = NULL;
-  g_autoptr(Program) server G_GNUC_UNUSED = start_server (&address);
-  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+  g_autoptr(RndzTestProgram) server G_GNUC_UNUSED = start_server (&address);
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", "bob", "--server-addr", address,
                          "--remote-peer", "nobody", tcp ? "--tcp" : NULL, NULL };
   g_autofree char *out = NULL, *err = NULL;
   gint64 start = g_get_monotonic_time ();
 
   g_test_summary ("Reaching an unknown peer fails at once with a clear message");
 
-  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 1);
   g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
   g_assert_cmpstr (out, ==, "");
   g_assert_nonnull (strstr (err, "nobody"));
@@ -225,9 +111,9 @@ static void
 test_vanished_listener (void)
 {
   g_autofree char *address = NULL;
-  g_autoptr(Program) server G_GNUC_UNUSED = start_server (&address);
-  g_autoptr(Program) listener = start_listener (address, "alice", FALSE);
-  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
+  g_autoptr(RndzTestProgram) server G_GNUC_UNUSED = start_server (&address);
+  g_autoptr(RndzTestProgram) listener = start_listener (address, "alice", FALSE);
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", "bob", "--server-addr", address,
                          "--remote-peer", "alice", "--timeout", "5", NULL };
   g_autofree char *out = NULL, *err = NULL;
   gint64 start;
@@ -235,9 +121,9 @@ test_vanished_listener (void)
   g_test_summary ("A listener killed without a word makes the connector fail promptly "
                   "(the server's forward timeout), not hang");
 
-  g_assert_cmpint (program_stop (listener, SIGKILL), ==, -1);
+  g_assert_cmpint (rndz_test_program_stop (listener, SIGKILL), ==, -1);
   start = g_get_monotonic_time ();
-  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 1);
   g_assert_cmpint (g_get_monotonic_time () - start, <, 4 * G_USEC_PER_SEC);
   g_assert_nonnull (strstr (err, "alice"));
 }
@@ -245,14 +131,15 @@ test_vanished_listener (void)
 static void
 test_server_down (void)
 {
-  const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", "127.0.0.1:1",
-                         "--remote-peer", "alice", "--timeout", "3", NULL };
+  const char *argv[] = { rndz_test_tool_path (), "client", "--id", "bob",
+                         "--server-addr", "127.0.0.1:1", "--remote-peer", "alice",
+                         "--timeout", "3", NULL };
   g_autofree char *out = NULL, *err = NULL;
   gint64 start = g_get_monotonic_time ();
 
   g_test_summary ("With no server there, the connector fails within its timeout, saying why");
 
-  g_assert_cmpint (run (argv, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 1);
   g_assert_cmpint (g_get_monotonic_time () - start, <, 4 * G_USEC_PER_SEC);
   g_assert_cmpstr (err, !=, "");
 }
@@ -262,7 +149,7 @@ test_relay_server (void)
 {
   g_autoptr(GSocket) probe = NULL;
   g_autoptr(GSocketAddress) probe_address = NULL;
-  g_autoptr(Program) server = NULL;
+  g_autoptr(RndzTestProgram) server = NULL;
   g_autofree char *port_text = NULL;
   g_autofree char *line = NULL;
   g_autofree char *expected = NULL;
@@ -276,7 +163,7 @@ test_relay_server (void)
    * and the server then fails at once: another port */
   for (guint attempt = 0; attempt < 3 && line == NULL; attempt++)
     {
-      const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+      const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                              "--relay-port", NULL, "--relay-max-sessions", "2",
                              "--relay-rate", "0", "--relay-idle-timeout", "5", NULL };
 
@@ -288,14 +175,14 @@ test_relay_server (void)
       port_text = g_strdup_printf ("%u", port);
       argv[5] = port_text;
 
-      g_clear_pointer (&server, program_free);
-      server = program_start (argv, NULL);
-      line = program_try_read_line (server);
+      g_clear_pointer (&server, rndz_test_program_free);
+      server = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
+      line = rndz_test_program_try_read_line (server);
     }
   g_assert_nonnull (line);
   g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
   g_clear_pointer (&line, g_free);
-  line = program_read_line (server);
+  line = rndz_test_program_read_line (server);
   expected = g_strdup_printf ("Relaying on 127.0.0.1:%u", port);
   g_assert_cmpstr (line, ==, expected);
 
@@ -307,39 +194,41 @@ test_relay_server (void)
 
   /* Stopped as soon as it said where it listens: it catches the signal
    * before it says so, and exits cleanly */
-  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
 }
 
 static void
 test_option_units (void)
 {
   g_autofree char *out = NULL, *err = NULL;
-  const char *peer_zero[] = { tool_path (), "server", "--peer-timeout", "0", NULL };
-  const char *forward_long[] = { tool_path (), "server", "--forward-timeout", "3601", NULL };
-  const char *idle_long[] = { tool_path (), "server", "--relay-idle-timeout", "604801", NULL };
-  const char *timeout_long[] = { tool_path (), "client", "--id", "bob", "--server-addr",
+  const char *peer_zero[] = { rndz_test_tool_path (), "server", "--peer-timeout", "0", NULL };
+  const char *forward_long[] = { rndz_test_tool_path (), "server", "--forward-timeout", "3601",
+                                 NULL };
+  const char *idle_long[] = { rndz_test_tool_path (), "server", "--relay-idle-timeout", "604801",
+                              NULL };
+  const char *timeout_long[] = { rndz_test_tool_path (), "client", "--id", "bob", "--server-addr",
                                  "127.0.0.1:1", "--timeout", "3601", NULL };
 
   g_test_summary ("The options take seconds, the properties they set milliseconds: "
                   "an option's range is its property's range in seconds");
 
-  g_assert_cmpint (run (peer_zero, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (peer_zero, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "from 1 to 2147483"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (forward_long, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (forward_long, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "--forward-timeout"));
   g_assert_nonnull (strstr (err, "from 1 to 3600"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (idle_long, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (idle_long, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "from 1 to 604800"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (timeout_long, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (timeout_long, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "--timeout"));
   g_assert_nonnull (strstr (err, "from 1 to 3600"));
 }
@@ -348,25 +237,25 @@ static void
 test_command_line (void)
 {
   g_autofree char *out = NULL, *err = NULL;
-  const char *help[] = { tool_path (), "--help", NULL };
-  const char *version[] = { tool_path (), "--version", NULL };
-  const char *unknown[] = { tool_path (), "dance", NULL };
-  const char *no_id[] = { tool_path (), "client", "--server-addr", "127.0.0.1:1", NULL };
-  const char *bad_addr[] = { tool_path (), "server", "--listen-addr", "localhost", NULL };
+  const char *help[] = { rndz_test_tool_path (), "--help", NULL };
+  const char *version[] = { rndz_test_tool_path (), "--version", NULL };
+  const char *unknown[] = { rndz_test_tool_path (), "dance", NULL };
+  const char *no_id[] = { rndz_test_tool_path (), "client", "--server-addr", "127.0.0.1:1", NULL };
+  const char *bad_addr[] = { rndz_test_tool_path (), "server", "--listen-addr", "localhost", NULL };
 
   g_test_summary ("Help and version go to stdout; usage errors to stderr, with status 1");
 
-  g_assert_cmpint (run (help, NULL, &out, &err), ==, 0);
+  g_assert_cmpint (rndz_test_run_program (help, NULL, &out, &err), ==, 0);
   g_assert_nonnull (strstr (out, "server"));
   g_assert_nonnull (strstr (out, "client"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
   {
-    const char *server_help[] = { tool_path (), "server", "--help", NULL };
-    const char *bad_rate[] = { tool_path (), "server", "--relay-rate", "-1", NULL };
+    const char *server_help[] = { rndz_test_tool_path (), "server", "--help", NULL };
+    const char *bad_rate[] = { rndz_test_tool_path (), "server", "--relay-rate", "-1", NULL };
 
-    g_assert_cmpint (run (server_help, NULL, &out, &err), ==, 0);
+    g_assert_cmpint (rndz_test_run_program (server_help, NULL, &out, &err), ==, 0);
     g_assert_nonnull (strstr (out, "--relay-port=PORT"));
     g_assert_nonnull (strstr (out, "--relay-max-sessions=N"));
     g_assert_nonnull (strstr (out, "--relay-rate=BYTES"));
@@ -374,29 +263,29 @@ test_command_line (void)
     g_clear_pointer (&out, g_free);
     g_clear_pointer (&err, g_free);
 
-    g_assert_cmpint (run (bad_rate, NULL, &out, &err), ==, 1);
+    g_assert_cmpint (rndz_test_run_program (bad_rate, NULL, &out, &err), ==, 1);
     g_assert_nonnull (strstr (err, "--relay-rate"));
     g_clear_pointer (&out, g_free);
     g_clear_pointer (&err, g_free);
   }
 
-  g_assert_cmpint (run (version, NULL, &out, &err), ==, 0);
+  g_assert_cmpint (rndz_test_run_program (version, NULL, &out, &err), ==, 0);
   g_assert_true (g_str_has_prefix (out, "rndz "));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (unknown, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (unknown, NULL, &out, &err), ==, 1);
   g_assert_cmpstr (out, ==, "");
   g_assert_nonnull (strstr (err, "dance"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (no_id, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (no_id, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "--id"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (run (bad_addr, NULL, &out, &err), ==, 1);
+  g_assert_cmpint (rndz_test_run_program (bad_addr, NULL, &out, &err), ==, 1);
   g_assert_nonnull (strstr (err, "localhost"));
 }
 
@@ -407,67 +296,71 @@ test_auth (void)
   g_autofree char *secret_file = g_build_filename (dir, "secret", NULL);
   g_autofree char *key_file = g_build_filename (dir, "alice.key", NULL);
   g_autofree char *alice_key = NULL, *bob_key = NULL, *err = NULL, *address = NULL;
-  const char *derive_alice[] = { tool_path (), "key", "--secret-file", secret_file, "--id", "alice", NULL };
-  const char *derive_bob[] = { tool_path (), "key", "--id", "bob", NULL };
+  const char *derive_alice[] = { rndz_test_tool_path (), "key", "--secret-file", secret_file,
+                                 "--id", "alice", NULL };
+  const char *derive_bob[] = { rndz_test_tool_path (), "key", "--id", "bob", NULL };
   const char *secret_env[] = { "RNDZ_SECRET", "a secret of the operator", NULL };
-  g_autoptr(Program) server = NULL;
-  g_autoptr(Program) listener = NULL;
+  g_autoptr(RndzTestProgram) server = NULL;
+  g_autoptr(RndzTestProgram) listener = NULL;
   g_autofree char *line = NULL;
 
   g_test_summary ("With a server secret (from a file, or the environment), peers with "
                   "keys from rndz key meet; a peer without one cannot register");
 
   g_assert_true (g_file_set_contents (secret_file, "a secret of the operator\n", -1, NULL));
-  g_assert_cmpint (run (derive_alice, NULL, &alice_key, &err), ==, 0);
+  g_assert_cmpint (rndz_test_run_program (derive_alice, NULL, &alice_key, &err), ==, 0);
   g_clear_pointer (&err, g_free);
-  g_assert_cmpint (run (derive_bob, secret_env, &bob_key, &err), ==, 0);
+  g_assert_cmpint (rndz_test_run_program (derive_bob, secret_env, &bob_key, &err), ==, 0);
   g_assert_cmpuint (strlen (alice_key), ==, 65);
   g_assert_cmpstr (alice_key, !=, bob_key);
   g_strstrip (bob_key);
   g_assert_true (g_file_set_contents (key_file, alice_key, -1, NULL));
 
   {
-    const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+    const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                            "--secret-file", secret_file, NULL };
 
-    server = program_start (argv, NULL);
-    line = program_read_line (server);
+    server = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
+    line = rndz_test_program_read_line (server);
     g_assert_true (g_str_has_prefix (line, "Listening on "));
     address = g_strdup (line + strlen ("Listening on "));
   }
 
   {
-    const char *argv[] = { tool_path (), "client", "--id", "alice", "--server-addr", address,
-                           "--key-file", key_file, "--require-auth", NULL };
+    const char *argv[] = { rndz_test_tool_path (), "client", "--id", "alice",
+                           "--server-addr", address, "--key-file", key_file, "--require-auth",
+                           NULL };
 
-    listener = program_start (argv, NULL);
+    listener = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
     g_clear_pointer (&line, g_free);
-    line = program_read_line (listener);
+    line = rndz_test_program_read_line (listener);
     g_assert_true (g_str_has_prefix (line, "Registered as alice"));
   }
 
   {
-    const char *argv[] = { tool_path (), "client", "--id", "bob", "--server-addr", address,
-                           "--remote-peer", "alice", "--message", "signed", NULL };
+    const char *argv[] = { rndz_test_tool_path (), "client", "--id", "bob",
+                           "--server-addr", address, "--remote-peer", "alice",
+                           "--message", "signed", NULL };
     const char *env[] = { "RNDZ_KEY", bob_key, NULL };
     g_autofree char *out = NULL, *err2 = NULL;
 
-    g_assert_cmpint (run (argv, env, &out, &err2), ==, 0);
+    g_assert_cmpint (rndz_test_run_program (argv, env, &out, &err2), ==, 0);
     g_assert_cmpstr (out, ==, "signed\n");
   }
 
   {
     /* Without a key the server does not even answer: the timeout ends it */
-    const char *argv[] = { tool_path (), "client", "--id", "mallory", "--server-addr", address,
-                           "--remote-peer", "alice", "--timeout", "1", NULL };
+    const char *argv[] = { rndz_test_tool_path (), "client", "--id", "mallory",
+                           "--server-addr", address, "--remote-peer", "alice",
+                           "--timeout", "1", NULL };
     g_autofree char *out = NULL, *err2 = NULL;
 
-    g_assert_cmpint (run (argv, NULL, &out, &err2), ==, 1);
+    g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err2), ==, 1);
     g_assert_cmpstr (out, ==, "");
   }
 
-  g_assert_cmpint (program_stop (listener, SIGTERM), ==, 0);
-  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (listener, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
   g_unlink (secret_file);
   g_unlink (key_file);
   g_rmdir (dir);
@@ -500,9 +393,9 @@ test_public_address (void)
   g_autofree char *dir = g_dir_make_tmp ("rndz-tool-XXXXXX", NULL);
   g_autofree char *secret_file = g_build_filename (dir, "secret", NULL);
   g_autoptr(GBytes) secret = g_bytes_new_static ("a secret", 8);
-  g_autoptr(Program) server = NULL;
+  g_autoptr(RndzTestProgram) server = NULL;
   g_autofree char *line = NULL;
-  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                          "--secret-file", secret_file,
                          "--public-address", "198.51.100.7:8888",
                          "--public-address", "[2001:DB8::7]:8888", NULL };
@@ -512,8 +405,8 @@ test_public_address (void)
                   "those addresses, besides its own; a bad address is a usage error");
 
   g_assert_true (g_file_set_contents (secret_file, "a secret", -1, NULL));
-  server = program_start (argv, NULL);
-  line = program_read_line (server);
+  server = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
+  line = rndz_test_program_read_line (server);
   g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
   port = atoi (line + strlen ("Listening on 127.0.0.1:"));
 
@@ -525,20 +418,20 @@ test_public_address (void)
     g_assert_true (signed_ping_answered (port, secret, own));
   }
   g_assert_false (signed_ping_answered (port, secret, "198.51.100.7:8889"));
-  g_assert_cmpint (program_stop (server, SIGTERM), ==, 0);
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
 
   {
     const char *bad[][6] = {
-      { tool_path (), "server", "--public-address", "rndz.example:8888", NULL },
-      { tool_path (), "server", "--public-address", "198.51.100.7", NULL },
-      { tool_path (), "server", "--public-address", "198.51.100.7:0", NULL },
+      { rndz_test_tool_path (), "server", "--public-address", "rndz.example:8888", NULL },
+      { rndz_test_tool_path (), "server", "--public-address", "198.51.100.7", NULL },
+      { rndz_test_tool_path (), "server", "--public-address", "198.51.100.7:0", NULL },
     };
 
     for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
       {
         g_autofree char *out = NULL, *err = NULL;
 
-        g_assert_cmpint (run (bad[i], NULL, &out, &err), ==, 1);
+        g_assert_cmpint (rndz_test_run_program (bad[i], NULL, &out, &err), ==, 1);
         g_assert_nonnull (strstr (err, "--public-address"));
         g_assert_nonnull (strstr (err, bad[i][3]));
       }
@@ -552,9 +445,10 @@ static void
 test_translation (void)
 {
   const char *localedir = g_getenv ("RNDZ_BUILD_LOCALEDIR");
-  const char *help[] = { tool_path (), "--help", NULL };
-  const char *down[] = { tool_path (), "client", "--id", "bob", "--server-addr", "127.0.0.1:1",
-                         "--remote-peer", "alice", "--timeout", "2", NULL };
+  const char *help[] = { rndz_test_tool_path (), "--help", NULL };
+  const char *down[] = { rndz_test_tool_path (), "client", "--id", "bob",
+                         "--server-addr", "127.0.0.1:1", "--remote-peer", "alice",
+                         "--timeout", "2", NULL };
   g_autofree char *out = NULL, *err = NULL;
 
   g_test_summary ("With LANGUAGE=de the tool and the library's errors speak German");
@@ -568,14 +462,14 @@ test_translation (void)
   {
     const char *env[] = { "RNDZ_LOCALEDIR", localedir, "LANGUAGE", "de", "LC_ALL", "C.UTF-8", NULL };
 
-    g_assert_cmpint (run (help, env, &out, &err), ==, 0);
+    g_assert_cmpint (rndz_test_run_program (help, env, &out, &err), ==, 0);
     g_assert_nonnull (strstr (out, "Aufruf"));
     g_assert_nonnull (strstr (out, "Rendezvous-Server"));
     g_clear_pointer (&out, g_free);
     g_clear_pointer (&err, g_free);
 
     /* An error of the library itself */
-    g_assert_cmpint (run (down, env, &out, &err), ==, 1);
+    g_assert_cmpint (rndz_test_run_program (down, env, &out, &err), ==, 1);
     g_assert_nonnull (strstr (err, "Kein Rendezvous-Server"));
   }
 }
@@ -600,7 +494,7 @@ read_nofile (GSubprocess *process,
 static void
 test_descriptor_limit_raised (void)
 {
-  g_autoptr(Program) server = NULL;
+  g_autoptr(RndzTestProgram) server = NULL;
   g_autofree char *address = NULL;
   struct rlimit ours;
   guint64 soft, hard;
@@ -646,11 +540,11 @@ connect_from (const char *host,
 static void
 test_descriptor_limit_flood (void)
 {
-  const char *argv[] = { tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+  const char *argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
                          "--register-timeout", "60", NULL };
   g_autoptr(GPtrArray) flood = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(Program) server = NULL;
-  g_autoptr(Program) listener = NULL;
+  g_autoptr(RndzTestProgram) server = NULL;
+  g_autoptr(RndzTestProgram) listener = NULL;
   g_autofree char *line = NULL;
   const char *address;
   gint64 start;
@@ -661,9 +555,9 @@ test_descriptor_limit_flood (void)
 
   /* 128 descriptors, hard limit too: more connections than fit */
   child_nofile.rlim_cur = child_nofile.rlim_max = 128;
-  server = program_start (argv, NULL);
+  server = rndz_test_program_start (argv, NULL, NULL, set_child_nofile);
   child_nofile.rlim_cur = child_nofile.rlim_max = 0;
-  line = program_read_line (server);
+  line = rndz_test_program_read_line (server);
   g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
   address = line + strlen ("Listening on ");
   port = atoi (address + strlen ("127.0.0.1:"));
@@ -689,7 +583,7 @@ main (int   argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-  if (!g_file_test (tool_path (), G_FILE_TEST_IS_EXECUTABLE))
+  if (!g_file_test (rndz_test_tool_path (), G_FILE_TEST_IS_EXECUTABLE))
     {
       g_test_skip ("RNDZ_TOOL does not name the rndz program");
       return g_test_run ();
