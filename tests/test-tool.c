@@ -548,6 +548,7 @@ test_descriptor_limit_flood (void)
   g_autofree char *line = NULL;
   const char *address;
   gint64 start;
+  guint64 soft, hard;
   guint16 port;
 
   g_test_summary ("With few descriptors, silent connections make room for a peer that "
@@ -561,6 +562,10 @@ test_descriptor_limit_flood (void)
   g_assert_true (g_str_has_prefix (line, "Listening on 127.0.0.1:"));
   address = line + strlen ("Listening on ");
   port = atoi (address + strlen ("127.0.0.1:"));
+  /* Without the limit the flood proves nothing */
+  read_nofile (server->process, &soft, &hard);
+  g_assert_cmpuint (soft, ==, 128);
+  g_assert_cmpuint (hard, ==, 128);
 
   /* 150 connections that never say a word, 25 from each of six hosts
    * (a host may hold 32) */
