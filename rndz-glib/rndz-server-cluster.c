@@ -111,7 +111,8 @@ held_ping_cb (gpointer user_data,
 
   /* The connection it came on may have closed meanwhile */
   if (!aborted && fresh && server->cluster != NULL &&
-      (held->src.conn == NULL || rndz_server_io_has_conn (server->io, held->src.conn)))
+      (held->src.conn == NULL ||
+       rndz_server_io_has_conn (server->io, held->src.conn, &held->src.from)))
     {
       rndz_server_enter (server);
       rndz_registry_handle_ping (server->registry, &held->src, &held->msg);

@@ -90,7 +90,8 @@ void            rndz_server_io_add_connection  (RndzServerIo     *io,
                                                 GSocket          *socket,
                                                 const RndzAddr   *remote);
 gboolean        rndz_server_io_has_conn        (RndzServerIo     *io,
-                                                RndzServerConn   *conn);
+                                                RndzServerConn   *conn,
+                                                const RndzAddr   *remote);
 void            rndz_server_io_close           (RndzServerIo     *io,
                                                 RndzServerConn   *conn);
 gpointer        rndz_server_conn_get_registration (RndzServerConn *conn);

@@ -480,11 +480,15 @@ rndz_server_io_expire_unregistered (RndzServerIo *io,
 
 /* TCP */
 
+/* Whether @conn is still open, and still the connection from @remote (a
+ * new connection may have got the memory of a closed one) */
 gboolean
 rndz_server_io_has_conn (RndzServerIo   *io,
-                         RndzServerConn *conn)
+                         RndzServerConn *conn,
+                         const RndzAddr *remote)
 {
-  return g_hash_table_contains (io->conns, conn);
+  return g_hash_table_contains (io->conns, conn) &&
+         rndz_addr_equal (rndz_channel_get_remote (conn->channel), remote);
 }
 
 void

@@ -660,6 +660,7 @@ static void
 test_authenticated (Fixture       *f,
                     gconstpointer  data)
 {
+  gboolean tcp = GPOINTER_TO_INT (data);
   g_autoptr(GBytes) secret = g_bytes_new_static ("the peers' secret", 17);
   g_autoptr(GBytes) alice_key = rndz_derive_key (secret, "alice");
   g_autoptr(GBytes) bob_key = rndz_derive_key (secret, "bob");
@@ -699,19 +700,31 @@ test_authenticated (Fixture       *f,
     g_autoptr(GAsyncResult) result = NULL;
     g_autoptr(GSocket) socket = NULL;
 
-    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
-    rndz_test_wait_async (NULL, &result, WAIT_MS);
-    socket = rndz_client_listen_udp_finish (alice, result, &error);
+    /* A signed registration waits for the cluster's MAC claim: over TCP,
+     * on the connection it came on */
+    if (tcp)
+      {
+        rndz_client_listen_tcp_async (alice, NULL, rndz_test_async_cb, &result);
+        rndz_test_wait_async (NULL, &result, WAIT_MS);
+        g_assert_true (rndz_client_listen_tcp_finish (alice, result, &error));
+      }
+    else
+      {
+        rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
+        rndz_test_wait_async (NULL, &result, WAIT_MS);
+        socket = rndz_client_listen_udp_finish (alice, result, &error);
+      }
     g_assert_no_error (error);
   }
+  g_assert_cmpuint (rndz_server_get_peer_count (a), ==, 1);
 
   bob = peer_new ("bob", address_b);
   rndz_client_set_key (bob, bob_key);
-  error = try_connect (bob, "alice", FALSE);
+  error = try_connect (bob, "alice", tcp);
   g_assert_no_error (error);
 
   mallory = peer_new ("mallory", address_b);
-  error = try_connect (mallory, "alice", FALSE);
+  error = try_connect (mallory, "alice", tcp);
   g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_AUTH_REQUIRED);
 }
 
@@ -811,7 +824,9 @@ main (int   argc,
               fixture_set_up, test_relay_across, fixture_tear_down);
   g_test_add ("/cluster/message-replay", Fixture, NULL,
               fixture_set_up, test_message_replay, fixture_tear_down);
-  g_test_add ("/cluster/authenticated", Fixture, NULL,
+  g_test_add ("/cluster/udp/authenticated", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_authenticated, fixture_tear_down);
+  g_test_add ("/cluster/tcp/authenticated", Fixture, GINT_TO_POINTER (TRUE),
               fixture_set_up, test_authenticated, fixture_tear_down);
   g_test_add ("/cluster/claim-renewed", Fixture, NULL,
               fixture_set_up, test_claim_renewed, fixture_tear_down);
