@@ -141,14 +141,13 @@ peer_new (const char *id,
   return client;
 }
 
-static RndzClient *
-listener_new (const char *id,
-              const char *server,
-              gboolean    tcp)
+/* Listens with @client, set up as the test wants it */
+static void
+peer_listen (RndzClient *client,
+             gboolean    tcp)
 {
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
-  RndzClient *client = peer_new (id, server);
 
   if (tcp)
     {
@@ -165,6 +164,16 @@ listener_new (const char *id,
       socket = rndz_client_listen_udp_finish (client, result, &error);
     }
   g_assert_no_error (error);
+}
+
+static RndzClient *
+listener_new (const char *id,
+              const char *server,
+              gboolean    tcp)
+{
+  RndzClient *client = peer_new (id, server);
+
+  peer_listen (client, tcp);
   return client;
 }
 
@@ -384,15 +393,7 @@ test_node_dies (Fixture       *f,
 
   alice = peer_new ("alice", address);
   rndz_client_set_keepalive_interval (alice, 1000);
-  {
-    g_autoptr(GAsyncResult) result = NULL;
-    g_autoptr(GSocket) socket = NULL;
-
-    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
-    rndz_test_wait_async (NULL, &result, WAIT_MS);
-    socket = rndz_client_listen_udp_finish (alice, result, &error);
-    g_assert_no_error (error);
-  }
+  peer_listen (alice, FALSE);
 
   for (guint i = 0; i < G_N_ELEMENTS (f->nodes); i++)
     if (rndz_server_get_peer_count (f->nodes[i]) > 0)
@@ -696,26 +697,9 @@ test_authenticated (Fixture       *f,
   alice = peer_new ("alice", address_a);
   rndz_client_set_key (alice, alice_key);
   rndz_client_set_require_auth (alice, TRUE);
-  {
-    g_autoptr(GAsyncResult) result = NULL;
-    g_autoptr(GSocket) socket = NULL;
-
-    /* A signed registration waits for the cluster's MAC claim: over TCP,
-     * on the connection it came on */
-    if (tcp)
-      {
-        rndz_client_listen_tcp_async (alice, NULL, rndz_test_async_cb, &result);
-        rndz_test_wait_async (NULL, &result, WAIT_MS);
-        g_assert_true (rndz_client_listen_tcp_finish (alice, result, &error));
-      }
-    else
-      {
-        rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
-        rndz_test_wait_async (NULL, &result, WAIT_MS);
-        socket = rndz_client_listen_udp_finish (alice, result, &error);
-      }
-    g_assert_no_error (error);
-  }
+  /* A signed registration waits for the cluster's MAC claim: over TCP,
+   * on the connection it came on */
+  peer_listen (alice, tcp);
   g_assert_cmpuint (rndz_server_get_peer_count (a), ==, 1);
 
   bob = peer_new ("bob", address_b);
@@ -768,16 +752,7 @@ test_claim_renewed (Fixture       *f,
 
   alice = peer_new ("alice", address);
   rndz_client_set_keepalive_interval (alice, 1000);
-  {
-    g_autoptr(GAsyncResult) result = NULL;
-    g_autoptr(GSocket) socket = NULL;
-    g_autoptr(GError) error = NULL;
-
-    rndz_client_listen_udp_async (alice, NULL, rndz_test_async_cb, &result);
-    rndz_test_wait_async (NULL, &result, WAIT_MS);
-    socket = rndz_client_listen_udp_finish (alice, result, &error);
-    g_assert_no_error (error);
-  }
+  peer_listen (alice, FALSE);
 
   rndz_test_run_for (NULL, 100);
   first = redis_pttl (f, "rndz:peer:udp:alice");
