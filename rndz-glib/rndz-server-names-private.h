@@ -30,6 +30,8 @@ void             rndz_server_names_set_bound  (RndzServerNames  *names,
 void             rndz_server_names_set_public (RndzServerNames  *names,
                                                const RndzAddr   *addresses,
                                                guint             n_addresses);
+gboolean         rndz_server_names_get_advertised (RndzServerNames *names,
+                                                   RndzAddr        *address);
 gboolean         rndz_server_names_contains   (RndzServerNames  *names,
                                                const RndzAddr   *address,
                                                gint64            now);

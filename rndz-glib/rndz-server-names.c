@@ -161,6 +161,36 @@ interfaces_contain (RndzServerNames *names,
 }
 
 /*
+ * rndz_server_names_get_advertised:
+ *
+ * The address under which peers elsewhere reach the server, to name it to
+ * them: the first public address of the family it listens on, else the
+ * address its sockets are bound to unless that is a wildcard.
+ *
+ * Returns: %FALSE if there is none to give
+ */
+gboolean
+rndz_server_names_get_advertised (RndzServerNames *names,
+                                  RndzAddr        *address)
+{
+  for (guint i = 0; i < names->public->len; i++)
+    {
+      const RndzAddr *public = &g_array_index (names->public, RndzAddr, i);
+
+      if (public->family == names->bound.family)
+        {
+          *address = *public;
+          return TRUE;
+        }
+    }
+
+  if (names->bound.family == 0 || names->wildcard)
+    return FALSE;
+  *address = names->bound;
+  return TRUE;
+}
+
+/*
  * rndz_server_names_contains:
  * @now: the monotonic time
  *

@@ -376,34 +376,22 @@ server_names_listening (RndzServer *server,
     rndz_server_names_set_bound (server->names, &bound);
 }
 
-/* How the peers of other nodes of a cluster reach our relay: the first
- * public address of the family we listen on, else the address we are
- * bound to unless it is a wildcard, with the relay's port. Unknown
+/* How the peers of other nodes of a cluster reach our relay: at the
+ * address the server advertises, with the relay's port. Unknown
  * otherwise: a peer then joins at its own server's host, which is right
  * for nodes that share one machine. */
 static void
-server_relay_address (RndzServer *server,
-                      GSocket    *udp)
+server_relay_address (RndzServer *server)
 {
-  g_autoptr(GSocketAddress) local = g_socket_get_local_address (udp, NULL);
-  RndzAddr addr = { 0 }, bound = { 0 };
-  gboolean found = FALSE;
+  RndzAddr addr;
 
-  if (local == NULL || !rndz_addr_from_socket_address (&bound, local))
-    return;
-
-  for (guint i = 0; server->public_addresses[i] != NULL && !found; i++)
-    found = rndz_addr_parse (&addr, server->public_addresses[i], NULL) &&
-            addr.family == bound.family;
-  if (!found)
+  if (!rndz_server_names_get_advertised (server->names, &addr))
     {
-      static const guint8 zero[16] = { 0 };
-
-      addr = bound;
-      found = memcmp (bound.bytes, zero, bound.family == 6 ? 16 : 4) != 0;
+      rndz_forwarder_set_relay_address (server->forwarder, NULL);
+      return;
     }
   addr.port = server->relay_port;
-  rndz_forwarder_set_relay_address (server->forwarder, found ? &addr : NULL);
+  rndz_forwarder_set_relay_address (server->forwarder, &addr);
 }
 
 /**
@@ -488,7 +476,7 @@ rndz_server_listen (RndzServer      *server,
       if (server->relay_join_timeout_ms != 0)
         rndz_relay_set_join_timeout (server->relay, server->relay_join_timeout_ms);
       rndz_forwarder_set_relay (server->forwarder, server->relay);
-      server_relay_address (server, udp);
+      server_relay_address (server);
       g_debug ("Relaying on port %u", server->relay_port);
     }
 
