@@ -80,6 +80,7 @@ GSocket        *rndz_test_socket_new         (GSocketFamily  family,
                                               GSocketType    type,
                                               RndzAddr      *local);
 guint16         rndz_test_free_port          (void);
+guint16         rndz_test_free_port_for      (GSocketFamily  family);
 #ifdef RNDZ_HAVE_SERVER
 guint16         rndz_test_server_listen      (RndzServer    *server,
                                               GSocketFamily  family,

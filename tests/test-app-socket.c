@@ -59,16 +59,6 @@ peer_socket_cb (RndzClient *client,
   pair->got_peer_socket = TRUE;
 }
 
-static guint16
-unused_port (void)
-{
-  g_autoptr(GSocket) socket = NULL;
-  RndzAddr bound;
-
-  socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &bound);
-  return bound.port;
-}
-
 /* A server, alice listening and bob connected to her; @relayed: through
  * the server's relay */
 static void
@@ -82,7 +72,7 @@ pair_setup (Pair     *pair,
 
   pair->server = rndz_server_new ();
   if (relayed)
-    rndz_server_set_relay_port (pair->server, unused_port ());
+    rndz_server_set_relay_port (pair->server, rndz_test_free_port ());
   port = rndz_test_server_listen (pair->server, G_SOCKET_FAMILY_IPV4, 0);
   pair->address = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, port);
   servers[0] = pair->address;

@@ -814,23 +814,12 @@ test_server_restart (Fixture       *fixture,
   result_clear (&result);
 }
 
-/* A loopback port nothing listens on: bound a moment, then closed */
-static guint16
-unused_port (void)
-{
-  g_autoptr(GSocket) socket = NULL;
-  RndzAddr bound;
-
-  socket = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, &bound);
-  return bound.port;
-}
-
 static void
 test_two_servers_one_down (Fixture       *fixture,
                            gconstpointer  user_data)
 {
   RndzTransport transport = transport_of (user_data);
-  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", unused_port ());
+  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", rndz_test_free_port ());
   const char *servers[] = { dead, fixture->server_addr, NULL };
   g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
   g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
@@ -868,7 +857,7 @@ test_server_unreachable (Fixture       *fixture,
                          gconstpointer  user_data)
 {
   RndzTransport transport = transport_of (user_data);
-  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", unused_port ());
+  g_autofree char *dead = g_strdup_printf ("127.0.0.1:%u", rndz_test_free_port ());
   const char *servers[] = { dead, NULL };
   g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
   g_autoptr(RndzClient) alice = rndz_client_new ("alice", servers);
@@ -1400,14 +1389,13 @@ add_transport_tests (const char *name,
 
 /* Paths */
 
-static guint16 unused_port (void);
 
 /* Restarts the fixture's server with its relay on */
 static void
 fixture_enable_relay (Fixture *fixture)
 {
   rndz_server_stop (fixture->server);
-  rndz_server_set_relay_port (fixture->server, unused_port ());
+  rndz_server_set_relay_port (fixture->server, rndz_test_free_port ());
   fixture_start_server (fixture, 0);
   g_free (fixture->server_addr);
   fixture->server_addr = rndz_test_loopback_string (family_of (fixture),

@@ -30,6 +30,7 @@
 #include "rndz-poller-private.h"
 #include "rndz-relay-private.h"
 #include "rndz-server-private.h"
+#include "rndz-test-util.h"
 
 /* How long to wait for something that should happen now */
 #define WAIT_MS 3000
@@ -206,36 +207,6 @@ closed_within (GMainContext *context,
 
   /* Readable: EOF or a reset, since nobody sends anything */
   return ready && g_socket_receive (socket, &byte, 1, NULL, NULL) <= 0;
-}
-
-/* A port free for UDP and TCP on 127.0.0.1, now */
-static guint16
-free_port (void)
-{
-  for (guint attempt = 0; attempt < 32; attempt++)
-    {
-      g_autoptr(GSocketAddress) any = loopback_address (0);
-      g_autoptr(GSocketAddress) bound = NULL;
-      g_autoptr(GSocketAddress) again = NULL;
-      g_autoptr(GSocket) udp = NULL;
-      g_autoptr(GSocket) tcp = NULL;
-      guint16 port;
-
-      udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP,
-                          NULL);
-      tcp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-      g_assert_nonnull (udp);
-      g_assert_nonnull (tcp);
-      if (!g_socket_bind (udp, any, FALSE, NULL))
-        continue;
-      bound = g_socket_get_local_address (udp, NULL);
-      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-      again = loopback_address (port);
-      if (g_socket_bind (tcp, again, TRUE, NULL))
-        return port;
-    }
-
-  g_assert_not_reached ();
 }
 
 /* The poller */
@@ -513,7 +484,7 @@ relay_child (void)
   fds = exhaust_descriptors (4);
   for (guint attempt = 0; ; attempt++)
     {
-      relay_port = free_port ();
+      relay_port = rndz_test_free_port ();
       rndz_server_set_relay_port (server, relay_port);
       if (rndz_server_listen (server, address, &error))
         break;

@@ -279,27 +279,6 @@ bytes_received (Fixture *f,
 
 /* Fixture */
 
-/* A port that is free for UDP and TCP on 127.0.0.1, now */
-static guint16
-free_port (void)
-{
-  for (guint attempt = 0; attempt < 32; attempt++)
-    {
-      g_autoptr(GSocket) udp = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, NULL);
-      g_autoptr(GSocket) tcp = NULL;
-      g_autoptr(GSocketAddress) bound = g_socket_get_local_address (udp, NULL);
-      guint16 port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-      g_autoptr(GSocketAddress) again = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
-
-      tcp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-      g_assert_nonnull (tcp);
-      if (g_socket_bind (tcp, again, TRUE, NULL))
-        return port;
-    }
-
-  g_assert_not_reached ();
-}
-
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  user_data)
@@ -318,7 +297,7 @@ fixture_setup (Fixture       *f,
       g_autoptr(GSocketAddress) address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
       g_autoptr(GError) error = NULL;
 
-      f->relay_port = free_port ();
+      f->relay_port = rndz_test_free_port ();
       rndz_server_set_relay_port (f->server, f->relay_port);
       if (rndz_server_listen (f->server, address, &error))
         break;

@@ -441,35 +441,6 @@ transfer_done_cb (gpointer user_data)
 
 /* Sockets */
 
-/* A port that is free for UDP and TCP on the loopback address, now */
-static guint16
-free_port (GSocketFamily family)
-{
-  for (guint attempt = 0; attempt < 32; attempt++)
-    {
-      g_autoptr(GSocketAddress) any = rndz_test_loopback_address (family, 0);
-      g_autoptr(GSocketAddress) bound = NULL;
-      g_autoptr(GSocketAddress) again = NULL;
-      g_autoptr(GSocket) udp = NULL;
-      g_autoptr(GSocket) tcp = NULL;
-      guint16 port;
-
-      udp = g_socket_new (family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, NULL);
-      tcp = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
-      g_assert_nonnull (udp);
-      g_assert_nonnull (tcp);
-      if (!g_socket_bind (udp, any, FALSE, NULL))
-        continue;
-      bound = g_socket_get_local_address (udp, NULL);
-      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-      again = rndz_test_loopback_address (family, port);
-      if (g_socket_bind (tcp, again, TRUE, NULL))
-        return port;
-    }
-
-  g_assert_not_reached ();
-}
-
 /* Fixture */
 
 static void
@@ -481,7 +452,7 @@ fixture_listen (Fixture  *f,
       g_autoptr(GSocketAddress) address = rndz_test_loopback_address (f->family, 0);
       g_autoptr(GError) error = NULL;
 
-      f->relay_port = relay ? free_port (f->family) : 0;
+      f->relay_port = relay ? rndz_test_free_port_for (f->family) : 0;
       rndz_server_set_relay_port (f->server, f->relay_port);
       if (rndz_server_listen (f->server, address, &error))
         break;
@@ -591,11 +562,11 @@ test_listen_errors (Fixture       *f,
   /* Someone else has the relay port, over UDP */
   taken = g_socket_new (f->family, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
   g_assert_no_error (error);
-  taken_address = rndz_test_loopback_address (f->family, free_port (f->family));
+  taken_address = rndz_test_loopback_address (f->family, rndz_test_free_port_for (f->family));
   g_socket_bind (taken, taken_address, FALSE, &error);
   g_assert_no_error (error);
 
-  main_port = free_port (f->family);
+  main_port = rndz_test_free_port_for (f->family);
   main_address = rndz_test_loopback_address (f->family, main_port);
   rndz_server_set_relay_port (server, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (taken_address)));
   g_assert_false (rndz_server_listen (server, main_address, &error));
