@@ -77,6 +77,20 @@ typedef enum {
  * @RNDZ_ERROR_SERVER_UNAVAILABLE: the server is one node of a cluster and
  *   cannot reach the registry it shares with the others, so it cannot
  *   tell where the peer is; another server, or a later try, may. Since: 1.0
+ * @RNDZ_ERROR_IDENTITY_MISMATCH: the peer at the other end of a secure
+ *   connection did not prove the identity expected of it: its certificate
+ *   does not have the fingerprint that the rendezvous announced, or the
+ *   one the application pinned. Since: 1.0
+ * @RNDZ_ERROR_HANDSHAKE_FAILED: the TLS or DTLS handshake with the peer
+ *   failed for another reason (no common parameters, a corrupted or
+ *   missing message, no answer in time). Since: 1.0
+ * @RNDZ_ERROR_PATH_DEAD: the path to the peer of a secure channel stopped
+ *   carrying traffic: nothing came from the peer for three keepalive
+ *   intervals (the peer is gone, or a network on the way changed).
+ *   Since: 1.0
+ * @RNDZ_ERROR_NOT_SECURE: a secure connection was asked for, but the
+ *   other side did not offer an identity (it runs without one, or an
+ *   older version). Since: 1.0
  *
  * Error codes for the %RNDZ_ERROR domain: rendezvous failures.
  *
@@ -97,6 +111,10 @@ typedef enum {
   RNDZ_ERROR_RATE_LIMITED,
   RNDZ_ERROR_AUTH_REQUIRED,
   RNDZ_ERROR_SERVER_UNAVAILABLE,
+  RNDZ_ERROR_IDENTITY_MISMATCH,
+  RNDZ_ERROR_HANDSHAKE_FAILED,
+  RNDZ_ERROR_PATH_DEAD,
+  RNDZ_ERROR_NOT_SECURE,
 } RndzError;
 
 /**
