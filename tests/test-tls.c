@@ -269,6 +269,7 @@ test_handshake (Fixture       *f,
 {
   g_autofree char *client_sees = NULL;
   g_autofree char *server_sees = NULL;
+  g_autofree char *suite = NULL;
 
   handshake (f, rndz_identity_get_fingerprint (bob), rndz_identity_get_fingerprint (alice));
   g_assert_no_error (f->client_error);
@@ -280,7 +281,8 @@ test_handshake (Fixture       *f,
   server_sees = rndz_fingerprint_from_certificate (g_tls_connection_get_peer_certificate (f->server));
   g_assert_cmpstr (client_sees, ==, rndz_identity_get_fingerprint (bob));
   g_assert_cmpstr (server_sees, ==, rndz_identity_get_fingerprint (alice));
-  g_test_message ("cipher suite %s", g_tls_connection_get_ciphersuite_name (f->client));
+  suite = g_tls_connection_get_ciphersuite_name (f->client);
+  g_test_message ("cipher suite %s", suite);
 
   send_text (f->client, "hello from alice");
   expect_text (f->server, "hello from alice");
