@@ -98,16 +98,21 @@ static gboolean
 listener_peer_request_cb (RndzListener   *listener,
                           const char     *peer_id,
                           GSocketAddress *address,
+                          const char     *fingerprint,
                           gpointer        user_data)
 {
   RndzClient *client = user_data;
   g_autoptr(RndzClient) self G_GNUC_UNUSED = g_object_ref (client);
   guint authorize_peer = g_signal_lookup ("authorize-peer", G_OBJECT_TYPE (client));
+  guint authorize_fingerprint = g_signal_lookup ("authorize-fingerprint", G_OBJECT_TYPE (client));
   gboolean allowed = TRUE;
 
   /* Without a handler everyone is let in */
   if (g_signal_has_handler_pending (client, authorize_peer, 0, TRUE))
     g_signal_emit (client, authorize_peer, 0, peer_id, address, &allowed);
+  if (allowed && fingerprint != NULL &&
+      g_signal_has_handler_pending (client, authorize_fingerprint, 0, TRUE))
+    g_signal_emit (client, authorize_fingerprint, 0, peer_id, fingerprint, &allowed);
   if (allowed)
     g_signal_emit_by_name (client, "peer-request", peer_id, address);
   return allowed;
@@ -629,7 +634,8 @@ connect_start (GTask    *task,
   RndzClient *client = g_task_get_source_object (task);
   g_autofree char *peer_id = g_strdup (g_task_get_task_data (task));
 
-  rndz_connect_start (client->peer, GPOINTER_TO_UINT (user_data), peer_id, g_object_ref (task));
+  rndz_connect_start (client->peer, GPOINTER_TO_UINT (user_data), peer_id, NULL,
+                      g_object_ref (task));
 }
 
 static void

@@ -5,35 +5,31 @@
 
 #pragma once
 
-#include <gnutls/gnutls.h>
-
 #include "rndz-dtls-channel.h"
+#include "rndz-identity.h"
 
 G_BEGIN_DECLS
 
-/* The 1.0 interface (RndzIdentity) wraps this one: @credentials hold the
- * key and certificate this side presents; @owner (nullable) is kept
- * alive as long as the channel uses them.
- *
- * Runs the DTLS 1.2 handshake over @socket (UDP, connected to the peer;
+/* Runs the DTLS 1.2 handshake over @socket (UDP, connected to the peer;
  * made non-blocking) on the thread-default GMainContext, where the
- * channel's sources stay: as the server if @server (the listener). Both
- * sides present their certificate and require the other's, whose
- * SHA-256 fingerprint (text form) must be @expected, else
- * RNDZ_ERROR_IDENTITY_MISMATCH. Any other failure, and no result within
- * @timeout_ms, is RNDZ_ERROR_HANDSHAKE_FAILED; cancellation
- * G_IO_ERROR_CANCELLED. */
-void             rndz_dtls_channel_handshake_credentials_async (GSocket                          *socket,
-                                                                gboolean                          server,
-                                                                gnutls_certificate_credentials_t  credentials,
-                                                                GObject                          *owner,
-                                                                const char                       *expected,
-                                                                guint                             timeout_ms,
-                                                                GCancellable                     *cancellable,
-                                                                GAsyncReadyCallback               callback,
-                                                                gpointer                          user_data);
-RndzDtlsChannel *rndz_dtls_channel_handshake_finish            (GAsyncResult                     *result,
-                                                                GError                          **error);
+ * channel's sources stay: as the server if @server (the listener), else
+ * as the client (the connector). Both sides present @identity's
+ * certificate and require the other's, whose fingerprint (text form)
+ * must be @expected, else RNDZ_ERROR_IDENTITY_MISMATCH. Any other
+ * failure, and no result within @timeout_ms, is
+ * RNDZ_ERROR_HANDSHAKE_FAILED; cancellation G_IO_ERROR_CANCELLED. A
+ * failure sends the peer an alert where DTLS has one, so that its
+ * handshake fails too rather than at its deadline. */
+void             rndz_dtls_channel_handshake_async  (GSocket              *socket,
+                                                     gboolean              server,
+                                                     RndzIdentity         *identity,
+                                                     const char           *expected,
+                                                     guint                 timeout_ms,
+                                                     GCancellable         *cancellable,
+                                                     GAsyncReadyCallback   callback,
+                                                     gpointer              user_data);
+RndzDtlsChannel *rndz_dtls_channel_handshake_finish (GAsyncResult         *result,
+                                                     GError              **error);
 
 /* What the channel counted, for tests and benchmarks */
 typedef struct

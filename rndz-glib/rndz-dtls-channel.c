@@ -439,7 +439,7 @@ rndz_dtls_channel_finalize (GObject *object)
   RndzDtlsChannel *self = RNDZ_DTLS_CHANNEL (object);
 
   g_clear_pointer (&self->session, gnutls_deinit);
-  g_clear_object (&self->credentials_owner);
+  g_clear_object (&self->identity);
   g_clear_object (&self->socket);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->expected, g_free);

@@ -31,6 +31,7 @@
 
 #include "rndz-dtls-record-private.h"
 #include "rndz-i18n-private.h"
+#include "rndz-identity-private.h"
 #include "rndz-source-private.h"
 
 /* DTLS 1.2 only; forward secrecy (ECDHE) and authenticated encryption
@@ -41,14 +42,6 @@
 #define RETRANSMIT_MS 400
 /* gnutls_handshake() calls in a row that may report a non-fatal event */
 #define MAX_STEPS 16
-
-/* The text form of a certificate's fingerprint */
-static char *
-fingerprint_of_der (const guint8 *der,
-                    gsize         length)
-{
-  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, der, length);
-}
 
 /* Phase 3: GnuTLS calls this when the peer's certificate has come */
 static int
@@ -61,7 +54,7 @@ verify_peer (gnutls_session_t session)
 
   certificates = gnutls_certificate_get_peers (session, &n);
   if (certificates != NULL && n > 0)
-    fingerprint = fingerprint_of_der (certificates[0].data, certificates[0].size);
+    fingerprint = rndz_fingerprint_of_der (certificates[0].data, certificates[0].size);
   if (fingerprint == NULL || g_strcmp0 (fingerprint, self->expected) != 0)
     {
       self->mismatch = TRUE;
@@ -253,31 +246,31 @@ watch_handshake (RndzDtlsChannel *self,
 }
 
 void
-rndz_dtls_channel_handshake_credentials_async (GSocket                          *socket,
-                                               gboolean                          server,
-                                               gnutls_certificate_credentials_t  credentials,
-                                               GObject                          *owner,
-                                               const char                       *expected,
-                                               guint                             timeout_ms,
-                                               GCancellable                     *cancellable,
-                                               GAsyncReadyCallback               callback,
-                                               gpointer                          user_data)
+rndz_dtls_channel_handshake_async (GSocket             *socket,
+                                   gboolean             server,
+                                   RndzIdentity        *identity,
+                                   const char          *expected,
+                                   guint                timeout_ms,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
 {
   g_autoptr(RndzDtlsChannel) self = NULL;
   g_autoptr(GTask) task = NULL;
   GError *error = NULL;
 
   g_return_if_fail (G_IS_SOCKET (socket));
-  g_return_if_fail (credentials != NULL);
+  g_return_if_fail (RNDZ_IS_IDENTITY (identity));
   g_return_if_fail (expected != NULL);
 
   self = g_object_new (RNDZ_TYPE_DTLS_CHANNEL, "socket", socket, NULL);
   task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, rndz_dtls_channel_handshake_credentials_async);
+  g_task_set_source_tag (task, rndz_dtls_channel_handshake_async);
   self->expected = g_strdup (expected);
-  g_set_object (&self->credentials_owner, owner);
+  /* It owns the credentials the session uses */
+  self->identity = g_object_ref (identity);
 
-  if (!session_setup (self, server, credentials, timeout_ms, &error))
+  if (!session_setup (self, server, rndz_identity_get_credentials (identity), timeout_ms, &error))
     {
       self->phase = RNDZ_DTLS_PHASE_CLOSED;
       g_task_return_error (task, error);
@@ -294,7 +287,7 @@ RndzDtlsChannel *
 rndz_dtls_channel_handshake_finish (GAsyncResult  *result,
                                     GError       **error)
 {
-  g_return_val_if_fail (g_async_result_is_tagged (result, rndz_dtls_channel_handshake_credentials_async),
+  g_return_val_if_fail (g_async_result_is_tagged (result, rndz_dtls_channel_handshake_async),
                         NULL);
 
   return g_task_propagate_pointer (G_TASK (result), error);

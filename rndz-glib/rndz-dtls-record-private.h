@@ -18,6 +18,8 @@
 
 #pragma once
 
+#include <gnutls/gnutls.h>
+
 #include "rndz-dtls-channel-private.h"
 
 G_BEGIN_DECLS
@@ -62,7 +64,7 @@ struct _RndzDtlsChannel
   GMainContext *context;
   RndzDtlsPhase phase;
   gnutls_session_t session;
-  GObject *credentials_owner;
+  RndzIdentity *identity;      /* owns the session's credentials */
 
   /* The datagram just read, for GnuTLS's pull function */
   guint8 in_buf[RNDZ_DTLS_DATAGRAM_MAX];

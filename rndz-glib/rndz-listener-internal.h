@@ -63,6 +63,7 @@ struct _RndzListener
     guint32 tid;
     gboolean refused;
     char peer_id[RNDZ_ID_MAX_LEN + 1];
+    char fp[RNDZ_FP_LEN + 1];   /* the requester's, if it asked for a secure connection */
   } recent[RECENT_REQUESTS];
   guint recent_next;
 

@@ -82,20 +82,65 @@ static void hard_forget (RndzListener *listener, const char *peer_id);
 /* Asks the application whether a requester may come in. Its handler
  * may even stop us: callers hold a reference and check listener->stopped */
 static gboolean
-listener_ask (RndzListener   *listener,
-              const char     *peer_id,
-              const RndzAddr *addr)
+listener_ask (RndzListener      *listener,
+              const RndzMessage *fsync)
 {
   guint signal_id = g_signal_lookup ("peer-request", G_OBJECT_TYPE (listener));
   g_autoptr(GSocketAddress) address = NULL;
+  const char *fp = fsync->fp[0] != '\0' ? fsync->fp : NULL;
   gboolean allowed = TRUE;
 
   if (!g_signal_has_handler_pending (listener, signal_id, 0, FALSE))
     return TRUE;
 
-  address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
-  g_signal_emit_by_name (listener, "peer-request", peer_id, address, &allowed);
+  address = rndz_addr_to_socket_address (&fsync->addr, G_SOCKET_FAMILY_INVALID);
+  g_signal_emit_by_name (listener, "peer-request", fsync->id, address, fp, &allowed);
   return allowed;
+}
+
+/* With an identity, we take secure requesters only, and with pins only
+ * those we know */
+static gboolean
+listener_admits_fingerprint (RndzListener      *listener,
+                             const RndzMessage *fsync)
+{
+  GStrv allowed = listener->peer->allowed_fingerprints;
+
+  if (listener->peer->fingerprint == NULL)
+    return TRUE;
+  if (fsync->fp[0] == '\0')
+    {
+      g_debug ("Ignoring “%s”: it asks for a plain connection, and we have an identity",
+               fsync->id);
+      return FALSE;
+    }
+  if (allowed != NULL && allowed[0] != NULL && !g_strv_contains ((const char * const *) allowed, fsync->fp))
+    {
+      g_debug ("Ignoring “%s”: its fingerprint %s is not among the allowed ones",
+               fsync->id, fsync->fp);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/*
+ * rndz_listener_get_peer_fingerprint:
+ *
+ * The fingerprint of the latest request of @peer_id that came in, or
+ * %NULL if it asked for a plain connection (or is not known any more).
+ */
+const char *
+rndz_listener_get_peer_fingerprint (RndzListener *listener,
+                                    const char   *peer_id)
+{
+  for (guint n = 1; n <= RECENT_REQUESTS; n++)
+    {
+      guint i = (listener->recent_next + RECENT_REQUESTS - n) % RECENT_REQUESTS;
+
+      if (!listener->recent[i].refused && g_str_equal (listener->recent[i].peer_id, peer_id))
+        return listener->recent[i].fp[0] != '\0' ? listener->recent[i].fp : NULL;
+    }
+  return NULL;
 }
 
 /* Looks up a forwarded request among the recent ones; with @add, makes
@@ -120,6 +165,7 @@ listener_find_request (RndzListener   *listener,
   listener->recent[i].tid = tid;
   listener->recent[i].refused = FALSE;
   listener->recent[i].peer_id[0] = '\0';
+  listener->recent[i].fp[0] = '\0';
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
   return i;
 }
@@ -136,6 +182,7 @@ listener_deliver (RndzListener *listener,
   rndz_socket_set_path (socket, path);
   incoming->connection = g_socket_connection_factory_create_connection (socket);
   incoming->peer_id = g_strdup (peer_id);
+  incoming->fingerprint = g_strdup (rndz_listener_get_peer_fingerprint (listener, peer_id));
   g_socket_set_blocking (socket, TRUE);
 
   waiter = g_queue_pop_head (&listener->waiters);
@@ -327,6 +374,9 @@ rndz_listener_init_rsync (RndzListener      *listener,
             RndzMessage       *rsync)
 {
   init_to_requester (listener, RNDZ_MESSAGE_RSYNC, fsync->tid, fsync->id, rsync);
+  /* A secure requester learns who we are (a plain one does not care) */
+  if (listener->peer->fingerprint != NULL && fsync->fp[0] != '\0')
+    g_strlcpy (rsync->fp, listener->peer->fingerprint, sizeof rsync->fp);
 }
 
 static void
@@ -845,12 +895,13 @@ rndz_listener_take_request (RndzListener      *listener,
       request = listener_find_request (listener, &fsync->addr, fsync->tid, TRUE);
 
       /* The application decides first; its handler may even stop us */
-      allowed = listener_ask (listener, fsync->id, &fsync->addr);
+      allowed = listener_admits_fingerprint (listener, fsync) && listener_ask (listener, fsync);
       if (listener->stopped)
         return FALSE;
       listener->recent[request].refused = !allowed;
       g_strlcpy (listener->recent[request].peer_id, fsync->id,
                  sizeof listener->recent[request].peer_id);
+      memcpy (listener->recent[request].fp, fsync->fp, sizeof listener->recent[request].fp);
 
       /* Towards every address of the requester */
       for (guint i = 0; allowed && i <= fsync->n_cands; i++)
@@ -1046,6 +1097,7 @@ rndz_incoming_free (RndzIncoming *incoming)
       g_object_unref (incoming->connection);
     }
   g_free (incoming->peer_id);
+  g_free (incoming->fingerprint);
   g_free (incoming);
 }
 

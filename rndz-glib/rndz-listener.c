@@ -809,7 +809,7 @@ rndz_listener_class_init (RndzListenerClass *klass)
   signals[SIGNAL_PEER_REQUEST] =
     g_signal_new ("peer-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
-                  G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
+                  G_TYPE_BOOLEAN, 3, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS, G_TYPE_STRING);
 
   /* A UDP peer came on a socket of its own: connected to it, so that
    * only its datagrams reach it, and filtered (rndz-udp-filter.c) */

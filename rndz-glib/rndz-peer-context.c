@@ -40,6 +40,8 @@ peer_context_clear (RndzPeerContext *self)
   g_strfreev (self->servers);
   g_clear_object (&self->local_address);
   g_clear_pointer (&self->key, g_bytes_unref);
+  g_free (self->fingerprint);
+  g_strfreev (self->allowed_fingerprints);
   g_main_context_unref (self->context);
 }
 

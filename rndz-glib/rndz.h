@@ -13,6 +13,7 @@
 #include <rndz-glib/rndz-enum-types.h>
 #include <rndz-glib/rndz-features.h>
 #include <rndz-glib/rndz-auth.h>
+#include <rndz-glib/rndz-identity.h>
 #include <rndz-glib/rndz-socket.h>
 
 #ifdef RNDZ_HAVE_SERVER

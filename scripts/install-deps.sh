@@ -31,6 +31,9 @@ PACKAGES=(
   # server fleets (issue 16): hiredis and its GLib adapter for the shared
   # registry, a real Redis for its tests, libsoup 3 for the metrics
   libhiredis-dev redis-server libsoup-3.0-dev
+  # secure connections (issue 15): GnuTLS makes identities and runs DTLS;
+  # glib-networking is GIO's TLS backend, which TCP's TLS needs at run time
+  libgnutls28-dev glib-networking
 )
 
 missing=()

@@ -12,65 +12,23 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-
 #include "rndz-dtls-channel-private.h"
 #include "rndz-source-private.h"
 #include "rndz-test-util.h"
 
 #define HANDSHAKE_MS 10000
 
-/* Identities: a key and a self-signed certificate */
-
-typedef struct
-{
-  gnutls_certificate_credentials_t credentials;
-  char *fingerprint;
-} TestIdentity;
-
-static TestIdentity *
+static RndzIdentity *
 test_identity_new (void)
 {
-  TestIdentity *id = g_new0 (TestIdentity, 1);
-  gnutls_x509_privkey_t key;
-  gnutls_x509_crt_t crt;
-  gnutls_datum_t der = { NULL, 0 };
-  guint8 serial[8];
-  time_t now = time (NULL);
+  g_autoptr(GError) error = NULL;
+  RndzIdentity *identity = rndz_identity_new (&error);
 
-  for (guint i = 0; i < sizeof serial; i++)
-    serial[i] = g_random_int_range (1, 256);
-  g_assert_cmpint (gnutls_x509_privkey_init (&key), ==, 0);
-  g_assert_cmpint (gnutls_x509_privkey_generate (key, GNUTLS_PK_ECDSA,
-                                                 GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0), ==, 0);
-  g_assert_cmpint (gnutls_x509_crt_init (&crt), ==, 0);
-  gnutls_x509_crt_set_version (crt, 3);
-  gnutls_x509_crt_set_serial (crt, serial, sizeof serial);
-  gnutls_x509_crt_set_activation_time (crt, now - 3600);
-  gnutls_x509_crt_set_expiration_time (crt, now + 86400);
-  gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, "rndz-test", 9);
-  g_assert_cmpint (gnutls_x509_crt_set_key (crt, key), ==, 0);
-  g_assert_cmpint (gnutls_x509_crt_sign2 (crt, crt, key, GNUTLS_DIG_SHA256, 0), ==, 0);
-  g_assert_cmpint (gnutls_certificate_allocate_credentials (&id->credentials), ==, 0);
-  g_assert_cmpint (gnutls_certificate_set_x509_key (id->credentials, &crt, 1, key), ==, 0);
-  g_assert_cmpint (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_DER, &der), ==, 0);
-  id->fingerprint = g_compute_checksum_for_data (G_CHECKSUM_SHA256, der.data, der.size);
-  gnutls_free (der.data);
-  gnutls_x509_crt_deinit (crt);
-  gnutls_x509_privkey_deinit (key);
-  return id;
+  g_assert_no_error (error);
+  return identity;
 }
 
-static void
-test_identity_free (TestIdentity *id)
-{
-  gnutls_certificate_free_credentials (id->credentials);
-  g_free (id->fingerprint);
-  g_free (id);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestIdentity, test_identity_free)
+#define FP(identity) rndz_identity_get_fingerprint (identity)
 
 /* Sockets */
 
@@ -187,8 +145,8 @@ forwarder_free (Forwarder *fwd)
 
 typedef struct
 {
-  TestIdentity *id_a;
-  TestIdentity *id_b;
+  RndzIdentity *id_a;
+  RndzIdentity *id_b;
   GSocket *socket_a;
   GSocket *socket_b;
   Forwarder *fwd;
@@ -217,8 +175,8 @@ fixture_tear_down (Fixture       *f,
   g_clear_pointer (&f->fwd, forwarder_free);
   g_clear_object (&f->socket_a);
   g_clear_object (&f->socket_b);
-  test_identity_free (f->id_a);
-  test_identity_free (f->id_b);
+  g_clear_object (&f->id_a);
+  g_clear_object (&f->id_b);
   rndz_test_drain (NULL);
 }
 
@@ -253,15 +211,14 @@ make_sockets (Fixture  *f,
 static void
 start_handshake (GSocket       *socket,
                  gboolean       server,
-                 TestIdentity  *id,
+                 RndzIdentity  *id,
                  const char    *expected,
                  guint          timeout_ms,
                  GCancellable  *cancellable,
                  GAsyncResult **result)
 {
-  rndz_dtls_channel_handshake_credentials_async (socket, server, id->credentials, NULL,
-                                                 expected, timeout_ms, cancellable,
-                                                 rndz_test_async_cb, result);
+  rndz_dtls_channel_handshake_async (socket, server, id, expected, timeout_ms, cancellable,
+                                     rndz_test_async_cb, result);
 }
 
 /* Both handshakes, each side expecting the other's identity unless
@@ -288,7 +245,7 @@ handshake_expecting (Fixture    *f,
 static void
 handshake (Fixture *f)
 {
-  handshake_expecting (f, f->id_b->fingerprint, f->id_a->fingerprint, HANDSHAKE_MS);
+  handshake_expecting (f, FP (f->id_b), FP (f->id_a), HANDSHAKE_MS);
   g_assert_no_error (f->error_a);
   g_assert_no_error (f->error_b);
   g_assert_nonnull (f->a);
@@ -345,8 +302,8 @@ test_handshake_bytes (Fixture       *f,
   make_sockets (f, FALSE);
   handshake (f);
 
-  g_assert_cmpstr (rndz_dtls_channel_get_peer_fingerprint (f->a), ==, f->id_b->fingerprint);
-  g_assert_cmpstr (rndz_dtls_channel_get_peer_fingerprint (f->b), ==, f->id_a->fingerprint);
+  g_assert_cmpstr (rndz_dtls_channel_get_peer_fingerprint (f->a), ==, FP (f->id_b));
+  g_assert_cmpstr (rndz_dtls_channel_get_peer_fingerprint (f->b), ==, FP (f->id_a));
   g_assert_true (rndz_dtls_channel_get_socket (f->a) == f->socket_a);
   g_assert_false (rndz_dtls_channel_is_closed (f->a));
 
@@ -475,7 +432,7 @@ test_identity_mismatch (Fixture       *f,
                         gconstpointer  data)
 {
   gboolean server_pins = GPOINTER_TO_INT (data);
-  g_autoptr(TestIdentity) other = NULL;
+  g_autoptr(RndzIdentity) other = NULL;
   GError *pinning, *pinned;
 
   g_test_summary ("A peer whose certificate is not the expected one fails the handshake "
@@ -483,9 +440,9 @@ test_identity_mismatch (Fixture       *f,
   make_sockets (f, TRUE);
   other = test_identity_new ();
   if (server_pins)
-    handshake_expecting (f, f->id_b->fingerprint, other->fingerprint, 5000);
+    handshake_expecting (f, FP (f->id_b), FP (other), 5000);
   else
-    handshake_expecting (f, other->fingerprint, f->id_a->fingerprint, 5000);
+    handshake_expecting (f, FP (other), FP (f->id_a), 5000);
 
   g_assert_null (f->a);
   g_assert_null (f->b);
@@ -592,7 +549,7 @@ test_handshake_loss (Fixture       *f,
   make_sockets (f, TRUE);
   f->fwd->loss_percent = 20;
   start = g_get_monotonic_time ();
-  handshake_expecting (f, f->id_b->fingerprint, f->id_a->fingerprint, 30000);
+  handshake_expecting (f, FP (f->id_b), FP (f->id_a), 30000);
   g_assert_no_error (f->error_a);
   g_assert_no_error (f->error_b);
   g_test_message ("Handshake in %" G_GINT64_FORMAT " ms; lost %u and %u datagrams",
@@ -724,9 +681,9 @@ test_sync_receive_keepalive (Fixture       *f,
   make_sockets (f, FALSE);
   /* B lives in a context of its own, which only its receive runs */
   g_main_context_push_thread_default (context_b);
-  start_handshake (f->socket_b, TRUE, f->id_b, f->id_a->fingerprint, HANDSHAKE_MS, NULL, &result_b);
+  start_handshake (f->socket_b, TRUE, f->id_b, FP (f->id_a), HANDSHAKE_MS, NULL, &result_b);
   g_main_context_pop_thread_default (context_b);
-  start_handshake (f->socket_a, FALSE, f->id_a, f->id_b->fingerprint, HANDSHAKE_MS, NULL, &result_a);
+  start_handshake (f->socket_a, FALSE, f->id_a, FP (f->id_b), HANDSHAKE_MS, NULL, &result_a);
   while (result_a == NULL || result_b == NULL)
     {
       g_main_context_iteration (context_b, FALSE);
@@ -775,7 +732,7 @@ test_handshake_timeout (Fixture       *f,
 
   g_test_summary ("A handshake with nobody at the other end fails at its deadline");
   make_sockets (f, FALSE);
-  start_handshake (f->socket_a, FALSE, f->id_a, f->id_b->fingerprint, 700, NULL, &result);
+  start_handshake (f->socket_a, FALSE, f->id_a, FP (f->id_b), 700, NULL, &result);
   rndz_test_wait_async (NULL, &result, RNDZ_TEST_TIMEOUT_MS);
   channel = rndz_dtls_channel_handshake_finish (result, &error);
   g_object_unref (result);
@@ -801,7 +758,7 @@ test_cancel (Fixture       *f,
 
   g_test_summary ("Cancelling a handshake, an asynchronous and a synchronous receive");
   make_sockets (f, FALSE);
-  start_handshake (f->socket_a, FALSE, f->id_a, f->id_b->fingerprint, HANDSHAKE_MS,
+  start_handshake (f->socket_a, FALSE, f->id_a, FP (f->id_b), HANDSHAKE_MS,
                    cancellable, &result);
   rndz_test_run_for (NULL, 50);
   g_cancellable_cancel (cancellable);
@@ -902,7 +859,7 @@ test_gobject (Fixture       *f,
                 "peer-fingerprint", &fingerprint, "socket", &socket, NULL);
   g_assert_cmpuint (interval, ==, 15000);
   g_assert_false (closed);
-  g_assert_cmpstr (fingerprint, ==, f->id_b->fingerprint);
+  g_assert_cmpstr (fingerprint, ==, FP (f->id_b));
   g_assert_true (socket == f->socket_a);
 
   g_signal_connect (f->a, "notify::keepalive-interval", G_CALLBACK (on_notify), &notified);
