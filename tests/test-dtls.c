@@ -164,20 +164,15 @@ fixture_set_up (Fixture       *f,
   f->id_b = test_identity_new ();
 }
 
+static void clear_pair (Fixture *f);
+
 static void
 fixture_tear_down (Fixture       *f,
                    gconstpointer  data)
 {
-  g_clear_object (&f->a);
-  g_clear_object (&f->b);
-  g_clear_error (&f->error_a);
-  g_clear_error (&f->error_b);
-  g_clear_pointer (&f->fwd, forwarder_free);
-  g_clear_object (&f->socket_a);
-  g_clear_object (&f->socket_b);
+  clear_pair (f);
   g_clear_object (&f->id_a);
   g_clear_object (&f->id_b);
-  rndz_test_drain (NULL);
 }
 
 /* A and B, straight or through a forwarder */
@@ -538,28 +533,49 @@ test_injected (Fixture       *f,
   expect_nothing (f->b, 50);
 }
 
+/* Back to no channels and no sockets, for another pair */
+static void
+clear_pair (Fixture *f)
+{
+  g_clear_object (&f->a);
+  g_clear_object (&f->b);
+  g_clear_error (&f->error_a);
+  g_clear_error (&f->error_b);
+  g_clear_pointer (&f->fwd, forwarder_free);
+  g_clear_object (&f->socket_a);
+  g_clear_object (&f->socket_b);
+  rndz_test_drain (NULL);
+}
+
 static void
 test_handshake_loss (Fixture       *f,
                      gconstpointer  data)
 {
-  g_autofree char *got = NULL;
-  gint64 start;
+  g_test_summary ("Handshakes complete when the path loses 20% of the datagrams");
 
-  g_test_summary ("The handshake completes when the path loses 20% of the datagrams");
-  make_sockets (f, TRUE);
-  f->fwd->loss_percent = 20;
-  start = g_get_monotonic_time ();
-  handshake_expecting (f, FP (f->id_b), FP (f->id_a), 30000);
-  g_assert_no_error (f->error_a);
-  g_assert_no_error (f->error_b);
-  g_test_message ("Handshake in %" G_GINT64_FORMAT " ms; lost %u and %u datagrams",
-                  (g_get_monotonic_time () - start) / 1000, f->fwd->lost[TO_B], f->fwd->lost[TO_A]);
+  for (guint round = 0; round < 5; round++)
+    {
+      g_autofree char *got = NULL;
+      gint64 start;
 
-  /* B may finish before A heard its last flight; a datagram may be lost */
-  f->fwd->loss_percent = 0;
-  send_text (f->a, "after the handshake");
-  got = receive_text (f->b);
-  g_assert_cmpstr (got, ==, "after the handshake");
+      make_sockets (f, TRUE);
+      f->fwd->loss_percent = 20;
+      start = g_get_monotonic_time ();
+      handshake_expecting (f, FP (f->id_b), FP (f->id_a), 30000);
+      g_assert_no_error (f->error_a);
+      g_assert_no_error (f->error_b);
+      g_test_message ("Handshake in %" G_GINT64_FORMAT " ms; lost %u of %u and %u of %u datagrams",
+                      (g_get_monotonic_time () - start) / 1000,
+                      f->fwd->lost[TO_B], f->fwd->lost[TO_B] + f->fwd->forwarded[TO_B],
+                      f->fwd->lost[TO_A], f->fwd->lost[TO_A] + f->fwd->forwarded[TO_A]);
+
+      /* Data flows (sent on a lossless path: no retransmission for it) */
+      f->fwd->loss_percent = 0;
+      send_text (f->a, "after the handshake");
+      got = receive_text (f->b);
+      g_assert_cmpstr (got, ==, "after the handshake");
+      clear_pair (f);
+    }
 }
 
 typedef struct
@@ -768,8 +784,7 @@ test_cancel (Fixture       *f,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (channel);
   g_clear_error (&error);
-  g_clear_object (&f->socket_a);
-  g_clear_object (&f->socket_b);
+  clear_pair (f);
 
   make_sockets (f, FALSE);
   handshake (f);
