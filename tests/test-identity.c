@@ -114,11 +114,13 @@ static void
 test_new (void)
 {
   g_autoptr(GError) error = NULL;
+  gint64 start = g_get_monotonic_time ();
   g_autoptr(RndzIdentity) a = rndz_identity_new (&error);
   g_autoptr(RndzIdentity) b = NULL;
   g_autofree char *from_cert = NULL;
   g_autofree char *property = NULL;
 
+  g_test_message ("a new identity: %.2f ms", (g_get_monotonic_time () - start) / 1000.0);
   g_assert_no_error (error);
   g_assert_true (rndz_fingerprint_is_valid (rndz_identity_get_fingerprint (a)));
   g_assert_cmpuint (strlen (rndz_identity_get_fingerprint (a)), ==, RNDZ_FINGERPRINT_LEN);
