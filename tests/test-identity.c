@@ -242,6 +242,7 @@ test_file_errors (Fixture       *fixture,
   g_autoptr(GError) error = NULL;
   g_autoptr(RndzIdentity) identity = rndz_identity_new_from_file (fixture->path, &error);
   g_autofree char *missing_dir = g_build_filename (fixture->dir, "none", "identity.pem", NULL);
+  g_autofree char *fifo = g_build_filename (fixture->dir, "fifo", NULL);
 
   g_assert_no_error (error);
 
@@ -255,8 +256,11 @@ test_file_errors (Fixture       *fixture,
   identity = rndz_identity_new_from_file (fixture->path, &error);
   g_assert_no_error (error);
 
-  /* Not a regular file; a directory that does not exist */
+  /* Not a regular file (a FIFO would block a plain open()); a directory
+   * that does not exist */
   expect_invalid (fixture->dir, G_IO_ERROR_INVALID_DATA);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  expect_invalid (fifo, G_IO_ERROR_INVALID_DATA);
   expect_invalid (missing_dir, G_IO_ERROR_NOT_FOUND);
   g_assert_false (g_file_test (missing_dir, G_FILE_TEST_EXISTS));
 }
