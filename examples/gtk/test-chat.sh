@@ -10,8 +10,10 @@
 # `rndz server` on 127.0.0.1, a listening chat ("alice") and a connecting
 # one ("bob"), each sending a message to the other as soon as they are
 # connected, and saving its window as a PNG once the other's message has
-# arrived. Checks both messages crossed, both screenshots look like a
-# window, and that the server forgets alice once she quit. Copies
+# arrived. Checks both messages crossed over TLS, that each window showed
+# the other's fingerprint (the one it printed as its own), both
+# screenshots look like a window, and that the server forgets alice once
+# she quit. Copies
 # alice's screenshot to OUTDIR/screenshot-chat.png if OUTDIR is given.
 #
 # Runs itself under xvfb-run (a virtual X server on a free display) and
@@ -57,7 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "1..7"
+echo "1..9"
 n=0
 ok() {
   n=$((n + 1))
@@ -141,6 +143,18 @@ status=$?
 echo "exit status $status" >>"$tmp/alice.err"
 [ $status = 0 ] && grep -q '^Connected to bob' "$tmp/alice.out" && [ -f "$tmp/alice.png" ]
 ok $? "alice gets bob's message" "$tmp/alice.out" "$tmp/alice.err"
+
+# Each window showed the fingerprint the other printed as its own: the
+# connection is TLS, and the chat puts the peer's fingerprint on the screen
+fingerprint() {
+  sed -n 's/^Fingerprint: \([0-9a-f]\{64\}\)$/\1/p' "$1"
+}
+alice_fp=$(fingerprint "$tmp/alice.out")
+bob_fp=$(fingerprint "$tmp/bob.out")
+[ -n "$alice_fp" ] && grep -qx "Window shows the peer's fingerprint $alice_fp" "$tmp/bob.out"
+ok $? "bob's window shows alice's fingerprint ($alice_fp)" "$tmp/bob.out" "$tmp/alice.out"
+[ -n "$bob_fp" ] && grep -qx "Window shows the peer's fingerprint $bob_fp" "$tmp/alice.out"
+ok $? "alice's window shows bob's fingerprint ($bob_fp)" "$tmp/alice.out" "$tmp/bob.out"
 
 check_png "$tmp/alice.png" >"$tmp/alice-png.out" 2>&1
 ok $? "alice's window saved as a PNG: $(head -n 1 "$tmp/alice-png.out")" "$tmp/alice-png.out"
