@@ -79,6 +79,11 @@ function connectSecure(connector, tcp, pin) {
         : connector.connect_dtls_async('js-listener', pin, null);
 }
 
+// A fingerprint as people write it: upper case, colons between bytes
+function spelled(fingerprint) {
+    return fingerprint.match(/../g).join(':').toUpperCase();
+}
+
 // Tests
 
 const tests = [];
@@ -105,8 +110,7 @@ test('identity-in-memory', 'A fresh identity has a certificate and one fingerpri
     assert(Rndz.Identity.new().get_fingerprint() !== fingerprint);
 
     // Colons and upper case are the same fingerprint; anything else is not one
-    const spelled = fingerprint.match(/../g).join(':').toUpperCase();
-    assertEqual(Rndz.fingerprint_normalize(spelled), fingerprint);
+    assertEqual(Rndz.fingerprint_normalize(spelled(fingerprint)), fingerprint);
     for (const wrong of ['not hex', fingerprint.slice(0, -2), `${fingerprint}00`]) {
         let error = null;
         try {
@@ -255,6 +259,51 @@ function wrongPin(tcp) {
 
 test('tls-wrong-pin', "TCP: a pin that is not the listener's fails with IDENTITY_MISMATCH", () => wrongPin(true));
 test('dtls-wrong-pin', "UDP: a pin that is not the listener's fails with IDENTITY_MISMATCH", () => wrongPin(false));
+
+function listenerPins(tcp) {
+    return withFixture(async fixture => {
+        const listener = await listening(fixture, tcp, Rndz.Identity.new());
+        const names = ['friend', 'stranger', 'refused'];
+        const connectors = {}, fingerprints = {};
+        for (const name of names) {
+            connectors[name] = fixture.client(`js-${name}`);
+            connectors[name].identity = Rndz.Identity.new();
+            fingerprints[name] = connectors[name].identity.get_fingerprint();
+        }
+
+        // Pins: an array of strings, in any spelling, read back in the one form
+        listener.allowed_fingerprints = [spelled(fingerprints.friend), fingerprints.refused];
+        assertEqual(listener.get_allowed_fingerprints().join(),
+            [fingerprints.friend, fingerprints.refused].join());
+
+        // A handler that returns a boolean decides too
+        const asked = [];
+        listener.connect('authorize-fingerprint', (client, peerId, fingerprint) => {
+            asked.push(`${peerId} ${fingerprint}`);
+            return peerId !== 'js-refused';
+        });
+
+        const [friend, stranger, refused, accepted] = await Promise.allSettled([
+            ...names.map(name => connectSecure(connectors[name], tcp, null)),
+            accept(listener, tcp),
+        ]);
+        assertEqual(friend.status, 'fulfilled');
+        assert(friend.value instanceof (tcp ? Gio.TlsConnection : Rndz.DtlsChannel));
+        assertEqual(accepted.status, 'fulfilled');
+        assertEqual(accepted.value[1], 'js-friend');
+        assertError(stranger.reason, Rndz.Error, Rndz.Error.PEER_NO_ANSWER);
+        assertError(refused.reason, Rndz.Error, Rndz.Error.PEER_NO_ANSWER);
+        assert(asked.includes(`js-friend ${fingerprints.friend}`), asked.join());
+        assert(asked.includes(`js-refused ${fingerprints.refused}`), asked.join());
+        if (tcp)
+            friend.value.close(null);
+        else
+            friend.value.close();
+    });
+}
+
+test('tls-listener-pins', 'TCP: allowed-fingerprints and authorize-fingerprint let in only the friend', () => listenerPins(true));
+test('dtls-listener-pins', 'UDP: allowed-fingerprints and authorize-fingerprint let in only the friend', () => listenerPins(false));
 
 test('not-secure', 'A listener without an identity: a secure connect fails with NOT_SECURE', () => withFixture(async fixture => {
     const listener = fixture.client('js-listener');

@@ -103,8 +103,7 @@ def test_identity_in_memory():
     assert Rndz.Identity.new().get_fingerprint() != fingerprint
 
     # Colons and upper case are the same fingerprint; anything else is not one
-    spelled = ':'.join(fingerprint[i:i + 2] for i in range(0, 64, 2)).upper()
-    assert_equal(Rndz.fingerprint_normalize(spelled), fingerprint)
+    assert_equal(Rndz.fingerprint_normalize(spelled(fingerprint)), fingerprint)
     for wrong in ('not hex', fingerprint[:-2], fingerprint + '00'):
         try:
             Rndz.fingerprint_normalize(wrong)
@@ -281,6 +280,67 @@ def test_dtls_wrong_pin():
     wrong_pin(tcp=False)
 
 
+def spelled(fingerprint):
+    """A fingerprint as people write it: upper case, colons between bytes."""
+    return ':'.join(fingerprint[i:i + 2] for i in range(0, 64, 2)).upper()
+
+
+def listener_pins(tcp):
+    fixture = Fixture()
+    try:
+        listening = Listening(fixture, tcp, identity=Rndz.Identity.new())
+        connectors, fingerprints = {}, {}
+        for name in ('friend', 'stranger', 'refused'):
+            connectors[name] = fixture.client(f'py-{name}')
+            identity = Rndz.Identity.new()
+            connectors[name].props.identity = identity
+            fingerprints[name] = identity.get_fingerprint()
+
+        # Pins: a list of str, in any spelling, read back in the one form
+        listener = listening.client
+        listener.props.allowed_fingerprints = [spelled(fingerprints['friend']),
+                                               fingerprints['refused']]
+        assert_equal(list(listener.get_allowed_fingerprints()),
+                     [fingerprints['friend'], fingerprints['refused']])
+
+        # A handler that returns a bool decides too
+        asked = []
+
+        def on_authorize(client, peer_id, fingerprint):
+            asked.append((peer_id, fingerprint))
+            return peer_id != 'py-refused'
+
+        listener.connect('authorize-fingerprint', on_authorize)
+        friend, stranger, refused, (accepted, peer_id) = gather(
+            *(call(connectors[name], 'connect_tls' if tcp else 'connect_dtls',
+                   'py-listener', None, None)
+              for name in ('friend', 'stranger', 'refused')),
+            listening.accept(), errors=True)
+
+        assert isinstance(friend, Gio.TlsConnection if tcp else Rndz.DtlsChannel), friend
+        assert_equal(peer_id, 'py-friend')
+        assert_error(stranger, Rndz.error_quark(), Rndz.Error.PEER_NO_ANSWER)
+        assert_error(refused, Rndz.error_quark(), Rndz.Error.PEER_NO_ANSWER)
+        assert ('py-friend', fingerprints['friend']) in asked, asked
+        assert ('py-refused', fingerprints['refused']) in asked, asked
+        if tcp:
+            friend.close(None)
+        else:
+            friend.close()
+    finally:
+        fixture.close()
+
+
+def test_tls_listener_pins():
+    """TCP: allowed-fingerprints and authorize-fingerprint let in only the friend"""
+    listener_pins(tcp=True)
+
+
+def test_dtls_listener_pins():
+    """UDP: allowed-fingerprints and authorize-fingerprint let in only the friend"""
+    listener_pins(tcp=False)
+
+
 def test_not_secure():
     """A listener without an identity: a secure connect fails with NOT_SECURE"""
     fixture = Fixture()
@@ -303,6 +363,8 @@ TESTS = [
     test_dtls,
     test_tls_wrong_pin,
     test_dtls_wrong_pin,
+    test_tls_listener_pins,
+    test_dtls_listener_pins,
     test_not_secure,
 ]
 
