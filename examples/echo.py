@@ -395,12 +395,15 @@ def new_client(id, server, options):
         return client
     try:
         if '--identity' in options:
-            client.props.identity = Rndz.Identity.new_from_file(options['--identity'])
+            identity = Rndz.Identity.new_from_file(options['--identity'])
         else:
             # A fresh one in memory: nobody can pin it from one run to the next
-            client.props.identity = Rndz.Identity.new()
+            identity = Rndz.Identity.new()
     except GLib.Error as e:
         sys.exit(f'Cannot make an identity: {e.message}')
+    # Not client.props.identity = Rndz.Identity.new(): PyGObject 3.42 warns
+    # when the only reference to an object it passes is a temporary's
+    client.set_identity(identity)
     return client
 
 
