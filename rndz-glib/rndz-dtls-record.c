@@ -340,7 +340,7 @@ take_records (RndzDtlsChannel *self)
 void
 rndz_dtls_pump (RndzDtlsChannel *self)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   guint i;
 
   for (i = 0; i < READ_BATCH && self->phase == RNDZ_DTLS_PHASE_OPEN; i++)
@@ -453,7 +453,7 @@ rndz_dtls_wait (RndzDtlsChannel  *self,
                 GCancellable     *cancellable,
                 GError          **error)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   gint64 deadline = timeout_us > 0 ? g_get_monotonic_time () + timeout_us : -1;
 
   condition |= G_IO_HUP | G_IO_ERR;
