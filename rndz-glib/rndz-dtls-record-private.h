@@ -35,8 +35,8 @@ typedef enum
   RNDZ_DTLS_PHASE_CLOSED,
 } RndzDtlsPhase;
 
-/* The first byte of every record's plaintext (doc/protocol.md, "Secure
- * channels"): what the rest is */
+/* The first byte of every record's plaintext (doc/security.md, "What
+ * DTLS guarantees"): what the rest is */
 typedef enum
 {
   RNDZ_DTLS_RECORD_DATA = 0,

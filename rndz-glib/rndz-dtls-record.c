@@ -422,6 +422,8 @@ rndz_dtls_open (RndzDtlsChannel *self)
   self->phase = RNDZ_DTLS_PHASE_OPEN;
   self->last_heard = self->last_sent = self->last_ping = now;
   self->max_payload = gnutls_dtls_get_data_mtu (self->session) - 1;
+  g_debug ("Secure channel open: %s, %" G_GSIZE_FORMAT " bytes of payload at most",
+           gnutls_cipher_get_name (gnutls_cipher_get (self->session)), self->max_payload);
   rndz_dtls_teardown (self);
   self->read_source = rndz_socket_source_add (self->socket, self->context, on_readable,
                                               self, "[rndz] secure channel");
@@ -436,7 +438,9 @@ rndz_dtls_condition (RndzDtlsChannel *self)
 {
   GIOCondition condition = G_IO_OUT;
 
-  if (self->phase == RNDZ_DTLS_PHASE_CLOSED)
+  /* Not open yet counts as closed: only a channel that its handshake
+   * made is ever open */
+  if (self->phase != RNDZ_DTLS_PHASE_OPEN)
     return G_IO_HUP | G_IO_ERR;
   if (self->incoming.length > 0)
     condition |= G_IO_IN;
