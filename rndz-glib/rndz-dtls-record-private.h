@@ -63,6 +63,7 @@ struct _RndzDtlsChannel
   GSocket *socket;
   GMainContext *context;
   RndzDtlsPhase phase;
+  gboolean server;             /* the DTLS server: the listener */
   gnutls_session_t session;
   RndzIdentity *identity;      /* owns the session's credentials */
 

@@ -9,8 +9,9 @@
  * that only the peer's data ever reaches the application.
  *
  * Keepalive: a ping goes out when nothing was sent, or nothing heard,
- * for an interval (and no ping went out in the last one); the peer
- * answers each with a pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
+ * for an interval (and no ping went out in the last one; the server
+ * waits a quarter of an interval more); the peer answers each with a
+ * pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
  * intervals closes the channel with RNDZ_ERROR_PATH_DEAD. One deadline
  * source carries both timers; it is not moved on every datagram: when it
  * fires early, it works out the real deadlines again.
@@ -367,7 +368,14 @@ static gint64
 next_ping (RndzDtlsChannel *self,
            gint64           interval)
 {
-  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + interval;
+  gint64 quiet = interval;
+
+  /* Both sides would ping at the same moments, each before the other's
+   * ping came: the server waits a quarter longer, so that while the
+   * client pings it only answers (half the traffic at rest) */
+  if (self->server)
+    quiet += interval / 4;
+  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + quiet;
 }
 
 void
