@@ -305,7 +305,7 @@ bench_idle (RndzIdentity *id_a,
   g_autofree Pair *pairs = g_new0 (Pair, n);
   g_autofree GAsyncResult **results = g_new0 (GAsyncResult *, 2 * n);
   RndzDtlsStats stats;
-  guint64 pings = 0;
+  guint64 pings = 0, server_pings = 0;
   gdouble cpu_before, cpu;
   gint64 end;
 
@@ -337,11 +337,13 @@ bench_idle (RndzIdentity *id_a,
       pings += stats.pings_sent;
       rndz_dtls_channel_get_stats (pairs[i].b, &stats);
       pings += stats.pings_sent;
+      server_pings += stats.pings_sent;
       pair_clear (&pairs[i]);
     }
   bench_figure ("channels (both ends here)", "%u, for %d s", 2 * n, opt_idle_seconds);
-  bench_figure ("keepalive pings sent", "%" G_GUINT64_FORMAT " (%.2f per channel per second)",
-                pings, pings / (2.0 * n * opt_idle_seconds));
+  bench_figure ("keepalive pings sent", "%" G_GUINT64_FORMAT " (%.2f per pair per second), "
+                "%" G_GUINT64_FORMAT " of them by servers",
+                pings, pings / ((gdouble) n * opt_idle_seconds), server_pings);
   bench_figure ("CPU time of the process", "%.3f s (%.1f%% of a core)",
                 cpu, 100 * cpu / opt_idle_seconds);
   bench_figure ("CPU per idle channel", "%.1f µs per second (%.2f ms per hour)",
