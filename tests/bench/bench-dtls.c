@@ -346,7 +346,7 @@ bench_idle (RndzIdentity *id_a,
                 pings, pings / ((gdouble) n * opt_idle_seconds), server_pings);
   bench_figure ("CPU time of the process", "%.3f s (%.1f%% of a core)",
                 cpu, 100 * cpu / opt_idle_seconds);
-  bench_figure ("CPU per idle channel", "%.1f µs per second (%.2f ms per hour)",
+  bench_figure ("CPU per idle channel", "%.1f us per second (%.2f ms per hour)",
                 1e6 * cpu / (2.0 * n * opt_idle_seconds), 3600e3 * cpu / (2.0 * n * opt_idle_seconds));
 }
 
