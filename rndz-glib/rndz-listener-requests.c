@@ -55,7 +55,9 @@ typedef struct
   /* The use answered: the socket is handed over when this fires, or
    * on the requester's first datagram of its own */
   GSource *handover;
-  gboolean gone;                /* freed while reading (no peer-socket handler) */
+  /* No peer-socket handler: the use to answer from U, the check to go */
+  gboolean to_listening;
+  guint32 use_tid;
 } Check;
 
 /* UDP: a requester no path has reached yet, for the hard-NAT phase */
@@ -482,13 +484,29 @@ check_handover_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Without a handler for the peer-socket signal, the application reads
+ * its listening socket U: the check socket goes first, then the answer
+ * leaves from U (the same port, so the same NAT mapping); copies of the
+ * use then meet U's filter. Frees @check. */
+static void
+check_hand_over_listening (Check *check)
+{
+  RndzListener *listener = check->listener;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzAddr addr = check->addr;
+  RndzMessage use;
+  gsize len;
+
+  rndz_message_init (&use, RNDZ_MESSAGE_USE, check->use_tid);
+  len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, &use, buf);
+  g_hash_table_remove (listener->checks, &addr);
+  answer_from_listening (listener, &addr, buf, len);
+}
+
 /* Answers a use of the requester from its check socket, the first and
  * every copy: an answer may be lost, and the requester sends its use
- * again until one comes. Without a handler for the peer-socket signal,
- * the application reads its listening socket U: the check socket goes
- * at once, and the answer leaves from U (the same port, so the same
- * NAT mapping); copies of the use then meet U's filter. Returns FALSE
- * if @check is gone. */
+ * again until one comes. Returns FALSE if the check is to go, its use
+ * answered from U (check_hand_over_listening()). */
 static gboolean
 check_answer_use (Check             *check,
                   const RndzMessage *use)
@@ -508,8 +526,8 @@ check_answer_use (Check             *check,
       rndz_source_clear (&check->expire);
       if (!listener_wants_peer_sockets (listener))
         {
-          g_hash_table_remove (listener->checks, &addr);
-          answer_from_listening (listener, &addr, buf, len);
+          check->to_listening = TRUE;
+          check->use_tid = use->tid;
           return FALSE;
         }
     }
@@ -540,7 +558,7 @@ check_handle (GSocket           *socket,
 
   if (msg->type == RNDZ_MESSAGE_USE)
     {
-      check->gone = !check_answer_use (check, msg);
+      check_answer_use (check, msg);
       return FALSE;
     }
   if (msg->type != RNDZ_MESSAGE_CHECK)
@@ -586,8 +604,11 @@ check_read_cb (GSocket      *socket,
         }
       if (rndz_udp_read_messages (socket, FALSE, check_handle, check, &error))
         return G_SOURCE_CONTINUE;
-      if (check->gone)
-        return G_SOURCE_REMOVE;
+      if (check->to_listening)
+        {
+          check_hand_over_listening (check);
+          return G_SOURCE_REMOVE;
+        }
       if (error == NULL)
         continue;
 
