@@ -477,7 +477,8 @@ static gboolean
 check_handover_cb (gpointer user_data)
 {
   Check *check = user_data;
-  g_autoptr(RndzListener) listener = listener_ref (check->listener);
+  /* The application's handler may drop the last reference */
+  g_autoptr(RndzListener) hold G_GNUC_UNUSED = listener_ref (check->listener);
 
   g_clear_pointer (&check->handover, g_source_unref);
   check_hand_over (check);
