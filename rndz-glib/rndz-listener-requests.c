@@ -424,15 +424,29 @@ listener_wants_peer_sockets (RndzListener *listener)
 }
 
 /* The requester's checks show that it has our address and reaches us:
- * our answer to the server got through (or its copies need not) */
+ * our answer to the server got through (or its copies need not), and
+ * our punches to its other addresses (local ones, often on a network
+ * we do not share) have done what they could */
 static void
 listener_mark_reached (RndzListener *listener,
                        const char   *peer_id,
                        guint32       tid)
 {
+  GHashTableIter iter;
+  gpointer value;
+
   for (guint i = 0; i < RECENT_REQUESTS; i++)
     if (listener->recent[i].tid == tid && g_str_equal (listener->recent[i].peer_id, peer_id))
       listener->recent[i].reached = TRUE;
+
+  g_hash_table_iter_init (&iter, listener->checks);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Check *check = value;
+
+      if (check->tid == tid && g_str_equal (check->peer_id, peer_id))
+        rndz_source_clear (&check->punch_timer);
+    }
 }
 
 /* Whether a check of @fsync's requester has come, so that our rsync
