@@ -83,7 +83,25 @@ struct _Link
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
   gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
+  GPtrArray *answers;           /* UDP: Answer, our rsyncs being sent again */
 };
+
+/* UDP: our rsync to a server, sent again with growing gaps until the
+ * requester shows that it has our address (its check comes) or the
+ * direct timeout: a lost rsync would leave the requester waiting for
+ * the server's forward timeout. The server ignores the copies of an
+ * rsync it has taken. */
+typedef struct
+{
+  Link *link;
+  RndzMessage fsync;
+  GSource *timer;
+  guint delay_ms;
+  gint64 until;                 /* monotonic */
+} Answer;
+
+/* Requests answered again at once, per server; the oldest goes */
+#define MAX_ANSWERS 32
 
 static void listener_schedule (RndzListener *listener, gint64 when);
 static void listener_free_resources (RndzListener *listener);
@@ -299,6 +317,60 @@ link_reply_rsync (Link              *link,
   link_send (link, &rsync);
 }
 
+static void
+answer_free (Answer *answer)
+{
+  rndz_source_clear (&answer->timer);
+  g_free (answer);
+}
+
+static gboolean
+answer_again_cb (gpointer user_data)
+{
+  Answer *answer = user_data;
+  Link *link = answer->link;
+  RndzListener *listener = link->listener;
+
+  g_clear_pointer (&answer->timer, g_source_unref);
+  if (g_get_monotonic_time () >= answer->until ||
+      rndz_listener_request_reached (listener, &answer->fsync))
+    {
+      g_ptr_array_remove_fast (link->answers, answer);
+      return G_SOURCE_REMOVE;
+    }
+
+  link_reply_rsync (link, &answer->fsync);
+  answer->delay_ms = MIN (answer->delay_ms * 2, RSYNC_RETRY_MAX_MS);
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  return G_SOURCE_REMOVE;
+}
+
+/* Our rsync to @fsync went once: again later, unless it is already */
+static void
+link_answer_again (Link              *link,
+                   const RndzMessage *fsync)
+{
+  RndzListener *listener = link->listener;
+  Answer *answer;
+
+  for (guint i = 0; i < link->answers->len; i++)
+    {
+      answer = g_ptr_array_index (link->answers, i);
+      if (answer->fsync.tid == fsync->tid && rndz_addr_equal (&answer->fsync.addr, &fsync->addr))
+        return;
+    }
+  if (link->answers->len >= MAX_ANSWERS)
+    g_ptr_array_remove_index (link->answers, 0);
+
+  answer = g_new0 (Answer, 1);
+  answer->link = link;
+  answer->fsync = *fsync;
+  answer->delay_ms = RSYNC_RETRY_INITIAL_MS;
+  answer->until = g_get_monotonic_time () + (gint64) listener->peer->direct_timeout_ms * 1000;
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  g_ptr_array_add (link->answers, answer);
+}
+
 /* UDP check sockets */
 
 /* Hard NATs (rndz-hard-nat.c) */
@@ -331,7 +403,11 @@ link_handle_message (Link              *link,
 
     case RNDZ_MESSAGE_FSYNC:
       if (rndz_listener_take_request (listener, msg, link->observed.port == listener->port))
-        link_reply_rsync (link, msg);
+        {
+          link_reply_rsync (link, msg);
+          if (listener->transport == RNDZ_TRANSPORT_UDP)
+            link_answer_again (link, msg);
+        }
       break;
 
     case RNDZ_MESSAGE_SESSION:
@@ -645,6 +721,7 @@ listener_unwatch_network (RndzListener *listener)
 static void
 link_free (Link *link)
 {
+  g_clear_pointer (&link->answers, g_ptr_array_unref);
   g_clear_pointer (&link->conn, rndz_server_link_free);
   g_clear_error (&link->refused);
   g_free (link);
@@ -723,6 +800,7 @@ resolved_cb (GObject      *source,
                                          &g_array_index (servers, RndzAddr, i),
                                          link_conn_cb, link);
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->answers = g_ptr_array_new_with_free_func ((GDestroyNotify) answer_free);
       g_ptr_array_add (listener->links, link);
 
       if (listener->transport == RNDZ_TRANSPORT_UDP &&
