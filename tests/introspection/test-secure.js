@@ -233,6 +233,27 @@ test('dtls', 'UDP: connect_dtls() and accept_dtls(), both fingerprints, datagram
     assert(error instanceof GLib.Error, 'send_bytes() on a closed channel succeeded');
 }));
 
+test('dtls-path-dead', "UDP: a peer gone without a word: 'closed' with PATH_DEAD, as a GLib.Error", () => withFixture(async fixture => {
+    const listener = await listening(fixture, false, Rndz.Identity.new());
+    const connector = fixture.client('js-connector');
+    const [connected, [accepted]] = await Promise.all([
+        connectSecure(connector, false, null),
+        accept(listener, false),
+    ]);
+    connected.keepalive_interval = 100;     // ms: dead after 3 silent ones
+    assertEqual(connected.get_keepalive_interval(), 100);
+
+    const closed = nextSignal(connected, 'closed');
+    // The listener's end vanishes: no close_notify, nothing more from it
+    accepted.get_socket().close();
+    const started = GLib.get_monotonic_time();
+    const [reason] = await closed;
+    const elapsedMs = (GLib.get_monotonic_time() - started) / 1000;
+    assertError(reason, Rndz.Error, Rndz.Error.PATH_DEAD);
+    assert(connected.is_closed());
+    assert(elapsedMs < 2000, `${elapsedMs} ms to find the path dead`);
+}));
+
 function wrongPin(tcp) {
     return withFixture(async fixture => {
         const listener = await listening(fixture, tcp, Rndz.Identity.new());

@@ -237,6 +237,37 @@ def test_dtls():
         fixture.close()
 
 
+def test_dtls_path_dead():
+    """UDP: a peer gone without a word: 'closed' with PATH_DEAD, as a GLib.Error"""
+    fixture = Fixture()
+    try:
+        listening = Listening(fixture, tcp=False, identity=Rndz.Identity.new())
+        connector = fixture.client('py-connector')
+        connected, (accepted, peer_id) = gather(
+            connect_secure(connector, False, None), listening.accept())
+        connected.set_keepalive_interval(100)   # ms: dead after 3 silent ones
+        assert_equal(connected.props.keepalive_interval, 100)
+
+        reasons = []
+        loop = Loop()
+
+        def on_closed(channel, reason):
+            reasons.append(reason)
+            loop.quit()
+
+        connected.connect('closed', loop.callback(on_closed))
+        # The listener's end vanishes: no close_notify, nothing more from it
+        accepted.get_socket().close()
+        started = GLib.get_monotonic_time()
+        loop.run()
+        elapsed_ms = (GLib.get_monotonic_time() - started) // 1000
+        assert_error(reasons[0], Rndz.error_quark(), Rndz.Error.PATH_DEAD)
+        assert connected.is_closed()
+        assert elapsed_ms < 2000, f'{elapsed_ms} ms to find the path dead'
+    finally:
+        fixture.close()
+
+
 def wrong_pin(tcp):
     fixture = Fixture()
     try:
@@ -361,6 +392,7 @@ TESTS = [
     test_identity_file,
     test_tls,
     test_dtls,
+    test_dtls_path_dead,
     test_tls_wrong_pin,
     test_dtls_wrong_pin,
     test_tls_listener_pins,
