@@ -93,6 +93,7 @@ enum
   PROP_REQUIRE_AUTH,
   PROP_RELAY,
   PROP_DIRECT_TIMEOUT,
+  PROP_PORT_MAPPING,
   N_PROPS
 };
 
@@ -548,6 +549,9 @@ rndz_client_get_property (GObject    *object,
     case PROP_DIRECT_TIMEOUT:
       g_value_set_uint (value, client->peer->direct_timeout_ms);
       break;
+    case PROP_PORT_MAPPING:
+      g_value_set_boolean (value, client->peer->port_mapping);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -589,6 +593,13 @@ rndz_client_set_property (GObject      *object,
       break;
     case PROP_DIRECT_TIMEOUT:
       rndz_client_set_direct_timeout (client, g_value_get_uint (value));
+      break;
+    case PROP_PORT_MAPPING:
+      if (client->peer->port_mapping != g_value_get_boolean (value))
+        {
+          client->peer->port_mapping = g_value_get_boolean (value);
+          g_object_notify_by_pspec (object, pspec);
+        }
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -788,6 +799,23 @@ rndz_client_class_init (RndzClientClass *klass)
   properties[PROP_DIRECT_TIMEOUT] =
     g_param_spec_uint ("direct-timeout", NULL, NULL,
                        MIN_DIRECT_TIMEOUT_MS, MAX_TIMEOUT_MS, DEFAULT_DIRECT_TIMEOUT_MS, rw);
+
+  /**
+   * RndzClient:port-mapping:
+   *
+   * Whether a listening client asks its router (the IPv4 default
+   * gateway) to map a public port to it, with PCP, NAT-PMP or UPnP-IGD,
+   * and offers the mapped address to the peers that ask for it: a peer
+   * behind a NAT that gives each destination a port of its own can then
+   * come in directly. The mapping is asked for in the background (the
+   * listen does not wait for it), renewed while the client listens and
+   * removed when it stops. Off, or without a gateway, nothing is sent.
+   * A change applies to the next listen.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PORT_MAPPING] =
+    g_param_spec_boolean ("port-mapping", NULL, NULL, TRUE, rw);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
