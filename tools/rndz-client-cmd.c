@@ -42,6 +42,7 @@ static char *client_timeout = NULL;
 static char *client_key_file = NULL;
 static gboolean client_require_auth = FALSE;
 static gboolean client_verbose = FALSE;
+static gboolean client_no_port_mapping = FALSE;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -63,6 +64,8 @@ static const GOptionEntry client_entries[] = {
     N_("FILE") },
   { "require-auth", 0, 0, G_OPTION_ARG_NONE, &client_require_auth,
     N_("When listening, let in only peers that the server authenticated"), NULL },
+  { "no-port-mapping", 0, 0, G_OPTION_ARG_NONE, &client_no_port_mapping,
+    N_("When listening, do not ask the router for a port mapping"), NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &client_verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -674,6 +677,7 @@ client_new_client (Client *self)
   rndz_client_set_timeout (client, self->timeout_s * 1000);
   rndz_client_set_key (client, self->key);
   rndz_client_set_require_auth (client, client_require_auth);
+  g_object_set (client, "port-mapping", !client_no_port_mapping, NULL);
   return client;
 }
 
