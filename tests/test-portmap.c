@@ -505,6 +505,32 @@ test_portmap_natpmp (void)
   g_assert_cmpuint (get_u32 (req + 8), ==, 0);
 }
 
+/* A gateway that stops answering: the renewal fails, the mapping is
+ * told lost, and nothing more is sent but the delete */
+static void
+test_portmap_lost (void)
+{
+  g_autoptr(Gateway) gateway = gateway_new (GATEWAY_PCP, 2);
+  g_autoptr(RndzPortmap) portmap = NULL;
+  Mapped state = { 0 };
+  guint n;
+
+  g_test_summary ("PCP: a renewal without an answer loses the mapping, in bounded time");
+  portmap = rndz_portmap_new (gateway->context, FALSE, 4246, mapped_cb, &state);
+  g_assert_true (rndz_test_run_until (gateway->context, mapped_once, &state, WAIT_MS));
+  gateway->mode = GATEWAY_SILENT;
+
+  /* Renewal at 1 s, three tries, given up 1.75 s later */
+  g_assert_true (rndz_test_run_until_true (gateway->context, &state.lost, 4000));
+  g_assert_cmpuint (state.calls, ==, 2);
+  g_assert_false (rndz_portmap_get_mapped (portmap, NULL));
+  g_assert_cmpuint (gateway->received->len, ==, 1 + 3);
+
+  n = gateway->received->len;
+  rndz_test_run_for (gateway->context, 500);
+  g_assert_cmpuint (gateway->received->len, ==, n);
+}
+
 /* A gateway that never answers: PCP, then NAT-PMP, then quiet */
 static void
 test_portmap_silent (void)
@@ -913,6 +939,7 @@ main (int   argc,
   g_test_add_func ("/portmap/pcp/decode-invalid", test_pcp_decode_invalid);
   g_test_add_func ("/portmap/gateway/pcp", test_portmap_pcp);
   g_test_add_func ("/portmap/gateway/natpmp", test_portmap_natpmp);
+  g_test_add_func ("/portmap/gateway/lost", test_portmap_lost);
   g_test_add_func ("/portmap/gateway/silent", test_portmap_silent);
   g_test_add_func ("/portmap/gateway/none", test_portmap_no_gateway);
   g_test_add_func ("/portmap/client/mapped-candidate", test_client_mapped_candidate);
