@@ -862,8 +862,11 @@ rndz_client_class_init (RndzClientClass *klass)
    * behind a NAT that gives each destination a port of its own can then
    * come in directly. The mapping is asked for in the background (the
    * listen does not wait for it), renewed while the client listens and
-   * removed when it stops. Off, or without a gateway, nothing is sent.
-   * A change applies to the next listen.
+   * removed when it stops (a UPnP-IGD mapping by an HTTP request, which
+   * leaves while the client's context runs after rndz_client_stop(); a
+   * program that exits at once leaves it to its two-hour lease). Off, or
+   * without a gateway, nothing is sent. A change applies to the next
+   * listen.
    *
    * Since: 1.0
    */

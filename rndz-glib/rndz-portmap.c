@@ -284,6 +284,9 @@ pcp_handle (RndzPortmap           *self,
       return;
     }
 
+  /* Renewals suggest what we have (RFC 6887, 11.2.1) */
+  self->pcp_request.external_port = map->external_port;
+  memcpy (self->pcp_request.external_ip, map->external_ip, 16);
   pcp_close (self);
   portmap_mapped (self, METHOD_PCP, map->external_ip + 12, map->external_port, map->lifetime);
 }
@@ -304,9 +307,15 @@ pcp_read_cb (GSocket      *socket,
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         return G_SOURCE_CONTINUE;
-      /* An ICMP error: nothing listens on port 5351, NAT-PMP included */
-      g_debug ("PCP: %s", error->message);
-      pcp_close (self);
+      /* An ICMP error: nothing listens on port 5351, NAT-PMP included;
+       * while renewing, the mapping is lost */
+      if (self->method == METHOD_PCP)
+        pcp_give_up (self, error->message);
+      else
+        {
+          g_debug ("PCP: %s", error->message);
+          pcp_close (self);
+        }
       return G_SOURCE_REMOVE;
     }
 
@@ -325,7 +334,7 @@ pcp_read_cb (GSocket      *socket,
   return self->pcp_source != NULL ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
-/* A request (@lifetime > 0) or a renewal, with its retries */
+/* The request, or a renewal (the same nonce), with its retries */
 static void
 pcp_start (RndzPortmap *self)
 {
@@ -436,6 +445,11 @@ natpmp_handle (RndzPortmap        *self,
 
   rndz_source_clear (&self->natpmp_timer);
   rndz_source_clear (&self->natpmp_deadline);
+  if (resp->pnu.newportmapping.mappedpublicport == 0 || resp->pnu.newportmapping.lifetime == 0)
+    {
+      natpmp_fail (self, "an answer without a port or a lease");
+      return;
+    }
   portmap_mapped (self, METHOD_NATPMP, (const guint8 *) &self->natpmp_public,
                   resp->pnu.newportmapping.mappedpublicport,
                   resp->pnu.newportmapping.lifetime);

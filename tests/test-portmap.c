@@ -10,7 +10,10 @@
  * bounded time; without a gateway nothing is sent. Last, a listening
  * RndzClient with a fake rendezvous server (a raw socket answering
  * pings): the mapped address joins its pings at once, and its first
- * registration does not wait for the gateway. Every wait is bounded.
+ * registration does not wait for the gateway; and with a real RndzServer,
+ * a requester's check through the mapped UDP port from a port the server
+ * never saw is confirmed, and its use hands the application a socket,
+ * while a stranger's is not. Every wait is bounded.
  */
 
 #include "config.h"
@@ -502,6 +505,32 @@ test_portmap_natpmp (void)
   g_assert_cmpuint (get_u32 (req + 8), ==, 0);
 }
 
+/* A gateway that stops answering: the renewal fails, the mapping is
+ * told lost, and nothing more is sent but the delete */
+static void
+test_portmap_lost (void)
+{
+  g_autoptr(Gateway) gateway = gateway_new (GATEWAY_PCP, 2);
+  g_autoptr(RndzPortmap) portmap = NULL;
+  Mapped state = { 0 };
+  guint n;
+
+  g_test_summary ("PCP: a renewal without an answer loses the mapping, in bounded time");
+  portmap = rndz_portmap_new (gateway->context, FALSE, 4246, mapped_cb, &state);
+  g_assert_true (rndz_test_run_until (gateway->context, mapped_once, &state, WAIT_MS));
+  gateway->mode = GATEWAY_SILENT;
+
+  /* Renewal at 1 s, three tries, given up 1.75 s later */
+  g_assert_true (rndz_test_run_until_true (gateway->context, &state.lost, 4000));
+  g_assert_cmpuint (state.calls, ==, 2);
+  g_assert_false (rndz_portmap_get_mapped (portmap, NULL));
+  g_assert_cmpuint (gateway->received->len, ==, 1 + 3);
+
+  n = gateway->received->len;
+  rndz_test_run_for (gateway->context, 500);
+  g_assert_cmpuint (gateway->received->len, ==, n);
+}
+
 /* A gateway that never answers: PCP, then NAT-PMP, then quiet */
 static void
 test_portmap_silent (void)
@@ -727,6 +756,178 @@ test_client_no_delay (void)
   g_assert_cmpint (us[1], <, us[0] + 100 * 1000);
 }
 
+/* A UDP check through the mapping: a requester behind a NAT that gives
+ * each destination a port of its own, faked on loopback. The server
+ * sees bob at 127.0.0.3:Q; his check to alice's mapped port M comes from
+ * 127.0.0.3:Q2, which nobody has seen. */
+
+typedef struct
+{
+  char *peer_id;
+  GSocket *socket;
+} PeerSocket;
+
+static void
+peer_socket_cb (RndzClient *client,
+                const char *peer_id,
+                GSocket    *socket,
+                gpointer    user_data)
+{
+  PeerSocket *got = user_data;
+
+  g_free (got->peer_id);
+  got->peer_id = g_strdup (peer_id);
+  g_set_object (&got->socket, socket);
+}
+
+static GSocket *
+udp_on (const char *host,
+        RndzAddr   *local)
+{
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (inet, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, address, FALSE, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  if (local != NULL)
+    g_assert_true (rndz_addr_from_socket_address (local, bound));
+  return g_steal_pointer (&socket);
+}
+
+static void
+send_msg (GSocket         *socket,
+          const RndzAddr  *to,
+          RndzMessageType  type,
+          guint32          tid,
+          gboolean         padded)
+{
+  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, G_SOCKET_FAMILY_IPV4);
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzMessage msg;
+  gsize len;
+
+  rndz_message_init (&msg, type, tid);
+  g_strlcpy (msg.id, "bob", sizeof msg.id);
+  g_strlcpy (msg.target, "alice", sizeof msg.target);
+  if (padded)
+    msg.pad_to = rndz_message_max_reply_size (&msg);
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpint (g_socket_send_to (socket, address, buf, len, NULL, NULL), ==, len);
+}
+
+/* The next message of @type on @socket, within @timeout_ms */
+static gboolean
+recv_msg (GSocket         *socket,
+          RndzMessageType  type,
+          RndzAddr        *from,
+          RndzMessage     *msg,
+          guint            timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      g_autoptr(GSocketAddress) address = NULL;
+      char buf[RNDZ_MESSAGE_MAX_MAX_SIZE];
+      gint64 left;
+      gssize n;
+
+      n = g_socket_receive_from (socket, &address, buf, sizeof buf, NULL, NULL);
+      if (n > 0 && rndz_message_decode (msg, buf, n, sizeof buf, NULL) && msg->type == type)
+        {
+          g_assert_true (rndz_addr_from_socket_address (from, address));
+          return TRUE;
+        }
+      if (n > 0)
+        continue;
+      left = deadline - g_get_monotonic_time ();
+      if (left <= 0 || !rndz_test_run_until_readable (NULL, socket, left / 1000 + 1))
+        return FALSE;
+    }
+}
+
+static void
+test_client_check_through_mapping (void)
+{
+  g_autoptr(RndzServer) server = rndz_server_new ();
+  guint16 server_port = rndz_test_server_listen (server, G_SOCKET_FAMILY_IPV4, 0);
+  g_autofree char *server_string = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4,
+                                                              server_port);
+  RndzAddr server_addr = rndz_test_addr (server_string);
+  g_autoptr(Gateway) gateway = gateway_new (GATEWAY_PCP, 3600);
+  const char *servers[] = { server_string, NULL };
+  g_autoptr(RndzClient) client = rndz_client_new ("alice", servers);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_other = NULL;
+  g_autoptr(GSocket) evil = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+  PeerSocket got = { NULL, NULL };
+  RndzAddr mapped, from, alice_m, other;
+  RndzMessage msg;
+  guint32 tid = g_random_int ();
+  gboolean offered = FALSE;
+  gsize len;
+
+  g_test_summary ("UDP: a check through the mapped port from a port nobody saw gets in");
+  g_signal_connect (client, "peer-socket", G_CALLBACK (peer_socket_cb), &got);
+  listen_udp (client, &socket);
+  gateway_wait (gateway, 1, WAIT_MS);
+  alice_m = rndz_test_addr ("127.0.0.1:1");
+  alice_m.port = get_u16 ((const guint8 *) gateway_get (gateway, 0, &len) + 40);
+  mapped = rndz_test_addr (PUBLIC_IP ":1");
+  mapped.port = alice_m.port;
+
+  /* bob asks the server for alice; the redirect offers the mapping
+   * (once alice's ping with it has reached the server) */
+  bob = udp_on ("127.0.0.3", NULL);
+  for (guint i = 0; i < 20 && !offered; i++)
+    {
+      send_msg (bob, &server_addr, RNDZ_MESSAGE_ISYNC, tid, TRUE);
+      g_assert_true (recv_msg (bob, RNDZ_MESSAGE_REDIRECT, &from, &msg, WAIT_MS));
+      for (guint c = 0; c < msg.n_cands; c++)
+        offered |= rndz_addr_equal (&msg.cands[c], &mapped);
+      if (!offered)
+        rndz_test_run_for (NULL, 50);
+    }
+  g_assert_true (offered);
+
+  /* A stranger's check on M, with bob's id: not answered */
+  evil = udp_on ("127.0.0.2", NULL);
+  send_msg (evil, &alice_m, RNDZ_MESSAGE_CHECK, tid, FALSE);
+  g_assert_false (recv_msg (evil, RNDZ_MESSAGE_CONFIRM, &from, &msg, 300));
+
+  /* bob's check on M from another port: confirmed from M */
+  bob_other = udp_on ("127.0.0.3", &other);
+  send_msg (bob_other, &alice_m, RNDZ_MESSAGE_CHECK, tid, FALSE);
+  g_assert_true (recv_msg (bob_other, RNDZ_MESSAGE_CONFIRM, &from, &msg, WAIT_MS));
+  g_assert_true (rndz_addr_equal (&from, &alice_m));
+  g_assert_cmpuint (msg.tid, ==, tid);
+
+  /* and his use: answered from M, on the socket the application gets */
+  send_msg (bob_other, &alice_m, RNDZ_MESSAGE_USE, tid, FALSE);
+  g_assert_true (recv_msg (bob_other, RNDZ_MESSAGE_USE, &from, &msg, WAIT_MS));
+  g_assert_true (rndz_addr_equal (&from, &alice_m));
+  g_assert_true (rndz_test_run_until_set (NULL, (gpointer *) &got.socket, WAIT_MS));
+  g_assert_cmpstr (got.peer_id, ==, "bob");
+  remote = g_socket_get_remote_address (got.socket, NULL);
+  g_assert_true (rndz_addr_from_socket_address (&from, remote));
+  g_assert_true (rndz_addr_equal (&from, &other));
+
+  rndz_client_stop (client);
+  g_socket_close (got.socket, NULL);
+  g_clear_object (&got.socket);
+  g_free (got.peer_id);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -738,10 +939,12 @@ main (int   argc,
   g_test_add_func ("/portmap/pcp/decode-invalid", test_pcp_decode_invalid);
   g_test_add_func ("/portmap/gateway/pcp", test_portmap_pcp);
   g_test_add_func ("/portmap/gateway/natpmp", test_portmap_natpmp);
+  g_test_add_func ("/portmap/gateway/lost", test_portmap_lost);
   g_test_add_func ("/portmap/gateway/silent", test_portmap_silent);
   g_test_add_func ("/portmap/gateway/none", test_portmap_no_gateway);
   g_test_add_func ("/portmap/client/mapped-candidate", test_client_mapped_candidate);
   g_test_add_func ("/portmap/client/no-delay", test_client_no_delay);
+  g_test_add_func ("/portmap/client/check-through-mapping", test_client_check_through_mapping);
 
   return g_test_run ();
 }

@@ -32,6 +32,9 @@
 #define ID_MAX_LEN 64
 /* Time left to pending operations to finish once cancelled */
 #define DRAIN_TIMEOUT_MS 2000
+/* A listener's port mapping made with UPnP-IGD goes with an HTTP request,
+ * which leaves only while the main context runs after the stop */
+#define PORTMAP_GRACE_MS 300
 
 static char *client_id = NULL;
 static char **client_server_addresses = NULL;
@@ -663,6 +666,17 @@ client_drain (Client *self)
     g_source_remove (drain_id);
 }
 
+/* Runs the main context for @ms, whatever happens */
+static void
+client_run_for (guint ms)
+{
+  gboolean expired = FALSE;
+
+  g_timeout_add (ms, drain_timeout_cb, &expired);
+  while (!expired)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 static RndzClient *
 client_new_client (Client *self)
 {
@@ -726,6 +740,8 @@ client_finish (Client *self)
   /* Says bye to the servers when listening */
   rndz_client_stop (self->client);
   client_drain (self);
+  if (self->peer_id == NULL && !client_no_port_mapping)
+    client_run_for (PORTMAP_GRACE_MS);
   g_signal_handlers_disconnect_by_data (self->client, self);
   g_clear_pointer (&self->echo, rndz_tool_echo_free);
 

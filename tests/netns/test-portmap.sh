@@ -36,7 +36,8 @@
 # control); the mappings are gone once the listeners stop; the first
 # registration takes as long with port mapping on as off, behind a
 # gateway that does not map (pb) and without any gateway (pc), where
-# not a datagram goes to port 5351.
+# not a datagram goes to port 5351; and with miniupnpd's NAT-PMP and PCP
+# off, UPnP-IGD alone maps, lets UDP and TCP in, and removes its mappings.
 
 set -u
 export LC_ALL=C.UTF-8
@@ -392,11 +393,15 @@ register_ms ()
 
 setup_topology
 
-cat >"$TMP/miniupnpd.conf" <<EOF
+# start_miniupnpd NATPMP: miniupnpd on ra; NATPMP (yes or no) turns
+# NAT-PMP and PCP on or off (UPnP-IGD is always on)
+start_miniupnpd ()
+{
+  cat >"$TMP/miniupnpd.conf" <<EOF
 ext_ifname=wan
 listening_ip=lan
 http_port=0
-enable_natpmp=yes
+enable_natpmp=$1
 enable_upnp=yes
 secure_mode=yes
 system_uptime=no
@@ -406,13 +411,16 @@ uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
 allow 1024-65535 10.0.1.0/24 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOF
-bg miniupnpd "$NS_RA" "$MINIUPNPD" -d -f "$TMP/miniupnpd.conf" -P "$TMP/miniupnpd.pid"
+  bg miniupnpd "$NS_RA" "$MINIUPNPD" -d -f "$TMP/miniupnpd.conf" -P "$TMP/miniupnpd.pid"
+}
+
+start_miniupnpd yes
 bg server "$NS_SRV" "$RNDZ" server --listen-addr "$SERVER" --verbose
 wait_for "$TMP/server.out" '^Listening on ' 5 || { diag "$TMP/server.err"; bail_out "the server did not start"; }
 sleep 0.3
 kill -0 "${BG_PID[miniupnpd]}" 2>/dev/null || { diag "$TMP/miniupnpd.err"; bail_out "miniupnpd did not start"; }
 
-echo "1..10"
+echo "1..14"
 
 # 1. The listeners get their mappings from miniupnpd
 listener alice-udp "$NS_PA" alice-udp
@@ -497,3 +505,34 @@ sent_to_5351 ()
 sent_pc=$(( $(sent_to_5351 10.0.2.3) ))
 sent_pb=$(( $(sent_to_5351 10.0.2.2) ))
 result $(( sent_pc == 0 && sent_pb > 0 ? 0 : 1 )) "without a gateway, no datagram to port 5351 (pc: $sent_pc; pb, which has one: $sent_pb)"
+
+# 11-14. UPnP-IGD alone: miniupnpd with NAT-PMP and PCP off
+bg_stop miniupnpd
+start_miniupnpd no
+sleep 0.3
+listener alice-udp-upnp "$NS_PA" alice-udp-upnp
+listener alice-tcp-upnp "$NS_PA" alice-tcp-upnp --tcp
+status=0
+wait_mapped udp "$MAP_WAIT" || status=1
+wait_mapped tcp "$MAP_WAIT" || status=1
+method=$(grep -m 1 -oE '(PCP|NAT-PMP|UPnP-IGD): the gateway maps [^ ]*' "$TMP/alice-udp-upnp.err")
+[[ $method == UPnP-IGD* ]] || status=1
+result $status "UPnP-IGD alone maps the ports (${method:-no mapping})"
+[ $status = 0 ] || diag "$TMP/alice-udp-upnp.err"
+ROUNDS_SAVED=$ROUNDS
+ROUNDS=3
+rounds udp-upnp alice-udp-upnp
+result $(( OK == ROUNDS ? 0 : 1 )) "UDP via a UPnP-IGD mapping: $OK of $ROUNDS direct (${TIMES[*]:-none} ms)"
+rounds tcp-upnp alice-tcp-upnp --tcp
+result $(( OK == ROUNDS ? 0 : 1 )) "TCP via a UPnP-IGD mapping: $OK of $ROUNDS direct (${TIMES[*]:-none} ms)"
+ROUNDS=$ROUNDS_SAVED
+bg_stop alice-udp-upnp
+bg_stop alice-tcp-upnp
+status=0
+for (( i = 0; i < 40; i++ )); do
+  [ "$(mappings udp)" = 0 ] && [ "$(mappings tcp)" = 0 ] && break
+  sleep 0.05
+done
+[ "$(mappings udp)" = 0 ] && [ "$(mappings tcp)" = 0 ] || status=1
+result $status "the UPnP-IGD mappings are gone once the listeners stop ($(( i * 50 )) ms)"
+[ $status = 0 ] || nsx "$NS_RA" "$IPT" -t nat -S MINIUPNPD | sed 's/^/# /'
