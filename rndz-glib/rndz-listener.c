@@ -715,6 +715,11 @@ listener_restart_links (RndzListener *listener)
 
   g_debug ("The network changed: registering again");
   listener->cands_time = 0;
+  /* Another network, perhaps another router: the mapping starts again */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener_start_mapping (listener);
   for (guint i = 0; i < listener->links->len; i++)
     {
       Link *link = g_ptr_array_index (listener->links, i);
