@@ -561,10 +561,10 @@ test_handshake_loss (Fixture       *f,
 
   for (guint round = 0; round < G_N_ELEMENTS (seeds); round++)
     {
-      f->loss_seed = seeds[round];
       g_autofree char *got = NULL;
       gint64 start;
 
+      f->loss_seed = seeds[round];
       make_sockets (f, TRUE);
       f->fwd->loss_percent = 20;
       start = g_get_monotonic_time ();
