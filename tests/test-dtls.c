@@ -192,7 +192,7 @@ make_sockets (Fixture  *f,
       return;
     }
   f->fwd = g_new0 (Forwarder, 1);
-  f->fwd->rand = g_rand_new_with_seed (f->loss_seed != 0 ? f->loss_seed : g_test_rand_int ());
+  f->fwd->rand = g_rand_new_with_seed (f->loss_seed != 0 ? f->loss_seed : (guint32) g_test_rand_int ());
   f->fwd->side[TO_B] = bound_socket (&port_fa);
   f->fwd->side[TO_A] = bound_socket (&port_fb);
   connect_to (f->socket_a, port_fa);
