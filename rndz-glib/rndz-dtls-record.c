@@ -35,6 +35,9 @@
 #define SEND_WAIT_US 10000
 /* Datagrams read per dispatch, so that a flood cannot starve the context */
 #define READ_BATCH 64
+/* gnutls_record_recv() calls per datagram: its records, and what GnuTLS
+ * had buffered (a DTLS datagram holds at most 1400 / 13 records) */
+#define MAX_RECORD_CALLS 128
 
 /* Transport: GnuTLS pushes straight to the socket, and pulls only the
  * datagram that rndz_dtls_read_datagram() read for it */
@@ -314,13 +317,21 @@ static void
 take_records (RndzDtlsChannel *self)
 {
   guint8 record[RNDZ_DTLS_DATAGRAM_MAX];
+  guint calls;
 
-  while (self->phase == RNDZ_DTLS_PHASE_OPEN)
+  for (calls = 0; calls < MAX_RECORD_CALLS && self->phase == RNDZ_DTLS_PHASE_OPEN; calls++)
     {
       ssize_t ret = gnutls_record_recv (self->session, record, sizeof record);
 
       if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-        return;
+        {
+          /* GnuTLS may stop at what was left of an earlier datagram
+           * (the peer's retransmitted last flight, which it discards)
+           * before it pulls this one: ask until it did */
+          if (!self->in_full)
+            return;
+          continue;
+        }
       if (ret == 0)
         {
           rndz_dtls_close (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
