@@ -22,8 +22,9 @@
 #
 # The window shows who is who, the peer's fingerprint, how the
 # registration with the server fares (the client's "state" and
-# "last-pong" properties) and the path to the peer. Everything is asynchronous: the rendezvous, reading and writing run
-# in GTK's main loop, and the window never blocks.
+# "last-pong" properties) and the path to the peer. Everything is
+# asynchronous: the rendezvous, the handshake, reading and writing run in
+# GTK's main loop, and the window never blocks.
 #
 # It prints a line on standard output when it has registered ("Registered
 # as ID on port P"), with its own fingerprint ("Fingerprint: FP"), when a
