@@ -155,12 +155,19 @@ pin_tests() {
 # one_listener MODE IMPL TRANSPORT: a listener, reached by every connector
 one_listener() {
   local mode=$1 listener=$2 transport=$3 connector flag=() id out fp
+  local identity=$tmp/identity-$listener.pem
   [ "$transport" = tcp ] && flag+=(--tcp)
   [ "$mode" = plain ] && flag+=(--insecure)
   id="$listener-$transport-$mode"
   out="$tmp/listen-$id.out"
 
-  listen "$listener" "$id" "$server" "${flag[@]}" >"$out" 2>&1 &
+  # Secure, each implementation's listeners keep one identity in a file:
+  # the UDP one creates it, the TCP one loads it
+  if [ "$mode" = secure ]; then
+    listen "$listener" "$id" "$server" "${flag[@]}" --identity "$identity" >"$out" 2>&1 &
+  else
+    listen "$listener" "$id" "$server" "${flag[@]}" >"$out" 2>&1 &
+  fi
   pids+=($!)
   fp=
   if ! wait_for "$out" '^Registered as'; then
@@ -172,6 +179,14 @@ one_listener() {
     fp=$(own_fingerprint "$out")
     [ -n "$fp" ]
     ok $? "$listener listener over $transport, $mode, prints its fingerprint" "$out"
+    if [ "$transport" = udp ]; then
+      [ "$(stat -c %a "$identity")" = 600 ] && grep -q 'PRIVATE KEY' "$identity"
+      ok $? "$listener listener created its identity file, mode 0600" "$out"
+      echo "$fp" >"$identity.fp"
+    else
+      [ "$fp" = "$(cat "$identity.fp")" ]
+      ok $? "$listener listener loaded the same identity from its file" "$out"
+    fi
   else
     ok 0 "$listener listener over $transport, $mode"
   fi
