@@ -89,6 +89,7 @@ session_setup (RndzDtlsChannel                  *self,
                    _("Could not set up DTLS: %s"), gnutls_strerror (ret));
       return FALSE;
     }
+  self->server = server;
   if (server)
     gnutls_certificate_server_set_request (self->session, GNUTLS_CERT_REQUIRE);
   gnutls_session_set_ptr (self->session, self);

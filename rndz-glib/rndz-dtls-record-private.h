@@ -37,8 +37,8 @@ typedef enum
   RNDZ_DTLS_PHASE_CLOSED,
 } RndzDtlsPhase;
 
-/* The first byte of every record's plaintext (doc/protocol.md, "Secure
- * channels"): what the rest is */
+/* The first byte of every record's plaintext (doc/security.md, "What
+ * DTLS guarantees"): what the rest is */
 typedef enum
 {
   RNDZ_DTLS_RECORD_DATA = 0,
@@ -65,6 +65,7 @@ struct _RndzDtlsChannel
   GSocket *socket;
   GMainContext *context;
   RndzDtlsPhase phase;
+  gboolean server;             /* the DTLS server: the listener */
   /* A gnutls_session_t, by the name GnuTLS declares it with, so that
    * rndz-dtls-channel.c builds without GnuTLS's headers */
   struct gnutls_session_int *session;

@@ -32,6 +32,18 @@ G_BEGIN_DECLS
 /* At most so many check sockets at once, and requesters sprayed for */
 #define MAX_CHECKS 512
 #define MAX_SPRAYS 2
+/* UDP, through loss: a punch goes again with growing gaps until the
+ * requester's check comes (or the direct timeout), and our rsync to the
+ * server likewise (doc/protocol.md, "Retransmission") */
+#define PUNCH_UDP_INITIAL_MS 100
+#define PUNCH_UDP_MAX_MS 400
+#define RSYNC_RETRY_INITIAL_MS 200
+#define RSYNC_RETRY_MAX_MS 800
+/* A check socket whose use we answered stays ours, to answer the use
+ * again, until the requester's first datagram of its own comes, or
+ * until it has sent no use for this long: more than two of its gaps
+ * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
+#define HANDOVER_QUIET_MS 600
 
 struct _RndzListener
 {
@@ -62,6 +74,7 @@ struct _RndzListener
     RndzAddr addr;
     guint32 tid;
     gboolean refused;
+    gboolean reached;           /* a check of the requester came */
     char peer_id[RNDZ_ID_MAX_LEN + 1];
     char fp[RNDZ_FP_LEN + 1];   /* the requester's, if it asked for a secure connection */
   } recent[RECENT_REQUESTS];
@@ -79,6 +92,12 @@ struct _RndzListener
   RndzProbeBudget probes;       /* for all requesters */
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
+
+  /* Network changes (GNetworkMonitor): the links start again once the
+   * changes have settled */
+  GNetworkMonitor *monitor;
+  gulong monitor_id;
+  GSource *network_settle;
 };
 
 #define listener_ref g_object_ref
@@ -93,6 +112,8 @@ gboolean  rndz_listener_take_request      (RndzListener      *listener,
 void      rndz_listener_init_rsync        (RndzListener      *listener,
                                            const RndzMessage *fsync,
                                            RndzMessage       *rsync);
+gboolean  rndz_listener_request_reached   (RndzListener      *listener,
+                                           const RndzMessage *fsync);
 void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzAddr    *server,
                                            const RndzMessage *session);
