@@ -7,6 +7,8 @@
  * the listener does for each requester (punches, checks, the hard-NAT
  * phase, the relay, the accept queue). The first calls the second, never
  * the other way: the second tells through the object's signals.
+ * rndz-listener-mapped.c reads what comes through the router's port
+ * mapping (UDP), and hands checks to the second.
  */
 
 #pragma once
@@ -14,6 +16,7 @@
 #include "rndz-listener-private.h"
 #include "rndz-acceptor-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-portmap-private.h"
 
 G_BEGIN_DECLS
 
@@ -90,6 +93,15 @@ struct _RndzListener
   guint n_cands;
   gint64 cands_time;            /* monotonic, 0 if never */
   RndzProbeBudget probes;       /* for all requesters */
+
+  /* Port mapping on the router (rndz-portmap.c), when the client's
+   * port-mapping is on and there is a gateway: TCP maps P; UDP maps the
+   * port of a socket of its own (rndz-listener-mapped.c) */
+  RndzPortmap *portmap;
+  RndzAddr mapped;              /* the router's address for us; family 0: none */
+  GSocket *mapped_socket;       /* UDP: on M */
+  guint16 mapped_port;          /* UDP: M */
+  GSource *mapped_source;
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
 
@@ -119,5 +131,16 @@ void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+void      rndz_listener_check_mapped      (RndzListener      *listener,
+                                           guint16            port,
+                                           const char        *peer_id,
+                                           const RndzAddr    *from,
+                                           const RndzMessage *check);
+
+/* rndz-listener-mapped.c */
+gboolean  rndz_listener_mapped_open       (RndzListener      *listener,
+                                           guint16           *port,
+                                           GError           **error);
+void      rndz_listener_mapped_close      (RndzListener      *listener);
 
 G_END_DECLS

@@ -693,14 +693,16 @@ check_read_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-/* A check socket towards @addr for @fsync's requester, for @ms: new, or
- * the one there is. NULL if none can be opened. */
+/* A check socket towards @addr for the requester @peer_id, for @ms, on
+ * our @port (P, or the one the router maps: rndz-listener-mapped.c):
+ * new, or the one there is. NULL if none can be opened. */
 static Check *
 check_open (RndzListener      *listener,
-            const RndzMessage *fsync,
+            const char        *peer_id,
             const RndzAddr    *addr,
             RndzPath           path,
-            guint              ms)
+            guint              ms,
+            guint16            port)
 {
   g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
   g_autoptr(GError) error = NULL;
@@ -713,7 +715,7 @@ check_open (RndzListener      *listener,
   if (check == NULL)
     {
       g_autoptr(GSocket) socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                                    G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+                                                    G_SOCKET_TYPE_DATAGRAM, port, &error);
 
       if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
         {
@@ -736,8 +738,7 @@ check_open (RndzListener      *listener,
   /* The latest request from there owns it, for as long as it may take.
    * A private address is on a network we share, whatever it was offered
    * as (as the requester sees ours). */
-  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
-  check->tid = fsync->tid;
+  g_strlcpy (check->peer_id, peer_id, sizeof check->peer_id);
   check->path = rndz_addr_is_private (addr) ? RNDZ_PATH_LOCAL : path;
   rndz_source_clear (&check->expire);
   check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
@@ -790,9 +791,11 @@ punch_udp (RndzListener      *listener,
   gsize len;
   Check *check;
 
-  check = check_open (listener, fsync, addr, path, listener->peer->timeout_ms);
+  check = check_open (listener, fsync->id, addr, path, listener->peer->timeout_ms,
+                      listener->port);
   if (check != NULL)
     {
+      check->tid = fsync->tid;
       check->heard = FALSE;
       check->punch_ms = PUNCH_UDP_INITIAL_MS;
       check->punch_until = g_get_monotonic_time () +
@@ -810,6 +813,44 @@ punch_udp (RndzListener      *listener,
   to = rndz_addr_to_socket_address (addr, listener->family);
   if (to != NULL)
     rndz_udp_send (listener->socket, to, buf, len, "punch");
+}
+
+/*
+ * rndz_listener_check_mapped:
+ * @port: the port the router maps for us (rndz-listener-mapped.c)
+ * @peer_id: the requester that sent @check
+ * @from: where it came from: its NAT's port towards our router's public
+ *   one, which no check socket on P is connected to
+ *
+ * A check that came through the router's mapping: a check socket on
+ * @port, connected to @from, confirms it and takes the path from there
+ * as one on P does (the use, the hand-over). Only for an application
+ * that takes peers on sockets of their own: an answer from U would
+ * leave through another mapping of the router, which the requester's
+ * NAT does not let in.
+ */
+void
+rndz_listener_check_mapped (RndzListener      *listener,
+                            guint16            port,
+                            const char        *peer_id,
+                            const RndzAddr    *from,
+                            const RndzMessage *check)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  Check *opened;
+  gsize len;
+
+  if (!listener_wants_peer_sockets (listener) || listener->stopped)
+    return;
+
+  opened = check_open (listener, peer_id, from, RNDZ_PATH_DIRECT, listener->peer->timeout_ms,
+                       port);
+  if (opened == NULL)
+    return;
+
+  len = encode_answer (listener, peer_id, RNDZ_MESSAGE_CONFIRM, check, buf);
+  rndz_udp_send (opened->socket, NULL, buf, len, "confirm");
+  hard_forget (listener, peer_id);
 }
 
 static void
@@ -871,9 +912,11 @@ hard_probe (const RndzAddr *to,
   if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
     return RNDZ_PROBE_STOP;
 
-  check = check_open (listener, &hard->fsync, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS);
+  check = check_open (listener, hard->fsync.id, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS,
+                      listener->port);
   if (check == NULL)
     return RNDZ_PROBE_WAIT;
+  check->tid = hard->fsync.tid;
   if (!rndz_udp_send (check->socket, NULL, data, len, "probe"))
     return RNDZ_PROBE_WAIT;
   return RNDZ_PROBE_SENT;
@@ -1208,6 +1251,26 @@ rndz_listener_join_relay (RndzListener      *listener,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
+/* With a port mapped by the router, a requester behind a NAT that gives
+ * each destination a port of its own comes in from a port we never saw:
+ * its host must be one we punched towards, and its use frame name it */
+static Punch *
+find_punch_of_host (RndzListener   *listener,
+                    const RndzAddr *addr)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (listener->mapped.family == 0)
+    return NULL;
+
+  g_hash_table_iter_init (&iter, listener->punches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (rndz_addr_same_host (&((Punch *) value)->addr, addr))
+      return value;
+  return NULL;
+}
+
 /* A connection to our listening socket: only requesters we punched
  * towards get in */
 void
@@ -1227,16 +1290,24 @@ rndz_listener_accepted (GSocket  *peer,
   remote = g_socket_get_remote_address (peer, NULL);
   if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
     punch = g_hash_table_lookup (listener->punches, &addr);
-  if (punch == NULL)
+  if (punch != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = punch->path;
+      g_hash_table_remove (listener->punches, &addr);
+    }
+  else if (remote != NULL && (punch = find_punch_of_host (listener, &addr)) != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = RNDZ_PATH_DIRECT;
+    }
+  else
     {
       g_debug ("Closing a connection nobody asked the server for");
       g_socket_close (peer, NULL);
       return;
     }
 
-  g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-  path = punch->path;
-  g_hash_table_remove (listener->punches, &addr);
   listener_wait_for_use (listener, peer_id, peer, path);
 }
 

@@ -84,6 +84,7 @@ struct _Link
   GError *refused;              /* the server refused us; cleared by a pong */
   gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
   GPtrArray *answers;           /* UDP: Answer, our rsyncs being sent again */
+  gboolean cands_stale;         /* our candidates changed since the last ping */
 };
 
 /* UDP: our rsync to a server, sent again with growing gaps until the
@@ -166,6 +167,15 @@ listener_get_candidates (RndzListener *listener,
     {
       listener->n_cands = rndz_peer_context_get_candidates (listener->peer, listener->family,
                                                       listener->port, listener->cands);
+      /* The router's public address for us, in place of our last local
+       * one if there is no room: the one that works from anywhere */
+      if (listener->mapped.family != 0)
+        {
+          guint i = MIN (listener->n_cands, RNDZ_MAX_CANDIDATES - 1);
+
+          listener->cands[i] = listener->mapped;
+          listener->n_cands = i + 1;
+        }
       listener->cands_time = now;
     }
 
@@ -181,6 +191,7 @@ link_send_ping (Link *link)
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
   g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
+  link->cands_stale = FALSE;
   rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
                           &ping);
   /* The server answers no datagram with a larger one */
@@ -207,6 +218,67 @@ link_backoff (Link   *link,
 
   link->backoff_ms = MIN (link->backoff_ms * 2, keepalive_ms (link->listener));
   return when;
+}
+
+/* Port mapping */
+
+/* The router mapped a port for us, or the mapping went: the servers
+ * hear of it at once, with a ping to each we can send to (a ping still
+ * unanswered may have left before the mapping came) */
+static void
+listener_mapping_cb (const RndzAddr *mapped,
+                     gpointer        user_data)
+{
+  RndzListener *listener = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (mapped != NULL)
+    listener->mapped = *mapped;
+  else
+    memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener->cands_time = 0;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->cands_stale = TRUE;
+      if (listener->transport == RNDZ_TRANSPORT_UDP ?
+          link->next_action != G_MAXINT64 : rndz_server_link_is_ready (link->conn))
+        link->next_action = now;
+    }
+  listener_schedule (listener, now);
+}
+
+/* In the background: the first registration does not wait for it. An
+ * IPv4 mapping serves an IPv4 socket, or a dual-stack one. */
+static void
+listener_start_mapping (RndzListener *listener)
+{
+  GInetSocketAddress *local = listener->peer->local_address;
+  g_autoptr(GError) error = NULL;
+  guint16 port = listener->port;
+
+  if (!listener->peer->port_mapping)
+    return;
+  if (local != NULL &&
+      (g_inet_address_get_is_loopback (g_inet_socket_address_get_address (local)) ||
+       (listener->family == G_SOCKET_FAMILY_IPV6 &&
+        !g_inet_address_get_is_any (g_inet_socket_address_get_address (local)))))
+    return;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP &&
+      !rndz_listener_mapped_open (listener, &port, &error))
+    {
+      g_debug ("No port mapping: %s", error->message);
+      return;
+    }
+
+  listener->portmap = rndz_portmap_new (listener->context,
+                                        listener->transport == RNDZ_TRANSPORT_TCP, port,
+                                        listener_mapping_cb, listener);
+  if (listener->portmap == NULL)
+    rndz_listener_mapped_close (listener);
 }
 
 /* The listen operation */
@@ -392,7 +464,10 @@ link_handle_message (Link              *link,
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
       link->probe_deadline = 0;
       g_clear_error (&link->refused);
-      link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
+      /* A ping that left before our candidates changed is followed by
+       * one that has them */
+      link->next_action = link->cands_stale ? now :
+        link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
       listener->last_pong = g_get_real_time ();
       listener_set_state (listener, listener->state, TRUE);
@@ -816,6 +891,7 @@ resolved_cb (GObject      *source,
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
   listener_watch_network (listener);
+  listener_start_mapping (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
@@ -926,6 +1002,10 @@ listener_free_resources (RndzListener *listener)
   g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 
   g_ptr_array_set_size (listener->links, 0);
+  /* The router forgets the mapping now, not when its lease runs out */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
     g_socket_close (listener->socket, NULL);
   rndz_listener_requests_clear (listener);
