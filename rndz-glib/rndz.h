@@ -24,4 +24,8 @@
 #include <rndz-glib/rndz-client.h>
 #endif
 
+#ifdef RNDZ_HAVE_TLS
+#include <rndz-glib/rndz-dtls-channel.h>
+#endif
+
 #undef __RNDZ_H_INSIDE__
