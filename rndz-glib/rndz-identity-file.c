@@ -74,6 +74,28 @@ check_file (int          fd,
   return TRUE;
 }
 
+/* Reads the whole file, at most MAX_FILE_SIZE bytes (checked before) */
+static gssize
+read_all (int   fd,
+          char *buffer)
+{
+  gsize len = 0;
+
+  while (len <= MAX_FILE_SIZE)
+    {
+      gssize n = read (fd, buffer + len, MAX_FILE_SIZE + 1 - len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -1;
+      if (n == 0)
+        break;
+      len += n;
+    }
+  return len;
+}
+
 static RndzIdentityKeys *
 load_fd (int          fd,
          const char  *path,
@@ -88,9 +110,7 @@ load_fd (int          fd,
   if (!check_file (fd, path, error))
     return NULL;
   buffer = g_malloc (MAX_FILE_SIZE + 1);
-  do
-    n = read (fd, buffer, MAX_FILE_SIZE + 1);
-  while (n < 0 && errno == EINTR);
+  n = read_all (fd, buffer);
   if (n < 0)
     {
       set_errno_error (error, errno, _("Could not read identity file"), path);
@@ -219,7 +239,8 @@ rndz_identity_keys_load_or_create (const char  *path,
     {
       RndzIdentityKeys *keys;
       gboolean raced = FALSE;
-      int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+      /* O_NONBLOCK: a FIFO there must not hang us (check_file() refuses it) */
+      int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
       if (fd >= 0)
         {

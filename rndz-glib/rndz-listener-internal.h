@@ -79,6 +79,12 @@ struct _RndzListener
   RndzProbeBudget probes;       /* for all requesters */
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
+
+  /* Network changes (GNetworkMonitor): the links start again once the
+   * changes have settled */
+  GNetworkMonitor *monitor;
+  gulong monitor_id;
+  GSource *network_settle;
 };
 
 #define listener_ref g_object_ref

@@ -82,6 +82,7 @@ struct _Link
   gint64 next_action;           /* monotonic: ping, or reconnect */
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
+  gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
 };
 
 static void listener_schedule (RndzListener *listener, gint64 when);
@@ -317,6 +318,7 @@ link_handle_message (Link              *link,
       link->observed = msg->addr;
       link->last_pong = now;
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->probe_deadline = 0;
       g_clear_error (&link->refused);
       link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
@@ -480,6 +482,16 @@ link_tick (Link   *link,
       return;
     }
 
+  if (listener->transport == RNDZ_TRANSPORT_TCP && link->probe_deadline != 0 &&
+      now >= link->probe_deadline)
+    {
+      g_debug ("No answer on the connection since the network changed: connecting again");
+      link->probe_deadline = 0;
+      rndz_server_link_close (link->conn);
+      link_connect (link);
+      return;
+    }
+
   if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
       !link_is_alive (link, now))
     {
@@ -524,6 +536,108 @@ timer_cb (gpointer user_data)
   next = MIN (next, now + (gint64) keepalive_ms (listener) * 1000);
   listener_schedule (listener, next);
   return G_SOURCE_CONTINUE;
+}
+
+/* Network changes
+ *
+ * A laptop changes networks (Wi-Fi to Ethernet, suspend and resume): our
+ * public address changes, and the servers only learn it from our next
+ * ping, up to a keepalive interval later; until then requests for us go
+ * to the old address. So on GNetworkMonitor::network-changed every link
+ * registers again at once: fresh candidates, a ping now and quick
+ * retries while the new network comes up. A UDP link gets a new socket
+ * (a connected UDP socket keeps the source address it was given). A TCP
+ * connection is kept if it still answers within NETWORK_PROBE_MS: one
+ * closed by us could not be opened again from the same address and port
+ * while it lingers in TIME_WAIT, and on a new address its writes fail
+ * anyway. The state says RECONNECTING until a server answers. The
+ * monitor signals in bursts (every route and address); the links start
+ * again once it has been quiet a moment. */
+
+#define NETWORK_SETTLE_MS 50
+#define NETWORK_PROBE_MS 1000
+
+static void
+listener_restart_links (RndzListener *listener)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  g_debug ("The network changed: registering again");
+  listener->cands_time = 0;
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->last_pong = 0;
+      link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->next_action = now;
+      if (listener->transport == RNDZ_TRANSPORT_UDP)
+        {
+          rndz_server_link_close (link->conn);
+          link_connect (link);
+        }
+      else if (rndz_server_link_is_ready (link->conn))
+        link->probe_deadline = now + NETWORK_PROBE_MS * 1000;
+    }
+  listener_update_state (listener);
+  listener_schedule (listener, now);
+}
+
+static gboolean
+network_settled_cb (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+  g_autoptr(RndzListener) self G_GNUC_UNUSED = listener_ref (listener);
+
+  g_clear_pointer (&listener->network_settle, g_source_unref);
+  if (!listener->stopped && listener->timer != NULL)
+    listener_restart_links (listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the listener's context */
+static gboolean
+network_changed_in_context (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+
+  if (listener->stopped)
+    return G_SOURCE_REMOVE;
+  rndz_source_clear (&listener->network_settle);
+  listener->network_settle = rndz_timeout_add (listener->context, NETWORK_SETTLE_MS,
+                                               network_settled_cb, listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* The monitor signals in the context it was made in, which may be
+ * another thread's */
+static void
+network_changed_cb (GNetworkMonitor *monitor,
+                    gboolean         available,
+                    gpointer         user_data)
+{
+  RndzListener *listener = user_data;
+
+  g_main_context_invoke_full (listener->context, G_PRIORITY_DEFAULT, network_changed_in_context,
+                              listener_ref (listener), g_object_unref);
+}
+
+static void
+listener_watch_network (RndzListener *listener)
+{
+  listener->monitor = g_object_ref (g_network_monitor_get_default ());
+  listener->monitor_id = g_signal_connect (listener->monitor, "network-changed",
+                                           G_CALLBACK (network_changed_cb), listener);
+}
+
+static void
+listener_unwatch_network (RndzListener *listener)
+{
+  rndz_source_clear (&listener->network_settle);
+  if (listener->monitor == NULL)
+    return;
+  g_clear_signal_handler (&listener->monitor_id, listener->monitor);
+  g_clear_object (&listener->monitor);
 }
 
 /* Starting */
@@ -623,6 +737,7 @@ resolved_cb (GObject      *source,
   listener->timer = rndz_deadline_source_new (listener->context, "[rndz] listener keepalive",
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
+  listener_watch_network (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
@@ -728,6 +843,7 @@ listener_free_resources (RndzListener *listener)
   listener->stopped = TRUE;
 
   g_cancellable_cancel (listener->cancellable);
+  listener_unwatch_network (listener);
   rndz_source_clear (&listener->timer);
   g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 

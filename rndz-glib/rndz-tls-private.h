@@ -18,9 +18,10 @@ G_BEGIN_DECLS
  * @expected (text form; never NULL): else RNDZ_ERROR_IDENTITY_MISMATCH.
  * Other failures: RNDZ_ERROR_HANDSHAKE_FAILED (with the TLS message);
  * G_IO_ERROR_CANCELLED stays. On failure @base is closed, so that the
- * peer's handshake fails too instead of waiting. Turns TCP keepalive on for @base's socket so a dead
- * path is seen. In TLS 1.3 a client whose certificate the server refuses
- * finishes its handshake and gets the error at its first read. */
+ * peer's handshake fails too instead of waiting. Turns TCP keepalive
+ * (and TCP_NODELAY) on for @base's socket so a dead path is seen. In
+ * TLS 1.3 a client whose certificate the server refuses finishes its
+ * handshake and gets the error at its first read. */
 void            rndz_tls_handshake_async  (GIOStream           *base,
                                            gboolean             server,
                                            RndzIdentity        *identity,

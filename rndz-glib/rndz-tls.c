@@ -8,13 +8,13 @@
  * never finds them valid by itself: every peer certificate goes through
  * ::accept-certificate, which accepts it only if its fingerprint is the
  * one expected. There is no certificate database at all (no system
- * authority can vouch for a peer, and loading one costs milliseconds), and
+ * authority can vouch for a peer, and loading one costs 6 ms), and
  * the peer certificate is checked again once the handshake is done, so
  * that nothing is accepted whose fingerprint was not compared.
  *
  * Phases of a handshake:
  *   1. TCP keepalive on @base's socket, so that a dead path ends in an
- *      error instead of a connection that waits for ever;
+ *      error instead of a connection that waits for ever, and TCP_NODELAY;
  *   2. the GTlsConnection over @base, with our certificate, no database,
  *      and (as the server) a client certificate required;
  *   3. g_tls_connection_handshake_async(), during which accept_certificate()
@@ -80,8 +80,11 @@ set_tcp_option (GSocket    *socket,
     g_debug ("Could not set %s on a TLS path: %s", name, error->message);
 }
 
+/* Keepalive, and no Nagle: the handshake's flights are small writes
+ * that wait for an ACK, which the peer delays (40 ms on Linux) without
+ * TCP_NODELAY; 44 ms a handshake on loopback instead of 1.3 ms */
 static void
-enable_keepalive (GIOStream *base)
+configure_socket (GIOStream *base)
 {
   GSocket *socket;
 
@@ -90,6 +93,7 @@ enable_keepalive (GIOStream *base)
     return;
   socket = g_socket_connection_get_socket (G_SOCKET_CONNECTION (base));
   g_socket_set_keepalive (socket, TRUE);
+  set_tcp_option (socket, TCP_NODELAY, "TCP_NODELAY", 1);
 #ifdef TCP_KEEPIDLE
   set_tcp_option (socket, TCP_KEEPIDLE, "TCP_KEEPIDLE", KEEPALIVE_IDLE_S);
 #endif
@@ -210,27 +214,31 @@ handshake_done (GObject      *source,
   g_task_return_pointer (task, g_object_ref (hs->tls), g_object_unref);
 }
 
-/* Phase 2 */
+/* Phase 2. Made as g_tls_client_connection_new() and
+ * g_tls_server_connection_new() do, but with the database set (to none)
+ * before the connection initializes: otherwise glib-networking 2.74 loads
+ * the system's trust store for each connection, some 6 ms each. */
 static GTlsConnection *
 make_connection (GIOStream        *base,
                  gboolean          server,
                  GTlsCertificate  *certificate,
                  GError          **error)
 {
-  GIOStream *tls;
+  GTlsBackend *backend = g_tls_backend_get_default ();
 
   if (server)
-    tls = g_tls_server_connection_new (base, certificate, error);
-  else
-    tls = g_tls_client_connection_new (base, NULL, error);
-  if (tls == NULL)
-    return NULL;
-  if (server)
-    g_object_set (tls, "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED, NULL);
-  else
-    g_tls_connection_set_certificate (G_TLS_CONNECTION (tls), certificate);
-  g_tls_connection_set_database (G_TLS_CONNECTION (tls), NULL);
-  return G_TLS_CONNECTION (tls);
+    return g_initable_new (g_tls_backend_get_server_connection_type (backend), NULL, error,
+                           "base-io-stream", base,
+                           "certificate", certificate,
+                           "authentication-mode", G_TLS_AUTHENTICATION_REQUIRED,
+                           "database", NULL,
+                           NULL);
+  return g_initable_new (g_tls_backend_get_client_connection_type (backend), NULL, error,
+                         "base-io-stream", base,
+                         "server-identity", NULL,
+                         "certificate", certificate,
+                         "database", NULL,
+                         NULL);
 }
 
 void
@@ -263,7 +271,7 @@ rndz_tls_handshake_async (GIOStream           *base,
                                                "(is glib-networking installed?)")));
       return;
     }
-  enable_keepalive (base);
+  configure_socket (base);
 
   hs = g_new0 (Handshake, 1);
   hs->base = g_object_ref (base);
