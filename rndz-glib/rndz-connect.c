@@ -87,9 +87,12 @@ typedef struct _ConnectOp ConnectOp;
 /* Checks: the first at once, then with growing gaps up to the maximum */
 #define CHECK_INITIAL_MS 50
 #define CHECK_MAX_MS 400
-/* A use is sent again after this: long enough that a slow answer is not
- * taken for a lost one (a second use would reach the application) */
-#define USE_RETRY_MS 300
+/* A use goes again until its answer comes, with gaps from the first to
+ * the maximum: the peer answers every copy until our own first datagram
+ * reaches it, or until it has heard no use for HANDOVER_QUIET_MS (600,
+ * rndz-listener-internal.h), which must be well above the maximum */
+#define USE_RETRY_INITIAL_MS 100
+#define USE_RETRY_MAX_MS 200
 
 /* TCP: connecting towards one of the peer's addresses */
 typedef struct
@@ -130,6 +133,7 @@ struct _ConnectOp
 
   RndzAddr paths[MAX_PATHS];
   RndzPath path_kinds[MAX_PATHS];
+  gboolean path_punched[MAX_PATHS]; /* UDP: a punch of the peer came from there */
   guint n_paths;
   GSource *direct_timeout;
   GSource *check_timer;           /* UDP: checks, then uses */
@@ -589,7 +593,8 @@ op_udp_use_cb (gpointer user_data)
 
   g_clear_pointer (&op->check_timer, g_source_unref);
   op_udp_send_to (op, op->chosen_socket, RNDZ_MESSAGE_USE, &op->chosen_addr);
-  op->check_timer = rndz_timeout_add (op->context, USE_RETRY_MS, op_udp_use_cb, op);
+  op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_use_cb, op);
+  op->check_ms = MIN (op->check_ms * 2, USE_RETRY_MAX_MS);
   return G_SOURCE_REMOVE;
 }
 
@@ -659,6 +664,7 @@ op_udp_choose (ConnectOp      *op,
   op->chosen_source = rndz_socket_source_add (op->chosen_socket, op->context,
                                               op_udp_chosen_read_cb, op,
                                               "[rndz] connect UDP chosen");
+  op->check_ms = USE_RETRY_INITIAL_MS;
   op_udp_use_cb (op);
 }
 
@@ -735,19 +741,28 @@ op_spray_cb (RndzSpray         *spray,
 
 /* No path has answered yet. If the peer's NAT changed its port, it is
  * the hard side: probe for its mappings. Otherwise we may be: open
- * mappings for it to find. */
+ * mappings for it to find, unless the peer's punch came in at the port
+ * the server saw us at (then our NAT is no hard one, and packets were
+ * lost: checks and punches are sent again for that). */
 static gboolean
 op_hard_start_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   RndzMessage check;
+  int i;
 
   g_clear_pointer (&op->hard_timer, g_source_unref);
   if (op->phase >= PHASE_NOMINATED || op->peer_addr.family == 0)
     return G_SOURCE_REMOVE;
 
   op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
+  i = op_find_path (op, &op->peer_addr);
+  if (!op->peer_rewrites && i >= 0 && op->path_punched[i])
+    {
+      g_debug ("No path to “%s” yet, but its punch came through: waiting", op->peer_id);
+      return G_SOURCE_REMOVE;
+    }
   if (op->peer_rewrites)
     {
       g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
@@ -786,6 +801,11 @@ op_udp_read_one (GSocket           *socket,
       op_found_peer (op);
       op_udp_check_now (op);
     }
+
+  /* From where the server saw the peer, it shows that our NAT lets the
+   * peer in at the port the server saw us at: ours is no hard one */
+  if (msg->type == RNDZ_MESSAGE_RSYNC && (i = op_find_path (op, from)) >= 0)
+    op->path_punched[i] = TRUE;
 
   /* The answer to a check: only from an address we checked, or from the
    * peer's public address at a port we probed */
@@ -832,8 +852,18 @@ op_udp_chosen_read_cb (GSocket      *socket,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   g_autoptr(GError) error = NULL;
 
-  /* Reads one datagram too many only if the peer's data came before its
-   * answer: it would have been lost anyway */
+  /* The peer's own datagram: it took our use, and its answers were lost
+   * (it answers no more once it handed the path to its application).
+   * The datagram stays for ours. */
+  if (op->phase == PHASE_NOMINATED && socket == op->chosen_socket &&
+      rndz_udp_head_is_data (socket))
+    {
+      int i = op_find_path (op, &op->chosen_addr);
+
+      op_udp_found (op, &op->chosen_addr, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
+      return G_SOURCE_CONTINUE;
+    }
+
   if (!rndz_udp_read_messages (socket, TRUE, op_udp_chosen_read_one, op, &error) &&
       error != NULL)
     g_debug ("Reading from the peer: %s", error->message);

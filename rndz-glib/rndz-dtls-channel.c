@@ -57,6 +57,9 @@
  * default one when the channel was made, and its signal is emitted
  * there; use it from that context's thread.
  *
+ * The library makes channels, with their handshake; one made with
+ * g_object_new() is closed from the start.
+ *
  * Since: 1.0
  */
 

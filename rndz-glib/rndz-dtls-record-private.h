@@ -35,8 +35,8 @@ typedef enum
   RNDZ_DTLS_PHASE_CLOSED,
 } RndzDtlsPhase;
 
-/* The first byte of every record's plaintext (doc/protocol.md, "Secure
- * channels"): what the rest is */
+/* The first byte of every record's plaintext (doc/security.md, "What
+ * DTLS guarantees"): what the rest is */
 typedef enum
 {
   RNDZ_DTLS_RECORD_DATA = 0,
@@ -63,6 +63,7 @@ struct _RndzDtlsChannel
   GSocket *socket;
   GMainContext *context;
   RndzDtlsPhase phase;
+  gboolean server;             /* the DTLS server: the listener */
   gnutls_session_t session;
   RndzIdentity *identity;      /* owns the session's credentials */
 

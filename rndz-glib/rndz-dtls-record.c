@@ -9,8 +9,9 @@
  * that only the peer's data ever reaches the application.
  *
  * Keepalive: a ping goes out when nothing was sent, or nothing heard,
- * for an interval (and no ping went out in the last one); the peer
- * answers each with a pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
+ * for an interval (and no ping went out in the last one; the server
+ * waits a quarter of an interval more); the peer answers each with a
+ * pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
  * intervals closes the channel with RNDZ_ERROR_PATH_DEAD. One deadline
  * source carries both timers; it is not moved on every datagram: when it
  * fires early, it works out the real deadlines again.
@@ -34,6 +35,9 @@
 #define SEND_WAIT_US 10000
 /* Datagrams read per dispatch, so that a flood cannot starve the context */
 #define READ_BATCH 64
+/* gnutls_record_recv() calls per datagram: its records, and what GnuTLS
+ * had buffered (a DTLS datagram holds at most 1400 / 13 records) */
+#define MAX_RECORD_CALLS 128
 
 /* Transport: GnuTLS pushes straight to the socket, and pulls only the
  * datagram that rndz_dtls_read_datagram() read for it */
@@ -313,13 +317,21 @@ static void
 take_records (RndzDtlsChannel *self)
 {
   guint8 record[RNDZ_DTLS_DATAGRAM_MAX];
+  guint calls;
 
-  while (self->phase == RNDZ_DTLS_PHASE_OPEN)
+  for (calls = 0; calls < MAX_RECORD_CALLS && self->phase == RNDZ_DTLS_PHASE_OPEN; calls++)
     {
       ssize_t ret = gnutls_record_recv (self->session, record, sizeof record);
 
       if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-        return;
+        {
+          /* GnuTLS may stop at what was left of an earlier datagram
+           * (the peer's retransmitted last flight, which it discards)
+           * before it pulls this one: ask until it did */
+          if (!self->in_full)
+            return;
+          continue;
+        }
       if (ret == 0)
         {
           rndz_dtls_close (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
@@ -340,7 +352,7 @@ take_records (RndzDtlsChannel *self)
 void
 rndz_dtls_pump (RndzDtlsChannel *self)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   guint i;
 
   for (i = 0; i < READ_BATCH && self->phase == RNDZ_DTLS_PHASE_OPEN; i++)
@@ -367,7 +379,14 @@ static gint64
 next_ping (RndzDtlsChannel *self,
            gint64           interval)
 {
-  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + interval;
+  gint64 quiet = interval;
+
+  /* Both sides would ping at the same moments, each before the other's
+   * ping came: the server waits a quarter longer, so that while the
+   * client pings it only answers (half the traffic at rest) */
+  if (self->server)
+    quiet += interval / 4;
+  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + quiet;
 }
 
 void
@@ -422,6 +441,8 @@ rndz_dtls_open (RndzDtlsChannel *self)
   self->phase = RNDZ_DTLS_PHASE_OPEN;
   self->last_heard = self->last_sent = self->last_ping = now;
   self->max_payload = gnutls_dtls_get_data_mtu (self->session) - 1;
+  g_debug ("Secure channel open: %s, %" G_GSIZE_FORMAT " bytes of payload at most",
+           gnutls_cipher_get_name (gnutls_cipher_get (self->session)), self->max_payload);
   rndz_dtls_teardown (self);
   self->read_source = rndz_socket_source_add (self->socket, self->context, on_readable,
                                               self, "[rndz] secure channel");
@@ -436,7 +457,9 @@ rndz_dtls_condition (RndzDtlsChannel *self)
 {
   GIOCondition condition = G_IO_OUT;
 
-  if (self->phase == RNDZ_DTLS_PHASE_CLOSED)
+  /* Not open yet counts as closed: only a channel that its handshake
+   * made is ever open */
+  if (self->phase != RNDZ_DTLS_PHASE_OPEN)
     return G_IO_HUP | G_IO_ERR;
   if (self->incoming.length > 0)
     condition |= G_IO_IN;
@@ -453,7 +476,7 @@ rndz_dtls_wait (RndzDtlsChannel  *self,
                 GCancellable     *cancellable,
                 GError          **error)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   gint64 deadline = timeout_us > 0 ? g_get_monotonic_time () + timeout_us : -1;
 
   condition |= G_IO_HUP | G_IO_ERR;

@@ -7,6 +7,8 @@
  * the listener does for each requester (punches, checks, the hard-NAT
  * phase, the relay, the accept queue). The first calls the second, never
  * the other way: the second tells through the object's signals.
+ * rndz-listener-mapped.c reads what comes through the router's port
+ * mapping (UDP), and hands checks to the second.
  */
 
 #pragma once
@@ -14,6 +16,7 @@
 #include "rndz-listener-private.h"
 #include "rndz-acceptor-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-portmap-private.h"
 
 G_BEGIN_DECLS
 
@@ -32,6 +35,18 @@ G_BEGIN_DECLS
 /* At most so many check sockets at once, and requesters sprayed for */
 #define MAX_CHECKS 512
 #define MAX_SPRAYS 2
+/* UDP, through loss: a punch goes again with growing gaps until the
+ * requester's check comes (or the direct timeout), and our rsync to the
+ * server likewise (doc/protocol.md, "Retransmission") */
+#define PUNCH_UDP_INITIAL_MS 100
+#define PUNCH_UDP_MAX_MS 400
+#define RSYNC_RETRY_INITIAL_MS 200
+#define RSYNC_RETRY_MAX_MS 800
+/* A check socket whose use we answered stays ours, to answer the use
+ * again, until the requester's first datagram of its own comes, or
+ * until it has sent no use for this long: more than two of its gaps
+ * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
+#define HANDOVER_QUIET_MS 600
 
 struct _RndzListener
 {
@@ -62,6 +77,7 @@ struct _RndzListener
     RndzAddr addr;
     guint32 tid;
     gboolean refused;
+    gboolean reached;           /* a check of the requester came */
     char peer_id[RNDZ_ID_MAX_LEN + 1];
     char fp[RNDZ_FP_LEN + 1];   /* the requester's, if it asked for a secure connection */
   } recent[RECENT_REQUESTS];
@@ -77,6 +93,15 @@ struct _RndzListener
   guint n_cands;
   gint64 cands_time;            /* monotonic, 0 if never */
   RndzProbeBudget probes;       /* for all requesters */
+
+  /* Port mapping on the router (rndz-portmap.c), when the client's
+   * port-mapping is on and there is a gateway: TCP maps P; UDP maps the
+   * port of a socket of its own (rndz-listener-mapped.c) */
+  RndzPortmap *portmap;
+  RndzAddr mapped;              /* the router's address for us; family 0: none */
+  GSocket *mapped_socket;       /* UDP: on M */
+  guint16 mapped_port;          /* UDP: M */
+  GSource *mapped_source;
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
 
@@ -99,10 +124,23 @@ gboolean  rndz_listener_take_request      (RndzListener      *listener,
 void      rndz_listener_init_rsync        (RndzListener      *listener,
                                            const RndzMessage *fsync,
                                            RndzMessage       *rsync);
+gboolean  rndz_listener_request_reached   (RndzListener      *listener,
+                                           const RndzMessage *fsync);
 void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzAddr    *server,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+void      rndz_listener_check_mapped      (RndzListener      *listener,
+                                           guint16            port,
+                                           const char        *peer_id,
+                                           const RndzAddr    *from,
+                                           const RndzMessage *check);
+
+/* rndz-listener-mapped.c */
+gboolean  rndz_listener_mapped_open       (RndzListener      *listener,
+                                           guint16           *port,
+                                           GError           **error);
+void      rndz_listener_mapped_close      (RndzListener      *listener);
 
 G_END_DECLS

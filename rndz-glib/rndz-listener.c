@@ -83,7 +83,26 @@ struct _Link
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
   gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
+  GPtrArray *answers;           /* UDP: Answer, our rsyncs being sent again */
+  gboolean cands_stale;         /* our candidates changed since the last ping */
 };
+
+/* UDP: our rsync to a server, sent again with growing gaps until the
+ * requester shows that it has our address (its check comes) or the
+ * direct timeout: a lost rsync would leave the requester waiting for
+ * the server's forward timeout. The server ignores the copies of an
+ * rsync it has taken. */
+typedef struct
+{
+  Link *link;
+  RndzMessage fsync;
+  GSource *timer;
+  guint delay_ms;
+  gint64 until;                 /* monotonic */
+} Answer;
+
+/* Requests answered again at once, per server; the oldest goes */
+#define MAX_ANSWERS 32
 
 static void listener_schedule (RndzListener *listener, gint64 when);
 static void listener_free_resources (RndzListener *listener);
@@ -148,6 +167,15 @@ listener_get_candidates (RndzListener *listener,
     {
       listener->n_cands = rndz_peer_context_get_candidates (listener->peer, listener->family,
                                                       listener->port, listener->cands);
+      /* The router's public address for us, in place of our last local
+       * one if there is no room: the one that works from anywhere */
+      if (listener->mapped.family != 0)
+        {
+          guint i = MIN (listener->n_cands, RNDZ_MAX_CANDIDATES - 1);
+
+          listener->cands[i] = listener->mapped;
+          listener->n_cands = i + 1;
+        }
       listener->cands_time = now;
     }
 
@@ -163,6 +191,7 @@ link_send_ping (Link *link)
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
   g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
+  link->cands_stale = FALSE;
   rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
                           &ping);
   /* The server answers no datagram with a larger one */
@@ -189,6 +218,67 @@ link_backoff (Link   *link,
 
   link->backoff_ms = MIN (link->backoff_ms * 2, keepalive_ms (link->listener));
   return when;
+}
+
+/* Port mapping */
+
+/* The router mapped a port for us, or the mapping went: the servers
+ * hear of it at once, with a ping to each we can send to (a ping still
+ * unanswered may have left before the mapping came) */
+static void
+listener_mapping_cb (const RndzAddr *mapped,
+                     gpointer        user_data)
+{
+  RndzListener *listener = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (mapped != NULL)
+    listener->mapped = *mapped;
+  else
+    memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener->cands_time = 0;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->cands_stale = TRUE;
+      if (listener->transport == RNDZ_TRANSPORT_UDP ?
+          link->next_action != G_MAXINT64 : rndz_server_link_is_ready (link->conn))
+        link->next_action = now;
+    }
+  listener_schedule (listener, now);
+}
+
+/* In the background: the first registration does not wait for it. An
+ * IPv4 mapping serves an IPv4 socket, or a dual-stack one. */
+static void
+listener_start_mapping (RndzListener *listener)
+{
+  GInetSocketAddress *local = listener->peer->local_address;
+  g_autoptr(GError) error = NULL;
+  guint16 port = listener->port;
+
+  if (!listener->peer->port_mapping)
+    return;
+  if (local != NULL &&
+      (g_inet_address_get_is_loopback (g_inet_socket_address_get_address (local)) ||
+       (listener->family == G_SOCKET_FAMILY_IPV6 &&
+        !g_inet_address_get_is_any (g_inet_socket_address_get_address (local)))))
+    return;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP &&
+      !rndz_listener_mapped_open (listener, &port, &error))
+    {
+      g_debug ("No port mapping: %s", error->message);
+      return;
+    }
+
+  listener->portmap = rndz_portmap_new (listener->context,
+                                        listener->transport == RNDZ_TRANSPORT_TCP, port,
+                                        listener_mapping_cb, listener);
+  if (listener->portmap == NULL)
+    rndz_listener_mapped_close (listener);
 }
 
 /* The listen operation */
@@ -299,6 +389,60 @@ link_reply_rsync (Link              *link,
   link_send (link, &rsync);
 }
 
+static void
+answer_free (Answer *answer)
+{
+  rndz_source_clear (&answer->timer);
+  g_free (answer);
+}
+
+static gboolean
+answer_again_cb (gpointer user_data)
+{
+  Answer *answer = user_data;
+  Link *link = answer->link;
+  RndzListener *listener = link->listener;
+
+  g_clear_pointer (&answer->timer, g_source_unref);
+  if (g_get_monotonic_time () >= answer->until ||
+      rndz_listener_request_reached (listener, &answer->fsync))
+    {
+      g_ptr_array_remove_fast (link->answers, answer);
+      return G_SOURCE_REMOVE;
+    }
+
+  link_reply_rsync (link, &answer->fsync);
+  answer->delay_ms = MIN (answer->delay_ms * 2, RSYNC_RETRY_MAX_MS);
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  return G_SOURCE_REMOVE;
+}
+
+/* Our rsync to @fsync went once: again later, unless it is already */
+static void
+link_answer_again (Link              *link,
+                   const RndzMessage *fsync)
+{
+  RndzListener *listener = link->listener;
+  Answer *answer;
+
+  for (guint i = 0; i < link->answers->len; i++)
+    {
+      answer = g_ptr_array_index (link->answers, i);
+      if (answer->fsync.tid == fsync->tid && rndz_addr_equal (&answer->fsync.addr, &fsync->addr))
+        return;
+    }
+  if (link->answers->len >= MAX_ANSWERS)
+    g_ptr_array_remove_index (link->answers, 0);
+
+  answer = g_new0 (Answer, 1);
+  answer->link = link;
+  answer->fsync = *fsync;
+  answer->delay_ms = RSYNC_RETRY_INITIAL_MS;
+  answer->until = g_get_monotonic_time () + (gint64) listener->peer->direct_timeout_ms * 1000;
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  g_ptr_array_add (link->answers, answer);
+}
+
 /* UDP check sockets */
 
 /* Hard NATs (rndz-hard-nat.c) */
@@ -320,7 +464,10 @@ link_handle_message (Link              *link,
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
       link->probe_deadline = 0;
       g_clear_error (&link->refused);
-      link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
+      /* A ping that left before our candidates changed is followed by
+       * one that has them */
+      link->next_action = link->cands_stale ? now :
+        link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
       listener->last_pong = g_get_real_time ();
       listener_set_state (listener, listener->state, TRUE);
@@ -331,7 +478,11 @@ link_handle_message (Link              *link,
 
     case RNDZ_MESSAGE_FSYNC:
       if (rndz_listener_take_request (listener, msg, link->observed.port == listener->port))
-        link_reply_rsync (link, msg);
+        {
+          link_reply_rsync (link, msg);
+          if (listener->transport == RNDZ_TRANSPORT_UDP)
+            link_answer_again (link, msg);
+        }
       break;
 
     case RNDZ_MESSAGE_SESSION:
@@ -564,6 +715,11 @@ listener_restart_links (RndzListener *listener)
 
   g_debug ("The network changed: registering again");
   listener->cands_time = 0;
+  /* Another network, perhaps another router: the mapping starts again */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener_start_mapping (listener);
   for (guint i = 0; i < listener->links->len; i++)
     {
       Link *link = g_ptr_array_index (listener->links, i);
@@ -645,6 +801,7 @@ listener_unwatch_network (RndzListener *listener)
 static void
 link_free (Link *link)
 {
+  g_clear_pointer (&link->answers, g_ptr_array_unref);
   g_clear_pointer (&link->conn, rndz_server_link_free);
   g_clear_error (&link->refused);
   g_free (link);
@@ -723,6 +880,7 @@ resolved_cb (GObject      *source,
                                          &g_array_index (servers, RndzAddr, i),
                                          link_conn_cb, link);
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->answers = g_ptr_array_new_with_free_func ((GDestroyNotify) answer_free);
       g_ptr_array_add (listener->links, link);
 
       if (listener->transport == RNDZ_TRANSPORT_UDP &&
@@ -738,6 +896,7 @@ resolved_cb (GObject      *source,
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
   listener_watch_network (listener);
+  listener_start_mapping (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
@@ -848,6 +1007,10 @@ listener_free_resources (RndzListener *listener)
   g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 
   g_ptr_array_set_size (listener->links, 0);
+  /* The router forgets the mapping now, not when its lease runs out */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
     g_socket_close (listener->socket, NULL);
   rndz_listener_requests_clear (listener);

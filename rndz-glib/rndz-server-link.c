@@ -299,6 +299,8 @@ rndz_server_link_send (RndzServerLink     *link,
     }
 
   len = rndz_message_encode (msg, buf, sizeof buf);
+  if (rndz_udp_test_drop != NULL && rndz_udp_test_drop (buf, len, TRUE))
+    return TRUE;
   if (g_socket_send (link->socket, buf, len, NULL, &local_error) < 0 &&
       !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
     {

@@ -39,6 +39,9 @@
 #define ID_MAX_LEN 64
 /* Time left to pending operations to finish once cancelled */
 #define DRAIN_TIMEOUT_MS 2000
+/* A listener's port mapping made with UPnP-IGD goes with an HTTP request,
+ * which leaves only while the main context runs after the stop */
+#define PORTMAP_GRACE_MS 300
 
 static char *client_id = NULL;
 static char **client_server_addresses = NULL;
@@ -52,6 +55,7 @@ static gboolean client_insecure = FALSE;
 static char *client_identity_file = NULL;
 static char **client_peer_fingerprints = NULL;
 static gboolean client_verbose = FALSE;
+static gboolean client_no_port_mapping = FALSE;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -82,6 +86,8 @@ static const GOptionEntry client_entries[] = {
   { "peer-fingerprint", 0, 0, G_OPTION_ARG_STRING_ARRAY, &client_peer_fingerprints,
     N_("Accept only the peer whose identity has the fingerprint FP (when listening, may be given more than once)"),
     N_("FP") },
+  { "no-port-mapping", 0, 0, G_OPTION_ARG_NONE, &client_no_port_mapping,
+    N_("When listening, do not ask the router for a port mapping"), NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &client_verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -903,6 +909,17 @@ client_drain (Client *self)
     g_source_remove (drain_id);
 }
 
+/* Runs the main context for @ms, whatever happens */
+static void
+client_run_for (guint ms)
+{
+  gboolean expired = FALSE;
+
+  g_timeout_add (ms, drain_timeout_cb, &expired);
+  while (!expired)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 static RndzClient *
 client_new_client (Client *self)
 {
@@ -924,6 +941,7 @@ client_new_client (Client *self)
       if (self->peer_id == NULL)
         rndz_client_set_allowed_fingerprints (client, (const char * const *) self->fingerprints);
     }
+  g_object_set (client, "port-mapping", !client_no_port_mapping, NULL);
   return client;
 }
 
@@ -988,6 +1006,8 @@ client_finish (Client *self)
   /* Says bye to the servers when listening */
   rndz_client_stop (self->client);
   client_drain (self);
+  if (self->peer_id == NULL && !client_no_port_mapping)
+    client_run_for (PORTMAP_GRACE_MS);
   g_signal_handlers_disconnect_by_data (self->client, self);
   g_clear_pointer (&self->echo, rndz_tool_echo_free);
 
