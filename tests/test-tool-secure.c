@@ -375,6 +375,20 @@ test_insecure (Fixture       *fixture,
 }
 
 static void
+test_second_signal (Fixture       *fixture,
+                    gconstpointer  user_data)
+{
+  g_test_summary ("A listener that gets SIGTERM twice, as from timeout(1), which signals "
+                  "the program and its group, still says bye and exits with status 0");
+
+  start_listener (fixture, FALSE, TRUE, NULL);
+  g_subprocess_send_signal (fixture->listener->process, SIGTERM);
+  /* Within the time the bye and the port mapping's removal take */
+  rndz_test_run_for (NULL, 100);
+  g_assert_cmpint (rndz_test_program_stop (fixture->listener, SIGTERM), ==, 0);
+}
+
+static void
 test_fingerprint_of_file (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("rndz-tool-secure-XXXXXX", NULL);
@@ -514,6 +528,7 @@ main (int   argc,
   ADD ("/tool/secure/udp/listener-pin", FALSE, test_listener_pin);
   ADD ("/tool/secure/udp/long-message", FALSE, test_long_message);
   ADD ("/tool/secure/tcp/listener-pin", TRUE, test_listener_pin);
+  ADD ("/tool/listener/second-signal", FALSE, test_second_signal);
   ADD ("/tool/insecure/udp/exchange", FALSE, test_insecure);
   ADD ("/tool/insecure/tcp/exchange", TRUE, test_insecure);
   g_test_add_func ("/tool/fingerprint/file", test_fingerprint_of_file);

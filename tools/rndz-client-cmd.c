@@ -225,6 +225,10 @@ client_signal_cb (gpointer user_data)
 {
   Client *self = user_data;
 
+  /* Already on the way out: once is enough */
+  if (self->quitting)
+    return G_SOURCE_CONTINUE;
+
   if (self->peer_id != NULL)
     {
       client_fail (self, _("Interrupted"));
@@ -994,7 +998,6 @@ client_start (Client *self)
 static void
 client_finish (Client *self)
 {
-  rndz_tool_remove_quit_signals (self->signal_ids);
   g_clear_handle_id (&self->timer_id, g_source_remove);
   g_clear_handle_id (&self->resend_id, g_source_remove);
   if (self->receive_source != NULL)
@@ -1008,6 +1011,10 @@ client_finish (Client *self)
   client_drain (self);
   if (self->peer_id == NULL && !client_no_port_mapping)
     client_run_for (PORTMAP_GRACE_MS);
+  /* Only now: without a handler, a second SIGTERM while the bye leaves
+   * (timeout(1) sends one to the program and one to its group) would kill
+   * the program with status 143 */
+  rndz_tool_remove_quit_signals (self->signal_ids);
   g_signal_handlers_disconnect_by_data (self->client, self);
   g_clear_pointer (&self->echo, rndz_tool_echo_free);
 
