@@ -327,13 +327,15 @@ wait_for ()
 }
 
 # listener NAME NS SERVER ID [--tcp]: a registered `rndz client` echoing
-# what it gets; sets PORT to its local port
+# what it gets; sets PORT to its local port. Plain (--insecure), as the
+# connectors: these tests measure the paths through the NATs, and
+# relay-probe.py reaches the listeners with the plain API.
 listener ()
 {
   local name=$1 ns=$2 server=$3 id=$4
   shift 4
   bg "$name" "$ns" "$RNDZ" client --id "$id" --server-addr "$server" \
-     --timeout "$REGISTER_WAIT" --verbose "$@"
+     --timeout "$REGISTER_WAIT" --verbose --insecure "$@"
   if ! wait_for "$TMP/$name.out" '^Registered as ' $(( REGISTER_WAIT + 1 )); then
     echo "Bail out! $name did not register"
     sed 's/^/# /' "$TMP/$name.err" | tail -n 20
@@ -364,7 +366,7 @@ connector ()
   shift 3
   start=$(now_ms)
   timeout -k 2 $(( timeout + 5 )) ip netns exec "$ns" "$RNDZ" client \
-    --timeout "$timeout" --verbose "$@" 2>&1 >"$TMP/$name.out" </dev/null |
+    --timeout "$timeout" --verbose --insecure "$@" 2>&1 >"$TMP/$name.out" </dev/null |
     stamp "$TMP/$name" "$start"
   RC=${PIPESTATUS[0]}
   ELAPSED=$(( $(now_ms) - start ))
