@@ -596,6 +596,9 @@ loss_rate ()
 
   for i in $(seq "$trials"); do
     message="$name-$i-$RANDOM"
+    # The server lets one requester ask for one target twice a second
+    # (bursts of 4): trials back to back would measure its rate limit
+    sleep 0.5
     connector "$name-$i" "$ns" "$CONNECT_TIMEOUT" --id "$name" --server-addr "$server" \
               --remote-peer "$peer" --message "$message" ${tcp:+"$tcp"}
     path=$(path_of "$name-$i")
