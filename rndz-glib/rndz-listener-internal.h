@@ -1,12 +1,13 @@
-/* rndz-listener-internal.h: what the two halves of the listener share
+/* rndz-listener-internal.h: what the parts of the listener share
  *
  * SPDX-License-Identifier: MIT
  *
  * rndz-listener.c registers with the servers and keeps the registration
  * (the object, its links, its state); rndz-listener-requests.c does what
  * the listener does for each requester (punches, checks, the hard-NAT
- * phase, the relay, the accept queue). The first calls the second, never
- * the other way: the second tells through the object's signals.
+ * phase, the relay), and rndz-listener-accept.c keeps the connections it
+ * hands out (the accept queue). Each calls only the ones after it: the
+ * last two tell through the object's signals.
  */
 
 #pragma once
@@ -112,5 +113,12 @@ void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+
+/* rndz-listener-accept.c */
+void      rndz_listener_deliver           (RndzListener      *listener,
+                                           const char        *peer_id,
+                                           GSocket           *socket,
+                                           RndzPath           path);
+void      rndz_listener_accept_clear      (RndzListener      *listener);
 
 G_END_DECLS
