@@ -45,6 +45,10 @@ G_BEGIN_DECLS
  * until it has sent no use for this long: more than two of its gaps
  * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
 #define HANDOVER_QUIET_MS 600
+/* ... but no longer than this many answers: a requester that gets none
+ * of them still learns that the path is its own from our application's
+ * first datagram, if ours speaks first */
+#define HANDOVER_MAX_ANSWERS 4
 
 struct _RndzListener
 {

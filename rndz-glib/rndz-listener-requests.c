@@ -55,6 +55,7 @@ typedef struct
   /* The use answered: the socket is handed over when this fires, or
    * on the requester's first datagram of its own */
   GSource *handover;
+  guint n_answers;
   /* No peer-socket handler: the use to answer from U, the check to go */
   gboolean to_listening;
   guint32 use_tid;
@@ -504,9 +505,12 @@ check_answer_use (Check             *check,
         }
     }
 
-  rndz_source_clear (&check->handover);
-  check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
-                                      check_handover_cb, check);
+  if (check->n_answers++ < HANDOVER_MAX_ANSWERS)
+    {
+      rndz_source_clear (&check->handover);
+      check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
+                                          check_handover_cb, check);
+    }
   rndz_udp_send (check->socket, NULL, buf, len, "answer to a use");
   return TRUE;
 }

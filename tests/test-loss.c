@@ -300,6 +300,73 @@ test_everything_lost_once (void)
   rendezvous_through (lost);
 }
 
+/* alice's application speaks first: it greets bob on the socket it gets */
+static void
+greeting_peer_socket_cb (RndzClient *client,
+                         const char *peer_id,
+                         GSocket    *socket,
+                         gpointer    user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  peer_socket_cb (client, peer_id, socket, user_data);
+  g_assert_cmpint (g_socket_send (socket, "greetings", 9, NULL, &error), ==, 9);
+  g_assert_no_error (error);
+}
+
+static void
+test_use_answers_all_lost (void)
+{
+  static const Loss lost[] = {
+    { RNDZ_MESSAGE_USE, ALICE, FALSE, 0, 1000 },
+    { 0 },
+  };
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) to_alice = NULL;
+  g_autofree char *address = NULL;
+  Result listening = { 0 }, reached = { 0 };
+  char buf[64];
+  gssize n;
+
+  g_test_summary ("Every answer of alice's to bob's use is lost, and her application "
+                  "speaks first: she hands the path over when bob's uses stop coming, "
+                  "and her first datagram tells bob that the path is his, and reaches "
+                  "his application first");
+
+  server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, &address);
+  alice = new_client ("alice", address);
+  g_signal_connect (alice, "peer-socket", G_CALLBACK (greeting_peer_socket_cb), &reached);
+  rndz_client_listen_udp_async (alice, NULL, listen_cb, &listening);
+  rndz_test_wait_true (NULL, &listening.done, 5000);
+  g_assert_no_error (listening.error);
+
+  memset (counts, 0, sizeof counts);
+  losses = lost;
+  rndz_udp_test_drop = drop_cb;
+
+  bob = new_client ("bob", address);
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_cb, &reached);
+  rndz_test_wait_true (NULL, &reached.done, DIRECT_MS + 4000);
+  g_assert_no_error (reached.error);
+  to_alice = G_SOCKET (g_steal_pointer (&reached.object));
+  g_assert_cmpint (rndz_socket_get_path (to_alice), !=, RNDZ_PATH_RELAYED);
+
+  n = rndz_test_receive_from (NULL, to_alice, NULL, buf, sizeof buf - 1, 5000);
+  g_assert_cmpint (n, ==, 9);
+  buf[n] = '\0';
+  g_assert_cmpstr (buf, ==, "greetings");
+
+  rndz_udp_test_drop = NULL;
+  losses = NULL;
+  g_clear_object (&reached.peer_socket);
+  g_clear_object (&listening.object);
+  rndz_client_stop (alice);
+  rndz_client_stop (bob);
+  rndz_test_drain (NULL);
+}
+
 /* The hard-NAT phase of a listener whose NAT kept its port: only on
  * evidence */
 
@@ -542,6 +609,7 @@ main (int   argc,
   g_test_add_func ("/loss/udp/use", test_use_lost);
   g_test_add_func ("/loss/udp/use-answer", test_use_answer_lost);
   g_test_add_func ("/loss/udp/every-step-once", test_everything_lost_once);
+  g_test_add_func ("/loss/udp/use-answers-all", test_use_answers_all_lost);
   g_test_add_func ("/loss/hard-nat/no-evidence", test_hard_nat_no_evidence);
   g_test_add_func ("/loss/hard-nat/icmp-evidence", test_hard_nat_icmp_evidence);
   g_test_add ("/loss/server/redirect-again", Fixture, NULL,
