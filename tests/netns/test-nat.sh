@@ -586,15 +586,16 @@ fails_promptly ()
 # and get the echo back; the median and the longest time to connect go to
 # the output and the report.
 #
-# UDP: 20 of 20 in each of six runs (before the retransmissions: 14 and
-# 18 of 20). TCP depends on the kernel: a lost SYN goes again after 1 s,
-# then 3 s, and a connection that conntrack lost track of carries
-# nothing; 17 to 20 of 20 over eight runs, before and after, so 19 would
-# fail one run in three.
+# UDP: 20 of 20 in each of seven runs (before the retransmissions: 14
+# and 18 of 20). TCP depends on the kernel: a lost SYN goes again after
+# 1 s, then 3 s, and now and then a connection both sides took carries
+# nothing; 147 of 160 (92 %) over eight runs, before and after. At 92 %,
+# 20 trials fall below 19 one run in two, below 17 one in 14, below 15
+# one in 260: 15 it is.
 LOSS_PROBABILITY=0.2
 LOSS_TRIALS=20
 LOSS_MIN_UDP=19
-LOSS_MIN_TCP=17
+LOSS_MIN_TCP=15
 LOSS_MEASURES=()
 loss_rate ()
 {
