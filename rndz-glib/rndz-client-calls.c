@@ -98,16 +98,21 @@ static gboolean
 listener_peer_request_cb (RndzListener   *listener,
                           const char     *peer_id,
                           GSocketAddress *address,
+                          const char     *fingerprint,
                           gpointer        user_data)
 {
   RndzClient *client = user_data;
   g_autoptr(RndzClient) self G_GNUC_UNUSED = g_object_ref (client);
   guint authorize_peer = g_signal_lookup ("authorize-peer", G_OBJECT_TYPE (client));
+  guint authorize_fingerprint = g_signal_lookup ("authorize-fingerprint", G_OBJECT_TYPE (client));
   gboolean allowed = TRUE;
 
   /* Without a handler everyone is let in */
   if (g_signal_has_handler_pending (client, authorize_peer, 0, TRUE))
     g_signal_emit (client, authorize_peer, 0, peer_id, address, &allowed);
+  if (allowed && fingerprint != NULL &&
+      g_signal_has_handler_pending (client, authorize_fingerprint, 0, TRUE))
+    g_signal_emit (client, authorize_fingerprint, 0, peer_id, fingerprint, &allowed);
   if (allowed)
     g_signal_emit_by_name (client, "peer-request", peer_id, address);
   return allowed;
@@ -119,7 +124,9 @@ listener_peer_socket_cb (RndzListener *listener,
                          GSocket      *socket,
                          gpointer      user_data)
 {
-  g_signal_emit_by_name (user_data, "peer-socket", peer_id, socket);
+  /* With an identity, the peer's socket carries its secure channel */
+  if (!rndz_client_secure_take_socket (user_data, listener, peer_id, socket))
+    g_signal_emit_by_name (user_data, "peer-socket", peer_id, socket);
 }
 
 /* A direct peer gets a socket of its own only if someone takes it:
@@ -129,9 +136,12 @@ static gboolean
 listener_peer_socket_wanted_cb (RndzListener *listener,
                                 gpointer      user_data)
 {
+  RndzClient *client = user_data;
   guint peer_socket = g_signal_lookup ("peer-socket", RNDZ_TYPE_CLIENT);
 
-  return g_signal_has_handler_pending (user_data, peer_socket, 0, FALSE);
+  /* With an identity, every peer gets a secure channel of its own */
+  return client->identity != NULL ||
+         g_signal_has_handler_pending (client, peer_socket, 0, FALSE);
 }
 
 static void
@@ -170,16 +180,9 @@ client_drop_listener (RndzClient    *client,
  * runs it, wait on a private context that only receives the result.
  */
 
-typedef struct
-{
-  GMainContext *context;
-  gboolean acquired;
-  GAsyncResult *result;
-} SyncCall;
-
-static void
-sync_call_begin (RndzClient *client,
-                 SyncCall   *call)
+void
+rndz_sync_call_begin (RndzClient   *client,
+                      RndzSyncCall *call)
 {
   memset (call, 0, sizeof *call);
 
@@ -194,18 +197,18 @@ sync_call_begin (RndzClient *client,
   g_main_context_push_thread_default (call->context);
 }
 
-static void
-sync_call_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
+void
+rndz_sync_call_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
 {
-  SyncCall *call = user_data;
+  RndzSyncCall *call = user_data;
 
   call->result = g_object_ref (result);
 }
 
-static GAsyncResult *
-sync_call_end (SyncCall *call)
+GAsyncResult *
+rndz_sync_call_end (RndzSyncCall *call)
 {
   while (call->result == NULL)
     g_main_context_iteration (call->context, TRUE);
@@ -391,13 +394,13 @@ rndz_client_listen_udp (RndzClient    *client,
                         GError       **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
-  SyncCall call;
+  RndzSyncCall call;
 
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  sync_call_begin (client, &call);
-  rndz_client_listen_udp_async (client, cancellable, sync_call_cb, &call);
-  result = sync_call_end (&call);
+  rndz_sync_call_begin (client, &call);
+  rndz_client_listen_udp_async (client, cancellable, rndz_sync_call_cb, &call);
+  result = rndz_sync_call_end (&call);
 
   return rndz_client_listen_udp_finish (client, result, error);
 }
@@ -472,13 +475,13 @@ rndz_client_listen_tcp (RndzClient    *client,
                         GError       **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
-  SyncCall call;
+  RndzSyncCall call;
 
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), FALSE);
 
-  sync_call_begin (client, &call);
-  rndz_client_listen_tcp_async (client, cancellable, sync_call_cb, &call);
-  result = sync_call_end (&call);
+  rndz_sync_call_begin (client, &call);
+  rndz_client_listen_tcp_async (client, cancellable, rndz_sync_call_cb, &call);
+  result = rndz_sync_call_end (&call);
 
   return rndz_client_listen_tcp_finish (client, result, error);
 }
@@ -587,13 +590,13 @@ rndz_client_accept (RndzClient    *client,
                     GError       **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
-  SyncCall call;
+  RndzSyncCall call;
 
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  sync_call_begin (client, &call);
-  rndz_client_accept_async (client, cancellable, sync_call_cb, &call);
-  result = sync_call_end (&call);
+  rndz_sync_call_begin (client, &call);
+  rndz_client_accept_async (client, cancellable, rndz_sync_call_cb, &call);
+  result = rndz_sync_call_end (&call);
 
   return rndz_client_accept_finish (client, result, peer_id, error);
 }
@@ -617,6 +620,7 @@ rndz_client_stop (RndzClient *client)
 
   client_drop_listener (client, RNDZ_TRANSPORT_UDP);
   client_drop_listener (client, RNDZ_TRANSPORT_TCP);
+  rndz_client_secure_stop (client);
 }
 
 /* Reaching a peer */
@@ -629,7 +633,8 @@ connect_start (GTask    *task,
   RndzClient *client = g_task_get_source_object (task);
   g_autofree char *peer_id = g_strdup (g_task_get_task_data (task));
 
-  rndz_connect_start (client->peer, GPOINTER_TO_UINT (user_data), peer_id, g_object_ref (task));
+  rndz_connect_start (client->peer, GPOINTER_TO_UINT (user_data), peer_id, NULL,
+                      g_object_ref (task));
 }
 
 static void
@@ -754,13 +759,13 @@ rndz_client_connect_udp (RndzClient    *client,
                          GError       **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
-  SyncCall call;
+  RndzSyncCall call;
 
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  sync_call_begin (client, &call);
-  rndz_client_connect_udp_async (client, peer_id, cancellable, sync_call_cb, &call);
-  result = sync_call_end (&call);
+  rndz_sync_call_begin (client, &call);
+  rndz_client_connect_udp_async (client, peer_id, cancellable, rndz_sync_call_cb, &call);
+  result = rndz_sync_call_end (&call);
 
   return rndz_client_connect_udp_finish (client, result, error);
 }
@@ -841,13 +846,13 @@ rndz_client_connect_tcp (RndzClient    *client,
                          GError       **error)
 {
   g_autoptr(GAsyncResult) result = NULL;
-  SyncCall call;
+  RndzSyncCall call;
 
   g_return_val_if_fail (RNDZ_IS_CLIENT (client), NULL);
 
-  sync_call_begin (client, &call);
-  rndz_client_connect_tcp_async (client, peer_id, cancellable, sync_call_cb, &call);
-  result = sync_call_end (&call);
+  rndz_sync_call_begin (client, &call);
+  rndz_client_connect_tcp_async (client, peer_id, cancellable, rndz_sync_call_cb, &call);
+  result = rndz_sync_call_end (&call);
 
   return rndz_client_connect_tcp_finish (client, result, error);
 }

@@ -14,6 +14,9 @@
 #include "rndz-client.h"
 #include "rndz-listener-private.h"
 #include "rndz-peer-context-private.h"
+#include "rndz-identity.h"
+
+typedef struct _RndzClientSecure RndzClientSecure;
 
 G_BEGIN_DECLS
 
@@ -27,6 +30,34 @@ struct _RndzClient
   gint64 last_pong;
 
   RndzListener *listeners[2];    /* by RndzTransport, while listening */
+  RndzIdentity *identity;        /* for secure connections */
+  RndzClientSecure *secure;      /* their handshakes and accept queues */
 };
+
+/* Synchronous calls (rndz-client-calls.c): start the asynchronous twin
+ * between begin and end, with sync_call_cb and the call */
+typedef struct
+{
+  GMainContext *context;
+  gboolean acquired;
+  GAsyncResult *result;
+} RndzSyncCall;
+
+void          rndz_sync_call_begin (RndzClient     *client,
+                                    RndzSyncCall   *call);
+void          rndz_sync_call_cb    (GObject        *source,
+                                    GAsyncResult   *result,
+                                    gpointer        user_data);
+GAsyncResult *rndz_sync_call_end   (RndzSyncCall   *call);
+
+/* rndz-client-secure.c */
+gboolean      rndz_client_ensure_identity    (RndzClient       *client,
+                                              GError          **error);
+void          rndz_client_secure_free        (RndzClientSecure *secure);
+void          rndz_client_secure_stop        (RndzClient       *client);
+gboolean      rndz_client_secure_take_socket (RndzClient       *client,
+                                              RndzListener     *listener,
+                                              const char       *peer_id,
+                                              GSocket          *socket);
 
 G_END_DECLS

@@ -93,6 +93,9 @@ enum
   PROP_REQUIRE_AUTH,
   PROP_RELAY,
   PROP_DIRECT_TIMEOUT,
+  PROP_IDENTITY,
+  PROP_ALLOWED_FINGERPRINTS,
+  PROP_PORT_MAPPING,
   N_PROPS
 };
 
@@ -103,6 +106,7 @@ enum
   SIGNAL_AUTHORIZE_PEER,
   SIGNAL_PEER_REQUEST,
   SIGNAL_PEER_SOCKET,
+  SIGNAL_AUTHORIZE_FINGERPRINT,
   N_SIGNALS
 };
 
@@ -548,6 +552,15 @@ rndz_client_get_property (GObject    *object,
     case PROP_DIRECT_TIMEOUT:
       g_value_set_uint (value, client->peer->direct_timeout_ms);
       break;
+    case PROP_IDENTITY:
+      g_value_set_object (value, client->identity);
+      break;
+    case PROP_ALLOWED_FINGERPRINTS:
+      g_value_set_boxed (value, client->peer->allowed_fingerprints);
+      break;
+    case PROP_PORT_MAPPING:
+      g_value_set_boolean (value, client->peer->port_mapping);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -590,6 +603,19 @@ rndz_client_set_property (GObject      *object,
     case PROP_DIRECT_TIMEOUT:
       rndz_client_set_direct_timeout (client, g_value_get_uint (value));
       break;
+    case PROP_IDENTITY:
+      rndz_client_set_identity (client, g_value_get_object (value));
+      break;
+    case PROP_ALLOWED_FINGERPRINTS:
+      rndz_client_set_allowed_fingerprints (client, g_value_get_boxed (value));
+      break;
+    case PROP_PORT_MAPPING:
+      if (client->peer->port_mapping != g_value_get_boolean (value))
+        {
+          client->peer->port_mapping = g_value_get_boolean (value);
+          g_object_notify_by_pspec (object, pspec);
+        }
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -623,6 +649,8 @@ rndz_client_finalize (GObject *object)
 {
   RndzClient *client = RNDZ_CLIENT (object);
 
+  g_clear_object (&client->identity);
+  g_clear_pointer (&client->secure, rndz_client_secure_free);
   rndz_peer_context_unref (client->peer);
 
   G_OBJECT_CLASS (rndz_client_parent_class)->finalize (object);
@@ -789,6 +817,62 @@ rndz_client_class_init (RndzClientClass *klass)
     g_param_spec_uint ("direct-timeout", NULL, NULL,
                        MIN_DIRECT_TIMEOUT_MS, MAX_TIMEOUT_MS, DEFAULT_DIRECT_TIMEOUT_MS, rw);
 
+  /**
+   * RndzClient:identity:
+   *
+   * Who the client is, for secure connections: its key and certificate.
+   * %NULL by default: the first secure call (rndz_client_connect_tls(),
+   * rndz_client_accept_dtls() and the others) on a client without one
+   * makes a fresh one in memory, with rndz_identity_new(), and sets it
+   * here. Use rndz_identity_new_from_file() to keep the same one from
+   * run to run, so that peers may pin it.
+   *
+   * A listening client with an identity lets in only requesters that
+   * ask for a secure connection, and tells them its fingerprint through
+   * the rendezvous; plain requesters get no answer.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_IDENTITY] =
+    g_param_spec_object ("identity", NULL, NULL, RNDZ_TYPE_IDENTITY, rw);
+
+  /**
+   * RndzClient:allowed-fingerprints:
+   *
+   * The fingerprints of the peers a listening client with an
+   * [property@Rndz.Client:identity] lets in, in the text form of
+   * [method@Rndz.Identity.get_fingerprint] (or any form
+   * rndz_fingerprint_normalize() accepts). %NULL or empty, the default:
+   * any secure requester (still subject to
+   * [signal@Rndz.Client::authorize-peer] and
+   * [signal@Rndz.Client::authorize-fingerprint]). Others get no answer,
+   * and fail with %RNDZ_ERROR_PEER_NO_ANSWER.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_ALLOWED_FINGERPRINTS] =
+    g_param_spec_boxed ("allowed-fingerprints", NULL, NULL, G_TYPE_STRV, rw);
+
+  /**
+   * RndzClient:port-mapping:
+   *
+   * Whether a listening client asks its router (the IPv4 default
+   * gateway) to map a public port to it, with PCP, NAT-PMP or UPnP-IGD,
+   * and offers the mapped address to the peers that ask for it: a peer
+   * behind a NAT that gives each destination a port of its own can then
+   * come in directly. The mapping is asked for in the background (the
+   * listen does not wait for it), renewed while the client listens and
+   * removed when it stops (a UPnP-IGD mapping by an HTTP request, which
+   * leaves while the client's context runs after rndz_client_stop(); a
+   * program that exits at once leaves it to its two-hour lease). Off, or
+   * without a gateway, nothing is sent. A change applies to the next
+   * listen.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PORT_MAPPING] =
+    g_param_spec_boolean ("port-mapping", NULL, NULL, TRUE, rw);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -864,6 +948,28 @@ rndz_client_class_init (RndzClientClass *klass)
     g_signal_new ("peer-socket", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 2,
                   G_TYPE_STRING, G_TYPE_SOCKET);
+
+  /**
+   * RndzClient::authorize-fingerprint:
+   * @client: the listening client
+   * @peer_id: the id of the peer that asked to reach this client
+   * @fingerprint: the fingerprint of the certificate the peer will
+   *   present, as the rendezvous carried it
+   *
+   * Emitted for a requester that asks for a secure connection, after
+   * [signal@Rndz.Client::authorize-peer] let it in, to decide on its
+   * identity. Without a handler, every such peer may come in (but see
+   * [property@Rndz.Client:allowed-fingerprints]). The handshake that
+   * follows makes sure that the peer holds the key of @fingerprint.
+   *
+   * Returns: %TRUE to let the peer in
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_AUTHORIZE_FINGERPRINT] =
+    g_signal_new ("authorize-fingerprint", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, g_signal_accumulator_first_wins, NULL, NULL, G_TYPE_BOOLEAN, 2,
+                  G_TYPE_STRING, G_TYPE_STRING);
 
   signals[SIGNAL_AUTHORIZE_PEER] =
     g_signal_new ("authorize-peer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,

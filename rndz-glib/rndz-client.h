@@ -11,6 +11,8 @@
 
 #include <gio/gio.h>
 #include <rndz-glib/rndz-types.h>
+#include <rndz-glib/rndz-identity.h>
+#include <rndz-glib/rndz-dtls-channel.h>
 
 G_BEGIN_DECLS
 
@@ -21,8 +23,9 @@ G_BEGIN_DECLS
  *   answer from a server
  * @RNDZ_CLIENT_STATE_REGISTERED: at least one server answers the client's
  *   keepalives
- * @RNDZ_CLIENT_STATE_RECONNECTING: no server has answered for a while; the
- *   client keeps trying, with growing delays
+ * @RNDZ_CLIENT_STATE_RECONNECTING: no server has answered for a while, or
+ *   the network changed (#GNetworkMonitor) and the client registers again
+ *   at once; it keeps trying, with growing delays
  *
  * The health of a listening [class@Rndz.Client], as its
  * [property@Rndz.Client:state] property.
@@ -90,6 +93,17 @@ guint               rndz_client_get_direct_timeout     (RndzClient          *cli
 RNDZ_AVAILABLE_IN_1_0
 void                rndz_client_set_direct_timeout     (RndzClient          *client,
                                                         guint                milliseconds);
+
+RNDZ_AVAILABLE_IN_1_0
+RndzIdentity       *rndz_client_get_identity           (RndzClient          *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_identity           (RndzClient          *client,
+                                                        RndzIdentity        *identity);
+RNDZ_AVAILABLE_IN_1_0
+const char * const *rndz_client_get_allowed_fingerprints (RndzClient        *client);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_set_allowed_fingerprints (RndzClient        *client,
+                                                          const char * const *fingerprints);
 
 /* Listening */
 
@@ -172,6 +186,73 @@ void                rndz_client_connect_tcp_async      (RndzClient          *cli
 RNDZ_AVAILABLE_IN_1_0
 GSocketConnection  *rndz_client_connect_tcp_finish     (RndzClient          *client,
                                                         GAsyncResult        *result,
+                                                        GError             **error);
+
+/* Secure connections */
+
+RNDZ_AVAILABLE_IN_1_0
+GTlsConnection     *rndz_client_connect_tls            (RndzClient          *client,
+                                                        const char          *peer_id,
+                                                        const char          *peer_fingerprint,
+                                                        GCancellable        *cancellable,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_connect_tls_async      (RndzClient          *client,
+                                                        const char          *peer_id,
+                                                        const char          *peer_fingerprint,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+RNDZ_AVAILABLE_IN_1_0
+GTlsConnection     *rndz_client_connect_tls_finish     (RndzClient          *client,
+                                                        GAsyncResult        *result,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+RndzDtlsChannel    *rndz_client_connect_dtls           (RndzClient          *client,
+                                                        const char          *peer_id,
+                                                        const char          *peer_fingerprint,
+                                                        GCancellable        *cancellable,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_connect_dtls_async     (RndzClient          *client,
+                                                        const char          *peer_id,
+                                                        const char          *peer_fingerprint,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+RNDZ_AVAILABLE_IN_1_0
+RndzDtlsChannel    *rndz_client_connect_dtls_finish    (RndzClient          *client,
+                                                        GAsyncResult        *result,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+GTlsConnection     *rndz_client_accept_tls             (RndzClient          *client,
+                                                        char               **peer_id,
+                                                        GCancellable        *cancellable,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_accept_tls_async       (RndzClient          *client,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+RNDZ_AVAILABLE_IN_1_0
+GTlsConnection     *rndz_client_accept_tls_finish      (RndzClient          *client,
+                                                        GAsyncResult        *result,
+                                                        char               **peer_id,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+RndzDtlsChannel    *rndz_client_accept_dtls            (RndzClient          *client,
+                                                        char               **peer_id,
+                                                        GCancellable        *cancellable,
+                                                        GError             **error);
+RNDZ_AVAILABLE_IN_1_0
+void                rndz_client_accept_dtls_async      (RndzClient          *client,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+RNDZ_AVAILABLE_IN_1_0
+RndzDtlsChannel    *rndz_client_accept_dtls_finish     (RndzClient          *client,
+                                                        GAsyncResult        *result,
+                                                        char               **peer_id,
                                                         GError             **error);
 
 G_END_DECLS

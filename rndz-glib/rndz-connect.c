@@ -76,6 +76,7 @@ typedef enum
   PHASE_NOMINATED,                /* 5, UDP: a path confirmed, our use sent */
   PHASE_RELAY,                    /* 6: asking the redirecting server to relay */
   PHASE_RELAY_JOINING,            /* 6: joining the relay's session */
+  PHASE_HELD,                     /* secure: a path works, the redirect has not come */
   PHASE_DONE,                     /* the task has its result */
 } ConnectPhase;
 
@@ -153,6 +154,11 @@ struct _ConnectOp
   GPtrArray *attempts;            /* TCP: PeerAttempt */
 
   GCancellable *join_cancellable;
+
+  /* A secure connection: the result waits for the target's fingerprint */
+  RndzConnectSecurity *security;
+  GSocket *held;
+  RndzPath held_path;
 };
 
 static void
@@ -166,12 +172,11 @@ peer_attempt_free (PeerAttempt *attempt)
   g_free (attempt);
 }
 
-/* Releases everything but the result */
+/* Releases the paths: everything but the request, the timeout and the
+ * result */
 static void
-op_stop (ConnectOp *op)
+op_stop_paths (ConnectOp *op)
 {
-  rndz_source_clear (&op->timeout);
-  rndz_source_clear (&op->cancel);
   rndz_source_clear (&op->source);
   rndz_source_clear (&op->chosen_source);
   if (op->chosen_socket != NULL)
@@ -186,6 +191,15 @@ op_stop (ConnectOp *op)
     g_cancellable_cancel (op->join_cancellable);
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
+}
+
+/* Releases everything but the result */
+static void
+op_stop (ConnectOp *op)
+{
+  rndz_source_clear (&op->timeout);
+  rndz_source_clear (&op->cancel);
+  op_stop_paths (op);
   g_clear_pointer (&op->request, rndz_request_free);
 }
 
@@ -193,6 +207,9 @@ static void
 op_free (ConnectOp *op)
 {
   op_stop (op);
+  if (op->held != NULL)
+    g_socket_close (op->held, NULL);
+  g_clear_object (&op->held);
   g_clear_pointer (&op->attempts, g_ptr_array_unref);
   g_clear_object (&op->join_cancellable);
   if (op->socket != NULL)
@@ -235,12 +252,37 @@ op_return_error (ConnectOp *op,
   g_task_return_error (task, error);
 }
 
+/* A secure connection returns only with the target's fingerprint: a
+ * path that worked before the redirect came (the peer's punch showed
+ * the way) waits for it, while the request goes on. Returns TRUE if
+ * @socket waits. */
+static gboolean
+op_hold_result (ConnectOp *op,
+                GSocket   *socket,
+                RndzPath   path)
+{
+  if (op->security == NULL || op->security->peer_fp[0] != '\0')
+    return FALSE;
+
+  g_debug ("A path to “%s” works; waiting for its fingerprint", op->peer_id);
+  op->phase = PHASE_HELD;
+  op->held = g_object_ref (socket);
+  op->held_path = path;
+  op_stop_paths (op);
+  return TRUE;
+}
+
 static void
 op_return_udp (ConnectOp *op,
                GSocket   *socket,
                RndzPath   path)
 {
-  g_autoptr(GTask) task = g_steal_pointer (&op->task);
+  g_autoptr(GTask) task = NULL;
+
+  if (op_hold_result (op, socket, path))
+    return;
+
+  task = g_steal_pointer (&op->task);
 
   op->phase = PHASE_DONE;
   op_stop (op);
@@ -253,9 +295,13 @@ op_return_tcp (ConnectOp *op,
                GSocket   *socket,
                RndzPath   path)
 {
-  g_autoptr(GTask) task = g_steal_pointer (&op->task);
+  g_autoptr(GTask) task = NULL;
   GSocketConnection *connection;
 
+  if (op_hold_result (op, socket, path))
+    return;
+
+  task = g_steal_pointer (&op->task);
   op->phase = PHASE_DONE;
   op_stop (op);
   g_socket_set_blocking (socket, TRUE);
@@ -362,8 +408,11 @@ op_found_peer (ConnectOp *op)
     return;
 
   op->phase = PHASE_CHECKING;
-  /* The redirect (or the punch) answered the isync */
-  rndz_request_found (op->request);
+  /* The redirect (or the punch) answered the isync. A secure connection
+   * needs the redirect, for the target's fingerprint: the request goes
+   * on until it comes. */
+  if (op->security == NULL)
+    rndz_request_found (op->request);
   op->direct_timeout = rndz_timeout_add (op->context, op->peer->direct_timeout_ms,
                                          op_direct_timeout_cb, op);
   if (op->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
@@ -989,6 +1038,45 @@ op_tcp_start (ConnectOp *op)
 }
 /* What the servers say */
 
+/* A secure connection: the target's fingerprint, from its redirect.
+ * Returns FALSE if the operation failed on it. */
+static gboolean
+op_take_fingerprint (ConnectOp         *op,
+                     const RndzMessage *redirect)
+{
+  RndzConnectSecurity *security = op->security;
+  g_autoptr(GSocket) held = NULL;
+
+  if (security == NULL)
+    return TRUE;
+
+  if (redirect->fp[0] == '\0')
+    {
+      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NOT_SECURE,
+                                        _("Peer “%s” offers no secure connection: it has "
+                                          "no identity"), op->peer_id));
+      return FALSE;
+    }
+  if (security->pin != NULL && !g_str_equal (security->pin, redirect->fp))
+    {
+      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_IDENTITY_MISMATCH,
+                                        _("Peer “%s” is not the one expected: its "
+                                          "fingerprint is %s, not %s"),
+                                        op->peer_id, redirect->fp, security->pin));
+      return FALSE;
+    }
+  memcpy (security->peer_fp, redirect->fp, sizeof security->peer_fp);
+
+  if (op->phase != PHASE_HELD)
+    return TRUE;
+  held = g_steal_pointer (&op->held);
+  if (op->transport == RNDZ_TRANSPORT_UDP)
+    op_return_udp (op, held, op->held_path);
+  else
+    op_return_tcp (op, held, op->held_path);
+  return FALSE;
+}
+
 static void
 request_redirect_cb (RndzRequest       *request,
                      const RndzMessage *redirect,
@@ -996,6 +1084,9 @@ request_redirect_cb (RndzRequest       *request,
 {
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  if (!op_take_fingerprint (op, redirect))
+    return;
 
   /* Over UDP the peer's punch may have come first */
   if (op->transport == RNDZ_TRANSPORT_UDP)
@@ -1097,6 +1188,8 @@ op_resolved_cb (GObject      *source,
   op->family = rndz_peer_context_pick_family (op->peer, addrs);
   op->request = rndz_request_new (op->peer, op->transport, op->family, addrs, op->peer_id,
                                   op->tid, op->deadline, &request_callbacks, op);
+  if (op->security != NULL)
+    rndz_request_set_fingerprint (op->request, op->peer->fingerprint);
 
   if (op->transport == RNDZ_TRANSPORT_UDP)
     op_udp_start (op);
@@ -1105,10 +1198,11 @@ op_resolved_cb (GObject      *source,
 }
 
 void
-rndz_connect_start (RndzPeerContext *peer,
-                    RndzTransport    transport,
-                    const char      *peer_id,
-                    GTask           *task)
+rndz_connect_start (RndzPeerContext     *peer,
+                    RndzTransport        transport,
+                    const char          *peer_id,
+                    RndzConnectSecurity *security,
+                    GTask               *task)
 {
   ConnectOp *op = g_new0 (ConnectOp, 1);
   GCancellable *cancellable = g_task_get_cancellable (task);
@@ -1117,6 +1211,7 @@ rndz_connect_start (RndzPeerContext *peer,
   op->peer = rndz_peer_context_ref (peer);
   op->context = g_main_context_ref (peer->context);
   op->transport = transport;
+  op->security = security;
   op->tid = rndz_new_tid ();
   op->attempts = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_attempt_free);
   g_strlcpy (op->peer_id, peer_id, sizeof op->peer_id);

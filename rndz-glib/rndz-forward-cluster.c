@@ -46,6 +46,7 @@ send_across (RndzForwarder *forwarder,
   message.msg.addr = forward->requester_addr;
   message.msg.n_cands = forward->n_requester_cands;
   memcpy (message.msg.cands, forward->requester_cands, sizeof message.msg.cands);
+  g_strlcpy (message.msg.fp, forward->requester_fp, sizeof message.msg.fp);
   message.msg.auth = forward->authenticated;
 
   /* Latency from the first send: a retransmission's answer may be the
@@ -254,6 +255,7 @@ handle_forward_from (RndzForwarder            *forwarder,
   g_strlcpy (isync.target, request->target, sizeof isync.target);
   isync.n_cands = request->msg.n_cands;
   memcpy (isync.cands, request->msg.cands, sizeof isync.cands);
+  g_strlcpy (isync.fp, request->msg.fp, sizeof isync.fp);
   src.transport = RNDZ_TRANSPORT_TCP;   /* not in the UDP retransmission table */
   forward = rndz_forward_add (forwarder, &src, &isync, request->msg.auth, G_MAXSIZE);
   forward->transport = request->transport;
@@ -489,15 +491,8 @@ handle_answer_from (RndzForwarder            *forwarder,
   else if (reply.type == RNDZ_MESSAGE_REDIRECT)
     {
       g_strlcpy (reply.id, forward->target_id, sizeof reply.id);
-      /* Candidates only if they fit in the request's size, as at home */
-      if (forward->transport == RNDZ_TRANSPORT_UDP && reply.n_cands > 0)
-        {
-          char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-          gsize len = rndz_message_encode (&reply, buf, sizeof buf);
-
-          if (len == 0 || len > forward->reply_limit)
-            reply.n_cands = 0;
-        }
+      /* Candidates and fingerprint only if they fit, as at home */
+      rndz_forward_fit_redirect (forward, &reply);
       forwarder->stats->redirected++;
     }
   rndz_forward_reply (forwarder, forward, &reply);

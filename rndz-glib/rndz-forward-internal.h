@@ -47,6 +47,7 @@ typedef struct
   RndzAddr requester_addr;
   RndzAddr requester_cands[RNDZ_MAX_CANDIDATES];
   guint n_requester_cands;
+  char requester_fp[RNDZ_FP_LEN + 1]; /* empty: a plain request */
   RndzServerConn *requester_conn; /* TCP; NULL once that connection closed */
   char requester_id[RNDZ_ID_MAX_LEN + 1];
   char target_id[RNDZ_ID_MAX_LEN + 1];
@@ -114,6 +115,8 @@ void         rndz_forward_reply         (RndzForwarder          *forwarder,
                                          RndzForward            *forward,
                                          const RndzMessage      *msg);
 guint32      rndz_forward_new_tid       (RndzForwarder          *forwarder);
+void         rndz_forward_fit_redirect  (const RndzForward      *forward,
+                                         RndzMessage            *redirect);
 void         rndz_forward_count_error   (RndzForwarder          *forwarder,
                                          RndzWireError           code);
 gboolean     rndz_forward_take          (RndzForwarder          *forwarder,

@@ -388,6 +388,7 @@ fsync_init (RndzMessage    *fsync,
             const RndzAddr *requester_addr,
             guint           n_cands,
             const RndzAddr *cands,
+            const char     *fp,
             gboolean        authenticated)
 {
   rndz_message_init (fsync, RNDZ_MESSAGE_FSYNC, server_tid);
@@ -395,6 +396,7 @@ fsync_init (RndzMessage    *fsync,
   fsync->addr = *requester_addr;
   fsync->n_cands = n_cands;
   memcpy (fsync->cands, cands, n_cands * sizeof (RndzAddr));
+  g_strlcpy (fsync->fp, fp, sizeof fsync->fp);
   fsync->auth = authenticated;
 }
 
@@ -407,7 +409,8 @@ rndz_forward_send_fsync (RndzForwarder *forwarder,
   RndzMessage fsync;
 
   fsync_init (&fsync, forward->server_tid, forward->requester_id, &forward->requester_addr,
-              forward->n_requester_cands, forward->requester_cands, forward->authenticated);
+              forward->n_requester_cands, forward->requester_cands, forward->requester_fp,
+              forward->authenticated);
   forwarder->stats->forwarded++;
 
   rndz_registry_send (forwarder->registry, target, &fsync);
@@ -435,7 +438,8 @@ rndz_forward_isync_fits (RndzForwarder          *forwarder,
     return TRUE;
 
   /* The server's tid is not chosen yet: the longest one */
-  fsync_init (&fsync, G_MAXUINT32, msg->id, &src->from, msg->n_cands, msg->cands, authenticated);
+  fsync_init (&fsync, G_MAXUINT32, msg->id, &src->from, msg->n_cands, msg->cands, msg->fp,
+              authenticated);
   fsync_len = rndz_message_encode (&fsync, buf, sizeof buf);
 
   rndz_message_init (&reply, RNDZ_MESSAGE_REDIRECT, msg->tid);
@@ -547,6 +551,7 @@ rndz_forward_add (RndzForwarder          *forwarder,
   forward->requester_addr = src->from;
   forward->n_requester_cands = msg->n_cands;
   memcpy (forward->requester_cands, msg->cands, sizeof forward->requester_cands);
+  g_strlcpy (forward->requester_fp, msg->fp, sizeof forward->requester_fp);
   forward->requester_conn = src->conn;
   forward->forwarder = forwarder;
   g_strlcpy (forward->requester_id, msg->id, sizeof forward->requester_id);
@@ -610,6 +615,29 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
 
 /* rsync → redirect */
 
+/* Over UDP, a redirect must fit in what its request paid for. A request
+ * padded too little for the target's candidates (a peer of an older
+ * version) still gets the observed address; one too small for the
+ * target's fingerprint asked for no secure connection, and gets none. A
+ * secure request always pays for both (rndz_message_max_reply_size). */
+void
+rndz_forward_fit_redirect (const RndzForward *forward,
+                           RndzMessage       *redirect)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  if (forward->transport != RNDZ_TRANSPORT_UDP)
+    return;
+  len = rndz_message_encode (redirect, buf, sizeof buf);
+  if (len > 0 && len <= forward->reply_limit)
+    return;
+  redirect->n_cands = 0;
+  len = rndz_message_encode (redirect, buf, sizeof buf);
+  if (len == 0 || len > forward->reply_limit)
+    redirect->fp[0] = '\0';
+}
+
 void
 rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
                              const RndzServerSource *src,
@@ -638,16 +666,8 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
   g_strlcpy (redirect.id, target->id, sizeof redirect.id);
   redirect.addr = target->addr;
   rndz_peer_get_cands (target, &redirect);
-  /* A request padded too little for the target's candidates (a peer of
-   * an older version) still gets the observed address */
-  if (forward->transport == RNDZ_TRANSPORT_UDP && redirect.n_cands > 0)
-    {
-      char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-      gsize len = rndz_message_encode (&redirect, buf, sizeof buf);
-
-      if (len == 0 || len > forward->reply_limit)
-        redirect.n_cands = 0;
-    }
+  memcpy (redirect.fp, msg->fp, sizeof redirect.fp);
+  rndz_forward_fit_redirect (forward, &redirect);
   /* Across a cluster, the origin counts it when the redirect gets there */
   if (!forward->remote)
     forwarder->stats->redirected++;

@@ -23,11 +23,13 @@ typedef struct
   GSource *cancel_source;
 } Waiter;
 
-/* A connection of @peer_id: to the first accept waiting, else into the
- * queue (closed if the queue is full) */
+/* A connection of @peer_id (@fingerprint: what it asked for, or %NULL):
+ * to the first accept waiting, else into the queue (closed if the queue
+ * is full) */
 void
 rndz_listener_deliver (RndzListener *listener,
                        const char   *peer_id,
+                       const char   *fingerprint,
                        GSocket      *socket,
                        RndzPath      path)
 {
@@ -37,6 +39,7 @@ rndz_listener_deliver (RndzListener *listener,
   rndz_socket_set_path (socket, path);
   incoming->connection = g_socket_connection_factory_create_connection (socket);
   incoming->peer_id = g_strdup (peer_id);
+  incoming->fingerprint = g_strdup (fingerprint);
   g_socket_set_blocking (socket, TRUE);
 
   waiter = g_queue_pop_head (&listener->waiters);
@@ -113,6 +116,7 @@ rndz_incoming_free (RndzIncoming *incoming)
       g_object_unref (incoming->connection);
     }
   g_free (incoming->peer_id);
+  g_free (incoming->fingerprint);
   g_free (incoming);
 }
 

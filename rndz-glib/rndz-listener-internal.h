@@ -7,7 +7,9 @@
  * the listener does for each requester (punches, checks, the hard-NAT
  * phase, the relay), and rndz-listener-accept.c keeps the connections it
  * hands out (the accept queue). Each calls only the ones after it: the
- * last two tell through the object's signals.
+ * last two tell through the object's signals. rndz-listener-mapped.c
+ * reads what comes through the router's port mapping (UDP), and hands
+ * checks to rndz-listener-requests.c.
  */
 
 #pragma once
@@ -15,6 +17,7 @@
 #include "rndz-listener-private.h"
 #include "rndz-acceptor-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-portmap-private.h"
 
 G_BEGIN_DECLS
 
@@ -81,6 +84,7 @@ struct _RndzListener
     gboolean refused;
     gboolean reached;           /* a check of the requester came */
     char peer_id[RNDZ_ID_MAX_LEN + 1];
+    char fp[RNDZ_FP_LEN + 1];   /* the requester's, if it asked for a secure connection */
   } recent[RECENT_REQUESTS];
   guint recent_next;
 
@@ -94,8 +98,23 @@ struct _RndzListener
   guint n_cands;
   gint64 cands_time;            /* monotonic, 0 if never */
   RndzProbeBudget probes;       /* for all requesters */
+
+  /* Port mapping on the router (rndz-portmap.c), when the client's
+   * port-mapping is on and there is a gateway: TCP maps P; UDP maps the
+   * port of a socket of its own (rndz-listener-mapped.c) */
+  RndzPortmap *portmap;
+  RndzAddr mapped;              /* the router's address for us; family 0: none */
+  GSocket *mapped_socket;       /* UDP: on M */
+  guint16 mapped_port;          /* UDP: M */
+  GSource *mapped_source;
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
+
+  /* Network changes (GNetworkMonitor): the links start again once the
+   * changes have settled */
+  GNetworkMonitor *monitor;
+  gulong monitor_id;
+  GSource *network_settle;
 };
 
 #define listener_ref g_object_ref
@@ -117,10 +136,22 @@ void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+void      rndz_listener_check_mapped      (RndzListener      *listener,
+                                           guint16            port,
+                                           const char        *peer_id,
+                                           const RndzAddr    *from,
+                                           const RndzMessage *check);
+
+/* rndz-listener-mapped.c */
+gboolean  rndz_listener_mapped_open       (RndzListener      *listener,
+                                           guint16           *port,
+                                           GError           **error);
+void      rndz_listener_mapped_close      (RndzListener      *listener);
 
 /* rndz-listener-accept.c */
 void      rndz_listener_deliver           (RndzListener      *listener,
                                            const char        *peer_id,
+                                           const char        *fingerprint,
                                            GSocket           *socket,
                                            RndzPath           path);
 void      rndz_listener_accept_clear      (RndzListener      *listener);

@@ -20,8 +20,9 @@ G_BEGIN_DECLS
  * peer context's GMainContext.
  *
  * Signals (all internal):
- * - "peer-request" (const char *peer_id, GSocketAddress *address) →
- *   gboolean: may the requester come in? Without a handler, it may.
+ * - "peer-request" (const char *peer_id, GSocketAddress *address,
+ *   const char *fingerprint) → gboolean: may the requester come in?
+ *   @fingerprint is NULL for a plain request. Without a handler, it may.
  * - "peer-socket" (const char *peer_id, GSocket *socket): a UDP peer that
  *   came on a socket of its own (relayed, or through a hard NAT).
  * - "state-changed": rndz_listener_get_state() or
@@ -46,11 +47,16 @@ gboolean        rndz_listener_is_active         (RndzListener        *listener);
 RndzClientState rndz_listener_get_state         (RndzListener        *listener);
 gint64          rndz_listener_get_last_pong     (RndzListener        *listener);
 
-/* The result of an accept: a connection and the id of the peer */
+const char     *rndz_listener_get_peer_fingerprint (RndzListener     *listener,
+                                                    const char       *peer_id);
+
+/* The result of an accept: a connection, the id of the peer, and its
+ * fingerprint if it asked for a secure connection */
 typedef struct
 {
   GSocketConnection *connection;
   char *peer_id;
+  char *fingerprint;
 } RndzIncoming;
 
 void            rndz_incoming_free              (RndzIncoming        *incoming);

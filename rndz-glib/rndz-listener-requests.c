@@ -88,20 +88,65 @@ static void hard_forget (RndzListener *listener, const char *peer_id);
 /* Asks the application whether a requester may come in. Its handler
  * may even stop us: callers hold a reference and check listener->stopped */
 static gboolean
-listener_ask (RndzListener   *listener,
-              const char     *peer_id,
-              const RndzAddr *addr)
+listener_ask (RndzListener      *listener,
+              const RndzMessage *fsync)
 {
   guint signal_id = g_signal_lookup ("peer-request", G_OBJECT_TYPE (listener));
   g_autoptr(GSocketAddress) address = NULL;
+  const char *fp = fsync->fp[0] != '\0' ? fsync->fp : NULL;
   gboolean allowed = TRUE;
 
   if (!g_signal_has_handler_pending (listener, signal_id, 0, FALSE))
     return TRUE;
 
-  address = rndz_addr_to_socket_address (addr, G_SOCKET_FAMILY_INVALID);
-  g_signal_emit_by_name (listener, "peer-request", peer_id, address, &allowed);
+  address = rndz_addr_to_socket_address (&fsync->addr, G_SOCKET_FAMILY_INVALID);
+  g_signal_emit_by_name (listener, "peer-request", fsync->id, address, fp, &allowed);
   return allowed;
+}
+
+/* With an identity, we take secure requesters only, and with pins only
+ * those we know */
+static gboolean
+listener_admits_fingerprint (RndzListener      *listener,
+                             const RndzMessage *fsync)
+{
+  GStrv allowed = listener->peer->allowed_fingerprints;
+
+  if (listener->peer->fingerprint == NULL)
+    return TRUE;
+  if (fsync->fp[0] == '\0')
+    {
+      g_debug ("Ignoring “%s”: it asks for a plain connection, and we have an identity",
+               fsync->id);
+      return FALSE;
+    }
+  if (allowed != NULL && allowed[0] != NULL && !g_strv_contains ((const char * const *) allowed, fsync->fp))
+    {
+      g_debug ("Ignoring “%s”: its fingerprint %s is not among the allowed ones",
+               fsync->id, fsync->fp);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/*
+ * rndz_listener_get_peer_fingerprint:
+ *
+ * The fingerprint of the latest request of @peer_id that came in, or
+ * %NULL if it asked for a plain connection (or is not known any more).
+ */
+const char *
+rndz_listener_get_peer_fingerprint (RndzListener *listener,
+                                    const char   *peer_id)
+{
+  for (guint n = 1; n <= RECENT_REQUESTS; n++)
+    {
+      guint i = (listener->recent_next + RECENT_REQUESTS - n) % RECENT_REQUESTS;
+
+      if (!listener->recent[i].refused && g_str_equal (listener->recent[i].peer_id, peer_id))
+        return listener->recent[i].fp[0] != '\0' ? listener->recent[i].fp : NULL;
+    }
+  return NULL;
 }
 
 /* Looks up a forwarded request among the recent ones; with @add, makes
@@ -127,6 +172,7 @@ listener_find_request (RndzListener   *listener,
   listener->recent[i].refused = FALSE;
   listener->recent[i].reached = FALSE;
   listener->recent[i].peer_id[0] = '\0';
+  listener->recent[i].fp[0] = '\0';
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
   return i;
 }
@@ -179,7 +225,9 @@ use_read_cb (GObject      *source,
 
       /* The requester keeps this one: the others towards it are moot */
       g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
-      rndz_listener_deliver (listener, pending->peer_id, socket, pending->path);
+      rndz_listener_deliver (listener, pending->peer_id,
+                             rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                             socket, pending->path);
     }
 
   pending_free (pending);
@@ -299,6 +347,9 @@ rndz_listener_init_rsync (RndzListener      *listener,
             RndzMessage       *rsync)
 {
   init_to_requester (listener, RNDZ_MESSAGE_RSYNC, fsync->tid, fsync->id, rsync);
+  /* A secure requester learns who we are (a plain one does not care) */
+  if (listener->peer->fingerprint != NULL && fsync->fp[0] != '\0')
+    g_strlcpy (rsync->fp, listener->peer->fingerprint, sizeof rsync->fp);
 }
 
 static void
@@ -604,14 +655,16 @@ check_read_cb (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-/* A check socket towards @addr for @fsync's requester, for @ms: new, or
- * the one there is. NULL if none can be opened. */
+/* A check socket towards @addr for the requester @peer_id, for @ms, on
+ * our @port (P, or the one the router maps: rndz-listener-mapped.c):
+ * new, or the one there is. NULL if none can be opened. */
 static Check *
 check_open (RndzListener      *listener,
-            const RndzMessage *fsync,
+            const char        *peer_id,
             const RndzAddr    *addr,
             RndzPath           path,
-            guint              ms)
+            guint              ms,
+            guint16            port)
 {
   g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
   g_autoptr(GError) error = NULL;
@@ -624,7 +677,7 @@ check_open (RndzListener      *listener,
   if (check == NULL)
     {
       g_autoptr(GSocket) socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                                    G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+                                                    G_SOCKET_TYPE_DATAGRAM, port, &error);
 
       if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
         {
@@ -647,8 +700,7 @@ check_open (RndzListener      *listener,
   /* The latest request from there owns it, for as long as it may take.
    * A private address is on a network we share, whatever it was offered
    * as (as the requester sees ours). */
-  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
-  check->tid = fsync->tid;
+  g_strlcpy (check->peer_id, peer_id, sizeof check->peer_id);
   check->path = rndz_addr_is_private (addr) ? RNDZ_PATH_LOCAL : path;
   rndz_source_clear (&check->expire);
   check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
@@ -701,9 +753,11 @@ punch_udp (RndzListener      *listener,
   gsize len;
   Check *check;
 
-  check = check_open (listener, fsync, addr, path, listener->peer->timeout_ms);
+  check = check_open (listener, fsync->id, addr, path, listener->peer->timeout_ms,
+                      listener->port);
   if (check != NULL)
     {
+      check->tid = fsync->tid;
       check->heard = FALSE;
       check->punch_ms = PUNCH_UDP_INITIAL_MS;
       check->punch_until = g_get_monotonic_time () +
@@ -721,6 +775,44 @@ punch_udp (RndzListener      *listener,
   to = rndz_addr_to_socket_address (addr, listener->family);
   if (to != NULL)
     rndz_udp_send (listener->socket, to, buf, len, "punch");
+}
+
+/*
+ * rndz_listener_check_mapped:
+ * @port: the port the router maps for us (rndz-listener-mapped.c)
+ * @peer_id: the requester that sent @check
+ * @from: where it came from: its NAT's port towards our router's public
+ *   one, which no check socket on P is connected to
+ *
+ * A check that came through the router's mapping: a check socket on
+ * @port, connected to @from, confirms it and takes the path from there
+ * as one on P does (the use, the hand-over). Only for an application
+ * that takes peers on sockets of their own: an answer from U would
+ * leave through another mapping of the router, which the requester's
+ * NAT does not let in.
+ */
+void
+rndz_listener_check_mapped (RndzListener      *listener,
+                            guint16            port,
+                            const char        *peer_id,
+                            const RndzAddr    *from,
+                            const RndzMessage *check)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  Check *opened;
+  gsize len;
+
+  if (!listener_wants_peer_sockets (listener) || listener->stopped)
+    return;
+
+  opened = check_open (listener, peer_id, from, RNDZ_PATH_DIRECT, listener->peer->timeout_ms,
+                       port);
+  if (opened == NULL)
+    return;
+
+  len = encode_answer (listener, peer_id, RNDZ_MESSAGE_CONFIRM, check, buf);
+  rndz_udp_send (opened->socket, NULL, buf, len, "confirm");
+  hard_forget (listener, peer_id);
 }
 
 static void
@@ -782,9 +874,11 @@ hard_probe (const RndzAddr *to,
   if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
     return RNDZ_PROBE_STOP;
 
-  check = check_open (listener, &hard->fsync, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS);
+  check = check_open (listener, hard->fsync.id, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS,
+                      listener->port);
   if (check == NULL)
     return RNDZ_PROBE_WAIT;
+  check->tid = hard->fsync.tid;
   if (!rndz_udp_send (check->socket, NULL, data, len, "probe"))
     return RNDZ_PROBE_WAIT;
   return RNDZ_PROBE_SENT;
@@ -1002,12 +1096,13 @@ rndz_listener_take_request (RndzListener      *listener,
       request = listener_find_request (listener, &fsync->addr, fsync->tid, TRUE);
 
       /* The application decides first; its handler may even stop us */
-      allowed = listener_ask (listener, fsync->id, &fsync->addr);
+      allowed = listener_admits_fingerprint (listener, fsync) && listener_ask (listener, fsync);
       if (listener->stopped)
         return FALSE;
       listener->recent[request].refused = !allowed;
       g_strlcpy (listener->recent[request].peer_id, fsync->id,
                  sizeof listener->recent[request].peer_id);
+      memcpy (listener->recent[request].fp, fsync->fp, sizeof listener->recent[request].fp);
 
       /* Towards every address of the requester */
       for (guint i = 0; allowed && i <= fsync->n_cands; i++)
@@ -1057,7 +1152,9 @@ relay_joined_cb (GObject      *source,
   else if (listener->stopped)
     g_socket_close (socket, NULL);
   else if (listener->transport == RNDZ_TRANSPORT_TCP)
-    rndz_listener_deliver (listener, pending->peer_id, socket, RNDZ_PATH_RELAYED);
+    rndz_listener_deliver (listener, pending->peer_id,
+                           rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                           socket, RNDZ_PATH_RELAYED);
   else
     {
       g_debug ("“%s” comes through the relay", pending->peer_id);
@@ -1118,6 +1215,26 @@ rndz_listener_join_relay (RndzListener      *listener,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
+/* With a port mapped by the router, a requester behind a NAT that gives
+ * each destination a port of its own comes in from a port we never saw:
+ * its host must be one we punched towards, and its use frame name it */
+static Punch *
+find_punch_of_host (RndzListener   *listener,
+                    const RndzAddr *addr)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (listener->mapped.family == 0)
+    return NULL;
+
+  g_hash_table_iter_init (&iter, listener->punches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (rndz_addr_same_host (&((Punch *) value)->addr, addr))
+      return value;
+  return NULL;
+}
+
 /* A connection to our listening socket: only requesters we punched
  * towards get in */
 void
@@ -1137,16 +1254,24 @@ rndz_listener_accepted (GSocket  *peer,
   remote = g_socket_get_remote_address (peer, NULL);
   if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
     punch = g_hash_table_lookup (listener->punches, &addr);
-  if (punch == NULL)
+  if (punch != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = punch->path;
+      g_hash_table_remove (listener->punches, &addr);
+    }
+  else if (remote != NULL && (punch = find_punch_of_host (listener, &addr)) != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = RNDZ_PATH_DIRECT;
+    }
+  else
     {
       g_debug ("Closing a connection nobody asked the server for");
       g_socket_close (peer, NULL);
       return;
     }
 
-  g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-  path = punch->path;
-  g_hash_table_remove (listener->punches, &addr);
   listener_wait_for_use (listener, peer_id, peer, path);
 }
 

@@ -82,7 +82,9 @@ struct _Link
   gint64 next_action;           /* monotonic: ping, or reconnect */
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
+  gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
   GPtrArray *answers;           /* UDP: Answer, our rsyncs being sent again */
+  gboolean cands_stale;         /* our candidates changed since the last ping */
 };
 
 /* UDP: our rsync to a server, sent again with growing gaps until the
@@ -165,6 +167,15 @@ listener_get_candidates (RndzListener *listener,
     {
       listener->n_cands = rndz_peer_context_get_candidates (listener->peer, listener->family,
                                                       listener->port, listener->cands);
+      /* The router's public address for us, in place of our last local
+       * one if there is no room: the one that works from anywhere */
+      if (listener->mapped.family != 0)
+        {
+          guint i = MIN (listener->n_cands, RNDZ_MAX_CANDIDATES - 1);
+
+          listener->cands[i] = listener->mapped;
+          listener->n_cands = i + 1;
+        }
       listener->cands_time = now;
     }
 
@@ -180,6 +191,7 @@ link_send_ping (Link *link)
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
   g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
+  link->cands_stale = FALSE;
   rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
                           &ping);
   /* The server answers no datagram with a larger one */
@@ -206,6 +218,67 @@ link_backoff (Link   *link,
 
   link->backoff_ms = MIN (link->backoff_ms * 2, keepalive_ms (link->listener));
   return when;
+}
+
+/* Port mapping */
+
+/* The router mapped a port for us, or the mapping went: the servers
+ * hear of it at once, with a ping to each we can send to (a ping still
+ * unanswered may have left before the mapping came) */
+static void
+listener_mapping_cb (const RndzAddr *mapped,
+                     gpointer        user_data)
+{
+  RndzListener *listener = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (mapped != NULL)
+    listener->mapped = *mapped;
+  else
+    memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener->cands_time = 0;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->cands_stale = TRUE;
+      if (listener->transport == RNDZ_TRANSPORT_UDP ?
+          link->next_action != G_MAXINT64 : rndz_server_link_is_ready (link->conn))
+        link->next_action = now;
+    }
+  listener_schedule (listener, now);
+}
+
+/* In the background: the first registration does not wait for it. An
+ * IPv4 mapping serves an IPv4 socket, or a dual-stack one. */
+static void
+listener_start_mapping (RndzListener *listener)
+{
+  GInetSocketAddress *local = listener->peer->local_address;
+  g_autoptr(GError) error = NULL;
+  guint16 port = listener->port;
+
+  if (!listener->peer->port_mapping)
+    return;
+  if (local != NULL &&
+      (g_inet_address_get_is_loopback (g_inet_socket_address_get_address (local)) ||
+       (listener->family == G_SOCKET_FAMILY_IPV6 &&
+        !g_inet_address_get_is_any (g_inet_socket_address_get_address (local)))))
+    return;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP &&
+      !rndz_listener_mapped_open (listener, &port, &error))
+    {
+      g_debug ("No port mapping: %s", error->message);
+      return;
+    }
+
+  listener->portmap = rndz_portmap_new (listener->context,
+                                        listener->transport == RNDZ_TRANSPORT_TCP, port,
+                                        listener_mapping_cb, listener);
+  if (listener->portmap == NULL)
+    rndz_listener_mapped_close (listener);
 }
 
 /* The listen operation */
@@ -389,8 +462,12 @@ link_handle_message (Link              *link,
       link->observed = msg->addr;
       link->last_pong = now;
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->probe_deadline = 0;
       g_clear_error (&link->refused);
-      link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
+      /* A ping that left before our candidates changed is followed by
+       * one that has them */
+      link->next_action = link->cands_stale ? now :
+        link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
       listener->last_pong = g_get_real_time ();
       listener_set_state (listener, listener->state, TRUE);
@@ -556,6 +633,16 @@ link_tick (Link   *link,
       return;
     }
 
+  if (listener->transport == RNDZ_TRANSPORT_TCP && link->probe_deadline != 0 &&
+      now >= link->probe_deadline)
+    {
+      g_debug ("No answer on the connection since the network changed: connecting again");
+      link->probe_deadline = 0;
+      rndz_server_link_close (link->conn);
+      link_connect (link);
+      return;
+    }
+
   if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
       !link_is_alive (link, now))
     {
@@ -600,6 +687,113 @@ timer_cb (gpointer user_data)
   next = MIN (next, now + (gint64) keepalive_ms (listener) * 1000);
   listener_schedule (listener, next);
   return G_SOURCE_CONTINUE;
+}
+
+/* Network changes
+ *
+ * A laptop changes networks (Wi-Fi to Ethernet, suspend and resume): our
+ * public address changes, and the servers only learn it from our next
+ * ping, up to a keepalive interval later; until then requests for us go
+ * to the old address. So on GNetworkMonitor::network-changed every link
+ * registers again at once: fresh candidates, a ping now and quick
+ * retries while the new network comes up. A UDP link gets a new socket
+ * (a connected UDP socket keeps the source address it was given). A TCP
+ * connection is kept if it still answers within NETWORK_PROBE_MS: one
+ * closed by us could not be opened again from the same address and port
+ * while it lingers in TIME_WAIT, and on a new address its writes fail
+ * anyway. The state says RECONNECTING until a server answers. The
+ * monitor signals in bursts (every route and address); the links start
+ * again once it has been quiet a moment. */
+
+#define NETWORK_SETTLE_MS 50
+#define NETWORK_PROBE_MS 1000
+
+static void
+listener_restart_links (RndzListener *listener)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  g_debug ("The network changed: registering again");
+  listener->cands_time = 0;
+  /* Another network, perhaps another router: the mapping starts again */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener_start_mapping (listener);
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->last_pong = 0;
+      link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->next_action = now;
+      if (listener->transport == RNDZ_TRANSPORT_UDP)
+        {
+          rndz_server_link_close (link->conn);
+          link_connect (link);
+        }
+      else if (rndz_server_link_is_ready (link->conn))
+        link->probe_deadline = now + NETWORK_PROBE_MS * 1000;
+    }
+  listener_update_state (listener);
+  listener_schedule (listener, now);
+}
+
+static gboolean
+network_settled_cb (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+  g_autoptr(RndzListener) self G_GNUC_UNUSED = listener_ref (listener);
+
+  g_clear_pointer (&listener->network_settle, g_source_unref);
+  if (!listener->stopped && listener->timer != NULL)
+    listener_restart_links (listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the listener's context */
+static gboolean
+network_changed_in_context (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+
+  if (listener->stopped)
+    return G_SOURCE_REMOVE;
+  rndz_source_clear (&listener->network_settle);
+  listener->network_settle = rndz_timeout_add (listener->context, NETWORK_SETTLE_MS,
+                                               network_settled_cb, listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* The monitor signals in the context it was made in, which may be
+ * another thread's */
+static void
+network_changed_cb (GNetworkMonitor *monitor,
+                    gboolean         available,
+                    gpointer         user_data)
+{
+  RndzListener *listener = user_data;
+
+  g_main_context_invoke_full (listener->context, G_PRIORITY_DEFAULT, network_changed_in_context,
+                              listener_ref (listener), g_object_unref);
+}
+
+static void
+listener_watch_network (RndzListener *listener)
+{
+  listener->monitor = g_object_ref (g_network_monitor_get_default ());
+  listener->monitor_id = g_signal_connect (listener->monitor, "network-changed",
+                                           G_CALLBACK (network_changed_cb), listener);
+}
+
+static void
+listener_unwatch_network (RndzListener *listener)
+{
+  rndz_source_clear (&listener->network_settle);
+  if (listener->monitor == NULL)
+    return;
+  g_clear_signal_handler (&listener->monitor_id, listener->monitor);
+  g_clear_object (&listener->monitor);
 }
 
 /* Starting */
@@ -701,6 +895,8 @@ resolved_cb (GObject      *source,
   listener->timer = rndz_deadline_source_new (listener->context, "[rndz] listener keepalive",
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
+  listener_watch_network (listener);
+  listener_start_mapping (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
@@ -806,10 +1002,15 @@ listener_free_resources (RndzListener *listener)
   listener->stopped = TRUE;
 
   g_cancellable_cancel (listener->cancellable);
+  listener_unwatch_network (listener);
   rndz_source_clear (&listener->timer);
   g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 
   g_ptr_array_set_size (listener->links, 0);
+  /* The router forgets the mapping now, not when its lease runs out */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
     g_socket_close (listener->socket, NULL);
   rndz_listener_requests_clear (listener);
@@ -887,7 +1088,7 @@ rndz_listener_class_init (RndzListenerClass *klass)
   signals[SIGNAL_PEER_REQUEST] =
     g_signal_new ("peer-request", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL,
-                  G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS);
+                  G_TYPE_BOOLEAN, 3, G_TYPE_STRING, G_TYPE_SOCKET_ADDRESS, G_TYPE_STRING);
 
   /* A UDP peer came on a socket of its own: connected to it, so that
    * only its datagrams reach it, and filtered (rndz-udp-filter.c) */

@@ -59,14 +59,21 @@ compute_mac (const RndzMessage *msg,
       g_hmac_update (hmac, (const guchar *) parts[i], strlen (parts[i]));
     }
 
-  /* Candidates, when there are, are a tenth part */
-  if ((fields & FIELD_CAND) && msg->n_cands > 0)
+  /* Candidates, when there are, are a tenth part; a fingerprint, when
+   * there is one, an eleventh (after the tenth, empty if need be) */
+  if (((fields & FIELD_CAND) && msg->n_cands > 0) || ((fields & FIELD_FP) && msg->fp[0] != '\0'))
     {
-      char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
+      char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN] = "";
 
       g_hmac_update (hmac, (const guchar *) "", 1);
-      rndz_message_format_cands (msg, cands);
+      if ((fields & FIELD_CAND) && msg->n_cands > 0)
+        rndz_message_format_cands (msg, cands);
       g_hmac_update (hmac, (const guchar *) cands, strlen (cands));
+    }
+  if ((fields & FIELD_FP) && msg->fp[0] != '\0')
+    {
+      g_hmac_update (hmac, (const guchar *) "", 1);
+      g_hmac_update (hmac, (const guchar *) msg->fp, RNDZ_FP_LEN);
     }
 
   return g_strdup (g_hmac_get_string (hmac));

@@ -31,6 +31,7 @@ enum
   FIELD_TOKEN = 1 << 5,
   FIELD_PORT = 1 << 6,
   FIELD_ADDR_OPTIONAL = 1 << 7, /* addr, when set */
+  FIELD_FP = 1 << 8,            /* optional */
 };
 
 extern const guint rndz_message_type_fields[RNDZ_MESSAGE_LAST + 1];
@@ -55,6 +56,7 @@ typedef enum
   KEY_PORT,
   KEY_RETRY,
   KEY_SRV,
+  KEY_FP,
   N_KEYS
 } RndzKey;
 

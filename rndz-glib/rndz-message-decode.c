@@ -434,6 +434,14 @@ decode_fields (RndzMessage       *msg,
       !decode_cands (msg, get_string (fields, KEY_CAND)))
     return invalid_field (error, type_name, "cand");
 
+  if ((members & FIELD_FP) && fields->values[KEY_FP].kind != VALUE_ABSENT)
+    {
+      text = get_string (fields, KEY_FP);
+      if (text == NULL || !is_lower_hex (text, RNDZ_FP_LEN))
+        return invalid_field (error, type_name, "fp");
+      g_strlcpy (msg->fp, text, sizeof msg->fp);
+    }
+
   if (!decode_session (msg, fields, members, type_name, error))
     return FALSE;
 

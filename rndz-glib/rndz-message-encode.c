@@ -128,6 +128,8 @@ put_type_members (Writer            *w,
       char cands[RNDZ_MAX_CANDIDATES * RNDZ_ADDR_STRLEN];
       put_member (w, "cand", rndz_message_format_cands (msg, cands));
     }
+  if ((fields & FIELD_FP) && msg->fp[0] != '\0')
+    put_member (w, "fp", msg->fp);
   if (fields & FIELD_TOKEN)
     put_member (w, "token", msg->token);
   if (fields & FIELD_PORT)
@@ -318,6 +320,7 @@ max_fsync_size (const RndzMessage *isync)
   rndz_addr_parse (&fsync.addr, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", NULL);
   fsync.n_cands = isync->n_cands;
   memcpy (fsync.cands, isync->cands, sizeof fsync.cands);
+  memcpy (fsync.fp, isync->fp, sizeof fsync.fp);
   fsync.auth = TRUE;
   return rndz_message_encode (&fsync, buf, sizeof buf);
 }
@@ -359,6 +362,9 @@ rndz_message_max_reply_size (const RndzMessage *request)
       reply.n_cands = RNDZ_MAX_CANDIDATES;
       for (guint i = 0; i < RNDZ_MAX_CANDIDATES; i++)
         reply.cands[i] = reply.addr;
+      /* A secure requester gets the target's fingerprint back */
+      if (request->fp[0] != '\0')
+        memset (reply.fp, 'f', RNDZ_FP_LEN);
       caused = max_fsync_size (request);
       break;
     case RNDZ_MESSAGE_RELAY:

@@ -27,6 +27,8 @@ G_BEGIN_DECLS
 #define RNDZ_MAX_CANDIDATES 4
 /* A relay session's token: 128 random bits in lowercase hex */
 #define RNDZ_TOKEN_LEN 32
+/* A peer's fingerprint: the SHA-256 of its certificate, in lowercase hex */
+#define RNDZ_FP_LEN 64
 
 typedef enum
 {
@@ -81,12 +83,14 @@ typedef enum
  *
  *   ping      id, cands (optional)
  *   pong      addr (the sender as the server sees it)
- *   isync     id (requester), target, cands (optional)
+ *   isync     id (requester), target, cands (optional), fp (optional:
+ *             the requester's fingerprint, for a secure connection)
  *   fsync     id (requester), addr (the requester as the server sees it),
- *             cands (optional: the requester's)
- *   rsync     id (answering peer), target (requester)
+ *             cands (optional: the requester's), fp (optional: the isync's)
+ *   rsync     id (answering peer), target (requester), fp (optional: the
+ *             answering peer's)
  *   redirect  id (target), addr (the target as the server sees it),
- *             cands (optional: the target's)
+ *             cands (optional: the target's), fp (optional: the rsync's)
  *   bye       id
  *   error     code, retry_ms (optional: rate-limited)
  *
@@ -117,6 +121,7 @@ typedef struct
   guint n_cands;
   char token[RNDZ_TOKEN_LEN + 1];
   guint16 port;
+  char fp[RNDZ_FP_LEN + 1];     /* empty if absent */
 
   /* Authentication (doc/protocol.md): set by rndz_message_sign() */
   gint64 ts;                   /* milliseconds since the epoch */

@@ -30,6 +30,11 @@ G_BEGIN_DECLS
  *   authenticate
  * @relay: fall back to the server's relay when no direct path works
  * @direct_timeout_ms: how long direct paths are tried before the relay
+ * @fingerprint: (nullable): our identity's fingerprint, when we have one:
+ *   a listener then takes only secure requesters, and tells them this
+ * @allowed_fingerprints: (nullable): a listener's pins: when set, only
+ *   requesters with one of these fingerprints come in
+ * @port_mapping: a listener asks its router for a port mapping
  *
  * What a peer is, for the listener and the connect operations: its id,
  * its settings and the services that depend on them (binding sockets,
@@ -60,6 +65,9 @@ typedef struct
   gboolean require_auth;
   gboolean relay;
   guint direct_timeout_ms;
+  char *fingerprint;
+  GStrv allowed_fingerprints;
+  gboolean port_mapping;
 } RndzPeerContext;
 
 RndzPeerContext *rndz_peer_context_new            (GMainContext        *context);

@@ -24,6 +24,7 @@ rndz_peer_context_new (GMainContext *context)
   self->context = context != NULL ? g_main_context_ref (context)
                                   : g_main_context_ref_thread_default ();
   self->relay = TRUE;
+  self->port_mapping = TRUE;
   return self;
 }
 
@@ -40,6 +41,8 @@ peer_context_clear (RndzPeerContext *self)
   g_strfreev (self->servers);
   g_clear_object (&self->local_address);
   g_clear_pointer (&self->key, g_bytes_unref);
+  g_free (self->fingerprint);
+  g_strfreev (self->allowed_fingerprints);
   g_main_context_unref (self->context);
 }
 

@@ -55,6 +55,8 @@ RndzRequest    *rndz_request_new        (RndzPeerContext            *peer,
                                          gpointer                    user_data);
 guint16         rndz_request_open       (RndzRequest                *request,
                                          guint16                     port);
+void            rndz_request_set_fingerprint (RndzRequest           *request,
+                                              const char            *fp);
 void            rndz_request_send       (RndzRequest                *request,
                                          const RndzAddr             *cands,
                                          guint                       n_cands);

@@ -48,6 +48,7 @@ struct _RndzRequest
   GPtrArray *servers;           /* Server */
   RndzAddr cands[RNDZ_MAX_CANDIDATES];
   guint n_cands;
+  char fp[RNDZ_FP_LEN + 1];     /* ours, for a secure connection */
   Server *redirected;           /* the server whose redirect came first */
   gboolean found;               /* the peer is known: no more isyncs, errors do not count */
   gboolean relaying;
@@ -219,6 +220,7 @@ server_send_isync (Server *server)
   request_init_message (request, RNDZ_MESSAGE_ISYNC, &isync);
   isync.n_cands = request->n_cands;
   memcpy (isync.cands, request->cands, sizeof isync.cands);
+  memcpy (isync.fp, request->fp, sizeof isync.fp);
   if (!server_send (server, &isync, &error))
     server_set_status (server, SERVER_UNREACHABLE, error);
 }
@@ -466,6 +468,14 @@ rndz_request_open (RndzRequest *request,
     }
 
   return port;
+}
+
+/* A secure connection: our fingerprint goes with the request */
+void
+rndz_request_set_fingerprint (RndzRequest *request,
+                              const char  *fp)
+{
+  g_strlcpy (request->fp, fp, sizeof request->fp);
 }
 
 /* Asks: over UDP now and again until answered, over TCP as each

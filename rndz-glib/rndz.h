@@ -13,6 +13,7 @@
 #include <rndz-glib/rndz-enum-types.h>
 #include <rndz-glib/rndz-features.h>
 #include <rndz-glib/rndz-auth.h>
+#include <rndz-glib/rndz-identity.h>
 #include <rndz-glib/rndz-socket.h>
 
 #ifdef RNDZ_HAVE_SERVER
@@ -21,6 +22,10 @@
 
 #ifdef RNDZ_HAVE_CLIENT
 #include <rndz-glib/rndz-client.h>
+#endif
+
+#ifdef RNDZ_HAVE_TLS
+#include <rndz-glib/rndz-dtls-channel.h>
 #endif
 
 #undef __RNDZ_H_INSIDE__

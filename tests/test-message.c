@@ -44,6 +44,7 @@ assert_messages_equal (const RndzMessage *a,
   g_assert_cmpstr (a->token, ==, b->token);
   g_assert_cmpuint (a->port, ==, b->port);
   g_assert_cmpint (a->auth, ==, b->auth);
+  g_assert_cmpstr (a->fp, ==, b->fp);
 }
 
 static void
@@ -147,11 +148,13 @@ typedef struct
   const char *token;
   guint16 port;
   gboolean auth;
+  const char *fp;
 } MessageCase;
 
 #define TOKEN "5f1c0a9e3b7d42e8a6c4f0b2d9e8a7c1"
 #define LONGEST_ADDR "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
 #define LONGEST_CANDS LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR " " LONGEST_ADDR
+#define FP "3c1d0b9a8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
 
 static const MessageCase message_cases[] = {
   /* The examples of doc/protocol.md */
@@ -255,6 +258,24 @@ static const MessageCase message_cases[] = {
   { .name = "use", .type = RNDZ_MESSAGE_USE, .tid = 42, .id = "bob", .target = "alice",
     .json = "{\"v\":1,\"type\":\"use\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
 
+  /* Fingerprints (secure connections) */
+  { .name = "isync-fp", .type = RNDZ_MESSAGE_ISYNC, .tid = 42, .id = "bob", .target = "alice",
+    .cand = "192.168.1.30:51000", .fp = FP,
+    .json = "{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+            "\"cand\":\"192.168.1.30:51000\",\"fp\":\"" FP "\"}" },
+  { .name = "fsync-fp", .type = RNDZ_MESSAGE_FSYNC, .tid = 3141592653u, .id = "bob",
+    .addr = "203.0.113.9:51000", .fp = FP, .auth = TRUE,
+    .json = "{\"v\":1,\"type\":\"fsync\",\"tid\":3141592653,\"id\":\"bob\","
+            "\"addr\":\"203.0.113.9:51000\",\"fp\":\"" FP "\",\"auth\":true}" },
+  { .name = "rsync-fp", .type = RNDZ_MESSAGE_RSYNC, .tid = 3141592653u, .id = "alice",
+    .target = "bob", .fp = FP,
+    .json = "{\"v\":1,\"type\":\"rsync\",\"tid\":3141592653,\"id\":\"alice\","
+            "\"target\":\"bob\",\"fp\":\"" FP "\"}" },
+  { .name = "redirect-fp", .type = RNDZ_MESSAGE_REDIRECT, .tid = 42, .id = "alice",
+    .addr = "198.51.100.7:4000", .fp = FP,
+    .json = "{\"v\":1,\"type\":\"redirect\",\"tid\":42,\"id\":\"alice\","
+            "\"addr\":\"198.51.100.7:4000\",\"fp\":\"" FP "\"}" },
+
   /* The relay */
   { .name = "relay", .type = RNDZ_MESSAGE_RELAY, .tid = 42, .id = "bob", .target = "alice",
     .json = "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\"}" },
@@ -312,6 +333,8 @@ message_from_case (RndzMessage       *msg,
     g_strlcpy (msg->token, c->token, sizeof msg->token);
   msg->port = c->port;
   msg->auth = c->auth;
+  if (c->fp != NULL)
+    g_strlcpy (msg->fp, c->fp, sizeof msg->fp);
 }
 
 static void
@@ -2117,6 +2140,85 @@ test_cand_ignored (void)
 }
 
 static void
+test_fingerprint (void)
+{
+  g_autoptr(GBytes) key = g_bytes_new_static ("secret", 6);
+  const char *bases[] = {
+    "{\"v\":1,\"type\":\"isync\",\"tid\":1,\"id\":\"b\",\"target\":\"a\"",
+    "{\"v\":1,\"type\":\"fsync\",\"tid\":1,\"id\":\"b\",\"addr\":\"1.2.3.4:5\"",
+    "{\"v\":1,\"type\":\"rsync\",\"tid\":1,\"id\":\"a\",\"target\":\"b\"",
+    "{\"v\":1,\"type\":\"redirect\",\"tid\":1,\"id\":\"a\",\"addr\":\"1.2.3.4:5\"",
+  };
+  g_autofree char *short_fp = g_strndup (FP, RNDZ_FP_LEN - 1);
+  g_autofree char *upper_fp = g_ascii_strup (FP, -1);
+  g_autofree char *long_fp = g_strconcat (FP, "0", NULL);
+  const char *invalid[] = { "\"\"", "null", "42", "true", "[]", NULL, NULL, NULL,
+                            "\"" FP "x\"" };
+  g_autofree char *invalid_short = g_strdup_printf ("\"%s\"", short_fp);
+  g_autofree char *invalid_upper = g_strdup_printf ("\"%s\"", upper_fp);
+  g_autofree char *invalid_long = g_strdup_printf ("\"%s\"", long_fp);
+  RndzAddr srv = rndz_test_addr ("127.0.0.1:8888");
+  RndzMessage msg;
+  char buf[DEFAULT_MAX];
+  gsize plain, secure;
+
+  g_test_summary ("A fingerprint is 64 lowercase hex digits in isync, fsync, rsync and "
+                  "redirect, ignored elsewhere; the MAC covers it; a secure isync pays "
+                  "for the fingerprints it causes the server to send");
+
+  invalid[5] = invalid_short;
+  invalid[6] = invalid_upper;
+  invalid[7] = invalid_long;
+  for (guint i = 0; i < G_N_ELEMENTS (bases); i++)
+    for (guint v = 0; v < G_N_ELEMENTS (invalid); v++)
+      {
+        g_autofree char *json = g_strdup_printf ("%s,\"fp\":%s}", bases[i], invalid[v]);
+
+        assert_invalid_field (json, "fp");
+      }
+
+  /* Other types ignore it, whatever its value */
+  decode_ok (&msg, "{\"v\":1,\"type\":\"ping\",\"tid\":1,\"id\":\"a\",\"fp\":42}");
+  g_assert_cmpstr (msg.fp, ==, "");
+  decode_ok (&msg, "{\"v\":1,\"type\":\"check\",\"tid\":1,\"id\":\"a\",\"target\":\"b\","
+                   "\"fp\":\"" FP "\"}");
+  g_assert_cmpstr (msg.fp, ==, "");
+  rndz_message_init (&msg, RNDZ_MESSAGE_PING, 1);
+  g_strlcpy (msg.id, "a", sizeof msg.id);
+  g_strlcpy (msg.fp, FP, sizeof msg.fp);
+  rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_null (strstr (buf, "fp"));
+
+  /* The MAC covers it, and tells "no candidates, a fingerprint" from
+   * "candidates, no fingerprint" */
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 1);
+  g_strlcpy (msg.id, "b", sizeof msg.id);
+  g_strlcpy (msg.target, "a", sizeof msg.target);
+  g_strlcpy (msg.fp, FP, sizeof msg.fp);
+  rndz_message_sign (&msg, &srv, key, 1700000000000);
+  g_assert_true (rndz_message_verify (&msg, key));
+  msg.fp[0] = '4';
+  g_assert_false (rndz_message_verify (&msg, key));
+  msg.fp[0] = '\0';
+  g_assert_false (rndz_message_verify (&msg, key));
+  set_cands (&msg, "192.168.1.20:4000");
+  rndz_message_sign (&msg, &srv, key, 1700000000000);
+  g_assert_true (rndz_message_verify (&msg, key));
+  g_strlcpy (msg.fp, FP, sizeof msg.fp);
+  g_assert_false (rndz_message_verify (&msg, key));
+
+  /* Padding: the fsync carries the requester's fingerprint, the redirect
+   * the target's */
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, 1);
+  g_strlcpy (msg.id, "b", sizeof msg.id);
+  g_strlcpy (msg.target, "a", sizeof msg.target);
+  plain = rndz_message_max_reply_size (&msg);
+  g_strlcpy (msg.fp, FP, sizeof msg.fp);
+  secure = rndz_message_max_reply_size (&msg);
+  g_assert_cmpuint (secure, ==, plain + 2 * strlen (",\"fp\":\"" FP "\""));
+}
+
+static void
 test_fields_ignored (void)
 {
   char buf[DEFAULT_MAX];
@@ -3113,6 +3215,7 @@ main (int   argc,
       g_test_add_data_func (roundtrip, &message_cases[i], test_roundtrip);
     }
   g_test_add_func ("/message/encode/frame", test_encode_frame);
+  g_test_add_func ("/message/fingerprint", test_fingerprint);
   g_test_add_func ("/message/encode/buffer-size", test_encode_buffer_size);
   g_test_add_func ("/message/encode/longest", test_encode_longest);
   g_test_add_func ("/message/encode/control-chars", test_encode_control_chars);

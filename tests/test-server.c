@@ -749,6 +749,52 @@ test_isync_exchange (Fixture       *f,
   g_assert_cmpuint (expect_fsync (f, a, "b", b), !=, server_tid);
 }
 
+#define FP_A "aaaa0000000000000000000000000000000000000000000000000000000000aa"
+#define FP_B "bbbb0000000000000000000000000000000000000000000000000000000000bb"
+
+static void
+test_fingerprints (Fixture       *f,
+                   gconstpointer  data)
+{
+  FakePeer *a, *b;
+  RndzMessage msg;
+  guint32 tid, server_tid;
+
+  g_test_summary ("The requester's fingerprint goes from its isync into the fsync, the "
+                  "target's from its rsync into the redirect; a plain request's fsync "
+                  "carries none");
+  if (f->skipped)
+    return;
+
+  a = fake_peer_new (f);
+  b = fake_peer_new (f);
+  register_peer (f, a, "a");
+  register_peer (f, b, "b");
+
+  tid = f->next_tid++;
+  rndz_message_init (&msg, RNDZ_MESSAGE_ISYNC, tid);
+  g_strlcpy (msg.id, "b", sizeof msg.id);
+  g_strlcpy (msg.target, "a", sizeof msg.target);
+  g_strlcpy (msg.fp, FP_B, sizeof msg.fp);
+  peer_send (b, &msg);
+  rndz_test_peer_expect (f->context, a, RNDZ_MESSAGE_FSYNC, 0, &msg, f->wait_ms);
+  g_assert_cmpstr (msg.fp, ==, FP_B);
+  server_tid = msg.tid;
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_RSYNC, server_tid);
+  g_strlcpy (msg.id, "a", sizeof msg.id);
+  g_strlcpy (msg.target, "b", sizeof msg.target);
+  g_strlcpy (msg.fp, FP_A, sizeof msg.fp);
+  peer_send (a, &msg);
+  rndz_test_peer_expect (f->context, b, RNDZ_MESSAGE_REDIRECT, tid, &msg, f->wait_ms);
+  g_assert_cmpstr (msg.fp, ==, FP_A);
+
+  /* A plain request */
+  tid = send_isync (f, b, "b", "a");
+  rndz_test_peer_expect (f->context, a, RNDZ_MESSAGE_FSYNC, 0, &msg, f->wait_ms);
+  g_assert_cmpstr (msg.fp, ==, "");
+}
+
 static void
 test_peer_no_answer (Fixture       *f,
                      gconstpointer  data)
@@ -2390,6 +2436,7 @@ main (int   argc,
   add_both ("peer-count", test_peer_count);
   add_both ("isync-unknown-peer", test_isync_unknown_peer);
   add_both ("peer-no-answer", test_peer_no_answer);
+  add_both ("fingerprints", test_fingerprints);
   add_both ("rsync-wrong-source", test_rsync_wrong_source);
   add_both ("expiry", test_expiry);
   add_both ("bye", test_bye);

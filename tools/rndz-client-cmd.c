@@ -32,6 +32,9 @@
 #define ID_MAX_LEN 64
 /* Time left to pending operations to finish once cancelled */
 #define DRAIN_TIMEOUT_MS 2000
+/* A listener's port mapping made with UPnP-IGD goes with an HTTP request,
+ * which leaves only while the main context runs after the stop */
+#define PORTMAP_GRACE_MS 300
 
 static char *client_id = NULL;
 static char **client_server_addresses = NULL;
@@ -42,6 +45,7 @@ static char *client_timeout = NULL;
 static char *client_key_file = NULL;
 static gboolean client_require_auth = FALSE;
 static gboolean client_verbose = FALSE;
+static gboolean client_no_port_mapping = FALSE;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -63,6 +67,8 @@ static const GOptionEntry client_entries[] = {
     N_("FILE") },
   { "require-auth", 0, 0, G_OPTION_ARG_NONE, &client_require_auth,
     N_("When listening, let in only peers that the server authenticated"), NULL },
+  { "no-port-mapping", 0, 0, G_OPTION_ARG_NONE, &client_no_port_mapping,
+    N_("When listening, do not ask the router for a port mapping"), NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &client_verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -660,6 +666,17 @@ client_drain (Client *self)
     g_source_remove (drain_id);
 }
 
+/* Runs the main context for @ms, whatever happens */
+static void
+client_run_for (guint ms)
+{
+  gboolean expired = FALSE;
+
+  g_timeout_add (ms, drain_timeout_cb, &expired);
+  while (!expired)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 static RndzClient *
 client_new_client (Client *self)
 {
@@ -674,6 +691,7 @@ client_new_client (Client *self)
   rndz_client_set_timeout (client, self->timeout_s * 1000);
   rndz_client_set_key (client, self->key);
   rndz_client_set_require_auth (client, client_require_auth);
+  g_object_set (client, "port-mapping", !client_no_port_mapping, NULL);
   return client;
 }
 
@@ -722,6 +740,8 @@ client_finish (Client *self)
   /* Says bye to the servers when listening */
   rndz_client_stop (self->client);
   client_drain (self);
+  if (self->peer_id == NULL && !client_no_port_mapping)
+    client_run_for (PORTMAP_GRACE_MS);
   g_signal_handlers_disconnect_by_data (self->client, self);
   g_clear_pointer (&self->echo, rndz_tool_echo_free);
 
