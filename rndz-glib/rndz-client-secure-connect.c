@@ -249,7 +249,8 @@ secure_connect_finish (RndzClient    *client,
  * (before anything is sent to it) or if what answers the handshake is
  * not the peer the rendezvous named, and %RNDZ_ERROR_HANDSHAKE_FAILED if
  * the handshake fails otherwise or takes longer than
- * [property@Rndz.Client:timeout].
+ * [property@Rndz.Client:timeout]. In a build without TLS support, it
+ * fails at once with %G_IO_ERROR_NOT_SUPPORTED.
  *
  * Since: 1.0
  */
@@ -345,7 +346,8 @@ rndz_client_connect_tls (RndzClient    *client,
  *
  * Fails as rndz_client_connect_udp_async() does, and with
  * %RNDZ_ERROR_NOT_SECURE, %RNDZ_ERROR_IDENTITY_MISMATCH and
- * %RNDZ_ERROR_HANDSHAKE_FAILED as rndz_client_connect_tls_async() does.
+ * %RNDZ_ERROR_HANDSHAKE_FAILED (or %G_IO_ERROR_NOT_SUPPORTED) as
+ * rndz_client_connect_tls_async() does.
  *
  * Since: 1.0
  */

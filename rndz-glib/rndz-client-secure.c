@@ -631,7 +631,8 @@ accept_secure_finish (RndzClient    *client,
  * at once, each for at most [property@Rndz.Client:timeout].
  *
  * A client without an [property@Rndz.Client:identity] gets a fresh one,
- * which peers that ask from then on see.
+ * which peers that ask from then on see. In a build without TLS support,
+ * this fails at once with %G_IO_ERROR_NOT_SUPPORTED.
  *
  * Since: 1.0
  */
@@ -715,7 +716,8 @@ rndz_client_accept_tls (RndzClient    *client,
  *
  * Waits for the next peer that reaches the client through a server with
  * rndz_client_connect_dtls(), and whose DTLS handshake succeeded, with
- * the checks of rndz_client_accept_tls_async(). Each peer gets a
+ * the checks (and the failure without TLS support) of
+ * rndz_client_accept_tls_async(). Each peer gets a
  * channel of its own, directly or through the relay: no datagram of
  * another sender, and no message of the rendezvous protocol, reaches
  * it.

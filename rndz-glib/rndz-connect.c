@@ -155,6 +155,12 @@ struct _ConnectOp
 
   GCancellable *join_cancellable;
 
+  /* The early relay: asked for beside the direct paths, when these look
+   * unlikely to work */
+  GSource *early_timer;
+  gboolean relay_early;           /* asked for */
+  GError *relay_error;            /* it failed: what the op fails with, if direct does too */
+
   /* A secure connection: the result waits for the target's fingerprint */
   RndzConnectSecurity *security;
   GSocket *held;
@@ -185,6 +191,7 @@ op_stop_paths (ConnectOp *op)
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
+  rndz_source_clear (&op->early_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
   g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->join_cancellable != NULL)
@@ -212,6 +219,7 @@ op_free (ConnectOp *op)
   g_clear_object (&op->held);
   g_clear_pointer (&op->attempts, g_ptr_array_unref);
   g_clear_object (&op->join_cancellable);
+  g_clear_error (&op->relay_error);
   if (op->socket != NULL)
     g_socket_close (op->socket, NULL);
   g_clear_object (&op->socket);
@@ -389,6 +397,11 @@ op_direct_timeout_cb (gpointer user_data)
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
 
+  if (op->relay_error != NULL)
+    {
+      op_return_error (op, g_steal_pointer (&op->relay_error));
+      return G_SOURCE_REMOVE;
+    }
   if (!op->peer->relay || rndz_request_get_server (op->request) == NULL)
     {
       op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
@@ -396,6 +409,12 @@ op_direct_timeout_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
 
+  /* Asked for early: the relay is the only way left */
+  if (op->relay_early)
+    {
+      op->phase = op->join_cancellable != NULL ? PHASE_RELAY_JOINING : PHASE_RELAY;
+      return G_SOURCE_REMOVE;
+    }
   op_start_relay (op);
   return G_SOURCE_REMOVE;
 }
@@ -449,6 +468,14 @@ op_join_cb (GObject      *source,
       return;
     }
 
+  if (socket == NULL && op->phase < PHASE_RELAY)
+    {
+      /* Early: the direct paths go on */
+      g_debug ("The early relay to “%s” failed: %s", op->peer_id, error->message);
+      g_clear_error (&op->relay_error);
+      op->relay_error = g_steal_pointer (&error);
+      return;
+    }
   if (socket == NULL)
     {
       op_return_error (op, g_steal_pointer (&error));
@@ -469,10 +496,13 @@ op_handle_session (ConnectOp         *op,
   RndzAddr relay = *rndz_request_get_server (op->request);
   gint64 left;
 
-  if (op->phase != PHASE_RELAY || !g_str_equal (msg->id, op->peer_id))
+  if (!g_str_equal (msg->id, op->peer_id) || op->join_cancellable != NULL ||
+      (op->phase != PHASE_RELAY && !op->relay_early))
     return;
 
-  op->phase = PHASE_RELAY_JOINING;
+  /* Early, the direct paths go on beside the join */
+  if (op->phase == PHASE_RELAY)
+    op->phase = PHASE_RELAY_JOINING;
   rndz_request_found (op->request);
   relay.port = msg->port;
   /* A server of a cluster may name another node's relay */
@@ -494,6 +524,58 @@ op_handle_relay_reply (ConnectOp         *op,
     op_handle_session (op, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
     op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->relay_early && op->join_cancellable == NULL &&
+           op->relay_error == NULL)
+    {
+      /* Early: the direct paths go on */
+      op->relay_error = rndz_message_error_to_gerror (msg, op->peer_id);
+      g_debug ("No early relay to “%s”: %s", op->peer_id, op->relay_error->message);
+    }
+}
+
+/* The early relay
+ *
+ * When the peer's NAT rewrites ports, a direct path is unlikely: over
+ * TCP its observed address leads nowhere, over UDP only the hard-NAT
+ * phase may find one, and never when our NAT rewrites too. Waiting for
+ * the direct timeout then only delays the first byte by seconds. So the
+ * relay is asked for beside the direct paths, after a head start that
+ * lets those that work win (a candidate on the same network connects
+ * within milliseconds; the hard-NAT phase often within a second): the
+ * first path that works is the result, and the other attempts stop. */
+
+#define EARLY_RELAY_TCP_MS 200
+#define EARLY_RELAY_UDP_MS 800
+
+static gboolean
+op_early_relay_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->early_timer, g_source_unref);
+  if (op->phase != PHASE_CHECKING || op->relay_early)
+    return G_SOURCE_REMOVE;
+
+  g_debug ("The NAT of “%s” rewrites ports: asking for the relay beside direct paths",
+           op->peer_id);
+  op->relay_early = TRUE;
+  /* Its own tid: the checks go on with the operation's */
+  rndz_request_relay (op->request, rndz_new_tid ());
+  return G_SOURCE_REMOVE;
+}
+
+static void
+op_maybe_relay_early (ConnectOp *op)
+{
+  if (!op->peer_rewrites || !op->peer->relay || op->early_timer != NULL || op->relay_early ||
+      op->phase != PHASE_CHECKING || rndz_request_get_server (op->request) == NULL)
+    return;
+
+  op->early_timer = rndz_timeout_add (op->context,
+                                      op->transport == RNDZ_TRANSPORT_TCP ? EARLY_RELAY_TCP_MS
+                                                                          : EARLY_RELAY_UDP_MS,
+                                      op_early_relay_cb, op);
 }
 
 static void
@@ -688,6 +770,7 @@ op_udp_redirected (ConnectOp         *op,
   added = op_add_redirect_paths (op, redirect);
 
   op_found_peer (op);
+  op_maybe_relay_early (op);
   if (added)
     op_udp_check_now (op);
 }
@@ -1011,6 +1094,7 @@ op_tcp_redirected (ConnectOp         *op,
   g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
   op_add_redirect_paths (op, redirect);
   op_found_peer (op);
+  op_maybe_relay_early (op);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
     {
@@ -1103,7 +1187,7 @@ request_relay_reply_cb (RndzRequest       *request,
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
-  if (op->phase >= PHASE_RELAY)
+  if (op->phase >= PHASE_RELAY || op->relay_early)
     op_handle_relay_reply (op, msg);
 }
 
@@ -1116,7 +1200,7 @@ request_failed_cb (RndzRequest *request,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   /* Once the relay's session came, its server has done its part */
-  if (op->phase == PHASE_RELAY_JOINING)
+  if (op->phase == PHASE_RELAY_JOINING || op->join_cancellable != NULL)
     {
       g_error_free (error);
       return;

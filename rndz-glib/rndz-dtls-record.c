@@ -168,6 +168,21 @@ rndz_dtls_teardown (RndzDtlsChannel *self)
   rndz_source_clear (&self->cancel_source);
 }
 
+/* Tells the peer the channel closes (a close_notify alert), without
+ * waiting for its answer */
+void
+rndz_dtls_say_bye (RndzDtlsChannel *self)
+{
+  if (self->session != NULL)
+    gnutls_bye (self->session, GNUTLS_SHUT_WR);
+}
+
+void
+rndz_dtls_free_session (RndzDtlsChannel *self)
+{
+  g_clear_pointer (&self->session, gnutls_deinit);
+}
+
 static void
 fail_receivers (RndzDtlsChannel *self)
 {
@@ -512,4 +527,15 @@ rndz_dtls_wait (RndzDtlsChannel  *self,
                                      wake < 0 ? -1 : MAX (wake - now, 0),
                                      cancellable, NULL);
     }
+}
+
+void
+rndz_dtls_channel_get_stats (RndzDtlsChannel *channel,
+                             RndzDtlsStats   *stats)
+{
+  g_return_if_fail (RNDZ_IS_DTLS_CHANNEL (channel));
+
+  *stats = channel->stats;
+  if (channel->session != NULL)
+    stats->dropped += gnutls_record_get_discarded (channel->session);
 }
