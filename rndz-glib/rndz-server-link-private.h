@@ -55,6 +55,7 @@ gboolean        rndz_server_link_send       (RndzServerLink      *link,
                                              const RndzMessage   *msg,
                                              GError             **error);
 void            rndz_server_link_close      (RndzServerLink      *link);
+void            rndz_server_link_abort      (RndzServerLink      *link);
 void            rndz_server_link_free       (RndzServerLink      *link);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzServerLink, rndz_server_link_free)

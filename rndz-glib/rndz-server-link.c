@@ -5,6 +5,9 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+
 #include "rndz-server-link-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-connect-attempt-private.h"
@@ -82,6 +85,28 @@ rndz_server_link_close (RndzServerLink *link)
   if (link->channel != NULL)
     rndz_channel_close (link->channel);
   g_clear_pointer (&link->channel, rndz_channel_unref);
+}
+
+/* Closes the link, over TCP without the goodbye. A connection we give
+ * up on because it no longer answers (its path went with the network,
+ * or the server went quiet) cannot say it: its FIN would be resent for
+ * minutes, and until then, or through TIME_WAIT after, the kernel keeps
+ * the tuple (our address, P, the server), from which we connect again:
+ * connect() fails with EADDRNOTAVAIL. With SO_LINGER 0, close() sends a
+ * RST and forgets the connection at once. */
+void
+rndz_server_link_abort (RndzServerLink *link)
+{
+  if (link->channel != NULL)
+    {
+      struct linger linger = { .l_onoff = 1, .l_linger = 0 };
+      GSocket *socket = rndz_channel_get_socket (link->channel);
+
+      if (setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_LINGER,
+                      &linger, sizeof linger) < 0)
+        g_debug ("Cannot reset the connection to the server: %s", g_strerror (errno));
+    }
+  rndz_server_link_close (link);
 }
 
 /* Safe from within the link's own callback */
