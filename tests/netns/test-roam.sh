@@ -10,12 +10,15 @@
 #                        backend to use instead of the first that works
 #   RNDZ_NETNS_KEEP=1    keep the logs (their directory is printed)
 #   RNDZ_ROAM_SWITCHES   how many times the listener changes networks (10)
+#   RNDZ_ROAM_SAME_SWITCHES  and how many times more with the same address
+#                        on both networks (4)
 #   RNDZ_ROAM_CONTROL_LIMIT  how long (ms) the control case waits for the
 #                        listener without a network monitor (5000); set it
 #                        beyond the keepalive interval to see when that
 #                        listener comes back, if ever
 #
-# Topology, six namespaces named rndz-roam-PID-RANDOM-*:
+# Topology, six namespaces named rndz-roam-PID-RANDOM-* (about 60 s in
+# all):
 #
 #                     srv 192.0.2.10           pc 198.18.0.2 (no NAT)
 #                       \  192.0.2.0/24         / 198.18.0.0/24
@@ -42,6 +45,10 @@
 # alice every 200 ms, over UDP and over TCP, and the time of the first
 # attempt whose message came back is the switch's time to reach.
 #
+# Then the same with both LANs 10.0.1.0/24, pl at 10.0.1.2 on either:
+# only the router and the public address change, as between two home
+# networks that hand out the same address.
+#
 # Then the control: a listener (id bob) whose GNetworkMonitor sees nothing
 # (GIO_USE_NETWORK_MONITOR=base: GNetworkMonitorBase, which says the
 # network is always there and never signals a change) is not reached
@@ -59,6 +66,7 @@ PEER=$HERE/roam-peer.py
 PYTHON=/usr/bin/python3
 
 SWITCHES=${RNDZ_ROAM_SWITCHES:-10}
+SAME_SWITCHES=${RNDZ_ROAM_SAME_SWITCHES:-4}
 CONTROL_LIMIT_MS=${RNDZ_ROAM_CONTROL_LIMIT:-5000}
 KEEPALIVE_MS=30000
 GAP_MS=200
@@ -278,6 +286,17 @@ setup_topology ()
   run ip -n "$NS_PL" addr add 10.0.1.2/24 dev eth1
   run ip -n "$NS_PL" route add default via 10.0.1.1
   NETWORK=1
+  SAME_ADDRESS=0
+}
+
+# lan_prefix N: the first three bytes of router N's LAN addresses
+lan_prefix ()
+{
+  if [ "$SAME_ADDRESS" = 1 ]; then
+    echo 10.0.1
+  else
+    echo "10.0.$1"
+  fi
 }
 
 # switch_network: pl leaves router NETWORK for the other one; sets
@@ -290,10 +309,33 @@ switch_network ()
   run ip -n "$NS_PL" link set "eth$old" down
   sleep "$(printf '0.%03d' "$GAP_MS")"
   run ip -n "$NS_PL" link set "eth$new" up
-  run ip -n "$NS_PL" addr add "10.0.$new.2/24" dev "eth$new"
-  run ip -n "$NS_PL" route add default via "10.0.$new.1"
+  run ip -n "$NS_PL" addr add "$(lan_prefix $new).2/24" dev "eth$new"
+  run ip -n "$NS_PL" route add default via "$(lan_prefix $new).1"
   T0=$(now_ms)
   NETWORK=$new
+}
+
+# same_address: router 2's LAN becomes 10.0.1.0/24 too, as two home
+# networks often are, and pl gets the same address on either
+same_address ()
+{
+  run ip -n "$NS_R2" addr flush dev lan
+  run ip -n "$NS_R2" addr add 10.0.1.1/24 dev lan
+  SAME_ADDRESS=1
+}
+
+# distinct_addresses: router 2's LAN is 10.0.2.0/24 again, and pl's
+# address on it 10.0.2.2 if that is where it is
+distinct_addresses ()
+{
+  run ip -n "$NS_R2" addr flush dev lan
+  run ip -n "$NS_R2" addr add 10.0.2.1/24 dev lan
+  SAME_ADDRESS=0
+  if [ "$NETWORK" = 2 ]; then
+    run ip -n "$NS_PL" addr flush dev eth2
+    run ip -n "$NS_PL" addr add 10.0.2.2/24 dev eth2
+    run ip -n "$NS_PL" route add default via 10.0.2.1
+  fi
 }
 
 # Background processes: bg NAME NS COMMAND..., output in $TMP/NAME.{out,err}
@@ -417,6 +459,15 @@ since ()
                              END { if (!found) print "-" }' "$TMP/$1.out"
 }
 
+# changes LISTENER-NAME T0: when the listener's monitor signalled, in ms
+# from T0, from the switch's start to 2 s after T0
+changes ()
+{
+  awk -v t0="$2" -v from="$(( $2 - GAP_MS - 500 ))" \
+      '/^changed / && $2 >= from && $2 <= t0 + 2000 { printf "%s%+d", sep, $2 - t0; sep = " " }' \
+      "$TMP/$1.out"
+}
+
 # median and max of numbers, "-" counting as more than any
 stats ()
 {
@@ -434,7 +485,7 @@ stats ()
 choose_iptables
 setup_topology
 
-echo "1..8"
+echo "1..12"
 echo "# namespaces $PREFIX-*, firewall with $IPT, $SWITCHES switches"
 
 bg server "$NS_SRV" "$RNDZ" server --listen-addr "$SERVER" --verbose
@@ -452,39 +503,51 @@ reach "$(now_ms)" "$BASELINE_LIMIT_MS"
 [ "$UDP_MS" != - ] && [ "$TCP_MS" != - ]
 result $? "before any switch, alice is reached through router 1 (UDP $UDP_MS ms, TCP $TCP_MS ms)"
 
-# 3-6. The switches
-UDP_TIMES=()
-TCP_TIMES=()
-for (( i = 1; i <= SWITCHES; i++ )); do
-  sleep "$PAUSE"
-  switch_network
-  reach "$T0" "$REACH_LIMIT_MS"
-  UDP_TIMES+=("$UDP_MS")
-  TCP_TIMES+=("$TCP_MS")
-  echo "# switch $i to router $NETWORK: UDP $UDP_MS ms, TCP $TCP_MS ms;" \
-       "monitor after $(since alice '^changed' "$T0") ms," \
-       "registered again after $(since alice '^state udp registered' "$T0") ms (UDP)," \
-       "$(since alice '^state tcp registered' "$T0") ms (TCP)"
-done
+# switches DESCRIPTION COUNT: COUNT switches, then the tests on their times
+switches ()
+{
+  local description=$1 count=$2 i transport times udp_times=() tcp_times=()
 
-for transport in UDP TCP; do
-  if [ $transport = UDP ]; then
-    times=("${UDP_TIMES[@]}")
-  else
-    times=("${TCP_TIMES[@]}")
-  fi
-  stats "${times[@]}"
-  echo "# $transport: ${times[*]} (ms; median $MEDIAN, max $MAX)"
-  [ "$MAX" != - ]
-  result $? "$transport: after each of $SWITCHES switches alice is reached within $REACH_LIMIT_MS ms (max $MAX ms)"
-  [ "$MEDIAN" != - ] && [ "$MEDIAN" -lt "$MEDIAN_LIMIT_MS" ]
-  result $? "$transport: median time to reach alice after a switch under $MEDIAN_LIMIT_MS ms ($MEDIAN ms)"
-done
+  for (( i = 1; i <= count; i++ )); do
+    sleep "$PAUSE"
+    switch_network
+    reach "$T0" "$REACH_LIMIT_MS"
+    udp_times+=("$UDP_MS")
+    tcp_times+=("$TCP_MS")
+    echo "# switch $i to router $NETWORK: UDP $UDP_MS ms, TCP $TCP_MS ms;" \
+         "registered again after $(since alice '^state udp registered' "$T0") ms (UDP)," \
+         "$(since alice '^state tcp registered' "$T0") ms (TCP); monitor at $(changes alice "$T0") ms"
+  done
 
-# 7-8. The control: bob's monitor sees nothing. He is reached before the
+  for transport in UDP TCP; do
+    if [ $transport = UDP ]; then
+      times=("${udp_times[@]}")
+    else
+      times=("${tcp_times[@]}")
+    fi
+    stats "${times[@]}"
+    echo "# $transport, $description: ${times[*]} (ms; median $MEDIAN, max $MAX)"
+    [ "$MAX" != - ]
+    result $? "$transport, $description: after each of $count switches alice is reached within $REACH_LIMIT_MS ms (max $MAX ms)"
+    [ "$MEDIAN" != - ] && [ "$MEDIAN" -lt "$MEDIAN_LIMIT_MS" ]
+    result $? "$transport, $description: median time to reach alice after a switch under $MEDIAN_LIMIT_MS ms ($MEDIAN ms)"
+  done
+}
+
+# 3-6. The switches, a new address every time
+switches "new address" "$SWITCHES"
+
+# 7-10. Both LANs the same: the address stays, the router and the public
+# address change. Over TCP the listener connects again from the very
+# address and port of its old connection.
+same_address
+switches "same address" "$SAME_SWITCHES"
+
+# 11-12. The control: bob's monitor sees nothing. He is reached before the
 # switch, and not after it: alice came back thanks to her monitor, not
 # the keepalive or anything else in the way the test is built.
 bg_stop alice
+distinct_addresses
 listener bob bob GIO_USE_NETWORK_MONITOR=base
 prober bob
 reach "$(now_ms)" "$BASELINE_LIMIT_MS"
@@ -501,4 +564,4 @@ result $? "control: bob, with GIO_USE_NETWORK_MONITOR=base ($(sed -n 's/^monitor
   { [ "$TCP_MS" = - ] || [ "$TCP_MS" -ge "$REACH_LIMIT_MS" ]; }
 result $? "control: without the monitor, bob is not reached within $REACH_LIMIT_MS ms of the switch (UDP $UDP_MS ms, TCP $TCP_MS ms)"
 
-[ "$T" = 8 ] || bail_out "ran $T tests, planned 8"
+[ "$T" = 12 ] || bail_out "ran $T tests, planned 12"
