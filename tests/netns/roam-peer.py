@@ -48,7 +48,7 @@ gi.require_version('Rndz', '1.0')
 
 from gi.repository import Gio, GLib, Rndz  # noqa: E402
 
-STAGGER_MS = 200
+STAGGER_MS = 100
 ATTEMPT_MS = 2000
 RESEND_MS = 200
 
@@ -313,6 +313,7 @@ class Prober:
 
 def probe(prefix, server, peer):
     loop = GLib.MainLoop()
+    GLib.log_set_handler('Rndz', GLib.LogLevelFlags.LEVEL_MASK, log_to_stderr, None)
     prober = Prober(prefix, server, peer)
 
     def command(line):
