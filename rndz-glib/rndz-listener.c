@@ -494,14 +494,25 @@ link_tick (Link   *link,
       return;
     }
 
-  if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
-      !link_is_alive (link, now))
+  /* Over UDP too the socket goes: it may be bound to an address that
+   * went with the network, with no monitor to tell us (its pings then
+   * fail with ENETUNREACH for ever) */
+  if (link->last_pong != 0 && !link_is_alive (link, now))
     {
       g_debug ("The server stopped answering: connecting again");
       link->last_pong = 0;
-      rndz_server_link_abort (link->conn);
+      if (listener->transport == RNDZ_TRANSPORT_TCP)
+        rndz_server_link_abort (link->conn);
+      else
+        rndz_server_link_close (link->conn);
+    }
+
+  /* Gone, or never opened (no network when we tried) */
+  if (!rndz_server_link_is_open (link->conn))
+    {
       link_connect (link);
-      return;
+      if (listener->transport == RNDZ_TRANSPORT_TCP || !rndz_server_link_is_open (link->conn))
+        return;
     }
 
   /* An unanswered ping is retried soon; an answered one waits for the
