@@ -15,9 +15,7 @@
 #   RNDZ_ROAM_GAP_MS     the time between the old network going and the
 #                        new one coming (200)
 #   RNDZ_ROAM_CONTROL_LIMIT  how long (ms) the control case waits for the
-#                        listener without a network monitor (5000); set it
-#                        beyond the keepalive interval to see when that
-#                        listener comes back, if ever
+#                        listener without a network monitor (15000)
 #
 # Topology, six namespaces named rndz-roam-PID-RANDOM-* (about 60 s in
 # all):
@@ -54,7 +52,9 @@
 # Then the control: a listener (id bob) whose GNetworkMonitor sees nothing
 # (GIO_USE_NETWORK_MONITOR=base: GNetworkMonitorBase, which says the
 # network is always there and never signals a change) is not reached
-# after a switch: what brings alice back is the monitor.
+# within 5 s of a switch: what brings alice back is the monitor. He comes
+# back only when his server has been silent for two keepalive intervals
+# and a second (his are 5 s, for the test's sake), over UDP as over TCP.
 #
 # Every wait is bounded; an EXIT trap kills what was started and deletes
 # the namespaces, whatever happens.
@@ -69,8 +69,13 @@ PYTHON=/usr/bin/python3
 
 SWITCHES=${RNDZ_ROAM_SWITCHES:-10}
 SAME_SWITCHES=${RNDZ_ROAM_SAME_SWITCHES:-4}
-CONTROL_LIMIT_MS=${RNDZ_ROAM_CONTROL_LIMIT:-5000}
 KEEPALIVE_MS=30000
+# Without a monitor, the listener finds out only when the server has not
+# answered for two keepalive intervals and a second (rndz-listener.c,
+# link_is_alive()): bob's is short so that the test sees it
+CONTROL_KEEPALIVE_MS=5000
+CONTROL_FALLBACK_MS=$(( 2 * CONTROL_KEEPALIVE_MS + 1000 ))
+CONTROL_LIMIT_MS=${RNDZ_ROAM_CONTROL_LIMIT:-$(( CONTROL_FALLBACK_MS + 4000 ))}
 GAP_MS=${RNDZ_ROAM_GAP_MS:-200}
 # The targets: every switch reached within REACH_LIMIT_MS, the median
 # under MEDIAN_LIMIT_MS (issue 19)
@@ -387,13 +392,13 @@ diag ()
   done
 }
 
-# listener NAME ID [ENV...]: roam-peer.py listening in pl as ID, over UDP
-# and TCP; waits until both are registered
+# listener NAME ID KEEPALIVE-MS [ENV...]: roam-peer.py listening in pl as
+# ID, over UDP and TCP; waits until both are registered
 listener ()
 {
-  local name=$1 id=$2
-  shift 2
-  bg "$name" "$NS_PL" env "$@" "$PYTHON" "$PEER" listen "$id" "$SERVER" "$KEEPALIVE_MS" 600
+  local name=$1 id=$2 keepalive=$3
+  shift 3
+  bg "$name" "$NS_PL" env "$@" "$PYTHON" "$PEER" listen "$id" "$SERVER" "$keepalive" 600
   if ! wait_for "$TMP/$name.out" '^registered udp' 12 ||
      ! wait_for "$TMP/$name.out" '^registered tcp' 2; then
     diag "$TMP/$name.out" "$TMP/$name.err" "$TMP/server.err"
@@ -487,7 +492,7 @@ stats ()
 choose_iptables
 setup_topology
 
-echo "1..12"
+echo "1..13"
 echo "# namespaces $PREFIX-*, firewall with $IPT, $SWITCHES switches"
 
 # The prober asks for the listener ten times a second, and its clients
@@ -497,7 +502,7 @@ echo "# namespaces $PREFIX-*, firewall with $IPT, $SWITCHES switches"
 bg server "$NS_SRV" "$RNDZ" server --listen-addr "$SERVER" --request-rate 1000 --verbose
 wait_for "$TMP/server.out" '^Listening on ' 5 || { diag "$TMP/server.err"; bail_out "the server did not start"; }
 
-listener alice alice
+listener alice alice "$KEEPALIVE_MS"
 prober alice
 
 # 1. The monitor that GIO gives a program in a namespace sees its routes
@@ -549,12 +554,12 @@ switches "new address" "$SWITCHES"
 same_address
 switches "same address" "$SAME_SWITCHES"
 
-# 11-12. The control: bob's monitor sees nothing. He is reached before the
+# 11-13. The control: bob's monitor sees nothing. He is reached before the
 # switch, and not after it: alice came back thanks to her monitor, not
 # the keepalive or anything else in the way the test is built.
 bg_stop alice
 distinct_addresses
-listener bob bob GIO_USE_NETWORK_MONITOR=base
+listener bob bob "$CONTROL_KEEPALIVE_MS" GIO_USE_NETWORK_MONITOR=base
 prober bob
 reach "$(now_ms)" "$BASELINE_LIMIT_MS"
 baseline_udp=$UDP_MS
@@ -569,5 +574,8 @@ result $? "control: bob, with GIO_USE_NETWORK_MONITOR=base ($(sed -n 's/^monitor
 { [ "$UDP_MS" = - ] || [ "$UDP_MS" -ge "$REACH_LIMIT_MS" ]; } &&
   { [ "$TCP_MS" = - ] || [ "$TCP_MS" -ge "$REACH_LIMIT_MS" ]; }
 result $? "control: without the monitor, bob is not reached within $REACH_LIMIT_MS ms of the switch (UDP $UDP_MS ms, TCP $TCP_MS ms)"
+[ "$UDP_MS" != - ] && [ "$UDP_MS" -le $(( CONTROL_FALLBACK_MS + 3000 )) ] &&
+  [ "$TCP_MS" != - ] && [ "$TCP_MS" -le $(( CONTROL_FALLBACK_MS + 3000 )) ]
+result $? "control: bob comes back once his server has been silent for 2 keepalive intervals and a second ($CONTROL_FALLBACK_MS ms; UDP $UDP_MS ms, TCP $TCP_MS ms after the switch)"
 
-[ "$T" = 12 ] || bail_out "ran $T tests, planned 12"
+[ "$T" = 13 ] || bail_out "ran $T tests, planned 13"
