@@ -564,8 +564,9 @@ timer_cb (gpointer user_data)
  * registers again at once: fresh candidates, a ping now and quick
  * retries while the new network comes up. A UDP link gets a new socket
  * (a connected UDP socket keeps the source address it was given). A TCP
- * connection is kept if it still answers within NETWORK_PROBE_MS (the
- * address may not have changed), counted from the first signal; one
+ * connection whose address is gone is reset at once. Any other is kept
+ * if it still answers within NETWORK_PROBE_MS (the address is the same,
+ * but the path may be another), counted from the first signal; one
  * that does not is reset, not closed (rndz_server_link_abort()): a
  * closed one would hold its address and port, which we connect from
  * again, in FIN_WAIT or TIME_WAIT. The state says RECONNECTING until a server answers. The
@@ -592,6 +593,13 @@ listener_restart_links (RndzListener *listener)
       if (listener->transport == RNDZ_TRANSPORT_UDP)
         {
           rndz_server_link_close (link->conn);
+          link_connect (link);
+        }
+      else if (rndz_server_link_is_ready (link->conn) &&
+               rndz_server_link_address_gone (link->conn))
+        {
+          g_debug ("Our address towards the server is gone: connecting again");
+          rndz_server_link_abort (link->conn);
           link_connect (link);
         }
       /* A probe under way goes on: the monitor signals again for a
