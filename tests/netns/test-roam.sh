@@ -13,7 +13,7 @@
 #   RNDZ_ROAM_SAME_SWITCHES  and how many times more with the same address
 #                        on both networks (4)
 #   RNDZ_ROAM_GAP_MS     the time between the old network going and the
-#                        new one coming (200)
+#                        new one coming (0)
 #   RNDZ_ROAM_CONTROL_LIMIT  how long (ms) the control case waits for the
 #                        listener without a network monitor (15000)
 #
@@ -38,7 +38,9 @@
 # what brings the listener back) and probes from pc.
 #
 # A switch: the old network goes (address flushed, cable down), GAP_MS
-# later the new one comes (cable up, address, default route). The time of
+# later (none by default: the worst case for a listener that waits for
+# its old TCP connection from the first signal on) the new one comes
+# (cable up, address, default route). The time of
 # the switch is when the default route is in place: a network is up when
 # it routes. The kernel tells GNetworkMonitor, the listener registers
 # again; from that moment the prober in pc starts an attempt to reach
@@ -76,9 +78,9 @@ KEEPALIVE_MS=30000
 CONTROL_KEEPALIVE_MS=5000
 CONTROL_FALLBACK_MS=$(( 2 * CONTROL_KEEPALIVE_MS + 1000 ))
 CONTROL_LIMIT_MS=${RNDZ_ROAM_CONTROL_LIMIT:-$(( CONTROL_FALLBACK_MS + 4000 ))}
-GAP_MS=${RNDZ_ROAM_GAP_MS:-200}
-# The targets: every switch reached within REACH_LIMIT_MS, the median
-# under MEDIAN_LIMIT_MS (issue 19)
+GAP_MS=${RNDZ_ROAM_GAP_MS:-0}
+# The targets: every switch reached within REACH_LIMIT_MS (1 s with a new
+# address), the median under MEDIAN_LIMIT_MS (issue 19)
 REACH_LIMIT_MS=5000
 MEDIAN_LIMIT_MS=1500
 # Before the first switch, and between switches: time for the listener
@@ -514,10 +516,11 @@ reach "$(now_ms)" "$BASELINE_LIMIT_MS"
 [ "$UDP_MS" != - ] && [ "$TCP_MS" != - ]
 result $? "before any switch, alice is reached through router 1 (UDP $UDP_MS ms, TCP $TCP_MS ms)"
 
-# switches DESCRIPTION COUNT: COUNT switches, then the tests on their times
+# switches DESCRIPTION COUNT LIMIT-MS: COUNT switches, then the tests on
+# their times: each within LIMIT-MS, the median under MEDIAN_LIMIT_MS
 switches ()
 {
-  local description=$1 count=$2 i transport times udp_times=() tcp_times=()
+  local description=$1 count=$2 limit=$3 i transport times udp_times=() tcp_times=()
 
   for (( i = 1; i <= count; i++ )); do
     sleep "$PAUSE"
@@ -538,21 +541,24 @@ switches ()
     fi
     stats "${times[@]}"
     echo "# $transport, $description: ${times[*]} (ms; median $MEDIAN, max $MAX)"
-    [ "$MAX" != - ]
-    result $? "$transport, $description: after each of $count switches alice is reached within $REACH_LIMIT_MS ms (max $MAX ms)"
+    [ "$MAX" != - ] && [ "$MAX" -lt "$limit" ]
+    result $? "$transport, $description: after each of $count switches alice is reached within $limit ms (max $MAX ms)"
     [ "$MEDIAN" != - ] && [ "$MEDIAN" -lt "$MEDIAN_LIMIT_MS" ]
     result $? "$transport, $description: median time to reach alice after a switch under $MEDIAN_LIMIT_MS ms ($MEDIAN ms)"
   done
 }
 
-# 3-6. The switches, a new address every time
-switches "new address" "$SWITCHES"
+# 3-6. The switches, a new address every time. Issue 19 asks for the
+# listener to be reachable within 1 s of the new network: nothing holds
+# it back, not even over TCP, whose old connection's address is gone.
+switches "new address" "$SWITCHES" 1000
 
 # 7-10. Both LANs the same: the address stays, the router and the public
-# address change. Over TCP the listener connects again from the very
-# address and port of its old connection.
+# address change. Over TCP the old connection gets a second to answer
+# (NETWORK_PROBE_MS in rndz-listener.c), then the listener connects again
+# from its very address and port.
 same_address
-switches "same address" "$SAME_SWITCHES"
+switches "same address" "$SAME_SWITCHES" "$REACH_LIMIT_MS"
 
 # 11-13. The control: bob's monitor sees nothing. He is reached before the
 # switch, and not after it: alice came back thanks to her monitor, not
