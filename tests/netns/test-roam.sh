@@ -17,7 +17,7 @@
 #   RNDZ_ROAM_CONTROL_LIMIT  how long (ms) the control case waits for the
 #                        listener without a network monitor (15000)
 #
-# Topology, six namespaces named rndz-roam-PID-RANDOM-* (about 60 s in
+# Topology, six namespaces named rndz-roam-PID-RANDOM-* (about 35 s in
 # all):
 #
 #                     srv 192.0.2.10           pc 198.18.0.2 (no NAT)
