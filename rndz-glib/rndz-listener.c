@@ -569,9 +569,9 @@ timer_cb (gpointer user_data)
  * but the path may be another), counted from the first signal; one
  * that does not is reset, not closed (rndz_server_link_abort()): a
  * closed one would hold its address and port, which we connect from
- * again, in FIN_WAIT or TIME_WAIT. The state says RECONNECTING until a server answers. The
- * monitor signals in bursts (every route and address); the links start
- * again once it has been quiet a moment. */
+ * again, in FIN_WAIT or TIME_WAIT. The state says RECONNECTING until a
+ * server answers. The monitor signals in bursts (every route and
+ * address); the links start again once it has been quiet a moment. */
 
 #define NETWORK_SETTLE_MS 50
 #define NETWORK_PROBE_MS 1000
