@@ -171,8 +171,8 @@ gather (RndzDtlsChannel  *self,
       if (message->vectors[i].size > self->max_payload - total)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                       _("The datagram is larger than the %" G_GSIZE_FORMAT
-                         " bytes a secure channel carries"), self->max_payload);
+                       _("The datagram is larger than the %lu bytes a secure channel carries"),
+                       (gulong) self->max_payload);
           return FALSE;
         }
       memcpy (buffer + total, message->vectors[i].buffer, message->vectors[i].size);

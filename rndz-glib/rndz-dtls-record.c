@@ -240,9 +240,9 @@ rndz_dtls_send_record (RndzDtlsChannel     *self,
   if (len > self->max_payload)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                   _("A datagram of %" G_GSIZE_FORMAT " bytes is larger than the %"
-                     G_GSIZE_FORMAT " bytes a secure channel carries"),
-                   len, self->max_payload);
+                   _("A datagram of %lu bytes is larger than the %lu bytes a secure "
+                     "channel carries"),
+                   (gulong) len, (gulong) self->max_payload);
       return FALSE;
     }
 

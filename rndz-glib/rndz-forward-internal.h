@@ -32,7 +32,7 @@ G_BEGIN_DECLS
  * isync, at most this many times: the request paid for them, the
  * target's budget for new requests does not (doc/protocol.md,
  * "Retransmission") */
-#define MAX_FSYNC_COPIES 8
+#define MAX_FSYNC_COPIES 4
 
 /* An isync forwarded to its target, waiting for the target's rsync; over
  * UDP kept, answered, until its deadline: a copy of the isync (the

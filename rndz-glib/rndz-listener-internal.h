@@ -1,14 +1,15 @@
-/* rndz-listener-internal.h: what the two halves of the listener share
+/* rndz-listener-internal.h: what the parts of the listener share
  *
  * SPDX-License-Identifier: MIT
  *
  * rndz-listener.c registers with the servers and keeps the registration
  * (the object, its links, its state); rndz-listener-requests.c does what
  * the listener does for each requester (punches, checks, the hard-NAT
- * phase, the relay, the accept queue). The first calls the second, never
- * the other way: the second tells through the object's signals.
- * rndz-listener-mapped.c reads what comes through the router's port
- * mapping (UDP), and hands checks to the second.
+ * phase, the relay), and rndz-listener-accept.c keeps the connections it
+ * hands out (the accept queue). Each calls only the ones after it: the
+ * last two tell through the object's signals. rndz-listener-mapped.c
+ * reads what comes through the router's port mapping (UDP), and hands
+ * checks to rndz-listener-requests.c.
  */
 
 #pragma once
@@ -47,6 +48,10 @@ G_BEGIN_DECLS
  * until it has sent no use for this long: more than two of its gaps
  * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
 #define HANDOVER_QUIET_MS 600
+/* ... but no longer than this many answers: a requester that gets none
+ * of them still learns that the path is its own from our application's
+ * first datagram, if ours speaks first */
+#define HANDOVER_MAX_ANSWERS 4
 
 struct _RndzListener
 {
@@ -142,5 +147,13 @@ gboolean  rndz_listener_mapped_open       (RndzListener      *listener,
                                            guint16           *port,
                                            GError           **error);
 void      rndz_listener_mapped_close      (RndzListener      *listener);
+
+/* rndz-listener-accept.c */
+void      rndz_listener_deliver           (RndzListener      *listener,
+                                           const char        *peer_id,
+                                           const char        *fingerprint,
+                                           GSocket           *socket,
+                                           RndzPath           path);
+void      rndz_listener_accept_clear      (RndzListener      *listener);
 
 G_END_DECLS

@@ -55,6 +55,7 @@ typedef struct
   /* The use answered: the socket is handed over when this fires, or
    * on the requester's first datagram of its own */
   GSource *handover;
+  guint n_answers;
   /* No peer-socket handler: the use to answer from U, the check to go */
   gboolean to_listening;
   guint32 use_tid;
@@ -80,14 +81,6 @@ typedef struct
   GSocket *socket;
   RndzPath path;
 } Pending;
-
-/* An accept waiting for a connection */
-typedef struct
-{
-  RndzListener *listener;
-  GTask *task;
-  GSource *cancel_source;
-} Waiter;
 
 static void punch_try (Punch *punch);
 static void hard_forget (RndzListener *listener, const char *peer_id);
@@ -184,42 +177,6 @@ listener_find_request (RndzListener   *listener,
   return i;
 }
 
-static void
-listener_deliver (RndzListener *listener,
-                  const char   *peer_id,
-                  GSocket      *socket,
-                  RndzPath      path)
-{
-  RndzIncoming *incoming = g_new0 (RndzIncoming, 1);
-  Waiter *waiter;
-
-  rndz_socket_set_path (socket, path);
-  incoming->connection = g_socket_connection_factory_create_connection (socket);
-  incoming->peer_id = g_strdup (peer_id);
-  incoming->fingerprint = g_strdup (rndz_listener_get_peer_fingerprint (listener, peer_id));
-  g_socket_set_blocking (socket, TRUE);
-
-  waiter = g_queue_pop_head (&listener->waiters);
-  if (waiter != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      return;
-    }
-
-  if (listener->incoming.length >= MAX_INCOMING)
-    {
-      g_debug ("Closing the connection of “%s”: nobody accepts", peer_id);
-      rndz_incoming_free (incoming);
-      return;
-    }
-
-  g_queue_push_tail (&listener->incoming, incoming);
-}
-
 /* TCP: the requester names the connection it keeps with a "use" frame.
  * Exactly that frame is read: the bytes after it are the application's. */
 static void
@@ -268,7 +225,9 @@ use_read_cb (GObject      *source,
 
       /* The requester keeps this one: the others towards it are moot */
       g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
-      listener_deliver (listener, pending->peer_id, socket, pending->path);
+      rndz_listener_deliver (listener, pending->peer_id,
+                             rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                             socket, pending->path);
     }
 
   pending_free (pending);
@@ -597,9 +556,12 @@ check_answer_use (Check             *check,
         }
     }
 
-  rndz_source_clear (&check->handover);
-  check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
-                                      check_handover_cb, check);
+  if (check->n_answers++ < HANDOVER_MAX_ANSWERS)
+    {
+      rndz_source_clear (&check->handover);
+      check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
+                                          check_handover_cb, check);
+    }
   rndz_udp_send (check->socket, NULL, buf, len, "answer to a use");
   return TRUE;
 }
@@ -1190,7 +1152,9 @@ relay_joined_cb (GObject      *source,
   else if (listener->stopped)
     g_socket_close (socket, NULL);
   else if (listener->transport == RNDZ_TRANSPORT_TCP)
-    listener_deliver (listener, pending->peer_id, socket, RNDZ_PATH_RELAYED);
+    rndz_listener_deliver (listener, pending->peer_id,
+                           rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                           socket, RNDZ_PATH_RELAYED);
   else
     {
       g_debug ("“%s” comes through the relay", pending->peer_id);
@@ -1311,63 +1275,6 @@ rndz_listener_accepted (GSocket  *peer,
   listener_wait_for_use (listener, peer_id, peer, path);
 }
 
-static gboolean
-waiter_cancelled_cb (GCancellable *cancellable,
-                     gpointer      user_data)
-{
-  Waiter *waiter = user_data;
-  g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-  g_queue_remove (&waiter->listener->waiters, waiter);
-  g_clear_pointer (&waiter->cancel_source, g_source_unref);
-  g_free (waiter);
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                           _("Operation was cancelled"));
-  return G_SOURCE_REMOVE;
-}
-
-void
-rndz_listener_accept (RndzListener *listener,
-                      GTask        *task)
-{
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  RndzIncoming *incoming;
-  Waiter *waiter;
-
-  incoming = g_queue_pop_head (&listener->incoming);
-  if (incoming != NULL)
-    {
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      g_object_unref (task);
-      return;
-    }
-
-  waiter = g_new0 (Waiter, 1);
-  waiter->listener = listener;
-  waiter->task = task;
-  if (cancellable != NULL)
-    {
-      waiter->cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_callback (waiter->cancel_source, G_SOURCE_FUNC (waiter_cancelled_cb),
-                             waiter, NULL);
-      g_source_attach (waiter->cancel_source, listener->context);
-    }
-  g_queue_push_tail (&listener->waiters, waiter);
-}
-
-void
-rndz_incoming_free (RndzIncoming *incoming)
-{
-  if (incoming->connection != NULL)
-    {
-      g_io_stream_close (G_IO_STREAM (incoming->connection), NULL, NULL);
-      g_object_unref (incoming->connection);
-    }
-  g_free (incoming->peer_id);
-  g_free (incoming->fingerprint);
-  g_free (incoming);
-}
-
 /* Setting up and tearing down */
 
 void
@@ -1388,22 +1295,10 @@ rndz_listener_requests_init (RndzListener *listener)
 void
 rndz_listener_requests_clear (RndzListener *listener)
 {
-  Waiter *waiter;
-
   g_hash_table_remove_all (listener->punches);
   g_hash_table_remove_all (listener->checks);
   g_hash_table_remove_all (listener->hards);
-  g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
-
-  while ((waiter = g_queue_pop_head (&listener->waiters)) != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                               _("The client stopped listening"));
-    }
+  rndz_listener_accept_clear (listener);
 }
 
 void

@@ -583,6 +583,8 @@ link_connect (Link *link)
   g_autoptr(GError) error = NULL;
 
   link->connected = FALSE;
+  /* A new connection has nothing to prove */
+  link->probe_deadline = 0;
   if (!rndz_server_link_open (link->conn, listener->port, &error))
     {
       g_debug ("Cannot bind a socket for the server: %s", error->message);
@@ -638,25 +640,40 @@ link_tick (Link   *link,
     {
       g_debug ("No answer on the connection since the network changed: connecting again");
       link->probe_deadline = 0;
-      rndz_server_link_close (link->conn);
+      rndz_server_link_abort (link->conn);
       link_connect (link);
       return;
     }
 
-  if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
-      !link_is_alive (link, now))
+  /* Over UDP too the socket goes: it may be bound to an address that
+   * went with the network, with no monitor to tell us (its pings then
+   * fail with ENETUNREACH for ever) */
+  if (link->last_pong != 0 && !link_is_alive (link, now))
     {
       g_debug ("The server stopped answering: connecting again");
       link->last_pong = 0;
+      if (listener->transport == RNDZ_TRANSPORT_TCP)
+        rndz_server_link_abort (link->conn);
+      else
+        rndz_server_link_close (link->conn);
+    }
+
+  /* Gone, or never opened (no network when we tried) */
+  if (!rndz_server_link_is_open (link->conn))
+    {
       link_connect (link);
-      return;
+      if (listener->transport == RNDZ_TRANSPORT_TCP || !rndz_server_link_is_open (link->conn))
+        return;
     }
 
   /* An unanswered ping is retried soon; an answered one waits for the
-   * keepalive interval. */
+   * keepalive interval. A probe's deadline is kept to the moment, not
+   * to the next retry (which the backoff puts ever further). */
   link->next_action = link->last_pong >= link->last_ping && link->last_pong != 0
     ? now + (gint64) keepalive_ms (listener) * 1000
     : link_backoff (link, now);
+  if (link->probe_deadline != 0)
+    link->next_action = MIN (link->next_action, link->probe_deadline);
   link->last_ping = now;
   link_send_ping (link);
 }
@@ -698,12 +715,14 @@ timer_cb (gpointer user_data)
  * registers again at once: fresh candidates, a ping now and quick
  * retries while the new network comes up. A UDP link gets a new socket
  * (a connected UDP socket keeps the source address it was given). A TCP
- * connection is kept if it still answers within NETWORK_PROBE_MS: one
- * closed by us could not be opened again from the same address and port
- * while it lingers in TIME_WAIT, and on a new address its writes fail
- * anyway. The state says RECONNECTING until a server answers. The
- * monitor signals in bursts (every route and address); the links start
- * again once it has been quiet a moment. */
+ * connection whose address is gone is reset at once. Any other is kept
+ * if it still answers within NETWORK_PROBE_MS (the address is the same,
+ * but the path may be another), counted from the first signal; one
+ * that does not is reset, not closed (rndz_server_link_abort()): a
+ * closed one would hold its address and port, which we connect from
+ * again, in FIN_WAIT or TIME_WAIT. The state says RECONNECTING until a
+ * server answers. The monitor signals in bursts (every route and
+ * address); the links start again once it has been quiet a moment. */
 
 #define NETWORK_SETTLE_MS 50
 #define NETWORK_PROBE_MS 1000
@@ -732,7 +751,18 @@ listener_restart_links (RndzListener *listener)
           rndz_server_link_close (link->conn);
           link_connect (link);
         }
-      else if (rndz_server_link_is_ready (link->conn))
+      else if (rndz_server_link_is_ready (link->conn) &&
+               rndz_server_link_address_gone (link->conn))
+        {
+          g_debug ("Our address towards the server is gone: connecting again");
+          rndz_server_link_abort (link->conn);
+          link_connect (link);
+        }
+      /* A probe under way goes on: the monitor signals again for a
+       * while after a change (IPv6 link-local routes come a second or
+       * so after the cable), and each new start would put off the
+       * reconnection of a connection that went with the old network */
+      else if (rndz_server_link_is_ready (link->conn) && link->probe_deadline == 0)
         link->probe_deadline = now + NETWORK_PROBE_MS * 1000;
     }
   listener_update_state (listener);

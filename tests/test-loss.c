@@ -300,6 +300,156 @@ test_everything_lost_once (void)
   rendezvous_through (lost);
 }
 
+/* alice's application speaks first: it greets bob on the socket it gets */
+static void
+greeting_peer_socket_cb (RndzClient *client,
+                         const char *peer_id,
+                         GSocket    *socket,
+                         gpointer    user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  peer_socket_cb (client, peer_id, socket, user_data);
+  g_assert_cmpint (g_socket_send (socket, "greetings", 9, NULL, &error), ==, 9);
+  g_assert_no_error (error);
+}
+
+static void
+test_use_answers_all_lost (void)
+{
+  static const Loss lost[] = {
+    { RNDZ_MESSAGE_USE, ALICE, FALSE, 0, 1000 },
+    { 0 },
+  };
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(RndzClient) bob = NULL;
+  g_autoptr(GSocket) to_alice = NULL;
+  g_autofree char *address = NULL;
+  Result listening = { 0 }, reached = { 0 };
+  char buf[64];
+  gssize n;
+
+  g_test_summary ("Every answer of alice's to bob's use is lost, and her application "
+                  "speaks first: she hands the path over when bob's uses stop coming, "
+                  "and her first datagram tells bob that the path is his, and reaches "
+                  "his application first");
+
+  server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, &address);
+  alice = new_client ("alice", address);
+  g_signal_connect (alice, "peer-socket", G_CALLBACK (greeting_peer_socket_cb), &reached);
+  rndz_client_listen_udp_async (alice, NULL, listen_cb, &listening);
+  rndz_test_wait_true (NULL, &listening.done, 5000);
+  g_assert_no_error (listening.error);
+
+  memset (counts, 0, sizeof counts);
+  losses = lost;
+  rndz_udp_test_drop = drop_cb;
+
+  bob = new_client ("bob", address);
+  rndz_client_connect_udp_async (bob, "alice", NULL, connect_cb, &reached);
+  rndz_test_wait_true (NULL, &reached.done, DIRECT_MS + 4000);
+  g_assert_no_error (reached.error);
+  to_alice = G_SOCKET (g_steal_pointer (&reached.object));
+  g_assert_cmpint (rndz_socket_get_path (to_alice), !=, RNDZ_PATH_RELAYED);
+
+  n = rndz_test_receive_from (NULL, to_alice, NULL, buf, sizeof buf - 1, 5000);
+  g_assert_cmpint (n, ==, 9);
+  buf[n] = '\0';
+  g_assert_cmpstr (buf, ==, "greetings");
+
+  rndz_udp_test_drop = NULL;
+  losses = NULL;
+  g_clear_object (&reached.peer_socket);
+  g_clear_object (&listening.object);
+  rndz_client_stop (alice);
+  rndz_client_stop (bob);
+  rndz_test_drain (NULL);
+}
+
+/* The hard-NAT phase of a listener whose NAT kept its port: only on
+ * evidence */
+
+/* alice listens; a raw requester on 127.0.0.3, whose candidate is its
+ * own address (its NAT looks friendly), asks for her and then says
+ * nothing, its socket open (@closed FALSE: as if everything it sent was
+ * lost) or closed (TRUE: alice's punches draw ICMP errors, as from a
+ * router that has no mapping there for her). Returns the punches and
+ * probes alice sent in the 900 ms after. */
+static guint
+listener_sends_to_silent_requester (gboolean closed)
+{
+  g_autoptr(RndzServer) server = NULL;
+  g_autoptr(RndzClient) alice = NULL;
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocketAddress) to = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autofree char *address = NULL;
+  Result listening = { 0 };
+  RndzAddr server_addr, bob_addr;
+  RndzMessage isync;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+  guint sent_to_bob;
+
+  server = rndz_test_server_new (G_SOCKET_FAMILY_IPV4, &address);
+  alice = new_client ("alice", address);
+  rndz_client_listen_udp_async (alice, NULL, listen_cb, &listening);
+  rndz_test_wait_true (NULL, &listening.done, 5000);
+  g_assert_no_error (listening.error);
+
+  local = g_inet_socket_address_new_from_string ("127.0.0.3", 0);
+  bob = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, 0, NULL);
+  g_assert_true (g_socket_bind (bob, local, FALSE, NULL));
+  g_clear_object (&local);
+  local = g_socket_get_local_address (bob, NULL);
+  g_assert_true (rndz_addr_from_socket_address (&bob_addr, local));
+
+  memset (counts, 0, sizeof counts);
+  losses = NULL;
+  rndz_udp_test_drop = drop_cb;
+
+  rndz_message_init (&isync, RNDZ_MESSAGE_ISYNC, 42);
+  g_strlcpy (isync.id, "bob", sizeof isync.id);
+  g_strlcpy (isync.target, "alice", sizeof isync.target);
+  isync.cands[0] = bob_addr;
+  isync.n_cands = 1;
+  isync.pad_to = rndz_message_max_reply_size (&isync);
+  len = rndz_message_encode (&isync, buf, sizeof buf);
+  server_addr = rndz_test_addr (address);
+  to = rndz_addr_to_socket_address (&server_addr, G_SOCKET_FAMILY_IPV4);
+  g_assert_cmpint (g_socket_send_to (bob, to, buf, len, NULL, NULL), ==, len);
+  if (closed)
+    g_socket_close (bob, NULL);
+
+  rndz_test_run_for (NULL, 900);
+  sent_to_bob = counts[RNDZ_MESSAGE_RSYNC][ALICE][FALSE];
+  g_test_message ("alice sent %u punches and probes", sent_to_bob);
+
+  rndz_udp_test_drop = NULL;
+  g_clear_object (&listening.object);
+  rndz_client_stop (alice);
+  rndz_test_drain (NULL);
+  return sent_to_bob;
+}
+
+static void
+test_hard_nat_no_evidence (void)
+{
+  g_test_summary ("A listener whose NAT kept its port, and whose requester looks "
+                  "friendly, neither probes nor opens mappings when nothing comes back: "
+                  "lost packets are no sign of a hard NAT");
+  g_assert_cmpuint (listener_sends_to_silent_requester (FALSE), <, FEW);
+}
+
+static void
+test_hard_nat_icmp_evidence (void)
+{
+  g_test_summary ("When its punches to the requester draw ICMP errors, the requester's "
+                  "router has no mapping there for it: the listener probes");
+  g_assert_cmpuint (listener_sends_to_silent_requester (TRUE), >, 100);
+}
+
 /* The server: copies of an isync */
 
 typedef struct
@@ -459,6 +609,9 @@ main (int   argc,
   g_test_add_func ("/loss/udp/use", test_use_lost);
   g_test_add_func ("/loss/udp/use-answer", test_use_answer_lost);
   g_test_add_func ("/loss/udp/every-step-once", test_everything_lost_once);
+  g_test_add_func ("/loss/udp/use-answers-all", test_use_answers_all_lost);
+  g_test_add_func ("/loss/hard-nat/no-evidence", test_hard_nat_no_evidence);
+  g_test_add_func ("/loss/hard-nat/icmp-evidence", test_hard_nat_icmp_evidence);
   g_test_add ("/loss/server/redirect-again", Fixture, NULL,
               fixture_setup, test_server_redirect_again, fixture_teardown);
   g_test_add ("/loss/server/fsync-copies", Fixture, NULL,
