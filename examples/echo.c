@@ -17,7 +17,8 @@
  *   --insecure              a plain connection: no TLS or DTLS
  *   --identity FILE         who we are: the key and certificate in FILE
  *                           (created when missing); a fresh one otherwise
- *   --peer-fingerprint FP   connect only to a peer with this fingerprint
+ *   --peer-fingerprint FP   connect only to a peer with this fingerprint;
+ *                           listening, let in only the peer with it
  *
  * Connections are secure by default: TLS over TCP (the connection is a
  * GTlsConnection), DTLS over UDP (a RndzDtlsChannel). Each peer has an
@@ -767,7 +768,14 @@ run_client (App        *app,
     }
 
   if (args->len == 3)
-    return run_listener (app);
+    {
+      const char *allowed[] = { app->pin, NULL };
+
+      /* Others get no answer at all */
+      if (app->pin != NULL)
+        rndz_client_set_allowed_fingerprints (app->client, allowed);
+      return run_listener (app);
+    }
   app->message = args->len == 5 ? args->pdata[4] : NULL;
   return run_connector (app, args->pdata[3]);
 }

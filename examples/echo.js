@@ -17,7 +17,8 @@
 //   --insecure              a plain connection: no TLS or DTLS
 //   --identity FILE         who we are: the key and certificate in FILE
 //                           (created when missing); a fresh one otherwise
-//   --peer-fingerprint FP   connect only to a peer with this fingerprint
+//   --peer-fingerprint FP   connect only to a peer with this fingerprint;
+//                           listening, let in only the peer with it
 //
 // Connections are secure by default: TLS over TCP (the connection is a
 // Gio.TlsConnection), DTLS over UDP (a Rndz.DtlsChannel). Each peer has an
@@ -328,8 +329,13 @@ function main(argv) {
 
     if (command === 'server' && args.length <= 2)
         return runServer(server ?? '0.0.0.0:8888');
-    if (command === 'listen' && args.length === 3)
-        return runListener(newClient(id, server, options), options.tcp, options.secure);
+    if (command === 'listen' && args.length === 3) {
+        const client = newClient(id, server, options);
+        // Others get no answer at all
+        if (options.pin !== null)
+            client.allowed_fingerprints = [options.pin];
+        return runListener(client, options.tcp, options.secure);
+    }
     if (command === 'connect' && (args.length === 4 || args.length === 5))
         return runConnector(newClient(id, server, options), peerId, message, options);
 

@@ -18,7 +18,8 @@
 #   --insecure              a plain connection: no TLS or DTLS
 #   --identity FILE         who we are: the key and certificate in FILE
 #                           (created when missing); a fresh one otherwise
-#   --peer-fingerprint FP   connect only to a peer with this fingerprint
+#   --peer-fingerprint FP   connect only to a peer with this fingerprint;
+#                           listening, let in only the peer with it
 #
 # Connections are secure by default: TLS over TCP (the connection is a
 # Gio.TlsConnection), DTLS over UDP (a Rndz.DtlsChannel). Each peer has an
@@ -427,7 +428,11 @@ def main():
     if command == 'server' and len(args) <= 2:
         run_server(args[1] if len(args) == 2 else '0.0.0.0:8888')
     elif command == 'listen' and len(args) == 3:
-        run_listener(new_client(args[2], args[1], options), tcp, secure)
+        client = new_client(args[2], args[1], options)
+        if pin is not None:
+            # Others get no answer at all
+            client.props.allowed_fingerprints = [pin]
+        run_listener(client, tcp, secure)
     elif command == 'connect' and len(args) in (4, 5):
         message = args[4] if len(args) == 5 else None
         run_connector(new_client(args[2], args[1], options), args[3], message, tcp,

@@ -219,6 +219,31 @@ one_listener() {
   fi
 }
 
+# pinned_listener IMPL: a UDP listener that lets in only the fingerprint of
+# IMPL's identity file (made by its first listener): a connector with that
+# file gets its echo, one with another identity none
+pinned_listener() {
+  local impl=$1 identity=$tmp/identity-$1.pem id=$1-pinned out reply status
+  local message="from a friend of $1-pinned"
+  out="$tmp/listen-$id.out"
+  listen "$impl" "$id" "$server" --peer-fingerprint "$(cat "$identity.fp")" >"$out" 2>&1 &
+  pids+=($!)
+  wait_for "$out" '^Fingerprint: '
+
+  reply=$(connect "$impl" "friend-$id" "$server" "$id" "$message" --identity "$identity" \
+    2>"$tmp/connect.err")
+  status=$?
+  echo "exit status $status, reply \"$reply\"" >>"$tmp/connect.err"
+  [ $status = 0 ] && [ "$reply" = "$message" ]
+  ok $? "$impl listener pinned to a fingerprint lets in the peer that has it" "$tmp/connect.err" "$out"
+
+  reply=$(connect "$impl" "stranger-$id" "$server" "$id" "$message" 2>"$tmp/connect.err")
+  status=$?
+  echo "exit status $status, reply \"$reply\"" >>"$tmp/connect.err"
+  [ $status != 0 ] && [ -z "$reply" ] && ! grep -q 'stranger' "$out"
+  ok $? "$impl listener pinned to a fingerprint keeps others out" "$tmp/connect.err" "$out"
+}
+
 # A library built without GnuTLS has the secure calls, failing: plain only
 modes=(secure plain)
 [ "${RNDZ_EXAMPLES_TLS:-1}" = 0 ] && modes=(plain)
@@ -229,6 +254,7 @@ for mode in "${modes[@]}"; do
     for transport in udp tcp; do
       one_listener "$mode" "$listener" "$transport"
     done
+    [ "$mode" = secure ] && pinned_listener "$listener"
   done
 done
 

@@ -251,6 +251,9 @@ class ChatWindow(Gtk.ApplicationWindow):
         self.on_registration_changed()
 
         if options.peer is None:
+            if options.secure and options.peer_fingerprint is not None:
+                # Only that peer gets an answer
+                self.client.props.allowed_fingerprints = [options.peer_fingerprint]
             self.set_peer_text('waiting for a peer…')
             self.client.listen_tcp_async(self.cancellable, self.on_listening)
         elif options.secure:
@@ -663,7 +666,8 @@ class ChatApplication(Gtk.Application):
                              'Our key and certificate, in FILE (created when missing); '
                              'without it, a fresh identity each run', 'FILE')
         self.add_main_option('peer-fingerprint', 0, none, string,
-                             'Talk only to a peer with this fingerprint', 'FP')
+                             'Talk only to a peer with this fingerprint (reaching it, '
+                             'or letting it in)', 'FP')
         self.add_main_option('insecure', 0, none, GLib.OptionArg.NONE,
                              'Talk without TLS: anyone on the way reads along', None)
         self.set_option_context_parameter_string(None)
