@@ -962,6 +962,31 @@ punch_refused (RndzListener   *listener,
   return check != NULL && check->refused;
 }
 
+/* No path yet, long after the request, though our punches and the
+ * requester's checks have been sent again several times: lost packets
+ * no longer explain it. ICMP errors, the evidence hard_start_cb() looks
+ * for, do not always come: routers send them at a limited rate (Linux:
+ * one a second to a host, after a burst of six), and an earlier
+ * requester's probes may have used them up. Probe anyway. */
+#define HARD_NAT_LATE_MS 1000
+
+static gboolean
+hard_late_cb (gpointer user_data)
+{
+  Hard *hard = user_data;
+  RndzMessage rsync;
+
+  g_clear_pointer (&hard->timer, g_source_unref);
+  if (hard->prober != NULL)
+    return G_SOURCE_REMOVE;
+
+  g_debug ("Still no path from “%s”: probing its address", hard->fsync.id);
+  rndz_listener_init_rsync (hard->listener, &hard->fsync, &rsync);
+  hard->prober = rndz_prober_new (hard->listener->context, &hard->fsync.addr, &rsync,
+                                  hard_probe, hard);
+  return G_SOURCE_REMOVE;
+}
+
 /* No path has worked yet. The phase starts only on evidence that a NAT
  * gives each destination a port of its own, not because packets were
  * lost (punches, checks and their answers are sent again for that). If
@@ -997,7 +1022,10 @@ hard_start_cb (gpointer user_data)
                rndz_spray_get_size (hard->spray));
     }
   if (hard->prober == NULL && hard->spray == NULL)
-    g_debug ("No path from “%s” yet, and no sign of a hard NAT: waiting", fsync->id);
+    {
+      g_debug ("No path from “%s” yet, and no sign of a hard NAT: waiting", fsync->id);
+      hard->timer = rndz_timeout_add (listener->context, HARD_NAT_LATE_MS, hard_late_cb, hard);
+    }
 
   return G_SOURCE_REMOVE;
 }

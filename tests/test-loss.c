@@ -375,9 +375,10 @@ test_use_answers_all_lost (void)
  * nothing, its socket open (@closed FALSE: as if everything it sent was
  * lost) or closed (TRUE: alice's punches draw ICMP errors, as from a
  * router that has no mapping there for her). Returns the punches and
- * probes alice sent in the 900 ms after. */
+ * probes alice sent in the @ms after. */
 static guint
-listener_sends_to_silent_requester (gboolean closed)
+listener_sends_to_silent_requester (gboolean closed,
+                                    guint    ms)
 {
   g_autoptr(RndzServer) server = NULL;
   g_autoptr(RndzClient) alice = NULL;
@@ -422,7 +423,7 @@ listener_sends_to_silent_requester (gboolean closed)
   if (closed)
     g_socket_close (bob, NULL);
 
-  rndz_test_run_for (NULL, 900);
+  rndz_test_run_for (NULL, ms);
   sent_to_bob = counts[RNDZ_MESSAGE_RSYNC][ALICE][FALSE];
   g_test_message ("alice sent %u punches and probes", sent_to_bob);
 
@@ -439,7 +440,7 @@ test_hard_nat_no_evidence (void)
   g_test_summary ("A listener whose NAT kept its port, and whose requester looks "
                   "friendly, neither probes nor opens mappings when nothing comes back: "
                   "lost packets are no sign of a hard NAT");
-  g_assert_cmpuint (listener_sends_to_silent_requester (FALSE), <, FEW);
+  g_assert_cmpuint (listener_sends_to_silent_requester (FALSE, 900), <, FEW);
 }
 
 static void
@@ -447,7 +448,15 @@ test_hard_nat_icmp_evidence (void)
 {
   g_test_summary ("When its punches to the requester draw ICMP errors, the requester's "
                   "router has no mapping there for it: the listener probes");
-  g_assert_cmpuint (listener_sends_to_silent_requester (TRUE), >, 100);
+  g_assert_cmpuint (listener_sends_to_silent_requester (TRUE, 900), >, 100);
+}
+
+static void
+test_hard_nat_late (void)
+{
+  g_test_summary ("When nothing comes back for long after the punches and their copies, "
+                  "the listener probes even without ICMP errors (routers limit those)");
+  g_assert_cmpuint (listener_sends_to_silent_requester (FALSE, 1900), >, 100);
 }
 
 /* The server: copies of an isync */
@@ -612,6 +621,7 @@ main (int   argc,
   g_test_add_func ("/loss/udp/use-answers-all", test_use_answers_all_lost);
   g_test_add_func ("/loss/hard-nat/no-evidence", test_hard_nat_no_evidence);
   g_test_add_func ("/loss/hard-nat/icmp-evidence", test_hard_nat_icmp_evidence);
+  g_test_add_func ("/loss/hard-nat/late", test_hard_nat_late);
   g_test_add ("/loss/server/redirect-again", Fixture, NULL,
               fixture_setup, test_server_redirect_again, fixture_teardown);
   g_test_add ("/loss/server/fsync-copies", Fixture, NULL,
