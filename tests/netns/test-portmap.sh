@@ -42,6 +42,10 @@
 set -u
 export LC_ALL=C.UTF-8
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=netns-lib.sh
+. "$HERE/netns-lib.sh"
+
 RNDZ=${1:-${RNDZ_TOOL:-}}
 ROUNDS=${RNDZ_PORTMAP_ROUNDS:-10}
 MINIUPNPD=${RNDZ_MINIUPNPD:-/usr/sbin/miniupnpd}
@@ -51,18 +55,6 @@ SERVER=192.0.2.10:7777
 REGISTER_WAIT=10
 CONNECT_TIMEOUT=8
 MAP_WAIT=8
-
-skip_all ()
-{
-  echo "1..0 # SKIP $*"
-  exit 0
-}
-
-bail_out ()
-{
-  echo "Bail out! $*"
-  exit 1
-}
 
 if [ -z "$RNDZ" ] || [ ! -x "$RNDZ" ]; then
   bail_out "no rndz program: pass its path, or set RNDZ_TOOL"
@@ -86,86 +78,7 @@ NS_PA=$PREFIX-pa
 NS_PB=$PREFIX-pb
 NS_PC=$PREFIX-pc
 
-NAMESPACES=()
-declare -A BG_PID=()
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/rndz-portmap.XXXXXX")
-
-now_ms ()
-{
-  local t=${EPOCHREALTIME/./}
-  echo $(( t / 1000 ))
-}
-
-stop_pid ()
-{
-  local pid=$1 i
-
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for (( i = 0; i < 40; i++ )); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-
-cleanup ()
-{
-  local name ns pid
-
-  for name in "${!BG_PID[@]}"; do
-    stop_pid "${BG_PID[$name]}"
-  done
-  for ns in "${NAMESPACES[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      kill -KILL "$pid" 2>/dev/null
-    done
-  done
-  for ns in "${NAMESPACES[@]}"; do
-    ip netns del "$ns" 2>/dev/null
-  done
-  if [ "${RNDZ_NETNS_KEEP:-0}" = 1 ]; then
-    echo "# logs kept in $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-nsx ()
-{
-  local ns=$1
-  shift
-  ip netns exec "$ns" "$@"
-}
-
-run ()
-{
-  echo "+ $*" >>"$TMP/setup.log"
-  if ! "$@" >>"$TMP/setup.log" 2>&1; then
-    echo "Bail out! setup failed: $*"
-    sed 's/^/# /' "$TMP/setup.log" | tail -n 20
-    exit 1
-  fi
-}
-
-add_ns ()
-{
-  if ! ip netns add "$1" 2>>"$TMP/setup.log"; then
-    skip_all "need root and network namespaces (ip netns add is not permitted here)"
-  fi
-  NAMESPACES+=("$1")
-  run ip -n "$1" link set lo up
-}
-
-veth ()
-{
-  run ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
-  run ip -n "$1" link set "$2" up
-  run ip -n "$3" link set "$4" up
-}
+netns_init rndz-portmap
 
 # router NS GATEWAY: a hard NAT (--random-fully) and a stateful firewall
 # between "lan" and "wan"
@@ -249,51 +162,6 @@ setup_topology ()
   for ipt_chain in INPUT FORWARD; do
     run nsx "$NS_RB" "$IPT" -I "$ipt_chain" -i lan -s 10.0.2.3 -p udp --dport 5351
     run nsx "$NS_RB" "$IPT" -I "$ipt_chain" -i lan -s 10.0.2.2 -p udp --dport 5351
-  done
-}
-
-bg ()
-{
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
-  BG_PID[$name]=$!
-}
-
-bg_stop ()
-{
-  stop_pid "${BG_PID[$1]}"
-  unset "BG_PID[$1]"
-}
-
-wait_for ()
-{
-  local deadline=$(( $(now_ms) + $3 * 1000 ))
-
-  until grep -qE -- "$2" "$1" 2>/dev/null; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
-T=0
-result ()
-{
-  T=$(( T + 1 ))
-  if [ "$1" = 0 ]; then
-    echo "ok $T - $2"
-  else
-    echo "not ok $T - $2"
-  fi
-}
-
-diag ()
-{
-  local file
-  for file in "$@"; do
-    [ -s "$file" ] || continue
-    echo "# --- $(basename "$file")"
-    tail -n 15 "$file" | sed 's/^/#   /'
   done
 }
 

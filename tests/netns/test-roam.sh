@@ -66,6 +66,8 @@ export LC_ALL=C.UTF-8
 
 RNDZ=${1:-${RNDZ_TOOL:-}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=netns-lib.sh
+. "$HERE/netns-lib.sh"
 PEER=$HERE/roam-peer.py
 PYTHON=/usr/bin/python3
 
@@ -88,18 +90,6 @@ MEDIAN_LIMIT_MS=1500
 BASELINE_LIMIT_MS=5000
 PAUSE=1
 SERVER=192.0.2.10:7777
-
-skip_all ()
-{
-  echo "1..0 # SKIP $*"
-  exit 0
-}
-
-bail_out ()
-{
-  echo "Bail out! $*"
-  exit 1
-}
 
 if [ -z "$RNDZ" ] || [ ! -x "$RNDZ" ]; then
   bail_out "no rndz program: pass its path, or set RNDZ_TOOL"
@@ -132,116 +122,14 @@ NS_PL=$PREFIX-pl
 NS_PC=$PREFIX-pc
 NS_PROBE=$PREFIX-probe
 
-NAMESPACES=()
-declare -A BG_PID=()
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/rndz-roam.XXXXXX")
+netns_init rndz-roam
 
-now_ms ()
-{
-  local t=${EPOCHREALTIME/./}
-  echo $(( t / 1000 ))
-}
-
-stop_pid ()
-{
-  local pid=$1 i
-
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for (( i = 0; i < 40; i++ )); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-
-cleanup ()
-{
-  local name ns pid
-
-  [ -n "$PROBE_FD" ] && exec {PROBE_FD}>&-
-  for name in "${!BG_PID[@]}"; do
-    stop_pid "${BG_PID[$name]}"
-  done
-  # Anything else still in our namespaces was started by us too
-  for ns in "${NAMESPACES[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      kill -KILL "$pid" 2>/dev/null
-    done
-  done
-  for ns in "${NAMESPACES[@]}"; do
-    ip netns del "$ns" 2>/dev/null
-  done
-  if [ "${RNDZ_NETNS_KEEP:-0}" = 1 ]; then
-    echo "# logs kept in $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-}
 PROBE_FD=
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-nsx ()
+# The prober's pipe is closed first, so that it ends
+netns_cleanup_hook ()
 {
-  local ns=$1
-  shift
-  ip netns exec "$ns" "$@"
-}
-
-# Setup steps: any failure ends the run
-run ()
-{
-  echo "+ $*" >>"$TMP/setup.log"
-  if ! "$@" >>"$TMP/setup.log" 2>&1; then
-    echo "Bail out! setup failed: $*"
-    sed 's/^/# /' "$TMP/setup.log" | tail -n 20
-    exit 1
-  fi
-}
-
-add_ns ()
-{
-  local ns=$1
-
-  if ! ip netns add "$ns" 2>>"$TMP/setup.log"; then
-    skip_all "need root and network namespaces (ip netns add is not permitted here)"
-  fi
-  NAMESPACES+=("$ns")
-  run ip -n "$ns" link set lo up
-}
-
-# veth NS1 IF1 NS2 IF2: a cable between two namespaces, created inside them
-veth ()
-{
-  run ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
-  run ip -n "$1" link set "$2" up
-  run ip -n "$3" link set "$4" up
-}
-
-# Picks the first iptables backend that can do conntrack and NAT here,
-# trying it in a namespace of its own (as test-nat.sh does)
-choose_iptables ()
-{
-  local candidates=(iptables iptables-legacy iptables-nft) ipt
-
-  if [ -n "${RNDZ_NETNS_IPTABLES:-}" ]; then
-    candidates=("$RNDZ_NETNS_IPTABLES")
-  fi
-  add_ns "$NS_PROBE"
-  for ipt in "${candidates[@]}"; do
-    command -v "$ipt" >/dev/null || continue
-    if nsx "$NS_PROBE" "$ipt" -t nat -A POSTROUTING -o lo -j MASQUERADE &&
-       nsx "$NS_PROBE" "$ipt" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-    then
-      IPT=$ipt
-      break
-    fi
-  done >>"$TMP/setup.log" 2>&1
-  ip netns del "$NS_PROBE"
-  unset 'NAMESPACES[-1]'
-  [ -n "${IPT:-}" ] || skip_all "need iptables with conntrack and NAT in network namespaces (tried ${candidates[*]})"
+  [ -n "$PROBE_FD" ] && exec {PROBE_FD}>&-
 }
 
 # router NS GATEWAY: forwarding, NAT and a stateful firewall between the
@@ -345,53 +233,6 @@ distinct_addresses ()
     run ip -n "$NS_PL" addr add 10.0.2.2/24 dev eth2
     run ip -n "$NS_PL" route add default via 10.0.2.1
   fi
-}
-
-# Background processes: bg NAME NS COMMAND..., output in $TMP/NAME.{out,err}
-bg ()
-{
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$ns" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
-  BG_PID[$name]=$!
-}
-
-bg_stop ()
-{
-  stop_pid "${BG_PID[$1]}"
-  unset "BG_PID[$1]"
-}
-
-# wait_for FILE EXTENDED-REGEX SECONDS
-wait_for ()
-{
-  local deadline=$(( $(now_ms) + $3 * 1000 ))
-
-  until grep -qE -- "$2" "$1" 2>/dev/null; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
-T=0
-result ()
-{
-  T=$(( T + 1 ))
-  if [ "$1" = 0 ]; then
-    echo "ok $T - $2"
-  else
-    echo "not ok $T - $2"
-  fi
-}
-
-diag ()
-{
-  local file
-  for file in "$@"; do
-    [ -s "$file" ] || continue
-    echo "# --- $(basename "$file")"
-    tail -n 15 "$file" | sed 's/^/#   /'
-  done
 }
 
 # listener NAME ID KEEPALIVE-MS [ENV...]: roam-peer.py listening in pl as
