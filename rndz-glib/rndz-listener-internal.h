@@ -67,6 +67,15 @@ struct _RndzListener
   } recent[RECENT_REQUESTS];
   guint recent_next;
 
+  /* UDP: the addresses of requesters whose path was handed over lately
+   * (listener_handed_recently() in rndz-listener-requests.c) */
+  struct
+  {
+    RndzAddr addr;
+    gint64 time;                /* monotonic, 0 if unused */
+  } handed[RECENT_REQUESTS];
+  guint handed_next;
+
   char sessions[RECENT_SESSIONS][RNDZ_TOKEN_LEN + 1];
   guint sessions_next;
 

@@ -447,6 +447,42 @@ answer_from_listening (RndzListener   *listener,
     }
 }
 
+static void
+listener_remember_handed (RndzListener   *listener,
+                          const RndzAddr *addr)
+{
+  listener->handed[listener->handed_next].addr = *addr;
+  listener->handed[listener->handed_next].time = g_get_monotonic_time ();
+  listener->handed_next = (listener->handed_next + 1) % RECENT_REQUESTS;
+}
+
+/* Whether the path to an address of @fsync's requester was handed over
+ * within the operation timeout. A secure requester sends its isync again
+ * until the redirect brings our fingerprint, even when its path works
+ * already (the punch came first), and the server forwards each copy that
+ * comes after our rsync with a new tid. Punching again would open a
+ * check socket on our port connected to the requester: of two such
+ * sockets the newer gets the datagrams, so the path handed over would
+ * lose them, the requester's DTLS handshake first. */
+static gboolean
+listener_handed_recently (RndzListener      *listener,
+                          const RndzMessage *fsync)
+{
+  gint64 since = g_get_monotonic_time () - (gint64) listener->peer->timeout_ms * 1000;
+
+  for (guint i = 0; i < RECENT_REQUESTS; i++)
+    {
+      if (listener->handed[i].time == 0 || listener->handed[i].time < since)
+        continue;
+      if (rndz_addr_equal (&listener->handed[i].addr, &fsync->addr))
+        return TRUE;
+      for (guint c = 0; c < fsync->n_cands; c++)
+        if (rndz_addr_equal (&listener->handed[i].addr, &fsync->cands[c]))
+          return TRUE;
+    }
+  return FALSE;
+}
+
 /* Whether the application takes peers on sockets of their own */
 static gboolean
 listener_wants_peer_sockets (RndzListener *listener)
@@ -478,6 +514,7 @@ check_hand_over (Check             *check,
   gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
 
   g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
+  listener_remember_handed (listener, &addr);
   g_strlcpy (peer_id, check->peer_id, sizeof peer_id);
   hard_forget (listener, peer_id);
   if (listener_wants_peer_sockets (listener))
@@ -902,6 +939,12 @@ rndz_listener_take_request (RndzListener      *listener,
       g_strlcpy (listener->recent[request].peer_id, fsync->id,
                  sizeof listener->recent[request].peer_id);
       memcpy (listener->recent[request].fp, fsync->fp, sizeof listener->recent[request].fp);
+      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP &&
+          listener_handed_recently (listener, fsync))
+        {
+          g_debug ("“%s” has its path already: no punch", fsync->id);
+          return TRUE;
+        }
 
       /* Towards every address of the requester */
       for (guint i = 0; allowed && i <= fsync->n_cands; i++)
