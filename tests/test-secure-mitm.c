@@ -532,6 +532,8 @@ test_held_swapped (Fixture       *f,
   channel = bob_connect (f, rndz_identity_get_fingerprint (f->alice_identity), &error);
   g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_IDENTITY_MISMATCH);
   g_assert_null (channel);
+  /* The rendezvous refused it, before any handshake */
+  g_assert_nonnull (strstr (error->message, "is not the one expected"));
   g_assert_nonnull (strstr (error->message, rndz_identity_get_fingerprint (f->mallory_identity)));
   g_assert_true (logged (f, "A path to “alice” works; waiting for its fingerprint", NULL));
   assert_no_channel (f);
@@ -573,6 +575,9 @@ main (int   argc,
       add ("relay-ciphertext", relayed[i], test_relay_ciphertext);
       add ("relay-plain", relayed[i], test_relay_plain);
     }
+
+  add ("held", &udp, test_held);
+  add ("held-swapped", &udp, test_held_swapped);
 
   return g_test_run ();
 }
