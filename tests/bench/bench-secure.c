@@ -497,6 +497,7 @@ static gboolean
 throughput_run (Rig      *rig,
                 Kind      kind,
                 gdouble  *rate,
+                gdouble  *cpu,
                 GError  **error)
 {
   guint before = rig->accepted->len;
@@ -506,6 +507,7 @@ throughput_run (Rig      *rig,
   GOutputStream *out;
   GThread *thread;
   GObject *end;
+  gdouble cpu_start;
   gint64 start;
 
   if (channel == NULL)
@@ -519,6 +521,7 @@ throughput_run (Rig      *rig,
   reader.in = stream_in (end);
   out = g_io_stream_get_output_stream (G_IO_STREAM (channel));
 
+  cpu_start = bench_cpu_seconds (0);
   start = bench_now_ns ();
   thread = g_thread_new ("reader", reader_thread, &reader);
   for (gsize sent = 0; sent < reader.total; sent += 65536)
@@ -526,6 +529,8 @@ throughput_run (Rig      *rig,
       break;
   g_thread_join (thread);
   *rate = (reader.got / 1048576.0) / ((bench_now_ns () - start) / 1e9);
+  /* Both ends: whether the run was bound by the CPU or by waiting */
+  *cpu = 100.0 * (bench_cpu_seconds (0) - cpu_start) / ((bench_now_ns () - start) / 1e9);
   if (G_IS_TLS_CONNECTION (channel) && !rig->suite_shown++)
     bench_figure ("TLS cipher suite", "%s",
                   g_tls_connection_get_ciphersuite_name (G_TLS_CONNECTION (channel)));
@@ -540,33 +545,42 @@ static gboolean
 bench_throughput (Rig     *rig,
                   GError **error)
 {
-  BenchSamples plain, secure;
+  BenchSamples plain, secure, plain_cpu, secure_cpu;
   gdouble ratio;
 
   bench_header ("2. TCP throughput over the rendezvous, connector -> listener (interleaved)");
   bench_samples_init (&plain);
   bench_samples_init (&secure);
+  bench_samples_init (&plain_cpu);
+  bench_samples_init (&secure_cpu);
   rig->echo = FALSE;
   for (guint i = 0; i < THROUGHPUT_RUNS; i++)
     {
-      gdouble rate;
+      gdouble rate, cpu;
 
-      if (!throughput_run (rig, KIND_PLAIN_TCP, &rate, error))
+      if (!throughput_run (rig, KIND_PLAIN_TCP, &rate, &cpu, error))
         return FALSE;
       bench_samples_add (&plain, rate);
-      if (!throughput_run (rig, KIND_SECURE_TCP, &rate, error))
+      bench_samples_add (&plain_cpu, cpu);
+      if (!throughput_run (rig, KIND_SECURE_TCP, &rate, &cpu, error))
         return FALSE;
       bench_samples_add (&secure, rate);
+      bench_samples_add (&secure_cpu, cpu);
     }
   rig->echo = TRUE;
 
   bench_report_header ("MiB/s");
   bench_report ("plain TCP", &plain);
   bench_report ("TLS 1.3", &secure);
+  bench_report_header ("CPU, % of one core (both ends)");
+  bench_report ("plain TCP", &plain_cpu);
+  bench_report ("TLS 1.3", &secure_cpu);
   ratio = bench_samples_median (&secure) / bench_samples_median (&plain);
   bench_target (ratio >= 0.5, "TLS throughput %.0f %% of plain TCP >= 50 %%", 100 * ratio);
   bench_samples_clear (&plain);
   bench_samples_clear (&secure);
+  bench_samples_clear (&plain_cpu);
+  bench_samples_clear (&secure_cpu);
   return TRUE;
 }
 
