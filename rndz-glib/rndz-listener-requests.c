@@ -457,13 +457,10 @@ listener_remember_handed (RndzListener   *listener,
 }
 
 /* Whether the path to an address of @fsync's requester was handed over
- * within the operation timeout. A secure requester sends its isync again
- * until the redirect brings our fingerprint, even when its path works
- * already (the punch came first), and the server forwards each copy that
- * comes after our rsync with a new tid. Punching again would open a
- * check socket on our port connected to the requester: of two such
- * sockets the newer gets the datagrams, so the path handed over would
- * lose them, the requester's DTLS handshake first. */
+ * within the operation timeout. A secure requester whose path works
+ * sends its isync again until the redirect brings our fingerprint, and
+ * each copy after our rsync comes with a new tid. A new check socket on
+ * our port, connected to it, would take the handed path's datagrams. */
 static gboolean
 listener_handed_recently (RndzListener      *listener,
                           const RndzMessage *fsync)
@@ -899,6 +896,35 @@ punch_tcp (RndzListener      *listener,
   punch_try (punch);
 }
 
+/* Towards every address of the requester, and the hard-NAT phase;
+ * not again for a path handed over lately (listener_handed_recently) */
+static void
+listener_punch (RndzListener      *listener,
+                const RndzMessage *fsync,
+                gboolean           port_kept)
+{
+  if (listener->transport == RNDZ_TRANSPORT_UDP && listener_handed_recently (listener, fsync))
+    {
+      g_debug ("“%s” has its path already: no punch", fsync->id);
+      return;
+    }
+
+  for (guint i = 0; i <= fsync->n_cands; i++)
+    {
+      const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
+      RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
+
+      if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
+        continue;
+      if (listener->transport == RNDZ_TRANSPORT_UDP)
+        punch_udp (listener, fsync, to, path);
+      else
+        punch_tcp (listener, fsync, to, path);
+    }
+  if (listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
+    hard_watch (listener, fsync, port_kept);
+}
+
 /*
  * rndz_listener_take_request:
  * @port_kept: our NAT kept our port towards the server that forwarded it
@@ -939,28 +965,8 @@ rndz_listener_take_request (RndzListener      *listener,
       g_strlcpy (listener->recent[request].peer_id, fsync->id,
                  sizeof listener->recent[request].peer_id);
       memcpy (listener->recent[request].fp, fsync->fp, sizeof listener->recent[request].fp);
-      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP &&
-          listener_handed_recently (listener, fsync))
-        {
-          g_debug ("“%s” has its path already: no punch", fsync->id);
-          return TRUE;
-        }
-
-      /* Towards every address of the requester */
-      for (guint i = 0; allowed && i <= fsync->n_cands; i++)
-        {
-          const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
-          RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
-
-          if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
-            continue;
-          if (listener->transport == RNDZ_TRANSPORT_UDP)
-            punch_udp (listener, fsync, to, path);
-          else
-            punch_tcp (listener, fsync, to, path);
-        }
-      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
-        hard_watch (listener, fsync, port_kept);
+      if (allowed)
+        listener_punch (listener, fsync, port_kept);
     }
 
   /* A refused request gets no answer: the requester learns nothing more
