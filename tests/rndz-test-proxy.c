@@ -235,8 +235,9 @@ flow_connect_up (Flow *flow)
   RndzAddr *peer = g_new0 (RndzAddr, 1);
 
   g_assert_nonnull (up);
-  g_assert_true (g_socket_bind (up, any, FALSE, &error));
-  g_assert_true (g_socket_connect (up, proxy->upstream, NULL, &error));
+  g_socket_bind (up, any, FALSE, &error);
+  g_assert_no_error (error);
+  g_socket_connect (up, proxy->upstream, NULL, &error);
   g_assert_no_error (error);
   local = g_socket_get_local_address (up, &error);
   g_assert_no_error (error);
