@@ -70,6 +70,7 @@ struct _RndzDtlsChannel
   guint8 in_buf[RNDZ_DTLS_DATAGRAM_MAX];
   gsize in_len;
   gboolean in_full;
+  gboolean pull_starved;        /* GnuTLS asked for a datagram and found none */
 
   GSource *read_source;
   GSource *timer;              /* retransmissions, then keepalives */

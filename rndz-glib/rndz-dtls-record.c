@@ -34,6 +34,8 @@
 #define SEND_WAIT_US 10000
 /* Datagrams read per dispatch, so that a flood cannot starve the context */
 #define READ_BATCH 64
+/* Records of one datagram that GnuTLS may handle itself in a row */
+#define MAX_UNPROCESSED 16
 
 /* Transport: GnuTLS pushes straight to the socket, and pulls only the
  * datagram that rndz_dtls_read_datagram() read for it */
@@ -76,6 +78,7 @@ transport_pull (gnutls_transport_ptr_t  ptr,
 
   if (!self->in_full)
     {
+      self->pull_starved = TRUE;
       gnutls_transport_set_errno (self->session, EAGAIN);
       return -1;
     }
@@ -313,11 +316,25 @@ static void
 take_records (RndzDtlsChannel *self)
 {
   guint8 record[RNDZ_DTLS_DATAGRAM_MAX];
+  guint again = 0;
 
   while (self->phase == RNDZ_DTLS_PHASE_OPEN)
     {
-      ssize_t ret = gnutls_record_recv (self->session, record, sizeof record);
+      ssize_t ret;
 
+      self->pull_starved = FALSE;
+      ret = gnutls_record_recv (self->session, record, sizeof record);
+
+      /* GnuTLS says "again" without asking for a datagram after a record
+       * it handled itself (a retransmitted handshake flight: it sends its
+       * last flight again) while later records of the datagram wait in
+       * its buffer. Left there, they would be parsed with the next
+       * datagram, and the first one it refuses (the flight's
+       * ChangeCipherSpec) would discard the lot: the peer's first data
+       * after a lossy handshake was lost. */
+      if ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) && !self->pull_starved &&
+          ++again < MAX_UNPROCESSED)
+        continue;
       if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
         return;
       if (ret == 0)
