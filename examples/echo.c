@@ -6,11 +6,24 @@
  *
  *   echo server [ADDRESS:PORT]
  *       run a rendezvous server (default 0.0.0.0:8888)
- *   echo listen SERVER:PORT ID [--tcp]
+ *   echo listen SERVER:PORT ID [OPTIONS]
  *       register as ID and send back whatever peers send
- *   echo connect SERVER:PORT ID PEER [MESSAGE] [--tcp]
+ *   echo connect SERVER:PORT ID PEER [MESSAGE] [OPTIONS]
  *       reach the peer PEER; send MESSAGE and print the echo, or, without
  *       MESSAGE, send each line you type and print what comes back
+ *
+ * Options:
+ *   --tcp                   TCP instead of UDP
+ *   --insecure              a plain connection: no TLS or DTLS
+ *   --identity FILE         who we are: the key and certificate in FILE
+ *                           (created when missing); a fresh one otherwise
+ *   --peer-fingerprint FP   connect only to a peer with this fingerprint;
+ *                           listening, let in only the peer with it
+ *
+ * Connections are secure by default: TLS over TCP (the connection is a
+ * GTlsConnection), DTLS over UDP (a RndzDtlsChannel). Each peer has an
+ * identity, a key and a certificate; its fingerprint travels with the
+ * rendezvous, and each side checks that the other has the key for it.
  *
  * Everything happens in one GMainLoop: rndz-glib's calls are asynchronous,
  * and each step goes on in the callback of the previous one.
@@ -34,11 +47,17 @@ typedef struct
   GMainLoop *loop;
   int status;
   gboolean tcp;
+  gboolean secure;              /* TLS or DTLS; FALSE with --insecure */
+  const char *identity_path;    /* --identity */
+  const char *pin;              /* --peer-fingerprint */
   const char *message;          /* connect: send this and quit on the echo */
+  const char *peer_id;          /* connect: the peer */
 
   RndzClient *client;
   GSocket *socket;              /* UDP: the socket the rendezvous gave us */
-  GSocketConnection *connection; /* TCP, connecting: the connection to the peer */
+  RndzDtlsChannel *channel;     /* UDP, secure, connecting: the channel to the peer */
+  GIOStream *stream;            /* TCP, connecting: the connection to the peer
+                                 * (a GTlsConnection when secure) */
 } App;
 
 static void
@@ -74,6 +93,15 @@ parse_address (const char  *text,
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                  "\"%s\" is not an IP address and a port", text);
   return address;
+}
+
+/* The fingerprint of the certificate the peer of a TLS connection showed */
+static char *
+tls_peer_fingerprint (GIOStream *stream)
+{
+  GTlsConnection *connection = G_TLS_CONNECTION (stream);
+
+  return rndz_fingerprint_from_certificate (g_tls_connection_get_peer_certificate (connection));
 }
 
 /* The server */
@@ -147,31 +175,6 @@ on_datagram (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
-static void
-on_listening_udp (GObject      *source,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  App *app = user_data;
-  g_autoptr(GError) error = NULL;
-
-  app->socket = rndz_client_listen_udp_finish (app->client, result, &error);
-  if (app->socket == NULL)
-    {
-      g_printerr ("Cannot register: %s\n", error->message);
-      quit (app, EXIT_FAILURE);
-      return;
-    }
-
-  g_print ("Registered as \"%s\", listening on UDP port %u\n",
-           rndz_client_get_id (app->client), rndz_client_get_local_port (app->client));
-
-  /* This socket holds the port; each peer comes on a socket of its own
-   * (on_peer_socket). Whatever arrives here is from a sender that did not
-   * come through the rendezvous: we do not answer it, or we would echo
-   * anything to anyone, forged sources included. */
-}
-
 /* UDP: a peer that came through the rendezvous, on a socket of its own
  * (directly, through the server's relay, or through our NAT's port for
  * it alone). Only its datagrams come on @socket, and never a message of
@@ -197,7 +200,7 @@ on_peer_socket (RndzClient *client,
 /* TCP: one connection per peer, each echoed until the peer closes it */
 typedef struct
 {
-  GSocketConnection *connection;
+  GIOStream *stream;            /* a GSocketConnection, or a GTlsConnection */
   char buffer[2048];
 } Echo;
 
@@ -206,8 +209,8 @@ static void echo_read (Echo *echo);
 static void
 echo_free (Echo *echo)
 {
-  g_io_stream_close (G_IO_STREAM (echo->connection), NULL, NULL);
-  g_object_unref (echo->connection);
+  g_io_stream_close (echo->stream, NULL, NULL);
+  g_object_unref (echo->stream);
   g_free (echo);
 }
 
@@ -237,7 +240,7 @@ on_echo_read (GObject      *stream,
     }
 
   g_print ("Echoing %" G_GSSIZE_FORMAT " bytes\n", size);
-  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (echo->connection)),
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (echo->stream),
                                    echo->buffer, size, G_PRIORITY_DEFAULT, NULL,
                                    on_echo_written, echo);
 }
@@ -245,9 +248,18 @@ on_echo_read (GObject      *stream,
 static void
 echo_read (Echo *echo)
 {
-  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (echo->connection)),
+  g_input_stream_read_async (g_io_stream_get_input_stream (echo->stream),
                              echo->buffer, sizeof echo->buffer, G_PRIORITY_DEFAULT, NULL,
                              on_echo_read, echo);
+}
+
+static void
+echo_start (GIOStream *stream)
+{
+  Echo *echo = g_new0 (Echo, 1);
+
+  echo->stream = stream;
+  echo_read (echo);
 }
 
 static void
@@ -259,7 +271,6 @@ on_accepted (GObject      *source,
   g_autoptr(GError) error = NULL;
   g_autofree char *peer_id = NULL;
   GSocketConnection *connection;
-  Echo *echo;
 
   connection = rndz_client_accept_finish (app->client, result, &peer_id, &error);
   if (connection == NULL)
@@ -270,12 +281,126 @@ on_accepted (GObject      *source,
     }
 
   g_print ("Peer \"%s\" connected\n", peer_id);
-  echo = g_new0 (Echo, 1);
-  echo->connection = connection;
-  echo_read (echo);
+  echo_start (G_IO_STREAM (connection));
 
   /* And wait for the next one */
   rndz_client_accept_async (app->client, NULL, on_accepted, app);
+}
+
+/* TLS: the same, over a GTlsConnection (a GIOStream too). The library let
+ * the peer in only once it proved the identity it announced. */
+static void
+on_accepted_tls (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  App *app = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *peer_id = NULL;
+  g_autofree char *fingerprint = NULL;
+  GTlsConnection *connection;
+
+  connection = rndz_client_accept_tls_finish (app->client, result, &peer_id, &error);
+  if (connection == NULL)
+    {
+      g_printerr ("Cannot accept: %s\n", error->message);
+      quit (app, EXIT_FAILURE);
+      return;
+    }
+
+  fingerprint = tls_peer_fingerprint (G_IO_STREAM (connection));
+  g_print ("Peer \"%s\" connected, fingerprint %s\n", peer_id, fingerprint);
+  echo_start (G_IO_STREAM (connection));
+  rndz_client_accept_tls_async (app->client, NULL, on_accepted_tls, app);
+}
+
+/* DTLS: a RndzDtlsChannel per peer; each datagram goes back on it. The
+ * pending receive holds the channel. */
+static void
+on_channel_received (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  RndzDtlsChannel *channel = RNDZ_DTLS_CHANNEL (source);
+  g_autoptr(GBytes) data = NULL;
+  g_autoptr(GError) error = NULL;
+
+  data = rndz_dtls_channel_receive_bytes_finish (channel, result, &error);
+  if (data == NULL)
+    {
+      g_print ("Peer \"%s\" is gone: %s\n", (char *) user_data,
+               error != NULL ? error->message : "closed");
+      g_free (user_data);
+      return;
+    }
+
+  g_print ("Echoing %" G_GSIZE_FORMAT " bytes\n", g_bytes_get_size (data));
+  rndz_dtls_channel_send_bytes (channel, data, NULL, NULL);
+  rndz_dtls_channel_receive_bytes_async (channel, NULL, on_channel_received, user_data);
+}
+
+static void
+on_accepted_dtls (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  App *app = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RndzDtlsChannel) channel = NULL;
+  char *peer_id = NULL;
+
+  channel = rndz_client_accept_dtls_finish (app->client, result, &peer_id, &error);
+  if (channel == NULL)
+    {
+      g_printerr ("Cannot accept: %s\n", error->message);
+      quit (app, EXIT_FAILURE);
+      return;
+    }
+
+  g_print ("Peer \"%s\" connected, fingerprint %s\n", peer_id,
+           rndz_dtls_channel_get_peer_fingerprint (channel));
+  /* The receive owns peer_id */
+  rndz_dtls_channel_receive_bytes_async (channel, NULL, on_channel_received, peer_id);
+  rndz_client_accept_dtls_async (app->client, NULL, on_accepted_dtls, app);
+}
+
+static void
+print_registered (App        *app,
+                  const char *transport)
+{
+  g_print ("Registered as \"%s\", listening on %s port %u\n",
+           rndz_client_get_id (app->client), transport,
+           rndz_client_get_local_port (app->client));
+  /* What peers can pin (--peer-fingerprint) to be sure it is us */
+  if (app->secure)
+    g_print ("Fingerprint: %s\n",
+             rndz_identity_get_fingerprint (rndz_client_get_identity (app->client)));
+}
+
+static void
+on_listening_udp (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  App *app = user_data;
+  g_autoptr(GError) error = NULL;
+
+  app->socket = rndz_client_listen_udp_finish (app->client, result, &error);
+  if (app->socket == NULL)
+    {
+      g_printerr ("Cannot register: %s\n", error->message);
+      quit (app, EXIT_FAILURE);
+      return;
+    }
+
+  print_registered (app, "UDP");
+  if (app->secure)
+    rndz_client_accept_dtls_async (app->client, NULL, on_accepted_dtls, app);
+
+  /* This socket holds the port; each peer comes on a socket of its own
+   * (on_peer_socket). Whatever arrives here is from a sender that did not
+   * come through the rendezvous: we do not answer it, or we would echo
+   * anything to anyone, forged sources included. */
 }
 
 static void
@@ -293,16 +418,19 @@ on_listening_tcp (GObject      *source,
       return;
     }
 
-  g_print ("Registered as \"%s\", listening on TCP port %u\n",
-           rndz_client_get_id (app->client), rndz_client_get_local_port (app->client));
-  rndz_client_accept_async (app->client, NULL, on_accepted, app);
+  print_registered (app, "TCP");
+  if (app->secure)
+    rndz_client_accept_tls_async (app->client, NULL, on_accepted_tls, app);
+  else
+    rndz_client_accept_async (app->client, NULL, on_accepted, app);
 }
 
 static int
 run_listener (App *app)
 {
   g_signal_connect (app->client, "peer-request", G_CALLBACK (on_peer_request), NULL);
-  g_signal_connect (app->client, "peer-socket", G_CALLBACK (on_peer_socket), app);
+  if (!app->secure)
+    g_signal_connect (app->client, "peer-socket", G_CALLBACK (on_peer_socket), app);
 
   if (app->tcp)
     rndz_client_listen_tcp_async (app->client, NULL, on_listening_tcp, app);
@@ -334,10 +462,16 @@ send_text (App        *app,
 {
   g_autoptr(GError) error = NULL;
 
-  if (app->socket != NULL)
+  if (app->channel != NULL)
+    {
+      g_autoptr(GBytes) data = g_bytes_new (text, strlen (text));
+
+      rndz_dtls_channel_send_bytes (app->channel, data, NULL, &error);
+    }
+  else if (app->socket != NULL)
     g_socket_send (app->socket, text, strlen (text), NULL, &error);
   else
-    g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (app->connection)),
+    g_output_stream_write_all (g_io_stream_get_output_stream (app->stream),
                                text, strlen (text), NULL, NULL, &error);
   if (error != NULL)
     g_printerr ("Cannot send: %s\n", error->message);
@@ -354,6 +488,27 @@ on_reply_datagram (GSocket      *socket,
   if (size >= 0)
     got_reply (user_data, buffer, size);
   return G_SOURCE_CONTINUE;
+}
+
+static void
+on_reply_received (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  App *app = user_data;
+  g_autoptr(GBytes) data = NULL;
+  g_autoptr(GError) error = NULL;
+
+  data = rndz_dtls_channel_receive_bytes_finish (RNDZ_DTLS_CHANNEL (source), result, &error);
+  if (data == NULL)
+    {
+      g_printerr ("The peer is gone: %s\n", error != NULL ? error->message : "closed");
+      quit (app, app->message != NULL ? EXIT_FAILURE : EXIT_SUCCESS);
+      return;
+    }
+
+  got_reply (app, g_bytes_get_data (data, NULL), g_bytes_get_size (data));
+  rndz_dtls_channel_receive_bytes_async (app->channel, NULL, on_reply_received, app);
 }
 
 static char reply_buffer[2048];
@@ -420,7 +575,9 @@ on_no_reply (gpointer user_data)
 static void
 start_talking (App *app)
 {
-  if (app->socket != NULL)
+  if (app->channel != NULL)
+    rndz_dtls_channel_receive_bytes_async (app->channel, NULL, on_reply_received, app);
+  else if (app->socket != NULL)
     {
       GSource *watch = g_socket_create_source (app->socket, G_IO_IN, NULL);
 
@@ -429,7 +586,7 @@ start_talking (App *app)
       g_source_unref (watch);
     }
   else
-    g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (app->connection)),
+    g_input_stream_read_async (g_io_stream_get_input_stream (app->stream),
                                reply_buffer, sizeof reply_buffer, G_PRIORITY_DEFAULT, NULL,
                                on_reply_read, app);
 
@@ -450,6 +607,36 @@ start_talking (App *app)
     }
 }
 
+/* What the connector got, by transport; the peer's fingerprint goes to
+ * standard error: standard output is for what the peer sends */
+static void
+take_connection (App          *app,
+                 GAsyncResult *result,
+                 GError      **error)
+{
+  g_autofree char *fingerprint = NULL;
+
+  if (app->tcp && app->secure)
+    {
+      app->stream = G_IO_STREAM (rndz_client_connect_tls_finish (app->client, result, error));
+      if (app->stream != NULL)
+        fingerprint = tls_peer_fingerprint (app->stream);
+    }
+  else if (app->tcp)
+    app->stream = G_IO_STREAM (rndz_client_connect_tcp_finish (app->client, result, error));
+  else if (app->secure)
+    {
+      app->channel = rndz_client_connect_dtls_finish (app->client, result, error);
+      if (app->channel != NULL)
+        fingerprint = g_strdup (rndz_dtls_channel_get_peer_fingerprint (app->channel));
+    }
+  else
+    app->socket = rndz_client_connect_udp_finish (app->client, result, error);
+
+  if (fingerprint != NULL)
+    g_printerr ("Connected to \"%s\", fingerprint %s\n", app->peer_id, fingerprint);
+}
+
 static void
 on_connected (GObject      *source,
               GAsyncResult *result,
@@ -458,14 +645,11 @@ on_connected (GObject      *source,
   App *app = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (app->tcp)
-    app->connection = rndz_client_connect_tcp_finish (app->client, result, &error);
-  else
-    app->socket = rndz_client_connect_udp_finish (app->client, result, &error);
-
+  take_connection (app, result, &error);
   if (error != NULL)
     {
-      /* For example RNDZ_ERROR_PEER_NOT_FOUND: no server knows the peer */
+      /* For example RNDZ_ERROR_PEER_NOT_FOUND: no server knows the peer, or
+       * RNDZ_ERROR_IDENTITY_MISMATCH: not the one --peer-fingerprint names */
       g_printerr ("Cannot reach the peer: %s\n", error->message);
       quit (app, EXIT_FAILURE);
       return;
@@ -478,8 +662,13 @@ static int
 run_connector (App        *app,
                const char *peer_id)
 {
-  if (app->tcp)
+  app->peer_id = peer_id;
+  if (app->tcp && app->secure)
+    rndz_client_connect_tls_async (app->client, peer_id, app->pin, NULL, on_connected, app);
+  else if (app->tcp)
     rndz_client_connect_tcp_async (app->client, peer_id, NULL, on_connected, app);
+  else if (app->secure)
+    rndz_client_connect_dtls_async (app->client, peer_id, app->pin, NULL, on_connected, app);
   else
     rndz_client_connect_udp_async (app->client, peer_id, NULL, on_connected, app);
 
@@ -491,9 +680,104 @@ static int
 usage (void)
 {
   g_printerr ("Usage: echo server [ADDRESS:PORT]\n"
-              "       echo listen SERVER:PORT ID [--tcp]\n"
-              "       echo connect SERVER:PORT ID PEER [MESSAGE] [--tcp]\n");
+              "       echo listen SERVER:PORT ID [OPTIONS]\n"
+              "       echo connect SERVER:PORT ID PEER [MESSAGE] [OPTIONS]\n"
+              "Options: --tcp --insecure --identity FILE --peer-fingerprint FP\n");
   return EXIT_FAILURE;
+}
+
+/* Options may come anywhere; the rest are positional, into @args */
+static gboolean
+parse_options (App        *app,
+               int         argc,
+               char       *argv[],
+               GPtrArray  *args)
+{
+  app->secure = TRUE;
+  for (int i = 1; i < argc; i++)
+    {
+      gboolean valued = strcmp (argv[i], "--identity") == 0 ||
+                        strcmp (argv[i], "--peer-fingerprint") == 0;
+
+      if (valued && i + 1 == argc)
+        return FALSE;
+      if (strcmp (argv[i], "--tcp") == 0)
+        app->tcp = TRUE;
+      else if (strcmp (argv[i], "--insecure") == 0)
+        app->secure = FALSE;
+      else if (strcmp (argv[i], "--identity") == 0)
+        app->identity_path = argv[++i];
+      else if (strcmp (argv[i], "--peer-fingerprint") == 0)
+        app->pin = argv[++i];
+      else
+        g_ptr_array_add (args, argv[i]);
+    }
+  return TRUE;
+}
+
+/* A client, with an identity unless --insecure: the one in --identity's
+ * file, or a fresh one in memory (nobody can pin that one from one run to
+ * the next). The client's sockets and timers belong to this thread's main
+ * context. */
+static RndzClient *
+new_client (App        *app,
+            const char *id,
+            const char *server,
+            GError    **error)
+{
+  const char *servers[] = { server, NULL };
+  g_autoptr(RndzClient) client = rndz_client_new (id, servers);
+  g_autoptr(RndzIdentity) identity = NULL;
+
+  if (!app->secure)
+    return g_steal_pointer (&client);
+
+  if (app->identity_path != NULL)
+    identity = rndz_identity_new_from_file (app->identity_path, error);
+  else
+    identity = rndz_identity_new (error);
+  if (identity == NULL)
+    return NULL;
+  rndz_client_set_identity (client, identity);
+  return g_steal_pointer (&client);
+}
+
+static int
+run_client (App        *app,
+            GPtrArray  *args)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *pin = NULL;
+
+  if (app->pin != NULL)
+    {
+      pin = rndz_fingerprint_normalize (app->pin, &error);
+      if (pin == NULL)
+        {
+          g_printerr ("--peer-fingerprint: %s\n", error->message);
+          return EXIT_FAILURE;
+        }
+      app->pin = pin;
+    }
+
+  app->client = new_client (app, args->pdata[2], args->pdata[1], &error);
+  if (app->client == NULL)
+    {
+      g_printerr ("Cannot make an identity: %s\n", error->message);
+      return EXIT_FAILURE;
+    }
+
+  if (args->len == 3)
+    {
+      const char *allowed[] = { app->pin, NULL };
+
+      /* Others get no answer at all */
+      if (app->pin != NULL)
+        rndz_client_set_allowed_fingerprints (app->client, allowed);
+      return run_listener (app);
+    }
+  app->message = args->len == 5 ? args->pdata[4] : NULL;
+  return run_connector (app, args->pdata[3]);
 }
 
 int
@@ -510,39 +794,20 @@ main (int   argc,
   g_unix_signal_add (SIGINT, on_signal, &app);
   g_unix_signal_add (SIGTERM, on_signal, &app);
 
-  /* --tcp may come anywhere; the rest are positional */
-  for (int i = 1; i < argc; i++)
-    {
-      if (strcmp (argv[i], "--tcp") == 0)
-        app.tcp = TRUE;
-      else
-        g_ptr_array_add (args, argv[i]);
-    }
-  if (args->len < 1)
+  if (!parse_options (&app, argc, argv, args) || args->len < 1)
     return usage ();
 
   if (strcmp (args->pdata[0], "server") == 0 && args->len <= 2)
     status = run_server (&app, args->len == 2 ? args->pdata[1] : "0.0.0.0:8888");
   else if ((strcmp (args->pdata[0], "listen") == 0 && args->len == 3) ||
            (strcmp (args->pdata[0], "connect") == 0 && (args->len == 4 || args->len == 5)))
-    {
-      const char *servers[] = { args->pdata[1], NULL };
-
-      /* The client's sockets and timers belong to this thread's main context */
-      app.client = rndz_client_new (args->pdata[2], servers);
-      if (args->len == 3)
-        status = run_listener (&app);
-      else
-        {
-          app.message = args->len == 5 ? args->pdata[4] : NULL;
-          status = run_connector (&app, args->pdata[3]);
-        }
-    }
+    status = run_client (&app, args);
   else
     return usage ();
 
   g_clear_object (&app.socket);
-  g_clear_object (&app.connection);
+  g_clear_object (&app.channel);
+  g_clear_object (&app.stream);
   g_clear_object (&app.client);
   g_main_loop_unref (app.loop);
   return status;

@@ -7,11 +7,24 @@
 #
 #   echo.py server [ADDRESS:PORT]
 #       run a rendezvous server (default 0.0.0.0:8888)
-#   echo.py listen SERVER:PORT ID [--tcp]
+#   echo.py listen SERVER:PORT ID [OPTIONS]
 #       register as ID and send back whatever peers send
-#   echo.py connect SERVER:PORT ID PEER [MESSAGE] [--tcp]
+#   echo.py connect SERVER:PORT ID PEER [MESSAGE] [OPTIONS]
 #       reach the peer PEER; send MESSAGE and print the echo, or, without
 #       MESSAGE, send each line you type and print what comes back
+#
+# Options:
+#   --tcp                   TCP instead of UDP
+#   --insecure              a plain connection: no TLS or DTLS
+#   --identity FILE         who we are: the key and certificate in FILE
+#                           (created when missing); a fresh one otherwise
+#   --peer-fingerprint FP   connect only to a peer with this fingerprint;
+#                           listening, let in only the peer with it
+#
+# Connections are secure by default: TLS over TCP (the connection is a
+# Gio.TlsConnection), DTLS over UDP (a Rndz.DtlsChannel). Each peer has an
+# identity, a key and a certificate; its fingerprint travels with the
+# rendezvous, and each side checks that the other has the key for it.
 #
 # rndz-glib is used through GObject introspection (PyGObject). Its calls are
 # asynchronous: each *_async() method takes a callback, which calls the
@@ -37,6 +50,11 @@ from gi.repository import GLib, Gio, Rndz  # noqa: E402
 
 loop = GLib.MainLoop()
 status = 0
+
+
+def fingerprint_of(connection):
+    """The fingerprint of the certificate the peer of a TLS connection showed."""
+    return Rndz.fingerprint_from_certificate(connection.get_peer_certificate())
 
 
 def quit(exit_status):
@@ -91,7 +109,14 @@ def run_server(address_text):
 
 # The listener
 
-def run_listener(client, tcp):
+def run_listener(client, tcp, secure):
+    def registered(transport):
+        print(f'Registered as "{client.props.id}", listening on {transport} port '
+              f'{client.props.local_port}', flush=True)
+        if secure:
+            # What peers can pin (--peer-fingerprint) to be sure it is us
+            print(f'Fingerprint: {client.props.identity.get_fingerprint()}', flush=True)
+
     def on_peer_request(client, peer_id, address):
         # The peer is on its way: the library has already opened our NAT for it
         print(f'Peer "{peer_id}" at {address.to_string()} is coming', flush=True)
@@ -114,8 +139,9 @@ def run_listener(client, tcp):
             quit(1)
             return
 
-        print(f'Registered as "{client.props.id}", listening on UDP port '
-              f'{client.props.local_port}', flush=True)
+        registered('UDP')
+        if secure:
+            client.accept_dtls_async(None, on_accepted_dtls)
         # gsocket holds the port; each peer comes on a socket of its own
         # (on_peer_socket). What arrives on gsocket is from senders that
         # did not come through the rendezvous: not answered, or we would
@@ -147,6 +173,48 @@ def run_listener(client, tcp):
         # And wait for the next one
         client.accept_async(None, on_accepted)
 
+    # TLS: the same, over a Gio.TlsConnection (a Gio.IOStream too). The
+    # library let the peer in only once it proved the identity it announced.
+    def on_accepted_tls(client, result):
+        try:
+            connection, peer_id = client.accept_tls_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot accept: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        print(f'Peer "{peer_id}" connected, fingerprint {fingerprint_of(connection)}',
+              flush=True)
+        echo_connection(connection)
+        client.accept_tls_async(None, on_accepted_tls)
+
+    # DTLS: a Rndz.DtlsChannel per peer; each datagram goes back on it
+    def echo_channel(channel, peer_id):
+        def on_received(channel, result):
+            try:
+                data = channel.receive_bytes_finish(result)
+            except GLib.Error as e:
+                print(f'Peer "{peer_id}" is gone: {e.message}', flush=True)
+                return
+            print(f'Echoing {data.get_size()} bytes', flush=True)
+            channel.send_bytes(data, None)
+            channel.receive_bytes_async(None, on_received)
+
+        channel.receive_bytes_async(None, on_received)
+
+    def on_accepted_dtls(client, result):
+        try:
+            channel, peer_id = client.accept_dtls_finish(result)
+        except GLib.Error as e:
+            print(f'Cannot accept: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        print(f'Peer "{peer_id}" connected, fingerprint {channel.get_peer_fingerprint()}',
+              flush=True)
+        echo_channel(channel, peer_id)
+        client.accept_dtls_async(None, on_accepted_dtls)
+
     def on_listening_tcp(client, result):
         try:
             client.listen_tcp_finish(result)
@@ -155,9 +223,11 @@ def run_listener(client, tcp):
             quit(1)
             return
 
-        print(f'Registered as "{client.props.id}", listening on TCP port '
-              f'{client.props.local_port}', flush=True)
-        client.accept_async(None, on_accepted)
+        registered('TCP')
+        if secure:
+            client.accept_tls_async(None, on_accepted_tls)
+        else:
+            client.accept_async(None, on_accepted)
 
     # UDP: a peer that came through the rendezvous, on a socket of its own
     # (directly, through the server's relay, or through our NAT's port for
@@ -170,7 +240,8 @@ def run_listener(client, tcp):
         echo_datagrams(gsocket)
 
     client.connect('peer-request', on_peer_request)
-    client.connect('peer-socket', on_peer_socket)
+    if not secure:
+        client.connect('peer-socket', on_peer_socket)
     if tcp:
         client.listen_tcp_async(None, on_listening_tcp)
     else:
@@ -182,7 +253,7 @@ def run_listener(client, tcp):
 
 # The connector
 
-def run_connector(client, peer_id, message, tcp):
+def run_connector(client, peer_id, message, tcp, secure, pin):
     def got_reply(data):
         text = data.decode(errors='replace')
         # Chat lines end with a newline already; a one-off MESSAGE does not
@@ -229,13 +300,46 @@ def run_connector(client, peer_id, message, tcp):
         watch(gsocket, lambda: got_reply(receive(gsocket)[0]))
         start_talking(lambda data: gsocket.send(data, None))
 
+    def on_connected_dtls(client, result):
+        try:
+            channel = client.connect_dtls_finish(result)
+        except GLib.Error as e:
+            # Rndz.Error.IDENTITY_MISMATCH: not the peer --peer-fingerprint names
+            print(f'Cannot reach the peer: {e.message}', file=sys.stderr)
+            quit(1)
+            return
+
+        # On standard error: standard output is for what the peer sends
+        print(f'Connected to "{peer_id}", fingerprint {channel.get_peer_fingerprint()}',
+              file=sys.stderr, flush=True)
+
+        def on_received(channel, result):
+            try:
+                data = channel.receive_bytes_finish(result)
+            except GLib.Error as e:
+                print(f'The peer is gone: {e.message}', file=sys.stderr)
+                quit(1 if message is not None else 0)
+                return
+            got_reply(data.get_data())
+            channel.receive_bytes_async(None, on_received)
+
+        channel.receive_bytes_async(None, on_received)
+        start_talking(lambda data: channel.send_bytes(GLib.Bytes.new(data), None))
+
     def on_connected_tcp(client, result):
         try:
-            connection = client.connect_tcp_finish(result)
+            if secure:
+                connection = client.connect_tls_finish(result)
+            else:
+                connection = client.connect_tcp_finish(result)
         except GLib.Error as e:
             print(f'Cannot reach the peer: {e.message}', file=sys.stderr)
             quit(1)
             return
+
+        if secure:
+            print(f'Connected to "{peer_id}", fingerprint {fingerprint_of(connection)}',
+                  file=sys.stderr, flush=True)
 
         def on_read(stream, result):
             data = stream.read_bytes_finish(result).get_data()
@@ -249,8 +353,12 @@ def run_connector(client, peer_id, message, tcp):
         connection.get_input_stream().read_bytes_async(4096, GLib.PRIORITY_DEFAULT, None, on_read)
         start_talking(lambda data: connection.get_output_stream().write_all(data, None))
 
-    if tcp:
+    if tcp and secure:
+        client.connect_tls_async(peer_id, pin, None, on_connected_tcp)
+    elif tcp:
         client.connect_tcp_async(peer_id, None, on_connected_tcp)
+    elif secure:
+        client.connect_dtls_async(peer_id, pin, None, on_connected_dtls)
     else:
         client.connect_udp_async(peer_id, None, on_connected_udp)
     loop.run()
@@ -258,15 +366,60 @@ def run_connector(client, peer_id, message, tcp):
 
 def usage():
     sys.exit('Usage: echo.py server [ADDRESS:PORT]\n'
-             '       echo.py listen SERVER:PORT ID [--tcp]\n'
-             '       echo.py connect SERVER:PORT ID PEER [MESSAGE] [--tcp]')
+             '       echo.py listen SERVER:PORT ID [OPTIONS]\n'
+             '       echo.py connect SERVER:PORT ID PEER [MESSAGE] [OPTIONS]\n'
+             'Options: --tcp --insecure --identity FILE --peer-fingerprint FP')
+
+
+def parse_options(argv):
+    """Splits argv into positional arguments and a dict of options."""
+    flags = {'--tcp', '--insecure'}
+    valued = {'--identity', '--peer-fingerprint'}
+    args, options = [], {}
+    it = iter(argv)
+    for arg in it:
+        if arg in flags:
+            options[arg] = True
+        elif arg in valued:
+            options[arg] = next(it, None)
+            if options[arg] is None:
+                usage()
+        else:
+            args.append(arg)
+    return args, options
+
+
+def new_client(id, server, options):
+    # The client's sockets and timers belong to this thread's main context
+    client = Rndz.Client.new(id, [server])
+    if '--insecure' in options:
+        return client
+    try:
+        if '--identity' in options:
+            identity = Rndz.Identity.new_from_file(options['--identity'])
+        else:
+            # A fresh one in memory: nobody can pin it from one run to the next
+            identity = Rndz.Identity.new()
+    except GLib.Error as e:
+        sys.exit(f'Cannot make an identity: {e.message}')
+    # Not client.props.identity = Rndz.Identity.new(): PyGObject 3.42 warns
+    # when the only reference to an object it passes is a temporary's
+    client.set_identity(identity)
+    return client
 
 
 def main():
-    tcp = '--tcp' in sys.argv[1:]
-    args = [arg for arg in sys.argv[1:] if arg != '--tcp']
+    args, options = parse_options(sys.argv[1:])
     if not args:
         usage()
+    tcp = '--tcp' in options
+    secure = '--insecure' not in options
+    pin = options.get('--peer-fingerprint')
+    if pin is not None:
+        try:
+            pin = Rndz.fingerprint_normalize(pin)
+        except GLib.Error as e:
+            sys.exit(f'--peer-fingerprint: {e.message}')
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, lambda: quit(0) or GLib.SOURCE_CONTINUE)
@@ -275,11 +428,15 @@ def main():
     if command == 'server' and len(args) <= 2:
         run_server(args[1] if len(args) == 2 else '0.0.0.0:8888')
     elif command == 'listen' and len(args) == 3:
-        # The client's sockets and timers belong to this thread's main context
-        run_listener(Rndz.Client.new(args[2], [args[1]]), tcp)
+        client = new_client(args[2], args[1], options)
+        if pin is not None:
+            # Others get no answer at all
+            client.props.allowed_fingerprints = [pin]
+        run_listener(client, tcp, secure)
     elif command == 'connect' and len(args) in (4, 5):
         message = args[4] if len(args) == 5 else None
-        run_connector(Rndz.Client.new(args[2], [args[1]]), args[3], message, tcp)
+        run_connector(new_client(args[2], args[1], options), args[3], message, tcp,
+                      secure, pin)
     else:
         usage()
 

@@ -14,10 +14,8 @@
 #include "rndz-client.h"
 #include "rndz-client-internal.h"
 #include "rndz-connect-private.h"
-#include "rndz-dtls-channel-private.h"
 #include "rndz-i18n-private.h"
-#include "rndz-source-private.h"
-#include "rndz-tls-private.h"
+#include "rndz-secure-handshake-private.h"
 
 typedef struct
 {
@@ -27,21 +25,11 @@ typedef struct
   RndzIdentity *identity;
   GMainContext *context;        /* the client's */
   guint timeout_ms;
-  GCancellable *handshake;      /* cancelled by the caller's, or the timer */
-  gulong cancelled_id;
-  GCancellable *caller;
-  GSource *timer;
-  gboolean timed_out;
 } SecureConnect;
 
 static void
 secure_connect_free (SecureConnect *sc)
 {
-  rndz_source_clear (&sc->timer);
-  if (sc->caller != NULL)
-    g_cancellable_disconnect (sc->caller, sc->cancelled_id);
-  g_clear_object (&sc->caller);
-  g_clear_object (&sc->handshake);
   g_clear_object (&sc->identity);
   g_main_context_unref (sc->context);
   g_free (sc->security.pin);
@@ -50,70 +38,22 @@ secure_connect_free (SecureConnect *sc)
 }
 
 static void
-caller_cancelled_cb (GCancellable *caller,
-                     gpointer      user_data)
+handshake_done_cb (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
 {
-  g_cancellable_cancel (user_data);
-}
-
-static gboolean
-handshake_timeout_cb (gpointer user_data)
-{
-  SecureConnect *sc = user_data;
-
-  g_clear_pointer (&sc->timer, g_source_unref);
-  sc->timed_out = TRUE;
-  g_cancellable_cancel (sc->handshake);
-  return G_SOURCE_REMOVE;
-}
-
-/* The handshake's end: @channel, or @error */
-static void
-secure_connect_return (GTask   *task,
-                       GObject *channel,
-                       GError  *error)
-{
+  g_autoptr(GTask) task = user_data;
   SecureConnect *sc = g_task_get_task_data (task);
+  GError *error = NULL;
+  GObject *channel = rndz_secure_handshake_finish (result, &error);
 
-  rndz_source_clear (&sc->timer);
-  if (channel != NULL)
+  if (channel == NULL)
     {
-      g_debug ("Secure channel to “%s” (%s) is up", sc->peer_id, sc->security.peer_fp);
-      g_task_return_pointer (task, channel, g_object_unref);
+      g_task_return_error (task, error);
       return;
     }
-
-  if (sc->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    {
-      g_clear_error (&error);
-      error = g_error_new (RNDZ_ERROR, RNDZ_ERROR_HANDSHAKE_FAILED,
-                           _("The secure handshake with peer “%s” timed out"), sc->peer_id);
-    }
-  g_task_return_error (task, error);
-}
-
-static void
-tls_done_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  GError *error = NULL;
-  GTlsConnection *connection = rndz_tls_handshake_finish (result, &error);
-
-  secure_connect_return (task, (GObject *) connection, error);
-}
-
-static void
-dtls_done_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  GError *error = NULL;
-  RndzDtlsChannel *channel = rndz_dtls_channel_handshake_finish (result, &error);
-
-  secure_connect_return (task, (GObject *) channel, error);
+  g_debug ("Secure channel to “%s” (%s) is up", sc->peer_id, sc->security.peer_fp);
+  g_task_return_pointer (task, channel, g_object_unref);
 }
 
 /* The rendezvous found a path, and the target's fingerprint came with
@@ -135,14 +75,9 @@ rendezvous_done_cb (GObject      *source,
       return;
     }
 
-  sc->timer = rndz_timeout_add (sc->context, sc->timeout_ms, handshake_timeout_cb, sc);
-  if (sc->transport == RNDZ_TRANSPORT_TCP)
-    rndz_tls_handshake_async (G_IO_STREAM (path), FALSE, sc->identity, sc->security.peer_fp,
-                              sc->handshake, tls_done_cb, g_object_ref (task));
-  else
-    rndz_dtls_channel_handshake_async (G_SOCKET (path), FALSE, sc->identity,
-                                       sc->security.peer_fp, sc->timeout_ms, sc->handshake,
-                                       dtls_done_cb, g_object_ref (task));
+  rndz_secure_handshake_async (path, FALSE, sc->identity, sc->security.peer_fp, sc->timeout_ms,
+                               g_task_get_cancellable (task), handshake_done_cb,
+                               g_object_ref (task));
 }
 
 /* Runs in the client's context */
@@ -154,7 +89,7 @@ secure_connect_start (GTask    *task,
   SecureConnect *sc = g_task_get_task_data (task);
   GTask *rendezvous;
 
-  rendezvous = rndz_task_new_in (sc->context, sc->handshake, rendezvous_done_cb,
+  rendezvous = rndz_task_new_in (sc->context, g_task_get_cancellable (task), rendezvous_done_cb,
                                  g_object_ref (task));
   rndz_connect_start (client->peer, sc->transport, sc->peer_id, &sc->security, rendezvous);
 }
@@ -195,13 +130,6 @@ secure_connect_async (RndzClient          *client,
   sc->identity = g_object_ref (client->identity);
   sc->context = g_main_context_ref (client->peer->context);
   sc->timeout_ms = client->peer->timeout_ms;
-  sc->handshake = g_cancellable_new ();
-  if (cancellable != NULL)
-    {
-      sc->caller = g_object_ref (cancellable);
-      sc->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (caller_cancelled_cb),
-                                                sc->handshake, NULL);
-    }
   g_task_set_task_data (task, sc, (GDestroyNotify) secure_connect_free);
   rndz_peer_context_invoke (client->peer, secure_connect_start, task, NULL);
 }
@@ -249,7 +177,8 @@ secure_connect_finish (RndzClient    *client,
  * (before anything is sent to it) or if what answers the handshake is
  * not the peer the rendezvous named, and %RNDZ_ERROR_HANDSHAKE_FAILED if
  * the handshake fails otherwise or takes longer than
- * [property@Rndz.Client:timeout].
+ * [property@Rndz.Client:timeout]. In a build without TLS support, it
+ * fails at once with %G_IO_ERROR_NOT_SUPPORTED.
  *
  * Since: 1.0
  */
@@ -345,7 +274,8 @@ rndz_client_connect_tls (RndzClient    *client,
  *
  * Fails as rndz_client_connect_udp_async() does, and with
  * %RNDZ_ERROR_NOT_SECURE, %RNDZ_ERROR_IDENTITY_MISMATCH and
- * %RNDZ_ERROR_HANDSHAKE_FAILED as rndz_client_connect_tls_async() does.
+ * %RNDZ_ERROR_HANDSHAKE_FAILED (or %G_IO_ERROR_NOT_SUPPORTED) as
+ * rndz_client_connect_tls_async() does.
  *
  * Since: 1.0
  */

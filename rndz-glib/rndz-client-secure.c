@@ -24,10 +24,9 @@
 #include "rndz-client.h"
 #include "rndz-client-internal.h"
 #include "rndz-connect-private.h"
-#include "rndz-dtls-channel-private.h"
 #include "rndz-i18n-private.h"
+#include "rndz-secure-handshake-private.h"
 #include "rndz-source-private.h"
-#include "rndz-tls-private.h"
 
 /* Secure peers waiting for an accept; more are closed */
 #define MAX_READY 64
@@ -304,19 +303,13 @@ typedef struct
   GWeakRef client;
   RndzTransport transport;
   char *peer_id;
-  GCancellable *cancellable;    /* its own: the stop's, or its timer's */
-  GCancellable *stop;
-  gulong stop_id;
-  GSource *timer;
+  GCancellable *stop;           /* the client's, when the handshake began */
 } Handshake;
 
 static void
 handshake_free (Handshake *handshake)
 {
-  rndz_source_clear (&handshake->timer);
-  g_cancellable_disconnect (handshake->stop, handshake->stop_id);
   g_object_unref (handshake->stop);
-  g_object_unref (handshake->cancellable);
   g_weak_ref_clear (&handshake->client);
   g_free (handshake->peer_id);
   g_free (handshake);
@@ -325,53 +318,18 @@ handshake_free (Handshake *handshake)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Handshake, handshake_free)
 
 static void
-handshake_stop_cb (GCancellable *stop,
+handshake_done_cb (GObject      *source,
+                   GAsyncResult *result,
                    gpointer      user_data)
 {
-  g_cancellable_cancel (user_data);
-}
-
-static gboolean
-handshake_timeout_cb (gpointer user_data)
-{
-  Handshake *handshake = user_data;
-
-  g_clear_pointer (&handshake->timer, g_source_unref);
-  g_cancellable_cancel (handshake->cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static Handshake *
-handshake_new (RndzClient    *client,
-               RndzTransport  transport,
-               const char    *peer_id)
-{
-  Handshake *handshake = g_new0 (Handshake, 1);
-
-  g_weak_ref_init (&handshake->client, client);
-  handshake->transport = transport;
-  handshake->peer_id = g_strdup (peer_id);
-  handshake->cancellable = g_cancellable_new ();
-  handshake->stop = g_object_ref (client_secure (client)->cancellable);
-  handshake->stop_id = g_cancellable_connect (handshake->stop, G_CALLBACK (handshake_stop_cb),
-                                              handshake->cancellable, NULL);
-  /* A peer that never finishes its handshake is given up on */
-  handshake->timer = rndz_timeout_add (client->peer->context, client->peer->timeout_ms,
-                                       handshake_timeout_cb, handshake);
-  return handshake;
-}
-
-static void
-handshake_done (Handshake *handshake,
-                GObject   *channel,
-                GError    *error)
-{
+  g_autoptr(Handshake) handshake = user_data;
   g_autoptr(RndzClient) client = g_weak_ref_get (&handshake->client);
+  g_autoptr(GError) error = NULL;
+  GObject *channel = rndz_secure_handshake_finish (result, &error);
 
   if (channel == NULL)
     {
       g_debug ("No secure channel with “%s”: %s", handshake->peer_id, error->message);
-      g_error_free (error);
       return;
     }
   if (client == NULL || g_cancellable_is_cancelled (handshake->stop))
@@ -383,28 +341,23 @@ handshake_done (Handshake *handshake,
   secure_deliver (client, handshake->transport, channel, handshake->peer_id);
 }
 
+/* A peer that came in, on @path: the handshake as the server, bounded
+ * by the client's timeout; the client's stop ends it */
 static void
-tls_server_done_cb (GObject      *source,
-                    GAsyncResult *result,
-                    gpointer      user_data)
+handshake_start (RndzClient    *client,
+                 RndzTransport  transport,
+                 const char    *peer_id,
+                 GObject       *path,
+                 const char    *fp)
 {
-  g_autoptr(Handshake) handshake = user_data;
-  GError *error = NULL;
-  GTlsConnection *connection = rndz_tls_handshake_finish (result, &error);
+  Handshake *handshake = g_new0 (Handshake, 1);
 
-  handshake_done (handshake, (GObject *) connection, error);
-}
-
-static void
-dtls_server_done_cb (GObject      *source,
-                     GAsyncResult *result,
-                     gpointer      user_data)
-{
-  g_autoptr(Handshake) handshake = user_data;
-  GError *error = NULL;
-  RndzDtlsChannel *channel = rndz_dtls_channel_handshake_finish (result, &error);
-
-  handshake_done (handshake, (GObject *) channel, error);
+  g_weak_ref_init (&handshake->client, client);
+  handshake->transport = transport;
+  handshake->peer_id = g_strdup (peer_id);
+  handshake->stop = g_object_ref (client_secure (client)->cancellable);
+  rndz_secure_handshake_async (path, TRUE, client->identity, fp, client->peer->timeout_ms,
+                               handshake->stop, handshake_done_cb, handshake);
 }
 
 /*
@@ -425,7 +378,6 @@ rndz_client_secure_take_socket (RndzClient   *client,
                                 GSocket      *socket)
 {
   const char *fp;
-  Handshake *handshake;
 
   if (client->identity == NULL)
     return FALSE;
@@ -440,10 +392,7 @@ rndz_client_secure_take_socket (RndzClient   *client,
       return TRUE;
     }
 
-  handshake = handshake_new (client, RNDZ_TRANSPORT_UDP, peer_id);
-  rndz_dtls_channel_handshake_async (socket, TRUE, client->identity, fp,
-                                     client->peer->timeout_ms, handshake->cancellable,
-                                     dtls_server_done_cb, handshake);
+  handshake_start (client, RNDZ_TRANSPORT_UDP, peer_id, G_OBJECT (socket), fp);
   return TRUE;
 }
 
@@ -461,7 +410,6 @@ pump_accepted_cb (GObject      *source,
   g_autoptr(RndzClient) client = g_weak_ref_get (weak);
   g_autoptr(RndzIncoming) incoming = NULL;
   g_autoptr(GError) error = NULL;
-  Handshake *handshake;
 
   g_weak_ref_clear (weak);
   g_free (weak);
@@ -484,10 +432,8 @@ pump_accepted_cb (GObject      *source,
        * close it when it goes */
       g_autoptr(GSocketConnection) connection = g_steal_pointer (&incoming->connection);
 
-      handshake = handshake_new (client, RNDZ_TRANSPORT_TCP, incoming->peer_id);
-      rndz_tls_handshake_async (G_IO_STREAM (connection), TRUE, client->identity,
-                                incoming->fingerprint, handshake->cancellable,
-                                tls_server_done_cb, handshake);
+      handshake_start (client, RNDZ_TRANSPORT_TCP, incoming->peer_id, G_OBJECT (connection),
+                       incoming->fingerprint);
     }
   pump_next (client);
 }
@@ -631,7 +577,8 @@ accept_secure_finish (RndzClient    *client,
  * at once, each for at most [property@Rndz.Client:timeout].
  *
  * A client without an [property@Rndz.Client:identity] gets a fresh one,
- * which peers that ask from then on see.
+ * which peers that ask from then on see. In a build without TLS support,
+ * this fails at once with %G_IO_ERROR_NOT_SUPPORTED.
  *
  * Since: 1.0
  */
@@ -715,7 +662,8 @@ rndz_client_accept_tls (RndzClient    *client,
  *
  * Waits for the next peer that reaches the client through a server with
  * rndz_client_connect_dtls(), and whose DTLS handshake succeeded, with
- * the checks of rndz_client_accept_tls_async(). Each peer gets a
+ * the checks (and the failure without TLS support) of
+ * rndz_client_accept_tls_async(). Each peer gets a
  * channel of its own, directly or through the relay: no datagram of
  * another sender, and no message of the rendezvous protocol, reaches
  * it.

@@ -95,6 +95,7 @@ enum
   PROP_DIRECT_TIMEOUT,
   PROP_IDENTITY,
   PROP_ALLOWED_FINGERPRINTS,
+  PROP_PORT_MAPPING,
   N_PROPS
 };
 
@@ -557,6 +558,9 @@ rndz_client_get_property (GObject    *object,
     case PROP_ALLOWED_FINGERPRINTS:
       g_value_set_boxed (value, client->peer->allowed_fingerprints);
       break;
+    case PROP_PORT_MAPPING:
+      g_value_set_boolean (value, client->peer->port_mapping);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -604,6 +608,13 @@ rndz_client_set_property (GObject      *object,
       break;
     case PROP_ALLOWED_FINGERPRINTS:
       rndz_client_set_allowed_fingerprints (client, g_value_get_boxed (value));
+      break;
+    case PROP_PORT_MAPPING:
+      if (client->peer->port_mapping != g_value_get_boolean (value))
+        {
+          client->peer->port_mapping = g_value_get_boolean (value);
+          g_object_notify_by_pspec (object, pspec);
+        }
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -841,6 +852,26 @@ rndz_client_class_init (RndzClientClass *klass)
    */
   properties[PROP_ALLOWED_FINGERPRINTS] =
     g_param_spec_boxed ("allowed-fingerprints", NULL, NULL, G_TYPE_STRV, rw);
+
+  /**
+   * RndzClient:port-mapping:
+   *
+   * Whether a listening client asks its router (the IPv4 default
+   * gateway) to map a public port to it, with PCP, NAT-PMP or UPnP-IGD,
+   * and offers the mapped address to the peers that ask for it: a peer
+   * behind a NAT that gives each destination a port of its own can then
+   * come in directly. The mapping is asked for in the background (the
+   * listen does not wait for it), renewed while the client listens and
+   * removed when it stops (a UPnP-IGD mapping by an HTTP request, which
+   * leaves while the client's context runs after rndz_client_stop(); a
+   * program that exits at once leaves it to its two-hour lease). Off, or
+   * without a gateway, nothing is sent. A change applies to the next
+   * listen.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_PORT_MAPPING] =
+    g_param_spec_boolean ("port-mapping", NULL, NULL, TRUE, rw);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 

@@ -23,8 +23,9 @@ G_BEGIN_DECLS
  *   answer from a server
  * @RNDZ_CLIENT_STATE_REGISTERED: at least one server answers the client's
  *   keepalives
- * @RNDZ_CLIENT_STATE_RECONNECTING: no server has answered for a while; the
- *   client keeps trying, with growing delays
+ * @RNDZ_CLIENT_STATE_RECONNECTING: no server has answered for a while, or
+ *   the network changed (#GNetworkMonitor) and the client registers again
+ *   at once; it keeps trying, with growing delays
  *
  * The health of a listening [class@Rndz.Client], as its
  * [property@Rndz.Client:state] property.

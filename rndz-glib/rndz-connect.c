@@ -87,9 +87,12 @@ typedef struct _ConnectOp ConnectOp;
 /* Checks: the first at once, then with growing gaps up to the maximum */
 #define CHECK_INITIAL_MS 50
 #define CHECK_MAX_MS 400
-/* A use is sent again after this: long enough that a slow answer is not
- * taken for a lost one (a second use would reach the application) */
-#define USE_RETRY_MS 300
+/* A use goes again until its answer comes, with gaps from the first to
+ * the maximum: the peer answers every copy until our own first datagram
+ * reaches it, or until it has heard no use for HANDOVER_QUIET_MS (600,
+ * rndz-listener-internal.h), which must be well above the maximum */
+#define USE_RETRY_INITIAL_MS 100
+#define USE_RETRY_MAX_MS 200
 
 /* TCP: connecting towards one of the peer's addresses */
 typedef struct
@@ -130,6 +133,7 @@ struct _ConnectOp
 
   RndzAddr paths[MAX_PATHS];
   RndzPath path_kinds[MAX_PATHS];
+  gboolean path_punched[MAX_PATHS]; /* UDP: a punch of the peer came from there */
   guint n_paths;
   GSource *direct_timeout;
   GSource *check_timer;           /* UDP: checks, then uses */
@@ -150,6 +154,12 @@ struct _ConnectOp
   GPtrArray *attempts;            /* TCP: PeerAttempt */
 
   GCancellable *join_cancellable;
+
+  /* The early relay: asked for beside the direct paths, when these look
+   * unlikely to work */
+  GSource *early_timer;
+  gboolean relay_early;           /* asked for */
+  GError *relay_error;            /* it failed: what the op fails with, if direct does too */
 
   /* A secure connection: the result waits for the target's fingerprint */
   RndzConnectSecurity *security;
@@ -181,6 +191,7 @@ op_stop_paths (ConnectOp *op)
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
+  rndz_source_clear (&op->early_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
   g_clear_pointer (&op->spray, rndz_spray_free);
   if (op->join_cancellable != NULL)
@@ -208,6 +219,7 @@ op_free (ConnectOp *op)
   g_clear_object (&op->held);
   g_clear_pointer (&op->attempts, g_ptr_array_unref);
   g_clear_object (&op->join_cancellable);
+  g_clear_error (&op->relay_error);
   if (op->socket != NULL)
     g_socket_close (op->socket, NULL);
   g_clear_object (&op->socket);
@@ -385,6 +397,11 @@ op_direct_timeout_cb (gpointer user_data)
   if (op->attempts != NULL)
     g_ptr_array_set_size (op->attempts, 0);
 
+  if (op->relay_error != NULL)
+    {
+      op_return_error (op, g_steal_pointer (&op->relay_error));
+      return G_SOURCE_REMOVE;
+    }
   if (!op->peer->relay || rndz_request_get_server (op->request) == NULL)
     {
       op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
@@ -392,6 +409,12 @@ op_direct_timeout_cb (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
 
+  /* Asked for early: the relay is the only way left */
+  if (op->relay_early)
+    {
+      op->phase = op->join_cancellable != NULL ? PHASE_RELAY_JOINING : PHASE_RELAY;
+      return G_SOURCE_REMOVE;
+    }
   op_start_relay (op);
   return G_SOURCE_REMOVE;
 }
@@ -445,6 +468,14 @@ op_join_cb (GObject      *source,
       return;
     }
 
+  if (socket == NULL && op->phase < PHASE_RELAY)
+    {
+      /* Early: the direct paths go on */
+      g_debug ("The early relay to “%s” failed: %s", op->peer_id, error->message);
+      g_clear_error (&op->relay_error);
+      op->relay_error = g_steal_pointer (&error);
+      return;
+    }
   if (socket == NULL)
     {
       op_return_error (op, g_steal_pointer (&error));
@@ -465,10 +496,13 @@ op_handle_session (ConnectOp         *op,
   RndzAddr relay = *rndz_request_get_server (op->request);
   gint64 left;
 
-  if (op->phase != PHASE_RELAY || !g_str_equal (msg->id, op->peer_id))
+  if (!g_str_equal (msg->id, op->peer_id) || op->join_cancellable != NULL ||
+      (op->phase != PHASE_RELAY && !op->relay_early))
     return;
 
-  op->phase = PHASE_RELAY_JOINING;
+  /* Early, the direct paths go on beside the join */
+  if (op->phase == PHASE_RELAY)
+    op->phase = PHASE_RELAY_JOINING;
   rndz_request_found (op->request);
   relay.port = msg->port;
   /* A server of a cluster may name another node's relay */
@@ -490,6 +524,58 @@ op_handle_relay_reply (ConnectOp         *op,
     op_handle_session (op, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
     op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->relay_early && op->join_cancellable == NULL &&
+           op->relay_error == NULL)
+    {
+      /* Early: the direct paths go on */
+      op->relay_error = rndz_message_error_to_gerror (msg, op->peer_id);
+      g_debug ("No early relay to “%s”: %s", op->peer_id, op->relay_error->message);
+    }
+}
+
+/* The early relay
+ *
+ * When the peer's NAT rewrites ports, a direct path is unlikely: over
+ * TCP its observed address leads nowhere, over UDP only the hard-NAT
+ * phase may find one, and never when our NAT rewrites too. Waiting for
+ * the direct timeout then only delays the first byte by seconds. So the
+ * relay is asked for beside the direct paths, after a head start that
+ * lets those that work win (a candidate on the same network connects
+ * within milliseconds; the hard-NAT phase often within a second): the
+ * first path that works is the result, and the other attempts stop. */
+
+#define EARLY_RELAY_TCP_MS 200
+#define EARLY_RELAY_UDP_MS 800
+
+static gboolean
+op_early_relay_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->early_timer, g_source_unref);
+  if (op->phase != PHASE_CHECKING || op->relay_early)
+    return G_SOURCE_REMOVE;
+
+  g_debug ("The NAT of “%s” rewrites ports: asking for the relay beside direct paths",
+           op->peer_id);
+  op->relay_early = TRUE;
+  /* Its own tid: the checks go on with the operation's */
+  rndz_request_relay (op->request, rndz_new_tid ());
+  return G_SOURCE_REMOVE;
+}
+
+static void
+op_maybe_relay_early (ConnectOp *op)
+{
+  if (!op->peer_rewrites || !op->peer->relay || op->early_timer != NULL || op->relay_early ||
+      op->phase != PHASE_CHECKING || rndz_request_get_server (op->request) == NULL)
+    return;
+
+  op->early_timer = rndz_timeout_add (op->context,
+                                      op->transport == RNDZ_TRANSPORT_TCP ? EARLY_RELAY_TCP_MS
+                                                                          : EARLY_RELAY_UDP_MS,
+                                      op_early_relay_cb, op);
 }
 
 static void
@@ -589,7 +675,8 @@ op_udp_use_cb (gpointer user_data)
 
   g_clear_pointer (&op->check_timer, g_source_unref);
   op_udp_send_to (op, op->chosen_socket, RNDZ_MESSAGE_USE, &op->chosen_addr);
-  op->check_timer = rndz_timeout_add (op->context, USE_RETRY_MS, op_udp_use_cb, op);
+  op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_use_cb, op);
+  op->check_ms = MIN (op->check_ms * 2, USE_RETRY_MAX_MS);
   return G_SOURCE_REMOVE;
 }
 
@@ -659,6 +746,7 @@ op_udp_choose (ConnectOp      *op,
   op->chosen_source = rndz_socket_source_add (op->chosen_socket, op->context,
                                               op_udp_chosen_read_cb, op,
                                               "[rndz] connect UDP chosen");
+  op->check_ms = USE_RETRY_INITIAL_MS;
   op_udp_use_cb (op);
 }
 
@@ -682,6 +770,7 @@ op_udp_redirected (ConnectOp         *op,
   added = op_add_redirect_paths (op, redirect);
 
   op_found_peer (op);
+  op_maybe_relay_early (op);
   if (added)
     op_udp_check_now (op);
 }
@@ -735,19 +824,28 @@ op_spray_cb (RndzSpray         *spray,
 
 /* No path has answered yet. If the peer's NAT changed its port, it is
  * the hard side: probe for its mappings. Otherwise we may be: open
- * mappings for it to find. */
+ * mappings for it to find, unless the peer's punch came in at the port
+ * the server saw us at (then our NAT is no hard one, and packets were
+ * lost: checks and punches are sent again for that). */
 static gboolean
 op_hard_start_cb (gpointer user_data)
 {
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   RndzMessage check;
+  int i;
 
   g_clear_pointer (&op->hard_timer, g_source_unref);
   if (op->phase >= PHASE_NOMINATED || op->peer_addr.family == 0)
     return G_SOURCE_REMOVE;
 
   op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
+  i = op_find_path (op, &op->peer_addr);
+  if (!op->peer_rewrites && i >= 0 && op->path_punched[i])
+    {
+      g_debug ("No path to “%s” yet, but its punch came through: waiting", op->peer_id);
+      return G_SOURCE_REMOVE;
+    }
   if (op->peer_rewrites)
     {
       g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
@@ -786,6 +884,11 @@ op_udp_read_one (GSocket           *socket,
       op_found_peer (op);
       op_udp_check_now (op);
     }
+
+  /* From where the server saw the peer, it shows that our NAT lets the
+   * peer in at the port the server saw us at: ours is no hard one */
+  if (msg->type == RNDZ_MESSAGE_RSYNC && (i = op_find_path (op, from)) >= 0)
+    op->path_punched[i] = TRUE;
 
   /* The answer to a check: only from an address we checked, or from the
    * peer's public address at a port we probed */
@@ -832,8 +935,18 @@ op_udp_chosen_read_cb (GSocket      *socket,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
   g_autoptr(GError) error = NULL;
 
-  /* Reads one datagram too many only if the peer's data came before its
-   * answer: it would have been lost anyway */
+  /* The peer's own datagram: it took our use, and its answers were lost
+   * (it answers no more once it handed the path to its application).
+   * The datagram stays for ours. */
+  if (op->phase == PHASE_NOMINATED && socket == op->chosen_socket &&
+      rndz_udp_head_is_data (socket))
+    {
+      int i = op_find_path (op, &op->chosen_addr);
+
+      op_udp_found (op, &op->chosen_addr, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
+      return G_SOURCE_CONTINUE;
+    }
+
   if (!rndz_udp_read_messages (socket, TRUE, op_udp_chosen_read_one, op, &error) &&
       error != NULL)
     g_debug ("Reading from the peer: %s", error->message);
@@ -981,6 +1094,7 @@ op_tcp_redirected (ConnectOp         *op,
   g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
   op_add_redirect_paths (op, redirect);
   op_found_peer (op);
+  op_maybe_relay_early (op);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
     {
@@ -1073,7 +1187,7 @@ request_relay_reply_cb (RndzRequest       *request,
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
-  if (op->phase >= PHASE_RELAY)
+  if (op->phase >= PHASE_RELAY || op->relay_early)
     op_handle_relay_reply (op, msg);
 }
 
@@ -1086,7 +1200,7 @@ request_failed_cb (RndzRequest *request,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   /* Once the relay's session came, its server has done its part */
-  if (op->phase == PHASE_RELAY_JOINING)
+  if (op->phase == PHASE_RELAY_JOINING || op->join_cancellable != NULL)
     {
       g_error_free (error);
       return;

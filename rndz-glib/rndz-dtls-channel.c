@@ -4,7 +4,8 @@
  *
  * The GObject, its GDatagramBased interface and the GBytes helpers for
  * Python and GJS. The records and the keepalive are in
- * rndz-dtls-record.c, the handshake in rndz-dtls-handshake.c; the model
+ * rndz-dtls-record.c, the handshake in rndz-dtls-handshake.c (or, in a
+ * build without GnuTLS, neither, in rndz-dtls-channel-none.c); the model
  * of contexts is in rndz-dtls-record-private.h.
  */
 
@@ -12,8 +13,6 @@
 
 #include <string.h>
 #include <sys/socket.h>
-
-#include <gnutls/dtls.h>
 
 #include "rndz-dtls-record-private.h"
 #include "rndz-i18n-private.h"
@@ -53,9 +52,16 @@
  * with %RNDZ_ERROR_PATH_DEAD. A blocking receive keeps doing this while
  * it waits.
  *
+ * In a build without TLS support the type exists, but no channel ever
+ * opens: rndz_client_connect_dtls() and rndz_client_accept_dtls() fail
+ * with %G_IO_ERROR_NOT_SUPPORTED.
+ *
  * Its sources are attached to the main context that was the thread-
  * default one when the channel was made, and its signal is emitted
  * there; use it from that context's thread.
+ *
+ * The library makes channels, with their handshake; one made with
+ * g_object_new() is closed from the start.
  *
  * Since: 1.0
  */
@@ -165,8 +171,8 @@ gather (RndzDtlsChannel  *self,
       if (message->vectors[i].size > self->max_payload - total)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                       _("The datagram is larger than the %" G_GSIZE_FORMAT
-                         " bytes a secure channel carries"), self->max_payload);
+                       _("The datagram is larger than the %lu bytes a secure channel carries"),
+                       (gulong) self->max_payload);
           return FALSE;
         }
       memcpy (buffer + total, message->vectors[i].buffer, message->vectors[i].size);
@@ -425,7 +431,7 @@ rndz_dtls_channel_dispose (GObject *object)
   /* Dropped while open: tell the peer, which would wait for the path to
    * die otherwise */
   if (self->phase == RNDZ_DTLS_PHASE_OPEN)
-    gnutls_bye (self->session, GNUTLS_SHUT_WR);
+    rndz_dtls_say_bye (self);
   self->phase = RNDZ_DTLS_PHASE_CLOSED;
   rndz_dtls_teardown (self);
   g_queue_clear_full (&self->incoming, (GDestroyNotify) g_bytes_unref);
@@ -438,7 +444,7 @@ rndz_dtls_channel_finalize (GObject *object)
 {
   RndzDtlsChannel *self = RNDZ_DTLS_CHANNEL (object);
 
-  g_clear_pointer (&self->session, gnutls_deinit);
+  rndz_dtls_free_session (self);
   g_clear_object (&self->identity);
   g_clear_object (&self->socket);
   g_clear_pointer (&self->context, g_main_context_unref);
@@ -829,7 +835,7 @@ rndz_dtls_channel_close (RndzDtlsChannel *channel)
   if (channel->phase != RNDZ_DTLS_PHASE_OPEN)
     return;
   hold = g_object_ref (channel);
-  gnutls_bye (channel->session, GNUTLS_SHUT_WR);
+  rndz_dtls_say_bye (channel);
   rndz_dtls_close (channel, NULL);
   g_socket_close (channel->socket, NULL);
 }
@@ -850,15 +856,4 @@ rndz_dtls_channel_is_closed (RndzDtlsChannel *channel)
   g_return_val_if_fail (RNDZ_IS_DTLS_CHANNEL (channel), TRUE);
 
   return channel->phase != RNDZ_DTLS_PHASE_OPEN;
-}
-
-void
-rndz_dtls_channel_get_stats (RndzDtlsChannel *channel,
-                             RndzDtlsStats   *stats)
-{
-  g_return_if_fail (RNDZ_IS_DTLS_CHANNEL (channel));
-
-  *stats = channel->stats;
-  if (channel->session != NULL)
-    stats->dropped += gnutls_record_get_discarded (channel->session);
 }

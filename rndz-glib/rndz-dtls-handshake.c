@@ -89,6 +89,7 @@ session_setup (RndzDtlsChannel                  *self,
                    _("Could not set up DTLS: %s"), gnutls_strerror (ret));
       return FALSE;
     }
+  self->server = server;
   if (server)
     gnutls_certificate_server_set_request (self->session, GNUTLS_CERT_REQUIRE);
   gnutls_session_set_ptr (self->session, self);
@@ -193,9 +194,14 @@ on_handshake_readable (GSocket      *socket,
 
   for (i = 0; i < MAX_STEPS && self->handshake != NULL; i++)
     {
+      guint steps;
+
       if (!rndz_dtls_read_datagram (self))
         break;
-      handshake_step (self);
+      /* As for records: GnuTLS may finish with what it had buffered
+       * before it pulls the new datagram */
+      for (steps = 0; steps < MAX_STEPS && self->in_full && self->handshake != NULL; steps++)
+        handshake_step (self);
       self->in_full = FALSE;
     }
   return G_SOURCE_CONTINUE;

@@ -9,6 +9,10 @@
  * GObject, its GDatagramBased interface and its GBytes helpers. Arrows
  * go one way: handshake → channel → record.
  *
+ * Without GnuTLS (RNDZ_HAVE_TLS unset), rndz-dtls-channel-none.c takes
+ * the place of the record and handshake files: the GObject is the same,
+ * but no handshake succeeds, so no channel ever opens.
+ *
  * Threads: none. Every source is attached to the context that was
  * thread-default when the channel was made (its handshake began), and
  * every callback runs there; the blocking calls (receive, wait) run the
@@ -17,8 +21,6 @@
  */
 
 #pragma once
-
-#include <gnutls/gnutls.h>
 
 #include "rndz-dtls-channel-private.h"
 
@@ -35,8 +37,8 @@ typedef enum
   RNDZ_DTLS_PHASE_CLOSED,
 } RndzDtlsPhase;
 
-/* The first byte of every record's plaintext (doc/protocol.md, "Secure
- * channels"): what the rest is */
+/* The first byte of every record's plaintext (doc/security.md, "What
+ * DTLS guarantees"): what the rest is */
 typedef enum
 {
   RNDZ_DTLS_RECORD_DATA = 0,
@@ -63,14 +65,16 @@ struct _RndzDtlsChannel
   GSocket *socket;
   GMainContext *context;
   RndzDtlsPhase phase;
-  gnutls_session_t session;
+  gboolean server;             /* the DTLS server: the listener */
+  /* A gnutls_session_t, by the name GnuTLS declares it with, so that
+   * rndz-dtls-channel.c builds without GnuTLS's headers */
+  struct gnutls_session_int *session;
   RndzIdentity *identity;      /* owns the session's credentials */
 
   /* The datagram just read, for GnuTLS's pull function */
   guint8 in_buf[RNDZ_DTLS_DATAGRAM_MAX];
   gsize in_len;
   gboolean in_full;
-  gboolean pull_starved;        /* GnuTLS asked for a datagram and found none */
 
   GSource *read_source;
   GSource *timer;              /* retransmissions, then keepalives */
@@ -120,5 +124,7 @@ void     rndz_dtls_close             (RndzDtlsChannel     *self,
                                       GError              *reason);
 void     rndz_dtls_reschedule        (RndzDtlsChannel     *self);
 void     rndz_dtls_teardown          (RndzDtlsChannel     *self);
+void     rndz_dtls_say_bye           (RndzDtlsChannel     *self);
+void     rndz_dtls_free_session      (RndzDtlsChannel     *self);
 
 G_END_DECLS

@@ -9,8 +9,9 @@
  * that only the peer's data ever reaches the application.
  *
  * Keepalive: a ping goes out when nothing was sent, or nothing heard,
- * for an interval (and no ping went out in the last one); the peer
- * answers each with a pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
+ * for an interval (and no ping went out in the last one; the server
+ * waits a quarter of an interval more); the peer answers each with a
+ * pong. Nothing heard for RNDZ_DTLS_DEAD_INTERVALS
  * intervals closes the channel with RNDZ_ERROR_PATH_DEAD. One deadline
  * source carries both timers; it is not moved on every datagram: when it
  * fires early, it works out the real deadlines again.
@@ -34,8 +35,9 @@
 #define SEND_WAIT_US 10000
 /* Datagrams read per dispatch, so that a flood cannot starve the context */
 #define READ_BATCH 64
-/* Records of one datagram that GnuTLS may handle itself in a row */
-#define MAX_UNPROCESSED 16
+/* gnutls_record_recv() calls per datagram: its records, and what GnuTLS
+ * had buffered (a DTLS datagram holds at most 1400 / 13 records) */
+#define MAX_RECORD_CALLS 128
 
 /* Transport: GnuTLS pushes straight to the socket, and pulls only the
  * datagram that rndz_dtls_read_datagram() read for it */
@@ -78,7 +80,6 @@ transport_pull (gnutls_transport_ptr_t  ptr,
 
   if (!self->in_full)
     {
-      self->pull_starved = TRUE;
       gnutls_transport_set_errno (self->session, EAGAIN);
       return -1;
     }
@@ -167,6 +168,21 @@ rndz_dtls_teardown (RndzDtlsChannel *self)
   rndz_source_clear (&self->cancel_source);
 }
 
+/* Tells the peer the channel closes (a close_notify alert), without
+ * waiting for its answer */
+void
+rndz_dtls_say_bye (RndzDtlsChannel *self)
+{
+  if (self->session != NULL)
+    gnutls_bye (self->session, GNUTLS_SHUT_WR);
+}
+
+void
+rndz_dtls_free_session (RndzDtlsChannel *self)
+{
+  g_clear_pointer (&self->session, gnutls_deinit);
+}
+
 static void
 fail_receivers (RndzDtlsChannel *self)
 {
@@ -224,9 +240,9 @@ rndz_dtls_send_record (RndzDtlsChannel     *self,
   if (len > self->max_payload)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
-                   _("A datagram of %" G_GSIZE_FORMAT " bytes is larger than the %"
-                     G_GSIZE_FORMAT " bytes a secure channel carries"),
-                   len, self->max_payload);
+                   _("A datagram of %lu bytes is larger than the %lu bytes a secure "
+                     "channel carries"),
+                   (gulong) len, (gulong) self->max_payload);
       return FALSE;
     }
 
@@ -316,27 +332,21 @@ static void
 take_records (RndzDtlsChannel *self)
 {
   guint8 record[RNDZ_DTLS_DATAGRAM_MAX];
-  guint again = 0;
+  guint calls;
 
-  while (self->phase == RNDZ_DTLS_PHASE_OPEN)
+  for (calls = 0; calls < MAX_RECORD_CALLS && self->phase == RNDZ_DTLS_PHASE_OPEN; calls++)
     {
-      ssize_t ret;
+      ssize_t ret = gnutls_record_recv (self->session, record, sizeof record);
 
-      self->pull_starved = FALSE;
-      ret = gnutls_record_recv (self->session, record, sizeof record);
-
-      /* GnuTLS says "again" without asking for a datagram after a record
-       * it handled itself (a retransmitted handshake flight: it sends its
-       * last flight again) while later records of the datagram wait in
-       * its buffer. Left there, they would be parsed with the next
-       * datagram, and the first one it refuses (the flight's
-       * ChangeCipherSpec) would discard the lot: the peer's first data
-       * after a lossy handshake was lost. */
-      if ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) && !self->pull_starved &&
-          ++again < MAX_UNPROCESSED)
-        continue;
       if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
-        return;
+        {
+          /* GnuTLS may stop at what was left of an earlier datagram
+           * (the peer's retransmitted last flight, which it discards)
+           * before it pulls this one: ask until it did */
+          if (!self->in_full)
+            return;
+          continue;
+        }
       if (ret == 0)
         {
           rndz_dtls_close (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
@@ -357,7 +367,7 @@ take_records (RndzDtlsChannel *self)
 void
 rndz_dtls_pump (RndzDtlsChannel *self)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   guint i;
 
   for (i = 0; i < READ_BATCH && self->phase == RNDZ_DTLS_PHASE_OPEN; i++)
@@ -384,7 +394,14 @@ static gint64
 next_ping (RndzDtlsChannel *self,
            gint64           interval)
 {
-  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + interval;
+  gint64 quiet = interval;
+
+  /* Both sides would ping at the same moments, each before the other's
+   * ping came: the server waits a quarter longer, so that while the
+   * client pings it only answers (half the traffic at rest) */
+  if (self->server)
+    quiet += interval / 4;
+  return MAX (self->last_ping, MIN (self->last_sent, self->last_heard)) + quiet;
 }
 
 void
@@ -439,6 +456,8 @@ rndz_dtls_open (RndzDtlsChannel *self)
   self->phase = RNDZ_DTLS_PHASE_OPEN;
   self->last_heard = self->last_sent = self->last_ping = now;
   self->max_payload = gnutls_dtls_get_data_mtu (self->session) - 1;
+  g_debug ("Secure channel open: %s, %" G_GSIZE_FORMAT " bytes of payload at most",
+           gnutls_cipher_get_name (gnutls_cipher_get (self->session)), self->max_payload);
   rndz_dtls_teardown (self);
   self->read_source = rndz_socket_source_add (self->socket, self->context, on_readable,
                                               self, "[rndz] secure channel");
@@ -453,7 +472,9 @@ rndz_dtls_condition (RndzDtlsChannel *self)
 {
   GIOCondition condition = G_IO_OUT;
 
-  if (self->phase == RNDZ_DTLS_PHASE_CLOSED)
+  /* Not open yet counts as closed: only a channel that its handshake
+   * made is ever open */
+  if (self->phase != RNDZ_DTLS_PHASE_OPEN)
     return G_IO_HUP | G_IO_ERR;
   if (self->incoming.length > 0)
     condition |= G_IO_IN;
@@ -470,7 +491,7 @@ rndz_dtls_wait (RndzDtlsChannel  *self,
                 GCancellable     *cancellable,
                 GError          **error)
 {
-  g_autoptr(RndzDtlsChannel) hold = g_object_ref (self);
+  g_autoptr(RndzDtlsChannel) hold G_GNUC_UNUSED = g_object_ref (self);
   gint64 deadline = timeout_us > 0 ? g_get_monotonic_time () + timeout_us : -1;
 
   condition |= G_IO_HUP | G_IO_ERR;
@@ -506,4 +527,15 @@ rndz_dtls_wait (RndzDtlsChannel  *self,
                                      wake < 0 ? -1 : MAX (wake - now, 0),
                                      cancellable, NULL);
     }
+}
+
+void
+rndz_dtls_channel_get_stats (RndzDtlsChannel *channel,
+                             RndzDtlsStats   *stats)
+{
+  g_return_if_fail (RNDZ_IS_DTLS_CHANNEL (channel));
+
+  *stats = channel->stats;
+  if (channel->session != NULL)
+    stats->dropped += gnutls_record_get_discarded (channel->session);
 }

@@ -28,7 +28,15 @@ G_BEGIN_DECLS
 #define NEWCOMER_FACTOR 10
 #define NEWCOMER_INTERVAL_S 10
 
-/* An isync forwarded to its target, waiting for the target's rsync */
+/* The fsync of a pending UDP request is sent again for copies of its
+ * isync, at most this many times: the request paid for them, the
+ * target's budget for new requests does not (doc/protocol.md,
+ * "Retransmission") */
+#define MAX_FSYNC_COPIES 4
+
+/* An isync forwarded to its target, waiting for the target's rsync; over
+ * UDP kept, answered, until its deadline: a copy of the isync (the
+ * redirect was lost) gets the redirect again */
 typedef struct
 {
   guint32 server_tid;
@@ -45,6 +53,8 @@ typedef struct
   char target_id[RNDZ_ID_MAX_LEN + 1];
   gint64 deadline;
   GList link;                     /* in RndzForwarder.queue, by deadline */
+  guint fsync_copies;             /* UDP: fsyncs sent again for copies of the isync */
+  RndzMessage *redirect;          /* UDP: the answer, once the target's rsync came */
 
   /* Across a cluster (doc/cluster.md). The origin node (the requester's)
    * asks Redis where the target is (lookup), then sends the request to

@@ -106,6 +106,7 @@ rndz_forward_free (RndzForwarder *forwarder,
   rndz_cluster_lookup_cancel (forward->lookup);
   g_queue_unlink (&forwarder->queue, &forward->link);
   g_hash_table_remove (forwarder->forwards, GUINT_TO_POINTER (forward->server_tid));
+  g_free (forward->redirect);
   g_free (forward);
 }
 
@@ -185,6 +186,13 @@ rndz_forwarder_expire (RndzForwarder *forwarder,
         {
           rndz_server_io_schedule (forwarder->io, forward->deadline);
           break;
+        }
+
+      /* Answered: kept only for copies of its isync */
+      if (forward->redirect != NULL)
+        {
+          rndz_forward_free (forwarder, forward);
+          continue;
         }
 
       g_debug ("“%s” did not answer the request of “%s”", forward->target_id, forward->requester_id);
@@ -483,7 +491,16 @@ rndz_forward_find_retransmission (RndzForwarder          *forwarder,
   return forward;
 }
 
-/* Returns TRUE if @msg was a retransmission, and is handled */
+/* Returns TRUE if @msg was a retransmission, and is handled.
+ *
+ * Answered already: the redirect was lost, and goes again, paid for by
+ * this copy (no fsync goes with it). Still pending: the fsync or the
+ * rsync was lost, and the fsync goes again, paid for by this copy too.
+ * A copy is not a new request: the target's budgets, which the first
+ * paid, are not asked again; the requester's own budget is, and a
+ * request gets at most MAX_FSYNC_COPIES copies, so that no source turns
+ * one admitted request into a stream towards the target. Over the
+ * limits it goes unanswered, not refused. */
 static gboolean
 isync_retransmitted (RndzForwarder          *forwarder,
                      const RndzServerSource *src,
@@ -493,10 +510,28 @@ isync_retransmitted (RndzForwarder          *forwarder,
   gboolean again;
   RndzForward *forward = rndz_forward_find_retransmission (forwarder, src, msg, &again);
 
-  /* Still pending: over the limits it goes unanswered, not refused */
-  if (forward != NULL && rndz_forward_take (forwarder, &src->from, &target->addr, msg->id))
-    rndz_forward_send_fsync (forwarder, target, forward);
-  return again;
+  if (forward == NULL)
+    return again;
+
+  if (forward->redirect != NULL)
+    {
+      g_debug ("Sending the redirect for “%s” again", msg->id);
+      rndz_server_io_send_udp (forwarder->io, &src->from, forward->redirect,
+                               MIN (forward->reply_limit, src->len));
+      return TRUE;
+    }
+
+  if (forward->fsync_copies >= MAX_FSYNC_COPIES ||
+      !rndz_rate_limit_take (forwarder->requester_limit, &src->from, g_get_monotonic_time ()))
+    {
+      forwarder->stats->rate_limited++;
+      g_debug ("Not forwarding the request of “%s” again: rate limited", msg->id);
+      return TRUE;
+    }
+
+  forward->fsync_copies++;
+  rndz_forward_send_fsync (forwarder, target, forward);
+  return TRUE;
 }
 
 RndzForward *
@@ -612,7 +647,10 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
   RndzMessage redirect;
   RndzPeer *target;
 
-  if (forward == NULL || forward->transport != src->transport || forward_sent_across (forward) ||
+  /* A copy of an rsync already taken (the target sends it again until
+   * the requester's check shows the redirect came) changes nothing */
+  if (forward == NULL || forward->redirect != NULL ||
+      forward->transport != src->transport || forward_sent_across (forward) ||
       !g_str_equal (forward->target_id, msg->id) ||
       !g_str_equal (forward->requester_id, msg->target))
     return;
@@ -634,7 +672,13 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
   if (!forward->remote)
     forwarder->stats->redirected++;
   rndz_forward_reply (forwarder, forward, &redirect);
-  rndz_forward_free (forwarder, forward);
+
+  /* Over UDP the redirect may be lost: the requester's copies of its
+   * isync get it again until the request's deadline */
+  if (forward->transport == RNDZ_TRANSPORT_UDP && !forward->remote)
+    forward->redirect = g_memdup2 (&redirect, sizeof redirect);
+  else
+    rndz_forward_free (forwarder, forward);
 }
 
 /* relay */

@@ -1,12 +1,15 @@
-/* rndz-listener-internal.h: what the two halves of the listener share
+/* rndz-listener-internal.h: what the parts of the listener share
  *
  * SPDX-License-Identifier: MIT
  *
  * rndz-listener.c registers with the servers and keeps the registration
  * (the object, its links, its state); rndz-listener-requests.c does what
  * the listener does for each requester (punches, checks, the hard-NAT
- * phase, the relay, the accept queue). The first calls the second, never
- * the other way: the second tells through the object's signals.
+ * phase, the relay), and rndz-listener-accept.c keeps the connections it
+ * hands out (the accept queue). Each calls only the ones after it: the
+ * last two tell through the object's signals. rndz-listener-mapped.c
+ * reads what comes through the router's port mapping (UDP), and hands
+ * checks to rndz-listener-requests.c.
  */
 
 #pragma once
@@ -14,6 +17,7 @@
 #include "rndz-listener-private.h"
 #include "rndz-acceptor-private.h"
 #include "rndz-hard-nat-private.h"
+#include "rndz-portmap-private.h"
 
 G_BEGIN_DECLS
 
@@ -32,6 +36,22 @@ G_BEGIN_DECLS
 /* At most so many check sockets at once, and requesters sprayed for */
 #define MAX_CHECKS 512
 #define MAX_SPRAYS 2
+/* UDP, through loss: a punch goes again with growing gaps until the
+ * requester's check comes (or the direct timeout), and our rsync to the
+ * server likewise (doc/protocol.md, "Retransmission") */
+#define PUNCH_UDP_INITIAL_MS 100
+#define PUNCH_UDP_MAX_MS 400
+#define RSYNC_RETRY_INITIAL_MS 200
+#define RSYNC_RETRY_MAX_MS 800
+/* A check socket whose use we answered stays ours, to answer the use
+ * again, until the requester's first datagram of its own comes, or
+ * until it has sent no use for this long: more than two of its gaps
+ * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
+#define HANDOVER_QUIET_MS 600
+/* ... but no longer than this many answers: a requester that gets none
+ * of them still learns that the path is its own from our application's
+ * first datagram, if ours speaks first */
+#define HANDOVER_MAX_ANSWERS 4
 
 struct _RndzListener
 {
@@ -62,19 +82,11 @@ struct _RndzListener
     RndzAddr addr;
     guint32 tid;
     gboolean refused;
+    gboolean reached;           /* a check of the requester came */
     char peer_id[RNDZ_ID_MAX_LEN + 1];
     char fp[RNDZ_FP_LEN + 1];   /* the requester's, if it asked for a secure connection */
   } recent[RECENT_REQUESTS];
   guint recent_next;
-
-  /* UDP: the addresses of requesters whose path was handed over lately
-   * (listener_handed_recently() in rndz-listener-requests.c) */
-  struct
-  {
-    RndzAddr addr;
-    gint64 time;                /* monotonic, 0 if unused */
-  } handed[RECENT_REQUESTS];
-  guint handed_next;
 
   char sessions[RECENT_SESSIONS][RNDZ_TOKEN_LEN + 1];
   guint sessions_next;
@@ -86,8 +98,23 @@ struct _RndzListener
   guint n_cands;
   gint64 cands_time;            /* monotonic, 0 if never */
   RndzProbeBudget probes;       /* for all requesters */
+
+  /* Port mapping on the router (rndz-portmap.c), when the client's
+   * port-mapping is on and there is a gateway: TCP maps P; UDP maps the
+   * port of a socket of its own (rndz-listener-mapped.c) */
+  RndzPortmap *portmap;
+  RndzAddr mapped;              /* the router's address for us; family 0: none */
+  GSocket *mapped_socket;       /* UDP: on M */
+  guint16 mapped_port;          /* UDP: M */
+  GSource *mapped_source;
   GQueue incoming;              /* RndzIncoming */
   GQueue waiters;               /* Waiter */
+
+  /* Network changes (GNetworkMonitor): the links start again once the
+   * changes have settled */
+  GNetworkMonitor *monitor;
+  gulong monitor_id;
+  GSource *network_settle;
 };
 
 #define listener_ref g_object_ref
@@ -102,10 +129,31 @@ gboolean  rndz_listener_take_request      (RndzListener      *listener,
 void      rndz_listener_init_rsync        (RndzListener      *listener,
                                            const RndzMessage *fsync,
                                            RndzMessage       *rsync);
+gboolean  rndz_listener_request_reached   (RndzListener      *listener,
+                                           const RndzMessage *fsync);
 void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzAddr    *server,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+void      rndz_listener_check_mapped      (RndzListener      *listener,
+                                           guint16            port,
+                                           const char        *peer_id,
+                                           const RndzAddr    *from,
+                                           const RndzMessage *check);
+
+/* rndz-listener-mapped.c */
+gboolean  rndz_listener_mapped_open       (RndzListener      *listener,
+                                           guint16           *port,
+                                           GError           **error);
+void      rndz_listener_mapped_close      (RndzListener      *listener);
+
+/* rndz-listener-accept.c */
+void      rndz_listener_deliver           (RndzListener      *listener,
+                                           const char        *peer_id,
+                                           const char        *fingerprint,
+                                           GSocket           *socket,
+                                           RndzPath           path);
+void      rndz_listener_accept_clear      (RndzListener      *listener);
 
 G_END_DECLS

@@ -42,9 +42,23 @@ typedef struct
   char peer_id[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
   RndzPath path;                /* of the requester's address */
+  guint32 tid;                  /* the request's (the fsync's) */
   GSocket *socket;
   GSource *source;
   GSource *expire;
+  /* The punch, sent again until a check comes (heard) */
+  GSource *punch_timer;
+  guint punch_ms;
+  gint64 punch_until;           /* monotonic */
+  gboolean heard;
+  gboolean refused;             /* an ICMP error answered a punch */
+  /* The use answered: the socket is handed over when this fires, or
+   * on the requester's first datagram of its own */
+  GSource *handover;
+  guint n_answers;
+  /* No peer-socket handler: the use to answer from U, the check to go */
+  gboolean to_listening;
+  guint32 use_tid;
 } Check;
 
 /* UDP: a requester no path has reached yet, for the hard-NAT phase */
@@ -67,14 +81,6 @@ typedef struct
   GSocket *socket;
   RndzPath path;
 } Pending;
-
-/* An accept waiting for a connection */
-typedef struct
-{
-  RndzListener *listener;
-  GTask *task;
-  GSource *cancel_source;
-} Waiter;
 
 static void punch_try (Punch *punch);
 static void hard_forget (RndzListener *listener, const char *peer_id);
@@ -164,46 +170,11 @@ listener_find_request (RndzListener   *listener,
   listener->recent[i].addr = *addr;
   listener->recent[i].tid = tid;
   listener->recent[i].refused = FALSE;
+  listener->recent[i].reached = FALSE;
   listener->recent[i].peer_id[0] = '\0';
   listener->recent[i].fp[0] = '\0';
   listener->recent_next = (listener->recent_next + 1) % RECENT_REQUESTS;
   return i;
-}
-
-static void
-listener_deliver (RndzListener *listener,
-                  const char   *peer_id,
-                  GSocket      *socket,
-                  RndzPath      path)
-{
-  RndzIncoming *incoming = g_new0 (RndzIncoming, 1);
-  Waiter *waiter;
-
-  rndz_socket_set_path (socket, path);
-  incoming->connection = g_socket_connection_factory_create_connection (socket);
-  incoming->peer_id = g_strdup (peer_id);
-  incoming->fingerprint = g_strdup (rndz_listener_get_peer_fingerprint (listener, peer_id));
-  g_socket_set_blocking (socket, TRUE);
-
-  waiter = g_queue_pop_head (&listener->waiters);
-  if (waiter != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      return;
-    }
-
-  if (listener->incoming.length >= MAX_INCOMING)
-    {
-      g_debug ("Closing the connection of “%s”: nobody accepts", peer_id);
-      rndz_incoming_free (incoming);
-      return;
-    }
-
-  g_queue_push_tail (&listener->incoming, incoming);
 }
 
 /* TCP: the requester names the connection it keeps with a "use" frame.
@@ -254,7 +225,9 @@ use_read_cb (GObject      *source,
 
       /* The requester keeps this one: the others towards it are moot */
       g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
-      listener_deliver (listener, pending->peer_id, socket, pending->path);
+      rndz_listener_deliver (listener, pending->peer_id,
+                             rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                             socket, pending->path);
     }
 
   pending_free (pending);
@@ -384,6 +357,8 @@ check_free (Check *check)
 {
   rndz_source_clear (&check->source);
   rndz_source_clear (&check->expire);
+  rndz_source_clear (&check->punch_timer);
+  rndz_source_clear (&check->handover);
   if (check->socket != NULL)
     g_socket_close (check->socket, NULL);
   g_clear_object (&check->socket);
@@ -447,39 +422,6 @@ answer_from_listening (RndzListener   *listener,
     }
 }
 
-static void
-listener_remember_handed (RndzListener   *listener,
-                          const RndzAddr *addr)
-{
-  listener->handed[listener->handed_next].addr = *addr;
-  listener->handed[listener->handed_next].time = g_get_monotonic_time ();
-  listener->handed_next = (listener->handed_next + 1) % RECENT_REQUESTS;
-}
-
-/* Whether the path to an address of @fsync's requester was handed over
- * within the operation timeout. A secure requester whose path works
- * sends its isync again until the redirect brings our fingerprint, and
- * each copy after our rsync comes with a new tid. A new check socket on
- * our port, connected to it, would take the handed path's datagrams. */
-static gboolean
-listener_handed_recently (RndzListener      *listener,
-                          const RndzMessage *fsync)
-{
-  gint64 since = g_get_monotonic_time () - (gint64) listener->peer->timeout_ms * 1000;
-
-  for (guint i = 0; i < RECENT_REQUESTS; i++)
-    {
-      if (listener->handed[i].time == 0 || listener->handed[i].time < since)
-        continue;
-      if (rndz_addr_equal (&listener->handed[i].addr, &fsync->addr))
-        return TRUE;
-      for (guint c = 0; c < fsync->n_cands; c++)
-        if (rndz_addr_equal (&listener->handed[i].addr, &fsync->cands[c]))
-          return TRUE;
-    }
-  return FALSE;
-}
-
 /* Whether the application takes peers on sockets of their own */
 static gboolean
 listener_wants_peer_sockets (RndzListener *listener)
@@ -490,50 +432,143 @@ listener_wants_peer_sockets (RndzListener *listener)
   return wanted;
 }
 
+/* The requester's checks show that it has our address and reaches us:
+ * our answer to the server got through (or its copies need not), and
+ * our punches to its other addresses (local ones, often on a network
+ * we do not share) have done what they could */
+static void
+listener_mark_reached (RndzListener *listener,
+                       const char   *peer_id,
+                       guint32       tid)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  for (guint i = 0; i < RECENT_REQUESTS; i++)
+    if (listener->recent[i].tid == tid && g_str_equal (listener->recent[i].peer_id, peer_id))
+      listener->recent[i].reached = TRUE;
+
+  g_hash_table_iter_init (&iter, listener->checks);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Check *check = value;
+
+      if (check->tid == tid && g_str_equal (check->peer_id, peer_id))
+        rndz_source_clear (&check->punch_timer);
+    }
+}
+
+/* Whether a check of @fsync's requester has come, so that our rsync
+ * need not go to the server again */
+gboolean
+rndz_listener_request_reached (RndzListener      *listener,
+                               const RndzMessage *fsync)
+{
+  int i = listener_find_request (listener, &fsync->addr, fsync->tid, FALSE);
+
+  return i < 0 || listener->recent[i].reached || listener->recent[i].refused;
+}
+
 /* The requester takes this path. The check socket, bound to P and
  * connected to the requester, becomes the requester's socket: only its
- * datagrams reach it. It turns the application's (the protocol's
- * messages filtered out, what came before discarded) before the answer
- * leaves from it: the requester sends nothing of its own before it has
- * the answer, and nothing it sends after it goes anywhere else. Frees
- * @check. */
+ * datagrams reach it. We answered its use from it while it was still
+ * ours (check_answer_use()); it turns the application's now that the
+ * requester has sent a datagram of its own, which stays queued (so it
+ * has our answer), or has sent no use for a while (it had the answer,
+ * or has given up). Frees @check. */
 static void
-check_hand_over (Check             *check,
-                 const RndzMessage *use)
+check_hand_over (Check *check)
 {
   RndzListener *listener = check->listener;
   g_autoptr(GSocket) socket = NULL;
   char peer_id[RNDZ_ID_MAX_LEN + 1];
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  char text[RNDZ_ADDR_STRLEN];
   RndzAddr addr = check->addr;
   RndzPath path = check->path;
-  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
 
-  g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
-  listener_remember_handed (listener, &addr);
   g_strlcpy (peer_id, check->peer_id, sizeof peer_id);
-  hard_forget (listener, peer_id);
-  if (listener_wants_peer_sockets (listener))
-    {
-      rndz_source_clear (&check->source);
-      socket = g_steal_pointer (&check->socket);
-    }
+  rndz_source_clear (&check->source);
+  socket = g_steal_pointer (&check->socket);
   g_hash_table_remove (listener->checks, &addr);
 
-  if (socket == NULL)
-    {
-      answer_from_listening (listener, &addr, buf, len);
-      return;
-    }
-
-  rndz_udp_hand_over (socket, FALSE);
-  rndz_udp_send (socket, NULL, buf, len, "answer to a use");
+  /* Only the protocol's messages at the head of the queue go */
+  rndz_udp_hand_over (socket, TRUE);
   rndz_socket_set_path (socket, path);
   g_signal_emit_by_name (listener, "peer-socket", peer_id, socket);
 }
 
-/* A check or a use from the requester, on its check socket */
+static gboolean
+check_handover_cb (gpointer user_data)
+{
+  Check *check = user_data;
+  /* The application's handler may drop the last reference */
+  g_autoptr(RndzListener) hold G_GNUC_UNUSED = listener_ref (check->listener);
+
+  g_clear_pointer (&check->handover, g_source_unref);
+  check_hand_over (check);
+  return G_SOURCE_REMOVE;
+}
+
+/* Without a handler for the peer-socket signal, the application reads
+ * its listening socket U: the check socket goes first, then the answer
+ * leaves from U (the same port, so the same NAT mapping); copies of the
+ * use then meet U's filter. Frees @check. */
+static void
+check_hand_over_listening (Check *check)
+{
+  RndzListener *listener = check->listener;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  RndzAddr addr = check->addr;
+  RndzMessage use;
+  gsize len;
+
+  rndz_message_init (&use, RNDZ_MESSAGE_USE, check->use_tid);
+  len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, &use, buf);
+  g_hash_table_remove (listener->checks, &addr);
+  answer_from_listening (listener, &addr, buf, len);
+}
+
+/* Answers a use of the requester from its check socket, the first and
+ * every copy: an answer may be lost, and the requester sends its use
+ * again until one comes. Returns FALSE if the check is to go, its use
+ * answered from U (check_hand_over_listening()). */
+static gboolean
+check_answer_use (Check             *check,
+                  const RndzMessage *use)
+{
+  RndzListener *listener = check->listener;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  char text[RNDZ_ADDR_STRLEN];
+  RndzAddr addr = check->addr;
+  gsize len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, use, buf);
+
+  if (check->handover == NULL)
+    {
+      g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
+      listener_mark_reached (listener, check->peer_id, use->tid);
+      hard_forget (listener, check->peer_id);
+      rndz_source_clear (&check->punch_timer);
+      rndz_source_clear (&check->expire);
+      if (!listener_wants_peer_sockets (listener))
+        {
+          check->to_listening = TRUE;
+          check->use_tid = use->tid;
+          return FALSE;
+        }
+    }
+
+  if (check->n_answers++ < HANDOVER_MAX_ANSWERS)
+    {
+      rndz_source_clear (&check->handover);
+      check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
+                                          check_handover_cb, check);
+    }
+  rndz_udp_send (check->socket, NULL, buf, len, "answer to a use");
+  return TRUE;
+}
+
+/* A check or a use from the requester, on its check socket. Once its use
+ * is answered, one message at a time, so that the caller sees the
+ * requester's first datagram of its own before it is read. */
 static gboolean
 check_handle (GSocket           *socket,
               const RndzAddr    *from,
@@ -546,27 +581,34 @@ check_handle (GSocket           *socket,
   gsize len;
 
   if (!g_str_equal (msg->id, check->peer_id) || !g_str_equal (msg->target, listener->peer->id))
-    return TRUE;
+    return check->handover == NULL;
 
   if (msg->type == RNDZ_MESSAGE_USE)
     {
-      check_hand_over (check, msg);
+      check_answer_use (check, msg);
       return FALSE;
     }
   if (msg->type != RNDZ_MESSAGE_CHECK)
-    return TRUE;
+    return check->handover == NULL;
 
   /* Confirmed from the check socket, which stays for the use (a probe's
    * too, which had a short life until now). The requester reaches us,
    * and the confirm goes back the way the check came: no need for the
-   * hard-NAT phase. */
+   * hard-NAT phase, nor for more punches. Every check is answered: a
+   * confirm may be lost. */
   len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_CONFIRM, msg, buf);
   rndz_udp_send (check->socket, NULL, buf, len, "confirm");
+  listener_mark_reached (listener, check->peer_id, check->tid);
+  check->heard = TRUE;
+  rndz_source_clear (&check->punch_timer);
   hard_forget (listener, check->peer_id);
-  rndz_source_clear (&check->expire);
-  check->expire = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
-                                    check_expire_cb, check);
-  return TRUE;
+  if (check->handover == NULL)
+    {
+      rndz_source_clear (&check->expire);
+      check->expire = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
+                                        check_expire_cb, check);
+    }
+  return check->handover == NULL;
 }
 
 static gboolean
@@ -576,31 +618,53 @@ check_read_cb (GSocket      *socket,
 {
   Check *check = user_data;
   g_autoptr(RndzListener) listener = listener_ref (check->listener);
-  g_autoptr(GError) error = NULL;
 
-  if (rndz_udp_read_messages (socket, FALSE, check_handle, check, &error))
-    return G_SOURCE_CONTINUE;
-  if (error == NULL)
-    return G_SOURCE_REMOVE;       /* handed over: the check is gone */
+  for (guint i = 0; i < RNDZ_UDP_READ_BUDGET; i++)
+    {
+      g_autoptr(GError) error = NULL;
 
-  /* Our punch met a closed port or a rejecting router, which may open
-   * later: not a reason to give up the path */
-  if (rndz_udp_error_is_icmp (error))
-    return G_SOURCE_CONTINUE;
+      /* The requester's own datagram: it has our answer */
+      if (check->handover != NULL && rndz_udp_head_is_data (socket))
+        {
+          check_hand_over (check);
+          return G_SOURCE_REMOVE;
+        }
+      if (rndz_udp_read_messages (socket, FALSE, check_handle, check, &error))
+        return G_SOURCE_CONTINUE;
+      if (check->to_listening)
+        {
+          check_hand_over_listening (check);
+          return G_SOURCE_REMOVE;
+        }
+      if (error == NULL)
+        continue;
 
-  g_debug ("The check socket towards “%s” failed: %s", check->peer_id, error->message);
-  g_hash_table_remove (listener->checks, &check->addr);
-  return G_SOURCE_REMOVE;
+      /* Our punch met a closed port, or a router that answers for one
+       * (its NAT gave our address a port of its own, or has no mapping
+       * for us yet): not a reason to give up the path */
+      if (rndz_udp_error_is_icmp (error))
+        {
+          check->refused = TRUE;
+          continue;
+        }
+
+      g_debug ("The check socket towards “%s” failed: %s", check->peer_id, error->message);
+      g_hash_table_remove (listener->checks, &check->addr);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
 }
 
-/* A check socket towards @addr for @fsync's requester, for @ms: new, or
- * the one there is. NULL if none can be opened. */
+/* A check socket towards @addr for the requester @peer_id, for @ms, on
+ * our @port (P, or the one the router maps: rndz-listener-mapped.c):
+ * new, or the one there is. NULL if none can be opened. */
 static Check *
 check_open (RndzListener      *listener,
-            const RndzMessage *fsync,
+            const char        *peer_id,
             const RndzAddr    *addr,
             RndzPath           path,
-            guint              ms)
+            guint              ms,
+            guint16            port)
 {
   g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
   g_autoptr(GError) error = NULL;
@@ -613,7 +677,7 @@ check_open (RndzListener      *listener,
   if (check == NULL)
     {
       g_autoptr(GSocket) socket = rndz_peer_context_bind (listener->peer, listener->family,
-                                                    G_SOCKET_TYPE_DATAGRAM, listener->port, &error);
+                                                    G_SOCKET_TYPE_DATAGRAM, port, &error);
 
       if (socket == NULL || !g_socket_connect (socket, to, NULL, &error))
         {
@@ -629,15 +693,49 @@ check_open (RndzListener      *listener,
                                              check, "[rndz] listener check");
       g_hash_table_insert (listener->checks, &check->addr, check);
     }
+  /* Handing over: it is the requester's already */
+  if (check->handover != NULL)
+    return NULL;
 
   /* The latest request from there owns it, for as long as it may take.
    * A private address is on a network we share, whatever it was offered
    * as (as the requester sees ours). */
-  g_strlcpy (check->peer_id, fsync->id, sizeof check->peer_id);
+  g_strlcpy (check->peer_id, peer_id, sizeof check->peer_id);
   check->path = rndz_addr_is_private (addr) ? RNDZ_PATH_LOCAL : path;
   rndz_source_clear (&check->expire);
   check->expire = rndz_timeout_add (listener->context, ms, check_expire_cb, check);
   return check;
+}
+
+static void
+punch_send (Check *check)
+{
+  RndzMessage rsync;
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  gsize len;
+
+  init_to_requester (check->listener, RNDZ_MESSAGE_RSYNC, check->tid, check->peer_id, &rsync);
+  len = rndz_message_encode (&rsync, buf, sizeof buf);
+  rndz_udp_send (check->socket, NULL, buf, len, "punch");
+}
+
+/* The punch again, with growing gaps, until the requester's check comes
+ * through it or the direct timeout: a punch lost on the way leaves our
+ * NAT closed to the requester, whose checks then never get in */
+static gboolean
+punch_again_cb (gpointer user_data)
+{
+  Check *check = user_data;
+
+  g_clear_pointer (&check->punch_timer, g_source_unref);
+  if (check->heard || g_get_monotonic_time () >= check->punch_until)
+    return G_SOURCE_REMOVE;
+
+  punch_send (check);
+  check->punch_ms = MIN (check->punch_ms * 2, PUNCH_UDP_MAX_MS);
+  check->punch_timer = rndz_timeout_add (check->listener->context, check->punch_ms,
+                                         punch_again_cb, check);
+  return G_SOURCE_REMOVE;
 }
 
 /* A datagram from our port to the requester opens our NAT for it. It is
@@ -649,25 +747,72 @@ punch_udp (RndzListener      *listener,
            const RndzAddr    *addr,
            RndzPath           path)
 {
+  g_autoptr(GSocketAddress) to = NULL;
   RndzMessage rsync;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   gsize len;
   Check *check;
 
+  check = check_open (listener, fsync->id, addr, path, listener->peer->timeout_ms,
+                      listener->port);
+  if (check != NULL)
+    {
+      check->tid = fsync->tid;
+      check->heard = FALSE;
+      check->punch_ms = PUNCH_UDP_INITIAL_MS;
+      check->punch_until = g_get_monotonic_time () +
+                           (gint64) listener->peer->direct_timeout_ms * 1000;
+      rndz_source_clear (&check->punch_timer);
+      check->punch_timer = rndz_timeout_add (listener->context, check->punch_ms,
+                                             punch_again_cb, check);
+      punch_send (check);
+      return;
+    }
+
+  /* Without a check socket the punch still opens the NAT */
   rndz_listener_init_rsync (listener, fsync, &rsync);
   len = rndz_message_encode (&rsync, buf, sizeof buf);
+  to = rndz_addr_to_socket_address (addr, listener->family);
+  if (to != NULL)
+    rndz_udp_send (listener->socket, to, buf, len, "punch");
+}
 
-  check = check_open (listener, fsync, addr, path, listener->peer->timeout_ms);
-  if (check != NULL)
-    rndz_udp_send (check->socket, NULL, buf, len, "punch");
-  else
-    {
-      /* Without a check socket the punch still opens the NAT */
-      g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, listener->family);
+/*
+ * rndz_listener_check_mapped:
+ * @port: the port the router maps for us (rndz-listener-mapped.c)
+ * @peer_id: the requester that sent @check
+ * @from: where it came from: its NAT's port towards our router's public
+ *   one, which no check socket on P is connected to
+ *
+ * A check that came through the router's mapping: a check socket on
+ * @port, connected to @from, confirms it and takes the path from there
+ * as one on P does (the use, the hand-over). Only for an application
+ * that takes peers on sockets of their own: an answer from U would
+ * leave through another mapping of the router, which the requester's
+ * NAT does not let in.
+ */
+void
+rndz_listener_check_mapped (RndzListener      *listener,
+                            guint16            port,
+                            const char        *peer_id,
+                            const RndzAddr    *from,
+                            const RndzMessage *check)
+{
+  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
+  Check *opened;
+  gsize len;
 
-      if (to != NULL)
-        rndz_udp_send (listener->socket, to, buf, len, "punch");
-    }
+  if (!listener_wants_peer_sockets (listener) || listener->stopped)
+    return;
+
+  opened = check_open (listener, peer_id, from, RNDZ_PATH_DIRECT, listener->peer->timeout_ms,
+                       port);
+  if (opened == NULL)
+    return;
+
+  len = encode_answer (listener, peer_id, RNDZ_MESSAGE_CONFIRM, check, buf);
+  rndz_udp_send (opened->socket, NULL, buf, len, "confirm");
+  hard_forget (listener, peer_id);
 }
 
 static void
@@ -729,9 +874,11 @@ hard_probe (const RndzAddr *to,
   if (!rndz_probe_budget_take (&listener->probes, g_get_monotonic_time ()))
     return RNDZ_PROBE_STOP;
 
-  check = check_open (listener, &hard->fsync, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS);
+  check = check_open (listener, hard->fsync.id, to, RNDZ_PATH_DIRECT, PROBE_LIFETIME_MS,
+                      listener->port);
   if (check == NULL)
     return RNDZ_PROBE_WAIT;
+  check->tid = hard->fsync.tid;
   if (!rndz_udp_send (check->socket, NULL, data, len, "probe"))
     return RNDZ_PROBE_WAIT;
   return RNDZ_PROBE_SENT;
@@ -763,6 +910,7 @@ hard_spray_cb (RndzSpray         *spray,
 
   if (msg->type == RNDZ_MESSAGE_CHECK)
     {
+      listener_mark_reached (listener, hard->fsync.id, hard->fsync.tid);
       len = encode_answer (listener, hard->fsync.id, RNDZ_MESSAGE_CONFIRM, msg, buf);
       rndz_udp_send (socket, to, buf, len, "confirm");
       return;
@@ -800,11 +948,53 @@ count_sprays (RndzListener *listener)
   return n;
 }
 
-/* No path has worked yet. If the requester's NAT changed its port, it is
- * the hard side: probe for its mappings. If it kept it, we may be the
- * hard side: open mappings for it to find; and if ours kept our port
- * too, probe as well: the requester's NAT may have given our address a
- * port of its own after all (a mapping of its port was taken, say). */
+/* Whether a punch of ours to @addr drew an ICMP error: the requester's
+ * router has no mapping there for us, though the server saw the
+ * requester there. A router that rejects what it did not ask for does
+ * that until the requester's checks open it; one that gave our address
+ * a port of its own does it for good. */
+static gboolean
+punch_refused (RndzListener   *listener,
+               const RndzAddr *addr)
+{
+  Check *check = g_hash_table_lookup (listener->checks, addr);
+
+  return check != NULL && check->refused;
+}
+
+/* No path yet, long after the request, though our punches and the
+ * requester's checks have been sent again several times: lost packets
+ * no longer explain it. ICMP errors, the evidence hard_start_cb() looks
+ * for, do not always come: routers send them at a limited rate (Linux:
+ * one a second to a host, after a burst of six), and an earlier
+ * requester's probes may have used them up. Probe anyway. */
+#define HARD_NAT_LATE_MS 1000
+
+static gboolean
+hard_late_cb (gpointer user_data)
+{
+  Hard *hard = user_data;
+  RndzMessage rsync;
+
+  g_clear_pointer (&hard->timer, g_source_unref);
+  if (hard->prober != NULL)
+    return G_SOURCE_REMOVE;
+
+  g_debug ("Still no path from “%s”: probing its address", hard->fsync.id);
+  rndz_listener_init_rsync (hard->listener, &hard->fsync, &rsync);
+  hard->prober = rndz_prober_new (hard->listener->context, &hard->fsync.addr, &rsync,
+                                  hard_probe, hard);
+  return G_SOURCE_REMOVE;
+}
+
+/* No path has worked yet. The phase starts only on evidence that a NAT
+ * gives each destination a port of its own, not because packets were
+ * lost (punches, checks and their answers are sent again for that). If
+ * the requester's NAT changed its port, it is the hard side: probe for
+ * its mappings. If ours changed ours (towards the server), we may be:
+ * open mappings for it to find. If ours kept our port and our punches
+ * to the requester draw ICMP errors, its NAT may have given our address
+ * a port of its own (a mapping of its port was taken, say): probe. */
 static gboolean
 hard_start_cb (gpointer user_data)
 {
@@ -819,17 +1009,22 @@ hard_start_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
 
   rndz_listener_init_rsync (listener, fsync, &rsync);
-  if (rewrites || hard->port_kept)
+  if (rewrites || (hard->port_kept && punch_refused (listener, &fsync->addr)))
     {
       g_debug ("No path from “%s” yet: probing its address", fsync->id);
       hard->prober = rndz_prober_new (listener->context, &fsync->addr, &rsync, hard_probe, hard);
     }
-  if (!rewrites && count_sprays (listener) < MAX_SPRAYS)
+  if (!rewrites && !hard->port_kept && count_sprays (listener) < MAX_SPRAYS)
     {
       hard->spray = rndz_spray_new (listener->peer, listener->family, &fsync->addr, &rsync,
                                     listener->context, hard_spray_cb, hard);
       g_debug ("No path from “%s” yet: %u mappings towards it", fsync->id,
                rndz_spray_get_size (hard->spray));
+    }
+  if (hard->prober == NULL && hard->spray == NULL)
+    {
+      g_debug ("No path from “%s” yet, and no sign of a hard NAT: waiting", fsync->id);
+      hard->timer = rndz_timeout_add (listener->context, HARD_NAT_LATE_MS, hard_late_cb, hard);
     }
 
   return G_SOURCE_REMOVE;
@@ -896,35 +1091,6 @@ punch_tcp (RndzListener      *listener,
   punch_try (punch);
 }
 
-/* Towards every address of the requester, and the hard-NAT phase;
- * not again for a path handed over lately (listener_handed_recently) */
-static void
-listener_punch (RndzListener      *listener,
-                const RndzMessage *fsync,
-                gboolean           port_kept)
-{
-  if (listener->transport == RNDZ_TRANSPORT_UDP && listener_handed_recently (listener, fsync))
-    {
-      g_debug ("“%s” has its path already: no punch", fsync->id);
-      return;
-    }
-
-  for (guint i = 0; i <= fsync->n_cands; i++)
-    {
-      const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
-      RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
-
-      if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
-        continue;
-      if (listener->transport == RNDZ_TRANSPORT_UDP)
-        punch_udp (listener, fsync, to, path);
-      else
-        punch_tcp (listener, fsync, to, path);
-    }
-  if (listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
-    hard_watch (listener, fsync, port_kept);
-}
-
 /*
  * rndz_listener_take_request:
  * @port_kept: our NAT kept our port towards the server that forwarded it
@@ -965,8 +1131,22 @@ rndz_listener_take_request (RndzListener      *listener,
       g_strlcpy (listener->recent[request].peer_id, fsync->id,
                  sizeof listener->recent[request].peer_id);
       memcpy (listener->recent[request].fp, fsync->fp, sizeof listener->recent[request].fp);
-      if (allowed)
-        listener_punch (listener, fsync, port_kept);
+
+      /* Towards every address of the requester */
+      for (guint i = 0; allowed && i <= fsync->n_cands; i++)
+        {
+          const RndzAddr *to = i == 0 ? &fsync->addr : &fsync->cands[i - 1];
+          RndzPath path = i == 0 ? RNDZ_PATH_DIRECT : RNDZ_PATH_LOCAL;
+
+          if (to->family == 6 && listener->family != G_SOCKET_FAMILY_IPV6)
+            continue;
+          if (listener->transport == RNDZ_TRANSPORT_UDP)
+            punch_udp (listener, fsync, to, path);
+          else
+            punch_tcp (listener, fsync, to, path);
+        }
+      if (allowed && listener->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
+        hard_watch (listener, fsync, port_kept);
     }
 
   /* A refused request gets no answer: the requester learns nothing more
@@ -1000,7 +1180,9 @@ relay_joined_cb (GObject      *source,
   else if (listener->stopped)
     g_socket_close (socket, NULL);
   else if (listener->transport == RNDZ_TRANSPORT_TCP)
-    listener_deliver (listener, pending->peer_id, socket, RNDZ_PATH_RELAYED);
+    rndz_listener_deliver (listener, pending->peer_id,
+                           rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
+                           socket, RNDZ_PATH_RELAYED);
   else
     {
       g_debug ("“%s” comes through the relay", pending->peer_id);
@@ -1061,6 +1243,26 @@ rndz_listener_join_relay (RndzListener      *listener,
                          listener->context, listener->cancellable, relay_joined_cb, pending);
 }
 
+/* With a port mapped by the router, a requester behind a NAT that gives
+ * each destination a port of its own comes in from a port we never saw:
+ * its host must be one we punched towards, and its use frame name it */
+static Punch *
+find_punch_of_host (RndzListener   *listener,
+                    const RndzAddr *addr)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (listener->mapped.family == 0)
+    return NULL;
+
+  g_hash_table_iter_init (&iter, listener->punches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (rndz_addr_same_host (&((Punch *) value)->addr, addr))
+      return value;
+  return NULL;
+}
+
 /* A connection to our listening socket: only requesters we punched
  * towards get in */
 void
@@ -1080,74 +1282,25 @@ rndz_listener_accepted (GSocket  *peer,
   remote = g_socket_get_remote_address (peer, NULL);
   if (remote != NULL && rndz_addr_from_socket_address (&addr, remote))
     punch = g_hash_table_lookup (listener->punches, &addr);
-  if (punch == NULL)
+  if (punch != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = punch->path;
+      g_hash_table_remove (listener->punches, &addr);
+    }
+  else if (remote != NULL && (punch = find_punch_of_host (listener, &addr)) != NULL)
+    {
+      g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
+      path = RNDZ_PATH_DIRECT;
+    }
+  else
     {
       g_debug ("Closing a connection nobody asked the server for");
       g_socket_close (peer, NULL);
       return;
     }
 
-  g_strlcpy (peer_id, punch->peer_id, sizeof peer_id);
-  path = punch->path;
-  g_hash_table_remove (listener->punches, &addr);
   listener_wait_for_use (listener, peer_id, peer, path);
-}
-
-static gboolean
-waiter_cancelled_cb (GCancellable *cancellable,
-                     gpointer      user_data)
-{
-  Waiter *waiter = user_data;
-  g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-  g_queue_remove (&waiter->listener->waiters, waiter);
-  g_clear_pointer (&waiter->cancel_source, g_source_unref);
-  g_free (waiter);
-  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                           _("Operation was cancelled"));
-  return G_SOURCE_REMOVE;
-}
-
-void
-rndz_listener_accept (RndzListener *listener,
-                      GTask        *task)
-{
-  GCancellable *cancellable = g_task_get_cancellable (task);
-  RndzIncoming *incoming;
-  Waiter *waiter;
-
-  incoming = g_queue_pop_head (&listener->incoming);
-  if (incoming != NULL)
-    {
-      g_task_return_pointer (task, incoming, (GDestroyNotify) rndz_incoming_free);
-      g_object_unref (task);
-      return;
-    }
-
-  waiter = g_new0 (Waiter, 1);
-  waiter->listener = listener;
-  waiter->task = task;
-  if (cancellable != NULL)
-    {
-      waiter->cancel_source = g_cancellable_source_new (cancellable);
-      g_source_set_callback (waiter->cancel_source, G_SOURCE_FUNC (waiter_cancelled_cb),
-                             waiter, NULL);
-      g_source_attach (waiter->cancel_source, listener->context);
-    }
-  g_queue_push_tail (&listener->waiters, waiter);
-}
-
-void
-rndz_incoming_free (RndzIncoming *incoming)
-{
-  if (incoming->connection != NULL)
-    {
-      g_io_stream_close (G_IO_STREAM (incoming->connection), NULL, NULL);
-      g_object_unref (incoming->connection);
-    }
-  g_free (incoming->peer_id);
-  g_free (incoming->fingerprint);
-  g_free (incoming);
 }
 
 /* Setting up and tearing down */
@@ -1170,22 +1323,10 @@ rndz_listener_requests_init (RndzListener *listener)
 void
 rndz_listener_requests_clear (RndzListener *listener)
 {
-  Waiter *waiter;
-
   g_hash_table_remove_all (listener->punches);
   g_hash_table_remove_all (listener->checks);
   g_hash_table_remove_all (listener->hards);
-  g_queue_clear_full (&listener->incoming, (GDestroyNotify) rndz_incoming_free);
-
-  while ((waiter = g_queue_pop_head (&listener->waiters)) != NULL)
-    {
-      g_autoptr(GTask) task = g_steal_pointer (&waiter->task);
-
-      rndz_source_clear (&waiter->cancel_source);
-      g_free (waiter);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                               _("The client stopped listening"));
-    }
+  rndz_listener_accept_clear (listener);
 }
 
 void

@@ -82,7 +82,27 @@ struct _Link
   gint64 next_action;           /* monotonic: ping, or reconnect */
   guint backoff_ms;
   GError *refused;              /* the server refused us; cleared by a pong */
+  gint64 probe_deadline;        /* TCP, network changed: a pong by then, or connect again */
+  GPtrArray *answers;           /* UDP: Answer, our rsyncs being sent again */
+  gboolean cands_stale;         /* our candidates changed since the last ping */
 };
+
+/* UDP: our rsync to a server, sent again with growing gaps until the
+ * requester shows that it has our address (its check comes) or the
+ * direct timeout: a lost rsync would leave the requester waiting for
+ * the server's forward timeout. The server ignores the copies of an
+ * rsync it has taken. */
+typedef struct
+{
+  Link *link;
+  RndzMessage fsync;
+  GSource *timer;
+  guint delay_ms;
+  gint64 until;                 /* monotonic */
+} Answer;
+
+/* Requests answered again at once, per server; the oldest goes */
+#define MAX_ANSWERS 32
 
 static void listener_schedule (RndzListener *listener, gint64 when);
 static void listener_free_resources (RndzListener *listener);
@@ -147,6 +167,15 @@ listener_get_candidates (RndzListener *listener,
     {
       listener->n_cands = rndz_peer_context_get_candidates (listener->peer, listener->family,
                                                       listener->port, listener->cands);
+      /* The router's public address for us, in place of our last local
+       * one if there is no room: the one that works from anywhere */
+      if (listener->mapped.family != 0)
+        {
+          guint i = MIN (listener->n_cands, RNDZ_MAX_CANDIDATES - 1);
+
+          listener->cands[i] = listener->mapped;
+          listener->n_cands = i + 1;
+        }
       listener->cands_time = now;
     }
 
@@ -162,6 +191,7 @@ link_send_ping (Link *link)
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, rndz_new_tid ());
   g_strlcpy (ping.id, link->listener->peer->id, sizeof ping.id);
   ping.n_cands = listener_get_candidates (link->listener, ping.cands);
+  link->cands_stale = FALSE;
   rndz_peer_context_sign (link->listener->peer, rndz_server_link_get_server (link->conn),
                           &ping);
   /* The server answers no datagram with a larger one */
@@ -188,6 +218,67 @@ link_backoff (Link   *link,
 
   link->backoff_ms = MIN (link->backoff_ms * 2, keepalive_ms (link->listener));
   return when;
+}
+
+/* Port mapping */
+
+/* The router mapped a port for us, or the mapping went: the servers
+ * hear of it at once, with a ping to each we can send to (a ping still
+ * unanswered may have left before the mapping came) */
+static void
+listener_mapping_cb (const RndzAddr *mapped,
+                     gpointer        user_data)
+{
+  RndzListener *listener = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (mapped != NULL)
+    listener->mapped = *mapped;
+  else
+    memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener->cands_time = 0;
+
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->cands_stale = TRUE;
+      if (listener->transport == RNDZ_TRANSPORT_UDP ?
+          link->next_action != G_MAXINT64 : rndz_server_link_is_ready (link->conn))
+        link->next_action = now;
+    }
+  listener_schedule (listener, now);
+}
+
+/* In the background: the first registration does not wait for it. An
+ * IPv4 mapping serves an IPv4 socket, or a dual-stack one. */
+static void
+listener_start_mapping (RndzListener *listener)
+{
+  GInetSocketAddress *local = listener->peer->local_address;
+  g_autoptr(GError) error = NULL;
+  guint16 port = listener->port;
+
+  if (!listener->peer->port_mapping)
+    return;
+  if (local != NULL &&
+      (g_inet_address_get_is_loopback (g_inet_socket_address_get_address (local)) ||
+       (listener->family == G_SOCKET_FAMILY_IPV6 &&
+        !g_inet_address_get_is_any (g_inet_socket_address_get_address (local)))))
+    return;
+
+  if (listener->transport == RNDZ_TRANSPORT_UDP &&
+      !rndz_listener_mapped_open (listener, &port, &error))
+    {
+      g_debug ("No port mapping: %s", error->message);
+      return;
+    }
+
+  listener->portmap = rndz_portmap_new (listener->context,
+                                        listener->transport == RNDZ_TRANSPORT_TCP, port,
+                                        listener_mapping_cb, listener);
+  if (listener->portmap == NULL)
+    rndz_listener_mapped_close (listener);
 }
 
 /* The listen operation */
@@ -298,6 +389,60 @@ link_reply_rsync (Link              *link,
   link_send (link, &rsync);
 }
 
+static void
+answer_free (Answer *answer)
+{
+  rndz_source_clear (&answer->timer);
+  g_free (answer);
+}
+
+static gboolean
+answer_again_cb (gpointer user_data)
+{
+  Answer *answer = user_data;
+  Link *link = answer->link;
+  RndzListener *listener = link->listener;
+
+  g_clear_pointer (&answer->timer, g_source_unref);
+  if (g_get_monotonic_time () >= answer->until ||
+      rndz_listener_request_reached (listener, &answer->fsync))
+    {
+      g_ptr_array_remove_fast (link->answers, answer);
+      return G_SOURCE_REMOVE;
+    }
+
+  link_reply_rsync (link, &answer->fsync);
+  answer->delay_ms = MIN (answer->delay_ms * 2, RSYNC_RETRY_MAX_MS);
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  return G_SOURCE_REMOVE;
+}
+
+/* Our rsync to @fsync went once: again later, unless it is already */
+static void
+link_answer_again (Link              *link,
+                   const RndzMessage *fsync)
+{
+  RndzListener *listener = link->listener;
+  Answer *answer;
+
+  for (guint i = 0; i < link->answers->len; i++)
+    {
+      answer = g_ptr_array_index (link->answers, i);
+      if (answer->fsync.tid == fsync->tid && rndz_addr_equal (&answer->fsync.addr, &fsync->addr))
+        return;
+    }
+  if (link->answers->len >= MAX_ANSWERS)
+    g_ptr_array_remove_index (link->answers, 0);
+
+  answer = g_new0 (Answer, 1);
+  answer->link = link;
+  answer->fsync = *fsync;
+  answer->delay_ms = RSYNC_RETRY_INITIAL_MS;
+  answer->until = g_get_monotonic_time () + (gint64) listener->peer->direct_timeout_ms * 1000;
+  answer->timer = rndz_timeout_add (listener->context, answer->delay_ms, answer_again_cb, answer);
+  g_ptr_array_add (link->answers, answer);
+}
+
 /* UDP check sockets */
 
 /* Hard NATs (rndz-hard-nat.c) */
@@ -317,8 +462,12 @@ link_handle_message (Link              *link,
       link->observed = msg->addr;
       link->last_pong = now;
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->probe_deadline = 0;
       g_clear_error (&link->refused);
-      link->next_action = link->last_ping + (gint64) keepalive_ms (listener) * 1000;
+      /* A ping that left before our candidates changed is followed by
+       * one that has them */
+      link->next_action = link->cands_stale ? now :
+        link->last_ping + (gint64) keepalive_ms (listener) * 1000;
       listener_schedule (listener, link->next_action);
       listener->last_pong = g_get_real_time ();
       listener_set_state (listener, listener->state, TRUE);
@@ -329,7 +478,11 @@ link_handle_message (Link              *link,
 
     case RNDZ_MESSAGE_FSYNC:
       if (rndz_listener_take_request (listener, msg, link->observed.port == listener->port))
-        link_reply_rsync (link, msg);
+        {
+          link_reply_rsync (link, msg);
+          if (listener->transport == RNDZ_TRANSPORT_UDP)
+            link_answer_again (link, msg);
+        }
       break;
 
     case RNDZ_MESSAGE_SESSION:
@@ -430,6 +583,8 @@ link_connect (Link *link)
   g_autoptr(GError) error = NULL;
 
   link->connected = FALSE;
+  /* A new connection has nothing to prove */
+  link->probe_deadline = 0;
   if (!rndz_server_link_open (link->conn, listener->port, &error))
     {
       g_debug ("Cannot bind a socket for the server: %s", error->message);
@@ -480,20 +635,45 @@ link_tick (Link   *link,
       return;
     }
 
-  if (listener->transport == RNDZ_TRANSPORT_TCP && link->last_pong != 0 &&
-      !link_is_alive (link, now))
+  if (listener->transport == RNDZ_TRANSPORT_TCP && link->probe_deadline != 0 &&
+      now >= link->probe_deadline)
     {
-      g_debug ("The server stopped answering: connecting again");
-      link->last_pong = 0;
+      g_debug ("No answer on the connection since the network changed: connecting again");
+      link->probe_deadline = 0;
+      rndz_server_link_abort (link->conn);
       link_connect (link);
       return;
     }
 
+  /* Over UDP too the socket goes: it may be bound to an address that
+   * went with the network, with no monitor to tell us (its pings then
+   * fail with ENETUNREACH for ever) */
+  if (link->last_pong != 0 && !link_is_alive (link, now))
+    {
+      g_debug ("The server stopped answering: connecting again");
+      link->last_pong = 0;
+      if (listener->transport == RNDZ_TRANSPORT_TCP)
+        rndz_server_link_abort (link->conn);
+      else
+        rndz_server_link_close (link->conn);
+    }
+
+  /* Gone, or never opened (no network when we tried) */
+  if (!rndz_server_link_is_open (link->conn))
+    {
+      link_connect (link);
+      if (listener->transport == RNDZ_TRANSPORT_TCP || !rndz_server_link_is_open (link->conn))
+        return;
+    }
+
   /* An unanswered ping is retried soon; an answered one waits for the
-   * keepalive interval. */
+   * keepalive interval. A probe's deadline is kept to the moment, not
+   * to the next retry (which the backoff puts ever further). */
   link->next_action = link->last_pong >= link->last_ping && link->last_pong != 0
     ? now + (gint64) keepalive_ms (listener) * 1000
     : link_backoff (link, now);
+  if (link->probe_deadline != 0)
+    link->next_action = MIN (link->next_action, link->probe_deadline);
   link->last_ping = now;
   link_send_ping (link);
 }
@@ -526,11 +706,132 @@ timer_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Network changes
+ *
+ * A laptop changes networks (Wi-Fi to Ethernet, suspend and resume): our
+ * public address changes, and the servers only learn it from our next
+ * ping, up to a keepalive interval later; until then requests for us go
+ * to the old address. So on GNetworkMonitor::network-changed every link
+ * registers again at once: fresh candidates, a ping now and quick
+ * retries while the new network comes up. A UDP link gets a new socket
+ * (a connected UDP socket keeps the source address it was given). A TCP
+ * connection whose address is gone is reset at once. Any other is kept
+ * if it still answers within NETWORK_PROBE_MS (the address is the same,
+ * but the path may be another), counted from the first signal; one
+ * that does not is reset, not closed (rndz_server_link_abort()): a
+ * closed one would hold its address and port, which we connect from
+ * again, in FIN_WAIT or TIME_WAIT. The state says RECONNECTING until a
+ * server answers. The monitor signals in bursts (every route and
+ * address); the links start again once it has been quiet a moment. */
+
+#define NETWORK_SETTLE_MS 50
+#define NETWORK_PROBE_MS 1000
+
+static void
+listener_restart_links (RndzListener *listener)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  g_debug ("The network changed: registering again");
+  listener->cands_time = 0;
+  /* Another network, perhaps another router: the mapping starts again */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
+  listener_start_mapping (listener);
+  for (guint i = 0; i < listener->links->len; i++)
+    {
+      Link *link = g_ptr_array_index (listener->links, i);
+
+      link->last_pong = 0;
+      link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->next_action = now;
+      if (listener->transport == RNDZ_TRANSPORT_UDP)
+        {
+          rndz_server_link_close (link->conn);
+          link_connect (link);
+        }
+      else if (rndz_server_link_is_ready (link->conn) &&
+               rndz_server_link_address_gone (link->conn))
+        {
+          g_debug ("Our address towards the server is gone: connecting again");
+          rndz_server_link_abort (link->conn);
+          link_connect (link);
+        }
+      /* A probe under way goes on: the monitor signals again for a
+       * while after a change (IPv6 link-local routes come a second or
+       * so after the cable), and each new start would put off the
+       * reconnection of a connection that went with the old network */
+      else if (rndz_server_link_is_ready (link->conn) && link->probe_deadline == 0)
+        link->probe_deadline = now + NETWORK_PROBE_MS * 1000;
+    }
+  listener_update_state (listener);
+  listener_schedule (listener, now);
+}
+
+static gboolean
+network_settled_cb (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+  g_autoptr(RndzListener) self G_GNUC_UNUSED = listener_ref (listener);
+
+  g_clear_pointer (&listener->network_settle, g_source_unref);
+  if (!listener->stopped && listener->timer != NULL)
+    listener_restart_links (listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* In the listener's context */
+static gboolean
+network_changed_in_context (gpointer user_data)
+{
+  RndzListener *listener = user_data;
+
+  if (listener->stopped)
+    return G_SOURCE_REMOVE;
+  rndz_source_clear (&listener->network_settle);
+  listener->network_settle = rndz_timeout_add (listener->context, NETWORK_SETTLE_MS,
+                                               network_settled_cb, listener);
+  return G_SOURCE_REMOVE;
+}
+
+/* The monitor signals in the context it was made in, which may be
+ * another thread's */
+static void
+network_changed_cb (GNetworkMonitor *monitor,
+                    gboolean         available,
+                    gpointer         user_data)
+{
+  RndzListener *listener = user_data;
+
+  g_main_context_invoke_full (listener->context, G_PRIORITY_DEFAULT, network_changed_in_context,
+                              listener_ref (listener), g_object_unref);
+}
+
+static void
+listener_watch_network (RndzListener *listener)
+{
+  listener->monitor = g_object_ref (g_network_monitor_get_default ());
+  listener->monitor_id = g_signal_connect (listener->monitor, "network-changed",
+                                           G_CALLBACK (network_changed_cb), listener);
+}
+
+static void
+listener_unwatch_network (RndzListener *listener)
+{
+  rndz_source_clear (&listener->network_settle);
+  if (listener->monitor == NULL)
+    return;
+  g_clear_signal_handler (&listener->monitor_id, listener->monitor);
+  g_clear_object (&listener->monitor);
+}
+
 /* Starting */
 
 static void
 link_free (Link *link)
 {
+  g_clear_pointer (&link->answers, g_ptr_array_unref);
   g_clear_pointer (&link->conn, rndz_server_link_free);
   g_clear_error (&link->refused);
   g_free (link);
@@ -609,6 +910,7 @@ resolved_cb (GObject      *source,
                                          &g_array_index (servers, RndzAddr, i),
                                          link_conn_cb, link);
       link->backoff_ms = RNDZ_RETRY_INITIAL_MS;
+      link->answers = g_ptr_array_new_with_free_func ((GDestroyNotify) answer_free);
       g_ptr_array_add (listener->links, link);
 
       if (listener->transport == RNDZ_TRANSPORT_UDP &&
@@ -623,6 +925,8 @@ resolved_cb (GObject      *source,
   listener->timer = rndz_deadline_source_new (listener->context, "[rndz] listener keepalive",
                                               timer_cb, listener);
   rndz_deadline_source_arm (listener->timer, 0);
+  listener_watch_network (listener);
+  listener_start_mapping (listener);
 
   listener_set_state (listener, RNDZ_CLIENT_STATE_REGISTERING, FALSE);
   listener_check_refused (listener);
@@ -728,10 +1032,15 @@ listener_free_resources (RndzListener *listener)
   listener->stopped = TRUE;
 
   g_cancellable_cancel (listener->cancellable);
+  listener_unwatch_network (listener);
   rndz_source_clear (&listener->timer);
   g_clear_pointer (&listener->acceptor, rndz_acceptor_free);
 
   g_ptr_array_set_size (listener->links, 0);
+  /* The router forgets the mapping now, not when its lease runs out */
+  g_clear_pointer (&listener->portmap, rndz_portmap_free);
+  rndz_listener_mapped_close (listener);
+  memset (&listener->mapped, 0, sizeof listener->mapped);
   if (listener->transport == RNDZ_TRANSPORT_TCP && listener->socket != NULL)
     g_socket_close (listener->socket, NULL);
   rndz_listener_requests_clear (listener);

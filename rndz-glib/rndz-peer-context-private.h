@@ -34,6 +34,7 @@ G_BEGIN_DECLS
  *   a listener then takes only secure requesters, and tells them this
  * @allowed_fingerprints: (nullable): a listener's pins: when set, only
  *   requesters with one of these fingerprints come in
+ * @port_mapping: a listener asks its router for a port mapping
  *
  * What a peer is, for the listener and the connect operations: its id,
  * its settings and the services that depend on them (binding sockets,
@@ -66,6 +67,7 @@ typedef struct
   guint direct_timeout_ms;
   char *fingerprint;
   GStrv allowed_fingerprints;
+  gboolean port_mapping;
 } RndzPeerContext;
 
 RndzPeerContext *rndz_peer_context_new            (GMainContext        *context);

@@ -24,6 +24,7 @@ rndz_peer_context_new (GMainContext *context)
   self->context = context != NULL ? g_main_context_ref (context)
                                   : g_main_context_ref_thread_default ();
   self->relay = TRUE;
+  self->port_mapping = TRUE;
   return self;
 }
 

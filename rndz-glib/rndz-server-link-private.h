@@ -55,6 +55,8 @@ gboolean        rndz_server_link_send       (RndzServerLink      *link,
                                              const RndzMessage   *msg,
                                              GError             **error);
 void            rndz_server_link_close      (RndzServerLink      *link);
+void            rndz_server_link_abort      (RndzServerLink      *link);
+gboolean        rndz_server_link_address_gone (RndzServerLink    *link);
 void            rndz_server_link_free       (RndzServerLink      *link);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RndzServerLink, rndz_server_link_free)

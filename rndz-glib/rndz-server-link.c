@@ -5,6 +5,11 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "rndz-server-link-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-connect-attempt-private.h"
@@ -82,6 +87,64 @@ rndz_server_link_close (RndzServerLink *link)
   if (link->channel != NULL)
     rndz_channel_close (link->channel);
   g_clear_pointer (&link->channel, rndz_channel_unref);
+}
+
+/* Closes the link, over TCP without the goodbye. A connection we give
+ * up on because it no longer answers (its path went with the network,
+ * or the server went quiet) cannot say it: its FIN would be resent for
+ * minutes, and until then, or through TIME_WAIT after, the kernel keeps
+ * the tuple (our address, P, the server), from which we connect again:
+ * connect() fails with EADDRNOTAVAIL. With SO_LINGER 0, close() sends a
+ * RST and forgets the connection at once. */
+void
+rndz_server_link_abort (RndzServerLink *link)
+{
+  if (link->channel != NULL)
+    {
+      struct linger linger = { .l_onoff = 1, .l_linger = 0 };
+      GSocket *socket = rndz_channel_get_socket (link->channel);
+
+      if (setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_LINGER,
+                      &linger, sizeof linger) < 0)
+        g_debug ("Cannot reset the connection to the server: %s", g_strerror (errno));
+    }
+  rndz_server_link_close (link);
+}
+
+/*
+ * rndz_server_link_address_gone:
+ *
+ * Over TCP: whether the connection's own address is no longer one of
+ * ours, because it went with the network. Such a connection never
+ * answers again. Binding a socket to the address tells: EADDRNOTAVAIL.
+ */
+gboolean
+rndz_server_link_address_gone (RndzServerLink *link)
+{
+  g_autoptr(GSocketAddress) local = NULL;
+  struct sockaddr_storage native;
+  gboolean gone;
+  int fd;
+
+  if (link->channel == NULL)
+    return FALSE;
+  local = g_socket_get_local_address (rndz_channel_get_socket (link->channel), NULL);
+  if (local == NULL || !g_socket_address_to_native (local, &native, sizeof native, NULL))
+    return FALSE;
+
+  /* Any port: ours is taken, by the connection itself */
+  if (native.ss_family == AF_INET)
+    ((struct sockaddr_in *) &native)->sin_port = 0;
+  else
+    ((struct sockaddr_in6 *) &native)->sin6_port = 0;
+
+  fd = socket (native.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return FALSE;
+  gone = bind (fd, (struct sockaddr *) &native, g_socket_address_get_native_size (local)) < 0 &&
+    errno == EADDRNOTAVAIL;
+  close (fd);
+  return gone;
 }
 
 /* Safe from within the link's own callback */
@@ -299,6 +362,8 @@ rndz_server_link_send (RndzServerLink     *link,
     }
 
   len = rndz_message_encode (msg, buf, sizeof buf);
+  if (rndz_udp_test_drop != NULL && rndz_udp_test_drop (buf, len, TRUE))
+    return TRUE;
   if (g_socket_send (link->socket, buf, len, NULL, &local_error) < 0 &&
       !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
     {

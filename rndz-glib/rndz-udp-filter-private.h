@@ -42,6 +42,7 @@ gboolean rndz_udp_filter_set          (GSocket       *socket,
                                        RndzUdpFilter  filter,
                                        GError       **error);
 guint    rndz_udp_drain               (GSocket       *socket);
+gboolean rndz_udp_head_is_data        (GSocket       *socket);
 guint    rndz_udp_discard             (GSocket       *socket);
 gboolean rndz_udp_hand_over           (GSocket       *socket,
                                        gboolean       keep_data);

@@ -241,6 +241,27 @@ rndz_udp_drain (GSocket *socket)
 }
 
 /*
+ * rndz_udp_head_is_data:
+ *
+ * Whether the datagram at the head of @socket's queue is the peer's
+ * application data (anything that does not start like a protocol
+ * message), without reading it: the peer has what it waited for, and
+ * the datagram stays for the application. Never blocks.
+ *
+ * Returns: %FALSE when the queue is empty or its head is a protocol
+ *   message
+ */
+gboolean
+rndz_udp_head_is_data (GSocket *socket)
+{
+  char buf[RNDZ_CONTROL_PREFIX_LEN];
+  gssize len = recv (g_socket_get_fd (socket), buf, sizeof buf,
+                     MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC);
+
+  return len >= 0 && !rndz_udp_is_control_datagram (buf, MIN ((gsize) len, sizeof buf));
+}
+
+/*
  * rndz_udp_discard:
  *
  * Discards every datagram queued on @socket. Never blocks.

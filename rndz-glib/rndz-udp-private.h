@@ -43,4 +43,12 @@ gboolean rndz_udp_send         (GSocket          *socket,
 
 gboolean rndz_udp_error_is_icmp (const GError    *error);
 
+/* Tests lose datagrams on purpose: when set, each control datagram a
+ * client is about to send (to a peer, or to a server) goes to it first,
+ * and is not sent if it returns TRUE. Never set outside tests. */
+typedef gboolean (*RndzUdpDropFunc) (const char *buf,
+                                     gsize       len,
+                                     gboolean    to_server);
+extern RndzUdpDropFunc rndz_udp_test_drop;
+
 G_END_DECLS

@@ -74,6 +74,8 @@ rndz_udp_error_is_icmp (const GError *error)
          g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE);
 }
 
+RndzUdpDropFunc rndz_udp_test_drop = NULL;
+
 /*
  * rndz_udp_send:
  * @to: (nullable): the destination, %NULL for a connected socket
@@ -95,6 +97,9 @@ rndz_udp_send (GSocket        *socket,
 {
   g_autoptr(GError) error = NULL;
   gssize n;
+
+  if (rndz_udp_test_drop != NULL && rndz_udp_test_drop (buf, len, FALSE))
+    return TRUE;
 
   n = to != NULL ? g_socket_send_to (socket, to, buf, len, NULL, &error)
                  : g_socket_send (socket, buf, len, NULL, &error);

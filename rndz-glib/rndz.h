@@ -14,6 +14,7 @@
 #include <rndz-glib/rndz-features.h>
 #include <rndz-glib/rndz-auth.h>
 #include <rndz-glib/rndz-identity.h>
+#include <rndz-glib/rndz-dtls-channel.h>
 #include <rndz-glib/rndz-socket.h>
 
 #ifdef RNDZ_HAVE_SERVER
@@ -22,10 +23,6 @@
 
 #ifdef RNDZ_HAVE_CLIENT
 #include <rndz-glib/rndz-client.h>
-#endif
-
-#ifdef RNDZ_HAVE_TLS
-#include <rndz-glib/rndz-dtls-channel.h>
 #endif
 
 #undef __RNDZ_H_INSIDE__

@@ -16,6 +16,8 @@ import hmac
 import json
 
 VERSION = "rndz2"
+FP_BOB = "3c1d0b9a8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b"
+FP_ALICE = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 
 def derive_key(secret, peer_id):
@@ -23,12 +25,16 @@ def derive_key(secret, peer_id):
 
 
 def mac_input(msg):
-    """The parts joined with NUL; candidates, when there are, last"""
+    """The parts joined with NUL; candidates, when there are, tenth; a
+    fingerprint, when there is one, eleventh (the tenth then empty if
+    there are no candidates)"""
     parts = [VERSION, msg["type"], str(msg["tid"]), msg.get("id", ""),
              msg.get("target", ""), msg.get("addr", ""), str(msg["ts"]),
              msg["nonce"], msg["srv"]]
-    if "cand" in msg:
-        parts.append(msg["cand"])
+    if "cand" in msg or "fp" in msg:
+        parts.append(msg.get("cand", ""))
+    if "fp" in msg:
+        parts.append(msg["fp"])
     return "\0".join(parts).encode()
 
 
@@ -39,7 +45,7 @@ def sign(msg, key):
 def encode(msg, mac):
     """As rndz-glib writes it: v, type, tid, the type's fields, then ts,
     nonce, srv and mac"""
-    order = ["type", "tid", "id", "target", "addr", "cand", "ts", "nonce", "srv"]
+    order = ["type", "tid", "id", "target", "addr", "cand", "fp", "ts", "nonce", "srv"]
     obj = {"v": 1}
     for name in order:
         if name in msg:
@@ -83,6 +89,17 @@ def main():
     show("ping to an IPv6 server",
          {"type": "ping", "tid": 7, "id": "alice", "ts": 1700000000000,
           "nonce": "0011223344556677", "srv": "[2001:db8::7]:8888"}, alice)
+    # Secure connections: the fingerprints of bob's and alice's certificates
+    show("secure isync",
+         {"type": "isync", "tid": 42, "id": "bob", "target": "alice", "fp": FP_BOB,
+          "ts": 1700000000123, "nonce": "8899aabbccddeeff", "srv": srv}, bob)
+    show("secure isync with candidates",
+         {"type": "isync", "tid": 42, "id": "bob", "target": "alice",
+          "cand": "192.168.1.30:51000", "fp": FP_BOB, "ts": 1700000000123,
+          "nonce": "8899aabbccddeeff", "srv": srv}, bob)
+    show("secure rsync",
+         {"type": "rsync", "tid": 3141592653, "id": "alice", "target": "bob", "fp": FP_ALICE,
+          "ts": 1700000000456, "nonce": "0011223344556688", "srv": srv}, alice)
 
     key = derive_key(b"secret", "alice")
     print("# tests/test-auth.c, /auth/vectors (secret “secret”)")

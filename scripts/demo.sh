@@ -7,7 +7,10 @@
 # rendezvous server on a free loopback port and two listening peers, one
 # on UDP and one on TCP, and has two more peers reach them through the
 # server by id and exchange a message with them: a real UDP and a real TCP
-# connection made by hole punching, on 127.0.0.1.
+# connection made by hole punching, on 127.0.0.1, encrypted (DTLS over
+# UDP, TLS over TCP, as `rndz client` does by default). Each peer has an
+# identity file; the connectors pin the listener's fingerprint, and the
+# script checks that each side saw the other's.
 #
 # Every wait is bounded; an EXIT trap stops whatever was started.
 
@@ -89,20 +92,73 @@ wait_line ()
 # The port is the number that ends the line, whatever the language
 port_of () { sed -n '1s/.*[^0-9]\([0-9]\{1,5\}\)$/\1/p' <<<"$1"; }
 
-# exchange NAME PEER MESSAGE [--tcp]: reaches PEER, sends MESSAGE and
-# checks that the reply is its echo
+# wait_second_line NAME: waits up to $TIMEOUT seconds for the second line
+# that NAME prints (a listener's "Fingerprint: …"), and prints it
+wait_second_line ()
+{
+  local name=$1
+  if ! timeout "$TIMEOUT" bash -c 'until [ "$(grep -c . "$1")" -ge 2 ]; do sleep 0.05; done' _ "$WORK/$name.out"; then
+    fail "$name printed no fingerprint within $TIMEOUT seconds"
+  fi
+  sed -n 2p "$WORK/$name.out"
+}
+
+# A fingerprint is the last word of its line, whatever the language
+last_word () { awk '{ print $NF }' <<<"$1"; }
+
+# saw_peer NAME PEER FINGERPRINT: checks that NAME said, on standard
+# error, that PEER has FINGERPRINT, and prints that line
+saw_peer ()
+{
+  local name=$1 peer=$2 fingerprint=$3 line
+  line=$(grep -F "$fingerprint" "$WORK/$name.err" | grep -F "$peer" | grep -v -- '-DEBUG' | head -n 1) ||
+    fail "$name did not print the fingerprint $fingerprint of $peer"
+  echo "$name: ${line#*: }"
+}
+
+# listener NAME [--tcp]: starts a listening peer with the identity file
+# $WORK/NAME.pem, prints its two lines, sets FINGERPRINT, and checks it
+# against `rndz fingerprint`
+listener ()
+{
+  local name=$1 line
+  shift
+  echo "\$ rndz client --id $name --server-addr 127.0.0.1:$SERVER_PORT --identity $name.pem${*:+ $*}"
+  start "$name" "$RNDZ" client --id "$name" --server-addr "127.0.0.1:$SERVER_PORT" \
+    --identity "$WORK/$name.pem" --timeout "$TIMEOUT" --verbose "$@"
+  line=$(wait_line "$name")
+  echo "$name: $line"
+  line=$(wait_second_line "$name")
+  echo "$name: $line"
+  FINGERPRINT=$(last_word "$line")
+  [[ $FINGERPRINT =~ ^[0-9a-f]{64}$ ]] || fail "no fingerprint in the line: $line"
+  echo "\$ rndz fingerprint $name.pem"
+  line=$("$RNDZ" fingerprint "$WORK/$name.pem") || fail "rndz fingerprint $name.pem failed"
+  echo "$line"
+  [ "$line" = "$FINGERPRINT" ] || fail "$name printed $FINGERPRINT, but its file has $line"
+}
+
+# exchange NAME PEER PEER-FINGERPRINT MESSAGE [--tcp]: reaches PEER,
+# pinned to PEER-FINGERPRINT, with the identity file $WORK/NAME.pem, sends
+# MESSAGE, checks that the reply is its echo and that each side printed
+# the other's fingerprint
 exchange ()
 {
-  local name=$1 peer=$2 message=$3
-  shift 3
-  local reply status=0
-  echo "\$ rndz client --id $name --server-addr 127.0.0.1:$SERVER_PORT --remote-peer $peer --message '$message'${*:+ $*}"
+  local name=$1 peer=$2 peer_fingerprint=$3 message=$4
+  shift 4
+  local reply status=0 fingerprint
+  echo "\$ rndz client --id $name --server-addr 127.0.0.1:$SERVER_PORT --remote-peer $peer --message '$message' --identity $name.pem --peer-fingerprint ${peer_fingerprint:0:16}…${*:+ $*}"
   reply=$(timeout $((TIMEOUT + 5)) "$RNDZ" client --id "$name" --server-addr "127.0.0.1:$SERVER_PORT" \
-            --remote-peer "$peer" --message "$message" --timeout "$TIMEOUT" "$@" \
+            --remote-peer "$peer" --message "$message" --timeout "$TIMEOUT" \
+            --identity "$WORK/$name.pem" --peer-fingerprint "$peer_fingerprint" "$@" \
             2>"$WORK/$name.err") || status=$?
   [ "$status" = 0 ] || fail "$name could not exchange a message with $peer (exit status $status)"
   echo "reply: $reply"
   [ "$reply" = "$message" ] || fail "$name got “$reply” back instead of “$message”"
+
+  saw_peer "$name" "$peer" "$peer_fingerprint"
+  fingerprint=$("$RNDZ" fingerprint "$WORK/$name.pem") || fail "rndz fingerprint $name.pem failed"
+  saw_peer "$peer" "$name" "$fingerprint"
 }
 
 step "Installing the build and test dependencies"
@@ -135,23 +191,19 @@ echo "server: $line"
 SERVER_PORT=$(port_of "$line")
 [ -n "$SERVER_PORT" ] || fail "no port in the server's first line: $line"
 
-step "Starting a UDP peer “demo-udp” that registers and echoes"
-echo "\$ rndz client --id demo-udp --server-addr 127.0.0.1:$SERVER_PORT"
-start demo-udp "$RNDZ" client --id demo-udp --server-addr "127.0.0.1:$SERVER_PORT" --timeout "$TIMEOUT" --verbose
-line=$(wait_line demo-udp)
-echo "demo-udp: $line"
+step "Starting a UDP peer “demo-udp” that registers and echoes, over DTLS"
+listener demo-udp
+UDP_FINGERPRINT=$FINGERPRINT
 
-step "Starting a TCP peer “demo-tcp” that registers and echoes"
-echo "\$ rndz client --id demo-tcp --server-addr 127.0.0.1:$SERVER_PORT --tcp"
-start demo-tcp "$RNDZ" client --id demo-tcp --server-addr "127.0.0.1:$SERVER_PORT" --tcp --timeout "$TIMEOUT" --verbose
-line=$(wait_line demo-tcp)
-echo "demo-tcp: $line"
+step "Starting a TCP peer “demo-tcp” that registers and echoes, over TLS"
+listener demo-tcp --tcp
+TCP_FINGERPRINT=$FINGERPRINT
 
-step "Reaching “demo-udp” over UDP through the server"
-exchange demo-udp-client demo-udp "hello over UDP"
+step "Reaching “demo-udp” over UDP through the server, encrypted (DTLS)"
+exchange demo-udp-client demo-udp "$UDP_FINGERPRINT" "hello over UDP"
 
-step "Reaching “demo-tcp” over TCP through the server"
-exchange demo-tcp-client demo-tcp "hello over TCP" --tcp
+step "Reaching “demo-tcp” over TCP through the server, encrypted (TLS)"
+exchange demo-tcp-client demo-tcp "$TCP_FINGERPRINT" "hello over TCP" --tcp
 
 step "Stopping the peers, then the server (SIGTERM)"
 for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
@@ -173,4 +225,5 @@ for name in demo-udp demo-tcp; do
 done
 
 echo
-echo "Demo passed: a UDP and a TCP connection made through the rendezvous server, each echoed a message."
+echo "Demo passed: a UDP and a TCP connection made through the rendezvous server, encrypted"
+echo "(DTLS and TLS) between peers that checked each other's fingerprint, each echoed a message."

@@ -34,6 +34,10 @@ PACKAGES=(
   # secure connections (issue 15): GnuTLS makes identities and runs DTLS;
   # glib-networking is GIO's TLS backend, which TCP's TLS needs at run time
   libgnutls28-dev glib-networking
+  # port mapping (issue 19): NAT-PMP and UPnP-IGD for listeners, and a
+  # real router daemon for the network-namespace test (tests/netns
+  # starts its own; no system service is left running, see below)
+  libnatpmp-dev libgupnp-igd-1.0-dev miniupnpd-iptables
 )
 
 missing=()
@@ -63,3 +67,9 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# miniupnpd's package may start its service where systemd runs: the
+# tests start miniupnpd themselves, on routers in network namespaces
+if [[ " ${missing[*]} " == *" miniupnpd"* ]] && [ -d /run/systemd/system ]; then
+  "${SUDO[@]}" systemctl disable --now miniupnpd.service >/dev/null 2>&1 || true
+fi

@@ -27,6 +27,12 @@
 # harnesses, and runs the suites unit, fuzz and stress there
 # (RNDZ_FUZZ_SECONDS per harness: 60 in CI, else 20; RNDZ_STRESS_SECONDS:
 # 20); their cases count in the same line. See doc/security.md.
+#
+# It also builds everything once without GnuTLS, in _build-notls (or
+# $NOTLS_BUILD_DIR; -Dtls=disabled, no introspection: some 15 s), and
+# runs the one test made for that build, notls, whose cases count too:
+# the secure API must still build there and fail cleanly. RNDZ_TEST_NOTLS=0
+# turns it off.
 
 set -euo pipefail
 
@@ -108,6 +114,25 @@ if [ "$sanitizers" != 0 ]; then
     status=$?
   [ -f "$SAN_TESTLOG" ] || give_up "meson test wrote no $SAN_TESTLOG (exit status $status)"
   TESTLOGS+=("$SAN_TESTLOG")
+fi
+
+# The build without TLS: compiled whole, and its own test run
+if [ "${RNDZ_TEST_NOTLS:-1}" != 0 ]; then
+  NOTLS_BUILD_DIR=${NOTLS_BUILD_DIR:-_build-notls}
+  echo "==> Building in $NOTLS_BUILD_DIR: without TLS"
+  if [ ! -f "$NOTLS_BUILD_DIR/build.ninja" ]; then
+    meson setup "$NOTLS_BUILD_DIR" -Dclient=true -Dserver=true -Dtests=true \
+      -Dtls=disabled -Dintrospection=disabled ||
+      give_up "meson setup failed in $NOTLS_BUILD_DIR"
+  fi
+  ninja -C "$NOTLS_BUILD_DIR" || give_up "the build failed in $NOTLS_BUILD_DIR"
+
+  echo "==> Running the test notls without TLS"
+  NOTLS_TESTLOG=$NOTLS_BUILD_DIR/meson-logs/testlog.json
+  rm -f "$NOTLS_TESTLOG"
+  meson test -C "$NOTLS_BUILD_DIR" --print-errorlogs notls || status=$?
+  [ -f "$NOTLS_TESTLOG" ] || give_up "meson test wrote no $NOTLS_TESTLOG (exit status $status)"
+  TESTLOGS+=("$NOTLS_TESTLOG")
 fi
 
 echo "==> Counting test cases"

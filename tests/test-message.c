@@ -2351,6 +2351,19 @@ test_mac_vectors (void)
   assert_vector ("{\"v\":1,\"type\":\"ping\",\"tid\":7,\"id\":\"alice\",\"ts\":1700000000000,"
                  "\"nonce\":\"0011223344556677\",\"srv\":\"[2001:db8::7]:8888\","
                  "\"mac\":\"4a5ccdf059107751195b0c40224f94912afd080327d179a643f164d900ae848c\"}", alice);
+  /* Secure connections: the fingerprint is the eleventh part, after the
+   * candidates' tenth (empty without them) */
+  assert_vector ("{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                 "\"fp\":\"" FP "\",\"ts\":1700000000123,\"nonce\":\"8899aabbccddeeff\"," SRV
+                 "\"mac\":\"dfdd3a4601c14bfa677b3c4b44d743f1d993036aeafe1d095b8957ad79f089eb\"}", bob);
+  assert_vector ("{\"v\":1,\"type\":\"isync\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
+                 "\"cand\":\"192.168.1.30:51000\",\"fp\":\"" FP "\",\"ts\":1700000000123,"
+                 "\"nonce\":\"8899aabbccddeeff\"," SRV
+                 "\"mac\":\"8b64cabc137c988586f71dedf848b4b636fb9dc5b08fc6b65f5b1ee00e69429d\"}", bob);
+  assert_vector ("{\"v\":1,\"type\":\"rsync\",\"tid\":3141592653,\"id\":\"alice\",\"target\":\"bob\","
+                 "\"fp\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\","
+                 "\"ts\":1700000000456,\"nonce\":\"0011223344556688\"," SRV
+                 "\"mac\":\"3ff661b036c4c84e3e3a2ddbf707e3b6e4f35a37907c76f0825d4d26e538ea3e\"}", alice);
   decode_ok (&msg, "{\"v\":1,\"type\":\"relay\",\"tid\":42,\"id\":\"bob\",\"target\":\"alice\","
                    "\"ts\":1700000005123,\"nonce\":\"8899aabbccddee00\"," SRV
                    "\"mac\":\"d47a4e8347144f43d0d2d0664dcd69aa00f742a27dc8af66eedb74ecdf028d82\"}");

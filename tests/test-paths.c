@@ -594,6 +594,100 @@ alice_listens (Fixture       *fixture,
   return rndz_client_get_local_port (fixture->client);
 }
 
+/* A NAT in front of alice, towards the server only: the server sees her
+ * at another port than her own, the evidence that her NAT gives each
+ * destination a port of its own, after which she opens mappings for a
+ * requester that does not reach her (the hard-NAT phase) */
+typedef struct
+{
+  GSocket *front;               /* what alice takes for the server */
+  GSocket *back;                /* towards the server, from another port */
+  GSocketAddress *server;
+  GSocketAddress *alice;        /* the last sender on front */
+  GSource *sources[2];
+} Nat;
+
+static gboolean
+nat_relay_cb (GSocket      *socket,
+              GIOCondition  condition,
+              gpointer      user_data)
+{
+  Nat *nat = user_data;
+  g_autoptr(GSocketAddress) from = NULL;
+  char buf[2048];
+  gssize n = g_socket_receive_from (socket, &from, buf, sizeof buf, NULL, NULL);
+
+  if (n < 0)
+    return G_SOURCE_CONTINUE;
+  if (socket == nat->front)
+    {
+      g_clear_object (&nat->alice);
+      nat->alice = g_steal_pointer (&from);
+      g_socket_send_to (nat->back, nat->server, buf, n, NULL, NULL);
+    }
+  else if (nat->alice != NULL)
+    g_socket_send_to (nat->front, nat->alice, buf, n, NULL, NULL);
+  return G_SOURCE_CONTINUE;
+}
+
+static Nat *
+nat_new (const RndzAddr *server)
+{
+  Nat *nat = g_new0 (Nat, 1);
+
+  nat->front = udp_on ("127.0.0.1", 0, NULL);
+  nat->back = udp_on ("127.0.0.1", 0, NULL);
+  nat->server = rndz_addr_to_socket_address (server, G_SOCKET_FAMILY_IPV4);
+  for (guint i = 0; i < 2; i++)
+    {
+      nat->sources[i] = g_socket_create_source (i == 0 ? nat->front : nat->back, G_IO_IN, NULL);
+      g_source_set_callback (nat->sources[i], G_SOURCE_FUNC (nat_relay_cb), nat, NULL);
+      g_source_attach (nat->sources[i], NULL);
+    }
+  return nat;
+}
+
+static void
+nat_free (Nat *nat)
+{
+  for (guint i = 0; i < 2; i++)
+    {
+      g_source_destroy (nat->sources[i]);
+      g_source_unref (nat->sources[i]);
+    }
+  g_object_unref (nat->front);
+  g_object_unref (nat->back);
+  g_object_unref (nat->server);
+  g_clear_object (&nat->alice);
+  g_free (nat);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Nat, nat_free)
+
+/* alice, a real UDP listener that registers through @nat */
+static guint16
+alice_listens_behind (Fixture *fixture,
+                      Nat     *nat)
+{
+  g_autoptr(GSocketAddress) front = g_socket_get_local_address (nat->front, NULL);
+  RndzAddr addr;
+  char text[RNDZ_ADDR_STRLEN];
+  const char *servers[] = { text, NULL };
+
+  g_assert_true (rndz_addr_from_socket_address (&addr, front));
+  rndz_addr_format (&addr, text);
+  fixture->client = rndz_client_new ("alice", servers);
+  rndz_client_set_relay (fixture->client, FALSE);
+  rndz_client_set_direct_timeout (fixture->client, DIRECT_MS);
+  rndz_client_set_timeout (fixture->client, DIRECT_MS + 2000);
+  g_signal_connect (fixture->client, "peer-socket", G_CALLBACK (peer_socket_cb), fixture);
+  rndz_client_listen_udp_async (fixture->client, NULL, listen_cb, fixture);
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  fixture->done = FALSE;
+  return rndz_client_get_local_port (fixture->client);
+}
+
 /* The fake requester bob, on PEER_HOST, asks for alice with its own
  * address as its candidate (its NAT keeps ports), or @cand */
 static void
@@ -657,6 +751,7 @@ test_listener_spray_elsewhere (Fixture       *fixture,
 {
   g_autoptr(GSocket) bob = NULL;
   g_autoptr(GSocket) evil = NULL;
+  g_autoptr(Nat) nat = nat_new (&fixture->server_addr);
   RndzAddr bob_addr, alice, spray;
   RndzMessage use;
   guint32 tid = g_random_int ();
@@ -665,7 +760,8 @@ test_listener_spray_elsewhere (Fixture       *fixture,
   g_test_summary ("On alice's many mappings, checks and uses from another host, or "
                   "with other ids, get no answer and no socket");
 
-  port = alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  /* Her NAT changes her port: she is the hard side */
+  port = alice_listens_behind (fixture, nat);
   bob = udp_on (PEER_HOST, 0, &bob_addr);
   evil = udp_on (EVIL_HOST, 0, NULL);
   bob_asks (fixture, bob, &bob_addr, NULL, tid);

@@ -18,6 +18,7 @@
 #include "rndz-test-util.h"
 #include "rndz-connect-private.h"
 #include "rndz-message-private.h"
+#include "rndz-secure-handshake-private.h"
 
 #define WAIT_MS 8000
 
@@ -453,6 +454,44 @@ test_invalid_pin (Fixture       *f,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
 }
 
+static void
+test_handshake_timeout (void)
+{
+  g_autoptr(RndzIdentity) identity = rndz_identity_new (NULL);
+  g_autoptr(GSocketListener) listener = g_socket_listener_new ();
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GSocketConnection) silent = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GObject) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+  guint16 port;
+
+  g_test_summary ("A TLS handshake whose peer never answers fails with HANDSHAKE_FAILED "
+                  "after its timeout");
+
+  port = g_socket_listener_add_any_inet_port (listener, NULL, &error);
+  g_assert_no_error (error);
+  address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  g_socket_client_set_enable_proxy (client, FALSE);
+  connection = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (address), NULL, &error);
+  g_assert_no_error (error);
+  silent = g_socket_listener_accept (listener, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  start = g_get_monotonic_time ();
+  rndz_secure_handshake_async (G_OBJECT (connection), FALSE, identity,
+                               rndz_identity_get_fingerprint (identity), 300, NULL,
+                               rndz_test_async_cb, &result);
+  channel = rndz_secure_handshake_finish (rndz_test_wait_async (NULL, &result, WAIT_MS), &error);
+  g_assert_error (error, RNDZ_ERROR, RNDZ_ERROR_HANDSHAKE_FAILED);
+  g_assert_null (channel);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 300 * 1000);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 2 * G_USEC_PER_SEC);
+}
+
 static const Params udp = { RNDZ_TRANSPORT_UDP, FALSE };
 static const Params tcp = { RNDZ_TRANSPORT_TCP, FALSE };
 static const Params udp_relayed = { RNDZ_TRANSPORT_UDP, TRUE };
@@ -490,6 +529,7 @@ main (int   argc,
       add ("invalid-pin", both[i], test_invalid_pin);
     }
   add ("exchange", &udp_relayed, test_exchange);
+  g_test_add_func ("/secure/handshake-timeout", test_handshake_timeout);
   add ("exchange", &tcp_relayed, test_exchange);
 
   return g_test_run ();

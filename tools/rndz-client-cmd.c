@@ -3,11 +3,18 @@
  * SPDX-License-Identifier: MIT
  *
  *   rndz client --id ID --server-addr HOST:PORT [--remote-peer PEER] [--tcp]
+ *               [--insecure | --identity FILE --peer-fingerprint FP]
  *
  * Without --remote-peer it registers, prints "Registered as ID on port
- * PORT" and echoes what peers send (rndz-echo.c) until SIGINT or
- * SIGTERM; with it, it reaches PEER, sends the message and prints the
- * echo.
+ * PORT" (and, secure, "Fingerprint: FP") and echoes what peers send
+ * (rndz-echo.c) until SIGINT or SIGTERM; with it, it reaches PEER, sends
+ * the message and prints the echo.
+ *
+ * Secure is the default: DTLS over UDP (RndzDtlsChannel), TLS over TCP
+ * (GTlsConnection), with this peer's identity from --identity or made
+ * for the run, and the peer's fingerprint printed on standard error once
+ * the channel is up. --insecure is the plain behaviour of before, byte
+ * for byte: a GSocket or a GSocketConnection.
  */
 
 #include <stdarg.h>
@@ -32,6 +39,9 @@
 #define ID_MAX_LEN 64
 /* Time left to pending operations to finish once cancelled */
 #define DRAIN_TIMEOUT_MS 2000
+/* A listener's port mapping made with UPnP-IGD goes with an HTTP request,
+ * which leaves only while the main context runs after the stop */
+#define PORTMAP_GRACE_MS 300
 
 static char *client_id = NULL;
 static char **client_server_addresses = NULL;
@@ -41,7 +51,11 @@ static char *client_message = NULL;
 static char *client_timeout = NULL;
 static char *client_key_file = NULL;
 static gboolean client_require_auth = FALSE;
+static gboolean client_insecure = FALSE;
+static char *client_identity_file = NULL;
+static char **client_peer_fingerprints = NULL;
 static gboolean client_verbose = FALSE;
+static gboolean client_no_port_mapping = FALSE;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -63,6 +77,17 @@ static const GOptionEntry client_entries[] = {
     N_("FILE") },
   { "require-auth", 0, 0, G_OPTION_ARG_NONE, &client_require_auth,
     N_("When listening, let in only peers that the server authenticated"), NULL },
+  { "insecure", 0, 0, G_OPTION_ARG_NONE, &client_insecure,
+    N_("Exchange plain, unencrypted data, with peers that use this option too (by default, the data is encrypted and the peer authenticated)"),
+    NULL },
+  { "identity", 0, 0, G_OPTION_ARG_FILENAME, &client_identity_file,
+    N_("Use the identity (key and certificate) in FILE, made when FILE does not exist (default: a new identity each time)"),
+    N_("FILE") },
+  { "peer-fingerprint", 0, 0, G_OPTION_ARG_STRING_ARRAY, &client_peer_fingerprints,
+    N_("Accept only the peer whose identity has the fingerprint FP (when listening, may be given more than once)"),
+    N_("FP") },
+  { "no-port-mapping", 0, 0, G_OPTION_ARG_NONE, &client_no_port_mapping,
+    N_("When listening, do not ask the router for a port mapping"), NULL },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &client_verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -81,7 +106,8 @@ static const GOptionEntry client_entries[] = {
  *
  * Connecting, the phases are:
  *
- *   1. rndz_client_connect_{udp,tcp}_async();
+ *   1. rndz_client_connect_{udp,tcp}_async(), or, secure,
+ *      rndz_client_connect_{dtls,tls}_async();
  *   2. send the message (over UDP again every RESEND_INTERVAL_MS);
  *   3. read the echo, print it and quit.
  *
@@ -107,6 +133,11 @@ typedef struct
   gsize message_len;
   guint timeout_s;
 
+  /* Secure (without --insecure) */
+  gboolean secure;
+  RndzIdentity *identity;
+  char **fingerprints;          /* normalized --peer-fingerprint, or NULL */
+
   guint timer_id;
   guint signal_ids[2];
   gboolean listening;
@@ -121,8 +152,11 @@ typedef struct
   guint resend_id;
   guint8 *datagram;
 
-  /* TCP, connecting */
-  GSocketConnection *connection;
+  /* UDP, connecting, secure: instead of the socket */
+  RndzDtlsChannel *channel;
+
+  /* TCP, connecting: a GSocketConnection, or secure a GTlsConnection */
+  GIOStream *connection;
   GByteArray *reply;
 
   GBytes *key;
@@ -191,6 +225,10 @@ client_signal_cb (gpointer user_data)
 {
   Client *self = user_data;
 
+  /* Already on the way out: once is enough */
+  if (self->quitting)
+    return G_SOURCE_CONTINUE;
+
   if (self->peer_id != NULL)
     {
       client_fail (self, _("Interrupted"));
@@ -228,6 +266,9 @@ client_announce (Client *self)
 
   g_print (_("Registered as %s on port %u\n"), self->id,
            rndz_client_get_local_port (self->client));
+  if (self->secure)
+    /* Translators: then 64 hexadecimal digits; scripts take the last word */
+    g_print (_("Fingerprint: %s\n"), rndz_identity_get_fingerprint (self->identity));
   fflush (stdout);
 }
 
@@ -315,14 +356,58 @@ client_print_reply (Client       *self,
   client_quit (self, EXIT_SUCCESS);
 }
 
+/* Why reaching the peer failed, with a word on the options when they
+ * are the reason */
+static void
+client_fail_connect (Client       *self,
+                     const GError *error)
+{
+  if (g_error_matches (error, RNDZ_ERROR, RNDZ_ERROR_IDENTITY_MISMATCH) &&
+      self->fingerprints != NULL)
+    client_fail (self, _("Peer “%s” does not have the fingerprint %s given with --peer-fingerprint: %s"),
+                 self->peer_id, self->fingerprints[0], error->message);
+  else if (g_error_matches (error, RNDZ_ERROR, RNDZ_ERROR_NOT_SECURE))
+    client_fail (self, _("Cannot reach peer “%s” securely: %s (a peer that runs with --insecure is reached with --insecure)"),
+                 self->peer_id, error->message);
+  /* A secure listener does not answer plain requesters */
+  else if (g_error_matches (error, RNDZ_ERROR, RNDZ_ERROR_PEER_NO_ANSWER) && !self->secure)
+    client_fail (self, _("Cannot reach peer “%s”: %s (a peer that runs without --insecure does not answer --insecure)"),
+                 self->peer_id, error->message);
+  else
+    client_fail (self, _("Cannot reach peer “%s”: %s"), self->peer_id, error->message);
+}
+
+static gboolean
+client_is_echo (Client       *self,
+                const guint8 *data,
+                gsize         len)
+{
+  /* Only the echo is the reply: a late punch of the peer (see
+   * RndzClient) or any other datagram is not. */
+  if (len == self->message_len && memcmp (data, self->message, len) == 0)
+    return TRUE;
+
+  rndz_tool_print_note (_("Ignoring %u bytes that are not the echo of the message"), (guint) len);
+  return FALSE;
+}
+
 static gboolean
 resend_cb (gpointer user_data)
 {
   Client *self = user_data;
   g_autoptr(GError) error = NULL;
+  gboolean sent;
 
-  if (g_socket_send_with_blocking (self->socket, self->message, self->message_len,
-                                   FALSE, NULL, &error) < 0)
+  if (self->channel != NULL)
+    {
+      g_autoptr(GBytes) bytes = g_bytes_new_static (self->message, self->message_len);
+
+      sent = rndz_dtls_channel_send_bytes (self->channel, bytes, NULL, &error);
+    }
+  else
+    sent = g_socket_send_with_blocking (self->socket, self->message, self->message_len,
+                                        FALSE, NULL, &error) >= 0;
+  if (!sent)
     rndz_tool_print_note (_("Sending to peer “%s” failed: %s"), self->peer_id, error->message);
 
   return G_SOURCE_CONTINUE;
@@ -352,15 +437,8 @@ receive_reply_cb (GSocket      *socket,
           return G_SOURCE_CONTINUE;
         }
 
-      /* Only the echo is the reply: a late punch of the peer (see
-       * RndzClient) or any other datagram is not. */
-      if ((gsize) received != self->message_len ||
-          memcmp (self->datagram, self->message, received) != 0)
-        {
-          rndz_tool_print_note (_("Ignoring %u bytes that are not the echo of the message"),
-                                (guint) received);
-          continue;
-        }
+      if (!client_is_echo (self, self->datagram, received))
+        continue;
 
       client_print_reply (self, self->datagram, received);
       return G_SOURCE_CONTINUE;
@@ -380,7 +458,7 @@ connect_udp_cb (GObject      *object,
   socket = rndz_client_connect_udp_finish (self->client, result, &error);
   if (socket == NULL)
     {
-      client_fail (self, _("Cannot reach peer “%s”: %s"), self->peer_id, error->message);
+      client_fail_connect (self, error);
       return;
     }
   if (self->quitting)
@@ -395,6 +473,87 @@ connect_udp_cb (GObject      *object,
   g_source_set_callback (self->receive_source, G_SOURCE_FUNC (receive_reply_cb), self, NULL);
   g_source_attach (self->receive_source, NULL);
 
+  resend_cb (self);
+  self->resend_id = g_timeout_add (RESEND_INTERVAL_MS, resend_cb, self);
+}
+
+/* Connecting: UDP, secure */
+
+static void client_receive_secure_reply (Client *self);
+
+static void
+receive_secure_reply_cb (GObject      *object,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  Client *self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  const guint8 *data;
+  gsize len;
+
+  self->pending--;
+  bytes = rndz_dtls_channel_receive_bytes_finish (RNDZ_DTLS_CHANNEL (object), result, &error);
+  if (bytes == NULL)
+    {
+      client_fail (self, _("Cannot receive the reply of peer “%s”: %s"), self->peer_id,
+                   error->message);
+      return;
+    }
+  if (self->quitting)
+    return;
+
+  data = g_bytes_get_data (bytes, &len);
+  if (!client_is_echo (self, data, len))
+    {
+      client_receive_secure_reply (self);
+      return;
+    }
+
+  client_print_reply (self, data, len);
+}
+
+static void
+client_receive_secure_reply (Client *self)
+{
+  self->pending++;
+  rndz_dtls_channel_receive_bytes_async (self->channel, self->cancellable,
+                                         receive_secure_reply_cb, self);
+}
+
+static void
+connect_dtls_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Client *self = user_data;
+  g_autoptr(GError) error = NULL;
+  gsize max;
+
+  self->pending--;
+  self->channel = rndz_client_connect_dtls_finish (self->client, result, &error);
+  if (self->channel == NULL)
+    {
+      client_fail_connect (self, error);
+      return;
+    }
+  if (self->quitting)
+    return;
+
+  rndz_tool_print_note (_("Connected to peer “%s” (%s), sending the message"), self->peer_id,
+                        rndz_tool_path_name (rndz_dtls_channel_get_socket (self->channel)));
+  rndz_tool_print_peer_fingerprint (self->peer_id,
+                                    rndz_dtls_channel_get_peer_fingerprint (self->channel));
+  /* A plain datagram may be up to 64 KiB; a record of the channel, less */
+  max = rndz_dtls_channel_get_max_payload_size (self->channel);
+  if (self->message_len > max)
+    {
+      client_fail (self, _("The message is too long for a secure datagram: %u bytes at most"),
+                   (guint) max);
+      return;
+    }
+
+  client_receive_secure_reply (self);
   resend_cb (self);
   self->resend_id = g_timeout_add (RESEND_INTERVAL_MS, resend_cb, self);
 }
@@ -444,7 +603,7 @@ read_reply_cb (GObject      *object,
 static void
 client_read_reply (Client *self)
 {
-  GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (self->connection));
+  GInputStream *input = g_io_stream_get_input_stream (self->connection);
 
   /* The echo is as long as the message; never read more */
   self->pending++;
@@ -473,6 +632,24 @@ write_message_cb (GObject      *object,
   client_read_reply (self);
 }
 
+/* Phase 2 over TCP, on self->connection, plain or TLS */
+static void
+client_write_message (Client *self)
+{
+  GOutputStream *output = g_io_stream_get_output_stream (self->connection);
+
+  rndz_tool_print_note (_("Connected to peer “%s” (%s), sending the message"), self->peer_id,
+                        rndz_tool_path_name (rndz_tool_stream_get_socket (self->connection)));
+  if (self->secure)
+    rndz_tool_print_tls_peer (self->peer_id, G_TLS_CONNECTION (self->connection));
+
+  self->reply = g_byte_array_new ();
+  self->pending++;
+  g_output_stream_write_all_async (output, self->message, self->message_len,
+                                   G_PRIORITY_DEFAULT, self->cancellable,
+                                   write_message_cb, self);
+}
+
 static void
 connect_tcp_cb (GObject      *object,
                 GAsyncResult *result,
@@ -480,27 +657,21 @@ connect_tcp_cb (GObject      *object,
 {
   Client *self = user_data;
   g_autoptr(GError) error = NULL;
-  GOutputStream *output;
 
   self->pending--;
-  self->connection = rndz_client_connect_tcp_finish (self->client, result, &error);
+  if (self->secure)
+    self->connection = G_IO_STREAM (rndz_client_connect_tls_finish (self->client, result, &error));
+  else
+    self->connection = G_IO_STREAM (rndz_client_connect_tcp_finish (self->client, result, &error));
   if (self->connection == NULL)
     {
-      client_fail (self, _("Cannot reach peer “%s”: %s"), self->peer_id, error->message);
+      client_fail_connect (self, error);
       return;
     }
   if (self->quitting)
     return;
 
-  rndz_tool_print_note (_("Connected to peer “%s” (%s), sending the message"), self->peer_id,
-                        rndz_tool_path_name (g_socket_connection_get_socket (self->connection)));
-
-  self->reply = g_byte_array_new ();
-  output = g_io_stream_get_output_stream (G_IO_STREAM (self->connection));
-  self->pending++;
-  g_output_stream_write_all_async (output, self->message, self->message_len,
-                                   G_PRIORITY_DEFAULT, self->cancellable,
-                                   write_message_cb, self);
+  client_write_message (self);
 }
 
 /* Options */
@@ -580,6 +751,83 @@ read_client_key (GBytes **key,
   return *key != NULL;
 }
 
+/* --peer-fingerprint, in the one text form of the library */
+static gboolean
+read_peer_fingerprints (Client  *self,
+                        GError **error)
+{
+  g_autoptr(GPtrArray) fingerprints = g_ptr_array_new_with_free_func (g_free);
+  guint n = client_peer_fingerprints != NULL ? g_strv_length (client_peer_fingerprints) : 0;
+
+  if (n == 0)
+    return TRUE;
+  if (n > 1 && self->peer_id != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("The option %s may be given only once with %s"), "--peer-fingerprint",
+                   "--remote-peer");
+      return FALSE;
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      char *fingerprint = rndz_fingerprint_normalize (client_peer_fingerprints[i], &local_error);
+
+      if (fingerprint == NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("Invalid value for %s: %s"), "--peer-fingerprint",
+                       local_error->message);
+          return FALSE;
+        }
+      g_ptr_array_add (fingerprints, fingerprint);
+    }
+
+  g_ptr_array_add (fingerprints, NULL);
+  self->fingerprints = (char **) g_ptr_array_free (g_steal_pointer (&fingerprints), FALSE);
+  return TRUE;
+}
+
+/* Secure unless --insecure: this peer's identity and the pins */
+static gboolean
+check_secure_options (Client  *self,
+                      GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (client_insecure)
+    {
+      const char *other = client_identity_file != NULL ? "--identity"
+                          : client_peer_fingerprints != NULL ? "--peer-fingerprint" : NULL;
+
+      if (other == NULL)
+        return TRUE;
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("The options %s and %s exclude each other"), "--insecure", other);
+      return FALSE;
+    }
+
+  self->secure = TRUE;
+  if (!read_peer_fingerprints (self, error))
+    return FALSE;
+
+  /* The library's errors name the file, and say why */
+  if (client_identity_file != NULL)
+    self->identity = rndz_identity_new_from_file (client_identity_file, &local_error);
+  else
+    self->identity = rndz_identity_new (&local_error);
+  if (self->identity == NULL)
+    {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED))
+        g_prefix_error (&local_error, _("No secure channels in this build (use --insecure): "));
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 static gboolean
 check_client_options (Client  *self,
                       GError **error)
@@ -610,7 +858,10 @@ check_client_options (Client  *self,
                                     1000, G_MAXUINT / 1000, &self->timeout_s, error))
     return FALSE;
 
-  return read_client_key (&self->key, error);
+  if (!read_client_key (&self->key, error))
+    return FALSE;
+
+  return check_secure_options (self, error);
 }
 
 static void
@@ -622,6 +873,8 @@ client_clear_options (void)
   g_clear_pointer (&client_message, g_free);
   g_clear_pointer (&client_timeout, g_free);
   g_clear_pointer (&client_key_file, g_free);
+  g_clear_pointer (&client_identity_file, g_free);
+  g_clear_pointer (&client_peer_fingerprints, g_strfreev);
 }
 
 /* Running */
@@ -660,6 +913,17 @@ client_drain (Client *self)
     g_source_remove (drain_id);
 }
 
+/* Runs the main context for @ms, whatever happens */
+static void
+client_run_for (guint ms)
+{
+  gboolean expired = FALSE;
+
+  g_timeout_add (ms, drain_timeout_cb, &expired);
+  while (!expired)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 static RndzClient *
 client_new_client (Client *self)
 {
@@ -674,7 +938,35 @@ client_new_client (Client *self)
   rndz_client_set_timeout (client, self->timeout_s * 1000);
   rndz_client_set_key (client, self->key);
   rndz_client_set_require_auth (client, client_require_auth);
+  if (self->secure)
+    {
+      rndz_client_set_identity (client, self->identity);
+      /* A listener's pins; a connector's is an argument of its call */
+      if (self->peer_id == NULL)
+        rndz_client_set_allowed_fingerprints (client, (const char * const *) self->fingerprints);
+    }
+  g_object_set (client, "port-mapping", !client_no_port_mapping, NULL);
   return client;
+}
+
+/* Phase 1 of connecting */
+static void
+client_start_connect (Client *self)
+{
+  const char *pin = self->fingerprints != NULL ? self->fingerprints[0] : NULL;
+
+  if (self->secure && !self->tcp)
+    rndz_client_connect_dtls_async (self->client, self->peer_id, pin, self->cancellable,
+                                    connect_dtls_cb, self);
+  else if (self->secure)
+    rndz_client_connect_tls_async (self->client, self->peer_id, pin, self->cancellable,
+                                   connect_tcp_cb, self);
+  else if (!self->tcp)
+    rndz_client_connect_udp_async (self->client, self->peer_id, self->cancellable,
+                                   connect_udp_cb, self);
+  else
+    rndz_client_connect_tcp_async (self->client, self->peer_id, self->cancellable,
+                                   connect_tcp_cb, self);
 }
 
 /* Phase 1 of the mode, and the signals and the timer that end it */
@@ -689,7 +981,7 @@ client_start (Client *self)
     g_signal_connect (self->client, "peer-request", G_CALLBACK (client_peer_request_cb), self);
   g_signal_connect (self->client, "notify::state", G_CALLBACK (client_state_cb), self);
   if (self->peer_id == NULL)
-    self->echo = rndz_tool_echo_new (self->client, self->cancellable);
+    self->echo = rndz_tool_echo_new (self->client, self->secure, self->cancellable);
 
   rndz_tool_add_quit_signals (client_signal_cb, self, self->signal_ids);
   self->timer_id = g_timeout_add (self->timeout_s * 1000, client_timeout_cb, self);
@@ -699,18 +991,13 @@ client_start (Client *self)
     rndz_client_listen_udp_async (self->client, self->cancellable, listen_udp_cb, self);
   else if (self->peer_id == NULL)
     rndz_client_listen_tcp_async (self->client, self->cancellable, listen_tcp_cb, self);
-  else if (!self->tcp)
-    rndz_client_connect_udp_async (self->client, self->peer_id, self->cancellable,
-                                   connect_udp_cb, self);
   else
-    rndz_client_connect_tcp_async (self->client, self->peer_id, self->cancellable,
-                                   connect_tcp_cb, self);
+    client_start_connect (self);
 }
 
 static void
 client_finish (Client *self)
 {
-  rndz_tool_remove_quit_signals (self->signal_ids);
   g_clear_handle_id (&self->timer_id, g_source_remove);
   g_clear_handle_id (&self->resend_id, g_source_remove);
   if (self->receive_source != NULL)
@@ -722,12 +1009,21 @@ client_finish (Client *self)
   /* Says bye to the servers when listening */
   rndz_client_stop (self->client);
   client_drain (self);
+  if (self->peer_id == NULL && !client_no_port_mapping)
+    client_run_for (PORTMAP_GRACE_MS);
+  /* Only now: without a handler, a second SIGTERM while the bye leaves
+   * (timeout(1) sends one to the program and one to its group) would kill
+   * the program with status 143 */
+  rndz_tool_remove_quit_signals (self->signal_ids);
   g_signal_handlers_disconnect_by_data (self->client, self);
   g_clear_pointer (&self->echo, rndz_tool_echo_free);
 
   if (self->connection != NULL)
-    g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
+    g_io_stream_close (self->connection, NULL, NULL);
   g_clear_object (&self->connection);
+  if (self->channel != NULL)
+    rndz_dtls_channel_close (self->channel);
+  g_clear_object (&self->channel);
   if (self->socket != NULL)
     g_socket_close (self->socket, NULL);
   g_clear_object (&self->socket);
@@ -776,6 +1072,8 @@ rndz_tool_client_main (int    argc,
 out:
   client_clear_options ();
   g_clear_pointer (&self.key, g_bytes_unref);
+  g_clear_object (&self.identity);
+  g_clear_pointer (&self.fingerprints, g_strfreev);
 
   return self.status;
 }

@@ -14,6 +14,13 @@
  *   - over TCP, each connection from rndz_client_accept_async(), until it
  *     closes.
  *
+ * Secure (the default of `rndz client`), the peers come from
+ * rndz_client_accept_dtls_async() and rndz_client_accept_tls_async()
+ * instead, once their handshake is done: one RndzDtlsChannel or
+ * GTlsConnection each, whose fingerprint is printed, and whose data is
+ * echoed the same way, encrypted. The library then hands out no plain
+ * socket per peer, and this file asks for none.
+ *
  * This file knows nothing of the rest of the program: rndz-client-cmd.c
  * starts it once registered, cancels the GCancellable it was given to end
  * it, and counts its operations in flight (rndz_tool_echo_get_pending())
@@ -33,6 +40,7 @@ struct _RndzToolEcho
 {
   RndzClient *client;
   GCancellable *cancellable;
+  gboolean secure;
   guint pending;
 
   /* UDP */
@@ -42,14 +50,23 @@ struct _RndzToolEcho
   gulong peer_socket_id;
 };
 
-/* One TCP connection accepted while listening */
+/* One TCP connection accepted while listening: a GSocketConnection, or
+ * a GTlsConnection over one */
 typedef struct
 {
   RndzToolEcho *echo;
-  GSocketConnection *connection;
+  GIOStream *connection;
   char *peer_id;
   guint8 buffer[4096];
 } EchoConnection;
+
+/* One secure UDP peer */
+typedef struct
+{
+  RndzToolEcho *echo;
+  RndzDtlsChannel *channel;
+  char *peer_id;
+} EchoChannel;
 
 static gboolean
 echo_quitting (RndzToolEcho *echo)
@@ -155,14 +172,136 @@ echo_peer_socket_cb (RndzClient *client,
                    echo_socket_source_new (echo, socket, echo_datagrams_cb));
 }
 
-/* Echoes the datagrams of the peers, each on its own socket; drops
- * those of @socket, which listen_udp returned */
+/* UDP, secure */
+
+static void echo_channel_receive (EchoChannel *channel);
+
+static void
+echo_channel_free (EchoChannel *channel)
+{
+  rndz_dtls_channel_close (channel->channel);
+  g_object_unref (channel->channel);
+  g_free (channel->peer_id);
+  g_free (channel);
+}
+
+static void
+echo_channel_receive_cb (GObject      *object,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  EchoChannel *channel = user_data;
+  RndzToolEcho *echo = channel->echo;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+
+  echo->pending--;
+  bytes = rndz_dtls_channel_receive_bytes_finish (channel->channel, result, &error);
+  if (bytes == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        rndz_tool_print_note (_("Secure channel with peer “%s” closed: %s"), channel->peer_id,
+                              error->message);
+      echo_channel_free (channel);
+      return;
+    }
+  if (echo_quitting (echo))
+    {
+      echo_channel_free (channel);
+      return;
+    }
+
+  rndz_tool_print_note (_("Echoing %u bytes to peer “%s”"), (guint) g_bytes_get_size (bytes),
+                        channel->peer_id);
+  if (!rndz_dtls_channel_send_bytes (channel->channel, bytes, NULL, &error))
+    rndz_tool_print_note (_("Sending to peer “%s” failed: %s"), channel->peer_id, error->message);
+
+  echo_channel_receive (channel);
+}
+
+static void
+echo_channel_receive (EchoChannel *channel)
+{
+  channel->echo->pending++;
+  rndz_dtls_channel_receive_bytes_async (channel->channel, channel->echo->cancellable,
+                                         echo_channel_receive_cb, channel);
+}
+
+static void echo_accept_dtls (RndzToolEcho *echo);
+
+static gboolean
+accept_dtls_again_cb (gpointer user_data)
+{
+  RndzToolEcho *echo = user_data;
+
+  echo->pending--;
+  echo_accept_dtls (echo);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+accept_dtls_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  RndzToolEcho *echo = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RndzDtlsChannel) accepted = NULL;
+  g_autofree char *peer_id = NULL;
+  EchoChannel *channel;
+
+  echo->pending--;
+  accepted = rndz_client_accept_dtls_finish (echo->client, result, &peer_id, &error);
+  if (accepted == NULL)
+    {
+      if (echo_quitting (echo))
+        return;
+
+      rndz_tool_print_error (_("Cannot accept a peer: %s"), error->message);
+      /* As over TCP: go on, after a pause */
+      echo->pending++;
+      g_timeout_add (ACCEPT_RETRY_MS, accept_dtls_again_cb, echo);
+      return;
+    }
+  if (echo_quitting (echo))
+    {
+      rndz_dtls_channel_close (accepted);
+      return;
+    }
+
+  channel = g_new0 (EchoChannel, 1);
+  channel->echo = echo;
+  channel->channel = g_steal_pointer (&accepted);
+  channel->peer_id = peer_id != NULL ? g_steal_pointer (&peer_id) : g_strdup ("?");
+  rndz_tool_print_note (_("Peer “%s” comes in (%s)"), channel->peer_id,
+                        rndz_tool_path_name (rndz_dtls_channel_get_socket (channel->channel)));
+  rndz_tool_print_peer_fingerprint (channel->peer_id,
+                                    rndz_dtls_channel_get_peer_fingerprint (channel->channel));
+  echo_channel_receive (channel);
+
+  echo_accept_dtls (echo);
+}
+
+static void
+echo_accept_dtls (RndzToolEcho *echo)
+{
+  if (echo_quitting (echo))
+    return;
+
+  echo->pending++;
+  rndz_client_accept_dtls_async (echo->client, echo->cancellable, accept_dtls_cb, echo);
+}
+
+/* Echoes the datagrams of the peers, each on its own socket or secure
+ * channel; drops those of @socket, which listen_udp returned */
 void
 rndz_tool_echo_udp_start (RndzToolEcho *echo,
                           GSocket      *socket)
 {
   echo->datagram = g_malloc (G_MAXUINT16);
   echo->receive_source = echo_socket_source_new (echo, socket, ignore_datagrams_cb);
+  if (echo->secure)
+    echo_accept_dtls (echo);
 }
 
 /* TCP */
@@ -172,7 +311,7 @@ static void echo_connection_read (EchoConnection *connection);
 static void
 echo_connection_free (EchoConnection *connection)
 {
-  g_io_stream_close (G_IO_STREAM (connection->connection), NULL, NULL);
+  g_io_stream_close (connection->connection, NULL, NULL);
   g_object_unref (connection->connection);
   g_free (connection->peer_id);
   g_free (connection);
@@ -224,7 +363,7 @@ echo_connection_read_cb (GObject      *object,
 
   rndz_tool_print_note (_("Echoing %u bytes to peer “%s”"), (guint) n_read, connection->peer_id);
   echo->pending++;
-  g_output_stream_write_all_async (g_io_stream_get_output_stream (G_IO_STREAM (connection->connection)),
+  g_output_stream_write_all_async (g_io_stream_get_output_stream (connection->connection),
                                    connection->buffer, n_read, G_PRIORITY_DEFAULT,
                                    echo->cancellable, echo_connection_write_cb, connection);
 }
@@ -235,7 +374,7 @@ echo_connection_read (EchoConnection *connection)
   RndzToolEcho *echo = connection->echo;
 
   echo->pending++;
-  g_input_stream_read_async (g_io_stream_get_input_stream (G_IO_STREAM (connection->connection)),
+  g_input_stream_read_async (g_io_stream_get_input_stream (connection->connection),
                              connection->buffer, sizeof connection->buffer, G_PRIORITY_DEFAULT,
                              echo->cancellable, echo_connection_read_cb, connection);
 }
@@ -259,12 +398,15 @@ accept_cb (GObject      *object,
 {
   RndzToolEcho *echo = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketConnection) accepted = NULL;
+  g_autoptr(GIOStream) accepted = NULL;
   g_autofree char *peer_id = NULL;
   EchoConnection *connection;
 
   echo->pending--;
-  accepted = rndz_client_accept_finish (echo->client, result, &peer_id, &error);
+  if (echo->secure)
+    accepted = G_IO_STREAM (rndz_client_accept_tls_finish (echo->client, result, &peer_id, &error));
+  else
+    accepted = G_IO_STREAM (rndz_client_accept_finish (echo->client, result, &peer_id, &error));
   if (accepted == NULL)
     {
       if (echo_quitting (echo))
@@ -281,18 +423,19 @@ accept_cb (GObject      *object,
 
   if (echo_quitting (echo))
     {
-      g_io_stream_close (G_IO_STREAM (accepted), NULL, NULL);
+      g_io_stream_close (accepted, NULL, NULL);
       return;
     }
-
-  rndz_tool_print_note (_("Accepted a connection from peer “%s” (%s)"),
-                        peer_id != NULL ? peer_id : "?",
-                        rndz_tool_path_name (g_socket_connection_get_socket (accepted)));
 
   connection = g_new0 (EchoConnection, 1);
   connection->echo = echo;
   connection->connection = g_steal_pointer (&accepted);
   connection->peer_id = peer_id != NULL ? g_steal_pointer (&peer_id) : g_strdup ("?");
+
+  rndz_tool_print_note (_("Accepted a connection from peer “%s” (%s)"), connection->peer_id,
+                        rndz_tool_path_name (rndz_tool_stream_get_socket (connection->connection)));
+  if (echo->secure)
+    rndz_tool_print_tls_peer (connection->peer_id, G_TLS_CONNECTION (connection->connection));
   echo_connection_read (connection);
 
   echo_accept (echo);
@@ -305,7 +448,10 @@ echo_accept (RndzToolEcho *echo)
     return;
 
   echo->pending++;
-  rndz_client_accept_async (echo->client, echo->cancellable, accept_cb, echo);
+  if (echo->secure)
+    rndz_client_accept_tls_async (echo->client, echo->cancellable, accept_cb, echo);
+  else
+    rndz_client_accept_async (echo->client, echo->cancellable, accept_cb, echo);
 }
 
 /* Accepts the peers' connections and echoes each until it closes */
@@ -324,19 +470,25 @@ destroy_and_unref_source (gpointer data)
   g_source_unref (data);
 }
 
-/* An echo for the peers of @client, a listening client, whose
- * operations end when @cancellable is cancelled */
+/* An echo for the peers of @client, a listening client, over secure
+ * channels if @secure, whose operations end when @cancellable is
+ * cancelled */
 RndzToolEcho *
 rndz_tool_echo_new (RndzClient   *client,
+                    gboolean      secure,
                     GCancellable *cancellable)
 {
   RndzToolEcho *echo = g_new0 (RndzToolEcho, 1);
 
   echo->client = g_object_ref (client);
   echo->cancellable = g_object_ref (cancellable);
+  echo->secure = secure;
   echo->peer_sources = g_ptr_array_new_with_free_func (destroy_and_unref_source);
-  echo->peer_socket_id = g_signal_connect (client, "peer-socket",
-                                           G_CALLBACK (echo_peer_socket_cb), echo);
+  /* A secure peer's socket belongs to its channel: asking for it would
+   * read its ciphertext here */
+  if (!secure)
+    echo->peer_socket_id = g_signal_connect (client, "peer-socket",
+                                             G_CALLBACK (echo_peer_socket_cb), echo);
   return echo;
 }
 

@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 typedef struct _RndzToolEcho RndzToolEcho;
 
 RndzToolEcho *rndz_tool_echo_new         (RndzClient    *client,
+                                          gboolean       secure,
                                           GCancellable  *cancellable);
 void          rndz_tool_echo_udp_start   (RndzToolEcho  *echo,
                                           GSocket       *socket);

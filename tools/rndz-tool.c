@@ -60,6 +60,19 @@ rndz_tool_print_note (const char *format,
   g_printerr (_("%s: %s\n"), g_get_prgname (), message);
 }
 
+/* Who is at the other end of a secure channel: always said, on standard
+ * error (standard output is the scripts'), so that a person can compare
+ * it with the fingerprint the peer printed, as with ssh's host keys */
+void
+rndz_tool_print_peer_fingerprint (const char *peer_id,
+                                  const char *fingerprint)
+{
+  /* Translators: the program name, a peer's id, then 64 hexadecimal
+   * digits; scripts take the last word of the line */
+  g_printerr (_("%s: Peer “%s” has the fingerprint %s\n"), g_get_prgname (), peer_id,
+              fingerprint);
+}
+
 static void
 enable_debug_logging (void)
 {
@@ -111,7 +124,7 @@ rndz_tool_format_address (GSocketAddress *address)
 const char *
 rndz_tool_path_name (GSocket *socket)
 {
-  switch (rndz_socket_get_path (socket))
+  switch (socket != NULL ? rndz_socket_get_path (socket) : RNDZ_PATH_UNKNOWN)
     {
     case RNDZ_PATH_DIRECT:
       /* Translators: how a connection reaches the peer: straight to its public address */
@@ -126,6 +139,35 @@ rndz_tool_path_name (GSocket *socket)
     default:
       return C_("path", "unknown");
     }
+}
+
+/* The socket under a TCP connection, plain or TLS (transfer none: the
+ * connection holds it) */
+GSocket *
+rndz_tool_stream_get_socket (GIOStream *stream)
+{
+  g_autoptr(GIOStream) base = NULL;
+
+  if (G_IS_SOCKET_CONNECTION (stream))
+    return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  if (!G_IS_TLS_CONNECTION (stream))
+    return NULL;
+
+  g_object_get (stream, "base-io-stream", &base, NULL);
+  return base != NULL ? rndz_tool_stream_get_socket (base) : NULL;
+}
+
+/* The fingerprint of the certificate the peer of @connection showed */
+void
+rndz_tool_print_tls_peer (const char     *peer_id,
+                          GTlsConnection *connection)
+{
+  GTlsCertificate *certificate = g_tls_connection_get_peer_certificate (connection);
+  g_autofree char *fingerprint = NULL;
+
+  if (certificate != NULL)
+    fingerprint = rndz_fingerprint_from_certificate (certificate);
+  rndz_tool_print_peer_fingerprint (peer_id, fingerprint != NULL ? fingerprint : "?");
 }
 
 /* Secrets and keys come from files or the environment, never from the

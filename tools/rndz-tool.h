@@ -4,13 +4,15 @@
  *
  * The arrows go one way: rndz.c (main) chooses a mode and calls its
  * rndz_tool_*_main(); the modes (rndz-server-cmd.c, rndz-client-cmd.c,
- * rndz-key-cmd.c) call the helpers of rndz-tool.c; rndz-tool.c calls
- * nobody here.
+ * rndz-key-cmd.c, rndz-fingerprint-cmd.c) call the helpers of
+ * rndz-tool.c; rndz-tool.c calls nobody here.
  */
 
 #pragma once
 
 #include <gio/gio.h>
+
+#include <rndz-glib/rndz.h>
 
 G_BEGIN_DECLS
 
@@ -21,17 +23,24 @@ int       rndz_tool_client_main         (int              argc,
                                          char           **argv);
 int       rndz_tool_key_main            (int              argc,
                                          char           **argv);
+int       rndz_tool_fingerprint_main    (int              argc,
+                                         char           **argv);
 
 /* Common helpers, rndz-tool.c */
 void      rndz_tool_print_error         (const char      *format,
                                          ...) G_GNUC_PRINTF (1, 2);
 void      rndz_tool_print_note          (const char      *format,
                                          ...) G_GNUC_PRINTF (1, 2);
+void      rndz_tool_print_peer_fingerprint (const char   *peer_id,
+                                         const char      *fingerprint);
 void      rndz_tool_set_verbose         (gboolean         verbose);
 void      rndz_tool_raise_descriptor_limit (void);
 
 char     *rndz_tool_format_address      (GSocketAddress  *address);
 const char *rndz_tool_path_name         (GSocket         *socket);
+GSocket  *rndz_tool_stream_get_socket   (GIOStream       *stream);
+void      rndz_tool_print_tls_peer      (const char      *peer_id,
+                                         GTlsConnection  *connection);
 
 GBytes   *rndz_tool_read_secret         (const char      *path,
                                          const char      *variable,

@@ -2,13 +2,14 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * One program, three modes, with the options of the Rust rndz so that
+ * One program, four modes, with the options of the Rust rndz so that
  * existing scripts keep working:
  *
  *   rndz server [--listen-addr ADDRESS:PORT] [limits…]      rndz-server-cmd.c
  *   rndz client --id ID --server-addr HOST:PORT [--remote-peer PEER] [--tcp]
  *                                                          rndz-client-cmd.c
  *   rndz key --id ID [--secret-file FILE]                  rndz-key-cmd.c
+ *   rndz fingerprint FILE                                  rndz-fingerprint-cmd.c
  *
  * This file sets up the locale and the translations, reads the options
  * before the mode (--help, --version) and runs the mode; the modes share
@@ -47,6 +48,8 @@ run_mode (const char  *mode,
 
   if (g_str_equal (mode, "key"))
     return rndz_tool_key_main (argc, argv);
+  if (g_str_equal (mode, "fingerprint"))
+    return rndz_tool_fingerprint_main (argc, argv);
 
   if (g_str_equal (mode, "server"))
     {
@@ -96,10 +99,11 @@ main (int    argc,
   context = g_option_context_new (_("MODE"));
   g_option_context_set_summary (context, _("NAT traversal by rendezvous.\n\n"
                                            "Modes:\n"
-                                           "  server    Run a rendezvous server\n"
-                                           "  client    Register with a rendezvous server and echo what peers send,\n"
-                                           "            or reach a peer through it and exchange a message\n"
-                                           "  key       Print a peer’s key, derived from a server’s secret"));
+                                           "  server       Run a rendezvous server\n"
+                                           "  client       Register with a rendezvous server and echo what peers send,\n"
+                                           "               or reach a peer through it and exchange a message\n"
+                                           "  key          Print a peer’s key, derived from a server’s secret\n"
+                                           "  fingerprint  Print the fingerprint of an identity file"));
   g_option_context_set_description (context, _("Run “rndz MODE --help” for the options of a mode."));
   g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
   /* Stop at the mode: what follows it is the mode's business */
@@ -124,9 +128,10 @@ main (int    argc,
     }
 
   if (!g_str_equal (argv[1], "server") && !g_str_equal (argv[1], "client") &&
-      !g_str_equal (argv[1], "key"))
+      !g_str_equal (argv[1], "key") && !g_str_equal (argv[1], "fingerprint"))
     {
-      rndz_tool_print_error (_("Unknown mode “%s”: expected “server”, “client” or “key”"), argv[1]);
+      rndz_tool_print_error (_("Unknown mode “%s”: expected “server”, “client”, “key” or “fingerprint”"),
+                             argv[1]);
       return EXIT_FAILURE;
     }
 

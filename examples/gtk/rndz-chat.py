@@ -4,6 +4,7 @@
 # SPDX-License-Identifier: MIT
 #
 #   rndz-chat.py --id ID --server HOST:PORT [--peer PEER]
+#                [--identity FILE] [--peer-fingerprint FP] [--insecure]
 #
 # Without --peer the chat *listens*: it registers as ID with the rendezvous
 # server and waits for a peer. With --peer it *reaches* the peer PEER
@@ -11,14 +12,25 @@
 # straight to each other or through the server's relay, over which each
 # line typed is sent as one UTF-8 line.
 #
-# The window shows who is who, how the registration with the server fares
-# (the client's "state" and "last-pong" properties) and the path to the
-# peer. Everything is asynchronous: the rendezvous, reading and writing run
-# in GTK's main loop, and the window never blocks.
+# The connection is TLS 1.3 (a Gio.TlsConnection) unless --insecure: each
+# peer has an identity, a key and a certificate (Rndz.Identity; from FILE,
+# created when missing, or a fresh one), and its fingerprint travels with
+# the rendezvous. Each side checks that the other holds the key for the
+# fingerprint it announced; --peer-fingerprint pins the one we expect.
+# Compare the fingerprint the window shows with the one your peer sees as
+# their own (hover over "You") to know nobody sits in between.
+#
+# The window shows who is who, the peer's fingerprint, how the
+# registration with the server fares (the client's "state" and
+# "last-pong" properties) and the path to the peer. Everything is
+# asynchronous: the rendezvous, the handshake, reading and writing run in
+# GTK's main loop, and the window never blocks.
 #
 # It prints a line on standard output when it has registered ("Registered
-# as ID on port P"), when a peer is connected ("Connected to PEER at
-# ADDRESS") and when it saved a screenshot, so that scripts can follow it.
+# as ID on port P"), with its own fingerprint ("Fingerprint: FP"), when a
+# peer is connected ("Connected to PEER at ADDRESS") and when it saved a
+# screenshot ("Window shows the peer's fingerprint FP" first, if a label
+# in the window does), so that scripts can follow it.
 # Two options make it scriptable, for tests and screenshots:
 #   --auto-message TEXT   send TEXT as soon as the peer is connected
 #   --screenshot FILE     once a message has arrived (and TEXT has been
@@ -77,7 +89,27 @@ CSS = b'''
 .chat-info {
   padding: 6px 12px;
 }
+.fingerprint {
+  font-family: monospace;
+}
 '''
+
+
+def show_fingerprint(fingerprint):
+    """A fingerprint as people compare it: groups of four, two lines."""
+    groups = [fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4)]
+    half = len(groups) // 2
+    return ' '.join(groups[:half]) + '\n' + ' '.join(groups[half:])
+
+
+def labels(widget):
+    """Every Gtk.Label in a widget tree."""
+    if isinstance(widget, Gtk.Label):
+        yield widget
+    child = widget.get_first_child()
+    while child is not None:
+        yield from labels(child)
+        child = child.get_next_sibling()
 
 
 def is_cancelled(error):
@@ -85,7 +117,10 @@ def is_cancelled(error):
 
 
 class LineChannel(GObject.Object):
-    """Lines of UTF-8 text over a Gio.SocketConnection, both ways.
+    """Lines of UTF-8 text over a Gio.IOStream, both ways.
+
+    The stream is a Gio.TlsConnection, or a Gio.SocketConnection when the
+    chat runs --insecure: both have an input and an output stream.
 
     Reads in chunks and splits them into lines (bounded by MAX_LINE_BYTES),
     and writes one line at a time: a GIO stream allows one pending
@@ -194,6 +229,7 @@ class ChatWindow(Gtk.ApplicationWindow):
         self.channel = None
         self.peer_requests = {}     # peer id -> address the server reported
         self.received_any = False
+        self.peer_fingerprint = None
         self.auto_message_sent = options.auto_message is None
         self.screenshot_taken = False
 
@@ -202,14 +238,28 @@ class ChatWindow(Gtk.ApplicationWindow):
         # The client's sockets and timers belong to the main context that is
         # the thread-default one now: GTK's.
         self.client = Rndz.Client.new(options.id, [options.server])
+        if options.identity is not None:
+            # Set before listening: a listener's fingerprint goes to the
+            # server with its registration
+            self.client.props.identity = options.identity
+            self.info_values['you'].set_tooltip_text(
+                'Your fingerprint:\n' + show_fingerprint(options.identity.get_fingerprint()))
+            print(f'Fingerprint: {options.identity.get_fingerprint()}', flush=True)
         self.client.connect('notify::state', self.on_registration_changed)
         self.client.connect('notify::last-pong', self.on_registration_changed)
         self.client.connect('peer-request', self.on_peer_request)
         self.on_registration_changed()
 
         if options.peer is None:
+            if options.secure and options.peer_fingerprint is not None:
+                # Only that peer gets an answer
+                self.client.props.allowed_fingerprints = [options.peer_fingerprint]
             self.set_peer_text('waiting for a peer…')
             self.client.listen_tcp_async(self.cancellable, self.on_listening)
+        elif options.secure:
+            self.set_peer_text(f'{options.peer} (reaching…)')
+            self.client.connect_tls_async(options.peer, options.peer_fingerprint,
+                                          self.cancellable, self.on_connected)
         else:
             self.set_peer_text(f'{options.peer} (reaching…)')
             self.client.connect_tcp_async(options.peer, self.cancellable, self.on_connected)
@@ -222,18 +272,27 @@ class ChatWindow(Gtk.ApplicationWindow):
         peer = self.options.peer
         title = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, valign=Gtk.Align.CENTER)
         title.append(Gtk.Label(label='rndz chat', css_classes=['title']))
-        title.append(Gtk.Label(label=f'as {self.options.id}', css_classes=['subtitle']))
+        how = 'encrypted' if self.options.secure else 'not encrypted'
+        title.append(Gtk.Label(label=f'as {self.options.id}, {how}', css_classes=['subtitle']))
         self.set_titlebar(Gtk.HeaderBar(title_widget=title))
 
         # Who and how: a two-column grid of labels
         info = Gtk.Grid(column_spacing=12, row_spacing=4, css_classes=['chat-info'])
         self.info_values = {}
-        rows = [('you', 'You'), ('peer', 'Peer'), ('server', 'Server'), ('path', 'Path')]
+        rows = [('you', 'You'), ('peer', 'Peer'), ('fingerprint', 'Fingerprint'),
+                ('server', 'Server'), ('path', 'Path')]
         for row, (key, name) in enumerate(rows):
-            info.attach(Gtk.Label(label=name, xalign=0, css_classes=['dim-label']), 0, row, 1, 1)
+            info.attach(Gtk.Label(label=name, xalign=0, yalign=0, css_classes=['dim-label']),
+                        0, row, 1, 1)
             value = Gtk.Label(xalign=0, hexpand=True, ellipsize=Pango.EllipsizeMode.END)
             info.attach(value, 1, row, 1, 1)
             self.info_values[key] = value
+        # The peer's fingerprint, for people to compare: whole, selectable
+        fingerprint = self.info_values['fingerprint']
+        fingerprint.set_ellipsize(Pango.EllipsizeMode.NONE)
+        fingerprint.set_selectable(True)
+        fingerprint.add_css_class('fingerprint')
+        fingerprint.set_label('—' if self.options.secure else 'none: not encrypted')
         self.info_values['you'].set_label(self.options.id)
         self.info_values['path'].set_label('—' if peer is None else 'not connected yet')
 
@@ -336,11 +395,20 @@ class ChatWindow(Gtk.ApplicationWindow):
 
         self.add_row(f'Registered as {client.props.id}; waiting for a peer', 'event')
         print(f'Registered as {client.props.id} on port {client.props.local_port}', flush=True)
-        client.accept_async(self.cancellable, self.on_accepted)
+        self.accept()
+
+    def accept(self):
+        if self.options.secure:
+            self.client.accept_tls_async(self.cancellable, self.on_accepted)
+        else:
+            self.client.accept_async(self.cancellable, self.on_accepted)
 
     def on_accepted(self, client, result):
         try:
-            connection, peer_id = client.accept_finish(result)
+            if self.options.secure:
+                connection, peer_id = client.accept_tls_finish(result)
+            else:
+                connection, peer_id = client.accept_finish(result)
         except GLib.Error as e:
             # stop() makes a pending accept fail with CLOSED
             if not is_cancelled(e) and not e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.CLOSED):
@@ -349,7 +417,7 @@ class ChatWindow(Gtk.ApplicationWindow):
 
         # Keep accepting, so that a second peer hears "no" at once instead
         # of waiting in the library's queue
-        client.accept_async(self.cancellable, self.on_accepted)
+        self.accept()
 
         if self.channel is not None:
             self.add_row(f'{peer_id} tried to join; this chat has room for two', 'event')
@@ -362,10 +430,14 @@ class ChatWindow(Gtk.ApplicationWindow):
 
     def on_connected(self, client, result):
         try:
-            connection = client.connect_tcp_finish(result)
+            if self.options.secure:
+                connection = client.connect_tls_finish(result)
+            else:
+                connection = client.connect_tcp_finish(result)
         except GLib.Error as e:
             if not is_cancelled(e):
-                # For example Rndz.Error.PEER_NOT_FOUND: no server knows the peer
+                # For example Rndz.Error.PEER_NOT_FOUND: no server knows the
+                # peer, or Rndz.Error.IDENTITY_MISMATCH: not the one pinned
                 self.set_peer_text(f'{self.options.peer} (unreachable)')
                 self.info_values['path'].set_label('—')
                 self.report_error(f'Cannot reach {self.options.peer}', e.message)
@@ -376,7 +448,18 @@ class ChatWindow(Gtk.ApplicationWindow):
     # Chatting
 
     def start_chat(self, connection, peer_id, server_saw):
-        remote = connection.get_remote_address().to_string()
+        # TLS runs over the connection the rendezvous made: that one knows
+        # the addresses and the path
+        if isinstance(connection, Gio.TlsConnection):
+            base = connection.props.base_io_stream
+            # The library checked that the peer holds the key of this
+            # certificate, and that it is the one the rendezvous announced
+            self.peer_fingerprint = Rndz.fingerprint_from_certificate(
+                connection.get_peer_certificate())
+            self.info_values['fingerprint'].set_label(show_fingerprint(self.peer_fingerprint))
+        else:
+            base = connection
+        remote = base.get_remote_address().to_string()
         self.set_peer_text(f'{peer_id} at {remote}')
 
         # The library says which way the connection goes: straight to the
@@ -384,7 +467,7 @@ class ChatWindow(Gtk.ApplicationWindow):
         # through the server's relay ("relayed"). The listener can also
         # compare the peer's address with the one the server saw; they
         # differ when, say, a NAT rewrote it again.
-        path = Rndz.socket_get_path(connection.get_socket()).value_nick
+        path = Rndz.socket_get_path(base.get_socket()).value_nick
         if path != 'direct' or server_saw is None or server_saw == remote:
             self.info_values['path'].set_label(path)
         else:
@@ -429,6 +512,8 @@ class ChatWindow(Gtk.ApplicationWindow):
         self.channel = None
         self.set_chatting(False)
         self.info_values['path'].set_label('—')
+        if self.options.secure:
+            self.info_values['fingerprint'].set_label('—')
         if error is None:
             self.set_peer_text(f'{peer_id} (left)')
             self.add_row(f'{peer_id} left', 'event')
@@ -460,6 +545,13 @@ class ChatWindow(Gtk.ApplicationWindow):
         self.queue_draw()
 
     def save_screenshot(self):
+        # What a test cannot see in the PNG: that the peer's fingerprint is
+        # on the screen, in full
+        shown = self.peer_fingerprint is not None and any(
+            label.get_mapped() and label.get_label() == show_fingerprint(self.peer_fingerprint)
+            for label in labels(self))
+        if shown:
+            print(f"Window shows the peer's fingerprint {self.peer_fingerprint}", flush=True)
         if save_png(self, self.options.screenshot):
             print(f'Saved the window to {self.options.screenshot}', flush=True)
             self.get_application().quit_with_status(0)
@@ -542,6 +634,10 @@ class Options:
         self.peer = string('peer')
         self.auto_message = string('auto-message')
         self.screenshot = string('screenshot')
+        self.identity_file = string('identity')
+        self.peer_fingerprint = string('peer-fingerprint')
+        self.secure = not options.contains('insecure')
+        self.identity = None    # made in ChatApplication.do_handle_local_options
 
 
 class ChatApplication(Gtk.Application):
@@ -566,9 +662,17 @@ class ChatApplication(Gtk.Application):
         self.add_main_option('screenshot', 0, none, string,
                              'Once a message has arrived, save the window to FILE (PNG) and quit',
                              'FILE')
+        self.add_main_option('identity', 0, none, string,
+                             'Our key and certificate, in FILE (created when missing); '
+                             'without it, a fresh identity each run', 'FILE')
+        self.add_main_option('peer-fingerprint', 0, none, string,
+                             'Talk only to a peer with this fingerprint (reaching it, '
+                             'or letting it in)', 'FP')
+        self.add_main_option('insecure', 0, none, GLib.OptionArg.NONE,
+                             'Talk without TLS: anyone on the way reads along', None)
         self.set_option_context_parameter_string(None)
         self.set_option_context_summary(
-            'A two-peer chat through a rndz rendezvous server, over TCP.')
+            'A two-peer chat through a rndz rendezvous server, over TLS.')
 
     def do_handle_local_options(self, options):
         self.options = Options(options)
@@ -582,6 +686,22 @@ class ChatApplication(Gtk.Application):
                 print(f'rndz-chat: "{peer_id}" is not a valid id: it must be 1 to 64 bytes '
                       'of UTF-8 without control characters', file=sys.stderr)
                 return 1
+        return self.make_identity()
+
+    def make_identity(self):
+        options = self.options
+        if not options.secure:
+            return -1
+        try:
+            if options.peer_fingerprint is not None:
+                options.peer_fingerprint = Rndz.fingerprint_normalize(options.peer_fingerprint)
+            if options.identity_file is not None:
+                options.identity = Rndz.Identity.new_from_file(options.identity_file)
+            else:
+                options.identity = Rndz.Identity.new()
+        except GLib.Error as e:
+            print(f'rndz-chat: {e.message}', file=sys.stderr)
+            return 1
         return -1   # go on: register and activate
 
     def do_startup(self):

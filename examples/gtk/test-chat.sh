@@ -10,8 +10,10 @@
 # `rndz server` on 127.0.0.1, a listening chat ("alice") and a connecting
 # one ("bob"), each sending a message to the other as soon as they are
 # connected, and saving its window as a PNG once the other's message has
-# arrived. Checks both messages crossed, both screenshots look like a
-# window, and that the server forgets alice once she quit. Copies
+# arrived. Checks both messages crossed over TLS, that each window showed
+# the other's fingerprint (the one it printed as its own), both
+# screenshots look like a window, and that the server forgets alice once
+# she quit. Copies
 # alice's screenshot to OUTDIR/screenshot-chat.png if OUTDIR is given.
 #
 # Runs itself under xvfb-run (a virtual X server on a free display) and
@@ -57,7 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "1..7"
+echo "1..9"
 n=0
 ok() {
   n=$((n + 1))
@@ -112,10 +114,15 @@ fi
 ok 0 "rndz server on 127.0.0.1"
 server=127.0.0.1:$(sed -n 's/^Listening on .*:\([0-9]*\)$/\1/p' "$tmp/server.out")
 
+# A library built without GnuTLS: the chats talk plain TCP
+tls=${RNDZ_EXAMPLES_TLS:-1}
+plain=()
+[ "$tls" = 0 ] && plain=(--insecure)
+
 alice_says="Hello Bob, this is Alice"
 bob_says="Hi Alice! Bob here."
 
-timeout 45 "$python" "$chat" --id alice --server "$server" \
+timeout 45 "$python" "$chat" "${plain[@]}" --id alice --server "$server" \
   --auto-message "$alice_says" --screenshot "$tmp/alice.png" \
   >"$tmp/alice.out" 2>"$tmp/alice.err" &
 alice=$!
@@ -128,7 +135,7 @@ ok 0 "alice registers"
 
 # bob reaches alice; each sends its message, and quits once the other's
 # has arrived and its window is saved
-timeout 30 "$python" "$chat" --id bob --server "$server" --peer alice \
+timeout 30 "$python" "$chat" "${plain[@]}" --id bob --server "$server" --peer alice \
   --auto-message "$bob_says" --screenshot "$tmp/bob.png" \
   >"$tmp/bob.out" 2>"$tmp/bob.err"
 status=$?
@@ -141,6 +148,24 @@ status=$?
 echo "exit status $status" >>"$tmp/alice.err"
 [ $status = 0 ] && grep -q '^Connected to bob' "$tmp/alice.out" && [ -f "$tmp/alice.png" ]
 ok $? "alice gets bob's message" "$tmp/alice.out" "$tmp/alice.err"
+
+# Each window showed the fingerprint the other printed as its own: the
+# connection is TLS, and the chat puts the peer's fingerprint on the screen
+fingerprint() {
+  sed -n 's/^Fingerprint: \([0-9a-f]\{64\}\)$/\1/p' "$1"
+}
+if [ "$tls" = 0 ]; then
+  n=$((n + 2))
+  echo "ok $((n - 1)) # SKIP built without TLS: no fingerprints"
+  echo "ok $n # SKIP built without TLS: no fingerprints"
+else
+  alice_fp=$(fingerprint "$tmp/alice.out")
+  bob_fp=$(fingerprint "$tmp/bob.out")
+  [ -n "$alice_fp" ] && grep -qx "Window shows the peer's fingerprint $alice_fp" "$tmp/bob.out"
+  ok $? "bob's window shows alice's fingerprint ($alice_fp)" "$tmp/bob.out" "$tmp/alice.out"
+  [ -n "$bob_fp" ] && grep -qx "Window shows the peer's fingerprint $bob_fp" "$tmp/alice.out"
+  ok $? "alice's window shows bob's fingerprint ($bob_fp)" "$tmp/bob.out" "$tmp/alice.out"
+fi
 
 check_png "$tmp/alice.png" >"$tmp/alice-png.out" 2>&1
 ok $? "alice's window saved as a PNG: $(head -n 1 "$tmp/alice-png.out")" "$tmp/alice-png.out"

@@ -2,23 +2,28 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * Starts `rndz server --listen-addr 127.0.0.1:0` and two listeners,
- * `rndz client --id …` over UDP and over TCP, then runs
+ * Starts `rndz server --listen-addr 127.0.0.1:0` and four listeners,
+ * `rndz client --id …` over UDP and over TCP, plain (--insecure) and
+ * secure (the default: DTLS, TLS), then runs
  * `rndz client --id … --server-addr … --remote-peer … --message …` again
- * and again, and times each run from the spawn to the exit of the process,
- * checking that it printed the echo. The baseline, in the same run: the
- * wall time of `rndz --version` (starting a process that links GLib, GIO
- * and json-glib, and exiting) and of /bin/true, spawned the same way.
+ * and again against each, in turn, and times each run from the spawn to
+ * the exit of the process, checking that it printed the echo. The
+ * baseline, in the same run: the wall time of `rndz --version` (starting
+ * a process that links GLib, GIO and json-glib, and exiting) and of
+ * /bin/true, spawned the same way. A secure run makes a new identity (an
+ * ECDSA key and a certificate) and runs the handshake: the difference of
+ * the medians is what encrypting by default costs a script.
  *
  *   bench-cli [-n ITERATIONS] [--pause-ms MS] [--check]
  *
- * Runs start at least --pause-ms apart (default 520): every run comes
- * from 127.0.0.1 and asks for the same listener, and the server lets one
- * address ask for one target 2 times a second after a burst of 4
- * (doc/security.md, "Rate limits"); closer runs would measure the wait
- * it imposes, not the rendezvous.
+ * Runs start at least --pause-ms apart (default 520), the four kinds in
+ * turn: every run comes from 127.0.0.1, and the server lets one address
+ * ask 2 times a second after a burst of 4 (doc/security.md, "Rate
+ * limits"); closer runs would measure the wait it imposes, not the
+ * rendezvous.
  *
- * Targets: UDP under 10 ms, TCP under 15 ms (median).
+ * Targets (plain runs, as before secure channels): UDP under 10 ms, TCP
+ * under 15 ms (median).
  */
 
 #define _GNU_SOURCE
@@ -33,9 +38,59 @@
 
 #include "bench-util.h"
 
-#define DEFAULT_ITERATIONS 100
+/* Per listener: 200 runs in all, as when there were two listeners */
+#define DEFAULT_ITERATIONS 50
 #define BASELINE_ITERATIONS 100
 #define RUN_TIMEOUT_S "5"
+
+/* The listeners, and the runs against them */
+typedef enum
+{
+  KIND_UDP,
+  KIND_TCP,
+  KIND_UDP_SECURE,
+  KIND_TCP_SECURE,
+  N_KINDS
+} Kind;
+
+static const char * const kind_ids[N_KINDS] = {
+  "bench-cli-udp", "bench-cli-tcp", "bench-cli-udp-secure", "bench-cli-tcp-secure",
+};
+
+static gboolean
+kind_is_tcp (Kind kind)
+{
+  return kind == KIND_TCP || kind == KIND_TCP_SECURE;
+}
+
+static gboolean
+kind_is_secure (Kind kind)
+{
+  return kind == KIND_UDP_SECURE || kind == KIND_TCP_SECURE;
+}
+
+/* `rndz client --id ID --server-addr ADDRESS`, and the options of @kind,
+ * then @extra (NULL-terminated, or NULL) */
+static GPtrArray *
+client_argv (Kind                kind,
+             const char         *id,
+             const char         *server_addr,
+             const char * const *extra)
+{
+  GPtrArray *argv = g_ptr_array_new ();
+  const char *head[] = { bench_tool_path (), "client", "--id", id, "--server-addr", server_addr };
+
+  for (guint i = 0; i < G_N_ELEMENTS (head); i++)
+    g_ptr_array_add (argv, (gpointer) head[i]);
+  if (!kind_is_secure (kind))
+    g_ptr_array_add (argv, "--insecure");
+  if (kind_is_tcp (kind))
+    g_ptr_array_add (argv, "--tcp");
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) extra[i]);
+  g_ptr_array_add (argv, NULL);
+  return argv;
+}
 
 extern char **environ;
 
@@ -133,62 +188,93 @@ measure_baseline (const char * const *argv,
   return TRUE;
 }
 
+/* Run @i against the listener of @kind */
+static gdouble
+run_client (const char  *server_addr,
+            Kind         kind,
+            guint        i,
+            GError     **error)
+{
+  g_autofree char *id = g_strdup_printf ("%s-%u", kind_ids[kind], i);
+  g_autofree char *message = g_strdup_printf ("hello %u", i);
+  g_autofree char *output = NULL;
+  const char *extra[] = { "--remote-peer", kind_ids[kind], "--message", message,
+                          "--timeout", RUN_TIMEOUT_S, NULL };
+  g_autoptr(GPtrArray) argv = client_argv (kind, id, server_addr, extra);
+  gdouble us = time_process ((const char * const *) argv->pdata, &output, error);
+
+  if (us >= 0 && g_strcmp0 (output, message) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "Run %u printed “%s”, not the echo “%s”", i, output, message);
+      return -1.0;
+    }
+  return us;
+}
+
+/* @n runs against each listener, in turn, so that the kinds share
+ * whatever the machine does meanwhile */
 static gboolean
-measure_client (const char    *server_addr,
-                const char    *peer,
-                gboolean       tcp,
-                guint          n,
-                BenchSamples  *samples,
-                GError       **error)
+measure_clients (const char    *server_addr,
+                 guint          n,
+                 BenchSamples   samples[N_KINDS],
+                 GError       **error)
 {
   gint64 next_start_ns = 0;
 
   for (guint i = 0; i < n; i++)
-    {
-      g_autofree char *id = g_strdup_printf ("bench-cli-%s-%u", tcp ? "tcp" : "udp", i);
-      g_autofree char *message = g_strdup_printf ("hello %u", i);
-      g_autofree char *output = NULL;
-      const char *argv[] = {
-        bench_tool_path (), "client", "--id", id, "--server-addr", server_addr,
-        "--remote-peer", peer, "--message", message, "--timeout", RUN_TIMEOUT_S,
-        tcp ? "--tcp" : NULL, NULL
-      };
-      gdouble us;
+    for (Kind kind = 0; kind < N_KINDS; kind++)
+      {
+        gdouble us;
 
-      pause_until (next_start_ns);
-      next_start_ns = bench_now_ns () + (gint64) opt_pause_ms * 1000000;
+        pause_until (next_start_ns);
+        next_start_ns = bench_now_ns () + (gint64) opt_pause_ms * 1000000;
 
-      us = time_process (argv, &output, error);
-      if (us < 0)
-        return FALSE;
-      if (g_strcmp0 (output, message) != 0)
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "Run %u printed “%s”, not the echo “%s”", i, output, message);
+        us = run_client (server_addr, kind, i, error);
+        if (us < 0)
           return FALSE;
-        }
-      bench_samples_add (samples, us);
-    }
+        bench_samples_add (&samples[kind], us);
+      }
   return TRUE;
 }
 
 static gboolean
 start_listener (BenchChild  *child,
                 const char  *server_addr,
-                const char  *id,
-                gboolean     tcp,
+                Kind         kind,
                 GError     **error)
 {
-  const char *argv[] = {
-    bench_tool_path (), "client", "--id", id, "--server-addr", server_addr,
-    tcp ? "--tcp" : NULL, NULL
-  };
+  g_autoptr(GPtrArray) argv = client_argv (kind, kind_ids[kind], server_addr, NULL);
   g_autofree char *line = NULL;
 
-  if (!bench_spawn (child, argv, error))
+  if (!bench_spawn (child, (const char * const *) argv->pdata, error))
     return FALSE;
   line = bench_child_read_line (child, 5000, error);
   return line != NULL && bench_parse_registered_port (line) != 0;
+}
+
+static void
+report (BenchSamples  samples[N_KINDS],
+        BenchSamples *spawn_version)
+{
+  gdouble udp = bench_samples_median (&samples[KIND_UDP]);
+  gdouble tcp = bench_samples_median (&samples[KIND_TCP]);
+  gdouble udp_secure = bench_samples_median (&samples[KIND_UDP_SECURE]);
+  gdouble tcp_secure = bench_samples_median (&samples[KIND_TCP_SECURE]);
+
+  bench_report ("rndz client --remote-peer --insecure (UDP)", &samples[KIND_UDP]);
+  bench_report ("rndz client --remote-peer --insecure --tcp", &samples[KIND_TCP]);
+  bench_report ("rndz client --remote-peer (UDP, DTLS)", &samples[KIND_UDP_SECURE]);
+  bench_report ("rndz client --remote-peer --tcp (TLS)", &samples[KIND_TCP_SECURE]);
+  bench_figure ("UDP run minus rndz --version (medians)", "%.1f us",
+                udp - bench_samples_median (spawn_version));
+  bench_figure ("TCP run minus rndz --version (medians)", "%.1f us",
+                tcp - bench_samples_median (spawn_version));
+  bench_figure ("UDP: secure run minus plain run (medians)", "%.1f us", udp_secure - udp);
+  bench_figure ("TCP: secure run minus plain run (medians)", "%.1f us", tcp_secure - tcp);
+
+  bench_target (udp < 10000.0, "rndz client --insecure, UDP: median %.1f ms < 10 ms", udp / 1000);
+  bench_target (tcp < 15000.0, "rndz client --insecure, TCP: median %.1f ms < 15 ms", tcp / 1000);
 }
 
 int
@@ -198,8 +284,8 @@ main (int    argc,
   const char *version_argv[] = { bench_tool_path (), "--version", NULL };
   const char *true_argv[] = { "/bin/true", NULL };
   const char *server_argv[] = { bench_tool_path (), "server", "--listen-addr", "127.0.0.1:0", NULL };
-  BenchChild server = { 0 }, udp_listener = { 0 }, tcp_listener = { 0 };
-  BenchSamples spawn_true, spawn_version, udp, tcp;
+  BenchChild server = { 0 }, listeners[N_KINDS] = { { 0 } };
+  BenchSamples spawn_true, spawn_version, samples[N_KINDS];
   g_autoptr(GError) error = NULL;
   g_autofree char *line = NULL;
   g_autofree char *server_addr = NULL;
@@ -213,49 +299,39 @@ main (int    argc,
   g_print ("tool: %s\n", bench_tool_path ());
   bench_samples_init (&spawn_true);
   bench_samples_init (&spawn_version);
-  bench_samples_init (&udp);
-  bench_samples_init (&tcp);
+  for (Kind kind = 0; kind < N_KINDS; kind++)
+    bench_samples_init (&samples[kind]);
 
   if (!bench_spawn (&server, server_argv, &error) ||
       (line = bench_child_read_line (&server, 5000, &error)) == NULL)
     goto out;
   server_addr = g_strdup_printf ("127.0.0.1:%u", bench_parse_port (line));
 
-  if (!start_listener (&udp_listener, server_addr, "bench-cli-udp", FALSE, &error) ||
-      !start_listener (&tcp_listener, server_addr, "bench-cli-tcp", TRUE, &error))
-    goto out;
+  for (Kind kind = 0; kind < N_KINDS; kind++)
+    if (!start_listener (&listeners[kind], server_addr, kind, &error))
+      goto out;
 
   if (!measure_baseline (true_argv, &spawn_true, &error) ||
       !measure_baseline (version_argv, &spawn_version, &error) ||
-      !measure_client (server_addr, "bench-cli-udp", FALSE, n, &udp, &error) ||
-      !measure_client (server_addr, "bench-cli-tcp", TRUE, n, &tcp, &error))
+      !measure_clients (server_addr, n, samples, &error))
     goto out;
 
   bench_report_header ("wall time per process, microseconds");
   bench_report ("baseline: /bin/true", &spawn_true);
   bench_report ("baseline: rndz --version", &spawn_version);
-  bench_report ("rndz client --remote-peer (UDP)", &udp);
-  bench_report ("rndz client --remote-peer --tcp", &tcp);
-  bench_figure ("UDP run minus rndz --version (medians)", "%.1f us",
-                bench_samples_median (&udp) - bench_samples_median (&spawn_version));
-  bench_figure ("TCP run minus rndz --version (medians)", "%.1f us",
-                bench_samples_median (&tcp) - bench_samples_median (&spawn_version));
-
-  bench_target (bench_samples_median (&udp) < 10000.0, "rndz client, UDP: median %.1f ms < 10 ms",
-                bench_samples_median (&udp) / 1000);
-  bench_target (bench_samples_median (&tcp) < 15000.0, "rndz client, TCP: median %.1f ms < 15 ms",
-                bench_samples_median (&tcp) / 1000);
+  report (samples, &spawn_version);
   status = bench_exit_status ();
 
 out:
   if (error != NULL)
     g_printerr ("bench-cli: %s\n", error->message);
-  bench_child_stop (&udp_listener);
-  bench_child_stop (&tcp_listener);
+  for (Kind kind = 0; kind < N_KINDS; kind++)
+    {
+      bench_child_stop (&listeners[kind]);
+      bench_samples_clear (&samples[kind]);
+    }
   bench_child_stop (&server);
   bench_samples_clear (&spawn_true);
   bench_samples_clear (&spawn_version);
-  bench_samples_clear (&udp);
-  bench_samples_clear (&tcp);
   return status;
 }

@@ -330,9 +330,14 @@ send_cb (const RndzAddr *to,
         g_autofree char *key = isync_key (to, msg.tid);
         gsize isync_len = GPOINTER_TO_SIZE (g_hash_table_lookup (h->isyncs, key));
 
-        CHECK (h->cur_msg.type == RNDZ_MESSAGE_RSYNC, "a redirect for something else than an rsync");
+        /* The answer to an rsync, or sent again to a copy of its isync */
+        CHECK (h->cur_msg.type == RNDZ_MESSAGE_RSYNC ||
+               (h->cur_msg.type == RNDZ_MESSAGE_ISYNC && to_sender),
+               "a redirect for something else than an rsync or a copy of its isync");
         CHECK (isync_len > 0, "a redirect to an address that sent no isync with that tid");
         CHECK (len <= isync_len, "amplification: a redirect larger than its isync");
+        CHECK (h->cur_msg.type != RNDZ_MESSAGE_ISYNC || len <= h->cur_len,
+               "amplification: a redirect larger than the copy of the isync it answers");
       }
       break;
     case RNDZ_MESSAGE_FSYNC:

@@ -16,10 +16,9 @@ import GLib from 'gi://GLib?version=2.0';
 import GObject from 'gi://GObject?version=2.0';
 import Gio from 'gi://Gio?version=2.0';
 import Rndz from 'gi://Rndz?version=1.0';
-import System from 'system';
-
-// Every wait in this file is bounded by this
-const TIMEOUT_MS = 10000;
+import {
+    assert, assertEqual, assertError, drain, nextSignal, runTests, withFixture,
+} from './rndz-gi-test.js';
 
 // foo_async (..., callback) + foo_finish () become foo_async (...) returning
 // a promise, when no callback is given
@@ -30,64 +29,6 @@ Gio._promisify(Gio.OutputStream.prototype, 'write_bytes_async', 'write_bytes_fin
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-class AssertionError extends Error {
-    get name() {
-        return 'AssertionError';
-    }
-}
-
-function assert(condition, message = 'assertion failed') {
-    if (!condition)
-        throw new AssertionError(message);
-}
-
-function assertEqual(a, b) {
-    if (a !== b)
-        throw new AssertionError(`${JSON.stringify(a)} !== ${JSON.stringify(b)}`);
-}
-
-function assertError(error, domain, code) {
-    assert(error instanceof GLib.Error, `${error} is not a GLib.Error`);
-    assert(error.matches(domain, code),
-        `expected ${domain} ${code}, got ${GLib.quark_to_string(error.domain)} ${error.code}: ${error.message}`);
-}
-
-// Resolves after @ms milliseconds of main loop
-function sleep(ms) {
-    return new Promise(resolve => {
-        GLib.timeout_add(GLib.PRIORITY_DEFAULT, ms, () => {
-            resolve();
-            return GLib.SOURCE_REMOVE;
-        });
-    });
-}
-
-// Rejects if @promise does not settle within TIMEOUT_MS
-function bounded(promise, what) {
-    let timeoutId = 0;
-    const timeout = new Promise((resolve, reject) => {
-        timeoutId = GLib.timeout_add(GLib.PRIORITY_DEFAULT, TIMEOUT_MS, () => {
-            timeoutId = 0;
-            reject(new AssertionError(`${what}: timed out after ${TIMEOUT_MS} ms`));
-            return GLib.SOURCE_REMOVE;
-        });
-    });
-    return Promise.race([promise, timeout]).finally(() => {
-        if (timeoutId !== 0)
-            GLib.source_remove(timeoutId);
-    });
-}
-
-// Resolves when a signal is emitted, with its arguments
-function nextSignal(object, signal) {
-    return new Promise(resolve => {
-        const id = object.connect(signal, (...args) => {
-            object.disconnect(id);
-            resolve(args.slice(1));
-        });
-    });
-}
 
 // Gio.Socket.receive() and receive_from() cannot be called from GJS 1.74
 // with GLib 2.74: their buffer is an (out caller-allocates) array.
@@ -112,48 +53,6 @@ class DatagramReader {
         await this.readable();
         const [bytes, sender] = Rndz.socket_receive_bytes(this.socket, 65536, null);
         return [decoder.decode(bytes.toArray()), sender];
-    }
-}
-
-// Lets closed sockets' sources go before the next test
-function drain() {
-    const context = GLib.MainContext.default();
-    while (context.iteration(false))
-        ;
-}
-
-// A server on 127.0.0.1, port 0, and the clients of a test
-class Fixture {
-    constructor() {
-        this.server = Rndz.Server.new();
-        this.server.forward_timeout = 1000; // ms
-        const address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0);
-        assert(this.server.listen(address));
-        this.address = `127.0.0.1:${this.server.get_port()}`;
-        this.clients = [];
-    }
-
-    client(id) {
-        const client = Rndz.Client.new(id, [this.address]);
-        client.timeout = 5000; // ms
-        this.clients.push(client);
-        return client;
-    }
-
-    close() {
-        for (const client of this.clients)
-            client.stop();
-        this.server.stop();
-        drain();
-    }
-}
-
-async function withFixture(func) {
-    const fixture = new Fixture();
-    try {
-        await func(fixture);
-    } finally {
-        fixture.close();
     }
 }
 
@@ -441,35 +340,4 @@ test('authenticated', 'Keys as GLib.Bytes: derived keys let peers in, no key doe
     });
 });
 
-async function main() {
-    print(`1..${tests.length}`);
-    let failed = 0;
-    for (const [index, {name, description, func}] of tests.entries()) {
-        try {
-            // eslint-disable-next-line no-await-in-loop
-            await bounded(Promise.resolve().then(func), name);
-            print(`ok ${index + 1} - ${name}: ${description}`);
-        } catch (e) {
-            failed++;
-            print(`not ok ${index + 1} - ${name}: ${description}`);
-            for (const line of `${e}\n${e.stack ?? ''}`.trim().split('\n'))
-                print(`# ${line}`);
-        }
-    }
-    return failed;
-}
-
-if (!Rndz.Server || !Rndz.Client) {
-    print('1..0 # SKIP Rndz was built without the client or the server');
-    System.exit(0);
-}
-
-const loop = new GLib.MainLoop(null, false);
-let status = 1;
-main().then(failed => {
-    status = failed > 0 ? 1 : 0;
-}).catch(e => {
-    print(`Bail out! ${e}`);
-}).finally(() => loop.quit());
-loop.run();
-System.exit(status);
+runTests(tests);

@@ -13,7 +13,6 @@
 # build tree (tests/introspection/meson.build sets them).
 
 import sys
-import traceback
 
 import gi
 
@@ -24,84 +23,8 @@ gi.require_version('Rndz', '1.0')
 
 from gi.repository import GLib, GObject, Gio, Rndz  # noqa: E402
 
-# Every wait in this file is bounded by this
-TIMEOUT_MS = 10000
-
-
-class Loop:
-    """A GLib.MainLoop that gives up after TIMEOUT_MS.
-
-    Exceptions raised in callbacks do not reach loop.run() in PyGObject:
-    they are printed and swallowed. Callbacks wrapped with callback() catch
-    them, quit the loop, and run() raises them again.
-    """
-
-    def __init__(self):
-        self.loop = GLib.MainLoop()
-        self.error = None
-        self.done = False
-
-    def callback(self, func):
-        def wrapper(*args):
-            try:
-                return func(*args)
-            except BaseException as e:  # noqa: B902 - reported by run()
-                self.fail(e)
-                return GLib.SOURCE_REMOVE
-        return wrapper
-
-    def fail(self, error):
-        if self.error is None:
-            self.error = error
-        self.loop.quit()
-
-    def quit(self):
-        self.done = True
-        self.loop.quit()
-
-    def run(self):
-        def on_timeout():
-            self.fail(AssertionError(f'timed out after {TIMEOUT_MS} ms'))
-            return GLib.SOURCE_REMOVE
-
-        timeout_id = GLib.timeout_add(TIMEOUT_MS, on_timeout)
-        self.loop.run()
-        if self.error is None:
-            GLib.source_remove(timeout_id)
-        if self.error is not None:
-            raise self.error
-        assert self.done
-
-
-def drain():
-    """Lets closed sockets' sources go before the next test."""
-    context = GLib.MainContext.default()
-    while context.iteration(False):
-        pass
-
-
-class Fixture:
-    """A server on 127.0.0.1, port 0, and the clients of a test."""
-
-    def __init__(self):
-        self.server = Rndz.Server.new()
-        self.server.props.forward_timeout = 1000  # ms
-        address = Gio.InetSocketAddress.new_from_string('127.0.0.1', 0)
-        assert self.server.listen(address)
-        self.address = f'127.0.0.1:{self.server.get_port()}'
-        self.clients = []
-
-    def client(self, id):
-        client = Rndz.Client.new(id, [self.address])
-        client.props.timeout = 5000  # ms
-        self.clients.append(client)
-        return client
-
-    def close(self):
-        for client in self.clients:
-            client.stop()
-        self.server.stop()
-        drain()
+from rndz_gi_test import (  # noqa: E402
+    Fixture, Loop, assert_equal, assert_error, drain, run_tests)
 
 
 class DatagramReader:
@@ -135,17 +58,6 @@ class DatagramReader:
     def close(self):
         if getattr(self, 'source', None) is not None:
             self.source.destroy()
-
-
-def assert_equal(a, b):
-    assert a == b, f'{a!r} != {b!r}'
-
-
-def assert_error(error, domain, code):
-    assert isinstance(error, GLib.Error), f'{error!r} is not a GLib.Error'
-    assert error.matches(domain, code), \
-        f'expected {GLib.quark_to_string(domain)} {int(code)}, ' \
-        f'got {error.domain} {error.code}: {error.message}'
 
 
 # Tests
@@ -561,28 +473,5 @@ TESTS = [
 ]
 
 
-def main():
-    if not hasattr(Rndz, 'Server') or not hasattr(Rndz, 'Client'):
-        print('1..0 # SKIP Rndz was built without the client or the server')
-        return 0
-
-    print(f'1..{len(TESTS)}', flush=True)
-    failed = 0
-    for number, test in enumerate(TESTS, 1):
-        name = test.__name__[len('test_'):].replace('_', '-')
-        try:
-            test()
-        except BaseException:  # noqa: B902 - reported as TAP
-            failed += 1
-            print(f'not ok {number} - {name}: {test.__doc__}')
-            for line in traceback.format_exc().splitlines():
-                print(f'# {line}')
-        else:
-            print(f'ok {number} - {name}: {test.__doc__}')
-        sys.stdout.flush()
-
-    return 1 if failed else 0
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tests(TESTS))
