@@ -148,6 +148,7 @@ struct _ConnectOp
   /* UDP, hard NATs */
   RndzAddr peer_addr;             /* as the server saw it */
   gboolean peer_rewrites;         /* its NAT changed its port */
+  gboolean we_rewrite;            /* ours changed ours (the redirect's seen) */
   GSource *hard_timer;            /* starts the phase */
   RndzProber *prober;             /* the peer looks hard: we probe */
   RndzSpray *spray;
@@ -373,6 +374,8 @@ op_add_redirect_paths (ConnectOp         *op,
 
   op->peer_addr = redirect->addr;
   op->peer_rewrites = rndz_nat_rewrites_port (&redirect->addr, redirect->cands, redirect->n_cands);
+  op->we_rewrite = redirect->seen.family != 0 &&
+                   rndz_nat_rewrites_port (&redirect->seen, op->cands, op->n_cands);
   for (guint i = 0; i < redirect->n_cands; i++)
     if (!rndz_addr_equal (&redirect->cands[i], &redirect->addr))
       added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
@@ -535,14 +538,18 @@ op_handle_relay_reply (ConnectOp         *op,
 
 /* The early relay
  *
- * When the peer's NAT rewrites ports, a direct path is unlikely: over
- * TCP its observed address leads nowhere, over UDP only the hard-NAT
- * phase may find one, and never when our NAT rewrites too. Waiting for
- * the direct timeout then only delays the first byte by seconds. So the
- * relay is asked for beside the direct paths, after a head start that
- * lets those that work win (a candidate on the same network connects
- * within milliseconds; the hard-NAT phase often within a second): the
- * first path that works is the result, and the other attempts stop. */
+ * When a NAT on the way rewrites ports, the peer's (its observed port is
+ * none of its candidates') or ours (the redirect's "seen": the server
+ * saw us at a port none of ours has), a direct path is unlikely: over
+ * TCP the rewritten side's observed address leads nowhere, over UDP only
+ * the hard-NAT phase may find one, and never when both rewrite (a
+ * registration made before its NAT turned may hide the peer's). Waiting
+ * for the direct timeout then only delays the first byte by seconds. So
+ * the relay is asked for beside the direct paths, after a head start
+ * that lets those that work win (a candidate on the same network
+ * connects within milliseconds; the hard-NAT phase often within a
+ * second): the first path that works is the result, and the other
+ * attempts stop. */
 
 #define EARLY_RELAY_TCP_MS 200
 #define EARLY_RELAY_UDP_MS 800
@@ -557,8 +564,8 @@ op_early_relay_cb (gpointer user_data)
   if (op->phase != PHASE_CHECKING || op->relay_early)
     return G_SOURCE_REMOVE;
 
-  g_debug ("The NAT of “%s” rewrites ports: asking for the relay beside direct paths",
-           op->peer_id);
+  g_debug ("%s rewrites ports: asking for the relay beside direct paths to “%s”",
+           op->peer_rewrites ? "The peer's NAT" : "Our NAT", op->peer_id);
   op->relay_early = TRUE;
   /* Its own tid: the checks go on with the operation's */
   rndz_request_relay (op->request, rndz_new_tid ());
@@ -568,7 +575,8 @@ op_early_relay_cb (gpointer user_data)
 static void
 op_maybe_relay_early (ConnectOp *op)
 {
-  if (!op->peer_rewrites || !op->peer->relay || op->early_timer != NULL || op->relay_early ||
+  if (!(op->peer_rewrites || op->we_rewrite) || !op->peer->relay || op->early_timer != NULL ||
+      op->relay_early ||
       op->phase != PHASE_CHECKING || rndz_request_get_server (op->request) == NULL)
     return;
 

@@ -491,6 +491,7 @@ handle_answer_from (RndzForwarder            *forwarder,
   else if (reply.type == RNDZ_MESSAGE_REDIRECT)
     {
       g_strlcpy (reply.id, forward->target_id, sizeof reply.id);
+      reply.seen = forward->requester_addr;
       /* Candidates and fingerprint only if they fit, as at home */
       rndz_forward_fit_redirect (forward, &reply);
       forwarder->stats->redirected++;

@@ -615,11 +615,14 @@ rndz_forwarder_handle_isync (RndzForwarder          *forwarder,
 
 /* rsync → redirect */
 
-/* Over UDP, a redirect must fit in what its request paid for. A request
- * padded too little for the target's candidates (a peer of an older
- * version) still gets the observed address; one too small for the
- * target's fingerprint asked for no secure connection, and gets none. A
- * secure request always pays for both (rndz_message_max_reply_size). */
+/* Over UDP, a redirect must fit in what its request paid for. The
+ * requester's own address goes first if it does not (a request is not
+ * padded for it: it fits in the room paid for candidates, which few
+ * targets use up). A request padded too little for the target's
+ * candidates (a peer of an older version) still gets the observed
+ * address; one too small for the target's fingerprint asked for no
+ * secure connection, and gets none. A secure request always pays for
+ * candidates and fingerprint (rndz_message_max_reply_size). */
 void
 rndz_forward_fit_redirect (const RndzForward *forward,
                            RndzMessage       *redirect)
@@ -629,6 +632,10 @@ rndz_forward_fit_redirect (const RndzForward *forward,
 
   if (forward->transport != RNDZ_TRANSPORT_UDP)
     return;
+  len = rndz_message_encode (redirect, buf, sizeof buf);
+  if (len > 0 && len <= forward->reply_limit)
+    return;
+  memset (&redirect->seen, 0, sizeof redirect->seen);
   len = rndz_message_encode (redirect, buf, sizeof buf);
   if (len > 0 && len <= forward->reply_limit)
     return;
@@ -667,6 +674,9 @@ rndz_forwarder_handle_rsync (RndzForwarder          *forwarder,
   redirect.addr = target->addr;
   rndz_peer_get_cands (target, &redirect);
   memcpy (redirect.fp, msg->fp, sizeof redirect.fp);
+  /* The requester learns whether its NAT kept its port */
+  if (!forward->remote)
+    redirect.seen = forward->requester_addr;
   rndz_forward_fit_redirect (forward, &redirect);
   /* Across a cluster, the origin counts it when the redirect gets there */
   if (!forward->remote)

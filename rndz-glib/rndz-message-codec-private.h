@@ -32,6 +32,7 @@ enum
   FIELD_PORT = 1 << 6,
   FIELD_ADDR_OPTIONAL = 1 << 7, /* addr, when set */
   FIELD_FP = 1 << 8,            /* optional */
+  FIELD_SEEN = 1 << 9,          /* optional */
 };
 
 extern const guint rndz_message_type_fields[RNDZ_MESSAGE_LAST + 1];
@@ -57,6 +58,7 @@ typedef enum
   KEY_RETRY,
   KEY_SRV,
   KEY_FP,
+  KEY_SEEN,
   N_KEYS
 } RndzKey;
 

@@ -427,6 +427,13 @@ decode_fields (RndzMessage       *msg,
         return invalid_field (error, type_name, "addr");
     }
 
+  if ((members & FIELD_SEEN) && fields->values[KEY_SEEN].kind != VALUE_ABSENT)
+    {
+      text = get_string (fields, KEY_SEEN);
+      if (text == NULL || !rndz_addr_parse (&msg->seen, text, NULL))
+        return invalid_field (error, type_name, "seen");
+    }
+
   if ((members & FIELD_CODE) && !decode_code (msg, fields, type_name, error))
     return FALSE;
 

@@ -116,6 +116,11 @@ put_type_members (Writer            *w,
       char addr[RNDZ_ADDR_STRLEN];
       put_member (w, "addr", rndz_addr_format (&msg->addr, addr));
     }
+  if ((fields & FIELD_SEEN) && msg->seen.family != 0)
+    {
+      char seen[RNDZ_ADDR_STRLEN];
+      put_member (w, "seen", rndz_addr_format (&msg->seen, seen));
+    }
   if (fields & FIELD_CODE)
     put_member (w, "code", rndz_wire_error_names[msg->code]);
   if ((fields & FIELD_CODE) && msg->retry_ms > 0)

@@ -90,6 +90,7 @@ typedef enum
  *   rsync     id (answering peer), target (requester), fp (optional: the
  *             answering peer's)
  *   redirect  id (target), addr (the target as the server sees it),
+ *             seen (optional: the requester as the server sees it),
  *             cands (optional: the target's), fp (optional: the rsync's)
  *   bye       id
  *   error     code, retry_ms (optional: rate-limited)
@@ -117,6 +118,7 @@ typedef struct
   char id[RNDZ_ID_MAX_LEN + 1];
   char target[RNDZ_ID_MAX_LEN + 1];
   RndzAddr addr;
+  RndzAddr seen;               /* redirect: unset (family 0) if absent */
   RndzAddr cands[RNDZ_MAX_CANDIDATES];
   guint n_cands;
   char token[RNDZ_TOKEN_LEN + 1];

@@ -51,7 +51,7 @@ const guint rndz_message_type_fields[RNDZ_MESSAGE_LAST + 1] = {
   [RNDZ_MESSAGE_ISYNC] = FIELD_ID | FIELD_TARGET | FIELD_CAND | FIELD_FP,
   [RNDZ_MESSAGE_FSYNC] = FIELD_ID | FIELD_ADDR | FIELD_CAND | FIELD_FP,
   [RNDZ_MESSAGE_RSYNC] = FIELD_ID | FIELD_TARGET | FIELD_FP,
-  [RNDZ_MESSAGE_REDIRECT] = FIELD_ID | FIELD_ADDR | FIELD_CAND | FIELD_FP,
+  [RNDZ_MESSAGE_REDIRECT] = FIELD_ID | FIELD_ADDR | FIELD_SEEN | FIELD_CAND | FIELD_FP,
   [RNDZ_MESSAGE_BYE] = FIELD_ID,
   [RNDZ_MESSAGE_ERROR] = FIELD_CODE,
   [RNDZ_MESSAGE_CHECK] = FIELD_ID | FIELD_TARGET,
@@ -70,7 +70,7 @@ const RndzKeyName rndz_message_key_names[N_KEYS] = {
   KEY_NAME ("v"), KEY_NAME ("type"), KEY_NAME ("tid"), KEY_NAME ("id"), KEY_NAME ("target"),
   KEY_NAME ("addr"), KEY_NAME ("code"), KEY_NAME ("auth"), KEY_NAME ("ts"), KEY_NAME ("nonce"),
   KEY_NAME ("mac"), KEY_NAME ("cand"), KEY_NAME ("token"), KEY_NAME ("port"), KEY_NAME ("retry"),
-  KEY_NAME ("srv"), KEY_NAME ("fp"),
+  KEY_NAME ("srv"), KEY_NAME ("fp"), KEY_NAME ("seen"),
 };
 
 const char *

@@ -178,6 +178,15 @@ fixture_teardown (Fixture       *f,
   rndz_test_drain (NULL);
 }
 
+static void
+proxy_start (Fixture *f)
+{
+  if (f->transport == RNDZ_TRANSPORT_UDP)
+    udp_proxy_start (f);
+  else
+    tcp_proxy_start (f);
+}
+
 /* Alice listens, through the proxy if @rewritten */
 static void
 alice_listen (Fixture  *f,
@@ -187,10 +196,8 @@ alice_listen (Fixture  *f,
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (rewritten && f->transport == RNDZ_TRANSPORT_UDP)
-    udp_proxy_start (f);
-  else if (rewritten)
-    tcp_proxy_start (f);
+  if (rewritten)
+    proxy_start (f);
   servers[0] = rewritten ? f->proxy_address : f->address;
 
   f->alice = rndz_client_new ("alice", servers);
@@ -209,11 +216,13 @@ alice_listen (Fixture  *f,
   g_assert_no_error (error);
 }
 
-/* Bob reaches alice through the relay; returns how long it took, in ms */
+/* Bob reaches alice through the relay, talking to the server through
+ * the proxy if @rewritten; returns how long it took, in ms */
 static gint64
-bob_reaches_alice (Fixture *f)
+bob_reaches_alice (Fixture  *f,
+                   gboolean  rewritten)
 {
-  const char *servers[2] = { f->address, NULL };
+  const char *servers[2] = { rewritten ? f->proxy_address : f->address, NULL };
   g_autoptr(RndzClient) bob = rndz_client_new ("bob", servers);
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -253,7 +262,7 @@ test_early (Fixture       *f,
                   "the direct paths: it is there long before the direct timeout");
 
   alice_listen (f, TRUE);
-  ms = bob_reaches_alice (f);
+  ms = bob_reaches_alice (f, FALSE);
   g_test_message ("Relayed after %" G_GINT64_FORMAT " ms (direct timeout %u ms)", ms,
                   DIRECT_TIMEOUT_MS);
   g_assert_cmpint (ms, <, DIRECT_TIMEOUT_MS / 2);
@@ -269,10 +278,27 @@ test_late (Fixture       *f,
                   "timeout (what the test above tells apart)");
 
   alice_listen (f, FALSE);
-  ms = bob_reaches_alice (f);
+  ms = bob_reaches_alice (f, FALSE);
   g_test_message ("Relayed after %" G_GINT64_FORMAT " ms (direct timeout %u ms)", ms,
                   DIRECT_TIMEOUT_MS);
   g_assert_cmpint (ms, >=, DIRECT_TIMEOUT_MS);
+}
+
+static void
+test_own_nat (Fixture       *f,
+              gconstpointer  data)
+{
+  gint64 ms;
+
+  g_test_summary ("When the requester's own NAT rewrites its port (the redirect's seen "
+                  "says where the server saw it), it asks for the relay early too");
+
+  alice_listen (f, FALSE);
+  proxy_start (f);
+  ms = bob_reaches_alice (f, TRUE);
+  g_test_message ("Relayed after %" G_GINT64_FORMAT " ms (direct timeout %u ms)", ms,
+                  DIRECT_TIMEOUT_MS);
+  g_assert_cmpint (ms, <, DIRECT_TIMEOUT_MS / 2);
 }
 
 int
@@ -289,6 +315,10 @@ main (int   argc,
               fixture_setup, test_early, fixture_teardown);
   g_test_add ("/early-relay/tcp/late", Fixture, GUINT_TO_POINTER (RNDZ_TRANSPORT_TCP),
               fixture_setup, test_late, fixture_teardown);
+  g_test_add ("/early-relay/udp/own-nat", Fixture, GUINT_TO_POINTER (RNDZ_TRANSPORT_UDP),
+              fixture_setup, test_own_nat, fixture_teardown);
+  g_test_add ("/early-relay/tcp/own-nat", Fixture, GUINT_TO_POINTER (RNDZ_TRANSPORT_TCP),
+              fixture_setup, test_own_nat, fixture_teardown);
 
   return g_test_run ();
 }

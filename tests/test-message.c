@@ -45,6 +45,7 @@ assert_messages_equal (const RndzMessage *a,
   g_assert_cmpuint (a->port, ==, b->port);
   g_assert_cmpint (a->auth, ==, b->auth);
   g_assert_cmpstr (a->fp, ==, b->fp);
+  g_assert_true (rndz_addr_equal (&a->seen, &b->seen) || (a->seen.family == 0 && b->seen.family == 0));
 }
 
 static void
@@ -2219,6 +2220,40 @@ test_fingerprint (void)
 }
 
 static void
+test_seen (void)
+{
+  const char *invalid[] = { "\"\"", "null", "42", "\"1.2.3.4\"", "\"host:5\"", "\"1.2.3.4:0\"" };
+  RndzMessage msg, back;
+  char buf[DEFAULT_MAX];
+  gsize len;
+
+  g_test_summary ("A redirect may name the requester as the server saw it (seen), an "
+                  "address; other types ignore the field");
+
+  rndz_message_init (&msg, RNDZ_MESSAGE_REDIRECT, 42);
+  g_strlcpy (msg.id, "alice", sizeof msg.id);
+  msg.addr = rndz_test_addr ("198.51.100.7:4000");
+  msg.seen = rndz_test_addr ("203.0.113.9:51000");
+  len = rndz_message_encode (&msg, buf, sizeof buf);
+  g_assert_cmpstr (buf, ==, "{\"v\":1,\"type\":\"redirect\",\"tid\":42,\"id\":\"alice\","
+                            "\"addr\":\"198.51.100.7:4000\",\"seen\":\"203.0.113.9:51000\"}");
+  g_assert_true (rndz_message_decode (&back, buf, len, DEFAULT_MAX, NULL));
+  g_assert_true (rndz_addr_equal (&back.seen, &msg.seen));
+
+  for (guint i = 0; i < G_N_ELEMENTS (invalid); i++)
+    {
+      g_autofree char *json = g_strdup_printf ("{\"v\":1,\"type\":\"redirect\",\"tid\":1,"
+                                               "\"id\":\"a\",\"addr\":\"1.2.3.4:5\",\"seen\":%s}",
+                                               invalid[i]);
+
+      assert_invalid_field (json, "seen");
+    }
+
+  decode_ok (&msg, "{\"v\":1,\"type\":\"pong\",\"tid\":1,\"addr\":\"1.2.3.4:5\",\"seen\":42}");
+  g_assert_cmpuint (msg.seen.family, ==, 0);
+}
+
+static void
 test_fields_ignored (void)
 {
   char buf[DEFAULT_MAX];
@@ -3229,6 +3264,7 @@ main (int   argc,
     }
   g_test_add_func ("/message/encode/frame", test_encode_frame);
   g_test_add_func ("/message/fingerprint", test_fingerprint);
+  g_test_add_func ("/message/seen", test_seen);
   g_test_add_func ("/message/encode/buffer-size", test_encode_buffer_size);
   g_test_add_func ("/message/encode/longest", test_encode_longest);
   g_test_add_func ("/message/encode/control-chars", test_encode_control_chars);

@@ -761,8 +761,8 @@ test_fingerprints (Fixture       *f,
   guint32 tid, server_tid;
 
   g_test_summary ("The requester's fingerprint goes from its isync into the fsync, the "
-                  "target's from its rsync into the redirect; a plain request's fsync "
-                  "carries none");
+                  "target's from its rsync into the redirect, with the requester's "
+                  "address as the server saw it; a plain request's fsync carries none");
   if (f->skipped)
     return;
 
@@ -788,6 +788,8 @@ test_fingerprints (Fixture       *f,
   peer_send (a, &msg);
   rndz_test_peer_expect (f->context, b, RNDZ_MESSAGE_REDIRECT, tid, &msg, f->wait_ms);
   g_assert_cmpstr (msg.fp, ==, FP_A);
+  /* and the requester as the server saw it */
+  g_assert_cmpstr (format_addr (&msg.seen), ==, format_addr (&b->local));
 
   /* A plain request */
   tid = send_isync (f, b, "b", "a");
