@@ -130,6 +130,7 @@ rewrite_message (RndzTestProxy *proxy,
       return len;
     }
   restore_addr (proxy, &msg.addr);
+  restore_addr (proxy, &msg.seen);
   if (msg.type == RNDZ_MESSAGE_SESSION && proxy->relay_port != 0)
     msg.port = proxy->relay_port;
   if (proxy->rewrite != NULL)

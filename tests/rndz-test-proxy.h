@@ -9,8 +9,8 @@
  *
  * In messages mode it stands for a rendezvous server: it decodes what
  * the server sends to the peers (datagrams, or TCP frames), gives back
- * to every "addr" the peer's own address (the server only ever sees the
- * proxy's sockets), hands each message to a rewrite function that may
+ * to every "addr" and "seen" the peer's own address (the server only
+ * ever sees the proxy's sockets), hands each message to a rewrite function that may
  * change it (a fingerprint), hold it back a while or drop it, and sends
  * it on with at least its former size. In raw mode it stands for a relay
  * and only forwards and remembers every byte it carried.
