@@ -7,9 +7,9 @@
  * RndzServer on loopback, directly or through its relay. Each side must
  * see the other's fingerprint, data must cross both ways, and every
  * failure the API promises must come: a wrong pin, a listener without
- * an identity, a requester refused by its fingerprint, and a server that
- * swaps fingerprints (a UDP proxy between the peers and the server that
- * rewrites them).
+ * an identity, a requester refused by its fingerprint. A server that
+ * swaps fingerprints, and a relay that must carry ciphertext only, are
+ * in test-secure-mitm.c (a proxy between the peers and the server).
  */
 
 #include <gio/gio.h>
