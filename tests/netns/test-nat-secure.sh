@@ -39,6 +39,8 @@ export LC_ALL=C.UTF-8
 
 RNDZ=${1:-${RNDZ_TOOL:-}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=netns-lib.sh
+. "$HERE/netns-lib.sh"
 PEER=$HERE/secure-peer.py
 PYTHON=/usr/bin/python3
 IDLE=${RNDZ_NETNS_IDLE:-180}
@@ -47,12 +49,6 @@ CONNECT_TIMEOUT=25
 NO_KEEPALIVE=1000000000
 # How many times the hard-NAT case may try: it is a game of chance
 HARD_TRIALS=3
-
-skip_all ()
-{
-  echo "1..0 # SKIP $*"
-  exit 0
-}
 
 if [ -z "$RNDZ" ] || [ ! -x "$RNDZ" ]; then
   echo "Bail out! no rndz program: pass its path, or set RNDZ_TOOL"
@@ -71,72 +67,8 @@ fi
   2>/dev/null || skip_all "need PyGObject and the Rndz typelib with secure channels"
 
 PREFIX=rndz-$$-$RANDOM
-NAMESPACES=()
-declare -A BG_PID=()
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/rndz-netns-secure.XXXXXX")
-
-stop_pid ()
-{
-  local pid=$1 i
-
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for (( i = 0; i < 40; i++ )); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-
-cleanup ()
-{
-  local name ns pid
-
-  for name in "${!BG_PID[@]}"; do
-    stop_pid "${BG_PID[$name]}"
-  done
-  for ns in "${NAMESPACES[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      kill -KILL "$pid" 2>/dev/null
-    done
-  done
-  for ns in "${NAMESPACES[@]}"; do
-    ip netns del "$ns" 2>/dev/null
-  done
-  if [ "${RNDZ_NETNS_KEEP:-0}" = 1 ]; then
-    echo "# logs kept in $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-nsx ()
-{
-  local ns=$1
-  shift
-  ip netns exec "$PREFIX-$ns" "$@"
-}
-
-run ()
-{
-  echo "+ $*" >>"$TMP/setup.log"
-  if ! "$@" >>"$TMP/setup.log" 2>&1; then
-    echo "Bail out! setup failed: $*"
-    sed 's/^/# /' "$TMP/setup.log" | tail -n 20
-    exit 1
-  fi
-}
-
-add_ns ()
-{
-  ip netns add "$PREFIX-$1" 2>>"$TMP/setup.log" ||
-    skip_all "need root and network namespaces (ip netns add is not permitted here)"
-  NAMESPACES+=("$PREFIX-$1")
-  run ip -n "$PREFIX-$1" link set lo up
-}
+NS_PROBE=$PREFIX-probe
+netns_init rndz-netns-secure
 
 # link NS1 IF1 ADDR1 NS2 IF2 ADDR2: a cable, addressed at both ends
 link ()
@@ -146,28 +78,6 @@ link ()
   run ip -n "$PREFIX-$4" addr add "$6" dev "$5"
   run ip -n "$PREFIX-$1" link set "$2" up
   run ip -n "$PREFIX-$4" link set "$5" up
-}
-
-# The first iptables backend that can do conntrack and NAT here
-choose_iptables ()
-{
-  local candidates=(iptables iptables-legacy iptables-nft) ipt
-
-  [ -n "${RNDZ_NETNS_IPTABLES:-}" ] && candidates=("$RNDZ_NETNS_IPTABLES")
-  add_ns probe
-  for ipt in "${candidates[@]}"; do
-    command -v "$ipt" >/dev/null || continue
-    if nsx probe "$ipt" -t nat -A POSTROUTING -o lo -j MASQUERADE &&
-       nsx probe "$ipt" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT; then
-      IPT=$ipt
-      RANDOM_FULLY=no
-      nsx probe "$ipt" -t nat -A POSTROUTING -o lo -j MASQUERADE --random-fully && RANDOM_FULLY=yes
-      break
-    fi
-  done >>"$TMP/setup.log" 2>&1
-  ip netns del "$PREFIX-probe"
-  unset 'NAMESPACES[-1]'
-  [ -n "${IPT:-}" ] || skip_all "need iptables with conntrack and NAT in network namespaces"
 }
 
 # router NS N WAN-ADDR: a home router between wan (towards isp, which
@@ -182,13 +92,13 @@ router ()
   run ip -n "$PREFIX-$host" route add default via "10.0.$n.1"
   run ip -n "$PREFIX-$ns" route add default via "$gateway"
   run ip -n "$PREFIX-isp" route add "10.0.$n.0/24" via "$wan"
-  run nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
-  run nsx "$ns" "$IPT" -P FORWARD DROP
-  run nsx "$ns" "$IPT" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-  run nsx "$ns" "$IPT" -A FORWARD -i lan -o wan -j ACCEPT
-  run nsx "$ns" "$IPT" -A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-  run nsx "$ns" "$IPT" -A INPUT -i wan -j DROP
-  run nsx "$ns" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE
+  run nsx "$PREFIX-$ns" sysctl -qw net.ipv4.ip_forward=1
+  run nsx "$PREFIX-$ns" "$IPT" -P FORWARD DROP
+  run nsx "$PREFIX-$ns" "$IPT" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  run nsx "$PREFIX-$ns" "$IPT" -A FORWARD -i lan -o wan -j ACCEPT
+  run nsx "$PREFIX-$ns" "$IPT" -A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+  run nsx "$PREFIX-$ns" "$IPT" -A INPUT -i wan -j DROP
+  run nsx "$PREFIX-$ns" "$IPT" -t nat -A POSTROUTING -o wan -j MASQUERADE
 }
 
 setup_topology ()
@@ -196,11 +106,11 @@ setup_topology ()
   local ns
 
   for ns in srv isp ra rb rc rd pa pb pc pd; do
-    add_ns "$ns"
+    add_ns "$PREFIX-$ns"
   done
   link srv eth0 192.0.2.10/24 isp srv 192.0.2.1/24
   run ip -n "$PREFIX-srv" route add default via 192.0.2.1
-  run nsx isp sysctl -qw net.ipv4.ip_forward=1
+  run nsx "$PREFIX-isp" sysctl -qw net.ipv4.ip_forward=1
   router ra 1 198.51.100.2 pa
   router rb 2 203.0.113.2 pb
   router rc 3 198.18.0.2 pc
@@ -208,55 +118,8 @@ setup_topology ()
   # The keepalive routers forget an idle UDP flow after 30 s, answered
   # or not (the defaults are 30 s and 120 s)
   for ns in rc rd; do
-    run nsx "$ns" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=30
-    run nsx "$ns" sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream=30
-  done
-}
-
-# bg NAME NS COMMAND...: output in $TMP/NAME.{out,err}
-bg ()
-{
-  local name=$1 ns=$2
-  shift 2
-  ip netns exec "$PREFIX-$ns" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
-  BG_PID[$name]=$!
-}
-
-# wait_for FILE EXTENDED-REGEX SECONDS
-wait_for ()
-{
-  local deadline=$(( SECONDS + $3 ))
-
-  until grep -qE -- "$2" "$1" 2>/dev/null; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
-T=0
-result ()
-{
-  T=$(( T + 1 ))
-  if [ "$1" = 0 ]; then
-    echo "ok $T - $2"
-  else
-    echo "not ok $T - $2"
-  fi
-}
-
-skip ()
-{
-  T=$(( T + 1 ))
-  echo "ok $T # SKIP $1"
-}
-
-diag ()
-{
-  local file
-  for file in "$@"; do
-    [ -s "$file" ] || continue
-    echo "# --- $(basename "$file")"
-    tail -n 15 "$file" | sed 's/^/#   /'
+    run nsx "$PREFIX-$ns" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=30
+    run nsx "$PREFIX-$ns" sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream=30
   done
 }
 
@@ -266,7 +129,7 @@ listener ()
 {
   local name=$1 ns=$2 server=$3 id=$4
   shift 4
-  bg "$name" "$ns" "$PYTHON" "$PEER" listen "$id" "$server" "$@"
+  bg "$name" "$PREFIX-$ns" "$PYTHON" "$PEER" listen "$id" "$server" "$@"
   if ! wait_for "$TMP/$name.out" '^ready' 15; then
     echo "Bail out! $name did not register"
     diag "$TMP/$name.out" "$TMP/$name.err"
@@ -320,14 +183,14 @@ echo "# namespaces $PREFIX-*, firewall with $IPT; keepalive cases idle $IDLE s"
 
 SERVER=192.0.2.10:7777
 SERVER_RELAY=192.0.2.10:7778
-bg server "srv" "$RNDZ" server --listen-addr "$SERVER" --verbose
-bg server-relay "srv" "$RNDZ" server --listen-addr "$SERVER_RELAY" --relay-port 7779 --verbose
+bg server "$PREFIX-srv" "$RNDZ" server --listen-addr "$SERVER" --verbose
+bg server-relay "$PREFIX-srv" "$RNDZ" server --listen-addr "$SERVER_RELAY" --relay-port 7779 --verbose
 wait_for "$TMP/server.out" '^Listening on ' 5 && wait_for "$TMP/server-relay.out" '^Listening on ' 5 ||
   { diag "$TMP/server.err"; echo "Bail out! the servers did not start"; exit 1; }
 
 # 1. The routers of the keepalive cases forget UDP flows after 30 s
-[ "$(nsx rc sysctl -n net.netfilter.nf_conntrack_udp_timeout_stream)" = 30 ] &&
-  [ "$(nsx rd sysctl -n net.netfilter.nf_conntrack_udp_timeout)" = 30 ]
+[ "$(nsx "$PREFIX-rc" sysctl -n net.netfilter.nf_conntrack_udp_timeout_stream)" = 30 ] &&
+  [ "$(nsx "$PREFIX-rd" sysctl -n net.netfilter.nf_conntrack_udp_timeout)" = 30 ]
 result $? "routers C and D: conntrack UDP timeouts of 30 s"
 
 # The keepalive cases start first and run in the background: pd reaches
@@ -336,8 +199,8 @@ listener carol pc "$SERVER" carol udp
 FP_CAROL=$FP
 listener dave pc "$SERVER" dave udp "$NO_KEEPALIVE"
 FP_DAVE=$FP
-bg ka pd "$PYTHON" "$PEER" connect pd-ka "$SERVER" carol udp "$FP_CAROL" "$IDLE"
-bg noka pd "$PYTHON" "$PEER" connect pd-noka "$SERVER" dave udp "$FP_DAVE" "$IDLE" "$NO_KEEPALIVE"
+bg ka "$PREFIX-pd" "$PYTHON" "$PEER" connect pd-ka "$SERVER" carol udp "$FP_CAROL" "$IDLE"
+bg noka "$PREFIX-pd" "$PYTHON" "$PEER" connect pd-noka "$SERVER" dave udp "$FP_DAVE" "$IDLE" "$NO_KEEPALIVE"
 KA_START=$SECONDS
 
 listener alice-udp pa "$SERVER" alice udp
@@ -364,7 +227,7 @@ result $status "DTLS from pb to alice pinned to another fingerprint: IDENTITY_MI
 # 5-7. Router B per destination port: the hard-NAT phase over UDP; TCP
 # needs the relay; both routers so: UDP needs it too
 if [ "$RANDOM_FULLY" = yes ]; then
-  run nsx rb "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
+  run nsx "$PREFIX-rb" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
   for (( i = 1; i <= HARD_TRIALS; i++ )); do
     secure_try "pb-hard-$i" pb "$SERVER" alice udp "$FP_ALICE_UDP" direct
     status=$?
@@ -374,11 +237,11 @@ if [ "$RANDOM_FULLY" = yes ]; then
   [ $status = 0 ] || diag "$TMP/pb-hard-$HARD_TRIALS.out" "$TMP/pb-hard-$HARD_TRIALS.err"
   secure_case "TLS from pb behind a symmetric NAT to alice: relayed, pinned, echoed" \
     pb-tcp-r pb "$SERVER_RELAY" alice tcp "$FP_ALICE_TCP_R" relayed
-  run nsx ra "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
+  run nsx "$PREFIX-ra" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE --random-fully
   secure_case "DTLS between two symmetric NATs: relayed, pinned, echoed" \
     pb-udp-r pb "$SERVER_RELAY" alice udp "$FP_ALICE_UDP_R" relayed
-  run nsx ra "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
-  run nsx rb "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
+  run nsx "$PREFIX-ra" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
+  run nsx "$PREFIX-rb" "$IPT" -t nat -R POSTROUTING 1 -o wan -j MASQUERADE
 else
   for i in 1 2 3; do skip "$IPT has no MASQUERADE --random-fully"; done
 fi
