@@ -43,6 +43,7 @@
 #include <natpmp.h>
 #endif
 #ifdef HAVE_GUPNP_IGD
+#include <gmodule.h>
 #include <libgupnp-igd/gupnp-simple-igd.h>
 #endif
 
@@ -572,6 +573,41 @@ natpmp_delete (RndzPortmap *self)
 
 #ifdef HAVE_GUPNP_IGD
 
+/* gupnp-igd is opened when first needed (see rndz-glib/meson.build: it
+ * brings a dozen libraries whose loading would cost every program that
+ * uses rndz-glib at start-up). The three calls it takes. */
+typedef struct
+{
+  __typeof__ (gupnp_simple_igd_new) *new_igd;
+  __typeof__ (gupnp_simple_igd_add_port) *add_port;
+  __typeof__ (gupnp_simple_igd_remove_port_local) *remove_port_local;
+} UpnpApi;
+
+static const UpnpApi *
+upnp_api (void)
+{
+  static gsize loaded = 0;
+  static UpnpApi api;
+  static gboolean available;
+
+  if (g_once_init_enter (&loaded))
+    {
+      GModule *module = g_module_open (GUPNP_IGD_SONAME, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+
+      available = module != NULL &&
+                  g_module_symbol (module, "gupnp_simple_igd_new", (gpointer *) &api.new_igd) &&
+                  g_module_symbol (module, "gupnp_simple_igd_add_port", (gpointer *) &api.add_port) &&
+                  g_module_symbol (module, "gupnp_simple_igd_remove_port_local",
+                                   (gpointer *) &api.remove_port_local);
+      if (available)
+        g_module_make_resident (module);
+      else
+        g_debug ("UPnP-IGD: cannot load %s: %s", GUPNP_IGD_SONAME, g_module_error ());
+      g_once_init_leave (&loaded, 1);
+    }
+  return available ? &api : NULL;
+}
+
 static void
 upnp_mapped_cb (GUPnPSimpleIgd *igd,
                 const char     *proto,
@@ -624,8 +660,8 @@ upnp_stop (RndzPortmap *self)
 
   g_signal_handlers_disconnect_by_data (self->igd, self);
   /* The deletion holds its own reference until the router answered */
-  gupnp_simple_igd_remove_port_local (self->igd, self->tcp ? "TCP" : "UDP",
-                                      self->local_ip, self->internal_port);
+  upnp_api ()->remove_port_local (self->igd, self->tcp ? "TCP" : "UDP",
+                                  self->local_ip, self->internal_port);
   g_clear_object (&self->igd);
 }
 
@@ -644,20 +680,21 @@ static gboolean
 upnp_start_cb (gpointer user_data)
 {
   RndzPortmap *self = user_data;
+  const UpnpApi *api = upnp_api ();
 
   g_clear_pointer (&self->upnp_timer, g_source_unref);
-  if (self->method != METHOD_NONE)
+  if (self->method != METHOD_NONE || api == NULL)
     return G_SOURCE_REMOVE;
 
   /* It takes the thread-default context for its own sources */
   g_main_context_push_thread_default (self->context);
-  self->igd = gupnp_simple_igd_new ();
+  self->igd = api->new_igd ();
   g_main_context_pop_thread_default (self->context);
 
   g_signal_connect (self->igd, "mapped-external-port", G_CALLBACK (upnp_mapped_cb), self);
   g_signal_connect (self->igd, "error-mapping-port", G_CALLBACK (upnp_error_cb), self);
-  gupnp_simple_igd_add_port (self->igd, self->tcp ? "TCP" : "UDP", self->internal_port,
-                             self->local_ip, self->internal_port, LIFETIME_S, DESCRIPTION);
+  api->add_port (self->igd, self->tcp ? "TCP" : "UDP", self->internal_port,
+                 self->local_ip, self->internal_port, LIFETIME_S, DESCRIPTION);
   self->upnp_timer = rndz_timeout_add (self->context, UPNP_WAIT_MS, upnp_deadline_cb, self);
   return G_SOURCE_REMOVE;
 }
