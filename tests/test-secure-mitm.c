@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "rndz-test-util.h"
+#include "rndz-test-channel.h"
 #include "rndz-test-proxy.h"
 #include "rndz-connect-private.h"
 
@@ -262,60 +263,6 @@ bob_connect (Fixture     *f,
                                                      error);
 }
 
-static void
-channel_send (GObject    *channel,
-              const char *text)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (RNDZ_IS_DTLS_CHANNEL (channel))
-    {
-      g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
-
-      rndz_dtls_channel_send_bytes (RNDZ_DTLS_CHANNEL (channel), bytes, NULL, &error);
-    }
-  else
-    {
-      GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (channel));
-
-      g_output_stream_write_all (out, text, strlen (text), NULL, NULL, &error);
-    }
-  g_assert_no_error (error);
-}
-
-/* What comes next on @channel (up to @size bytes), or NULL and @error */
-static GBytes *
-channel_receive (GObject  *channel,
-                 gsize     size,
-                 GError  **error)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-
-  if (RNDZ_IS_DTLS_CHANNEL (channel))
-    {
-      rndz_dtls_channel_receive_bytes_async (RNDZ_DTLS_CHANNEL (channel), NULL, rndz_test_async_cb,
-                                             &result);
-      return rndz_dtls_channel_receive_bytes_finish (RNDZ_DTLS_CHANNEL (channel),
-                                                     rndz_test_wait_async (NULL, &result, WAIT_MS),
-                                                     error);
-    }
-  g_input_stream_read_bytes_async (g_io_stream_get_input_stream (G_IO_STREAM (channel)), size,
-                                   G_PRIORITY_DEFAULT, NULL, rndz_test_async_cb, &result);
-  return g_input_stream_read_bytes_finish (g_io_stream_get_input_stream (G_IO_STREAM (channel)),
-                                           rndz_test_wait_async (NULL, &result, WAIT_MS), error);
-}
-
-static void
-channel_expect (GObject    *channel,
-                const char *text)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) bytes = channel_receive (channel, strlen (text), &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), text, strlen (text));
-}
-
 /* Alice's accept gives no channel for a while: it may fail, not succeed */
 static void
 assert_no_channel (Fixture *f)
@@ -329,7 +276,6 @@ assert_no_channel (Fixture *f)
   g_assert_null (channel);
   g_assert_nonnull (error);
 }
-
 
 /* A server that swaps fingerprints */
 
@@ -382,7 +328,7 @@ assert_connector_refused (Fixture *f,
   /* Alice may have closed the path already: the write may fail too */
   g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (channel)), SECRET,
                              strlen (SECRET), NULL, NULL, NULL);
-  bytes = channel_receive (channel, 64, &read_error);
+  bytes = rndz_test_channel_receive (channel, 64, WAIT_MS, &read_error);
   g_assert_nonnull (read_error);
   g_assert_null (bytes);
 }
@@ -432,10 +378,10 @@ test_relay_ciphertext (Fixture       *f,
   alice_channel = alice_accept_finish (f, &error);
   g_assert_no_error (error);
 
-  channel_send (bob_channel, SECRET " from bob");
-  channel_expect (alice_channel, SECRET " from bob");
-  channel_send (alice_channel, SECRET " from alice");
-  channel_expect (bob_channel, SECRET " from alice");
+  rndz_test_channel_send (bob_channel, SECRET " from bob");
+  rndz_test_channel_expect (alice_channel, SECRET " from bob", WAIT_MS);
+  rndz_test_channel_send (alice_channel, SECRET " from alice");
+  rndz_test_channel_expect (bob_channel, SECRET " from alice", WAIT_MS);
 
   /* The relay carried the handshake and both records, at least */
   g_assert_cmpuint (rndz_test_proxy_get_carried (f->relay), >, 2 * strlen (SECRET));
@@ -514,8 +460,8 @@ test_held (Fixture       *f,
   g_assert_cmpstr (rndz_dtls_channel_get_peer_fingerprint (RNDZ_DTLS_CHANNEL (bob_channel)), ==,
                    rndz_identity_get_fingerprint (f->alice_identity));
 
-  channel_send (bob_channel, "hello alice");
-  channel_expect (alice_channel, "hello alice");
+  rndz_test_channel_send (bob_channel, "hello alice");
+  rndz_test_channel_expect (alice_channel, "hello alice", WAIT_MS);
 }
 
 static void

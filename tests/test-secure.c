@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "rndz-test-util.h"
+#include "rndz-test-channel.h"
 #include "rndz-connect-private.h"
 #include "rndz-message-private.h"
 #include "rndz-secure-handshake-private.h"
@@ -171,69 +172,6 @@ alice_accept_finish (Fixture       *f,
   return (GObject *) rndz_client_accept_tls_finish (f->alice, result, peer_id, error);
 }
 
-/* The fingerprint of the peer at the other end of @channel */
-static char *
-peer_fingerprint (GObject *channel)
-{
-  GTlsCertificate *certificate;
-
-  if (RNDZ_IS_DTLS_CHANNEL (channel))
-    return g_strdup (rndz_dtls_channel_get_peer_fingerprint (RNDZ_DTLS_CHANNEL (channel)));
-  certificate = g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (channel));
-  g_assert_nonnull (certificate);
-  return rndz_fingerprint_from_certificate (certificate);
-}
-
-static void
-channel_send (GObject    *channel,
-              const char *text)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (RNDZ_IS_DTLS_CHANNEL (channel))
-    {
-      g_autoptr(GBytes) bytes = g_bytes_new (text, strlen (text));
-
-      g_assert_true (rndz_dtls_channel_send_bytes (RNDZ_DTLS_CHANNEL (channel), bytes, NULL, &error));
-    }
-  else
-    {
-      GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (channel));
-
-      g_assert_true (g_output_stream_write_all (out, text, strlen (text), NULL, NULL, &error));
-    }
-  g_assert_no_error (error);
-}
-
-static void
-channel_expect (GObject    *channel,
-                const char *text)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) bytes = NULL;
-
-  if (RNDZ_IS_DTLS_CHANNEL (channel))
-    {
-      rndz_dtls_channel_receive_bytes_async (RNDZ_DTLS_CHANNEL (channel), NULL, rndz_test_async_cb,
-                                             &result);
-      bytes = rndz_dtls_channel_receive_bytes_finish (RNDZ_DTLS_CHANNEL (channel),
-                                                      rndz_test_wait_async (NULL, &result, WAIT_MS),
-                                                      &error);
-    }
-  else
-    {
-      GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (channel));
-
-      g_input_stream_read_bytes_async (in, strlen (text), G_PRIORITY_DEFAULT, NULL,
-                                       rndz_test_async_cb, &result);
-      bytes = g_input_stream_read_bytes_finish (in, rndz_test_wait_async (NULL, &result, WAIT_MS),
-                                                &error);
-    }
-  g_assert_no_error (error);
-  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), text, strlen (text));
-}
-
 static void
 test_exchange (Fixture       *f,
                gconstpointer  data)
@@ -260,15 +198,15 @@ test_exchange (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpstr (peer_id, ==, "bob");
 
-  seen_by_bob = peer_fingerprint (bob_channel);
-  seen_by_alice = peer_fingerprint (alice_channel);
+  seen_by_bob = rndz_test_peer_fingerprint (bob_channel);
+  seen_by_alice = rndz_test_peer_fingerprint (alice_channel);
   g_assert_cmpstr (seen_by_bob, ==, rndz_identity_get_fingerprint (f->alice_identity));
   g_assert_cmpstr (seen_by_alice, ==, rndz_identity_get_fingerprint (f->bob_identity));
 
-  channel_send (bob_channel, "hello alice");
-  channel_expect (alice_channel, "hello alice");
-  channel_send (alice_channel, "hello bob");
-  channel_expect (bob_channel, "hello bob");
+  rndz_test_channel_send (bob_channel, "hello alice");
+  rndz_test_channel_expect (alice_channel, "hello alice", WAIT_MS);
+  rndz_test_channel_send (alice_channel, "hello bob");
+  rndz_test_channel_expect (bob_channel, "hello bob", WAIT_MS);
 }
 
 static void
@@ -437,7 +375,7 @@ test_fresh_identity (Fixture       *f,
   alice_channel = alice_accept_finish (f, rndz_test_wait_async (NULL, &accepted, WAIT_MS), NULL,
                                        &error);
   g_assert_no_error (error);
-  seen = peer_fingerprint (alice_channel);
+  seen = rndz_test_peer_fingerprint (alice_channel);
   g_assert_cmpstr (seen, ==, rndz_identity_get_fingerprint (rndz_client_get_identity (carol)));
 }
 
