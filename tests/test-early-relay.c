@@ -18,7 +18,7 @@
 
 #include "rndz-test-util.h"
 #include "rndz-connect-private.h"
-#include "rndz-source-private.h"
+#include "rndz-test-proxy.h"
 
 #define WAIT_MS 10000
 #define DIRECT_TIMEOUT_MS 3000
@@ -27,130 +27,33 @@ typedef struct
 {
   RndzTransport transport;
   RndzServer *server;
+  guint16 port;
   char *address;
-  GSocketAddress *server_address;
 
-  /* UDP proxy: alice ↔ inside, outside ↔ server */
-  GSocket *inside;
-  GSocket *outside;
-  GSocketAddress *alice_address;
-  GSource *inside_source;
-  GSource *outside_source;
-
-  /* TCP proxy */
-  GSocketService *service;
-  GCancellable *cancellable;
-
+  /* The "NAT": a socket of its own towards the server per peer */
+  RndzTestProxy *proxy;
   char *proxy_address;
+
   RndzClient *alice;
   GSocket *listening;
 } Fixture;
 
-static gboolean
-inside_cb (GSocket      *socket,
-           GIOCondition  condition,
-           gpointer      user_data)
-{
-  Fixture *f = user_data;
-  g_autoptr(GSocketAddress) from = NULL;
-  char buf[2048];
-  gssize n = g_socket_receive_from (socket, &from, buf, sizeof buf, NULL, NULL);
-
-  if (n > 0)
-    {
-      g_set_object (&f->alice_address, from);
-      g_socket_send_to (f->outside, f->server_address, buf, n, NULL, NULL);
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-outside_cb (GSocket      *socket,
-            GIOCondition  condition,
-            gpointer      user_data)
-{
-  Fixture *f = user_data;
-  char buf[2048];
-  gssize n = g_socket_receive (socket, buf, sizeof buf, NULL, NULL);
-
-  if (n > 0 && f->alice_address != NULL)
-    g_socket_send_to (f->inside, f->alice_address, buf, n, NULL, NULL);
-  return G_SOURCE_CONTINUE;
-}
-
 static void
-udp_proxy_start (Fixture *f)
+proxy_start (Fixture *f)
 {
-  RndzAddr inside;
-
-  f->inside = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, &inside);
-  f->outside = rndz_test_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, NULL);
-  f->inside_source = g_socket_create_source (f->inside, G_IO_IN, NULL);
-  g_source_set_callback (f->inside_source, G_SOURCE_FUNC (inside_cb), f, NULL);
-  g_source_attach (f->inside_source, NULL);
-  f->outside_source = g_socket_create_source (f->outside, G_IO_IN, NULL);
-  g_source_set_callback (f->outside_source, G_SOURCE_FUNC (outside_cb), f, NULL);
-  g_source_attach (f->outside_source, NULL);
-  f->proxy_address = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, inside.port);
-}
-
-static void
-splice_done_cb (GObject      *source,
-                GAsyncResult *result,
-                gpointer      user_data)
-{
-  g_io_stream_splice_finish (result, NULL);
-}
-
-/* Each connection of alice's goes on to the server from a port of the
- * proxy's */
-static gboolean
-incoming_cb (GSocketService    *service,
-             GSocketConnection *connection,
-             GObject           *source_object,
-             gpointer           user_data)
-{
-  Fixture *f = user_data;
-  g_autoptr(GSocketClient) client = g_socket_client_new ();
-  g_autoptr(GSocketConnection) upstream = NULL;
-
-  g_socket_client_set_enable_proxy (client, FALSE);
-  upstream = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (f->server_address), NULL, NULL);
-  if (upstream == NULL)
-    return TRUE;
-  g_io_stream_splice_async (G_IO_STREAM (connection), G_IO_STREAM (upstream),
-                            G_IO_STREAM_SPLICE_CLOSE_STREAM1 | G_IO_STREAM_SPLICE_CLOSE_STREAM2,
-                            G_PRIORITY_DEFAULT, f->cancellable, splice_done_cb, NULL);
-  return TRUE;
-}
-
-static void
-tcp_proxy_start (Fixture *f)
-{
-  g_autoptr(GError) error = NULL;
-  guint16 port;
-
-  f->cancellable = g_cancellable_new ();
-  f->service = g_socket_service_new ();
-  port = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (f->service), NULL, &error);
-  g_assert_no_error (error);
-  g_signal_connect (f->service, "incoming", G_CALLBACK (incoming_cb), f);
-  g_socket_service_start (f->service);
-  f->proxy_address = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, port);
+  f->proxy = rndz_test_proxy_new (f->transport, f->port, FALSE);
+  f->proxy_address = rndz_test_proxy_get_address (f->proxy);
 }
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  guint16 port;
-
   f->transport = GPOINTER_TO_UINT (data);
   f->server = rndz_server_new ();
   rndz_server_set_relay_port (f->server, rndz_test_free_port ());
-  port = rndz_test_server_listen (f->server, G_SOCKET_FAMILY_IPV4, 0);
-  f->address = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, port);
-  f->server_address = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, port);
+  f->port = rndz_test_server_listen (f->server, G_SOCKET_FAMILY_IPV4, 0);
+  f->address = rndz_test_loopback_string (G_SOCKET_FAMILY_IPV4, f->port);
 }
 
 static void
@@ -160,31 +63,11 @@ fixture_teardown (Fixture       *f,
   rndz_connect_try_direct = TRUE;
   g_clear_object (&f->listening);
   g_clear_object (&f->alice);
-  if (f->cancellable != NULL)
-    g_cancellable_cancel (f->cancellable);
-  if (f->service != NULL)
-    g_socket_service_stop (f->service);
-  g_clear_object (&f->service);
-  g_clear_object (&f->cancellable);
-  rndz_source_clear (&f->inside_source);
-  rndz_source_clear (&f->outside_source);
-  g_clear_object (&f->inside);
-  g_clear_object (&f->outside);
-  g_clear_object (&f->alice_address);
+  g_clear_pointer (&f->proxy, rndz_test_proxy_free);
   g_clear_object (&f->server);
-  g_clear_object (&f->server_address);
   g_clear_pointer (&f->address, g_free);
   g_clear_pointer (&f->proxy_address, g_free);
   rndz_test_drain (NULL);
-}
-
-static void
-proxy_start (Fixture *f)
-{
-  if (f->transport == RNDZ_TRANSPORT_UDP)
-    udp_proxy_start (f);
-  else
-    tcp_proxy_start (f);
 }
 
 /* Alice listens, through the proxy if @rewritten */
