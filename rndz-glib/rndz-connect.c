@@ -35,7 +35,8 @@
  *    first, or from yet another address, and adds that one.
  * 5. Every path is verified before it is used, and the first that works
  *    wins. UDP: checks go to every address of the peer, paced, and the
- *    first confirm names the path; a new socket on P, connected to it,
+ *    first confirm names the path (or the peer's punch does, when it
+ *    gets to us: it came that way); a new socket on P, connected to it,
  *    sends the use and is the result once the peer has answered: nothing
  *    the unconnected socket received, from anyone, reaches the
  *    application, and the socket's filter drops the protocol's messages
