@@ -35,7 +35,8 @@
  *    first, or from yet another address, and adds that one.
  * 5. Every path is verified before it is used, and the first that works
  *    wins. UDP: checks go to every address of the peer, paced, and the
- *    first confirm names the path; a new socket on P, connected to it,
+ *    first confirm names the path (or the peer's punch does, when it
+ *    gets to us: it came that way); a new socket on P, connected to it,
  *    sends the use and is the result once the peer has answered: nothing
  *    the unconnected socket received, from anyone, reaches the
  *    application, and the socket's filter drops the protocol's messages
@@ -93,6 +94,10 @@ typedef struct _ConnectOp ConnectOp;
  * rndz-listener-internal.h), which must be well above the maximum */
 #define USE_RETRY_INITIAL_MS 100
 #define USE_RETRY_MAX_MS 200
+/* A path nominated on the peer's punch alone (it reached us; whether we
+ * reach it, the use tells) goes back to checks when no use is answered
+ * for this long: five copies, so that loss alone rarely gives it up */
+#define PUNCH_USE_GIVE_UP_MS 1000
 
 /* TCP: connecting towards one of the peer's addresses */
 typedef struct
@@ -144,6 +149,8 @@ struct _ConnectOp
   GSource *chosen_source;
   RndzAddr chosen_addr;
   RndzPath chosen_kind;
+  gint64 chosen_on_punch;         /* UDP: when a punch nominated it, or 0 */
+  gboolean punch_unanswered;      /* UDP: that did not work; checks decide */
 
   /* UDP, hard NATs */
   RndzAddr peer_addr;             /* as the server saw it */
@@ -675,6 +682,8 @@ op_udp_send_to (ConnectOp       *op,
     rndz_udp_send (socket, to, buf, len, rndz_message_type_to_string (type));
 }
 
+static void op_udp_unchoose (ConnectOp *op);
+
 static gboolean
 op_udp_use_cb (gpointer user_data)
 {
@@ -682,6 +691,12 @@ op_udp_use_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->check_timer, g_source_unref);
+  if (op->chosen_on_punch != 0 &&
+      g_get_monotonic_time () - op->chosen_on_punch >= PUNCH_USE_GIVE_UP_MS * G_TIME_SPAN_MILLISECOND)
+    {
+      op_udp_unchoose (op);
+      return G_SOURCE_REMOVE;
+    }
   op_udp_send_to (op, op->chosen_socket, RNDZ_MESSAGE_USE, &op->chosen_addr);
   op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_use_cb, op);
   op->check_ms = MIN (op->check_ms * 2, USE_RETRY_MAX_MS);
@@ -756,6 +771,24 @@ op_udp_choose (ConnectOp      *op,
                                               "[rndz] connect UDP chosen");
   op->check_ms = USE_RETRY_INITIAL_MS;
   op_udp_use_cb (op);
+}
+
+/* Our uses to the address the peer's punch came from got no answer:
+ * check every address of the peer, as if no punch had come */
+static void
+op_udp_unchoose (ConnectOp *op)
+{
+  char text[RNDZ_ADDR_STRLEN];
+
+  g_debug ("No answer from “%s” at %s, where its punch came from: checking its addresses",
+           op->peer_id, rndz_addr_format (&op->chosen_addr, text));
+  op->chosen_on_punch = 0;
+  op->punch_unanswered = TRUE;
+  rndz_source_clear (&op->chosen_source);
+  g_socket_close (op->chosen_socket, NULL);
+  g_clear_object (&op->chosen_socket);
+  op->phase = PHASE_CHECKING;
+  op_udp_check_now (op);
 }
 
 /* An answer to the use from the chosen path: it is ours */
@@ -886,17 +919,32 @@ op_udp_read_one (GSocket           *socket,
     return TRUE;
 
   /* A punch shows an address of the peer, perhaps one its NAT picked for
-   * us alone: worth a check */
-  if (msg->type == RNDZ_MESSAGE_RSYNC && op_add_path (op, from, RNDZ_PATH_DIRECT))
+   * us alone: it reached us from there, and our use there tells whether
+   * we reach it, a round trip sooner than a check and its confirm would
+   * (doc/protocol.md, "UDP connectivity checks", step 3). If that use
+   * goes unanswered, punches are only worth a check. */
+  if (msg->type == RNDZ_MESSAGE_RSYNC)
     {
-      op_found_peer (op);
-      op_udp_check_now (op);
-    }
+      gboolean added = op_add_path (op, from, RNDZ_PATH_DIRECT);
 
-  /* From where the server saw the peer, it shows that our NAT lets the
-   * peer in at the port the server saw us at: ours is no hard one */
-  if (msg->type == RNDZ_MESSAGE_RSYNC && (i = op_find_path (op, from)) >= 0)
-    op->path_punched[i] = TRUE;
+      if ((i = op_find_path (op, from)) < 0)
+        return TRUE;
+
+      /* From where the server saw the peer, it shows that our NAT lets
+       * the peer in at the port the server saw us at: ours is no hard
+       * one */
+      op->path_punched[i] = TRUE;
+      op_found_peer (op);
+      if (op->phase == PHASE_CHECKING && !op->punch_unanswered)
+        {
+          op_udp_choose (op, op->socket, from, op->path_kinds[i]);
+          if (op->phase == PHASE_NOMINATED)
+            op->chosen_on_punch = g_get_monotonic_time ();
+        }
+      else if (added)
+        op_udp_check_now (op);
+      return !op_is_done (op);
+    }
 
   /* The answer to a check: only from an address we checked, or from the
    * peer's public address at a port we probed */

@@ -35,6 +35,68 @@ rndz_source_clear (GSource **source)
 }
 
 
+/* Socket sources
+ *
+ * While GLib dispatches a source that may not recurse, it takes the
+ * source's descriptors out of the context's poll set and puts them back
+ * afterwards, and each of these changes wakes the context up: two
+ * eventfd writes, two reads and an extra poll for every datagram a
+ * socket of the library takes in (a tenth of a rendezvous on loopback).
+ * These sources may recurse, so GLib leaves them alone, and do what
+ * blocking was for themselves: should a callback run the context again
+ * (a signal handler with a nested main loop), the source stops watching
+ * its socket until the callback returns, instead of being dispatched
+ * inside itself.
+ */
+
+typedef struct
+{
+  GSource source;
+  GSocket *socket;
+  gpointer tag;
+  gboolean dispatching;
+  gboolean paused;                /* while dispatching, in a nested loop */
+} SocketSource;
+
+static gboolean
+socket_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  SocketSource *self = (SocketSource *) source;
+  GSocketSourceFunc func = (GSocketSourceFunc) (void (*) (void)) callback;
+  GIOCondition condition = g_source_query_unix_fd (source, self->tag);
+  gboolean again;
+
+  if (func == NULL)
+    return G_SOURCE_REMOVE;
+  if (self->dispatching)
+    {
+      g_source_modify_unix_fd (source, self->tag, 0);
+      self->paused = TRUE;
+      return G_SOURCE_CONTINUE;
+    }
+
+  self->dispatching = TRUE;
+  again = func (self->socket, condition, user_data);
+  self->dispatching = FALSE;
+  if (self->paused && !g_source_is_destroyed (source))
+    g_source_modify_unix_fd (source, self->tag, G_IO_IN);
+  self->paused = FALSE;
+  return again;
+}
+
+static void
+socket_source_finalize (GSource *source)
+{
+  g_clear_object (&((SocketSource *) source)->socket);
+}
+
+static GSourceFuncs socket_source_funcs = {
+  .dispatch = socket_source_dispatch,
+  .finalize = socket_source_finalize,
+};
+
 /* Watches @socket for input on @context; named for profilers */
 GSource *
 rndz_socket_source_add (GSocket           *socket,
@@ -43,8 +105,12 @@ rndz_socket_source_add (GSocket           *socket,
                         gpointer           user_data,
                         const char        *name)
 {
-  GSource *source = g_socket_create_source (socket, G_IO_IN, NULL);
+  GSource *source = g_source_new (&socket_source_funcs, sizeof (SocketSource));
+  SocketSource *self = (SocketSource *) source;
 
+  self->socket = g_object_ref (socket);
+  self->tag = g_source_add_unix_fd (source, g_socket_get_fd (socket), G_IO_IN);
+  g_source_set_can_recurse (source, TRUE);
   g_source_set_callback (source, G_SOURCE_FUNC (func), user_data, NULL);
   g_source_set_static_name (source, name);
   g_source_attach (source, context);

@@ -156,7 +156,10 @@ send_peer (GSocket         *socket,
 }
 
 /* Receives datagrams, running the default context, until one of @type
- * comes (and from @from_port, unless 0). FALSE after @timeout_ms. */
+ * (any message for ANY_TYPE) comes (and from @from_port, unless 0).
+ * FALSE after @timeout_ms. */
+#define ANY_TYPE RNDZ_MESSAGE_INVALID
+
 static gboolean
 recv_from_port (GSocket         *socket,
                 RndzMessageType  type,
@@ -184,7 +187,8 @@ recv_from_port (GSocket         *socket,
             return FALSE;
           continue;
         }
-      if (!rndz_message_decode (&m, buf, n, RNDZ_MESSAGE_MAX_MAX_SIZE, NULL) || m.type != type)
+      if (!rndz_message_decode (&m, buf, n, RNDZ_MESSAGE_MAX_MAX_SIZE, NULL) ||
+          (type != ANY_TYPE && m.type != type))
         continue;
       g_assert_true (rndz_addr_from_socket_address (&a, address));
       if (from_port != 0 && a.port != from_port)
@@ -990,6 +994,104 @@ test_listener_probes_per_requester (Fixture       *fixture,
   g_assert_cmpuint (probes_used (fixture), ==, RNDZ_PROBES_MAX);
 }
 
+/* The requester's side: the target's punch */
+
+/* The first check or use from bob to @alice, in @msg; FALSE after
+ * @timeout_ms */
+static gboolean
+recv_check_or_use (GSocket     *alice,
+                   RndzAddr    *from,
+                   RndzMessage *msg,
+                   guint        timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  for (;;)
+    {
+      gint64 left = deadline - g_get_monotonic_time ();
+
+      if (left <= 0 || !recv_type (alice, ANY_TYPE, from, msg, left / 1000 + 1))
+        return FALSE;
+      if (msg->type == RNDZ_MESSAGE_CHECK || msg->type == RNDZ_MESSAGE_USE)
+        return TRUE;
+    }
+}
+
+/* bob asks for alice, the fake peer on @alice, which punches bob at the
+ * address of the fsync and does not answer the server: no redirect
+ * comes, only the punch */
+static void
+bob_is_punched (Fixture  *fixture,
+                GSocket  *alice,
+                RndzAddr *bob)
+{
+  RndzMessage fsync;
+
+  fixture->client = new_client (fixture, "bob");
+  rndz_client_connect_udp_async (fixture->client, "alice", NULL, connect_cb, fixture);
+
+  g_assert_true (recv_type (alice, RNDZ_MESSAGE_FSYNC, NULL, &fsync, 5000));
+  *bob = fsync.addr;
+  send_peer (alice, bob, RNDZ_MESSAGE_RSYNC, fsync.tid, "alice", "bob");
+}
+
+static void
+test_connect_punch_use (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  RndzAddr alice_addr, bob, from;
+  RndzMessage msg;
+
+  g_test_summary ("The target's punch shows a path that reaches us: the requester sends "
+                  "its use there at once, with no check and confirm first");
+
+  alice = fake_register (fixture, "alice", NULL, &alice_addr);
+  bob_is_punched (fixture, alice, &bob);
+
+  g_assert_true (recv_check_or_use (alice, &from, &msg, 2000));
+  g_assert_cmpstr (rndz_message_type_to_string (msg.type), ==, "use");
+  g_assert_cmpuint (from.port, ==, bob.port);
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, msg.tid, "alice", "bob");
+  assert_connected_to (fixture, &alice_addr);
+  g_assert_cmpuint (count_type (alice, RNDZ_MESSAGE_CHECK), ==, 0);
+}
+
+static void
+test_connect_punch_unanswered (Fixture       *fixture,
+                               gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  RndzAddr alice_addr, bob;
+  RndzMessage check;
+  gint64 start;
+  guint n_uses = 0;
+
+  g_test_summary ("Uses to where the punch came from that get no answer: after a second "
+                  "the requester checks, and a confirm chooses the path");
+
+  alice = fake_register (fixture, "alice", NULL, &alice_addr);
+  bob_is_punched (fixture, alice, &bob);
+  start = g_get_monotonic_time ();
+
+  /* Uses, unanswered, then a check */
+  while (recv_check_or_use (alice, NULL, &check, 3000) && check.type == RNDZ_MESSAGE_USE)
+    n_uses++;
+  g_assert_cmpstr (rndz_message_type_to_string (check.type), ==, "check");
+  g_assert_cmpuint (n_uses, >=, 4);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 900 * G_TIME_SPAN_MILLISECOND);
+
+  /* Another punch from there is worth no more uses: checks go on */
+  send_peer (alice, &bob, RNDZ_MESSAGE_RSYNC, g_random_int (), "alice", "bob");
+  g_assert_true (recv_check_or_use (alice, NULL, &check, 3000));
+  g_assert_cmpstr (rndz_message_type_to_string (check.type), ==, "check");
+
+  send_peer (alice, &bob, RNDZ_MESSAGE_CONFIRM, check.tid, "alice", "bob");
+  g_assert_true (recv_from_port (alice, RNDZ_MESSAGE_USE, bob.port, NULL, NULL, 5000));
+  send_peer (alice, &bob, RNDZ_MESSAGE_USE, check.tid, "alice", "bob");
+  assert_connected_to (fixture, &alice_addr);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -998,6 +1100,8 @@ main (int   argc,
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/paths/connect/confirm-unchecked", test_connect_confirm_unchecked);
+  ADD ("/paths/connect/punch-use", test_connect_punch_use);
+  ADD ("/paths/connect/punch-unanswered", test_connect_punch_unanswered);
   ADD ("/paths/connect/use-elsewhere", test_connect_use_elsewhere);
   ADD ("/paths/connect/probe-elsewhere", test_connect_probe_elsewhere);
   ADD ("/paths/connect/spray-elsewhere", test_connect_spray_elsewhere);
