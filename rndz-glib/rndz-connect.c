@@ -151,6 +151,8 @@ struct _ConnectOp
   RndzPath chosen_kind;
   gint64 chosen_on_punch;         /* UDP: when a punch nominated it, or 0 */
   gboolean punch_unanswered;      /* UDP: that did not work; checks decide */
+  GSource *other_checks;          /* UDP: meanwhile, checks to the other addresses */
+  guint other_checks_ms;
 
   /* UDP, hard NATs */
   RndzAddr peer_addr;             /* as the server saw it */
@@ -198,6 +200,7 @@ op_stop_paths (ConnectOp *op)
   g_clear_object (&op->chosen_socket);
   rndz_source_clear (&op->direct_timeout);
   rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->other_checks);
   rndz_source_clear (&op->hard_timer);
   rndz_source_clear (&op->early_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
@@ -614,14 +617,17 @@ op_udp_found (ConnectOp      *op,
   g_autoptr(GSocket) result = g_steal_pointer (&op->chosen_socket);
   char text[RNDZ_ADDR_STRLEN];
 
+  op->chosen_on_punch = 0;
+
   g_debug ("Reached “%s” at %s", op->peer_id, rndz_addr_format (addr, text));
   rndz_udp_hand_over (result, TRUE);
   op_return_udp (op, result, path);
 }
 
-/* A check to every address of the peer, from P */
+/* A check to every address of the peer but @skip (if not NULL), from P */
 static void
-op_udp_send_checks (ConnectOp *op)
+op_udp_send_checks (ConnectOp      *op,
+                    const RndzAddr *skip)
 {
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   RndzMessage check;
@@ -632,8 +638,11 @@ op_udp_send_checks (ConnectOp *op)
 
   for (guint i = 0; i < op->n_paths; i++)
     {
-      g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (&op->paths[i], op->family);
+      g_autoptr(GSocketAddress) to = NULL;
 
+      if (skip != NULL && rndz_addr_equal (&op->paths[i], skip))
+        continue;
+      to = rndz_addr_to_socket_address (&op->paths[i], op->family);
       if (to != NULL)
         rndz_udp_send (op->socket, to, buf, len, "check");
     }
@@ -646,9 +655,28 @@ op_udp_check_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->check_timer, g_source_unref);
-  op_udp_send_checks (op);
+  op_udp_send_checks (op, NULL);
   op->check_ms = MIN (op->check_ms * 2, CHECK_MAX_MS);
   op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_check_cb, op);
+  return G_SOURCE_REMOVE;
+}
+
+/* While our use goes where the peer's punch came from, the peer's other
+ * addresses are checked too, a little later: the punch shows only that
+ * the peer reaches us that way, and a firewall may let its datagrams
+ * out and ours not in. A confirm from another address before the use's
+ * answer takes that path instead. */
+static gboolean
+op_udp_other_checks_cb (gpointer user_data)
+{
+  ConnectOp *op = user_data;
+  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
+
+  g_clear_pointer (&op->other_checks, g_source_unref);
+  op_udp_send_checks (op, &op->chosen_addr);
+  op->other_checks_ms = MIN (op->other_checks_ms * 2, CHECK_MAX_MS);
+  op->other_checks = rndz_timeout_add (op->context, op->other_checks_ms,
+                                       op_udp_other_checks_cb, op);
   return G_SOURCE_REMOVE;
 }
 
@@ -757,6 +785,7 @@ op_udp_choose (ConnectOp      *op,
   op->chosen_addr = *addr;
   op->chosen_kind = kind;
   rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->other_checks);
   rndz_source_clear (&op->hard_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
 
@@ -773,6 +802,20 @@ op_udp_choose (ConnectOp      *op,
   op_udp_use_cb (op);
 }
 
+/* The path a punch nominated is given up: checks decide from now on */
+static void
+op_udp_drop_punched (ConnectOp *op)
+{
+  op->chosen_on_punch = 0;
+  op->punch_unanswered = TRUE;
+  rndz_source_clear (&op->other_checks);
+  rndz_source_clear (&op->check_timer);
+  rndz_source_clear (&op->chosen_source);
+  g_socket_close (op->chosen_socket, NULL);
+  g_clear_object (&op->chosen_socket);
+  op->phase = PHASE_CHECKING;
+}
+
 /* Our uses to the address the peer's punch came from got no answer:
  * check every address of the peer, as if no punch had come */
 static void
@@ -782,12 +825,7 @@ op_udp_unchoose (ConnectOp *op)
 
   g_debug ("No answer from “%s” at %s, where its punch came from: checking its addresses",
            op->peer_id, rndz_addr_format (&op->chosen_addr, text));
-  op->chosen_on_punch = 0;
-  op->punch_unanswered = TRUE;
-  rndz_source_clear (&op->chosen_source);
-  g_socket_close (op->chosen_socket, NULL);
-  g_clear_object (&op->chosen_socket);
-  op->phase = PHASE_CHECKING;
+  op_udp_drop_punched (op);
   op_udp_check_now (op);
 }
 
@@ -939,7 +977,12 @@ op_udp_read_one (GSocket           *socket,
         {
           op_udp_choose (op, op->socket, from, op->path_kinds[i]);
           if (op->phase == PHASE_NOMINATED)
-            op->chosen_on_punch = g_get_monotonic_time ();
+            {
+              op->chosen_on_punch = g_get_monotonic_time ();
+              op->other_checks_ms = CHECK_INITIAL_MS;
+              op->other_checks = rndz_timeout_add (op->context, op->other_checks_ms,
+                                                   op_udp_other_checks_cb, op);
+            }
         }
       else if (added)
         op_udp_check_now (op);
@@ -947,7 +990,12 @@ op_udp_read_one (GSocket           *socket,
     }
 
   /* The answer to a check: only from an address we checked, or from the
-   * peer's public address at a port we probed */
+   * peer's public address at a port we probed. While a punch's path is
+   * tried, a confirm from elsewhere takes over. */
+  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid &&
+      op->phase == PHASE_NOMINATED && op->chosen_on_punch != 0 &&
+      !rndz_addr_equal (from, &op->chosen_addr) && op_find_path (op, from) >= 0)
+    op_udp_drop_punched (op);
   if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid && op->phase < PHASE_NOMINATED)
     {
       i = op_find_path (op, from);

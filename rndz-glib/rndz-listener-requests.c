@@ -527,6 +527,32 @@ check_hand_over_listening (Check *check)
   answer_from_listening (listener, &addr, buf, len);
 }
 
+/* The requester's use came to @check: any other check socket of the
+ * same request that answered a use before is one the requester gave up
+ * (it moved on when our answers did not reach it, or when another of its
+ * checks was confirmed first). That socket goes, before its hand-over
+ * could give the application a second, dead socket for the requester. */
+static void
+check_forget_other_uses (Check *check)
+{
+  RndzListener *listener = check->listener;
+  g_autoptr(GPtrArray) given_up = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, listener->checks);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Check *other = value;
+
+      if (other != check && other->handover != NULL && other->tid == check->tid &&
+          g_str_equal (other->peer_id, check->peer_id))
+        g_ptr_array_add (given_up, &other->addr);
+    }
+  for (guint i = 0; i < given_up->len; i++)
+    g_hash_table_remove (listener->checks, g_ptr_array_index (given_up, i));
+}
+
 /* Answers a use of the requester from its check socket, the first and
  * every copy: an answer may be lost, and the requester sends its use
  * again until one comes. Returns FALSE if the check is to go, its use
@@ -544,6 +570,7 @@ check_answer_use (Check             *check,
   if (check->handover == NULL)
     {
       g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
+      check_forget_other_uses (check);
       listener_mark_reached (listener, check->peer_id, use->tid);
       hard_forget (listener, check->peer_id);
       rndz_source_clear (&check->punch_timer);

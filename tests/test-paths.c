@@ -750,6 +750,55 @@ test_listener_check_elsewhere (Fixture       *fixture,
 }
 
 static void
+test_listener_use_moved (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_lan = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+  g_autoptr(GSocketAddress) to_alice = NULL;
+  RndzAddr bob_addr, lan_addr, alice, a;
+  guint n_sockets = 0;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("The requester's use on one path, answered, then on another: alice "
+                  "gives the application the second path only, never the one the "
+                  "requester gave up");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  bob_lan = udp_on ("127.0.0.4", 0, &lan_addr);
+  bob_asks (fixture, bob, &bob_addr, &lan_addr, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+
+  /* The use from bob's public address is answered, and bob (as if the
+   * answer had not come) moves to its LAN address, and speaks there */
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 5000));
+  send_peer (bob_lan, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob_lan, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 5000));
+  to_alice = rndz_addr_to_socket_address (&alice, G_SOCKET_FAMILY_IPV4);
+  g_assert_cmpint (g_socket_send_to (bob_lan, to_alice, "data", 4, NULL, NULL), ==, 4);
+
+  /* Longer than alice waits for more uses before a hand-over */
+  for (gint64 end = g_get_monotonic_time () + 1000 * G_TIME_SPAN_MILLISECOND;
+       g_get_monotonic_time () < end;)
+    {
+      rndz_test_run_for (NULL, 20);
+      if (fixture->peer_socket != NULL)
+        {
+          n_sockets++;
+          g_clear_object (&remote);
+          remote = g_socket_get_remote_address (fixture->peer_socket, NULL);
+          g_clear_object (&fixture->peer_socket);
+        }
+    }
+  g_assert_cmpuint (n_sockets, ==, 1);
+  g_assert_true (rndz_addr_from_socket_address (&a, remote));
+  g_assert_true (rndz_addr_equal (&a, &lan_addr));
+}
+
+static void
 test_listener_spray_elsewhere (Fixture       *fixture,
                                gconstpointer  data)
 {
@@ -1092,6 +1141,43 @@ test_connect_punch_unanswered (Fixture       *fixture,
   assert_connected_to (fixture, &alice_addr);
 }
 
+static void
+test_connect_punch_one_way (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) alice = NULL;
+  g_autoptr(GSocket) alice_lan = NULL;
+  RndzAddr alice_addr, lan_addr, bob, from;
+  RndzMessage fsync, rsync, msg;
+  gint64 start;
+
+  g_test_summary ("A punch that came one way only (our uses to it are dropped): the "
+                  "checks to the target's other addresses go on meanwhile, and a confirm "
+                  "from one of them takes over well before the uses give up");
+
+  alice_lan = udp_on ("127.0.0.4", 0, &lan_addr);
+  alice = fake_register (fixture, "alice", &lan_addr, &alice_addr);
+  fixture->client = new_client (fixture, "bob");
+  rndz_client_connect_udp_async (fixture->client, "alice", NULL, connect_cb, fixture);
+
+  g_assert_true (recv_type (alice, RNDZ_MESSAGE_FSYNC, NULL, &fsync, 5000));
+  bob = fsync.addr;
+  start = g_get_monotonic_time ();
+  send_peer (alice, &bob, RNDZ_MESSAGE_RSYNC, fsync.tid, "alice", "bob");
+  init_msg (&rsync, RNDZ_MESSAGE_RSYNC, fsync.tid, "alice", "bob");
+  send_msg (alice, &fixture->server_addr, &rsync);
+
+  /* What bob sends to alice's public address is lost; on the LAN, a
+   * check gets its confirm, and the use there its answer */
+  g_assert_true (recv_check_or_use (alice_lan, &from, &msg, 2000));
+  g_assert_cmpstr (rndz_message_type_to_string (msg.type), ==, "check");
+  send_peer (alice_lan, &bob, RNDZ_MESSAGE_CONFIRM, msg.tid, "alice", "bob");
+  g_assert_true (recv_from_port (alice_lan, RNDZ_MESSAGE_USE, bob.port, NULL, &msg, 2000));
+  send_peer (alice_lan, &bob, RNDZ_MESSAGE_USE, msg.tid, "alice", "bob");
+  assert_connected_to (fixture, &lan_addr);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 600 * G_TIME_SPAN_MILLISECOND);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1102,10 +1188,12 @@ main (int   argc,
   ADD ("/paths/connect/confirm-unchecked", test_connect_confirm_unchecked);
   ADD ("/paths/connect/punch-use", test_connect_punch_use);
   ADD ("/paths/connect/punch-unanswered", test_connect_punch_unanswered);
+  ADD ("/paths/connect/punch-one-way", test_connect_punch_one_way);
   ADD ("/paths/connect/use-elsewhere", test_connect_use_elsewhere);
   ADD ("/paths/connect/probe-elsewhere", test_connect_probe_elsewhere);
   ADD ("/paths/connect/spray-elsewhere", test_connect_spray_elsewhere);
   ADD ("/paths/listener/check-elsewhere", test_listener_check_elsewhere);
+  ADD ("/paths/listener/use-moved", test_listener_use_moved);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
   ADD ("/paths/listener/probes-per-requester", test_listener_probes_per_requester);
