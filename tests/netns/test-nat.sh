@@ -10,6 +10,10 @@
 #   RNDZ_NETNS_KEEP=1    keep the logs (their directory is printed)
 #   RNDZ_NETNS_REPORT=FILE  write a markdown table of the rendezvous cases
 #                        (NATs, transport, path, time to connect) to FILE
+#   RNDZ_NETNS_ONLY=loss only the two cases with loss (12-13)
+#   RNDZ_NETNS_ONLY=timings  no tests: the times to connect through every
+#                        pair of NATs, with and without loss, measured
+#                        (nat-timings.sh; by hand, not in the suite)
 #
 # Topology, seven namespaces named rndz-PID-RANDOM-*, nothing outside them:
 #
@@ -476,6 +480,11 @@ setup_topology
 N_TESTS=50
 # Only the cases with loss, for measuring them
 [ "${RNDZ_NETNS_ONLY:-}" = loss ] && N_TESTS=2
+if [ "${RNDZ_NETNS_ONLY:-}" = timings ]; then
+  # shellcheck source=nat-timings.sh
+  . "$HERE/nat-timings.sh"
+  N_TESTS=$(timings_plan)
+fi
 echo "1..$N_TESTS"
 echo "# namespaces $PREFIX-*, firewall with $IPT and $IP6T"
 
@@ -523,6 +532,11 @@ if [ "${RNDZ_NETNS_ONLY:-}" = loss ]; then
   for measure in "${LOSS_MEASURES[@]}"; do
     echo "# loss: $measure"
   done
+  [ "$T" = "$N_TESTS" ] || bail_out "ran $T tests, planned $N_TESTS"
+  exit 0
+fi
+if [ "${RNDZ_NETNS_ONLY:-}" = timings ]; then
+  timings_main
   [ "$T" = "$N_TESTS" ] || bail_out "ran $T tests, planned $N_TESTS"
   exit 0
 fi
