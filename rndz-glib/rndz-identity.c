@@ -49,6 +49,8 @@ struct _RndzIdentity
   char *path;
   RndzIdentityKeys *keys;
   char *fingerprint;
+  /* Made on first use: see identity_certificate() */
+  gsize certificate_made;
   GTlsCertificate *certificate;
 };
 
@@ -69,16 +71,25 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (RndzIdentity, rndz_identity, G_TYPE_OBJECT,
                                                       rndz_identity_initable_iface_init))
 
 /* The certificate for GIO's TLS needs GIO's TLS backend (glib-networking),
- * which DTLS does not: without it an identity still serves DTLS */
-static void
-make_tls_certificate (RndzIdentity *identity)
+ * which DTLS does not: without it an identity still serves DTLS. It is
+ * made when first asked for, not with the identity: loading the backend
+ * (a GIO module, its GTypes, and parsing the key again) is most of what
+ * a DTLS connector spends beyond a plain one, and only TLS needs it.
+ * Once, whichever thread asks first. */
+static GTlsCertificate *
+identity_certificate (RndzIdentity *identity)
 {
-  g_autoptr(GError) error = NULL;
+  if (g_once_init_enter (&identity->certificate_made))
+    {
+      g_autoptr(GError) error = NULL;
 
-  identity->certificate = g_tls_certificate_new_from_pem (rndz_identity_keys_get_pem (identity->keys),
-                                                          -1, &error);
-  if (identity->certificate == NULL)
-    g_debug ("No GTlsCertificate for identity %s: %s", identity->fingerprint, error->message);
+      identity->certificate = g_tls_certificate_new_from_pem (rndz_identity_keys_get_pem (identity->keys),
+                                                              -1, &error);
+      if (identity->certificate == NULL)
+        g_debug ("No GTlsCertificate for identity %s: %s", identity->fingerprint, error->message);
+      g_once_init_leave (&identity->certificate_made, 1);
+    }
+  return identity->certificate;
 }
 
 static gboolean
@@ -104,7 +115,6 @@ rndz_identity_initable_init (GInitable     *initable,
   der = rndz_identity_keys_get_der (identity->keys);
   der_data = g_bytes_get_data (der, &der_len);
   identity->fingerprint = rndz_fingerprint_of_der (der_data, der_len);
-  make_tls_certificate (identity);
   return TRUE;
 }
 
@@ -149,7 +159,7 @@ rndz_identity_get_property (GObject    *object,
       g_value_set_string (value, identity->fingerprint);
       break;
     case PROP_CERTIFICATE:
-      g_value_set_object (value, identity->certificate);
+      g_value_set_object (value, identity->keys != NULL ? identity_certificate (identity) : NULL);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -336,7 +346,7 @@ rndz_identity_get_certificate (RndzIdentity *identity)
   g_return_val_if_fail (RNDZ_IS_IDENTITY (identity), NULL);
   g_return_val_if_fail (identity->keys != NULL, NULL);
 
-  return identity->certificate;
+  return identity_certificate (identity);
 }
 
 #ifdef RNDZ_HAVE_TLS

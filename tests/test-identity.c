@@ -139,6 +139,40 @@ test_new (void)
   g_assert_cmpstr (rndz_identity_get_fingerprint (a), !=, rndz_identity_get_fingerprint (b));
 }
 
+/* In a process of its own: whether GIO's TLS backend is loaded is a
+ * matter of the whole process */
+static void
+test_certificate_lazy (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(RndzIdentity) identity = NULL;
+  g_autoptr(GTlsCertificate) property = NULL;
+
+  if (!g_test_subprocess ())
+    {
+      g_test_summary ("An identity loads GIO's TLS backend (glib-networking) only when its "
+                      "certificate is asked for: DTLS does without it");
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  identity = rndz_identity_new (&error);
+  g_assert_no_error (error);
+  g_assert_nonnull (rndz_identity_get_credentials (identity));
+  g_assert_cmpuint (g_type_from_name ("GTlsBackendGnutls"), ==, 0);
+
+  if (rndz_identity_get_certificate (identity) == NULL)
+    {
+      g_test_skip ("No TLS backend (glib-networking) to load");
+      return;
+    }
+  g_assert_cmpuint (g_type_from_name ("GTlsBackendGnutls"), !=, 0);
+  /* Made once: the property gives the same one */
+  g_object_get (identity, "certificate", &property, NULL);
+  g_assert_true (property == rndz_identity_get_certificate (identity));
+}
+
 static void
 test_file_create (Fixture       *fixture,
                   gconstpointer  data)
@@ -385,6 +419,7 @@ main (int argc, char *argv[])
   g_test_summary ("Identities: keys and certificates, their files, fingerprints");
 
   g_test_add_func ("/identity/new", test_new);
+  g_test_add_func ("/identity/certificate-lazy", test_certificate_lazy);
   g_test_add ("/identity/file/create", Fixture, NULL, fixture_set_up, test_file_create, fixture_tear_down);
   g_test_add ("/identity/file/corrupt", Fixture, NULL, fixture_set_up, test_file_corrupt, fixture_tear_down);
   g_test_add ("/identity/file/errors", Fixture, NULL, fixture_set_up, test_file_errors, fixture_tear_down);

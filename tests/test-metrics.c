@@ -7,9 +7,11 @@
  */
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rndz-test-program.h"
 #include "rndz-test-util.h"
@@ -252,6 +254,48 @@ test_bad_address (void)
   g_assert_nonnull (strstr (err, "localhost:9100"));
 }
 
+/* What the dynamic loader said it opened, with LD_DEBUG=libs */
+static const char * const ld_debug_env[] = { "LD_DEBUG", "libs", NULL };
+
+static void
+test_loaded_on_demand (void)
+{
+  g_autofree char *err_path = NULL, *loaded = NULL;
+  g_autofree char *address = NULL, *url = NULL, *out = NULL, *err = NULL;
+  const char *server_argv[] = { rndz_test_tool_path (), "server", "--listen-addr", "127.0.0.1:0",
+                                "--metrics-addr", "127.0.0.1:0", NULL };
+  /* [5]: the server's address */
+  const char *connector_argv[] = { rndz_test_tool_path (), "client", "--id", "bob",
+                                   "--server-addr", NULL, "--remote-peer", "nobody",
+                                   "--insecure", NULL };
+  g_autoptr(RndzTestProgram) server = NULL;
+  g_autoptr(GError) error = NULL;
+  int fd;
+
+  g_test_summary ("rndz opens libsoup only for --metrics-addr: a connector does not load "
+                  "it (nor SQLite, Kerberos and the rest that come with it)");
+
+  fd = g_file_open_tmp ("rndz-metrics-XXXXXX.log", &err_path, &error);
+  g_assert_no_error (error);
+  close (fd);
+  server = rndz_test_program_start (server_argv, ld_debug_env, err_path, NULL);
+  address = read_after (server, "Listening on ");
+  url = read_after (server, "Metrics on ");
+  g_assert_cmpuint (http_get (url, NULL, NULL), ==, 200);
+  g_assert_true (g_file_get_contents (err_path, &loaded, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (loaded, "libsoup-3.0.so"));
+
+  connector_argv[5] = address;
+  g_assert_cmpint (rndz_test_run_program (connector_argv, ld_debug_env, &out, &err), ==, 1);
+  /* The loader did speak: this is not an empty log */
+  g_assert_nonnull (strstr (err, "libglib-2.0.so"));
+  g_assert_null (strstr (err, "libsoup"));
+
+  g_assert_cmpint (rndz_test_program_stop (server, SIGTERM), ==, 0);
+  g_unlink (err_path);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -267,6 +311,7 @@ main (int   argc,
   g_test_add_func ("/metrics/scrape", test_scrape);
   g_test_add_func ("/metrics/connection-cap", test_connection_cap);
   g_test_add_func ("/metrics/bad-address", test_bad_address);
+  g_test_add_func ("/metrics/loaded-on-demand", test_loaded_on_demand);
 
   return g_test_run ();
 }

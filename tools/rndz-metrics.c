@@ -7,7 +7,9 @@
  * SoupServer on the thread-default main context, the server's. Every
  * other path is 404. The library does not depend on libsoup: only this
  * program does, and only when built with it (meson option "metrics");
- * without it, rndz_metrics_new() says so. doc/metrics.md lists the
+ * without it, rndz_metrics_new() says so. Even then the program is not
+ * linked with libsoup: rndz-soup.c opens it when metrics are first asked
+ * for, so that `rndz client` does not load it. doc/metrics.md lists the
  * metrics and what to alert on.
  */
 
@@ -16,7 +18,7 @@
 #include <glib/gi18n.h>
 
 #if RNDZ_HAVE_METRICS
-#include <libsoup/soup.h>
+#include "rndz-soup.h"
 #endif
 
 #include "rndz-metrics.h"
@@ -212,6 +214,7 @@ rndz_metrics_format (RndzServer *server)
  * counted. */
 struct _RndzMetrics
 {
+  const RndzSoupApi *api;
   RndzServer *server;
   SoupServer *soup;
   GSocketService *service;
@@ -227,31 +230,32 @@ metrics_request_cb (SoupServer        *soup,
                     gpointer           user_data)
 {
   RndzMetrics *metrics = user_data;
-  const char *method = soup_server_message_get_method (msg);
+  const RndzSoupApi *api = metrics->api;
+  const char *method = api->server_message_get_method (msg);
+  SoupMessageHeaders *headers = api->server_message_get_response_headers (msg);
   char *body;
 
   /* SoupServer keeps no connection alive that it did not accept itself:
    * say so, so that clients do not send a second request into a closed
    * connection */
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
-                                "close");
+  api->message_headers_replace (headers, "Connection", "close");
 
   if (!g_str_equal (path, "/metrics"))
     {
-      soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+      api->server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
       return;
     }
-  if (!g_str_equal (method, SOUP_METHOD_GET) && !g_str_equal (method, SOUP_METHOD_HEAD))
+  /* Not SOUP_METHOD_GET: that macro reads a variable of libsoup's */
+  if (!g_str_equal (method, "GET") && !g_str_equal (method, "HEAD"))
     {
-      soup_message_headers_append (soup_server_message_get_response_headers (msg), "Allow",
-                                   "GET, HEAD");
-      soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+      api->message_headers_append (headers, "Allow", "GET, HEAD");
+      api->server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
       return;
     }
 
   body = rndz_metrics_format (metrics->server);
-  soup_server_message_set_response (msg, CONTENT_TYPE, SOUP_MEMORY_TAKE, body, strlen (body));
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  api->server_message_set_response (msg, CONTENT_TYPE, SOUP_MEMORY_TAKE, body, strlen (body));
+  api->server_message_set_status (msg, SOUP_STATUS_OK, NULL);
 }
 
 /* A connection is gone: SoupServer dropped it */
@@ -283,8 +287,8 @@ incoming_cb (GSocketService    *service,
 
   remote = g_socket_connection_get_remote_address (connection, NULL);
   if (remote == NULL ||
-      !soup_server_accept_iostream (metrics->soup, G_IO_STREAM (connection),
-                                    metrics->local_address, remote, &error))
+      !metrics->api->server_accept_iostream (metrics->soup, G_IO_STREAM (connection),
+                                             metrics->local_address, remote, &error))
     {
       g_debug ("Metrics: cannot serve a connection: %s", error != NULL ? error->message : "no address");
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
@@ -309,12 +313,18 @@ rndz_metrics_new (RndzServer      *server,
                   GSocketAddress  *address,
                   GError         **error)
 {
-  g_autoptr(RndzMetrics) metrics = g_new0 (RndzMetrics, 1);
+  const RndzSoupApi *api = rndz_soup_api (error);
+  g_autoptr(RndzMetrics) metrics = NULL;
 
+  if (api == NULL)
+    return NULL;
+
+  metrics = g_new0 (RndzMetrics, 1);
+  metrics->api = api;
   metrics->server = g_object_ref (server);
   metrics->connections = g_hash_table_new (NULL, NULL);
-  metrics->soup = soup_server_new ("server-header", "rndz", NULL);
-  soup_server_add_handler (metrics->soup, NULL, metrics_request_cb, metrics, NULL);
+  metrics->soup = api->server_new ("server-header", "rndz", NULL);
+  api->server_add_handler (metrics->soup, NULL, metrics_request_cb, metrics, NULL);
 
   metrics->service = g_socket_service_new ();
   if (!g_socket_listener_add_address (G_SOCKET_LISTENER (metrics->service), address,
@@ -344,7 +354,7 @@ rndz_metrics_free (RndzMetrics *metrics)
   while (g_hash_table_iter_next (&iter, &connection, NULL))
     g_object_weak_unref (connection, connection_gone_cb, metrics);
   g_hash_table_unref (metrics->connections);
-  soup_server_disconnect (metrics->soup);
+  metrics->api->server_disconnect (metrics->soup);
   g_object_unref (metrics->soup);
   g_clear_object (&metrics->local_address);
   g_object_unref (metrics->server);

@@ -14,7 +14,14 @@
  * ECDSA key and a certificate) and runs the handshake: the difference of
  * the medians is what encrypting by default costs a script.
  *
- *   bench-cli [-n ITERATIONS] [--pause-ms MS] [--check]
+ *   bench-cli [-n ITERATIONS] [--pause-ms MS] [--compare-tool PATH] [--check]
+ *
+ * With --compare-tool, a second rndz (say, one built before a change)
+ * runs the same clients against the same server and listeners, each of
+ * its runs right after the same run of the first tool, and its
+ * `rndz --version` in turn with the first one's: the two columns share
+ * whatever the machine does meanwhile. Its lines are marked "(cmp)". With
+ * -n 100 that is 800 runs: give it --time-limit 600.
  *
  * Runs start at least --pause-ms apart (default 520), the four kinds in
  * turn: every run comes from 127.0.0.1, and the server lets one address
@@ -72,13 +79,14 @@ kind_is_secure (Kind kind)
 /* `rndz client --id ID --server-addr ADDRESS`, and the options of @kind,
  * then @extra (NULL-terminated, or NULL) */
 static GPtrArray *
-client_argv (Kind                kind,
+client_argv (const char         *tool,
+             Kind                kind,
              const char         *id,
              const char         *server_addr,
              const char * const *extra)
 {
   GPtrArray *argv = g_ptr_array_new ();
-  const char *head[] = { bench_tool_path (), "client", "--id", id, "--server-addr", server_addr };
+  const char *head[] = { tool, "client", "--id", id, "--server-addr", server_addr };
 
   for (guint i = 0; i < G_N_ELEMENTS (head); i++)
     g_ptr_array_add (argv, (gpointer) head[i]);
@@ -95,12 +103,21 @@ client_argv (Kind                kind,
 extern char **environ;
 
 static gint opt_pause_ms = 520;
+static char *opt_compare_tool = NULL;
 
 static const GOptionEntry entries[] = {
   { "pause-ms", 0, 0, G_OPTION_ARG_INT, &opt_pause_ms,
-    "Start runs at least MS apart (default 60)", "MS" },
+    "Start runs at least MS apart (default 520)", "MS" },
+  { "compare-tool", 0, 0, G_OPTION_ARG_FILENAME, &opt_compare_tool,
+    "Time the runs of a second rndz too, interleaved with the first one's", "PATH" },
   { NULL }
 };
+
+/* The tools timed: the one under test, and the one it is compared with */
+enum { TOOL_MAIN, TOOL_COMPARED, MAX_TOOLS };
+
+static const char *tools[MAX_TOOLS];
+static guint n_tools = 1;
 
 /* Runs @argv to completion; returns the wall time in µs, or < 0. The
  * first line of its output goes to @output. */
@@ -188,19 +205,38 @@ measure_baseline (const char * const *argv,
   return TRUE;
 }
 
-/* Run @i against the listener of @kind */
+/* `rndz --version` of each tool, in turn */
+static gboolean
+measure_versions (BenchSamples   spawn_version[MAX_TOOLS],
+                  GError       **error)
+{
+  for (guint i = 0; i < BASELINE_ITERATIONS; i++)
+    for (guint t = 0; t < n_tools; t++)
+      {
+        const char *argv[] = { tools[t], "--version", NULL };
+        gdouble us = time_process (argv, NULL, error);
+
+        if (us < 0)
+          return FALSE;
+        bench_samples_add (&spawn_version[t], us);
+      }
+  return TRUE;
+}
+
+/* Run @i of @tool against the listener of @kind */
 static gdouble
-run_client (const char  *server_addr,
+run_client (guint        tool,
+            const char  *server_addr,
             Kind         kind,
             guint        i,
             GError     **error)
 {
-  g_autofree char *id = g_strdup_printf ("%s-%u", kind_ids[kind], i);
+  g_autofree char *id = g_strdup_printf ("%s-%u-%u", kind_ids[kind], i, tool);
   g_autofree char *message = g_strdup_printf ("hello %u", i);
   g_autofree char *output = NULL;
   const char *extra[] = { "--remote-peer", kind_ids[kind], "--message", message,
                           "--timeout", RUN_TIMEOUT_S, NULL };
-  g_autoptr(GPtrArray) argv = client_argv (kind, id, server_addr, extra);
+  g_autoptr(GPtrArray) argv = client_argv (tools[tool], kind, id, server_addr, extra);
   gdouble us = time_process ((const char * const *) argv->pdata, &output, error);
 
   if (us >= 0 && g_strcmp0 (output, message) != 0)
@@ -217,24 +253,25 @@ run_client (const char  *server_addr,
 static gboolean
 measure_clients (const char    *server_addr,
                  guint          n,
-                 BenchSamples   samples[N_KINDS],
+                 BenchSamples   samples[MAX_TOOLS][N_KINDS],
                  GError       **error)
 {
   gint64 next_start_ns = 0;
 
   for (guint i = 0; i < n; i++)
     for (Kind kind = 0; kind < N_KINDS; kind++)
-      {
-        gdouble us;
+      for (guint t = 0; t < n_tools; t++)
+        {
+          gdouble us;
 
-        pause_until (next_start_ns);
-        next_start_ns = bench_now_ns () + (gint64) opt_pause_ms * 1000000;
+          pause_until (next_start_ns);
+          next_start_ns = bench_now_ns () + (gint64) opt_pause_ms * 1000000;
 
-        us = run_client (server_addr, kind, i, error);
-        if (us < 0)
-          return FALSE;
-        bench_samples_add (&samples[kind], us);
-      }
+          us = run_client (t, server_addr, kind, i, error);
+          if (us < 0)
+            return FALSE;
+          bench_samples_add (&samples[t][kind], us);
+        }
   return TRUE;
 }
 
@@ -244,7 +281,8 @@ start_listener (BenchChild  *child,
                 Kind         kind,
                 GError     **error)
 {
-  g_autoptr(GPtrArray) argv = client_argv (kind, kind_ids[kind], server_addr, NULL);
+  g_autoptr(GPtrArray) argv = client_argv (tools[TOOL_MAIN], kind, kind_ids[kind], server_addr,
+                                           NULL);
   g_autofree char *line = NULL;
 
   if (!bench_spawn (child, (const char * const *) argv->pdata, error))
@@ -253,25 +291,58 @@ start_listener (BenchChild  *child,
   return line != NULL && bench_parse_registered_port (line) != 0;
 }
 
+/* "NAME", or "NAME (cmp)" for the second tool */
 static void
-report (BenchSamples  samples[N_KINDS],
-        BenchSamples *spawn_version)
+report_tool (guint         tool,
+             const char   *name,
+             BenchSamples *samples)
 {
+  g_autofree char *label = tool == TOOL_MAIN ? g_strdup (name) : g_strdup_printf ("%s (cmp)", name);
+
+  bench_report (label, samples);
+}
+
+static void
+report_figures (guint         tool,
+                BenchSamples  samples[N_KINDS],
+                BenchSamples *spawn_version)
+{
+  const char *suffix = tool == TOOL_MAIN ? "" : " (cmp)";
   gdouble udp = bench_samples_median (&samples[KIND_UDP]);
   gdouble tcp = bench_samples_median (&samples[KIND_TCP]);
   gdouble udp_secure = bench_samples_median (&samples[KIND_UDP_SECURE]);
   gdouble tcp_secure = bench_samples_median (&samples[KIND_TCP_SECURE]);
+  gdouble version = bench_samples_median (spawn_version);
 
-  bench_report ("rndz client --remote-peer --insecure (UDP)", &samples[KIND_UDP]);
-  bench_report ("rndz client --remote-peer --insecure --tcp", &samples[KIND_TCP]);
-  bench_report ("rndz client --remote-peer (UDP, DTLS)", &samples[KIND_UDP_SECURE]);
-  bench_report ("rndz client --remote-peer --tcp (TLS)", &samples[KIND_TCP_SECURE]);
-  bench_figure ("UDP run minus rndz --version (medians)", "%.1f us",
-                udp - bench_samples_median (spawn_version));
-  bench_figure ("TCP run minus rndz --version (medians)", "%.1f us",
-                tcp - bench_samples_median (spawn_version));
-  bench_figure ("UDP: secure run minus plain run (medians)", "%.1f us", udp_secure - udp);
-  bench_figure ("TCP: secure run minus plain run (medians)", "%.1f us", tcp_secure - tcp);
+  g_print ("medians%s:\n", suffix);
+  bench_figure ("UDP run minus rndz --version", "%.1f us", udp - version);
+  bench_figure ("TCP run minus rndz --version", "%.1f us", tcp - version);
+  bench_figure ("UDP (DTLS) run minus rndz --version", "%.1f us", udp_secure - version);
+  bench_figure ("TCP (TLS) run minus rndz --version", "%.1f us", tcp_secure - version);
+  bench_figure ("UDP: secure run minus plain run", "%.1f us", udp_secure - udp);
+  bench_figure ("TCP: secure run minus plain run", "%.1f us", tcp_secure - tcp);
+}
+
+static void
+report (BenchSamples  samples[MAX_TOOLS][N_KINDS],
+        BenchSamples  spawn_version[MAX_TOOLS])
+{
+  const char * const names[N_KINDS] = {
+    "client --remote-peer --insecure (UDP)",
+    "client --remote-peer --insecure --tcp",
+    "client --remote-peer (UDP, DTLS)",
+    "client --remote-peer --tcp (TLS)",
+  };
+  gdouble udp = bench_samples_median (&samples[TOOL_MAIN][KIND_UDP]);
+  gdouble tcp = bench_samples_median (&samples[TOOL_MAIN][KIND_TCP]);
+
+  for (guint t = 0; t < n_tools; t++)
+    report_tool (t, "baseline: rndz --version", &spawn_version[t]);
+  for (Kind kind = 0; kind < N_KINDS; kind++)
+    for (guint t = 0; t < n_tools; t++)
+      report_tool (t, names[kind], &samples[t][kind]);
+  for (guint t = 0; t < n_tools; t++)
+    report_figures (t, samples[t], &spawn_version[t]);
 
   bench_target (udp < 10000.0, "rndz client --insecure, UDP: median %.1f ms < 10 ms", udp / 1000);
   bench_target (tcp < 15000.0, "rndz client --insecure, TCP: median %.1f ms < 15 ms", tcp / 1000);
@@ -281,11 +352,10 @@ int
 main (int    argc,
       char **argv)
 {
-  const char *version_argv[] = { bench_tool_path (), "--version", NULL };
   const char *true_argv[] = { "/bin/true", NULL };
   const char *server_argv[] = { bench_tool_path (), "server", "--listen-addr", "127.0.0.1:0", NULL };
   BenchChild server = { 0 }, listeners[N_KINDS] = { { 0 } };
-  BenchSamples spawn_true, spawn_version, samples[N_KINDS];
+  BenchSamples spawn_true, spawn_version[MAX_TOOLS], samples[MAX_TOOLS][N_KINDS];
   g_autoptr(GError) error = NULL;
   g_autofree char *line = NULL;
   g_autofree char *server_addr = NULL;
@@ -294,13 +364,21 @@ main (int    argc,
 
   bench_init (&argc, &argv, "rndz client --remote-peer, as a whole process", entries, 300);
   n = bench_iterations (DEFAULT_ITERATIONS);
+  tools[TOOL_MAIN] = bench_tool_path ();
+  if (opt_compare_tool != NULL)
+    tools[n_tools++] = opt_compare_tool;
 
   bench_header ("3. Command line end to end: rndz client --remote-peer");
-  g_print ("tool: %s\n", bench_tool_path ());
+  g_print ("tool: %s\n", tools[TOOL_MAIN]);
+  if (n_tools > 1)
+    g_print ("compared with: %s\n", tools[TOOL_COMPARED]);
   bench_samples_init (&spawn_true);
-  bench_samples_init (&spawn_version);
-  for (Kind kind = 0; kind < N_KINDS; kind++)
-    bench_samples_init (&samples[kind]);
+  for (guint t = 0; t < MAX_TOOLS; t++)
+    {
+      bench_samples_init (&spawn_version[t]);
+      for (Kind kind = 0; kind < N_KINDS; kind++)
+        bench_samples_init (&samples[t][kind]);
+    }
 
   if (!bench_spawn (&server, server_argv, &error) ||
       (line = bench_child_read_line (&server, 5000, &error)) == NULL)
@@ -312,26 +390,27 @@ main (int    argc,
       goto out;
 
   if (!measure_baseline (true_argv, &spawn_true, &error) ||
-      !measure_baseline (version_argv, &spawn_version, &error) ||
+      !measure_versions (spawn_version, &error) ||
       !measure_clients (server_addr, n, samples, &error))
     goto out;
 
   bench_report_header ("wall time per process, microseconds");
   bench_report ("baseline: /bin/true", &spawn_true);
-  bench_report ("baseline: rndz --version", &spawn_version);
-  report (samples, &spawn_version);
+  report (samples, spawn_version);
   status = bench_exit_status ();
 
 out:
   if (error != NULL)
     g_printerr ("bench-cli: %s\n", error->message);
   for (Kind kind = 0; kind < N_KINDS; kind++)
+    bench_child_stop (&listeners[kind]);
+  for (guint t = 0; t < MAX_TOOLS; t++)
     {
-      bench_child_stop (&listeners[kind]);
-      bench_samples_clear (&samples[kind]);
+      bench_samples_clear (&spawn_version[t]);
+      for (Kind kind = 0; kind < N_KINDS; kind++)
+        bench_samples_clear (&samples[t][kind]);
     }
   bench_child_stop (&server);
   bench_samples_clear (&spawn_true);
-  bench_samples_clear (&spawn_version);
   return status;
 }
