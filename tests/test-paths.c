@@ -938,6 +938,50 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   g_assert_cmpstr (fixture->peer_id, ==, "bob");
 }
 
+/* Through loss the requester's use frame, the first data of the
+ * connection, may come only with TCP's retransmission: 3 s after a lost
+ * SYN (RFC 6298's fallback RTO), 6 s more when that is lost too. The
+ * requester took the connection when it sent the frame: closing it
+ * before then leaves it a connection that carries nothing. */
+#define USE_LATE_MS 5500
+
+static void
+test_listener_tcp_use_late (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_again = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  RndzMessage msg;
+  guint16 port, bob_port;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("alice waits for a TCP requester's use frame longer than TCP takes "
+                  "to send it again after a loss");
+
+  port = alice_listens (fixture, RNDZ_TRANSPORT_TCP);
+  rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
+
+  bob = tcp_from ("127.0.0.1", 0, TRUE);
+  local = g_socket_get_local_address (bob, NULL);
+  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  tcp_connect (bob, rndz_server_get_port (fixture->server));
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+
+  /* The connection opens; its use frame comes late */
+  bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
+  tcp_connect (bob_again, port);
+  rndz_test_run_for (NULL, USE_LATE_MS);
+  g_assert_false (fixture->done);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  tcp_send_msg (bob_again, &msg);
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  g_assert_cmpstr (fixture->peer_id, ==, "bob");
+}
+
 /* The listener's probes: per requester, and not again for a new request */
 
 /* How long the listener's probes take at their pace, and then some */
@@ -1004,6 +1048,7 @@ main (int   argc,
   ADD ("/paths/listener/check-elsewhere", test_listener_check_elsewhere);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
+  ADD ("/paths/listener/tcp-use-late", test_listener_tcp_use_late);
   ADD ("/paths/listener/probes-per-requester", test_listener_probes_per_requester);
 #undef ADD
 
