@@ -31,5 +31,12 @@ RndzConnectAttempt *rndz_connect_attempt_new  (GSocket         *socket,
                                                RndzConnectFunc  func,
                                                gpointer         user_data);
 void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
+void                rndz_connect_attempt_hand_over (GSocket *socket);
+gboolean            rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt);
+
+/* Towards a server, a SYN that met no answer goes again from a new socket
+ * on the same port this often, instead of after the kernel's 1 s
+ * (rndz_connect_attempt_unanswered()) */
+#define RNDZ_CONNECT_REDIAL_MS 250
 
 G_END_DECLS

@@ -225,6 +225,7 @@ use_read_cb (GObject      *source,
 
       /* The requester keeps this one: the others towards it are moot */
       g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
+      rndz_connect_attempt_hand_over (socket);
       rndz_listener_deliver (listener, pending->peer_id,
                              rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
                              socket, pending->path);
