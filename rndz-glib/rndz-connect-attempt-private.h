@@ -33,6 +33,8 @@ RndzConnectAttempt *rndz_connect_attempt_new  (GSocket         *socket,
 void                rndz_connect_attempt_free (RndzConnectAttempt *attempt);
 void                rndz_connect_attempt_hand_over (GSocket *socket);
 gboolean            rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt);
+void                rndz_connect_attempt_syn_only (GSocket        *socket,
+                                                   const RndzAddr *to);
 
 /* Towards a server, a SYN that met no answer goes again from a new socket
  * on the same port this often, instead of after the kernel's 1 s

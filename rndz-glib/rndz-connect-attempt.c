@@ -184,3 +184,22 @@ rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt)
 #endif
 }
 
+/*
+ * rndz_connect_attempt_syn_only:
+ *
+ * Sends one SYN from @socket towards @to, and closes @socket: a socket
+ * closed before any answer came sends nothing more. What is left is the
+ * mapping the SYN opened in our NAT's connection tracking, which a later
+ * SYN on the same ports (with another sequence number) takes over.
+ */
+void
+rndz_connect_attempt_syn_only (GSocket        *socket,
+                               const RndzAddr *to)
+{
+  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, g_socket_get_family (socket));
+
+  g_socket_set_blocking (socket, FALSE);
+  if (address != NULL)
+    g_socket_connect (socket, address, NULL, NULL);
+  g_socket_close (socket, NULL);
+}
