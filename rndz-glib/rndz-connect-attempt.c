@@ -38,11 +38,10 @@ struct _RndzConnectAttempt
  * 3 s, two chances. Where the kernel lets a socket cap its RTO at 1 s
  * (Linux 6.15), three, and the first data of the connection (the use
  * frame) goes again within 1 s too, not after the 3 s RTO that follows a
- * lost SYN. The cap stays until the application gets the connection
- * (rndz_connect_attempt_hand_over()). Elsewhere the option fails: the
- * kernel's own pace. */
-static void
-limit_rto (GSocket *socket)
+ * lost SYN. The cap is lifted by rndz_connect_attempt_hand_over().
+ * Elsewhere the option fails: the kernel's own pace. */
+void
+rndz_connect_attempt_limit_rto (GSocket *socket)
 {
 #ifdef __linux__
   int saved;
@@ -56,22 +55,68 @@ limit_rto (GSocket *socket)
 #endif
 }
 
+typedef struct
+{
+  GWeakRef socket;
+  int saved;
+} RtoRestore;
+
+static void
+rto_restore_free (RtoRestore *restore)
+{
+  g_weak_ref_clear (&restore->socket);
+  g_free (restore);
+}
+
+static gboolean
+rto_restore_cb (gpointer user_data)
+{
+  RtoRestore *restore = user_data;
+  g_autoptr(GSocket) socket = g_weak_ref_get (&restore->socket);
+
+  if (socket != NULL && !g_socket_is_closed (socket))
+    g_socket_set_option (socket, IPPROTO_TCP, TCP_RTO_MAX_MS, restore->saved, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 /*
  * rndz_connect_attempt_hand_over:
+ * @context: where the cap is lifted after @after_ms
+ * @after_ms: 0 to lift it at once
  *
- * The connection goes to the application: its RTO may grow as the
- * kernel's default lets it again (a cap of 1 s would make an outage
- * fail the connection within seconds). A retransmission already due
- * keeps its time.
+ * The connection goes to the application: its RTO may grow again as far
+ * as the kernel lets it (a cap of 1 s would fail a connection within
+ * seconds of an outage), after @after_ms. Between peers, the first data
+ * are often the ones that matter most (the use frame, the application's
+ * first message), and their RTO after a lost SYN is 3 s, then 6 s: the
+ * cap stays a while for them. The socket is not kept alive for it.
  */
 void
-rndz_connect_attempt_hand_over (GSocket *socket)
+rndz_connect_attempt_hand_over (GSocket      *socket,
+                                GMainContext *context,
+                                guint         after_ms)
 {
 #ifdef __linux__
   int saved = GPOINTER_TO_INT (g_object_steal_data (G_OBJECT (socket), SAVED_RTO_MAX_KEY));
+  RtoRestore *restore;
+  GSource *source;
 
-  if (saved > 0)
-    g_socket_set_option (socket, IPPROTO_TCP, TCP_RTO_MAX_MS, saved, NULL);
+  if (saved <= 0)
+    return;
+  if (after_ms == 0)
+    {
+      g_socket_set_option (socket, IPPROTO_TCP, TCP_RTO_MAX_MS, saved, NULL);
+      return;
+    }
+
+  restore = g_new0 (RtoRestore, 1);
+  g_weak_ref_init (&restore->socket, socket);
+  restore->saved = saved;
+  source = g_timeout_source_new (after_ms);
+  g_source_set_callback (source, rto_restore_cb, restore, (GDestroyNotify) rto_restore_free);
+  g_source_set_static_name (source, "[rndz] RTO cap");
+  g_source_attach (source, context);
+  g_source_unref (source);
 #endif
 }
 
@@ -116,7 +161,7 @@ rndz_connect_attempt_new (GSocket         *socket,
   attempt->socket = g_object_ref (socket);
   attempt->func = func;
   attempt->user_data = user_data;
-  limit_rto (socket);
+  rndz_connect_attempt_limit_rto (socket);
 
   g_socket_set_blocking (socket, FALSE);
   /* An IPv4 peer from a dual-stack socket is reached v4-mapped */

@@ -225,7 +225,7 @@ use_read_cb (GObject      *source,
 
       /* The requester keeps this one: the others towards it are moot */
       g_hash_table_foreach_remove (listener->punches, remove_punch_of, pending->peer_id);
-      rndz_connect_attempt_hand_over (socket);
+      rndz_connect_attempt_hand_over (socket, listener->context, RNDZ_CONNECT_RTO_CAP_KEPT_MS);
       rndz_listener_deliver (listener, pending->peer_id,
                              rndz_listener_get_peer_fingerprint (listener, pending->peer_id),
                              socket, pending->path);
@@ -1327,6 +1327,8 @@ rndz_listener_accepted (GSocket  *peer,
       return;
     }
 
+  /* As if our punch had connected: the same pace for its first data */
+  rndz_connect_attempt_limit_rto (peer);
   listener_wait_for_use (listener, peer_id, peer, path);
 }
 

@@ -265,7 +265,7 @@ link_tcp_connected_cb (GSocket      *socket,
       return;
     }
 
-  rndz_connect_attempt_hand_over (connected);
+  rndz_connect_attempt_hand_over (connected, link->peer->context, 0);
   link->channel = rndz_channel_new (connected, link->peer->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
                                     link_tcp_message_cb, link);
   link_emit (link, RNDZ_SERVER_LINK_READY, NULL, NULL);

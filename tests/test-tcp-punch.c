@@ -85,10 +85,13 @@ test_rto_capped (void)
   rndz_connect_attempt_free (attempt);
   g_assert_cmpint (rto_max (socket), ==, 1000);
 
-  rndz_connect_attempt_hand_over (socket);
+  /* Lifted a while after the application got the connection */
+  rndz_connect_attempt_hand_over (socket, NULL, 100);
+  g_assert_cmpint (rto_max (socket), ==, 1000);
+  rndz_test_run_for (NULL, 300);
   g_assert_cmpint (rto_max (socket), ==, before);
   /* Once is enough */
-  rndz_connect_attempt_hand_over (socket);
+  rndz_connect_attempt_hand_over (socket, NULL, 0);
   g_assert_cmpint (rto_max (socket), ==, before);
 }
 
