@@ -47,5 +47,7 @@ void                rndz_connect_attempt_syn_only (GSocket        *socket,
  * on the same port this often, instead of after the kernel's 1 s
  * (rndz_connect_attempt_unanswered()) */
 #define RNDZ_CONNECT_REDIAL_MS 250
+/* ... doubling, as long as the gap is at most this */
+#define RNDZ_CONNECT_REDIAL_MAX_MS 1000
 
 G_END_DECLS

@@ -32,6 +32,7 @@ struct _RndzServerLink
   GSocket *connecting;          /* TCP, until connected */
   RndzConnectAttempt *attempt;
   GSource *redial;              /* TCP: the SYN again, from a new socket */
+  guint redial_ms;
   RndzChannel *channel;         /* TCP, connected */
 };
 
@@ -265,7 +266,6 @@ link_tcp_connected_cb (GSocket      *socket,
       return;
     }
 
-  rndz_connect_attempt_hand_over (connected, link->peer->context, 0);
   link->channel = rndz_channel_new (connected, link->peer->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
                                     link_tcp_message_cb, link);
   link_emit (link, RNDZ_SERVER_LINK_READY, NULL, NULL);
@@ -285,8 +285,12 @@ link_tcp_open (RndzServerLink  *link,
 
   link->attempt = rndz_connect_attempt_new (link->connecting, &link->server, link->peer->context,
                                             link_tcp_connected_cb, link);
-  link->redial = rndz_timeout_add (link->peer->context, RNDZ_CONNECT_REDIAL_MS,
-                                   link_tcp_redial_cb, link);
+  /* A server that does not answer gets the kernel's own pace, not a SYN
+   * every second (the cap is for punching) */
+  rndz_connect_attempt_hand_over (link->connecting, link->peer->context, 0);
+  if (link->redial_ms <= RNDZ_CONNECT_REDIAL_MAX_MS)
+    link->redial = rndz_timeout_add (link->peer->context, link->redial_ms,
+                                     link_tcp_redial_cb, link);
   return TRUE;
 }
 
@@ -295,7 +299,8 @@ link_tcp_open (RndzServerLink  *link,
  * from a new socket on the same port (rndz_connect_attempt_unanswered()).
  * The server is no NAT's peer: a late SYN-ACK for the old socket that
  * the new one resets leaves no mapping closed on the way, as it would
- * between peers. */
+ * between peers. With growing gaps, and a few times only: a server that
+ * is not there gets no more SYNs than the kernel would send. */
 static gboolean
 link_tcp_redial_cb (gpointer user_data)
 {
@@ -307,6 +312,7 @@ link_tcp_redial_cb (gpointer user_data)
     return G_SOURCE_CONTINUE;
 
   port = rndz_server_link_get_port (link);
+  link->redial_ms *= 2;
   g_clear_pointer (&link->redial, g_source_unref);
   g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
   g_socket_close (link->connecting, NULL);
@@ -330,6 +336,7 @@ rndz_server_link_open (RndzServerLink  *link,
                        GError         **error)
 {
   rndz_server_link_close (link);
+  link->redial_ms = RNDZ_CONNECT_REDIAL_MS;
 
   if (link->transport == RNDZ_TRANSPORT_UDP)
     return link_udp_open (link, port, error);
