@@ -1157,6 +1157,7 @@ peer_attempt_connected_cb (GSocket      *socket,
   if (error == NULL && op_tcp_send_use (op, connected, &send_error))
     {
       g_debug ("Connected to “%s” at %s", op->peer_id, rndz_addr_format (&attempt->addr, text));
+      rndz_connect_attempt_hand_over (connected, op->context, RNDZ_CONNECT_RTO_CAP_KEPT_MS);
       op_return_tcp (op, connected, attempt->path);
       return;
     }

@@ -148,6 +148,7 @@ op_return_socket (JoinOp *op)
   g_debug ("Joined the relay at %s", rndz_addr_format (&op->relay, text));
 
   op_stop (op);
+  rndz_connect_attempt_hand_over (op->socket, op->context, 0);
   rndz_socket_set_path (op->socket, RNDZ_PATH_RELAYED);
   g_task_return_pointer (task, g_steal_pointer (&op->socket), g_object_unref);
 }

@@ -31,6 +31,8 @@ struct _RndzServerLink
   GSource *source;
   GSocket *connecting;          /* TCP, until connected */
   RndzConnectAttempt *attempt;
+  GSource *redial;              /* TCP: the SYN again, from a new socket */
+  guint redial_ms;
   RndzChannel *channel;         /* TCP, connected */
 };
 
@@ -81,6 +83,7 @@ rndz_server_link_close (RndzServerLink *link)
     g_socket_close (link->socket, NULL);
   g_clear_object (&link->socket);
   g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+  rndz_source_clear (&link->redial);
   if (link->connecting != NULL)
     g_socket_close (link->connecting, NULL);
   g_clear_object (&link->connecting);
@@ -254,6 +257,7 @@ link_tcp_connected_cb (GSocket      *socket,
   g_autoptr(GSocket) connected = g_steal_pointer (&link->connecting);
 
   g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+  rndz_source_clear (&link->redial);
 
   if (error != NULL)
     {
@@ -267,6 +271,8 @@ link_tcp_connected_cb (GSocket      *socket,
   link_emit (link, RNDZ_SERVER_LINK_READY, NULL, NULL);
 }
 
+static gboolean link_tcp_redial_cb (gpointer user_data);
+
 static gboolean
 link_tcp_open (RndzServerLink  *link,
                guint16          port,
@@ -279,7 +285,41 @@ link_tcp_open (RndzServerLink  *link,
 
   link->attempt = rndz_connect_attempt_new (link->connecting, &link->server, link->peer->context,
                                             link_tcp_connected_cb, link);
+  /* A server that does not answer gets the kernel's own pace, not a SYN
+   * every second (the cap is for punching) */
+  rndz_connect_attempt_hand_over (link->connecting, link->peer->context, 0);
+  if (link->redial_ms <= RNDZ_CONNECT_REDIAL_MAX_MS)
+    link->redial = rndz_timeout_add (link->peer->context, link->redial_ms,
+                                     link_tcp_redial_cb, link);
   return TRUE;
+}
+
+/* A lost SYN costs a connector 1 s (the kernel's first RTO) before the
+ * server hears its request: while the SYN has no answer, it goes again
+ * from a new socket on the same port (rndz_connect_attempt_unanswered()).
+ * The server is no NAT's peer: a late SYN-ACK for the old socket that
+ * the new one resets leaves no mapping closed on the way, as it would
+ * between peers. With growing gaps, and a few times only: a server that
+ * is not there gets no more SYNs than the kernel would send. */
+static gboolean
+link_tcp_redial_cb (gpointer user_data)
+{
+  RndzServerLink *link = user_data;
+  g_autoptr(GError) error = NULL;
+  guint16 port;
+
+  if (link->attempt == NULL || !rndz_connect_attempt_unanswered (link->attempt))
+    return G_SOURCE_CONTINUE;
+
+  port = rndz_server_link_get_port (link);
+  link->redial_ms *= 2;
+  g_clear_pointer (&link->redial, g_source_unref);
+  g_clear_pointer (&link->attempt, rndz_connect_attempt_free);
+  g_socket_close (link->connecting, NULL);
+  g_clear_object (&link->connecting);
+  if (!link_tcp_open (link, port, &error))
+    link_emit (link, RNDZ_SERVER_LINK_FAILED, NULL, error);
+  return G_SOURCE_REMOVE;
 }
 
 /*
@@ -296,6 +336,7 @@ rndz_server_link_open (RndzServerLink  *link,
                        GError         **error)
 {
   rndz_server_link_close (link);
+  link->redial_ms = RNDZ_CONNECT_REDIAL_MS;
 
   if (link->transport == RNDZ_TRANSPORT_UDP)
     return link_udp_open (link, port, error);

@@ -991,6 +991,120 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   g_assert_cmpstr (fixture->peer_id, ==, "bob");
 }
 
+/* Through loss the requester's use frame, the first data of the
+ * connection, may come only with TCP's retransmission: 3 s after a lost
+ * SYN (RFC 6298's fallback RTO), 6 s more when that is lost too. The
+ * requester took the connection when it sent the frame: closing it
+ * before then leaves it a connection that carries nothing. */
+#define USE_LATE_MS 5500
+
+static void
+test_listener_tcp_use_late (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_again = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  RndzMessage msg;
+  guint16 port, bob_port;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("alice waits for a TCP requester's use frame longer than TCP takes "
+                  "to send it again after a loss");
+
+  port = alice_listens (fixture, RNDZ_TRANSPORT_TCP);
+  rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
+
+  bob = tcp_from ("127.0.0.1", 0, TRUE);
+  local = g_socket_get_local_address (bob, NULL);
+  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  tcp_connect (bob, rndz_server_get_port (fixture->server));
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+
+  /* The connection opens; its use frame comes late */
+  bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
+  tcp_connect (bob_again, port);
+  rndz_test_run_for (NULL, USE_LATE_MS);
+  g_assert_false (fixture->done);
+  init_msg (&msg, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  tcp_send_msg (bob_again, &msg);
+  rndz_test_wait_true (NULL, &fixture->done, 5000);
+  g_assert_no_error (fixture->error);
+  g_assert_cmpstr (fixture->peer_id, ==, "bob");
+}
+
+/* Linux: SYNs that met a full accept queue on this network namespace */
+static gint64
+listen_overflows (void)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents ("/proc/net/netstat", &text, NULL, NULL))
+    return -1;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL && lines[i + 1] != NULL; i++)
+    {
+      g_auto(GStrv) names = g_strsplit (lines[i], " ", -1);
+      g_auto(GStrv) values = g_strsplit (lines[i + 1], " ", -1);
+
+      if (!g_str_equal (names[0], "TcpExt:") || !g_str_equal (values[0], "TcpExt:"))
+        continue;
+      for (guint j = 1; names[j] != NULL && values[j] != NULL; j++)
+        if (g_str_equal (names[j], "ListenOverflows"))
+          return g_ascii_strtoll (values[j], NULL, 10);
+    }
+  return -1;
+}
+
+static void
+test_listener_tcp_spare_syns (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_listening = NULL;
+  g_autoptr(GSocket) filler = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GError) error = NULL;
+  RndzMessage msg;
+  guint16 bob_port;
+  gint64 before;
+
+  g_test_summary ("alice's first punch towards a TCP requester is three SYNs, sent "
+                  "before her answer, so that one lost does not keep her NAT closed");
+
+  if (listen_overflows () < 0)
+    {
+      g_test_skip ("No /proc/net/netstat to count the SYNs by");
+      return;
+    }
+
+  alice_listens (fixture, RNDZ_TRANSPORT_TCP);
+
+  /* bob listens on the port he asks from, with a full accept queue: the
+   * kernel drops every SYN that comes, and counts it */
+  bob = tcp_from ("127.0.0.1", 0, TRUE);
+  local = g_socket_get_local_address (bob, NULL);
+  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  bob_listening = tcp_from ("127.0.0.1", bob_port, TRUE);
+  g_socket_set_listen_backlog (bob_listening, 0);
+  g_assert_true (g_socket_listen (bob_listening, &error));
+  g_assert_no_error (error);
+  filler = tcp_from ("127.0.0.1", 0, FALSE);
+  tcp_connect (filler, bob_port);
+
+  before = listen_overflows ();
+  tcp_connect (bob, rndz_server_get_port (fixture->server));
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, g_random_int (), "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+  /* Well before the kernel sends the first SYN again (1 s) */
+  rndz_test_run_for (NULL, 200);
+  g_assert_cmpint (listen_overflows () - before, >=, 1 + PUNCH_SPARE_SYNS);
+}
+
 /* The listener's probes: per requester, and not again for a new request */
 
 /* How long the listener's probes take at their pace, and then some */
@@ -1196,6 +1310,8 @@ main (int   argc,
   ADD ("/paths/listener/use-moved", test_listener_use_moved);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
+  ADD ("/paths/listener/tcp-use-late", test_listener_tcp_use_late);
+  ADD ("/paths/listener/tcp-spare-syns", test_listener_tcp_spare_syns);
   ADD ("/paths/listener/probes-per-requester", test_listener_probes_per_requester);
 #undef ADD
 

@@ -400,14 +400,22 @@ fails_promptly ()
 #
 # UDP: 20 of 20 in each of seven runs (before the retransmissions: 14
 # and 18 of 20). TCP depends on the kernel: a lost SYN goes again after
-# 1 s, then 3 s, and now and then a connection both sides took carries
-# nothing; 147 of 160 (92 %) over eight runs, before and after. At 92 %,
-# 20 trials fall below 19 one run in two, below 17 one in 14, below 15
-# one in 260: 15 it is.
+# 1 s, then 3 s; before issue 19's TCP work 147 of 160 (92 %) over eight
+# runs, median ~1 s, and now and then a connection both sides took
+# carried nothing (the listener gave up waiting for the use frame after
+# 5 s, the requester's TCP sent it again after 6). Since (spare SYNs
+# before the listener's first punch, SYNs every second with
+# TCP_RTO_MAX_MS on Linux 6.15, the link to the server redialled after
+# 250 ms, the use frame awaited 15 s, the RTO cap kept 10 s after the
+# hand-over): 20 of 20 in each of six runs, medians 210-1025 ms, longest
+# 2450 ms; 215 of 220 (98 %) since the spare SYNs, the five failures
+# before the cap was kept (Linux 6.18; a kernel without TCP_RTO_MAX_MS
+# sends SYNs at 0, 1, 3 s and misses more). At 98 %, 20 trials fall
+# below 18 one run in 140; below 19, one in 16: 18 it is.
 LOSS_PROBABILITY=0.2
 LOSS_TRIALS=20
 LOSS_MIN_UDP=19
-LOSS_MIN_TCP=15
+LOSS_MIN_TCP=18
 LOSS_MEASURES=()
 loss_rate ()
 {
