@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "rndz-connect-private.h"
+#include "rndz-connect-op-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-connect-attempt-private.h"
 #include "rndz-hard-nat-private.h"
@@ -56,48 +56,13 @@
  * Asking the servers (3, 4, and 6's relay request) is RndzRequest's
  * (rndz-request.c): it collects the servers' errors, so the operation
  * fails early only when every server has answered, and then with the
- * most telling error. This file finds the path (5, 6's join).
+ * most telling error. This file finds the path (5, 6's join): over TCP
+ * itself, over UDP with rndz-connect-udp.c.
  *
  * The operation lives in the GTask's task data; every callback holds the
  * task (op_hold()) while it runs, and op_stop() releases every source
  * and socket but the result as soon as the task has it.
  */
-
-/*
- * ConnectPhase:
- *
- * Where an operation is, by the steps above. It only moves forward, so
- * "the peer is known" is phase >= PHASE_CHECKING, and so on.
- */
-typedef enum
-{
-  PHASE_RESOLVING,                /* 1: looking the servers up */
-  PHASE_REQUESTING,               /* 2-3: asking every server for the peer */
-  PHASE_CHECKING,                 /* 4-5: the peer's addresses known, checks race */
-  PHASE_NOMINATED,                /* 5, UDP: a path confirmed, our use sent */
-  PHASE_RELAY,                    /* 6: asking the redirecting server to relay */
-  PHASE_RELAY_JOINING,            /* 6: joining the relay's session */
-  PHASE_HELD,                     /* secure: a path works, the redirect has not come */
-  PHASE_DONE,                     /* the task has its result */
-} ConnectPhase;
-
-typedef struct _ConnectOp ConnectOp;
-
-/* The peer's addresses: observed, local, and seen (its punches) */
-#define MAX_PATHS (2 + RNDZ_MAX_CANDIDATES + 2)
-/* Checks: the first at once, then with growing gaps up to the maximum */
-#define CHECK_INITIAL_MS 50
-#define CHECK_MAX_MS 400
-/* A use goes again until its answer comes, with gaps from the first to
- * the maximum: the peer answers every copy until our own first datagram
- * reaches it, or until it has heard no use for HANDOVER_QUIET_MS (600,
- * rndz-listener-internal.h), which must be well above the maximum */
-#define USE_RETRY_INITIAL_MS 100
-#define USE_RETRY_MAX_MS 200
-/* A path nominated on the peer's punch alone (it reached us; whether we
- * reach it, the use tells) goes back to checks when no use is answered
- * for this long: five copies, so that loss alone rarely gives it up */
-#define PUNCH_USE_GIVE_UP_MS 1000
 
 /* TCP: connecting towards one of the peer's addresses */
 typedef struct
@@ -111,71 +76,6 @@ typedef struct
   guint delay_ms;
 } PeerAttempt;
 
-struct _ConnectOp
-{
-  GTask *task;                    /* owned while the operation runs */
-  ConnectPhase phase;
-  RndzPeerContext *peer;          /* who we are */
-  GMainContext *context;          /* peer->context */
-  RndzTransport transport;
-  char peer_id[RNDZ_ID_MAX_LEN + 1];
-  guint32 tid;
-
-  GSocketFamily family;
-  guint16 port;
-  RndzRequest *request;           /* to the servers */
-
-  GSource *timeout;
-  gint64 deadline;                /* monotonic: when the timeout fires */
-  GSource *cancel;
-
-  GSocket *socket;                /* UDP: unconnected, on P: checks, punches, confirms */
-  GSource *source;
-
-  /* Our local addresses, offered to the peer */
-  RndzAddr cands[RNDZ_MAX_CANDIDATES];
-  guint n_cands;
-
-  RndzAddr paths[MAX_PATHS];
-  RndzPath path_kinds[MAX_PATHS];
-  gboolean path_punched[MAX_PATHS]; /* UDP: a punch of the peer came from there */
-  guint n_paths;
-  GSource *direct_timeout;
-  GSource *check_timer;           /* UDP: checks, then uses */
-  guint check_ms;
-  /* UDP: the path confirmed first, and the socket that will be the
-   * result: bound to P (or a spray socket's port) and connected to it */
-  GSocket *chosen_socket;
-  GSource *chosen_source;
-  RndzAddr chosen_addr;
-  RndzPath chosen_kind;
-  gint64 chosen_on_punch;         /* UDP: when a punch nominated it, or 0 */
-  gboolean punch_unanswered;      /* UDP: that did not work; checks decide */
-  GSource *other_checks;          /* UDP: meanwhile, checks to the other addresses */
-  guint other_checks_ms;
-
-  /* UDP, hard NATs */
-  RndzAddr peer_addr;             /* as the server saw it */
-  gboolean peer_rewrites;         /* its NAT changed its port */
-  gboolean we_rewrite;            /* ours changed ours (the redirect's seen) */
-  GSource *hard_timer;            /* starts the phase */
-  RndzProber *prober;             /* the peer looks hard: we probe */
-  RndzSpray *spray;
-  GPtrArray *attempts;            /* TCP: PeerAttempt */
-
-  GCancellable *join_cancellable;
-
-  /* The early relay: asked for beside the direct paths, when these look
-   * unlikely to work */
-  GSource *early_timer;
-  gboolean relay_early;           /* asked for */
-  GError *relay_error;            /* it failed: what the op fails with, if direct does too */
-
-  /* A secure connection: the result waits for the target's fingerprint */
-  RndzConnectSecurity *security;
-  GSocket *held;
-  RndzPath held_path;
-};
 
 static void
 peer_attempt_free (PeerAttempt *attempt)
@@ -242,21 +142,9 @@ op_free (ConnectOp *op)
 /* g_task_return_*() may run the caller's callback at once, and the
  * caller may drop the last reference to the task (and so to the
  * operation): every callback holds one while it runs. */
-static GTask *
-op_hold (ConnectOp *op)
-{
-  return g_object_ref (op->task);
-}
-
-static gboolean
-op_is_done (ConnectOp *op)
-{
-  return op->phase == PHASE_DONE;
-}
-
-static void
-op_return_error (ConnectOp *op,
-                 GError    *error)
+void
+rndz_connect_op_return_error (ConnectOp *op,
+                              GError    *error)
 {
   g_autoptr(GTask) task = g_steal_pointer (&op->task);
 
@@ -291,10 +179,10 @@ op_hold_result (ConnectOp *op,
   return TRUE;
 }
 
-static void
-op_return_udp (ConnectOp *op,
-               GSocket   *socket,
-               RndzPath   path)
+void
+rndz_connect_op_return_udp (ConnectOp *op,
+                            GSocket   *socket,
+                            RndzPath   path)
 {
   g_autoptr(GTask) task = NULL;
 
@@ -331,9 +219,9 @@ op_return_tcp (ConnectOp *op,
 
 /* Paths to the peer */
 
-static int
-op_find_path (ConnectOp      *op,
-              const RndzAddr *addr)
+int
+rndz_connect_op_find_path (ConnectOp      *op,
+                           const RndzAddr *addr)
 {
   for (guint i = 0; i < op->n_paths; i++)
     if (rndz_addr_equal (&op->paths[i], addr))
@@ -344,12 +232,12 @@ op_find_path (ConnectOp      *op,
 gboolean rndz_connect_try_direct = TRUE;
 
 /* Returns TRUE if @addr is new */
-static gboolean
-op_add_path (ConnectOp      *op,
-             const RndzAddr *addr,
-             RndzPath        kind)
+gboolean
+rndz_connect_op_add_path (ConnectOp      *op,
+                          const RndzAddr *addr,
+                          RndzPath        kind)
 {
-  int known = op_find_path (op, addr);
+  int known = rndz_connect_op_find_path (op, addr);
 
   /* A private address is on a network we share (a punch may show one
    * before the redirect says it is a candidate) */
@@ -376,11 +264,11 @@ op_add_path (ConnectOp      *op,
 /* The redirect's addresses: the one the server saw is direct, even when
  * the peer offers it as a local one too (a public address without NAT,
  * as IPv6 often has). Returns TRUE if any is new. */
-static gboolean
-op_add_redirect_paths (ConnectOp         *op,
-                       const RndzMessage *redirect)
+gboolean
+rndz_connect_op_add_redirect_paths (ConnectOp         *op,
+                                    const RndzMessage *redirect)
 {
-  gboolean added = op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
+  gboolean added = rndz_connect_op_add_path (op, &redirect->addr, RNDZ_PATH_DIRECT);
 
   op->peer_addr = redirect->addr;
   op->peer_rewrites = rndz_nat_rewrites_port (&redirect->addr, redirect->cands, redirect->n_cands);
@@ -388,13 +276,12 @@ op_add_redirect_paths (ConnectOp         *op,
                    rndz_nat_rewrites_port (&redirect->seen, op->cands, op->n_cands);
   for (guint i = 0; i < redirect->n_cands; i++)
     if (!rndz_addr_equal (&redirect->cands[i], &redirect->addr))
-      added |= op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
+      added |= rndz_connect_op_add_path (op, &redirect->cands[i], RNDZ_PATH_LOCAL);
 
   return added;
 }
 
 static void op_start_relay (ConnectOp *op);
-static gboolean op_hard_start_cb (gpointer user_data);
 
 static gboolean
 op_direct_timeout_cb (gpointer user_data)
@@ -412,13 +299,13 @@ op_direct_timeout_cb (gpointer user_data)
 
   if (op->relay_error != NULL)
     {
-      op_return_error (op, g_steal_pointer (&op->relay_error));
+      rndz_connect_op_return_error (op, g_steal_pointer (&op->relay_error));
       return G_SOURCE_REMOVE;
     }
   if (!op->peer->relay || rndz_request_get_server (op->request) == NULL)
     {
-      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
-                                        _("No direct path to peer “%s” works"), op->peer_id));
+      rndz_connect_op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
+                                    _("No direct path to peer “%s” works"), op->peer_id));
       return G_SOURCE_REMOVE;
     }
 
@@ -433,8 +320,8 @@ op_direct_timeout_cb (gpointer user_data)
 }
 
 /* The peer is known: direct paths have a while to work */
-static void
-op_found_peer (ConnectOp *op)
+void
+rndz_connect_op_found_peer (ConnectOp *op)
 {
   if (op->phase >= PHASE_CHECKING)
     return;
@@ -448,17 +335,8 @@ op_found_peer (ConnectOp *op)
   op->direct_timeout = rndz_timeout_add (op->context, op->peer->direct_timeout_ms,
                                          op_direct_timeout_cb, op);
   if (op->transport == RNDZ_TRANSPORT_UDP && rndz_connect_try_direct)
-    op->hard_timer = rndz_timeout_add (op->context, RNDZ_HARD_NAT_DELAY_MS, op_hard_start_cb, op);
-}
-
-static void
-op_init_peer_message (ConnectOp       *op,
-                      RndzMessageType  type,
-                      RndzMessage     *msg)
-{
-  rndz_message_init (msg, type, op->tid);
-  g_strlcpy (msg->id, op->peer->id, sizeof msg->id);
-  g_strlcpy (msg->target, op->peer_id, sizeof msg->target);
+    op->hard_timer = rndz_timeout_add (op->context, RNDZ_HARD_NAT_DELAY_MS,
+                                       rndz_connect_op_hard_start_cb, op);
 }
 
 /* The relay */
@@ -491,13 +369,13 @@ op_join_cb (GObject      *source,
     }
   if (socket == NULL)
     {
-      op_return_error (op, g_steal_pointer (&error));
+      rndz_connect_op_return_error (op, g_steal_pointer (&error));
       return;
     }
 
   g_debug ("Reached “%s” through the relay", op->peer_id);
   if (op->transport == RNDZ_TRANSPORT_UDP)
-    op_return_udp (op, socket, RNDZ_PATH_RELAYED);
+    rndz_connect_op_return_udp (op, socket, RNDZ_PATH_RELAYED);
   else
     op_return_tcp (op, socket, RNDZ_PATH_RELAYED);
 }
@@ -536,7 +414,7 @@ op_handle_relay_reply (ConnectOp         *op,
   if (msg->type == RNDZ_MESSAGE_SESSION)
     op_handle_session (op, msg);
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
-    op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
+    rndz_connect_op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->relay_early && op->join_cancellable == NULL &&
            op->relay_error == NULL)
     {
@@ -582,8 +460,8 @@ op_early_relay_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-op_maybe_relay_early (ConnectOp *op)
+void
+rndz_connect_op_maybe_relay_early (ConnectOp *op)
 {
   if (!(op->peer_rewrites || op->we_rewrite) || !op->peer->relay || op->early_timer != NULL ||
       op->relay_early ||
@@ -603,498 +481,6 @@ op_start_relay (ConnectOp *op)
   op->phase = PHASE_RELAY;
   op->tid = rndz_new_tid ();
   rndz_request_relay (op->request, op->tid);
-}
-
-/* UDP */
-
-/* The path works both ways: the chosen socket is the application's. The
- * peer's first datagrams may be queued behind its answer already. */
-static void
-op_udp_found (ConnectOp      *op,
-              const RndzAddr *addr,
-              RndzPath        path)
-{
-  g_autoptr(GSocket) result = g_steal_pointer (&op->chosen_socket);
-  char text[RNDZ_ADDR_STRLEN];
-
-  op->chosen_on_punch = 0;
-
-  g_debug ("Reached “%s” at %s", op->peer_id, rndz_addr_format (addr, text));
-  rndz_udp_hand_over (result, TRUE);
-  op_return_udp (op, result, path);
-}
-
-/* A check to every address of the peer but @skip (if not NULL), from P */
-static void
-op_udp_send_checks (ConnectOp      *op,
-                    const RndzAddr *skip)
-{
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage check;
-  gsize len;
-
-  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
-  len = rndz_message_encode (&check, buf, sizeof buf);
-
-  for (guint i = 0; i < op->n_paths; i++)
-    {
-      g_autoptr(GSocketAddress) to = NULL;
-
-      if (skip != NULL && rndz_addr_equal (&op->paths[i], skip))
-        continue;
-      to = rndz_addr_to_socket_address (&op->paths[i], op->family);
-      if (to != NULL)
-        rndz_udp_send (op->socket, to, buf, len, "check");
-    }
-}
-
-static gboolean
-op_udp_check_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  g_clear_pointer (&op->check_timer, g_source_unref);
-  op_udp_send_checks (op, NULL);
-  op->check_ms = MIN (op->check_ms * 2, CHECK_MAX_MS);
-  op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_check_cb, op);
-  return G_SOURCE_REMOVE;
-}
-
-/* While our use goes where the peer's punch came from, the peer's other
- * addresses are checked too, a little later: the punch shows only that
- * the peer reaches us that way, and a firewall may let its datagrams
- * out and ours not in. A confirm from another address before the use's
- * answer takes that path instead. */
-static gboolean
-op_udp_other_checks_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  g_clear_pointer (&op->other_checks, g_source_unref);
-  op_udp_send_checks (op, &op->chosen_addr);
-  op->other_checks_ms = MIN (op->other_checks_ms * 2, CHECK_MAX_MS);
-  op->other_checks = rndz_timeout_add (op->context, op->other_checks_ms,
-                                       op_udp_other_checks_cb, op);
-  return G_SOURCE_REMOVE;
-}
-
-/* New addresses are checked at once, and then with the others */
-static void
-op_udp_check_now (ConnectOp *op)
-{
-  if (op->phase >= PHASE_NOMINATED)
-    return;
-
-  rndz_source_clear (&op->check_timer);
-  op->check_ms = CHECK_INITIAL_MS;
-  op_udp_check_cb (op);
-}
-
-/* A check or a use to one address of the peer, from @socket */
-static void
-op_udp_send_to (ConnectOp       *op,
-                GSocket         *socket,
-                RndzMessageType  type,
-                const RndzAddr  *addr)
-{
-  g_autoptr(GSocketAddress) to = rndz_addr_to_socket_address (addr, op->family);
-  char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage msg;
-  gsize len;
-
-  op_init_peer_message (op, type, &msg);
-  len = rndz_message_encode (&msg, buf, sizeof buf);
-  if (to != NULL)
-    rndz_udp_send (socket, to, buf, len, rndz_message_type_to_string (type));
-}
-
-static void op_udp_unchoose (ConnectOp *op);
-
-static gboolean
-op_udp_use_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  g_clear_pointer (&op->check_timer, g_source_unref);
-  if (op->chosen_on_punch != 0 &&
-      g_get_monotonic_time () - op->chosen_on_punch >= PUNCH_USE_GIVE_UP_MS * G_TIME_SPAN_MILLISECOND)
-    {
-      op_udp_unchoose (op);
-      return G_SOURCE_REMOVE;
-    }
-  op_udp_send_to (op, op->chosen_socket, RNDZ_MESSAGE_USE, &op->chosen_addr);
-  op->check_timer = rndz_timeout_add (op->context, op->check_ms, op_udp_use_cb, op);
-  op->check_ms = MIN (op->check_ms * 2, USE_RETRY_MAX_MS);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean op_udp_chosen_read_cb (GSocket      *socket,
-                                       GIOCondition  condition,
-                                       gpointer      user_data);
-
-/* The socket for the path to @addr, which @socket reached: a new one on
- * P, or that spray socket; connected to the peer, so that nothing else
- * reaches it, and empty: the peer sends nothing of its own before it has
- * answered our use. Until it is the application's, the protocol's
- * messages but `use` are filtered out. */
-static GSocket *
-op_udp_open_chosen (ConnectOp       *op,
-                    GSocket         *socket,
-                    const RndzAddr  *addr,
-                    GError         **error)
-{
-  g_autoptr(GSocketAddress) peer = rndz_addr_to_socket_address (addr, op->family);
-  g_autoptr(GSocket) chosen = NULL;
-  g_autoptr(GError) filter_error = NULL;
-
-  if (peer == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                           _("The peer’s address family cannot be reached"));
-      return NULL;
-    }
-
-  if (socket == op->socket)
-    chosen = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM, op->port,
-                                     error);
-  else
-    chosen = rndz_spray_take (op->spray, socket);
-  if (chosen == NULL || !g_socket_connect (chosen, peer, NULL, error))
-    return NULL;
-
-  if (!rndz_udp_filter_set (chosen, RNDZ_UDP_FILTER_USE_AND_DATA, &filter_error))
-    g_debug ("The socket towards “%s” is not filtered: %s", op->peer_id, filter_error->message);
-  rndz_udp_discard (chosen);
-  return g_steal_pointer (&chosen);
-}
-
-/* The first path confirmed is the one: the peer is told to stop
- * catching our datagrams there, and says when it has */
-static void
-op_udp_choose (ConnectOp      *op,
-               GSocket        *socket,
-               const RndzAddr *addr,
-               RndzPath        kind)
-{
-  g_autoptr(GError) error = NULL;
-
-  op->phase = PHASE_NOMINATED;
-  op->chosen_addr = *addr;
-  op->chosen_kind = kind;
-  rndz_source_clear (&op->check_timer);
-  rndz_source_clear (&op->other_checks);
-  rndz_source_clear (&op->hard_timer);
-  g_clear_pointer (&op->prober, rndz_prober_free);
-
-  op->chosen_socket = op_udp_open_chosen (op, socket, addr, &error);
-  if (op->chosen_socket == NULL)
-    {
-      op_return_error (op, g_steal_pointer (&error));
-      return;
-    }
-  op->chosen_source = rndz_socket_source_add (op->chosen_socket, op->context,
-                                              op_udp_chosen_read_cb, op,
-                                              "[rndz] connect UDP chosen");
-  op->check_ms = USE_RETRY_INITIAL_MS;
-  op_udp_use_cb (op);
-}
-
-/* The path a punch nominated is given up: checks decide from now on */
-static void
-op_udp_drop_punched (ConnectOp *op)
-{
-  op->chosen_on_punch = 0;
-  op->punch_unanswered = TRUE;
-  rndz_source_clear (&op->other_checks);
-  rndz_source_clear (&op->check_timer);
-  rndz_source_clear (&op->chosen_source);
-  g_socket_close (op->chosen_socket, NULL);
-  g_clear_object (&op->chosen_socket);
-  op->phase = PHASE_CHECKING;
-}
-
-/* Our uses to the address the peer's punch came from got no answer:
- * check every address of the peer, as if no punch had come */
-static void
-op_udp_unchoose (ConnectOp *op)
-{
-  char text[RNDZ_ADDR_STRLEN];
-
-  g_debug ("No answer from “%s” at %s, where its punch came from: checking its addresses",
-           op->peer_id, rndz_addr_format (&op->chosen_addr, text));
-  op_udp_drop_punched (op);
-  op_udp_check_now (op);
-}
-
-/* An answer to the use from the chosen path: it is ours */
-static gboolean
-op_udp_is_chosen (ConnectOp         *op,
-                  GSocket           *socket,
-                  const RndzAddr    *from,
-                  const RndzMessage *msg)
-{
-  return msg->type == RNDZ_MESSAGE_USE && msg->tid == op->tid && op->phase == PHASE_NOMINATED &&
-         socket == op->chosen_socket && rndz_addr_equal (from, &op->chosen_addr);
-}
-
-static void
-op_udp_redirected (ConnectOp         *op,
-                   const RndzMessage *redirect)
-{
-  gboolean added;
-
-  added = op_add_redirect_paths (op, redirect);
-
-  op_found_peer (op);
-  op_maybe_relay_early (op);
-  if (added)
-    op_udp_check_now (op);
-}
-
-/* Hard NATs (rndz-hard-nat.c) */
-
-/* The friendly side: checks to random ports of the peer's public address */
-/* One probe, from the operation's socket: its NAT maps it to the port
- * the peer knows */
-static RndzProbeResult
-op_probe (const RndzAddr *to,
-          const char     *data,
-          gsize           len,
-          gpointer        user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, op->family);
-
-  if (address == NULL)
-    return RNDZ_PROBE_STOP;
-
-  /* A probe that did not leave is not counted: the next tick tries again */
-  return rndz_udp_send (op->socket, address, data, len, "probe") ? RNDZ_PROBE_SENT
-                                                                   : RNDZ_PROBE_WAIT;
-}
-
-/* The hard side: what comes in through one of our many mappings */
-static void
-op_spray_cb (RndzSpray         *spray,
-             GSocket           *socket,
-             const RndzAddr    *from,
-             const RndzMessage *msg,
-             gpointer           user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-
-  /* An rsync carries the server's tid; answers to us carry ours */
-  if (op->phase >= PHASE_RELAY || (msg->type != RNDZ_MESSAGE_RSYNC && msg->tid != op->tid) ||
-      !g_str_equal (msg->id, op->peer_id) ||
-      !g_str_equal (msg->target, op->peer->id) ||
-      !rndz_addr_same_host (from, &op->peer_addr))
-    return;
-
-  /* The peer's probe found this mapping: check back through it */
-  if (msg->type == RNDZ_MESSAGE_RSYNC && op->phase < PHASE_NOMINATED)
-    op_udp_send_to (op, socket, RNDZ_MESSAGE_CHECK, from);
-  else if (msg->type == RNDZ_MESSAGE_CONFIRM && op->phase < PHASE_NOMINATED)
-    op_udp_choose (op, socket, from, RNDZ_PATH_DIRECT);
-}
-
-/* No path has answered yet. If the peer's NAT changed its port, it is
- * the hard side: probe for its mappings. Otherwise we may be: open
- * mappings for it to find, unless the peer's punch came in at the port
- * the server saw us at (then our NAT is no hard one, and packets were
- * lost: checks and punches are sent again for that). */
-static gboolean
-op_hard_start_cb (gpointer user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  RndzMessage check;
-  int i;
-
-  g_clear_pointer (&op->hard_timer, g_source_unref);
-  if (op->phase >= PHASE_NOMINATED || op->peer_addr.family == 0)
-    return G_SOURCE_REMOVE;
-
-  op_init_peer_message (op, RNDZ_MESSAGE_CHECK, &check);
-  i = op_find_path (op, &op->peer_addr);
-  if (!op->peer_rewrites && i >= 0 && op->path_punched[i])
-    {
-      g_debug ("No path to “%s” yet, but its punch came through: waiting", op->peer_id);
-      return G_SOURCE_REMOVE;
-    }
-  if (op->peer_rewrites)
-    {
-      g_debug ("No path to “%s” yet, and its NAT changed its port: probing", op->peer_id);
-      op->prober = rndz_prober_new (op->context, &op->peer_addr, &check, op_probe, op);
-    }
-  else
-    {
-      op->spray = rndz_spray_new (op->peer, op->family, &op->peer_addr, &check, op->context,
-                                  op_spray_cb, op);
-      g_debug ("No path to “%s” yet: %u mappings towards it", op->peer_id,
-               rndz_spray_get_size (op->spray));
-    }
-
-  return G_SOURCE_REMOVE;
-}
-
-/* A punch, a confirm or the answer to our use, from the peer */
-static gboolean
-op_udp_read_one (GSocket           *socket,
-                 const RndzAddr    *from,
-                 const RndzMessage *msg,
-                 gpointer           user_data)
-{
-  ConnectOp *op = user_data;
-  int i;
-
-  if (op->phase >= PHASE_RELAY ||
-      !g_str_equal (msg->id, op->peer_id) ||
-      !g_str_equal (msg->target, op->peer->id))
-    return TRUE;
-
-  /* A punch shows an address of the peer, perhaps one its NAT picked for
-   * us alone: it reached us from there, and our use there tells whether
-   * we reach it, a round trip sooner than a check and its confirm would
-   * (doc/protocol.md, "UDP connectivity checks", step 3). If that use
-   * goes unanswered, punches are only worth a check. */
-  if (msg->type == RNDZ_MESSAGE_RSYNC)
-    {
-      gboolean added = op_add_path (op, from, RNDZ_PATH_DIRECT);
-
-      if ((i = op_find_path (op, from)) < 0)
-        return TRUE;
-
-      /* From where the server saw the peer, it shows that our NAT lets
-       * the peer in at the port the server saw us at: ours is no hard
-       * one */
-      op->path_punched[i] = TRUE;
-      op_found_peer (op);
-      if (op->phase == PHASE_CHECKING && !op->punch_unanswered)
-        {
-          op_udp_choose (op, op->socket, from, op->path_kinds[i]);
-          if (op->phase == PHASE_NOMINATED)
-            {
-              op->chosen_on_punch = g_get_monotonic_time ();
-              op->other_checks_ms = CHECK_INITIAL_MS;
-              op->other_checks = rndz_timeout_add (op->context, op->other_checks_ms,
-                                                   op_udp_other_checks_cb, op);
-            }
-        }
-      else if (added)
-        op_udp_check_now (op);
-      return !op_is_done (op);
-    }
-
-  /* The answer to a check: only from an address we checked, or from the
-   * peer's public address at a port we probed. While a punch's path is
-   * tried, a confirm from elsewhere takes over. */
-  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid &&
-      op->phase == PHASE_NOMINATED && op->chosen_on_punch != 0 &&
-      !rndz_addr_equal (from, &op->chosen_addr) && op_find_path (op, from) >= 0)
-    op_udp_drop_punched (op);
-  if (msg->type == RNDZ_MESSAGE_CONFIRM && msg->tid == op->tid && op->phase < PHASE_NOMINATED)
-    {
-      i = op_find_path (op, from);
-      if (i >= 0)
-        op_udp_choose (op, op->socket, from, op->path_kinds[i]);
-      else if (op->prober != NULL && rndz_addr_same_host (from, &op->peer_addr) &&
-               rndz_prober_has_probed (op->prober, from->port))
-        op_udp_choose (op, op->socket, from, RNDZ_PATH_DIRECT);
-    }
-
-  return !op_is_done (op);
-}
-
-/* The answer to our use, on the chosen socket: the path is ours. A
- * redirect that came after the confirm may have shown that the address
- * is local. */
-static gboolean
-op_udp_chosen_read_one (GSocket           *socket,
-                        const RndzAddr    *from,
-                        const RndzMessage *msg,
-                        gpointer           user_data)
-{
-  ConnectOp *op = user_data;
-  int i;
-
-  if (!g_str_equal (msg->id, op->peer_id) || !g_str_equal (msg->target, op->peer->id) ||
-      !op_udp_is_chosen (op, socket, from, msg))
-    return TRUE;
-
-  i = op_find_path (op, from);
-  op_udp_found (op, from, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
-  return FALSE;
-}
-
-static gboolean
-op_udp_chosen_read_cb (GSocket      *socket,
-                       GIOCondition  condition,
-                       gpointer      user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  g_autoptr(GError) error = NULL;
-
-  /* The peer's own datagram: it took our use, and its answers were lost
-   * (it answers no more once it handed the path to its application).
-   * The datagram stays for ours. */
-  if (op->phase == PHASE_NOMINATED && socket == op->chosen_socket &&
-      rndz_udp_head_is_data (socket))
-    {
-      int i = op_find_path (op, &op->chosen_addr);
-
-      op_udp_found (op, &op->chosen_addr, i >= 0 ? op->path_kinds[i] : op->chosen_kind);
-      return G_SOURCE_CONTINUE;
-    }
-
-  if (!rndz_udp_read_messages (socket, TRUE, op_udp_chosen_read_one, op, &error) &&
-      error != NULL)
-    g_debug ("Reading from the peer: %s", error->message);
-
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-op_udp_read_cb (GSocket      *socket,
-                GIOCondition  condition,
-                gpointer      user_data)
-{
-  ConnectOp *op = user_data;
-  g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
-  g_autoptr(GError) error = NULL;
-
-  /* An ICMP error answers a check that met nobody: others may not */
-  if (!rndz_udp_read_messages (socket, TRUE, op_udp_read_one, op, &error) && error != NULL)
-    g_debug ("Reading from the peer: %s", error->message);
-
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-op_udp_start (ConnectOp *op)
-{
-  g_autoptr(GSocketAddress) local = NULL;
-  g_autoptr(GError) error = NULL;
-
-  op->socket = rndz_peer_context_bind (op->peer, op->family, G_SOCKET_TYPE_DATAGRAM, 0, &error);
-  if (op->socket == NULL || (local = g_socket_get_local_address (op->socket, &error)) == NULL)
-    {
-      op_return_error (op, g_steal_pointer (&error));
-      return;
-    }
-  op->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  op->n_cands = rndz_peer_context_get_candidates (op->peer, op->family, op->port, op->cands);
-
-  op->source = rndz_socket_source_add (op->socket, op->context, op_udp_read_cb, op,
-                                      "[rndz] connect UDP");
-
-  rndz_request_open (op->request, op->port);
-  if (!op_is_done (op))
-    rndz_request_send (op->request, op->cands, op->n_cands);
 }
 
 /* TCP */
@@ -1181,7 +567,7 @@ peer_attempt_try (PeerAttempt *attempt)
                                       op->port, &error);
   if (attempt->socket == NULL)
     {
-      op_return_error (op, g_steal_pointer (&error));
+      rndz_connect_op_return_error (op, g_steal_pointer (&error));
       return;
     }
 
@@ -1197,9 +583,9 @@ op_tcp_redirected (ConnectOp         *op,
   char text[RNDZ_ADDR_STRLEN];
 
   g_debug ("“%s” is at %s", op->peer_id, rndz_addr_format (&redirect->addr, text));
-  op_add_redirect_paths (op, redirect);
-  op_found_peer (op);
-  op_maybe_relay_early (op);
+  rndz_connect_op_add_redirect_paths (op, redirect);
+  rndz_connect_op_found_peer (op);
+  rndz_connect_op_maybe_relay_early (op);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
     {
@@ -1241,17 +627,17 @@ op_take_fingerprint (ConnectOp         *op,
 
   if (redirect->fp[0] == '\0')
     {
-      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NOT_SECURE,
-                                        _("Peer “%s” offers no secure connection: it has "
-                                          "no identity"), op->peer_id));
+      rndz_connect_op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NOT_SECURE,
+                                    _("Peer “%s” offers no secure connection: it has "
+                                    "no identity"), op->peer_id));
       return FALSE;
     }
   if (security->pin != NULL && !g_str_equal (security->pin, redirect->fp))
     {
-      op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_IDENTITY_MISMATCH,
-                                        _("Peer “%s” is not the one expected: its "
-                                          "fingerprint is %s, not %s"),
-                                        op->peer_id, redirect->fp, security->pin));
+      rndz_connect_op_return_error (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_IDENTITY_MISMATCH,
+                                    _("Peer “%s” is not the one expected: its "
+                                    "fingerprint is %s, not %s"),
+                                    op->peer_id, redirect->fp, security->pin));
       return FALSE;
     }
   memcpy (security->peer_fp, redirect->fp, sizeof security->peer_fp);
@@ -1260,7 +646,7 @@ op_take_fingerprint (ConnectOp         *op,
     return TRUE;
   held = g_steal_pointer (&op->held);
   if (op->transport == RNDZ_TRANSPORT_UDP)
-    op_return_udp (op, held, op->held_path);
+    rndz_connect_op_return_udp (op, held, op->held_path);
   else
     op_return_tcp (op, held, op->held_path);
   return FALSE;
@@ -1279,7 +665,7 @@ request_redirect_cb (RndzRequest       *request,
 
   /* Over UDP the peer's punch may have come first */
   if (op->transport == RNDZ_TRANSPORT_UDP)
-    op_udp_redirected (op, redirect);
+    rndz_connect_op_udp_redirected (op, redirect);
   else if (op->phase < PHASE_CHECKING)
     op_tcp_redirected (op, redirect);
 }
@@ -1310,7 +696,7 @@ request_failed_cb (RndzRequest *request,
       g_error_free (error);
       return;
     }
-  op_return_error (op, error);
+  rndz_connect_op_return_error (op, error);
 }
 
 static const RndzRequestCallbacks request_callbacks = {
@@ -1332,12 +718,12 @@ op_timeout_cb (gpointer user_data)
    * at most once a second to an address) */
   if ((op->request == NULL || rndz_request_get_server (op->request) == NULL) &&
       op->peer->key == NULL)
-    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                      _("Timed out reaching peer “%s”: no server answered "
-                                        "(the server may require a key)"), op->peer_id));
+    rndz_connect_op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                  _("Timed out reaching peer “%s”: no server answered "
+                                  "(the server may require a key)"), op->peer_id));
   else
-    op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                      _("Timed out reaching peer “%s”"), op->peer_id));
+    rndz_connect_op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                  _("Timed out reaching peer “%s”"), op->peer_id));
   return G_SOURCE_REMOVE;
 }
 
@@ -1349,8 +735,8 @@ op_cancelled_cb (GCancellable *cancellable,
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->cancel, g_source_unref);
-  op_return_error (op, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                            _("Operation was cancelled")));
+  rndz_connect_op_return_error (op, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                _("Operation was cancelled")));
   return G_SOURCE_REMOVE;
 }
 
@@ -1369,7 +755,7 @@ op_resolved_cb (GObject      *source,
     return;
   if (addrs == NULL)
     {
-      op_return_error (op, g_steal_pointer (&error));
+      rndz_connect_op_return_error (op, g_steal_pointer (&error));
       return;
     }
 
@@ -1381,7 +767,7 @@ op_resolved_cb (GObject      *source,
     rndz_request_set_fingerprint (op->request, op->peer->fingerprint);
 
   if (op->transport == RNDZ_TRANSPORT_UDP)
-    op_udp_start (op);
+    rndz_connect_op_udp_start (op);
   else
     op_tcp_start (op);
 }

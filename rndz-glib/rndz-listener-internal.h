@@ -134,16 +134,39 @@ void      rndz_listener_requests_finalize (RndzListener      *listener);
 gboolean  rndz_listener_take_request      (RndzListener      *listener,
                                            const RndzMessage *fsync,
                                            gboolean           port_kept);
+void      rndz_listener_init_message      (RndzListener      *listener,
+                                           RndzMessageType    type,
+                                           guint32            tid,
+                                           const char        *peer_id,
+                                           RndzMessage       *msg);
 void      rndz_listener_init_rsync        (RndzListener      *listener,
                                            const RndzMessage *fsync,
                                            RndzMessage       *rsync);
-gboolean  rndz_listener_request_reached   (RndzListener      *listener,
-                                           const RndzMessage *fsync);
+int       rndz_listener_find_request      (RndzListener      *listener,
+                                           const RndzAddr    *addr,
+                                           guint32            tid,
+                                           gboolean           add);
 void      rndz_listener_join_relay        (RndzListener      *listener,
                                            const RndzAddr    *server,
                                            const RndzMessage *session);
 void      rndz_listener_accepted          (GSocket           *peer,
                                            gpointer           user_data);
+
+/* rndz-listener-udp.c */
+void      rndz_listener_udp_init          (RndzListener      *listener);
+void      rndz_listener_udp_clear         (RndzListener      *listener);
+void      rndz_listener_udp_finalize      (RndzListener      *listener);
+void      rndz_listener_punch_udp         (RndzListener      *listener,
+                                           const RndzMessage *fsync,
+                                           const RndzAddr    *to,
+                                           RndzPath           path);
+void      rndz_listener_hard_watch        (RndzListener      *listener,
+                                           const RndzMessage *fsync,
+                                           gboolean           port_kept);
+void      rndz_listener_hard_forget       (RndzListener      *listener,
+                                           const char        *peer_id);
+gboolean  rndz_listener_request_reached   (RndzListener      *listener,
+                                           const RndzMessage *fsync);
 void      rndz_listener_check_mapped      (RndzListener      *listener,
                                            guint16            port,
                                            const char        *peer_id,

@@ -931,6 +931,25 @@ wait_redirect (GSocket *bob)
     ;
 }
 
+/* bob asks for alice over TCP, from a port (in @bob_port) he can connect
+ * from again, and gets the redirect */
+static GSocket *
+bob_asks_tcp (Fixture *fixture,
+              guint32  tid,
+              guint16 *bob_port)
+{
+  g_autoptr(GSocket) bob = tcp_from ("127.0.0.1", 0, TRUE);
+  g_autoptr(GSocketAddress) local = g_socket_get_local_address (bob, NULL);
+  RndzMessage msg;
+
+  *bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  tcp_connect (bob, rndz_server_get_port (fixture->server));
+  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
+  tcp_send_msg (bob, &msg);
+  wait_redirect (bob);
+  return g_steal_pointer (&bob);
+}
+
 static void
 test_listener_tcp_elsewhere (Fixture       *fixture,
                              gconstpointer  data)
@@ -938,7 +957,6 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   g_autoptr(GSocket) bob = NULL;
   g_autoptr(GSocket) bob_again = NULL;
   g_autoptr(GSocket) evil = NULL;
-  g_autoptr(GSocketAddress) local = NULL;
   RndzMessage msg;
   guint16 port, bob_port;
   guint32 tid = g_random_int ();
@@ -951,13 +969,7 @@ test_listener_tcp_elsewhere (Fixture       *fixture,
   rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
 
   /* bob asks over TCP from a port it can connect from again */
-  bob = tcp_from ("127.0.0.1", 0, TRUE);
-  local = g_socket_get_local_address (bob, NULL);
-  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  tcp_connect (bob, rndz_server_get_port (fixture->server));
-  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
-  tcp_send_msg (bob, &msg);
-  wait_redirect (bob);
+  bob = bob_asks_tcp (fixture, tid, &bob_port);
 
   evil = tcp_from (EVIL_HOST, 0, FALSE);
   tcp_connect (evil, port);
@@ -1004,7 +1016,6 @@ test_listener_tcp_use_late (Fixture       *fixture,
 {
   g_autoptr(GSocket) bob = NULL;
   g_autoptr(GSocket) bob_again = NULL;
-  g_autoptr(GSocketAddress) local = NULL;
   RndzMessage msg;
   guint16 port, bob_port;
   guint32 tid = g_random_int ();
@@ -1015,13 +1026,7 @@ test_listener_tcp_use_late (Fixture       *fixture,
   port = alice_listens (fixture, RNDZ_TRANSPORT_TCP);
   rndz_client_accept_async (fixture->client, NULL, accept_cb, fixture);
 
-  bob = tcp_from ("127.0.0.1", 0, TRUE);
-  local = g_socket_get_local_address (bob, NULL);
-  bob_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  tcp_connect (bob, rndz_server_get_port (fixture->server));
-  init_msg (&msg, RNDZ_MESSAGE_ISYNC, tid, "bob", "alice");
-  tcp_send_msg (bob, &msg);
-  wait_redirect (bob);
+  bob = bob_asks_tcp (fixture, tid, &bob_port);
 
   /* The connection opens; its use frame comes late */
   bob_again = tcp_from ("127.0.0.1", bob_port, TRUE);
