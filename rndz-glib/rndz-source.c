@@ -53,7 +53,7 @@ typedef struct
 {
   GSource source;
   GSocket *socket;
-  gpointer tag;
+  gpointer tag;                   /* NULL while the socket is not watched */
   gboolean dispatching;
   gboolean paused;                /* while dispatching, in a nested loop */
 } SocketSource;
@@ -65,23 +65,39 @@ socket_source_dispatch (GSource     *source,
 {
   SocketSource *self = (SocketSource *) source;
   GSocketSourceFunc func = (GSocketSourceFunc) (void (*) (void)) callback;
-  GIOCondition condition = g_source_query_unix_fd (source, self->tag);
+  GIOCondition condition;
   gboolean again;
 
   if (func == NULL)
     return G_SOURCE_REMOVE;
+
+  /* Inside our own callback: not watched until it returns (a descriptor
+   * out of the poll set cannot report an error over and over either) */
   if (self->dispatching)
     {
-      g_source_modify_unix_fd (source, self->tag, 0);
+      g_source_remove_unix_fd (source, self->tag);
+      self->tag = NULL;
       self->paused = TRUE;
       return G_SOURCE_CONTINUE;
     }
 
+  /* As GIO's own socket sources do: a socket closed under us is watched
+   * no more, and the callback hears G_IO_NVAL once, instead of being
+   * called for ever on a descriptor that is no longer there */
+  if (g_socket_is_closed (self->socket))
+    {
+      g_source_remove_unix_fd (source, self->tag);
+      self->tag = NULL;
+      condition = G_IO_NVAL;
+    }
+  else
+    condition = g_source_query_unix_fd (source, self->tag);
+
   self->dispatching = TRUE;
   again = func (self->socket, condition, user_data);
   self->dispatching = FALSE;
-  if (self->paused && !g_source_is_destroyed (source))
-    g_source_modify_unix_fd (source, self->tag, G_IO_IN);
+  if (self->paused && !g_source_is_destroyed (source) && !g_socket_is_closed (self->socket))
+    self->tag = g_source_add_unix_fd (source, g_socket_get_fd (self->socket), G_IO_IN);
   self->paused = FALSE;
   return again;
 }

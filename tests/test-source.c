@@ -6,7 +6,8 @@
  * it dispatches them (blocking costs four system calls a datagram), so
  * the source guards itself: a callback that runs its context again (a
  * signal handler with a nested main loop) must not be dispatched inside
- * itself, and the source must watch its socket again afterwards. The
+ * itself, and the source must watch its socket again afterwards; a
+ * socket closed under its source must not make the context spin. The
  * socket is on 127.0.0.1, port 0; every wait is bounded.
  */
 
@@ -112,11 +113,48 @@ test_source_nested (void)
   g_main_context_pop_thread_default (context);
 }
 
+static gboolean
+count_cb (GSocket      *socket,
+          GIOCondition  condition,
+          gpointer      user_data)
+{
+  Watch *watch = user_data;
+
+  watch->n_calls++;
+  if (condition & G_IO_NVAL)
+    watch->n_read++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_source_closed (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSocketAddress) self = NULL;
+  g_autoptr(GSocket) socket = socket_to_self (&self);
+  Watch watch = { context, 0, 0, 0, 0 };
+  GSource *source;
+
+  g_test_summary ("A socket closed under its source: the callback hears G_IO_NVAL once, "
+                  "and the context does not spin on the closed descriptor");
+
+  source = rndz_socket_source_add (socket, context, count_cb, &watch, "test");
+  g_assert_true (g_socket_close (socket, NULL));
+  for (guint i = 0; i < 50; i++)
+    g_main_context_iteration (context, FALSE);
+
+  g_assert_cmpuint (watch.n_calls, ==, 1);
+  g_assert_cmpuint (watch.n_read, ==, 1);
+  g_assert_false (g_main_context_pending (context));
+  rndz_source_clear (&source);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/source/socket/nested", test_source_nested);
+  g_test_add_func ("/source/socket/closed", test_source_closed);
   return g_test_run ();
 }
