@@ -30,7 +30,6 @@
 #include <gnutls/dtls.h>
 
 #include "rndz-dtls-record-private.h"
-#include "rndz-gnutls-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-identity-private.h"
 #include "rndz-source-private.h"

@@ -25,7 +25,6 @@
 #include <gnutls/dtls.h>
 
 #include "rndz-dtls-record-private.h"
-#include "rndz-gnutls-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-source-private.h"
 

@@ -15,7 +15,6 @@
 #include <gnutls/crypto.h>
 
 #include "rndz-identity-keys-private.h"
-#include "rndz-gnutls-private.h"
 #include "rndz-i18n-private.h"
 
 /* Certificates are valid from a day ago (clocks disagree) for 20 years;
@@ -171,14 +170,9 @@ fill_certificate (gnutls_x509_crt_t       crt,
 RndzIdentityKeys *
 rndz_identity_keys_generate (GError **error)
 {
-  g_autoptr(RndzIdentityKeys) keys = NULL;
+  g_autoptr(RndzIdentityKeys) keys = g_new0 (RndzIdentityKeys, 1);
   g_autoptr(GError) local_error = NULL;
 
-  /* Every secure path starts from an identity: GnuTLS is opened here */
-  if (!rndz_gnutls_load (error))
-    return NULL;
-
-  keys = g_new0 (RndzIdentityKeys, 1);
   if (!check (gnutls_x509_privkey_init (&keys->key), "key", &local_error) ||
       !check (gnutls_x509_privkey_generate2 (keys->key, GNUTLS_PK_ECDSA,
                                              GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1),
@@ -232,13 +226,9 @@ rndz_identity_keys_from_pem (const char  *pem,
                              gsize        length,
                              GError     **error)
 {
-  g_autoptr(RndzIdentityKeys) keys = NULL;
+  g_autoptr(RndzIdentityKeys) keys = g_new0 (RndzIdentityKeys, 1);
   g_autoptr(GError) local_error = NULL;
 
-  if (!rndz_gnutls_load (error))
-    return NULL;
-
-  keys = g_new0 (RndzIdentityKeys, 1);
   if (!import_pem (keys, pem, length, &local_error))
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, local_error->message);
