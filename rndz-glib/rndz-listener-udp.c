@@ -280,7 +280,8 @@ check_answer_use (Check             *check,
     {
       g_debug ("“%s” reaches us from %s", check->peer_id, rndz_addr_format (&addr, text));
       check_forget_other_uses (check);
-      listener_mark_reached (listener, check->peer_id, use->tid);
+      /* The request's tid (the server's), not the use's (the requester's) */
+      listener_mark_reached (listener, check->peer_id, check->tid);
       rndz_listener_hard_forget (listener, check->peer_id);
       rndz_source_clear (&check->punch_timer);
       rndz_source_clear (&check->expire);

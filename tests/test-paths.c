@@ -799,6 +799,36 @@ test_listener_use_moved (Fixture       *fixture,
 }
 
 static void
+test_listener_use_stops_punches (Fixture       *fixture,
+                                 gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocket) bob_lan = NULL;
+  RndzAddr bob_addr, lan_addr, alice;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("Once alice answers the requester's use (which carries the requester's "
+                  "tid, not the server's), she stops punching its other addresses: the "
+                  "path is chosen");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  bob_lan = udp_on ("127.0.0.4", 0, &lan_addr);
+  bob_asks (fixture, bob, &bob_addr, &lan_addr, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+  g_assert_true (recv_type (bob_lan, RNDZ_MESSAGE_RSYNC, NULL, NULL, 5000));
+
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 5000));
+  count_type (bob_lan, RNDZ_MESSAGE_RSYNC);
+
+  /* Punches go again at 100, 200, 400 ms gaps until the direct timeout
+   * while no path is chosen: this is longer than two of them */
+  rndz_test_run_for (NULL, 700);
+  g_assert_cmpuint (count_type (bob_lan, RNDZ_MESSAGE_RSYNC), ==, 0);
+}
+
+static void
 test_listener_spray_elsewhere (Fixture       *fixture,
                                gconstpointer  data)
 {
@@ -1313,6 +1343,7 @@ main (int   argc,
   ADD ("/paths/connect/spray-elsewhere", test_connect_spray_elsewhere);
   ADD ("/paths/listener/check-elsewhere", test_listener_check_elsewhere);
   ADD ("/paths/listener/use-moved", test_listener_use_moved);
+  ADD ("/paths/listener/use-stops-punches", test_listener_use_stops_punches);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
   ADD ("/paths/listener/tcp-use-late", test_listener_tcp_use_late);
