@@ -87,6 +87,75 @@ test_rendezvous (gconstpointer user_data)
   g_assert_cmpint (rndz_test_program_stop (server, SIGINT), ==, 0);
 }
 
+/* How many descriptors the program has open */
+static guint
+count_fds (RndzTestProgram *program)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/fd",
+                                           g_subprocess_get_identifier (program->process));
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+static void
+test_idle_peer (void)
+{
+  g_autofree char *address = NULL;
+  g_autoptr(RndzTestProgram) server G_GNUC_UNUSED = start_server (&address);
+  const char *listener_argv[] = { rndz_test_tool_path (), "client", "--id", "alice",
+                                  "--server-addr", address, "--insecure", "--no-port-mapping",
+                                  "--idle-timeout", "1", NULL };
+  g_autoptr(RndzTestProgram) listener = NULL;
+  g_autofree char *line = NULL;
+  gint64 connected, closed = 0;
+  guint n_connected;
+
+  g_test_summary ("A listening rndz client closes the socket of a UDP peer that sent "
+                  "nothing for --idle-timeout, and still lets the next peers in");
+
+  if (!g_file_test ("/proc/self/fd", G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("No /proc/self/fd to count descriptors");
+      return;
+    }
+
+  listener = rndz_test_program_start (listener_argv, NULL, NULL, NULL);
+  line = rndz_test_program_read_line (listener);
+  g_assert_true (g_str_has_prefix (line, "Registered as alice"));
+
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *argv[] = { rndz_test_tool_path (), "client", "--id", i == 0 ? "bob" : "carol",
+                             "--server-addr", address, "--remote-peer", "alice", "--insecure",
+                             "--message", "hi", NULL };
+      g_autofree char *out = NULL, *err = NULL;
+
+      g_assert_cmpint (rndz_test_run_program (argv, NULL, &out, &err), ==, 0);
+      g_assert_cmpstr (out, ==, "hi\n");
+      if (i == 1)
+        break;
+
+      /* bob's socket, kept by the echo, goes after a second of silence */
+      connected = g_get_monotonic_time ();
+      n_connected = count_fds (listener);
+      while (closed == 0 && g_get_monotonic_time () - connected < 5 * G_USEC_PER_SEC)
+        {
+          g_usleep (50 * 1000);
+          if (count_fds (listener) < n_connected)
+            closed = g_get_monotonic_time ();
+        }
+      g_assert_cmpint (closed, >, 0);
+      g_assert_cmpint (closed - connected, >=, 900 * G_TIME_SPAN_MILLISECOND);
+    }
+
+  g_assert_cmpint (rndz_test_program_stop (listener, SIGTERM), ==, 0);
+}
+
 static void
 test_unknown_peer (gconstpointer user_data)
 {
@@ -599,6 +668,7 @@ main (int   argc,
   g_test_add_data_func ("/tool/udp/unknown-peer", GINT_TO_POINTER (FALSE), test_unknown_peer);
   g_test_add_data_func ("/tool/tcp/unknown-peer", GINT_TO_POINTER (TRUE), test_unknown_peer);
   g_test_add_func ("/tool/udp/vanished-listener", test_vanished_listener);
+  g_test_add_func ("/tool/udp/idle-peer", test_idle_peer);
   g_test_add_func ("/tool/server-down", test_server_down);
   g_test_add_func ("/tool/relay-server", test_relay_server);
   g_test_add_func ("/tool/command-line", test_command_line);

@@ -33,6 +33,11 @@
 /* --timeout is in seconds, as in the Rust rndz; RndzClient:timeout in
  * milliseconds. The upper bound comes from the property. */
 #define DEFAULT_TIMEOUT_S 10
+/* As long as a NAT keeps an idle UDP path open (Linux conntrack's
+ * udp_timeout_stream): a peer quiet for longer cannot reach the socket
+ * anyway */
+#define DEFAULT_IDLE_TIMEOUT_S 120
+#define MAX_IDLE_TIMEOUT_S (7 * 24 * 3600)
 #define MAX_MESSAGE_SIZE 8192
 #define RESEND_INTERVAL_MS 200
 /* What rndz_is_valid_id() accepts, for the error message */
@@ -56,6 +61,7 @@ static char *client_identity_file = NULL;
 static char **client_peer_fingerprints = NULL;
 static gboolean client_verbose = FALSE;
 static gboolean client_no_port_mapping = FALSE;
+static char *client_idle_timeout = NULL;
 
 static const GOptionEntry client_entries[] = {
   { "id", 0, 0, G_OPTION_ARG_STRING, &client_id,
@@ -88,6 +94,9 @@ static const GOptionEntry client_entries[] = {
     N_("FP") },
   { "no-port-mapping", 0, 0, G_OPTION_ARG_NONE, &client_no_port_mapping,
     N_("When listening, do not ask the router for a port mapping"), NULL },
+  { "idle-timeout", 0, 0, G_OPTION_ARG_STRING, &client_idle_timeout,
+    N_("When listening over UDP, forget a peer that sent nothing for SECONDS, and close its socket (default: 120)"),
+    N_("SECONDS") },
   { "verbose", 'v', 0, G_OPTION_ARG_NONE, &client_verbose,
     N_("Print what happens, and debug messages, to standard error"), NULL },
   { NULL }
@@ -132,6 +141,7 @@ typedef struct
   const char *message;
   gsize message_len;
   guint timeout_s;
+  guint idle_timeout_s;         /* a UDP peer of the echo */
 
   /* Secure (without --insecure) */
   gboolean secure;
@@ -858,6 +868,12 @@ check_client_options (Client  *self,
                                     1000, G_MAXUINT / 1000, &self->timeout_s, error))
     return FALSE;
 
+  self->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
+  if (client_idle_timeout != NULL &&
+      !rndz_tool_parse_uint_option ("--idle-timeout", client_idle_timeout, G_TYPE_INVALID, NULL,
+                                    1, MAX_IDLE_TIMEOUT_S, &self->idle_timeout_s, error))
+    return FALSE;
+
   if (!read_client_key (&self->key, error))
     return FALSE;
 
@@ -872,6 +888,7 @@ client_clear_options (void)
   g_clear_pointer (&client_remote_peer, g_free);
   g_clear_pointer (&client_message, g_free);
   g_clear_pointer (&client_timeout, g_free);
+  g_clear_pointer (&client_idle_timeout, g_free);
   g_clear_pointer (&client_key_file, g_free);
   g_clear_pointer (&client_identity_file, g_free);
   g_clear_pointer (&client_peer_fingerprints, g_strfreev);
@@ -981,7 +998,8 @@ client_start (Client *self)
     g_signal_connect (self->client, "peer-request", G_CALLBACK (client_peer_request_cb), self);
   g_signal_connect (self->client, "notify::state", G_CALLBACK (client_state_cb), self);
   if (self->peer_id == NULL)
-    self->echo = rndz_tool_echo_new (self->client, self->secure, self->cancellable);
+    self->echo = rndz_tool_echo_new (self->client, self->secure, self->idle_timeout_s,
+                                      self->cancellable);
 
   rndz_tool_add_quit_signals (client_signal_cb, self, self->signal_ids);
   self->timer_id = g_timeout_add (self->timeout_s * 1000, client_timeout_cb, self);

@@ -46,9 +46,23 @@ struct _RndzToolEcho
   /* UDP */
   guint8 *datagram;
   GSource *receive_source;
-  GPtrArray *peer_sources;   /* one per peer on its own socket */
+  GPtrArray *peers;             /* EchoPeer, one per peer on its own socket */
   gulong peer_socket_id;
+  guint idle_timeout_s;
 };
+
+/* A UDP peer on a socket of its own. UDP has no end: a peer that sends
+ * nothing for a while is forgotten and its socket closed, else a
+ * listener that runs for days would keep a descriptor for every peer it
+ * ever had, and poll them all at each wake-up. */
+typedef struct
+{
+  RndzToolEcho *echo;
+  char *peer_id;
+  GSocket *socket;
+  GSource *source;
+  GSource *idle;
+} EchoPeer;
 
 /* One TCP connection accepted while listening: a GSocketConnection, or
  * a GTlsConnection over one */
@@ -76,13 +90,42 @@ echo_quitting (RndzToolEcho *echo)
 
 /* UDP */
 
+static void
+echo_peer_free (EchoPeer *peer)
+{
+  g_source_destroy (peer->source);
+  g_source_unref (peer->source);
+  g_source_destroy (peer->idle);
+  g_source_unref (peer->idle);
+  g_socket_close (peer->socket, NULL);
+  g_object_unref (peer->socket);
+  g_free (peer->peer_id);
+  g_free (peer);
+}
+
+static gboolean
+echo_peer_idle_cb (gpointer user_data)
+{
+  EchoPeer *peer = user_data;
+  RndzToolEcho *echo = peer->echo;
+
+  rndz_tool_print_note (_("Peer “%s” sent nothing for %u s: forgotten"),
+                        peer->peer_id, echo->idle_timeout_s);
+  g_ptr_array_remove_fast (echo->peers, peer);
+  return G_SOURCE_REMOVE;
+}
+
 /* A peer's own socket: connected to it, so whatever comes is the peer's */
 static gboolean
 echo_datagrams_cb (GSocket      *socket,
                    GIOCondition  condition,
                    gpointer      user_data)
 {
-  RndzToolEcho *echo = user_data;
+  EchoPeer *peer = user_data;
+  RndzToolEcho *echo = peer->echo;
+
+  g_source_set_ready_time (peer->idle, g_get_monotonic_time () +
+                           echo->idle_timeout_s * G_TIME_SPAN_SECOND);
 
   /* A bounded batch, so that a flood does not starve the rest */
   for (guint i = 0; i < 64; i++)
@@ -140,7 +183,7 @@ ignore_datagrams_cb (GSocket      *socket,
 }
 
 static GSource *
-echo_socket_source_new (RndzToolEcho      *echo,
+echo_socket_source_new (gpointer           user_data,
                         GSocket           *socket,
                         GSocketSourceFunc  func)
 {
@@ -148,7 +191,7 @@ echo_socket_source_new (RndzToolEcho      *echo,
 
   g_socket_set_blocking (socket, FALSE);
   source = g_socket_create_source (socket, G_IO_IN, NULL);
-  g_source_set_callback (source, G_SOURCE_FUNC (func), echo, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (func), user_data, NULL);
   g_source_attach (source, NULL);
   return source;
 }
@@ -163,13 +206,21 @@ echo_peer_socket_cb (RndzClient *client,
                      gpointer    user_data)
 {
   RndzToolEcho *echo = user_data;
+  EchoPeer *peer;
 
   if (echo_quitting (echo) || echo->datagram == NULL)
     return;
 
   rndz_tool_print_note (_("Peer “%s” comes in (%s)"), peer_id, rndz_tool_path_name (socket));
-  g_ptr_array_add (echo->peer_sources,
-                   echo_socket_source_new (echo, socket, echo_datagrams_cb));
+  peer = g_new0 (EchoPeer, 1);
+  peer->echo = echo;
+  peer->peer_id = g_strdup (peer_id);
+  peer->socket = g_object_ref (socket);
+  peer->source = echo_socket_source_new (peer, socket, echo_datagrams_cb);
+  peer->idle = g_timeout_source_new (echo->idle_timeout_s * 1000);
+  g_source_set_callback (peer->idle, echo_peer_idle_cb, peer, NULL);
+  g_source_attach (peer->idle, NULL);
+  g_ptr_array_add (echo->peers, peer);
 }
 
 /* UDP, secure */
@@ -463,19 +514,14 @@ rndz_tool_echo_tcp_start (RndzToolEcho *echo)
 
 /* Life cycle */
 
-static void
-destroy_and_unref_source (gpointer data)
-{
-  g_source_destroy (data);
-  g_source_unref (data);
-}
-
 /* An echo for the peers of @client, a listening client, over secure
  * channels if @secure, whose operations end when @cancellable is
- * cancelled */
+ * cancelled. A plain UDP peer that sends nothing for @idle_timeout_s
+ * seconds is forgotten. */
 RndzToolEcho *
 rndz_tool_echo_new (RndzClient   *client,
                     gboolean      secure,
+                    guint         idle_timeout_s,
                     GCancellable *cancellable)
 {
   RndzToolEcho *echo = g_new0 (RndzToolEcho, 1);
@@ -483,7 +529,8 @@ rndz_tool_echo_new (RndzClient   *client,
   echo->client = g_object_ref (client);
   echo->cancellable = g_object_ref (cancellable);
   echo->secure = secure;
-  echo->peer_sources = g_ptr_array_new_with_free_func (destroy_and_unref_source);
+  echo->idle_timeout_s = idle_timeout_s;
+  echo->peers = g_ptr_array_new_with_free_func ((GDestroyNotify) echo_peer_free);
   /* A secure peer's socket belongs to its channel: asking for it would
    * read its ciphertext here */
   if (!secure)
@@ -508,7 +555,7 @@ rndz_tool_echo_stop (RndzToolEcho *echo)
   if (echo->receive_source != NULL)
     g_source_destroy (echo->receive_source);
   g_clear_pointer (&echo->receive_source, g_source_unref);
-  g_ptr_array_set_size (echo->peer_sources, 0);
+  g_ptr_array_set_size (echo->peers, 0);
   g_clear_signal_handler (&echo->peer_socket_id, echo->client);
 }
 
@@ -517,7 +564,7 @@ void
 rndz_tool_echo_free (RndzToolEcho *echo)
 {
   rndz_tool_echo_stop (echo);
-  g_clear_pointer (&echo->peer_sources, g_ptr_array_unref);
+  g_clear_pointer (&echo->peers, g_ptr_array_unref);
   g_clear_pointer (&echo->datagram, g_free);
   g_clear_object (&echo->client);
   g_clear_object (&echo->cancellable);

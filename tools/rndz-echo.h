@@ -15,6 +15,7 @@ typedef struct _RndzToolEcho RndzToolEcho;
 
 RndzToolEcho *rndz_tool_echo_new         (RndzClient    *client,
                                           gboolean       secure,
+                                          guint          idle_timeout_s,
                                           GCancellable  *cancellable);
 void          rndz_tool_echo_udp_start   (RndzToolEcho  *echo,
                                           GSocket       *socket);

@@ -214,7 +214,8 @@ rndz_tool_read_secret (const char  *path,
  * the option is @scale units of the property: 1000 for an option in
  * seconds (what users type, as in the Rust rndz) that sets a property in
  * milliseconds (what the library takes, as GLib does). @value and
- * @fallback_max are in the option's unit. */
+ * @fallback_max are in the option's unit. An option of the tool's own
+ * (@property %NULL) takes 1 to @fallback_max. */
 gboolean
 rndz_tool_parse_uint_option (const char  *option,
                              const char  *text,
@@ -225,8 +226,8 @@ rndz_tool_parse_uint_option (const char  *option,
                              guint       *value,
                              GError     **error)
 {
-  g_autoptr(GTypeClass) klass = g_type_class_ref (type);
-  GParamSpec *pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), property);
+  g_autoptr(GTypeClass) klass = property != NULL ? g_type_class_ref (type) : NULL;
+  GParamSpec *pspec = klass != NULL ? g_object_class_find_property (G_OBJECT_CLASS (klass), property) : NULL;
   guint minimum = 1;
   guint maximum = fallback_max;
   guint64 number;
