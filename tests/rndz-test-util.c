@@ -181,6 +181,20 @@ rndz_test_under_valgrind (void)
   return g_getenv ("RNDZ_UNDER_VALGRIND") != NULL;
 }
 
+/* How many entries the directory @path has: files, or a process's open
+ * descriptors in /proc/PID/fd */
+guint
+rndz_test_count_entries (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
 /* Whether ::1 can be bound: containers often have no IPv6 */
 gboolean
 rndz_test_have_ipv6 (void)

@@ -68,6 +68,7 @@ GAsyncResult *rndz_test_wait_async (GMainContext  *context,
 
 gboolean rndz_test_under_valgrind (void);
 gboolean rndz_test_have_ipv6      (void);
+guint    rndz_test_count_entries  (const char *path);
 
 /* Addresses and sockets on the loopback */
 

@@ -50,18 +50,6 @@ fixture_tear_down (Fixture       *fixture,
   g_free (fixture->dir);
 }
 
-static guint
-count_files (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-  return n;
-}
-
 static gnutls_x509_crt_t
 parse_der (RndzIdentity *identity)
 {
@@ -192,7 +180,7 @@ test_file_create (Fixture       *fixture,
   g_assert_cmpint (g_stat (fixture->path, &st), ==, 0);
   g_assert_cmpuint (st.st_mode & 07777, ==, 0600);
   /* No temporary file left behind */
-  g_assert_cmpuint (count_files (fixture->dir), ==, 1);
+  g_assert_cmpuint (rndz_test_count_entries (fixture->dir), ==, 1);
 
   g_assert_true (g_file_get_contents (fixture->path, &contents, NULL, NULL));
   g_assert_true (g_str_has_prefix (contents, "-----BEGIN PRIVATE KEY-----\n"));
@@ -202,7 +190,7 @@ test_file_create (Fixture       *fixture,
   again = rndz_identity_new_from_file (fixture->path, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (rndz_identity_get_fingerprint (again), ==, rndz_identity_get_fingerprint (identity));
-  g_assert_cmpuint (count_files (fixture->dir), ==, 1);
+  g_assert_cmpuint (rndz_test_count_entries (fixture->dir), ==, 1);
 }
 
 static void
@@ -355,7 +343,7 @@ test_file_race (Fixture       *fixture,
           g_free (racers[i].fingerprint);
         }
       g_clear_object (&identity);
-      g_assert_cmpuint (count_files (fixture->dir), ==, 1);
+      g_assert_cmpuint (rndz_test_count_entries (fixture->dir), ==, 1);
     }
 }
 
