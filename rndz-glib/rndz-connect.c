@@ -51,7 +51,8 @@
  * 6. If no path works within the direct timeout, the server that sent
  *    the redirect is asked to relay (if the client allows it): its
  *    session names a token and the relay port, which both peers join
- *    (rndz-relay-join.c).
+ *    (rndz-relay-join.c). Over TCP, with no relay to turn to, the direct
+ *    paths go on until the timeout instead ("Without a relay" below).
  *
  * Asking the servers (3, 4, and 6's relay request) is RndzRequest's
  * (rndz-request.c): it collects the servers' errors, so the operation
@@ -794,7 +795,7 @@ op_timeout_cb (gpointer user_data)
   /* A server that requires a key drops what is not signed (and says so
    * at most once a second to an address) */
   else if ((op->request == NULL || rndz_request_get_server (op->request) == NULL) &&
-      op->peer->key == NULL)
+           op->peer->key == NULL)
     rndz_connect_op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                   _("Timed out reaching peer “%s”: no server answered "
                                   "(the server may require a key)"), op->peer_id));
