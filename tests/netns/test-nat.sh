@@ -415,13 +415,13 @@ fails_promptly ()
 # three times running within the 3 s direct timeout, while the client's
 # own timeout had 7 s left; without a relay to turn to, a TCP client now
 # goes on with its direct paths until that timeout (rndz-connect.c,
-# "Without a relay"). Since: 20 of 20 in each of fifteen runs, medians
-# 210-1025 ms, longest 4112 ms; 3 of the 300 trials connected after the
-# direct timeout, the ones that failed before. A trial now
+# "Without a relay"). Since: 20 of 20 in each of twenty-one runs,
+# medians 210-1025 ms, longest 4112 ms; 4 of the 420 trials connected
+# after the direct timeout, the ones that failed before. A trial now
 # fails only when a side's SYNs (or SYN-ACKs) are lost for all of the
 # 9 s or so that the timeout leaves after the redirect, some nine in a
-# row; even at the 1 % that 0 failures in 300 leave possible (95 %),
-# 20 trials would fall below 19 one run in 60: 19 it is.
+# row; even at the 0.7 % that 0 failures in 420 leave possible (95 %),
+# 20 trials would fall below 19 about one run in 120: 19 it is.
 LOSS_PROBABILITY=0.2
 LOSS_TRIALS=20
 LOSS_MIN_UDP=19
