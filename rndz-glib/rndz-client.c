@@ -796,7 +796,11 @@ rndz_client_class_init (RndzClientClass *klass)
    * direct path works, if the server offers one. The application gets
    * the same kind of socket either way; [func@Rndz.socket_get_path] tells
    * which path it takes. A listening client with this off does not join
-   * relay sessions either.
+   * relay sessions either. Over TCP, with this off (or when the server
+   * does not relay), there is nothing to turn to at the
+   * [property@Rndz.Client:direct-timeout]: the direct paths go on until
+   * [property@Rndz.Client:timeout] (the direct timeout's documentation
+   * says when).
    *
    * Since: 1.0
    */
@@ -810,6 +814,17 @@ rndz_client_class_init (RndzClientClass *klass)
    * and its local ones) before it turns to the relay, or fails with
    * %RNDZ_ERROR_NO_PATH, in milliseconds, from 100 to 3600000; 3000 by
    * default. Within [property@Rndz.Client:timeout] in any case.
+   *
+   * Over TCP, when there is no relay to turn to (the
+   * [property@Rndz.Client:relay] property is off, or the server answers
+   * that it does not relay), the direct paths go on after this, until
+   * [property@Rndz.Client:timeout], and only then does the connection
+   * fail with %RNDZ_ERROR_NO_PATH: a lost SYN goes again only when the
+   * kernel sends it, a second later at best, so through packet loss a
+   * few seconds leave few chances. Not when the rendezvous shows a NAT
+   * that rewrites ports (a TCP path is then unlikely): that connection
+   * still fails after this timeout. A listening client punches towards
+   * a requester for its own [property@Rndz.Client:timeout].
    *
    * Since: 1.0
    */

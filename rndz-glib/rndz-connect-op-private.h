@@ -111,6 +111,10 @@ struct _ConnectOp
   GSource *early_timer;
   gboolean relay_early;           /* asked for */
   GError *relay_error;            /* it failed: what the op fails with, if direct does too */
+  /* TCP: no relay to fall back on, so the direct paths go on until the
+   * timeout, which then fails with relay_error (rndz-connect.c, "Without
+   * a relay") */
+  gboolean direct_only;
 
   /* A secure connection: the result waits for the target's fingerprint */
   RndzConnectSecurity *security;

@@ -51,7 +51,8 @@
  * 6. If no path works within the direct timeout, the server that sent
  *    the redirect is asked to relay (if the client allows it): its
  *    session names a token and the relay port, which both peers join
- *    (rndz-relay-join.c).
+ *    (rndz-relay-join.c). Over TCP, with no relay to turn to, the direct
+ *    paths go on until the timeout instead ("Without a relay" below).
  *
  * Asking the servers (3, 4, and 6's relay request) is RndzRequest's
  * (rndz-request.c): it collects the servers' errors, so the operation
@@ -283,6 +284,58 @@ rndz_connect_op_add_redirect_paths (ConnectOp         *op,
 
 static void op_start_relay (ConnectOp *op);
 
+/* Without a relay
+ *
+ * Over TCP a lost SYN goes again only when the kernel sends it, a second
+ * later at best (rndz-connect-attempt.c): through loss, a direct timeout
+ * of 3 s leaves each SYN of the crossing three chances, and now and then
+ * all are lost (through two NATs that each lose 20 %, about one
+ * connection in 50). With a relay to turn to, that costs a detour; with
+ * none, the connection. So when there is none (the client's relay is
+ * off, or the server answers that it does not relay), the direct paths
+ * go on until the timeout, and the connection fails only then, with the
+ * error it would have had at the direct timeout. Not when a NAT on the
+ * way rewrites ports: then a TCP path is unlikely (the rewritten side's
+ * observed address leads nowhere), and the failure still comes at the
+ * direct timeout. The listener punches towards a requester for its own
+ * timeout (rndz-listener-requests.c), the same by default: it cannot
+ * know the requester's, nor whether it has a relay. UDP is left as it
+ * is: its checks are paced by us, many within the direct timeout, and
+ * the listener's half of a UDP path ends at its own direct timeout. */
+static gboolean
+op_direct_may_go_on (ConnectOp *op)
+{
+  return op->transport == RNDZ_TRANSPORT_TCP && !op->peer_rewrites && !op->we_rewrite &&
+         op->attempts != NULL && op->attempts->len > 0;
+}
+
+/* Nothing to fall back on: @error is what the operation fails with at
+ * its timeout, unless a direct path works by then */
+static void
+op_direct_only (ConnectOp *op,
+                GError    *error)
+{
+  g_debug ("No relay for “%s”: the direct paths go on until the timeout (%s)",
+           op->peer_id, error->message);
+  op->direct_only = TRUE;
+  g_clear_error (&op->relay_error);
+  op->relay_error = error;
+}
+
+/* TCP at the direct timeout, when the direct paths may go on: the relay
+ * is asked for while they do, and they stop when its session comes */
+static void
+op_direct_timeout_tcp (ConnectOp *op)
+{
+  if (op->relay_error != NULL)
+    op_direct_only (op, g_steal_pointer (&op->relay_error));
+  else if (!op->peer->relay || rndz_request_get_server (op->request) == NULL)
+    op_direct_only (op, g_error_new (RNDZ_ERROR, RNDZ_ERROR_NO_PATH,
+                                     _("No direct path to peer “%s” works"), op->peer_id));
+  else
+    op_start_relay (op);
+}
+
 static gboolean
 op_direct_timeout_cb (gpointer user_data)
 {
@@ -290,6 +343,12 @@ op_direct_timeout_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->direct_timeout, g_source_unref);
+  if (op_direct_may_go_on (op))
+    {
+      op_direct_timeout_tcp (op);
+      return G_SOURCE_REMOVE;
+    }
+
   rndz_source_clear (&op->check_timer);
   rndz_source_clear (&op->hard_timer);
   g_clear_pointer (&op->prober, rndz_prober_free);
@@ -391,9 +450,13 @@ op_handle_session (ConnectOp         *op,
       (op->phase != PHASE_RELAY && !op->relay_early))
     return;
 
-  /* Early, the direct paths go on beside the join */
+  /* Early, the direct paths go on beside the join; late, TCP's went on
+   * until now (op_direct_timeout_tcp()) */
   if (op->phase == PHASE_RELAY)
-    op->phase = PHASE_RELAY_JOINING;
+    {
+      op->phase = PHASE_RELAY_JOINING;
+      g_ptr_array_set_size (op->attempts, 0);
+    }
   rndz_request_found (op->request);
   relay.port = msg->port;
   /* A server of a cluster may name another node's relay */
@@ -411,8 +474,13 @@ static void
 op_handle_relay_reply (ConnectOp         *op,
                        const RndzMessage *msg)
 {
+  if (op->direct_only)
+    return;
   if (msg->type == RNDZ_MESSAGE_SESSION)
     op_handle_session (op, msg);
+  else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY &&
+           msg->code == RNDZ_WIRE_ERROR_NO_RELAY && op_direct_may_go_on (op))
+    op_direct_only (op, rndz_message_error_to_gerror (msg, op->peer_id));
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->phase == PHASE_RELAY)
     rndz_connect_op_return_error (op, rndz_message_error_to_gerror (msg, op->peer_id));
   else if (msg->type == RNDZ_MESSAGE_ERROR && op->relay_early && op->join_cancellable == NULL &&
@@ -690,10 +758,17 @@ request_failed_cb (RndzRequest *request,
   ConnectOp *op = user_data;
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
-  /* Once the relay's session came, its server has done its part */
-  if (op->phase == PHASE_RELAY_JOINING || op->join_cancellable != NULL)
+  /* Once the relay's session came, its server has done its part; once it
+   * said that it does not relay, too */
+  if (op->phase == PHASE_RELAY_JOINING || op->join_cancellable != NULL || op->direct_only)
     {
       g_error_free (error);
+      return;
+    }
+  /* The relay cannot be asked for: nothing to fall back on */
+  if (op->phase == PHASE_RELAY && op_direct_may_go_on (op))
+    {
+      op_direct_only (op, error);
       return;
     }
   rndz_connect_op_return_error (op, error);
@@ -714,10 +789,13 @@ op_timeout_cb (gpointer user_data)
   g_autoptr(GTask) hold G_GNUC_UNUSED = op_hold (op);
 
   g_clear_pointer (&op->timeout, g_source_unref);
+  /* No direct path, and no relay: as at the direct timeout */
+  if (op->direct_only)
+    rndz_connect_op_return_error (op, g_steal_pointer (&op->relay_error));
   /* A server that requires a key drops what is not signed (and says so
    * at most once a second to an address) */
-  if ((op->request == NULL || rndz_request_get_server (op->request) == NULL) &&
-      op->peer->key == NULL)
+  else if ((op->request == NULL || rndz_request_get_server (op->request) == NULL) &&
+           op->peer->key == NULL)
     rndz_connect_op_return_error (op, g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                   _("Timed out reaching peer “%s”: no server answered "
                                   "(the server may require a key)"), op->peer_id));

@@ -364,6 +364,10 @@ punch_tcp (RndzListener      *listener,
   if (g_hash_table_contains (listener->punches, addr))
     return;
 
+  /* Until our own timeout: a requester without a relay connects until
+   * its timeout, not its direct timeout (rndz-connect.c, "Without a
+   * relay"), and we know neither its timeout nor whether it has one */
+
   punch = g_new0 (Punch, 1);
 
   punch->listener = listener;
