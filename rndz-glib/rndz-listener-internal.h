@@ -52,14 +52,13 @@ G_BEGIN_DECLS
 #define RSYNC_RETRY_INITIAL_MS 200
 #define RSYNC_RETRY_MAX_MS 800
 /* A check socket whose use we answered stays ours, to answer the use
- * again, until the requester's first datagram of its own comes, or
- * until it has sent no use for this long: more than two of its gaps
- * between uses (USE_RETRY_MAX_MS in rndz-connect.c) */
+ * (and the checks) again, until the requester's first datagram of its
+ * own comes, or until it has sent none of them for this long: more than
+ * two of its gaps between uses (USE_RETRY_MAX_MS in rndz-connect.c).
+ * No longer than the direct timeout after the first use, though: a
+ * requester that never gets an answer still learns that the path is its
+ * own from our application's first datagram, if ours speaks first. */
 #define HANDOVER_QUIET_MS 600
-/* ... but no longer than this many answers: a requester that gets none
- * of them still learns that the path is its own from our application's
- * first datagram, if ours speaks first */
-#define HANDOVER_MAX_ANSWERS 4
 
 struct _RndzListener
 {

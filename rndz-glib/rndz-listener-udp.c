@@ -43,7 +43,7 @@ typedef struct
   /* The use answered: the socket is handed over when this fires, or
    * on the requester's first datagram of its own */
   GSource *handover;
-  guint n_answers;
+  gint64 handover_until;        /* monotonic: the latest hand-over */
   /* No peer-socket handler: the use to answer from U, the check to go */
   gboolean to_listening;
   guint32 use_tid;
@@ -236,6 +236,25 @@ check_hand_over_listening (Check *check)
   answer_from_listening (listener, &addr, buf, len);
 }
 
+/* The requester still speaks the protocol on a check whose use we
+ * answered (more uses, or checks once it gave up its uses): it has not
+ * had our answer. The socket stays ours to answer again, until the
+ * requester goes quiet, and at most until handover_until. Every answer
+ * may be lost, as every use may: through 20 % loss each way, one
+ * requester in 200 missed all the answers of its first second. */
+static void
+check_delay_handover (Check *check)
+{
+  gint64 left_ms = (check->handover_until - g_get_monotonic_time ()) / 1000;
+
+  if (check->handover != NULL && left_ms <= 0)
+    return;
+  rndz_source_clear (&check->handover);
+  check->handover = rndz_timeout_add (check->listener->context,
+                                      (guint) CLAMP (left_ms, 1, HANDOVER_QUIET_MS),
+                                      check_handover_cb, check);
+}
+
 /* The requester's use came to @check: any other check socket of the
  * same request that answered a use before is one the requester gave up
  * (it moved on when our answers did not reach it, or when another of its
@@ -291,14 +310,11 @@ check_answer_use (Check             *check,
           check->use_tid = use->tid;
           return FALSE;
         }
+      check->handover_until = g_get_monotonic_time () +
+                              (gint64) listener->peer->direct_timeout_ms * 1000;
     }
 
-  if (check->n_answers++ < HANDOVER_MAX_ANSWERS)
-    {
-      rndz_source_clear (&check->handover);
-      check->handover = rndz_timeout_add (listener->context, HANDOVER_QUIET_MS,
-                                          check_handover_cb, check);
-    }
+  check_delay_handover (check);
   rndz_udp_send (check->socket, NULL, buf, len, "answer to a use");
   return TRUE;
 }
@@ -345,6 +361,8 @@ check_handle (GSocket           *socket,
       check->expire = rndz_timeout_add (listener->context, listener->peer->timeout_ms,
                                         check_expire_cb, check);
     }
+  else
+    check_delay_handover (check);
   return check->handover == NULL;
 }
 

@@ -829,6 +829,85 @@ test_listener_use_stops_punches (Fixture       *fixture,
 }
 
 static void
+test_listener_answers_lost (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  g_autoptr(GSocketAddress) to_alice = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+  RndzAddr bob_addr, alice, a;
+  guint32 tid = g_random_int ();
+  gint64 start;
+
+  g_test_summary ("Every answer to the requester's uses is lost: while it goes on with "
+                  "uses and checks (it has had no answer), alice keeps the check socket "
+                  "and answers, long after her fourth answer; its data then hands the "
+                  "socket over");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  bob_asks (fixture, bob, &bob_addr, NULL, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+
+  /* A requester nominated by the punch: uses for a second, then checks
+   * (rndz-connect-udp.c); alice's answers are "lost": bob drops them */
+  start = g_get_monotonic_time ();
+  while (g_get_monotonic_time () - start < 2000 * G_TIME_SPAN_MILLISECOND)
+    {
+      gboolean uses = g_get_monotonic_time () - start < 1000 * G_TIME_SPAN_MILLISECOND;
+
+      send_peer (bob, &alice, uses ? RNDZ_MESSAGE_USE : RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+      rndz_test_run_for (NULL, 200);
+      count_type (bob, ANY_TYPE);
+    }
+  g_assert_null (fixture->peer_socket);
+
+  /* A confirm came through at last, and the use after it */
+  send_peer (bob, &alice, RNDZ_MESSAGE_CHECK, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_CONFIRM, alice.port, NULL, NULL, 1000));
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 1000));
+
+  to_alice = rndz_addr_to_socket_address (&alice, G_SOCKET_FAMILY_IPV4);
+  g_assert_cmpint (g_socket_send_to (bob, to_alice, "data", 4, NULL, NULL), ==, 4);
+  g_assert_true (rndz_test_run_until_set (NULL, (gpointer *) &fixture->peer_socket, 2000));
+  remote = g_socket_get_remote_address (fixture->peer_socket, NULL);
+  g_assert_true (rndz_addr_from_socket_address (&a, remote));
+  g_assert_true (rndz_addr_equal (&a, &bob_addr));
+}
+
+static void
+test_listener_uses_forever (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  RndzAddr bob_addr, alice;
+  guint32 tid = g_random_int ();
+  gint64 start, handed = 0;
+
+  g_test_summary ("A requester that sends uses and never data keeps alice's check socket "
+                  "from the application no longer than her direct timeout");
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  rndz_client_set_direct_timeout (fixture->client, 1000);
+  bob = udp_on (PEER_HOST, 0, &bob_addr);
+  bob_asks (fixture, bob, &bob_addr, NULL, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+
+  start = g_get_monotonic_time ();
+  while (handed == 0 && g_get_monotonic_time () - start < 3000 * G_TIME_SPAN_MILLISECOND)
+    {
+      send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+      rndz_test_run_for (NULL, 100);
+      if (fixture->peer_socket != NULL)
+        handed = g_get_monotonic_time ();
+    }
+  g_assert_cmpint (handed, >, 0);
+  g_assert_cmpint (handed - start, >=, 900 * G_TIME_SPAN_MILLISECOND);
+  g_assert_cmpint (handed - start, <, 1500 * G_TIME_SPAN_MILLISECOND);
+}
+
+static void
 test_listener_spray_elsewhere (Fixture       *fixture,
                                gconstpointer  data)
 {
@@ -1344,6 +1423,8 @@ main (int   argc,
   ADD ("/paths/listener/check-elsewhere", test_listener_check_elsewhere);
   ADD ("/paths/listener/use-moved", test_listener_use_moved);
   ADD ("/paths/listener/use-stops-punches", test_listener_use_stops_punches);
+  ADD ("/paths/listener/answers-lost", test_listener_answers_lost);
+  ADD ("/paths/listener/uses-forever", test_listener_uses_forever);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
   ADD ("/paths/listener/tcp-use-late", test_listener_tcp_use_late);
