@@ -55,9 +55,10 @@ G_BEGIN_DECLS
  * (and the checks) again, until the requester's first datagram of its
  * own comes, or until it has sent none of them for this long: more than
  * two of its gaps between uses (USE_RETRY_MAX_MS in rndz-connect.c).
- * No longer than the direct timeout after the first use, though: a
- * requester that never gets an answer still learns that the path is its
- * own from our application's first datagram, if ours speaks first. */
+ * No longer than two thirds of the direct timeout after the first use,
+ * though: a requester that never gets an answer still learns that the
+ * path is its own from our application's first datagram, if ours speaks
+ * first, before its own direct timeout. */
 #define HANDOVER_QUIET_MS 600
 
 struct _RndzListener

@@ -239,7 +239,8 @@ check_hand_over_listening (Check *check)
 /* The requester still speaks the protocol on a check whose use we
  * answered (more uses, or checks once it gave up its uses): it has not
  * had our answer. The socket stays ours to answer again, until the
- * requester goes quiet, and at most until handover_until. Every answer
+ * requester goes quiet, and at most until handover_until (two thirds of
+ * the direct timeout after the first use). Every answer
  * may be lost, as every use may: through 20 % loss each way, one
  * requester in 200 missed all the answers of its first second. */
 static void
@@ -310,8 +311,11 @@ check_answer_use (Check             *check,
           check->use_tid = use->tid;
           return FALSE;
         }
+      /* Two thirds of the direct timeout: the requester's is likely the
+       * same, and when our application speaks first, its datagram must
+       * reach the requester before it gives up */
       check->handover_until = g_get_monotonic_time () +
-                              (gint64) listener->peer->direct_timeout_ms * 1000;
+                              (gint64) listener->peer->direct_timeout_ms * 1000 * 2 / 3;
     }
 
   check_delay_handover (check);
