@@ -448,6 +448,10 @@ loss_rate ()
     else
       echo "# trial $i: not direct (path $path, exit status $RC after $ELAPSED ms)"
       grep -v -- '-DEBUG' "$TMP/$name-$i.err" | head -n 3 | sed 's/^/#   /'
+      # A failure here is rare (about one trial in 200): what the
+      # connector saw, for the next person, since the logs go with $TMP
+      echo "#   the connector's last messages:"
+      grep -- '-DEBUG' "$TMP/$name-$i.err" | tail -n 25 | cut -c 1-200 | sed 's/^/#     /'
     fi
   done
 
