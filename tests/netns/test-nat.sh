@@ -451,7 +451,7 @@ loss_rate ()
       # A failure here is rare (about one trial in 200): what the
       # connector saw, for the next person, since the logs go with $TMP
       echo "#   the connector's last messages:"
-      grep -- '-DEBUG' "$TMP/$name-$i.err" | tail -n 25 | cut -c 1-200 | sed 's/^/#     /'
+      tail -n 25 "$TMP/$name-$i.err" | cut -c 1-200 | sed 's/^/#     /'
     fi
   done
 
