@@ -240,9 +240,9 @@ check_hand_over_listening (Check *check)
  * answered (more uses, or checks once it gave up its uses): it has not
  * had our answer. The socket stays ours to answer again, until the
  * requester goes quiet, and at most until handover_until (two thirds of
- * the direct timeout after the first use). Every answer
- * may be lost, as every use may: through 20 % loss each way, one
- * requester in 200 missed all the answers of its first second. */
+ * the direct timeout after the first use). Every answer may be lost, as
+ * every use may: through 20 % loss each way, one requester in 200
+ * missed all the answers of its first second. */
 static void
 check_delay_handover (Check *check)
 {
