@@ -41,7 +41,8 @@ void                rndz_connect_attempt_hand_over (GSocket      *socket,
 #define RNDZ_CONNECT_RTO_CAP_KEPT_MS 10000
 gboolean            rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt);
 void                rndz_connect_attempt_syn_only (GSocket        *socket,
-                                                   const RndzAddr *to);
+                                                   const RndzAddr *to,
+                                                   guint           ttl);
 
 /* Towards a server, a SYN that met no answer goes again from a new socket
  * on the same port this often, instead of after the kernel's 1 s

@@ -205,12 +205,14 @@ rndz_connect_attempt_free (RndzConnectAttempt *attempt)
  * a new one on the same ports sends its SYN at once: that is how a SYN
  * goes again sooner than the kernel's fixed 1 s, then 3 s.
  *
- * Only towards a server. Between peers behind NATs, a new socket has a
- * new initial sequence number: when the old SYN did reach the peer, the
+ * Towards a server. Between peers behind NATs, a new socket has a new
+ * initial sequence number: when the old SYN did reach the peer, the
  * new socket answers the peer's SYN-ACK (or challenge ACK) with a
  * reset, and a reset through a NAT's connection tracking closes the
  * mapping for the peer's SYNs for seconds (seen through 20 % loss: 7
- * of 40 trials failed so, against 2 to 4 with the kernel's pace).
+ * of 40 trials failed so, against 2 to 4 with the kernel's pace). The
+ * listener redials a punch once, when its first SYN cannot have reached
+ * the requester (rndz-listener-requests.c, punch_redial_cb()).
  * Where the state cannot be read, FALSE: the kernel's own pace.
  */
 gboolean
@@ -231,6 +233,8 @@ rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt)
 
 /*
  * rndz_connect_attempt_syn_only:
+ * @ttl: how many hops the SYN may go (its IPv4 TTL or IPv6 hop limit),
+ *   or 0 for as far as any
  *
  * Sends one SYN from @socket towards @to, and closes @socket: a socket
  * closed before any answer came sends nothing more. What is left is the
@@ -239,10 +243,14 @@ rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt)
  */
 void
 rndz_connect_attempt_syn_only (GSocket        *socket,
-                               const RndzAddr *to)
+                               const RndzAddr *to,
+                               guint           ttl)
 {
   g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, g_socket_get_family (socket));
 
+  /* On an IPv6 socket this sets the TTL of v4-mapped peers too */
+  if (ttl > 0)
+    g_socket_set_ttl (socket, ttl);
   g_socket_set_blocking (socket, FALSE);
   if (address != NULL)
     g_socket_connect (socket, address, NULL, NULL);

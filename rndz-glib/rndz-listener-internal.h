@@ -26,8 +26,11 @@ G_BEGIN_DECLS
 /* Connections that came in and wait for accept; more are closed */
 #define MAX_INCOMING 64
 #define PUNCH_RETRY_INITIAL_MS 50
-/* TCP: SYNs sent before a request's first punch (punch_send_spares()) */
+/* TCP: SYNs sent before a request's first punch (punch_send_spares()),
+ * and when a punch still unanswered goes again from a new socket
+ * (punch_redial_cb()) */
 #define PUNCH_SPARE_SYNS 2
+#define PUNCH_TCP_REDIAL_MS 500
 /* How long a connection may take to say it is the one. The requester
  * sends its use frame as soon as the connection opens and takes the
  * connection at once: when the frame is lost, only TCP sends it again,

@@ -30,6 +30,7 @@ typedef struct
   GSocket *socket;
   RndzConnectAttempt *attempt;
   GSource *retry;
+  GSource *redial;
   GSource *expire;
   guint delay_ms;
 } Punch;
@@ -215,6 +216,7 @@ punch_free (Punch *punch)
 {
   g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
   rndz_source_clear (&punch->retry);
+  rndz_source_clear (&punch->redial);
   rndz_source_clear (&punch->expire);
   if (punch->socket != NULL)
     g_socket_close (punch->socket, NULL);
@@ -313,6 +315,43 @@ rndz_listener_init_rsync (RndzListener      *listener,
     g_strlcpy (rsync->fp, listener->peer->fingerprint, sizeof rsync->fp);
 }
 
+/* Our punch's first SYN always reaches the requester's NAT before that
+ * is open: the requester learns where we are only from the redirect that
+ * our answer brings, and only then sends its SYN (and its spares,
+ * rndz-connect.c). The kernel sends ours again a second later, just
+ * before the requester's second SYN, and so on: through loss, when the
+ * requester's first SYN is lost, each second has one chance. So a punch
+ * still unanswered after PUNCH_TCP_REDIAL_MS goes again once, from a new
+ * socket: by then the requester's spares have opened its NAT, and its
+ * SYN-SENT socket answers ours; our retransmissions then fall between
+ * the requester's, two chances a second.
+ *
+ * It is safe only for a socket that has had no answer at all (SYN-SENT):
+ * nothing of it reached the requester, so the new sequence number meets
+ * no half-open connection there. A socket that got the requester's SYN
+ * answers it itself. The SYNs of the new socket come after the old
+ * one's in our NAT's connection tracking, which takes them over (Linux
+ * conntrack follows a SYN with a later sequence number); a connection
+ * made by our listening socket instead, whose answer has a sequence
+ * number the NAT never saw in a SYN, is out of its window there (seen
+ * through Linux conntrack: the NAT stops translating it). */
+static gboolean
+punch_redial_cb (gpointer user_data)
+{
+  Punch *punch = user_data;
+
+  g_clear_pointer (&punch->redial, g_source_unref);
+  if (punch->attempt == NULL || !rndz_connect_attempt_unanswered (punch->attempt))
+    return G_SOURCE_REMOVE;
+
+  g_debug ("Connecting to “%s” again: no answer yet", punch->peer_id);
+  g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
+  g_socket_close (punch->socket, NULL);
+  g_clear_object (&punch->socket);
+  punch_try (punch);
+  return G_SOURCE_REMOVE;
+}
+
 /* A SYN that the other side's firewall drops is retried by the kernel for
  * minutes: give up on our own deadline instead. */
 static gboolean
@@ -347,7 +386,7 @@ punch_send_spares (RndzListener   *listener,
                                                          NULL);
 
       if (spare != NULL)
-        rndz_connect_attempt_syn_only (spare, addr);
+        rndz_connect_attempt_syn_only (spare, addr, 0);
     }
 }
 
@@ -378,6 +417,7 @@ punch_tcp (RndzListener      *listener,
   punch->delay_ms = PUNCH_RETRY_INITIAL_MS;
   punch->expire = rndz_timeout_add (listener->context, timeout / 1000, punch_expire_cb, punch);
   g_hash_table_insert (listener->punches, &punch->addr, punch);
+  punch->redial = rndz_timeout_add (listener->context, PUNCH_TCP_REDIAL_MS, punch_redial_cb, punch);
   punch_send_spares (listener, addr);
   punch_try (punch);
 }

@@ -195,6 +195,33 @@ rndz_test_count_entries (const char *path)
   return n;
 }
 
+/* Linux: how many SYNs met a full accept queue in this network
+ * namespace (and were dropped unanswered), or -1 if it does not say.
+ * A test counts the SYNs sent to a port that listens with a full queue
+ * by it (other tests running beside it may add some). */
+gint64
+rndz_test_listen_overflows (void)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents ("/proc/net/netstat", &text, NULL, NULL))
+    return -1;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL && lines[i + 1] != NULL; i++)
+    {
+      g_auto(GStrv) names = g_strsplit (lines[i], " ", -1);
+      g_auto(GStrv) values = g_strsplit (lines[i + 1], " ", -1);
+
+      if (!g_str_equal (names[0], "TcpExt:") || !g_str_equal (values[0], "TcpExt:"))
+        continue;
+      for (guint j = 1; names[j] != NULL && values[j] != NULL; j++)
+        if (g_str_equal (names[j], "ListenOverflows"))
+          return g_ascii_strtoll (values[j], NULL, 10);
+    }
+  return -1;
+}
+
 /* Whether ::1 can be bound: containers often have no IPv6 */
 gboolean
 rndz_test_have_ipv6 (void)

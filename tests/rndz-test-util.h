@@ -69,6 +69,7 @@ GAsyncResult *rndz_test_wait_async (GMainContext  *context,
 gboolean rndz_test_under_valgrind (void);
 gboolean rndz_test_have_ipv6      (void);
 guint    rndz_test_count_entries  (const char *path);
+gint64   rndz_test_listen_overflows (void);
 
 /* Addresses and sockets on the loopback */
 
