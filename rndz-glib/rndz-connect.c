@@ -643,6 +643,56 @@ peer_attempt_try (PeerAttempt *attempt)
                                                peer_attempt_connected_cb, attempt);
 }
 
+/* Spare SYNs
+ *
+ * Our NAT lets the peer's SYNs in once a SYN of ours went out towards
+ * it; through loss our SYN is lost as often as any packet, and the kernel
+ * sends it again only after 1 s. So spare SYNs go first, from sockets on
+ * our port closed at once, as the listener's do: any of them opens our
+ * NAT, and the listener's next SYN gets in (it connects again half a
+ * second after the request, rndz-listener-requests.c). Ours must not go
+ * all the way, though: the peer's NAT is open for us by now (the
+ * listener sent its own spares when the server asked for it), and a
+ * spare reaching the peer would be answered, with an acknowledgement
+ * that our socket would reset. Two hops take a spare out of our NAT (or
+ * to the first router, which sends it on with one hop left), and the
+ * next router drops it: at the nearest, the peer's NAT, which would have
+ * to forward it. So only towards a peer behind a NAT (its observed
+ * address is none of its own), and not behind ours (which would hand the
+ * spares straight in). */
+#define SPARE_SYNS 2
+#define SPARE_SYN_TTL 2
+
+static gboolean
+redirect_needs_spares (const RndzMessage *redirect)
+{
+  if (redirect->n_cands == 0)
+    return FALSE;
+  for (guint i = 0; i < redirect->n_cands; i++)
+    if (rndz_addr_same_host (&redirect->cands[i], &redirect->addr))
+      return FALSE;
+  if (redirect->seen.family != 0 && rndz_addr_same_host (&redirect->seen, &redirect->addr))
+    return FALSE;
+  return TRUE;
+}
+
+static void
+op_tcp_send_spares (ConnectOp         *op,
+                    const RndzMessage *redirect)
+{
+  if (op_is_done (op) || !redirect_needs_spares (redirect))
+    return;
+
+  for (guint i = 0; i < SPARE_SYNS; i++)
+    {
+      g_autoptr(GSocket) spare = rndz_peer_context_bind (op->peer, op->family,
+                                                         G_SOCKET_TYPE_STREAM, op->port, NULL);
+
+      if (spare != NULL)
+        rndz_connect_attempt_syn_only (spare, &redirect->addr, SPARE_SYN_TTL);
+    }
+}
+
 /* Connects towards every address of the peer at once */
 static void
 op_tcp_redirected (ConnectOp         *op,
@@ -654,6 +704,7 @@ op_tcp_redirected (ConnectOp         *op,
   rndz_connect_op_add_redirect_paths (op, redirect);
   rndz_connect_op_found_peer (op);
   rndz_connect_op_maybe_relay_early (op);
+  op_tcp_send_spares (op, redirect);
 
   for (guint i = 0; i < op->n_paths && !op_is_done (op); i++)
     {

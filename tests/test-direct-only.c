@@ -12,6 +12,12 @@
  * towards it are refused, and starts to listen there only well after
  * bob's direct timeout. With a relay, and when a NAT rewrites ports
  * (a direct path is unlikely), nothing changes.
+ *
+ * Before its own SYN, a requester sends spare SYNs towards a peer behind
+ * a NAT, which open its own NAT and, with two hops to go, die before the
+ * peer's (rndz-connect.c; their TTL is checked through real NATs in
+ * tests/netns/test-nat.sh). Here alice's port listens with a full queue
+ * and the kernel counts the SYNs it drops.
  */
 
 #include <rndz-glib/rndz.h>
@@ -72,14 +78,18 @@ fixture_teardown (Fixture       *f,
   rndz_test_drain (NULL);
 }
 
-/* Alice registers from a port with address and port reuse, as a
- * listener's: it may listen later. With @rewritten, she offers a
- * candidate on another port, as behind a NAT that rewrote hers. */
+/* Alice registers from @host with address and port reuse, as a
+ * listener's socket: it may listen later. With @cand, she offers a
+ * candidate on that host (behind a NAT, hers), on her port or with
+ * @rewritten on another port, as behind a NAT that rewrote hers. */
 static void
-alice_register (Fixture  *f,
-                gboolean  rewritten)
+alice_register_from (Fixture    *f,
+                     const char *host,
+                     const char *cand,
+                     gboolean    rewritten)
 {
-  g_autoptr(GSocketAddress) any = rndz_test_loopback_address (G_SOCKET_FAMILY_IPV4, 0);
+  g_autoptr(GInetAddress) inet = g_inet_address_new_from_string (host);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (inet, 0);
   g_autoptr(GSocketAddress) local = NULL;
   g_autoptr(GError) error = NULL;
   RndzTestPeer *alice = g_new0 (RndzTestPeer, 1);
@@ -101,14 +111,25 @@ alice_register (Fixture  *f,
 
   rndz_message_init (&ping, RNDZ_MESSAGE_PING, 1);
   g_strlcpy (ping.id, "alice", sizeof ping.id);
-  if (rewritten)
+  if (cand != NULL)
     {
-      ping.cands[0] = rndz_test_addr ("127.0.0.2:1");
-      ping.cands[0].port = alice->local.port == 65535 ? 1024 : alice->local.port + 1;
+      g_autofree char *text = g_strdup_printf ("%s:1", cand);
+
+      ping.cands[0] = rndz_test_addr (text);
+      ping.cands[0].port = alice->local.port;
+      if (rewritten)
+        ping.cands[0].port = alice->local.port == 65535 ? 1024 : alice->local.port + 1;
       ping.n_cands = 1;
     }
   rndz_test_peer_send (alice, &ping);
   rndz_test_peer_expect (NULL, alice, RNDZ_MESSAGE_PONG, 1, NULL, RNDZ_TEST_TIMEOUT_MS);
+}
+
+static void
+alice_register (Fixture  *f,
+                gboolean  rewritten)
+{
+  alice_register_from (f, "127.0.0.1", rewritten ? "127.0.0.2" : NULL, rewritten);
 }
 
 static void
@@ -160,9 +181,11 @@ bob_ms (Fixture *f)
   return (f->end - f->start) / 1000;
 }
 
-/* Alice's port listens from now on */
+/* Alice's port listens from now on, with a queue of @backlog
+ * connections (or GLib's default, -1) */
 static GSocket *
-alice_listens (Fixture *f)
+alice_listens_queue (Fixture *f,
+                     int      backlog)
 {
   g_autoptr(GSocketAddress) local = NULL;
   g_autoptr(GSocket) listening = NULL;
@@ -171,9 +194,17 @@ alice_listens (Fixture *f)
   local = rndz_addr_to_socket_address (&f->alice->local, G_SOCKET_FAMILY_IPV4);
   listening = rndz_socket_new_bound (local, G_SOCKET_TYPE_STREAM, &error);
   g_assert_no_error (error);
+  if (backlog >= 0)
+    g_socket_set_listen_backlog (listening, backlog);
   g_assert_true (g_socket_listen (listening, &error));
   g_assert_no_error (error);
   return g_steal_pointer (&listening);
+}
+
+static GSocket *
+alice_listens (Fixture *f)
+{
+  return alice_listens_queue (f, -1);
 }
 
 /* What bob sends first on the connection alice accepts: its use */
@@ -304,6 +335,81 @@ test_relay (Fixture       *f,
   g_assert_true (rndz_test_run_until_set (NULL, (gpointer *) &joined, RNDZ_TEST_TIMEOUT_MS));
 }
 
+/* The requester's spare SYNs (rndz-connect.c) */
+
+typedef struct
+{
+  const char *alice;            /* where alice registers from */
+  const char *cand;             /* her candidate's host, on her port */
+  guint syns;                   /* how many SYNs of bob's reach her first */
+} Spares;
+
+/* On loopback, bob's spares reach alice whatever their TTL (its two hops
+ * are what keeps them from a peer behind a NAT: tests/netns/test-nat.sh) */
+static const Spares spares_nat = { "127.0.0.3", "127.0.0.2", 3 };
+static const Spares spares_no_nat = { "127.0.0.3", "127.0.0.3", 1 };
+static const Spares spares_same_nat = { "127.0.0.1", "127.0.0.2", 1 };
+
+static void
+test_spares (Fixture      *f,
+             const Spares *spares)
+{
+  g_autoptr(GSocket) listening = NULL;
+  g_autoptr(GSocket) filler = NULL;
+  g_autoptr(GSocketAddress) alice_address = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 before;
+
+  g_test_summary ("A TCP requester sends spare SYNs from its port before its own, to "
+                  "open its NAT, only towards a peer behind a NAT that is not its own");
+
+  if (rndz_test_listen_overflows () < 0)
+    {
+      g_test_skip ("No /proc/net/netstat to count the SYNs by");
+      return;
+    }
+
+  /* Alice's port listens with a full accept queue: the kernel drops the
+   * SYNs that come, and counts them */
+  alice_register_from (f, spares->alice, spares->cand, FALSE);
+  listening = alice_listens_queue (f, 0);
+  alice_address = rndz_addr_to_socket_address (&f->alice->local, G_SOCKET_FAMILY_IPV4);
+  filler = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (filler, alice_address, NULL, &error));
+  g_assert_no_error (error);
+
+  before = rndz_test_listen_overflows ();
+  bob_asks (f);
+  /* Well before the kernel sends bob's SYN again (1 s) */
+  rndz_test_run_for (NULL, 300);
+  g_assert_cmpint (rndz_test_listen_overflows () - before, >=, spares->syns);
+  /* (Other tests may fill accept queues meanwhile: at most a few more) */
+  if (spares->syns == 1)
+    g_assert_cmpint (rndz_test_listen_overflows () - before, <, 3);
+}
+
+static void
+test_spares_nat (Fixture       *f,
+                 gconstpointer  data)
+{
+  test_spares (f, &spares_nat);
+}
+
+static void
+test_spares_no_nat (Fixture       *f,
+                    gconstpointer  data)
+{
+  test_spares (f, &spares_no_nat);
+}
+
+static void
+test_spares_same_nat (Fixture       *f,
+                      gconstpointer  data)
+{
+  test_spares (f, &spares_same_nat);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -322,6 +428,16 @@ main (int   argc,
               fixture_setup, test_rewritten, fixture_teardown);
   g_test_add ("/direct-only/tcp/relay", Fixture, GUINT_TO_POINTER (RELAY),
               fixture_setup, test_relay, fixture_teardown);
+
+  g_test_add ("/direct-only/tcp/spares/behind-nat", Fixture,
+              GUINT_TO_POINTER (NO_RELAY_ON_SERVER), fixture_setup, test_spares_nat,
+              fixture_teardown);
+  g_test_add ("/direct-only/tcp/spares/no-nat", Fixture,
+              GUINT_TO_POINTER (NO_RELAY_ON_SERVER), fixture_setup, test_spares_no_nat,
+              fixture_teardown);
+  g_test_add ("/direct-only/tcp/spares/same-nat", Fixture,
+              GUINT_TO_POINTER (NO_RELAY_ON_SERVER), fixture_setup, test_spares_same_nat,
+              fixture_teardown);
 
   return g_test_run ();
 }

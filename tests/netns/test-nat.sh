@@ -499,7 +499,7 @@ loss_cases ()
 choose_iptables
 setup_topology
 
-N_TESTS=50
+N_TESTS=51
 # Only the cases with loss, for measuring them
 [ "${RNDZ_NETNS_ONLY:-}" = loss ] && N_TESTS=2
 if [ "${RNDZ_NETNS_ONLY:-}" = timings ]; then
@@ -1051,6 +1051,31 @@ fails_cleanly "UDP: a peer whose router drops everything fails with a clear erro
 fails_cleanly "TCP: a peer whose router drops everything fails with a clear error within the timeout" \
   olga-tcp4 "$NS_PB" "$SERVER4" alice 'peer [^ ]*alice[^ ]* ' --tcp
 run nsx "$NS_RA" "$IPT" -D FORWARD 1
+
+# 51. A TCP requester's spare SYNs (rndz-connect.c) leave router B with
+# one hop to go: the ISP drops them, and none reaches pa. The firewalls
+# count SYNs from router B that reach the ISP with a TTL of 1, and SYNs
+# from router B's address that reach pa with a TTL under 32 (pb's own
+# arrive with 61, after three routers)
+count_syns ()
+{
+  nsx "$1" "$IPT" -t raw -nvxL PREROUTING | awk 'NR == 3 { print $1 }'
+}
+run nsx "$NS_ISP" "$IPT" -t raw -I PREROUTING -i rb -p tcp --syn -m ttl --ttl-eq 1
+run nsx "$NS_PA" "$IPT" -t raw -I PREROUTING -s 203.0.113.2 -p tcp --syn -m ttl --ttl-lt 32
+connector spare-tcp4 "$NS_PB" "$CONNECT_TIMEOUT" --id spare-tcp4 --server-addr "$SERVER4" \
+          --remote-peer alice --message spare-tcp4 --tcp
+expired=$(count_syns "$NS_ISP")
+arrived=$(count_syns "$NS_PA")
+run nsx "$NS_ISP" "$IPT" -t raw -D PREROUTING 1
+run nsx "$NS_PA" "$IPT" -t raw -D PREROUTING 1
+status=1
+if [ "$RC" = 0 ] && [ "$(cat "$TMP/spare-tcp4.out")" = spare-tcp4 ] &&
+   [ "$(path_of spare-tcp4)" = direct ] && [ "${expired:-0}" -ge 2 ] && [ "${arrived:-1}" = 0 ]; then
+  status=0
+fi
+result $status "TCP from pb to alice: pb's spare SYNs open router B and stop at the next router ($expired expired at the ISP, ${arrived:-?} reached pa), and pb connects directly"
+[ $status = 0 ] || diag "$TMP/spare-tcp4.err"
 
 for timing in "${TIMINGS[@]}"; do
   echo "# time: $timing"
