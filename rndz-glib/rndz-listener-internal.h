@@ -56,13 +56,18 @@ G_BEGIN_DECLS
 #define RSYNC_RETRY_MAX_MS 800
 /* A check socket whose use we answered stays ours, to answer the use
  * (and the checks) again, until the requester's first datagram of its
- * own comes, or until it has sent none of them for this long: more than
- * two of its gaps between uses (USE_RETRY_MAX_MS in rndz-connect.c).
- * No longer than two thirds of the direct timeout after the first use,
- * though: a requester that never gets an answer still learns that the
- * path is its own from our application's first datagram, if ours speaks
- * first, before its own direct timeout. */
-#define HANDOVER_QUIET_MS 600
+ * own comes, or until it has sent none of them for this long: four of
+ * its gaps between uses (USE_RETRY_MAX_MS in rndz-connect.c), two and a
+ * half between checks (CHECK_MAX_MS). With 600 ms, three uses lost in a
+ * row (one in 125 at 20 % loss) took the socket from a requester that
+ * had no answer yet. No longer than two thirds of the direct timeout
+ * after the first use, though: a requester that never gets an answer
+ * still learns that the path is its own from our application's first
+ * datagram, if ours speaks first, before its own direct timeout. When
+ * the socket goes without the requester's data, HANDOVER_LAST_ANSWERS
+ * more answers go first (check_send_last_answers()). */
+#define HANDOVER_QUIET_MS 1000
+#define HANDOVER_LAST_ANSWERS 2
 
 struct _RndzListener
 {

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "rndz-client-internal.h"
+#include "rndz-connect-op-private.h"
 #include "rndz-listener-internal.h"
 #include "rndz-hard-nat-private.h"
 #include "rndz-test-util.h"
@@ -709,6 +710,23 @@ bob_asks (Fixture        *fixture,
   send_request (fixture, bob, &isync);
 }
 
+/* alice listens over UDP; bob asks for her from PEER_HOST (in
+ * @bob_addr), and her punch tells him where she is (@alice) */
+static GSocket *
+bob_punched (Fixture  *fixture,
+             RndzAddr *bob_addr,
+             RndzAddr *alice,
+             guint32   tid)
+{
+  g_autoptr(GSocket) bob = NULL;
+
+  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
+  bob = udp_on (PEER_HOST, 0, bob_addr);
+  bob_asks (fixture, bob, bob_addr, NULL, tid);
+  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, alice, NULL, 5000));
+  return g_steal_pointer (&bob);
+}
+
 static void
 test_listener_check_elsewhere (Fixture       *fixture,
                                gconstpointer  data)
@@ -844,10 +862,7 @@ test_listener_answers_lost (Fixture       *fixture,
                   "and answers, long after her fourth answer; its data then hands the "
                   "socket over");
 
-  alice_listens (fixture, RNDZ_TRANSPORT_UDP);
-  bob = udp_on (PEER_HOST, 0, &bob_addr);
-  bob_asks (fixture, bob, &bob_addr, NULL, tid);
-  g_assert_true (recv_type (bob, RNDZ_MESSAGE_RSYNC, &alice, NULL, 5000));
+  bob = bob_punched (fixture, &bob_addr, &alice, tid);
 
   /* A requester nominated by the punch: uses for a second, then checks
    * (rndz-connect-udp.c); alice's answers are "lost": bob drops them */
@@ -905,6 +920,50 @@ test_listener_uses_forever (Fixture       *fixture,
   g_assert_cmpint (handed, >, 0);
   g_assert_cmpint (handed - start, >=, 900 * G_TIME_SPAN_MILLISECOND);
   g_assert_cmpint (handed - start, <, 1500 * G_TIME_SPAN_MILLISECOND);
+}
+
+static void
+test_listener_uses_lost (Fixture       *fixture,
+                         gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  RndzAddr bob_addr, alice;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("A requester without an answer whose next three uses are lost (800 ms "
+                  "of silence) still finds alice's check socket answering");
+
+  bob = bob_punched (fixture, &bob_addr, &alice, tid);
+
+  /* A use whose answer is "lost", then three lost uses: silence */
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  rndz_test_run_for (NULL, 4 * USE_RETRY_MAX_MS);
+  count_type (bob, ANY_TYPE);
+  g_assert_null (fixture->peer_socket);
+
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 1000));
+}
+
+static void
+test_listener_last_answers (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_autoptr(GSocket) bob = NULL;
+  RndzAddr bob_addr, alice;
+  guint32 tid = g_random_int ();
+
+  g_test_summary ("When a requester goes quiet without data, alice answers its use "
+                  "again as her check socket goes to the application");
+
+  bob = bob_punched (fixture, &bob_addr, &alice, tid);
+
+  send_peer (bob, &alice, RNDZ_MESSAGE_USE, tid, "bob", "alice");
+  g_assert_true (recv_from_port (bob, RNDZ_MESSAGE_USE, alice.port, NULL, NULL, 1000));
+  g_assert_true (rndz_test_run_until_set (NULL, (gpointer *) &fixture->peer_socket,
+                                          HANDOVER_QUIET_MS + 1000));
+  rndz_test_run_for (NULL, 100);
+  g_assert_cmpuint (count_type (bob, RNDZ_MESSAGE_USE), ==, HANDOVER_LAST_ANSWERS);
 }
 
 static void
@@ -1439,6 +1498,8 @@ main (int   argc,
   ADD ("/paths/listener/use-moved", test_listener_use_moved);
   ADD ("/paths/listener/use-stops-punches", test_listener_use_stops_punches);
   ADD ("/paths/listener/answers-lost", test_listener_answers_lost);
+  ADD ("/paths/listener/uses-lost", test_listener_uses_lost);
+  ADD ("/paths/listener/last-answers", test_listener_last_answers);
   ADD ("/paths/listener/uses-forever", test_listener_uses_forever);
   ADD ("/paths/listener/spray-elsewhere", test_listener_spray_elsewhere);
   ADD ("/paths/listener/tcp-elsewhere", test_listener_tcp_elsewhere);
