@@ -423,7 +423,7 @@ fails_promptly ()
 # row; even at the 0.7 % that 0 failures in 420 leave possible (95 %),
 # 20 trials would fall below 19 about one run in 120: 19 it is. With the
 # requester's spare SYNs and the listener's redial (case 51): 20 of 20 in
-# each of eleven runs, medians 10-713 ms.
+# each of sixteen runs, medians 10-713 ms.
 LOSS_PROBABILITY=0.2
 LOSS_TRIALS=20
 LOSS_MIN_UDP=19
