@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "rndz-addr-private.h"
+#include "rndz-peer-context-private.h"
 
 G_BEGIN_DECLS
 
@@ -40,9 +41,12 @@ void                rndz_connect_attempt_hand_over (GSocket      *socket,
  * application has it (rndz_connect_attempt_hand_over()) */
 #define RNDZ_CONNECT_RTO_CAP_KEPT_MS 10000
 gboolean            rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt);
-void                rndz_connect_attempt_syn_only (GSocket        *socket,
-                                                   const RndzAddr *to,
-                                                   guint           ttl);
+void                rndz_connect_attempt_spare_syns (RndzPeerContext *peer,
+                                                     GSocketFamily    family,
+                                                     guint16          port,
+                                                     const RndzAddr  *to,
+                                                     guint            n,
+                                                     guint            ttl);
 
 /* Towards a server, a SYN that met no answer goes again from a new socket
  * on the same port this often, instead of after the kernel's 1 s

@@ -232,27 +232,42 @@ rndz_connect_attempt_unanswered (RndzConnectAttempt *attempt)
 }
 
 /*
- * rndz_connect_attempt_syn_only:
- * @ttl: how many hops the SYN may go (its IPv4 TTL or IPv6 hop limit),
- *   or 0 for as far as any
+ * rndz_connect_attempt_spare_syns:
+ * @n: how many
+ * @ttl: how many hops each may go (its IPv4 TTL or IPv6 hop limit), or
+ *   0 for as far as any
  *
- * Sends one SYN from @socket towards @to, and closes @socket: a socket
- * closed before any answer came sends nothing more. What is left is the
- * mapping the SYN opened in our NAT's connection tracking, which a later
- * SYN on the same ports (with another sequence number) takes over.
+ * Sends @n SYNs towards @to from @peer's @port, each from a socket of its
+ * own closed at once: a socket closed before any answer came sends
+ * nothing more. What is left is the mapping a SYN opened in our NAT's
+ * connection tracking, which a later SYN on the same ports (with another
+ * sequence number) takes over.
  */
 void
-rndz_connect_attempt_syn_only (GSocket        *socket,
-                               const RndzAddr *to,
-                               guint           ttl)
+rndz_connect_attempt_spare_syns (RndzPeerContext *peer,
+                                 GSocketFamily    family,
+                                 guint16          port,
+                                 const RndzAddr  *to,
+                                 guint            n,
+                                 guint            ttl)
 {
-  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, g_socket_get_family (socket));
+  g_autoptr(GSocketAddress) address = rndz_addr_to_socket_address (to, family);
 
-  /* On an IPv6 socket this sets the TTL of v4-mapped peers too */
-  if (ttl > 0)
-    g_socket_set_ttl (socket, ttl);
-  g_socket_set_blocking (socket, FALSE);
-  if (address != NULL)
-    g_socket_connect (socket, address, NULL, NULL);
-  g_socket_close (socket, NULL);
+  if (address == NULL)
+    return;
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GSocket) spare = rndz_peer_context_bind (peer, family, G_SOCKET_TYPE_STREAM,
+                                                         port, NULL);
+
+      if (spare == NULL)
+        continue;
+      /* On an IPv6 socket this sets the TTL of v4-mapped peers too */
+      if (ttl > 0)
+        g_socket_set_ttl (spare, ttl);
+      g_socket_set_blocking (spare, FALSE);
+      g_socket_connect (spare, address, NULL, NULL);
+      g_socket_close (spare, NULL);
+    }
 }

@@ -680,17 +680,9 @@ static void
 op_tcp_send_spares (ConnectOp         *op,
                     const RndzMessage *redirect)
 {
-  if (op_is_done (op) || !redirect_needs_spares (redirect))
-    return;
-
-  for (guint i = 0; i < SPARE_SYNS; i++)
-    {
-      g_autoptr(GSocket) spare = rndz_peer_context_bind (op->peer, op->family,
-                                                         G_SOCKET_TYPE_STREAM, op->port, NULL);
-
-      if (spare != NULL)
-        rndz_connect_attempt_syn_only (spare, &redirect->addr, SPARE_SYN_TTL);
-    }
+  if (!op_is_done (op) && redirect_needs_spares (redirect))
+    rndz_connect_attempt_spare_syns (op->peer, op->family, op->port, &redirect->addr,
+                                     SPARE_SYNS, SPARE_SYN_TTL);
 }
 
 /* Connects towards every address of the peer at once */

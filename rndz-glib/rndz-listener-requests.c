@@ -379,15 +379,8 @@ static void
 punch_send_spares (RndzListener   *listener,
                    const RndzAddr *addr)
 {
-  for (guint i = 0; i < PUNCH_SPARE_SYNS; i++)
-    {
-      g_autoptr(GSocket) spare = rndz_peer_context_bind (listener->peer, listener->family,
-                                                         G_SOCKET_TYPE_STREAM, listener->port,
-                                                         NULL);
-
-      if (spare != NULL)
-        rndz_connect_attempt_syn_only (spare, addr, 0);
-    }
+  rndz_connect_attempt_spare_syns (listener->peer, listener->family, listener->port, addr,
+                                   PUNCH_SPARE_SYNS, 0);
 }
 
 static void

@@ -205,6 +205,18 @@ check_hand_over (Check *check)
   g_signal_emit_by_name (listener, "peer-socket", peer_id, socket);
 }
 
+/* Our answer to the requester's use (use_tid), as check_answer_use()
+ * sends it */
+static gsize
+check_encode_use_answer (Check *check,
+                         char   buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE])
+{
+  RndzMessage use;
+
+  rndz_message_init (&use, RNDZ_MESSAGE_USE, check->use_tid);
+  return encode_answer (check->listener, check->peer_id, RNDZ_MESSAGE_USE, &use, buf);
+}
+
 /* The requester went quiet (or kept on until handover_until) without
  * a datagram of its own: it has our answer and waits for our
  * application, or all our answers were lost and it still sends uses,
@@ -217,11 +229,8 @@ static void
 check_send_last_answers (Check *check)
 {
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
-  RndzMessage use;
-  gsize len;
+  gsize len = check_encode_use_answer (check, buf);
 
-  rndz_message_init (&use, RNDZ_MESSAGE_USE, check->use_tid);
-  len = encode_answer (check->listener, check->peer_id, RNDZ_MESSAGE_USE, &use, buf);
   for (guint i = 0; i < HANDOVER_LAST_ANSWERS; i++)
     rndz_udp_send (check->socket, NULL, buf, len, "answer to a use");
 }
@@ -253,11 +262,8 @@ check_hand_over_listening (Check *check)
   RndzListener *listener = check->listener;
   char buf[RNDZ_MESSAGE_DEFAULT_MAX_SIZE];
   RndzAddr addr = check->addr;
-  RndzMessage use;
-  gsize len;
+  gsize len = check_encode_use_answer (check, buf);
 
-  rndz_message_init (&use, RNDZ_MESSAGE_USE, check->use_tid);
-  len = encode_answer (listener, check->peer_id, RNDZ_MESSAGE_USE, &use, buf);
   g_hash_table_remove (listener->checks, &addr);
   answer_from_listening (listener, &addr, buf, len);
 }
