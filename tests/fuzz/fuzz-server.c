@@ -34,7 +34,9 @@
  *    sent with that tid; nothing is sent outside the handling of a
  *    datagram but fsyncs;
  *  - every TCP frame the server sends is a valid message of a server's type;
- *  - no host receives, or causes, more fsyncs than the request rate allows;
+ *  - no host receives, or causes, more fsyncs than the request rate allows
+ *    (a target: not counting the copies of a request's fsync, at most
+ *    MAX_FSYNC_COPIES, which its requester's budget pays for);
  *  - the peer count never grows past max-peers, nor the number of open
  *    connections past max-connections;
  *  - and, through the sanitizers, no crash, leak or undefined behaviour.
@@ -54,6 +56,7 @@
 #include <unistd.h>
 
 #include "rndz-auth.h"
+#include "rndz-forward-internal.h"
 #include "rndz-message-private.h"
 #include "rndz-server-private.h"
 #include "rndz-types.h"
@@ -174,9 +177,11 @@ typedef struct
   Fsync fsyncs[N_FSYNCS];
   guint n_fsyncs;
 
-  /* fsyncs per host, caused by and sent to */
+  /* fsyncs per host, caused by and sent to (to: the first of each
+   * request only), and (target address, tid) → fsyncs of one request */
   GHashTable *fsyncs_by_requester;
   GHashTable *fsyncs_by_target;
+  GHashTable *fsyncs_by_request;
   guint max_rate;
   gint64 started;
   guint budget;           /* messages left to send: bounds a run's time */
@@ -261,6 +266,30 @@ count_fsync (Harness        *h,
     fail ("a host caused or received more fsyncs than the request rate allows");
 }
 
+static char *
+isync_key (const RndzAddr *addr,
+           guint32         tid)
+{
+  char text[RNDZ_ADDR_STRLEN];
+
+  return g_strdup_printf ("%s/%u", rndz_addr_format (addr, text), tid);
+}
+
+/* How many fsyncs of the request @tid went to @to, this one included */
+static guint
+count_request_fsync (Harness        *h,
+                     const RndzAddr *to,
+                     guint32         tid)
+{
+  char *key = isync_key (to, tid);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (h->fsyncs_by_request, key)) + 1;
+
+  g_hash_table_replace (h->fsyncs_by_request, key, GUINT_TO_POINTER (n));
+  if (n > 1 + MAX_FSYNC_COPIES)
+    fail ("a request was forwarded more often than its copies allow");
+  return n;
+}
+
 static void
 record_fsync (Harness           *h,
               const RndzMessage *msg,
@@ -276,17 +305,13 @@ record_fsync (Harness           *h,
   f->to = to;
   f->transport = transport;
 
+  /* Every fsync takes from its requester's budget. A copy of a pending
+   * request's fsync (for a copy of its isync) does not take from the
+   * target's: the request paid for it, at most MAX_FSYNC_COPIES times
+   * (rndz-forward.c, isync_retransmitted()) */
   count_fsync (h, h->fsyncs_by_requester, &msg->addr);
-  count_fsync (h, h->fsyncs_by_target, to_addr);
-}
-
-static char *
-isync_key (const RndzAddr *addr,
-           guint32         tid)
-{
-  char text[RNDZ_ADDR_STRLEN];
-
-  return g_strdup_printf ("%s/%u", rndz_addr_format (addr, text), tid);
+  if (count_request_fsync (h, to_addr, msg->tid) == 1)
+    count_fsync (h, h->fsyncs_by_target, to_addr);
 }
 
 /* UDP: what the server sends */
@@ -1126,6 +1151,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   h.isyncs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.fsyncs_by_requester = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.fsyncs_by_target = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  h.fsyncs_by_request = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.max_rate = rndz_server_get_request_rate (h.server);
   h.started = g_get_monotonic_time ();
   h.budget = 4096;
@@ -1173,6 +1199,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_hash_table_unref (h.isyncs);
   g_hash_table_unref (h.fsyncs_by_requester);
   g_hash_table_unref (h.fsyncs_by_target);
+  g_hash_table_unref (h.fsyncs_by_request);
   g_clear_pointer (&h.secret, g_bytes_unref);
   return 0;
 }
