@@ -34,9 +34,12 @@
  *    sent with that tid; nothing is sent outside the handling of a
  *    datagram but fsyncs;
  *  - every TCP frame the server sends is a valid message of a server's type;
- *  - no host receives, or causes, more fsyncs than the request rate allows
- *    (a target: not counting the copies of a request's fsync, at most
- *    MAX_FSYNC_COPIES, which its requester's budget pays for);
+ *  - no host causes more fsyncs than the request rate allows; none
+ *    receives more than its request rate, plus one a requester host and
+ *    NEWCOMER_INTERVAL_S (the newcomers' budget), nor from one requester
+ *    host more than their pair's share (a target: not counting the copies
+ *    of a request's fsync, at most MAX_FSYNC_COPIES, which its requester's
+ *    budget pays for);
  *  - the peer count never grows past max-peers, nor the number of open
  *    connections past max-connections;
  *  - and, through the sanitizers, no crash, leak or undefined behaviour.
@@ -182,6 +185,10 @@ typedef struct
   GHashTable *fsyncs_by_requester;
   GHashTable *fsyncs_by_target;
   GHashTable *fsyncs_by_request;
+  /* "target host|requester host" → requests forwarded for that pair, and
+   * target host → how many requester hosts it got requests from */
+  GHashTable *fsyncs_by_pair;
+  GHashTable *requesters_by_target;
   guint max_rate;
   gint64 started;
   guint budget;           /* messages left to send: bounds a run's time */
@@ -263,7 +270,45 @@ count_fsync (Harness        *h,
   g_hash_table_replace (table, key, GUINT_TO_POINTER (n));
   /* A burst of twice the rate, and the rate since */
   if (n > 2 * h->max_rate + h->max_rate * elapsed + 1)
-    fail ("a host caused or received more fsyncs than the request rate allows");
+    fail ("a host caused more fsyncs than the request rate allows");
+}
+
+static guint
+count_in (GHashTable *table,
+          char       *key)
+{
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (table, key)) + 1;
+
+  g_hash_table_replace (table, key, GUINT_TO_POINTER (n));
+  return n;
+}
+
+/* A request forwarded from @requester to @target (its first fsync). The
+ * target's budget is its shared one, and its newcomers': a requester host
+ * that had none of its requests to that target forwarded in the last
+ * NEWCOMER_INTERVAL_S gets one through there (rndz-forward.c,
+ * rndz_forward_isync_admit()); and a pair no more than its own share. */
+static void
+count_target_fsync (Harness        *h,
+                    const RndzAddr *target,
+                    const RndzAddr *requester)
+{
+  g_autofree char *target_key = host_key (target);
+  g_autofree char *requester_key = host_key (requester);
+  double elapsed = (g_get_monotonic_time () - h->started) / (double) G_USEC_PER_SEC;
+  guint n, pair, newcomers;
+
+  pair = count_in (h->fsyncs_by_pair, g_strconcat (target_key, "|", requester_key, NULL));
+  if (pair == 1)
+    count_in (h->requesters_by_target, g_strdup (target_key));
+  newcomers = GPOINTER_TO_UINT (g_hash_table_lookup (h->requesters_by_target, target_key));
+  n = count_in (h->fsyncs_by_target, g_strdup (target_key));
+
+  if (pair > PAIR_BURST + PAIR_RATE * elapsed + 1)
+    fail ("a requester got more requests to one target through than its share");
+  if (n > 2 * h->max_rate + h->max_rate * elapsed + 1 +
+          newcomers * (1 + elapsed / NEWCOMER_INTERVAL_S))
+    fail ("a host received more fsyncs than its request rate and newcomers allow");
 }
 
 static char *
@@ -311,7 +356,7 @@ record_fsync (Harness           *h,
    * (rndz-forward.c, isync_retransmitted()) */
   count_fsync (h, h->fsyncs_by_requester, &msg->addr);
   if (count_request_fsync (h, to_addr, msg->tid) == 1)
-    count_fsync (h, h->fsyncs_by_target, to_addr);
+    count_target_fsync (h, to_addr, &msg->addr);
 }
 
 /* UDP: what the server sends */
@@ -1152,6 +1197,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   h.fsyncs_by_requester = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.fsyncs_by_target = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.fsyncs_by_request = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  h.fsyncs_by_pair = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  h.requesters_by_target = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   h.max_rate = rndz_server_get_request_rate (h.server);
   h.started = g_get_monotonic_time ();
   h.budget = 4096;
@@ -1200,6 +1247,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   g_hash_table_unref (h.fsyncs_by_requester);
   g_hash_table_unref (h.fsyncs_by_target);
   g_hash_table_unref (h.fsyncs_by_request);
+  g_hash_table_unref (h.fsyncs_by_pair);
+  g_hash_table_unref (h.requesters_by_target);
   g_clear_pointer (&h.secret, g_bytes_unref);
   return 0;
 }
