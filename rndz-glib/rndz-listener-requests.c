@@ -339,12 +339,14 @@ static gboolean
 punch_redial_cb (gpointer user_data)
 {
   Punch *punch = user_data;
+  char addr[RNDZ_ADDR_STRLEN];
 
   g_clear_pointer (&punch->redial, g_source_unref);
   if (punch->attempt == NULL || !rndz_connect_attempt_unanswered (punch->attempt))
     return G_SOURCE_REMOVE;
 
-  g_debug ("Connecting to “%s” again: no answer yet", punch->peer_id);
+  g_debug ("Connecting to “%s” at %s again: no answer yet", punch->peer_id,
+           rndz_addr_format (&punch->addr, addr));
   g_clear_pointer (&punch->attempt, rndz_connect_attempt_free);
   g_socket_close (punch->socket, NULL);
   g_clear_object (&punch->socket);

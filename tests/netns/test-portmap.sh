@@ -220,7 +220,7 @@ connect ()
 # rounds TRANSPORT PEER [--tcp]: ROUNDS connections; sets OK, TIMES, PATHS
 rounds ()
 {
-  local transport=$1 peer=$2 tcp=${3:-} i message
+  local transport=$1 peer=$2 tcp=${3:-} i message seen
   OK=0
   TIMES=()
   PATHS=()
@@ -228,6 +228,7 @@ rounds ()
     # The server limits requests from one address: pb's are spaced out
     [ "$i" = 1 ] || sleep 0.5
     message="m-$transport-$i-$RANDOM"
+    seen=$(wc -l <"$TMP/$peer.err" 2>/dev/null || echo 0)
     connect "bob-$transport-$i" --id "bob-$transport-$i" --remote-peer "$peer" \
             --message "$message" ${tcp:+"$tcp"}
     if [ "$RC" = 0 ] && [ "$(cat "$TMP/bob-$transport-$i.out")" = "$message" ] &&
@@ -238,6 +239,13 @@ rounds ()
     else
       echo "# $transport round $i: exit status $RC after $MS ms, path $PATH_TAKEN"
       grep -v -- '-DEBUG' "$TMP/bob-$transport-$i.err" | head -n 3 | sed 's/^/#   /'
+      # What each side did, for a failure in CI, where the logs go
+      echo "#   bob-$transport-$i, last lines:"
+      tail -n 30 "$TMP/bob-$transport-$i.err" | sed 's/^/#     /'
+      if [ -f "$TMP/$peer.err" ]; then
+        echo "#   $peer, during the round:"
+        tail -n +"$(( seen + 1 ))" "$TMP/$peer.err" | head -n 40 | sed 's/^/#     /'
+      fi
     fi
   done
 }
