@@ -204,7 +204,7 @@ static gboolean
 link_is_alive (Link   *link,
                gint64  now)
 {
-  gint64 limit = 2 * (gint64) keepalive_ms (link->listener) * 1000 + G_USEC_PER_SEC;
+  gint64 limit = rndz_peer_context_get_server_silence_ms (link->listener->peer) * (gint64) 1000;
 
   return link->last_pong != 0 && now - link->last_pong <= limit;
 }

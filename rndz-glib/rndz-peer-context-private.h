@@ -90,6 +90,7 @@ guint32          rndz_new_tid                     (void);
 void             rndz_peer_context_sign           (RndzPeerContext     *self,
                                                    const RndzAddr      *server,
                                                    RndzMessage         *msg);
+guint            rndz_peer_context_get_server_silence_ms (RndzPeerContext *self);
 GSocketFamily    rndz_peer_context_pick_family    (RndzPeerContext     *self,
                                                    GArray              *servers);
 GSocket         *rndz_peer_context_bind           (RndzPeerContext     *self,

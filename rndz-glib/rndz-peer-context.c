@@ -159,6 +159,19 @@ rndz_peer_context_sign (RndzPeerContext *self,
 }
 
 /*
+ * rndz_peer_context_get_server_silence_ms:
+ *
+ * How long a server may be silent before a link to it is given up: two
+ * keepalive intervals without a pong, and a second more for the last one
+ * to come back.
+ */
+guint
+rndz_peer_context_get_server_silence_ms (RndzPeerContext *self)
+{
+  return (guint) MIN (2 * (guint64) self->keepalive_ms + 1000, G_MAXUINT);
+}
+
+/*
  * rndz_peer_context_pick_family:
  *
  * The family of the sockets for a listen or connect: the local address's

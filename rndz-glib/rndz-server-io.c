@@ -19,6 +19,7 @@
 #include "rndz-acceptor-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-ratelimit-private.h"
+#include "rndz-socket-private.h"
 #include "rndz-udp-batch-private.h"
 #include "rndz-i18n-private.h"
 
@@ -621,6 +622,8 @@ rndz_server_io_add_connection (RndzServerIo   *io,
   RndzChannel *channel;
 
   io->callbacks.enter (io->owner);
+  /* A peer that stays silent this long is forgotten anyway */
+  rndz_socket_limit_tcp_backoff (socket, io->config->peer_timeout_ms);
   channel = io_open_channel (io, socket, remote, &error);
   if (channel == NULL)
     {

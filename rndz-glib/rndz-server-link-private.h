@@ -49,6 +49,7 @@ gboolean        rndz_server_link_open       (RndzServerLink      *link,
                                              GError             **error);
 gboolean        rndz_server_link_is_open    (RndzServerLink      *link);
 gboolean        rndz_server_link_is_ready   (RndzServerLink      *link);
+GSocket        *rndz_server_link_get_socket (RndzServerLink      *link);
 guint16         rndz_server_link_get_port   (RndzServerLink      *link);
 const RndzAddr *rndz_server_link_get_server (RndzServerLink      *link);
 gboolean        rndz_server_link_send       (RndzServerLink      *link,

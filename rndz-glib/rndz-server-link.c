@@ -13,6 +13,7 @@
 #include "rndz-server-link-private.h"
 #include "rndz-channel-private.h"
 #include "rndz-connect-attempt-private.h"
+#include "rndz-socket-private.h"
 #include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
 #include "rndz-udp-private.h"
@@ -266,6 +267,11 @@ link_tcp_connected_cb (GSocket      *socket,
       return;
     }
 
+  /* The request, its forward, the answer and the redirect go this way:
+   * a frame lost again and again waits no more than 1 s a time, and the
+   * link lives as long as the listener would keep it (the keepalive at
+   * the time of connecting) */
+  rndz_socket_limit_tcp_backoff (connected, rndz_peer_context_get_server_silence_ms (link->peer));
   link->channel = rndz_channel_new (connected, link->peer->context, RNDZ_MESSAGE_DEFAULT_MAX_SIZE,
                                     link_tcp_message_cb, link);
   link_emit (link, RNDZ_SERVER_LINK_READY, NULL, NULL);
@@ -361,14 +367,23 @@ rndz_server_link_get_server (RndzServerLink *link)
   return &link->server;
 }
 
+/* The link's socket: UDP, or TCP connected or connecting; %NULL if closed */
+GSocket *
+rndz_server_link_get_socket (RndzServerLink *link)
+{
+  if (link->socket != NULL)
+    return link->socket;
+  if (link->channel != NULL)
+    return rndz_channel_get_socket (link->channel);
+  return link->connecting;
+}
+
 guint16
 rndz_server_link_get_port (RndzServerLink *link)
 {
-  GSocket *socket = link->socket != NULL ? link->socket : link->connecting;
+  GSocket *socket = rndz_server_link_get_socket (link);
   g_autoptr(GSocketAddress) local = NULL;
 
-  if (socket == NULL && link->channel != NULL)
-    socket = rndz_channel_get_socket (link->channel);
   if (socket == NULL || (local = g_socket_get_local_address (socket, NULL)) == NULL)
     return 0;
 

@@ -20,6 +20,10 @@ GSocket *rndz_socket_new_bound        (GSocketAddress  *local,
                                        GSocketType      type,
                                        GError         **error);
 void     rndz_socket_set_nodelay      (GSocket         *socket);
+/* A link to a server sends a lost frame again at least this often */
+#define RNDZ_LINK_RTO_MAX_MS 1000
+void     rndz_socket_limit_tcp_backoff (GSocket        *socket,
+                                        guint           give_up_ms);
 GSocket *rndz_socket_new_for_family   (GSocketFamily    family,
                                        GSocketType      type,
                                        GError         **error);

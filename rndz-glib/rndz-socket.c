@@ -14,6 +14,11 @@
 #include "rndz-socket-private.h"
 #include "rndz-i18n-private.h"
 
+/* Linux 6.15: the longest RTO of a socket, 1 s at the least */
+#if defined(__linux__) && !defined(TCP_RTO_MAX_MS)
+#define TCP_RTO_MAX_MS 44
+#endif
+
 /**
  * rndz_socket_receive_bytes:
  * @socket: a #GSocket, such as the one rndz_client_listen_udp() or
@@ -246,4 +251,31 @@ rndz_socket_set_nodelay (GSocket *socket)
   /* Frames are written whole; without this, Nagle and delayed ACKs add
    * tens of milliseconds to every exchange. */
   g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+}
+
+/*
+ * rndz_socket_limit_tcp_backoff:
+ * @socket: a TCP socket between a peer and a server
+ * @give_up_ms: how long its owner waits for an answer before it gives
+ *   the connection up on its own
+ *
+ * A frame lost several times in a row on an established connection goes
+ * again after about 0.2, 0.4, 0.8 and 1.6 s: four losses hold it back
+ * 3 s, a rendezvous's whole direct timeout. The links between peers and
+ * servers carry a rendezvous's request, its forward, the answer and the
+ * redirect: where the kernel lets a socket cap its RTO (Linux 6.15,
+ * TCP_RTO_MAX_MS), they go again at least every second (2.4 s for four
+ * losses). The kernel then counts its retries (tcp_retries2) at that
+ * pace and would give the connection up after some 13 s of outage:
+ * TCP_USER_TIMEOUT keeps it until its owner would give it up anyway.
+ * Elsewhere nothing changes.
+ */
+void
+rndz_socket_limit_tcp_backoff (GSocket *socket,
+                               guint    give_up_ms)
+{
+#ifdef __linux__
+  if (g_socket_set_option (socket, IPPROTO_TCP, TCP_RTO_MAX_MS, RNDZ_LINK_RTO_MAX_MS, NULL))
+    g_socket_set_option (socket, IPPROTO_TCP, TCP_USER_TIMEOUT, MIN (give_up_ms, G_MAXINT), NULL);
+#endif
 }
