@@ -12,13 +12,10 @@
 #endif
 
 #include "rndz-connect-attempt-private.h"
+#include "rndz-socket-private.h"
 #include "rndz-source-private.h"
 #include "rndz-i18n-private.h"
 
-/* Linux 6.15: the longest RTO of a socket, 1 s at the least */
-#if defined(__linux__) && !defined(TCP_RTO_MAX_MS)
-#define TCP_RTO_MAX_MS 44
-#endif
 /* While punching: the SYN (and a simultaneous open's SYN-ACK) again every
  * second, not after 1 s then 2 s more */
 #define PUNCH_RTO_MAX_MS 1000

@@ -8,6 +8,15 @@
 
 #include <gio/gio.h>
 
+#ifdef __linux__
+#include <netinet/tcp.h>
+/* Linux 6.15: the longest RTO of a socket, 1 s at the least; older C
+ * libraries do not name it (the kernel then refuses the option) */
+#ifndef TCP_RTO_MAX_MS
+#define TCP_RTO_MAX_MS 44
+#endif
+#endif
+
 #include "rndz-socket.h"
 #include "rndz-message-private.h"
 

@@ -14,11 +14,6 @@
 #include "rndz-socket-private.h"
 #include "rndz-i18n-private.h"
 
-/* Linux 6.15: the longest RTO of a socket, 1 s at the least */
-#if defined(__linux__) && !defined(TCP_RTO_MAX_MS)
-#define TCP_RTO_MAX_MS 44
-#endif
-
 /**
  * rndz_socket_receive_bytes:
  * @socket: a #GSocket, such as the one rndz_client_listen_udp() or

@@ -25,10 +25,6 @@
 #include "rndz-socket-private.h"
 #include "rndz-test-util.h"
 
-#ifndef TCP_RTO_MAX_MS
-#define TCP_RTO_MAX_MS 44
-#endif
-
 static int
 rto_max (GSocket *socket)
 {
